@@ -1,0 +1,293 @@
+/*
+ * strata.h: the whole public API of libstrata.
+ *
+ * Strata stores a voxel material world (one uint16 material id per voxel) across
+ * the ranks of an MPI job. The world is cut into cubic chunks of edge C; chunk
+ * keys are 3-D Morton codes of chunk coordinates and rank r owns the keys in
+ * [split[r], split[r+1]). Updates are staged anywhere and routed to owners by
+ * collective flushes; a collective commit makes them durable and atomic.
+ *
+ * Conventions
+ * - Every function returns a strata_status. On failure, strata_last_error(w)
+ *   (or strata_last_error(NULL) when no world exists yet) names what was wrong.
+ * - "Collective": every rank of the world's communicator must call the function,
+ *   in the same order. An error on one rank is agreed on by all: every rank
+ *   returns the same status and message, and nothing hangs.
+ * - Voxel coordinates are int64 in [0, dims). Arrays are C order [z][y][x].
+ * - Material 0 is air; a voxel never written reads as air.
+ */
+#ifndef STRATA_H
+#define STRATA_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define STRATA_VERSION_MAJOR 0
+#define STRATA_VERSION_MINOR 1
+/** On-disk format version written by this library; newer worlds are refused. */
+#define STRATA_FORMAT_VERSION 1
+
+#define STRATA_CHUNK_EDGE_MIN 16
+#define STRATA_CHUNK_EDGE_MAX 256
+/** Default chunk edge, chosen by measurement (docs/benchmarks.md). */
+#define STRATA_CHUNK_EDGE_DEFAULT 32
+/** Chunk coordinates must fit this many bits per axis (3 x 21 = 63-bit keys). */
+#define STRATA_MORTON_BITS 21
+#define STRATA_MATERIAL_NAME_MAX 48
+#define STRATA_ERROR_MAX 512
+/** Default byte budget of the clean-chunk cache, per rank. */
+#define STRATA_CACHE_BYTES_DEFAULT ((size_t)1 << 30)
+
+typedef enum {
+    STRATA_OK = 0,
+    STRATA_ERR_ARG,         /**< invalid argument or option */
+    STRATA_ERR_RANGE,       /**< a coordinate outside the world */
+    STRATA_ERR_NOMEM,       /**< an allocation failed */
+    STRATA_ERR_IO,          /**< a system call on a file failed */
+    STRATA_ERR_MPI,         /**< an MPI call failed */
+    STRATA_ERR_HDF5,        /**< an HDF5 call failed */
+    STRATA_ERR_FORMAT,      /**< not a world, or a malformed file */
+    STRATA_ERR_CORRUPT,     /**< a checksum mismatch or inconsistent data */
+    STRATA_ERR_VERSION,     /**< a world written by a newer format version */
+    STRATA_ERR_EXISTS,      /**< the world exists (use STRATA_CREATE_FORCE) */
+    STRATA_ERR_NOT_FOUND,   /**< no such world or file */
+    STRATA_ERR_LOCKED,      /**< another job has the world open for writing */
+    STRATA_ERR_READ_ONLY,   /**< a write to a world opened read-only */
+    STRATA_ERR_PARSE,       /**< malformed input file (line or record named) */
+    STRATA_ERR_OVERFLOW,    /**< a size that does not fit (dims, keys, bytes) */
+    STRATA_ERR_INTERRUPTED, /**< stopped by a signal at a batch boundary */
+    STRATA_ERR_STATUS_COUNT
+} strata_status;
+
+typedef struct strata_world strata_world;
+
+typedef struct {
+    uint16_t id;
+    char name[STRATA_MATERIAL_NAME_MAX];
+    uint8_t rgb[3];
+} strata_material;
+
+/** World configuration for strata_world_create. Initialise with strata_config_init. */
+typedef struct {
+    int64_t dims[3];        /**< voxels along x, y, z */
+    int32_t chunk_edge;     /**< power of two in [16, 256] */
+    double voxel_size[3];   /**< metres per voxel along x, y, z */
+    double origin[3];       /**< world position of voxel corner (0,0,0), metres */
+    const strata_material *materials; /**< table, may be NULL (defaults used) */
+    size_t material_count;
+} strata_config;
+
+/** Open options (strata_world_open / create). Initialise with strata_options_init. */
+typedef struct {
+    size_t cache_bytes;  /**< clean-chunk cache budget per rank */
+    int defer_index;     /**< 1: commits leave the index stale until reindex */
+    int zstd_level;      /**< compression level of chunk payloads */
+} strata_options;
+
+enum { STRATA_READ = 0, STRATA_WRITE = 1 };
+enum { STRATA_CREATE_FORCE = 1 };
+
+/** One voxel update; has_expected makes it conditional on the running value. */
+typedef struct {
+    int64_t x, y, z;
+    uint16_t material;
+    uint16_t expected;
+    uint8_t has_expected;
+} strata_update;
+
+/** Totals over all ranks of one collective batch. */
+typedef struct {
+    uint64_t submitted; /**< updates handed in */
+    uint64_t applied;   /**< updates that changed or set a voxel */
+    uint64_t skipped;   /**< conditional updates whose expected material differed */
+    double seconds;     /**< wall time of the collective call */
+} strata_batch_stats;
+
+typedef struct {
+    uint64_t epoch;          /**< the commit's epoch (0 = nothing committed yet) */
+    uint64_t chunks_written; /**< chunks stored by this commit, all ranks */
+    uint64_t raw_bytes;      /**< their uncompressed size */
+    uint64_t stored_bytes;   /**< their stored size */
+    double seconds;
+} strata_commit_stats;
+
+enum { STRATA_CHUNK_ABSENT = 0, STRATA_CHUNK_UNIFORM = 1, STRATA_CHUNK_DENSE = 2 };
+
+/** What the store knows of one chunk (the seed's ChunkMetadata). */
+typedef struct {
+    uint64_t key;           /**< Morton key */
+    int64_t bounds[6];      /**< voxel box x0,y0,z0,x1,y1,z1 clipped to the world */
+    int kind;               /**< STRATA_CHUNK_* */
+    uint16_t uniform_value; /**< material when kind is UNIFORM (air when ABSENT) */
+    uint64_t stored_bytes;  /**< payload bytes on disk (0 for uniform/absent) */
+    uint64_t epoch;         /**< commit that last changed it (0 if never) */
+    int owner;              /**< rank owning it */
+} strata_chunk_meta;
+
+/** Summary of a world for `strata info`. Totals are over all ranks. */
+typedef struct {
+    int64_t dims[3];
+    int32_t chunk_edge;
+    double voxel_size[3];
+    double origin[3];
+    uint64_t epoch;            /**< last commit */
+    int writer_ranks;          /**< ranks of the job that made the last commit */
+    uint64_t commits;          /**< commits since creation */
+    uint64_t segments;         /**< live segment files */
+    uint64_t chunks_uniform;   /**< stored uniform chunks */
+    uint64_t chunks_dense;     /**< stored dense chunks */
+    uint64_t stored_bytes;     /**< bytes of live segment files */
+    uint64_t payload_bytes;    /**< bytes of live chunk payloads */
+    uint64_t chunks_total;     /**< chunks the world's dims cover (absent ones too) */
+    uint64_t metadata_bytes;   /**< largest per-rank metadata footprint */
+    uint64_t cache_bytes;      /**< resident clean chunk bytes, all ranks */
+    uint64_t dirty_bytes;      /**< resident dirty chunk bytes, all ranks */
+    int ranks;                 /**< ranks of this job */
+} strata_info;
+
+/* ---- errors ---------------------------------------------------------------- */
+
+/** Name of a status code. Never NULL. */
+const char *strata_strerror(strata_status status);
+/** Message of the last failure on world w, or of this thread when w is NULL. */
+const char *strata_last_error(const strata_world *w);
+
+/* ---- configuration and lifetime ------------------------------------------- */
+
+/** Fill cfg with defaults: dims 0, default chunk edge, 1 m voxels, origin 0. */
+void strata_config_init(strata_config *cfg);
+/** Fill opt with defaults (1 GiB cache, index kept up to date, zstd level 3). */
+void strata_options_init(strata_options *opt);
+
+/**
+ * Create a world directory at path. Collective over comm.
+ * @param[in] comm  communicator (duplicated internally)
+ * @param[in] path  directory to create; refused if it exists unless flags has
+ *                  STRATA_CREATE_FORCE, which replaces it atomically at the first commit
+ * @param[in] cfg   dims, chunk edge, voxel size, origin, materials
+ * @param[in] opt   options, or NULL for defaults
+ * @param[in] flags 0 or STRATA_CREATE_FORCE
+ * @param[out] out  the world, opened for writing; NULL on failure
+ */
+strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_config *cfg,
+                                  const strata_options *opt, unsigned flags, strata_world **out);
+
+/**
+ * Open an existing world at its last commit. Collective over comm; a world
+ * written by N ranks opens with any number of ranks.
+ * @param[in] mode STRATA_READ or STRATA_WRITE (one writer job at a time: a second
+ *                 writer gets STRATA_ERR_LOCKED)
+ */
+strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
+                                const strata_options *opt, strata_world **out);
+
+/** Close and free. Collective. Staged or flushed updates not committed are discarded. */
+strata_status strata_world_close(strata_world *w);
+
+/** The world's configuration (materials point into the world). Local. */
+strata_status strata_world_config(const strata_world *w, strata_config *cfg);
+/** Look up a material's name and colour (generated for ids not in the table). Local. */
+strata_status strata_material_get(const strata_world *w, uint16_t id, strata_material *out);
+/** Gather a summary of the world. Collective. */
+strata_status strata_world_info(strata_world *w, strata_info *info);
+/** This rank and the communicator size. Local. */
+strata_status strata_world_rank(const strata_world *w, int *rank, int *size);
+
+/* ---- partition ------------------------------------------------------------- */
+
+/** Morton key of chunk coordinates (each < 2^21). Local. */
+strata_status strata_chunk_key(const strata_world *w, int64_t cx, int64_t cy, int64_t cz,
+                               uint64_t *key);
+/** Rank owning the chunk that contains voxel (x, y, z). Local. */
+strata_status strata_owner(const strata_world *w, int64_t x, int64_t y, int64_t z, int *rank);
+/** This rank's key range [*first, *last). Local. */
+strata_status strata_key_range(const strata_world *w, uint64_t *first, uint64_t *last);
+
+enum { STRATA_WEIGHT_COUNT = 0, STRATA_WEIGHT_BYTES = 1, STRATA_WEIGHT_CALLBACK = 2 };
+/** Weight of a chunk for rebalancing (for instance its update load). */
+typedef double (*strata_weight_fn)(uint64_t key, void *ctx);
+
+/**
+ * Compute new splitters so that every rank holds an equal share of the weight,
+ * move chunk ownership accordingly and record the splitters at the next commit.
+ * Collective; staged updates must be flushed and committed first.
+ * @param[in] by  STRATA_WEIGHT_COUNT (stored chunks), _BYTES (stored bytes) or _CALLBACK
+ */
+strata_status strata_rebalance(strata_world *w, int by, strata_weight_fn fn, void *ctx);
+
+/* ---- updates --------------------------------------------------------------- */
+
+/** Stage one update locally in O(1); routed by the next flush or commit. Local. */
+strata_status strata_stage(strata_world *w, int64_t x, int64_t y, int64_t z, uint16_t material);
+/** Stage a conditional update: applies only where the voxel holds `expected`. Local. */
+strata_status strata_stage_expect(strata_world *w, int64_t x, int64_t y, int64_t z,
+                                  uint16_t material, uint16_t expected);
+/**
+ * Route every rank's staged updates to their owners and apply them. Collective.
+ * Last write wins in (rank, staging order). If any staged update lies outside the
+ * world, the whole batch fails on every rank, naming the coordinate, and nothing
+ * is applied. stats may be NULL.
+ */
+strata_status strata_flush(strata_world *w, strata_batch_stats *stats);
+/** Stage n updates and flush them. Collective (n may be 0 on some ranks). */
+strata_status strata_update_batch(strata_world *w, const strata_update *updates, size_t n,
+                                  strata_batch_stats *stats);
+/**
+ * Flush, then make every applied update durable and visible to new readers,
+ * atomically. Collective. On return with STRATA_OK the commit is acknowledged:
+ * no crash can lose it. stats may be NULL.
+ */
+strata_status strata_commit(strata_world *w, strata_commit_stats *stats);
+
+/* ---- reads ----------------------------------------------------------------- */
+
+/**
+ * Read n points routed to their owners; sees flushed but uncommitted updates.
+ * Collective (n may differ per rank). out[i] receives the material of points[i].
+ */
+strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], size_t n,
+                                  uint16_t *out);
+/** Read one voxel of the last commit this world opened or made. Not collective. */
+strata_status strata_read_voxel(strata_world *w, int64_t x, int64_t y, int64_t z, uint16_t *out);
+/**
+ * Load chunk (cx, cy, cz) of the last commit as a dense C^3 array (the seed's
+ * LoadChunkAsync). Cells beyond the world's edge read as air. Not collective.
+ * @param[out] out C*C*C values, [z][y][x]
+ */
+strata_status strata_load_chunk(strata_world *w, int64_t cx, int64_t cy, int64_t cz,
+                                uint16_t *out);
+/** Metadata of chunk (cx, cy, cz) in the last commit (GetChunkMetadataAsync). Not collective. */
+strata_status strata_chunk_metadata(strata_world *w, int64_t cx, int64_t cy, int64_t cz,
+                                    strata_chunk_meta *meta);
+
+/* ---- terrain --------------------------------------------------------------- */
+
+/** Fill the world with seeded, deterministic layered terrain and flush. Collective. */
+strata_status strata_generate_terrain(strata_world *w, uint64_t seed);
+
+/* ---- maintenance ----------------------------------------------------------- */
+
+/** Problem callback of strata_fsck: one call per problem found. */
+typedef void (*strata_problem_fn)(const char *problem, void *ctx);
+/**
+ * Verify the manifest, every segment and every chunk checksum. Collective.
+ * @param[out] problems total problems found on all ranks (0 = clean)
+ */
+strata_status strata_fsck(strata_world *w, strata_problem_fn fn, void *ctx, uint64_t *problems);
+/** Merge all live segments into one, atomically; old files removed. Collective. */
+strata_status strata_compact(strata_world *w, strata_commit_stats *stats);
+
+/* ---- signals --------------------------------------------------------------- */
+
+/** Make collective calls stop with STRATA_ERR_INTERRUPTED after SIGTERM/SIGINT. */
+strata_status strata_install_signal_handlers(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

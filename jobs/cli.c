@@ -1,0 +1,457 @@
+/* cli.c: shared job plumbing. stdout carries results only; everything else goes to stderr. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void job_error(const job *j, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "strata %s: rank %d: %s\n", j->name, j->rank, text);
+}
+
+int job_fail(const job *j, strata_status st, const strata_world *w)
+{
+    /* Collective errors are agreed: every rank holds the same message, so rank 0 speaks. */
+    if (j->rank == 0)
+        fprintf(stderr, "strata %s: error: %s: %s\n", j->name, strata_strerror(st),
+                strata_last_error(w));
+    return JOB_FAILED;
+}
+
+int job_usage(const job *j, const char *usage, const char *fmt, ...)
+{
+    if (j->rank != 0)
+        return JOB_USAGE;
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "strata %s: %s\nusage: %s\n", j->name, text, usage);
+    return JOB_USAGE;
+}
+
+static void vlog(const job *j, const char *prefix, const char *fmt, va_list ap)
+{
+    if (j->rank != 0 || j->quiet)
+        return;
+    char text[1024];
+    vsnprintf(text, sizeof text, fmt, ap);
+    fprintf(stderr, "strata %s: %s%s\n", j->name, prefix, text);
+}
+
+void job_summary(const job *j, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(j, "", fmt, ap);
+    va_end(ap);
+}
+
+void job_log(const job *j, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vlog(j, "", fmt, ap);
+    va_end(ap);
+}
+
+/* ---- progress ------------------------------------------------------------------ */
+
+void progress_start(progress *p, const job *j, const char *what, uint64_t total)
+{
+    memset(p, 0, sizeof *p);
+    p->j = j;
+    p->what = what;
+    p->total = total;
+    p->start = p->last = MPI_Wtime();
+    p->tty = isatty(STDOUT_FILENO) && isatty(STDERR_FILENO);
+}
+
+static void progress_print(progress *p, double now, int final)
+{
+    double elapsed = now - p->start;
+    double rate = elapsed > 0 ? (double)p->done / elapsed : 0;
+    double eta = rate > 0 && p->total > p->done ? (double)(p->total - p->done) / rate : 0;
+    double share = p->total ? (double)p->done / (double)p->total : 1;
+    if (p->tty) {
+        char bar[31];
+        int filled = (int)(share * 30);
+        for (int i = 0; i < 30; i++)
+            bar[i] = i < filled ? '#' : '.';
+        bar[30] = '\0';
+        fprintf(stderr, "\r%s [%s] %5.1f%% %" PRIu64 "/%" PRIu64 " %s %.3g/s ETA %.0fs%s", p->j->name,
+                bar, 100 * share, p->done, p->total, p->what, rate, eta, final ? "\n" : "");
+    } else {
+        fprintf(stderr, "strata %s: progress %" PRIu64 "/%" PRIu64 " %s (%.1f%%), %.3g %s/s, ETA %.0f s\n",
+                p->j->name, p->done, p->total, p->what, 100 * share, rate, p->what, eta);
+    }
+}
+
+void progress_update(progress *p, uint64_t done)
+{
+    p->done = done;
+    if (p->j->rank != 0 || p->j->quiet)
+        return;
+    double now = MPI_Wtime();
+    /* A bar redraws often; log lines come every 10 seconds at most. */
+    if (now - p->last < (p->tty ? 0.2 : 10.0))
+        return;
+    p->last = now;
+    progress_print(p, now, 0);
+}
+
+void progress_finish(progress *p)
+{
+    if (p->j->rank != 0 || p->j->quiet || !p->tty)
+        return;
+    p->done = p->total;
+    progress_print(p, MPI_Wtime(), 1);
+}
+
+/* ---- parsing ------------------------------------------------------------------- */
+
+int parse_int64(const char *text, int64_t *out)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(text, &end, 10);
+    if (errno || end == text || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int parse_uint64(const char *text, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    if (*text == '-')
+        return -1;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (errno || end == text || *end)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int parse_double_value(const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !isfinite(v))
+        return -1;
+    *out = v;
+    return 0;
+}
+
+static int parse_list(const char *text, void *out, int count, int is_double)
+{
+    char buf[512];
+    if (strlen(text) >= sizeof buf)
+        return -1;
+    strcpy(buf, text);
+    char *save = NULL, *tok = strtok_r(buf, ",", &save);
+    for (int i = 0; i < count; i++, tok = strtok_r(NULL, ",", &save)) {
+        if (!tok)
+            return -1;
+        int rc = is_double ? parse_double_value(tok, (double *)out + i)
+                           : parse_int64(tok, (int64_t *)out + i);
+        if (rc)
+            return -1;
+    }
+    return tok ? -1 : 0;
+}
+
+int parse_int64_list(const char *text, int64_t *out, int count)
+{
+    return parse_list(text, out, count, 0);
+}
+
+int parse_double_list(const char *text, double *out, int count)
+{
+    return parse_list(text, out, count, 1);
+}
+
+int option_value(int argc, char **argv, int *i, const char *name, const char **value)
+{
+    size_t n = strlen(name);
+    if (strncmp(argv[*i], name, n) != 0)
+        return 0;
+    if (argv[*i][n] == '=') {
+        *value = argv[*i] + n + 1;
+        return 1;
+    }
+    if (argv[*i][n] != '\0')
+        return 0;
+    if (*i + 1 >= argc) {
+        *value = NULL;
+        return 1;
+    }
+    *value = argv[++*i];
+    return 1;
+}
+
+void job_options(int argc, char **argv, strata_options *opt)
+{
+    strata_options_init(opt);
+    for (int i = 0; i < argc; i++) {
+        uint64_t mb;
+        if (!strcmp(argv[i], "--defer-index"))
+            opt->defer_index = 1;
+        else if (!strcmp(argv[i], "--cache-mb") && i + 1 < argc && !parse_uint64(argv[i + 1], &mb))
+            opt->cache_bytes = (size_t)mb << 20;
+    }
+}
+
+/* ---- files --------------------------------------------------------------------- */
+
+int read_file_range(const char *path, uint64_t begin, uint64_t end, char **data, char *error,
+                    size_t error_size)
+{
+    *data = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(error, error_size, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    uint64_t length = end - begin;
+    char *buf = malloc(length + 1);
+    if (!buf) {
+        close(fd);
+        snprintf(error, error_size, "cannot allocate %" PRIu64 " bytes for %s", length, path);
+        return -1;
+    }
+    uint64_t got = 0;
+    while (got < length) {
+        ssize_t n = pread(fd, buf + got, length - got, (off_t)(begin + got));
+        if (n <= 0) {
+            snprintf(error, error_size, "cannot read %s: %s", path, n ? strerror(errno) : "file shrank");
+            free(buf);
+            close(fd);
+            return -1;
+        }
+        got += (uint64_t)n;
+    }
+    close(fd);
+    buf[length] = '\0';
+    *data = buf;
+    return 0;
+}
+
+int read_file(const char *path, char **data, size_t *length, char *error, size_t error_size)
+{
+    struct stat st;
+    if (stat(path, &st) != 0) {
+        snprintf(error, error_size, "cannot open %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        snprintf(error, error_size, "%s is not a regular file", path);
+        return -1;
+    }
+    *length = (size_t)st.st_size;
+    return read_file_range(path, 0, (uint64_t)st.st_size, data, error, error_size);
+}
+
+static int csv_field(char **cursor, char **field)
+{
+    if (!*cursor)
+        return -1;
+    *field = *cursor;
+    char *comma = strchr(*cursor, ',');
+    if (comma) {
+        *comma = '\0';
+        *cursor = comma + 1;
+    } else {
+        *cursor = NULL;
+    }
+    return 0;
+}
+
+int read_materials_csv(const char *path, strata_material **out, size_t *count, char *error,
+                       size_t error_size)
+{
+    char *text;
+    size_t length;
+    if (read_file(path, &text, &length, error, error_size))
+        return -1;
+    strata_material *table = NULL;
+    size_t n = 0, line_no = 0;
+    int rc = 0;
+    char *save = NULL;
+    for (char *line = strtok_r(text, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save)) {
+        line_no++;
+        size_t len = strlen(line);
+        if (len && line[len - 1] == '\r')
+            line[--len] = '\0';
+        if (!len || line[0] == '#')
+            continue;
+        if (line_no == 1 && !strncmp(line, "id,", 3))
+            continue; /* the header id,name,r,g,b */
+        char *cursor = line, *f[5];
+        int bad = 0;
+        for (int i = 0; i < 5 && !bad; i++)
+            bad = csv_field(&cursor, &f[i]);
+        int64_t v[4];
+        bad = bad || cursor != NULL || parse_int64(f[0], &v[0]) || parse_int64(f[2], &v[1]) ||
+              parse_int64(f[3], &v[2]) || parse_int64(f[4], &v[3]);
+        bad = bad || v[0] < 0 || v[0] > 65535 || v[1] < 0 || v[1] > 255 || v[2] < 0 || v[2] > 255 ||
+              v[3] < 0 || v[3] > 255 || !*f[1] || strlen(f[1]) >= STRATA_MATERIAL_NAME_MAX;
+        if (bad) {
+            snprintf(error, error_size, "%s line %zu: expected id,name,r,g,b with id 0..65535, "
+                     "a name of 1..%d bytes and colours 0..255", path, line_no, STRATA_MATERIAL_NAME_MAX - 1);
+            rc = -1;
+            break;
+        }
+        strata_material *grown = realloc(table, (n + 1) * sizeof *table);
+        if (!grown) {
+            snprintf(error, error_size, "out of memory reading %s", path);
+            rc = -1;
+            break;
+        }
+        table = grown;
+        memset(&table[n], 0, sizeof table[n]);
+        table[n].id = (uint16_t)v[0];
+        strcpy(table[n].name, f[1]);
+        table[n].rgb[0] = (uint8_t)v[1], table[n].rgb[1] = (uint8_t)v[2], table[n].rgb[2] = (uint8_t)v[3];
+        n++;
+    }
+    free(text);
+    if (rc) {
+        free(table);
+        return -1;
+    }
+    if (!n) {
+        snprintf(error, error_size, "%s holds no materials", path);
+        return -1;
+    }
+    *out = table;
+    *count = n;
+    return 0;
+}
+
+/* ---- collective input ------------------------------------------------------------- */
+
+#include "textio.h"
+
+int job_agree(int rc)
+{
+    int worst = rc;
+    MPI_Allreduce(&rc, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+    return worst;
+}
+
+/* Share the first failing rank's message so that exactly one copy is printed. */
+static int agree_input(const job *j, int failed, const char *message)
+{
+    int first = failed ? j->rank : j->size, lowest = j->size;
+    MPI_Allreduce(&first, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
+    if (lowest == j->size)
+        return JOB_OK;
+    char shared[STRATA_ERROR_MAX];
+    if (j->rank == lowest)
+        snprintf(shared, sizeof shared, "%s", message);
+    MPI_Bcast(shared, sizeof shared, MPI_CHAR, lowest, MPI_COMM_WORLD);
+    if (j->rank == 0)
+        fprintf(stderr, "strata %s: error: %s\n", j->name, shared);
+    return JOB_FAILED;
+}
+
+static int read_slice(const job *j, const char *path, int binary, char **data, uint64_t *length,
+                      uint64_t *base, strata_error *err)
+{
+    uint64_t begin = 0, end = 0;
+    strata_status st = textio_slice(path, j->rank, j->size, binary, &begin, &end, err);
+    if (st)
+        return -1;
+    char message[STRATA_ERROR_MAX];
+    if (read_file_range(path, begin, end, data, message, sizeof message)) {
+        error_set(err, STRATA_ERR_IO, "%s", message);
+        return -1;
+    }
+    *length = end - begin;
+    /* Line (or record) numbers continue across ranks: an exclusive scan of counts. */
+    uint64_t mine = binary ? *length / TEXTIO_BINARY_RECORD : textio_count_lines(*data, *length);
+    uint64_t before = 0;
+    MPI_Exscan(&mine, &before, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    *base = j->rank == 0 ? 0 : before;
+    return 0;
+}
+
+int load_update_slice(const job *j, const char *path, strata_update **out, size_t *n)
+{
+    strata_error err;
+    error_clear(&err);
+    *out = NULL;
+    *n = 0;
+    int binary = 0, failed = textio_is_binary(path, &binary, &err) != STRATA_OK;
+    if (job_agree(failed))
+        return agree_input(j, failed, err.message);
+    char *data = NULL;
+    uint64_t length = 0, base = 0;
+    if (binary) {
+        struct stat info;
+        uint64_t count;
+        char message[STRATA_ERROR_MAX];
+        failed = stat(path, &info) != 0 ||
+                 read_file_range(path, 0, TEXTIO_BINARY_HEADER, &data, message, sizeof message);
+        if (failed)
+            error_set(&err, STRATA_ERR_IO, "cannot read the header of %s", path);
+        else
+            failed = textio_check_binary_header((const uint8_t *)data, (uint64_t)info.st_size,
+                                                &count, &err) != STRATA_OK;
+        free(data);
+        data = NULL;
+        if (job_agree(failed))
+            return agree_input(j, failed, err.message);
+    }
+    failed = read_slice(j, path, binary, &data, &length, &base, &err);
+    if (!failed && binary) {
+        /* Records are numbered from 0 in the file; data holds whole records. */
+        failed = textio_parse_binary((const uint8_t *)data, length, base, out, n, &err) != STRATA_OK;
+    } else if (!failed) {
+        failed = textio_parse_updates(data, length, base, out, n, &err) != STRATA_OK;
+    }
+    free(data);
+    if (failed) {
+        char message[STRATA_ERROR_MAX];
+        snprintf(message, sizeof message, "%s: %s", path, err.message);
+        snprintf(err.message, sizeof err.message, "%s", message);
+    }
+    return agree_input(j, failed, err.message);
+}
+
+int load_point_slice(const job *j, const char *path, int64_t (**out)[3], size_t *n)
+{
+    strata_error err;
+    error_clear(&err);
+    *out = NULL;
+    *n = 0;
+    char *data = NULL;
+    uint64_t length = 0, base = 0;
+    int failed = read_slice(j, path, 0, &data, &length, &base, &err);
+    if (!failed)
+        failed = textio_parse_points(data, length, base, out, n, &err) != STRATA_OK;
+    free(data);
+    if (failed) {
+        char message[STRATA_ERROR_MAX];
+        snprintf(message, sizeof message, "%s: %s", path, err.message);
+        snprintf(err.message, sizeof err.message, "%s", message);
+    }
+    return agree_input(j, failed, err.message);
+}

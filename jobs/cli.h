@@ -1,0 +1,81 @@
+/* cli.h: what every job shares: option parsing, errors, progress and summaries. */
+#ifndef STRATA_CLI_H
+#define STRATA_CLI_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "strata.h"
+
+/** What a job knows about its run. */
+typedef struct {
+    const char *name;  /* subcommand, for messages */
+    int rank, size;
+    int quiet;
+    double start;      /* MPI_Wtime at job start */
+} job;
+
+typedef int (*job_main)(job *j, int argc, char **argv);
+
+/* Exit codes: 0 ok, 1 failure, 2 usage. */
+enum { JOB_OK = 0, JOB_FAILED = 1, JOB_USAGE = 2 };
+
+/** Print "strata NAME: rank R: message" on stderr (every rank that fails says it once). */
+void job_error(const job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Report a library failure (status and last error of w or of the thread); returns JOB_FAILED. */
+int job_fail(const job *j, strata_status st, const strata_world *w);
+/** Usage error on rank 0; returns JOB_USAGE. */
+int job_usage(const job *j, const char *usage, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/** Rank 0 prints the job's one summary line on stderr (unless quiet). */
+void job_summary(const job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Rank 0 prints a log line on stderr (unless quiet). */
+void job_log(const job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Progress on rank 0: a bar with rate and ETA on a terminal, log lines otherwise. */
+typedef struct {
+    const job *j;
+    const char *what;   /* unit, e.g. "chunks" */
+    uint64_t total, done;
+    double start, last;
+    int tty;
+} progress;
+void progress_start(progress *p, const job *j, const char *what, uint64_t total);
+void progress_update(progress *p, uint64_t done);
+void progress_finish(progress *p);
+
+/* Option parsing. Each returns 0 on success, -1 with a message on rank 0. */
+int parse_int64(const char *text, int64_t *out);
+int parse_uint64(const char *text, uint64_t *out);
+int parse_double_value(const char *text, double *out);
+/** "a,b,c" of int64. */
+int parse_int64_list(const char *text, int64_t *out, int count);
+/** "a,b,c" of doubles. */
+int parse_double_list(const char *text, double *out, int count);
+/** Option matching: "--name" with value in the next argument or "--name=value". */
+int option_value(int argc, char **argv, int *i, const char *name, const char **value);
+
+/** Open options from common flags (--cache-mb, --defer-index). Removes nothing. */
+void job_options(int argc, char **argv, strata_options *opt);
+
+/** Read a whole file into memory on the calling rank (malloc'ed). */
+int read_file(const char *path, char **data, size_t *length, char *error, size_t error_size);
+/** Read this rank's slice [begin, end) of a file. */
+int read_file_range(const char *path, uint64_t begin, uint64_t end, char **data, char *error,
+                    size_t error_size);
+
+/** Parse a materials CSV (id,name,r,g,b). *out malloc'ed. */
+int read_materials_csv(const char *path, strata_material **out, size_t *count, char *error,
+                       size_t error_size);
+
+#endif
+
+/** Agree on a job-level outcome: the worst rc of all ranks. Collective. */
+int job_agree(int rc);
+/**
+ * Read this rank's contiguous slice of an update file (text or binary, detected
+ * by its magic) so that (rank, order) is file order. Collective: parse errors on
+ * any rank fail every rank; the message (with line or record) is printed once.
+ */
+int load_update_slice(const job *j, const char *path, strata_update **out, size_t *n);
+/** Same for a point file ("x y z" per line). Collective. */
+int load_point_slice(const job *j, const char *path, int64_t (**out)[3], size_t *n);

@@ -1,0 +1,92 @@
+/* job_get.c: `strata get WORLD X Y Z` and `strata get WORLD --points FILE`. */
+#include <inttypes.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs.h"
+
+static const char usage[] = "strata get WORLD X Y Z | strata get WORLD --points FILE";
+
+/* Rank 0 prints every rank's answers in rank order, which is file order. */
+static int print_in_order(const job *j, const uint16_t *values, size_t n)
+{
+    int count = (int)n;
+    int *counts = j->rank == 0 ? malloc((size_t)j->size * sizeof *counts) : NULL;
+    int *displs = j->rank == 0 ? malloc((size_t)j->size * sizeof *displs) : NULL;
+    MPI_Gather(&count, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    uint16_t *all = NULL;
+    size_t total = 0;
+    if (j->rank == 0) {
+        for (int r = 0; r < j->size; r++)
+            displs[r] = (int)total, total += (size_t)counts[r];
+        all = malloc((total ? total : 1) * sizeof *all);
+    }
+    MPI_Gatherv(values, count, MPI_UINT16_T, all, counts, displs, MPI_UINT16_T, 0, MPI_COMM_WORLD);
+    if (j->rank == 0)
+        for (size_t i = 0; i < total; i++)
+            printf("%u\n", all[i]);
+    fflush(stdout);
+    free(all);
+    free(counts);
+    free(displs);
+    return JOB_OK;
+}
+
+int job_get(job *j, int argc, char **argv)
+{
+    if (argc < 3 || argv[1][0] == '-')
+        return job_usage(j, usage, "missing WORLD");
+    const char *path = argv[1], *points_file = NULL, *value;
+    int64_t point[3];
+    int have_point = 0;
+    for (int i = 2; i < argc; i++) {
+        if (option_value(argc, argv, &i, "--points", &value)) {
+            if (!value)
+                return job_usage(j, usage, "--points wants FILE");
+            points_file = value;
+        } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
+        } else if (!have_point && i + 2 < argc && !parse_int64(argv[i], &point[0]) &&
+                   !parse_int64(argv[i + 1], &point[1]) && !parse_int64(argv[i + 2], &point[2])) {
+            have_point = 1;
+            i += 2;
+        } else {
+            return job_usage(j, usage, "unexpected argument %s", argv[i]);
+        }
+    }
+    if (have_point == !!points_file)
+        return job_usage(j, usage, "give either X Y Z or --points FILE");
+    strata_options opt;
+    job_options(argc, argv, &opt);
+    strata_world *w;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, &opt, &w);
+    if (st)
+        return job_fail(j, st, NULL);
+    int64_t(*points)[3] = NULL;
+    size_t n = 0;
+    int rc = JOB_OK;
+    if (have_point) {
+        points = malloc(sizeof *points);
+        if (j->rank == 0 && points) {
+            memcpy(points[0], point, sizeof point);
+            n = 1;
+        }
+    } else {
+        rc = load_point_slice(j, points_file, &points, &n);
+    }
+    uint16_t *values = NULL;
+    if (!rc) {
+        values = malloc((n ? n : 1) * sizeof *values);
+        st = values ? strata_query_points(w, (const int64_t(*)[3])points, n, values) : STRATA_ERR_NOMEM;
+        rc = st ? job_fail(j, st, w) : print_in_order(j, values, n);
+    }
+    uint64_t total = n, all = 0;
+    MPI_Reduce(&total, &all, 1, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
+    free(points);
+    free(values);
+    strata_world_close(w);
+    if (!rc)
+        job_summary(j, "read %" PRIu64 " points in %.3f s", all, MPI_Wtime() - j->start);
+    return rc;
+}

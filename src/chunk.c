@@ -1,0 +1,228 @@
+/* chunk.c: the chunk cache: a linear-probing hash map plus an LRU of clean chunks. */
+#include "chunk.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+
+static size_t slot_of(const chunk_cache *c, uint64_t key)
+{
+    /* Fibonacci hashing spreads Morton keys, whose low bits cluster. */
+    return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 20) & (c->capacity - 1);
+}
+
+void chunk_cache_init(chunk_cache *c, size_t chunk_bytes, size_t budget)
+{
+    memset(c, 0, sizeof *c);
+    c->lru.prev = c->lru.next = &c->lru;
+    c->chunk_bytes = chunk_bytes;
+    c->budget = budget;
+}
+
+static void lru_unlink(chunk *k)
+{
+    if (k->prev) {
+        k->prev->next = k->next;
+        k->next->prev = k->prev;
+        k->prev = k->next = NULL;
+    }
+}
+
+static void lru_push_front(chunk_cache *c, chunk *k)
+{
+    k->next = c->lru.next;
+    k->prev = &c->lru;
+    c->lru.next->prev = k;
+    c->lru.next = k;
+}
+
+static void account(chunk_cache *c, const chunk *k, int sign)
+{
+    if (!k->voxels)
+        return;
+    size_t *bytes = k->dirty ? &c->dirty_bytes : &c->clean_bytes;
+    *bytes = sign > 0 ? *bytes + c->chunk_bytes : *bytes - c->chunk_bytes;
+}
+
+void chunk_cache_free(chunk_cache *c)
+{
+    for (size_t i = 0; i < c->capacity; i++) {
+        if (c->slots[i]) {
+            free(c->slots[i]->voxels);
+            free(c->slots[i]);
+        }
+    }
+    free(c->slots);
+    size_t chunk_bytes = c->chunk_bytes, budget = c->budget;
+    chunk_cache_init(c, chunk_bytes, budget);
+}
+
+chunk *chunk_cache_find(chunk_cache *c, uint64_t key)
+{
+    if (c->last && c->last->key == key)
+        return c->last;
+    if (!c->capacity)
+        return NULL;
+    for (size_t i = slot_of(c, key);; i = (i + 1) & (c->capacity - 1)) {
+        chunk *k = c->slots[i];
+        if (!k)
+            return NULL;
+        if (k->key == key)
+            return c->last = k;
+    }
+}
+
+static strata_status grow_table(chunk_cache *c, strata_error *err)
+{
+    size_t capacity = c->capacity ? c->capacity * 2 : 1024;
+    chunk **slots = calloc(capacity, sizeof *slots);
+    if (!slots)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot grow the chunk cache to %zu slots", capacity);
+    chunk **old = c->slots;
+    size_t old_capacity = c->capacity;
+    c->slots = slots;
+    c->capacity = capacity;
+    for (size_t i = 0; i < old_capacity; i++) {
+        if (!old[i])
+            continue;
+        size_t j = slot_of(c, old[i]->key);
+        while (slots[j])
+            j = (j + 1) & (capacity - 1);
+        slots[j] = old[i];
+    }
+    free(old);
+    return STRATA_OK;
+}
+
+strata_status chunk_cache_insert(chunk_cache *c, uint64_t key, uint16_t value, chunk **out,
+                                 strata_error *err)
+{
+    /* Keep the load factor under 1/2 so probes stay short. */
+    if (2 * (c->count + 1) > c->capacity) {
+        strata_status st = grow_table(c, err);
+        if (st)
+            return st;
+    }
+    chunk *k = calloc(1, sizeof *k);
+    if (!k)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a chunk");
+    k->key = key;
+    k->value = value;
+    size_t i = slot_of(c, key);
+    while (c->slots[i])
+        i = (i + 1) & (c->capacity - 1);
+    c->slots[i] = k;
+    c->count++;
+    lru_push_front(c, k);
+    *out = c->last = k;
+    return STRATA_OK;
+}
+
+strata_status chunk_make_dense(chunk_cache *c, chunk *k, strata_error *err)
+{
+    if (k->voxels)
+        return STRATA_OK;
+    size_t count = c->chunk_bytes / sizeof(uint16_t);
+    uint16_t *voxels = malloc(c->chunk_bytes);
+    if (!voxels)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate chunk key %llu",
+                         (unsigned long long)k->key);
+    if (k->value == 0)
+        memset(voxels, 0, c->chunk_bytes);
+    else
+        for (size_t i = 0; i < count; i++)
+            voxels[i] = k->value;
+    k->voxels = voxels;
+    account(c, k, +1);
+    return STRATA_OK;
+}
+
+void chunk_set_dirty(chunk_cache *c, chunk *k, int dirty)
+{
+    if (k->dirty == (uint8_t)dirty)
+        return;
+    account(c, k, -1);
+    k->dirty = (uint8_t)dirty;
+    account(c, k, +1);
+    if (dirty)
+        lru_unlink(k);
+    else
+        lru_push_front(c, k);
+}
+
+void chunk_touch(chunk_cache *c, chunk *k)
+{
+    if (!k->dirty && k->prev && c->lru.next != k) {
+        lru_unlink(k);
+        lru_push_front(c, k);
+    }
+}
+
+void chunk_cache_remove(chunk_cache *c, chunk *k)
+{
+    size_t i = slot_of(c, k->key);
+    while (c->slots[i] != k)
+        i = (i + 1) & (c->capacity - 1);
+    /* Backward-shift deletion keeps every probe chain unbroken. */
+    for (size_t j = (i + 1) & (c->capacity - 1); c->slots[j]; j = (j + 1) & (c->capacity - 1)) {
+        size_t home = slot_of(c, c->slots[j]->key);
+        int between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!between) {
+            c->slots[i] = c->slots[j];
+            i = j;
+        }
+    }
+    c->slots[i] = NULL;
+    c->count--;
+    lru_unlink(k);
+    account(c, k, -1);
+    if (c->last == k)
+        c->last = NULL;
+    free(k->voxels);
+    free(k);
+}
+
+void chunk_cache_trim(chunk_cache *c)
+{
+    chunk *k = c->lru.prev;
+    while (c->clean_bytes > c->budget && k != &c->lru) {
+        chunk *prev = k->prev;
+        if (k->voxels)
+            chunk_cache_remove(c, k);
+        k = prev;
+    }
+}
+
+void chunk_collapse_uniform(chunk_cache *c, chunk *k)
+{
+    size_t count = c->chunk_bytes / sizeof(uint16_t);
+    if (!k->voxels || !chunk_is_uniform(k->voxels, count))
+        return;
+    account(c, k, -1);
+    k->value = k->voxels[0];
+    free(k->voxels);
+    k->voxels = NULL;
+}
+
+void chunk_adopt(chunk_cache *c, chunk *k, uint16_t *voxels, size_t count)
+{
+    account(c, k, -1);
+    if (k->voxels != voxels)
+        free(k->voxels);
+    k->voxels = NULL;
+    if (chunk_is_uniform(voxels, count)) {
+        k->value = voxels[0];
+        free(voxels);
+    } else {
+        k->voxels = voxels;
+    }
+    account(c, k, +1);
+}
+
+void chunk_cache_each(chunk_cache *c, void (*fn)(chunk *k, void *ctx), void *ctx)
+{
+    for (size_t i = 0; i < c->capacity; i++)
+        if (c->slots[i])
+            fn(c->slots[i], ctx);
+}

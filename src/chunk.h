@@ -1,0 +1,57 @@
+/* chunk.h: resident chunks and a byte-bounded LRU cache of them. */
+#ifndef STRATA_CHUNK_H
+#define STRATA_CHUNK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/** A chunk in memory: uniform (voxels NULL, all `value`) or dense C^3 uint16. */
+typedef struct chunk {
+    uint64_t key;
+    uint16_t *voxels;
+    uint16_t value;
+    uint8_t dirty;
+    struct chunk *prev, *next; /* LRU list of clean chunks (most recent at head) */
+} chunk;
+
+/**
+ * Chunks by key (open addressing, linear probing) with an LRU over clean
+ * chunks. Dirty chunks are pinned: they are never evicted, only counted.
+ */
+typedef struct {
+    chunk **slots;
+    size_t capacity, count;
+    chunk lru;             /* sentinel */
+    size_t chunk_bytes;    /* bytes of one dense chunk */
+    size_t budget;         /* clean dense bytes allowed */
+    size_t clean_bytes, dirty_bytes;
+    chunk *last;           /* last chunk found: repeated reads skip the hash */
+} chunk_cache;
+
+void chunk_cache_init(chunk_cache *c, size_t chunk_bytes, size_t budget);
+void chunk_cache_free(chunk_cache *c);
+/** The chunk with key, or NULL. */
+chunk *chunk_cache_find(chunk_cache *c, uint64_t key);
+/** Insert a new uniform clean chunk; *out is the new chunk. */
+strata_status chunk_cache_insert(chunk_cache *c, uint64_t key, uint16_t value, chunk **out,
+                                 strata_error *err);
+/** Give a chunk dense storage (filled with its uniform value). */
+strata_status chunk_make_dense(chunk_cache *c, chunk *k, strata_error *err);
+/** Mark a chunk dirty (pinned) or clean (evictable). */
+void chunk_set_dirty(chunk_cache *c, chunk *k, int dirty);
+/** Mark a clean chunk most recently used. */
+void chunk_touch(chunk_cache *c, chunk *k);
+/** Remove and free a chunk. */
+void chunk_cache_remove(chunk_cache *c, chunk *k);
+/** Evict least recently used clean chunks until clean bytes fit the budget. */
+void chunk_cache_trim(chunk_cache *c);
+/** Store voxels into a chunk, collapsing to uniform when they are. Takes ownership of voxels. */
+void chunk_adopt(chunk_cache *c, chunk *k, uint16_t *voxels, size_t count);
+/** Drop the dense storage of a chunk whose voxels are all equal. */
+void chunk_collapse_uniform(chunk_cache *c, chunk *k);
+/** Calls fn for every chunk (any order). */
+void chunk_cache_each(chunk_cache *c, void (*fn)(chunk *k, void *ctx), void *ctx);
+
+#endif

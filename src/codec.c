@@ -1,0 +1,421 @@
+/*
+ * codec.c: chunk payloads: a pre-transform (byte shuffle or palette), then one
+ * standard zstd frame that records its content size and a content checksum.
+ *
+ * Payload contents (before zstd), N = edge^3 voxels:
+ *   CODEC_SHUFFLE  N low bytes of the values, then N high bytes (2N bytes).
+ *   CODEC_PALETTE  uint16 LE count P (1..256), P uint16 LE ids strictly
+ *                  ascending, then N indices bit-packed LSB-first at b bits
+ *                  each, b the smallest of 1, 2, 4, 8 with 2^b >= P
+ *                  (2 + 2P + N*b/8 bytes; N*b is a multiple of 8).
+ *
+ * Scratch layout (offsets in bytes):
+ *   [0, 64 KiB)          encode: uint8 index of each palette id, by id
+ *                        decode: uint16 [256][8] expansion table and a
+ *                        256-byte "holds an index >= P" table
+ *   [64 KiB, 72 KiB)     bitmap of the values seen in the chunk (encode)
+ *   [72 KiB, +2N)        the transformed content
+ */
+#include "codec.h"
+
+#include <string.h>
+#include <zlib.h>
+#include <zstd.h>
+
+enum {
+    INDEX_OFFSET = 0,
+    SEEN_OFFSET = 65536,
+    CONTENT_OFFSET = SEEN_OFFSET + 65536 / 8,
+    SEEN_WORDS = 65536 / 64,
+    EXPAND_BYTES = 256 * 8 * 2,
+};
+
+/*
+ * The codec rule, measured by bench/bench_codec.c on layered terrain
+ * (docs/benchmarks.md has the table). Uniform chunks cost nothing; any chunk of
+ * at most CODEC_PALETTE_MAX distinct values is stored as a palette, which was
+ * smaller than the shuffle at every palette width and every edge and faster to
+ * encode and decode (zstd sees 2 to 16 times fewer bytes); chunks with more
+ * distinct values fall back to the shuffle.
+ */
+static int codec_for_distinct(int distinct)
+{
+    return distinct <= CODEC_PALETTE_MAX ? CODEC_PALETTE : CODEC_SHUFFLE;
+}
+
+/*
+ * Why thread-local zstd contexts: creating a context allocates its tables
+ * (hundreds of KiB at level 3) and costs about as much as encoding a 32^3
+ * chunk, and the caller's scratch has no lifetime hook that could own one. So
+ * each thread creates one compression and one decompression context on first
+ * use and keeps it until chunk_codec_release_thread (or process exit).
+ */
+static _Thread_local ZSTD_CCtx *thread_cctx;
+static _Thread_local ZSTD_DCtx *thread_dctx;
+
+void chunk_codec_release_thread(void)
+{
+    ZSTD_freeCCtx(thread_cctx);
+    ZSTD_freeDCtx(thread_dctx);
+    thread_cctx = NULL;
+    thread_dctx = NULL;
+}
+
+static int edge_is_valid(int edge)
+{
+    return edge >= STRATA_CHUNK_EDGE_MIN && edge <= STRATA_CHUNK_EDGE_MAX &&
+           (edge & (edge - 1)) == 0;
+}
+
+static size_t voxel_count(int edge)
+{
+    return (size_t)edge * (size_t)edge * (size_t)edge;
+}
+
+size_t chunk_encode_bound(int edge)
+{
+    /* The shuffle's 2N bytes are the largest content (the palette's is at most 514 + N). */
+    return edge_is_valid(edge) ? ZSTD_compressBound(2 * voxel_count(edge)) : 0;
+}
+
+size_t chunk_scratch_size(int edge)
+{
+    return edge_is_valid(edge) ? CONTENT_OFFSET + 2 * voxel_count(edge) : 0;
+}
+
+int chunk_is_uniform(const uint16_t *voxels, size_t count)
+{
+    for (size_t i = 1; i < count; i++)
+        if (voxels[i] != voxels[0])
+            return 0;
+    return 1;
+}
+
+uint32_t checksum_update(uint32_t crc, const void *data, size_t length)
+{
+    return (uint32_t)crc32_z(crc, (const Bytef *)data, length);
+}
+
+/* Bits per palette index: the smallest of 1, 2, 4, 8 with 2^bits >= count. */
+static int palette_bits(int count)
+{
+    return count <= 2 ? 1 : count <= 4 ? 2 : count <= 16 ? 4 : 8;
+}
+
+static size_t palette_content_size(int count, size_t n)
+{
+    return 2 + 2 * (size_t)count + n * (size_t)palette_bits(count) / 8;
+}
+
+/* ---- encode ----------------------------------------------------------------- */
+
+/* Mark v in the bitmap; returns 1 if it was not seen before. */
+static inline int mark_seen(uint64_t *seen, uint16_t v)
+{
+    uint64_t bit = (uint64_t)1 << (v & 63);
+    if (seen[v >> 6] & bit)
+        return 0;
+    seen[v >> 6] |= bit;
+    return 1;
+}
+
+/*
+ * Count the distinct values of v (stopping once there are more than
+ * CODEC_PALETTE_MAX) and, when there are at most that many, list them
+ * ascending in palette. Terrain changes value rarely along x, so blocks of 16
+ * voxels equal to the last value seen are skipped with one vectorised test;
+ * the bitmap is only touched when the value changes. n is a multiple of 16.
+ */
+static int find_palette(const uint16_t *v, size_t n, uint64_t *seen, uint16_t *palette)
+{
+    memset(seen, 0, SEEN_WORDS * sizeof *seen);
+    uint16_t previous = v[0];
+    mark_seen(seen, previous);
+    int count = 1;
+    for (size_t i = 0; i < n; i += 16) {
+        unsigned differs = 0;
+        for (int k = 0; k < 16; k++)
+            differs |= (unsigned)(v[i + (size_t)k] ^ previous);
+        if (!differs)
+            continue;
+        for (int k = 0; k < 16; k++) {
+            if (v[i + (size_t)k] == previous)
+                continue;
+            previous = v[i + (size_t)k];
+            count += mark_seen(seen, previous);
+        }
+        if (count > CODEC_PALETTE_MAX)
+            return count;
+    }
+    int k = 0;
+    for (int w = 0; w < SEEN_WORDS; w++)
+        for (uint64_t bits = seen[w]; bits; bits &= bits - 1)
+            palette[k++] = (uint16_t)(w * 64 + __builtin_ctzll(bits));
+    return count;
+}
+
+static void shuffle_bytes(const uint16_t *v, size_t n, uint8_t *content)
+{
+    uint8_t *low = content, *high = content + n;
+    for (size_t i = 0; i < n; i++) {
+        low[i] = (uint8_t)(v[i] & 0xff);
+        high[i] = (uint8_t)(v[i] >> 8);
+    }
+}
+
+/* Pack indices `per_byte` to a byte, LSB first; inlined once per width so the
+ * inner loop has constant bounds. */
+static inline __attribute__((always_inline)) void
+pack_indices(const uint16_t *v, size_t n, const uint8_t *index_of, int per_byte, uint8_t *out)
+{
+    const int bits = 8 / per_byte;
+    for (size_t i = 0; i < n; i += (size_t)per_byte) {
+        unsigned byte = 0;
+        for (int k = 0; k < per_byte; k++)
+            byte |= (unsigned)index_of[v[i + (size_t)k]] << (k * bits);
+        *out++ = (uint8_t)byte;
+    }
+}
+
+/* Write the palette content; returns its size. */
+static size_t palette_content(const uint16_t *v, size_t n, const uint16_t *palette, int count,
+                              uint8_t *index_of, uint8_t *content)
+{
+    content[0] = (uint8_t)(count & 0xff);
+    content[1] = (uint8_t)(count >> 8);
+    for (int i = 0; i < count; i++) {
+        index_of[palette[i]] = (uint8_t)i;
+        content[2 + 2 * i] = (uint8_t)(palette[i] & 0xff);
+        content[3 + 2 * i] = (uint8_t)(palette[i] >> 8);
+    }
+    uint8_t *packed = content + 2 + 2 * count;
+    switch (palette_bits(count)) {
+    case 1: pack_indices(v, n, index_of, 8, packed); break;
+    case 2: pack_indices(v, n, index_of, 4, packed); break;
+    case 4: pack_indices(v, n, index_of, 2, packed); break;
+    default: pack_indices(v, n, index_of, 1, packed); break;
+    }
+    return palette_content_size(count, n);
+}
+
+static strata_status compress_frame(const uint8_t *content, size_t size, int level, uint8_t *out,
+                                    size_t capacity, size_t *length, strata_error *err)
+{
+    if (!thread_cctx && !(thread_cctx = ZSTD_createCCtx()))
+        return error_set(err, STRATA_ERR_NOMEM, "chunk encode: cannot create a zstd context");
+    /* Single-shot compression knows the size, so the frame records it. */
+    size_t rc = ZSTD_CCtx_setParameter(thread_cctx, ZSTD_c_compressionLevel, level);
+    if (!ZSTD_isError(rc))
+        rc = ZSTD_CCtx_setParameter(thread_cctx, ZSTD_c_checksumFlag, 1);
+    if (!ZSTD_isError(rc))
+        rc = ZSTD_CCtx_setParameter(thread_cctx, ZSTD_c_contentSizeFlag, 1);
+    if (!ZSTD_isError(rc))
+        rc = ZSTD_compress2(thread_cctx, out, capacity, content, size);
+    if (ZSTD_isError(rc)) {
+        ZSTD_CCtx_reset(thread_cctx, ZSTD_reset_session_and_parameters);
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk encode: zstd level %d: %s", level,
+                         ZSTD_getErrorName(rc));
+    }
+    *length = rc;
+    return STRATA_OK;
+}
+
+static strata_status check_encode_args(const uint16_t *voxels, int edge, void *scratch,
+                                       uint8_t *out, chunk_encoding *enc, strata_error *err)
+{
+    if (!edge_is_valid(edge))
+        return error_set(err, STRATA_ERR_ARG, "chunk encode: edge %d is not a power of two "
+                         "in [16, 256]", edge);
+    if (!voxels || !scratch || !out || !enc)
+        return error_set(err, STRATA_ERR_ARG, "chunk encode: NULL argument");
+    return STRATA_OK;
+}
+
+/* Transform with `codec` (palette already found when codec is CODEC_PALETTE) and compress. */
+static strata_status encode_content(const uint16_t *voxels, int edge, int level, int codec,
+                                    const uint16_t *palette, int count, uint8_t *scratch,
+                                    uint8_t *out, chunk_encoding *enc, strata_error *err)
+{
+    size_t n = voxel_count(edge), size;
+    uint8_t *content = scratch + CONTENT_OFFSET;
+    if (codec == CODEC_PALETTE) {
+        size = palette_content(voxels, n, palette, count, scratch + INDEX_OFFSET, content);
+    } else {
+        shuffle_bytes(voxels, n, content);
+        size = 2 * n;
+    }
+    enc->codec = codec;
+    enc->uniform_value = 0;
+    enc->length = 0;
+    return compress_frame(content, size, level, out, chunk_encode_bound(edge), &enc->length, err);
+}
+
+strata_status chunk_encode(const uint16_t *voxels, int edge, int zstd_level, void *scratch,
+                           uint8_t *out, chunk_encoding *enc, strata_error *err)
+{
+    strata_status st = check_encode_args(voxels, edge, scratch, out, enc, err);
+    if (st != STRATA_OK)
+        return st;
+    uint16_t palette[CODEC_PALETTE_MAX];
+    int count = find_palette(voxels, voxel_count(edge),
+                             (uint64_t *)((uint8_t *)scratch + SEEN_OFFSET), palette);
+    if (count == 1) {
+        *enc = (chunk_encoding){.codec = CODEC_UNIFORM, .uniform_value = voxels[0], .length = 0};
+        return STRATA_OK;
+    }
+    return encode_content(voxels, edge, zstd_level, codec_for_distinct(count), palette, count,
+                          scratch, out, enc, err);
+}
+
+strata_status chunk_encode_as(const uint16_t *voxels, int edge, int zstd_level, int codec,
+                              void *scratch, uint8_t *out, chunk_encoding *enc, strata_error *err)
+{
+    strata_status st = check_encode_args(voxels, edge, scratch, out, enc, err);
+    if (st != STRATA_OK)
+        return st;
+    if (codec != CODEC_SHUFFLE && codec != CODEC_PALETTE)
+        return error_set(err, STRATA_ERR_ARG, "chunk encode: codec %d is not a transform", codec);
+    uint16_t palette[CODEC_PALETTE_MAX];
+    int count = 0;
+    if (codec == CODEC_PALETTE) {
+        count = find_palette(voxels, voxel_count(edge),
+                             (uint64_t *)((uint8_t *)scratch + SEEN_OFFSET), palette);
+        if (count > CODEC_PALETTE_MAX)
+            return error_set(err, STRATA_ERR_ARG, "chunk encode: more than %d distinct values "
+                             "for a palette", CODEC_PALETTE_MAX);
+    }
+    return encode_content(voxels, edge, zstd_level, codec, palette, count, scratch, out, enc,
+                          err);
+}
+
+/* ---- decode ----------------------------------------------------------------- */
+
+/*
+ * Expand packed indices through a table of each byte's `per_byte` values; a
+ * byte holding an index >= P is flagged in `bad` and the flags are OR-ed, so
+ * the loop has no branch. Returns nonzero if any index was out of range.
+ */
+static inline __attribute__((always_inline)) unsigned
+expand_indices(const uint8_t *packed, size_t n, const uint16_t (*table)[8], const uint8_t *bad,
+               int per_byte, uint16_t *voxels)
+{
+    unsigned any_bad = 0;
+    for (size_t i = 0, j = 0; i < n; i += (size_t)per_byte, j++) {
+        memcpy(voxels + i, table[packed[j]], (size_t)per_byte * sizeof *voxels);
+        any_bad |= bad[packed[j]];
+    }
+    return any_bad;
+}
+
+/* Fill the expansion tables for `count` ids packed at `bits` bits. */
+static void build_expand_table(const uint16_t *ids, int count, int bits, uint16_t (*table)[8],
+                               uint8_t *bad)
+{
+    const int per_byte = 8 / bits;
+    const unsigned mask = (1u << bits) - 1;
+    for (unsigned byte = 0; byte < 256; byte++) {
+        bad[byte] = 0;
+        for (int k = 0; k < per_byte; k++) {
+            unsigned index = (byte >> (k * bits)) & mask;
+            bad[byte] |= index >= (unsigned)count;
+            table[byte][k] = index < (unsigned)count ? ids[index] : 0;
+        }
+    }
+}
+
+static strata_status unpalette(const uint8_t *content, size_t size, size_t n, uint8_t *scratch,
+                               uint16_t *voxels, strata_error *err)
+{
+    int count = content[0] | content[1] << 8;
+    if (count < 1 || count > CODEC_PALETTE_MAX)
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette count %d", count);
+    if (size != palette_content_size(count, n))
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette of %d ids in %zu bytes",
+                         count, size);
+    uint16_t ids[CODEC_PALETTE_MAX];
+    for (int i = 0; i < count; i++) {
+        ids[i] = (uint16_t)(content[2 + 2 * i] | content[3 + 2 * i] << 8);
+        if (i > 0 && ids[i] <= ids[i - 1])
+            return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette not ascending");
+    }
+    int bits = palette_bits(count);
+    uint16_t(*table)[8] = (uint16_t(*)[8])(scratch + INDEX_OFFSET);
+    uint8_t *bad = scratch + INDEX_OFFSET + EXPAND_BYTES;
+    build_expand_table(ids, count, bits, table, bad);
+    const uint8_t *packed = content + 2 + 2 * count;
+    unsigned any_bad;
+    switch (bits) {
+    case 1: any_bad = expand_indices(packed, n, table, bad, 8, voxels); break;
+    case 2: any_bad = expand_indices(packed, n, table, bad, 4, voxels); break;
+    case 4: any_bad = expand_indices(packed, n, table, bad, 2, voxels); break;
+    default: any_bad = expand_indices(packed, n, table, bad, 1, voxels); break;
+    }
+    if (any_bad)
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette index >= count %d",
+                         count);
+    return STRATA_OK;
+}
+
+static void unshuffle(const uint8_t *content, size_t n, uint16_t *voxels)
+{
+    const uint8_t *low = content, *high = content + n;
+    for (size_t i = 0; i < n; i++)
+        voxels[i] = (uint16_t)(low[i] | high[i] << 8);
+}
+
+/*
+ * Decompress exactly one frame filling payload[0, length) whose recorded
+ * content size lies in [min_size, max_size] into content; *size gets it.
+ */
+static strata_status decompress_frame(const uint8_t *payload, size_t length, size_t min_size,
+                                      size_t max_size, uint8_t *content, size_t *size,
+                                      strata_error *err)
+{
+    size_t frame = ZSTD_findFrameCompressedSize(payload, length);
+    if (ZSTD_isError(frame))
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: %s", ZSTD_getErrorName(frame));
+    if (frame != length)
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: %zu bytes after the frame",
+                         length - frame);
+    unsigned long long recorded = ZSTD_getFrameContentSize(payload, length);
+    if (recorded == ZSTD_CONTENTSIZE_ERROR || recorded == ZSTD_CONTENTSIZE_UNKNOWN ||
+        recorded < min_size || recorded > max_size)
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: frame content size %llu not "
+                         "in [%zu, %zu]", recorded, min_size, max_size);
+    if (!thread_dctx && !(thread_dctx = ZSTD_createDCtx()))
+        return error_set(err, STRATA_ERR_NOMEM, "chunk decode: cannot create a zstd context");
+    size_t got = ZSTD_decompressDCtx(thread_dctx, content, (size_t)recorded, payload, length);
+    if (ZSTD_isError(got))
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: %s", ZSTD_getErrorName(got));
+    if (got != recorded)
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: %zu bytes, frame says %llu",
+                         got, recorded);
+    *size = got;
+    return STRATA_OK;
+}
+
+strata_status chunk_decode(const uint8_t *payload, size_t length, int codec, int edge,
+                           void *scratch, uint16_t *voxels, strata_error *err)
+{
+    if (!edge_is_valid(edge))
+        return error_set(err, STRATA_ERR_ARG, "chunk decode: edge %d is not a power of two "
+                         "in [16, 256]", edge);
+    if (!scratch || !voxels || (!payload && length > 0))
+        return error_set(err, STRATA_ERR_ARG, "chunk decode: NULL argument");
+    if (codec != CODEC_SHUFFLE && codec != CODEC_PALETTE)
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: codec %d has no payload", codec);
+    if (length == 0)
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: empty payload");
+    size_t n = voxel_count(edge), size = 0;
+    uint8_t *content = (uint8_t *)scratch + CONTENT_OFFSET;
+    if (codec == CODEC_SHUFFLE) {
+        strata_status st = decompress_frame(payload, length, 2 * n, 2 * n, content, &size, err);
+        if (st == STRATA_OK)
+            unshuffle(content, n, voxels);
+        return st;
+    }
+    strata_status st = decompress_frame(payload, length, palette_content_size(1, n),
+                                        palette_content_size(CODEC_PALETTE_MAX, n), content,
+                                        &size, err);
+    return st == STRATA_OK ? unpalette(content, size, n, scratch, voxels, err) : st;
+}

@@ -1,0 +1,78 @@
+/* codec.h: chunk payloads on disk: a pre-transform, then one standard zstd frame. */
+#ifndef STRATA_CODEC_H
+#define STRATA_CODEC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/** Payload codecs (the `codec` column of a chunk table row). */
+enum {
+    CODEC_UNIFORM = 0, /**< no payload: every voxel is the row's value */
+    CODEC_SHUFFLE = 1, /**< zstd frame of the C^3 values byte-shuffled (all low bytes, then high) */
+    CODEC_PALETTE = 2  /**< zstd frame of: uint16 count, count uint16 ids, bit-packed indices */
+};
+
+/** Most distinct values a CODEC_PALETTE payload can hold (8-bit indices). */
+#define CODEC_PALETTE_MAX 256
+
+/** Result of chunk_encode: codec, and for CODEC_UNIFORM the value. */
+typedef struct {
+    int codec;
+    uint16_t uniform_value;
+    size_t length; /**< payload bytes written to the output (0 for uniform) */
+} chunk_encoding;
+
+/** Upper bound of the payload size of an edge^3 chunk; 0 if edge is not a valid chunk edge. */
+size_t chunk_encode_bound(int edge);
+/**
+ * Encode edge^3 voxels, choosing the codec (see the rule in codec.c). Uniform
+ * chunks produce no payload. Thread-safe: scratch is caller memory; each thread
+ * keeps its own zstd context (see chunk_codec_release_thread).
+ * @param[in]  voxels     edge^3 values [z][y][x]
+ * @param[in]  edge       chunk edge, a power of two in [16, 256]
+ * @param[in]  zstd_level zstd compression level (0 = zstd's default, 3)
+ * @param[in]  scratch    chunk_scratch_size(edge) bytes, aligned like malloc memory
+ * @param[out] out        at least chunk_encode_bound(edge) bytes
+ * @param[out] enc        codec, uniform value and payload length
+ * @return STRATA_OK, STRATA_ERR_ARG (bad edge, NULL pointer), STRATA_ERR_NOMEM
+ *         (no zstd context) or STRATA_ERR_CORRUPT (zstd failed)
+ */
+strata_status chunk_encode(const uint16_t *voxels, int edge, int zstd_level, void *scratch,
+                           uint8_t *out, chunk_encoding *enc, strata_error *err);
+/**
+ * Encode edge^3 voxels with a given transform, whatever the rule would choose
+ * (for benchmarks and tests). Never produces CODEC_UNIFORM.
+ * @param[in] codec CODEC_SHUFFLE, or CODEC_PALETTE (STRATA_ERR_ARG if the chunk
+ *                  holds more than CODEC_PALETTE_MAX distinct values)
+ * Other parameters and results as chunk_encode.
+ */
+strata_status chunk_encode_as(const uint16_t *voxels, int edge, int zstd_level, int codec,
+                              void *scratch, uint8_t *out, chunk_encoding *enc, strata_error *err);
+/** Scratch bytes chunk_encode and chunk_decode need for an edge^3 chunk (0 for a bad edge). */
+size_t chunk_scratch_size(int edge);
+/**
+ * Decode a payload into edge^3 voxels; every malformed input (bad frame, wrong
+ * content size, trailing bytes, palette count or order, palette index out of
+ * range, unknown codec, CODEC_UNIFORM which has no payload) is
+ * STRATA_ERR_CORRUPT, never a crash: nothing outside payload[0, length),
+ * scratch and voxels is read or written.
+ * @param[in]  payload  length bytes (may be NULL when length is 0)
+ * @param[in]  codec    the row's codec
+ * @param[in]  edge     chunk edge, a power of two in [16, 256]
+ * @param[in]  scratch  chunk_scratch_size(edge) bytes, aligned like malloc memory
+ * @param[out] voxels   edge^3 values [z][y][x] (contents unspecified on failure)
+ * @return STRATA_OK, STRATA_ERR_CORRUPT, STRATA_ERR_ARG (bad edge, NULL pointer)
+ *         or STRATA_ERR_NOMEM (no zstd context)
+ */
+strata_status chunk_decode(const uint8_t *payload, size_t length, int codec, int edge,
+                           void *scratch, uint16_t *voxels, strata_error *err);
+/** Free the calling thread's zstd contexts (they are recreated on next use). */
+void chunk_codec_release_thread(void);
+/** True when all count voxels equal voxels[0] (count 0 is uniform). */
+int chunk_is_uniform(const uint16_t *voxels, size_t count);
+/** CRC-32 (zlib's) continuing from crc (start with 0). */
+uint32_t checksum_update(uint32_t crc, const void *data, size_t length);
+
+#endif

@@ -1,0 +1,14 @@
+/* fault.h: fault injection points, compiled in always, free when unset.
+ *
+ * STRATA_FAULT=POINT[:RANK[:ACTION]] makes strata_fault_point(POINT) act on rank
+ * RANK (default any) of MPI_COMM_WORLD: ACTION "kill" (default) raises SIGKILL,
+ * "error" makes the point report a failure. Points: segment-written,
+ * manifest-before-rename, manifest-after-rename, compact-written, update-batch.
+ */
+#ifndef STRATA_FAULT_H
+#define STRATA_FAULT_H
+
+/** 1 when the point is armed with action "error"; never returns when "kill". */
+int strata_fault_point(const char *point);
+
+#endif

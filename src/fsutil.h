@@ -1,0 +1,23 @@
+/* fsutil.h: small POSIX file helpers with errors that name the path. */
+#ifndef STRATA_FSUTIL_H
+#define STRATA_FSUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define STRATA_PATH_MAX 4096
+
+/** fsync a directory so that renames and creations inside it are durable. */
+strata_status fsync_directory(const char *dir, strata_error *err);
+/** fsync a file by path. */
+strata_status fsync_path(const char *path, strata_error *err);
+/** Remove a directory tree (no symlinks followed). */
+strata_status remove_tree(const char *path, strata_error *err);
+/** Join dir and name into out; STRATA_ERR_ARG if it does not fit. */
+strata_status path_join(char *out, size_t size, const char *dir, const char *name, strata_error *err);
+/** Size of a file in bytes. */
+strata_status file_size(const char *path, uint64_t *size, strata_error *err);
+
+#endif

@@ -1,0 +1,342 @@
+/* maintenance.c: fsck, compaction, rebalancing and the SIGTERM boundary. */
+#include <inttypes.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "fault.h"
+#include "fsutil.h"
+#include "partition.h"
+#include "world.h"
+
+strata_status world_finish_replace(strata_world *w, strata_error *err);
+
+/* ---- signals ------------------------------------------------------------------- */
+
+volatile sig_atomic_t strata_signal_pending;
+
+static void on_signal(int sig)
+{
+    strata_signal_pending = sig;
+}
+
+strata_status strata_install_signal_handlers(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) != 0 || sigaction(SIGINT, &sa, NULL) != 0)
+        return error_set(NULL, STRATA_ERR_IO, "cannot install signal handlers");
+    return STRATA_OK;
+}
+
+/* ---- fsck ---------------------------------------------------------------------- */
+
+typedef struct {
+    strata_world *w;
+    strata_problem_fn fn;
+    void *ctx;
+    uint64_t problems;
+} fsck_state;
+
+static void report(fsck_state *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void report(fsck_state *f, const char *fmt, ...)
+{
+    char text[STRATA_ERROR_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    f->problems++;
+    if (f->fn)
+        f->fn(text, f->ctx);
+}
+
+/* Verify one row's payloads: checksum and a full decode. */
+static void check_row(fsck_state *f, const store_row *row, uint8_t *payload, uint16_t *voxels)
+{
+    strata_world *w = f->w;
+    if (row->codec == CODEC_UNIFORM)
+        return;
+    strata_status st = store_read_payload(&w->store, row->payload_segment, row->payload_offset,
+                                          row->payload_length, row->payload_crc, row->key, payload,
+                                          &w->error);
+    if (!st)
+        st = chunk_decode(payload, row->payload_length, row->codec, w->edge, w->scratch, voxels,
+                          &w->error);
+    if (st)
+        report(f, "chunk key %" PRIu64 ": %s", row->key, w->error.message);
+    if (row->lod_length) {
+        uint8_t *lod = malloc(row->lod_length);
+        if (!lod)
+            report(f, "chunk key %" PRIu64 ": cannot allocate its LOD payload", row->key);
+        else if (store_read_payload(&w->store, row->lod_segment, row->lod_offset, row->lod_length,
+                                    row->lod_crc, row->key, lod, &w->error))
+            report(f, "chunk key %" PRIu64 " LOD: %s", row->key, w->error.message);
+        free(lod);
+    }
+}
+
+/* Every row of every live segment in this rank's range, superseded ones too. */
+static void check_segments(fsck_state *f)
+{
+    strata_world *w = f->w;
+    uint8_t *payload = malloc(chunk_encode_bound(w->edge));
+    uint16_t *voxels = malloc(w->chunk_voxels * sizeof *voxels);
+    if (!payload || !voxels) {
+        report(f, "cannot allocate fsck buffers");
+        free(payload), free(voxels);
+        return;
+    }
+    for (size_t i = 0; i < w->store.count; i++) {
+        store single = w->store;
+        single.segments = &w->store.segments[i];
+        single.count = 1;
+        store_row *rows = NULL;
+        size_t n = 0;
+        char name[64];
+        manifest_segment_name(w->store.segments[i].epoch, name, sizeof name);
+        if (store_load_rows(&single, w->split[w->rank], w->split[w->rank + 1], &rows, &n, &w->error)) {
+            report(f, "%s: %s", name, w->error.message);
+            continue;
+        }
+        for (size_t j = 0; j < n; j++)
+            check_row(f, &rows[j], payload, voxels);
+        free(rows);
+    }
+    free(payload);
+    free(voxels);
+}
+
+static void check_manifest_on_disk(fsck_state *f)
+{
+    strata_world *w = f->w;
+    manifest m;
+    if (manifest_read(w->dir, &m, &w->error)) {
+        report(f, "%s", w->error.message);
+        return;
+    }
+    if (m.epoch != w->committed.epoch)
+        report(f, "MANIFEST changed during fsck (epoch %" PRIu64 " -> %" PRIu64 ")",
+               w->committed.epoch, m.epoch);
+    for (size_t i = 0; i < m.segment_count; i++) {
+        char name[64], path[STRATA_PATH_MAX];
+        uint64_t size;
+        manifest_segment_name(m.segments[i].epoch, name, sizeof name);
+        if (path_join(path, sizeof path, w->dir, name, &w->error) ||
+            file_size(path, &size, &w->error))
+            report(f, "%s", w->error.message);
+    }
+    manifest_free(&m);
+}
+
+strata_status strata_fsck(strata_world *w, strata_problem_fn fn, void *ctx, uint64_t *problems)
+{
+    fsck_state f = {w, fn, ctx, 0};
+    if (w->rank == 0)
+        check_manifest_on_disk(&f);
+    check_segments(&f);
+    uint64_t total = 0;
+    strata_status st = error_mpi(&w->error, MPI_Allreduce(&f.problems, &total, 1, MPI_UINT64_T,
+                                                          MPI_SUM, w->comm), "summing fsck problems");
+    *problems = total;
+    return world_agree(w, st);
+}
+
+/* ---- compaction ----------------------------------------------------------------- */
+
+typedef struct {
+    uint8_t *data;
+    uint64_t length, capacity;
+} byte_buffer;
+
+static strata_status copy_payload(strata_world *w, byte_buffer *b, uint64_t segment, uint64_t *offset,
+                                  uint32_t length, uint32_t crc, uint64_t key)
+{
+    if (b->length + length > b->capacity) {
+        uint64_t capacity = (b->length + length) * 2 + 4096;
+        uint8_t *grown = realloc(b->data, capacity);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " compacted bytes", capacity);
+        b->data = grown;
+        b->capacity = capacity;
+    }
+    strata_status st = store_read_payload(&w->store, segment, *offset, length, crc, key,
+                                          b->data + b->length, &w->error);
+    if (st)
+        return st;
+    *offset = b->length;
+    b->length += length;
+    return STRATA_OK;
+}
+
+/* This rank's live rows, re-pointed at a fresh payload buffer; air rows dropped
+ * (with no older segment left, they shadow nothing). */
+static strata_status gather_live(strata_world *w, uint64_t epoch, store_row **out, size_t *n,
+                                 byte_buffer *b)
+{
+    store_row *rows = malloc((w->row_count + 1) * sizeof *rows);
+    if (!rows)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate compacted rows");
+    size_t kept = 0;
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; i < w->row_count && !st; i++) {
+        store_row r = w->rows[i];
+        if (r.codec == CODEC_UNIFORM && r.value == 0 && !r.lod_length)
+            continue;
+        if (r.payload_length) {
+            st = copy_payload(w, b, r.payload_segment, &r.payload_offset, r.payload_length,
+                              r.payload_crc, r.key);
+            r.payload_segment = epoch;
+        }
+        if (!st && r.lod_length) {
+            st = copy_payload(w, b, r.lod_segment, &r.lod_offset, r.lod_length, r.lod_crc, r.key);
+            r.lod_segment = epoch;
+        }
+        rows[kept++] = r;
+    }
+    if (st) {
+        free(rows);
+        return st;
+    }
+    *out = rows;
+    *n = kept;
+    return STRATA_OK;
+}
+
+static strata_status publish_compaction(strata_world *w, uint64_t epoch, manifest *old)
+{
+    manifest next;
+    strata_status st = manifest_copy(&w->committed, &next, &w->error);
+    if (st)
+        return st;
+    next.epoch = epoch;
+    next.commits++;
+    next.segments[0].epoch = epoch;
+    next.segment_count = 1;
+    st = world_publish(w, &next);
+    if (st) {
+        manifest_free(&next);
+        return st;
+    }
+    *old = w->committed;
+    w->committed = next;
+    return STRATA_OK;
+}
+
+static void remove_old_segments(strata_world *w, const manifest *old)
+{
+    if (w->rank != 0)
+        return;
+    for (size_t i = 0; i < old->segment_count; i++) {
+        char name[64], path[STRATA_PATH_MAX];
+        manifest_segment_name(old->segments[i].epoch, name, sizeof name);
+        /* Readers that opened these files keep reading them until they close. */
+        if (path_join(path, sizeof path, w->dir, name, NULL) == STRATA_OK)
+            unlink(path);
+    }
+}
+
+strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
+{
+    double start = MPI_Wtime();
+    strata_status st = strata_commit(w, NULL);
+    if (st)
+        return st;
+    uint64_t epoch = w->committed.epoch + 1;
+    store_row *rows = NULL;
+    size_t n = 0;
+    byte_buffer b = {0};
+    st = world_agree(w, gather_live(w, epoch, &rows, &n, &b));
+    if (!st)
+        st = store_write_segment(&w->store, epoch, w->size, rows, n, b.data, b.length, &w->error);
+    if (!st && strata_fault_point("compact-written"))
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after writing the compacted segment");
+    st = world_agree(w, st);
+    manifest old = {0};
+    if (!st)
+        st = publish_compaction(w, epoch, &old);
+    if (!st) {
+        store_retain(&w->store, &epoch, 1);
+        remove_old_segments(w, &old);
+        manifest_free(&old);
+        free(w->rows);
+        w->rows = rows;
+        w->row_count = n;
+        rows = NULL;
+    }
+    uint64_t local[2] = {n, b.length}, total[2] = {0, 0};
+    MPI_Allreduce(local, total, 2, MPI_UINT64_T, MPI_SUM, w->comm);
+    free(rows);
+    free(b.data);
+    if (stats) {
+        stats->epoch = w->committed.epoch;
+        stats->chunks_written = total[0];
+        stats->stored_bytes = total[1];
+        stats->raw_bytes = total[0] * w->chunk_voxels * sizeof(uint16_t);
+        stats->seconds = MPI_Wtime() - start;
+    }
+    return st;
+}
+
+/* ---- rebalancing ---------------------------------------------------------------- */
+
+static int has_dirty(strata_world *w)
+{
+    return w->owned.dirty_bytes > 0 || w->staged_count > 0;
+}
+
+strata_status strata_rebalance(strata_world *w, int by, strata_weight_fn fn, void *ctx)
+{
+    strata_status st = STRATA_OK;
+    if (!w->writable)
+        st = WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
+    else if (has_dirty(w))
+        st = WORLD_FAIL(w, STRATA_ERR_ARG, "rebalance needs committed state: commit first");
+    else if (by != STRATA_WEIGHT_COUNT && by != STRATA_WEIGHT_BYTES &&
+             !(by == STRATA_WEIGHT_CALLBACK && fn))
+        st = WORLD_FAIL(w, STRATA_ERR_ARG, "rebalance: unknown weight %d", by);
+    st = world_agree(w, st);
+    if (st)
+        return st;
+    uint64_t *keys = malloc((w->row_count + 1) * sizeof *keys);
+    double *weights = malloc((w->row_count + 1) * sizeof *weights);
+    if (!keys || !weights)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate rebalance weights");
+    for (size_t i = 0; !st && i < w->row_count; i++) {
+        keys[i] = w->rows[i].key;
+        weights[i] = by == STRATA_WEIGHT_COUNT ? 1.0
+                     : by == STRATA_WEIGHT_BYTES ? (double)w->rows[i].payload_length + sizeof(store_row)
+                                                 : fn(keys[i], ctx);
+    }
+    st = world_agree(w, st);
+    uint64_t *split = malloc(((size_t)w->size + 1) * sizeof *split);
+    if (!st && !split)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate splitters");
+    st = world_agree(w, st);
+    if (!st)
+        st = world_agree(w, partition_by_weight(w->comm, keys, weights, w->row_count, split, &w->error));
+    free(keys);
+    free(weights);
+    if (st) {
+        free(split);
+        return st;
+    }
+    /* Ownership moved: forget resident chunks and read the new range's rows. */
+    chunk_cache_free(&w->owned);
+    free(w->split);
+    w->split = split;
+    free(w->rows);
+    w->rows = NULL;
+    w->row_count = 0;
+    st = store_load_rows(&w->store, w->split[w->rank], w->split[w->rank + 1], &w->rows,
+                         &w->row_count, &w->error);
+    w->manifest_dirty = 1;
+    return world_agree(w, st);
+}

@@ -1,0 +1,294 @@
+/* read.c: loading chunks, point reads (routed and committed), chunk metadata, info. */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "fsutil.h"
+#include "partition.h"
+#include "world.h"
+
+strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *voxels)
+{
+    if (row->codec == CODEC_UNIFORM) {
+        for (size_t i = 0; i < w->chunk_voxels; i++)
+            voxels[i] = row->value;
+        return STRATA_OK;
+    }
+    uint8_t *payload = malloc(row->payload_length ? row->payload_length : 1);
+    if (!payload)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read chunk key %" PRIu64, row->key);
+    strata_status st = store_read_payload(&w->store, row->payload_segment, row->payload_offset,
+                                          row->payload_length, row->payload_crc, row->key, payload,
+                                          &w->error);
+    if (!st)
+        st = chunk_decode(payload, row->payload_length, row->codec, w->edge, w->scratch, voxels,
+                          &w->error);
+    if (st) {
+        /* Name the chunk by coordinates too: a user knows those. */
+        int64_t b[6];
+        world_chunk_bounds(w, row->key, b);
+        char message[STRATA_ERROR_MAX];
+        snprintf(message, sizeof message, "%s (chunk at voxel %" PRId64 ",%" PRId64 ",%" PRId64 ")",
+                 w->error.message, b[0], b[1], b[2]);
+        error_set(&w->error, st, "%s", message);
+    }
+    free(payload);
+    return st;
+}
+
+/* A chunk of the committed state into cache c, decoded from its row (or air). */
+static strata_status load_committed(strata_world *w, chunk_cache *c, uint64_t key,
+                                    const store_row *row, chunk **out)
+{
+    uint16_t value = row && row->codec == CODEC_UNIFORM ? row->value : 0;
+    strata_status st = chunk_cache_insert(c, key, value, out, &w->error);
+    if (st || !row || row->codec == CODEC_UNIFORM)
+        return st;
+    uint16_t *voxels = malloc(w->chunk_voxels * sizeof *voxels);
+    if (!voxels)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate chunk key %" PRIu64, key);
+    if (!st)
+        st = world_decode_row(w, row, voxels);
+    if (st) {
+        free(voxels);
+        chunk_cache_remove(c, *out);
+        *out = NULL;
+        return st;
+    }
+    chunk_adopt(c, *out, voxels, w->chunk_voxels);
+    return STRATA_OK;
+}
+
+strata_status world_own_chunk(strata_world *w, uint64_t key, chunk **out)
+{
+    chunk *k = chunk_cache_find(&w->owned, key);
+    if (k) {
+        chunk_touch(&w->owned, k);
+        *out = k;
+        return STRATA_OK;
+    }
+    return load_committed(w, &w->owned, key, world_own_row(w, key), out);
+}
+
+void world_evict(strata_world *w)
+{
+    chunk_cache_trim(&w->owned);
+    chunk_cache_trim(&w->committed_copies);
+}
+
+/* ---- routed point reads -------------------------------------------------------- */
+
+strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], size_t n,
+                                  uint16_t *out)
+{
+    strata_status st = STRATA_OK;
+    route_record *send = malloc((n ? n : 1) * sizeof *send);
+    if (!send)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route %zu points", n);
+    const int b = w->edge_bits;
+    const uint64_t mask = (uint64_t)w->edge - 1;
+    for (size_t i = 0; !st && i < n; i++) {
+        int64_t x = points[i][0], y = points[i][1], z = points[i][2];
+        if (!world_contains(w, x, y, z)) {
+            st = WORLD_FAIL(w, STRATA_ERR_RANGE, "point %zu (%" PRId64 ", %" PRId64 ", %" PRId64
+                            ") is outside the world", i, x, y, z);
+            break;
+        }
+        send[i] = (route_record){
+            .key = world_key(w, (uint64_t)x >> b, (uint64_t)y >> b, (uint64_t)z >> b),
+            .voxel = (uint32_t)(((uint64_t)x & mask) | ((uint64_t)y & mask) << b |
+                                ((uint64_t)z & mask) << 2 * b)};
+    }
+    st = world_agree(w, st);
+    route_record *recv = NULL;
+    int *from = NULL;
+    size_t recv_n = 0;
+    if (!st)
+        st = world_agree(w, route_records(w->comm, w->split, send, n, &recv, &recv_n, &from, &w->error));
+    uint16_t *reply = NULL;
+    if (!st && !(reply = malloc((recv_n ? recv_n : 1) * sizeof *reply)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer %zu points", recv_n);
+    for (size_t i = 0; !st && i < recv_n; i++) {
+        chunk *k;
+        st = world_own_chunk(w, recv[i].key, &k);
+        if (!st)
+            reply[i] = k->voxels ? k->voxels[recv[i].voxel] : k->value;
+    }
+    st = world_agree(w, st);
+    if (!st)
+        st = world_agree(w, route_replies(w->comm, recv, from, reply, recv_n, out, n, &w->error));
+    world_evict(w);
+    free(send);
+    free(recv);
+    free(from);
+    free(reply);
+    return st;
+}
+
+/* ---- reads of the committed state (not collective) ----------------------------------- */
+
+/* The committed chunk of key: own clean chunks serve directly; others come
+ * through the committed-copy cache, decoded from the newest row in the store. */
+static strata_status committed_chunk(strata_world *w, uint64_t key, chunk **out)
+{
+    int own = world_owns(w, key);
+    if (own) {
+        chunk *k = chunk_cache_find(&w->owned, key);
+        if (k && !k->dirty) {
+            *out = k;
+            return STRATA_OK;
+        }
+    }
+    chunk *k = chunk_cache_find(&w->committed_copies, key);
+    if (k) {
+        chunk_touch(&w->committed_copies, k);
+        *out = k;
+        return STRATA_OK;
+    }
+    store_row row;
+    const store_row *found = NULL;
+    if (own) {
+        found = world_own_row(w, key);
+    } else {
+        int hit;
+        strata_status st = store_lookup_row(&w->store, key, &row, &hit, &w->error);
+        if (st)
+            return st;
+        found = hit ? &row : NULL;
+    }
+    strata_status st = load_committed(w, &w->committed_copies, key, found, out);
+    if (!st)
+        chunk_cache_trim(&w->committed_copies);
+    return st;
+}
+
+strata_status strata_read_voxel(strata_world *w, int64_t x, int64_t y, int64_t z, uint16_t *out)
+{
+    if (!world_contains(w, x, y, z))
+        return WORLD_FAIL(w, STRATA_ERR_RANGE, "voxel (%" PRId64 ", %" PRId64 ", %" PRId64
+                          ") is outside the world", x, y, z);
+    const int b = w->edge_bits;
+    const uint64_t mask = (uint64_t)w->edge - 1;
+    uint64_t key = world_key(w, (uint64_t)x >> b, (uint64_t)y >> b, (uint64_t)z >> b);
+    chunk *k;
+    strata_status st = committed_chunk(w, key, &k);
+    if (st)
+        return st;
+    *out = k->voxels ? k->voxels[((uint64_t)x & mask) | ((uint64_t)y & mask) << b |
+                                 ((uint64_t)z & mask) << 2 * b]
+                     : k->value;
+    return STRATA_OK;
+}
+
+strata_status strata_load_chunk(strata_world *w, int64_t cx, int64_t cy, int64_t cz, uint16_t *out)
+{
+    uint64_t key;
+    strata_status st = strata_chunk_key(w, cx, cy, cz, &key);
+    chunk *k;
+    if (!st)
+        st = committed_chunk(w, key, &k);
+    if (st)
+        return st;
+    if (k->voxels)
+        memcpy(out, k->voxels, w->chunk_voxels * sizeof *out);
+    else
+        for (size_t i = 0; i < w->chunk_voxels; i++)
+            out[i] = k->value;
+    return STRATA_OK;
+}
+
+strata_status strata_chunk_metadata(strata_world *w, int64_t cx, int64_t cy, int64_t cz,
+                                    strata_chunk_meta *meta)
+{
+    uint64_t key;
+    strata_status st = strata_chunk_key(w, cx, cy, cz, &key);
+    if (st)
+        return st;
+    memset(meta, 0, sizeof *meta);
+    meta->key = key;
+    world_chunk_bounds(w, key, meta->bounds);
+    meta->owner = partition_owner(w->split, w->size, key);
+    store_row row;
+    int found = 0;
+    if (world_owns(w, key)) {
+        const store_row *r = world_own_row(w, key);
+        if (r)
+            row = *r, found = 1;
+    } else {
+        st = store_lookup_row(&w->store, key, &row, &found, &w->error);
+        if (st)
+            return st;
+    }
+    if (!found)
+        return STRATA_OK;
+    meta->kind = row.codec == CODEC_UNIFORM ? STRATA_CHUNK_UNIFORM : STRATA_CHUNK_DENSE;
+    meta->uniform_value = row.codec == CODEC_UNIFORM ? row.value : 0;
+    meta->stored_bytes = row.payload_length;
+    meta->epoch = row.epoch;
+    return STRATA_OK;
+}
+
+/* ---- info ---------------------------------------------------------------------- */
+
+static uint64_t metadata_bytes(const strata_world *w)
+{
+    uint64_t bytes = sizeof *w + w->row_count * sizeof *w->rows +
+                     ((uint64_t)w->size + 1) * sizeof *w->split +
+                     w->owned.capacity * sizeof(chunk *) + w->owned.count * sizeof(chunk);
+    for (size_t i = 0; i < w->store.count; i++)
+        bytes += sizeof(store_segment) + w->store.segments[i].fence_count * sizeof(uint64_t);
+    return bytes;
+}
+
+strata_status strata_world_info(strata_world *w, strata_info *info)
+{
+    memset(info, 0, sizeof *info);
+    uint64_t local[6] = {0, 0, 0, w->owned.clean_bytes, w->owned.dirty_bytes, metadata_bytes(w)};
+    for (size_t i = 0; i < w->row_count; i++) {
+        const store_row *r = &w->rows[i];
+        if (r->codec == CODEC_UNIFORM)
+            local[0] += r->value != 0; /* uniform air rows only shadow older data */
+        else
+            local[1]++;
+        local[2] += r->payload_length;
+    }
+    uint64_t sum[6] = {0}, max_meta = 0;
+    int rc = MPI_Allreduce(local, sum, 5, MPI_UINT64_T, MPI_SUM, w->comm);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Allreduce(&local[5], &max_meta, 1, MPI_UINT64_T, MPI_MAX, w->comm);
+    strata_status st = world_agree(w, error_mpi(&w->error, rc, "gathering world info"));
+    if (st)
+        return st;
+    const manifest *m = &w->committed;
+    for (int i = 0; i < 3; i++) {
+        info->dims[i] = m->dims[i];
+        info->voxel_size[i] = m->voxel_size[i];
+        info->origin[i] = m->origin[i];
+    }
+    info->chunk_edge = m->chunk_edge;
+    info->epoch = m->epoch;
+    info->writer_ranks = m->writer_ranks;
+    info->commits = m->commits;
+    info->segments = m->segment_count;
+    info->chunks_uniform = sum[0];
+    info->chunks_dense = sum[1];
+    info->payload_bytes = sum[2];
+    info->cache_bytes = sum[3];
+    info->dirty_bytes = sum[4];
+    info->metadata_bytes = max_meta;
+    info->chunks_total = w->chunks[0] * w->chunks[1] * w->chunks[2];
+    info->ranks = w->size;
+    if (w->rank == 0) {
+        for (size_t i = 0; i < m->segment_count; i++) {
+            char name[64], path[STRATA_PATH_MAX];
+            uint64_t size = 0;
+            manifest_segment_name(m->segments[i].epoch, name, sizeof name);
+            if (path_join(path, sizeof path, w->dir, name, NULL) == STRATA_OK &&
+                file_size(path, &size, NULL) == STRATA_OK)
+                info->stored_bytes += size;
+        }
+    }
+    MPI_Bcast(&info->stored_bytes, 1, MPI_UINT64_T, 0, w->comm);
+    return STRATA_OK;
+}

@@ -1,0 +1,385 @@
+/* router.c: route records to the ranks owning their keys, and replies back. */
+#include "router.h"
+
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "partition.h"
+
+_Static_assert(sizeof(route_record) == 24, "route_record is sent as raw bytes; keep it packed");
+
+/* One answer on its way back to the record's sender. */
+typedef struct {
+    uint32_t origin;
+    uint16_t value;
+    uint16_t pad;
+} route_reply;
+
+#define HUGE_PAGE ((size_t)2 << 20)
+
+/*
+ * malloc for the big record buffers. Routing touches every byte of freshly
+ * allocated memory once, so page faults can cost more than the sort itself;
+ * asking for transparent huge pages cuts them 512-fold where the kernel leaves
+ * THP to madvise. The advice may be refused: the memory is the same either way.
+ * The result is freed with free().
+ */
+static void *alloc_records(size_t count, size_t elem)
+{
+    size_t bytes = (count ? count : 1) * elem;
+#ifdef MADV_HUGEPAGE
+    if (bytes >= HUGE_PAGE) {
+        void *p = NULL;
+        size_t rounded = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
+        if (posix_memalign(&p, HUGE_PAGE, rounded) != 0)
+            return NULL;
+        (void)madvise(p, rounded, MADV_HUGEPAGE);
+        return p;
+    }
+#endif
+    return malloc(bytes);
+}
+
+/* Counts and MPI_BYTE layouts of one all-to-all exchange. */
+typedef struct {
+    int size;
+    uint64_t *send_counts, *recv_counts; /* elements per peer */
+    uint64_t *next;                      /* scratch of the bucket sort */
+    int *send_bytes, *send_displs, *recv_bytes, *recv_displs;
+    size_t recv_total; /* elements received in all */
+} exchange_plan;
+
+static void plan_free(exchange_plan *plan)
+{
+    free(plan->send_counts);
+    free(plan->send_bytes);
+    plan->send_counts = NULL;
+    plan->send_bytes = NULL;
+}
+
+static strata_status plan_alloc(MPI_Comm comm, exchange_plan *plan, strata_error *err)
+{
+    memset(plan, 0, sizeof *plan);
+    strata_status st = error_mpi(err, MPI_Comm_size(comm, &plan->size), "route: communicator size");
+    if (st != STRATA_OK)
+        return st;
+    size_t size = (size_t)plan->size;
+    plan->send_counts = calloc(3 * size, sizeof *plan->send_counts);
+    plan->send_bytes = calloc(4 * size, sizeof *plan->send_bytes);
+    if (!plan->send_counts || !plan->send_bytes) {
+        plan_free(plan);
+        return error_set(err, STRATA_ERR_NOMEM, "route: plan for %d ranks", plan->size);
+    }
+    plan->recv_counts = plan->send_counts + size;
+    plan->next = plan->send_counts + 2 * size;
+    plan->send_displs = plan->send_bytes + size;
+    plan->recv_bytes = plan->send_bytes + 2 * size;
+    plan->recv_displs = plan->send_bytes + 3 * size;
+    return STRATA_OK;
+}
+
+/* MPI counts and displacements are int: refuse any layout beyond INT_MAX bytes. */
+static strata_status byte_layout(const uint64_t *counts, int size, size_t elem, int *bytes,
+                                 int *displs, strata_error *err)
+{
+    uint64_t offset = 0;
+    for (int r = 0; r < size; r++) {
+        if (counts[r] > (uint64_t)INT_MAX / elem || offset > (uint64_t)INT_MAX)
+            return error_set(err, STRATA_ERR_OVERFLOW,
+                             "route: %llu records for rank %d exceed MPI's int byte counts",
+                             (unsigned long long)counts[r], r);
+        bytes[r] = (int)(counts[r] * elem);
+        displs[r] = (int)offset;
+        offset += counts[r] * elem;
+    }
+    return STRATA_OK;
+}
+
+/* Exchange element counts (collective), then lay out both sides in bytes (local). */
+static strata_status plan_exchange_counts(MPI_Comm comm, exchange_plan *plan, size_t elem,
+                                          strata_error *err)
+{
+    int rc = MPI_Alltoall(plan->send_counts, 1, MPI_UINT64_T, plan->recv_counts, 1, MPI_UINT64_T,
+                          comm);
+    strata_status st = error_mpi(err, rc, "route: exchanging counts");
+    if (st != STRATA_OK)
+        return st;
+    plan->recv_total = 0;
+    for (int r = 0; r < plan->size; r++)
+        plan->recv_total += plan->recv_counts[r];
+    st = byte_layout(plan->send_counts, plan->size, elem, plan->send_bytes, plan->send_displs, err);
+    if (st == STRATA_OK)
+        st = byte_layout(plan->recv_counts, plan->size, elem, plan->recv_bytes, plan->recv_displs,
+                         err);
+    return st;
+}
+
+static strata_status plan_exchange(MPI_Comm comm, const exchange_plan *plan, const void *send,
+                                   void *recv, strata_error *err)
+{
+    int rc = MPI_Alltoallv(send, plan->send_bytes, plan->send_displs, MPI_BYTE, recv,
+                           plan->recv_bytes, plan->recv_displs, MPI_BYTE, comm);
+    return error_mpi(err, rc, "route: exchanging records");
+}
+
+/*
+ * Stable counting sort by destination: on return slot[i] is the position of
+ * element i in the packed send buffer and plan->send_counts holds the counts.
+ */
+static void bucket_by_dest(exchange_plan *plan, size_t *slot, size_t n)
+{
+    uint64_t offset = 0;
+    for (size_t i = 0; i < n; i++)
+        plan->send_counts[slot[i]]++;
+    for (int r = 0; r < plan->size; r++) {
+        plan->next[r] = offset;
+        offset += plan->send_counts[r];
+    }
+    for (size_t i = 0; i < n; i++)
+        slot[i] = (size_t)plan->next[slot[i]]++;
+}
+
+/* The byte of key that radix pass `pass` sorts on. */
+#define KEY_DIGIT(key, pass) ((size_t)((key) >> (8 * (pass))) & 0xff)
+
+/* One read of the keys gives the digit histograms of all eight passes. */
+static void key_histograms(const route_record *records, size_t n, size_t hist[8][256])
+{
+    memset(hist, 0, 8 * sizeof hist[0]);
+    for (size_t i = 0; i < n; i++)
+        for (int pass = 0; pass < 8; pass++)
+            hist[pass][KEY_DIGIT(records[i].key, pass)]++;
+}
+
+/* One stable scatter pass of an LSD radix sort; from/from_out may be NULL. */
+static void radix_pass(const route_record *in, route_record *out, const int *from, int *from_out,
+                       size_t n, int pass, const size_t count[256])
+{
+    size_t start[256], next = 0;
+    for (int d = 0; d < 256; d++) {
+        start[d] = next;
+        next += count[d];
+    }
+    for (size_t i = 0; i < n; i++) {
+        size_t at = start[KEY_DIGIT(in[i].key, pass)]++;
+        out[at] = in[i];
+        if (from)
+            from_out[at] = from[i];
+    }
+}
+
+/*
+ * Stable LSD radix sort by key, carrying `from` along when it is not NULL.
+ * Byte positions where every key agrees need no pass: keys confined to a rank's
+ * range or a small world skip most of the eight. Passes alternate between the
+ * two buffers; returns 1 when the result ended in tmp (and from_tmp).
+ */
+static int radix_sort(route_record *records, route_record *tmp, int *from, int *from_tmp,
+                      size_t n)
+{
+    size_t hist[8][256];
+    int in_tmp = 0;
+    if (n < 2)
+        return 0;
+    key_histograms(records, n, hist);
+    uint64_t some_key = records[0].key;
+    for (int pass = 0; pass < 8; pass++) {
+        if (hist[pass][KEY_DIGIT(some_key, pass)] == n) /* every key has this byte */
+            continue;
+        if (in_tmp)
+            radix_pass(tmp, records, from_tmp, from, n, pass, hist[pass]);
+        else
+            radix_pass(records, tmp, from, from_tmp, n, pass, hist[pass]);
+        in_tmp = !in_tmp;
+    }
+    return in_tmp;
+}
+
+strata_status route_sort_by_key(route_record *records, size_t n, strata_error *err)
+{
+    if (n < 2)
+        return STRATA_OK;
+    route_record *tmp = alloc_records(n, sizeof *tmp);
+    if (!tmp)
+        return error_set(err, STRATA_ERR_NOMEM, "route: sort buffer for %zu records", n);
+    if (radix_sort(records, tmp, NULL, NULL, n))
+        memcpy(records, tmp, n * sizeof *records);
+    free(tmp);
+    return STRATA_OK;
+}
+
+/* Fill origins, bucket the records by owner and pack them in send order. Local. */
+static strata_status pack_records(const uint64_t *split, exchange_plan *plan, route_record *send,
+                                  size_t n, route_record **packed, strata_error *err)
+{
+    if (n > UINT32_MAX)
+        return error_set(err, STRATA_ERR_OVERFLOW, "route: %zu records exceed 32-bit origins", n);
+    size_t *slot = alloc_records(n, sizeof *slot);
+    *packed = alloc_records(n, sizeof **packed);
+    if (!slot || !*packed) {
+        free(slot);
+        return error_set(err, STRATA_ERR_NOMEM, "route: send buffer for %zu records", n);
+    }
+    for (size_t i = 0; i < n; i++) {
+        send[i].origin = (uint32_t)i;
+        slot[i] = (size_t)partition_owner(split, plan->size, send[i].key);
+    }
+    bucket_by_dest(plan, slot, n);
+    for (size_t i = 0; i < n; i++)
+        (*packed)[slot[i]] = send[i];
+    free(slot);
+    return STRATA_OK;
+}
+
+/* Buffers for the received records, their sources, and the sort's scratch. Local. */
+static strata_status alloc_receive(size_t n, route_record **recv, route_record **tmp, int **from,
+                                   int **from_tmp, int want_from, strata_error *err)
+{
+    *recv = alloc_records(n, sizeof **recv);
+    *tmp = alloc_records(n, sizeof **tmp);
+    if (want_from) {
+        *from = alloc_records(n, sizeof **from);
+        *from_tmp = alloc_records(n, sizeof **from_tmp);
+    }
+    if (!*recv || !*tmp || (want_from && (!*from || !*from_tmp)))
+        return error_set(err, STRATA_ERR_NOMEM, "route: receive buffer for %zu records", n);
+    return STRATA_OK;
+}
+
+/* Received blocks arrive in source-rank order; tag each record with its source. */
+static void fill_sources(const exchange_plan *plan, int *from)
+{
+    size_t at = 0;
+    for (int r = 0; r < plan->size; r++)
+        for (uint64_t k = 0; k < plan->recv_counts[r]; k++)
+            from[at++] = r;
+}
+
+/*
+ * Three collective steps (count exchange, payload exchange, and two agreements
+ * before them) so that a local failure (memory, overflow) on any rank stops
+ * every rank before an exchange it would not join.
+ */
+strata_status route_records(MPI_Comm comm, const uint64_t *split, route_record *send, size_t n,
+                            route_record **recv, size_t *recv_n, int **recv_from,
+                            strata_error *err)
+{
+    exchange_plan plan;
+    route_record *packed = NULL, *got = NULL, *tmp = NULL;
+    int *from = NULL, *from_tmp = NULL;
+    *recv = NULL;
+    *recv_n = 0;
+    if (recv_from)
+        *recv_from = NULL;
+    strata_status st = plan_alloc(comm, &plan, err);
+    if (st == STRATA_OK)
+        st = pack_records(split, &plan, send, n, &packed, err);
+    st = error_agree(comm, st, err);
+    if (st != STRATA_OK)
+        goto cleanup;
+    st = plan_exchange_counts(comm, &plan, sizeof *packed, err);
+    if (st == STRATA_OK)
+        st = alloc_receive(plan.recv_total, &got, &tmp, &from, &from_tmp,
+                          recv_from != NULL, err);
+    st = error_agree(comm, st, err);
+    if (st != STRATA_OK)
+        goto cleanup;
+    st = plan_exchange(comm, &plan, packed, got, err);
+    if (st != STRATA_OK)
+        goto cleanup;
+    if (from)
+        fill_sources(&plan, from);
+    if (radix_sort(got, tmp, from, from_tmp, plan.recv_total)) {
+        route_record *sorted = tmp;
+        int *sorted_from = from_tmp;
+        tmp = got, got = sorted;
+        from_tmp = from, from = sorted_from;
+    }
+    *recv = got;
+    *recv_n = plan.recv_total;
+    got = NULL;
+    if (recv_from) {
+        *recv_from = from;
+        from = NULL;
+    }
+cleanup:
+    plan_free(&plan);
+    free(packed);
+    free(got);
+    free(tmp);
+    free(from);
+    free(from_tmp);
+    return st;
+}
+
+/* Bucket replies by the rank each record came from. Local. */
+static strata_status pack_replies(exchange_plan *plan, const route_record *recv,
+                                  const int *recv_from, const uint16_t *reply, size_t recv_n,
+                                  route_reply **packed, strata_error *err)
+{
+    size_t *slot = alloc_records(recv_n, sizeof *slot);
+    *packed = alloc_records(recv_n, sizeof **packed);
+    if (!slot || !*packed) {
+        free(slot);
+        return error_set(err, STRATA_ERR_NOMEM, "route: %zu replies", recv_n);
+    }
+    for (size_t i = 0; i < recv_n; i++) {
+        if (recv_from[i] < 0 || recv_from[i] >= plan->size) {
+            free(slot);
+            return error_set(err, STRATA_ERR_ARG, "route: reply %zu to rank %d of %d", i,
+                             recv_from[i], plan->size);
+        }
+        slot[i] = (size_t)recv_from[i];
+    }
+    bucket_by_dest(plan, slot, recv_n);
+    for (size_t i = 0; i < recv_n; i++)
+        (*packed)[slot[i]] = (route_reply){.origin = recv[i].origin, .value = reply[i]};
+    free(slot);
+    return STRATA_OK;
+}
+
+static strata_status scatter_replies(const route_reply *got, size_t n, uint16_t *out,
+                                     size_t out_n, strata_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (got[i].origin >= out_n)
+            return error_set(err, STRATA_ERR_ARG, "route: reply for record %u of %zu",
+                             (unsigned)got[i].origin, out_n);
+        out[got[i].origin] = got[i].value;
+    }
+    return STRATA_OK;
+}
+
+strata_status route_replies(MPI_Comm comm, const route_record *recv, const int *recv_from,
+                            const uint16_t *reply, size_t recv_n, uint16_t *out, size_t out_n,
+                            strata_error *err)
+{
+    exchange_plan plan;
+    route_reply *packed = NULL, *got = NULL;
+    strata_status st = plan_alloc(comm, &plan, err);
+    if (st == STRATA_OK)
+        st = pack_replies(&plan, recv, recv_from, reply, recv_n, &packed, err);
+    st = error_agree(comm, st, err);
+    if (st != STRATA_OK)
+        goto cleanup;
+    st = plan_exchange_counts(comm, &plan, sizeof *packed, err);
+    if (st == STRATA_OK) {
+        got = alloc_records(plan.recv_total, sizeof *got);
+        if (!got)
+            st = error_set(err, STRATA_ERR_NOMEM, "route: %zu replies", plan.recv_total);
+    }
+    st = error_agree(comm, st, err);
+    if (st != STRATA_OK)
+        goto cleanup;
+    st = plan_exchange(comm, &plan, packed, got, err);
+    if (st == STRATA_OK)
+        st = scatter_replies(got, plan.recv_total, out, out_n, err);
+    st = error_agree(comm, st, err);
+cleanup:
+    plan_free(&plan);
+    free(packed);
+    free(got);
+    return st;
+}

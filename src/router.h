@@ -1,0 +1,64 @@
+/* router.h: route records to the ranks owning their chunk keys (MPI_Alltoallv). */
+#ifndef STRATA_ROUTER_H
+#define STRATA_ROUTER_H
+
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+/**
+ * A routed voxel update: chunk key, voxel index inside the chunk
+ * (x + y*C + z*C*C) and the new material. flags bit 0: conditional on `expected`.
+ * Sent as raw bytes (24, no padding), so keep every field fixed-size.
+ */
+typedef struct {
+    uint64_t key;
+    uint32_t voxel;
+    uint16_t material;
+    uint16_t expected;
+    uint32_t flags;
+    uint32_t origin; /**< index of the record at its sending rank (for replies) */
+} route_record;
+
+enum { ROUTE_CONDITIONAL = 1 };
+
+/**
+ * Send every record to partition_owner(split, ranks, rec.key). Collective.
+ * Records are bucketed stably by destination; the received array is ordered by
+ * (source rank, send order) and then sorted stably by key, so applying it in
+ * order gives "last write wins in (rank, input order)".
+ * A failure on any rank (memory, or more than INT_MAX bytes to or from one peer:
+ * STRATA_ERR_OVERFLOW) is agreed on by all ranks before any exchange.
+ * @param[in]     split     comm-size + 1 splitters
+ * @param[in,out] send      n records of this rank (origin is filled with the index;
+ *                          n must fit in 32 bits)
+ * @param[out]    recv      malloc'ed received records, sorted by key (free it;
+ *                          NULL on failure)
+ * @param[out]    recv_n    number of received records
+ * @param[out]    recv_from if not NULL, malloc'ed source rank of each received record
+ * @param[out]    err       the agreed error (not NULL)
+ */
+strata_status route_records(MPI_Comm comm, const uint64_t *split, route_record *send, size_t n,
+                            route_record **recv, size_t *recv_n, int **recv_from,
+                            strata_error *err);
+/**
+ * Send replies back: reply[i] answers recv[i], which came from recv_from[i] with
+ * recv[i].origin. out[origin] receives it at the sender. Collective.
+ * @param[in]  recv, recv_from, recv_n  as returned by route_records
+ * @param[in]  reply   recv_n answers
+ * @param[out] out     out_n slots (out_n = the n this rank passed to route_records);
+ *                     slots nobody answered are left unchanged
+ * @param[out] err     the agreed error (not NULL)
+ */
+strata_status route_replies(MPI_Comm comm, const route_record *recv, const int *recv_from,
+                            const uint16_t *reply, size_t recv_n, uint16_t *out, size_t out_n,
+                            strata_error *err);
+/**
+ * Stable sort by key (LSD radix on the bytes where keys differ). Local.
+ * @return STRATA_OK, or STRATA_ERR_NOMEM for the n-record scratch buffer
+ */
+strata_status route_sort_by_key(route_record *records, size_t n, strata_error *err);
+
+#endif

@@ -1,0 +1,714 @@
+/* store.c: segment files in parallel HDF5: write collectively, read by key range. */
+#include "store.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "fault.h"
+#include "fsutil.h"
+#include "manifest.h"
+
+/* Collective writes are cut into rounds of at most this many bytes per rank,
+ * keeping every MPI-IO count below INT_MAX. */
+#define STORE_WRITE_ROUND ((uint64_t)1 << 30)
+
+/* ---- HDF5 errors ------------------------------------------------------------- */
+
+static herr_t innermost_message(unsigned n, const H5E_error2_t *e, void *data)
+{
+    (void)n;
+    if (e->desc && *e->desc)
+        snprintf((char *)data, 256, "%s (%s)", e->desc, e->func_name ? e->func_name : "?");
+    return 0;
+}
+
+strata_status store_hdf5_error(strata_error *err, const char *what, const char *path)
+{
+    char detail[256] = "no detail";
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_message, detail);
+    H5Eclear2(H5E_DEFAULT);
+    return error_set(err, STRATA_ERR_HDF5, "%s %s: %s", what, path, detail);
+}
+
+void store_quiet_hdf5(void)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+/* ---- the row type -------------------------------------------------------------- */
+
+#define ROW_FIELDS(X)                                                                          \
+    X(key, U64) X(epoch, U64) X(payload_segment, U64) X(payload_offset, U64)                   \
+    X(lod_segment, U64) X(lod_offset, U64) X(payload_length, U32) X(payload_crc, U32)         \
+    X(lod_length, U32) X(lod_crc, U32) X(dominant_count, U32) X(row_crc, U32) X(value, U16)  \
+    X(dominant, U16) X(distinct, U16) X(codec, U8) X(flags, U8)
+
+static strata_status make_row_types(store *s, strata_error *err)
+{
+    s->row_memory_type = H5Tcreate(H5T_COMPOUND, sizeof(store_row));
+    size_t file_size = 0;
+#define SIZE_OF(name, T) file_size += sizeof(((store_row *)0)->name);
+    ROW_FIELDS(SIZE_OF)
+#undef SIZE_OF
+    s->row_file_type = H5Tcreate(H5T_COMPOUND, file_size);
+    if (s->row_memory_type < 0 || s->row_file_type < 0)
+        return store_hdf5_error(err, "cannot create the row type for", s->dir);
+    size_t file_offset = 0;
+    herr_t rc = 0;
+#define NATIVE_U64 H5T_NATIVE_UINT64
+#define NATIVE_U32 H5T_NATIVE_UINT32
+#define NATIVE_U16 H5T_NATIVE_UINT16
+#define NATIVE_U8 H5T_NATIVE_UINT8
+#define FILE_U64 H5T_STD_U64LE
+#define FILE_U32 H5T_STD_U32LE
+#define FILE_U16 H5T_STD_U16LE
+#define FILE_U8 H5T_STD_U8LE
+#define INSERT(name, T)                                                                        \
+    rc |= H5Tinsert(s->row_memory_type, #name, offsetof(store_row, name), NATIVE_##T);         \
+    rc |= H5Tinsert(s->row_file_type, #name, file_offset, FILE_##T);                           \
+    file_offset += sizeof(((store_row *)0)->name);
+    ROW_FIELDS(INSERT)
+#undef INSERT
+    if (rc < 0)
+        return store_hdf5_error(err, "cannot build the row type for", s->dir);
+    return STRATA_OK;
+}
+
+uint32_t store_row_checksum(const store_row *row)
+{
+    uint8_t bytes[96];
+    size_t n = 0;
+#define PACK(name, T)                                                                          \
+    for (size_t i = 0; i < sizeof(row->name); i++)                                             \
+        bytes[n++] = (uint8_t)((uint64_t)row->name >> (8 * i));
+    ROW_FIELDS(PACK)
+#undef PACK
+    /* row_crc itself was packed as four bytes at a fixed place: zero them. */
+    size_t at = 6 * 8 + 5 * 4;
+    memset(bytes + at, 0, 4);
+    return checksum_update(0, bytes, n);
+}
+
+/* ---- opening ------------------------------------------------------------------- */
+
+strata_status store_init(store *s, MPI_Comm comm, const char *dir, strata_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->comm = comm;
+    s->row_memory_type = s->row_file_type = -1;
+    if (strlen(dir) >= sizeof s->dir)
+        return error_set(err, STRATA_ERR_ARG, "path too long: %s", dir);
+    strcpy(s->dir, dir);
+    return make_row_types(s, err);
+}
+
+static hid_t parallel_access(MPI_Comm comm)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0) {
+        H5Pclose(fapl);
+        return -1;
+    }
+    return fapl;
+}
+
+static void segment_close(store_segment *g)
+{
+    if (g->rows > 0)
+        H5Dclose(g->rows);
+    if (g->payload > 0)
+        H5Dclose(g->payload);
+    if (g->file > 0)
+        H5Fclose(g->file);
+    free(g->fence);
+    free(g->block);
+    memset(g, 0, sizeof *g);
+}
+
+static strata_status dataset_length(hid_t dset, uint64_t *length, const char *path, strata_error *err)
+{
+    hid_t space = H5Dget_space(dset);
+    hsize_t dims[1];
+    int rank = space < 0 ? -1 : H5Sget_simple_extent_ndims(space);
+    if (rank != 1 || H5Sget_simple_extent_dims(space, dims, NULL) < 0) {
+        if (space >= 0)
+            H5Sclose(space);
+        return error_set(err, STRATA_ERR_FORMAT, "%s: a dataset is not one-dimensional", path);
+    }
+    H5Sclose(space);
+    *length = dims[0];
+    return STRATA_OK;
+}
+
+static strata_status read_fence(store_segment *g, const char *path, strata_error *err)
+{
+    hid_t dset = H5Dopen2(g->file, "fence", H5P_DEFAULT);
+    if (dset < 0)
+        return store_hdf5_error(err, "no /fence in", path);
+    uint64_t n;
+    strata_status st = dataset_length(dset, &n, path, err);
+    if (!st && n != (g->row_count + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS)
+        st = error_set(err, STRATA_ERR_CORRUPT, "%s: /fence has %" PRIu64 " entries for %" PRIu64
+                       " rows", path, n, g->row_count);
+    if (!st) {
+        g->fence = malloc((size_t)(n ? n : 1) * sizeof *g->fence);
+        g->fence_count = (size_t)n;
+        if (!g->fence)
+            st = error_set(err, STRATA_ERR_NOMEM, "cannot allocate the fence of %s", path);
+    }
+    if (!st && n && H5Dread(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, g->fence) < 0)
+        st = store_hdf5_error(err, "cannot read /fence of", path);
+    for (size_t i = 1; !st && i < g->fence_count; i++)
+        if (g->fence[i] <= g->fence[i - 1])
+            st = error_set(err, STRATA_ERR_CORRUPT, "%s: /fence is not ascending", path);
+    H5Dclose(dset);
+    return st;
+}
+
+static strata_status check_segment_attributes(hid_t file, uint64_t epoch, const char *path,
+                                              strata_error *err)
+{
+    uint64_t values[2] = {0, 0};
+    const char *names[2] = {"strata_format", "epoch"};
+    for (int i = 0; i < 2; i++) {
+        hid_t attr = H5Aopen(file, names[i], H5P_DEFAULT);
+        herr_t rc = attr < 0 ? -1 : H5Aread(attr, H5T_NATIVE_UINT64, &values[i]);
+        if (attr >= 0)
+            H5Aclose(attr);
+        if (rc < 0)
+            return store_hdf5_error(err, "not a Strata segment (attribute missing):", path);
+    }
+    if (values[0] > STRATA_FORMAT_VERSION)
+        return error_set(err, STRATA_ERR_VERSION, "%s: format %" PRIu64 " is newer than %d", path,
+                         values[0], STRATA_FORMAT_VERSION);
+    if (values[1] != epoch)
+        return error_set(err, STRATA_ERR_CORRUPT, "%s: holds epoch %" PRIu64 ", expected %" PRIu64,
+                         path, values[1], epoch);
+    return STRATA_OK;
+}
+
+static strata_status segment_open(store *s, store_segment *g, uint64_t epoch, strata_error *err)
+{
+    char name[64], path[STRATA_PATH_MAX];
+    manifest_segment_name(epoch, name, sizeof name);
+    strata_status st = path_join(path, sizeof path, s->dir, name, err);
+    if (st)
+        return st;
+    memset(g, 0, sizeof *g);
+    g->epoch = epoch;
+    g->file = g->rows = g->payload = -1;
+    hid_t fapl = parallel_access(s->comm);
+    if (fapl < 0)
+        return store_hdf5_error(err, "cannot set MPI-IO access for", path);
+    g->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (g->file < 0)
+        return store_hdf5_error(err, "cannot open segment", path);
+    st = check_segment_attributes(g->file, epoch, path, err);
+    if (st)
+        return st;
+    g->rows = H5Dopen2(g->file, "rows", H5P_DEFAULT);
+    g->payload = H5Dopen2(g->file, "payload", H5P_DEFAULT);
+    if (g->rows < 0 || g->payload < 0)
+        return store_hdf5_error(err, "missing /rows or /payload in", path);
+    st = dataset_length(g->rows, &g->row_count, path, err);
+    return st ? st : read_fence(g, path, err);
+}
+
+strata_status store_open_segments(store *s, const uint64_t *epochs, size_t n, strata_error *err)
+{
+    store_segment *grown = realloc(s->segments, (s->count + n + 1) * sizeof *grown);
+    if (!grown)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu segments", n);
+    s->segments = grown;
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; i < n && !st; i++) {
+        /* Opening is collective: every rank opens every segment even after a
+         * failure elsewhere would be agreed later, so no rank waits in H5Fopen. */
+        st = segment_open(s, &s->segments[s->count], epochs[i], err);
+        if (st)
+            segment_close(&s->segments[s->count]);
+        else
+            s->count++;
+    }
+    return st;
+}
+
+void store_close(store *s)
+{
+    for (size_t i = 0; i < s->count; i++)
+        segment_close(&s->segments[i]);
+    free(s->segments);
+    s->segments = NULL;
+    s->count = 0;
+    if (s->row_memory_type >= 0)
+        H5Tclose(s->row_memory_type);
+    if (s->row_file_type >= 0)
+        H5Tclose(s->row_file_type);
+    s->row_memory_type = s->row_file_type = -1;
+}
+
+void store_retain(store *s, const uint64_t *epochs, size_t n)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < s->count; i++) {
+        int live = 0;
+        for (size_t j = 0; j < n && !live; j++)
+            live = epochs[j] == s->segments[i].epoch;
+        if (live)
+            s->segments[kept++] = s->segments[i];
+        else
+            segment_close(&s->segments[i]);
+    }
+    s->count = kept;
+}
+
+/* ---- reading ------------------------------------------------------------------- */
+
+static strata_status read_rows(store *s, store_segment *g, uint64_t first, uint64_t count,
+                               store_row *out, strata_error *err)
+{
+    if (count == 0)
+        return STRATA_OK;
+    hsize_t start = first, n = count;
+    hid_t file_space = H5Dget_space(g->rows);
+    hid_t memory_space = H5Screate_simple(1, &n, NULL);
+    herr_t rc = file_space < 0 || memory_space < 0 ? -1
+                : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &n, NULL);
+    if (rc >= 0)
+        rc = H5Dread(g->rows, s->row_memory_type, memory_space, file_space, H5P_DEFAULT, out);
+    if (file_space >= 0)
+        H5Sclose(file_space);
+    if (memory_space >= 0)
+        H5Sclose(memory_space);
+    char name[64];
+    manifest_segment_name(g->epoch, name, sizeof name);
+    if (rc < 0)
+        return store_hdf5_error(err, "cannot read rows of", name);
+    for (uint64_t i = 0; i < count; i++) {
+        if (store_row_checksum(&out[i]) != out[i].row_crc)
+            return error_set(err, STRATA_ERR_CORRUPT, "%s/%s: row %" PRIu64 " (chunk key %" PRIu64
+                             ") fails its checksum", s->dir, name, first + i, out[i].key);
+        if (i > 0 && out[i].key <= out[i - 1].key)
+            return error_set(err, STRATA_ERR_CORRUPT, "%s/%s: rows not ascending at row %" PRIu64,
+                             s->dir, name, first + i);
+    }
+    return STRATA_OK;
+}
+
+/* Row range [*begin, *end) of segment g that can hold keys in [first, last). */
+static void fence_range(const store_segment *g, uint64_t first, uint64_t last, uint64_t *begin,
+                        uint64_t *end)
+{
+    size_t lo = 0, hi = g->fence_count;
+    while (lo < hi) { /* first block whose fence key > first */
+        size_t mid = (lo + hi) / 2;
+        if (g->fence[mid] <= first)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    size_t block_begin = lo ? lo - 1 : 0;
+    lo = block_begin, hi = g->fence_count;
+    while (lo < hi) { /* first block whose fence key >= last */
+        size_t mid = (lo + hi) / 2;
+        if (g->fence[mid] < last)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *begin = (uint64_t)block_begin * STORE_FENCE_ROWS;
+    *end = (uint64_t)lo * STORE_FENCE_ROWS;
+    if (*end > g->row_count)
+        *end = g->row_count;
+    if (*begin > *end)
+        *begin = *end;
+}
+
+static int compare_rows(const void *a, const void *b)
+{
+    const store_row *x = a, *y = b;
+    if (x->key != y->key)
+        return x->key < y->key ? -1 : 1;
+    /* Equal keys: the newer segment's row sorts last and wins. */
+    return x->payload_segment < y->payload_segment ? -1 : x->payload_segment > y->payload_segment;
+}
+
+strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row **rows,
+                              size_t *n, strata_error *err)
+{
+    *rows = NULL;
+    *n = 0;
+    size_t total = 0, capacity = 0;
+    store_row *all = NULL;
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; i < s->count && !st && first < last; i++) {
+        uint64_t begin, end;
+        fence_range(&s->segments[i], first, last, &begin, &end);
+        uint64_t count = end - begin;
+        if (total + count > capacity) {
+            capacity = (total + count) * 2;
+            store_row *grown = realloc(all, capacity * sizeof *all);
+            if (!grown) {
+                st = error_set(err, STRATA_ERR_NOMEM, "cannot hold %zu chunk rows", capacity);
+                break;
+            }
+            all = grown;
+        }
+        st = read_rows(s, &s->segments[i], begin, count, all + total, err);
+        /* Keep the rows inside [first, last), compacting in place. */
+        size_t base = total;
+        for (uint64_t j = 0; !st && j < count; j++)
+            if (all[base + j].key >= first && all[base + j].key < last)
+                all[total++] = all[base + j];
+    }
+    if (st) {
+        free(all);
+        return st;
+    }
+    /* Rows were appended oldest segment first; a stable merge keeps the last. */
+    size_t kept = 0;
+    if (total) {
+        uint64_t *order = malloc(total * sizeof *order);
+        if (!order) {
+            free(all);
+            return error_set(err, STRATA_ERR_NOMEM, "cannot merge %zu rows", total);
+        }
+        /* Sort by (key, append position) using the order array as a tag. */
+        store_row *tagged = all;
+        for (size_t i = 0; i < total; i++)
+            order[i] = tagged[i].payload_segment, tagged[i].payload_segment = i;
+        qsort(tagged, total, sizeof *tagged, compare_rows);
+        for (size_t i = 0; i < total; i++) {
+            tagged[i].payload_segment = order[tagged[i].payload_segment];
+            if (kept && all[kept - 1].key == tagged[i].key)
+                all[kept - 1] = tagged[i];
+            else
+                all[kept++] = tagged[i];
+        }
+        free(order);
+    }
+    *rows = all;
+    *n = kept;
+    return STRATA_OK;
+}
+
+static strata_status load_block(store *s, store_segment *g, size_t block, strata_error *err)
+{
+    if (g->block && g->block_index == block)
+        return STRATA_OK;
+    if (!g->block) {
+        g->block = malloc(STORE_FENCE_ROWS * sizeof *g->block);
+        if (!g->block)
+            return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a row block");
+    }
+    uint64_t begin = (uint64_t)block * STORE_FENCE_ROWS;
+    uint64_t count = g->row_count - begin < STORE_FENCE_ROWS ? g->row_count - begin : STORE_FENCE_ROWS;
+    g->block_index = (size_t)-1;
+    strata_status st = read_rows(s, g, begin, count, g->block, err);
+    if (st)
+        return st;
+    g->block_index = block;
+    g->block_count = (size_t)count;
+    return STRATA_OK;
+}
+
+strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *found,
+                               strata_error *err)
+{
+    *found = 0;
+    for (size_t i = s->count; i-- > 0;) {
+        store_segment *g = &s->segments[i];
+        if (!g->fence_count || key < g->fence[0])
+            continue;
+        size_t lo = 0, hi = g->fence_count;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (g->fence[mid] <= key)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        strata_status st = load_block(s, g, lo - 1, err);
+        if (st)
+            return st;
+        size_t a = 0, b = g->block_count;
+        while (a < b) {
+            size_t mid = (a + b) / 2;
+            if (g->block[mid].key < key)
+                a = mid + 1;
+            else
+                b = mid;
+        }
+        if (a < g->block_count && g->block[a].key == key) {
+            *row = g->block[a];
+            *found = 1;
+            return STRATA_OK;
+        }
+    }
+    return STRATA_OK;
+}
+
+static store_segment *find_segment(store *s, uint64_t epoch)
+{
+    size_t lo = 0, hi = s->count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (s->segments[mid].epoch < epoch)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->count && s->segments[lo].epoch == epoch ? &s->segments[lo] : NULL;
+}
+
+strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, uint32_t length,
+                                 uint32_t crc, uint64_t key, uint8_t *out, strata_error *err)
+{
+    store_segment *g = find_segment(s, segment);
+    if (!g)
+        return error_set(err, STRATA_ERR_CORRUPT, "%s: chunk key %" PRIu64 " points at segment %"
+                         PRIu64 ", which is not live", s->dir, key, segment);
+    uint64_t size;
+    strata_status st = dataset_length(g->payload, &size, s->dir, err);
+    if (st)
+        return st;
+    if (offset > size || length > size - offset)
+        return error_set(err, STRATA_ERR_CORRUPT, "%s: chunk key %" PRIu64 ": payload [%" PRIu64
+                         ", +%u) beyond the %" PRIu64 "-byte /payload of segment %" PRIu64,
+                         s->dir, key, offset, length, size, segment);
+    if (length == 0)
+        return STRATA_OK;
+    hsize_t start = offset, n = length;
+    hid_t file_space = H5Dget_space(g->payload);
+    hid_t memory_space = H5Screate_simple(1, &n, NULL);
+    herr_t rc = file_space < 0 || memory_space < 0 ? -1
+                : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &n, NULL);
+    if (rc >= 0)
+        rc = H5Dread(g->payload, H5T_NATIVE_UINT8, memory_space, file_space, H5P_DEFAULT, out);
+    if (file_space >= 0)
+        H5Sclose(file_space);
+    if (memory_space >= 0)
+        H5Sclose(memory_space);
+    if (rc < 0)
+        return store_hdf5_error(err, "cannot read a payload of", s->dir);
+    uint32_t actual = checksum_update(0, out, length);
+    if (actual != crc)
+        return error_set(err, STRATA_ERR_CORRUPT, "%s: chunk key %" PRIu64 " (segment %" PRIu64
+                         ", offset %" PRIu64 "): checksum mismatch (stored %08x, read %08x)",
+                         s->dir, key, segment, offset, crc, actual);
+    return STRATA_OK;
+}
+
+/* ---- writing ------------------------------------------------------------------- */
+
+static strata_status write_attribute(hid_t file, const char *name, uint64_t value, strata_error *err)
+{
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = space < 0 ? -1 : H5Acreate2(file, name, H5T_STD_U64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    herr_t rc = attr < 0 ? -1 : H5Awrite(attr, H5T_NATIVE_UINT64, &value);
+    if (attr >= 0)
+        H5Aclose(attr);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc < 0 ? store_hdf5_error(err, "cannot write attribute", name) : STRATA_OK;
+}
+
+static hid_t create_dataset(hid_t file, const char *name, hid_t type, uint64_t length)
+{
+    hsize_t dims = length;
+    hid_t space = H5Screate_simple(1, &dims, NULL);
+    if (space < 0)
+        return -1;
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    /* Never write fill values: every byte is written by some rank. */
+    if (dcpl >= 0)
+        H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+    hid_t dset = dcpl < 0 ? -1 : H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    H5Sclose(space);
+    return dset;
+}
+
+/* Collectively write this rank's [offset, offset + count) elements of dset, in
+ * rounds so that no single MPI-IO call exceeds STORE_WRITE_ROUND bytes. */
+static strata_status write_part(MPI_Comm comm, hid_t dset, hid_t type, size_t element,
+                                uint64_t offset, uint64_t count, const void *data,
+                                const char *path, strata_error *err)
+{
+    uint64_t per_round = STORE_WRITE_ROUND / element;
+    uint64_t rounds = (count + per_round - 1) / per_round, max_rounds = 0;
+    int rc = MPI_Allreduce(&rounds, &max_rounds, 1, MPI_UINT64_T, MPI_MAX, comm);
+    if (rc != MPI_SUCCESS)
+        return error_mpi(err, rc, "agreeing on write rounds");
+    if (max_rounds == 0)
+        max_rounds = 1;
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+        return store_hdf5_error(err, "cannot set collective transfer for", path);
+    strata_status st = STRATA_OK;
+    for (uint64_t r = 0; r < max_rounds; r++) {
+        uint64_t begin = r * per_round < count ? r * per_round : count;
+        uint64_t n = count - begin < per_round ? count - begin : per_round;
+        hsize_t start = offset + begin, length = n, mem_length = n ? n : 1;
+        hid_t file_space = H5Dget_space(dset);
+        hid_t memory_space = H5Screate_simple(1, &mem_length, NULL);
+        herr_t hr = file_space < 0 || memory_space < 0 ? -1 : 0;
+        if (hr >= 0 && n)
+            hr = H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &length, NULL);
+        else if (hr >= 0) {
+            hr = H5Sselect_none(file_space);
+            if (hr >= 0)
+                hr = H5Sselect_none(memory_space);
+        }
+        /* Every rank takes part in every round, even with nothing to write. */
+        if (hr >= 0)
+            hr = H5Dwrite(dset, type, memory_space, file_space, dxpl,
+                          (const char *)data + begin * element);
+        if (file_space >= 0)
+            H5Sclose(file_space);
+        if (memory_space >= 0)
+            H5Sclose(memory_space);
+        if (hr < 0 && !st)
+            st = store_hdf5_error(err, "cannot write", path);
+    }
+    H5Pclose(dxpl);
+    return st;
+}
+
+typedef struct {
+    uint64_t row_first, rows_total, payload_first, payload_total, payload_mine;
+} segment_layout;
+
+static strata_status plan_layout(MPI_Comm comm, uint64_t rows, uint64_t bytes, segment_layout *l,
+                                 strata_error *err)
+{
+    uint64_t mine[2] = {rows, bytes}, before[2] = {0, 0}, total[2] = {0, 0};
+    int rank;
+    MPI_Comm_rank(comm, &rank);
+    int rc = MPI_Exscan(mine, before, 2, MPI_UINT64_T, MPI_SUM, comm);
+    if (rc == MPI_SUCCESS)
+        rc = MPI_Allreduce(mine, total, 2, MPI_UINT64_T, MPI_SUM, comm);
+    if (rc != MPI_SUCCESS)
+        return error_mpi(err, rc, "placing segment rows and payloads");
+    if (rank == 0) /* MPI_Exscan leaves rank 0's result undefined */
+        before[0] = before[1] = 0;
+    *l = (segment_layout){before[0], total[0], before[1], total[1], bytes};
+    return STRATA_OK;
+}
+
+static void rebase_rows(store_row *rows, size_t n, uint64_t epoch, uint64_t payload_first)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (rows[i].payload_segment == epoch)
+            rows[i].payload_offset += payload_first;
+        if (rows[i].lod_segment == epoch)
+            rows[i].lod_offset += payload_first;
+        rows[i].row_crc = store_row_checksum(&rows[i]);
+    }
+}
+
+static strata_status write_fence(MPI_Comm comm, hid_t file, const store_row *rows, size_t n,
+                                 const segment_layout *l, const char *path, strata_error *err)
+{
+    uint64_t fences = (l->rows_total + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS;
+    hid_t dset = create_dataset(file, "fence", H5T_STD_U64LE, fences);
+    if (dset < 0)
+        return store_hdf5_error(err, "cannot create /fence in", path);
+    /* This rank holds the fence entries whose row falls in its row range. */
+    uint64_t first = (l->row_first + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS;
+    uint64_t end = (l->row_first + n + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS;
+    uint64_t *keys = malloc((size_t)(end - first + 1) * sizeof *keys);
+    strata_status st = STRATA_OK;
+    if (!keys)
+        st = error_set(err, STRATA_ERR_NOMEM, "cannot allocate fence keys");
+    for (uint64_t f = first; !st && f < end; f++)
+        keys[f - first] = rows[f * STORE_FENCE_ROWS - l->row_first].key;
+    /* Even after a local failure the collective write must be joined. */
+    strata_status wst = write_part(comm, dset, H5T_NATIVE_UINT64, sizeof *keys, first,
+                                   st ? 0 : end - first, keys ? (void *)keys : (void *)rows, path, err);
+    free(keys);
+    H5Dclose(dset);
+    return st ? st : wst;
+}
+
+static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, int writers,
+                                        store_row *rows, size_t n, const uint8_t *payload,
+                                        const segment_layout *l, const char *path, strata_error *err)
+{
+    strata_status st = write_attribute(file, "strata_format", STRATA_FORMAT_VERSION, err);
+    if (!st)
+        st = write_attribute(file, "epoch", epoch, err);
+    if (!st)
+        st = write_attribute(file, "ranks", (uint64_t)writers, err);
+    st = error_agree(s->comm, st, err);
+    if (st)
+        return st;
+    hid_t rows_dset = create_dataset(file, "rows", s->row_file_type, l->rows_total);
+    hid_t payload_dset = create_dataset(file, "payload", H5T_STD_U8LE, l->payload_total);
+    if (rows_dset < 0 || payload_dset < 0)
+        st = store_hdf5_error(err, "cannot create datasets in", path);
+    st = error_agree(s->comm, st, err);
+    if (!st)
+        st = write_part(s->comm, rows_dset, s->row_memory_type, sizeof *rows, l->row_first, n,
+                        rows, path, err);
+    if (!st)
+        st = write_part(s->comm, payload_dset, H5T_NATIVE_UINT8, 1, l->payload_first,
+                        l->payload_mine, payload ? (const void *)payload : (const void *)rows,
+                        path, err);
+    if (rows_dset >= 0)
+        H5Dclose(rows_dset);
+    if (payload_dset >= 0)
+        H5Dclose(payload_dset);
+    return st ? st : write_fence(s->comm, file, rows, n, l, path, err);
+}
+
+strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, store_row *rows,
+                                  size_t n, const uint8_t *payload, uint64_t payload_bytes,
+                                  strata_error *err)
+{
+    char name[64], path[STRATA_PATH_MAX];
+    manifest_segment_name(epoch, name, sizeof name);
+    strata_status st = path_join(path, sizeof path, s->dir, name, err);
+    segment_layout layout = {0, 0, 0, 0, 0};
+    if (!st)
+        st = plan_layout(s->comm, n, payload_bytes, &layout, err);
+    st = error_agree(s->comm, st, err);
+    if (st)
+        return st;
+    rebase_rows(rows, n, epoch, layout.payload_first);
+    hid_t fapl = parallel_access(s->comm);
+    /* A leftover file of a commit that died before its manifest is truncated. */
+    hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (fapl >= 0)
+        H5Pclose(fapl);
+    if (file < 0)
+        st = store_hdf5_error(err, "cannot create segment", path);
+    st = error_agree(s->comm, st, err);
+    if (st) {
+        if (file >= 0)
+            H5Fclose(file);
+        return st;
+    }
+    st = write_segment_file(s, file, epoch, ranks_writing, rows, n, payload, &layout, path, err);
+    /* H5Fflush on an MPI-IO file calls MPI_File_sync on every rank: the data is
+     * durable before rank 0 publishes the manifest that names it. */
+    if (H5Fflush(file, H5F_SCOPE_GLOBAL) < 0 && !st)
+        st = store_hdf5_error(err, "cannot flush segment", path);
+    if (H5Fclose(file) < 0 && !st)
+        st = store_hdf5_error(err, "cannot close segment", path);
+    int rank;
+    MPI_Comm_rank(s->comm, &rank);
+    if (!st && rank == 0)
+        st = fsync_path(path, err);
+    if (!st && strata_fault_point("segment-written"))
+        st = error_set(err, STRATA_ERR_IO, "fault injected after writing %s", path);
+    st = error_agree(s->comm, st, err);
+    if (!st)
+        st = store_open_segments(s, &epoch, 1, err);
+    return error_agree(s->comm, st, err);
+}

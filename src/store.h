@@ -1,0 +1,107 @@
+/* store.h: immutable HDF5 segment files holding chunk payloads and chunk tables.
+ *
+ * A segment seg-<epoch>.h5 is written collectively by all ranks in one commit:
+ *   /rows     compound table, one row per chunk the commit wrote, ascending key
+ *   /payload  uint8, the encoded chunk and LOD payloads, each rank's bytes placed
+ *             after the previous ranks' (MPI_Exscan of sizes)
+ *   /fence    uint64, the key of every STORE_FENCE_ROWS-th row, so that a rank
+ *             finds its key range without reading the whole table
+ * Rows of newer segments supersede rows of older ones with the same key. A row
+ * may point at a payload in an older segment (a reindex only rewrites summaries).
+ */
+#ifndef STRATA_STORE_H
+#define STRATA_STORE_H
+
+#include <hdf5.h>
+#include <mpi.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define STORE_FENCE_ROWS 1024
+
+enum { STORE_ROW_INDEX_STALE = 1 };
+
+/** One chunk table row (docs/format.md lists the on-disk fields in this order). */
+typedef struct {
+    uint64_t key;             /**< Morton key of the chunk */
+    uint64_t epoch;           /**< commit that last changed the chunk's voxels */
+    uint64_t payload_segment; /**< epoch of the segment holding the payload; 0: none */
+    uint64_t payload_offset;  /**< byte offset in that segment's /payload */
+    uint64_t lod_segment;     /**< segment holding the LOD pyramid payload; 0: none */
+    uint64_t lod_offset;
+    uint32_t payload_length;
+    uint32_t payload_crc;     /**< CRC-32 of the payload bytes */
+    uint32_t lod_length;
+    uint32_t lod_crc;
+    uint32_t dominant_count;  /**< voxels (inside the world) of the dominant material */
+    uint32_t row_crc;         /**< CRC-32 of the other fields (store_row_checksum) */
+    uint16_t value;           /**< the material of a uniform chunk */
+    uint16_t dominant;        /**< most frequent material inside the world, ties to smallest id */
+    uint16_t distinct;        /**< distinct materials inside the world */
+    uint8_t codec;            /**< CODEC_* of codec.h */
+    uint8_t flags;            /**< STORE_ROW_* */
+} store_row;
+
+typedef struct {
+    uint64_t epoch;
+    hid_t file, rows, payload;
+    uint64_t row_count;
+    uint64_t *fence;
+    size_t fence_count;
+    /* one cached block of rows for lookups outside the rank's range */
+    store_row *block;
+    size_t block_index, block_count;
+} store_segment;
+
+typedef struct {
+    MPI_Comm comm;
+    char dir[4096];
+    size_t count;
+    store_segment *segments; /**< ascending epoch */
+    hid_t row_memory_type, row_file_type;
+} store;
+
+/** CRC-32 of a row's fields other than row_crc, serialized little-endian. */
+uint32_t store_row_checksum(const store_row *row);
+
+/** Prepare an empty store for dir. Local. */
+strata_status store_init(store *s, MPI_Comm comm, const char *dir, strata_error *err);
+/** Open the segments of the given epochs (ascending). Collective. */
+strata_status store_open_segments(store *s, const uint64_t *epochs, size_t n, strata_error *err);
+/** Close every segment and free. Collective (HDF5 closes MPI-IO files collectively). */
+void store_close(store *s);
+/** Drop the segments not listed in epochs (after compaction). Collective. */
+void store_retain(store *s, const uint64_t *epochs, size_t n);
+
+/**
+ * Rows with keys in [first, last), newest segment winning, ascending key.
+ * Local (independent reads). *rows is malloc'ed.
+ */
+strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row **rows,
+                              size_t *n, strata_error *err);
+/** Find the newest row of key anywhere (for reads outside the rank's range). Local. */
+strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *found,
+                               strata_error *err);
+/** Read and verify (CRC-32) a payload. Local. */
+strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, uint32_t length,
+                                 uint32_t crc, uint64_t key, uint8_t *out, strata_error *err);
+
+/**
+ * Write segment seg-<epoch>.h5 with this rank's rows (ascending key, inside its
+ * range) and payload bytes. Row offsets are relative to this rank's payload; the
+ * function rebases them and sets payload/lod segment fields that equal
+ * `epoch` accordingly, fills row_crc, writes, flushes and fsyncs, and opens the
+ * new segment into the store. Collective.
+ * @param[in,out] rows rows to write; on return their offsets are global
+ */
+strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, store_row *rows,
+                                  size_t n, const uint8_t *payload, uint64_t payload_bytes,
+                                  strata_error *err);
+/** Report an HDF5 failure with the innermost message of HDF5's error stack. */
+strata_status store_hdf5_error(strata_error *err, const char *what, const char *path);
+/** Silence HDF5's automatic error printing (errors come back as statuses). */
+void store_quiet_hdf5(void);
+
+#endif

@@ -1,0 +1,210 @@
+/* update.c: staging updates, routing them to owners and applying them.
+ *
+ * How an update travels: strata_stage appends (key, voxel, material) to this
+ * rank's staging array in O(1); strata_flush routes every rank's array with
+ * route_records (MPI_Alltoallv), and the owner applies what it receives in key
+ * order, each key's records in (source rank, staging order), so the last write
+ * in that order wins. Loading and densifying every touched chunk happens before
+ * any voxel changes, and is agreed on by all ranks: a failure changes nothing.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fault.h"
+#include "world.h"
+
+static strata_status stage_record(strata_world *w, int64_t x, int64_t y, int64_t z,
+                                  uint16_t material, uint16_t expected, uint32_t flags)
+{
+    if (!world_contains(w, x, y, z)) {
+        /* Remember the first bad voxel: the flush fails on every rank, naming it. */
+        if (!w->staged_bad) {
+            w->staged_bad = 1;
+            w->bad_voxel[0] = x, w->bad_voxel[1] = y, w->bad_voxel[2] = z;
+        }
+        return WORLD_FAIL(w, STRATA_ERR_RANGE, "voxel (%" PRId64 ", %" PRId64 ", %" PRId64
+                          ") is outside the world (%" PRId64 " x %" PRId64 " x %" PRId64 ")",
+                          x, y, z, w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]);
+    }
+    if (w->staged_count == w->staged_capacity) {
+        size_t capacity = w->staged_capacity ? w->staged_capacity * 2 : 4096;
+        route_record *grown = realloc(w->staged, capacity * sizeof *grown);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot stage %zu updates", capacity);
+        w->staged = grown;
+        w->staged_capacity = capacity;
+    }
+    const int b = w->edge_bits;
+    const uint64_t mask = (uint64_t)w->edge - 1;
+    route_record *r = &w->staged[w->staged_count++];
+    r->key = world_key(w, (uint64_t)x >> b, (uint64_t)y >> b, (uint64_t)z >> b);
+    r->voxel = (uint32_t)(((uint64_t)x & mask) | ((uint64_t)y & mask) << b | ((uint64_t)z & mask) << 2 * b);
+    r->material = material;
+    r->expected = expected;
+    r->flags = flags;
+    return STRATA_OK;
+}
+
+strata_status strata_stage(strata_world *w, int64_t x, int64_t y, int64_t z, uint16_t material)
+{
+    if (!w->writable)
+        return WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
+    return stage_record(w, x, y, z, material, 0, 0);
+}
+
+strata_status strata_stage_expect(strata_world *w, int64_t x, int64_t y, int64_t z,
+                                  uint16_t material, uint16_t expected)
+{
+    if (!w->writable)
+        return WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
+    return stage_record(w, x, y, z, material, expected, ROUTE_CONDITIONAL);
+}
+
+static void clear_staged(strata_world *w)
+{
+    w->staged_count = 0;
+    w->staged_bad = 0;
+    /* Give back a large staging array after a large batch. */
+    if (w->staged_capacity > ((size_t)1 << 22)) {
+        free(w->staged);
+        w->staged = NULL;
+        w->staged_capacity = 0;
+    }
+}
+
+/* Would applying the run [r, end) to a uniform chunk change any voxel? The run
+ * is replayed against a running value only when every record hits the same voxel;
+ * otherwise densify whenever any record may write another material. */
+static int run_changes_uniform(const chunk *k, const route_record *r, const route_record *end)
+{
+    for (; r < end; r++)
+        if (r->material != k->value)
+            return 1;
+    return 0;
+}
+
+/* Phase one: every chunk the records touch is resident, dense where needed. */
+static strata_status prepare_chunks(strata_world *w, const route_record *recv, size_t n)
+{
+    for (size_t i = 0; i < n;) {
+        size_t j = i;
+        while (j < n && recv[j].key == recv[i].key)
+            j++;
+        chunk *k;
+        strata_status st = world_own_chunk(w, recv[i].key, &k);
+        if (!st && !k->voxels && run_changes_uniform(k, recv + i, recv + j))
+            st = chunk_make_dense(&w->owned, k, &w->error);
+        if (st)
+            return st;
+        /* Pin it now so that eviction cannot drop it between the phases. */
+        if (k->voxels)
+            chunk_set_dirty(&w->owned, k, 1);
+        i = j;
+    }
+    return STRATA_OK;
+}
+
+/* Phase two: apply in order. Cannot fail. Counts applied and skipped updates. */
+static void apply_records(strata_world *w, const route_record *recv, size_t n, uint64_t counts[2])
+{
+    uint64_t applied = 0, skipped = 0;
+    for (size_t i = 0; i < n;) {
+        chunk *k = chunk_cache_find(&w->owned, recv[i].key);
+        size_t j = i;
+        if (!k->voxels) {
+            /* Uniform and unchanged by this run: only conditions can skip. */
+            for (; j < n && recv[j].key == recv[i].key; j++) {
+                int skip = (recv[j].flags & ROUTE_CONDITIONAL) && recv[j].expected != k->value;
+                skipped += (uint64_t)skip;
+                applied += (uint64_t)!skip;
+            }
+        } else {
+            uint16_t *v = k->voxels;
+            for (; j < n && recv[j].key == recv[i].key; j++) {
+                const route_record *r = &recv[j];
+                if ((r->flags & ROUTE_CONDITIONAL) && v[r->voxel] != r->expected) {
+                    skipped++;
+                    continue;
+                }
+                v[r->voxel] = r->material;
+                applied++;
+            }
+        }
+        i = j;
+    }
+    counts[0] += applied;
+    counts[1] += skipped;
+}
+
+static strata_status agree_range(strata_world *w)
+{
+    strata_status st = STRATA_OK;
+    if (w->staged_bad)
+        st = WORLD_FAIL(w, STRATA_ERR_RANGE, "update of voxel (%" PRId64 ", %" PRId64 ", %" PRId64
+                        ") is outside the world (%" PRId64 " x %" PRId64 " x %" PRId64
+                        "); the batch was not applied", w->bad_voxel[0], w->bad_voxel[1],
+                        w->bad_voxel[2], w->committed.dims[0], w->committed.dims[1],
+                        w->committed.dims[2]);
+    return world_agree(w, st);
+}
+
+strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
+{
+    double start = MPI_Wtime();
+    strata_status st = w->writable ? STRATA_OK
+                                   : WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
+    if (!st && strata_signal_pending)
+        st = WORLD_FAIL(w, STRATA_ERR_INTERRUPTED, "stopped by signal %d before a batch; the world "
+                        "stays at its last commit (epoch %" PRIu64 ")", (int)strata_signal_pending,
+                        w->committed.epoch);
+    st = world_agree(w, st);
+    if (!st)
+        st = agree_range(w);
+    route_record *recv = NULL;
+    size_t recv_n = 0;
+    uint64_t local[3] = {w->staged_count, 0, 0}, total[3] = {0, 0, 0};
+    if (!st)
+        st = world_agree(w, route_records(w->comm, w->split, w->staged, w->staged_count, &recv,
+                                          &recv_n, NULL, &w->error));
+    clear_staged(w);
+    if (!st)
+        st = world_agree(w, prepare_chunks(w, recv, recv_n));
+    if (!st && strata_fault_point("update-batch"))
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected in a batch");
+    if (!st) {
+        apply_records(w, recv, recv_n, &local[1]);
+        world_evict(w);
+    }
+    free(recv);
+    if (!st)
+        st = error_mpi(&w->error, MPI_Allreduce(local, total, 3, MPI_UINT64_T, MPI_SUM, w->comm),
+                       "summing batch statistics");
+    if (stats) {
+        stats->submitted = total[0];
+        stats->applied = total[1];
+        stats->skipped = total[2];
+        stats->seconds = MPI_Wtime() - start;
+    }
+    return st;
+}
+
+strata_status strata_update_batch(strata_world *w, const strata_update *updates, size_t n,
+                                  strata_batch_stats *stats)
+{
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; i < n; i++) {
+        const strata_update *u = &updates[i];
+        /* Out-of-range records are remembered and fail the flush on every rank. */
+        st = stage_record(w, u->x, u->y, u->z, u->material, u->expected,
+                          u->has_expected ? ROUTE_CONDITIONAL : 0);
+        if (st == STRATA_ERR_NOMEM)
+            break;
+    }
+    if (st == STRATA_ERR_NOMEM) {
+        clear_staged(w);
+        world_agree(w, st);
+        return st;
+    }
+    return strata_flush(w, stats);
+}

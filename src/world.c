@@ -1,0 +1,589 @@
+/* world.c: creating, opening and closing worlds; configuration and partition queries. */
+#include "world.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "codec.h"
+#include "fsutil.h"
+#include "morton.h"
+#include "partition.h"
+
+#define LOCK_NAME "LOCK"
+
+void strata_config_init(strata_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->chunk_edge = STRATA_CHUNK_EDGE_DEFAULT;
+    for (int i = 0; i < 3; i++)
+        cfg->voxel_size[i] = 1.0;
+}
+
+void strata_options_init(strata_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->cache_bytes = STRATA_CACHE_BYTES_DEFAULT;
+    opt->zstd_level = 3;
+}
+
+const char *strata_last_error(const strata_world *w)
+{
+    if (w)
+        return w->error.status == STRATA_OK && !w->error.message[0] ? "no error" : w->error.message;
+    return error_thread_message();
+}
+
+strata_status world_agree(strata_world *w, strata_status local)
+{
+    if (local == STRATA_OK)
+        w->error.status = STRATA_OK;
+    return error_agree(w->comm, local, &w->error);
+}
+
+/* ---- geometry ------------------------------------------------------------------ */
+
+uint64_t world_key(const strata_world *w, uint64_t cx, uint64_t cy, uint64_t cz)
+{
+    (void)w;
+    return morton_encode3((uint32_t)cx, (uint32_t)cy, (uint32_t)cz);
+}
+
+void world_chunk_bounds(const strata_world *w, uint64_t key, int64_t b[6])
+{
+    uint32_t c[3];
+    morton_decode3(key, &c[0], &c[1], &c[2]);
+    const int64_t *dims = w->committed.dims;
+    for (int i = 0; i < 3; i++) {
+        b[i] = (int64_t)c[i] << w->edge_bits;
+        b[i + 3] = b[i] + w->edge < dims[i] ? b[i] + w->edge : dims[i];
+    }
+}
+
+int world_contains(const strata_world *w, int64_t x, int64_t y, int64_t z)
+{
+    const int64_t *d = w->committed.dims;
+    return x >= 0 && y >= 0 && z >= 0 && x < d[0] && y < d[1] && z < d[2];
+}
+
+int world_owns(const strata_world *w, uint64_t key)
+{
+    return key >= w->split[w->rank] && key < w->split[w->rank + 1];
+}
+
+const store_row *world_own_row(const strata_world *w, uint64_t key)
+{
+    size_t lo = 0, hi = w->row_count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (w->rows[mid].key < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < w->row_count && w->rows[lo].key == key ? &w->rows[lo] : NULL;
+}
+
+/* ---- configuration checks --------------------------------------------------------- */
+
+static int log2_exact(int64_t v)
+{
+    int bits = 0;
+    while (((int64_t)1 << bits) < v)
+        bits++;
+    return ((int64_t)1 << bits) == v ? bits : -1;
+}
+
+static strata_status check_config(const strata_config *cfg, strata_error *err)
+{
+    int bits = log2_exact(cfg->chunk_edge);
+    if (bits < 0 || cfg->chunk_edge < STRATA_CHUNK_EDGE_MIN || cfg->chunk_edge > STRATA_CHUNK_EDGE_MAX)
+        return error_set(err, STRATA_ERR_ARG, "chunk edge %d is not a power of two in [%d, %d]",
+                         cfg->chunk_edge, STRATA_CHUNK_EDGE_MIN, STRATA_CHUNK_EDGE_MAX);
+    for (int i = 0; i < 3; i++) {
+        if (cfg->dims[i] <= 0)
+            return error_set(err, STRATA_ERR_ARG, "dimension %c is %" PRId64 ": must be positive",
+                             "xyz"[i], cfg->dims[i]);
+        /* Chunk coordinates must fit the 21 bits per axis of a 63-bit Morton key. */
+        uint64_t chunks = ((uint64_t)cfg->dims[i] + (uint64_t)cfg->chunk_edge - 1) >> bits;
+        if (chunks > ((uint64_t)1 << STRATA_MORTON_BITS))
+            return error_set(err, STRATA_ERR_OVERFLOW,
+                             "dimension %c = %" PRId64 " needs %" PRIu64 " chunks of edge %d, more "
+                             "than the %d-bit Morton key allows (%llu); use a larger chunk edge",
+                             "xyz"[i], cfg->dims[i], chunks, cfg->chunk_edge, 3 * STRATA_MORTON_BITS,
+                             1ULL << STRATA_MORTON_BITS);
+        if (!(cfg->voxel_size[i] > 0) || cfg->voxel_size[i] != cfg->voxel_size[i])
+            return error_set(err, STRATA_ERR_ARG, "voxel size along %c must be positive", "xyz"[i]);
+    }
+    for (size_t i = 0; i < cfg->material_count; i++) {
+        const strata_material *m = &cfg->materials[i];
+        size_t n = strnlen(m->name, STRATA_MATERIAL_NAME_MAX);
+        if (n == 0 || n == STRATA_MATERIAL_NAME_MAX)
+            return error_set(err, STRATA_ERR_ARG, "material %u: name empty or longer than %d bytes",
+                             m->id, STRATA_MATERIAL_NAME_MAX - 1);
+        for (size_t j = 0; j < n; j++)
+            if ((unsigned char)m->name[j] < 0x20)
+                return error_set(err, STRATA_ERR_ARG, "material %u: control character in name", m->id);
+        for (size_t j = 0; j < i; j++)
+            if (cfg->materials[j].id == m->id)
+                return error_set(err, STRATA_ERR_ARG, "material %u listed twice", m->id);
+    }
+    return STRATA_OK;
+}
+
+static int compare_materials(const void *a, const void *b)
+{
+    const strata_material *x = a, *y = b;
+    return (int)x->id - (int)y->id;
+}
+
+static strata_status initial_manifest(const strata_config *cfg, int ranks, manifest *m,
+                                      strata_error *err)
+{
+    memset(m, 0, sizeof *m);
+    m->format = STRATA_FORMAT_VERSION;
+    m->writer_ranks = ranks;
+    m->chunk_edge = cfg->chunk_edge;
+    for (int i = 0; i < 3; i++) {
+        m->dims[i] = cfg->dims[i];
+        m->voxel_size[i] = cfg->voxel_size[i];
+        m->origin[i] = cfg->origin[i];
+    }
+    const strata_material *table = cfg->materials ? cfg->materials : strata_default_materials;
+    size_t count = cfg->materials ? cfg->material_count : strata_default_material_count;
+    m->split = malloc(((size_t)ranks + 1) * sizeof *m->split);
+    m->materials = malloc((count + 1) * sizeof *m->materials);
+    m->segments = malloc(sizeof *m->segments);
+    if (!m->split || !m->materials || !m->segments) {
+        manifest_free(m);
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate the manifest");
+    }
+    memcpy(m->materials, table, count * sizeof *table);
+    m->material_count = count;
+    qsort(m->materials, count, sizeof *m->materials, compare_materials);
+    uint64_t n[3];
+    int bits = log2_exact(cfg->chunk_edge);
+    for (int i = 0; i < 3; i++)
+        n[i] = ((uint64_t)cfg->dims[i] + (uint64_t)cfg->chunk_edge - 1) >> bits;
+    m->split_ranks = ranks;
+    partition_balanced(n, ranks, m->split);
+    return STRATA_OK;
+}
+
+/* ---- lifetime ------------------------------------------------------------------ */
+
+static strata_status world_alloc(MPI_Comm comm, const char *path, const strata_options *opt,
+                                 strata_world **out, strata_error *err)
+{
+    strata_world *w = calloc(1, sizeof *w);
+    if (!w)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a world");
+    w->lock_fd = -1;
+    w->comm = MPI_COMM_NULL;
+    if (opt)
+        w->options = *opt;
+    else
+        strata_options_init(&w->options);
+    if (strlen(path) >= sizeof w->dir) {
+        free(w);
+        return error_set(err, STRATA_ERR_ARG, "path too long: %s", path);
+    }
+    strcpy(w->dir, path);
+    strcpy(w->final_dir, path);
+    int rc = MPI_Comm_dup(comm, &w->comm);
+    if (rc != MPI_SUCCESS) {
+        free(w);
+        return error_mpi(err, rc, "duplicating the world's communicator");
+    }
+    MPI_Comm_rank(w->comm, &w->rank);
+    MPI_Comm_size(w->comm, &w->size);
+    *out = w;
+    return STRATA_OK;
+}
+
+static void world_free(strata_world *w)
+{
+    if (!w)
+        return;
+    store_close(&w->store);
+    chunk_cache_free(&w->owned);
+    chunk_cache_free(&w->committed_copies);
+    manifest_free(&w->committed);
+    free(w->split);
+    free(w->rows);
+    free(w->staged);
+    free(w->scratch);
+    free(w->encode_buffer);
+    if (w->lock_fd >= 0)
+        close(w->lock_fd); /* releases the writer lock */
+    if (w->comm != MPI_COMM_NULL)
+        MPI_Comm_free(&w->comm);
+    free(w);
+}
+
+/* Rank 0: take the writer lock. fcntl locks vanish with the process, so a
+ * killed job never leaves the world locked. */
+static strata_status take_lock(strata_world *w, strata_error *err)
+{
+    char path[STRATA_PATH_MAX];
+    strata_status st = path_join(path, sizeof path, w->dir, LOCK_NAME, err);
+    if (st)
+        return st;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return error_set(err, STRATA_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    if (fcntl(fd, F_SETLK, &lock) != 0) {
+        int saved = errno;
+        char holder[64] = "";
+        ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
+        holder[n > 0 ? n : 0] = '\0';
+        close(fd);
+        if (saved == EACCES || saved == EAGAIN)
+            return error_set(err, STRATA_ERR_LOCKED, "%s is open for writing by another job (%s)",
+                             w->dir, holder[0] ? strtok(holder, "\n") : "unknown");
+        return error_set(err, STRATA_ERR_IO, "cannot lock %s: %s", path, strerror(saved));
+    }
+    char host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    char text[128];
+    int n = snprintf(text, sizeof text, "pid %ld on %s\n", (long)getpid(), host);
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n) {
+        /* The lock holds without the note; the note only improves messages. */
+    }
+    w->lock_fd = fd;
+    return STRATA_OK;
+}
+
+/* Rank 0 of a writer: remove what dead commits left behind. A segment newer than
+ * the manifest's epoch was never published; MANIFEST.tmp never became the manifest. */
+static void remove_leftovers(strata_world *w)
+{
+    DIR *d = opendir(w->dir);
+    if (!d)
+        return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        unsigned long long epoch;
+        char tail[8];
+        int leftover = strcmp(e->d_name, MANIFEST_NAME ".tmp") == 0;
+        if (sscanf(e->d_name, "seg-%20llu.h%7s", &epoch, tail) == 2 && strcmp(tail, "5") == 0)
+            leftover = epoch > w->committed.epoch;
+        if (leftover) {
+            char path[STRATA_PATH_MAX];
+            if (path_join(path, sizeof path, w->dir, e->d_name, NULL) == STRATA_OK)
+                unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+static strata_status setup_geometry(strata_world *w, strata_error *err)
+{
+    const manifest *m = &w->committed;
+    w->edge = m->chunk_edge;
+    w->edge_bits = log2_exact(m->chunk_edge);
+    w->chunk_voxels = (size_t)w->edge * (size_t)w->edge * (size_t)w->edge;
+    for (int i = 0; i < 3; i++)
+        w->chunks[i] = ((uint64_t)m->dims[i] + (uint64_t)w->edge - 1) >> w->edge_bits;
+    w->split = malloc(((size_t)w->size + 1) * sizeof *w->split);
+    w->scratch = malloc(chunk_scratch_size(w->edge));
+    w->encode_buffer = malloc(chunk_encode_bound(w->edge));
+    if (!w->split || !w->scratch || !w->encode_buffer)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate world buffers");
+    if (m->split_ranks == w->size)
+        memcpy(w->split, m->split, ((size_t)w->size + 1) * sizeof *w->split);
+    else
+        partition_remap(m->split, m->split_ranks, morton_key_end(w->chunks), w->size, w->split);
+    size_t chunk_bytes = w->chunk_voxels * sizeof(uint16_t);
+    chunk_cache_init(&w->owned, chunk_bytes, w->options.cache_bytes);
+    chunk_cache_init(&w->committed_copies, chunk_bytes, w->options.cache_bytes / 8 + chunk_bytes);
+    return STRATA_OK;
+}
+
+/* Everything after the manifest is known: geometry, segments, own rows. Collective. */
+static strata_status attach(strata_world *w)
+{
+    strata_status st = setup_geometry(w, &w->error);
+    if (!st)
+        st = store_init(&w->store, w->comm, w->dir, &w->error);
+    st = world_agree(w, st);
+    if (st)
+        return st;
+    uint64_t *epochs = malloc((w->committed.segment_count + 1) * sizeof *epochs);
+    if (!epochs)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments");
+    st = world_agree(w, st);
+    if (st)
+        return st;
+    for (size_t i = 0; i < w->committed.segment_count; i++)
+        epochs[i] = w->committed.segments[i].epoch;
+    st = store_open_segments(&w->store, epochs, w->committed.segment_count, &w->error);
+    free(epochs);
+    st = world_agree(w, st);
+    if (!st)
+        st = store_load_rows(&w->store, w->split[w->rank], w->split[w->rank + 1], &w->rows,
+                             &w->row_count, &w->error);
+    return world_agree(w, st);
+}
+
+/* Rank 0 reads the manifest and broadcasts its text; every rank parses it. */
+static strata_status share_manifest(strata_world *w)
+{
+    char *text = NULL;
+    size_t length = 0;
+    strata_status st = STRATA_OK;
+    if (w->rank == 0) {
+        manifest m;
+        st = manifest_read(w->dir, &m, &w->error);
+        if (!st) {
+            st = manifest_format(&m, &text, &length, &w->error);
+            manifest_free(&m);
+        }
+    }
+    st = world_agree(w, st);
+    uint64_t size = length;
+    if (!st)
+        st = error_mpi(&w->error, MPI_Bcast(&size, 1, MPI_UINT64_T, 0, w->comm), "sharing the manifest");
+    if (!st && w->rank != 0 && !(text = malloc(size ? size : 1)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the manifest");
+    st = world_agree(w, st);
+    if (!st)
+        st = error_mpi(&w->error, MPI_Bcast(text, (int)size, MPI_CHAR, 0, w->comm), "sharing the manifest");
+    if (!st)
+        st = manifest_parse(text, size, &w->committed, &w->error);
+    free(text);
+    return world_agree(w, st);
+}
+
+strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
+                                const strata_options *opt, strata_world **out)
+{
+    strata_error err;
+    error_clear(&err);
+    *out = NULL;
+    if (!path || (mode != STRATA_READ && mode != STRATA_WRITE))
+        return error_set(&err, STRATA_ERR_ARG, "strata_world_open: bad path or mode");
+    strata_world *w;
+    strata_status st = world_alloc(comm, path, opt, &w, &err);
+    if (st)
+        return st;
+    store_quiet_hdf5();
+    w->writable = mode == STRATA_WRITE;
+    st = share_manifest(w);
+    if (!st && w->writable && w->rank == 0) {
+        st = take_lock(w, &w->error);
+        if (!st)
+            remove_leftovers(w);
+    }
+    st = world_agree(w, st);
+    if (!st)
+        st = attach(w);
+    if (st) {
+        error_publish(&w->error);
+        world_free(w);
+        return st;
+    }
+    *out = w;
+    return STRATA_OK;
+}
+
+/* Rank 0: make the directory a world (or a staging directory for --force). */
+static strata_status make_directory(strata_world *w, unsigned flags, strata_error *err)
+{
+    if (mkdir(w->final_dir, 0777) == 0)
+        return STRATA_OK;
+    if (errno != EEXIST)
+        return error_set(err, STRATA_ERR_IO, "cannot create %s: %s", w->final_dir, strerror(errno));
+    if (!(flags & STRATA_CREATE_FORCE))
+        return error_set(err, STRATA_ERR_EXISTS, "%s exists (use --force to replace it)", w->final_dir);
+    /* Build beside it and swap at the first commit: the old world stays whole until then. */
+    int n = snprintf(w->dir, sizeof w->dir, "%s.strata-new", w->final_dir);
+    if (n < 0 || (size_t)n >= sizeof w->dir)
+        return error_set(err, STRATA_ERR_ARG, "path too long: %s", w->final_dir);
+    strata_status st = remove_tree(w->dir, err);
+    if (st)
+        return st;
+    if (mkdir(w->dir, 0777) != 0)
+        return error_set(err, STRATA_ERR_IO, "cannot create %s: %s", w->dir, strerror(errno));
+    w->replace_pending = 1;
+    return STRATA_OK;
+}
+
+strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_config *cfg,
+                                  const strata_options *opt, unsigned flags, strata_world **out)
+{
+    strata_error err;
+    error_clear(&err);
+    *out = NULL;
+    if (!path || !cfg || !out)
+        return error_set(&err, STRATA_ERR_ARG, "strata_world_create: NULL argument");
+    strata_world *w;
+    strata_status st = world_alloc(comm, path, opt, &w, &err);
+    if (st)
+        return st;
+    store_quiet_hdf5();
+    w->writable = 1;
+    st = check_config(cfg, &w->error);
+    if (!st)
+        st = initial_manifest(cfg, w->size, &w->committed, &w->error);
+    if (!st && w->rank == 0) {
+        st = make_directory(w, flags, &w->error);
+        if (!st)
+            st = take_lock(w, &w->error);
+        if (!st)
+            st = manifest_write(w->dir, &w->committed, &w->error);
+    }
+    st = world_agree(w, st);
+    /* Every rank learns where rank 0 put the files. */
+    if (!st)
+        st = error_mpi(&w->error, MPI_Bcast(w->dir, sizeof w->dir, MPI_CHAR, 0, w->comm), "sharing the path");
+    if (!st) {
+        int pending = w->replace_pending;
+        MPI_Bcast(&pending, 1, MPI_INT, 0, w->comm);
+        w->replace_pending = pending;
+        st = attach(w);
+    }
+    if (st) {
+        error_publish(&w->error);
+        world_free(w);
+        return st;
+    }
+    *out = w;
+    return STRATA_OK;
+}
+
+/* Rank 0, at the first commit of a --force create: swap the new world in. */
+strata_status world_finish_replace(strata_world *w, strata_error *err);
+
+strata_status world_finish_replace(strata_world *w, strata_error *err)
+{
+    char old[STRATA_PATH_MAX];
+    int n = snprintf(old, sizeof old, "%s.strata-old", w->final_dir);
+    if (n < 0 || (size_t)n >= sizeof old)
+        return error_set(err, STRATA_ERR_ARG, "path too long: %s", w->final_dir);
+    /* renameat2(RENAME_EXCHANGE) swaps both names in one atomic step. */
+    if (syscall(SYS_renameat2, AT_FDCWD, w->dir, AT_FDCWD, w->final_dir, 2 /* RENAME_EXCHANGE */) == 0) {
+        strata_status st = remove_tree(w->dir, err); /* now holds the old world */
+        if (st)
+            return st;
+    } else {
+        strata_status st = remove_tree(old, err);
+        if (st)
+            return st;
+        if (rename(w->final_dir, old) != 0 || rename(w->dir, w->final_dir) != 0)
+            return error_set(err, STRATA_ERR_IO, "cannot replace %s: %s", w->final_dir, strerror(errno));
+        remove_tree(old, err);
+    }
+    char parent[STRATA_PATH_MAX];
+    strcpy(parent, w->final_dir);
+    char *slash = strrchr(parent, '/');
+    if (slash && slash != parent)
+        *slash = '\0';
+    else
+        strcpy(parent, slash ? "/" : ".");
+    return fsync_directory(parent, err);
+}
+
+strata_status strata_world_close(strata_world *w)
+{
+    if (!w)
+        return STRATA_OK;
+    strata_status st = STRATA_OK;
+    if (w->replace_pending) {
+        /* A forced create never committed: publish the empty world now. */
+        if (w->rank == 0)
+            st = world_finish_replace(w, &w->error);
+        st = world_agree(w, st);
+    }
+    if (st)
+        error_publish(&w->error);
+    world_free(w);
+    return st;
+}
+
+/* ---- configuration and partition queries -------------------------------------- */
+
+strata_status strata_world_config(const strata_world *w, strata_config *cfg)
+{
+    if (!w || !cfg)
+        return error_set(NULL, STRATA_ERR_ARG, "strata_world_config: NULL argument");
+    strata_config_init(cfg);
+    for (int i = 0; i < 3; i++) {
+        cfg->dims[i] = w->committed.dims[i];
+        cfg->voxel_size[i] = w->committed.voxel_size[i];
+        cfg->origin[i] = w->committed.origin[i];
+    }
+    cfg->chunk_edge = w->committed.chunk_edge;
+    cfg->materials = w->committed.materials;
+    cfg->material_count = w->committed.material_count;
+    return STRATA_OK;
+}
+
+strata_status strata_material_get(const strata_world *w, uint16_t id, strata_material *out)
+{
+    const manifest *m = &w->committed;
+    size_t lo = 0, hi = m->material_count;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (m->materials[mid].id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < m->material_count && m->materials[lo].id == id) {
+        *out = m->materials[lo];
+        return STRATA_OK;
+    }
+    memset(out, 0, sizeof *out);
+    out->id = id;
+    snprintf(out->name, sizeof out->name, "material %u", id);
+    /* A stable, well-spread colour from the id (golden-ratio hue walk). */
+    uint32_t h = (uint32_t)id * 2654435761u;
+    out->rgb[0] = (uint8_t)(64 + (h >> 8) % 192);
+    out->rgb[1] = (uint8_t)(64 + (h >> 16) % 192);
+    out->rgb[2] = (uint8_t)(64 + (h >> 24) % 192);
+    return STRATA_OK;
+}
+
+strata_status strata_world_rank(const strata_world *w, int *rank, int *size)
+{
+    *rank = w->rank;
+    *size = w->size;
+    return STRATA_OK;
+}
+
+strata_status strata_chunk_key(const strata_world *w, int64_t cx, int64_t cy, int64_t cz, uint64_t *key)
+{
+    if (cx < 0 || cy < 0 || cz < 0 || (uint64_t)cx >= w->chunks[0] || (uint64_t)cy >= w->chunks[1] ||
+        (uint64_t)cz >= w->chunks[2])
+        return WORLD_FAIL((strata_world *)w, STRATA_ERR_RANGE, "chunk (%" PRId64 ", %" PRId64 ", %" PRId64
+                          ") is outside the world", cx, cy, cz);
+    *key = world_key(w, (uint64_t)cx, (uint64_t)cy, (uint64_t)cz);
+    return STRATA_OK;
+}
+
+strata_status strata_owner(const strata_world *w, int64_t x, int64_t y, int64_t z, int *rank)
+{
+    if (!world_contains(w, x, y, z))
+        return WORLD_FAIL((strata_world *)w, STRATA_ERR_RANGE, "voxel (%" PRId64 ", %" PRId64 ", %" PRId64
+                          ") is outside the world", x, y, z);
+    uint64_t key = world_key(w, (uint64_t)x >> w->edge_bits, (uint64_t)y >> w->edge_bits,
+                             (uint64_t)z >> w->edge_bits);
+    *rank = partition_owner(w->split, w->size, key);
+    return STRATA_OK;
+}
+
+strata_status strata_key_range(const strata_world *w, uint64_t *first, uint64_t *last)
+{
+    *first = w->split[w->rank];
+    *last = w->split[w->rank + 1];
+    return STRATA_OK;
+}

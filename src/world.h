@@ -1,0 +1,77 @@
+/* world.h: the world object shared by the library's modules (not public). */
+#ifndef STRATA_WORLD_H
+#define STRATA_WORLD_H
+
+#include <stdint.h>
+
+#include "chunk.h"
+#include "error.h"
+#include "fsutil.h"
+#include "manifest.h"
+#include "router.h"
+#include "store.h"
+#include "strata.h"
+
+struct strata_world {
+    MPI_Comm comm;
+    int rank, size;
+    char dir[STRATA_PATH_MAX];      /* where the files are now */
+    char final_dir[STRATA_PATH_MAX]; /* where a --force create lands at first commit */
+    int replace_pending;
+    int writable;
+    int lock_fd;
+    strata_options options;
+    manifest committed;             /* the manifest of the last commit */
+    int manifest_dirty;             /* splitters or index state changed since */
+    int edge, edge_bits;
+    size_t chunk_voxels;
+    uint64_t chunks[3];             /* chunks per axis */
+    uint64_t *split;                /* size + 1 splitters */
+    store store;
+    store_row *rows;                /* own range, committed, ascending key */
+    size_t row_count;
+    chunk_cache owned;              /* own chunks: dirty ones pinned, clean ones LRU */
+    chunk_cache committed_copies;   /* committed chunks read by strata_read_voxel */
+    route_record *staged;
+    size_t staged_count, staged_capacity;
+    int staged_bad;
+    int64_t bad_voxel[3];
+    void *scratch;                  /* codec scratch */
+    uint8_t *encode_buffer;
+    strata_error error;
+};
+
+/** Chunk coordinates of a key's chunk and the key of chunk coordinates. */
+uint64_t world_key(const strata_world *w, uint64_t cx, uint64_t cy, uint64_t cz);
+/** Voxel box of the chunk with this key, clipped to the world. */
+void world_chunk_bounds(const strata_world *w, uint64_t key, int64_t bounds[6]);
+/** 1 when the voxel lies inside the world. */
+int world_contains(const strata_world *w, int64_t x, int64_t y, int64_t z);
+/** Committed row of an own key (NULL when the chunk was never stored). */
+const store_row *world_own_row(const strata_world *w, uint64_t key);
+/** 1 when this rank owns key. */
+int world_owns(const strata_world *w, uint64_t key);
+/**
+ * Own chunk for key, loading it from the store (or as air) if not resident.
+ * Local. The chunk stays resident until strata_world_evict runs.
+ */
+strata_status world_own_chunk(strata_world *w, uint64_t key, chunk **out);
+/** Decode a committed chunk described by row into voxels (C^3). Local. */
+strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *voxels);
+/** Trim the clean-chunk caches to their budgets. Local. */
+void world_evict(strata_world *w);
+/** Agree on a collective status and keep the message in w->error. */
+strata_status world_agree(strata_world *w, strata_status local);
+/** Fail with a message in w->error. */
+#define WORLD_FAIL(w, status, ...) error_set(&(w)->error, (status), __VA_ARGS__)
+
+/** Write the manifest (rank 0) for the given state and agree. Collective. */
+strata_status world_publish(strata_world *w, manifest *next);
+#include <signal.h>
+/** Set by the SIGTERM/SIGINT handler; collective calls then stop at their start. */
+extern volatile sig_atomic_t strata_signal_pending;
+/** Default material table. */
+extern const strata_material strata_default_materials[];
+extern const size_t strata_default_material_count;
+
+#endif
