@@ -32,10 +32,11 @@ int main(int argc, char **argv)
     partition_balanced(box, size, split);
     for (size_t i = 0; i < n; i++) {
         uint64_t r = next_random(&state);
-        send[i] = (route_record){.key = morton_encode3((uint32_t)(r % edge),
-                                                       (uint32_t)((r >> 21) % edge),
-                                                       (uint32_t)((r >> 42) % edge)),
-                                 .voxel = (uint32_t)i, .material = (uint16_t)r};
+        send[i] =
+            (route_record){.key = morton_encode3((uint32_t)(r % edge), (uint32_t)((r >> 21) % edge),
+                                                 (uint32_t)((r >> 42) % edge)),
+                           .voxel = (uint32_t)i,
+                           .material = (uint16_t)r};
     }
     double best = 1e30;
     for (int rep = 0; rep < 5; rep++) {
@@ -45,7 +46,8 @@ int main(int argc, char **argv)
         strata_error err;
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
-        strata_status st = route_records(MPI_COMM_WORLD, split, send, n, &recv, &recv_n, &from, &err);
+        strata_status st =
+            route_records(MPI_COMM_WORLD, split, send, n, &recv, &recv_n, &from, &err);
         double t = MPI_Wtime() - t0, slowest;
         MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         if (st != STRATA_OK && rank == 0)
@@ -55,8 +57,8 @@ int main(int argc, char **argv)
         free(from);
     }
     if (rank == 0)
-        printf("route_records: %d ranks, %zu records per rank, box %llu^3: best of 5 %.4f s\n", size,
-               n, (unsigned long long)edge, best);
+        printf("route_records: %d ranks, %zu records per rank, box %llu^3: best of 5 %.4f s\n",
+               size, n, (unsigned long long)edge, best);
     free(split);
     free(send);
     MPI_Finalize();

@@ -265,10 +265,98 @@ strata_status strata_load_chunk(strata_world *w, int64_t cx, int64_t cy, int64_t
 strata_status strata_chunk_metadata(strata_world *w, int64_t cx, int64_t cy, int64_t cz,
                                     strata_chunk_meta *meta);
 
-/* ---- terrain --------------------------------------------------------------- */
+/* ---- bulk fill and terrain ---------------------------------------------------- */
 
-/** Fill the world with seeded, deterministic layered terrain and flush. Collective. */
+/**
+ * Fill callback: write the voxels of one chunk. bounds is the chunk's voxel box
+ * x0,y0,z0,x1,y1,z1 clipped to the world; voxels is edge^3 values [z][y][x]
+ * relative to (x0,y0,z0), zeroed before the call; cells beyond the world's edge
+ * are ignored. Return STRATA_OK, or an error (with a message in *message_out,
+ * at most STRATA_ERROR_MAX bytes) to fail the whole fill.
+ */
+typedef strata_status (*strata_fill_fn)(const int64_t bounds[6], int edge, uint16_t *voxels,
+                                        void *ctx, char *message_out);
+/**
+ * Replace the voxels of every chunk meeting box (x0,y0,z0,x1,y1,z1, half-open,
+ * NULL = whole world) by calling fn once for each such chunk this rank owns.
+ * Voxels of those chunks outside box keep their values (fn sees them as zero, the
+ * library keeps the old values there). Collective; the result is flushed (not
+ * committed). Chunks that come out all air cost nothing.
+ */
+strata_status strata_fill(strata_world *w, const int64_t *box, strata_fill_fn fn, void *ctx);
+/** Fill the world with seeded, deterministic layered terrain (flushed, not committed). Collective. */
 strata_status strata_generate_terrain(strata_world *w, uint64_t seed);
+
+/* ---- LOD queries (the octree index) ------------------------------------------------ */
+
+/**
+ * The LOD value of the 2^level block containing each point: the exact mode of
+ * the block's voxels inside the world (ties to the smallest id). With
+ * threshold >= 0 it is the seed's rule: the mode when the block's homogeneity
+ * (dominant count / voxels inside the world) is at least threshold, else the
+ * voxel itself. level 0 is the voxel. Collective (n may differ per rank).
+ * @param[out] out          n materials
+ * @param[out] homogeneity  n homogeneities, or NULL
+ */
+strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size_t n, int level,
+                               double threshold, uint16_t *out, double *homogeneity);
+
+/* ---- extraction ------------------------------------------------------------ */
+
+/** Progress of strata_extract (rank 0 gets calls): output cells written of total. */
+typedef void (*strata_extract_progress_fn)(uint64_t done, uint64_t total, void *ctx);
+
+/** Options of strata_extract. Initialise with strata_extract_options_init. */
+typedef struct {
+    /** Output bytes one collective round may hold over all ranks (0: default,
+     *  min(ranks x 128 MiB, 1 GiB)). Bounds per-rank memory; smaller means more rounds. */
+    uint64_t round_bytes;
+    strata_extract_progress_fn progress; /**< may be NULL */
+    void *progress_ctx;
+} strata_extract_options;
+
+/** What strata_extract did. Times are the slowest rank's. */
+typedef struct {
+    int64_t box[6];        /**< the box after clipping to the world */
+    int64_t cells[3];      /**< output cells along x, y, z */
+    uint64_t bytes;        /**< bytes of /material */
+    uint64_t chunks_read;  /**< chunks decoded (stored dense), all ranks */
+    uint64_t rounds;       /**< collective rounds */
+    double read_seconds;   /**< decoding chunks (L = 0) or LOD queries (L > 0) */
+    double exchange_seconds; /**< packing and MPI_Alltoallv to the z-slab writers */
+    double write_seconds;  /**< collective HDF5 writes */
+    double seconds;        /**< whole call */
+} strata_extract_stats;
+
+/** Defaults: automatic round size, no progress callback. */
+void strata_extract_options_init(strata_extract_options *opt);
+
+/**
+ * Extract a box of the world (flushed state, as strata_query_points sees it) to a
+ * standard HDF5 file plus an XDMF sidecar. Collective.
+ *
+ * The file holds /material, uint16 [z][y][x], contiguous and unfiltered (ParaView
+ * reads it without plugins), with attributes box (6 int64, clipped), lod (int32),
+ * voxel_size (3 doubles, metres, x y z), origin (3 doubles: world position of the
+ * first cell's corner, x y z) and a compound dataset /materials (id, name, r, g, b)
+ * holding the world's material table. At level L > 0 there is one cell per aligned
+ * 2^L block that meets the box, holding the block's LOD value (its exact mode,
+ * from strata_query_lod): ceil(x1 / 2^L) - floor(x0 / 2^L) cells along x.
+ * Every rank reads only chunks it owns; the pieces are routed (MPI_Alltoallv) so
+ * that each rank writes one contiguous z-slab with collective MPI-IO.
+ * The XDMF file (path with its .h5 extension replaced by .xmf) describes a
+ * 3DCoRectMesh grid with the material as a cell field, naming the HDF5 file by its
+ * basename. Both files appear only when complete (written aside, then renamed).
+ * @param[in]  box   x0,y0,z0,x1,y1,z1, half-open; clipped to the world. x0 >= x1
+ *                   (any axis) or a box empty after clipping is STRATA_ERR_RANGE
+ *                   and writes nothing.
+ * @param[in]  level LOD level, 0 = full resolution
+ * @param[in]  path  output HDF5 file (replaced if it exists)
+ * @param[in]  opt   options, or NULL for defaults
+ * @param[out] stats may be NULL
+ */
+strata_status strata_extract(strata_world *w, const int64_t box[6], int level, const char *path,
+                             const strata_extract_options *opt, strata_extract_stats *stats);
 
 /* ---- maintenance ----------------------------------------------------------- */
 
@@ -281,6 +369,110 @@ typedef void (*strata_problem_fn)(const char *problem, void *ctx);
 strata_status strata_fsck(strata_world *w, strata_problem_fn fn, void *ctx, uint64_t *problems);
 /** Merge all live segments into one, atomically; old files removed. Collective. */
 strata_status strata_compact(strata_world *w, strata_commit_stats *stats);
+
+/* ---- import ---------------------------------------------------------------- */
+
+/** Which columns a layer applies to (by the column's elevation e and sea level s). */
+enum {
+    STRATA_ZONE_ANY = 0,   /**< every column */
+    STRATA_ZONE_LAND = 1,  /**< e >= s + coast_height */
+    STRATA_ZONE_COAST = 2, /**< s <= e < s + coast_height */
+    STRATA_ZONE_SEA = 3    /**< e < s */
+};
+
+/** One layer of the ground, from the surface down (docs/import.md). */
+typedef struct {
+    char name[STRATA_MATERIAL_NAME_MAX]; /**< added to the table when material is not in it */
+    double thickness;   /**< metres; 0 = down to the bottom of the world */
+    uint16_t material;  /**< not air (0), not water */
+    uint8_t rgb[3];     /**< colour, used with name when material is not in the table */
+    int zone;           /**< STRATA_ZONE_*: columns the layer applies to */
+} strata_layer;
+
+/** DEM import options. Initialise with strata_dem_options_init. */
+typedef struct {
+    const char *variable;   /**< 2-D variable; NULL = the first 2-D float or double one */
+    double scale;           /**< multiplies values (after scale_factor/add_offset) into metres; 1 */
+    int64_t crop[4];        /**< i0,j0,i1,j1 half-open grid indices; all 0 = whole grid */
+    int has_z_range;        /**< 0: z range from the crop's elevations (rounded out to M) */
+    double z_range[2];      /**< ZMIN, ZMAX in metres when has_z_range */
+    double vertical_res;    /**< M, metres per voxel vertically; 100 */
+    double sea_level;       /**< metres; 0 */
+    double coast_height;    /**< land below sea_level + this is "coast"; 20 m */
+    const strata_layer *layers; /**< ground layers top down; NULL = the default table */
+    size_t layer_count;
+} strata_dem_options;
+
+/** Raw volume element types and byte orders. */
+enum { STRATA_RAW_UINT8 = 1, STRATA_RAW_UINT16 = 2, STRATA_RAW_INT16 = 3 };
+enum { STRATA_ENDIAN_LITTLE = 0, STRATA_ENDIAN_BIG = 1 };
+
+/** Raw volume import options: a headerless C-order [z][y][x] array. */
+typedef struct {
+    int64_t dims[3]; /**< X, Y, Z; the file holds exactly X*Y*Z elements */
+    int type;        /**< STRATA_RAW_* */
+    int endian;      /**< STRATA_ENDIAN_* */
+} strata_raw_options;
+
+/** What an import made. Totals are over all ranks. */
+typedef struct {
+    int64_t dims[3];
+    double voxel_size[3];
+    double origin[3];
+    double elevation_min, elevation_max; /**< DEM: crop's extremes in metres */
+    double z_range[2];                   /**< DEM: ZMIN, ZMAX used */
+    int geographic;                      /**< DEM: 1 when lon/lat coordinates were found */
+    double centre_latitude;              /**< DEM: degrees, when geographic */
+    double corner_lon_lat[2];            /**< DEM: west/south edge of the crop, degrees */
+    uint64_t ground, water, air;         /**< voxels of each kind (DEM) */
+    double seconds;                      /**< wall time of the whole import */
+    strata_commit_stats commit;
+} strata_import_stats;
+
+/** Defaults: variable NULL, scale 1, whole grid, M = 100 m, sea level 0, coast 20 m. */
+void strata_dem_options_init(strata_dem_options *opt);
+/** The default layer table (docs/import.md). Local. */
+void strata_import_default_layers(const strata_layer **layers, size_t *count);
+
+/**
+ * Create the world at path from a 2-D elevation grid in a netCDF file and commit
+ * it. Collective over comm. Grid column i becomes x and row j becomes y (rows are
+ * flipped when the row coordinate decreases, so y always points north); voxel k
+ * of a column has centre ZMIN + (k + 0.5) * M and is ground (layered) below the
+ * column's elevation, water below sea level, air otherwise. Every rank reads only
+ * the grid windows of the chunks it owns (plus 1/size of the crop to check it).
+ * Bad input (not netCDF, no such variable, not 2-D, a missing or non-finite
+ * value in the crop, a bad crop or layer table) fails on every rank and creates
+ * nothing (a --force target keeps its old world). Without netCDF at build time
+ * this fails with STRATA_ERR_ARG saying so.
+ * @param[in]  comm     communicator
+ * @param[in]  path     world directory to create
+ * @param[in]  dem_file netCDF file
+ * @param[in]  dem      options (NULL = defaults)
+ * @param[in]  cfg      chunk edge and material table (dims, voxel size, origin ignored)
+ * @param[in]  opt      open options or NULL
+ * @param[in]  flags    0 or STRATA_CREATE_FORCE
+ * @param[out] stats    what was made, or NULL
+ * @param[out] out      the world, committed and open for writing; NULL = close it
+ */
+strata_status strata_import_dem(MPI_Comm comm, const char *path, const char *dem_file,
+                                const strata_dem_options *dem, const strata_config *cfg,
+                                const strata_options *opt, unsigned flags,
+                                strata_import_stats *stats, strata_world **out);
+
+/**
+ * Create the world at path from a raw label volume and commit it, voxel for
+ * voxel. Collective over comm. The file must hold exactly X*Y*Z elements; a
+ * negative value (int16) fails naming its element index and x,y,z. Bad input
+ * creates nothing (a --force target keeps its old world).
+ * @param[in]  raw   dims, element type and byte order
+ * @param[in]  cfg   chunk edge, voxel size, origin and materials (dims ignored)
+ * Other parameters as for strata_import_dem.
+ */
+strata_status strata_import_raw(MPI_Comm comm, const char *path, const char *raw_file,
+                                const strata_raw_options *raw, const strata_config *cfg,
+                                const strata_options *opt, unsigned flags,
+                                strata_import_stats *stats, strata_world **out);
 
 /* ---- signals --------------------------------------------------------------- */
 

@@ -225,6 +225,9 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     if (!st) {
         for (size_t i = 0; i < dirty.count; i++)
             chunk_set_dirty(&w->owned, dirty.items[i], 0);
+        /* Copies of the previous commit would now read stale: drop them. */
+        if (wrote)
+            chunk_cache_free(&w->committed_copies);
         world_evict(w);
     }
     free(dirty.items);

@@ -35,7 +35,8 @@ void partition_balanced(const uint64_t n[3], int ranks, uint64_t *split)
     uint64_t end = morton_key_end(n);
     split[0] = 0;
     for (int r = 1; r < ranks; r++)
-        split[r] = key_with_count(mul_div(total, (uint64_t)r, (uint64_t)ranks), n, split[r - 1], end);
+        split[r] =
+            key_with_count(mul_div(total, (uint64_t)r, (uint64_t)ranks), n, split[r - 1], end);
     split[ranks] = UINT64_MAX;
 }
 
@@ -44,7 +45,7 @@ int partition_owner(const uint64_t *split, int ranks, uint64_t key)
     int lo = 0, hi = ranks - 1;
     while (lo < hi) {
         int mid = lo + (hi - lo + 1) / 2;
-        if (split[mid] < key)
+        if (split[mid] <= key)
             lo = mid;
         else
             hi = mid - 1;
@@ -80,7 +81,8 @@ static strata_status check_chunks(const uint64_t *keys, const double *weights, s
 {
     for (size_t i = 0; i < n; i++) {
         if (i > 0 && keys[i] <= keys[i - 1])
-            return error_set(err, STRATA_ERR_ARG, "partition by weight: key %llu at %zu not above %llu",
+            return error_set(err, STRATA_ERR_ARG,
+                             "partition by weight: key %llu at %zu not above %llu",
                              (unsigned long long)keys[i], i, (unsigned long long)keys[i - 1]);
         if (!isfinite(weights[i]) || weights[i] < 0)
             return error_set(err, STRATA_ERR_ARG, "partition by weight: chunk %llu has weight %g",
@@ -118,7 +120,9 @@ static void first_keys(const uint64_t *keys, const double *weights, size_t n, in
     for (size_t i = 0; i < n; i++) {
         double w = by_count ? 1.0 : weights[i];
         double share = floor((sum + w / 2) * ranks / whole);
-        int owner = share >= ranks - 1 ? ranks - 1 : share <= prev ? prev : (int)share;
+        int owner = share >= ranks - 1 ? ranks - 1 : (int)share;
+        if (owner < prev)
+            owner = prev;
         for (int r = prev + 1; r <= owner; r++)
             first[r] = keys[i];
         prev = owner;

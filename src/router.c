@@ -101,8 +101,8 @@ static strata_status byte_layout(const uint64_t *counts, int size, size_t elem, 
 static strata_status plan_exchange_counts(MPI_Comm comm, exchange_plan *plan, size_t elem,
                                           strata_error *err)
 {
-    int rc = MPI_Alltoall(plan->send_counts, 1, MPI_UINT64_T, plan->recv_counts, 1, MPI_UINT64_T,
-                          comm);
+    int rc =
+        MPI_Alltoall(plan->send_counts, 1, MPI_UINT64_T, plan->recv_counts, 1, MPI_UINT64_T, comm);
     strata_status st = error_mpi(err, rc, "route: exchanging counts");
     if (st != STRATA_OK)
         return st;
@@ -144,13 +144,33 @@ static void bucket_by_dest(exchange_plan *plan, size_t *slot, size_t n)
 /* The byte of key that radix pass `pass` sorts on. */
 #define KEY_DIGIT(key, pass) ((size_t)((key) >> (8 * (pass))) & 0xff)
 
-/* One read of the keys gives the digit histograms of all eight passes. */
-static void key_histograms(const route_record *records, size_t n, size_t hist[8][256])
+/*
+ * The byte positions where keys differ (from the OR and AND of all keys): only
+ * those need a pass. Keys confined to a rank's range or a small world skip most
+ * of the eight. Returns how many, listed in pass[].
+ */
+static int passes_needed(const route_record *records, size_t n, int pass[8])
+{
+    uint64_t any = 0, all = ~(uint64_t)0;
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        any |= records[i].key;
+        all &= records[i].key;
+    }
+    for (int byte = 0; byte < 8; byte++)
+        if (KEY_DIGIT(any ^ all, byte) != 0)
+            pass[count++] = byte;
+    return count;
+}
+
+/* One read of the keys gives the digit histograms of every pass needed. */
+static void key_histograms(const route_record *records, size_t n, const int *pass, int passes,
+                           size_t hist[8][256])
 {
     memset(hist, 0, 8 * sizeof hist[0]);
     for (size_t i = 0; i < n; i++)
-        for (int pass = 0; pass < 8; pass++)
-            hist[pass][KEY_DIGIT(records[i].key, pass)]++;
+        for (int p = 0; p < passes; p++)
+            hist[p][KEY_DIGIT(records[i].key, pass[p])]++;
 }
 
 /* One stable scatter pass of an LSD radix sort; from/from_out may be NULL. */
@@ -172,26 +192,20 @@ static void radix_pass(const route_record *in, route_record *out, const int *fro
 
 /*
  * Stable LSD radix sort by key, carrying `from` along when it is not NULL.
- * Byte positions where every key agrees need no pass: keys confined to a rank's
- * range or a small world skip most of the eight. Passes alternate between the
- * two buffers; returns 1 when the result ended in tmp (and from_tmp).
+ * Passes alternate between the two buffers; returns 1 when the result ended in
+ * tmp (and from_tmp).
  */
-static int radix_sort(route_record *records, route_record *tmp, int *from, int *from_tmp,
-                      size_t n)
+static int radix_sort(route_record *records, route_record *tmp, int *from, int *from_tmp, size_t n)
 {
     size_t hist[8][256];
-    int in_tmp = 0;
-    if (n < 2)
-        return 0;
-    key_histograms(records, n, hist);
-    uint64_t some_key = records[0].key;
-    for (int pass = 0; pass < 8; pass++) {
-        if (hist[pass][KEY_DIGIT(some_key, pass)] == n) /* every key has this byte */
-            continue;
+    int pass[8], in_tmp = 0;
+    int passes = n < 2 ? 0 : passes_needed(records, n, pass);
+    key_histograms(records, n, pass, passes, hist);
+    for (int p = 0; p < passes; p++) {
         if (in_tmp)
-            radix_pass(tmp, records, from_tmp, from, n, pass, hist[pass]);
+            radix_pass(tmp, records, from_tmp, from, n, pass[p], hist[p]);
         else
-            radix_pass(records, tmp, from, from_tmp, n, pass, hist[pass]);
+            radix_pass(records, tmp, from, from_tmp, n, pass[p], hist[p]);
         in_tmp = !in_tmp;
     }
     return in_tmp;
@@ -258,13 +272,12 @@ static void fill_sources(const exchange_plan *plan, int *from)
 }
 
 /*
- * Three collective steps (count exchange, payload exchange, and two agreements
- * before them) so that a local failure (memory, overflow) on any rank stops
- * every rank before an exchange it would not join.
+ * Pack, agree, exchange counts, allocate, agree, exchange records, sort. Every
+ * rank agrees before each exchange, so a local failure (memory, overflow) on any
+ * rank stops all of them before an exchange some rank would not join.
  */
 strata_status route_records(MPI_Comm comm, const uint64_t *split, route_record *send, size_t n,
-                            route_record **recv, size_t *recv_n, int **recv_from,
-                            strata_error *err)
+                            route_record **recv, size_t *recv_n, int **recv_from, strata_error *err)
 {
     exchange_plan plan;
     route_record *packed = NULL, *got = NULL, *tmp = NULL;
@@ -281,8 +294,7 @@ strata_status route_records(MPI_Comm comm, const uint64_t *split, route_record *
         goto cleanup;
     st = plan_exchange_counts(comm, &plan, sizeof *packed, err);
     if (st == STRATA_OK)
-        st = alloc_receive(plan.recv_total, &got, &tmp, &from, &from_tmp,
-                          recv_from != NULL, err);
+        st = alloc_receive(plan.recv_total, &got, &tmp, &from, &from_tmp, recv_from != NULL, err);
     st = error_agree(comm, st, err);
     if (st != STRATA_OK)
         goto cleanup;
@@ -340,8 +352,8 @@ static strata_status pack_replies(exchange_plan *plan, const route_record *recv,
     return STRATA_OK;
 }
 
-static strata_status scatter_replies(const route_reply *got, size_t n, uint16_t *out,
-                                     size_t out_n, strata_error *err)
+static strata_status scatter_replies(const route_reply *got, size_t n, uint16_t *out, size_t out_n,
+                                     strata_error *err)
 {
     for (size_t i = 0; i < n; i++) {
         if (got[i].origin >= out_n)

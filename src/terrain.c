@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "morton.h"
 #include "world.h"
 
 enum {
@@ -79,7 +78,7 @@ static double surface_height(const terrain *t, int64_t x, int64_t y)
     return h < 1 ? 1 : h > z - 1 ? z - 1 : h;
 }
 
-static uint16_t rock_at(const terrain *t, int64_t x, int64_t y, int64_t z, int64_t depth)
+static uint16_t rock_at(const terrain *t, int64_t x, int64_t y, int64_t z, int64_t depth, double warp)
 {
     if (z < 2)
         return MAT_BEDROCK;
@@ -87,17 +86,16 @@ static uint16_t rock_at(const terrain *t, int64_t x, int64_t y, int64_t z, int64
                                                   ((uint64_t)(y >> 2) << 21) ^ (uint64_t)(z >> 2)));
     if (depth > 6 && (pocket & 1023) < 6)
         return (pocket >> 10) % 4 == 0 ? MAT_GOLD : (pocket >> 10) % 4 == 1 ? MAT_COAL : MAT_IRON;
-    /* Strata are horizontal bands bent by a gentle warp. */
-    double warp = 6.0 * value_noise(t->seed + 7, (double)x, (double)y, 48.0);
-    int64_t band = (int64_t)(((double)z + warp) / 9.0);
-    static const uint16_t bands[] = {MAT_SANDSTONE, MAT_LIMESTONE, MAT_SHALE, MAT_LIMESTONE,
-                                     MAT_GRANITE, MAT_BASALT};
     if ((double)z < (double)t->dims[2] * 0.12)
         return MAT_GRANITE;
-    return bands[band % 6];
+    /* Strata are horizontal bands bent by a gentle warp. */
+    static const uint16_t bands[] = {MAT_SANDSTONE, MAT_LIMESTONE, MAT_SHALE, MAT_LIMESTONE,
+                                     MAT_GRANITE, MAT_BASALT};
+    return bands[(int64_t)(((double)z + warp) / 9.0) % 6];
 }
 
-static uint16_t material_at(const terrain *t, int64_t x, int64_t y, int64_t z, double height)
+static uint16_t material_at(const terrain *t, int64_t x, int64_t y, int64_t z, double height,
+                            double warp)
 {
     int64_t h = (int64_t)height;
     if (z >= h)
@@ -109,85 +107,31 @@ static uint16_t material_at(const terrain *t, int64_t x, int64_t y, int64_t z, d
         return under_sea ? MAT_SEDIMENT : beach ? MAT_SAND : MAT_SOIL;
     if (depth < 4 && (under_sea || beach))
         return MAT_SAND;
-    return rock_at(t, x, y, z, depth);
+    return rock_at(t, x, y, z, depth, warp);
 }
 
-/* Fill one chunk; returns 1 when it holds anything but air. */
-static int fill_chunk(const terrain *t, const int64_t b[6], int edge, int bits, const double *heights,
-                      uint16_t *voxels)
+/* strata_fill callback: one chunk of terrain, column by column. */
+static strata_status terrain_chunk(const int64_t b[6], int edge, uint16_t *voxels, void *ctx,
+                                   char *message)
 {
-    int any = 0;
-    for (int64_t z = b[2]; z < b[2] + edge; z++)
-        for (int64_t y = b[1]; y < b[1] + edge; y++) {
-            uint16_t *row = voxels + (((size_t)(z - b[2]) << (2 * bits)) | ((size_t)(y - b[1]) << bits));
-            for (int64_t x = b[0]; x < b[0] + edge; x++) {
-                uint16_t m = 0;
-                if (x < b[3] && y < b[4] && z < b[5])
-                    m = material_at(t, x, y, z, heights[((y - b[1]) << bits) | (x - b[0])]);
-                row[x - b[0]] = m;
-                any |= m;
-            }
-        }
-    return any != 0;
-}
-
-static strata_status generate_chunk(strata_world *w, const terrain *t, uint64_t key, double *heights,
-                                    uint16_t *voxels)
-{
-    int64_t b[6];
-    world_chunk_bounds(w, key, b);
-    double top = 0;
-    for (int64_t y = b[1]; y < b[1] + w->edge; y++)
-        for (int64_t x = b[0]; x < b[0] + w->edge; x++) {
+    (void)message;
+    const terrain *t = ctx;
+    for (int64_t y = b[1]; y < b[4]; y++)
+        for (int64_t x = b[0]; x < b[3]; x++) {
             double h = surface_height(t, x, y);
-            heights[((y - b[1]) << w->edge_bits) | (x - b[0])] = h;
-            top = h > top ? h : top;
+            if ((double)b[2] >= h && (double)b[2] >= t->sea)
+                continue; /* the column is air in this chunk */
+            double warp = 6.0 * value_noise(t->seed + 7, (double)x, (double)y, 48.0);
+            uint16_t *column = voxels + (y - b[1]) * edge + (x - b[0]);
+            for (int64_t z = b[2]; z < b[5]; z++)
+                column[(size_t)(z - b[2]) * (size_t)edge * (size_t)edge] = material_at(t, x, y, z, h, warp);
         }
-    /* Wholly above ground and sea: air, which costs nothing to store. */
-    if ((double)b[2] >= top + 1 && (double)b[2] >= t->sea)
-        return STRATA_OK;
-    if (!fill_chunk(t, b, w->edge, w->edge_bits, heights, voxels))
-        return STRATA_OK;
-    chunk *k = chunk_cache_find(&w->owned, key);
-    strata_status st = k ? STRATA_OK : chunk_cache_insert(&w->owned, key, 0, &k, &w->error);
-    if (!st)
-        st = chunk_make_dense(&w->owned, k, &w->error);
-    if (st)
-        return st;
-    memcpy(k->voxels, voxels, w->chunk_voxels * sizeof *voxels);
-    chunk_set_dirty(&w->owned, k, 1);
-    chunk_collapse_uniform(&w->owned, k);
     return STRATA_OK;
 }
 
 strata_status strata_generate_terrain(strata_world *w, uint64_t seed)
 {
-    strata_status st = w->writable ? STRATA_OK
-                                   : WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
-    /* Generation visits every chunk: refuse worlds no machine could fill. */
-    const uint64_t limit = (uint64_t)1 << 26;
-    if (!st && w->chunks[0] * w->chunks[1] > limit / (w->chunks[2] ? w->chunks[2] : 1))
-        st = WORLD_FAIL(w, STRATA_ERR_ARG, "terrain generation is limited to %" PRIu64 " chunks; "
-                        "this world has %" PRIu64 " x %" PRIu64 " x %" PRIu64, limit, w->chunks[0],
-                        w->chunks[1], w->chunks[2]);
-    st = world_agree(w, st);
-    if (st)
-        return st;
     terrain t = {seed, {w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]},
                  (double)w->committed.dims[2] * 0.45};
-    double *heights = malloc((size_t)w->edge * (size_t)w->edge * sizeof *heights);
-    uint16_t *voxels = malloc(w->chunk_voxels * sizeof *voxels);
-    if (!heights || !voxels)
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate terrain buffers");
-    uint64_t end = morton_key_end(w->chunks);
-    uint64_t last = w->split[w->rank + 1] < end ? w->split[w->rank + 1] : end;
-    for (uint64_t key = w->split[w->rank]; !st && key < last; key++) {
-        uint32_t c[3];
-        morton_decode3(key, &c[0], &c[1], &c[2]);
-        if (c[0] < w->chunks[0] && c[1] < w->chunks[1] && c[2] < w->chunks[2])
-            st = generate_chunk(w, &t, key, heights, voxels);
-    }
-    free(heights);
-    free(voxels);
-    return world_agree(w, st);
+    return strata_fill(w, NULL, terrain_chunk, &t);
 }

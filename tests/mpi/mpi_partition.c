@@ -125,7 +125,8 @@ static void test_bad_weight(const uint64_t *keys, size_t count)
     MT_CHECK(strcmp(root, err.message) == 0, "messages differ: %s / %s", root, err.message);
     /* Unsorted keys on one rank. */
     uint64_t unsorted[2] = {10, mt_rank == 0 ? 5 : 11};
-    st = partition_by_weight(MPI_COMM_WORLD, unsorted, weights + 0, 1 + (mt_rank == 0), split, &err);
+    st =
+        partition_by_weight(MPI_COMM_WORLD, unsorted, weights + 0, 1 + (mt_rank == 0), split, &err);
     MT_CHECK(st == STRATA_ERR_ARG, "unsorted keys: status %d", st);
     free(split);
 }

@@ -76,7 +76,8 @@ static void check_received(int round, const uint64_t *split, const route_record 
     size_t want_n;
     expected_record *want = expected_for(round, split, &want_n);
     MT_CHECK(want != NULL, "out of memory");
-    MT_CHECK(recv_n == want_n, "round %d: received %zu records, expected %zu", round, recv_n, want_n);
+    MT_CHECK(recv_n == want_n, "round %d: received %zu records, expected %zu", round, recv_n,
+             want_n);
     size_t bad = 0, per_source[64] = {0};
     for (size_t j = 0; j < recv_n && j < want_n && want; j++) {
         const route_record *r = &recv[j];
@@ -116,7 +117,8 @@ static void check_replies(const uint64_t *split, const route_record *send, size_
     MT_CHECK(st == STRATA_OK, "route_replies: %s", err.message);
     size_t bad = 0;
     for (size_t i = 0; i < n && st == STRATA_OK; i++)
-        bad += out[i] != reply_value((uint32_t)i, partition_owner(split, mt_size, send[i].key), mt_rank);
+        bad += out[i] !=
+               reply_value((uint32_t)i, partition_owner(split, mt_size, send[i].key), mt_rank);
     MT_CHECK(bad == 0, "%zu replies wrong", bad);
     free(reply);
     free(out);
@@ -130,8 +132,8 @@ static void test_round(int round, const uint64_t *split)
     strata_error err;
     error_clear(&err);
     /* Ranks with nothing to send pass NULL: allowed when n is 0. */
-    strata_status st = route_records(MPI_COMM_WORLD, split, n ? send : NULL, n, &recv, &recv_n,
-                                     &from, &err);
+    strata_status st =
+        route_records(MPI_COMM_WORLD, split, n ? send : NULL, n, &recv, &recv_n, &from, &err);
     MT_CHECK(st == STRATA_OK, "route_records: %s", err.message);
     if (st != STRATA_OK)
         return;
@@ -159,7 +161,8 @@ static void test_without_sources_and_bad_reply(const uint64_t *split)
     MT_CHECK(recv && recv2 && memcmp(recv, recv2, recv_n * sizeof *recv) == 0, "routes differ");
     uint16_t *reply = calloc(recv2_n ? recv2_n : 1, sizeof *reply), *out = calloc(n, sizeof *out);
     /* Rank 0 claims it sent nothing: its replies have nowhere to go. */
-    st = route_replies(MPI_COMM_WORLD, recv2, from, reply, recv2_n, out, mt_rank == 0 ? 0 : n, &err);
+    st =
+        route_replies(MPI_COMM_WORLD, recv2, from, reply, recv2_n, out, mt_rank == 0 ? 0 : n, &err);
     MT_CHECK(st == STRATA_ERR_ARG, "short reply array: status %d (%s)", st, err.message);
     free(reply);
     free(out);
@@ -202,11 +205,11 @@ static void test_sort(void)
 {
     check_sort(0, UINT64_MAX, 1);
     check_sort(1, UINT64_MAX, 2);
-    check_sort(100000, UINT64_MAX, 3);              /* all eight bytes differ */
-    check_sort(50000, 0xff00000000000000ULL, 4);    /* only the top byte */
-    check_sort(50000, 0x0000000000000f0fULL, 5);    /* many repeats */
-    check_sort(20000, 0, 6);                        /* all equal: no pass at all */
-    check_sort(70000, 0x00ff00ff00ff00ffULL, 7);    /* alternating bytes */
+    check_sort(100000, UINT64_MAX, 3);           /* all eight bytes differ */
+    check_sort(50000, 0xff00000000000000ULL, 4); /* only the top byte */
+    check_sort(50000, 0x0000000000000f0fULL, 5); /* many repeats */
+    check_sort(20000, 0, 6);                     /* all equal: no pass at all */
+    check_sort(70000, 0x00ff00ff00ff00ffULL, 7); /* alternating bytes */
 }
 
 int main(int argc, char **argv)

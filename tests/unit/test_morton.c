@@ -7,6 +7,13 @@
 
 #define AXIS_MAX ((1u << STRATA_MORTON_BITS) - 1)
 
+/* ck_assert marks a point (a write to a file) even on success: too slow in loops of 1e5. */
+#define QUIET_CHECK(cond, ...)                                                                     \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            ck_abort_msg(__VA_ARGS__);                                                             \
+    } while (0)
+
 static uint64_t next_random(uint64_t *state)
 {
     uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
@@ -31,11 +38,11 @@ static void check_round_trip(uint32_t x, uint32_t y, uint32_t z)
 {
     uint64_t key = morton_encode3(x, y, z);
     uint32_t dx, dy, dz;
-    ck_assert_uint_eq(key, encode_by_bits(x, y, z));
+    QUIET_CHECK(key == encode_by_bits(x, y, z), "key of (%u, %u, %u) is %llx, bit by bit %llx", x,
+                y, z, (unsigned long long)key, (unsigned long long)encode_by_bits(x, y, z));
     morton_decode3(key, &dx, &dy, &dz);
-    ck_assert_uint_eq(dx, x);
-    ck_assert_uint_eq(dy, y);
-    ck_assert_uint_eq(dz, z);
+    QUIET_CHECK(dx == x && dy == y && dz == z, "(%u, %u, %u) decodes to (%u, %u, %u)", x, y, z, dx,
+                dy, dz);
 }
 
 START_TEST(round_trip_random)
@@ -51,8 +58,8 @@ END_TEST
 
 START_TEST(round_trip_edges)
 {
-    const uint32_t edges[] = {0, 1, 2, 3, 0x155555, 0x0aaaaa, 1u << 20, (1u << 20) - 1,
-                              AXIS_MAX - 1, AXIS_MAX};
+    const uint32_t edges[] = {
+        0, 1, 2, 3, 0x155555, 0x0aaaaa, 1u << 20, (1u << 20) - 1, AXIS_MAX - 1, AXIS_MAX};
     size_t count = sizeof edges / sizeof edges[0];
     for (size_t i = 0; i < count; i++)
         for (size_t j = 0; j < count; j++)
@@ -75,7 +82,8 @@ START_TEST(aligned_cubes_are_contiguous)
     for (int trial = 0; trial < 200; trial++) {
         int k = (int)(next_random(&state) % 5);
         uint32_t mask = ~((1u << k) - 1) & AXIS_MAX;
-        uint32_t cx = (uint32_t)next_random(&state) & mask, cy = (uint32_t)next_random(&state) & mask,
+        uint32_t cx = (uint32_t)next_random(&state) & mask,
+                 cy = (uint32_t)next_random(&state) & mask,
                  cz = (uint32_t)next_random(&state) & mask;
         uint64_t first = morton_encode3(cx, cy, cz), volume = UINT64_C(1) << (3 * k);
         unsigned char *seen = calloc(volume, 1);
@@ -85,9 +93,10 @@ START_TEST(aligned_cubes_are_contiguous)
             for (uint32_t y = 0; y < edge; y++)
                 for (uint32_t x = 0; x < edge; x++) {
                     uint64_t key = morton_encode3(cx + x, cy + y, cz + z);
-                    ck_assert_uint_ge(key, first);
-                    ck_assert_uint_lt(key - first, volume);
-                    ck_assert(!seen[key - first]);
+                    QUIET_CHECK(key >= first && key - first < volume && !seen[key - first],
+                                "cube of edge %u at (%u, %u, %u): key %llu outside [%llu, +%llu)",
+                                edge, cx, cy, cz, (unsigned long long)key,
+                                (unsigned long long)first, (unsigned long long)volume);
                     seen[key - first] = 1;
                 }
         free(seen);
@@ -105,7 +114,8 @@ START_TEST(keys_grow_with_each_coordinate)
         int axis = (int)(next_random(&state) % 3);
         uint64_t before = morton_encode3(c[0], c[1], c[2]);
         c[axis]++;
-        ck_assert_uint_gt(morton_encode3(c[0], c[1], c[2]), before);
+        QUIET_CHECK(morton_encode3(c[0], c[1], c[2]) > before, "axis %d at (%u, %u, %u)", axis,
+                    c[0], c[1], c[2]);
     }
 }
 END_TEST
@@ -131,21 +141,27 @@ static uint64_t *box_keys(const uint64_t n[3], size_t *count)
     return keys;
 }
 
+/* Keys of the enumerated box below key (binary search in the sorted list). */
 static uint64_t brute_count_below(const uint64_t *keys, size_t count, uint64_t key)
 {
-    uint64_t below = 0;
-    for (size_t i = 0; i < count; i++)
-        below += keys[i] < key;
-    return below;
+    size_t lo = 0, hi = count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (keys[mid] < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
 }
 
 static void check_count_at(const uint64_t n[3], const uint64_t *keys, size_t count, uint64_t key)
 {
-    ck_assert_msg(morton_count_below(key, n) == brute_count_below(keys, count, key),
-                  "box %llux%llux%llu key %llu: %llu, brute force %llu", (unsigned long long)n[0],
-                  (unsigned long long)n[1], (unsigned long long)n[2], (unsigned long long)key,
-                  (unsigned long long)morton_count_below(key, n),
-                  (unsigned long long)brute_count_below(keys, count, key));
+    QUIET_CHECK(morton_count_below(key, n) == brute_count_below(keys, count, key),
+                "box %llux%llux%llu key %llu: %llu, brute force %llu", (unsigned long long)n[0],
+                (unsigned long long)n[1], (unsigned long long)n[2], (unsigned long long)key,
+                (unsigned long long)morton_count_below(key, n),
+                (unsigned long long)brute_count_below(keys, count, key));
 }
 
 START_TEST(count_below_matches_brute_force)
@@ -157,8 +173,13 @@ START_TEST(count_below_matches_brute_force)
             n[a] = 1 + next_random(&state) % (trial < 100 ? 8 : 37);
         size_t count;
         uint64_t *keys = box_keys(n, &count);
-        const uint64_t fixed[] = {0, 1, keys[count - 1], keys[count - 1] + 1, UINT64_C(1) << 62,
-                                  UINT64_C(1) << 63, UINT64_MAX};
+        const uint64_t fixed[] = {0,
+                                  1,
+                                  keys[count - 1],
+                                  keys[count - 1] + 1,
+                                  UINT64_C(1) << 62,
+                                  UINT64_C(1) << 63,
+                                  UINT64_MAX};
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             check_count_at(n, keys, count, fixed[i]);
         for (int i = 0; i < 40; i++) {

@@ -1,0 +1,348 @@
+/*
+ * mpi_world.c: updates, flushes, commits and reads against a dense reference.
+ *
+ * A 100 x 70 x 45 world with 16-voxel chunks (partial chunks on every far face)
+ * gets several commits of several flushes each. Every rank submits random
+ * batches with many repeated voxels and conditional updates; every rank replays
+ * all batches on a dense reference in (rank, input order). After each flush the
+ * routed reads (strata_query_points) must match the flushed state while the
+ * committed reads (strata_read_voxel, strata_load_chunk, strata_chunk_metadata)
+ * must still show the last commit. Then: bad input changes nothing, read-only
+ * worlds refuse writes, and the world reopens with the same and with another
+ * rank count (a sub-communicator) with every voxel intact.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mpi_common.h"
+#include "world_reference.h"
+
+#define UPDATES_PER_RANK 3000
+#define COMMITS 3
+#define FLUSHES 3
+
+static const int64_t DIMS[3] = {100, 70, 45};
+static const int EDGE = 16;
+
+/* Points every check reads: world corners, the hot voxels and some random ones. */
+static int64_t (*sample_points(const reference *r, uint64_t round, size_t *n))[3]
+{
+    size_t count = 8 + 48 + 200;
+    int64_t(*p)[3] = malloc(count * sizeof *p);
+    if (!p)
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    size_t k = 0;
+    for (int c = 0; c < 8; c++, k++)
+        for (int i = 0; i < 3; i++)
+            p[k][i] = (c >> i) & 1 ? r->dims[i] - 1 : 0;
+    uint64_t hot_seed = 0x5eed0000ULL + round, seed = 99 + round * 31 + (uint64_t)mt_rank;
+    for (int h = 0; h < 48; h++, k++)
+        ref_random_voxel(r, &hot_seed, p[k]);
+    for (; k < count; k++)
+        ref_random_voxel(r, &seed, p[k]);
+    *n = count;
+    return p;
+}
+
+/* Routed reads of the sample against the flushed state. */
+static void check_sample_query(strata_world *w, const reference *r, uint64_t round, const char *what)
+{
+    size_t n;
+    int64_t(*p)[3] = sample_points(r, round, &n);
+    uint16_t *out = malloc(n * sizeof *out);
+    strata_status st = strata_query_points(w, (const int64_t(*)[3])p, n, out);
+    MT_CHECK(st == STRATA_OK, "%s: query_points: %s", what, strata_last_error(w));
+    for (size_t i = 0; !st && i < n; i++)
+        MT_CHECK(out[i] == r->current[ref_index(r, p[i][0], p[i][1], p[i][2])],
+                 "%s: point %zu (%" PRId64 ",%" PRId64 ",%" PRId64 ") = %u, expected %u", what, i,
+                 p[i][0], p[i][1], p[i][2], out[i], r->current[ref_index(r, p[i][0], p[i][1], p[i][2])]);
+    free(out);
+    free(p);
+}
+
+static void check_sample_committed(strata_world *w, const reference *r, uint64_t round, const char *what)
+{
+    size_t n;
+    int64_t(*p)[3] = sample_points(r, round, &n);
+    ref_check_read_voxels(w, r, (const int64_t(*)[3])p, n, what);
+    free(p);
+}
+
+/*
+ * One round: every rank of comm submits its batch (through strata_update_batch
+ * or through strata_stage / strata_stage_expect + strata_flush), every rank of
+ * MPI_COMM_WORLD replays the batches of the `ranks` ranks of comm. Ranks outside
+ * comm (w == NULL) only replay.
+ */
+static void run_round(strata_world *w, int comm_rank, int ranks, reference *r, uint64_t round,
+                      int staged)
+{
+    uint64_t counts[2] = {0, 0};
+    strata_update *mine = NULL;
+    for (int q = 0; q < ranks; q++) {
+        strata_update *u = ref_batch(r, round, q, UPDATES_PER_RANK);
+        ref_apply(r, u, UPDATES_PER_RANK, counts);
+        if (w && q == comm_rank)
+            mine = u;
+        else
+            free(u);
+    }
+    if (!w)
+        return;
+    strata_batch_stats stats;
+    memset(&stats, 0, sizeof stats);
+    strata_status st = STRATA_OK;
+    if (staged) {
+        for (size_t i = 0; i < UPDATES_PER_RANK && !st; i++) {
+            const strata_update *u = &mine[i];
+            st = u->has_expected ? strata_stage_expect(w, u->x, u->y, u->z, u->material, u->expected)
+                                 : strata_stage(w, u->x, u->y, u->z, u->material);
+        }
+        MT_CHECK(st == STRATA_OK, "round %" PRIu64 ": stage: %s", round, strata_last_error(w));
+        st = strata_flush(w, &stats);
+    } else {
+        st = strata_update_batch(w, mine, UPDATES_PER_RANK, &stats);
+    }
+    MT_CHECK(st == STRATA_OK, "round %" PRIu64 ": flush: %s", round, strata_last_error(w));
+    MT_CHECK(stats.submitted == (uint64_t)ranks * UPDATES_PER_RANK, "round %" PRIu64 ": submitted %"
+             PRIu64, round, stats.submitted);
+    MT_CHECK(stats.applied == counts[0] && stats.skipped == counts[1],
+             "round %" PRIu64 ": applied %" PRIu64 " skipped %" PRIu64 ", reference %" PRIu64 " / %" PRIu64,
+             round, stats.applied, stats.skipped, counts[0], counts[1]);
+    MT_CHECK(counts[1] > 0 && counts[0] > counts[1], "round %" PRIu64 ": batch exercises conditions", round);
+    free(mine);
+}
+
+/* Commits with several flushes each, checking both views after every step. */
+static void test_commits(strata_world *w, reference *r, uint64_t *epoch)
+{
+    uint64_t round = 0;
+    for (int c = 0; c < COMMITS; c++) {
+        for (int f = 0; f < FLUSHES; f++, round++) {
+            run_round(w, mt_rank, mt_size, r, round, (int)(round % 2));
+            char what[64];
+            snprintf(what, sizeof what, "commit %d flush %d", c, f);
+            check_sample_query(w, r, round, what);
+            /* Flushed but not committed: committed reads still show the last commit. */
+            check_sample_committed(w, r, round, what);
+            if (f == FLUSHES - 1 || round % 4 == 1)
+                ref_check_chunks(w, mt_rank, mt_size, r, *epoch, what);
+        }
+        strata_commit_stats cs;
+        strata_status st = strata_commit(w, &cs);
+        MT_CHECK(st == STRATA_OK, "commit %d: %s", c, strata_last_error(w));
+        MT_CHECK(cs.epoch == *epoch + 1, "commit %d: epoch %" PRIu64 " after %" PRIu64, c, cs.epoch, *epoch);
+        MT_CHECK(cs.chunks_written > 0 && cs.stored_bytes > 0 && cs.stored_bytes < cs.raw_bytes,
+                 "commit %d: %" PRIu64 " chunks, %" PRIu64 " of %" PRIu64 " bytes", c,
+                 cs.chunks_written, cs.stored_bytes, cs.raw_bytes);
+        *epoch = cs.epoch;
+        ref_commit(r, *epoch);
+        char what[64];
+        snprintf(what, sizeof what, "after commit %d", c);
+        check_sample_committed(w, r, round - 1, what);
+        ref_check_chunks(w, mt_rank, mt_size, r, *epoch, what);
+    }
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "all voxels after the commits");
+    /* A commit with nothing to write changes nothing. */
+    strata_commit_stats cs;
+    MT_CHECK(strata_commit(w, &cs) == STRATA_OK && cs.chunks_written == 0,
+             "empty commit: %s, %" PRIu64 " chunks", strata_last_error(w), cs.chunks_written);
+    *epoch = cs.epoch;
+}
+
+/* An out-of-range update on one rank fails the batch everywhere; nothing applies. */
+static void test_bad_input(strata_world *w, reference *r)
+{
+    int culprit = mt_size - 1;
+    for (int i = 0; i < 50; i++) {
+        int64_t v[3];
+        uint64_t seed = 4242 + (uint64_t)(mt_rank * 100 + i);
+        ref_random_voxel(r, &seed, v);
+        MT_CHECK(strata_stage(w, v[0], v[1], v[2], 4000) == STRATA_OK, "staging a good update");
+    }
+    if (mt_rank == culprit) {
+        strata_status st = strata_stage(w, DIMS[0], 3, 4, 7);
+        MT_CHECK(st == STRATA_ERR_RANGE, "staging outside the world returns %d", st);
+        strata_stage(w, 1, 1, 1, 9); /* after the bad one: must not apply either */
+    }
+    strata_batch_stats stats;
+    strata_status st = strata_flush(w, &stats);
+    MT_CHECK(st == STRATA_ERR_RANGE, "flush with a bad update on rank %d returns %d", culprit, st);
+    MT_CHECK(strstr(strata_last_error(w), "(100, 3, 4)") != NULL,
+             "the message names the coordinate: %s", strata_last_error(w));
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after the refused flush");
+
+    /* The same through strata_update_batch, with a negative z on rank 0 and a conditional. */
+    strata_update good[2] = {{.x = 5, .y = 5, .z = 5, .material = 77},
+                             {.x = 6, .y = 5, .z = 5, .material = 78, .expected = 0, .has_expected = 1}};
+    strata_update bad = {.x = 2, .y = 2, .z = -1, .material = 3};
+    strata_update mix[3] = {good[0], mt_rank == 0 ? bad : good[1], good[1]};
+    st = strata_update_batch(w, mix, 3, &stats);
+    MT_CHECK(st == STRATA_ERR_RANGE, "update_batch with z = -1 returns %d", st);
+    MT_CHECK(strstr(strata_last_error(w), "(2, 2, -1)") != NULL, "message: %s", strata_last_error(w));
+    /* A conditional out of range too. */
+    if (mt_rank == culprit)
+        MT_CHECK(strata_stage_expect(w, 0, DIMS[1], 0, 1, 0) == STRATA_ERR_RANGE, "stage_expect range");
+    st = strata_commit(w, NULL);
+    MT_CHECK(st == STRATA_ERR_RANGE, "commit with a bad staged update returns %d", st);
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after the refused batches");
+
+    /* Staging was cleared by the failure: a good batch goes through afterwards. */
+    uint64_t counts[2] = {0, 0};
+    for (int q = 0; q < mt_size; q++)
+        ref_apply(r, good, 2, counts);
+    st = strata_update_batch(w, good, 2, &stats);
+    MT_CHECK(st == STRATA_OK && stats.applied == counts[0] && stats.skipped == counts[1],
+             "good batch after a bad one: %s (applied %" PRIu64 ", skipped %" PRIu64 ")",
+             strata_last_error(w), stats.applied, stats.skipped);
+    check_sample_query(w, r, 0, "after the good batch");
+
+    /* Out-of-range reads are refused with the coordinate. */
+    uint16_t v;
+    MT_CHECK(strata_read_voxel(w, -1, 0, 0, &v) == STRATA_ERR_RANGE, "read_voxel(-1,0,0)");
+    uint16_t *buf = malloc((size_t)EDGE * EDGE * EDGE * sizeof *buf);
+    MT_CHECK(strata_load_chunk(w, 7, 0, 0, buf) == STRATA_ERR_RANGE, "load_chunk beyond the world");
+    free(buf);
+    int64_t outside[1][3] = {{0, 0, mt_rank == culprit ? DIMS[2] : 0}};
+    uint16_t out;
+    st = strata_query_points(w, (const int64_t(*)[3])outside, 1, &out);
+    MT_CHECK(st == STRATA_ERR_RANGE, "query_points outside on one rank returns %d", st);
+}
+
+/* A world opened read-only refuses every write, on every rank, and reads fine. */
+static void test_read_only(const char *path, reference *r, uint64_t epoch)
+{
+    strata_world *w = NULL;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &w);
+    MT_CHECK(st == STRATA_OK, "open read-only: %s", strata_last_error(NULL));
+    if (st)
+        return;
+    MT_CHECK(strata_stage(w, 1, 2, 3, 4) == STRATA_ERR_READ_ONLY, "stage on a read-only world");
+    MT_CHECK(strata_stage_expect(w, 1, 2, 3, 4, 0) == STRATA_ERR_READ_ONLY, "stage_expect read-only");
+    MT_CHECK(strata_flush(w, NULL) == STRATA_ERR_READ_ONLY, "flush on a read-only world");
+    MT_CHECK(strata_commit(w, NULL) == STRATA_ERR_READ_ONLY, "commit on a read-only world");
+    strata_update u = {.x = 1, .y = 1, .z = 1, .material = 5};
+    MT_CHECK(strata_update_batch(w, &u, 1, NULL) == STRATA_ERR_READ_ONLY, "update_batch read-only");
+    MT_CHECK(strata_rebalance(w, STRATA_WEIGHT_COUNT, NULL, NULL) == STRATA_ERR_READ_ONLY,
+             "rebalance read-only");
+    strata_info info;
+    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.epoch == epoch, "read-only epoch %" PRIu64,
+             info.epoch);
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->committed, "read-only world");
+    ref_check_chunks(w, mt_rank, mt_size, r, epoch, "read-only world");
+    MT_CHECK(strata_world_close(w) == STRATA_OK, "close read-only");
+}
+
+/*
+ * Reopen with another rank count: the first size-1 ranks (or all, at one rank)
+ * open the world for writing, compare every voxel, commit a round of their own,
+ * and close; then all ranks reopen and compare again.
+ */
+static void test_reopen(const char *path, reference *r, uint64_t *epoch)
+{
+    int sub_size = mt_size > 1 ? mt_size - 1 : 1;
+    MPI_Comm sub;
+    MPI_Comm_split(MPI_COMM_WORLD, mt_rank < sub_size ? 0 : MPI_UNDEFINED, mt_rank, &sub);
+    strata_world *w = NULL;
+    if (sub != MPI_COMM_NULL) {
+        strata_status st = strata_world_open(sub, path, STRATA_WRITE, NULL, &w);
+        MT_CHECK(st == STRATA_OK, "open with %d ranks: %s", sub_size, strata_last_error(NULL));
+        if (st)
+            w = NULL;
+    }
+    if (w) {
+        int rank, size;
+        strata_world_rank(w, &rank, &size);
+        MT_CHECK(size == sub_size, "sub-communicator size %d", size);
+        ref_check_query_all(w, sub, r, r->committed, "reopened at another rank count");
+        ref_check_chunks(w, rank, size, r, *epoch, "reopened at another rank count");
+        /* Key ranges of the remapped splitters tile the key space. */
+        uint64_t range[2], *all = malloc(2 * (size_t)size * sizeof *all);
+        strata_key_range(w, &range[0], &range[1]);
+        MPI_Allgather(range, 2, MPI_UINT64_T, all, 2, MPI_UINT64_T, sub);
+        MT_CHECK(all[0] == 0 && all[2 * size - 1] == UINT64_MAX, "ranges span the key space");
+        for (int q = 1; q < size; q++)
+            MT_CHECK(all[2 * q] == all[2 * q - 1], "ranges of ranks %d and %d touch", q - 1, q);
+        free(all);
+    }
+    run_round(w, mt_rank, sub_size, r, 1000, 0);
+    if (w) {
+        strata_commit_stats cs;
+        strata_status st = strata_commit(w, &cs);
+        MT_CHECK(st == STRATA_OK && cs.epoch == *epoch + 1, "commit at %d ranks: %s", sub_size,
+                 strata_last_error(w));
+        strata_info info;
+        MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.writer_ranks == sub_size,
+                 "writer ranks %d", info.writer_ranks);
+        MT_CHECK(strata_world_close(w) == STRATA_OK, "close at %d ranks", sub_size);
+        MPI_Comm_free(&sub);
+    }
+    *epoch += 1;
+    ref_commit(r, *epoch);
+
+    /* Back at the full rank count. */
+    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &w);
+    MT_CHECK(st == STRATA_OK, "reopen at %d ranks: %s", mt_size, strata_last_error(NULL));
+    if (st)
+        return;
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->committed, "reopened at the full rank count");
+    ref_check_chunks(w, mt_rank, mt_size, r, *epoch, "reopened at the full rank count");
+    /* Flushed but never committed updates vanish at close. */
+    run_round(w, mt_rank, mt_size, r, 2000, 1);
+    MT_CHECK(strata_world_close(w) == STRATA_OK, "close");
+    ref_rollback(r);
+    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &w);
+    MT_CHECK(st == STRATA_OK, "reopen read-only: %s", strata_last_error(NULL));
+    if (!st) {
+        ref_check_query_all(w, MPI_COMM_WORLD, r, r->committed, "uncommitted updates discarded");
+        strata_world_close(w);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = mt_init(&argc, &argv);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/world", dir);
+    if (mt_rank == 0)
+        mt_remove_tree(path);
+    MPI_Barrier(MPI_COMM_WORLD);
+
+    reference r;
+    ref_init(&r, DIMS, EDGE);
+    strata_config cfg;
+    strata_config_init(&cfg);
+    memcpy(cfg.dims, DIMS, sizeof DIMS);
+    cfg.chunk_edge = EDGE;
+    strata_options opt;
+    strata_options_init(&opt);
+    /* A small cache (24 dense chunks per rank) so eviction happens during the test. */
+    opt.cache_bytes = 24 * (size_t)EDGE * EDGE * EDGE * sizeof(uint16_t);
+    strata_world *w = NULL;
+    strata_status st = strata_world_create(MPI_COMM_WORLD, path, &cfg, &opt, 0, &w);
+    MT_CHECK(st == STRATA_OK, "create: %s", strata_last_error(NULL));
+    if (st)
+        return mt_finish("mpi_world");
+    uint64_t epoch = 0;
+    /* A fresh world reads as air everywhere, and every chunk is absent. */
+    ref_check_query_all(w, MPI_COMM_WORLD, &r, r.current, "fresh world");
+    ref_check_chunks(w, mt_rank, mt_size, &r, 0, "fresh world");
+
+    test_commits(w, &r, &epoch);
+    test_bad_input(w, &r);
+    st = strata_commit(w, NULL);
+    MT_CHECK(st == STRATA_OK, "commit after bad input: %s", strata_last_error(w));
+    ref_commit(&r, ++epoch);
+    strata_info info;
+    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.epoch == epoch &&
+                 info.writer_ranks == mt_size && info.chunks_total == 7 * 5 * 3,
+             "info: epoch %" PRIu64 " (want %" PRIu64 "), writers %d, chunks %" PRIu64, info.epoch,
+             epoch, info.writer_ranks, info.chunks_total);
+    MT_CHECK(strata_world_close(w) == STRATA_OK, "close: %s", strata_last_error(NULL));
+
+    test_read_only(path, &r, epoch);
+    test_reopen(path, &r, &epoch);
+    ref_free(&r);
+    return mt_finish("mpi_world");
+}
