@@ -301,6 +301,107 @@ strata_status strata_generate_terrain(strata_world *w, uint64_t seed);
 strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size_t n, int level,
                                double threshold, uint16_t *out, double *homogeneity);
 
+/* ---- LOD index: regions, rays, statistics, reindex ---------------------------------- */
+
+/** One region of strata_query_region: a whole aligned node of the 2^level grid. */
+typedef struct {
+    int64_t box[6];      /**< x0,y0,z0,x1,y1,z1 of the node clipped to the world */
+    int level;           /**< LOD level of the node: its edge is 2^level voxels */
+    uint16_t material;   /**< most frequent material inside the world, ties to the smallest id */
+    double homogeneity;  /**< that material's share of the node's voxels inside the world */
+} strata_region;
+
+/**
+ * The coarsest cover of a box by homogeneous aligned nodes (the seed's
+ * QueryRegionAsync): a node is split only while its homogeneity is below
+ * threshold and its level is above `level`. The regions are disjoint, cover
+ * the box clipped to the world exactly once, may reach beyond the box but never
+ * beyond the world, and come sorted by (z0, y0, x0). Answered from the index and
+ * the stored pyramids, never from full-resolution data. Collective: every rank
+ * passes the same arguments and receives the whole result.
+ * @param[in]  box       x0,y0,z0,x1,y1,z1, half-open, clipped to the world
+ *                       (STRATA_ERR_ARG if empty after clipping)
+ * @param[in]  level     finest level to split to, >= 0 (clamped to the root's level)
+ * @param[in]  threshold homogeneity in [0, 1] at which a node counts as homogeneous
+ * @param[out] regions   malloc'ed array (free() it); *n regions
+ */
+strata_status strata_query_region(strata_world *w, const int64_t box[6], int level, double threshold,
+                                  strata_region **regions, size_t *n);
+
+/** Result of strata_ray. */
+typedef struct {
+    int hit;              /**< 1: a non-air voxel was hit within max_dist */
+    int64_t voxel[3];     /**< the voxel hit */
+    uint16_t material;
+    double distance;      /**< where the ray enters that voxel, along the normalised direction */
+    uint64_t steps;       /**< voxel steps plus skips taken (work done) */
+} strata_ray_hit;
+
+/**
+ * Walk the voxels a ray crosses (Amanatides-Woo, start voxel first, ties at
+ * edges and corners stepping x, then y, then z) to the first non-air voxel,
+ * skipping all-air nodes and pyramid cells whole. A ray that leaves the world
+ * first, or whose next voxel starts beyond max_dist, misses. Reads the last
+ * commit. Collective: every rank passes the same ray and gets the same result.
+ * @param[in] from     start point in voxel units (inside the world, else STRATA_ERR_RANGE)
+ * @param[in] dir      direction, not zero
+ * @param[in] max_dist largest distance, >= 0 (INFINITY: no limit)
+ */
+strata_status strata_ray(strata_world *w, const double from[3], const double dir[3], double max_dist,
+                         strata_ray_hit *hit);
+
+typedef struct {
+    uint16_t material;
+    uint64_t count;
+} strata_material_count;
+
+/**
+ * Voxel counts per material in a box (clipped to the world) of the last
+ * commit, from node and chunk summaries where they lie inside the box and from
+ * chunk data only where a mixed chunk is cut by the box. Collective: same box on
+ * every rank, whole result on every rank.
+ * @param[out] counts malloc'ed, ascending material, only materials present (free() it)
+ */
+strata_status strata_box_stats(strata_world *w, const int64_t box[6], strata_material_count **counts,
+                               size_t *n);
+
+typedef struct {
+    uint64_t chunks;        /**< chunks summarised, all ranks */
+    uint64_t voxels;        /**< their voxels (chunks x C^3) */
+    double seconds;         /**< wall time of the whole reindex (commit included) */
+    double summarize_seconds; /**< slowest rank's time reading and summarising */
+    uint64_t epoch;         /**< the commit that stored the new summaries (0: nothing to do) */
+} strata_reindex_stats;
+
+/**
+ * Rebuild the index from what is stored: the stale chunks only (full = 0) or
+ * every chunk (full = 1). Writes one segment whose rows keep their data
+ * payloads and carry fresh summaries and pyramids, and commits it atomically.
+ * Collective; the world must be open for writing. stats may be NULL.
+ */
+strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *stats);
+
+/** State of the LOD index (strata_index_status). */
+typedef struct {
+    uint64_t data_epoch;       /**< last commit */
+    uint64_t index_epoch;      /**< commit the index last caught up with */
+    uint64_t stale_chunks;     /**< chunks whose summary is older than their data, all ranks */
+    uint64_t rebuild_chunks;   /**< last reindex: chunks summarised */
+    double rebuild_seconds;    /**< last reindex: wall time */
+    int chunk_level;           /**< log2(C): the LOD level of one chunk */
+    int max_level;             /**< LOD level of the root node */
+    int replicated_level;      /**< lowest LOD level replicated whole on every rank */
+    uint64_t replicated_nodes; /**< nodes every rank holds (top levels + straddlers) */
+    uint64_t local_nodes;      /**< largest count of rank-local nodes */
+    uint64_t hash;             /**< order-independent hash of every summary (same at any rank count) */
+} strata_index_info;
+
+/**
+ * Report the index state; with build = 1 also build the index (if needed) and
+ * fill the node counts and hash. Collective.
+ */
+strata_status strata_index_status(strata_world *w, int build, strata_index_info *info);
+
 /* ---- extraction ------------------------------------------------------------ */
 
 /** Progress of strata_extract (rank 0 gets calls): output cells written of total. */

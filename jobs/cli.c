@@ -415,6 +415,10 @@ int load_update_slice(const job *j, const char *path, strata_update **out, size_
         else
             failed = textio_check_binary_header((const uint8_t *)data, (uint64_t)info.st_size,
                                                 &count, &err) != STRATA_OK;
+        if (failed && err.status != STRATA_ERR_IO) { /* name the file, as parse errors do */
+            snprintf(message, sizeof message, "%s: %s", path, err.message);
+            snprintf(err.message, sizeof err.message, "%s", message);
+        }
         free(data);
         data = NULL;
         if (job_agree(failed))

@@ -7,7 +7,7 @@
 
 #include "jobs.h"
 
-static const char usage[] = "strata get WORLD X Y Z | strata get WORLD --points FILE";
+static const char usage[] = "strata get WORLD X Y Z | strata get WORLD --points FILE   [--lod L [--threshold T]]";
 
 /* Rank 0 prints every rank's answers in rank order, which is file order. */
 static int print_in_order(const job *j, const uint16_t *values, size_t n)
@@ -41,8 +41,18 @@ int job_get(job *j, int argc, char **argv)
     const char *path = argv[1], *points_file = NULL, *value;
     int64_t point[3];
     int have_point = 0;
+    int64_t lod = -1;
+    double threshold = -1;
     for (int i = 2; i < argc; i++) {
-        if (option_value(argc, argv, &i, "--points", &value)) {
+        if (option_value(argc, argv, &i, "--lod", &value)) {
+            if (!value || parse_int64(value, &lod) || lod < 0 || lod > 62)
+                return job_usage(j, usage, "--lod wants a level in [0, 62]");
+        } else if (option_value(argc, argv, &i, "--threshold", &value)) {
+            if (!value || parse_double_value(value, &threshold) || !(threshold >= 0 && threshold <= 1))
+                return job_usage(j, usage, "--threshold wants a number in [0, 1]");
+        } else if (!strcmp(argv[i], "--cache-mb")) {
+            i++;
+        } else if (option_value(argc, argv, &i, "--points", &value)) {
             if (!value)
                 return job_usage(j, usage, "--points wants FILE");
             points_file = value;
@@ -57,6 +67,8 @@ int job_get(job *j, int argc, char **argv)
     }
     if (have_point == !!points_file)
         return job_usage(j, usage, "give either X Y Z or --points FILE");
+    if (threshold >= 0 && lod < 0)
+        return job_usage(j, usage, "--threshold needs --lod");
     strata_options opt;
     job_options(argc, argv, &opt);
     strata_world *w;
@@ -78,7 +90,12 @@ int job_get(job *j, int argc, char **argv)
     uint16_t *values = NULL;
     if (!rc) {
         values = malloc((n ? n : 1) * sizeof *values);
-        st = values ? strata_query_points(w, (const int64_t(*)[3])points, n, values) : STRATA_ERR_NOMEM;
+        if (!values)
+            st = STRATA_ERR_NOMEM;
+        else if (lod >= 0)
+            st = strata_query_lod(w, (const int64_t(*)[3])points, n, (int)lod, threshold, values, NULL);
+        else
+            st = strata_query_points(w, (const int64_t(*)[3])points, n, values);
         rc = st ? job_fail(j, st, w) : print_in_order(j, values, n);
     }
     uint64_t total = n, all = 0;

@@ -8,6 +8,24 @@
 
 static const char usage[] = "strata info WORLD [--json]";
 
+/* Voxel totals of planet-scale worlds exceed 64 bits (the Earth at 1 m is
+ * 1.6e19 voxels): count them in 128 bits and print in decimal. */
+static void format_voxels(const int64_t dims[3], char *out, size_t size)
+{
+    __extension__ unsigned __int128 v = (unsigned __int128)(uint64_t)dims[0] * (uint64_t)dims[1];
+    v *= (uint64_t)dims[2];
+    char digits[48];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + (int)(v % 10));
+        v /= 10;
+    } while (v && n < (int)sizeof digits);
+    size_t i = 0;
+    while (n > 0 && i + 1 < size)
+        out[i++] = digits[--n];
+    out[i] = '\0';
+}
+
 static void print_json_string(const char *s)
 {
     putchar('"');
@@ -22,9 +40,38 @@ static void print_json_string(const char *s)
     putchar('"');
 }
 
-static void print_json(const strata_info *in, const strata_config *cfg)
+/* Voxels per second of the last rebuild (0 when none was timed). */
+static double rebuild_rate(const strata_info *in, const strata_index_info *ix)
+{
+    double voxels = (double)ix->rebuild_chunks * in->chunk_edge * in->chunk_edge * in->chunk_edge;
+    return ix->rebuild_seconds > 0 ? voxels / ix->rebuild_seconds : 0;
+}
+
+static void print_json_index(const strata_info *in, const strata_index_info *ix)
+{
+    printf("  \"index\": {\"data_epoch\": %" PRIu64 ", \"index_epoch\": %" PRIu64 ", \"stale_chunks\": %" PRIu64
+           ", \"rebuild_chunks\": %" PRIu64 ", \"rebuild_seconds\": %.6f, \"rebuild_voxels_per_second\": %.6f"
+           ", \"chunk_level\": %d, \"max_level\": %d, \"replicated_level\": %d},\n",
+           ix->data_epoch, ix->index_epoch, ix->stale_chunks, ix->rebuild_chunks, ix->rebuild_seconds,
+           rebuild_rate(in, ix), ix->chunk_level, ix->max_level, ix->replicated_level);
+}
+
+static void print_text_index(const strata_info *in, const strata_index_info *ix)
+{
+    printf("index          epoch %" PRIu64 " (data epoch %" PRIu64 "), %" PRIu64 " stale chunks\n",
+           ix->index_epoch, ix->data_epoch, ix->stale_chunks);
+    printf("last rebuild   %" PRIu64 " chunks in %.3f s (%.3g voxels/s)\n", ix->rebuild_chunks,
+           ix->rebuild_seconds, rebuild_rate(in, ix));
+    printf("LOD levels     0..%d (chunk = %d), replicated on every rank from level %d\n", ix->max_level,
+           ix->chunk_level, ix->replicated_level);
+}
+
+static void print_json(const strata_info *in, const strata_config *cfg, const strata_index_info *ix)
 {
     printf("{\n  \"dims\": [%" PRId64 ", %" PRId64 ", %" PRId64 "],\n", in->dims[0], in->dims[1], in->dims[2]);
+    char voxels[48];
+    format_voxels(in->dims, voxels, sizeof voxels);
+    printf("  \"voxels\": %s,\n", voxels);
     printf("  \"chunk_edge\": %d,\n", in->chunk_edge);
     printf("  \"voxel_size\": [%.6f, %.6f, %.6f],\n", in->voxel_size[0], in->voxel_size[1], in->voxel_size[2]);
     printf("  \"origin\": [%.6f, %.6f, %.6f],\n", in->origin[0], in->origin[1], in->origin[2]);
@@ -36,6 +83,7 @@ static void print_json(const strata_info *in, const strata_config *cfg)
            ", \"absent\": %" PRIu64 "},\n", in->chunks_total, in->chunks_uniform, in->chunks_dense,
            in->chunks_total - in->chunks_uniform - in->chunks_dense);
     printf("  \"ranks\": %d,\n  \"metadata_bytes_per_rank\": %" PRIu64 ",\n", in->ranks, in->metadata_bytes);
+    print_json_index(in, ix);
     printf("  \"materials\": [");
     for (size_t i = 0; i < cfg->material_count; i++) {
         const strata_material *m = &cfg->materials[i];
@@ -46,10 +94,14 @@ static void print_json(const strata_info *in, const strata_config *cfg)
     printf("\n  ]\n}\n");
 }
 
-static void print_text(const char *path, const strata_info *in, const strata_config *cfg)
+static void print_text(const char *path, const strata_info *in, const strata_config *cfg,
+                       const strata_index_info *ix)
 {
     printf("world          %s\n", path);
     printf("dims           %" PRId64 " x %" PRId64 " x %" PRId64 " voxels\n", in->dims[0], in->dims[1], in->dims[2]);
+    char voxels[48];
+    format_voxels(in->dims, voxels, sizeof voxels);
+    printf("voxels         %s\n", voxels);
     printf("chunk edge     %d\n", in->chunk_edge);
     printf("voxel size     %.6f %.6f %.6f m\n", in->voxel_size[0], in->voxel_size[1], in->voxel_size[2]);
     printf("origin         %.6f %.6f %.6f m\n", in->origin[0], in->origin[1], in->origin[2]);
@@ -61,6 +113,7 @@ static void print_text(const char *path, const strata_info *in, const strata_con
            " absent (air)\n", in->chunks_total, in->chunks_uniform, in->chunks_dense,
            in->chunks_total - in->chunks_uniform - in->chunks_dense);
     printf("metadata       %" PRIu64 " bytes per rank (largest, %d ranks)\n", in->metadata_bytes, in->ranks);
+    print_text_index(in, ix);
     printf("materials      %zu\n", cfg->material_count);
     for (size_t i = 0; i < cfg->material_count; i++)
         printf("  %5u %-24s #%02x%02x%02x\n", cfg->materials[i].id, cfg->materials[i].name,
@@ -84,7 +137,10 @@ int job_info(job *j, int argc, char **argv)
         return job_fail(j, st, NULL);
     strata_info info;
     strata_config cfg;
+    strata_index_info ix;
     st = strata_world_info(w, &info);
+    if (!st)
+        st = strata_index_status(w, 0, &ix);
     if (!st)
         st = strata_world_config(w, &cfg);
     if (st) {
@@ -94,9 +150,9 @@ int job_info(job *j, int argc, char **argv)
     }
     if (j->rank == 0) {
         if (json)
-            print_json(&info, &cfg);
+            print_json(&info, &cfg, &ix);
         else
-            print_text(argv[1], &info, &cfg);
+            print_text(argv[1], &info, &cfg, &ix);
         fflush(stdout);
     }
     strata_world_close(w);

@@ -11,12 +11,20 @@ static const struct {
     const char *summary;
 } jobs[] = {
     {"create", job_create, "create a world (empty or generated terrain)"},
+    {"import", job_import, "create a world from a DEM (netCDF) or a raw label volume"},
     {"update", job_update, "apply an update file (text or binary) and commit"},
     {"get", job_get, "read voxels at points"},
     {"info", job_info, "describe a world"},
     {"fsck", job_fsck, "verify every checksum, the manifest and the segments"},
     {"compact", job_compact, "merge all segments into one, atomically"},
     {"rebalance", job_rebalance, "recompute splitters by stored bytes or chunk count"},
+    {"region", job_region, "homogeneous regions of a box at a LOD"},
+    {"ray", job_ray, "first non-air voxel along a ray"},
+    {"stats", job_stats, "voxels per material in a box"},
+    {"reindex", job_reindex, "rebuild the LOD index (stale chunks, or --full)"},
+    {"extract", job_extract, "write a box (full resolution or a LOD) to HDF5 + XDMF + PNG"},
+    {"simulate", job_simulate, "run a geological process (erosion, deposition, volcanic)"},
+    {"bench", job_bench, "run the benchmark suite (bench/, docs/benchmarks.md)"},
 };
 
 static void usage(void)

@@ -16,6 +16,7 @@
 
 #include "codec.h"
 #include "fault.h"
+#include "octree.h"
 #include "world.h"
 
 strata_status world_finish_replace(strata_world *w, strata_error *err);
@@ -71,14 +72,13 @@ static strata_status append_payload(strata_world *w, encoded_batch *b, const uin
     return STRATA_OK;
 }
 
-/* Encode one chunk into a row (and payload bytes when it is not uniform). */
-static strata_status encode_chunk(strata_world *w, chunk *k, uint64_t epoch, encoded_batch *b,
-                                  store_row *row)
+/* Encode one chunk's voxels into a row (and payload bytes when it is not uniform). */
+static strata_status encode_chunk_data(strata_world *w, chunk *k, uint64_t epoch, encoded_batch *b,
+                                       store_row *row)
 {
     memset(row, 0, sizeof *row);
     row->key = k->key;
     row->epoch = epoch;
-    row->flags = STORE_ROW_INDEX_STALE;
     b->raw_bytes += w->chunk_voxels * sizeof(uint16_t);
     /* A chunk made uniform by its updates goes back to costing one value. */
     chunk_collapse_uniform(&w->owned, k);
@@ -101,6 +101,38 @@ static strata_status encode_chunk(strata_world *w, chunk *k, uint64_t epoch, enc
     row->payload_length = (uint32_t)enc.length;
     row->payload_crc = checksum_update(0, w->encode_buffer, enc.length);
     return append_payload(w, b, w->encode_buffer, enc.length);
+}
+
+/* Encode a chunk and, unless the index is deferred, its LOD summary and pyramid
+ * (appended after its payload; lod_offset is rebased like payload_offset). */
+static strata_status encode_chunk(strata_world *w, chunk *k, uint64_t epoch, encoded_batch *b,
+                                  store_row *row)
+{
+    strata_status st = encode_chunk_data(w, k, epoch, b, row);
+    row->flags = STORE_ROW_INDEX_STALE;
+    if (st || w->options.defer_index)
+        return st;
+    const uint8_t *pyramid;
+    size_t length;
+    st = index_summarize_chunk(w, k->voxels, k->value, row, &pyramid, &length);
+    if (st || !length)
+        return st;
+    row->lod_segment = epoch;
+    row->lod_offset = b->payload_bytes;
+    row->lod_length = (uint32_t)length;
+    row->lod_crc = checksum_update(0, pyramid, length);
+    return append_payload(w, b, pyramid, length);
+}
+
+/* Rows flagged stale once the batch's rows replace the rank's. */
+static uint64_t stale_after(const strata_world *w, const store_row *fresh, size_t n)
+{
+    uint64_t stale = index_count_stale(w->rows, w->row_count) + index_count_stale(fresh, n);
+    for (size_t i = 0; i < n; i++) {
+        const store_row *old = world_own_row(w, fresh[i].key);
+        stale -= old && (old->flags & STORE_ROW_INDEX_STALE);
+    }
+    return stale;
 }
 
 static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint64_t epoch,
@@ -140,7 +172,7 @@ static strata_status merge_rows(strata_world *w, const store_row *fresh, size_t 
 }
 
 /* Rank 0: the next manifest, with the new segment appended. */
-static strata_status next_manifest(strata_world *w, uint64_t epoch, int wrote_segment, manifest *next)
+strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment, manifest *next)
 {
     strata_status st = manifest_copy(&w->committed, next, &w->error);
     if (st)
@@ -191,14 +223,16 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     chunk_cache_each(&w->owned, collect_dirty, &dirty);
     if (dirty.failed)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list dirty chunks");
-    else
+    else if (dirty.count) /* qsort(NULL, 0, ...) is undefined */
         qsort(dirty.items, dirty.count, sizeof *dirty.items, compare_chunk_keys);
     uint64_t epoch = w->committed.epoch + 1;
     encoded_batch batch = {0};
+    index_begin_write(w);
     if (!st)
         st = encode_dirty(w, &dirty, epoch, &batch);
     st = world_agree(w, st);
-    uint64_t local[4] = {dirty.count, batch.raw_bytes, batch.payload_bytes, 0}, total[4] = {0};
+    uint64_t local[4] = {dirty.count, batch.raw_bytes, batch.payload_bytes,
+                         st ? 0 : stale_after(w, batch.rows, dirty.count)}, total[4] = {0};
     if (!st)
         st = error_mpi(&w->error, MPI_Allreduce(local, total, 4, MPI_UINT64_T, MPI_SUM, w->comm),
                        "summing commit sizes");
@@ -209,9 +243,13 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     manifest next = {0};
     if (!st && (wrote || w->manifest_dirty || w->replace_pending)) {
         /* Every rank builds the same next manifest; rank 0 writes it. */
-        st = world_agree(w, next_manifest(w, epoch, wrote, &next));
-        if (!st)
+        st = world_agree(w, world_next_manifest(w, epoch, wrote, &next));
+        if (!st) {
+            next.stale_chunks = total[3];
+            if (total[3] == 0)
+                next.index_epoch = epoch;
             st = world_publish(w, &next);
+        }
         if (!st) {
             manifest_free(&w->committed);
             w->committed = next;
@@ -222,6 +260,8 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     }
     if (!st && wrote)
         st = world_agree(w, merge_rows(w, batch.rows, dirty.count));
+    if (!st && wrote)
+        index_after_write(w, w->options.defer_index);
     if (!st) {
         for (size_t i = 0; i < dirty.count; i++)
             chunk_set_dirty(&w->owned, dirty.items[i], 0);

@@ -12,7 +12,7 @@
 
 /** The output grid of an extraction: which cells of which level cover the box. */
 typedef struct {
-    int64_t box[6];   /**< the requested box clipped to the world */
+    int64_t box[6]; /**< the requested box clipped to the world */
     int level;
     int64_t first[3]; /**< index of the first cell along x, y, z: floor(box / 2^level) */
     int64_t cells[3]; /**< cells along x, y, z: ceil(x1 / 2^level) - floor(x0 / 2^level) */

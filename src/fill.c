@@ -7,12 +7,20 @@
 #include "morton.h"
 #include "world.h"
 
+/* A chunk's new content, computed in phase one and installed in phase two. */
+typedef struct {
+    uint64_t key;
+    uint16_t *voxels; /* NULL: uniform `value` */
+    uint16_t value;
+} filled_chunk;
+
 typedef struct {
     strata_world *w;
     const int64_t *box;          /* clipped box, or the world */
     strata_fill_fn fn;
     void *ctx;
-    uint16_t *voxels;
+    filled_chunk *done;          /* phase one's results, not yet visible */
+    size_t count, capacity;
 } fill_job;
 
 static int covers(const int64_t *box, const int64_t b[6])
@@ -42,6 +50,31 @@ static int all_air(const uint16_t *v, size_t n)
     return 1;
 }
 
+static int all_equal(const uint16_t *v, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (v[i] != v[0])
+            return 0;
+    return 1;
+}
+
+/* Keep the old values of the chunk's cells outside the box. */
+static void keep_outside_box(const fill_job *f, const int64_t b[6], const chunk *old, uint16_t *v)
+{
+    const int64_t e = f->w->edge;
+    for (int64_t z = 0; z < e; z++)
+        for (int64_t y = 0; y < e; y++)
+            for (int64_t x = 0; x < e; x++) {
+                int64_t gx = b[0] + x, gy = b[1] + y, gz = b[2] + z;
+                if (gx >= f->box[0] && gx < f->box[3] && gy >= f->box[1] && gy < f->box[4] &&
+                    gz >= f->box[2] && gz < f->box[5])
+                    continue;
+                size_t i = (size_t)((z * e + y) * e + x);
+                v[i] = old->voxels ? old->voxels[i] : old->value;
+            }
+}
+
+/* Phase one for one chunk: compute its new content aside; the world is unchanged. */
 static strata_status fill_one(fill_job *f, uint64_t key)
 {
     strata_world *w = f->w;
@@ -50,41 +83,88 @@ static strata_status fill_one(fill_job *f, uint64_t key)
     if (b[3] <= f->box[0] || b[4] <= f->box[1] || b[5] <= f->box[2] || b[0] >= f->box[3] ||
         b[1] >= f->box[4] || b[2] >= f->box[5])
         return STRATA_OK;
-    memset(f->voxels, 0, w->chunk_voxels * sizeof *f->voxels);
+    if (f->count == f->capacity) {
+        size_t capacity = f->capacity ? 2 * f->capacity : 64;
+        filled_chunk *grown = realloc(f->done, capacity * sizeof *grown);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %zu filled chunks", capacity);
+        f->done = grown;
+        f->capacity = capacity;
+    }
+    uint16_t *voxels = calloc(w->chunk_voxels, sizeof *voxels);
+    if (!voxels)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate a fill buffer");
     char message[STRATA_ERROR_MAX] = "";
-    strata_status st = f->fn(b, w->edge, f->voxels, f->ctx, message);
-    if (st)
+    strata_status st = f->fn(b, w->edge, voxels, f->ctx, message);
+    if (st) {
+        free(voxels);
         return WORLD_FAIL(w, st, "fill of chunk at voxel %" PRId64 ",%" PRId64 ",%" PRId64 ": %s",
                           b[0], b[1], b[2], message[0] ? message : strata_strerror(st));
-    clear_outside(w, b, f->voxels);
-    int whole = covers(f->box, b);
-    chunk *k = chunk_cache_find(&w->owned, key);
-    /* A whole chunk of air where nothing is stored needs no chunk at all. */
-    if (whole && !k && !world_own_row(w, key) && all_air(f->voxels, w->chunk_voxels))
-        return STRATA_OK;
-    if (!k)
-        st = world_own_chunk(w, key, &k);
-    if (!st)
-        st = chunk_make_dense(&w->owned, k, &w->error);
-    if (st)
-        return st;
-    if (whole) {
-        memcpy(k->voxels, f->voxels, w->chunk_voxels * sizeof *f->voxels);
-    } else {
-        const int64_t e = w->edge;
-        for (int64_t z = b[2]; z < b[5]; z++)
-            for (int64_t y = b[1]; y < b[4]; y++)
-                for (int64_t x = b[0]; x < b[3]; x++)
-                    if (x >= f->box[0] && x < f->box[3] && y >= f->box[1] && y < f->box[4] &&
-                        z >= f->box[2] && z < f->box[5]) {
-                        size_t i = (size_t)(((z - b[2]) * e + (y - b[1])) * e + (x - b[0]));
-                        k->voxels[i] = f->voxels[i];
-                    }
     }
-    chunk_set_dirty(&w->owned, k, 1);
-    chunk_collapse_uniform(&w->owned, k);
-    world_evict(w);
+    clear_outside(w, b, voxels);
+    chunk *k = chunk_cache_find(&w->owned, key);
+    if (covers(f->box, b)) {
+        /* A whole chunk of air where nothing is stored needs no chunk at all. */
+        if (!k && !world_own_row(w, key) && all_air(voxels, w->chunk_voxels)) {
+            free(voxels);
+            return STRATA_OK;
+        }
+    } else {
+        if (!k)
+            st = world_own_chunk(w, key, &k);
+        if (st) {
+            free(voxels);
+            return st;
+        }
+        keep_outside_box(f, b, k, voxels);
+    }
+    filled_chunk *d = &f->done[f->count++];
+    d->key = key;
+    d->value = voxels[0];
+    d->voxels = voxels;
+    /* Uniform results (all ocean, all rock) keep one value, not a dense copy. */
+    if (all_equal(voxels, w->chunk_voxels)) {
+        free(voxels);
+        d->voxels = NULL;
+    }
     return STRATA_OK;
+}
+
+/* Phase two, after every rank's phase one succeeded: install the new contents. */
+static strata_status install_filled(fill_job *f)
+{
+    strata_world *w = f->w;
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; i < f->count && !st; i++) {
+        filled_chunk *d = &f->done[i];
+        chunk *k = chunk_cache_find(&w->owned, d->key);
+        if (!k)
+            st = chunk_cache_insert(&w->owned, d->key, d->value, &k, &w->error);
+        if (st)
+            break;
+        chunk_set_dirty(&w->owned, k, 1);
+        if (d->voxels) {
+            chunk_adopt(&w->owned, k, d->voxels, w->chunk_voxels);
+            d->voxels = NULL;
+        } else {
+            if (k->voxels)
+                for (size_t v = 0; v < w->chunk_voxels; v++)
+                    k->voxels[v] = d->value;
+            k->value = d->value;
+            chunk_collapse_uniform(&w->owned, k);
+        }
+    }
+    world_evict(w);
+    return st;
+}
+
+static void free_filled(fill_job *f)
+{
+    for (size_t i = 0; i < f->count; i++)
+        free(f->done[i].voxels);
+    free(f->done);
+    f->done = NULL;
+    f->count = f->capacity = 0;
 }
 
 /* Visit own chunks meeting the box: by chunk coordinates when the box is small,
@@ -141,8 +221,12 @@ strata_status strata_fill(strata_world *w, const int64_t *box, strata_fill_fn fn
         st = world_agree(w, st);
     if (st)
         return st;
-    fill_job f = {w, clipped, fn, ctx, malloc(w->chunk_voxels * sizeof(uint16_t))};
-    st = f.voxels ? fill_all(&f) : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate a fill buffer");
-    free(f.voxels);
-    return world_agree(w, st);
+    /* Two phases, so that a callback failing on any rank changes nothing anywhere. */
+    fill_job f = {w, clipped, fn, ctx, NULL, 0, 0};
+    st = world_agree(w, fill_all(&f));
+    if (!st)
+        st = world_agree(w, install_filled(&f));
+    free_filled(&f);
+    world_evict(w);
+    return st;
 }

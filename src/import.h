@@ -5,7 +5,7 @@
 #include "strata.h"
 
 /** WGS84 semi-major axis (metres) and first eccentricity squared. */
-#define IMPORT_WGS84_A 6378137.0
+#define IMPORT_WGS84_A  6378137.0
 #define IMPORT_WGS84_E2 0.00669437999014
 
 /**

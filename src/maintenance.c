@@ -10,6 +10,8 @@
 #include "codec.h"
 #include "fault.h"
 #include "fsutil.h"
+#include "lod.h"
+#include "octree.h"
 #include "partition.h"
 #include "world.h"
 
@@ -58,12 +60,79 @@ static void report(fsck_state *f, const char *fmt, ...)
         f->fn(text, f->ctx);
 }
 
-/* Verify one row's payloads: checksum and a full decode. */
+/* Compare two decoded pyramids and histograms; 1 when equal. */
+static int same_pyramid(const lod_pyramid *a, const lod_count *ha, size_t na, const lod_pyramid *b,
+                        const lod_count *hb, size_t nb)
+{
+    if (a->levels != b->levels || na != nb)
+        return 0;
+    size_t cells = a->offset[a->levels + 1];
+    for (size_t i = 0; i < na; i++)
+        if (ha[i].material != hb[i].material || ha[i].count != hb[i].count)
+            return 0;
+    return !memcmp(a->mode, b->mode, cells * sizeof *a->mode) &&
+           !memcmp(a->count, b->count, cells * sizeof *a->count);
+}
+
+/* An index summary that disagrees with its chunk's data: recompute the summary
+ * and the pyramid from the voxels (NULL: uniform chunk) and compare. */
+static void check_index(fsck_state *f, const store_row *row, const uint16_t *voxels)
+{
+    strata_world *w = f->w;
+    if (row->flags & STORE_ROW_INDEX_STALE)
+        return; /* reported as stale by `strata info`, not an inconsistency */
+    store_row fresh = *row;
+    const uint8_t *pyramid = NULL;
+    size_t length = 0;
+    if (index_summarize_chunk(w, voxels, row->value, &fresh, &pyramid, &length)) {
+        report(f, "chunk key %" PRIu64 " index: %s", row->key, w->error.message);
+        return;
+    }
+    if (fresh.dominant != row->dominant || fresh.dominant_count != row->dominant_count ||
+        fresh.distinct != row->distinct) {
+        report(f, "chunk key %" PRIu64 ": index summary disagrees with the data (stored dominant %u x%u, "
+               "%u distinct; data has dominant %u x%u, %u distinct)", row->key, row->dominant,
+               row->dominant_count, row->distinct, fresh.dominant, fresh.dominant_count, fresh.distinct);
+        return;
+    }
+    if (!length != !row->lod_length) {
+        report(f, "chunk key %" PRIu64 ": index pyramid %s, but the chunk %s", row->key,
+               row->lod_length ? "stored" : "missing", length ? "holds several materials" : "is uniform");
+        return;
+    }
+    if (!length)
+        return;
+    lod_pyramid want = {0}, got = {0};
+    lod_count *want_hist = NULL, *got_hist = NULL;
+    size_t want_n = 0, got_n = 0;
+    uint8_t *stored = malloc(row->lod_length);
+    strata_status st = lod_decode(pyramid, length, w->edge, &want, &want_hist, &want_n, &w->error);
+    if (!st)
+        st = stored ? store_read_payload(&w->store, row->lod_segment, row->lod_offset, row->lod_length,
+                                         row->lod_crc, row->key, stored, &w->error)
+                    : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate a pyramid payload");
+    if (!st)
+        st = lod_decode(stored, row->lod_length, w->edge, &got, &got_hist, &got_n, &w->error);
+    if (st)
+        report(f, "chunk key %" PRIu64 " LOD: %s", row->key, w->error.message);
+    else if (!same_pyramid(&want, want_hist, want_n, &got, got_hist, got_n))
+        report(f, "chunk key %" PRIu64 ": index pyramid disagrees with the data (segment %" PRIu64
+               ", offset %" PRIu64 ")", row->key, row->lod_segment, row->lod_offset);
+    free(stored);
+    free(want_hist);
+    free(got_hist);
+    lod_pyramid_free(&want);
+    lod_pyramid_free(&got);
+}
+
+/* Verify one row's payloads: checksum and a full decode; then its index summary. */
 static void check_row(fsck_state *f, const store_row *row, uint8_t *payload, uint16_t *voxels)
 {
     strata_world *w = f->w;
-    if (row->codec == CODEC_UNIFORM)
+    if (row->codec == CODEC_UNIFORM) {
+        check_index(f, row, NULL);
         return;
+    }
     strata_status st = store_read_payload(&w->store, row->payload_segment, row->payload_offset,
                                           row->payload_length, row->payload_crc, row->key, payload,
                                           &w->error);
@@ -72,15 +141,8 @@ static void check_row(fsck_state *f, const store_row *row, uint8_t *payload, uin
                           &w->error);
     if (st)
         report(f, "chunk key %" PRIu64 ": %s", row->key, w->error.message);
-    if (row->lod_length) {
-        uint8_t *lod = malloc(row->lod_length);
-        if (!lod)
-            report(f, "chunk key %" PRIu64 ": cannot allocate its LOD payload", row->key);
-        else if (store_read_payload(&w->store, row->lod_segment, row->lod_offset, row->lod_length,
-                                    row->lod_crc, row->key, lod, &w->error))
-            report(f, "chunk key %" PRIu64 " LOD: %s", row->key, w->error.message);
-        free(lod);
-    }
+    else
+        check_index(f, row, voxels);
 }
 
 /* Every row of every live segment in this rank's range, superseded ones too. */
@@ -142,6 +204,7 @@ strata_status strata_fsck(strata_world *w, strata_problem_fn fn, void *ctx, uint
     if (w->rank == 0)
         check_manifest_on_disk(&f);
     check_segments(&f);
+    index_begin_write(w); /* forget histograms the checks kept */
     uint64_t total = 0;
     strata_status st = error_mpi(&w->error, MPI_Allreduce(&f.problems, &total, 1, MPI_UINT64_T,
                                                           MPI_SUM, w->comm), "summing fsck problems");

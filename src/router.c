@@ -141,8 +141,8 @@ static void bucket_by_dest(exchange_plan *plan, size_t *slot, size_t n)
         slot[i] = (size_t)plan->next[slot[i]]++;
 }
 
-/* The byte of key that radix pass `pass` sorts on. */
-#define KEY_DIGIT(key, pass) ((size_t)((key) >> (8 * (pass))) & 0xff)
+/* Byte number `byte` of key (0 = least significant), the digit of one radix pass. */
+#define KEY_DIGIT(key, byte) ((size_t)((key) >> (8 * (byte))) & 0xff)
 
 /*
  * The byte positions where keys differ (from the OR and AND of all keys): only
@@ -175,7 +175,7 @@ static void key_histograms(const route_record *records, size_t n, const int *pas
 
 /* One stable scatter pass of an LSD radix sort; from/from_out may be NULL. */
 static void radix_pass(const route_record *in, route_record *out, const int *from, int *from_out,
-                       size_t n, int pass, const size_t count[256])
+                       size_t n, int byte, const size_t count[256])
 {
     size_t start[256], next = 0;
     for (int d = 0; d < 256; d++) {
@@ -183,7 +183,7 @@ static void radix_pass(const route_record *in, route_record *out, const int *fro
         next += count[d];
     }
     for (size_t i = 0; i < n; i++) {
-        size_t at = start[KEY_DIGIT(in[i].key, pass)]++;
+        size_t at = start[KEY_DIGIT(in[i].key, byte)]++;
         out[at] = in[i];
         if (from)
             from_out[at] = from[i];

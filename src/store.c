@@ -17,6 +17,11 @@
 
 /* ---- HDF5 errors ------------------------------------------------------------- */
 
+/* HDF5 clears its error stack at the start of every API call, so the detail of
+ * a failure is captured the moment it happens, by HDF5's automatic error
+ * handler (which would otherwise print the stack on stderr). */
+static _Thread_local char hdf5_detail[256];
+
 static herr_t innermost_message(unsigned n, const H5E_error2_t *e, void *data)
 {
     (void)n;
@@ -25,17 +30,25 @@ static herr_t innermost_message(unsigned n, const H5E_error2_t *e, void *data)
     return 0;
 }
 
+static herr_t capture_hdf5_error(hid_t stack, void *client)
+{
+    (void)client;
+    hdf5_detail[0] = '\0';
+    H5Ewalk2(stack, H5E_WALK_UPWARD, innermost_message, hdf5_detail);
+    return 0;
+}
+
 strata_status store_hdf5_error(strata_error *err, const char *what, const char *path)
 {
-    char detail[256] = "no detail";
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_message, detail);
-    H5Eclear2(H5E_DEFAULT);
+    char detail[256];
+    snprintf(detail, sizeof detail, "%s", hdf5_detail[0] ? hdf5_detail : "no detail from HDF5");
+    hdf5_detail[0] = '\0';
     return error_set(err, STRATA_ERR_HDF5, "%s %s: %s", what, path, detail);
 }
 
 void store_quiet_hdf5(void)
 {
-    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+    H5Eset_auto2(H5E_DEFAULT, capture_hdf5_error, NULL);
 }
 
 /* ---- the row type -------------------------------------------------------------- */
@@ -569,12 +582,13 @@ static strata_status write_part(MPI_Comm comm, hid_t dset, hid_t type, size_t el
         if (hr >= 0)
             hr = H5Dwrite(dset, type, memory_space, file_space, dxpl,
                           (const char *)data + begin * element);
+        /* Read HDF5's error stack now: the next API call clears it. */
+        if (hr < 0 && !st)
+            st = store_hdf5_error(err, "cannot write", path);
         if (file_space >= 0)
             H5Sclose(file_space);
         if (memory_space >= 0)
             H5Sclose(memory_space);
-        if (hr < 0 && !st)
-            st = store_hdf5_error(err, "cannot write", path);
     }
     H5Pclose(dxpl);
     return st;
@@ -656,7 +670,8 @@ static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, in
     if (!st)
         st = write_part(s->comm, rows_dset, s->row_memory_type, sizeof *rows, l->row_first, n,
                         rows, path, err);
-    if (!st)
+    /* An empty dataset takes no write (HDF5 refuses I/O on zero-sized extents). */
+    if (!st && l->payload_total)
         st = write_part(s->comm, payload_dset, H5T_NATIVE_UINT8, 1, l->payload_first,
                         l->payload_mine, payload ? (const void *)payload : (const void *)rows,
                         path, err);

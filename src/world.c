@@ -15,6 +15,7 @@
 #include "codec.h"
 #include "fsutil.h"
 #include "morton.h"
+#include "octree.h"
 #include "partition.h"
 
 #define LOCK_NAME "LOCK"
@@ -212,6 +213,7 @@ static void world_free(strata_world *w)
 {
     if (!w)
         return;
+    index_free(w);
     store_close(&w->store);
     chunk_cache_free(&w->owned);
     chunk_cache_free(&w->committed_copies);

@@ -38,6 +38,7 @@ struct strata_world {
     int64_t bad_voxel[3];
     void *scratch;                  /* codec scratch */
     uint8_t *encode_buffer;
+    struct lod_index *index;        /* the LOD index (octree.h), built on first use */
     strata_error error;
 };
 
@@ -65,6 +66,8 @@ strata_status world_agree(strata_world *w, strata_status local);
 /** Fail with a message in w->error. */
 #define WORLD_FAIL(w, status, ...) error_set(&(w)->error, (status), __VA_ARGS__)
 
+/** The manifest after the last commit for a new commit of `epoch` (appending its segment). */
+strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment, manifest *next);
 /** Write the manifest (rank 0) for the given state and agree. Collective. */
 strata_status world_publish(strata_world *w, manifest *next);
 #include <signal.h>

@@ -1,0 +1,597 @@
+/* bench_hdf5.c: plain parallel HDF5 as a simulation would use it without Strata,
+ * measured in the same run as the matching strata rows.
+ *
+ * The peer keeps the same terrain in one chunked 3-D uint16 dataset [z][y][x]
+ * with 64^3 chunks and the zstd filter (32015, level 3, registered in-process
+ * with h5zstd_register). A simulation step hands in a batch of scattered
+ * updates and parallel HDF5 must write each batch collectively (filtered
+ * datasets allow no independent writes), so every batch reads, decompresses,
+ * modifies, compresses and writes back every chunk it touches. Two ways:
+ *   (a) point selections: H5Sselect_elements of the rank's updates, one
+ *       collective H5Dwrite per batch;
+ *   (b) read-modify-write of the touched chunks: the batch is gathered on every
+ *       rank (MPI_Allgatherv, so that one rank owns each chunk and the last
+ *       write wins in (rank, order) as in Strata), each rank reads its touched
+ *       chunks as a union of chunk hyperslabs (collective), applies, writes back.
+ * Both end with H5Fclose and fsync; Strata ends with strata_commit (fsync'ed).
+ */
+#include <hdf5.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "bench_suite.h"
+#include "fsutil.h"
+#include "h5zstd.h"
+
+#define PEER_CHUNK 64
+#define ZSTD_FILTER 32015
+
+typedef struct {
+    bench *b;
+    char path[STRATA_PATH_MAX];
+    hsize_t dims[3];  /* z, y, x */
+    hsize_t chunk[3];
+    hid_t file, dset, dxpl;
+} peer;
+
+static strata_status h5_failed(bench *b, const char *what, const char *path)
+{
+    return error_set(&b->error, STRATA_ERR_HDF5, "plain HDF5 peer: %s (%s)", what, path);
+}
+
+static hid_t mpio_fapl(MPI_Comm comm)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    if (fapl >= 0 && H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0) {
+        H5Pclose(fapl);
+        return -1;
+    }
+    return fapl;
+}
+
+static strata_status peer_open(peer *p, int create)
+{
+    hid_t fapl = mpio_fapl(p->b->comm), dcpl = -1, space = -1;
+    p->file = p->dset = p->dxpl = -1;
+    if (fapl < 0)
+        return h5_failed(p->b, "MPI-IO file access list", p->path);
+    if (create) {
+        p->file = H5Fcreate(p->path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+        unsigned level = 3;
+        dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        space = H5Screate_simple(3, p->dims, NULL);
+        if (p->file >= 0 && dcpl >= 0 && space >= 0 && H5Pset_chunk(dcpl, 3, p->chunk) >= 0 &&
+            H5Pset_filter(dcpl, ZSTD_FILTER, H5Z_FLAG_MANDATORY, 1, &level) >= 0)
+            p->dset = H5Dcreate2(p->file, "material", H5T_NATIVE_UINT16, space, H5P_DEFAULT, dcpl,
+                                 H5P_DEFAULT);
+    } else {
+        p->file = H5Fopen(p->path, H5F_ACC_RDWR, fapl);
+        if (p->file >= 0)
+            p->dset = H5Dopen2(p->file, "material", H5P_DEFAULT);
+    }
+    p->dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (p->dxpl >= 0 && H5Pset_dxpl_mpio(p->dxpl, H5FD_MPIO_COLLECTIVE) < 0) {
+        H5Pclose(p->dxpl);
+        p->dxpl = -1;
+    }
+    H5Pclose(fapl);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    if (space >= 0)
+        H5Sclose(space);
+    if (p->file < 0 || p->dset < 0 || p->dxpl < 0)
+        return h5_failed(p->b, create ? "creating the dataset" : "opening the dataset", p->path);
+    return STRATA_OK;
+}
+
+/* Close and make durable: the file is closed collectively, then rank 0 fsyncs it. */
+static strata_status peer_close(peer *p, int durable)
+{
+    herr_t rc = 0;
+    if (p->dxpl >= 0)
+        rc |= H5Pclose(p->dxpl);
+    if (p->dset >= 0)
+        rc |= H5Dclose(p->dset);
+    if (p->file >= 0)
+        rc |= H5Fclose(p->file);
+    p->file = p->dset = p->dxpl = -1;
+    strata_status st = rc < 0 ? h5_failed(p->b, "closing", p->path) : STRATA_OK;
+    if (!st && durable && p->b->rank == 0)
+        st = fsync_path(p->path, &p->b->error);
+    return error_agree(p->b->comm, st, &p->b->error);
+}
+
+/* This rank's z range of whole chunk layers [z0, z1). */
+static void my_layers(const peer *p, hsize_t *z0, hsize_t *z1)
+{
+    hsize_t layers = (p->dims[0] + p->chunk[0] - 1) / p->chunk[0];
+    hsize_t r = (hsize_t)p->b->rank, n = (hsize_t)p->b->size;
+    *z0 = layers * r / n * p->chunk[0];
+    *z1 = layers * (r + 1) / n * p->chunk[0];
+    *z0 = *z0 < p->dims[0] ? *z0 : p->dims[0];
+    *z1 = *z1 < p->dims[0] ? *z1 : p->dims[0];
+}
+
+/* Copy box [lo, hi) (x, y, z) of the committed world into out [z][y][x] of that box. */
+static strata_status read_world_box(bench *b, strata_world *w, const int64_t lo[3],
+                                    const int64_t hi[3], uint16_t *out)
+{
+    int64_t c = b->chunk_edge, nx = hi[0] - lo[0], ny = hi[1] - lo[1];
+    uint16_t *chunk = malloc((size_t)(c * c * c) * sizeof *chunk);
+    strata_status st = chunk ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "chunk buffer");
+    for (int64_t cz = lo[2] / c; !st && cz * c < hi[2]; cz++)
+        for (int64_t cy = lo[1] / c; !st && cy * c < hi[1]; cy++)
+            for (int64_t cx = lo[0] / c; !st && cx * c < hi[0]; cx++) {
+                st = strata_load_chunk(w, cx, cy, cz, chunk);
+                if (st) {
+                    error_set(&b->error, st, "loading a chunk: %s", strata_last_error(w));
+                    break;
+                }
+                for (int64_t z = cz * c; z < (cz + 1) * c; z++)
+                    for (int64_t y = cy * c; y < (cy + 1) * c; y++) {
+                        if (z < lo[2] || z >= hi[2] || y < lo[1] || y >= hi[1])
+                            continue;
+                        int64_t x0 = cx * c > lo[0] ? cx * c : lo[0];
+                        int64_t x1 = (cx + 1) * c < hi[0] ? (cx + 1) * c : hi[0];
+                        memcpy(&out[((z - lo[2]) * ny + (y - lo[1])) * nx + (x0 - lo[0])],
+                               &chunk[((z - cz * c) * c + (y - cy * c)) * c + (x0 - cx * c)],
+                               (size_t)(x1 - x0) * sizeof *out);
+                    }
+            }
+    free(chunk);
+    return st;
+}
+
+/* Select the box [lo, hi) (z, y, x order) of space, or nothing when it is empty. */
+static herr_t select_box(hid_t space, const hsize_t lo[3], const hsize_t hi[3])
+{
+    hsize_t count[3] = {hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]};
+    if (!count[0] || !count[1] || !count[2])
+        return H5Sselect_none(space);
+    return H5Sselect_hyperslab(space, H5S_SELECT_SET, lo, NULL, count, NULL);
+}
+
+/* Collective read or write of box [lo, hi) (z, y, x) to or from buf. */
+static strata_status box_io(peer *p, const hsize_t lo[3], const hsize_t hi[3], uint16_t *buf,
+                            int write)
+{
+    hsize_t count[3] = {hi[0] - lo[0], hi[1] - lo[1], hi[2] - lo[2]};
+    hsize_t total = count[0] * count[1] * count[2];
+    hsize_t one[1] = {total > 0 ? total : 1};
+    hid_t fs = H5Dget_space(p->dset), ms = H5Screate_simple(1, one, NULL);
+    herr_t rc = fs >= 0 && ms >= 0 ? select_box(fs, lo, hi) : -1;
+    if (rc >= 0 && total == 0)
+        rc = H5Sselect_none(ms);
+    if (rc >= 0)
+        rc = write ? H5Dwrite(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, buf)
+                   : H5Dread(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, buf);
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (ms >= 0)
+        H5Sclose(ms);
+    return rc < 0 ? h5_failed(p->b, write ? "writing a box" : "reading a box", p->path) : STRATA_OK;
+}
+
+/* Write the committed terrain into a new peer file: each rank its chunk layers. Collective. */
+static strata_status peer_copy_world(peer *p, const char *world)
+{
+    bench *b = p->b;
+    hsize_t z0, z1;
+    my_layers(p, &z0, &z1);
+    size_t n = (size_t)((z1 - z0) * p->dims[1] * p->dims[2]);
+    uint16_t *buf = malloc((n ? n : 1) * sizeof *buf);
+    strata_world *w = NULL;
+    strata_status st = buf ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "peer slab");
+    st = error_agree(b->comm, st, &b->error);
+    if (!st) {
+        st = strata_world_open(b->comm, world, STRATA_READ, NULL, &w);
+        if (st)
+            error_set(&b->error, st, "opening %s: %s", world, strata_last_error(NULL));
+    }
+    if (!st) {
+        int64_t lo[3] = {0, 0, (int64_t)z0}, hi[3] = {b->dims[0], b->dims[1], (int64_t)z1};
+        st = n ? read_world_box(b, w, lo, hi, buf) : STRATA_OK;
+        st = error_agree(b->comm, st, &b->error);
+        strata_world_close(w);
+    }
+    if (!st)
+        st = peer_open(p, 1);
+    if (!st) {
+        hsize_t lo[3] = {z0, 0, 0}, hi[3] = {z1, p->dims[1], p->dims[2]};
+        st = error_agree(b->comm, box_io(p, lo, hi, buf, 1), &b->error);
+    }
+    strata_status closed = peer_close(p, 1);
+    free(buf);
+    return st ? st : closed;
+}
+
+/* ---- batches of updates ------------------------------------------------------------- */
+
+typedef struct {
+    uint32_t x, y, z;
+    uint16_t material, pad;
+} peer_update;
+
+/* Batch `batch` of this rank: the same voxels for Strata and both HDF5 methods. */
+static void make_batch(const bench *b, int batch, size_t n, peer_update *u)
+{
+    uint64_t state = b->seed * 7777 + (uint64_t)batch * 65537 + (uint64_t)b->rank * 257;
+    for (size_t i = 0; i < n; i++) {
+        u[i].x = (uint32_t)bench_random_below(&state, b->dims[0]);
+        u[i].y = (uint32_t)bench_random_below(&state, b->dims[1]);
+        u[i].z = (uint32_t)bench_random_below(&state, b->dims[2]);
+        u[i].material = (uint16_t)(2 + bench_random_below(&state, 12));
+        u[i].pad = 0;
+    }
+}
+
+typedef struct {
+    int batches;
+    uint64_t per_batch; /* updates in all ranks */
+    size_t n;           /* this rank's share */
+    peer_update *u;
+} batch_plan;
+
+static strata_status strata_batches(bench *b, const char *world, batch_plan *bp, double *seconds)
+{
+    strata_update *su = malloc((bp->n ? bp->n : 1) * sizeof *su);
+    strata_world *w = NULL;
+    strata_status st = error_agree(b->comm, su ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM,
+                                   "updates"), &b->error);
+    if (!st) {
+        st = strata_world_open(b->comm, world, STRATA_WRITE, NULL, &w);
+        if (st)
+            error_set(&b->error, st, "opening %s: %s", world, strata_last_error(NULL));
+    }
+    MPI_Barrier(b->comm);
+    double t0 = MPI_Wtime();
+    for (int k = 0; k < bp->batches && !st; k++) {
+        make_batch(b, k, bp->n, bp->u);
+        for (size_t i = 0; i < bp->n; i++)
+            su[i] = (strata_update){.x = bp->u[i].x, .y = bp->u[i].y, .z = bp->u[i].z,
+                                    .material = bp->u[i].material};
+        st = strata_update_batch(w, su, bp->n, NULL);
+    }
+    if (!st)
+        st = strata_commit(w, NULL);
+    if (st)
+        error_set(&b->error, st, "strata batches: %s", strata_last_error(w));
+    *seconds = bench_slowest(b, MPI_Wtime() - t0);
+    if (w)
+        strata_world_close(w);
+    free(su);
+    return st;
+}
+
+/* (a): one collective point-selection write per batch. */
+static strata_status hdf5_points(peer *p, batch_plan *bp, double *seconds)
+{
+    bench *b = p->b;
+    hsize_t *coords = malloc((bp->n ? bp->n : 1) * 3 * sizeof *coords);
+    uint16_t *values = malloc((bp->n ? bp->n : 1) * sizeof *values);
+    strata_status st = error_agree(b->comm, coords && values ? STRATA_OK : error_set(&b->error,
+                                   STRATA_ERR_NOMEM, "point selection"), &b->error);
+    if (!st)
+        st = peer_open(p, 0);
+    MPI_Barrier(b->comm);
+    double t0 = MPI_Wtime();
+    for (int k = 0; k < bp->batches && !st; k++) {
+        make_batch(b, k, bp->n, bp->u);
+        for (size_t i = 0; i < bp->n; i++) {
+            coords[3 * i] = bp->u[i].z, coords[3 * i + 1] = bp->u[i].y, coords[3 * i + 2] = bp->u[i].x;
+            values[i] = bp->u[i].material;
+        }
+        hsize_t count[1] = {bp->n ? bp->n : 1};
+        hid_t fs = H5Dget_space(p->dset), ms = H5Screate_simple(1, count, NULL);
+        herr_t rc = fs >= 0 && ms >= 0 ? 0 : -1;
+        if (rc >= 0 && bp->n)
+            rc = H5Sselect_elements(fs, H5S_SELECT_SET, bp->n, coords);
+        else if (rc >= 0)
+            rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
+        if (rc >= 0)
+            rc = H5Dwrite(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, values);
+        if (fs >= 0)
+            H5Sclose(fs);
+        if (ms >= 0)
+            H5Sclose(ms);
+        st = error_agree(b->comm, rc < 0 ? h5_failed(b, "point-selection write", p->path)
+                                         : STRATA_OK, &b->error);
+    }
+    strata_status closed = peer_close(p, 1);
+    *seconds = bench_slowest(b, MPI_Wtime() - t0);
+    free(coords);
+    free(values);
+    return st ? st : closed;
+}
+
+/* Gather every rank's batch on every rank, in (rank, order) order. Collective. */
+static strata_status gather_batch(bench *b, const batch_plan *bp, peer_update *all, int *counts,
+                                  int *displs)
+{
+    int mine = (int)(bp->n * sizeof(peer_update));
+    if (MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, b->comm) != MPI_SUCCESS)
+        return error_set(&b->error, STRATA_ERR_MPI, "plain HDF5 peer: gathering counts");
+    for (int r = 0, at = 0; r < b->size; r++)
+        displs[r] = at, at += counts[r];
+    if (MPI_Allgatherv(bp->u, mine, MPI_BYTE, all, counts, displs, MPI_BYTE, b->comm) != MPI_SUCCESS)
+        return error_set(&b->error, STRATA_ERR_MPI, "plain HDF5 peer: gathering a batch");
+    return STRATA_OK;
+}
+
+/* Select the touched chunks this rank owns (contiguous ranges of chunk index), or none. */
+static herr_t select_touched(const peer *p, const unsigned char *touched, size_t nchunks,
+                             hid_t space, const hsize_t grid[3])
+{
+    herr_t rc = H5Sselect_none(space);
+    size_t first = nchunks * (size_t)p->b->rank / (size_t)p->b->size;
+    size_t last = nchunks * (size_t)(p->b->rank + 1) / (size_t)p->b->size;
+    for (size_t c = first; c < last && rc >= 0; c++) {
+        if (!touched[c])
+            continue;
+        hsize_t cz = c / (grid[1] * grid[2]), cy = c / grid[2] % grid[1], cx = c % grid[2];
+        hsize_t lo[3] = {cz * p->chunk[0], cy * p->chunk[1], cx * p->chunk[2]}, count[3];
+        for (int a = 0; a < 3; a++)
+            count[a] = lo[a] + p->chunk[a] <= p->dims[a] ? p->chunk[a] : p->dims[a] - lo[a];
+        rc = H5Sselect_hyperslab(space, H5S_SELECT_OR, lo, NULL, count, NULL);
+    }
+    return rc;
+}
+
+static size_t chunk_index(const peer *p, const hsize_t grid[3], const peer_update *u)
+{
+    return ((size_t)(u->z / p->chunk[0]) * grid[1] + u->y / p->chunk[1]) * grid[2] + u->x / p->chunk[2];
+}
+
+/* One batch of (b): gather, mark touched own chunks, read, apply, write. */
+static strata_status rmw_batch(peer *p, const batch_plan *bp, peer_update *all, int *counts,
+                               int *displs, unsigned char *touched, uint16_t *full)
+{
+    bench *b = p->b;
+    hsize_t grid[3];
+    for (int a = 0; a < 3; a++)
+        grid[a] = (p->dims[a] + p->chunk[a] - 1) / p->chunk[a];
+    size_t nchunks = (size_t)(grid[0] * grid[1] * grid[2]);
+    size_t first = nchunks * (size_t)b->rank / (size_t)b->size;
+    size_t last = nchunks * (size_t)(b->rank + 1) / (size_t)b->size;
+    strata_status st = gather_batch(b, bp, all, counts, displs);
+    if (st)
+        return st;
+    size_t total = (size_t)(displs[b->size - 1] + counts[b->size - 1]) / sizeof(peer_update);
+    memset(touched, 0, nchunks);
+    for (size_t i = 0; i < total; i++)
+        touched[chunk_index(p, grid, &all[i])] = 1;
+    hid_t fs = H5Dget_space(p->dset), ms = H5Screate_simple(3, p->dims, NULL);
+    herr_t rc = fs >= 0 && ms >= 0 ? select_touched(p, touched, nchunks, fs, grid) : -1;
+    if (rc >= 0)
+        rc = select_touched(p, touched, nchunks, ms, grid);
+    if (rc >= 0)
+        rc = H5Dread(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, full);
+    for (size_t i = 0; rc >= 0 && i < total; i++) {
+        size_t c = chunk_index(p, grid, &all[i]);
+        if (c >= first && c < last)
+            full[((size_t)all[i].z * p->dims[1] + all[i].y) * p->dims[2] + all[i].x] = all[i].material;
+    }
+    if (rc >= 0)
+        rc = H5Dwrite(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, full);
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (ms >= 0)
+        H5Sclose(ms);
+    return rc < 0 ? h5_failed(b, "read-modify-write of touched chunks", p->path) : STRATA_OK;
+}
+
+static strata_status hdf5_rmw(peer *p, batch_plan *bp, double *seconds)
+{
+    bench *b = p->b;
+    size_t voxels = (size_t)(p->dims[0] * p->dims[1] * p->dims[2]);
+    size_t nchunks = 1;
+    for (int a = 0; a < 3; a++)
+        nchunks *= (size_t)((p->dims[a] + p->chunk[a] - 1) / p->chunk[a]);
+    peer_update *all = malloc((size_t)bp->per_batch * sizeof *all + 1);
+    int *counts = malloc(2 * (size_t)b->size * sizeof *counts);
+    unsigned char *touched = malloc(nchunks);
+    uint16_t *full = malloc(voxels * sizeof *full);
+    strata_status st = error_agree(b->comm, all && counts && touched && full ? STRATA_OK
+                                   : error_set(&b->error, STRATA_ERR_NOMEM, "read-modify-write"),
+                                   &b->error);
+    if (!st)
+        st = peer_open(p, 0);
+    MPI_Barrier(b->comm);
+    double t0 = MPI_Wtime();
+    for (int k = 0; k < bp->batches && !st; k++) {
+        make_batch(b, k, bp->n, bp->u);
+        st = error_agree(b->comm, rmw_batch(p, bp, all, counts, counts + b->size, touched, full),
+                         &b->error);
+    }
+    strata_status closed = peer_close(p, 1);
+    *seconds = bench_slowest(b, MPI_Wtime() - t0);
+    free(all);
+    free(counts);
+    free(touched);
+    free(full);
+    return st ? st : closed;
+}
+
+static strata_status add_batch_rows(bench *b, const batch_plan *bp, const double seconds[3])
+{
+    static const char *const ids[3] = {"sim_strata_batches_commit", "sim_hdf5_points",
+                                       "sim_hdf5_chunk_rmw"};
+    static const char *const peers[3] = {"strata", "hdf5", "hdf5"};
+    static const char *const whats[3] = {
+        "strata_update_batch per batch, then one strata_commit (fsync'ed); world reopened first, "
+        "so touched chunks are read and decoded from disk",
+        "one collective H5Dwrite of an H5Sselect_elements selection per batch; H5Fclose + fsync at the end",
+        "per batch: MPI_Allgatherv of the batch, collective read of the touched chunks this rank "
+        "owns (union of chunk hyperslabs), apply, collective write back; H5Fclose + fsync at the end",
+    };
+    static const char *const limits[3] = {
+        "the commit: every touched chunk is encoded and written once",
+        "HDF5 decompresses and recompresses every touched 64^3 chunk at each collective write",
+        "every batch touches nearly every 64^3 chunk: the whole dataset is read, "
+        "decompressed, recompressed and written per batch",
+    };
+    strata_status st = STRATA_OK;
+    for (int i = 0; i < 3 && !st; i++) {
+        bench_row row = bench_row_start(b, ids[i], "simulation", "updates/s", BENCH_HIGHER_IS_BETTER);
+        snprintf(row.peer, sizeof row.peer, "%s", peers[i]);
+        bench_volume_text(b, row.volume, sizeof row.volume);
+        if (i > 0)
+            snprintf(row.volume + strlen(row.volume), sizeof row.volume - strlen(row.volume),
+                     "; HDF5: one uint16 dataset, 64^3 chunks, zstd level 3 (filter 32015)");
+        snprintf(row.what, sizeof row.what, "%s", whats[i]);
+        snprintf(row.pattern, sizeof row.pattern,
+                 "%d batches of %" PRIu64 " uniform random updates in all (1/ranks per rank), "
+                 "the same voxels on both sides", bp->batches, bp->per_batch);
+        snprintf(row.limit, sizeof row.limit, "%s", limits[i]);
+        if (i == 0) {
+            snprintf(row.compare[0], sizeof row.compare[0], "sim_hdf5_chunk_rmw");
+            snprintf(row.compare[1], sizeof row.compare[1], "sim_hdf5_points");
+            snprintf(row.target, sizeof row.target, ">= 10x chunk read-modify-write, >= 100x points");
+        }
+        row.durable = 1;
+        row.count = (uint64_t)bp->batches * bp->per_batch;
+        double rate = (double)row.count / seconds[i];
+        st = bench_add(b, &row, &rate, 1);
+    }
+    return st;
+}
+
+/* ---- region reads ---------------------------------------------------------------- */
+
+static strata_status region_reads(peer *p, const char *world)
+{
+    bench *b = p->b;
+    int64_t edge = b->quick ? 64 : 128, lo[3], hi[3];
+    for (int a = 0; a < 3; a++) {
+        int64_t e = edge < b->dims[a] ? edge : b->dims[a];
+        lo[a] = (b->dims[a] - e) / 2 + 7 % (b->dims[a] - e + 1); /* not chunk-aligned */
+        hi[a] = lo[a] + e;
+    }
+    /* Each rank reads a z-slab of the box. */
+    int64_t zl = lo[2] + (hi[2] - lo[2]) * b->rank / b->size;
+    int64_t zh = lo[2] + (hi[2] - lo[2]) * (b->rank + 1) / b->size;
+    size_t n = (size_t)((zh - zl) * (hi[1] - lo[1]) * (hi[0] - lo[0]));
+    uint16_t *a = malloc((n ? n : 1) * sizeof *a), *s = malloc((n ? n : 1) * sizeof *s);
+    strata_status st = error_agree(b->comm, a && s ? STRATA_OK : error_set(&b->error,
+                                   STRATA_ERR_NOMEM, "region buffers"), &b->error);
+    double th[BENCH_SAMPLES_MAX], ts[BENCH_SAMPLES_MAX];
+    int reps = 3;
+    for (int rep = 0; rep < reps && !st; rep++) {
+        st = peer_open(p, 0);
+        if (!st) {
+            MPI_Barrier(b->comm);
+            double t0 = MPI_Wtime();
+            hsize_t hl[3] = {(hsize_t)zl, (hsize_t)lo[1], (hsize_t)lo[0]};
+            hsize_t hh[3] = {(hsize_t)zh, (hsize_t)hi[1], (hsize_t)hi[0]};
+            st = error_agree(b->comm, box_io(p, hl, hh, a, 0), &b->error);
+            th[rep] = (double)(edge * edge * edge * 2) / 1e6 / bench_slowest(b, MPI_Wtime() - t0);
+        }
+        strata_status closed = peer_close(p, 0);
+        st = st ? st : closed;
+        strata_world *w = NULL;
+        if (!st) {
+            st = strata_world_open(b->comm, world, STRATA_READ, NULL, &w);
+            if (st)
+                error_set(&b->error, st, "opening %s: %s", world, strata_last_error(NULL));
+        }
+        if (!st) {
+            MPI_Barrier(b->comm);
+            double t0 = MPI_Wtime();
+            int64_t sl[3] = {lo[0], lo[1], zl}, sh[3] = {hi[0], hi[1], zh};
+            st = n ? read_world_box(b, w, sl, sh, s) : STRATA_OK;
+            st = error_agree(b->comm, st, &b->error);
+            ts[rep] = (double)(edge * edge * edge * 2) / 1e6 / bench_slowest(b, MPI_Wtime() - t0);
+            strata_world_close(w);
+        }
+        /* Same voxels or the comparison means nothing (the peer file is a copy of the world). */
+        if (!st && n && memcmp(a, s, n * sizeof *a) != 0)
+            st = error_set(&b->error, STRATA_ERR_CORRUPT,
+                           "plain HDF5 peer: region read differs from the strata world");
+        st = error_agree(b->comm, st, &b->error);
+    }
+    free(a);
+    free(s);
+    if (st)
+        return st;
+    for (int i = 0; i < 2 && !st; i++) {
+        bench_row row = bench_row_start(b, i ? "region_strata_load_chunk" : "region_hdf5_hyperslab",
+                                        "regions", "MB/s", BENCH_HIGHER_IS_BETTER);
+        snprintf(row.peer, sizeof row.peer, "%s", i ? "strata" : "hdf5");
+        bench_volume_text(b, row.volume, sizeof row.volume);
+        snprintf(row.what, sizeof row.what, "%s",
+                 i ? "strata_load_chunk of every chunk meeting the rank's slab, copied into a dense "
+                     "box buffer; world just reopened (no chunk resident)"
+                   : "collective H5Dread of a hyperslab into a dense buffer; file just reopened "
+                     "(HDF5 chunk cache empty)");
+        snprintf(row.pattern, sizeof row.pattern,
+                 "a %" PRId64 "^3 box not aligned to chunks, a z-slab of it per rank; the page cache "
+                 "holds both files", edge);
+        snprintf(row.limit, sizeof row.limit, "%s",
+                 i ? "one zstd decode per chunk (32^3) on one core per rank"
+                   : "one zstd decode per 64^3 chunk; chunks on slab edges decoded by two ranks");
+        if (i)
+            snprintf(row.compare[0], sizeof row.compare[0], "region_hdf5_hyperslab");
+        row.count = (uint64_t)(edge * edge * edge * 2);
+        st = bench_add(b, &row, i ? ts : th, reps);
+    }
+    return st;
+}
+
+static strata_status add_file_row(bench *b, const peer *p)
+{
+    struct stat sb;
+    double bytes = 0;
+    if (b->rank == 0 && stat(p->path, &sb) == 0)
+        bytes = (double)sb.st_size;
+    MPI_Bcast(&bytes, 1, MPI_DOUBLE, 0, b->comm);
+    bench_row row = bench_row_start(b, "storage_hdf5_zstd3_file", "storage", "bytes",
+                                    BENCH_LOWER_IS_BETTER);
+    snprintf(row.peer, sizeof row.peer, "hdf5");
+    bench_volume_text(b, row.volume, sizeof row.volume);
+    snprintf(row.what, sizeof row.what,
+             "the plain HDF5 file of the same terrain: one uint16 dataset, 64^3 chunks, zstd level 3");
+    snprintf(row.pattern, sizeof row.pattern, "every chunk allocated (air chunks too)");
+    snprintf(row.limit, sizeof row.limit, "zstd on raw uint16 chunks; all-air chunks stored too");
+    row.durable = 1;
+    return bench_add(b, &row, &bytes, 1);
+}
+
+strata_status bench_hdf5_peer(bench *b, const char *world)
+{
+    peer p = {.b = b, .file = -1, .dset = -1, .dxpl = -1};
+    strata_status st = path_join(p.path, sizeof p.path, b->dir, "peer.h5", &b->error);
+    if (!st)
+        st = h5zstd_register(&b->error);
+    st = error_agree(b->comm, st, &b->error);
+    if (st)
+        return st;
+    for (int a = 0; a < 3; a++) {
+        p.dims[a] = (hsize_t)b->dims[2 - a];
+        p.chunk[a] = p.dims[a] < PEER_CHUNK ? p.dims[a] : PEER_CHUNK;
+    }
+    st = peer_copy_world(&p, world);
+    if (!st)
+        st = add_file_row(b, &p);
+    if (!st)
+        st = region_reads(&p, world);
+    batch_plan bp = {.batches = 10, .per_batch = b->quick ? 10000 : 100000};
+    bp.n = (size_t)(bp.per_batch / (uint64_t)b->size +
+                    ((uint64_t)b->rank < bp.per_batch % (uint64_t)b->size));
+    bp.u = malloc((bp.n ? bp.n : 1) * sizeof *bp.u);
+    if (!st)
+        st = error_agree(b->comm, bp.u ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM,
+                         "batch"), &b->error);
+    double seconds[3];
+    if (!st)
+        st = strata_batches(b, world, &bp, &seconds[0]);
+    if (!st)
+        st = hdf5_points(&p, &bp, &seconds[1]);
+    if (!st)
+        st = hdf5_rmw(&p, &bp, &seconds[2]);
+    if (!st)
+        st = add_batch_rows(b, &bp, seconds);
+    free(bp.u);
+    return st;
+}

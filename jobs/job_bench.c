@@ -1,0 +1,110 @@
+/* job_bench.c: `strata bench [--quick] [--out FILE] [--dir DIR] [--dims X,Y,Z] [--keep]`.
+ *
+ * Runs the benchmark suite of bench/ (bench_suite.h) at this job's rank count
+ * and writes its rows as JSON. bench/run.sh runs it at 1, 2 and 4 ranks beside
+ * the OpenVDB peer and makes docs/benchmarks.md's tables and plots.
+ */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bench_suite.h"
+#include "fsutil.h"
+#include "jobs.h"
+
+static const char usage[] =
+    "strata bench [--quick] [--out FILE.json] [--dir SCRATCH] [--dims X,Y,Z] [--keep] [--quiet]\n"
+    "  --quick  small sizes (192 x 192 x 128 terrain, 1e5 updates): well under a minute\n"
+    "  --out    results file (default bench/results.json when run from the source tree,\n"
+    "           else results.json)\n"
+    "  --dir    scratch directory for worlds and HDF5 files (default /tmp/strata-bench-PID);\n"
+    "           removed at the end unless --keep\n"
+    "  --dims   terrain size (default 512,512,256; --quick 256,256,128)";
+
+static void record_command(bench *b, int argc, char **argv)
+{
+    size_t at = (size_t)snprintf(b->command, sizeof b->command, "mpirun -np %d strata", b->size);
+    for (int i = 0; i < argc && at < sizeof b->command; i++)
+        at += (size_t)snprintf(b->command + at, sizeof b->command - at, " %s", argv[i]);
+}
+
+int job_bench(job *j, int argc, char **argv)
+{
+    bench b;
+    memset(&b, 0, sizeof b);
+    b.comm = MPI_COMM_WORLD;
+    b.rank = j->rank, b.size = j->size, b.verbose = !j->quiet;
+    b.chunk_edge = STRATA_CHUNK_EDGE_DEFAULT;
+    b.seed = 1;
+    const char *out = NULL, *dir = NULL, *dims = NULL;
+    int keep = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *v = NULL, **slot = NULL;
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            if (j->rank == 0)
+                printf("%s\n", usage);
+            return JOB_OK;
+        } else if (!strcmp(argv[i], "--quick")) {
+            b.quick = 1;
+        } else if (!strcmp(argv[i], "--keep")) {
+            keep = 1;
+        } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
+            continue;
+        } else if (option_value(argc, argv, &i, "--out", &v)) {
+            slot = &out;
+        } else if (option_value(argc, argv, &i, "--dir", &v)) {
+            slot = &dir;
+        } else if (option_value(argc, argv, &i, "--dims", &v)) {
+            slot = &dims;
+        } else {
+            return job_usage(j, usage, "unknown option '%s'", argv[i]);
+        }
+        if (slot && !v)
+            return job_usage(j, usage, "%s needs a value", argv[i]);
+        if (slot)
+            *slot = v;
+    }
+    int64_t d[3] = {512, 512, 256};
+    if (b.quick)
+        d[0] = 192, d[1] = 192, d[2] = 128;
+    if (dims && (parse_int64_list(dims, d, 3) != 0 || d[0] < 64 || d[1] < 64 || d[2] < 64))
+        return job_usage(j, usage, "--dims needs X,Y,Z, each at least 64: '%s'", dims);
+    memcpy(b.dims, d, sizeof d);
+    record_command(&b, argc, argv);
+    if (!out) {
+        struct stat sb;
+        out = stat("bench", &sb) == 0 && S_ISDIR(sb.st_mode) ? "bench/results.json" : "results.json";
+    }
+    int pid = (int)getpid();
+    MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
+    if (dir)
+        snprintf(b.dir, sizeof b.dir, "%s", dir);
+    else
+        snprintf(b.dir, sizeof b.dir, "%s/strata-bench-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
+                 pid);
+    int rc = JOB_OK;
+    if (j->rank == 0 && mkdir(b.dir, 0755) != 0 && access(b.dir, W_OK) != 0) {
+        job_error(j, "cannot create scratch directory %s", b.dir);
+        rc = JOB_FAILED;
+    }
+    if (job_agree(rc) != JOB_OK)
+        return JOB_FAILED;
+    job_log(j, "%s terrain %" PRId64 "x%" PRId64 "x%" PRId64 " at %d ranks, scratch %s",
+            b.quick ? "quick run:" : "full run:", d[0], d[1], d[2], j->size, b.dir);
+    strata_status st = bench_run(&b, out);
+    if (st) {
+        job_error(j, "%s: %s", strata_strerror(st), b.error.message);
+        rc = JOB_FAILED;
+    } else {
+        job_summary(j, "%zu rows in %.1f s written to %s", b.row_count, MPI_Wtime() - j->start, out);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (!keep && j->rank == 0) {
+        strata_error err;
+        remove_tree(b.dir, &err);
+    }
+    free(b.rows);
+    return rc;
+}

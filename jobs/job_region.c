@@ -1,0 +1,73 @@
+/* job_region.c: `strata region WORLD --box x0,y0,z0,x1,y1,z1 --lod L [--threshold T]`. */
+#include <inttypes.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs.h"
+
+static const char usage[] = "strata region WORLD --box x0,y0,z0,x1,y1,z1 --lod L [--threshold 0.95]";
+
+int job_region(job *j, int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-')
+        return job_usage(j, usage, "missing WORLD");
+    int64_t box[6], level = -1;
+    int have_box = 0;
+    double threshold = 0.95;
+    const char *value;
+    for (int i = 2; i < argc; i++) {
+        if (option_value(argc, argv, &i, "--box", &value)) {
+            if (!value || parse_int64_list(value, box, 6))
+                return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1");
+            have_box = 1;
+        } else if (option_value(argc, argv, &i, "--lod", &value)) {
+            if (!value || parse_int64(value, &level) || level < 0 || level > 62)
+                return job_usage(j, usage, "--lod wants a level in [0, 62]");
+        } else if (option_value(argc, argv, &i, "--threshold", &value)) {
+            if (!value || parse_double_value(value, &threshold) || !(threshold >= 0 && threshold <= 1))
+                return job_usage(j, usage, "--threshold wants a number in [0, 1]");
+        } else if (!strcmp(argv[i], "--cache-mb")) {
+            i++;
+        } else if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q")) {
+            return job_usage(j, usage, "unknown option %s", argv[i]);
+        }
+    }
+    if (!have_box || level < 0)
+        return job_usage(j, usage, "--box and --lod are required");
+    for (int i = 0; i < 3; i++)
+        if (box[i] >= box[i + 3])
+            return job_usage(j, usage, "box is empty along %c (%" PRId64 " >= %" PRId64 ")", "xyz"[i],
+                             box[i], box[i + 3]);
+    strata_options opt;
+    job_options(argc, argv, &opt);
+    strata_world *w;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
+    if (st)
+        return job_fail(j, st, NULL);
+    strata_region *regions = NULL;
+    size_t n = 0;
+    double start = MPI_Wtime();
+    st = strata_query_region(w, box, (int)level, threshold, &regions, &n);
+    double seconds = MPI_Wtime() - start;
+    if (st) {
+        int rc = job_fail(j, st, w);
+        strata_world_close(w);
+        return rc;
+    }
+    if (j->rank == 0) {
+        for (size_t i = 0; i < n; i++) {
+            const strata_region *r = &regions[i];
+            printf("%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %u %.6f\n",
+                   r->box[0], r->box[1], r->box[2], r->box[3], r->box[4], r->box[5], r->material,
+                   r->homogeneity);
+        }
+        fflush(stdout);
+    }
+    free(regions);
+    strata_world_close(w);
+    job_summary(j, "%zu regions at LOD %" PRId64 " (threshold %.3f) in %.3f ms (query), %.3f s total", n,
+                level, threshold, seconds * 1e3, MPI_Wtime() - j->start);
+    return JOB_OK;
+}

@@ -1,0 +1,62 @@
+/* job_stats.c: `strata stats WORLD --box x0,y0,z0,x1,y1,z1`: voxels per material. */
+#include <inttypes.h>
+#include <mpi.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jobs.h"
+
+static const char usage[] = "strata stats WORLD --box x0,y0,z0,x1,y1,z1";
+
+int job_stats(job *j, int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-')
+        return job_usage(j, usage, "missing WORLD");
+    int64_t box[6];
+    int have_box = 0;
+    const char *value;
+    for (int i = 2; i < argc; i++) {
+        if (option_value(argc, argv, &i, "--box", &value)) {
+            if (!value || parse_int64_list(value, box, 6))
+                return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1");
+            have_box = 1;
+        } else if (!strcmp(argv[i], "--cache-mb")) {
+            i++;
+        } else if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q")) {
+            return job_usage(j, usage, "unknown option %s", argv[i]);
+        }
+    }
+    if (!have_box)
+        return job_usage(j, usage, "--box is required");
+    for (int i = 0; i < 3; i++)
+        if (box[i] >= box[i + 3])
+            return job_usage(j, usage, "box is empty along %c (%" PRId64 " >= %" PRId64 ")", "xyz"[i],
+                             box[i], box[i + 3]);
+    strata_options opt;
+    job_options(argc, argv, &opt);
+    strata_world *w;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
+    if (st)
+        return job_fail(j, st, NULL);
+    strata_material_count *counts = NULL;
+    size_t n = 0;
+    st = strata_box_stats(w, box, &counts, &n);
+    if (st) {
+        int rc = job_fail(j, st, w);
+        strata_world_close(w);
+        return rc;
+    }
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += counts[i].count;
+    if (j->rank == 0) {
+        for (size_t i = 0; i < n; i++)
+            printf("%u %" PRIu64 "\n", counts[i].material, counts[i].count);
+        fflush(stdout);
+    }
+    free(counts);
+    strata_world_close(w);
+    job_summary(j, "%zu materials, %" PRIu64 " voxels in %.3f s", n, total, MPI_Wtime() - j->start);
+    return JOB_OK;
+}

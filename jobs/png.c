@@ -1,0 +1,286 @@
+/* png.c: slice images through libpng, with a legend drawn in a built-in 5x7 font. */
+#include "png.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifdef STRATA_HAVE_PNG
+/* libpng's own header by its versioned directory: "png.h" is this module's. */
+#include <libpng16/png.h>
+#endif
+
+/* Legend geometry, in pixels. Glyphs are 5x7 drawn at FONT_SCALE. */
+enum {
+    FONT_SCALE = 2,
+    GLYPH_W = 5 * FONT_SCALE,
+    GLYPH_H = 7 * FONT_SCALE,
+    GLYPH_ADVANCE = GLYPH_W + FONT_SCALE,
+    LEGEND_PAD = 10,
+    LEGEND_LINE = GLYPH_H + 8,
+    SWATCH = GLYPH_H,
+    LEGEND_MAX_CHARS = 40
+};
+
+/* One glyph: 7 rows of 5 bits, the leftmost pixel in bit 4. */
+typedef struct {
+    char c;
+    uint8_t rows[7];
+} glyph;
+
+static const glyph font[] = {
+    {'A', {0x0E, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11}},
+    {'B', {0x1E, 0x11, 0x11, 0x1E, 0x11, 0x11, 0x1E}},
+    {'C', {0x0E, 0x11, 0x10, 0x10, 0x10, 0x11, 0x0E}},
+    {'D', {0x1E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x1E}},
+    {'E', {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x1F}},
+    {'F', {0x1F, 0x10, 0x10, 0x1E, 0x10, 0x10, 0x10}},
+    {'G', {0x0E, 0x11, 0x10, 0x17, 0x11, 0x11, 0x0F}},
+    {'H', {0x11, 0x11, 0x11, 0x1F, 0x11, 0x11, 0x11}},
+    {'I', {0x0E, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0E}},
+    {'J', {0x07, 0x02, 0x02, 0x02, 0x02, 0x12, 0x0C}},
+    {'K', {0x11, 0x12, 0x14, 0x18, 0x14, 0x12, 0x11}},
+    {'L', {0x10, 0x10, 0x10, 0x10, 0x10, 0x10, 0x1F}},
+    {'M', {0x11, 0x1B, 0x15, 0x15, 0x11, 0x11, 0x11}},
+    {'N', {0x11, 0x11, 0x19, 0x15, 0x13, 0x11, 0x11}},
+    {'O', {0x0E, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}},
+    {'P', {0x1E, 0x11, 0x11, 0x1E, 0x10, 0x10, 0x10}},
+    {'Q', {0x0E, 0x11, 0x11, 0x11, 0x15, 0x12, 0x0D}},
+    {'R', {0x1E, 0x11, 0x11, 0x1E, 0x14, 0x12, 0x11}},
+    {'S', {0x0F, 0x10, 0x10, 0x0E, 0x01, 0x01, 0x1E}},
+    {'T', {0x1F, 0x04, 0x04, 0x04, 0x04, 0x04, 0x04}},
+    {'U', {0x11, 0x11, 0x11, 0x11, 0x11, 0x11, 0x0E}},
+    {'V', {0x11, 0x11, 0x11, 0x11, 0x11, 0x0A, 0x04}},
+    {'W', {0x11, 0x11, 0x11, 0x15, 0x15, 0x15, 0x0A}},
+    {'X', {0x11, 0x11, 0x0A, 0x04, 0x0A, 0x11, 0x11}},
+    {'Y', {0x11, 0x11, 0x0A, 0x04, 0x04, 0x04, 0x04}},
+    {'Z', {0x1F, 0x01, 0x02, 0x04, 0x08, 0x10, 0x1F}},
+    {'0', {0x0E, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0E}},
+    {'1', {0x04, 0x0C, 0x04, 0x04, 0x04, 0x04, 0x0E}},
+    {'2', {0x0E, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1F}},
+    {'3', {0x1F, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0E}},
+    {'4', {0x02, 0x06, 0x0A, 0x12, 0x1F, 0x02, 0x02}},
+    {'5', {0x1F, 0x10, 0x1E, 0x01, 0x01, 0x11, 0x0E}},
+    {'6', {0x06, 0x08, 0x10, 0x1E, 0x11, 0x11, 0x0E}},
+    {'7', {0x1F, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08}},
+    {'8', {0x0E, 0x11, 0x11, 0x0E, 0x11, 0x11, 0x0E}},
+    {'9', {0x0E, 0x11, 0x11, 0x0F, 0x01, 0x02, 0x0C}},
+    {'-', {0x00, 0x00, 0x00, 0x1F, 0x00, 0x00, 0x00}},
+    {'_', {0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x1F}},
+    {'.', {0x00, 0x00, 0x00, 0x00, 0x00, 0x0C, 0x0C}},
+    {',', {0x00, 0x00, 0x00, 0x00, 0x0C, 0x04, 0x08}},
+    {'(', {0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02}},
+    {')', {0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08}},
+    {':', {0x00, 0x0C, 0x0C, 0x00, 0x0C, 0x0C, 0x00}},
+    {'/', {0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x00}},
+    {'+', {0x00, 0x04, 0x04, 0x1F, 0x04, 0x04, 0x00}},
+    {'=', {0x00, 0x00, 0x1F, 0x00, 0x1F, 0x00, 0x00}},
+    {'#', {0x0A, 0x0A, 0x1F, 0x0A, 0x1F, 0x0A, 0x0A}},
+    {'&', {0x0C, 0x12, 0x14, 0x08, 0x15, 0x12, 0x0D}},
+    {'\'', {0x04, 0x04, 0x08, 0x00, 0x00, 0x00, 0x00}},
+    {'?', {0x0E, 0x11, 0x01, 0x02, 0x04, 0x00, 0x04}},
+};
+
+/* The glyph of c (lower case drawn as upper case, unknown as '?'); NULL for space. */
+static const glyph *glyph_of(char c)
+{
+    if (c == ' ')
+        return NULL;
+    if (c >= 'a' && c <= 'z')
+        c = (char)(c - 'a' + 'A');
+    const glyph *unknown = NULL;
+    for (size_t i = 0; i < sizeof font / sizeof font[0]; i++) {
+        if (font[i].c == c)
+            return &font[i];
+        if (font[i].c == '?')
+            unknown = &font[i];
+    }
+    return unknown;
+}
+
+/* An RGB canvas. */
+typedef struct {
+    uint8_t *pixels;
+    int64_t width, height;
+} canvas;
+
+static void fill_rect(canvas *c, int64_t x, int64_t y, int64_t w, int64_t h, const uint8_t rgb[3])
+{
+    for (int64_t j = y; j < y + h && j < c->height; j++)
+        for (int64_t i = x; i < x + w && i < c->width; i++)
+            memcpy(c->pixels + 3 * (j * c->width + i), rgb, 3);
+}
+
+static void draw_text(canvas *c, int64_t x, int64_t y, const char *text)
+{
+    static const uint8_t ink[3] = {0, 0, 0};
+    for (size_t k = 0; text[k] && k < LEGEND_MAX_CHARS; k++, x += GLYPH_ADVANCE) {
+        const glyph *g = glyph_of(text[k]);
+        for (int row = 0; g && row < 7; row++)
+            for (int col = 0; col < 5; col++)
+                if (g->rows[row] >> (4 - col) & 1)
+                    fill_rect(c, x + col * FONT_SCALE, y + row * FONT_SCALE, FONT_SCALE, FONT_SCALE,
+                              ink);
+    }
+}
+
+int png_cell_scale(int64_t width, int64_t height)
+{
+    int64_t side = width > height ? width : height;
+    int64_t s = side > 0 ? PNG_MIN_SIDE / side : 1;
+    return s < 1 ? 1 : (int)s;
+}
+
+/* Legend lines: "id name" of every material present, by id. */
+typedef struct {
+    uint16_t id;
+    strata_material m;
+    char text[LEGEND_MAX_CHARS + 1];
+} legend_entry;
+
+static int collect_legend(const uint16_t *cells, size_t n, const strata_world *w,
+                          legend_entry **out, size_t *count)
+{
+    uint8_t *present = calloc(65536, 1);
+    if (!present)
+        return -1;
+    size_t distinct = 0;
+    for (size_t i = 0; i < n; i++)
+        if (!present[cells[i]]++)
+            distinct++;
+    legend_entry *e = calloc(distinct ? distinct : 1, sizeof *e);
+    if (!e) {
+        free(present);
+        return -1;
+    }
+    size_t k = 0;
+    for (uint32_t id = 0; id < 65536; id++) {
+        if (!present[id])
+            continue;
+        e[k].id = (uint16_t)id;
+        if (strata_material_get(w, (uint16_t)id, &e[k].m)) {
+            snprintf(e[k].m.name, sizeof e[k].m.name, "material %u", id);
+            memset(e[k].m.rgb, 128, 3);
+        }
+        snprintf(e[k].text, sizeof e[k].text, "%u %s", id, e[k].m.name);
+        k++;
+    }
+    free(present);
+    *out = e;
+    *count = k;
+    return 0;
+}
+
+/* Render slice and legend into a canvas. */
+static int render(canvas *c, const uint16_t *cells, int64_t width, int64_t height,
+                  const legend_entry *legend, size_t entries)
+{
+    const int s = png_cell_scale(width, height);
+    size_t longest = 0;
+    for (size_t i = 0; i < entries; i++)
+        longest = strlen(legend[i].text) > longest ? strlen(legend[i].text) : longest;
+    int64_t legend_w = 3 * LEGEND_PAD + SWATCH + (int64_t)longest * GLYPH_ADVANCE;
+    int64_t legend_h = 2 * LEGEND_PAD + (int64_t)entries * LEGEND_LINE;
+    c->width = width * s + legend_w;
+    c->height = height * s > legend_h ? height * s : legend_h;
+    c->pixels = malloc((size_t)(c->width * c->height * 3));
+    if (!c->pixels)
+        return -1;
+    memset(c->pixels, 255, (size_t)(c->width * c->height * 3));
+    /* Row 0 of the slice is the bottom (south, or down) of the image. */
+    for (int64_t row = 0; row < height; row++)
+        for (int64_t col = 0; col < width; col++) {
+            uint16_t id = cells[row * width + col];
+            size_t lo = 0, hi = entries;
+            while (hi - lo > 1) { /* legend is sorted by id */
+                size_t mid = (lo + hi) / 2;
+                if (legend[mid].id <= id)
+                    lo = mid;
+                else
+                    hi = mid;
+            }
+            fill_rect(c, col * s, (height - 1 - row) * s, s, s, legend[lo].m.rgb);
+        }
+    static const uint8_t border[3] = {0, 0, 0};
+    int64_t x = width * s + LEGEND_PAD;
+    for (size_t i = 0; i < entries; i++) {
+        int64_t y = LEGEND_PAD + (int64_t)i * LEGEND_LINE;
+        fill_rect(c, x, y, SWATCH, SWATCH, border);
+        fill_rect(c, x + 1, y + 1, SWATCH - 2, SWATCH - 2, legend[i].m.rgb);
+        draw_text(c, x + SWATCH + LEGEND_PAD, y, legend[i].text);
+    }
+    return 0;
+}
+
+#ifdef STRATA_HAVE_PNG
+static int encode(const char *path, const canvas *c, char *error, size_t error_size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f) {
+        snprintf(error, error_size, "cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info || setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        remove(path);
+        snprintf(error, error_size, "cannot encode %s (libpng failed)", path);
+        return -1;
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)c->width, (png_uint_32)c->height, 8, PNG_COLOR_TYPE_RGB,
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    /* Slices are flat colour runs: unfiltered rows compress as well and decode simply. */
+    png_set_filter(png, 0, PNG_FILTER_NONE);
+    png_write_info(png, info);
+    for (int64_t y = 0; y < c->height; y++)
+        png_write_row(png, c->pixels + 3 * y * c->width);
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    if (fclose(f)) {
+        snprintf(error, error_size, "cannot write %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+#else
+static int encode(const char *path, const canvas *c, char *error, size_t error_size)
+{
+    (void)c;
+    snprintf(error, error_size,
+             "cannot write %s: strata was built without libpng "
+             "(install libpng-dev and rebuild)",
+             path);
+    return -1;
+}
+#endif
+
+int png_write_slice(const char *path, const uint16_t *cells, int64_t width, int64_t height,
+                    const strata_world *w, char *error, size_t error_size)
+{
+    /* libpng takes 32-bit sizes; beyond this a quick look is not quick. */
+    if (width < 1 || height < 1 || width > 65536 || height > 65536) {
+        snprintf(error, error_size,
+                 "cannot draw a %" PRId64 " x %" PRId64 " slice to %s (each "
+                 "side must be 1..65536 cells)",
+                 width, height, path);
+        return -1;
+    }
+    legend_entry *legend = NULL;
+    size_t entries = 0;
+    canvas c = {NULL, 0, 0};
+    int rc = collect_legend(cells, (size_t)(width * height), w, &legend, &entries);
+    if (!rc)
+        rc = render(&c, cells, width, height, legend, entries);
+    if (rc)
+        snprintf(error, error_size, "cannot draw %s: out of memory", path);
+    else
+        rc = encode(path, &c, error, error_size);
+    free(c.pixels);
+    free(legend);
+    return rc;
+}

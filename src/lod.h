@@ -1,0 +1,97 @@
+/* lod.h: per-chunk LOD: the histogram summary and the pyramid of blocks below the chunk.
+ *
+ * Level l (1 <= l <= log2(C)) cuts a chunk into (C >> l)^3 cells of 2^l voxels per
+ * axis, aligned to the chunk (so to the world's 2^l grid, since C is a power of
+ * two). Each cell keeps the exact mode of its voxels inside the world (ties to
+ * the smallest id) and that mode's count. They are computed bottom-up from
+ * sparse per-cell histograms (exact merges, never a mode of modes), with a fast
+ * path for uniform sub-blocks.
+ *
+ * Pyramid payload (stored after the chunk payload in a segment's /payload; the
+ * row's lod_* fields point at it): one standard zstd frame (content size and
+ * checksum recorded) of, all little-endian:
+ *   char     magic[4] = "SLOD"
+ *   uint8    version (1), uint8 levels = log2(C), uint16 zero
+ *   uint32   H = distinct materials of the chunk inside the world
+ *   uint16   material[H]   ascending
+ *   uint32   count[H]      voxels inside the world of each
+ *   for l = 1..levels: uint16 mode[(C>>l)^3]   [z][y][x]
+ *   for l = 1..levels: uint32 count[(C>>l)^3]  voxels of the mode (0: cell outside the world)
+ * Chunks with a single material inside the world have no pyramid payload
+ * (lod_length 0): every cell is that material.
+ */
+#ifndef STRATA_LOD_H
+#define STRATA_LOD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "error.h"
+
+#define LOD_MAGIC "SLOD"
+#define LOD_VERSION 1
+#define LOD_MAX_LEVELS 8
+
+/** One entry of a sparse histogram (histograms ascend by material). */
+typedef struct {
+    uint16_t material;
+    uint64_t count;
+} lod_count;
+
+/** Decoded pyramid of one chunk: levels 1..levels, cells [z][y][x] per level. */
+typedef struct {
+    int edge, levels;
+    size_t offset[LOD_MAX_LEVELS + 2]; /**< first cell of level l; offset[levels+1] = total */
+    uint16_t *mode;
+    uint32_t *count;
+} lod_pyramid;
+
+/** Scratch for building pyramids: one per thread. Opaque. */
+typedef struct lod_work lod_work;
+
+/** Allocate scratch for chunks of this edge. Local. */
+strata_status lod_work_create(int edge, lod_work **out, strata_error *err);
+void lod_work_free(lod_work *wk);
+
+/**
+ * Build the pyramid and histogram of a chunk. Local.
+ * @param[in]  voxels  edge^3 values [z][y][x]
+ * @param[in]  extent  voxels of the chunk inside the world along x, y, z (1..edge)
+ * @param[out] pyr     pyramid held by wk (valid until the next build)
+ * @param[out] hist    histogram held by wk, ascending material; *hist_n entries
+ */
+strata_status lod_build(lod_work *wk, const uint16_t *voxels, const int extent[3],
+                        const lod_pyramid **pyr, const lod_count **hist, size_t *hist_n,
+                        strata_error *err);
+/**
+ * Encode the last build of wk as a pyramid payload (zstd level `level`). Local.
+ * @param[out] payload held by wk; *length bytes
+ */
+strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_t *length,
+                         strata_error *err);
+/**
+ * Decode a pyramid payload; every malformed input is STRATA_ERR_CORRUPT. Local.
+ * @param[out] pyr  allocated (free with lod_pyramid_free)
+ * @param[out] hist malloc'ed histogram (may be NULL if not wanted)
+ */
+strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_pyramid *pyr,
+                         lod_count **hist, size_t *hist_n, strata_error *err);
+/** Allocate an empty pyramid for edge (cells zero). */
+strata_status lod_pyramid_alloc(int edge, lod_pyramid *pyr, strata_error *err);
+void lod_pyramid_free(lod_pyramid *pyr);
+/** Bytes of a decoded pyramid of this edge. */
+size_t lod_pyramid_bytes(int edge);
+/** Index of cell (cx, cy, cz) of level l (1..levels). */
+static inline size_t lod_cell_index(const lod_pyramid *p, int l, uint32_t cx, uint32_t cy, uint32_t cz)
+{
+    size_t n = (size_t)p->edge >> l;
+    return p->offset[l] + ((size_t)cz * n + cy) * n + cx;
+}
+
+/** Dominant (most frequent, ties to smallest id) entry of a histogram; n > 0. */
+void lod_dominant(const lod_count *hist, size_t n, uint16_t *material, uint64_t *count);
+
+/** Voxels inside the world of the aligned block of 2^bits voxels at block coordinates c. */
+uint64_t lod_block_voxels(const int64_t dims[3], int bits, const uint64_t c[3]);
+
+#endif

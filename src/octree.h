@@ -1,0 +1,154 @@
+/* octree.h: the LOD index above chunks and the world's index state.
+ *
+ * Levels: a node k levels above the chunks (LOD level log2(C) + k) covers 2^k
+ * chunks per axis; its key is the Morton key of its chunk coordinates >> k,
+ * which is the chunk key >> 3k, so a node covers the contiguous chunk keys
+ * [key << 3k, (key + 1) << 3k). Every node keeps an exact sparse histogram of
+ * its voxels inside the world, so merges stay exact.
+ *
+ * Who holds what:
+ * - Each rank holds its own chunks' histograms and the nodes its key range
+ *   covers whole below the top levels ("local" nodes).
+ * - The "global" (replicated) nodes are the nodes that straddle a splitter (at
+ *   most ranks - 1 per level) and every node of the top levels (from the lowest
+ *   level with at most OCTREE_TOP_NODES nodes up to the single root). Each rank
+ *   sends its partial sums of them to rank 0 (MPI_Gatherv), rank 0 merges and
+ *   fills the absent chunks as air, and broadcasts the result (MPI_Bcast).
+ *   So every rank holds at most (ranks - 1) x levels + 8/7 x OCTREE_TOP_NODES
+ *   replicated nodes, whatever the size of the world.
+ * Absent nodes (no stored chunk below them) are all air.
+ */
+#ifndef STRATA_OCTREE_H
+#define STRATA_OCTREE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "lod.h"
+#include "store.h"
+
+struct strata_world;
+
+/** Replicated top levels: the lowest level with at most this many nodes and all above. */
+#define OCTREE_TOP_NODES 4096
+/** Node levels above chunks: chunk coordinates have 21 bits per axis. */
+#define OCTREE_MAX_LEVELS 22
+/** Bytes of decoded pyramids kept per rank (a direct-mapped cache by chunk key). */
+#define INDEX_PYRAMID_CACHE_BYTES ((size_t)64 << 20)
+
+typedef struct {
+    uint64_t key;
+    uint64_t hist;          /**< first histogram entry in the set's pool */
+    uint64_t dominant_count;
+    uint64_t voxels;        /**< voxels inside the world */
+    uint32_t hist_n;
+    uint16_t dominant;
+} octree_node;
+
+/** Nodes of one level, ascending key, with their histograms in one pool. */
+typedef struct {
+    octree_node *nodes;
+    size_t count, capacity;
+    lod_count *pool;
+    size_t pool_n, pool_capacity;
+} node_set;
+
+typedef struct {
+    uint64_t key, epoch, lod_segment, lod_offset; /* identity of the row it came from */
+    uint8_t stale;
+    uint64_t used;
+    lod_pyramid pyramid;
+} pyramid_entry;
+
+/** The world's LOD index state (w->index). */
+typedef struct lod_index {
+    int built;                       /**< nodes are built and current */
+    int chunk_bits, max_level, top_level;
+    node_set chunks;                 /**< own rows' histograms (level 0) */
+    node_set local[OCTREE_MAX_LEVELS + 1];
+    node_set global[OCTREE_MAX_LEVELS + 1];
+    int32_t *direct[OCTREE_MAX_LEVELS + 1]; /**< top levels: node index by key (-1: absent) */
+    uint64_t direct_n[OCTREE_MAX_LEVELS + 1];
+    uint64_t *straddle[OCTREE_MAX_LEVELS + 1];
+    size_t straddle_n[OCTREE_MAX_LEVELS + 1];
+    node_set pending;                /**< histograms summarised by the commit in flight */
+    lod_work *work;
+    uint16_t *voxels;                /**< C^3 scratch for decoding chunks */
+    pyramid_entry *cache;            /**< cache_slots entries, slot = hash(key) */
+    size_t cache_slots;
+    uint64_t clock;
+    double last_build_seconds;
+} lod_index;
+
+/* ---- node sets ----------------------------------------------------------------- */
+
+/** Append a node (keys must ascend) with its histogram; fills the summary. */
+int node_set_append(node_set *s, uint64_t key, const lod_count *hist, size_t n, uint64_t voxels);
+/** The node with key, or NULL. */
+const octree_node *node_set_find(const node_set *s, uint64_t key);
+void node_set_free(node_set *s);
+static inline const lod_count *node_hist(const node_set *s, const octree_node *n)
+{
+    return s->pool + n->hist;
+}
+
+/* ---- the index ------------------------------------------------------------------- */
+
+/** The world's index object, allocated (not built) on first use. Local. */
+strata_status index_get(struct strata_world *w, lod_index **out);
+/** Forget histograms kept by an unfinished write (call before summarising). Local. */
+void index_begin_write(struct strata_world *w);
+/** Free w->index. */
+void index_free(struct strata_world *w);
+/** Build the index if it is not current: chunk histograms and nodes. Collective. */
+strata_status index_ensure(struct strata_world *w);
+/** Forget the nodes (rebuilt by the next index_ensure). Local, but call it on every rank. */
+void index_invalidate(struct strata_world *w);
+/** Rebuild the node levels from the chunk histograms (local + global merge). Collective. */
+strata_status octree_build(struct strata_world *w, lod_index *x);
+/** A replicated node (O(1) on the top levels), or NULL when absent (all air). */
+const octree_node *octree_global_find(const lod_index *x, int k, uint64_t key);
+/** 1 when the node (level k >= 1, key) is replicated on every rank. */
+int octree_is_global(const lod_index *x, int k, uint64_t key);
+/**
+ * Order-independent hash of every node and chunk histogram of the index, the
+ * same whatever the rank count. Collective.
+ */
+strata_status octree_hash(struct strata_world *w, uint64_t *hash);
+
+/**
+ * Summarise one chunk at commit or reindex: fills row->dominant,
+ * dominant_count, distinct and clears STORE_ROW_INDEX_STALE; when the chunk has
+ * more than one material inside the world, *pyramid and *length are its pyramid
+ * payload (held by the index until the next call), else *length is 0. When the
+ * index is built, the histogram is kept for index_after_write. Local.
+ * @param[in] voxels C^3 values, or NULL for a uniform chunk of `value`
+ */
+strata_status index_summarize_chunk(struct strata_world *w, const uint16_t *voxels, uint16_t value,
+                                    store_row *row, const uint8_t **pyramid, size_t *length);
+/**
+ * After rows were written (commit or reindex): bring the built index up to date
+ * with the kept histograms, or forget it when `stale` (deferred commits).
+ * Failures only forget the index (it is rebuilt on next use). Collective.
+ */
+void index_after_write(struct strata_world *w, int stale);
+/** Rows flagged STORE_ROW_INDEX_STALE among n rows. */
+uint64_t index_count_stale(const store_row *rows, size_t n);
+
+/**
+ * The histogram of an own or foreign committed chunk row, computed from its
+ * pyramid payload, its summary, or (stale rows) its data. Local.
+ * @param[out] hist malloc'ed
+ */
+strata_status index_row_histogram(struct strata_world *w, const store_row *row, lod_count **hist,
+                                  size_t *n);
+/**
+ * The decoded pyramid of a committed chunk row with more than one material
+ * (through the LRU; stale rows are summarised from their data). Local.
+ * @param[out] out valid until the next call
+ */
+strata_status index_row_pyramid(struct strata_world *w, const store_row *row, const lod_pyramid **out);
+/** 1 when the row holds a single material inside the world (*material): no pyramid. */
+int index_row_single(const store_row *row, uint16_t *material);
+
+#endif

@@ -1,0 +1,711 @@
+/* query.c: LOD point queries, region covers, rays and box statistics over the index.
+ *
+ * Where answers come from: level 0 is the voxel; levels 1..log2(C) are cells
+ * of the chunk's stored pyramid (an LRU of decoded pyramids; single-material
+ * chunks need none); levels above are octree nodes: the replicated ones on
+ * every rank, the others on the rank whose key range covers them, reached by
+ * routing (points) or by letting that rank walk them (regions, statistics).
+ */
+#include "query.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "codec.h"
+#include "morton.h"
+#include "partition.h"
+#include "world.h"
+
+static uint64_t cell_key(const uint64_t c[3])
+{
+    return morton_encode3((uint32_t)c[0], (uint32_t)c[1], (uint32_t)c[2]);
+}
+
+static strata_status find_row(strata_world *w, uint64_t key, store_row *row, int *found)
+{
+    if (world_owns(w, key)) {
+        const store_row *r = world_own_row(w, key);
+        if (r)
+            *row = *r;
+        *found = r != NULL;
+        return STRATA_OK;
+    }
+    return store_lookup_row(&w->store, key, row, found, &w->error);
+}
+
+static void from_node(const octree_node *n, uint64_t voxels, block_summary *out)
+{
+    out->material = n ? n->dominant : 0;
+    out->count = n ? n->dominant_count : voxels;
+}
+
+/* Nodes: replicated, own, or (known = 0) someone else's. */
+static void node_block(strata_world *w, lod_index *x, int k, uint64_t key, block_summary *out)
+{
+    const node_set *s;
+    if (octree_is_global(x, k, key)) {
+        from_node(octree_global_find(x, k, key), out->voxels, out);
+        return;
+    } else if (partition_owner(w->split, w->size, key << (3 * k)) == w->rank)
+        s = &x->local[k];
+    else {
+        out->known = 0;
+        return;
+    }
+    from_node(node_set_find(s, key), out->voxels, out);
+}
+
+strata_status query_block(strata_world *w, int level, const uint64_t c[3], block_summary *out)
+{
+    lod_index *x;
+    strata_status st = index_get(w, &x);
+    if (st)
+        return st;
+    const int cb = w->edge_bits;
+    out->known = 1;
+    out->voxels = lod_block_voxels(w->committed.dims, level, c);
+    if (level == 0) {
+        out->count = 1;
+        return strata_read_voxel(w, (int64_t)c[0], (int64_t)c[1], (int64_t)c[2], &out->material);
+    }
+    if (level > cb) {
+        node_block(w, x, level - cb, cell_key(c), out);
+        return STRATA_OK;
+    }
+    const int up = cb - level;
+    const uint64_t chunk[3] = {c[0] >> up, c[1] >> up, c[2] >> up};
+    uint64_t key = cell_key(chunk);
+    if (level == cb && x->built && world_owns(w, key)) {
+        from_node(node_set_find(&x->chunks, key), out->voxels, out);
+        return STRATA_OK;
+    }
+    store_row row;
+    int found;
+    uint16_t single;
+    st = find_row(w, key, &row, &found);
+    if (st)
+        return st;
+    if (!found || index_row_single(&row, &single)) {
+        out->material = found ? single : 0;
+        out->count = out->voxels;
+        return STRATA_OK;
+    }
+    if (level == cb && !(row.flags & STORE_ROW_INDEX_STALE)) {
+        out->material = row.dominant;
+        out->count = row.dominant_count;
+        return STRATA_OK;
+    }
+    const lod_pyramid *p;
+    st = index_row_pyramid(w, &row, &p);
+    if (st)
+        return st;
+    const uint64_t mask = ((uint64_t)1 << up) - 1;
+    size_t i = lod_cell_index(p, level, (uint32_t)(c[0] & mask), (uint32_t)(c[1] & mask),
+                              (uint32_t)(c[2] & mask));
+    out->material = p->mode[i];
+    out->count = p->count[i];
+    return STRATA_OK;
+}
+
+/* ---- point queries ----------------------------------------------------------------- */
+
+typedef struct {
+    uint64_t *key;   /* node keys */
+    size_t *index;   /* point index */
+    size_t n;
+} node_requests;
+
+static int compare_int(const void *a, const void *b)
+{
+    return *(const int *)a - *(const int *)b;
+}
+
+/* Ask the owners of nodes (level k) for their summaries. Collective. */
+static strata_status route_nodes(strata_world *w, lod_index *x, int k, const node_requests *q,
+                                 uint16_t *material, uint64_t *count)
+{
+    const int P = w->size;
+    int *scount = calloc((size_t)P * 4, sizeof *scount);
+    uint64_t *send = malloc((q->n ? q->n : 1) * sizeof *send);
+    size_t *order = malloc((q->n ? q->n : 1) * sizeof *order);
+    int *dest = malloc((q->n ? q->n : 1) * sizeof *dest);
+    strata_status st = STRATA_OK;
+    if (!scount || !send || !order || !dest)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route %zu node queries", q->n);
+    st = world_agree(w, st);
+    if (st) {
+        free(scount), free(send), free(order), free(dest);
+        return st;
+    }
+    int *rcount = scount + P, *sdispl = scount + 2 * P, *rdispl = scount + 3 * P;
+    for (size_t i = 0; i < q->n; i++) {
+        dest[i] = partition_owner(w->split, P, q->key[i] << (3 * k));
+        scount[dest[i]]++;
+    }
+    for (int r = 1; r < P; r++)
+        sdispl[r] = sdispl[r - 1] + scount[r - 1];
+    int *fill = malloc((size_t)P * sizeof *fill);
+    if (fill) {
+        memcpy(fill, sdispl, (size_t)P * sizeof *fill);
+        for (size_t i = 0; i < q->n; i++) {
+            size_t at = (size_t)fill[dest[i]]++;
+            send[at] = q->key[i];
+            order[at] = i;
+        }
+    }
+    st = world_agree(w, fill ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route node queries"));
+    free(fill);
+    int rc = st ? MPI_SUCCESS : MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, w->comm);
+    if (!st)
+        st = world_agree(w, error_mpi(&w->error, rc, "routing node queries"));
+    size_t total = 0;
+    for (int r = 0; !st && r < P; r++)
+        rdispl[r] = (int)total, total += (size_t)rcount[r];
+    uint64_t *recv = st ? NULL : malloc((total ? total : 1) * sizeof *recv);
+    uint64_t *reply = st ? NULL : malloc((total ? total : 1) * 2 * sizeof *reply);
+    uint64_t *back = st ? NULL : malloc((q->n ? q->n : 1) * 2 * sizeof *back);
+    if (!st && (!recv || !reply || !back))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer node queries");
+    st = world_agree(w, st);
+    if (!st)
+        st = world_agree(w, error_mpi(&w->error, MPI_Alltoallv(send, scount, sdispl, MPI_UINT64_T, recv,
+                                                               rcount, rdispl, MPI_UINT64_T, w->comm),
+                                      "routing node queries"));
+    for (size_t i = 0; !st && i < total; i++) {
+        const octree_node *n = node_set_find(&x->local[k], recv[i]);
+        uint32_t c[3];
+        morton_decode3(recv[i], &c[0], &c[1], &c[2]);
+        uint64_t cc[3] = {c[0], c[1], c[2]};
+        reply[2 * i] = n ? n->dominant : 0;
+        reply[2 * i + 1] = n ? n->dominant_count : lod_block_voxels(w->committed.dims, w->edge_bits + k, cc);
+    }
+    if (!st) {
+        for (int r = 0; r < P; r++)
+            scount[r] *= 2, sdispl[r] *= 2, rcount[r] *= 2, rdispl[r] *= 2;
+        st = world_agree(w, error_mpi(&w->error, MPI_Alltoallv(reply, rcount, rdispl, MPI_UINT64_T, back,
+                                                               scount, sdispl, MPI_UINT64_T, w->comm),
+                                      "answering node queries"));
+    }
+    for (size_t i = 0; !st && i < q->n; i++) {
+        material[q->index[order[i]]] = (uint16_t)back[2 * i];
+        count[q->index[order[i]]] = back[2 * i + 1];
+    }
+    (void)compare_int;
+    free(scount), free(send), free(order), free(dest), free(recv), free(reply), free(back);
+    return st;
+}
+
+/* Clamp a level to the root's; -1 if invalid. */
+static int usable_level(strata_world *w, lod_index *x, int level)
+{
+    if (level < 0 || level > 62)
+        return -1;
+    int top = w->edge_bits + x->max_level;
+    return level > top ? top : level;
+}
+
+strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size_t n, int level,
+                               double threshold, uint16_t *out, double *homogeneity)
+{
+    lod_index *x = NULL;
+    strata_status st = index_get(w, &x);
+    int L = st ? 0 : usable_level(w, x, level);
+    if (!st && (L < 0 || threshold > 1 || threshold != threshold || (n && (!points || !out))))
+        st = WORLD_FAIL(w, STRATA_ERR_ARG, "LOD query: level %d must be in [0, 62] and threshold "
+                        "at most 1 (%g)", level, threshold);
+    for (size_t i = 0; !st && i < n; i++)
+        if (!world_contains(w, points[i][0], points[i][1], points[i][2]))
+            st = WORLD_FAIL(w, STRATA_ERR_RANGE, "point %zu (%" PRId64 ", %" PRId64 ", %" PRId64
+                            ") is outside the world", i, points[i][0], points[i][1], points[i][2]);
+    st = world_agree(w, st);
+    if (!st && L > w->edge_bits)
+        st = index_ensure(w);
+    if (st)
+        return st;
+    node_requests q = {malloc((n ? n : 1) * sizeof *q.key), malloc((n ? n : 1) * sizeof *q.index), 0};
+    uint64_t *count = malloc((n ? n : 1) * sizeof *count), *voxels = malloc((n ? n : 1) * sizeof *voxels);
+    if (!q.key || !q.index || !count || !voxels)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot query %zu points", n);
+    for (size_t i = 0; !st && i < n; i++) {
+        uint64_t c[3] = {(uint64_t)points[i][0] >> L, (uint64_t)points[i][1] >> L,
+                         (uint64_t)points[i][2] >> L};
+        block_summary b;
+        st = query_block(w, L, c, &b);
+        voxels[i] = b.voxels;
+        if (!st && b.known) {
+            out[i] = b.material;
+            count[i] = b.count;
+        } else if (!st) {
+            q.key[q.n] = cell_key(c);
+            q.index[q.n++] = i;
+        }
+    }
+    st = world_agree(w, st);
+    if (!st && L > w->edge_bits)
+        st = route_nodes(w, x, L - w->edge_bits, &q, out, count);
+    for (size_t i = 0; !st && i < n; i++) {
+        double h = voxels[i] ? (double)count[i] / (double)voxels[i] : 1.0;
+        if (homogeneity)
+            homogeneity[i] = h;
+        if (threshold >= 0 && h < threshold)
+            st = strata_read_voxel(w, points[i][0], points[i][1], points[i][2], &out[i]);
+    }
+    free(q.key), free(q.index), free(count), free(voxels);
+    return world_agree(w, st);
+}
+
+/* ---- walks over the tree (regions, statistics) ------------------------------------------- */
+
+static strata_status clip_box(strata_world *w, const int64_t in[6], int64_t out[6])
+{
+    if (!in)
+        return WORLD_FAIL(w, STRATA_ERR_ARG, "no box given");
+    for (int i = 0; i < 3; i++) {
+        out[i] = in[i] < 0 ? 0 : in[i];
+        out[i + 3] = in[i + 3] > w->committed.dims[i] ? w->committed.dims[i] : in[i + 3];
+        if (out[i] >= out[i + 3])
+            return WORLD_FAIL(w, STRATA_ERR_ARG, "box %" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+                              ",%" PRId64 ",%" PRId64 " is empty inside the world (%" PRId64 "x%" PRId64
+                              "x%" PRId64 ")", in[0], in[1], in[2], in[3], in[4], in[5],
+                              w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]);
+    }
+    return STRATA_OK;
+}
+
+/* How a cell relates to the box: 0 outside, 1 partly inside, 2 inside. */
+static int cell_in_box(const int64_t box[6], int bits, const uint64_t c[3], const int64_t *dims)
+{
+    int inside = 1;
+    for (int i = 0; i < 3; i++) {
+        int64_t lo = (int64_t)(c[i] << bits), hi = lo + ((int64_t)1 << bits);
+        if (hi > dims[i])
+            hi = dims[i];
+        if (hi <= box[i] || lo >= box[i + 3])
+            return 0;
+        if (lo < box[i] || hi > box[i + 3])
+            inside = 0;
+    }
+    return inside ? 2 : 1;
+}
+
+/* Does this rank walk the cell? Replicated nodes: every rank; others: their owner. */
+static int walks(strata_world *w, lod_index *x, int bits, const uint64_t c[3], int *replicated)
+{
+    const int cb = w->edge_bits;
+    *replicated = 0;
+    if (bits > cb) {
+        int k = bits - cb;
+        uint64_t key = cell_key(c);
+        if (octree_is_global(x, k, key))
+            return *replicated = 1;
+        return partition_owner(w->split, w->size, key << (3 * k)) == w->rank;
+    }
+    const int up = cb - bits;
+    const uint64_t chunk[3] = {c[0] >> up, c[1] >> up, c[2] >> up};
+    return world_owns(w, cell_key(chunk));
+}
+
+typedef struct {
+    strata_world *w;
+    lod_index *x;
+    int64_t box[6];
+    int level;
+    double threshold;
+    strata_region *out;
+    size_t n, capacity;
+    uint64_t *counts; /* statistics: voxels per material */
+    strata_status st;
+} walk;
+
+static void emit_region(walk *r, int bits, const uint64_t c[3], const block_summary *b)
+{
+    if (r->n == r->capacity) {
+        size_t capacity = r->capacity ? r->capacity * 2 : 256;
+        strata_region *grown = realloc(r->out, capacity * sizeof *grown);
+        if (!grown) {
+            r->st = WORLD_FAIL(r->w, STRATA_ERR_NOMEM, "cannot hold %zu regions", capacity);
+            return;
+        }
+        r->out = grown, r->capacity = capacity;
+    }
+    strata_region *g = &r->out[r->n++];
+    for (int i = 0; i < 3; i++) {
+        g->box[i] = (int64_t)(c[i] << bits);
+        int64_t hi = g->box[i] + ((int64_t)1 << bits);
+        g->box[i + 3] = hi < r->w->committed.dims[i] ? hi : r->w->committed.dims[i];
+    }
+    g->level = bits;
+    g->material = b->material;
+    g->homogeneity = b->voxels ? (double)b->count / (double)b->voxels : 1.0;
+}
+
+static void visit_region(walk *r, int bits, const uint64_t c[3], int replicated)
+{
+    block_summary b;
+    r->st = query_block(r->w, bits, c, &b);
+    if (r->st)
+        return;
+    double h = b.voxels ? (double)b.count / (double)b.voxels : 1.0;
+    if (h >= r->threshold || bits <= r->level) {
+        if (!replicated || r->w->rank == 0)
+            emit_region(r, bits, c, &b);
+        return;
+    }
+    for (int d = 0; d < 8 && !r->st; d++) {
+        uint64_t cc[3] = {2 * c[0] + (d & 1), 2 * c[1] + (d >> 1 & 1), 2 * c[2] + (d >> 2)};
+        int child_replicated;
+        if (cell_in_box(r->box, bits - 1, cc, r->w->committed.dims) &&
+            walks(r->w, r->x, bits - 1, cc, &child_replicated))
+            visit_region(r, bits - 1, cc, child_replicated);
+    }
+}
+
+static int compare_regions(const void *a, const void *b)
+{
+    const strata_region *x = a, *y = b;
+    for (int i = 2; i >= 0; i--)
+        if (x->box[i] != y->box[i])
+            return x->box[i] < y->box[i] ? -1 : 1;
+    return 0;
+}
+
+/* Walk from the root (every rank starts, walks() filters). */
+static void walk_root(walk *r, void (*visit)(walk *, int, const uint64_t *, int))
+{
+    const uint64_t root[3] = {0, 0, 0};
+    int replicated;
+    int bits = r->w->edge_bits + r->x->max_level;
+    if (walks(r->w, r->x, bits, root, &replicated))
+        visit(r, bits, root, replicated);
+}
+
+/* Every rank gets all ranks' regions. Collective. */
+static strata_status gather_regions(walk *r, strata_region **regions, size_t *n)
+{
+    strata_world *w = r->w;
+    uint64_t mine = r->n * sizeof *r->out;
+    int *counts = malloc((size_t)w->size * 2 * sizeof *counts);
+    strata_status st = counts ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot gather regions");
+    if (mine > INT32_MAX)
+        st = WORLD_FAIL(w, STRATA_ERR_OVERFLOW, "too many regions on rank %d", w->rank);
+    st = world_agree(w, st);
+    int m = (int)mine;
+    if (!st)
+        st = world_agree(w, error_mpi(&w->error, MPI_Allgather(&m, 1, MPI_INT, counts, 1, MPI_INT, w->comm),
+                                      "gathering regions"));
+    uint64_t total = 0;
+    for (int i = 0; !st && i < w->size; i++)
+        counts[w->size + i] = (int)total, total += (uint64_t)counts[i];
+    if (!st && total > INT32_MAX)
+        st = WORLD_FAIL(w, STRATA_ERR_OVERFLOW, "region result too large (%" PRIu64 " bytes)", total);
+    strata_region *all = st ? NULL : malloc(total ? total : 1);
+    if (!st && !all)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold the regions");
+    st = world_agree(w, st);
+    if (!st)
+        st = world_agree(w, error_mpi(&w->error, MPI_Allgatherv(r->out, m, MPI_BYTE, all, counts,
+                                                                counts + w->size, MPI_BYTE, w->comm),
+                                      "gathering regions"));
+    free(counts);
+    if (st) {
+        free(all);
+        return st;
+    }
+    *n = total / sizeof *all;
+    qsort(all, *n, sizeof *all, compare_regions);
+    *regions = all;
+    return STRATA_OK;
+}
+
+strata_status strata_query_region(strata_world *w, const int64_t box[6], int level, double threshold,
+                                  strata_region **regions, size_t *n)
+{
+    walk r = {.w = w, .threshold = threshold};
+    *regions = NULL;
+    *n = 0;
+    strata_status st = index_get(w, &r.x);
+    if (!st)
+        st = clip_box(w, box, r.box);
+    r.level = st ? 0 : usable_level(w, r.x, level);
+    if (!st && (r.level < 0 || !(threshold >= 0 && threshold <= 1)))
+        st = WORLD_FAIL(w, STRATA_ERR_ARG, "region query: level %d must be in [0, 62] and threshold "
+                        "in [0, 1] (%g)", level, threshold);
+    st = world_agree(w, st);
+    if (!st)
+        st = index_ensure(w);
+    if (st)
+        return st;
+    walk_root(&r, visit_region);
+    st = world_agree(w, r.st);
+    if (!st)
+        st = gather_regions(&r, regions, n);
+    free(r.out);
+    return st;
+}
+
+/* ---- statistics ------------------------------------------------------------------------ */
+
+static void add_hist(walk *r, const node_set *s, const octree_node *n, uint64_t voxels)
+{
+    if (!n) {
+        r->counts[0] += voxels;
+        return;
+    }
+    for (uint32_t i = 0; i < n->hist_n; i++)
+        r->counts[s->pool[n->hist + i].material] += s->pool[n->hist + i].count;
+}
+
+/* A chunk cut by the box: count its voxels there. */
+static void count_partial_chunk(walk *r, const uint64_t c[3])
+{
+    strata_world *w = r->w;
+    uint64_t key = cell_key(c);
+    const store_row *row = world_own_row(w, key);
+    int64_t lo[3], hi[3];
+    uint64_t volume = 1;
+    for (int i = 0; i < 3; i++) {
+        lo[i] = (int64_t)(c[i] << w->edge_bits);
+        hi[i] = lo[i] + w->edge;
+        lo[i] = lo[i] > r->box[i] ? lo[i] : r->box[i];
+        hi[i] = hi[i] < r->box[i + 3] ? hi[i] : r->box[i + 3];
+        volume *= (uint64_t)(hi[i] - lo[i]);
+    }
+    uint16_t single;
+    if (!row || index_row_single(row, &single)) {
+        r->counts[row ? single : 0] += volume;
+        return;
+    }
+    r->st = world_decode_row(w, row, r->x->voxels);
+    if (r->st)
+        return;
+    const int64_t C = w->edge;
+    const int64_t ox = (int64_t)(c[0] << w->edge_bits), oy = (int64_t)(c[1] << w->edge_bits),
+                  oz = (int64_t)(c[2] << w->edge_bits);
+    for (int64_t z = lo[2]; z < hi[2]; z++)
+        for (int64_t y = lo[1]; y < hi[1]; y++) {
+            const uint16_t *v = r->x->voxels + ((z - oz) * C + (y - oy)) * C - ox;
+            for (int64_t xx = lo[0]; xx < hi[0]; xx++)
+                r->counts[v[xx]]++;
+        }
+}
+
+static void visit_stats(walk *r, int bits, const uint64_t c[3], int replicated)
+{
+    strata_world *w = r->w;
+    const int cb = w->edge_bits;
+    int where = cell_in_box(r->box, bits, c, w->committed.dims);
+    if (where == 2 || bits == cb) {
+        if (bits == cb && where == 1) {
+            count_partial_chunk(r, c);
+        } else if (bits == cb) {
+            add_hist(r, &r->x->chunks, node_set_find(&r->x->chunks, cell_key(c)),
+                     lod_block_voxels(w->committed.dims, bits, c));
+        } else if (!replicated || w->rank == 0) {
+            int k = bits - cb;
+            const node_set *s = replicated ? &r->x->global[k] : &r->x->local[k];
+            const octree_node *node = replicated ? octree_global_find(r->x, k, cell_key(c))
+                                                 : node_set_find(s, cell_key(c));
+            add_hist(r, s, node, lod_block_voxels(w->committed.dims, bits, c));
+        }
+        return;
+    }
+    for (int d = 0; d < 8 && !r->st; d++) {
+        uint64_t cc[3] = {2 * c[0] + (d & 1), 2 * c[1] + (d >> 1 & 1), 2 * c[2] + (d >> 2)};
+        int child_replicated;
+        if (cell_in_box(r->box, bits - 1, cc, w->committed.dims) &&
+            walks(w, r->x, bits - 1, cc, &child_replicated))
+            visit_stats(r, bits - 1, cc, child_replicated);
+    }
+}
+
+strata_status strata_box_stats(strata_world *w, const int64_t box[6], strata_material_count **counts,
+                               size_t *n)
+{
+    walk r = {.w = w};
+    *counts = NULL;
+    *n = 0;
+    strata_status st = index_get(w, &r.x);
+    if (!st)
+        st = clip_box(w, box, r.box);
+    uint64_t *sum = NULL;
+    if (!st && (!(r.counts = calloc(65536, sizeof *r.counts)) || !(sum = malloc(65536 * sizeof *sum))))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot count materials");
+    st = world_agree(w, st);
+    if (!st)
+        st = index_ensure(w);
+    if (!st) {
+        walk_root(&r, visit_stats);
+        st = world_agree(w, r.st);
+    }
+    if (!st)
+        st = world_agree(w, error_mpi(&w->error, MPI_Allreduce(r.counts, sum, 65536, MPI_UINT64_T, MPI_SUM,
+                                                               w->comm), "summing material counts"));
+    size_t present = 0;
+    for (size_t m = 0; !st && m < 65536; m++)
+        present += sum[m] != 0;
+    if (!st && !(*counts = malloc((present ? present : 1) * sizeof **counts)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list material counts");
+    for (size_t m = 0; !st && m < 65536; m++)
+        if (sum[m])
+            (*counts)[(*n)++] = (strata_material_count){(uint16_t)m, sum[m]};
+    free(r.counts);
+    free(sum);
+    return world_agree(w, st);
+}
+
+/* ---- rays ---------------------------------------------------------------------------- */
+
+typedef struct {
+    strata_world *w;
+    lod_index *x;
+    double o[3], d[3];
+    int64_t v[3], nb[3];
+    int s[3];
+} ray_state;
+
+static double crossing(const ray_state *r, int a, int64_t b)
+{
+    return ((double)b - r->o[a]) / r->d[a];
+}
+
+/*
+ * The largest aligned all-air block holding voxel v: returns its level, or -1
+ * when v is not air (*material is then v's material). Only blocks this rank
+ * can see are used; others fall back to the chunk row.
+ */
+static strata_status air_level(ray_state *r, int *bits_out, uint16_t *material)
+{
+    strata_world *w = r->w;
+    const int cb = w->edge_bits;
+    uint64_t v[3] = {(uint64_t)r->v[0], (uint64_t)r->v[1], (uint64_t)r->v[2]};
+    for (int bits = cb + r->x->max_level; bits >= 1; bits--) {
+        uint64_t c[3] = {v[0] >> bits, v[1] >> bits, v[2] >> bits};
+        block_summary b;
+        if (bits > cb) {
+            b.voxels = lod_block_voxels(w->committed.dims, bits, c);
+            b.known = 1;
+            node_block(w, r->x, bits - cb, cell_key(c), &b);
+            if (!b.known) {
+                bits = cb + 1; /* someone else's node: look at the chunk */
+                continue;
+            }
+        } else {
+            strata_status st = query_block(w, bits, c, &b);
+            if (st)
+                return st;
+        }
+        if (b.count == b.voxels) {
+            if (b.material == 0) {
+                *bits_out = bits;
+                return STRATA_OK;
+            }
+            *material = b.material;
+            *bits_out = -1;
+            return STRATA_OK;
+        }
+    }
+    strata_status st = strata_read_voxel(w, r->v[0], r->v[1], r->v[2], material);
+    *bits_out = *material == 0 ? 0 : -1;
+    return st;
+}
+
+/* Leave the aligned block of 2^bits around v exactly where the voxel walk would. */
+static double skip_block(ray_state *r, int bits, double *t)
+{
+    double T[3];
+    int64_t eb[3];
+    for (int a = 0; a < 3; a++) {
+        int64_t lo = (r->v[a] >> bits) << bits;
+        eb[a] = r->s[a] > 0 ? lo + ((int64_t)1 << bits) : lo;
+        T[a] = r->s[a] ? crossing(r, a, eb[a]) : INFINITY;
+    }
+    int e = 0;
+    for (int a = 1; a < 3; a++)
+        if (T[a] < T[e])
+            e = a;
+    for (int a = 0; a < 3; a++) {
+        if (a == e || !r->s[a])
+            continue;
+        /* Boundaries of axis a the walk crosses before (ties: x, y, z order) leaving through e. */
+#define CROSSES(b) (crossing(r, a, (b)) < T[e] || (crossing(r, a, (b)) == T[e] && a < e))
+        int64_t guess = (int64_t)(r->s[a] > 0 ? floor(r->o[a] + T[e] * r->d[a])
+                                             : ceil(r->o[a] + T[e] * r->d[a]));
+        int64_t last = r->nb[a] - r->s[a]; /* nothing crossed yet */
+        if ((r->s[a] > 0 && guess > last) || (r->s[a] < 0 && guess < last))
+            last = guess;
+        while (last != r->nb[a] - r->s[a] && !CROSSES(last))
+            last -= r->s[a];
+        while (CROSSES(last + r->s[a]))
+            last += r->s[a];
+#undef CROSSES
+        r->nb[a] = last + r->s[a];
+        r->v[a] = r->s[a] > 0 ? last : last - 1;
+    }
+    r->v[e] = r->s[e] > 0 ? eb[e] : eb[e] - 1;
+    r->nb[e] = r->s[e] > 0 ? r->v[e] + 1 : r->v[e];
+    *t = T[e];
+    return T[e];
+}
+
+static void step_voxel(ray_state *r, double *t)
+{
+    int e = -1;
+    double best = INFINITY;
+    for (int a = 0; a < 3; a++)
+        if (r->s[a] && (e < 0 || crossing(r, a, r->nb[a]) < best))
+            e = a, best = crossing(r, a, r->nb[a]);
+    r->v[e] += r->s[e];
+    r->nb[e] += r->s[e];
+    *t = best;
+}
+
+strata_status strata_ray(strata_world *w, const double from[3], const double dir[3], double max_dist,
+                         strata_ray_hit *hit)
+{
+    memset(hit, 0, sizeof *hit);
+    ray_state r = {.w = w};
+    strata_status st = index_get(w, &r.x);
+    double length = sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
+    if (!st && (!(length > 0) || !isfinite(length) || !(max_dist >= 0)))
+        st = WORLD_FAIL(w, STRATA_ERR_ARG, "ray: direction must be non-zero and finite, max distance >= 0");
+    for (int a = 0; !st && a < 3; a++) {
+        if (!(from[a] >= 0 && from[a] < (double)w->committed.dims[a]))
+            st = WORLD_FAIL(w, STRATA_ERR_RANGE, "ray start (%.6f, %.6f, %.6f) is outside the world",
+                            from[0], from[1], from[2]);
+    }
+    st = world_agree(w, st);
+    if (!st)
+        st = index_ensure(w);
+    if (st)
+        return st;
+    for (int a = 0; a < 3; a++) {
+        r.o[a] = from[a];
+        r.d[a] = dir[a] / length;
+        r.v[a] = (int64_t)floor(from[a]);
+        r.s[a] = r.d[a] > 0 ? 1 : r.d[a] < 0 ? -1 : 0;
+        r.nb[a] = r.s[a] > 0 ? r.v[a] + 1 : r.v[a];
+    }
+    double t = 0;
+    while (!st && t <= max_dist && world_contains(w, r.v[0], r.v[1], r.v[2])) {
+        int bits;
+        uint16_t material;
+        hit->steps++;
+        st = air_level(&r, &bits, &material);
+        if (st)
+            break;
+        if (bits < 0) {
+            hit->hit = 1;
+            memcpy(hit->voxel, r.v, sizeof r.v);
+            hit->material = material;
+            hit->distance = t;
+            break;
+        }
+        if (bits == 0)
+            step_voxel(&r, &t);
+        else
+            skip_block(&r, bits, &t);
+    }
+    return world_agree(w, st);
+}

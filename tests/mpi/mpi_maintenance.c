@@ -1,0 +1,400 @@
+/*
+ * mpi_maintenance.c: terrain, fill, compaction, rebalancing and forced create,
+ * each checked voxel by voxel against a dense reference.
+ *
+ * - strata_generate_terrain gives the same world at any rank count: the checksum
+ *   of all voxels at the job's rank count equals the one computed by a 1-rank
+ *   (and, at 4 ranks, a 2-rank) sub-communicator run in the same test.
+ * - strata_fill with a box replaces exactly the box; a failing callback fails
+ *   the fill on every rank and changes nothing.
+ * - strata_compact leaves one segment and the same content; strata_rebalance by
+ *   bytes, commit and reopen leave the content unchanged.
+ * - strata_world_create with STRATA_CREATE_FORCE replaces an existing world only
+ *   at its first commit; without the flag an existing world is refused.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "mpi_common.h"
+#include "world_reference.h"
+
+static const int64_t DIMS[3] = {100, 70, 45};
+static const int EDGE = 16;
+static const uint64_t TERRAIN_SEED = 20240601;
+
+static void config(strata_config *cfg, const int64_t dims[3])
+{
+    strata_config_init(cfg);
+    memcpy(cfg->dims, dims, 3 * sizeof *dims);
+    cfg->chunk_edge = EDGE;
+}
+
+/* Checksum of all committed voxels, through strata_load_chunk, summed over comm. */
+static uint64_t committed_checksum(strata_world *w, MPI_Comm comm, const reference *shape,
+                                   uint16_t *dense)
+{
+    int rank, size;
+    MPI_Comm_rank(comm, &rank);
+    MPI_Comm_size(comm, &size);
+    const int64_t e = EDGE;
+    uint16_t *buf = malloc((size_t)(e * e * e) * sizeof *buf);
+    uint64_t sum = 0;
+    size_t index = 0;
+    for (int64_t cz = 0; cz < shape->chunks[2]; cz++)
+        for (int64_t cy = 0; cy < shape->chunks[1]; cy++)
+            for (int64_t cx = 0; cx < shape->chunks[0]; cx++, index++) {
+                if ((int)(index % (size_t)size) != rank)
+                    continue;
+                strata_status st = strata_load_chunk(w, cx, cy, cz, buf);
+                MT_CHECK(st == STRATA_OK, "load_chunk: %s", strata_last_error(w));
+                for (int64_t z = 0; z < e && cz * e + z < shape->dims[2]; z++)
+                    for (int64_t y = 0; y < e && cy * e + y < shape->dims[1]; y++)
+                        for (int64_t x = 0; x < e && cx * e + x < shape->dims[0]; x++) {
+                            size_t at = ref_index(shape, cx * e + x, cy * e + y, cz * e + z);
+                            sum += ref_checksum_part(&buf[(z * e + y) * e + x], at, 1);
+                            if (dense)
+                                dense[at] = buf[(z * e + y) * e + x];
+                        }
+            }
+    free(buf);
+    uint64_t total = 0;
+    MPI_Allreduce(&sum, &total, 1, MPI_UINT64_T, MPI_SUM, comm);
+    return total;
+}
+
+/* Terrain on `ranks` ranks of MPI_COMM_WORLD (the others wait): returns the checksum on every rank. */
+static uint64_t terrain_checksum(const char *path, int ranks, uint16_t *dense)
+{
+    MPI_Comm sub;
+    MPI_Comm_split(MPI_COMM_WORLD, mt_rank < ranks ? 0 : MPI_UNDEFINED, mt_rank, &sub);
+    uint64_t sum = 0;
+    if (sub != MPI_COMM_NULL) {
+        reference shape;
+        ref_init(&shape, DIMS, EDGE);
+        strata_config cfg;
+        config(&cfg, DIMS);
+        strata_world *w = NULL;
+        strata_status st = strata_world_create(sub, path, &cfg, NULL, STRATA_CREATE_FORCE, &w);
+        MT_CHECK(st == STRATA_OK, "terrain at %d ranks: create: %s", ranks, strata_last_error(NULL));
+        if (!st) {
+            st = strata_generate_terrain(w, TERRAIN_SEED);
+            MT_CHECK(st == STRATA_OK, "terrain at %d ranks: %s", ranks, strata_last_error(w));
+            /* Generated but not committed: committed reads still see air. */
+            uint16_t v = 1;
+            MT_CHECK(strata_read_voxel(w, 0, 0, 0, &v) == STRATA_OK && v == 0,
+                     "terrain visible before commit (%u)", v);
+            st = strata_commit(w, NULL);
+            MT_CHECK(st == STRATA_OK, "terrain at %d ranks: commit: %s", ranks, strata_last_error(w));
+            sum = committed_checksum(w, sub, &shape, dense);
+            strata_world_close(w);
+        }
+        ref_free(&shape);
+        MPI_Comm_free(&sub);
+    }
+    MPI_Bcast(&sum, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    if (dense)
+        MPI_Allreduce(MPI_IN_PLACE, dense, (int)(DIMS[0] * DIMS[1] * DIMS[2]), MPI_UINT16_T, MPI_MAX,
+                      MPI_COMM_WORLD);
+    return sum;
+}
+
+static void test_terrain(const char *dir, reference *r)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/terrain-%d", dir, mt_size);
+    memset(r->current, 0, r->voxels * sizeof *r->current);
+    uint64_t full = terrain_checksum(path, mt_size, r->current);
+    memcpy(r->committed, r->current, r->voxels * sizeof *r->current);
+    snprintf(path, sizeof path, "%s/terrain-1", dir);
+    uint64_t one = terrain_checksum(path, 1, NULL);
+    MT_CHECK(full == one, "terrain checksum at %d ranks %016" PRIx64 " != 1 rank %016" PRIx64, mt_size,
+             full, one);
+    if (mt_size >= 4) {
+        snprintf(path, sizeof path, "%s/terrain-2", dir);
+        uint64_t two = terrain_checksum(path, 2, NULL);
+        MT_CHECK(full == two, "terrain checksum at 4 ranks != 2 ranks");
+    }
+    MT_CHECK(full == ref_checksum_part(r->current, 0, r->voxels), "checksum of the gathered terrain");
+    /* The terrain is not trivial: air on top, several materials, solid ground at the bottom. */
+    size_t seen[16] = {0};
+    for (size_t i = 0; i < r->voxels; i++)
+        seen[r->current[i] < 16 ? r->current[i] : 15]++;
+    int kinds = 0;
+    for (int m = 0; m < 16; m++)
+        kinds += seen[m] > 0;
+    MT_CHECK(kinds >= 4 && seen[0] > 0 && r->current[0] != 0, "terrain has %d materials", kinds);
+}
+
+/* ---- fill -------------------------------------------------------------------------- */
+
+static uint16_t pattern(int64_t x, int64_t y, int64_t z)
+{
+    return (uint16_t)(100 + (x + 2 * y + 3 * z) % 11);
+}
+
+typedef struct {
+    int64_t fail_x0; /* a chunk starting at this x fails (or -1) */
+} fill_ctx;
+
+static strata_status fill_pattern(const int64_t b[6], int edge, uint16_t *voxels, void *ctx,
+                                  char *message)
+{
+    const fill_ctx *f = ctx;
+    if (b[0] == f->fail_x0 && b[1] == 16 && b[2] == 16) {
+        snprintf(message, STRATA_ERROR_MAX, "test refuses chunk at x %lld", (long long)b[0]);
+        return STRATA_ERR_ARG;
+    }
+    for (int64_t z = b[2]; z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++)
+            for (int64_t x = b[0]; x < b[3]; x++)
+                voxels[((z - b[2]) * edge + (y - b[1])) * edge + (x - b[0])] = pattern(x, y, z);
+    return STRATA_OK;
+}
+
+static void test_fill(strata_world *w, reference *r, uint64_t *epoch)
+{
+    /* A pending update inside the box: the fill comes later in input order and wins. */
+    if (mt_rank == 0)
+        strata_stage(w, 10, 10, 10, 999);
+    const int64_t box[6] = {5, 3, 2, 37, 50, 33};
+    fill_ctx f = {-1};
+    strata_status st = strata_fill(w, box, fill_pattern, &f);
+    MT_CHECK(st == STRATA_OK, "fill: %s", strata_last_error(w));
+    for (int64_t z = box[2]; z < box[5]; z++)
+        for (int64_t y = box[1]; y < box[4]; y++)
+            for (int64_t x = box[0]; x < box[3]; x++)
+                r->current[ref_index(r, x, y, z)] = pattern(x, y, z);
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after fill");
+    ref_check_chunks(w, mt_rank, mt_size, r, *epoch, "after fill, before commit");
+
+    /* A box reaching past the world is clipped. */
+    const int64_t edge_box[6] = {90, 60, 40, 1000, 1000, 1000};
+    st = strata_fill(w, edge_box, fill_pattern, &f);
+    MT_CHECK(st == STRATA_OK, "fill at the far corner: %s", strata_last_error(w));
+    for (int64_t z = 40; z < DIMS[2]; z++)
+        for (int64_t y = 60; y < DIMS[1]; y++)
+            for (int64_t x = 90; x < DIMS[0]; x++)
+                r->current[ref_index(r, x, y, z)] = pattern(x, y, z);
+    st = strata_commit(w, NULL);
+    MT_CHECK(st == STRATA_OK, "commit after fill: %s", strata_last_error(w));
+    ref_commit(r, ++*epoch);
+    ref_check_chunks(w, mt_rank, mt_size, r, *epoch, "after fill, committed");
+
+    /* An empty box and a failing callback are refused on every rank and change nothing. */
+    const int64_t empty[6] = {10, 10, 10, 10, 20, 20};
+    MT_CHECK(strata_fill(w, empty, fill_pattern, &f) == STRATA_ERR_RANGE, "empty fill box");
+    const int64_t outside[6] = {200, 0, 0, 300, 10, 10};
+    MT_CHECK(strata_fill(w, outside, fill_pattern, &f) == STRATA_ERR_RANGE, "fill box outside");
+    f.fail_x0 = 32;
+    const int64_t big[6] = {0, 0, 0, DIMS[0], DIMS[1], DIMS[2]};
+    st = strata_fill(w, big, fill_pattern, &f);
+    MT_CHECK(st == STRATA_ERR_ARG, "failing fill returns %d", st);
+    MT_CHECK(strstr(strata_last_error(w), "test refuses chunk at x 32") != NULL,
+             "failing fill message: %s", strata_last_error(w));
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after a failing fill");
+}
+
+/* ---- compaction and rebalancing ------------------------------------------------------- */
+
+static void some_commits(strata_world *w, reference *r, uint64_t *epoch, uint64_t round0, int count)
+{
+    for (int c = 0; c < count; c++) {
+        uint64_t counts[2] = {0, 0};
+        strata_update *mine = NULL;
+        for (int q = 0; q < mt_size; q++) {
+            strata_update *u = ref_batch(r, round0 + (uint64_t)c, q, 800);
+            ref_apply(r, u, 800, counts);
+            if (q == mt_rank)
+                mine = u;
+            else
+                free(u);
+        }
+        strata_batch_stats stats;
+        MT_CHECK(strata_update_batch(w, mine, 800, &stats) == STRATA_OK && stats.applied == counts[0],
+                 "batch: %s", strata_last_error(w));
+        free(mine);
+        MT_CHECK(strata_commit(w, NULL) == STRATA_OK, "commit: %s", strata_last_error(w));
+        ref_commit(r, ++*epoch);
+    }
+}
+
+static void test_compact(strata_world *w, reference *r, uint64_t *epoch)
+{
+    some_commits(w, r, epoch, 300, 3);
+    strata_info info;
+    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.segments >= 3, "segments before compaction");
+    strata_commit_stats cs;
+    strata_status st = strata_compact(w, &cs);
+    MT_CHECK(st == STRATA_OK, "compact: %s", strata_last_error(w));
+    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.segments == 1 && info.epoch == cs.epoch,
+             "after compaction: %" PRIu64 " segments, epoch %" PRIu64, info.segments, info.epoch);
+    MT_CHECK(cs.epoch == *epoch + 1, "compaction is a commit (epoch %" PRIu64 ")", cs.epoch);
+    *epoch = cs.epoch;
+    /* Compaction changes no content: the chunk epochs keep their last change. */
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after compaction");
+    ref_check_chunks(w, mt_rank, mt_size, r, *epoch, "after compaction");
+}
+
+static void test_rebalance(const char *path, strata_world **wp, reference *r, uint64_t *epoch)
+{
+    strata_world *w = *wp;
+    /* Staged updates must be committed first. */
+    strata_stage(w, 1, 1, 1, 1);
+    MT_CHECK(strata_rebalance(w, STRATA_WEIGHT_BYTES, NULL, NULL) == STRATA_ERR_ARG,
+             "rebalance with pending updates is refused");
+    MT_CHECK(strata_rebalance(w, 77, NULL, NULL) != STRATA_OK, "unknown weight refused");
+    uint64_t counts[2] = {0, 0};
+    strata_update one = {.x = 1, .y = 1, .z = 1, .material = 1};
+    ref_apply(r, &one, 1, counts);
+    MT_CHECK(strata_commit(w, NULL) == STRATA_OK, "commit: %s", strata_last_error(w));
+    ref_commit(r, ++*epoch);
+
+    uint64_t before[2], after[2];
+    strata_key_range(w, &before[0], &before[1]);
+    strata_status st = strata_rebalance(w, STRATA_WEIGHT_BYTES, NULL, NULL);
+    MT_CHECK(st == STRATA_OK, "rebalance: %s", strata_last_error(w));
+    strata_key_range(w, &after[0], &after[1]);
+    uint64_t *all = malloc(2 * (size_t)mt_size * sizeof *all);
+    MPI_Allgather(after, 2, MPI_UINT64_T, all, 2, MPI_UINT64_T, MPI_COMM_WORLD);
+    MT_CHECK(all[0] == 0 && all[2 * mt_size - 1] == UINT64_MAX, "rebalanced ranges span the keys");
+    for (int q = 1; q < mt_size; q++)
+        MT_CHECK(all[2 * q] == all[2 * q - 1], "rebalanced ranges of %d and %d touch", q - 1, q);
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after rebalance");
+    /* Updates after a rebalance go to the new owners. */
+    some_commits(w, r, epoch, 400, 1);
+    ref_check_chunks(w, mt_rank, mt_size, r, *epoch, "after rebalance and commit");
+    MT_CHECK(strata_world_close(w) == STRATA_OK, "close");
+    *wp = NULL;
+    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, wp);
+    MT_CHECK(st == STRATA_OK, "reopen after rebalance: %s", strata_last_error(NULL));
+    if (st)
+        return;
+    uint64_t reopened[2];
+    strata_key_range(*wp, &reopened[0], &reopened[1]);
+    MT_CHECK(reopened[0] == after[0] && reopened[1] == after[1], "the splitters were recorded");
+    ref_check_query_all(*wp, MPI_COMM_WORLD, r, r->committed, "reopened after rebalance");
+    ref_check_chunks(*wp, mt_rank, mt_size, r, *epoch, "reopened after rebalance");
+    free(all);
+}
+
+/* ---- forced create ------------------------------------------------------------------- */
+
+static void test_force(const char *path, const reference *old, uint64_t old_epoch)
+{
+    strata_config cfg;
+    const int64_t small[3] = {40, 33, 20};
+    config(&cfg, small);
+    strata_world *w = NULL;
+    strata_status st = strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, 0, &w);
+    MT_CHECK(st == STRATA_ERR_EXISTS && w == NULL, "create over an existing world returns %d", st);
+    MT_CHECK(strstr(strata_last_error(NULL), path) != NULL, "message names the path: %s",
+             strata_last_error(NULL));
+    st = strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w);
+    MT_CHECK(st == STRATA_OK, "forced create: %s", strata_last_error(NULL));
+    if (st)
+        return;
+    reference fresh;
+    ref_init(&fresh, small, EDGE);
+    uint64_t counts[2] = {0, 0};
+    strata_update *u = NULL;
+    for (int q = 0; q < mt_size; q++) {
+        /* Generated in rank order: conditions depend on the earlier ranks' batches. */
+        strata_update *b = ref_batch(&fresh, 500, q, 500);
+        ref_apply(&fresh, b, 500, counts);
+        if (q == mt_rank)
+            u = b;
+        else
+            free(b);
+    }
+    MT_CHECK(strata_update_batch(w, u, 500, NULL) == STRATA_OK, "batch: %s", strata_last_error(w));
+    free(u);
+    /* Until the first commit the old world is what readers open. */
+    strata_world *reader = NULL;
+    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &reader);
+    MT_CHECK(st == STRATA_OK, "open the old world: %s", strata_last_error(NULL));
+    if (!st) {
+        strata_info info;
+        MT_CHECK(strata_world_info(reader, &info) == STRATA_OK && info.dims[0] == DIMS[0] &&
+                     info.epoch == old_epoch, "old world before the commit: dims %" PRId64 ", epoch %" PRIu64,
+                 info.dims[0], info.epoch);
+        ref_check_query_all(reader, MPI_COMM_WORLD, old, old->committed, "old world before the forced commit");
+    }
+    st = strata_commit(w, NULL);
+    MT_CHECK(st == STRATA_OK, "first commit of the forced world: %s", strata_last_error(w));
+    ref_commit(&fresh, 1);
+    /* A reader of the old world keeps its snapshot. */
+    if (reader) {
+        ref_check_query_all(reader, MPI_COMM_WORLD, old, old->committed, "old snapshot after the swap");
+        strata_world_close(reader);
+    }
+    MT_CHECK(strata_world_close(w) == STRATA_OK, "close");
+    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &w);
+    MT_CHECK(st == STRATA_OK, "open the new world: %s", strata_last_error(NULL));
+    if (!st) {
+        strata_info info;
+        MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.dims[0] == small[0] && info.epoch == 1,
+                 "new world: dims %" PRId64 ", epoch %" PRIu64, info.dims[0], info.epoch);
+        ref_check_query_all(w, MPI_COMM_WORLD, &fresh, fresh.committed, "forced world");
+        ref_check_chunks(w, mt_rank, mt_size, &fresh, 1, "forced world");
+        strata_world_close(w);
+    }
+    if (mt_rank == 0) {
+        char side[4200];
+        struct stat sb;
+        snprintf(side, sizeof side, "%s.strata-new", path);
+        MT_CHECK(stat(side, &sb) != 0, "%s left behind", side);
+        snprintf(side, sizeof side, "%s.strata-old", path);
+        MT_CHECK(stat(side, &sb) != 0, "%s left behind", side);
+    }
+    ref_free(&fresh);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = mt_init(&argc, &argv);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/world", dir);
+    if (mt_rank == 0) {
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'/world* '%s'/terrain-*", dir, dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot clean %s\n", dir);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    reference r;
+    ref_init(&r, DIMS, EDGE);
+    test_terrain(dir, &r);
+
+    /* Continue on the terrain world made at the full rank count. */
+    char terrain[4096];
+    snprintf(terrain, sizeof terrain, "%s/terrain-%d", dir, mt_size);
+    snprintf(path, sizeof path, "%s/world", dir);
+    if (mt_rank == 0) {
+        char cmd[8400];
+        snprintf(cmd, sizeof cmd, "cp -r '%s' '%s'", terrain, path);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot copy %s\n", terrain);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    strata_options opt;
+    strata_options_init(&opt);
+    opt.cache_bytes = 16 * (size_t)EDGE * EDGE * EDGE * sizeof(uint16_t);
+    strata_world *w = NULL;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, &opt, &w);
+    MT_CHECK(st == STRATA_OK, "open: %s", strata_last_error(NULL));
+    if (st)
+        return mt_finish("mpi_maintenance");
+    uint64_t epoch = 1;
+    for (size_t i = 0; i < (size_t)(r.chunks[0] * r.chunks[1] * r.chunks[2]); i++)
+        r.changed_epoch[i] = 0; /* unknown per chunk before the first tracked commit */
+    test_fill(w, &r, &epoch);
+    test_compact(w, &r, &epoch);
+    test_rebalance(path, &w, &r, &epoch);
+    if (w)
+        strata_world_close(w);
+    test_force(path, &r, epoch);
+    ref_free(&r);
+    return mt_finish("mpi_maintenance");
+}

@@ -1,0 +1,39 @@
+#!/bin/bash
+# `strata bench --quick` runs end to end at 2 ranks and writes results.json with
+# the machine description and the expected rows (so the benchmark code never
+# rots); where the OpenVDB peer was built, it runs too and agrees with strata on
+# every voxel it reads (it aborts otherwise). Figures are not checked: this is
+# not a timed test.
+set -eu
+STRATA=$1 WORK=$2 SRC=$3 BUILD=$4
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
+py=/usr/bin/python3
+mpirun -np 2 "$STRATA" bench --quick --out results.json --dir "$WORK/scratch" -q
+$py - results.json <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+for key in ("cpu", "cores", "memory", "kernel", "compiler", "mpi", "hdf5", "zstd"):
+    assert key in r["machine"], f"machine description lacks {key}"
+rows = {row["id"]: row for row in r["rows"]}
+expected = ["commit_terrain", "storage_strata_payload", "storage_strata_files", "storage_zstd3_chunks",
+            "dense_chunk_bytes", "uniform_chunk_bytes", "route_apply_1M_uniform", "stage_one",
+            "apply_sorted_own", "read_voxel_hot", "read_voxel_cold", "query_points_L0",
+            "storage_hdf5_zstd3_file", "region_hdf5_hyperslab", "region_strata_load_chunk",
+            "sim_strata_batches_commit", "sim_hdf5_points", "sim_hdf5_chunk_rmw"]
+expected += [f"update_{p}_1e+05" for p in ("uniform", "erosion", "volcanic", "river")]
+missing = [e for e in expected if e not in rows]
+assert not missing, f"missing rows: {missing}"
+for row in r["rows"]:
+    for key in ("volume", "pattern", "what", "unit", "command"):
+        assert row[key], f"row {row['id']} has no {key}"
+    assert row["ranks"] == 2, f"row {row['id']} says {row['ranks']} ranks"
+    assert isinstance(row["value"], (int, float)) and row["value"] > 0, f"row {row['id']}: {row['value']}"
+    assert len(row["samples"]) == row["best_of"] >= 1
+print(f"results.json: {len(rows)} rows, all expected present")
+PY
+if [ -x "$BUILD/bench/vdb_peer" ]; then
+  mpirun -np 1 "$BUILD/bench/vdb_peer" --dims 128,128,64 --dir "$WORK/vdb" --out vdb.json
+  $py -c 'import json,sys; r=json.load(open("vdb.json")); ids={x["id"] for x in r["rows"]}; need={"vdb_read_hot","vdb_peer_strata_read_hot","vdb_file_bytes","vdb_build"}; assert need<=ids, need-ids; print("vdb.json:", len(ids), "rows")'
+else
+  echo "vdb_peer not built (no OpenVDB): its rows are skipped"
+fi

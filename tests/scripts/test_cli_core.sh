@@ -1,0 +1,184 @@
+#!/bin/bash
+# test_cli_core.sh: the core commands end to end under mpirun.
+#   create (terrain, --force), update (text and binary, conditional, bad input),
+#   get --points at several rank counts, info --json, fsck (clean and corrupted),
+#   and the one-writer lock.
+# Usage: test_cli_core.sh STRATA WORKDIR SOURCE_DIR BUILD_DIR
+set -eu
+STRATA=$1
+WORK=$2
+PY=/usr/bin/python3
+rm -rf "$WORK"
+mkdir -p "$WORK"
+cd "$WORK"
+W=$WORK/world
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+run() { local np=$1; shift; mpirun -np "$np" "$STRATA" "$@"; }
+json() { # json WORLD EXPR: evaluate EXPR on info --json (as `d`)
+    run 1 info "$1" --json --quiet | $PY -c "import json,sys; d=json.load(sys.stdin); print($2)"
+}
+
+# ---- create with generated terrain at 2 ranks --------------------------------------
+run 2 create "$W" --dims 100,70,45 --chunk 16 --generate terrain --seed 7 --quiet
+[ "$(json "$W" 'd["epoch"]')" = 1 ] || fail "epoch after create"
+[ "$(json "$W" 'd["dims"]')" = "[100, 70, 45]" ] || fail "dims in info --json"
+[ "$(json "$W" 'len(d["materials"]) > 0 and all(set(m) >= {"id","name","rgb"} for m in d["materials"])')" = True ] \
+    || fail "materials in info --json"
+if run 1 create "$W" --dims 10,10,10 --quiet 2>err.txt; then fail "create over an existing world succeeded"; fi
+grep -q -- "--force" err.txt || fail "create over a world does not mention --force: $(cat err.txt)"
+[ "$(json "$W" 'd["dims"]')" = "[100, 70, 45]" ] || fail "refused create changed the world"
+
+# ---- updates: text with comments, blank lines and a conditional; binary ---------------
+# The conditional at (5,5,40) expects what terrain put there (read it first), the one
+# at (6,5,40) expects something else and is skipped.
+printf '5 5 40\n6 5 40\n' > pts0.txt
+run 1 get "$W" --points pts0.txt --quiet > before.txt
+v5=$(sed -n 1p before.txt); v6=$(sed -n 2p before.txt)
+cat > upd.txt <<EOF
+# header comment
+0 0 0 900
+
+99 69 44 901   # far corner
+17 33 20 902
+17 33 20 903
+5 5 40 904 $v5
+6 5 40 905 $(( (v6 + 1) % 65536 ))
+	50 34 22    906
+EOF
+run 2 update "$W" upd.txt --quiet
+[ "$(json "$W" 'd["epoch"]')" = 2 ] || fail "epoch after the text update"
+$PY - <<'EOF'
+import struct
+recs = [(1, 2, 3, 1000, 0, 0), (98, 68, 43, 1001, 0, 0), (1, 2, 3, 1002, 1000, 1), (1, 2, 4, 1003, 7, 1)]
+with open("upd.bin", "wb") as f:
+    f.write(b"STRUPD01" + struct.pack("<Q", len(recs)))
+    for x, y, z, m, e, h in recs:
+        f.write(struct.pack("<qqqHHB3x", x, y, z, m, e, h))
+EOF
+run 3 update "$W" upd.bin --quiet
+[ "$(json "$W" 'd["epoch"]')" = 3 ] || fail "epoch after the binary update"
+
+# ---- get --points at 1, 3 and 4 ranks: same ids, input order, matching the updates ------
+cat > pts.txt <<EOF
+# points
+0 0 0
+99 69 44
+17 33 20
+
+5 5 40
+6 5 40
+50 34 22
+1 2 3
+98 68 43
+1 2 4
+0 0 0
+EOF
+expect="900 901 903 904 $v6 906 1002 1001"
+for np in 1 3 4; do
+    run $np get "$W" --points pts.txt --quiet > got$np.txt
+    [ "$(wc -l < got$np.txt)" = 10 ] || fail "get --points at $np ranks printed $(wc -l < got$np.txt) lines"
+    [ "$(head -8 got$np.txt | tr '\n' ' ')" = "$expect " ] || fail "get at $np ranks: $(tr '\n' ' ' < got$np.txt), want $expect ..."
+    [ "$(sed -n 10p got$np.txt)" = 900 ] || fail "repeated point at $np ranks"
+done
+cmp got1.txt got3.txt && cmp got1.txt got4.txt || fail "get --points differs between rank counts"
+# (1,2,4) held terrain, not 7: that conditional was skipped unless terrain had 7 there.
+[ "$(run 1 get "$W" 17 33 20 --quiet)" = 903 ] || fail "single get"
+
+# ---- bad update files change nothing ------------------------------------------------------
+printf '1 1 1\n2 2 2\n4 4 4\n' > probe_pts.txt
+run 1 get "$W" --points probe_pts.txt --quiet > probe_before.txt
+cp got1.txt reference.txt
+printf '1 1 1 5\n2 2 2 6\n3 3 x 7\n' > bad1.txt
+printf '1 1 1 5\n2 2 2 6\n4 4 4 8\n100 0 0 9\n' > bad2.txt
+printf '1 1 1 5\n2 2 2\n' > bad3.txt
+for f in bad1 bad2 bad3; do
+    for np in 1 2; do
+        if run $np update "$W" $f.txt --quiet 2>err.txt; then fail "$f.txt accepted at $np ranks"; fi
+        case $f in
+            bad1) grep -q "line 3" err.txt || fail "$f: no line number: $(cat err.txt)" ;;
+            bad2) grep -q "(100, 0, 0)" err.txt || fail "$f: coordinate not named: $(cat err.txt)" ;;
+            bad3) grep -q "line 2" err.txt || fail "$f: no line number: $(cat err.txt)" ;;
+        esac
+        [ "$(json "$W" 'd["epoch"]')" = 3 ] || fail "$f changed the epoch"
+    done
+done
+run 2 get "$W" --points pts.txt --quiet > after_bad.txt
+cmp reference.txt after_bad.txt || fail "a refused update changed the data"
+run 1 get "$W" --points probe_pts.txt --quiet > probe_after.txt
+cmp probe_before.txt probe_after.txt || fail "the good lines of a refused file were applied"
+printf '1 1 1 5\n' > probe.txt
+
+# ---- fsck: clean, then a flipped payload byte ---------------------------------------------
+run 2 fsck "$W" --quiet > fsck.txt || fail "fsck of a clean world: $(cat fsck.txt)"
+$PY - "$W" > corrupt.txt <<'EOF'
+import glob, sys
+import h5py
+world = sys.argv[1]
+segs = sorted(glob.glob(world + "/seg-*.h5"))
+seg = segs[0]  # the terrain segment
+newer = set()
+for s in segs[1:]:
+    with h5py.File(s, "r") as f:
+        newer |= {int(k) for k in f["rows"]["key"]}
+def compact(k):
+    v = 0
+    for i in range(21):
+        v |= ((k >> (3 * i)) & 1) << i
+    return v
+with h5py.File(seg, "r") as f:
+    rows = f["rows"][:]
+    base = f["payload"].id.get_offset()
+    # A chunk no later commit rewrote, so reads of it go to this payload.
+    row = max((r for r in rows if r["payload_length"] > 0 and int(r["key"]) not in newer),
+              key=lambda r: r["payload_length"])
+    key = int(row["key"])
+    where = base + int(row["payload_offset"]) + int(row["payload_length"]) // 2
+cx, cy, cz = compact(key), compact(key >> 1), compact(key >> 2)
+with open(seg, "r+b") as f:
+    f.seek(where)
+    b = f.read(1)
+    f.seek(where)
+    f.write(bytes([b[0] ^ 0x5A]))
+print(key, cx * 16, cy * 16, cz * 16)
+EOF
+read -r key x0 y0 z0 < corrupt.txt
+if run 2 fsck "$W" > fsck.txt 2> fsck_err.txt; then fail "fsck missed a flipped payload byte"; fi
+grep -q "chunk key $key" fsck.txt fsck_err.txt || fail "fsck does not name chunk $key: $(cat fsck.txt fsck_err.txt)"
+printf '%d %d %d\n' $((x0 + 15 < 100 ? x0 + 15 : 99)) $((y0 + 15 < 70 ? y0 + 15 : 69)) $((z0 + 15 < 45 ? z0 + 15 : 44)) > corrupt_pts.txt
+for np in 1 2; do
+    if run $np get "$W" --points corrupt_pts.txt --quiet > /dev/null 2> get_err.txt; then
+        fail "get of a voxel in the corrupted chunk succeeded at $np ranks"
+    fi
+    grep -q "chunk key $key\|chunk at voxel $x0,$y0,$z0" get_err.txt \
+        || fail "get error does not name the chunk ($key at $x0,$y0,$z0): $(cat get_err.txt)"
+done
+
+# ---- one writer at a time -----------------------------------------------------------------
+W2=$WORK/world2
+run 1 create "$W2" --dims 40,40,40 --chunk 16 --quiet
+$PY - "$W2/LOCK" <<'EOF' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(60)
+EOF
+holder=$!
+for _ in $(seq 100); do [ -e "$W2/LOCK.held" ] && break; sleep 0.1; done
+[ -e "$W2/LOCK.held" ] || fail "lock holder did not start"
+if run 2 update "$W2" probe.txt --quiet 2> lock_err.txt; then kill $holder; fail "update while locked succeeded"; fi
+kill $holder
+wait $holder 2>/dev/null || true
+grep -q "open for writing by another job" lock_err.txt || fail "lock message: $(cat lock_err.txt)"
+[ "$(json "$W2" 'd["epoch"]')" = 0 ] || fail "the refused update committed"
+# Readers are not blocked by a writer, and the lock goes with its holder.
+run 1 update "$W2" probe.txt --quiet || fail "update after the lock was released"
+[ "$(run 2 get "$W2" 1 1 1 --quiet)" = 5 ] || fail "update after release not applied"
+
+# ---- create --force replaces a world -------------------------------------------------------
+run 2 create "$W2" --dims 20,20,20 --chunk 16 --force --quiet
+[ "$(json "$W2" 'd["dims"]')" = "[20, 20, 20]" ] || fail "--force did not replace the world"
+[ "$(run 1 get "$W2" 1 1 1 --quiet)" = 0 ] || fail "the replaced world kept old data"
+ls -d "$W2".strata-* 2>/dev/null && fail "--force left a side directory"
+echo "test_cli_core: all passed"

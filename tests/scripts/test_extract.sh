@@ -1,0 +1,98 @@
+#!/bin/bash
+# test_extract.sh STRATA WORKDIR SRCDIR BUILDDIR: `strata extract` at 1, 2 and 4 ranks
+# against `strata get --points` (L = 0) and brute-force block modes (L > 0): boxes
+# inside, on chunk edges, partly outside (clipped) and wholly outside (an error);
+# the XDMF parsed, the HDF5 read with h5py, the PNG decoded and its pixels checked.
+set -euo pipefail
+STRATA=$1 WORK=$2 SRC=$3
+PY=/usr/bin/python3
+CHECK="$PY $SRC/tests/scripts/check_extract.py"
+MPIRUN="mpirun --oversubscribe"
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
+fail() { echo "test_extract: FAIL: $*" >&2; exit 1; }
+
+# 72 x 60 x 40 with 16-voxel chunks: partial chunks at every far edge.
+$STRATA create w --dims 72,60,40 --chunk 16 --generate terrain --seed 7 --quiet
+# Some updates on top, so that extraction sees more than the generator's layers.
+$PY - <<'PY' > upd.txt
+import random
+r = random.Random(11)
+for _ in range(3000):
+    print(r.randrange(72), r.randrange(60), r.randrange(40), r.choice([0, 1, 5, 300, 65535]))
+PY
+$STRATA update w upd.txt --quiet
+
+# name  requested box            box after clipping
+BOXES=(
+  "inner   5,7,3,41,33,29        5,7,3,41,33,29"
+  "edges   16,16,16,48,48,32     16,16,16,48,48,32"
+  "clipped -5,-3,10,100,70,45    0,0,10,72,60,40"
+  "column  70,59,0,71,60,40      70,59,0,71,60,40"
+)
+for spec in "${BOXES[@]}"; do
+  read -r name box clipped <<< "$spec"
+  $CHECK points "$clipped" "$name.pts"
+  $STRATA get w --points "$name.pts" --quiet > "$name.ref"
+  for np in 1 2 4; do
+    $MPIRUN -np $np $STRATA extract w --box "$box" -o "$name.$np.h5" --png "$name.$np.png" --quiet
+    $CHECK h5 "$name.$np.h5" "$clipped" 0 "$name.ref"
+    cmp "$name.1.h5" "$name.$np.h5" > /dev/null 2>&1 || $PY - "$name.1.h5" "$name.$np.h5" <<'PY'
+import sys, h5py, numpy as np
+a, b = (h5py.File(p, "r")["material"][...] for p in sys.argv[1:3])
+assert np.array_equal(a, b), "extractions differ between rank counts"
+PY
+  done
+done
+
+# Rounds: the same result however many z-layers a collective round holds.
+# A 36 x 26 layer is 1872 bytes: 1 byte -> 26 one-layer rounds, 5000 -> 13 two-layer
+# rounds, 40000 -> 21 layers, cut at chunk boundaries: [3,16) and [16,29).
+for spec in "1 26" "5000 13" "40000 2"; do
+  read -r rb rounds <<< "$spec"
+  $MPIRUN -np 3 $STRATA extract w --box 5,7,3,41,33,29 -o rounds.h5 --round-bytes $rb 2> rounds.err
+  $CHECK h5 rounds.h5 5,7,3,41,33,29 0 inner.ref
+  grep -q " $rounds rounds" rounds.err || fail "round bytes $rb: $(cat rounds.err)"
+done
+
+# PNG: the default (middle z) and other axes; pixels checked against /material.
+$CHECK png inner.2.png inner.2.h5 z 13
+$MPIRUN -np 2 $STRATA extract w --box 5,7,3,41,33,29 -o ax.h5 --png ax_x.png --axis x --at 20 --quiet
+$CHECK png ax_x.png ax.h5 x 15
+$STRATA extract w --box 5,7,3,41,33,29 -o ax.h5 --png ax_y.png --axis y --at 7 --quiet
+$CHECK png ax_y.png ax.h5 y 0
+file ax_y.png | grep -q "PNG image data" || fail "file(1) does not see a PNG"
+
+# Errors: wholly outside, empty (x0 >= x1), --at outside the box. Nothing is written.
+for bad in "100,0,0,120,10,10" "-20,-20,-20,0,5,5" "10,5,5,10,9,9" "12,5,5,10,9,9"; do
+  if $MPIRUN -np 2 $STRATA extract w --box "$bad" -o bad.h5 --quiet 2> err.txt; then
+    fail "box $bad was accepted"
+  fi
+  grep -q "rank" err.txt || fail "error for $bad does not name the rank: $(cat err.txt)"
+  [ ! -e bad.h5 ] && [ ! -e bad.xmf ] && [ ! -e bad.h5.partial ] || fail "box $bad left files"
+done
+if $STRATA extract w --box 0,0,0,10,10,10 -o at.h5 --png at.png --at 50 --quiet 2> /dev/null; then
+  fail "--at outside the box was accepted"
+fi
+if $STRATA extract w --box 0,0,0,10,10 -o bad.h5 --quiet 2> /dev/null; then
+  fail "a 5-number box was accepted"
+fi
+
+# Levels > 0: each cell is its aligned block's mode, from an L0 extraction of the
+# aligned box (clipped to the world) as the brute-force reference.
+for spec in "1 5,7,3,41,33,29 4,6,2,42,34,30" "2 -5,-3,10,100,70,45 0,0,8,72,60,40" \
+              "4 16,16,16,48,48,32 16,16,16,48,48,32" "3 70,59,0,71,60,40 64,56,0,72,60,40"; do
+    read -r level box aligned <<< "$spec"
+    clipped=$($PY -c "b=[int(v) for v in '$box'.split(',')]; d=[72,60,40]
+print(','.join(str(v) for v in [max(0,b[0]),max(0,b[1]),max(0,b[2]),min(d[0],b[3]),min(d[1],b[4]),min(d[2],b[5])]))")
+    $STRATA extract w --box "$aligned" -o "full$level.h5" --quiet
+    for np in 1 2 4; do
+      $MPIRUN -np $np $STRATA extract w --box "$box" --lod "$level" -o "lod$level.$np.h5" \
+        --png "lod$level.$np.png" --quiet
+      $CHECK h5 "lod$level.$np.h5" "$clipped" "$level" "full$level.h5"
+    done
+    # and against the routed LOD point query
+    $CHECK corners "$clipped" "$level" "lod$level.pts"
+    $MPIRUN -np 2 $STRATA get w --points "lod$level.pts" --lod "$level" --quiet > "lod$level.ref"
+    $CHECK h5 "lod$level.2.h5" "$clipped" "$level" "lod$level.ref"
+done
+echo "test_extract: ok"
