@@ -150,7 +150,7 @@ int main(int argc, char **argv)
         command += " " + a;
         if (a == "--quick") {
             quick = true;
-            dims[0] = 256, dims[1] = 256, dims[2] = 128;
+            dims[0] = 192, dims[1] = 192, dims[2] = 128;
         } else if ((a == "--dims" || a == "--dir" || a == "--out") && i + 1 < argc) {
             std::string v = argv[++i];
             command += " " + v;

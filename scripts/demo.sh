@@ -10,27 +10,26 @@ out=${1:-$root/demo}
 scripts/install-deps.sh demo
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)" >/dev/null
-strata=$root/build/strata
+cmake -S . -B "${STRATA_BUILD:-build}" -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "${STRATA_BUILD:-build}" -j "$(nproc)" >/dev/null
+strata=${STRATA_BUILD:-$root/build}/strata
 mkdir -p "$out"
 world=$out/andes
 etopo=/usr/share/ferret-vis/data/etopo5.cdf
 run() { echo "+ mpirun -np 4 strata $*" >&2; mpirun -np 4 "$strata" "$@"; }
 
-# 144 x 144 cells of 5' (about 9 x 9 km), 30S-18S, 76W-64W; 100 m layers from the
-# trench floor to the Andes' peaks: 144 x 144 x 130 = 2.7 million voxels per
-# 100 m; at --vertical-res 25 it is 10.8 million voxels.
-run import "$world" --dem "$etopo" --var ROSE --crop 3408,720,3552,864 \
+# 240 x 192 cells of 5' (about 9 x 9 km), 32S-16S, 80W-60W, in 25 m layers from
+# the Peru-Chile trench floor to the Andes' peaks: about 24 million voxels.
+run import "$world" --dem "$etopo" --var ROSE --crop 3360,696,3600,888 \
     --vertical-res 25 --force
 run info "$world"
-run simulate "$world" --steps 40 --process erosion --seed 7 --commit-every 10
+run simulate "$world" --steps 40 --process erosion --seed 7 --commit-every 10 --defer-index
 run reindex "$world"
-run region "$world" --box 0,0,0,144,144,520 --lod 5 --threshold 0.9 > "$out/regions.txt"
+run region "$world" --box 0,0,0,240,192,600 --lod 5 --threshold 0.9 > "$out/regions.txt"
 echo "regions at LOD 5: $(wc -l < "$out/regions.txt") lines in $out/regions.txt" >&2
-run extract "$world" --box 0,0,0,144,144,520 -o "$out/andes.h5" \
-    --png "$out/andes-slice.png" --axis y --at 72
-run extract "$world" --box 0,0,0,144,144,520 -o "$out/andes-top.h5" \
-    --png "$out/andes-z.png" --axis z --at 300
+run extract "$world" --box 0,0,0,240,192,600 -o "$out/andes.h5" \
+    --png "$out/andes-slice.png" --axis y --at 96
+run extract "$world" --box 0,0,0,240,192,600 -o "$out/andes-top.h5" \
+    --png "$out/andes-z.png" --axis z --at 260
 run fsck "$world"
 echo "demo done: $out/andes.h5 + andes.xmf (open in ParaView), $out/andes-slice.png, $out/andes-z.png" >&2

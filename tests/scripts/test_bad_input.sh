@@ -13,7 +13,7 @@ rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 py=/usr/bin/python3
 NP=2
 fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout 60 mpirun -np $NP "$STRATA" "$@"; }
+run() { timeout 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
 snapshot() { (cd w && for f in $(ls | grep -v '^LOCK$'); do echo "$f $(md5sum < "$f")"; done); }
 cases=0
 # expect_fail LABEL PATTERN COMMAND...: non-zero exit (not a hang), PATTERN in

@@ -21,7 +21,7 @@ py=/usr/bin/python3
 ref="$py $SRC/tests/scripts/crash_reference.py"
 NP=2
 fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout 60 mpirun -np $NP "$STRATA" "$@"; }   # a hang is exit 124: a failure
+run() { timeout 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }   # a hang is exit 124: a failure
 
 live_files() {   # the files a world at rest must hold: MANIFEST, LOCK, live segments
   { echo LOCK; echo MANIFEST

@@ -135,17 +135,18 @@ submit fsck -n 2 "$SLURM_DIR/fsck.sbatch" W || { show "$OUT"; fail "fsck job fai
 grep -q "clean" "$OUT" || { show "$OUT"; fail "fsck did not say clean"; }
 
 step "afterok chain: simulate, then fsck on 4 ranks (--overcommit)"
+e2=$(epoch)
 start -n 2 "$SLURM_DIR/simulate.sbatch" W --steps 1 --seed 2
 parent=$JID
 submit fsck -n 4 --overcommit --dependency=afterok:"$parent" "$SLURM_DIR/fsck.sbatch" W ||
     { show "$OUT"; fail "chained fsck failed"; }
 grep -q "finished" "strata-simulate-$parent.out" || fail "the chained fsck ran before simulate ended"
 grep -q "on 4 rank(s)" "$OUT" && grep -q clean "$OUT" || { show "$OUT"; fail "chained fsck output"; }
-[ "$(epoch)" -eq $((e1 + 1)) ] || fail "chained simulate did not commit"
+[ "$(epoch)" -eq $((e2 + 1)) ] || fail "chained simulate did not commit (epoch $e2 -> $(epoch))"
 # A failing parent (no such world: exit 2) cancels its afterok child.
-start "$SLURM_DIR/fsck.sbatch" no-such-world
+start -n 1 "$SLURM_DIR/fsck.sbatch" no-such-world
 bad=$JID
-start --dependency=afterok:"$bad" "$SLURM_DIR/fsck.sbatch" W
+start -n 1 --dependency=afterok:"$bad" "$SLURM_DIR/fsck.sbatch" W
 child=$JID
 wait_gone "$child" 60
 grep -q "no world at 'no-such-world'" "strata-fsck-$bad.out" || fail "missing world not reported"

@@ -1,0 +1,109 @@
+#!/usr/bin/python3
+"""Damage a Strata world on purpose, for tests/scripts/test_corruption.sh.
+
+  corrupt_world.py payload WORLD N      flip a byte in the payloads of N chunks
+                                        (newest segment); prints "key x y z" per chunk
+  corrupt_world.py rows WORLD           flip a byte of one /rows entry (a key field)
+  corrupt_world.py summary WORLD        change a row's dominant material, fix row_crc
+  corrupt_world.py pyramid WORLD        point a row at another chunk's LOD pyramid
+                                        (valid CRCs everywhere); prints the key
+  corrupt_world.py version WORLD V      set the format version in MANIFEST, fix checksum
+  corrupt_world.py chunk_of WORLD KEY   "x y z" of a voxel inside chunk KEY
+Uses h5py to find dataset offsets; rewrites bytes with plain file I/O.
+"""
+import struct
+import sys
+import zlib
+
+import h5py
+
+FIELDS = [("key", 8), ("epoch", 8), ("payload_segment", 8), ("payload_offset", 8),
+          ("lod_segment", 8), ("lod_offset", 8), ("payload_length", 4), ("payload_crc", 4),
+          ("lod_length", 4), ("lod_crc", 4), ("dominant_count", 4), ("row_crc", 4),
+          ("value", 2), ("dominant", 2), ("distinct", 2), ("codec", 1), ("flags", 1)]
+
+
+def row_crc(row):
+    data = b"".join(int(row[n]).to_bytes(s, "little") if n != "row_crc" else b"\0" * s
+                    for n, s in FIELDS)
+    return zlib.crc32(data)
+
+
+def manifest(world):
+    return open(f"{world}/MANIFEST").read().splitlines()
+
+
+def segments(world):
+    return [int(l.split()[1]) for l in manifest(world) if l.startswith("segment ")]
+
+
+def chunk_edge(world):
+    return int(next(l for l in manifest(world) if l.startswith("chunk ")).split()[1])
+
+
+def seg_path(world, e):
+    return f"{world}/seg-{e:020d}.h5"
+
+
+def flip(path, offset):
+    with open(path, "r+b") as f:
+        f.seek(offset)
+        b = f.read(1)
+        f.seek(offset)
+        f.write(bytes([b[0] ^ 0x5A]))
+
+
+def unmorton(key):
+    c = [0, 0, 0]
+    for i in range(21):
+        for a in range(3):
+            c[a] |= ((key >> (3 * i + a)) & 1) << i
+    return c
+
+
+def main(argv):
+    cmd, world = argv[1], argv[2]
+    if cmd == "chunk_of":
+        C = chunk_edge(world)
+        print(" ".join(str(v * C + 1) for v in unmorton(int(argv[3]))))
+    elif cmd == "version":
+        lines = [l for l in manifest(world) if not l.startswith("checksum ")]
+        lines[0] = f"strata-manifest {argv[3]}"
+        body = "".join(l + "\n" for l in lines)
+        open(f"{world}/MANIFEST", "w").write(body + "checksum %08x\n" % zlib.crc32(body.encode()))
+    else:
+        e = segments(world)[-1]
+        path = seg_path(world, e)
+        with h5py.File(path, "r") as f:
+            rows = f["rows"][:]
+            rows_at = f["rows"].id.get_offset()
+            payload_at = f["payload"].id.get_offset()
+            row_size = f["rows"].dtype.itemsize
+        if cmd == "payload":
+            picked = [r for r in rows if r["codec"] != 0 and r["payload_segment"] == e][-int(argv[3]):]
+            assert picked, "no chunk payload in the newest segment"
+            for r in picked:
+                flip(path, payload_at + int(r["payload_offset"]) + int(r["payload_length"]) // 2)
+                C = chunk_edge(world)
+                print(int(r["key"]), *(v * C + 1 for v in unmorton(int(r["key"]))))
+        elif cmd == "rows":
+            flip(path, rows_at + row_size * (len(rows) // 2) + 3)
+        elif cmd in ("summary", "pyramid"):
+            with h5py.File(path, "r+") as f:
+                rows = f["rows"][:]
+                multi = [i for i, r in enumerate(rows) if r["lod_length"] > 0 and not r["flags"] & 1]
+                assert len(multi) >= 2, "no indexed chunks with pyramids"
+                i, j = multi[0], multi[-1]
+                if cmd == "summary":
+                    rows[i]["dominant"] = (int(rows[i]["dominant"]) + 1) % 65536
+                else:
+                    for n in ("lod_segment", "lod_offset", "lod_length", "lod_crc"):
+                        rows[i][n] = rows[j][n]
+                rows[i]["row_crc"] = row_crc(rows[i])
+                f["rows"][i] = rows[i]
+                print(int(rows[i]["key"]))
+        else:
+            sys.exit(f"unknown command {cmd}")
+
+
+main(sys.argv)

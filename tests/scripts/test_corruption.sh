@@ -1,0 +1,114 @@
+#!/bin/bash
+# Corruption is always detected and named, never a crash or silently wrong values
+# (docs/reliability.md, "Corruption"). Each case damages a copy of a good world
+# with tests/scripts/corrupt_world.py; `strata fsck` must exit non-zero and
+# list the problem (every problem, when there are several); reads must fail
+# with a message naming the file and chunk, never print a value from damaged
+# data. A hang (timeout 124) or a signal (exit >= 128) is a failure.
+set -u
+STRATA=$1 WORK=$2 SRC=$3
+export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
+export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
+py=/usr/bin/python3
+$py -c 'import h5py' 2>/dev/null || { echo "SKIP: python3-h5py missing"; exit 77; }
+damage="$py $SRC/tests/scripts/corrupt_world.py"
+NP=2
+fail() { echo "FAIL: $*"; exit 1; }
+run() { timeout 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
+cases=0
+fresh() { rm -rf d && cp -a good d; }
+# must_fail LABEL PATTERN COMMAND...: non-zero, no hang/crash, PATTERN in stdout+stderr.
+must_fail() {
+  local label=$1 pattern=$2; shift 2
+  "$@" > out.txt 2> err.txt
+  local rc=$?
+  [ $rc = 124 ] && fail "$label: hung"
+  [ $rc = 0 ] && { cat out.txt; fail "$label: not detected (exit 0)"; }
+  [ $rc -ge 128 ] && { cat err.txt; fail "$label: crashed (exit $rc)"; }
+  cat out.txt err.txt > all.txt
+  grep -q -- "$pattern" all.txt || { cat all.txt; fail "$label: no '$pattern' in the output"; }
+  cases=$((cases + 1))
+  echo "ok $label: $(grep -m1 -- "$pattern" all.txt | cut -c1-160)"
+}
+
+run create good --dims 64,64,48 --chunk 16 --generate terrain --seed 3 -q || fail create
+run fsck good -q || fail "fsck of the good world"
+printf '2 2 2\n60 60 2\n33 17 20\n' > pts.txt
+run get good --points pts.txt -q > good_values.txt || fail get
+
+# ---- flipped bytes in three stored chunk payloads: all listed, all reads refused ----
+fresh
+$damage payload d 3 > damaged.txt || fail "damaging payloads"
+must_fail "fsck: 3 flipped payloads" "DAMAGED, 3 problems" run fsck d
+cp all.txt fsck_all.txt
+while read -r key x y z; do
+  grep -q "chunk key $key:.*checksum mismatch" fsck_all.txt || fail "fsck does not name chunk key $key"
+  must_fail "get in damaged chunk $key" "chunk key $key" run get d $x $y $z
+  grep -q "checksum" all.txt || fail "the read error does not say checksum"
+  [ -s out.txt ] && fail "a value was printed from damaged chunk $key: $(cat out.txt)"
+done < damaged.txt
+# Chunk key 0 is not among the damaged ones (the newest rows were): it still reads.
+grep -q "^0 " damaged.txt || [ "$(run get d 2 2 2 -q)" = "$(sed -n 1p good_values.txt)" ] ||
+  fail "an undamaged chunk no longer reads its value"
+
+# ---- a flipped byte in the /rows table ----
+fresh
+$damage rows d
+must_fail "fsck: flipped /rows byte" "fails its checksum" run fsck d
+grep -q "seg-00000000000000000001.h5" all.txt || fail "the rows error does not name the segment"
+must_fail "get with a damaged /rows" "fails its checksum" run get d --points pts.txt
+
+# ---- a truncated segment file ----
+fresh
+seg=d/seg-00000000000000000001.h5
+truncate -s $(( $(stat -c %s $seg) / 2 )) $seg
+must_fail "fsck: truncated segment" "seg-00000000000000000001.h5" run fsck d
+must_fail "get: truncated segment" "seg-00000000000000000001.h5" run get d 2 2 2
+
+# ---- a segment named by MANIFEST is missing, or holds another epoch ----
+fresh
+printf '1 1 1 5\n' > u.txt
+run update d u.txt -q || fail update
+mv d/seg-00000000000000000002.h5 moved.h5
+must_fail "fsck: missing segment" "seg-00000000000000000002.h5" run fsck d
+cp d/seg-00000000000000000001.h5 d/seg-00000000000000000002.h5
+must_fail "fsck: segment of another epoch" "holds epoch 1, expected 2" run fsck d
+
+# ---- MANIFEST: damaged, truncated, missing, newer version ----
+fresh
+$py -c '
+p = "d/MANIFEST"; b = bytearray(open(p, "rb").read()); b[40] ^= 0x01; open(p, "wb").write(b)'
+must_fail "fsck: flipped MANIFEST byte" "MANIFEST: checksum mismatch" run fsck d
+must_fail "get: flipped MANIFEST byte" "checksum mismatch" run get d 2 2 2
+fresh
+head -c 200 good/MANIFEST > d/MANIFEST
+must_fail "fsck: truncated MANIFEST" "missing checksum line" run fsck d
+fresh
+rm d/MANIFEST
+must_fail "fsck: missing MANIFEST" "not a Strata world (no MANIFEST)" run fsck d
+must_fail "update: missing MANIFEST" "not a Strata world" run update d u.txt
+fresh
+$damage version d 2
+must_fail "fsck: format version 2" "format version 2 is newer than this library's 1" run fsck d
+must_fail "update: format version 2" "newer" run update d u.txt
+grep -q "^strata-manifest 2" d/MANIFEST || fail "a newer world was modified"
+
+# ---- an index that disagrees with the data (valid checksums everywhere) ----
+fresh
+key=$($damage summary d) || fail "damaging a summary"
+must_fail "fsck: summary disagrees" "chunk key $key: index summary disagrees with the data" run fsck d
+fresh
+key=$($damage pyramid d) || fail "damaging a pyramid"
+must_fail "fsck: pyramid disagrees" "chunk key $key: index pyramid disagrees with the data" run fsck d
+
+# ---- several kinds at once: fsck lists every one ----
+fresh
+$damage payload d 2 > damaged.txt
+$damage summary d > /dev/null
+must_fail "fsck: 2 payloads + 1 summary" "DAMAGED, 3 problems" run fsck d
+[ "$(grep -c '^chunk key' out.txt)" = 3 ] || { cat out.txt; fail "fsck did not list all 3"; }
+
+run fsck good -q || fail "the good world was touched"
+echo "corruption: $cases cases detected and named, no crash, no hang"
