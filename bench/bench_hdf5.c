@@ -25,13 +25,13 @@
 #include "fsutil.h"
 #include "h5zstd.h"
 
-#define PEER_CHUNK 64
+#define PEER_CHUNK  64
 #define ZSTD_FILTER 32015
 
 typedef struct {
     bench *b;
     char path[STRATA_PATH_MAX];
-    hsize_t dims[3];  /* z, y, x */
+    hsize_t dims[3]; /* z, y, x */
     hsize_t chunk[3];
     hid_t file, dset, dxpl;
 } peer;
@@ -238,8 +238,8 @@ static strata_status strata_batches(bench *b, const char *world, batch_plan *bp,
 {
     strata_update *su = malloc((bp->n ? bp->n : 1) * sizeof *su);
     strata_world *w = NULL;
-    strata_status st = error_agree(b->comm, su ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM,
-                                   "updates"), &b->error);
+    strata_status st = error_agree(
+        b->comm, su ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "updates"), &b->error);
     if (!st) {
         st = strata_world_open(b->comm, world, STRATA_WRITE, NULL, &w);
         if (st)
@@ -250,8 +250,8 @@ static strata_status strata_batches(bench *b, const char *world, batch_plan *bp,
     for (int k = 0; k < bp->batches && !st; k++) {
         make_batch(b, k, bp->n, bp->u);
         for (size_t i = 0; i < bp->n; i++)
-            su[i] = (strata_update){.x = bp->u[i].x, .y = bp->u[i].y, .z = bp->u[i].z,
-                                    .material = bp->u[i].material};
+            su[i] = (strata_update){
+                .x = bp->u[i].x, .y = bp->u[i].y, .z = bp->u[i].z, .material = bp->u[i].material};
         st = strata_update_batch(w, su, bp->n, NULL);
     }
     if (!st)
@@ -271,8 +271,10 @@ static strata_status hdf5_points(peer *p, batch_plan *bp, double *seconds)
     bench *b = p->b;
     hsize_t *coords = malloc((bp->n ? bp->n : 1) * 3 * sizeof *coords);
     uint16_t *values = malloc((bp->n ? bp->n : 1) * sizeof *values);
-    strata_status st = error_agree(b->comm, coords && values ? STRATA_OK : error_set(&b->error,
-                                   STRATA_ERR_NOMEM, "point selection"), &b->error);
+    strata_status st = error_agree(
+        b->comm,
+        coords && values ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "point selection"),
+        &b->error);
     if (!st)
         st = peer_open(p, 0);
     MPI_Barrier(b->comm);
@@ -280,7 +282,8 @@ static strata_status hdf5_points(peer *p, batch_plan *bp, double *seconds)
     for (int k = 0; k < bp->batches && !st; k++) {
         make_batch(b, k, bp->n, bp->u);
         for (size_t i = 0; i < bp->n; i++) {
-            coords[3 * i] = bp->u[i].z, coords[3 * i + 1] = bp->u[i].y, coords[3 * i + 2] = bp->u[i].x;
+            coords[3 * i] = bp->u[i].z, coords[3 * i + 1] = bp->u[i].y,
+                       coords[3 * i + 2] = bp->u[i].x;
             values[i] = bp->u[i].material;
         }
         hsize_t count[1] = {bp->n ? bp->n : 1};
@@ -296,8 +299,9 @@ static strata_status hdf5_points(peer *p, batch_plan *bp, double *seconds)
             H5Sclose(fs);
         if (ms >= 0)
             H5Sclose(ms);
-        st = error_agree(b->comm, rc < 0 ? h5_failed(b, "point-selection write", p->path)
-                                         : STRATA_OK, &b->error);
+        st = error_agree(b->comm,
+                         rc < 0 ? h5_failed(b, "point-selection write", p->path) : STRATA_OK,
+                         &b->error);
     }
     strata_status closed = peer_close(p, 1);
     *seconds = bench_slowest(b, MPI_Wtime() - t0);
@@ -315,7 +319,8 @@ static strata_status gather_batch(bench *b, const batch_plan *bp, peer_update *a
         return error_set(&b->error, STRATA_ERR_MPI, "plain HDF5 peer: gathering counts");
     for (int r = 0, at = 0; r < b->size; r++)
         displs[r] = at, at += counts[r];
-    if (MPI_Allgatherv(bp->u, mine, MPI_BYTE, all, counts, displs, MPI_BYTE, b->comm) != MPI_SUCCESS)
+    if (MPI_Allgatherv(bp->u, mine, MPI_BYTE, all, counts, displs, MPI_BYTE, b->comm) !=
+        MPI_SUCCESS)
         return error_set(&b->error, STRATA_ERR_MPI, "plain HDF5 peer: gathering a batch");
     return STRATA_OK;
 }
@@ -341,7 +346,8 @@ static herr_t select_touched(const peer *p, const unsigned char *touched, size_t
 
 static size_t chunk_index(const peer *p, const hsize_t grid[3], const peer_update *u)
 {
-    return ((size_t)(u->z / p->chunk[0]) * grid[1] + u->y / p->chunk[1]) * grid[2] + u->x / p->chunk[2];
+    return ((size_t)(u->z / p->chunk[0]) * grid[1] + u->y / p->chunk[1]) * grid[2] +
+           u->x / p->chunk[2];
 }
 
 /* One batch of (b): gather, mark touched own chunks, read, apply, write. */
@@ -371,7 +377,8 @@ static strata_status rmw_batch(peer *p, const batch_plan *bp, peer_update *all, 
     for (size_t i = 0; rc >= 0 && i < total; i++) {
         size_t c = chunk_index(p, grid, &all[i]);
         if (c >= first && c < last)
-            full[((size_t)all[i].z * p->dims[1] + all[i].y) * p->dims[2] + all[i].x] = all[i].material;
+            full[((size_t)all[i].z * p->dims[1] + all[i].y) * p->dims[2] + all[i].x] =
+                all[i].material;
     }
     if (rc >= 0)
         rc = H5Dwrite(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, full);
@@ -393,9 +400,12 @@ static strata_status hdf5_rmw(peer *p, batch_plan *bp, double *seconds)
     int *counts = malloc(2 * (size_t)b->size * sizeof *counts);
     unsigned char *touched = malloc(nchunks);
     uint16_t *full = malloc(voxels * sizeof *full);
-    strata_status st = error_agree(b->comm, all && counts && touched && full ? STRATA_OK
-                                   : error_set(&b->error, STRATA_ERR_NOMEM, "read-modify-write"),
-                                   &b->error);
+    strata_status st =
+        error_agree(b->comm,
+                    all && counts && touched && full
+                        ? STRATA_OK
+                        : error_set(&b->error, STRATA_ERR_NOMEM, "read-modify-write"),
+                    &b->error);
     if (!st)
         st = peer_open(p, 0);
     MPI_Barrier(b->comm);
@@ -422,9 +432,11 @@ static strata_status add_batch_rows(bench *b, const batch_plan *bp, const double
     static const char *const whats[3] = {
         "strata_update_batch per batch, then one strata_commit (fsync'ed); world reopened first, "
         "so touched chunks are read and decoded from disk",
-        "one collective H5Dwrite of an H5Sselect_elements selection per batch; H5Fclose + fsync at the end",
+        "one collective H5Dwrite of an H5Sselect_elements selection per batch; H5Fclose + fsync at "
+        "the end",
         "per batch: MPI_Allgatherv of the batch, collective read of the touched chunks this rank "
-        "owns (union of chunk hyperslabs), apply, collective write back; H5Fclose + fsync at the end",
+        "owns (union of chunk hyperslabs), apply, collective write back; H5Fclose + fsync at the "
+        "end",
     };
     static const char *const limits[3] = {
         "the commit: every touched chunk is encoded and written once",
@@ -434,7 +446,8 @@ static strata_status add_batch_rows(bench *b, const batch_plan *bp, const double
     };
     strata_status st = STRATA_OK;
     for (int i = 0; i < 3 && !st; i++) {
-        bench_row row = bench_row_start(b, ids[i], "simulation", "updates/s", BENCH_HIGHER_IS_BETTER);
+        bench_row row =
+            bench_row_start(b, ids[i], "simulation", "updates/s", BENCH_HIGHER_IS_BETTER);
         snprintf(row.peer, sizeof row.peer, "%s", peers[i]);
         bench_volume_text(b, row.volume, sizeof row.volume);
         if (i > 0)
@@ -443,12 +456,14 @@ static strata_status add_batch_rows(bench *b, const batch_plan *bp, const double
         snprintf(row.what, sizeof row.what, "%s", whats[i]);
         snprintf(row.pattern, sizeof row.pattern,
                  "%d batches of %" PRIu64 " uniform random updates in all (1/ranks per rank), "
-                 "the same voxels on both sides", bp->batches, bp->per_batch);
+                 "the same voxels on both sides",
+                 bp->batches, bp->per_batch);
         snprintf(row.limit, sizeof row.limit, "%s", limits[i]);
         if (i == 0) {
             snprintf(row.compare[0], sizeof row.compare[0], "sim_hdf5_chunk_rmw");
             snprintf(row.compare[1], sizeof row.compare[1], "sim_hdf5_points");
-            snprintf(row.target, sizeof row.target, ">= 10x chunk read-modify-write, >= 100x points");
+            snprintf(row.target, sizeof row.target,
+                     ">= 10x chunk read-modify-write, >= 100x points");
         }
         row.durable = 1;
         row.count = (uint64_t)bp->batches * bp->per_batch;
@@ -474,8 +489,9 @@ static strata_status region_reads(peer *p, const char *world)
     int64_t zh = lo[2] + (hi[2] - lo[2]) * (b->rank + 1) / b->size;
     size_t n = (size_t)((zh - zl) * (hi[1] - lo[1]) * (hi[0] - lo[0]));
     uint16_t *a = malloc((n ? n : 1) * sizeof *a), *s = malloc((n ? n : 1) * sizeof *s);
-    strata_status st = error_agree(b->comm, a && s ? STRATA_OK : error_set(&b->error,
-                                   STRATA_ERR_NOMEM, "region buffers"), &b->error);
+    strata_status st = error_agree(
+        b->comm, a && s ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "region buffers"),
+        &b->error);
     double th[BENCH_SAMPLES_MAX], ts[BENCH_SAMPLES_MAX];
     int reps = 3;
     for (int rep = 0; rep < reps && !st; rep++) {
@@ -520,14 +536,17 @@ static strata_status region_reads(peer *p, const char *world)
                                         "regions", "MB/s", BENCH_HIGHER_IS_BETTER);
         snprintf(row.peer, sizeof row.peer, "%s", i ? "strata" : "hdf5");
         bench_volume_text(b, row.volume, sizeof row.volume);
-        snprintf(row.what, sizeof row.what, "%s",
-                 i ? "strata_load_chunk of every chunk meeting the rank's slab, copied into a dense "
-                     "box buffer; world just reopened (no chunk resident)"
-                   : "collective H5Dread of a hyperslab into a dense buffer; file just reopened "
-                     "(HDF5 chunk cache empty)");
+        snprintf(
+            row.what, sizeof row.what, "%s",
+            i ? "strata_load_chunk of every chunk meeting the rank's slab, copied into a dense "
+                "box buffer; world just reopened (no chunk resident)"
+              : "collective H5Dread of a hyperslab into a dense buffer; file just reopened "
+                "(HDF5 chunk cache empty)");
         snprintf(row.pattern, sizeof row.pattern,
-                 "a %" PRId64 "^3 box not aligned to chunks, a z-slab of it per rank; the page cache "
-                 "holds both files", edge);
+                 "a %" PRId64
+                 "^3 box not aligned to chunks, a z-slab of it per rank; the page cache "
+                 "holds both files",
+                 edge);
         snprintf(row.limit, sizeof row.limit, "%s",
                  i ? "one zstd decode per chunk (32^3) on one core per rank"
                    : "one zstd decode per 64^3 chunk; chunks on slab edges decoded by two ranks");
@@ -546,12 +565,13 @@ static strata_status add_file_row(bench *b, const peer *p)
     if (b->rank == 0 && stat(p->path, &sb) == 0)
         bytes = (double)sb.st_size;
     MPI_Bcast(&bytes, 1, MPI_DOUBLE, 0, b->comm);
-    bench_row row = bench_row_start(b, "storage_hdf5_zstd3_file", "storage", "bytes",
-                                    BENCH_LOWER_IS_BETTER);
+    bench_row row =
+        bench_row_start(b, "storage_hdf5_zstd3_file", "storage", "bytes", BENCH_LOWER_IS_BETTER);
     snprintf(row.peer, sizeof row.peer, "hdf5");
     bench_volume_text(b, row.volume, sizeof row.volume);
-    snprintf(row.what, sizeof row.what,
-             "the plain HDF5 file of the same terrain: one uint16 dataset, 64^3 chunks, zstd level 3");
+    snprintf(
+        row.what, sizeof row.what,
+        "the plain HDF5 file of the same terrain: one uint16 dataset, 64^3 chunks, zstd level 3");
     snprintf(row.pattern, sizeof row.pattern, "every chunk allocated (air chunks too)");
     snprintf(row.limit, sizeof row.limit, "zstd on raw uint16 chunks; all-air chunks stored too");
     row.durable = 1;
@@ -581,8 +601,8 @@ strata_status bench_hdf5_peer(bench *b, const char *world)
                     ((uint64_t)b->rank < bp.per_batch % (uint64_t)b->size));
     bp.u = malloc((bp.n ? bp.n : 1) * sizeof *bp.u);
     if (!st)
-        st = error_agree(b->comm, bp.u ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM,
-                         "batch"), &b->error);
+        st = error_agree(
+            b->comm, bp.u ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "batch"), &b->error);
     double seconds[3];
     if (!st)
         st = strata_batches(b, world, &bp, &seconds[0]);

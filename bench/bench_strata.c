@@ -23,13 +23,13 @@ static strata_status world_failed(bench *b, strata_world *w, strata_status st, c
     return error_set(&b->error, st, "%s: %s", what, strata_last_error(w));
 }
 
-#define TRY(call, what)                                                                        \
-    do {                                                                                       \
-        st = (call);                                                                           \
-        if (st) {                                                                              \
-            world_failed(b, w, st, what);                                                      \
-            goto done;                                                                         \
-        }                                                                                      \
+#define TRY(call, what)                                                                            \
+    do {                                                                                           \
+        st = (call);                                                                               \
+        if (st) {                                                                                  \
+            world_failed(b, w, st, what);                                                          \
+            goto done;                                                                             \
+        }                                                                                          \
     } while (0)
 
 static int edge_bits(int edge)
@@ -87,8 +87,9 @@ static strata_status bench_commit(bench *b, const char *path)
         }
         if (st)
             break;
-        bench_row row = bench_row_start(b, defer ? "commit_terrain_deferred_index" : "commit_terrain",
-                                        "commit", "MB/s per rank", BENCH_HIGHER_IS_BETTER);
+        bench_row row =
+            bench_row_start(b, defer ? "commit_terrain_deferred_index" : "commit_terrain", "commit",
+                            "MB/s per rank", BENCH_HIGHER_IS_BETTER);
         bench_volume_text(b, row.volume, sizeof row.volume);
         snprintf(row.what, sizeof row.what,
                  "strata_commit of the freshly generated terrain (%" PRIu64 " chunks, %.1f MB raw, "
@@ -154,10 +155,12 @@ static strata_status bench_uniform_bytes(bench *b)
         st = uniform_world_bytes(b, path, 128 * (i + 1), &bytes[i], &uniform[i]);
     if (st)
         return st;
-    double per_row = ((double)bytes[1] - (double)bytes[0]) / ((double)uniform[1] - (double)uniform[0]);
+    double per_row =
+        ((double)bytes[1] - (double)bytes[0]) / ((double)uniform[1] - (double)uniform[0]);
     bench_row row = bench_row_start(b, "uniform_chunk_bytes", "storage", "bytes per chunk",
                                     BENCH_LOWER_IS_BETTER);
-    snprintf(row.volume, sizeof row.volume, "256 x 256 x 128 and 256 x 256 x 256 all granite, chunk 16");
+    snprintf(row.volume, sizeof row.volume,
+             "256 x 256 x 128 and 256 x 256 x 256 all granite, chunk 16");
     snprintf(row.what, sizeof row.what,
              "stored bytes of one uniform chunk: (segment bytes of %" PRIu64 " - of %" PRIu64
              " uniform chunks) / difference; %" PRIu64 " and %" PRIu64 " bytes in all",
@@ -186,14 +189,15 @@ static strata_status storage_walk(bench *b, strata_world *w, storage_sums *s)
     uint16_t *chunk = malloc(voxels * 2);
     void *frame = malloc(bound);
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
-    strata_status st = chunk && frame && cctx ? STRATA_OK
-                                              : error_set(&b->error, STRATA_ERR_NOMEM, "storage walk");
+    strata_status st =
+        chunk && frame && cctx ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "storage walk");
     for (int64_t cz = 0; cz < n[2] && !st; cz++)
         for (int64_t cy = 0; cy < n[1] && !st; cy++)
             for (int64_t cx = 0; cx < n[0] && !st; cx++) {
                 strata_chunk_meta meta;
                 TRY(strata_chunk_metadata(w, cx, cy, cz, &meta), "chunk metadata");
-                s->chunks[meta.kind == STRATA_CHUNK_DENSE ? 2 : meta.kind == STRATA_CHUNK_UNIFORM]++;
+                s->chunks[meta.kind == STRATA_CHUNK_DENSE ? 2
+                                                          : meta.kind == STRATA_CHUNK_UNIFORM]++;
                 if (meta.kind == STRATA_CHUNK_ABSENT)
                     continue;
                 s->strata_payload += meta.stored_bytes;
@@ -216,8 +220,9 @@ static strata_status add_storage_rows(bench *b, const storage_sums *s, const str
     char volume[BENCH_TEXT_MAX];
     bench_volume_text(b, volume, sizeof volume);
     char counts[BENCH_TEXT_MAX];
-    snprintf(counts, sizeof counts, "%" PRIu64 " dense, %" PRIu64 " uniform, %" PRIu64
-             " absent (air) chunks", s->chunks[2], s->chunks[1], s->chunks[0]);
+    snprintf(counts, sizeof counts,
+             "%" PRIu64 " dense, %" PRIu64 " uniform, %" PRIu64 " absent (air) chunks",
+             s->chunks[2], s->chunks[1], s->chunks[0]);
     struct {
         const char *id, *peer, *what, *limit;
         double value;
@@ -256,7 +261,8 @@ static strata_status add_storage_rows(bench *b, const storage_sums *s, const str
         bench_row row = bench_row_start(b, "dense_chunk_bytes", "storage", "bytes per chunk",
                                         BENCH_LOWER_IS_BETTER);
         snprintf(row.volume, sizeof row.volume, "%s", volume);
-        snprintf(row.what, sizeof row.what, "mean payload bytes of a dense terrain chunk (%d^3 uint16 = %d raw bytes)",
+        snprintf(row.what, sizeof row.what,
+                 "mean payload bytes of a dense terrain chunk (%d^3 uint16 = %d raw bytes)",
                  b->chunk_edge, 2 * b->chunk_edge * b->chunk_edge * b->chunk_edge);
         snprintf(row.pattern, sizeof row.pattern, "%s", counts);
         snprintf(row.limit, sizeof row.limit, "entropy of the layer boundaries and ore pockets");
@@ -294,8 +300,10 @@ enum { PATTERN_UNIFORM, PATTERN_EROSION, PATTERN_VOLCANIC, PATTERN_RIVER, PATTER
 static const char *const pattern_name[PATTERN_COUNT] = {"uniform", "erosion", "volcanic", "river"};
 static const char *const pattern_text[PATTERN_COUNT] = {
     "uniform random voxels over the whole volume, random solid materials",
-    "sparse surface erosion: random columns, the top 1-3 solid voxels turn to sand, sediment or air",
-    "clustered volcanic: 6 vents at the surface, Gaussian blobs (sigma 8 voxels) of lava and basalt",
+    "sparse surface erosion: random columns, the top 1-3 solid voxels turn to sand, sediment or "
+    "air",
+    "clustered volcanic: 6 vents at the surface, Gaussian blobs (sigma 8 voxels) of lava and "
+    "basalt",
     "a linear river: a meandering line across x, 7 voxels wide, 3 deep below the surface, water",
 };
 
@@ -306,7 +314,8 @@ static strata_status surface_heights(bench *b, strata_world *w, int32_t **out)
     int64_t nx = b->dims[0], ny = b->dims[1], c = b->chunk_edge;
     int32_t *h = malloc((size_t)(nx * ny) * sizeof *h);
     uint16_t *chunk = malloc((size_t)(c * c * c) * sizeof *chunk);
-    strata_status st = h && chunk ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "height map");
+    strata_status st =
+        h && chunk ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "height map");
     for (int64_t i = 0; h && i < nx * ny; i++)
         h[i] = -1;
     for (int64_t cy = 0; b->rank == 0 && !st && cy * c < ny; cy++)
@@ -370,7 +379,8 @@ static void make_update(const bench *b, int pattern, uint64_t *state, const int3
         m = eroded[bench_random_below(state, 3)];
     } else if (pattern == PATTERN_VOLCANIC) {
         uint64_t vent_state = b->seed * 977 + (uint64_t)bench_random_below(state, 6);
-        int64_t vx = bench_random_below(&vent_state, d[0]), vy = bench_random_below(&vent_state, d[1]);
+        int64_t vx = bench_random_below(&vent_state, d[0]),
+                vy = bench_random_below(&vent_state, d[1]);
         x = clamp64(vx + (int64_t)llround(8 * gaussian(state)), 0, d[0] - 1);
         y = clamp64(vy + (int64_t)llround(8 * gaussian(state)), 0, d[1] - 1);
         z = heights[vy * d[0] + vx] + (int64_t)llround(8 * gaussian(state));
@@ -396,13 +406,15 @@ static strata_status pattern_row(bench *b, strata_world *w, const int32_t *heigh
 {
     size_t n = my_share(b, total);
     strata_update *u = malloc((n ? n : 1) * sizeof *u);
-    strata_status st = error_agree(b->comm, u ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM,
-                                   "%zu updates", n), &b->error);
+    strata_status st = error_agree(
+        b->comm, u ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "%zu updates", n),
+        &b->error);
     if (st) {
         free(u);
         return st;
     }
-    uint64_t state = b->seed * 1000003 + (uint64_t)pattern * 7919 + (uint64_t)b->rank * 104729 + total;
+    uint64_t state =
+        b->seed * 1000003 + (uint64_t)pattern * 7919 + (uint64_t)b->rank * 104729 + total;
     for (size_t i = 0; i < n; i++)
         make_update(b, pattern, &state, heights, &u[i]);
     int reps = b->quick ? 3 : total >= 10000000 ? 3 : 5;
@@ -420,7 +432,8 @@ static strata_status pattern_row(bench *b, strata_world *w, const int32_t *heigh
     snprintf(row.what, sizeof row.what,
              "strata_update_batch of %" PRIu64 " updates in all (1/ranks from each rank): staged, "
              "routed with MPI_Alltoallv, applied by the owners; chunks already resident, not "
-             "committed", total);
+             "committed",
+             total);
     snprintf(row.pattern, sizeof row.pattern, "%s", pattern_text[pattern]);
     snprintf(row.limit, sizeof row.limit,
              "memory bandwidth of staging, the radix sort by chunk key and the Alltoallv; random "
@@ -452,7 +465,8 @@ static strata_status route_apply_row(bench *b, strata_world *w)
         TRY(strata_flush(w, NULL), "flushing 1,000,000 updates");
         samples[rep] = bench_slowest(b, MPI_Wtime() - t0);
     }
-    bench_row row = bench_row_start(b, "route_apply_1M_uniform", "updates", "s", BENCH_LOWER_IS_BETTER);
+    bench_row row =
+        bench_row_start(b, "route_apply_1M_uniform", "updates", "s", BENCH_LOWER_IS_BETTER);
     bench_volume_text(b, row.volume, sizeof row.volume);
     snprintf(row.what, sizeof row.what,
              "strata_flush of 1,000,000 staged updates in all: route (Alltoall counts, Alltoallv "
@@ -472,8 +486,9 @@ static strata_status stage_row(bench *b, strata_world *w)
 {
     size_t n = b->quick ? 200000 : 1000000;
     int64_t(*p)[3] = malloc(n * sizeof *p);
-    strata_status st = error_agree(b->comm, p ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM,
-                                   "%zu points", n), &b->error);
+    strata_status st = error_agree(
+        b->comm, p ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "%zu points", n),
+        &b->error);
     if (st) {
         free(p);
         return st;
@@ -490,19 +505,23 @@ static strata_status stage_row(bench *b, strata_world *w)
         for (size_t i = 0; i < n && !local; i++)
             local = strata_stage(w, p[i][0], p[i][1], p[i][2], (uint16_t)(i & 15));
         double t = MPI_Wtime() - t0;
-        st = error_agree(b->comm, local ? world_failed(b, w, local, "staging") : STRATA_OK, &b->error);
+        st = error_agree(b->comm, local ? world_failed(b, w, local, "staging") : STRATA_OK,
+                         &b->error);
         if (st)
             break;
         samples[rep] = bench_slowest(b, t) / (double)n * 1e9;
         TRY(strata_flush(w, NULL), "flushing staged updates");
     }
-    bench_row row = bench_row_start(b, "stage_one", "updates", "ns per update", BENCH_LOWER_IS_BETTER);
+    bench_row row =
+        bench_row_start(b, "stage_one", "updates", "ns per update", BENCH_LOWER_IS_BETTER);
     bench_volume_text(b, row.volume, sizeof row.volume);
-    snprintf(row.what, sizeof row.what,
-             "strata_stage of one update (bounds check, Morton key, append), %zu per rank in a loop", n);
+    snprintf(
+        row.what, sizeof row.what,
+        "strata_stage of one update (bounds check, Morton key, append), %zu per rank in a loop", n);
     snprintf(row.pattern, sizeof row.pattern, "uniform random voxels, coordinates precomputed");
     snprintf(row.target, sizeof row.target, "<= 50 ns");
-    snprintf(row.limit, sizeof row.limit, "the Morton key computation and the store of a 24-byte record");
+    snprintf(row.limit, sizeof row.limit,
+             "the Morton key computation and the store of a 24-byte record");
     row.count = n;
     st = bench_add(b, &row, samples, reps);
 done:
@@ -529,8 +548,9 @@ static strata_status apply_sorted_row(bench *b, strata_world *w)
 {
     size_t n = b->quick ? 200000 : 1000000;
     keyed_voxel *v = malloc(n * sizeof *v);
-    strata_status st = error_agree(b->comm, v ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM,
-                                   "%zu voxels", n), &b->error);
+    strata_status st = error_agree(
+        b->comm, v ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "%zu voxels", n),
+        &b->error);
     if (st) {
         free(v);
         return st;
@@ -540,18 +560,23 @@ static strata_status apply_sorted_row(bench *b, strata_world *w)
     uint64_t state = b->seed * 101 + (uint64_t)b->rank * 7;
     strata_status local = STRATA_OK;
     for (size_t i = 0; i < n && !local;) {
-        int64_t x = bench_random_below(&state, b->dims[0]), y = bench_random_below(&state, b->dims[1]);
+        int64_t x = bench_random_below(&state, b->dims[0]),
+                y = bench_random_below(&state, b->dims[1]);
         int64_t z = bench_random_below(&state, b->dims[2]);
         int owner = -1;
         local = strata_owner(w, x, y, z, &owner);
         if (!local && owner == b->rank) {
-            v[i] = (keyed_voxel){.voxel = (uint32_t)((x & mask) | (y & mask) << bits | (z & mask) << 2 * bits),
-                                 .x = x, .y = y, .z = z};
+            v[i] = (keyed_voxel){
+                .voxel = (uint32_t)((x & mask) | (y & mask) << bits | (z & mask) << 2 * bits),
+                .x = x,
+                .y = y,
+                .z = z};
             local = strata_chunk_key(w, x >> bits, y >> bits, z >> bits, &v[i].key);
             i++;
         }
     }
-    st = error_agree(b->comm, local ? world_failed(b, w, local, "owner lookup") : STRATA_OK, &b->error);
+    st = error_agree(b->comm, local ? world_failed(b, w, local, "owner lookup") : STRATA_OK,
+                     &b->error);
     if (st)
         goto done;
     qsort(v, n, sizeof *v, compare_keyed);
@@ -560,7 +585,8 @@ static strata_status apply_sorted_row(bench *b, strata_world *w)
     for (int rep = -1; rep < reps && !st; rep++) { /* rep -1 makes the chunks dense and resident */
         for (size_t i = 0; i < n && !local; i++)
             local = strata_stage(w, v[i].x, v[i].y, v[i].z, (uint16_t)(2 + (i + (size_t)rep) % 12));
-        st = error_agree(b->comm, local ? world_failed(b, w, local, "staging") : STRATA_OK, &b->error);
+        st = error_agree(b->comm, local ? world_failed(b, w, local, "staging") : STRATA_OK,
+                         &b->error);
         if (st)
             break;
         MPI_Barrier(b->comm);
@@ -575,8 +601,10 @@ static strata_status apply_sorted_row(bench *b, strata_world *w)
     bench_volume_text(b, row.volume, sizeof row.volume);
     snprintf(row.what, sizeof row.what,
              "strata_flush of %zu updates per rank, all in the rank's own chunks and already in "
-             "Morton (chunk key, voxel) order; chunks dense and resident; staging not timed", n);
-    snprintf(row.pattern, sizeof row.pattern, "uniform random voxels of the rank's own key range, sorted");
+             "Morton (chunk key, voxel) order; chunks dense and resident; staging not timed",
+             n);
+    snprintf(row.pattern, sizeof row.pattern,
+             "uniform random voxels of the rank's own key range, sorted");
     snprintf(row.target, sizeof row.target, ">= 50,000,000 updates/s per rank");
     snprintf(row.limit, sizeof row.limit,
              "the flush still packs, self-exchanges and radix-sorts the records before applying: "
@@ -655,8 +683,8 @@ static strata_status timed_reads(bench *b, strata_world *w, int64_t (*p)[3], siz
         sum += m;
     }
     double t = MPI_Wtime() - t0;
-    strata_status st = error_agree(b->comm, local ? world_failed(b, w, local, "reading a voxel")
-                                                  : STRATA_OK, &b->error);
+    strata_status st = error_agree(
+        b->comm, local ? world_failed(b, w, local, "reading a voxel") : STRATA_OK, &b->error);
     *ns = bench_slowest(b, t) / (double)n * 1e9;
     if (sum == UINT64_MAX) /* keeps the loop from being optimised away */
         fprintf(stderr, "unlikely sum\n");
@@ -677,8 +705,9 @@ static strata_status hot_reads(bench *b, strata_world *w)
 {
     size_t n = b->quick ? 200000 : 2000000;
     int64_t(*p)[3] = random_points(b, n, b->seed * 3 + (uint64_t)b->rank);
-    strata_status st = error_agree(b->comm, p ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM,
-                                   "%zu points", n), &b->error);
+    strata_status st = error_agree(
+        b->comm, p ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "%zu points", n),
+        &b->error);
     if (st) {
         free(p);
         return st;
@@ -708,11 +737,15 @@ static strata_status hot_reads(bench *b, strata_world *w)
     free(p);
     if (st)
         return st;
-    bench_row row = bench_row_start(b, "read_voxel_hot", "reads", "ns per read", BENCH_LOWER_IS_BETTER);
-    read_row_text(b, &row, "strata_read_voxel of the committed state, every chunk resident "
-                  "(each rank reads any voxel: others' chunks come through its committed-copy cache)",
-                  "the chunk hash lookup (skipped when the chunk repeats) and one cache miss into "
-                  "a 64 KiB chunk", n);
+    bench_row row =
+        bench_row_start(b, "read_voxel_hot", "reads", "ns per read", BENCH_LOWER_IS_BETTER);
+    read_row_text(
+        b, &row,
+        "strata_read_voxel of the committed state, every chunk resident "
+        "(each rank reads any voxel: others' chunks come through its committed-copy cache)",
+        "the chunk hash lookup (skipped when the chunk repeats) and one cache miss into "
+        "a 64 KiB chunk",
+        n);
     snprintf(row.compare[0], sizeof row.compare[0], "vdb_read_hot");
     snprintf(row.target, sizeof row.target, "no slower than OpenVDB's value accessor");
     return bench_add(b, &row, samples, reps);
@@ -722,8 +755,9 @@ static strata_status cold_reads(bench *b, const char *path)
 {
     size_t n = b->quick ? 300 : 2000;
     int64_t(*p)[3] = random_points(b, n, b->seed * 5 + (uint64_t)b->rank);
-    strata_status st = error_agree(b->comm, p ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM,
-                                   "%zu points", n), &b->error);
+    strata_status st = error_agree(
+        b->comm, p ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "%zu points", n),
+        &b->error);
     double samples[BENCH_SAMPLES_MAX];
     int reps = 3;
     for (int rep = 0; rep < reps && !st; rep++) {
@@ -742,8 +776,10 @@ static strata_status cold_reads(bench *b, const char *path)
     free(p);
     if (st)
         return st;
-    bench_row row = bench_row_start(b, "read_voxel_cold", "reads", "ns per read", BENCH_LOWER_IS_BETTER);
-    read_row_text(b, &row, "strata_read_voxel right after close and reopen, the world's files "
+    bench_row row =
+        bench_row_start(b, "read_voxel_cold", "reads", "ns per read", BENCH_LOWER_IS_BETTER);
+    read_row_text(b, &row,
+                  "strata_read_voxel right after close and reopen, the world's files "
                   "dropped from the page cache (posix_fadvise DONTNEED): most reads load a chunk",
                   "reading and decoding one chunk (zstd) per first touch; the disk", n);
     return bench_add(b, &row, samples, reps);
@@ -755,8 +791,9 @@ static strata_status routed_queries(bench *b, strata_world *w)
     size_t n = my_share(b, total);
     int64_t(*p)[3] = random_points(b, n, b->seed * 7 + (uint64_t)b->rank);
     uint16_t *out = malloc((n ? n : 1) * sizeof *out);
-    strata_status st = error_agree(b->comm, p && out ? STRATA_OK : error_set(&b->error,
-                                   STRATA_ERR_NOMEM, "%zu points", n), &b->error);
+    strata_status st = error_agree(
+        b->comm, p && out ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "%zu points", n),
+        &b->error);
     double samples[BENCH_SAMPLES_MAX];
     int reps = 3;
     for (int rep = 0; rep < reps && !st; rep++) {
@@ -766,9 +803,10 @@ static strata_status routed_queries(bench *b, strata_world *w)
         samples[rep] = bench_slowest(b, MPI_Wtime() - t0) / (double)total * 1e9;
     }
     if (!st) {
-        bench_row row = bench_row_start(b, "query_points_L0", "reads", "ns per point",
-                                        BENCH_LOWER_IS_BETTER);
-        read_row_text(b, &row, "strata_query_points, one collective batch routed to the owners "
+        bench_row row =
+            bench_row_start(b, "query_points_L0", "reads", "ns per point", BENCH_LOWER_IS_BETTER);
+        read_row_text(b, &row,
+                      "strata_query_points, one collective batch routed to the owners "
                       "(sees flushed state); ns = batch seconds / points in all",
                       "two Alltoallv exchanges and a radix sort of the batch", n);
         st = bench_add(b, &row, samples, reps);
@@ -790,8 +828,10 @@ static strata_status routed_queries(bench *b, strata_world *w)
         snprintf(id, sizeof id, "query_lod_L%d", levels[l]);
         bench_row row = bench_row_start(b, id, "reads", "ns per point", BENCH_LOWER_IS_BETTER);
         char what[BENCH_TEXT_MAX];
-        snprintf(what, sizeof what, "strata_query_lod at level %d (blocks of %d^3 voxels), one "
-                 "collective batch; ns = batch seconds / points in all", levels[l], 1 << levels[l]);
+        snprintf(what, sizeof what,
+                 "strata_query_lod at level %d (blocks of %d^3 voxels), one "
+                 "collective batch; ns = batch seconds / points in all",
+                 levels[l], 1 << levels[l]);
         read_row_text(b, &row, what, "routing the batch; the pyramid cells read per point", lod_n);
         st = bench_add(b, &row, samples, reps);
     }
@@ -835,13 +875,16 @@ static strata_status index_queries(bench *b, strata_world *w)
         samples[rep] = bench_slowest(b, MPI_Wtime() - t0) * 1e3;
         free(r);
     }
-    bench_row row = bench_row_start(b, "query_region_whole", "index", "ms per query", BENCH_LOWER_IS_BETTER);
+    bench_row row =
+        bench_row_start(b, "query_region_whole", "index", "ms per query", BENCH_LOWER_IS_BETTER);
     bench_volume_text(b, row.volume, sizeof row.volume);
     snprintf(row.what, sizeof row.what,
              "strata_query_region of the whole world, finest level %d (8^3 blocks), threshold 0.95 "
-             "(%zu regions returned to every rank); collective", level, regions);
+             "(%zu regions returned to every rank); collective",
+             level, regions);
     snprintf(row.pattern, sizeof row.pattern, "one box: the whole volume");
-    snprintf(row.limit, sizeof row.limit, "the number of regions returned (mixed chunks split to their pyramid cells)");
+    snprintf(row.limit, sizeof row.limit,
+             "the number of regions returned (mixed chunks split to their pyramid cells)");
     row.count = regions;
     TRY(bench_add(b, &row, samples, reps), "adding a row");
     /* Rays from the sky down into the ground at random columns, slanted. */
@@ -867,9 +910,12 @@ static strata_status index_queries(bench *b, strata_world *w)
     snprintf(row.what, sizeof row.what,
              "strata_ray from the top of the world down (direction 0.3, -0.2, -1) at random "
              "columns, %d rays one after another (collective each); %" PRIu64 " hits, %.1f steps "
-             "per ray", rays, hits, (double)steps / (3.0 * rays));
-    snprintf(row.pattern, sizeof row.pattern, "random columns over the whole volume, through air and water to the ground");
-    snprintf(row.limit, sizeof row.limit, "one collective agreement per ray; the steps through water voxels");
+             "per ray",
+             rays, hits, (double)steps / (3.0 * rays));
+    snprintf(row.pattern, sizeof row.pattern,
+             "random columns over the whole volume, through air and water to the ground");
+    snprintf(row.limit, sizeof row.limit,
+             "one collective agreement per ray; the steps through water voxels");
     row.count = (uint64_t)rays;
     st = bench_add(b, &row, samples, 3);
 done:
@@ -887,9 +933,10 @@ static strata_status reindex_row(bench *b, strata_world *w, int full, uint64_t u
         size_t n = my_share(b, updates);
         int64_t cx = b->dims[0] / 3, cy = b->dims[1] / 3, cz = b->dims[2] / 2;
         for (size_t i = 0; i < n && !st; i++)
-            st = strata_stage(w, clamp64(cx + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[0] - 1),
-                              clamp64(cy + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[1] - 1),
-                              clamp64(cz + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[2] - 1), LAVA);
+            st = strata_stage(
+                w, clamp64(cx + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[0] - 1),
+                clamp64(cy + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[1] - 1),
+                clamp64(cz + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[2] - 1), LAVA);
         st = error_agree(b->comm, st ? world_failed(b, w, st, "staging") : STRATA_OK, &b->error);
         if (st)
             return st;
@@ -902,11 +949,13 @@ static strata_status reindex_row(bench *b, strata_world *w, int full, uint64_t u
     bench_volume_text(b, row.volume, sizeof row.volume);
     snprintf(row.what, sizeof row.what,
              "strata_reindex(full = %d): %" PRIu64 " chunks summarised (histogram + pyramid), "
-             "%.3f s summarising, %.3f s in all with its commit", full, rs.chunks,
-             rs.summarize_seconds, rs.seconds);
+             "%.3f s summarising, %.3f s in all with its commit",
+             full, rs.chunks, rs.summarize_seconds, rs.seconds);
     snprintf(row.pattern, sizeof row.pattern, "%s",
-             full ? "every stored chunk" : "the chunks made stale by a Gaussian cluster of lava updates (sigma 20)");
-    snprintf(row.limit, sizeof row.limit, "decoding each chunk and building its pyramid; the segment write and fsync");
+             full ? "every stored chunk"
+                  : "the chunks made stale by a Gaussian cluster of lava updates (sigma 20)");
+    snprintf(row.limit, sizeof row.limit,
+             "decoding each chunk and building its pyramid; the segment write and fsync");
     row.durable = 1;
     row.count = rs.voxels;
     st = bench_add(b, &row, &rate, 1);
@@ -975,11 +1024,12 @@ static strata_status bench_extract(bench *b, const char *path)
         snprintf(row.what, sizeof row.what,
                  "strata_extract of the whole world at level %d to an unfiltered HDF5 file + XDMF "
                  "(%.1f MB of output); MB/s of output; last run: read %.3f s, exchange %.3f s, "
-                 "write %.3f s", levels[l], es.bytes / 1e6, es.read_seconds,
-                 es.exchange_seconds, es.write_seconds);
+                 "write %.3f s",
+                 levels[l], es.bytes / 1e6, es.read_seconds, es.exchange_seconds, es.write_seconds);
         snprintf(row.pattern, sizeof row.pattern, "the whole volume, z-slabs per rank");
-        snprintf(row.limit, sizeof row.limit, "%s", levels[l] ? "the LOD query of every output cell"
-                                                            : "decoding chunks and the file write");
+        snprintf(row.limit, sizeof row.limit, "%s",
+                 levels[l] ? "the LOD query of every output cell"
+                           : "decoding chunks and the file write");
         row.count = es.bytes;
         st = bench_add(b, &row, samples, reps);
     }

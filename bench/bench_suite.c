@@ -43,8 +43,9 @@ double bench_slowest(const bench *b, double seconds)
 
 void bench_volume_text(const bench *b, char *out, size_t size)
 {
-    snprintf(out, size, "%" PRId64 " x %" PRId64 " x %" PRId64 " layered terrain (seed %" PRIu64
-             ", chunk %d)", b->dims[0], b->dims[1], b->dims[2], b->seed, b->chunk_edge);
+    snprintf(out, size,
+             "%" PRId64 " x %" PRId64 " x %" PRId64 " layered terrain (seed %" PRIu64 ", chunk %d)",
+             b->dims[0], b->dims[1], b->dims[2], b->seed, b->chunk_edge);
 }
 
 strata_status bench_add(bench *b, bench_row *row, const double *samples, int n)
@@ -124,7 +125,8 @@ static void write_row(FILE *f, const bench_row *r, const char *command)
     fputs(", ", f);
     json_field(f, "unit", r->unit, 0);
     fprintf(f, "\"better\": \"%s\", ", r->better == BENCH_HIGHER_IS_BETTER ? "higher" : "lower");
-    fprintf(f, "\"count\": %" PRIu64 ", \"best_of\": %d, \"samples\": [", r->count, r->sample_count);
+    fprintf(f, "\"count\": %" PRIu64 ", \"best_of\": %d, \"samples\": [", r->count,
+            r->sample_count);
     for (int i = 0; i < r->sample_count; i++) {
         json_number(f, r->samples[i]);
         fputs(i + 1 < r->sample_count ? ", " : "", f);
@@ -189,7 +191,7 @@ static void write_machine(FILE *f, const bench *b)
     H5get_libversion(&maj, &min, &rel);
     snprintf(hdf5, sizeof hdf5, "%u.%u.%u", maj, min, rel);
 #ifdef __VERSION__
-    snprintf(host_compiler, sizeof host_compiler, "%s %s", "gcc-compatible", __VERSION__);
+    snprintf(host_compiler, sizeof host_compiler, "gcc %s", __VERSION__);
 #else
     snprintf(host_compiler, sizeof host_compiler, "unknown");
 #endif

@@ -23,13 +23,13 @@ enum { BENCH_HIGHER_IS_BETTER = 0, BENCH_LOWER_IS_BETTER = 1 };
 
 /** Most repetitions a row keeps (best-of-N). */
 #define BENCH_SAMPLES_MAX 16
-#define BENCH_TEXT_MAX 256
+#define BENCH_TEXT_MAX    256
 
 /** One measured figure. Text fields are plain ASCII without quotes or backslashes. */
 typedef struct {
-    char id[64];                  /**< stable name, e.g. "update_uniform_1e6" */
-    char group[32];               /**< table it belongs to: updates, commit, storage, reads, peer... */
-    char what[BENCH_TEXT_MAX];    /**< what was timed, in words */
+    char id[64];               /**< stable name, e.g. "update_uniform_1e6" */
+    char group[32];            /**< table it belongs to: updates, commit, storage, reads, peer... */
+    char what[BENCH_TEXT_MAX]; /**< what was timed, in words */
     char volume[BENCH_TEXT_MAX];  /**< the world or dataset */
     char pattern[BENCH_TEXT_MAX]; /**< the access pattern */
     char peer[32];                /**< "strata", "hdf5", "openvdb", "zstd" */
@@ -38,23 +38,23 @@ typedef struct {
     char target[64];              /**< the figure the issue asks for (may be empty) */
     char compare[3][64];          /**< ids of peer rows to give a ratio against */
     int ranks;
-    int durable;                  /**< 1 when the timed work ended with data on disk (fsync) */
-    int better;                   /**< BENCH_HIGHER_IS_BETTER or BENCH_LOWER_IS_BETTER */
-    double value;                 /**< the figure (best of the samples) */
+    int durable;  /**< 1 when the timed work ended with data on disk (fsync) */
+    int better;   /**< BENCH_HIGHER_IS_BETTER or BENCH_LOWER_IS_BETTER */
+    double value; /**< the figure (best of the samples) */
     double samples[BENCH_SAMPLES_MAX];
     int sample_count;
-    uint64_t count;               /**< operations or bytes behind the figure (0 if none) */
+    uint64_t count; /**< operations or bytes behind the figure (0 if none) */
 } bench_row;
 
 /** The state of one suite run. */
 typedef struct {
     MPI_Comm comm;
     int rank, size;
-    int quick;                  /**< 1: small sizes, finishes in well under a minute */
-    int verbose;                /**< 1: rank 0 logs each row on stderr */
-    char dir[3072];             /**< scratch directory (worlds and HDF5 files) */
-    char command[512];          /**< the command line, recorded with each row */
-    int64_t dims[3];            /**< the terrain world measured */
+    int quick;         /**< 1: small sizes, finishes in well under a minute */
+    int verbose;       /**< 1: rank 0 logs each row on stderr */
+    char dir[3072];    /**< scratch directory (worlds and HDF5 files) */
+    char command[512]; /**< the command line, recorded with each row */
+    int64_t dims[3];   /**< the terrain world measured */
     int chunk_edge;
     uint64_t seed;
     bench_row *rows;

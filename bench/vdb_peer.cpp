@@ -28,7 +28,8 @@
 using UInt16Tree = openvdb::tree::Tree4<uint16_t, 5, 4, 3>::Type;
 using UInt16Grid = openvdb::Grid<UInt16Tree>;
 
-namespace {
+namespace
+{
 
 struct Row {
     std::string id, peer, what, volume, pattern, unit, better, limit, target, compare;
@@ -39,7 +40,8 @@ struct Row {
 
 double now()
 {
-    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+    return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch())
+        .count();
 }
 
 uint64_t next_random(uint64_t &state)
@@ -80,20 +82,24 @@ void write_rows(const char *path, const std::vector<Row> &rows, const std::strin
     }
     std::fprintf(f, "{\n  \"suite\": \"vdb_peer\",\n  \"ranks\": 1,\n  \"command\": ");
     json_string(f, command);
-    std::fprintf(f, ",\n  \"openvdb\": \"%s\",\n  \"rows\": [\n", openvdb::getLibraryAbiVersionString());
+    std::fprintf(f, ",\n  \"openvdb\": \"%s\",\n  \"rows\": [\n",
+                 openvdb::getLibraryAbiVersionString());
     for (size_t i = 0; i < rows.size(); i++) {
         const Row &r = rows[i];
         std::fprintf(f, "    {\"id\": ");
         json_string(f, r.id);
         const std::pair<const char *, const std::string *> fields[] = {
-            {"group", nullptr}, {"peer", &r.peer}, {"what", &r.what}, {"volume", &r.volume},
-            {"pattern", &r.pattern}, {"unit", &r.unit}, {"better", &r.better},
-            {"target", &r.target}, {"limit", &r.limit}, {"command", &command}};
+            {"group", nullptr},    {"peer", &r.peer},       {"what", &r.what},
+            {"volume", &r.volume}, {"pattern", &r.pattern}, {"unit", &r.unit},
+            {"better", &r.better}, {"target", &r.target},   {"limit", &r.limit},
+            {"command", &command}};
         for (const auto &field : fields) {
             std::fprintf(f, ", \"%s\": ", field.first);
             json_string(f, field.second ? *field.second : std::string("openvdb"));
         }
-        std::fprintf(f, ", \"ranks\": 1, \"durable\": %s, \"value\": %.6g, \"count\": %llu, \"best_of\": %zu, \"samples\": [",
+        std::fprintf(f,
+                     ", \"ranks\": 1, \"durable\": %s, \"value\": %.6g, \"count\": %llu, "
+                     "\"best_of\": %zu, \"samples\": [",
                      r.unit == "bytes" && r.id.find("file") != std::string::npos ? "true" : "false",
                      r.value, static_cast<unsigned long long>(r.count), r.samples.size());
         for (size_t k = 0; k < r.samples.size(); k++)
@@ -137,7 +143,8 @@ int main(int argc, char **argv)
     int size = 1;
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (size != 1) {
-        std::fprintf(stderr, "vdb_peer: run it with one rank (OpenVDB is the single-process peer)\n");
+        std::fprintf(stderr,
+                     "vdb_peer: run it with one rank (OpenVDB is the single-process peer)\n");
         MPI_Finalize();
         return 2;
     }
@@ -163,14 +170,16 @@ int main(int argc, char **argv)
                 MPI_Abort(MPI_COMM_WORLD, 2);
             }
         } else {
-            std::fprintf(stderr, "usage: vdb_peer [--quick] [--dims X,Y,Z] [--dir SCRATCH] [--out FILE.json]\n");
+            std::fprintf(
+                stderr,
+                "usage: vdb_peer [--quick] [--dims X,Y,Z] [--dir SCRATCH] [--out FILE.json]\n");
             MPI_Abort(MPI_COMM_WORLD, 2);
         }
     }
     char volume[256];
     std::snprintf(volume, sizeof volume, "%ld x %ld x %ld layered terrain (seed 1, chunk %d)",
-                  static_cast<long>(dims[0]), static_cast<long>(dims[1]), static_cast<long>(dims[2]),
-                  STRATA_CHUNK_EDGE_DEFAULT);
+                  static_cast<long>(dims[0]), static_cast<long>(dims[1]),
+                  static_cast<long>(dims[2]), STRATA_CHUNK_EDGE_DEFAULT);
     std::string world_path = dir + "/world";
     mkdir(dir.c_str(), 0755);
 
@@ -179,7 +188,8 @@ int main(int argc, char **argv)
     strata_config_init(&cfg);
     std::memcpy(cfg.dims, dims, sizeof cfg.dims);
     strata_world *w = nullptr;
-    if (strata_world_create(MPI_COMM_SELF, world_path.c_str(), &cfg, nullptr, STRATA_CREATE_FORCE, &w))
+    if (strata_world_create(MPI_COMM_SELF, world_path.c_str(), &cfg, nullptr, STRATA_CREATE_FORCE,
+                            &w))
         fail("creating the world", nullptr);
     if (strata_generate_terrain(w, 1) || strata_commit(w, nullptr))
         fail("generating terrain", w);
@@ -206,7 +216,8 @@ int main(int argc, char **argv)
                                 if (v)
                                     acc.setValue(openvdb::Coord(static_cast<int>(cx * c + x),
                                                                 static_cast<int>(cy * c + y),
-                                                                static_cast<int>(cz * c + z)), v);
+                                                                static_cast<int>(cz * c + z)),
+                                                 v);
                             }
                     build += now() - t0;
                 }
@@ -228,7 +239,8 @@ int main(int argc, char **argv)
     uint64_t state = 12345;
     for (size_t i = 0; i < n; i++)
         for (int a = 0; a < 3; a++)
-            p[3 * i + a] = static_cast<int32_t>(next_random(state) % static_cast<uint64_t>(dims[a]));
+            p[3 * i + a] =
+                static_cast<int32_t>(next_random(state) % static_cast<uint64_t>(dims[a]));
     for (int64_t z = 0; z < dims[2]; z += c)
         for (int64_t y = 0; y < dims[1]; y += c)
             for (int64_t x = 0; x < dims[0]; x += c) {
@@ -255,15 +267,18 @@ int main(int argc, char **argv)
         }
     }
     char pattern[256];
-    std::snprintf(pattern, sizeof pattern, "%zu uniform random voxels over the whole volume, "
-                  "interleaved with the other side, values checked equal", n);
+    std::snprintf(pattern, sizeof pattern,
+                  "%zu uniform random voxels over the whole volume, "
+                  "interleaved with the other side, values checked equal",
+                  n);
     r = make_row("vdb_read_hot", "openvdb", "ns per read", true, vdb_reads, volume);
     r.what = "ConstAccessor::getValue on the pruned grid";
     r.pattern = pattern;
     r.limit = "the tree walk from the accessor's cached node; one cache miss per leaf";
     rows.push_back(r);
     r = make_row("vdb_peer_strata_read_hot", "strata", "ns per read", true, strata_reads, volume);
-    r.what = "strata_read_voxel of the committed state, every chunk resident (same process, same points)";
+    r.what = "strata_read_voxel of the committed state, every chunk resident (same process, same "
+             "points)";
     r.pattern = pattern;
     r.compare = "vdb_read_hot";
     r.target = "no slower than OpenVDB's value accessor";
@@ -281,7 +296,8 @@ int main(int argc, char **argv)
         vdb_writes.push_back((now() - t0) / static_cast<double>(n) * 1e9);
         t0 = now();
         for (size_t i = 0; i < n; i++)
-            if (strata_stage(w, p[3 * i], p[3 * i + 1], p[3 * i + 2], static_cast<uint16_t>(2 + (i + rep) % 12)))
+            if (strata_stage(w, p[3 * i], p[3 * i + 1], p[3 * i + 2],
+                             static_cast<uint16_t>(2 + (i + rep) % 12)))
                 fail("staging", w);
         if (strata_flush(w, nullptr))
             fail("flushing", w);
@@ -293,8 +309,10 @@ int main(int argc, char **argv)
     r.pattern = pattern;
     r.limit = "leaf allocation where a write lands in a pruned tile";
     rows.push_back(r);
-    r = make_row("vdb_peer_strata_write_random", "strata", "ns per write", true, strata_writes, volume);
-    r.what = "strata_stage of each update, then one strata_flush (route + apply, in memory, not committed)";
+    r = make_row("vdb_peer_strata_write_random", "strata", "ns per write", true, strata_writes,
+                 volume);
+    r.what = "strata_stage of each update, then one strata_flush (route + apply, in memory, not "
+             "committed)";
     r.pattern = pattern;
     r.compare = "vdb_write_random";
     r.limit = "staging, the radix sort by chunk key, densifying uniform chunks on first write";
@@ -309,7 +327,8 @@ int main(int argc, char **argv)
     grid->setName("material");
     vdb_file.write({grid});
     vdb_file.close();
-    r = make_row("vdb_memory_bytes", "openvdb", "bytes", true, {static_cast<double>(grid->memUsage())}, volume);
+    r = make_row("vdb_memory_bytes", "openvdb", "bytes", true,
+                 {static_cast<double>(grid->memUsage())}, volume);
     r.what = "Grid::memUsage() after the build and the random writes";
     r.pattern = "the whole terrain resident";
     r.limit = "leaf nodes of 8^3 uint16 values plus masks for every mixed or non-air block";
@@ -321,12 +340,14 @@ int main(int argc, char **argv)
     r.compare = "vdb_memory_bytes";
     r.limit = "dense 32^3 uint16 chunks; uniform chunks cost a few bytes";
     rows.push_back(r);
-    r = make_row("vdb_file_bytes", "openvdb", "bytes", true, {static_cast<double>(file_bytes(vdb_path))}, volume);
+    r = make_row("vdb_file_bytes", "openvdb", "bytes", true,
+                 {static_cast<double>(file_bytes(vdb_path))}, volume);
     r.what = ".vdb file of the grid (io::File::write, OpenVDB's default compression)";
     r.pattern = "the terrain after the random writes";
     r.limit = "OpenVDB's leaf compression (zip/blosc of active values)";
     rows.push_back(r);
-    r = make_row("vdb_peer_strata_files", "strata", "bytes", true, {static_cast<double>(info.stored_bytes)}, volume);
+    r = make_row("vdb_peer_strata_files", "strata", "bytes", true,
+                 {static_cast<double>(info.stored_bytes)}, volume);
     r.what = "the world's live segment files (payloads, LOD pyramids, chunk tables) of the terrain";
     r.pattern = "the committed terrain (before the random writes)";
     r.compare = "vdb_file_bytes";

@@ -75,15 +75,16 @@ int job_bench(job *j, int argc, char **argv)
     record_command(&b, argc, argv);
     if (!out) {
         struct stat sb;
-        out = stat("bench", &sb) == 0 && S_ISDIR(sb.st_mode) ? "bench/results.json" : "results.json";
+        out =
+            stat("bench", &sb) == 0 && S_ISDIR(sb.st_mode) ? "bench/results.json" : "results.json";
     }
     int pid = (int)getpid();
     MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
     if (dir)
         snprintf(b.dir, sizeof b.dir, "%s", dir);
     else
-        snprintf(b.dir, sizeof b.dir, "%s/strata-bench-%d", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp",
-                 pid);
+        snprintf(b.dir, sizeof b.dir, "%s/strata-bench-%d",
+                 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp", pid);
     int rc = JOB_OK;
     if (j->rank == 0 && mkdir(b.dir, 0755) != 0 && access(b.dir, W_OK) != 0) {
         job_error(j, "cannot create scratch directory %s", b.dir);
@@ -98,7 +99,8 @@ int job_bench(job *j, int argc, char **argv)
         job_error(j, "%s: %s", strata_strerror(st), b.error.message);
         rc = JOB_FAILED;
     } else {
-        job_summary(j, "%zu rows in %.1f s written to %s", b.row_count, MPI_Wtime() - j->start, out);
+        job_summary(j, "%zu rows in %.1f s written to %s", b.row_count, MPI_Wtime() - j->start,
+                    out);
     }
     MPI_Barrier(MPI_COMM_WORLD);
     if (!keep && j->rank == 0) {

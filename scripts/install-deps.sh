@@ -13,7 +13,7 @@ case $what in
   build) ;;
   demo) pkgs="$pkgs ferret-datasets" ;;
   test|all) pkgs="$pkgs ferret-datasets python3-h5py python3-numpy python3-zstandard
-    clang libclang-rt-14-dev clang-format slurm-wlm munge gnuplot-nox libopenvdb-dev libtbb-dev g++" ;;
+    clang libclang-rt-14-dev clang-format slurm-wlm munge gnuplot-nox libopenvdb-dev libtbb-dev libboost-dev g++" ;;
   *) echo "usage: $0 [build|test|demo|all]" >&2; exit 2 ;;
 esac
 

@@ -126,8 +126,8 @@ up() {
     slurmctld || die "slurmctld did not start (see $STATE/log/slurmctld.log)"
     slurmd || die "slurmd did not start (see $STATE/log/slurmd.log)"
     # sinfo can block ~10 s on a controller that is not answering: bound it.
-    local i state
-    for i in $(seq 150); do
+    local state
+    for _ in $(seq 150); do
         state=$(timeout 5 sinfo -h -o %T 2>/dev/null || true)
         if [ "$state" = idle ]; then
             echo "slurm-cluster: up on $host (auth/$AUTH, ports $CTLD_PORT/$D_PORT);" \
@@ -143,7 +143,7 @@ up() {
 
 down() {
     [ -d "$STATE" ] || die "no state directory $STATE"
-    local pids="" f p i still
+    local pids="" f p still
     for f in "$STATE/run/slurmctld.pid" "$STATE/run/slurmd.pid"; do
         alive "$f" && pids="$pids $(cat "$f")"
     done
@@ -152,7 +152,7 @@ down() {
     fi
     # slurmd only acts on a shutdown after its current registration attempt
     # (10 s or more when the controller is gone): wait, then kill what is left.
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         still=""
         for p in $pids; do kill -0 "$p" 2>/dev/null && still="$still $p"; done
         [ -z "$still" ] && break
@@ -162,7 +162,7 @@ down() {
     if alive "$STATE/munge/munged.pid"; then
         p=$(cat "$STATE/munge/munged.pid")
         kill "$p"
-        for i in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
         kill -9 "$p" 2>/dev/null || true
     fi
     echo "slurm-cluster: down ($STATE)"

@@ -6,11 +6,7 @@
 
 #include "codec.h"
 
-static size_t slot_of(const chunk_cache *c, uint64_t key)
-{
-    /* Fibonacci hashing spreads Morton keys, whose low bits cluster. */
-    return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 20) & (c->capacity - 1);
-}
+#define slot_of chunk_slot_of
 
 void chunk_cache_init(chunk_cache *c, size_t chunk_bytes, size_t budget)
 {
@@ -48,9 +44,9 @@ static void account(chunk_cache *c, const chunk *k, int sign)
 void chunk_cache_free(chunk_cache *c)
 {
     for (size_t i = 0; i < c->capacity; i++) {
-        if (c->slots[i]) {
-            free(c->slots[i]->voxels);
-            free(c->slots[i]);
+        if (c->slots[i].chunk) {
+            free(c->slots[i].chunk->voxels);
+            free(c->slots[i].chunk);
         }
     }
     free(c->slots);
@@ -58,36 +54,21 @@ void chunk_cache_free(chunk_cache *c)
     chunk_cache_init(c, chunk_bytes, budget);
 }
 
-chunk *chunk_cache_find(chunk_cache *c, uint64_t key)
-{
-    if (c->last && c->last->key == key)
-        return c->last;
-    if (!c->capacity)
-        return NULL;
-    for (size_t i = slot_of(c, key);; i = (i + 1) & (c->capacity - 1)) {
-        chunk *k = c->slots[i];
-        if (!k)
-            return NULL;
-        if (k->key == key)
-            return c->last = k;
-    }
-}
-
 static strata_status grow_table(chunk_cache *c, strata_error *err)
 {
     size_t capacity = c->capacity ? c->capacity * 2 : 1024;
-    chunk **slots = calloc(capacity, sizeof *slots);
+    chunk_slot *slots = calloc(capacity, sizeof *slots);
     if (!slots)
         return error_set(err, STRATA_ERR_NOMEM, "cannot grow the chunk cache to %zu slots", capacity);
-    chunk **old = c->slots;
+    chunk_slot *old = c->slots;
     size_t old_capacity = c->capacity;
     c->slots = slots;
     c->capacity = capacity;
     for (size_t i = 0; i < old_capacity; i++) {
-        if (!old[i])
+        if (!old[i].chunk)
             continue;
-        size_t j = slot_of(c, old[i]->key);
-        while (slots[j])
+        size_t j = slot_of(c, old[i].key);
+        while (slots[j].chunk)
             j = (j + 1) & (capacity - 1);
         slots[j] = old[i];
     }
@@ -110,9 +91,9 @@ strata_status chunk_cache_insert(chunk_cache *c, uint64_t key, uint16_t value, c
     k->key = key;
     k->value = value;
     size_t i = slot_of(c, key);
-    while (c->slots[i])
+    while (c->slots[i].chunk)
         i = (i + 1) & (c->capacity - 1);
-    c->slots[i] = k;
+    c->slots[i] = (chunk_slot){key, k};
     c->count++;
     lru_push_front(c, k);
     *out = c->last = k;
@@ -162,18 +143,18 @@ void chunk_touch(chunk_cache *c, chunk *k)
 void chunk_cache_remove(chunk_cache *c, chunk *k)
 {
     size_t i = slot_of(c, k->key);
-    while (c->slots[i] != k)
+    while (c->slots[i].chunk != k)
         i = (i + 1) & (c->capacity - 1);
     /* Backward-shift deletion keeps every probe chain unbroken. */
-    for (size_t j = (i + 1) & (c->capacity - 1); c->slots[j]; j = (j + 1) & (c->capacity - 1)) {
-        size_t home = slot_of(c, c->slots[j]->key);
+    for (size_t j = (i + 1) & (c->capacity - 1); c->slots[j].chunk; j = (j + 1) & (c->capacity - 1)) {
+        size_t home = slot_of(c, c->slots[j].key);
         int between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!between) {
             c->slots[i] = c->slots[j];
             i = j;
         }
     }
-    c->slots[i] = NULL;
+    c->slots[i] = (chunk_slot){0, NULL};
     c->count--;
     lru_unlink(k);
     account(c, k, -1);
@@ -223,6 +204,6 @@ void chunk_adopt(chunk_cache *c, chunk *k, uint16_t *voxels, size_t count)
 void chunk_cache_each(chunk_cache *c, void (*fn)(chunk *k, void *ctx), void *ctx)
 {
     for (size_t i = 0; i < c->capacity; i++)
-        if (c->slots[i])
-            fn(c->slots[i], ctx);
+        if (c->slots[i].chunk)
+            fn(c->slots[i].chunk, ctx);
 }

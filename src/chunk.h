@@ -16,12 +16,18 @@ typedef struct chunk {
     struct chunk *prev, *next; /* LRU list of clean chunks (most recent at head) */
 } chunk;
 
+/** A hash slot: the key beside the pointer, so probing never touches a chunk. */
+typedef struct {
+    uint64_t key;
+    chunk *chunk; /* NULL: empty slot */
+} chunk_slot;
+
 /**
  * Chunks by key (open addressing, linear probing) with an LRU over clean
  * chunks. Dirty chunks are pinned: they are never evicted, only counted.
  */
 typedef struct {
-    chunk **slots;
+    chunk_slot *slots;
     size_t capacity, count;
     chunk lru;             /* sentinel */
     size_t chunk_bytes;    /* bytes of one dense chunk */
@@ -32,8 +38,26 @@ typedef struct {
 
 void chunk_cache_init(chunk_cache *c, size_t chunk_bytes, size_t budget);
 void chunk_cache_free(chunk_cache *c);
-/** The chunk with key, or NULL. */
-chunk *chunk_cache_find(chunk_cache *c, uint64_t key);
+/** Home slot of a key: Fibonacci hashing spreads Morton keys, whose low bits cluster. */
+static inline size_t chunk_slot_of(const chunk_cache *c, uint64_t key)
+{
+    return (size_t)((key * 0x9e3779b97f4a7c15ULL) >> 20) & (c->capacity - 1);
+}
+
+/** The chunk with key, or NULL. Inline: it is on every voxel read. */
+static inline chunk *chunk_cache_find(chunk_cache *c, uint64_t key)
+{
+    if (c->last && c->last->key == key)
+        return c->last;
+    if (!c->capacity)
+        return NULL;
+    for (size_t i = chunk_slot_of(c, key);; i = (i + 1) & (c->capacity - 1)) {
+        if (!c->slots[i].chunk)
+            return NULL;
+        if (c->slots[i].key == key)
+            return c->last = c->slots[i].chunk;
+    }
+}
 /** Insert a new uniform clean chunk; *out is the new chunk. */
 strata_status chunk_cache_insert(chunk_cache *c, uint64_t key, uint16_t value, chunk **out,
                                  strata_error *err);

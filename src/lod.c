@@ -18,8 +18,11 @@
 struct lod_work {
     int edge, levels;
     lod_pyramid pyr;
-    /* ping-pong per-cell histograms: cell i holds entries [start[i], start[i+1]) */
-    uint32_t *start[2];
+    /* Per pyramid cell (same indexing as pyr): 0 = homogeneous (count equals the
+     * cell's voxels inside the world; the histogram is (mode, count), or empty
+     * when the cell is outside), else the number of histogram entries of a mixed
+     * cell, stored from hstart[cell] in the pool of the cell's level parity. */
+    uint32_t *hlen, *hstart;
     uint16_t *mat[2];
     uint32_t *cnt[2];
     size_t cap[2];
@@ -27,8 +30,9 @@ struct lod_work {
     uint16_t *touched;  /* 65536 */
     lod_count *hist;
     size_t hist_n;
+    int extent[3];
     uint8_t *raw, *out;
-    size_t raw_cap, out_cap, raw_length;
+    size_t raw_cap, out_cap;
     ZSTD_CCtx *cctx;
 };
 
@@ -94,8 +98,9 @@ void lod_work_free(lod_work *wk)
     if (!wk)
         return;
     lod_pyramid_free(&wk->pyr);
+    free(wk->hlen);
+    free(wk->hstart);
     for (int i = 0; i < 2; i++) {
-        free(wk->start[i]);
         free(wk->mat[i]);
         free(wk->cnt[i]);
     }
@@ -121,20 +126,21 @@ strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
     }
     wk->edge = edge;
     wk->levels = wk->pyr.levels;
-    size_t cells1 = ((size_t)edge / 2) * (edge / 2) * (edge / 2);
+    size_t cells = wk->pyr.offset[wk->levels + 1];
     int ok = 1;
     for (int i = 0; i < 2; i++) {
-        wk->cap[i] = cells1 * 2;
-        wk->start[i] = malloc((cells1 + 1) * sizeof(uint32_t));
+        wk->cap[i] = cells;
         wk->mat[i] = malloc(wk->cap[i] * sizeof(uint16_t));
         wk->cnt[i] = malloc(wk->cap[i] * sizeof(uint32_t));
-        ok = ok && wk->start[i] && wk->mat[i] && wk->cnt[i];
+        ok = ok && wk->mat[i] && wk->cnt[i];
     }
+    wk->hlen = malloc(cells * sizeof *wk->hlen);
+    wk->hstart = malloc(cells * sizeof *wk->hstart);
     wk->counts = calloc(65536, sizeof *wk->counts);
     wk->touched = malloc(65536 * sizeof *wk->touched);
     wk->hist = malloc(65536 * sizeof *wk->hist);
     wk->cctx = ZSTD_createCCtx();
-    if (!ok || !wk->counts || !wk->touched || !wk->hist || !wk->cctx) {
+    if (!ok || !wk->hlen || !wk->hstart || !wk->counts || !wk->touched || !wk->hist || !wk->cctx) {
         lod_work_free(wk);
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate LOD scratch for edge %d", edge);
     }
@@ -160,51 +166,80 @@ static int pool_reserve(lod_work *wk, int p, size_t used, size_t more)
     return 1;
 }
 
-/* Emit the counting array's touched entries into pool p at *used; returns the mode. */
-static void flush_counts(lod_work *wk, int p, size_t *used, size_t touched, uint16_t *mode,
-                         uint32_t *mode_count)
+/* Emit the counting array's touched entries as the histogram of a cell (pool p
+ * at *used; a single entry makes the cell homogeneous) and set its mode. */
+static void flush_counts(lod_work *wk, int p, size_t *used, size_t touched, size_t cell)
 {
     uint16_t best = 0;
     uint32_t best_count = 0;
+    size_t at = *used;
     for (size_t i = 0; i < touched; i++) {
         uint16_t m = wk->touched[i];
         uint32_t c = wk->counts[m];
         wk->counts[m] = 0;
-        wk->mat[p][*used] = m;
-        wk->cnt[p][*used] = c;
-        (*used)++;
+        wk->mat[p][at + i] = m;
+        wk->cnt[p][at + i] = c;
         if (c > best_count || (c == best_count && m < best))
             best = m, best_count = c;
     }
-    *mode = best;
-    *mode_count = best_count;
+    wk->pyr.mode[cell] = best;
+    wk->pyr.count[cell] = best_count;
+    if (touched > 1) {
+        wk->hstart[cell] = (uint32_t)at;
+        wk->hlen[cell] = (uint32_t)touched;
+        *used = at + touched;
+    } else {
+        wk->hlen[cell] = 0;
+    }
 }
 
-/* Level 1: cells of 2x2x2 voxels, only voxels inside extent counted. */
+/* Level 1: cells of 2x2x2 voxels, only voxels inside extent counted. Cells
+ * wholly inside whose eight voxels are equal (most of any layered world) take
+ * four 32-bit compares; the others count through the counting array. */
 static int build_level1(lod_work *wk, const uint16_t *v, const int ext[3])
 {
     const size_t C = (size_t)wk->edge, n = C / 2;
-    const int full = ext[0] == (int)C && ext[1] == (int)C && ext[2] == (int)C;
-    uint32_t *start = wk->start[0];
-    size_t used = 0, cell = 0;
     uint16_t *mode = wk->pyr.mode + wk->pyr.offset[1];
     uint32_t *mode_count = wk->pyr.count + wk->pyr.offset[1];
+    uint32_t *hlen = wk->hlen + wk->pyr.offset[1];
+    /* cells wholly inside the extent along each axis */
+    const size_t inx = (size_t)ext[0] / 2, iny = (size_t)ext[1] / 2, inz = (size_t)ext[2] / 2;
+    size_t used = 0, cell = 0;
     for (size_t cz = 0; cz < n; cz++)
-        for (size_t cy = 0; cy < n; cy++)
-            for (size_t cx = 0; cx < n; cx++, cell++) {
-                start[cell] = (uint32_t)used;
-                if (!pool_reserve(wk, 0, used, 8))
-                    return 0;
-                const uint16_t *p = v + 2 * cx + 2 * cy * C + 2 * cz * C * C;
-                uint16_t a = p[0];
-                if (full && p[1] == a && p[C] == a && p[C + 1] == a && p[C * C] == a &&
-                    p[C * C + 1] == a && p[C * C + C] == a && p[C * C + C + 1] == a) {
-                    wk->mat[0][used] = a;
-                    wk->cnt[0][used++] = 8;
-                    mode[cell] = a;
-                    mode_count[cell] = 8;
+        for (size_t cy = 0; cy < n; cy++) {
+            const uint16_t *r0 = v + (2 * cz * C + 2 * cy) * C, *r1 = r0 + C, *r2 = r0 + C * C,
+                           *r3 = r2 + C;
+            const size_t fast = cz < inz && cy < iny ? inx : 0;
+            /* branch-free pass (vectorisable): mode, count 8, uniform flag */
+            uint16_t *rm = mode + cell;
+            uint32_t *rc = mode_count + cell, *rh = hlen + cell;
+            for (size_t x = 0; x < fast; x++) {
+                uint32_t a, b, c, d;
+                memcpy(&a, r0 + 2 * x, 4);
+                memcpy(&b, r1 + 2 * x, 4);
+                memcpy(&c, r2 + 2 * x, 4);
+                memcpy(&d, r3 + 2 * x, 4);
+                rm[x] = (uint16_t)a;
+                rc[x] = 8;
+                rh[x] = ((a ^ b) | (a ^ c) | (a ^ d) | ((a ^ (a >> 16)) & 0xffff)) != 0;
+            }
+            size_t cx = 0;
+            for (; cx < fast; cx++, cell++) {
+                if (!rh[cx])
                     continue;
-                }
+                if (!pool_reserve(wk, 1, used, 8))
+                    return 0;
+                const uint16_t q[8] = {r0[2 * cx], r0[2 * cx + 1], r1[2 * cx], r1[2 * cx + 1],
+                                       r2[2 * cx], r2[2 * cx + 1], r3[2 * cx], r3[2 * cx + 1]};
+                size_t t = 0;
+                for (int i = 0; i < 8; i++)
+                    if (wk->counts[q[i]]++ == 0)
+                        wk->touched[t++] = q[i];
+                flush_counts(wk, 1, &used, t, wk->pyr.offset[1] + cell);
+            }
+            for (; cx < n; cx++, cell++) {
+                if (!pool_reserve(wk, 1, used, 8))
+                    return 0;
                 size_t t = 0;
                 for (size_t dz = 0; dz < 2; dz++)
                     for (size_t dy = 0; dy < 2; dy++)
@@ -212,70 +247,83 @@ static int build_level1(lod_work *wk, const uint16_t *v, const int ext[3])
                             if ((int)(2 * cx + dx) >= ext[0] || (int)(2 * cy + dy) >= ext[1] ||
                                 (int)(2 * cz + dz) >= ext[2])
                                 continue;
-                            uint16_t m = p[dx + dy * C + dz * C * C];
+                            uint16_t m = r0[2 * cx + dx + dy * C + dz * C * C];
                             if (wk->counts[m]++ == 0)
                                 wk->touched[t++] = m;
                         }
-                flush_counts(wk, 0, &used, t, &mode[cell], &mode_count[cell]);
+                flush_counts(wk, 1, &used, t, wk->pyr.offset[1] + cell);
             }
-    start[cell] = (uint32_t)used;
+        }
     return 1;
 }
 
-/* Level l + 1 from level l: merge each parent's eight children. */
-static int build_level_up(lod_work *wk, int l, int from)
+/* Level l + 1 from level l: a parent whose non-empty children are homogeneous
+ * in one material is homogeneous (eight compares); the others merge their
+ * children's histograms exactly. */
+static int build_level_up(lod_work *wk, int l)
 {
-    const int to = 1 - from;
+    const int from = l & 1, to = (l + 1) & 1;
     const size_t n = (size_t)wk->edge >> l, np = n / 2;
-    const uint32_t *fs = wk->start[from];
+    const size_t fo = wk->pyr.offset[l], po = wk->pyr.offset[l + 1];
+    const uint16_t *cm = wk->pyr.mode + fo;
+    const uint32_t *cc = wk->pyr.count + fo, *cl = wk->hlen + fo, *cs = wk->hstart + fo;
     const uint16_t *fm = wk->mat[from];
     const uint32_t *fc = wk->cnt[from];
-    uint16_t *mode = wk->pyr.mode + wk->pyr.offset[l + 1];
-    uint32_t *mode_count = wk->pyr.count + wk->pyr.offset[l + 1];
-    size_t used = 0, cell = 0;
-    if (!pool_reserve(wk, to, 0, fs[n * n * n]))
-        return 0;
+    const int full = wk->extent[0] == wk->edge && wk->extent[1] == wk->edge && wk->extent[2] == wk->edge;
+    size_t used = 0, cell = po;
     for (size_t pz = 0; pz < np; pz++)
         for (size_t py = 0; py < np; py++)
             for (size_t px = 0; px < np; px++, cell++) {
-                wk->start[to][cell] = (uint32_t)used;
-                size_t child[8], k = 0;
-                for (size_t dz = 0; dz < 2; dz++)
-                    for (size_t dy = 0; dy < 2; dy++)
-                        for (size_t dx = 0; dx < 2; dx++)
-                            child[k++] = ((2 * pz + dz) * n + 2 * py + dy) * n + 2 * px + dx;
-                /* Fast path: every non-empty child is uniform in one material. */
-                int uniform = 1, seen = 0;
+                size_t base = ((2 * pz) * n + 2 * py) * n + 2 * px;
+                const size_t child[8] = {base, base + 1, base + n, base + n + 1, base + n * n,
+                                         base + n * n + 1, base + n * n + n, base + n * n + n + 1};
+                uint32_t mixed = 0, sum = 0;
+                int seen = 0, same = 1;
                 uint16_t a = 0;
-                uint32_t sum = 0;
-                for (k = 0; k < 8 && uniform; k++) {
-                    uint32_t b = fs[child[k]], e = fs[child[k] + 1];
-                    if (e == b)
-                        continue;
-                    if (e - b != 1 || (seen && fm[b] != a))
-                        uniform = 0;
-                    a = fm[b], seen = 1, sum += fc[b];
-                }
-                if (uniform) {
-                    if (seen) {
-                        wk->mat[to][used] = a;
-                        wk->cnt[to][used++] = sum;
+                if (full) {
+                    a = cm[base];
+                    for (int k = 0; k < 8; k++)
+                        mixed |= cl[child[k]] | (uint32_t)(cm[child[k]] != a);
+                    sum = 8 * cc[base];
+                } else {
+                    for (int k = 0; k < 8; k++) {
+                        size_t c = child[k];
+                        mixed |= cl[c];
+                        if (cc[c]) {
+                            same &= !seen || cm[c] == a;
+                            a = cm[c], seen = 1, sum += cc[c];
+                        }
                     }
-                    mode[cell] = a;
-                    mode_count[cell] = seen ? sum : 0;
+                }
+                if (!mixed && same) {
+                    wk->pyr.mode[cell] = a;
+                    wk->pyr.count[cell] = sum;
+                    wk->hlen[cell] = 0;
                     continue;
                 }
                 size_t t = 0;
-                for (k = 0; k < 8; k++)
-                    for (uint32_t e = fs[child[k]]; e < fs[child[k] + 1]; e++) {
+                for (int k = 0; k < 8; k++) {
+                    size_t c = child[k];
+                    if (!cl[c]) {
+                        if (cc[c]) {
+                            uint16_t m = cm[c];
+                            if (wk->counts[m] == 0)
+                                wk->touched[t++] = m;
+                            wk->counts[m] += cc[c];
+                        }
+                        continue;
+                    }
+                    for (uint32_t e = cs[c]; e < cs[c] + cl[c]; e++) {
                         uint16_t m = fm[e];
                         if (wk->counts[m] == 0)
                             wk->touched[t++] = m;
                         wk->counts[m] += fc[e];
                     }
-                flush_counts(wk, to, &used, t, &mode[cell], &mode_count[cell]);
+                }
+                if (!pool_reserve(wk, to, used, t))
+                    return 0;
+                flush_counts(wk, to, &used, t, cell);
             }
-    wk->start[to][cell] = (uint32_t)used;
     return 1;
 }
 
@@ -293,17 +341,23 @@ strata_status lod_build(lod_work *wk, const uint16_t *voxels, const int extent[3
         if (extent[i] < 1 || extent[i] > wk->edge)
             return error_set(err, STRATA_ERR_ARG, "LOD build: extent %d outside [1, %d]", extent[i],
                              wk->edge);
+    memcpy(wk->extent, extent, sizeof wk->extent);
     if (!build_level1(wk, voxels, extent))
         return error_set(err, STRATA_ERR_NOMEM, "cannot grow LOD scratch");
-    int from = 0;
-    for (int l = 1; l < wk->levels; l++, from = 1 - from)
-        if (!build_level_up(wk, l, from))
+    for (int l = 1; l < wk->levels; l++)
+        if (!build_level_up(wk, l))
             return error_set(err, STRATA_ERR_NOMEM, "cannot grow LOD scratch");
     /* The single top cell's histogram is the chunk's. */
-    size_t n = wk->start[from][1];
-    for (size_t i = 0; i < n; i++)
-        wk->hist[i] = (lod_count){wk->mat[from][i], wk->cnt[from][i]};
-    qsort(wk->hist, n, sizeof *wk->hist, compare_counts);
+    size_t top = wk->pyr.offset[wk->levels], n = wk->hlen[top];
+    if (n == 0) {
+        wk->hist[0] = (lod_count){wk->pyr.mode[top], wk->pyr.count[top]};
+        n = 1;
+    } else {
+        const int p = wk->levels & 1;
+        for (size_t i = 0; i < n; i++)
+            wk->hist[i] = (lod_count){wk->mat[p][wk->hstart[top] + i], wk->cnt[p][wk->hstart[top] + i]};
+        qsort(wk->hist, n, sizeof *wk->hist, compare_counts);
+    }
     wk->hist_n = n;
     *pyr = &wk->pyr;
     *hist = wk->hist;
@@ -341,39 +395,89 @@ uint64_t lod_block_voxels(const int64_t dims[3], int bits, const uint64_t c[3])
 
 /* ---- payload ------------------------------------------------------------------- */
 
-enum { HEADER_BYTES = 12 };
+/*
+ * Decompressed layout (docs/index.md): a 16-byte header, the chunk histogram,
+ * then the levels top-down. A level lists only the cells whose parent is mixed
+ * (all of the top level's single cell): the cells under a homogeneous parent
+ * are derived (its mode, or air outside the world; count = voxels inside). Per
+ * level: a bitmap of the listed cells that are mixed, the listed modes as low
+ * bytes then high bytes, and the counts of the mixed cells in W_l = ceil(3l/8)
+ * byte planes (a mixed level-l cell has fewer than 8^l voxels of its mode);
+ * homogeneous listed cells store no count (it is their voxels inside the world).
+ */
+enum { HEADER_BYTES = 16 };
 
-static size_t raw_size(size_t hist_n, size_t cells)
+static int count_width(int l)
 {
-    return HEADER_BYTES + hist_n * 6 + cells * 6;
+    return (3 * l + 7) / 8;
+}
+
+/* Voxels inside the extent of cell c (level l) along one axis. */
+static inline uint32_t inside_1d(int ext, int l, uint32_t c)
+{
+    int64_t lo = (int64_t)c << l, hi = lo + ((int64_t)1 << l);
+    if (hi > ext)
+        hi = ext;
+    return hi > lo ? (uint32_t)(hi - lo) : 0;
+}
+
+/* Index (within its level of edge n cells) of the first child of parent q (parent level
+ * of edge n / 2), and the offset of child d = dx + 2 dy + 4 dz from it. */
+static inline size_t child_base(size_t n, size_t q)
+{
+    size_t np = n / 2, x = q % np, y = q / np % np, z = q / np / np;
+    return (2 * z * n + 2 * y) * n + 2 * x;
+}
+
+static inline size_t child_step(size_t n, int d)
+{
+    return (size_t)(d & 1) + (size_t)(d >> 1 & 1) * n + (size_t)(d >> 2) * n * n;
+}
+
+/* Voxels inside the extent of cell i (index within its level of edge n, level l). */
+static inline uint32_t cell_inside(const int ext[3], int l, size_t n, size_t i)
+{
+    if (ext[0] == (int)n << l && ext[1] == (int)n << l && ext[2] == (int)n << l)
+        return (uint32_t)1 << (3 * l);
+    return inside_1d(ext[0], l, (uint32_t)(i % n)) * inside_1d(ext[1], l, (uint32_t)(i / n % n)) *
+           inside_1d(ext[2], l, (uint32_t)(i / n / n));
+}
+
+static size_t raw_bound(size_t hist_n, size_t cells, int levels)
+{
+    return HEADER_BYTES + hist_n * 6 + cells * 7 + (size_t)levels;
+}
+
+static int grow(uint8_t **buf, size_t *cap, size_t need)
+{
+    if (need <= *cap)
+        return 1;
+    uint8_t *b = realloc(*buf, need);
+    if (!b)
+        return 0;
+    *buf = b, *cap = need;
+    return 1;
 }
 
 strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_t *length,
                          strata_error *err)
 {
     const lod_pyramid *p = &wk->pyr;
-    size_t cells = p->offset[p->levels + 1];
-    size_t size = raw_size(wk->hist_n, cells);
-    size_t bound = ZSTD_compressBound(size);
-    if (size > wk->raw_cap) {
-        uint8_t *raw = realloc(wk->raw, size);
-        if (!raw)
-            return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu LOD bytes", size);
-        wk->raw = raw, wk->raw_cap = size;
-    }
-    if (bound > wk->out_cap) {
-        uint8_t *out = realloc(wk->out, bound);
-        if (!out)
-            return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu LOD bytes", bound);
-        wk->out = out, wk->out_cap = bound;
-    }
+    const int L = p->levels;
+    size_t cells = p->offset[L + 1];
+    size_t bound = raw_bound(wk->hist_n, cells, L);
+    if (!grow(&wk->raw, &wk->raw_cap, bound))
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu LOD bytes", bound);
     uint8_t *b = wk->raw;
     memcpy(b, LOD_MAGIC, 4);
     b[4] = LOD_VERSION;
-    b[5] = (uint8_t)p->levels;
+    b[5] = (uint8_t)L;
     b[6] = b[7] = 0;
     uint32_t h = (uint32_t)wk->hist_n;
     memcpy(b + 8, &h, 4);
+    for (int i = 0; i < 3; i++)
+        b[12 + i] = (uint8_t)(wk->extent[i] - 1);
+    b[15] = 0;
     b += HEADER_BYTES;
     for (size_t i = 0; i < wk->hist_n; i++, b += 2)
         memcpy(b, &wk->hist[i].material, 2);
@@ -381,8 +485,47 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
         uint32_t c = (uint32_t)wk->hist[i].count;
         memcpy(b, &c, 4);
     }
-    memcpy(b, p->mode, cells * 2);
-    memcpy(b + cells * 2, p->count, cells * 4);
+    for (int l = L; l >= 1; l--) {
+        const size_t n = (size_t)wk->edge >> l, no = p->offset[l];
+        const size_t np = n / 2, po = l < L ? p->offset[l + 1] : 0;
+        /* listed cells: the top cell, or the 8 children (octant order) of each
+         * mixed parent in the parent level's [z][y][x] order */
+        size_t m = 0, mixed = 0;
+        const size_t parents = l == L ? 1 : np * np * np;
+        for (size_t q = 0; q < parents; q++) {
+            if (l < L && !wk->hlen[po + q])
+                continue;
+            m += l == L ? 1 : 8;
+            size_t first = l == L ? no : no + child_base(n, q);
+            for (int d = 0; d < (l == L ? 1 : 8); d++)
+                mixed += wk->hlen[first + child_step(n, d)] != 0;
+        }
+        const int W = count_width(l);
+        uint8_t *bits = b, *lo = bits + (m + 7) / 8, *hi = lo + m, *cnt = hi + m;
+        memset(bits, 0, (m + 7) / 8);
+        size_t i = 0, j = 0;
+        for (size_t q = 0; q < parents; q++) {
+            if (l < L && !wk->hlen[po + q])
+                continue;
+            size_t first = l == L ? no : no + child_base(n, q);
+            for (int d = 0; d < (l == L ? 1 : 8); d++, i++) {
+                size_t c = first + child_step(n, d);
+                lo[i] = (uint8_t)p->mode[c];
+                hi[i] = (uint8_t)(p->mode[c] >> 8);
+                if (wk->hlen[c]) {
+                    bits[i / 8] |= (uint8_t)(1u << (i % 8));
+                    for (int k = 0; k < W; k++)
+                        cnt[k * mixed + j] = (uint8_t)(p->count[c] >> (8 * k));
+                    j++;
+                }
+            }
+        }
+        b = cnt + (size_t)W * mixed;
+    }
+    size_t size = (size_t)(b - wk->raw);
+    size_t out_bound = ZSTD_compressBound(size);
+    if (!grow(&wk->out, &wk->out_cap, out_bound))
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu LOD bytes", out_bound);
     size_t rc = ZSTD_CCtx_setParameter(wk->cctx, ZSTD_c_compressionLevel, level);
     if (!ZSTD_isError(rc))
         rc = ZSTD_CCtx_setParameter(wk->cctx, ZSTD_c_checksumFlag, 1);
@@ -399,40 +542,123 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
     return STRATA_OK;
 }
 
+#define CORRUPT(...) error_set(err, STRATA_ERR_CORRUPT, __VA_ARGS__)
+
 static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyramid *pyr,
                                lod_count **hist, size_t *hist_n, strata_error *err)
 {
     lod_pyramid layout;
     pyramid_layout(edge, &layout);
-    size_t cells = layout.offset[layout.levels + 1];
+    const int L = layout.levels;
     uint32_t h;
     memcpy(&h, b + 8, 4);
-    if (memcmp(b, LOD_MAGIC, 4) || b[4] != LOD_VERSION || b[5] != layout.levels || h == 0 ||
-        h > 65536 || size != raw_size(h, cells))
-        return error_set(err, STRATA_ERR_CORRUPT, "LOD payload: bad header or size (%zu bytes)", size);
+    if (size < HEADER_BYTES || memcmp(b, LOD_MAGIC, 4) || b[4] != LOD_VERSION || b[5] != L ||
+        b[6] || b[7] || b[15] || h == 0 || h > 65536 || size < HEADER_BYTES + (size_t)h * 6)
+        return CORRUPT("LOD payload: bad header or size (%zu bytes)", size);
+    int ext[3];
+    for (int i = 0; i < 3; i++) {
+        ext[i] = b[12 + i] + 1;
+        if (ext[i] > edge)
+            return CORRUPT("LOD payload: extent %d beyond the chunk edge %d", ext[i], edge);
+    }
     lod_count *list = malloc(h * sizeof *list);
     if (!list)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a LOD histogram");
     const uint8_t *m = b + HEADER_BYTES, *c = m + (size_t)h * 2;
+    uint64_t total = 0;
     for (uint32_t i = 0; i < h; i++) {
         uint16_t id;
         uint32_t n;
         memcpy(&id, m + 2 * (size_t)i, 2);
         memcpy(&n, c + 4 * (size_t)i, 4);
         list[i] = (lod_count){id, n};
+        total += n;
         if (n == 0 || (i && id <= list[i - 1].material)) {
             free(list);
-            return error_set(err, STRATA_ERR_CORRUPT, "LOD payload: histogram not ascending");
+            return CORRUPT("LOD payload: histogram not ascending");
         }
+    }
+    if (total != (uint64_t)ext[0] * (uint64_t)ext[1] * (uint64_t)ext[2]) {
+        free(list);
+        return CORRUPT("LOD payload: histogram counts %llu voxels, not the chunk's",
+                       (unsigned long long)total);
     }
     strata_status st = lod_pyramid_alloc(edge, pyr, err);
     if (st) {
         free(list);
         return st;
     }
-    const uint8_t *cellp = c + (size_t)h * 4;
-    memcpy(pyr->mode, cellp, cells * 2);
-    memcpy(pyr->count, cellp + cells * 2, cells * 4);
+    const uint8_t *at = c + (size_t)h * 4, *end = b + size;
+    for (int l = L; l >= 1 && !st; l--) {
+        const size_t n = (size_t)edge >> l, no = layout.offset[l];
+        const size_t np = n / 2, po = l < L ? layout.offset[l + 1] : 0;
+        /* listed cells: the top cell, or the 8 children of each mixed parent */
+        const size_t parents = l == L ? 1 : np * np * np;
+        size_t listed = 0;
+        for (size_t q = 0; q < parents; q++)
+            listed += l == L ? 1 : pyr->count[po + q] != cell_inside(ext, l + 1, np, q) ? 8 : 0;
+        const size_t bitmap = (listed + 7) / 8;
+        if ((size_t)(end - at) < bitmap + 2 * listed) {
+            st = CORRUPT("LOD payload: level %d truncated", l);
+            break;
+        }
+        const uint8_t *bits = at, *lo = bits + bitmap, *hi = lo + listed;
+        size_t mixed = 0;
+        for (size_t i = 0; i < listed; i++)
+            mixed += bits[i / 8] >> (i % 8) & 1;
+        const int W = count_width(l);
+        const uint8_t *cnt = hi + listed;
+        if ((size_t)(end - cnt) < (size_t)W * mixed) {
+            st = CORRUPT("LOD payload: level %d truncated", l);
+            break;
+        }
+        size_t i = 0, j = 0;
+        for (size_t q = 0; q < parents && !st; q++) {
+            const size_t first = l == L ? no : no + child_base(n, q);
+            const int kids = l == L ? 1 : 8;
+            const int is_listed = l == L || pyr->count[po + q] != cell_inside(ext, l + 1, np, q);
+            for (int d = 0; d < kids; d++) {
+                size_t cell = first + child_step(n, d);
+                uint32_t in = cell_inside(ext, l, n, cell - no);
+                if (!is_listed) {
+                    pyr->mode[cell] = in ? pyr->mode[po + q] : 0;
+                    pyr->count[cell] = in;
+                    continue;
+                }
+                pyr->mode[cell] = (uint16_t)(lo[i] | hi[i] << 8);
+                if (bits[i / 8] >> (i % 8) & 1) {
+                    uint32_t v = 0;
+                    for (int k = 0; k < W; k++)
+                        v |= (uint32_t)cnt[k * mixed + j] << (8 * k);
+                    j++;
+                    if (v == 0 || v >= in) {
+                        st = CORRUPT("LOD payload: level %d cell count %u outside (0, %u)", l, v, in);
+                        break;
+                    }
+                    pyr->count[cell] = v;
+                } else {
+                    pyr->count[cell] = in;
+                }
+                i++;
+            }
+        }
+        at = cnt + (size_t)W * mixed;
+    }
+    if (!st && at != end)
+        st = CORRUPT("LOD payload: %zu bytes after the last level", (size_t)(end - at));
+    if (!st) {
+        uint16_t dm;
+        uint64_t dc;
+        lod_dominant(list, h, &dm, &dc);
+        size_t top = layout.offset[L];
+        if (pyr->mode[top] != dm || pyr->count[top] != dc)
+            st = CORRUPT("LOD payload: top cell disagrees with the histogram");
+    }
+    if (st) {
+        lod_pyramid_free(pyr);
+        free(list);
+        return st;
+    }
     if (hist) {
         *hist = list;
         *hist_n = h;
@@ -450,13 +676,13 @@ strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_py
         return error_set(err, STRATA_ERR_ARG, "LOD decode: bad chunk edge %d", edge);
     lod_pyramid layout;
     pyramid_layout(edge, &layout);
-    size_t most = raw_size(65536, layout.offset[layout.levels + 1]);
+    size_t most = raw_bound(65536, layout.offset[layout.levels + 1], layout.levels);
     unsigned long long size = ZSTD_getFrameContentSize(payload, length);
     if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size < HEADER_BYTES ||
         size > most)
-        return error_set(err, STRATA_ERR_CORRUPT, "LOD payload: bad zstd frame or content size");
+        return CORRUPT("LOD payload: bad zstd frame or content size");
     if (ZSTD_findFrameCompressedSize(payload, length) != length)
-        return error_set(err, STRATA_ERR_CORRUPT, "LOD payload: trailing bytes after the frame");
+        return CORRUPT("LOD payload: trailing bytes after the frame");
     if (!thread_dctx && !(thread_dctx = ZSTD_createDCtx()))
         return error_set(err, STRATA_ERR_NOMEM, "cannot create a zstd context");
     uint8_t *raw = malloc((size_t)size);
@@ -465,8 +691,7 @@ strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_py
     size_t rc = ZSTD_decompressDCtx(thread_dctx, raw, (size_t)size, payload, length);
     strata_status st;
     if (ZSTD_isError(rc) || rc != size)
-        st = error_set(err, STRATA_ERR_CORRUPT, "LOD payload: %s",
-                       ZSTD_isError(rc) ? ZSTD_getErrorName(rc) : "short frame");
+        st = CORRUPT("LOD payload: %s", ZSTD_isError(rc) ? ZSTD_getErrorName(rc) : "short frame");
     else
         st = parse_raw(raw, (size_t)size, edge, pyr, hist, hist_n, err);
     free(raw);

@@ -9,14 +9,12 @@
  *
  * Pyramid payload (stored after the chunk payload in a segment's /payload; the
  * row's lod_* fields point at it): one standard zstd frame (content size and
- * checksum recorded) of, all little-endian:
- *   char     magic[4] = "SLOD"
- *   uint8    version (1), uint8 levels = log2(C), uint16 zero
- *   uint32   H = distinct materials of the chunk inside the world
- *   uint16   material[H]   ascending
- *   uint32   count[H]      voxels inside the world of each
- *   for l = 1..levels: uint16 mode[(C>>l)^3]   [z][y][x]
- *   for l = 1..levels: uint32 count[(C>>l)^3]  voxels of the mode (0: cell outside the world)
+ * checksum recorded) of a 16-byte header ("SLOD", version 1, levels, 0, H,
+ * extent - 1 per axis, 0), the chunk histogram (uint16 material[H], uint32
+ * count[H]) and the levels top-down, each listing only the children of the
+ * mixed cells above it: a mixed bitmap, modes as low then high bytes, and the
+ * mixed cells' counts in ceil(3l/8) byte planes. Cells under a homogeneous
+ * parent are derived. docs/index.md has the exact layout and a Python reader.
  * Chunks with a single material inside the world have no pyramid payload
  * (lod_length 0): every cell is that material.
  */
@@ -31,6 +29,8 @@
 #define LOD_MAGIC "SLOD"
 #define LOD_VERSION 1
 #define LOD_MAX_LEVELS 8
+/** zstd level of pyramid payloads (small; 1 measured smallest-or-equal and fastest). */
+#define LOD_ZSTD_LEVEL 1
 
 /** One entry of a sparse histogram (histograms ascend by material). */
 typedef struct {

@@ -133,9 +133,12 @@ static void check_row(fsck_state *f, const store_row *row, uint8_t *payload, uin
         check_index(f, row, NULL);
         return;
     }
-    strata_status st = store_read_payload(&w->store, row->payload_segment, row->payload_offset,
-                                          row->payload_length, row->payload_crc, row->key, payload,
-                                          &w->error);
+    /* payload holds chunk_encode_bound bytes: a longer row is damage, not a read size. */
+    strata_status st = row->payload_length > chunk_encode_bound(w->edge)
+        ? WORLD_FAIL(w, STRATA_ERR_CORRUPT, "payload length %u exceeds the largest possible (%zu)",
+                     row->payload_length, chunk_encode_bound(w->edge))
+        : store_read_payload(&w->store, row->payload_segment, row->payload_offset,
+                             row->payload_length, row->payload_crc, row->key, payload, &w->error);
     if (!st)
         st = chunk_decode(payload, row->payload_length, row->codec, w->edge, w->scratch, voxels,
                           &w->error);

@@ -5,18 +5,6 @@
 
 #define AXIS_LIMIT ((uint64_t)1 << STRATA_MORTON_BITS)
 
-/* Spread the low 21 bits of v so that bit i lands on bit 3i. */
-static uint64_t spread_by_3(uint64_t v)
-{
-    v &= AXIS_LIMIT - 1;
-    v = (v | v << 32) & 0x001f00000000ffffULL;
-    v = (v | v << 16) & 0x001f0000ff0000ffULL;
-    v = (v | v << 8) & 0x100f00f00f00f00fULL;
-    v = (v | v << 4) & 0x10c30c30c30c30c3ULL;
-    v = (v | v << 2) & 0x1249249249249249ULL;
-    return v;
-}
-
 /* Inverse of spread_by_3: gather bits 0, 3, 6, ... into the low 21 bits. */
 static uint32_t compact_by_3(uint64_t v)
 {
@@ -29,10 +17,6 @@ static uint32_t compact_by_3(uint64_t v)
     return (uint32_t)v;
 }
 
-uint64_t morton_encode3(uint32_t x, uint32_t y, uint32_t z)
-{
-    return spread_by_3(x) | spread_by_3(y) << 1 | spread_by_3(z) << 2;
-}
 
 void morton_decode3(uint64_t key, uint32_t *x, uint32_t *y, uint32_t *z)
 {

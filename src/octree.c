@@ -646,7 +646,7 @@ strata_status index_summarize_chunk(strata_world *w, const uint16_t *voxels, uin
     row->flags &= (uint8_t)~STORE_ROW_INDEX_STALE;
     *length = 0;
     if (n > 1) {
-        st = lod_encode(x->work, w->options.zstd_level, pyramid, length, &w->error);
+        st = lod_encode(x->work, LOD_ZSTD_LEVEL, pyramid, length, &w->error);
         if (st)
             return st;
     }
@@ -767,15 +767,21 @@ strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod
     if (st)
         return st;
     uint8_t stale = (row->flags & STORE_ROW_INDEX_STALE) || !row->lod_length;
-    /* Direct-mapped: a lookup is one comparison; Morton-adjacent chunks land in
-     * different slots, so a walk over a region keeps its chunks. */
-    pyramid_entry *victim = &x->cache[(row->key * 0x9e3779b97f4a7c15ULL >> 20) % x->cache_slots];
-    if (victim->pyramid.mode && victim->key == row->key && victim->epoch == row->epoch &&
-        victim->lod_segment == row->lod_segment && victim->lod_offset == row->lod_offset &&
-        victim->stale == stale) {
-        *out = &victim->pyramid;
-        return STRATA_OK;
+    /* Two-way set associative by key: consecutive (Morton-adjacent) keys land in
+     * different sets, so a walk over a region keeps its chunks; the older entry
+     * of a set is replaced. */
+    pyramid_entry *set = &x->cache[(row->key % (x->cache_slots / 2)) * 2], *victim = set;
+    for (int way = 0; way < 2; way++) {
+        pyramid_entry *e = &set[way];
+        if (e->pyramid.mode && e->key == row->key && e->epoch == row->epoch &&
+            e->lod_segment == row->lod_segment && e->lod_offset == row->lod_offset && e->stale == stale) {
+            e->used = ++x->clock;
+            *out = &e->pyramid;
+            return STRATA_OK;
+        }
     }
+    if (set[1].used < set[0].used)
+        victim = &set[1];
     lod_pyramid_free(&victim->pyramid);
     if (!stale) {
         uint8_t *payload = malloc(row->lod_length);

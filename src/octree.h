@@ -33,7 +33,7 @@ struct strata_world;
 #define OCTREE_TOP_NODES 4096
 /** Node levels above chunks: chunk coordinates have 21 bits per axis. */
 #define OCTREE_MAX_LEVELS 22
-/** Bytes of decoded pyramids kept per rank (a direct-mapped cache by chunk key). */
+/** Bytes of decoded pyramids kept per rank (a two-way set-associative cache by chunk key). */
 #define INDEX_PYRAMID_CACHE_BYTES ((size_t)64 << 20)
 
 typedef struct {

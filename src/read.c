@@ -15,6 +15,11 @@ strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *
             voxels[i] = row->value;
         return STRATA_OK;
     }
+    /* A size read from a file is checked before it sizes an allocation. */
+    if (row->payload_length > chunk_encode_bound(w->edge))
+        return WORLD_FAIL(w, STRATA_ERR_CORRUPT, "chunk key %" PRIu64 ": payload length %u exceeds "
+                          "the largest possible (%zu)", row->key, row->payload_length,
+                          chunk_encode_bound(w->edge));
     uint8_t *payload = malloc(row->payload_length ? row->payload_length : 1);
     if (!payload)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read chunk key %" PRIu64, row->key);
@@ -235,7 +240,7 @@ static uint64_t metadata_bytes(const strata_world *w)
 {
     uint64_t bytes = sizeof *w + w->row_count * sizeof *w->rows +
                      ((uint64_t)w->size + 1) * sizeof *w->split +
-                     w->owned.capacity * sizeof(chunk *) + w->owned.count * sizeof(chunk);
+                     w->owned.capacity * sizeof(chunk_slot) + w->owned.count * sizeof(chunk);
     for (size_t i = 0; i < w->store.count; i++)
         bytes += sizeof(store_segment) + w->store.segments[i].fence_count * sizeof(uint64_t);
     return bytes;

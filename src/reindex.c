@@ -46,8 +46,14 @@ static strata_status summarize_row(strata_world *w, const store_row *old, uint64
     const uint16_t *voxels = NULL;
     strata_status st = STRATA_OK;
     if (old->codec != CODEC_UNIFORM) {
-        st = world_decode_row(w, old, w->index->voxels);
-        voxels = w->index->voxels;
+        /* A resident clean chunk holds exactly the committed voxels: no decode. */
+        chunk *k = chunk_cache_find(&w->owned, old->key);
+        if (k && !k->dirty && k->voxels) {
+            voxels = k->voxels;
+        } else {
+            st = world_decode_row(w, old, w->index->voxels);
+            voxels = w->index->voxels;
+        }
     }
     const uint8_t *pyramid;
     size_t length = 0;

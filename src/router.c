@@ -195,10 +195,22 @@ static void radix_pass(const route_record *in, route_record *out, const int *fro
  * Passes alternate between the two buffers; returns 1 when the result ended in
  * tmp (and from_tmp).
  */
+/* Simulations often hand in batches already in key order (one rank's sweep over
+ * its chunks): one read-only pass spares them the sort's passes. */
+static int sorted_by_key(const route_record *records, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (records[i].key < records[i - 1].key)
+            return 0;
+    return 1;
+}
+
 static int radix_sort(route_record *records, route_record *tmp, int *from, int *from_tmp, size_t n)
 {
     size_t hist[8][256];
     int pass[8], in_tmp = 0;
+    if (sorted_by_key(records, n))
+        return 0;
     int passes = n < 2 ? 0 : passes_needed(records, n, pass);
     key_histograms(records, n, pass, passes, hist);
     for (int p = 0; p < passes; p++) {

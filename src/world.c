@@ -264,8 +264,9 @@ static strata_status take_lock(strata_world *w, strata_error *err)
     return STRATA_OK;
 }
 
-/* Rank 0 of a writer: remove what dead commits left behind. A segment newer than
- * the manifest's epoch was never published; MANIFEST.tmp never became the manifest. */
+/* Rank 0 of a writer: remove what dead commits left behind: segments the manifest
+ * does not name (never published, or dropped by a compaction that died before
+ * unlinking them) and MANIFEST.tmp, which never became the manifest. */
 static void remove_leftovers(strata_world *w)
 {
     DIR *d = opendir(w->dir);
@@ -276,8 +277,13 @@ static void remove_leftovers(strata_world *w)
         unsigned long long epoch;
         char tail[8];
         int leftover = strcmp(e->d_name, MANIFEST_NAME ".tmp") == 0;
-        if (sscanf(e->d_name, "seg-%20llu.h%7s", &epoch, tail) == 2 && strcmp(tail, "5") == 0)
-            leftover = epoch > w->committed.epoch;
+        if (sscanf(e->d_name, "seg-%20llu.h%7s", &epoch, tail) == 2 && strcmp(tail, "5") == 0) {
+            /* Above the epoch: a commit that died before its rename. Below it and
+             * not named: a compaction that died between its rename and unlinks. */
+            leftover = 1;
+            for (size_t i = 0; i < w->committed.segment_count && leftover; i++)
+                leftover = w->committed.segments[i].epoch != epoch;
+        }
         if (leftover) {
             char path[STRATA_PATH_MAX];
             if (path_join(path, sizeof path, w->dir, e->d_name, NULL) == STRATA_OK)

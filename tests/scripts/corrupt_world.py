@@ -7,6 +7,9 @@
   corrupt_world.py summary WORLD        change a row's dominant material, fix row_crc
   corrupt_world.py pyramid WORLD        point a row at another chunk's LOD pyramid
                                         (valid CRCs everywhere); prints the key
+  corrupt_world.py length WORLD         give a row a payload length beyond any chunk's
+                                        (the whole /payload), fix row_crc; prints the key
+  corrupt_world.py segpath WORLD        name a segment "../x" in MANIFEST, fix checksum
   corrupt_world.py version WORLD V      set the format version in MANIFEST, fix checksum
   corrupt_world.py chunk_of WORLD KEY   "x y z" of a voxel inside chunk KEY
 Uses h5py to find dataset offsets; rewrites bytes with plain file I/O.
@@ -66,6 +69,11 @@ def main(argv):
     if cmd == "chunk_of":
         C = chunk_edge(world)
         print(" ".join(str(v * C + 1) for v in unmorton(int(argv[3]))))
+    elif cmd == "segpath":
+        lines = [l for l in manifest(world) if not l.startswith("checksum ")]
+        lines = [("segment ../../outside" if l.startswith("segment ") else l) for l in lines]
+        body = "".join(l + "\n" for l in lines)
+        open(f"{world}/MANIFEST", "w").write(body + "checksum %08x\n" % zlib.crc32(body.encode()))
     elif cmd == "version":
         lines = [l for l in manifest(world) if not l.startswith("checksum ")]
         lines[0] = f"strata-manifest {argv[3]}"
@@ -88,6 +96,15 @@ def main(argv):
                 print(int(r["key"]), *(v * C + 1 for v in unmorton(int(r["key"]))))
         elif cmd == "rows":
             flip(path, rows_at + row_size * (len(rows) // 2) + 3)
+        elif cmd == "length":
+            with h5py.File(path, "r+") as f:
+                rows = f["rows"][:]
+                i = next(i for i, r in enumerate(rows) if r["codec"] != 0)
+                rows[i]["payload_offset"] = 0
+                rows[i]["payload_length"] = f["payload"].shape[0]
+                rows[i]["row_crc"] = row_crc(rows[i])
+                f["rows"][i] = rows[i]
+                print(int(rows[i]["key"]))
         elif cmd in ("summary", "pyramid"):
             with h5py.File(path, "r+") as f:
                 rows = f["rows"][:]

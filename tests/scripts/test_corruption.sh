@@ -110,5 +110,20 @@ $damage summary d > /dev/null
 must_fail "fsck: 2 payloads + 1 summary" "DAMAGED, 3 problems" run fsck d
 [ "$(grep -c '^chunk key' out.txt)" = 3 ] || { cat out.txt; fail "fsck did not list all 3"; }
 
+# ---- security: sizes and names from files ----
+fresh
+key=$($damage length d) || fail "damaging a length"
+must_fail "fsck: payload length beyond any chunk" "payload length" run fsck d
+must_fail "get: payload length beyond any chunk" "payload length" run get d $($damage chunk_of d $key)
+fresh
+$damage segpath d
+must_fail "MANIFEST naming a segment ../../outside" "bad segment epoch" run fsck d
+# Files honour the umask (no mode is forced).
+(umask 027 && run create masked --dims 32,32,32 --chunk 16 --generate terrain -q && run update masked u.txt -q) ||
+  fail "create under umask 027"
+modes=$(stat -c '%a' masked masked/* | sort -u | tr '\n' ' ')
+[ "$modes" = "640 750 " ] || fail "modes under umask 027: $modes (want 640 files, 750 directory)"
+echo "ok umask 027: modes $modes"
+
 run fsck good -q || fail "the good world was touched"
 echo "corruption: $cases cases detected and named, no crash, no hang"

@@ -19,7 +19,8 @@ T0=$(date +%s)
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 STATE=$WORK/state
 SLURM_DIR=$SRC/slurm
-export PATH="$(dirname "$BIN"):$PATH" STRATA_BIN=$BIN
+PATH="$(dirname "$BIN"):$PATH"
+export PATH STRATA_BIN=$BIN
 unset STRATA_LAUNCHER STRATA_REINDEX_INTERVAL STRATA_REINDEX_MAX_RUNS STRATA_REINDEX_STOP STRATA
 export SLURM_CONF=$STATE/slurm.conf
 PY=/usr/bin/python3
@@ -51,10 +52,8 @@ trap cleanup EXIT
     fail "cluster did not come up"
 }
 
-# Run a script with sbatch --wait; sets JID and OUT (its output file), returns its rc.
+# sbatch --wait SBATCH-ARGS...; sets JID and OUT (its output file), returns its rc.
 submit() {
-    local name=$1
-    shift
     JID=$(sbatch --parsable --wait "$@")
     local rc=$?
     JID=${JID%%;*}
@@ -67,8 +66,7 @@ start() {
     JID=${JID%%;*}
 }
 wait_gone() { # JOBID TIMEOUT
-    local i
-    for i in $(seq "$2"); do
+    for _ in $(seq "$2"); do
         squeue -h -j "$1" 2>/dev/null | grep -q . || return 0
         sleep 1
     done
@@ -83,7 +81,7 @@ step "create"
 e0=$(epoch)
 
 step "simulate"
-submit simulate -n 2 "$SLURM_DIR/simulate.sbatch" W --steps 2 --commit-every 1 --seed 1 ||
+submit -n 2 "$SLURM_DIR/simulate.sbatch" W --steps 2 --commit-every 1 --seed 1 ||
     { show "$OUT"; fail "simulate job failed"; }
 grep -q "strata simulate: W: " "$OUT" || { show "$OUT"; fail "no simulate summary line"; }
 grep -q "via srun" "$OUT" || { show "$OUT"; fail "simulate did not pick srun --mpi=pmix"; }
@@ -92,7 +90,7 @@ e1=$(epoch)
 
 if has_command reindex; then
     step "reindex"
-    submit reindex -n 2 "$SLURM_DIR/reindex.sbatch" W || { show "$OUT"; fail "reindex job failed"; }
+    submit -n 2 "$SLURM_DIR/reindex.sbatch" W || { show "$OUT"; fail "reindex job failed"; }
     grep -q "strata reindex: W: " "$OUT" || { show "$OUT"; fail "no reindex summary line"; }
     "$BIN" info W --json -q | grep -q '"stale_chunks": 0' || fail "chunks still stale after reindex"
 else
@@ -101,7 +99,7 @@ fi
 
 if has_command extract; then
     step "extract"
-    submit extract -n 2 "$SLURM_DIR/extract.sbatch" W 8,16,4,72,48,60 box.h5 ||
+    submit -n 2 "$SLURM_DIR/extract.sbatch" W 8,16,4,72,48,60 box.h5 ||
         { show "$OUT"; fail "extract job failed"; }
     [ -s box.h5 ] || fail "extract: no box.h5"
     # Compare /material with strata get on a sample of the box.
@@ -127,18 +125,18 @@ fi
 
 step "compact"
 [ "$(segments)" -gt 1 ] || fail "expected several segments before compaction"
-submit compact -n 2 "$SLURM_DIR/compact.sbatch" W || { show "$OUT"; fail "compact job failed"; }
+submit -n 2 "$SLURM_DIR/compact.sbatch" W || { show "$OUT"; fail "compact job failed"; }
 [ "$(segments)" -eq 1 ] || fail "segments = $(segments) after compaction"
 
 step "fsck"
-submit fsck -n 2 "$SLURM_DIR/fsck.sbatch" W || { show "$OUT"; fail "fsck job failed"; }
+submit -n 2 "$SLURM_DIR/fsck.sbatch" W || { show "$OUT"; fail "fsck job failed"; }
 grep -q "clean" "$OUT" || { show "$OUT"; fail "fsck did not say clean"; }
 
 step "afterok chain: simulate, then fsck on 4 ranks (--overcommit)"
 e2=$(epoch)
 start -n 2 "$SLURM_DIR/simulate.sbatch" W --steps 1 --seed 2
 parent=$JID
-submit fsck -n 4 --overcommit --dependency=afterok:"$parent" "$SLURM_DIR/fsck.sbatch" W ||
+submit -n 4 --overcommit --dependency=afterok:"$parent" "$SLURM_DIR/fsck.sbatch" W ||
     { show "$OUT"; fail "chained fsck failed"; }
 grep -q "finished" "strata-simulate-$parent.out" || fail "the chained fsck ran before simulate ended"
 grep -q "on 4 rank(s)" "$OUT" && grep -q clean "$OUT" || { show "$OUT"; fail "chained fsck output"; }
@@ -155,12 +153,11 @@ grep -q "no world at 'no-such-world'" "strata-fsck-$bad.out" || fail "missing wo
 if has_command reindex; then
     step "recurring reindex: runs until its stop file appears"
     rm -f strata-reindex-recurring-*.out
-    STRATA_REINDEX_INTERVAL=1 submit recurring -n 2 "$SLURM_DIR/reindex-recurring.sbatch" W ||
+    STRATA_REINDEX_INTERVAL=1 submit -n 2 "$SLURM_DIR/reindex-recurring.sbatch" W ||
         { show "$OUT"; fail "first recurring run failed"; }
-    first=$JID
     grep -q "next run is job" "$OUT" || { show "$OUT"; fail "first run did not resubmit"; }
     second=$(sed -n 's/.*next run is job \([0-9]*\).*/\1/p' "$OUT")
-    for i in $(seq 90); do
+    for _ in $(seq 90); do
         grep -qs "finished" "strata-reindex-recurring-$second.out" && break
         sleep 1
     done
@@ -176,7 +173,7 @@ if has_command reindex; then
     rm W.reindex-stop
 
     step "recurring reindex: stops after STRATA_REINDEX_MAX_RUNS"
-    STRATA_REINDEX_INTERVAL=1 STRATA_REINDEX_MAX_RUNS=1 submit recurring -n 2 \
+    STRATA_REINDEX_INTERVAL=1 STRATA_REINDEX_MAX_RUNS=1 submit -n 2 \
         "$SLURM_DIR/reindex-recurring.sbatch" W || { show "$OUT"; fail "max-runs run failed"; }
     grep -q "run 1 of 1: the last one" "$OUT" || { show "$OUT"; fail "max-runs did not stop"; }
     sleep 3
@@ -186,11 +183,11 @@ fi
 # SIGTERM while a simulation runs. Wait for a commit of this job, signal it, and
 # check the world is at the commit the job names.
 term_test() { # LAUNCHER SCANCEL-OPTIONS...
-    local launcher=$1 before e named i
+    local launcher=$1 before e named
     shift
     before=$(epoch)
     STRATA_LAUNCHER=$launcher start -n 2 "$SLURM_DIR/simulate.sbatch" W --steps 500 --commit-every 1 --seed 4
-    for i in $(seq 120); do
+    for _ in $(seq 120); do
         e=$(epoch)
         [ -n "$e" ] && [ "$e" -gt "$before" ] && break
         sleep 0.5

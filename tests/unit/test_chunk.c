@@ -28,9 +28,10 @@ static void check_table(chunk_cache *c)
 {
     size_t seen = 0;
     for (size_t i = 0; i < c->capacity; i++) {
-        chunk *k = c->slots[i];
+        chunk *k = c->slots[i].chunk;
         if (!k)
             continue;
+        ck_assert_uint_eq(c->slots[i].key, k->key);
         seen++;
         c->last = NULL; /* defeat the one-entry shortcut */
         ck_assert_ptr_eq(chunk_cache_find(c, k->key), k);
@@ -43,7 +44,7 @@ static void check_accounting(chunk_cache *c)
 {
     size_t clean = 0, dirty = 0;
     for (size_t i = 0; i < c->capacity; i++) {
-        chunk *k = c->slots[i];
+        chunk *k = c->slots[i].chunk;
         if (k && k->voxels)
             *(k->dirty ? &dirty : &clean) += c->chunk_bytes;
     }
@@ -57,7 +58,7 @@ static void check_accounting(chunk_cache *c)
         in_lru++;
     }
     for (size_t i = 0; i < c->capacity; i++)
-        clean_chunks += c->slots[i] && !c->slots[i]->dirty;
+        clean_chunks += c->slots[i].chunk && !c->slots[i].chunk->dirty;
     ck_assert_uint_eq(in_lru, clean_chunks);
 }
 
