@@ -22,11 +22,13 @@
  * handler (which would otherwise print the stack on stderr). */
 static _Thread_local char hdf5_detail[256];
 
+/* Walked upward: the first entry is the innermost cause (say, "inflate() failed"). */
 static herr_t innermost_message(unsigned n, const H5E_error2_t *e, void *data)
 {
     (void)n;
-    if (e->desc && *e->desc)
-        snprintf((char *)data, 256, "%s (%s)", e->desc, e->func_name ? e->func_name : "?");
+    char *text = data;
+    if (!text[0] && e->desc && *e->desc)
+        snprintf(text, 256, "%s (%s)", e->desc, e->func_name ? e->func_name : "?");
     return 0;
 }
 
@@ -530,7 +532,12 @@ static strata_status write_attribute(hid_t file, const char *name, uint64_t valu
     return rc < 0 ? store_hdf5_error(err, "cannot write attribute", name) : STRATA_OK;
 }
 
-static hid_t create_dataset(hid_t file, const char *name, hid_t type, uint64_t length)
+/* rows_per_chunk > 0: chunked, byte-shuffled and deflated (HDF5's built-in
+ * filters, which h5py reads without plugins). The chunk table of mostly uniform
+ * chunks is very repetitive: this is what makes a uniform chunk cost a few bytes
+ * instead of a whole row. One HDF5 chunk per fence block: a lookup reads one. */
+static hid_t create_dataset(hid_t file, const char *name, hid_t type, uint64_t length,
+                            uint64_t rows_per_chunk)
 {
     hsize_t dims = length;
     hid_t space = H5Screate_simple(1, &dims, NULL);
@@ -540,6 +547,14 @@ static hid_t create_dataset(hid_t file, const char *name, hid_t type, uint64_t l
     /* Never write fill values: every byte is written by some rank. */
     if (dcpl >= 0)
         H5Pset_fill_time(dcpl, H5D_FILL_TIME_NEVER);
+    if (dcpl >= 0 && rows_per_chunk && length) {
+        hsize_t chunk = length < rows_per_chunk ? length : rows_per_chunk;
+        if (H5Pset_chunk(dcpl, 1, &chunk) < 0 || H5Pset_shuffle(dcpl) < 0 ||
+            H5Pset_deflate(dcpl, 1) < 0) {
+            H5Pclose(dcpl);
+            dcpl = -1;
+        }
+    }
     hid_t dset = dcpl < 0 ? -1 : H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (dcpl >= 0)
         H5Pclose(dcpl);
@@ -630,7 +645,7 @@ static strata_status write_fence(MPI_Comm comm, hid_t file, const store_row *row
                                  const segment_layout *l, const char *path, strata_error *err)
 {
     uint64_t fences = (l->rows_total + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS;
-    hid_t dset = create_dataset(file, "fence", H5T_STD_U64LE, fences);
+    hid_t dset = create_dataset(file, "fence", H5T_STD_U64LE, fences, 0);
     if (dset < 0)
         return store_hdf5_error(err, "cannot create /fence in", path);
     /* This rank holds the fence entries whose row falls in its row range. */
@@ -662,8 +677,8 @@ static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, in
     st = error_agree(s->comm, st, err);
     if (st)
         return st;
-    hid_t rows_dset = create_dataset(file, "rows", s->row_file_type, l->rows_total);
-    hid_t payload_dset = create_dataset(file, "payload", H5T_STD_U8LE, l->payload_total);
+    hid_t rows_dset = create_dataset(file, "rows", s->row_file_type, l->rows_total, STORE_FENCE_ROWS);
+    hid_t payload_dset = create_dataset(file, "payload", H5T_STD_U8LE, l->payload_total, 0);
     if (rows_dset < 0 || payload_dset < 0)
         st = store_hdf5_error(err, "cannot create datasets in", path);
     st = error_agree(s->comm, st, err);

@@ -84,7 +84,9 @@ def main(argv):
         path = seg_path(world, e)
         with h5py.File(path, "r") as f:
             rows = f["rows"][:]
-            rows_at = f["rows"].id.get_offset()
+            # /rows is chunked and deflated: damage the middle of its first stored chunk.
+            info = f["rows"].id.get_chunk_info(0)
+            rows_at, rows_stored = info.byte_offset, info.size
             payload_at = f["payload"].id.get_offset()
             row_size = f["rows"].dtype.itemsize
         if cmd == "payload":
@@ -95,7 +97,7 @@ def main(argv):
                 C = chunk_edge(world)
                 print(int(r["key"]), *(v * C + 1 for v in unmorton(int(r["key"]))))
         elif cmd == "rows":
-            flip(path, rows_at + row_size * (len(rows) // 2) + 3)
+            flip(path, rows_at + rows_stored // 2)
         elif cmd == "length":
             with h5py.File(path, "r+") as f:
                 rows = f["rows"][:]
