@@ -206,6 +206,41 @@ int option_value(int argc, char **argv, int *i, const char *name, const char **v
     return 1;
 }
 
+int parse_world_option(const job *j, const char *usage, int argc, char **argv, int *i,
+                       world_options *o)
+{
+    const char *value;
+    strata_config *cfg = o->cfg;
+    if (option_value(argc, argv, i, "--chunk", &value)) {
+        int64_t c;
+        if (!value || parse_int64(value, &c) || c <= 0 || c > 4096)
+            return job_usage(j, usage, "--chunk wants a power of two in [16, 256]"), -1;
+        cfg->chunk_edge = (int32_t)c;
+    } else if (option_value(argc, argv, i, "--voxel-size", &value)) {
+        if (value && parse_double_list(value, cfg->voxel_size, 3) == 0)
+            return 1;
+        if (!value || parse_double_value(value, &cfg->voxel_size[0]))
+            return job_usage(j, usage, "--voxel-size wants M or DX,DY,DZ"), -1;
+        cfg->voxel_size[1] = cfg->voxel_size[2] = cfg->voxel_size[0];
+    } else if (option_value(argc, argv, i, "--origin", &value)) {
+        if (!value || parse_double_list(value, cfg->origin, 3))
+            return job_usage(j, usage, "--origin wants X,Y,Z in metres"), -1;
+    } else if (option_value(argc, argv, i, "--materials", &value)) {
+        if (!value)
+            return job_usage(j, usage, "--materials wants FILE.csv"), -1;
+        o->materials = value;
+    } else if (!strcmp(argv[*i], "--force")) {
+        o->flags |= STRATA_CREATE_FORCE;
+    } else if (!strcmp(argv[*i], "--quiet") || !strcmp(argv[*i], "-q") ||
+               !strcmp(argv[*i], "--defer-index")) {
+    } else if (!strcmp(argv[*i], "--cache-mb")) {
+        ++*i; /* read by job_options */
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
 void job_options(int argc, char **argv, strata_options *opt)
 {
     strata_options_init(opt);

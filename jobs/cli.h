@@ -54,6 +54,21 @@ int parse_double_list(const char *text, double *out, int count);
 /** Option matching: "--name" with value in the next argument or "--name=value". */
 int option_value(int argc, char **argv, int *i, const char *name, const char **value);
 
+/** What create and import share: the new world's layout and how to make it. */
+typedef struct {
+    strata_config *cfg;
+    const char *materials; /* --materials FILE.csv, or NULL */
+    unsigned flags;        /* STRATA_CREATE_FORCE with --force */
+} world_options;
+/**
+ * Consume argv[*i] (and its value) when it is one of the options every job
+ * that makes a world takes: --chunk, --voxel-size, --origin, --materials,
+ * --force, and the common --quiet, --defer-index, --cache-mb.
+ * @return 1 consumed, 0 not one of these, -1 bad value (usage printed on rank 0)
+ */
+int parse_world_option(const job *j, const char *usage, int argc, char **argv, int *i,
+                       world_options *o);
+
 /** Open options from common flags (--cache-mb, --defer-index). Removes nothing. */
 void job_options(int argc, char **argv, strata_options *opt);
 

@@ -14,33 +14,17 @@ int job_create(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
-    const char *path = argv[1], *generate = "empty", *materials = NULL, *value;
+    const char *path = argv[1], *generate = "empty", *value;
     strata_config cfg;
     strata_config_init(&cfg);
     uint64_t seed = 1;
-    unsigned flags = 0;
+    world_options world = {&cfg, NULL, 0};
     int have_dims = 0;
     for (int i = 2; i < argc; i++) {
         if (option_value(argc, argv, &i, "--dims", &value)) {
             if (!value || parse_int64_list(value, cfg.dims, 3))
                 return job_usage(j, usage, "--dims wants X,Y,Z");
             have_dims = 1;
-        } else if (option_value(argc, argv, &i, "--chunk", &value)) {
-            int64_t c;
-            if (!value || parse_int64(value, &c) || c <= 0 || c > 4096)
-                return job_usage(j, usage, "--chunk wants a power of two in [16, 256]");
-            cfg.chunk_edge = (int32_t)c;
-        } else if (option_value(argc, argv, &i, "--voxel-size", &value)) {
-            if (!value)
-                return job_usage(j, usage, "--voxel-size wants M or DX,DY,DZ");
-            if (parse_double_list(value, cfg.voxel_size, 3)) {
-                if (parse_double_value(value, &cfg.voxel_size[0]))
-                    return job_usage(j, usage, "--voxel-size wants M or DX,DY,DZ");
-                cfg.voxel_size[1] = cfg.voxel_size[2] = cfg.voxel_size[0];
-            }
-        } else if (option_value(argc, argv, &i, "--origin", &value)) {
-            if (!value || parse_double_list(value, cfg.origin, 3))
-                return job_usage(j, usage, "--origin wants X,Y,Z in metres");
         } else if (option_value(argc, argv, &i, "--generate", &value)) {
             if (!value || (strcmp(value, "empty") && strcmp(value, "terrain")))
                 return job_usage(j, usage, "--generate wants empty or terrain");
@@ -48,26 +32,20 @@ int job_create(job *j, int argc, char **argv)
         } else if (option_value(argc, argv, &i, "--seed", &value)) {
             if (!value || parse_uint64(value, &seed))
                 return job_usage(j, usage, "--seed wants a non-negative integer");
-        } else if (option_value(argc, argv, &i, "--materials", &value)) {
-            if (!value)
-                return job_usage(j, usage, "--materials wants FILE.csv");
-            materials = value;
-        } else if (!strcmp(argv[i], "--force")) {
-            flags |= STRATA_CREATE_FORCE;
-        } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q") ||
-                   !strcmp(argv[i], "--defer-index")) {
-        } else if (!strcmp(argv[i], "--cache-mb")) {
-            i++;
         } else {
-            return job_usage(j, usage, "unknown option %s", argv[i]);
+            int used = parse_world_option(j, usage, argc, argv, &i, &world);
+            if (used < 0)
+                return JOB_USAGE;
+            if (!used)
+                return job_usage(j, usage, "unknown option %s", argv[i]);
         }
     }
     if (!have_dims)
         return job_usage(j, usage, "--dims is required");
     strata_material *table = NULL;
-    if (materials) {
+    if (world.materials) {
         char message[512];
-        int failed = read_materials_csv(materials, &table, &cfg.material_count, message, sizeof message);
+        int failed = read_materials_csv(world.materials, &table, &cfg.material_count, message, sizeof message);
         if (job_agree(failed)) {
             if (j->rank == 0)
                 job_error(j, "%s", failed ? message : "materials file unreadable on another rank");
@@ -79,7 +57,7 @@ int job_create(job *j, int argc, char **argv)
     strata_options opt;
     job_options(argc, argv, &opt);
     strata_world *w;
-    strata_status st = strata_world_create(MPI_COMM_WORLD, path, &cfg, &opt, flags, &w);
+    strata_status st = strata_world_create(MPI_COMM_WORLD, path, &cfg, &opt, world.flags, &w);
     free(table);
     if (st)
         return job_fail(j, st, NULL);

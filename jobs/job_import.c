@@ -164,15 +164,14 @@ int job_import(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
-    const char *path = argv[1], *dem_file = NULL, *raw_file = NULL, *materials = NULL,
-               *layers = NULL;
+    const char *path = argv[1], *dem_file = NULL, *raw_file = NULL, *layers = NULL;
     const char *value;
     strata_config cfg;
     strata_config_init(&cfg);
     strata_dem_options dem;
     strata_dem_options_init(&dem);
     strata_raw_options raw = {{0, 0, 0}, 0, STRATA_ENDIAN_LITTLE};
-    unsigned flags = 0;
+    world_options world = {&cfg, NULL, 0};
     int have_dims = 0;
     for (int i = 2; i < argc; i++) {
         if (option_value(argc, argv, &i, "--dem", &value)) {
@@ -221,34 +220,12 @@ int job_import(job *j, int argc, char **argv)
             if (!value || (strcmp(value, "little") && strcmp(value, "big")))
                 return job_usage(j, usage, "--endian wants little or big");
             raw.endian = strcmp(value, "big") ? STRATA_ENDIAN_LITTLE : STRATA_ENDIAN_BIG;
-        } else if (option_value(argc, argv, &i, "--voxel-size", &value)) {
-            if (!value)
-                return job_usage(j, usage, "--voxel-size wants M or DX,DY,DZ");
-            if (parse_double_list(value, cfg.voxel_size, 3)) {
-                if (parse_double_value(value, &cfg.voxel_size[0]))
-                    return job_usage(j, usage, "--voxel-size wants M or DX,DY,DZ");
-                cfg.voxel_size[1] = cfg.voxel_size[2] = cfg.voxel_size[0];
-            }
-        } else if (option_value(argc, argv, &i, "--origin", &value)) {
-            if (!value || parse_double_list(value, cfg.origin, 3))
-                return job_usage(j, usage, "--origin wants X,Y,Z in metres");
-        } else if (option_value(argc, argv, &i, "--chunk", &value)) {
-            int64_t c;
-            if (!value || parse_int64(value, &c) || c <= 0 || c > 4096)
-                return job_usage(j, usage, "--chunk wants a power of two in [16, 256]");
-            cfg.chunk_edge = (int32_t)c;
-        } else if (option_value(argc, argv, &i, "--materials", &value)) {
-            if (!value)
-                return job_usage(j, usage, "--materials wants FILE.csv");
-            materials = value;
-        } else if (!strcmp(argv[i], "--force")) {
-            flags |= STRATA_CREATE_FORCE;
-        } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q") ||
-                   !strcmp(argv[i], "--defer-index")) {
-        } else if (!strcmp(argv[i], "--cache-mb")) {
-            i++;
         } else {
-            return job_usage(j, usage, "unknown option %s", argv[i]);
+            int used = parse_world_option(j, usage, argc, argv, &i, &world);
+            if (used < 0)
+                return JOB_USAGE;
+            if (!used)
+                return job_usage(j, usage, "unknown option %s", argv[i]);
         }
     }
     if (!dem_file == !raw_file)
@@ -257,7 +234,7 @@ int job_import(job *j, int argc, char **argv)
         return job_usage(j, usage, "--raw needs --dims X,Y,Z and --type");
     strata_material *table = NULL;
     strata_layer *layer_table = NULL;
-    int rc = load_tables(j, materials, layers, &cfg, &table, &dem, &layer_table);
+    int rc = load_tables(j, world.materials, layers, &cfg, &table, &dem, &layer_table);
     if (rc) {
         free(table);
         free(layer_table);
@@ -269,11 +246,11 @@ int job_import(job *j, int argc, char **argv)
     strata_status st;
     if (dem_file) {
         job_log(j, "importing %s into %s on %d ranks", dem_file, path, j->size);
-        st = strata_import_dem(MPI_COMM_WORLD, path, dem_file, &dem, &cfg, &opt, flags, &stats,
+        st = strata_import_dem(MPI_COMM_WORLD, path, dem_file, &dem, &cfg, &opt, world.flags, &stats,
                                NULL);
     } else {
         job_log(j, "importing %s into %s on %d ranks", raw_file, path, j->size);
-        st = strata_import_raw(MPI_COMM_WORLD, path, raw_file, &raw, &cfg, &opt, flags, &stats,
+        st = strata_import_raw(MPI_COMM_WORLD, path, raw_file, &raw, &cfg, &opt, world.flags, &stats,
                                NULL);
     }
     free(table);

@@ -414,8 +414,11 @@ strata_status manifest_copy(const manifest *src, manifest *dst, strata_error *er
         return error_set(err, STRATA_ERR_NOMEM, "cannot copy the manifest");
     }
     memcpy(dst->split, src->split, ns);
-    memcpy(dst->segments, src->segments, src->segment_count * sizeof *src->segments);
-    memcpy(dst->materials, src->materials, src->material_count * sizeof *src->materials);
+    /* A manifest with no segments (or materials) may hold NULL arrays. */
+    if (src->segment_count)
+        memcpy(dst->segments, src->segments, src->segment_count * sizeof *src->segments);
+    if (src->material_count)
+        memcpy(dst->materials, src->materials, src->material_count * sizeof *src->materials);
     return STRATA_OK;
 }
 
