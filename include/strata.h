@@ -87,6 +87,8 @@ typedef struct {
     size_t cache_bytes;  /**< clean-chunk cache budget per rank */
     int defer_index;     /**< 1: commits leave the index stale until reindex */
     int zstd_level;      /**< compression level of chunk payloads */
+    int threads;         /**< threads per rank encoding/summarising chunks (0: env
+                              STRATA_THREADS, else online CPUs / ranks on the node) */
 } strata_options;
 
 enum { STRATA_READ = 0, STRATA_WRITE = 1 };

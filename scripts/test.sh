@@ -33,7 +33,8 @@ echo "== tests =="
 
 if [ $asan = 1 ]; then
   echo "== build (AddressSanitizer + UndefinedBehaviorSanitizer) =="
-  build "$root/build-asan" -DCMAKE_BUILD_TYPE=Debug \
+  # -O1 keeps the sanitized suite about twice as fast as -O0 and still checks everything.
+  build "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
     -DCMAKE_C_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
     -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \

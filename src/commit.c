@@ -11,12 +11,14 @@
  *    chunks clean. Only then is the commit acknowledged to the caller.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
 #include "fault.h"
 #include "octree.h"
+#include "parallel.h"
 #include "world.h"
 
 strata_status world_finish_replace(strata_world *w, strata_error *err);
@@ -57,71 +59,123 @@ typedef struct {
     uint64_t payload_bytes, payload_capacity, raw_bytes;
 } encoded_batch;
 
-static strata_status append_payload(strata_world *w, encoded_batch *b, const uint8_t *data, size_t n)
+/* What one thread encodes with: codec scratch and output, LOD scratch, the
+ * histograms it keeps, and an arena of its chunks' blobs (payload then pyramid).
+ * Thread 0 borrows the world's buffers; the others own theirs. */
+typedef struct {
+    void *scratch;
+    uint8_t *out;
+    lod_work *work;
+    node_set pending, *keep;
+    uint8_t *arena;
+    uint64_t bytes, capacity;
+    int owned;
+} encode_kit;
+
+typedef struct {
+    strata_world *w;
+    chunk **items;
+    uint64_t epoch;
+    store_row *rows;
+    uint64_t *blob;  /* per item: offset of its blob in its thread's arena */
+    int *thread;     /* per item: the thread that encoded it */
+    encode_kit *kits;
+    int index;       /* summarise too (the index is not deferred) */
+} encode_run;
+
+static int arena_append(encode_kit *t, const uint8_t *data, size_t n)
 {
-    if (b->payload_bytes + n > b->payload_capacity) {
-        uint64_t capacity = (b->payload_bytes + n) * 2;
-        uint8_t *grown = realloc(b->payload, capacity);
+    if (t->bytes + n > t->capacity) {
+        uint64_t capacity = (t->bytes + n) * 2;
+        uint8_t *grown = realloc(t->arena, capacity);
         if (!grown)
-            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " payload bytes", capacity);
-        b->payload = grown;
-        b->payload_capacity = capacity;
+            return 0;
+        t->arena = grown;
+        t->capacity = capacity;
     }
-    memcpy(b->payload + b->payload_bytes, data, n);
-    b->payload_bytes += n;
-    return STRATA_OK;
+    memcpy(t->arena + t->bytes, data, n);
+    t->bytes += n;
+    return 1;
 }
 
-/* Encode one chunk's voxels into a row (and payload bytes when it is not uniform). */
-static strata_status encode_chunk_data(strata_world *w, chunk *k, uint64_t epoch, encoded_batch *b,
-                                       store_row *row)
+/* Name the chunk in a thread's failure message. */
+static strata_status chunk_failed(const strata_world *w, uint64_t key, strata_status st, strata_error *err)
 {
+    int64_t b[6];
+    world_chunk_bounds(w, key, b);
+    char message[STRATA_ERROR_MAX];
+    snprintf(message, sizeof message, "commit: chunk key %" PRIu64 " (at voxel %" PRId64 ",%" PRId64 ",%" PRId64
+             "): %s", key, b[0], b[1], b[2], err->message);
+    return error_set(err, st, "%s", message);
+}
+
+/* Encode one chunk into a row and its thread's arena, with offsets relative to
+ * the chunk's own blob (payload at 0, pyramid after it); unless the index is
+ * deferred, its LOD summary and pyramid too. Runs on worker threads: reads the
+ * chunk and the world, writes only its row and its thread's kit. */
+static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *err)
+{
+    encode_run *r = ctx;
+    const strata_world *w = r->w;
+    encode_kit *t = &r->kits[thread];
+    const chunk *k = r->items[i];
+    store_row *row = &r->rows[i];
     memset(row, 0, sizeof *row);
     row->key = k->key;
-    row->epoch = epoch;
-    b->raw_bytes += w->chunk_voxels * sizeof(uint16_t);
-    /* A chunk made uniform by its updates goes back to costing one value. */
-    chunk_collapse_uniform(&w->owned, k);
+    row->epoch = r->epoch;
+    r->thread[i] = thread;
+    r->blob[i] = t->bytes;
     if (!k->voxels) {
         row->codec = CODEC_UNIFORM;
         row->value = k->value;
-        return STRATA_OK;
+    } else {
+        chunk_encoding enc;
+        strata_status st = chunk_encode(k->voxels, w->edge, w->options.zstd_level, t->scratch, t->out, &enc,
+                                        err);
+        if (st)
+            return chunk_failed(w, k->key, st, err);
+        row->codec = (uint8_t)enc.codec;
+        row->value = enc.uniform_value;
+        if (enc.length) {
+            row->payload_segment = r->epoch;
+            row->payload_length = (uint32_t)enc.length;
+            row->payload_crc = checksum_update(0, t->out, enc.length);
+            if (!arena_append(t, t->out, enc.length))
+                return chunk_failed(w, k->key, error_set(err, STRATA_ERR_NOMEM, "cannot hold its payload"), err);
+        }
     }
-    chunk_encoding enc;
-    strata_status st = chunk_encode(k->voxels, w->edge, w->options.zstd_level, w->scratch,
-                                    w->encode_buffer, &enc, &w->error);
-    if (st)
-        return st;
-    row->codec = (uint8_t)enc.codec;
-    row->value = enc.uniform_value;
-    if (enc.length == 0)
-        return STRATA_OK;
-    row->payload_segment = epoch;
-    row->payload_offset = b->payload_bytes;
-    row->payload_length = (uint32_t)enc.length;
-    row->payload_crc = checksum_update(0, w->encode_buffer, enc.length);
-    return append_payload(w, b, w->encode_buffer, enc.length);
-}
-
-/* Encode a chunk and, unless the index is deferred, its LOD summary and pyramid
- * (appended after its payload; lod_offset is rebased like payload_offset). */
-static strata_status encode_chunk(strata_world *w, chunk *k, uint64_t epoch, encoded_batch *b,
-                                  store_row *row)
-{
-    strata_status st = encode_chunk_data(w, k, epoch, b, row);
     row->flags = STORE_ROW_INDEX_STALE;
-    if (st || w->options.defer_index)
-        return st;
+    if (!r->index)
+        return STRATA_OK;
     const uint8_t *pyramid;
     size_t length;
-    st = index_summarize_chunk(w, k->voxels, k->value, row, &pyramid, &length);
-    if (st || !length)
-        return st;
-    row->lod_segment = epoch;
-    row->lod_offset = b->payload_bytes;
+    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, k->voxels, k->value, row, &pyramid,
+                                                &length, err);
+    if (st)
+        return chunk_failed(w, k->key, st, err);
+    if (!length)
+        return STRATA_OK;
+    row->lod_segment = r->epoch;
+    row->lod_offset = row->payload_length;
     row->lod_length = (uint32_t)length;
     row->lod_crc = checksum_update(0, pyramid, length);
-    return append_payload(w, b, pyramid, length);
+    if (!arena_append(t, pyramid, length))
+        return chunk_failed(w, k->key, error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"), err);
+    return STRATA_OK;
+}
+
+static void free_kits(encode_kit *kits, int n)
+{
+    for (int i = 0; kits && i < n; i++) {
+        if (kits[i].owned) {
+            free(kits[i].scratch);
+            free(kits[i].out);
+            lod_work_free(kits[i].work);
+        }
+        node_set_free(&kits[i].pending);
+        free(kits[i].arena);
+    }
+    free(kits);
 }
 
 /* Rows flagged stale once the batch's rows replace the rank's. */
@@ -135,18 +189,81 @@ static uint64_t stale_after(const strata_world *w, const store_row *fresh, size_
     return stale;
 }
 
+/* Phase 1 (threads): encode every dirty chunk into its thread's arena.
+ * Phase 2 (main thread, key order): concatenate the blobs into the batch
+ * payload and rebase the offsets, so the segment is byte-identical to a
+ * serial encode. Chunk cache mutations happen before phase 1. */
 static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint64_t epoch,
                                   encoded_batch *b)
 {
-    b->rows = malloc((dirty->count + 1) * sizeof *b->rows);
+    size_t n = dirty->count;
+    b->rows = malloc((n + 1) * sizeof *b->rows);
     if (!b->rows)
-        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate %zu rows", dirty->count);
-    for (size_t i = 0; i < dirty->count; i++) {
-        strata_status st = encode_chunk(w, dirty->items[i], epoch, b, &b->rows[i]);
-        if (st)
-            return st;
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate %zu rows", n);
+    b->raw_bytes = (uint64_t)n * w->chunk_voxels * sizeof(uint16_t);
+    /* A chunk made uniform by its updates goes back to costing one value. */
+    for (size_t i = 0; i < n; i++)
+        chunk_collapse_uniform(&w->owned, dirty->items[i]);
+    lod_index *x = NULL;
+    int index = !w->options.defer_index;
+    strata_status st = index ? index_get(w, &x) : STRATA_OK;
+    if (st)
+        return st;
+    int threads = parallel_threads(w, n);
+    encode_run r = {.w = w, .items = dirty->items, .epoch = epoch, .rows = b->rows, .index = index};
+    r.blob = malloc((n + 1) * sizeof *r.blob);
+    r.thread = malloc((n + 1) * sizeof *r.thread);
+    r.kits = calloc((size_t)threads, sizeof *r.kits);
+    if (!r.blob || !r.thread || !r.kits)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the encoding state of %zu chunks", n);
+    for (int t = 0; !st && t < threads; t++) {
+        encode_kit *kit = &r.kits[t];
+        if (t == 0) {
+            kit->scratch = w->scratch, kit->out = w->encode_buffer, kit->work = index ? x->work : NULL;
+        } else {
+            kit->owned = 1;
+            kit->scratch = malloc(chunk_scratch_size(w->edge));
+            kit->out = malloc(chunk_encode_bound(w->edge));
+            if (!kit->scratch || !kit->out)
+                st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate encoding buffers for thread %d", t);
+            else if (index)
+                st = lod_work_create(w->edge, &kit->work, &w->error);
+        }
+        /* One thread keeps histograms straight in the index; several merge theirs after. */
+        if (index && x->built)
+            kit->keep = threads == 1 ? &x->pending : &kit->pending;
     }
-    return STRATA_OK;
+    if (!st)
+        st = parallel_for(threads, n, encode_item, &r, &w->error);
+    if (!st && index && x->built && threads > 1) {
+        node_set sets[PARALLEL_MAX_THREADS];
+        for (int t = 0; t < threads; t++) {
+            sets[t] = r.kits[t].pending;
+            r.kits[t].pending = (node_set){0};
+        }
+        st = index_pending_merge(w, sets, threads);
+    }
+    uint64_t total = 0;
+    for (size_t i = 0; !st && i < n; i++)
+        total += (uint64_t)b->rows[i].payload_length + b->rows[i].lod_length;
+    if (!st && !(b->payload = malloc(total + 1)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " payload bytes", total);
+    for (size_t i = 0; !st && i < n; i++) {
+        store_row *row = &b->rows[i];
+        uint64_t base = b->payload_bytes, length = (uint64_t)row->payload_length + row->lod_length;
+        if (length)
+            memcpy(b->payload + base, r.kits[r.thread[i]].arena + r.blob[i], length);
+        if (row->payload_length)
+            row->payload_offset += base;
+        if (row->lod_length)
+            row->lod_offset += base;
+        b->payload_bytes += length;
+    }
+    b->payload_capacity = total + 1;
+    free(r.blob);
+    free(r.thread);
+    free_kits(r.kits, threads);
+    return st;
 }
 
 /* Merge the rows a commit wrote into the rank's sorted table. */

@@ -608,10 +608,10 @@ static uint64_t chunk_voxels_inside(const strata_world *w, uint64_t key)
     return (uint64_t)e[0] * (uint64_t)e[1] * (uint64_t)e[2];
 }
 
-/* Summarise voxels (or a uniform value) with the index's scratch. */
-static strata_status summarize(strata_world *w, lod_index *x, uint64_t key, const uint16_t *voxels,
+/* Summarise voxels (or a uniform value) with the scratch wk. */
+static strata_status summarize(const strata_world *w, lod_work *wk, uint64_t key, const uint16_t *voxels,
                                uint16_t value, const lod_pyramid **pyr, const lod_count **hist,
-                               size_t *hist_n, lod_count *single)
+                               size_t *hist_n, lod_count *single, strata_error *err)
 {
     if (!voxels) {
         *single = (lod_count){value, chunk_voxels_inside(w, key)};
@@ -622,21 +622,18 @@ static strata_status summarize(strata_world *w, lod_index *x, uint64_t key, cons
     }
     int extent[3];
     chunk_extent(w, key, extent);
-    return lod_build(x->work, voxels, extent, pyr, hist, hist_n, &w->error);
+    return lod_build(wk, voxels, extent, pyr, hist, hist_n, err);
 }
 
-strata_status index_summarize_chunk(strata_world *w, const uint16_t *voxels, uint16_t value,
-                                    store_row *row, const uint8_t **pyramid, size_t *length)
+strata_status index_summarize_chunk_in(const strata_world *w, lod_work *wk, node_set *pending,
+                                       const uint16_t *voxels, uint16_t value, store_row *row,
+                                       const uint8_t **pyramid, size_t *length, strata_error *err)
 {
-    lod_index *x;
-    strata_status st = index_get(w, &x);
-    if (st)
-        return st;
     const lod_pyramid *pyr;
     const lod_count *hist;
     size_t n;
     lod_count single;
-    st = summarize(w, x, row->key, voxels, value, &pyr, &hist, &n, &single);
+    strata_status st = summarize(w, wk, row->key, voxels, value, &pyr, &hist, &n, &single, err);
     if (st)
         return st;
     uint64_t count;
@@ -646,13 +643,47 @@ strata_status index_summarize_chunk(strata_world *w, const uint16_t *voxels, uin
     row->flags &= (uint8_t)~STORE_ROW_INDEX_STALE;
     *length = 0;
     if (n > 1) {
-        st = lod_encode(x->work, LOD_ZSTD_LEVEL, pyramid, length, &w->error);
+        st = lod_encode(wk, LOD_ZSTD_LEVEL, pyramid, length, err);
         if (st)
             return st;
     }
-    if (x->built && !node_set_append(&x->pending, row->key, hist, n, chunk_voxels_inside(w, row->key)))
-        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot keep the histogram of chunk key %" PRIu64, row->key);
+    if (pending && !node_set_append(pending, row->key, hist, n, chunk_voxels_inside(w, row->key)))
+        return error_set(err, STRATA_ERR_NOMEM, "cannot keep the histogram of chunk key %" PRIu64, row->key);
     return STRATA_OK;
+}
+
+strata_status index_summarize_chunk(strata_world *w, const uint16_t *voxels, uint16_t value,
+                                    store_row *row, const uint8_t **pyramid, size_t *length)
+{
+    lod_index *x;
+    strata_status st = index_get(w, &x);
+    if (st)
+        return st;
+    return index_summarize_chunk_in(w, x->work, x->built ? &x->pending : NULL, voxels, value, row,
+                                    pyramid, length, &w->error);
+}
+
+strata_status index_pending_merge(strata_world *w, node_set *sets, int n)
+{
+    lod_index *x = w->index;
+    size_t *at = calloc((size_t)n + 1, sizeof *at);
+    int ok = at != NULL;
+    for (;;) {
+        int best = -1;
+        for (int t = 0; ok && t < n; t++)
+            if (at[t] < sets[t].count &&
+                (best < 0 || sets[t].nodes[at[t]].key < sets[best].nodes[at[best]].key))
+                best = t;
+        if (!ok || best < 0)
+            break;
+        const octree_node *node = &sets[best].nodes[at[best]++];
+        ok = node_set_append(&x->pending, node->key, node_hist(&sets[best], node), node->hist_n,
+                             node->voxels);
+    }
+    free(at);
+    for (int t = 0; t < n; t++)
+        node_set_free(&sets[t]);
+    return ok ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot keep the histograms of the commit");
 }
 
 /* Merge pending histograms (ascending keys) into the chunk set. */
@@ -751,7 +782,7 @@ strata_status index_row_histogram(strata_world *w, const store_row *row, lod_cou
     const lod_count *h;
     lod_count single;
     if (!st)
-        st = summarize(w, x, row->key, x->voxels, 0, &pyr, &h, n, &single);
+        st = summarize(w, x->work, row->key, x->voxels, 0, &pyr, &h, n, &single, &w->error);
     if (st)
         return st;
     if (!(*hist = malloc(*n * sizeof **hist)))
@@ -799,7 +830,7 @@ strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod
         lod_count single;
         st = row_voxels(w, x, row);
         if (!st)
-            st = summarize(w, x, row->key, x->voxels, 0, &pyr, &h, &n, &single);
+            st = summarize(w, x->work, row->key, x->voxels, 0, &pyr, &h, &n, &single, &w->error);
         if (!st)
             st = lod_pyramid_alloc(w->edge, &victim->pyramid, &w->error);
         if (!st) {

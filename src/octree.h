@@ -127,6 +127,19 @@ strata_status octree_hash(struct strata_world *w, uint64_t *hash);
 strata_status index_summarize_chunk(struct strata_world *w, const uint16_t *voxels, uint16_t value,
                                     store_row *row, const uint8_t **pyramid, size_t *length);
 /**
+ * index_summarize_chunk for a worker thread: scratch wk and histogram set
+ * `pending` (NULL: not kept) belong to the calling thread, failures go to err;
+ * w is only read. Call index_get first. The histogram is appended to pending.
+ */
+strata_status index_summarize_chunk_in(const struct strata_world *w, lod_work *wk, node_set *pending,
+                                       const uint16_t *voxels, uint16_t value, store_row *row,
+                                       const uint8_t **pyramid, size_t *length, strata_error *err);
+/**
+ * Merge per-thread histogram sets (each ascending) into the index's pending
+ * set in key order, then free them. Main thread. Local.
+ */
+strata_status index_pending_merge(struct strata_world *w, node_set *sets, int n);
+/**
  * After rows were written (commit or reindex): bring the built index up to date
  * with the kept histograms, or forget it when `stale` (deferred commits).
  * Failures only forget the index (it is rebuilt on next use). Collective.

@@ -7,11 +7,13 @@
  * exactly as for strata_commit; a crash before it leaves the old index.
  */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec.h"
 #include "octree.h"
+#include "parallel.h"
 #include "world.h"
 
 typedef struct {
@@ -20,6 +22,35 @@ typedef struct {
     uint8_t *payload;
     uint64_t bytes, capacity;
 } reindex_batch;
+
+/* Rows summarised per round: the main thread reads their payloads (I/O stays
+ * on it), then the threads decode and summarise them, then the main thread
+ * appends their pyramids in key order. */
+#define REINDEX_ROUND_CHUNKS 1024
+#define REINDEX_ROUND_BYTES ((uint64_t)64 << 20)
+
+/* What one thread summarises with; thread 0 borrows the world's buffers. */
+typedef struct {
+    void *scratch;
+    uint16_t *voxels;
+    lod_work *work;
+    node_set pending, *keep;
+    uint8_t *arena;
+    uint64_t bytes, capacity;
+    int owned;
+} reindex_kit;
+
+typedef struct {
+    const strata_world *w;
+    uint64_t epoch;
+    store_row *rows;           /* the round's fresh rows */
+    const uint16_t **resident; /* per row: a resident clean chunk's voxels, or NULL */
+    uint64_t *read;            /* per row: offset of its payload in `payloads` */
+    const uint8_t *payloads;
+    uint64_t *blob;            /* per row: offset of its pyramid in its thread's arena */
+    int *thread;
+    reindex_kit *kits;
+} reindex_run;
 
 static strata_status append(strata_world *w, reindex_batch *b, const uint8_t *data, size_t n)
 {
@@ -35,39 +66,194 @@ static strata_status append(strata_world *w, reindex_batch *b, const uint8_t *da
     return STRATA_OK;
 }
 
-/* Summarise one stored chunk into a fresh row pointing at its old data payload. */
-static strata_status summarize_row(strata_world *w, const store_row *old, uint64_t epoch,
-                                   reindex_batch *b)
+static strata_status row_failed(const strata_world *w, uint64_t key, strata_status st, strata_error *err)
 {
-    store_row *row = &b->rows[b->n];
-    *row = *old;
-    row->lod_segment = row->lod_offset = 0;
-    row->lod_length = row->lod_crc = 0;
+    int64_t b[6];
+    world_chunk_bounds(w, key, b);
+    char message[STRATA_ERROR_MAX];
+    snprintf(message, sizeof message, "reindex: chunk key %" PRIu64 " (at voxel %" PRId64 ",%" PRId64 ",%" PRId64
+             "): %s", key, b[0], b[1], b[2], err->message);
+    return error_set(err, st, "%s", message);
+}
+
+/* Decode (unless resident or uniform) and summarise one row of the round.
+ * Worker threads: writes only its row and its thread's kit. */
+static strata_status summarize_item(void *ctx, int thread, size_t i, strata_error *err)
+{
+    reindex_run *r = ctx;
+    const strata_world *w = r->w;
+    reindex_kit *t = &r->kits[thread];
+    store_row *row = &r->rows[i];
+    r->thread[i] = thread;
+    r->blob[i] = t->bytes;
     const uint16_t *voxels = NULL;
-    strata_status st = STRATA_OK;
-    if (old->codec != CODEC_UNIFORM) {
-        /* A resident clean chunk holds exactly the committed voxels: no decode. */
-        chunk *k = chunk_cache_find(&w->owned, old->key);
-        if (k && !k->dirty && k->voxels) {
-            voxels = k->voxels;
-        } else {
-            st = world_decode_row(w, old, w->index->voxels);
-            voxels = w->index->voxels;
+    if (row->codec != CODEC_UNIFORM) {
+        voxels = r->resident[i];
+        if (!voxels) {
+            strata_status st = chunk_decode(r->payloads + r->read[i], row->payload_length, row->codec, w->edge,
+                                            t->scratch, t->voxels, err);
+            if (st)
+                return row_failed(w, row->key, st, err);
+            voxels = t->voxels;
         }
     }
     const uint8_t *pyramid;
     size_t length = 0;
-    if (!st)
-        st = index_summarize_chunk(w, voxels, old->value, row, &pyramid, &length);
-    if (!st && length) {
-        row->lod_segment = epoch;
-        row->lod_offset = b->bytes;
-        row->lod_length = (uint32_t)length;
-        row->lod_crc = checksum_update(0, pyramid, length);
-        st = append(w, b, pyramid, length);
+    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, voxels, row->value, row, &pyramid, &length,
+                                                err);
+    if (st)
+        return row_failed(w, row->key, st, err);
+    if (!length)
+        return STRATA_OK;
+    row->lod_segment = r->epoch;
+    row->lod_offset = 0; /* rebased when appended */
+    row->lod_length = (uint32_t)length;
+    row->lod_crc = checksum_update(0, pyramid, length);
+    if (t->bytes + length > t->capacity) {
+        uint64_t capacity = (t->bytes + length) * 2;
+        uint8_t *grown = realloc(t->arena, capacity);
+        if (!grown)
+            return row_failed(w, row->key, error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"), err);
+        t->arena = grown, t->capacity = capacity;
+    }
+    memcpy(t->arena + t->bytes, pyramid, length);
+    t->bytes += length;
+    return STRATA_OK;
+}
+
+/* One round: rows sel[0, n) of w->rows into b->rows[b->n ...]. */
+static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run *r, int threads,
+                                     const size_t *sel, size_t n, reindex_batch *b, uint8_t **payloads,
+                                     uint64_t *payload_capacity)
+{
+    r->rows = b->rows + b->n;
+    uint64_t need = 0;
+    for (size_t i = 0; i < n; i++) {
+        const store_row *old = &w->rows[sel[i]];
+        store_row *row = &r->rows[i];
+        *row = *old;
+        row->lod_segment = row->lod_offset = 0;
+        row->lod_length = row->lod_crc = 0;
+        r->resident[i] = NULL;
+        r->read[i] = need;
+        if (old->codec == CODEC_UNIFORM)
+            continue;
+        /* A resident clean chunk holds exactly the committed voxels: no decode. */
+        chunk *k = chunk_cache_find(&w->owned, old->key);
+        if (k && !k->dirty && k->voxels) {
+            r->resident[i] = k->voxels;
+            continue;
+        }
+        /* A size read from a file is checked before it sizes an allocation. */
+        if (old->payload_length > chunk_encode_bound(w->edge))
+            return WORLD_FAIL(w, STRATA_ERR_CORRUPT, "chunk key %" PRIu64 ": payload length %u exceeds the "
+                              "largest possible (%zu)", old->key, old->payload_length, chunk_encode_bound(w->edge));
+        need += old->payload_length;
+    }
+    if (need + 1 > *payload_capacity) {
+        uint8_t *grown = realloc(*payloads, need + 1);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " payload bytes", need);
+        *payloads = grown, *payload_capacity = need + 1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const store_row *old = &w->rows[sel[i]];
+        if (old->codec == CODEC_UNIFORM || r->resident[i])
+            continue;
+        strata_status st = store_read_payload(&w->store, old->payload_segment, old->payload_offset,
+                                              old->payload_length, old->payload_crc, old->key,
+                                              *payloads + r->read[i], &w->error);
+        if (st)
+            return row_failed(w, old->key, st, &w->error);
+    }
+    r->payloads = *payloads;
+    for (int t = 0; t < threads; t++)
+        r->kits[t].bytes = 0;
+    strata_status st = parallel_for(threads, n, summarize_item, r, &w->error);
+    if (!st && x->built && threads > 1) {
+        node_set sets[PARALLEL_MAX_THREADS];
+        for (int t = 0; t < threads; t++) {
+            sets[t] = r->kits[t].pending;
+            r->kits[t].pending = (node_set){0};
+        }
+        st = index_pending_merge(w, sets, threads);
+    }
+    for (size_t i = 0; !st && i < n; i++) {
+        store_row *row = &r->rows[i];
+        if (row->lod_length) {
+            row->lod_offset = b->bytes;
+            st = append(w, b, r->kits[r->thread[i]].arena + r->blob[i], row->lod_length);
+        }
     }
     if (!st)
-        b->n++;
+        b->n += n;
+    return st;
+}
+
+/* Summarise the selected rows (stale ones, or all when full) on the rank's threads. */
+static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uint64_t epoch, reindex_batch *b)
+{
+    size_t n = 0;
+    size_t *sel = malloc((w->row_count + 1) * sizeof *sel);
+    if (!sel)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list %zu rows", w->row_count);
+    for (size_t i = 0; i < w->row_count; i++)
+        if (full || (w->rows[i].flags & STORE_ROW_INDEX_STALE))
+            sel[n++] = i;
+    int threads = parallel_threads(w, n);
+    size_t round = n < REINDEX_ROUND_CHUNKS ? n : REINDEX_ROUND_CHUNKS;
+    reindex_run r = {.w = w, .epoch = epoch};
+    r.resident = malloc((round + 1) * sizeof *r.resident);
+    r.read = malloc((round + 1) * sizeof *r.read);
+    r.blob = malloc((round + 1) * sizeof *r.blob);
+    r.thread = malloc((round + 1) * sizeof *r.thread);
+    r.kits = calloc((size_t)threads, sizeof *r.kits);
+    strata_status st = r.resident && r.read && r.blob && r.thread && r.kits
+                           ? STRATA_OK
+                           : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the reindex state");
+    for (int t = 0; !st && t < threads; t++) {
+        reindex_kit *kit = &r.kits[t];
+        if (t == 0) {
+            kit->scratch = w->scratch, kit->voxels = x->voxels, kit->work = x->work;
+        } else {
+            kit->owned = 1;
+            kit->scratch = malloc(chunk_scratch_size(w->edge));
+            kit->voxels = malloc(w->chunk_voxels * sizeof *kit->voxels);
+            st = kit->scratch && kit->voxels
+                     ? lod_work_create(w->edge, &kit->work, &w->error)
+                     : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate reindex buffers for thread %d", t);
+        }
+        /* One thread keeps histograms straight in the index; several merge theirs per round. */
+        if (x->built)
+            kit->keep = threads == 1 ? &x->pending : &kit->pending;
+    }
+    uint8_t *payloads = NULL;
+    uint64_t payload_capacity = 0;
+    for (size_t first = 0; !st && first < n;) {
+        /* A round ends at REINDEX_ROUND_CHUNKS rows or REINDEX_ROUND_BYTES of payloads. */
+        size_t count = 0;
+        uint64_t bytes = 0;
+        while (first + count < n && count < round && (count == 0 || bytes < REINDEX_ROUND_BYTES))
+            bytes += w->rows[sel[first + count++]].payload_length;
+        st = summarize_round(w, x, &r, threads, sel + first, count, b, &payloads, &payload_capacity);
+        first += count;
+    }
+    free(payloads);
+    for (int t = 0; r.kits && t < threads; t++) {
+        if (r.kits[t].owned) {
+            free(r.kits[t].scratch);
+            free(r.kits[t].voxels);
+            lod_work_free(r.kits[t].work);
+        }
+        node_set_free(&r.kits[t].pending);
+        free(r.kits[t].arena);
+    }
+    free(r.kits);
+    free(r.resident);
+    free(r.read);
+    free(r.blob);
+    free(r.thread);
+    free(sel);
     return st;
 }
 
@@ -123,9 +309,7 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
     uint64_t epoch = w->committed.epoch + 1;
     index_begin_write(w);
     double summarize_start = MPI_Wtime();
-    for (size_t i = 0; !st && i < w->row_count; i++)
-        if (full || (w->rows[i].flags & STORE_ROW_INDEX_STALE))
-            st = summarize_row(w, &w->rows[i], epoch, &b);
+    st = summarize_rows(w, x, full, epoch, &b);
     double summarize = MPI_Wtime() - summarize_start, slowest = summarize;
     st = world_agree(w, st);
     uint64_t mine = b.n, total = 0;

@@ -320,6 +320,12 @@ static strata_status setup_geometry(strata_world *w, strata_error *err)
 static strata_status attach(strata_world *w)
 {
     strata_status st = setup_geometry(w, &w->error);
+    MPI_Comm node; /* collective on every rank, whatever st: learns ranks per node for threads */
+    if (MPI_Comm_split_type(w->comm, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+        if (MPI_Comm_size(node, &w->ranks_per_node) != MPI_SUCCESS)
+            w->ranks_per_node = 1;
+        MPI_Comm_free(&node);
+    }
     if (!st)
         st = store_init(&w->store, w->comm, w->dir, &w->error);
     st = world_agree(w, st);

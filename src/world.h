@@ -15,6 +15,7 @@
 struct strata_world {
     MPI_Comm comm;
     int rank, size;
+    int ranks_per_node;             /* ranks sharing this node (MPI_COMM_TYPE_SHARED) */
     char dir[STRATA_PATH_MAX];      /* where the files are now */
     char final_dir[STRATA_PATH_MAX]; /* where a --force create lands at first commit */
     int replace_pending;

@@ -92,7 +92,10 @@ done
 # Delays (s) and victims from a fixed seed.
 plan=($($py -c 'import random; r = random.Random(8); print(" ".join("%.2f:%d" % (r.uniform(0, 1.8), r.randrange(2)) for _ in range(5)))'))
 outcomes=
-for i in 1 2 3 4 5; do
+# Sanitized builds run three times slower: fewer random kills keep the test short.
+kills=5
+[ "${STRATA_SANITIZED:-0}" = 1 ] && kills=2
+for i in $(seq $kills); do
   k=$((k + 1))
   $ref updates pts.txt u$k.txt 20000 $k
   $ref apply $cur pts.txt u$k.txt ref$k.txt

@@ -12,7 +12,11 @@ cmake --install "$BUILD" --prefix "$PREFIX" > install.log || fail "install: $(ca
   [ -f "$PREFIX/lib/pkgconfig/strata.pc" ] || fail "install lacks header, CMake package or strata.pc"
 
 # CMake: find_package(strata) from the prefix, in a fresh build tree (no cache from $BUILD).
-cmake -S "$SRC/examples" -B cmake-build -DCMAKE_PREFIX_PATH="$PREFIX" > configure.log 2>&1 ||
+# A sanitized libstrata needs its runtime in the program that links it.
+san=
+[ "${STRATA_SANITIZED:-0}" = 1 ] && san="-fsanitize=address,undefined"
+cmake -S "$SRC/examples" -B cmake-build -DCMAKE_PREFIX_PATH="$PREFIX" \
+  -DCMAKE_C_FLAGS="$san" -DCMAKE_EXE_LINKER_FLAGS="$san" > configure.log 2>&1 ||
   fail "configure: $(cat configure.log)"
 cmake --build cmake-build > build.log 2>&1 || fail "build: $(cat build.log)"
 mpirun --oversubscribe -np 2 cmake-build/simulate_minimal world 3 > run1.txt || fail "cmake example run"
@@ -21,7 +25,7 @@ grep -q "^epoch 2, " run1.txt || fail "cmake example printed: $(cat run1.txt)"
 # pkg-config: the Makefile on a copy of examples/ (the source tree stays clean).
 cp -r "$SRC/examples" make-copy
 rm -f make-copy/simulate_minimal
-PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" make -C make-copy > make.log 2>&1 || fail "make: $(cat make.log)"
+PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" make -C make-copy CFLAGS="-O2 -g $san" > make.log 2>&1 || fail "make: $(cat make.log)"
 mpirun --oversubscribe -np 3 make-copy/simulate_minimal world 2 > run2.txt || fail "make example run"
 grep -q "^epoch 3, " run2.txt || fail "make example printed: $(cat run2.txt)"
 

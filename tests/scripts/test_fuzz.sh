@@ -6,7 +6,7 @@
 set -u
 STRATA=$1 WORK=$2 SRC=$3
 rm -rf "$WORK" && mkdir -p "$WORK"
-FUZZ_BUILD="$WORK" timeout 300 bash "$SRC/fuzz/run.sh" codec manifest textio "${FUZZ_SECONDS:-10}"
+FUZZ_BUILD="$WORK" timeout 300 bash "$SRC/fuzz/run.sh" codec manifest textio "${FUZZ_SECONDS:-4}"
 rc=$?
 case $rc in
   0) echo "fuzz: every harness ran clean" ;;

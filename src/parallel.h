@@ -1,0 +1,41 @@
+/* parallel.h: a small pthread parallel-for used to encode and summarise chunks.
+ *
+ * The calling (main) thread takes part as thread 0; MPI, HDF5 and every
+ * mutation of the world stay on it: the item function may only read shared
+ * state and write memory that belongs to its thread or its item.
+ */
+#ifndef STRATA_PARALLEL_H
+#define STRATA_PARALLEL_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+struct strata_world;
+
+/** Most threads a rank uses. */
+#define PARALLEL_MAX_THREADS 64
+
+/**
+ * Threads for `items` independent items on this rank: strata_options.threads,
+ * else the environment STRATA_THREADS, else online CPUs / ranks on this node;
+ * at least 1 and never more than items. Local.
+ */
+int parallel_threads(const struct strata_world *w, size_t items);
+
+/**
+ * Item function: process item i on thread `thread` (0 = the caller). On
+ * failure it returns the status with the message in err (its thread's own).
+ */
+typedef strata_status (*parallel_fn)(void *ctx, int thread, size_t i, strata_error *err);
+
+/**
+ * Run fn for every i in [0, n) on `threads` threads (1: serially on the
+ * caller). Items are handed out in ascending order, so each thread sees its
+ * items in ascending order. After a failure no new item starts; the failure of
+ * the lowest item is copied into err (once) and returned. A thread that cannot
+ * be started is not an error: the others do its share. Local.
+ */
+strata_status parallel_for(int threads, size_t n, parallel_fn fn, void *ctx, strata_error *err);
+
+#endif
