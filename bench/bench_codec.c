@@ -21,8 +21,16 @@
 #include "codec.h"
 
 enum {
-    AIR = 0, WATER = 1, SOIL = 2, SAND = 3, GRASS = 4, BEDROCK = 7,
-    STRATUM_FIRST = 10, STRATUM_COUNT = 5, ORE_FIRST = 20, ORE_COUNT = 4,
+    AIR = 0,
+    WATER = 1,
+    SOIL = 2,
+    SAND = 3,
+    GRASS = 4,
+    BEDROCK = 7,
+    STRATUM_FIRST = 10,
+    STRATUM_COUNT = 5,
+    ORE_FIRST = 20,
+    ORE_COUNT = 4,
 };
 
 typedef struct {
@@ -45,8 +53,8 @@ static uint64_t next_random(uint64_t *state)
 /* Lattice value in [0, 1) at integer point (i, j) of noise layer `layer`. */
 static double lattice(uint64_t seed, int layer, int64_t i, int64_t j)
 {
-    uint64_t h = mix64(seed ^ mix64((uint64_t)layer * 0x1000193u ^ mix64((uint64_t)i * 73856093u ^
-                                                                       (uint64_t)j * 19349663u)));
+    uint64_t h = mix64(seed ^ mix64((uint64_t)layer * 0x1000193u ^
+                                    mix64((uint64_t)i * 73856093u ^ (uint64_t)j * 19349663u)));
     return (double)(h >> 11) / 9007199254740992.0;
 }
 
@@ -79,8 +87,8 @@ static double fractal_noise(uint64_t seed, int layer, double x, double y, double
 static void fill_column(world *w, uint64_t seed, int64_t x, int64_t y)
 {
     double nz = (double)w->nz, sea = 0.43 * nz;
-    int64_t surface = (int64_t)(nz * (0.15 + 0.6 * fractal_noise(seed, 1, (double)x, (double)y,
-                                                                   256)));
+    int64_t surface =
+        (int64_t)(nz * (0.15 + 0.6 * fractal_noise(seed, 1, (double)x, (double)y, 256)));
     int64_t soil_depth = 2 + (int64_t)(4 * value_noise(seed, 2, (double)x, (double)y, 24));
     double warp = 12 * fractal_noise(seed, 3, (double)x, (double)y, 128);
     int beach = surface <= (int64_t)sea + 2;
@@ -163,7 +171,7 @@ static int make_world(world *w, uint64_t seed)
 
 typedef struct {
     int edge;
-    size_t count, n; /* chunks, voxels per chunk */
+    size_t count, n;  /* chunks, voxels per chunk */
     uint16_t *voxels; /* count * n, chunk after chunk */
 } chunk_set;
 
@@ -332,16 +340,16 @@ static void decode_pass(const chunk_set *set, void *scratch, const uint8_t *payl
 
 /* Best (shortest) of at least 5 timed runs of fn lasting 0.3 s in all; the machine is
  * shared, so the best run is the least disturbed one. */
-#define BEST_TIME(best, statement)                                                             \
-    do {                                                                                       \
-        double start_ = now();                                                                 \
-        best = 1e30;                                                                           \
-        for (int run_ = 0; run_ < 5 || now() - start_ < 0.3; run_++) {                         \
-            double t0_ = now();                                                                \
-            statement;                                                                         \
-            double t_ = now() - t0_;                                                           \
-            best = t_ < best ? t_ : best;                                                      \
-        }                                                                                      \
+#define BEST_TIME(best, statement)                                                                 \
+    do {                                                                                           \
+        double start_ = now();                                                                     \
+        best = 1e30;                                                                               \
+        for (int run_ = 0; run_ < 5 || now() - start_ < 0.3; run_++) {                             \
+            double t0_ = now();                                                                    \
+            statement;                                                                             \
+            double t_ = now() - t0_;                                                               \
+            best = t_ < best ? t_ : best;                                                          \
+        }                                                                                          \
     } while (0)
 
 /* Time encode, then decode of the payloads. Prints MB/s of raw data (10^6 bytes of
@@ -355,7 +363,9 @@ static void measure_speed(const chunk_set *set, int level, int codec, int all, v
     BEST_TIME(t_decode, decode_pass(set, scratch, payloads, bound, encs, decoded));
     free(encs);
     printf("    level %d %-7s on %-5s chunks: encode %6.0f MB/s, decode %6.0f MB/s\n", level,
-           codec < 0 ? "rule" : codec == CODEC_PALETTE ? "palette" : "shuffle",
+           codec < 0                ? "rule"
+           : codec == CODEC_PALETTE ? "palette"
+                                    : "shuffle",
            all ? "all" : "dense", raw / t_encode / 1e6, raw / t_decode / 1e6);
 }
 

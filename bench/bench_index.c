@@ -53,8 +53,9 @@ static void payload_sizes(strata_world *w, const char *name)
     }
     MPI_Allreduce(v, s, 4, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0)
-        printf("%s: chunk payloads %" PRIu64 " bytes (%" PRIu64 " dense chunks), pyramid payloads %" PRIu64
-               " bytes (%" PRIu64 " pyramids, %.1f bytes each)\n",
+        printf("%s: chunk payloads %" PRIu64 " bytes (%" PRIu64
+               " dense chunks), pyramid payloads %" PRIu64 " bytes (%" PRIu64
+               " pyramids, %.1f bytes each)\n",
                name, s[0], s[3], s[1], s[2], s[2] ? (double)s[1] / (double)s[2] : 0.0);
 }
 
@@ -103,7 +104,8 @@ static void kernel(strata_world *w, int reps)
     free(v);
     double vox = (double)dense * (double)w->chunk_voxels;
     if (rank == 0)
-        printf("kernel (rank 0, %zu dense chunks, best of %d): decode %.3g voxels/s, build %.3g voxels/s, "
+        printf("kernel (rank 0, %zu dense chunks, best of %d): decode %.3g voxels/s, build %.3g "
+               "voxels/s, "
                "encode %.3g voxels/s, build+encode %.3g voxels/s, %.1f pyramid bytes/chunk\n",
                dense, reps, vox / best[0], vox / best[1], vox / best[2], vox / (best[1] + best[2]),
                dense ? (double)bytes / (double)dense : 0.0);
@@ -132,7 +134,8 @@ int main(int argc, char **argv)
     MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (argc < 2) {
         if (rank == 0)
-            fprintf(stderr, "usage: bench_index WORKDIR [--size X,Y,Z] [--reps N] [--andes WORLD]\n");
+            fprintf(stderr,
+                    "usage: bench_index WORKDIR [--size X,Y,Z] [--reps N] [--andes WORLD]\n");
         MPI_Finalize();
         return 2;
     }
@@ -161,8 +164,9 @@ int main(int argc, char **argv)
     TRY(strata_commit(w, &cs), "commit");
     double commit = slowest(MPI_Wtime() - t0);
     if (rank == 0)
-        printf("terrain %" PRId64 "x%" PRId64 "x%" PRId64 " C=32, %d ranks: commit (with index) %.3f s, %" PRIu64
-               " chunks written\n", dims[0], dims[1], dims[2], size, commit, cs.chunks_written);
+        printf("terrain %" PRId64 "x%" PRId64 "x%" PRId64
+               " C=32, %d ranks: commit (with index) %.3f s, %" PRIu64 " chunks written\n",
+               dims[0], dims[1], dims[2], size, commit, cs.chunks_written);
     payload_sizes(w, "terrain");
     kernel(w, reps);
 
@@ -177,7 +181,8 @@ int main(int argc, char **argv)
             best_sum = rs.summarize_seconds;
     }
     if (rank == 0)
-        printf("full reindex (best of %d): %" PRIu64 " chunks, summarise %.4f s = %.3g voxels/s per rank, "
+        printf("full reindex (best of %d): %" PRIu64
+               " chunks, summarise %.4f s = %.3g voxels/s per rank, "
                "whole call %.4f s = %.3g voxels/s per rank\n",
                reps, rs.chunks, best_sum, (double)rs.voxels / size / best_sum, best,
                (double)rs.voxels / size / best);
@@ -188,10 +193,11 @@ int main(int argc, char **argv)
     strata_index_info info;
     TRY(strata_index_status(w, 1, &info), "index");
     if (rank == 0)
-        printf("index: chunk level %d, root level %d, replicated from level %d (%" PRIu64 " nodes)\n",
+        printf("index: chunk level %d, root level %d, replicated from level %d (%" PRIu64
+               " nodes)\n",
                info.chunk_level, info.max_level, info.replicated_level, info.replicated_nodes);
     enum { NP = 200000 };
-    int64_t (*pts)[3] = malloc(NP * sizeof *pts);
+    int64_t(*pts)[3] = malloc(NP * sizeof *pts);
     uint16_t *out = malloc(NP * sizeof *out);
     uint64_t seed = 12345;
     for (int i = 0; i < NP; i++)
@@ -255,7 +261,8 @@ int main(int argc, char **argv)
             rb = e;
     }
     if (rank == 0)
-        printf("region query box 0,0,0,1024,1024,1024 (clipped) L=4 T=0.95: %zu regions in %.3f ms (best of %d)\n",
+        printf("region query box 0,0,0,1024,1024,1024 (clipped) L=4 T=0.95: %zu regions in %.3f ms "
+               "(best of %d)\n",
                nreg, rb * 1e3, reps);
     TRY(strata_world_close(w), "close");
 
@@ -264,7 +271,8 @@ int main(int argc, char **argv)
     strata_config_init(&cfg);
     cfg.dims[0] = 16384, cfg.dims[1] = 64, cfg.dims[2] = 64;
     cfg.chunk_edge = 32;
-    TRY(strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w), "create ray world");
+    TRY(strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w),
+        "create ray world");
     TRY(strata_fill(w, NULL, solid_chunks, NULL), "fill ray world");
     TRY(strata_commit(w, &cs), "commit ray world");
     const double from[3] = {0.5, 40.25, 20.5}, dir[3] = {1.0, 0.0011, 0.0007};
@@ -280,7 +288,8 @@ int main(int argc, char **argv)
             rayb = e;
     }
     if (rank == 0)
-        printf("ray across %s %.0f voxels of air (16384x64x64): %s, %" PRIu64 " steps, %.1f us (best of %d)\n",
+        printf("ray across %s %.0f voxels of air (16384x64x64): %s, %" PRIu64
+               " steps, %.1f us (best of %d)\n",
                hit.hit ? "to a hit after" : "a miss over", hit.hit ? hit.distance : 16384.0,
                hit.hit ? "hit" : "miss", hit.steps, rayb * 1e6, reps * 4);
     TRY(strata_world_close(w), "close ray world");

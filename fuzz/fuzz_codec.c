@@ -60,7 +60,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* A decoded palette chunk holds at most CODEC_PALETTE_MAX values. */
         require(st == STRATA_OK);
         require(enc.codec == codec && enc.length > 0 && enc.length <= chunk_encode_bound(edge));
-        require(chunk_decode(encoded, enc.length, enc.codec, edge, scratch, again, &err) == STRATA_OK);
+        require(chunk_decode(encoded, enc.length, enc.codec, edge, scratch, again, &err) ==
+                STRATA_OK);
         require(memcmp(out, again, voxels * sizeof *out) == 0);
     }
     free(copy);

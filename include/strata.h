@@ -37,9 +37,9 @@ extern "C" {
 /** Default chunk edge, chosen by measurement (docs/benchmarks.md). */
 #define STRATA_CHUNK_EDGE_DEFAULT 32
 /** Chunk coordinates must fit this many bits per axis (3 x 21 = 63-bit keys). */
-#define STRATA_MORTON_BITS 21
+#define STRATA_MORTON_BITS       21
 #define STRATA_MATERIAL_NAME_MAX 48
-#define STRATA_ERROR_MAX 512
+#define STRATA_ERROR_MAX         512
 /** Default byte budget of the clean-chunk cache, per rank. */
 #define STRATA_CACHE_BYTES_DEFAULT ((size_t)1 << 30)
 
@@ -74,21 +74,21 @@ typedef struct {
 
 /** World configuration for strata_world_create. Initialise with strata_config_init. */
 typedef struct {
-    int64_t dims[3];        /**< voxels along x, y, z */
-    int32_t chunk_edge;     /**< power of two in [16, 256] */
-    double voxel_size[3];   /**< metres per voxel along x, y, z */
-    double origin[3];       /**< world position of voxel corner (0,0,0), metres */
+    int64_t dims[3];                  /**< voxels along x, y, z */
+    int32_t chunk_edge;               /**< power of two in [16, 256] */
+    double voxel_size[3];             /**< metres per voxel along x, y, z */
+    double origin[3];                 /**< world position of voxel corner (0,0,0), metres */
     const strata_material *materials; /**< table, may be NULL (defaults used) */
     size_t material_count;
 } strata_config;
 
 /** Open options (strata_world_open / create). Initialise with strata_options_init. */
 typedef struct {
-    size_t cache_bytes;  /**< clean-chunk cache budget per rank */
-    int defer_index;     /**< 1: commits leave the index stale until reindex */
-    int zstd_level;      /**< compression level of chunk payloads */
-    int threads;         /**< threads per rank encoding/summarising chunks (0: env
-                              STRATA_THREADS, else online CPUs / ranks on the node) */
+    size_t cache_bytes; /**< clean-chunk cache budget per rank */
+    int defer_index;    /**< 1: commits leave the index stale until reindex */
+    int zstd_level;     /**< compression level of chunk payloads */
+    int threads;        /**< threads per rank encoding/summarising chunks (0: env
+                             STRATA_THREADS, else online CPUs / ranks on the node) */
 } strata_options;
 
 enum { STRATA_READ = 0, STRATA_WRITE = 1 };
@@ -137,19 +137,19 @@ typedef struct {
     int32_t chunk_edge;
     double voxel_size[3];
     double origin[3];
-    uint64_t epoch;            /**< last commit */
-    int writer_ranks;          /**< ranks of the job that made the last commit */
-    uint64_t commits;          /**< commits since creation */
-    uint64_t segments;         /**< live segment files */
-    uint64_t chunks_uniform;   /**< stored uniform chunks */
-    uint64_t chunks_dense;     /**< stored dense chunks */
-    uint64_t stored_bytes;     /**< bytes of live segment files */
-    uint64_t payload_bytes;    /**< bytes of live chunk payloads */
-    uint64_t chunks_total;     /**< chunks the world's dims cover (absent ones too) */
-    uint64_t metadata_bytes;   /**< largest per-rank metadata footprint */
-    uint64_t cache_bytes;      /**< resident clean chunk bytes, all ranks */
-    uint64_t dirty_bytes;      /**< resident dirty chunk bytes, all ranks */
-    int ranks;                 /**< ranks of this job */
+    uint64_t epoch;          /**< last commit */
+    int writer_ranks;        /**< ranks of the job that made the last commit */
+    uint64_t commits;        /**< commits since creation */
+    uint64_t segments;       /**< live segment files */
+    uint64_t chunks_uniform; /**< stored uniform chunks */
+    uint64_t chunks_dense;   /**< stored dense chunks */
+    uint64_t stored_bytes;   /**< bytes of live segment files */
+    uint64_t payload_bytes;  /**< bytes of live chunk payloads */
+    uint64_t chunks_total;   /**< chunks the world's dims cover (absent ones too) */
+    uint64_t metadata_bytes; /**< largest per-rank metadata footprint */
+    uint64_t cache_bytes;    /**< resident clean chunk bytes, all ranks */
+    uint64_t dirty_bytes;    /**< resident dirty chunk bytes, all ranks */
+    int ranks;               /**< ranks of this job */
 } strata_info;
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -261,8 +261,7 @@ strata_status strata_read_voxel(strata_world *w, int64_t x, int64_t y, int64_t z
  * LoadChunkAsync). Cells beyond the world's edge read as air. Not collective.
  * @param[out] out C*C*C values, [z][y][x]
  */
-strata_status strata_load_chunk(strata_world *w, int64_t cx, int64_t cy, int64_t cz,
-                                uint16_t *out);
+strata_status strata_load_chunk(strata_world *w, int64_t cx, int64_t cy, int64_t cz, uint16_t *out);
 /** Metadata of chunk (cx, cy, cz) in the last commit (GetChunkMetadataAsync). Not collective. */
 strata_status strata_chunk_metadata(strata_world *w, int64_t cx, int64_t cy, int64_t cz,
                                     strata_chunk_meta *meta);
@@ -286,7 +285,8 @@ typedef strata_status (*strata_fill_fn)(const int64_t bounds[6], int edge, uint1
  * committed). Chunks that come out all air cost nothing.
  */
 strata_status strata_fill(strata_world *w, const int64_t *box, strata_fill_fn fn, void *ctx);
-/** Fill the world with seeded, deterministic layered terrain (flushed, not committed). Collective. */
+/** Fill the world with seeded, deterministic layered terrain (flushed, not committed). Collective.
+ */
 strata_status strata_generate_terrain(strata_world *w, uint64_t seed);
 
 /* ---- LOD queries (the octree index) ------------------------------------------------ */
@@ -307,10 +307,10 @@ strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size
 
 /** One region of strata_query_region: a whole aligned node of the 2^level grid. */
 typedef struct {
-    int64_t box[6];      /**< x0,y0,z0,x1,y1,z1 of the node clipped to the world */
-    int level;           /**< LOD level of the node: its edge is 2^level voxels */
-    uint16_t material;   /**< most frequent material inside the world, ties to the smallest id */
-    double homogeneity;  /**< that material's share of the node's voxels inside the world */
+    int64_t box[6];     /**< x0,y0,z0,x1,y1,z1 of the node clipped to the world */
+    int level;          /**< LOD level of the node: its edge is 2^level voxels */
+    uint16_t material;  /**< most frequent material inside the world, ties to the smallest id */
+    double homogeneity; /**< that material's share of the node's voxels inside the world */
 } strata_region;
 
 /**
@@ -327,16 +327,16 @@ typedef struct {
  * @param[in]  threshold homogeneity in [0, 1] at which a node counts as homogeneous
  * @param[out] regions   malloc'ed array (free() it); *n regions
  */
-strata_status strata_query_region(strata_world *w, const int64_t box[6], int level, double threshold,
-                                  strata_region **regions, size_t *n);
+strata_status strata_query_region(strata_world *w, const int64_t box[6], int level,
+                                  double threshold, strata_region **regions, size_t *n);
 
 /** Result of strata_ray. */
 typedef struct {
-    int hit;              /**< 1: a non-air voxel was hit within max_dist */
-    int64_t voxel[3];     /**< the voxel hit */
+    int hit;          /**< 1: a non-air voxel was hit within max_dist */
+    int64_t voxel[3]; /**< the voxel hit */
     uint16_t material;
-    double distance;      /**< where the ray enters that voxel, along the normalised direction */
-    uint64_t steps;       /**< voxel steps plus skips taken (work done) */
+    double distance; /**< where the ray enters that voxel, along the normalised direction */
+    uint64_t steps;  /**< voxel steps plus skips taken (work done) */
 } strata_ray_hit;
 
 /**
@@ -349,8 +349,8 @@ typedef struct {
  * @param[in] dir      direction, not zero
  * @param[in] max_dist largest distance, >= 0 (INFINITY: no limit)
  */
-strata_status strata_ray(strata_world *w, const double from[3], const double dir[3], double max_dist,
-                         strata_ray_hit *hit);
+strata_status strata_ray(strata_world *w, const double from[3], const double dir[3],
+                         double max_dist, strata_ray_hit *hit);
 
 typedef struct {
     uint16_t material;
@@ -364,15 +364,15 @@ typedef struct {
  * every rank, whole result on every rank.
  * @param[out] counts malloc'ed, ascending material, only materials present (free() it)
  */
-strata_status strata_box_stats(strata_world *w, const int64_t box[6], strata_material_count **counts,
-                               size_t *n);
+strata_status strata_box_stats(strata_world *w, const int64_t box[6],
+                               strata_material_count **counts, size_t *n);
 
 typedef struct {
-    uint64_t chunks;        /**< chunks summarised, all ranks */
-    uint64_t voxels;        /**< their voxels (chunks x C^3) */
-    double seconds;         /**< wall time of the whole reindex (commit included) */
+    uint64_t chunks;          /**< chunks summarised, all ranks */
+    uint64_t voxels;          /**< their voxels (chunks x C^3) */
+    double seconds;           /**< wall time of the whole reindex (commit included) */
     double summarize_seconds; /**< slowest rank's time reading and summarising */
-    uint64_t epoch;         /**< the commit that stored the new summaries (0: nothing to do) */
+    uint64_t epoch;           /**< the commit that stored the new summaries (0: nothing to do) */
 } strata_reindex_stats;
 
 /**
@@ -395,7 +395,7 @@ typedef struct {
     int replicated_level;      /**< lowest LOD level replicated whole on every rank */
     uint64_t replicated_nodes; /**< nodes every rank holds (top levels + straddlers) */
     uint64_t local_nodes;      /**< largest count of rank-local nodes */
-    uint64_t hash;             /**< order-independent hash of every summary (same at any rank count) */
+    uint64_t hash; /**< order-independent hash of every summary (same at any rank count) */
 } strata_index_info;
 
 /**
@@ -420,15 +420,15 @@ typedef struct {
 
 /** What strata_extract did. Times are the slowest rank's. */
 typedef struct {
-    int64_t box[6];        /**< the box after clipping to the world */
-    int64_t cells[3];      /**< output cells along x, y, z */
-    uint64_t bytes;        /**< bytes of /material */
-    uint64_t chunks_read;  /**< chunks decoded (stored dense), all ranks */
-    uint64_t rounds;       /**< collective rounds */
-    double read_seconds;   /**< decoding chunks (L = 0) or LOD queries (L > 0) */
+    int64_t box[6];          /**< the box after clipping to the world */
+    int64_t cells[3];        /**< output cells along x, y, z */
+    uint64_t bytes;          /**< bytes of /material */
+    uint64_t chunks_read;    /**< chunks decoded (stored dense), all ranks */
+    uint64_t rounds;         /**< collective rounds */
+    double read_seconds;     /**< decoding chunks (L = 0) or LOD queries (L > 0) */
     double exchange_seconds; /**< packing and MPI_Alltoallv to the z-slab writers */
-    double write_seconds;  /**< collective HDF5 writes */
-    double seconds;        /**< whole call */
+    double write_seconds;    /**< collective HDF5 writes */
+    double seconds;          /**< whole call */
 } strata_extract_stats;
 
 /** Defaults: automatic round size, no progress callback. */
@@ -486,22 +486,22 @@ enum {
 /** One layer of the ground, from the surface down (docs/import.md). */
 typedef struct {
     char name[STRATA_MATERIAL_NAME_MAX]; /**< added to the table when material is not in it */
-    double thickness;   /**< metres; 0 = down to the bottom of the world */
-    uint16_t material;  /**< not air (0), not water */
-    uint8_t rgb[3];     /**< colour, used with name when material is not in the table */
-    int zone;           /**< STRATA_ZONE_*: columns the layer applies to */
+    double thickness;                    /**< metres; 0 = down to the bottom of the world */
+    uint16_t material;                   /**< not air (0), not water */
+    uint8_t rgb[3]; /**< colour, used with name when material is not in the table */
+    int zone;       /**< STRATA_ZONE_*: columns the layer applies to */
 } strata_layer;
 
 /** DEM import options. Initialise with strata_dem_options_init. */
 typedef struct {
-    const char *variable;   /**< 2-D variable; NULL = the first 2-D float or double one */
-    double scale;           /**< multiplies values (after scale_factor/add_offset) into metres; 1 */
-    int64_t crop[4];        /**< i0,j0,i1,j1 half-open grid indices; all 0 = whole grid */
-    int has_z_range;        /**< 0: z range from the crop's elevations (rounded out to M) */
-    double z_range[2];      /**< ZMIN, ZMAX in metres when has_z_range */
-    double vertical_res;    /**< M, metres per voxel vertically; 100 */
-    double sea_level;       /**< metres; 0 */
-    double coast_height;    /**< land below sea_level + this is "coast"; 20 m */
+    const char *variable; /**< 2-D variable; NULL = the first 2-D float or double one */
+    double scale;         /**< multiplies values (after scale_factor/add_offset) into metres; 1 */
+    int64_t crop[4];      /**< i0,j0,i1,j1 half-open grid indices; all 0 = whole grid */
+    int has_z_range;      /**< 0: z range from the crop's elevations (rounded out to M) */
+    double z_range[2];    /**< ZMIN, ZMAX in metres when has_z_range */
+    double vertical_res;  /**< M, metres per voxel vertically; 100 */
+    double sea_level;     /**< metres; 0 */
+    double coast_height;  /**< land below sea_level + this is "coast"; 20 m */
     const strata_layer *layers; /**< ground layers top down; NULL = the default table */
     size_t layer_count;
 } strata_dem_options;

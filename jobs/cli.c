@@ -93,10 +93,12 @@ static void progress_print(progress *p, double now, int final)
         for (int i = 0; i < 30; i++)
             bar[i] = i < filled ? '#' : '.';
         bar[30] = '\0';
-        fprintf(stderr, "\r%s [%s] %5.1f%% %" PRIu64 "/%" PRIu64 " %s %.3g/s ETA %.0fs%s", p->j->name,
-                bar, 100 * share, p->done, p->total, p->what, rate, eta, final ? "\n" : "");
+        fprintf(stderr, "\r%s [%s] %5.1f%% %" PRIu64 "/%" PRIu64 " %s %.3g/s ETA %.0fs%s",
+                p->j->name, bar, 100 * share, p->done, p->total, p->what, rate, eta,
+                final ? "\n" : "");
     } else {
-        fprintf(stderr, "strata %s: progress %" PRIu64 "/%" PRIu64 " %s (%.1f%%), %.3g %s/s, ETA %.0f s\n",
+        fprintf(stderr,
+                "strata %s: progress %" PRIu64 "/%" PRIu64 " %s (%.1f%%), %.3g %s/s, ETA %.0f s\n",
                 p->j->name, p->done, p->total, p->what, 100 * share, rate, p->what, eta);
     }
 }
@@ -275,7 +277,8 @@ int read_file_range(const char *path, uint64_t begin, uint64_t end, char **data,
     while (got < length) {
         ssize_t n = pread(fd, buf + got, length - got, (off_t)(begin + got));
         if (n <= 0) {
-            snprintf(error, error_size, "cannot read %s: %s", path, n ? strerror(errno) : "file shrank");
+            snprintf(error, error_size, "cannot read %s: %s", path,
+                     n ? strerror(errno) : "file shrank");
             free(buf);
             close(fd);
             return -1;
@@ -329,7 +332,8 @@ int read_materials_csv(const char *path, strata_material **out, size_t *count, c
     size_t n = 0, line_no = 0;
     int rc = 0;
     char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line && !rc; line = strtok_r(NULL, "\n", &save)) {
+    for (char *line = strtok_r(text, "\n", &save); line && !rc;
+         line = strtok_r(NULL, "\n", &save)) {
         line_no++;
         size_t len = strlen(line);
         if (len && line[len - 1] == '\r')
@@ -348,8 +352,10 @@ int read_materials_csv(const char *path, strata_material **out, size_t *count, c
         bad = bad || v[0] < 0 || v[0] > 65535 || v[1] < 0 || v[1] > 255 || v[2] < 0 || v[2] > 255 ||
               v[3] < 0 || v[3] > 255 || !*f[1] || strlen(f[1]) >= STRATA_MATERIAL_NAME_MAX;
         if (bad) {
-            snprintf(error, error_size, "%s line %zu: expected id,name,r,g,b with id 0..65535, "
-                     "a name of 1..%d bytes and colours 0..255", path, line_no, STRATA_MATERIAL_NAME_MAX - 1);
+            snprintf(error, error_size,
+                     "%s line %zu: expected id,name,r,g,b with id 0..65535, "
+                     "a name of 1..%d bytes and colours 0..255",
+                     path, line_no, STRATA_MATERIAL_NAME_MAX - 1);
             rc = -1;
             break;
         }
@@ -363,7 +369,8 @@ int read_materials_csv(const char *path, strata_material **out, size_t *count, c
         memset(&table[n], 0, sizeof table[n]);
         table[n].id = (uint16_t)v[0];
         strcpy(table[n].name, f[1]);
-        table[n].rgb[0] = (uint8_t)v[1], table[n].rgb[1] = (uint8_t)v[2], table[n].rgb[2] = (uint8_t)v[3];
+        table[n].rgb[0] = (uint8_t)v[1], table[n].rgb[1] = (uint8_t)v[2],
+        table[n].rgb[2] = (uint8_t)v[3];
         n++;
     }
     free(text);
@@ -462,7 +469,8 @@ int load_update_slice(const job *j, const char *path, strata_update **out, size_
     failed = read_slice(j, path, binary, &data, &length, &base, &err);
     if (!failed && binary) {
         /* Records are numbered from 0 in the file; data holds whole records. */
-        failed = textio_parse_binary((const uint8_t *)data, length, base, out, n, &err) != STRATA_OK;
+        failed =
+            textio_parse_binary((const uint8_t *)data, length, base, out, n, &err) != STRATA_OK;
     } else if (!failed) {
         failed = textio_parse_updates(data, length, base, out, n, &err) != STRATA_OK;
     }

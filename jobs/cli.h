@@ -9,10 +9,10 @@
 
 /** What a job knows about its run. */
 typedef struct {
-    const char *name;  /* subcommand, for messages */
+    const char *name; /* subcommand, for messages */
     int rank, size;
     int quiet;
-    double start;      /* MPI_Wtime at job start */
+    double start; /* MPI_Wtime at job start */
 } job;
 
 typedef int (*job_main)(job *j, int argc, char **argv);
@@ -25,7 +25,8 @@ void job_error(const job *j, const char *fmt, ...) __attribute__((format(printf,
 /** Report a library failure (status and last error of w or of the thread); returns JOB_FAILED. */
 int job_fail(const job *j, strata_status st, const strata_world *w);
 /** Usage error on rank 0; returns JOB_USAGE. */
-int job_usage(const job *j, const char *usage, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+int job_usage(const job *j, const char *usage, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 /** Rank 0 prints the job's one summary line on stderr (unless quiet). */
 void job_summary(const job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Rank 0 prints a log line on stderr (unless quiet). */
@@ -34,7 +35,7 @@ void job_log(const job *j, const char *fmt, ...) __attribute__((format(printf, 2
 /** Progress on rank 0: a bar with rate and ETA on a terminal, log lines otherwise. */
 typedef struct {
     const job *j;
-    const char *what;   /* unit, e.g. "chunks" */
+    const char *what; /* unit, e.g. "chunks" */
     uint64_t total, done;
     double start, last;
     int tty;

@@ -30,8 +30,10 @@ int job_compact(job *j, int argc, char **argv)
     }
     strata_world_close(w);
     double seconds = MPI_Wtime() - j->start;
-    job_summary(j, "%s: %" PRIu64 " segments (%.2f MB) -> 1 (%" PRIu64 " chunks, %.2f MB payload), "
-                "epoch %" PRIu64 ", in %.3f s", argv[1], before.segments, before.stored_bytes / 1e6,
-                cs.chunks_written, cs.stored_bytes / 1e6, cs.epoch, seconds);
+    job_summary(j,
+                "%s: %" PRIu64 " segments (%.2f MB) -> 1 (%" PRIu64 " chunks, %.2f MB payload), "
+                "epoch %" PRIu64 ", in %.3f s",
+                argv[1], before.segments, before.stored_bytes / 1e6, cs.chunks_written,
+                cs.stored_bytes / 1e6, cs.epoch, seconds);
     return JOB_OK;
 }

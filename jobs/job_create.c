@@ -45,7 +45,8 @@ int job_create(job *j, int argc, char **argv)
     strata_material *table = NULL;
     if (world.materials) {
         char message[512];
-        int failed = read_materials_csv(world.materials, &table, &cfg.material_count, message, sizeof message);
+        int failed = read_materials_csv(world.materials, &table, &cfg.material_count, message,
+                                        sizeof message);
         if (job_agree(failed)) {
             if (j->rank == 0)
                 job_error(j, "%s", failed ? message : "materials file unreadable on another rank");
@@ -78,7 +79,8 @@ int job_create(job *j, int argc, char **argv)
         return job_fail(j, st, NULL);
     double seconds = MPI_Wtime() - j->start;
     double voxels = (double)cfg.dims[0] * (double)cfg.dims[1] * (double)cfg.dims[2];
-    job_summary(j, "created %s (%" PRId64 " x %" PRId64 " x %" PRId64 ", chunk %d, %s) in %.3f s: "
+    job_summary(j,
+                "created %s (%" PRId64 " x %" PRId64 " x %" PRId64 ", chunk %d, %s) in %.3f s: "
                 "%" PRIu64 " chunks stored, %.1f MB raw -> %.1f MB stored, %.3g voxels/s",
                 path, cfg.dims[0], cfg.dims[1], cfg.dims[2], cfg.chunk_edge, generate, seconds,
                 cs.chunks_written, cs.raw_bytes / 1e6, cs.stored_bytes / 1e6,

@@ -7,7 +7,8 @@
 
 #include "jobs.h"
 
-static const char usage[] = "strata get WORLD X Y Z | strata get WORLD --points FILE   [--lod L [--threshold T]]";
+static const char usage[] =
+    "strata get WORLD X Y Z | strata get WORLD --points FILE   [--lod L [--threshold T]]";
 
 /* Rank 0 prints every rank's answers in rank order, which is file order. */
 static int print_in_order(const job *j, const uint16_t *values, size_t n)
@@ -48,7 +49,8 @@ int job_get(job *j, int argc, char **argv)
             if (!value || parse_int64(value, &lod) || lod < 0 || lod > 62)
                 return job_usage(j, usage, "--lod wants a level in [0, 62]");
         } else if (option_value(argc, argv, &i, "--threshold", &value)) {
-            if (!value || parse_double_value(value, &threshold) || !(threshold >= 0 && threshold <= 1))
+            if (!value || parse_double_value(value, &threshold) ||
+                !(threshold >= 0 && threshold <= 1))
                 return job_usage(j, usage, "--threshold wants a number in [0, 1]");
         } else if (!strcmp(argv[i], "--cache-mb")) {
             i++;
@@ -93,7 +95,8 @@ int job_get(job *j, int argc, char **argv)
         if (!values)
             st = STRATA_ERR_NOMEM;
         else if (lod >= 0)
-            st = strata_query_lod(w, (const int64_t(*)[3])points, n, (int)lod, threshold, values, NULL);
+            st = strata_query_lod(w, (const int64_t(*)[3])points, n, (int)lod, threshold, values,
+                                  NULL);
         else
             st = strata_query_points(w, (const int64_t(*)[3])points, n, values);
         rc = st ? job_fail(j, st, w) : print_in_order(j, values, n);

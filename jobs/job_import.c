@@ -246,12 +246,12 @@ int job_import(job *j, int argc, char **argv)
     strata_status st;
     if (dem_file) {
         job_log(j, "importing %s into %s on %d ranks", dem_file, path, j->size);
-        st = strata_import_dem(MPI_COMM_WORLD, path, dem_file, &dem, &cfg, &opt, world.flags, &stats,
-                               NULL);
+        st = strata_import_dem(MPI_COMM_WORLD, path, dem_file, &dem, &cfg, &opt, world.flags,
+                               &stats, NULL);
     } else {
         job_log(j, "importing %s into %s on %d ranks", raw_file, path, j->size);
-        st = strata_import_raw(MPI_COMM_WORLD, path, raw_file, &raw, &cfg, &opt, world.flags, &stats,
-                               NULL);
+        st = strata_import_raw(MPI_COMM_WORLD, path, raw_file, &raw, &cfg, &opt, world.flags,
+                               &stats, NULL);
     }
     free(table);
     free(layer_table);

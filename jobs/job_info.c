@@ -49,11 +49,13 @@ static double rebuild_rate(const strata_info *in, const strata_index_info *ix)
 
 static void print_json_index(const strata_info *in, const strata_index_info *ix)
 {
-    printf("  \"index\": {\"data_epoch\": %" PRIu64 ", \"index_epoch\": %" PRIu64 ", \"stale_chunks\": %" PRIu64
-           ", \"rebuild_chunks\": %" PRIu64 ", \"rebuild_seconds\": %.6f, \"rebuild_voxels_per_second\": %.6f"
+    printf("  \"index\": {\"data_epoch\": %" PRIu64 ", \"index_epoch\": %" PRIu64
+           ", \"stale_chunks\": %" PRIu64 ", \"rebuild_chunks\": %" PRIu64
+           ", \"rebuild_seconds\": %.6f, \"rebuild_voxels_per_second\": %.6f"
            ", \"chunk_level\": %d, \"max_level\": %d, \"replicated_level\": %d},\n",
-           ix->data_epoch, ix->index_epoch, ix->stale_chunks, ix->rebuild_chunks, ix->rebuild_seconds,
-           rebuild_rate(in, ix), ix->chunk_level, ix->max_level, ix->replicated_level);
+           ix->data_epoch, ix->index_epoch, ix->stale_chunks, ix->rebuild_chunks,
+           ix->rebuild_seconds, rebuild_rate(in, ix), ix->chunk_level, ix->max_level,
+           ix->replicated_level);
 }
 
 static void print_text_index(const strata_info *in, const strata_index_info *ix)
@@ -62,27 +64,32 @@ static void print_text_index(const strata_info *in, const strata_index_info *ix)
            ix->index_epoch, ix->data_epoch, ix->stale_chunks);
     printf("last rebuild   %" PRIu64 " chunks in %.3f s (%.3g voxels/s)\n", ix->rebuild_chunks,
            ix->rebuild_seconds, rebuild_rate(in, ix));
-    printf("LOD levels     0..%d (chunk = %d), replicated on every rank from level %d\n", ix->max_level,
-           ix->chunk_level, ix->replicated_level);
+    printf("LOD levels     0..%d (chunk = %d), replicated on every rank from level %d\n",
+           ix->max_level, ix->chunk_level, ix->replicated_level);
 }
 
 static void print_json(const strata_info *in, const strata_config *cfg, const strata_index_info *ix)
 {
-    printf("{\n  \"dims\": [%" PRId64 ", %" PRId64 ", %" PRId64 "],\n", in->dims[0], in->dims[1], in->dims[2]);
+    printf("{\n  \"dims\": [%" PRId64 ", %" PRId64 ", %" PRId64 "],\n", in->dims[0], in->dims[1],
+           in->dims[2]);
     char voxels[48];
     format_voxels(in->dims, voxels, sizeof voxels);
     printf("  \"voxels\": %s,\n", voxels);
     printf("  \"chunk_edge\": %d,\n", in->chunk_edge);
-    printf("  \"voxel_size\": [%.6f, %.6f, %.6f],\n", in->voxel_size[0], in->voxel_size[1], in->voxel_size[2]);
+    printf("  \"voxel_size\": [%.6f, %.6f, %.6f],\n", in->voxel_size[0], in->voxel_size[1],
+           in->voxel_size[2]);
     printf("  \"origin\": [%.6f, %.6f, %.6f],\n", in->origin[0], in->origin[1], in->origin[2]);
     printf("  \"epoch\": %" PRIu64 ",\n  \"commits\": %" PRIu64 ",\n  \"writer_ranks\": %d,\n",
            in->epoch, in->commits, in->writer_ranks);
-    printf("  \"segments\": %" PRIu64 ",\n  \"stored_bytes\": %" PRIu64 ",\n  \"payload_bytes\": %" PRIu64 ",\n",
+    printf("  \"segments\": %" PRIu64 ",\n  \"stored_bytes\": %" PRIu64
+           ",\n  \"payload_bytes\": %" PRIu64 ",\n",
            in->segments, in->stored_bytes, in->payload_bytes);
     printf("  \"chunks\": {\"total\": %" PRIu64 ", \"uniform\": %" PRIu64 ", \"dense\": %" PRIu64
-           ", \"absent\": %" PRIu64 "},\n", in->chunks_total, in->chunks_uniform, in->chunks_dense,
+           ", \"absent\": %" PRIu64 "},\n",
+           in->chunks_total, in->chunks_uniform, in->chunks_dense,
            in->chunks_total - in->chunks_uniform - in->chunks_dense);
-    printf("  \"ranks\": %d,\n  \"metadata_bytes_per_rank\": %" PRIu64 ",\n", in->ranks, in->metadata_bytes);
+    printf("  \"ranks\": %d,\n  \"metadata_bytes_per_rank\": %" PRIu64 ",\n", in->ranks,
+           in->metadata_bytes);
     print_json_index(in, ix);
     printf("  \"materials\": [");
     for (size_t i = 0; i < cfg->material_count; i++) {
@@ -98,21 +105,25 @@ static void print_text(const char *path, const strata_info *in, const strata_con
                        const strata_index_info *ix)
 {
     printf("world          %s\n", path);
-    printf("dims           %" PRId64 " x %" PRId64 " x %" PRId64 " voxels\n", in->dims[0], in->dims[1], in->dims[2]);
+    printf("dims           %" PRId64 " x %" PRId64 " x %" PRId64 " voxels\n", in->dims[0],
+           in->dims[1], in->dims[2]);
     char voxels[48];
     format_voxels(in->dims, voxels, sizeof voxels);
     printf("voxels         %s\n", voxels);
     printf("chunk edge     %d\n", in->chunk_edge);
-    printf("voxel size     %.6f %.6f %.6f m\n", in->voxel_size[0], in->voxel_size[1], in->voxel_size[2]);
+    printf("voxel size     %.6f %.6f %.6f m\n", in->voxel_size[0], in->voxel_size[1],
+           in->voxel_size[2]);
     printf("origin         %.6f %.6f %.6f m\n", in->origin[0], in->origin[1], in->origin[2]);
-    printf("epoch          %" PRIu64 " (%" PRIu64 " commits), last written by %d ranks\n", in->epoch,
-           in->commits, in->writer_ranks);
+    printf("epoch          %" PRIu64 " (%" PRIu64 " commits), last written by %d ranks\n",
+           in->epoch, in->commits, in->writer_ranks);
     printf("segments       %" PRIu64 ", %" PRIu64 " bytes on disk, %" PRIu64 " payload bytes\n",
            in->segments, in->stored_bytes, in->payload_bytes);
-    printf("chunks         %" PRIu64 " in the world: %" PRIu64 " uniform, %" PRIu64 " dense, %" PRIu64
-           " absent (air)\n", in->chunks_total, in->chunks_uniform, in->chunks_dense,
+    printf("chunks         %" PRIu64 " in the world: %" PRIu64 " uniform, %" PRIu64
+           " dense, %" PRIu64 " absent (air)\n",
+           in->chunks_total, in->chunks_uniform, in->chunks_dense,
            in->chunks_total - in->chunks_uniform - in->chunks_dense);
-    printf("metadata       %" PRIu64 " bytes per rank (largest, %d ranks)\n", in->metadata_bytes, in->ranks);
+    printf("metadata       %" PRIu64 " bytes per rank (largest, %d ranks)\n", in->metadata_bytes,
+           in->ranks);
     print_text_index(in, ix);
     printf("materials      %zu\n", cfg->material_count);
     for (size_t i = 0; i < cfg->material_count; i++)

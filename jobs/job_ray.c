@@ -62,7 +62,8 @@ int job_ray(job *j, int argc, char **argv)
         fflush(stdout);
     }
     strata_world_close(w);
-    job_summary(j, "ray: %" PRIu64 " steps in %.1f us (query, index built on first use), %.3f s total",
+    job_summary(j,
+                "ray: %" PRIu64 " steps in %.1f us (query, index built on first use), %.3f s total",
                 hit.steps, seconds * 1e6, MPI_Wtime() - j->start);
     return JOB_OK;
 }

@@ -41,8 +41,9 @@ int job_rebalance(job *j, int argc, char **argv)
         return rc;
     }
     strata_world_close(w);
-    job_summary(j, "%s: splitters recomputed by %s for %d ranks, recorded at epoch %" PRIu64
-                " in %.3f s", argv[1], by == STRATA_WEIGHT_BYTES ? "stored bytes" : "chunk count",
-                j->size, cs.epoch, MPI_Wtime() - j->start);
+    job_summary(
+        j, "%s: splitters recomputed by %s for %d ranks, recorded at epoch %" PRIu64 " in %.3f s",
+        argv[1], by == STRATA_WEIGHT_BYTES ? "stored bytes" : "chunk count", j->size, cs.epoch,
+        MPI_Wtime() - j->start);
     return JOB_OK;
 }

@@ -7,7 +7,8 @@
 
 #include "jobs.h"
 
-static const char usage[] = "strata region WORLD --box x0,y0,z0,x1,y1,z1 --lod L [--threshold 0.95]";
+static const char usage[] =
+    "strata region WORLD --box x0,y0,z0,x1,y1,z1 --lod L [--threshold 0.95]";
 
 int job_region(job *j, int argc, char **argv)
 {
@@ -26,7 +27,8 @@ int job_region(job *j, int argc, char **argv)
             if (!value || parse_int64(value, &level) || level < 0 || level > 62)
                 return job_usage(j, usage, "--lod wants a level in [0, 62]");
         } else if (option_value(argc, argv, &i, "--threshold", &value)) {
-            if (!value || parse_double_value(value, &threshold) || !(threshold >= 0 && threshold <= 1))
+            if (!value || parse_double_value(value, &threshold) ||
+                !(threshold >= 0 && threshold <= 1))
                 return job_usage(j, usage, "--threshold wants a number in [0, 1]");
         } else if (!strcmp(argv[i], "--cache-mb")) {
             i++;
@@ -38,8 +40,8 @@ int job_region(job *j, int argc, char **argv)
         return job_usage(j, usage, "--box and --lod are required");
     for (int i = 0; i < 3; i++)
         if (box[i] >= box[i + 3])
-            return job_usage(j, usage, "box is empty along %c (%" PRId64 " >= %" PRId64 ")", "xyz"[i],
-                             box[i], box[i + 3]);
+            return job_usage(j, usage, "box is empty along %c (%" PRId64 " >= %" PRId64 ")",
+                             "xyz"[i], box[i], box[i + 3]);
     strata_options opt;
     job_options(argc, argv, &opt);
     strata_world *w;
@@ -59,7 +61,8 @@ int job_region(job *j, int argc, char **argv)
     if (j->rank == 0) {
         for (size_t i = 0; i < n; i++) {
             const strata_region *r = &regions[i];
-            printf("%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %u %.6f\n",
+            printf("%" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64 " %" PRId64
+                   " %u %.6f\n",
                    r->box[0], r->box[1], r->box[2], r->box[3], r->box[4], r->box[5], r->material,
                    r->homogeneity);
         }
@@ -67,7 +70,8 @@ int job_region(job *j, int argc, char **argv)
     }
     free(regions);
     strata_world_close(w);
-    job_summary(j, "%zu regions at LOD %" PRId64 " (threshold %.3f) in %.3f ms (query), %.3f s total", n,
-                level, threshold, seconds * 1e3, MPI_Wtime() - j->start);
+    job_summary(j,
+                "%zu regions at LOD %" PRId64 " (threshold %.3f) in %.3f ms (query), %.3f s total",
+                n, level, threshold, seconds * 1e3, MPI_Wtime() - j->start);
     return JOB_OK;
 }

@@ -36,9 +36,11 @@ int job_reindex(job *j, int argc, char **argv)
     strata_world_close(w);
     double rate = rs.summarize_seconds > 0 ? (double)rs.voxels / rs.summarize_seconds / j->size : 0;
     if (rs.chunks == 0)
-        job_summary(j, "%s: index up to date, nothing to do (%.3f s)", argv[1], MPI_Wtime() - j->start);
+        job_summary(j, "%s: index up to date, nothing to do (%.3f s)", argv[1],
+                    MPI_Wtime() - j->start);
     else
-        job_summary(j, "%s: %s reindex of %" PRIu64 " chunks (%" PRIu64 " voxels), epoch %" PRIu64
+        job_summary(j,
+                    "%s: %s reindex of %" PRIu64 " chunks (%" PRIu64 " voxels), epoch %" PRIu64
                     ", summarised in %.3f s (%.3g voxels/s per rank), %.3f s with the commit",
                     argv[1], full ? "full" : "incremental", rs.chunks, rs.voxels, rs.epoch,
                     rs.summarize_seconds, rate, rs.seconds);

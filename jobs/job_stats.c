@@ -31,8 +31,8 @@ int job_stats(job *j, int argc, char **argv)
         return job_usage(j, usage, "--box is required");
     for (int i = 0; i < 3; i++)
         if (box[i] >= box[i + 3])
-            return job_usage(j, usage, "box is empty along %c (%" PRId64 " >= %" PRId64 ")", "xyz"[i],
-                             box[i], box[i + 3]);
+            return job_usage(j, usage, "box is empty along %c (%" PRId64 " >= %" PRId64 ")",
+                             "xyz"[i], box[i], box[i + 3]);
     strata_options opt;
     job_options(argc, argv, &opt);
     strata_world *w;

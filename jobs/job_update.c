@@ -44,11 +44,13 @@ int job_update(job *j, int argc, char **argv)
     }
     strata_world_close(w);
     double seconds = MPI_Wtime() - j->start;
-    job_summary(j, "%s: %" PRIu64 " updates, %" PRIu64 " applied, %" PRIu64 " skipped (expected "
-                "material differed); routed+applied in %.3f s (%.3g updates/s), committed epoch %"
-                PRIu64 " (%" PRIu64 " chunks, %.2f MB) in %.3f s; total %.3f s",
-                path, bs.submitted, bs.applied, bs.skipped, bs.seconds,
-                bs.seconds > 0 ? (double)bs.submitted / bs.seconds : 0.0, cs.epoch,
-                cs.chunks_written, cs.stored_bytes / 1e6, cs.seconds, seconds);
+    job_summary(
+        j,
+        "%s: %" PRIu64 " updates, %" PRIu64 " applied, %" PRIu64 " skipped (expected "
+        "material differed); routed+applied in %.3f s (%.3g updates/s), committed epoch %" PRIu64
+        " (%" PRIu64 " chunks, %.2f MB) in %.3f s; total %.3f s",
+        path, bs.submitted, bs.applied, bs.skipped, bs.seconds,
+        bs.seconds > 0 ? (double)bs.submitted / bs.seconds : 0.0, cs.epoch, cs.chunks_written,
+        cs.stored_bytes / 1e6, cs.seconds, seconds);
     return JOB_OK;
 }

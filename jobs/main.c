@@ -29,7 +29,8 @@ static const struct {
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: strata COMMAND WORLD [options]   (run under mpirun with any rank count)\n\n");
+    fprintf(stderr,
+            "usage: strata COMMAND WORLD [options]   (run under mpirun with any rank count)\n\n");
     for (size_t i = 0; i < sizeof jobs / sizeof jobs[0]; i++)
         fprintf(stderr, "  %-10s %s\n", jobs[i].name, jobs[i].summary);
     fprintf(stderr, "\n`strata COMMAND --help` describes one command; see README.md and docs/.\n");

@@ -59,7 +59,8 @@ static strata_status grow_table(chunk_cache *c, strata_error *err)
     size_t capacity = c->capacity ? c->capacity * 2 : 1024;
     chunk_slot *slots = calloc(capacity, sizeof *slots);
     if (!slots)
-        return error_set(err, STRATA_ERR_NOMEM, "cannot grow the chunk cache to %zu slots", capacity);
+        return error_set(err, STRATA_ERR_NOMEM, "cannot grow the chunk cache to %zu slots",
+                         capacity);
     chunk_slot *old = c->slots;
     size_t old_capacity = c->capacity;
     c->slots = slots;
@@ -146,7 +147,8 @@ void chunk_cache_remove(chunk_cache *c, chunk *k)
     while (c->slots[i].chunk != k)
         i = (i + 1) & (c->capacity - 1);
     /* Backward-shift deletion keeps every probe chain unbroken. */
-    for (size_t j = (i + 1) & (c->capacity - 1); c->slots[j].chunk; j = (j + 1) & (c->capacity - 1)) {
+    for (size_t j = (i + 1) & (c->capacity - 1); c->slots[j].chunk;
+         j = (j + 1) & (c->capacity - 1)) {
         size_t home = slot_of(c, c->slots[j].key);
         int between = i <= j ? (home > i && home <= j) : (home > i || home <= j);
         if (!between) {

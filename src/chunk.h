@@ -29,11 +29,11 @@ typedef struct {
 typedef struct {
     chunk_slot *slots;
     size_t capacity, count;
-    chunk lru;             /* sentinel */
-    size_t chunk_bytes;    /* bytes of one dense chunk */
-    size_t budget;         /* clean dense bytes allowed */
+    chunk lru;          /* sentinel */
+    size_t chunk_bytes; /* bytes of one dense chunk */
+    size_t budget;      /* clean dense bytes allowed */
     size_t clean_bytes, dirty_bytes;
-    chunk *last;           /* last chunk found: repeated reads skip the hash */
+    chunk *last; /* last chunk found: repeated reads skip the hash */
 } chunk_cache;
 
 void chunk_cache_init(chunk_cache *c, size_t chunk_bytes, size_t budget);

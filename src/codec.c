@@ -195,10 +195,18 @@ static size_t palette_content(const uint16_t *v, size_t n, const uint16_t *palet
     }
     uint8_t *packed = content + 2 + 2 * count;
     switch (palette_bits(count)) {
-    case 1: pack_indices(v, n, index_of, 8, packed); break;
-    case 2: pack_indices(v, n, index_of, 4, packed); break;
-    case 4: pack_indices(v, n, index_of, 2, packed); break;
-    default: pack_indices(v, n, index_of, 1, packed); break;
+    case 1:
+        pack_indices(v, n, index_of, 8, packed);
+        break;
+    case 2:
+        pack_indices(v, n, index_of, 4, packed);
+        break;
+    case 4:
+        pack_indices(v, n, index_of, 2, packed);
+        break;
+    default:
+        pack_indices(v, n, index_of, 1, packed);
+        break;
     }
     return palette_content_size(count, n);
 }
@@ -229,8 +237,10 @@ static strata_status check_encode_args(const uint16_t *voxels, int edge, void *s
                                        uint8_t *out, chunk_encoding *enc, strata_error *err)
 {
     if (!edge_is_valid(edge))
-        return error_set(err, STRATA_ERR_ARG, "chunk encode: edge %d is not a power of two "
-                         "in [16, 256]", edge);
+        return error_set(err, STRATA_ERR_ARG,
+                         "chunk encode: edge %d is not a power of two "
+                         "in [16, 256]",
+                         edge);
     if (!voxels || !scratch || !out || !enc)
         return error_set(err, STRATA_ERR_ARG, "chunk encode: NULL argument");
     return STRATA_OK;
@@ -286,11 +296,12 @@ strata_status chunk_encode_as(const uint16_t *voxels, int edge, int zstd_level, 
         count = find_palette(voxels, voxel_count(edge),
                              (uint64_t *)((uint8_t *)scratch + SEEN_OFFSET), palette);
         if (count > CODEC_PALETTE_MAX)
-            return error_set(err, STRATA_ERR_ARG, "chunk encode: more than %d distinct values "
-                             "for a palette", CODEC_PALETTE_MAX);
+            return error_set(err, STRATA_ERR_ARG,
+                             "chunk encode: more than %d distinct values "
+                             "for a palette",
+                             CODEC_PALETTE_MAX);
     }
-    return encode_content(voxels, edge, zstd_level, codec, palette, count, scratch, out, enc,
-                          err);
+    return encode_content(voxels, edge, zstd_level, codec, palette, count, scratch, out, enc, err);
 }
 
 /* ---- decode ----------------------------------------------------------------- */
@@ -350,14 +361,21 @@ static strata_status unpalette(const uint8_t *content, size_t size, size_t n, ui
     const uint8_t *packed = content + 2 + 2 * count;
     unsigned any_bad;
     switch (bits) {
-    case 1: any_bad = expand_indices(packed, n, table, bad, 8, voxels); break;
-    case 2: any_bad = expand_indices(packed, n, table, bad, 4, voxels); break;
-    case 4: any_bad = expand_indices(packed, n, table, bad, 2, voxels); break;
-    default: any_bad = expand_indices(packed, n, table, bad, 1, voxels); break;
+    case 1:
+        any_bad = expand_indices(packed, n, table, bad, 8, voxels);
+        break;
+    case 2:
+        any_bad = expand_indices(packed, n, table, bad, 4, voxels);
+        break;
+    case 4:
+        any_bad = expand_indices(packed, n, table, bad, 2, voxels);
+        break;
+    default:
+        any_bad = expand_indices(packed, n, table, bad, 1, voxels);
+        break;
     }
     if (any_bad)
-        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette index >= count %d",
-                         count);
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette index >= count %d", count);
     return STRATA_OK;
 }
 
@@ -385,16 +403,18 @@ static strata_status decompress_frame(const uint8_t *payload, size_t length, siz
     unsigned long long recorded = ZSTD_getFrameContentSize(payload, length);
     if (recorded == ZSTD_CONTENTSIZE_ERROR || recorded == ZSTD_CONTENTSIZE_UNKNOWN ||
         recorded < min_size || recorded > max_size)
-        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: frame content size %llu not "
-                         "in [%zu, %zu]", recorded, min_size, max_size);
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "chunk decode: frame content size %llu not "
+                         "in [%zu, %zu]",
+                         recorded, min_size, max_size);
     if (!thread_dctx && !(thread_dctx = ZSTD_createDCtx()))
         return error_set(err, STRATA_ERR_NOMEM, "chunk decode: cannot create a zstd context");
     size_t got = ZSTD_decompressDCtx(thread_dctx, content, (size_t)recorded, payload, length);
     if (ZSTD_isError(got))
         return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: %s", ZSTD_getErrorName(got));
     if (got != recorded)
-        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: %zu bytes, frame says %llu",
-                         got, recorded);
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: %zu bytes, frame says %llu", got,
+                         recorded);
     *size = got;
     return STRATA_OK;
 }
@@ -403,8 +423,10 @@ strata_status chunk_decode(const uint8_t *payload, size_t length, int codec, int
                            void *scratch, uint16_t *voxels, strata_error *err)
 {
     if (!edge_is_valid(edge))
-        return error_set(err, STRATA_ERR_ARG, "chunk decode: edge %d is not a power of two "
-                         "in [16, 256]", edge);
+        return error_set(err, STRATA_ERR_ARG,
+                         "chunk decode: edge %d is not a power of two "
+                         "in [16, 256]",
+                         edge);
     if (!scratch || !voxels || (!payload && length > 0))
         return error_set(err, STRATA_ERR_ARG, "chunk decode: NULL argument");
     if (codec != CODEC_SHUFFLE && codec != CODEC_PALETTE)
@@ -419,8 +441,8 @@ strata_status chunk_decode(const uint8_t *payload, size_t length, int codec, int
             unshuffle(content, n, voxels);
         return st;
     }
-    strata_status st = decompress_frame(payload, length, palette_content_size(1, n),
-                                        palette_content_size(CODEC_PALETTE_MAX, n), content,
-                                        &size, err);
+    strata_status st =
+        decompress_frame(payload, length, palette_content_size(1, n),
+                         palette_content_size(CODEC_PALETTE_MAX, n), content, &size, err);
     return st == STRATA_OK ? unpalette(content, size, n, scratch, voxels, err) : st;
 }

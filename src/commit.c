@@ -77,10 +77,10 @@ typedef struct {
     chunk **items;
     uint64_t epoch;
     store_row *rows;
-    uint64_t *blob;  /* per item: offset of its blob in its thread's arena */
-    int *thread;     /* per item: the thread that encoded it */
+    uint64_t *blob; /* per item: offset of its blob in its thread's arena */
+    int *thread;    /* per item: the thread that encoded it */
     encode_kit *kits;
-    int index;       /* summarise too (the index is not deferred) */
+    int index; /* summarise too (the index is not deferred) */
 } encode_run;
 
 static int arena_append(encode_kit *t, const uint8_t *data, size_t n)
@@ -99,13 +99,15 @@ static int arena_append(encode_kit *t, const uint8_t *data, size_t n)
 }
 
 /* Name the chunk in a thread's failure message. */
-static strata_status chunk_failed(const strata_world *w, uint64_t key, strata_status st, strata_error *err)
+static strata_status chunk_failed(const strata_world *w, uint64_t key, strata_status st,
+                                  strata_error *err)
 {
     int64_t b[6];
     world_chunk_bounds(w, key, b);
     char message[STRATA_ERROR_MAX];
-    snprintf(message, sizeof message, "commit: chunk key %" PRIu64 " (at voxel %" PRId64 ",%" PRId64 ",%" PRId64
-             "): %s", key, b[0], b[1], b[2], err->message);
+    snprintf(message, sizeof message,
+             "commit: chunk key %" PRIu64 " (at voxel %" PRId64 ",%" PRId64 ",%" PRId64 "): %s",
+             key, b[0], b[1], b[2], err->message);
     return error_set(err, st, "%s", message);
 }
 
@@ -130,8 +132,8 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
         row->value = k->value;
     } else {
         chunk_encoding enc;
-        strata_status st = chunk_encode(k->voxels, w->edge, w->options.zstd_level, t->scratch, t->out, &enc,
-                                        err);
+        strata_status st =
+            chunk_encode(k->voxels, w->edge, w->options.zstd_level, t->scratch, t->out, &enc, err);
         if (st)
             return chunk_failed(w, k->key, st, err);
         row->codec = (uint8_t)enc.codec;
@@ -141,7 +143,8 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
             row->payload_length = (uint32_t)enc.length;
             row->payload_crc = checksum_update(0, t->out, enc.length);
             if (!arena_append(t, t->out, enc.length))
-                return chunk_failed(w, k->key, error_set(err, STRATA_ERR_NOMEM, "cannot hold its payload"), err);
+                return chunk_failed(
+                    w, k->key, error_set(err, STRATA_ERR_NOMEM, "cannot hold its payload"), err);
         }
     }
     row->flags = STORE_ROW_INDEX_STALE;
@@ -149,8 +152,8 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
         return STRATA_OK;
     const uint8_t *pyramid;
     size_t length;
-    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, k->voxels, k->value, row, &pyramid,
-                                                &length, err);
+    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, k->voxels, k->value, row,
+                                                &pyramid, &length, err);
     if (st)
         return chunk_failed(w, k->key, st, err);
     if (!length)
@@ -160,7 +163,8 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     row->lod_length = (uint32_t)length;
     row->lod_crc = checksum_update(0, pyramid, length);
     if (!arena_append(t, pyramid, length))
-        return chunk_failed(w, k->key, error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"), err);
+        return chunk_failed(w, k->key, error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"),
+                            err);
     return STRATA_OK;
 }
 
@@ -219,13 +223,15 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     for (int t = 0; !st && t < threads; t++) {
         encode_kit *kit = &r.kits[t];
         if (t == 0) {
-            kit->scratch = w->scratch, kit->out = w->encode_buffer, kit->work = index ? x->work : NULL;
+            kit->scratch = w->scratch, kit->out = w->encode_buffer,
+            kit->work = index ? x->work : NULL;
         } else {
             kit->owned = 1;
             kit->scratch = malloc(chunk_scratch_size(w->edge));
             kit->out = malloc(chunk_encode_bound(w->edge));
             if (!kit->scratch || !kit->out)
-                st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate encoding buffers for thread %d", t);
+                st = WORLD_FAIL(w, STRATA_ERR_NOMEM,
+                                "cannot allocate encoding buffers for thread %d", t);
             else if (index)
                 st = lod_work_create(w->edge, &kit->work, &w->error);
         }
@@ -289,7 +295,8 @@ static strata_status merge_rows(strata_world *w, const store_row *fresh, size_t 
 }
 
 /* Rank 0: the next manifest, with the new segment appended. */
-strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment, manifest *next)
+strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment,
+                                  manifest *next)
 {
     strata_status st = manifest_copy(&w->committed, next, &w->error);
     if (st)
@@ -349,7 +356,8 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         st = encode_dirty(w, &dirty, epoch, &batch);
     st = world_agree(w, st);
     uint64_t local[4] = {dirty.count, batch.raw_bytes, batch.payload_bytes,
-                         st ? 0 : stale_after(w, batch.rows, dirty.count)}, total[4] = {0};
+                         st ? 0 : stale_after(w, batch.rows, dirty.count)},
+             total[4] = {0};
     if (!st)
         st = error_mpi(&w->error, MPI_Allreduce(local, total, 4, MPI_UINT64_T, MPI_SUM, w->comm),
                        "summing commit sizes");

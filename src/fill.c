@@ -16,17 +16,17 @@ typedef struct {
 
 typedef struct {
     strata_world *w;
-    const int64_t *box;          /* clipped box, or the world */
+    const int64_t *box; /* clipped box, or the world */
     strata_fill_fn fn;
     void *ctx;
-    filled_chunk *done;          /* phase one's results, not yet visible */
+    filled_chunk *done; /* phase one's results, not yet visible */
     size_t count, capacity;
 } fill_job;
 
 static int covers(const int64_t *box, const int64_t b[6])
 {
-    return box[0] <= b[0] && box[1] <= b[1] && box[2] <= b[2] && box[3] >= b[3] &&
-           box[4] >= b[4] && box[5] >= b[5];
+    return box[0] <= b[0] && box[1] <= b[1] && box[2] <= b[2] && box[3] >= b[3] && box[4] >= b[4] &&
+           box[5] >= b[5];
 }
 
 /* Zero the cells of a chunk buffer beyond the world's edge. */
@@ -176,10 +176,12 @@ static strata_status fill_all(fill_job *f)
     for (int i = 0; i < 3; i++) {
         lo[i] = (uint64_t)f->box[i] >> w->edge_bits;
         hi[i] = ((uint64_t)f->box[i + 3] + (uint64_t)w->edge - 1) >> w->edge_bits;
-        box_chunks = box_chunks > UINT64_MAX / (hi[i] - lo[i]) ? UINT64_MAX : box_chunks * (hi[i] - lo[i]);
+        box_chunks =
+            box_chunks > UINT64_MAX / (hi[i] - lo[i]) ? UINT64_MAX : box_chunks * (hi[i] - lo[i]);
     }
     uint64_t end = morton_key_end(w->chunks);
-    uint64_t first = w->split[w->rank], last = w->split[w->rank + 1] < end ? w->split[w->rank + 1] : end;
+    uint64_t first = w->split[w->rank],
+             last = w->split[w->rank + 1] < end ? w->split[w->rank + 1] : end;
     strata_status st = STRATA_OK;
     if (first < last && box_chunks <= last - first) {
         for (uint64_t z = lo[2]; z < hi[2] && !st; z++)
@@ -194,7 +196,8 @@ static strata_status fill_all(fill_job *f)
     for (uint64_t key = first; key < last && !st; key++) {
         uint32_t c[3];
         morton_decode3(key, &c[0], &c[1], &c[2]);
-        if (c[0] >= lo[0] && c[0] < hi[0] && c[1] >= lo[1] && c[1] < hi[1] && c[2] >= lo[2] && c[2] < hi[2])
+        if (c[0] >= lo[0] && c[0] < hi[0] && c[1] >= lo[1] && c[1] < hi[1] && c[2] >= lo[2] &&
+            c[2] < hi[2])
             st = fill_one(f, key);
     }
     return st;
@@ -202,7 +205,8 @@ static strata_status fill_all(fill_job *f)
 
 strata_status strata_fill(strata_world *w, const int64_t *box, strata_fill_fn fn, void *ctx)
 {
-    int64_t clipped[6] = {0, 0, 0, w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]};
+    int64_t clipped[6] = {
+        0, 0, 0, w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]};
     strata_status st = STRATA_OK;
     if (!w->writable)
         st = WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);

@@ -45,7 +45,8 @@ strata_status remove_tree(const char *path, strata_error *err)
     return STRATA_OK;
 }
 
-strata_status path_join(char *out, size_t size, const char *dir, const char *name, strata_error *err)
+strata_status path_join(char *out, size_t size, const char *dir, const char *name,
+                        strata_error *err)
 {
     int n = snprintf(out, size, "%s/%s", dir, name);
     if (n < 0 || (size_t)n >= size)

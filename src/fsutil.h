@@ -16,7 +16,8 @@ strata_status fsync_path(const char *path, strata_error *err);
 /** Remove a directory tree (no symlinks followed). */
 strata_status remove_tree(const char *path, strata_error *err);
 /** Join dir and name into out; STRATA_ERR_ARG if it does not fit. */
-strata_status path_join(char *out, size_t size, const char *dir, const char *name, strata_error *err);
+strata_status path_join(char *out, size_t size, const char *dir, const char *name,
+                        strata_error *err);
 /** Size of a file in bytes. */
 strata_status file_size(const char *path, uint64_t *size, strata_error *err);
 

@@ -64,8 +64,7 @@ static inline size_t h5zstd_decompress_stream(const void *in, size_t nbytes, voi
 }
 
 /* Decompress *buf (nbytes); returns the content size, 0 on error. */
-static inline size_t h5zstd_decompress(const void *in, size_t nbytes, void **out,
-                                       size_t *capacity)
+static inline size_t h5zstd_decompress(const void *in, size_t nbytes, void **out, size_t *capacity)
 {
     unsigned long long size = ZSTD_getFrameContentSize(in, nbytes);
     if (size == ZSTD_CONTENTSIZE_UNKNOWN)
@@ -93,8 +92,9 @@ static inline size_t h5zstd_compress(const void *in, size_t nbytes, int level, v
     ZSTD_CCtx *cctx = ZSTD_createCCtx();
     void *dst = malloc(cap ? cap : 1);
     size_t n = (size_t)-1; /* a zstd error code until compression succeeds */
-    if (cctx && dst && !ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level))
-        && !ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)))
+    if (cctx && dst &&
+        !ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level)) &&
+        !ZSTD_isError(ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1)))
         n = ZSTD_compress2(cctx, dst, cap, in, nbytes);
     ZSTD_freeCCtx(cctx);
     if (!dst || ZSTD_isError(n)) {
@@ -117,8 +117,8 @@ static inline size_t h5zstd_compress(const void *in, size_t nbytes, int level, v
  * @return bytes of the result, 0 on failure
  */
 static inline size_t h5zstd_filter(unsigned int flags, size_t cd_nelmts,
-                                   const unsigned int cd_values[], size_t nbytes,
-                                   size_t *buf_size, void **buf)
+                                   const unsigned int cd_values[], size_t nbytes, size_t *buf_size,
+                                   void **buf)
 {
     void *out = NULL;
     size_t capacity = 0, n;

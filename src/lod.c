@@ -26,8 +26,8 @@ struct lod_work {
     uint16_t *mat[2];
     uint32_t *cnt[2];
     size_t cap[2];
-    uint32_t *counts;   /* 65536, zero between uses */
-    uint16_t *touched;  /* 65536 */
+    uint32_t *counts;  /* 65536, zero between uses */
+    uint16_t *touched; /* 65536 */
     lod_count *hist;
     size_t hist_n;
     int extent[3];
@@ -80,7 +80,8 @@ strata_status lod_pyramid_alloc(int edge, lod_pyramid *p, strata_error *err)
     p->count = calloc(cells, sizeof *p->count);
     if (!p->mode || !p->count) {
         lod_pyramid_free(p);
-        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a LOD pyramid of %zu cells", cells);
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a LOD pyramid of %zu cells",
+                         cells);
     }
     return STRATA_OK;
 }
@@ -269,14 +270,16 @@ static int build_level_up(lod_work *wk, int l)
     const uint32_t *cc = wk->pyr.count + fo, *cl = wk->hlen + fo, *cs = wk->hstart + fo;
     const uint16_t *fm = wk->mat[from];
     const uint32_t *fc = wk->cnt[from];
-    const int full = wk->extent[0] == wk->edge && wk->extent[1] == wk->edge && wk->extent[2] == wk->edge;
+    const int full =
+        wk->extent[0] == wk->edge && wk->extent[1] == wk->edge && wk->extent[2] == wk->edge;
     size_t used = 0, cell = po;
     for (size_t pz = 0; pz < np; pz++)
         for (size_t py = 0; py < np; py++)
             for (size_t px = 0; px < np; px++, cell++) {
                 size_t base = ((2 * pz) * n + 2 * py) * n + 2 * px;
-                const size_t child[8] = {base, base + 1, base + n, base + n + 1, base + n * n,
-                                         base + n * n + 1, base + n * n + n, base + n * n + n + 1};
+                const size_t child[8] = {
+                    base,         base + 1,         base + n,         base + n + 1,
+                    base + n * n, base + n * n + 1, base + n * n + n, base + n * n + n + 1};
                 uint32_t mixed = 0, sum = 0;
                 int seen = 0, same = 1;
                 uint16_t a = 0;
@@ -355,7 +358,8 @@ strata_status lod_build(lod_work *wk, const uint16_t *voxels, const int extent[3
     } else {
         const int p = wk->levels & 1;
         for (size_t i = 0; i < n; i++)
-            wk->hist[i] = (lod_count){wk->mat[p][wk->hstart[top] + i], wk->cnt[p][wk->hstart[top] + i]};
+            wk->hist[i] =
+                (lod_count){wk->mat[p][wk->hstart[top] + i], wk->cnt[p][wk->hstart[top] + i]};
         qsort(wk->hist, n, sizeof *wk->hist, compare_counts);
     }
     wk->hist_n = n;
@@ -632,7 +636,8 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
                         v |= (uint32_t)cnt[k * mixed + j] << (8 * k);
                     j++;
                     if (v == 0 || v >= in) {
-                        st = CORRUPT("LOD payload: level %d cell count %u outside (0, %u)", l, v, in);
+                        st = CORRUPT("LOD payload: level %d cell count %u outside (0, %u)", l, v,
+                                     in);
                         break;
                     }
                     pyr->count[cell] = v;

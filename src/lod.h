@@ -26,8 +26,8 @@
 
 #include "error.h"
 
-#define LOD_MAGIC "SLOD"
-#define LOD_VERSION 1
+#define LOD_MAGIC      "SLOD"
+#define LOD_VERSION    1
 #define LOD_MAX_LEVELS 8
 /** zstd level of pyramid payloads (small; 1 measured smallest-or-equal and fastest). */
 #define LOD_ZSTD_LEVEL 1
@@ -82,7 +82,8 @@ void lod_pyramid_free(lod_pyramid *pyr);
 /** Bytes of a decoded pyramid of this edge. */
 size_t lod_pyramid_bytes(int edge);
 /** Index of cell (cx, cy, cz) of level l (1..levels). */
-static inline size_t lod_cell_index(const lod_pyramid *p, int l, uint32_t cx, uint32_t cy, uint32_t cz)
+static inline size_t lod_cell_index(const lod_pyramid *p, int l, uint32_t cx, uint32_t cy,
+                                    uint32_t cz)
 {
     size_t n = (size_t)p->edge >> l;
     return p->offset[l] + ((size_t)cz * n + cy) * n + cx;

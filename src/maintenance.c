@@ -90,14 +90,18 @@ static void check_index(fsck_state *f, const store_row *row, const uint16_t *vox
     }
     if (fresh.dominant != row->dominant || fresh.dominant_count != row->dominant_count ||
         fresh.distinct != row->distinct) {
-        report(f, "chunk key %" PRIu64 ": index summary disagrees with the data (stored dominant %u x%u, "
-               "%u distinct; data has dominant %u x%u, %u distinct)", row->key, row->dominant,
-               row->dominant_count, row->distinct, fresh.dominant, fresh.dominant_count, fresh.distinct);
+        report(f,
+               "chunk key %" PRIu64
+               ": index summary disagrees with the data (stored dominant %u x%u, "
+               "%u distinct; data has dominant %u x%u, %u distinct)",
+               row->key, row->dominant, row->dominant_count, row->distinct, fresh.dominant,
+               fresh.dominant_count, fresh.distinct);
         return;
     }
     if (!length != !row->lod_length) {
         report(f, "chunk key %" PRIu64 ": index pyramid %s, but the chunk %s", row->key,
-               row->lod_length ? "stored" : "missing", length ? "holds several materials" : "is uniform");
+               row->lod_length ? "stored" : "missing",
+               length ? "holds several materials" : "is uniform");
         return;
     }
     if (!length)
@@ -108,16 +112,18 @@ static void check_index(fsck_state *f, const store_row *row, const uint16_t *vox
     uint8_t *stored = malloc(row->lod_length);
     strata_status st = lod_decode(pyramid, length, w->edge, &want, &want_hist, &want_n, &w->error);
     if (!st)
-        st = stored ? store_read_payload(&w->store, row->lod_segment, row->lod_offset, row->lod_length,
-                                         row->lod_crc, row->key, stored, &w->error)
+        st = stored ? store_read_payload(&w->store, row->lod_segment, row->lod_offset,
+                                         row->lod_length, row->lod_crc, row->key, stored, &w->error)
                     : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate a pyramid payload");
     if (!st)
         st = lod_decode(stored, row->lod_length, w->edge, &got, &got_hist, &got_n, &w->error);
     if (st)
         report(f, "chunk key %" PRIu64 " LOD: %s", row->key, w->error.message);
     else if (!same_pyramid(&want, want_hist, want_n, &got, got_hist, got_n))
-        report(f, "chunk key %" PRIu64 ": index pyramid disagrees with the data (segment %" PRIu64
-               ", offset %" PRIu64 ")", row->key, row->lod_segment, row->lod_offset);
+        report(f,
+               "chunk key %" PRIu64 ": index pyramid disagrees with the data (segment %" PRIu64
+               ", offset %" PRIu64 ")",
+               row->key, row->lod_segment, row->lod_offset);
     free(stored);
     free(want_hist);
     free(got_hist);
@@ -135,10 +141,12 @@ static void check_row(fsck_state *f, const store_row *row, uint8_t *payload, uin
     }
     /* payload holds chunk_encode_bound bytes: a longer row is damage, not a read size. */
     strata_status st = row->payload_length > chunk_encode_bound(w->edge)
-        ? WORLD_FAIL(w, STRATA_ERR_CORRUPT, "payload length %u exceeds the largest possible (%zu)",
-                     row->payload_length, chunk_encode_bound(w->edge))
-        : store_read_payload(&w->store, row->payload_segment, row->payload_offset,
-                             row->payload_length, row->payload_crc, row->key, payload, &w->error);
+                           ? WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                                        "payload length %u exceeds the largest possible (%zu)",
+                                        row->payload_length, chunk_encode_bound(w->edge))
+                           : store_read_payload(&w->store, row->payload_segment,
+                                                row->payload_offset, row->payload_length,
+                                                row->payload_crc, row->key, payload, &w->error);
     if (!st)
         st = chunk_decode(payload, row->payload_length, row->codec, w->edge, w->scratch, voxels,
                           &w->error);
@@ -167,7 +175,8 @@ static void check_segments(fsck_state *f)
         size_t n = 0;
         char name[64];
         manifest_segment_name(w->store.segments[i].epoch, name, sizeof name);
-        if (store_load_rows(&single, w->split[w->rank], w->split[w->rank + 1], &rows, &n, &w->error)) {
+        if (store_load_rows(&single, w->split[w->rank], w->split[w->rank + 1], &rows, &n,
+                            &w->error)) {
             report(f, "%s: %s", name, w->error.message);
             continue;
         }
@@ -209,8 +218,9 @@ strata_status strata_fsck(strata_world *w, strata_problem_fn fn, void *ctx, uint
     check_segments(&f);
     index_begin_write(w); /* forget histograms the checks kept */
     uint64_t total = 0;
-    strata_status st = error_mpi(&w->error, MPI_Allreduce(&f.problems, &total, 1, MPI_UINT64_T,
-                                                          MPI_SUM, w->comm), "summing fsck problems");
+    strata_status st =
+        error_mpi(&w->error, MPI_Allreduce(&f.problems, &total, 1, MPI_UINT64_T, MPI_SUM, w->comm),
+                  "summing fsck problems");
     *problems = total;
     return world_agree(w, st);
 }
@@ -222,14 +232,15 @@ typedef struct {
     uint64_t length, capacity;
 } byte_buffer;
 
-static strata_status copy_payload(strata_world *w, byte_buffer *b, uint64_t segment, uint64_t *offset,
-                                  uint32_t length, uint32_t crc, uint64_t key)
+static strata_status copy_payload(strata_world *w, byte_buffer *b, uint64_t segment,
+                                  uint64_t *offset, uint32_t length, uint32_t crc, uint64_t key)
 {
     if (b->length + length > b->capacity) {
         uint64_t capacity = (b->length + length) * 2 + 4096;
         uint8_t *grown = realloc(b->data, capacity);
         if (!grown)
-            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " compacted bytes", capacity);
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " compacted bytes",
+                              capacity);
         b->data = grown;
         b->capacity = capacity;
     }
@@ -378,8 +389,9 @@ strata_status strata_rebalance(strata_world *w, int by, strata_weight_fn fn, voi
     for (size_t i = 0; !st && i < w->row_count; i++) {
         keys[i] = w->rows[i].key;
         weights[i] = by == STRATA_WEIGHT_COUNT ? 1.0
-                     : by == STRATA_WEIGHT_BYTES ? (double)w->rows[i].payload_length + sizeof(store_row)
-                                                 : fn(keys[i], ctx);
+                     : by == STRATA_WEIGHT_BYTES
+                         ? (double)w->rows[i].payload_length + sizeof(store_row)
+                         : fn(keys[i], ctx);
     }
     st = world_agree(w, st);
     uint64_t *split = malloc(((size_t)w->size + 1) * sizeof *split);
@@ -387,7 +399,8 @@ strata_status strata_rebalance(strata_world *w, int by, strata_weight_fn fn, voi
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate splitters");
     st = world_agree(w, st);
     if (!st)
-        st = world_agree(w, partition_by_weight(w->comm, keys, weights, w->row_count, split, &w->error));
+        st = world_agree(
+            w, partition_by_weight(w->comm, keys, weights, w->row_count, split, &w->error));
     free(keys);
     free(weights);
     if (st) {

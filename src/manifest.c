@@ -74,8 +74,8 @@ strata_status manifest_format(const manifest *m, char **text, size_t *length, st
     text_append(&b, "%s %d\n", MANIFEST_MAGIC, m->format);
     text_append(&b, "epoch %" PRIu64 "\ncommits %" PRIu64 "\nwriter_ranks %d\n", m->epoch,
                 m->commits, m->writer_ranks);
-    text_append(&b, "dims %" PRId64 " %" PRId64 " %" PRId64 "\nchunk %d\n", m->dims[0],
-                m->dims[1], m->dims[2], m->chunk_edge);
+    text_append(&b, "dims %" PRId64 " %" PRId64 " %" PRId64 "\nchunk %d\n", m->dims[0], m->dims[1],
+                m->dims[2], m->chunk_edge);
     text_append(&b, "voxel_size %.17g %.17g %.17g\n", m->voxel_size[0], m->voxel_size[1],
                 m->voxel_size[2]);
     text_append(&b, "origin %.17g %.17g %.17g\n", m->origin[0], m->origin[1], m->origin[2]);
@@ -89,8 +89,8 @@ strata_status manifest_format(const manifest *m, char **text, size_t *length, st
         text_append(&b, "segment %" PRIu64 "\n", m->segments[i].epoch);
     for (size_t i = 0; i < m->material_count; i++) {
         const strata_material *mat = &m->materials[i];
-        text_append(&b, "material %u %u %u %u %s\n", mat->id, mat->rgb[0], mat->rgb[1],
-                    mat->rgb[2], mat->name);
+        text_append(&b, "material %u %u %u %u %s\n", mat->id, mat->rgb[0], mat->rgb[1], mat->rgb[2],
+                    mat->name);
     }
     if (b.failed) {
         free(b.data);
@@ -254,7 +254,8 @@ static strata_status parse_material(line_cursor *c, manifest *m)
             return parse_fail(c, "control character in a material name");
     if (m->material_count && id <= m->materials[m->material_count - 1].id)
         return parse_fail(c, "materials not in ascending id order");
-    strata_status st = grow((void **)&m->materials, m->material_count, sizeof *m->materials, c->err);
+    strata_status st =
+        grow((void **)&m->materials, m->material_count, sizeof *m->materials, c->err);
     if (st)
         return st;
     strata_material *mat = &m->materials[m->material_count++];
@@ -267,8 +268,17 @@ static strata_status parse_material(line_cursor *c, manifest *m)
 }
 
 /* Fields that must appear exactly once. */
-enum { SEEN_EPOCH = 1, SEEN_COMMITS = 2, SEEN_WRITERS = 4, SEEN_DIMS = 8, SEEN_CHUNK = 16,
-       SEEN_VOXEL = 32, SEEN_ORIGIN = 64, SEEN_INDEX = 128, SEEN_ALL = 255 };
+enum {
+    SEEN_EPOCH = 1,
+    SEEN_COMMITS = 2,
+    SEEN_WRITERS = 4,
+    SEEN_DIMS = 8,
+    SEEN_CHUNK = 16,
+    SEEN_VOXEL = 32,
+    SEEN_ORIGIN = 64,
+    SEEN_INDEX = 128,
+    SEEN_ALL = 255
+};
 
 static strata_status parse_line(line_cursor *c, manifest *m, unsigned *seen)
 {
@@ -287,7 +297,8 @@ static strata_status parse_line(line_cursor *c, manifest *m, unsigned *seen)
         for (int i = 0; i < 3 && ok; i++)
             ok = parse_int_range(c, 1, INT64_MAX, &m->dims[i]);
     } else if (keyword(c, "chunk"))
-        field = SEEN_CHUNK, ok = parse_int_range(c, STRATA_CHUNK_EDGE_MIN, STRATA_CHUNK_EDGE_MAX, &v),
+        field = SEEN_CHUNK,
+        ok = parse_int_range(c, STRATA_CHUNK_EDGE_MIN, STRATA_CHUNK_EDGE_MAX, &v),
         m->chunk_edge = (int32_t)v;
     else if (keyword(c, "voxel_size")) {
         field = SEEN_VOXEL;
@@ -334,19 +345,23 @@ static strata_status parse_header(line_cursor *c, manifest *m)
     return STRATA_OK;
 }
 
-static strata_status check_checksum(const char *text, size_t length, size_t *body, strata_error *err)
+static strata_status check_checksum(const char *text, size_t length, size_t *body,
+                                    strata_error *err)
 {
     /* The last line is "checksum XXXXXXXX\n" and covers every byte before it. */
     static const char tag[] = "checksum ";
     const size_t line = sizeof tag - 1 + 8 + 1;
-    if (length < line || text[length - 1] != '\n' || memcmp(text + length - line, tag, sizeof tag - 1))
+    if (length < line || text[length - 1] != '\n' ||
+        memcmp(text + length - line, tag, sizeof tag - 1))
         return error_set(err, STRATA_ERR_FORMAT, "MANIFEST: missing checksum line (truncated?)");
     if (length > line && text[length - line - 1] != '\n')
         return error_set(err, STRATA_ERR_FORMAT, "MANIFEST: checksum line not at a line start");
     uint32_t stored = 0;
     for (size_t i = length - 9; i < length - 1; i++) {
         char h = text[i];
-        unsigned d = h >= '0' && h <= '9' ? (unsigned)(h - '0') : h >= 'a' && h <= 'f' ? (unsigned)(h - 'a' + 10) : 16;
+        unsigned d = h >= '0' && h <= '9'   ? (unsigned)(h - '0')
+                     : h >= 'a' && h <= 'f' ? (unsigned)(h - 'a' + 10)
+                                            : 16;
         if (d == 16)
             return error_set(err, STRATA_ERR_FORMAT, "MANIFEST: bad checksum digits");
         stored = stored << 4 | d;
@@ -355,7 +370,8 @@ static strata_status check_checksum(const char *text, size_t length, size_t *bod
     uint32_t actual = checksum_update(0, text, *body);
     if (actual != stored)
         return error_set(err, STRATA_ERR_CORRUPT,
-                         "MANIFEST: checksum mismatch (stored %08x, computed %08x)", stored, actual);
+                         "MANIFEST: checksum mismatch (stored %08x, computed %08x)", stored,
+                         actual);
     return STRATA_OK;
 }
 
@@ -518,7 +534,8 @@ strata_status manifest_write(const char *dir, const manifest *m, strata_error *e
     if (!st && strata_fault_point("manifest-before-rename"))
         st = error_set(err, STRATA_ERR_IO, "fault injected before the manifest rename");
     if (!st && rename(tmp, path) != 0)
-        st = error_set(err, STRATA_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        st =
+            error_set(err, STRATA_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
     /* The rename is the commit point; fsync the directory so it survives a crash. */
     if (!st)
         st = fsync_directory(dir, err);

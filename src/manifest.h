@@ -14,11 +14,11 @@
 
 #include "error.h"
 
-#define MANIFEST_NAME "MANIFEST"
+#define MANIFEST_NAME  "MANIFEST"
 #define MANIFEST_MAGIC "strata-manifest"
 /** Largest manifest accepted by the reader (checked before allocating). */
-#define MANIFEST_MAX_BYTES (64u << 20)
-#define MANIFEST_MAX_RANKS (1 << 24)
+#define MANIFEST_MAX_BYTES    (64u << 20)
+#define MANIFEST_MAX_RANKS    (1 << 24)
 #define MANIFEST_MAX_SEGMENTS (1 << 20)
 
 typedef struct {
@@ -27,24 +27,24 @@ typedef struct {
 
 typedef struct {
     int format;
-    uint64_t epoch;         /**< last commit (0: created, nothing committed) */
+    uint64_t epoch; /**< last commit (0: created, nothing committed) */
     uint64_t commits;
     int writer_ranks;
     int64_t dims[3];
     int32_t chunk_edge;
     double voxel_size[3];
     double origin[3];
-    int split_ranks;        /**< splitters: split_ranks + 1 keys */
+    int split_ranks; /**< splitters: split_ranks + 1 keys */
     uint64_t *split;
     size_t segment_count;
     manifest_segment *segments; /**< ascending epoch */
     size_t material_count;
     strata_material *materials; /**< ascending id */
     /* index state (the LOD index) */
-    uint64_t index_epoch;       /**< data epoch the index last caught up with */
-    uint64_t stale_chunks;      /**< chunks whose summary is older than their data */
-    uint64_t rebuild_chunks;    /**< last rebuild: chunks summarised */
-    double rebuild_seconds;     /**< last rebuild: wall time */
+    uint64_t index_epoch;    /**< data epoch the index last caught up with */
+    uint64_t stale_chunks;   /**< chunks whose summary is older than their data */
+    uint64_t rebuild_chunks; /**< last rebuild: chunks summarised */
+    double rebuild_seconds;  /**< last rebuild: wall time */
 } manifest;
 
 /** Parse a manifest held in memory (not NUL-terminated). Strict: any defect is an error. */

@@ -17,7 +17,6 @@ static uint32_t compact_by_3(uint64_t v)
     return (uint32_t)v;
 }
 
-
 void morton_decode3(uint64_t key, uint32_t *x, uint32_t *y, uint32_t *z)
 {
     *x = compact_by_3(key);

@@ -363,7 +363,8 @@ static strata_status share_global(strata_world *w, lod_index *x, const word_buff
     }
     st = world_agree(w, st);
     if (!st)
-        st = world_agree(w, error_mpi(&w->error, MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, w->comm),
+        st = world_agree(w, error_mpi(&w->error,
+                                      MPI_Gather(&mine, 1, MPI_INT, counts, 1, MPI_INT, 0, w->comm),
                                       "gathering index node counts"));
     uint64_t *all = NULL;
     size_t total = 0;
@@ -379,8 +380,9 @@ static strata_status share_global(strata_world *w, lod_index *x, const word_buff
     }
     st = world_agree(w, st);
     if (!st)
-        st = world_agree(w, error_mpi(&w->error, MPI_Gatherv(partial->v, mine, MPI_UINT64_T, all, counts,
-                                                             displs, MPI_UINT64_T, 0, w->comm),
+        st = world_agree(w, error_mpi(&w->error,
+                                      MPI_Gatherv(partial->v, mine, MPI_UINT64_T, all, counts,
+                                                  displs, MPI_UINT64_T, 0, w->comm),
                                       "gathering index nodes"));
     word_buffer merged = {0};
     if (!st && w->rank == 0 && !merge_partials(w, all, total, &merged))
@@ -399,7 +401,8 @@ static strata_status share_global(strata_world *w, lod_index *x, const word_buff
     if (!st && size > INT32_MAX)
         st = WORLD_FAIL(w, STRATA_ERR_OVERFLOW, "global index too large");
     if (!st)
-        st = world_agree(w, error_mpi(&w->error, MPI_Bcast(merged.v, (int)size, MPI_UINT64_T, 0, w->comm),
+        st = world_agree(w, error_mpi(&w->error,
+                                      MPI_Bcast(merged.v, (int)size, MPI_UINT64_T, 0, w->comm),
                                       "sharing the global index"));
     if (!st && (!load_global(w, x, merged.v, size) || !index_top_levels(w, x)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot load the global index");
@@ -490,7 +493,8 @@ strata_status octree_hash(strata_world *w, uint64_t *hash)
     uint64_t local = hash_set(&x->chunks, 0), total = 0;
     for (int k = 1; k <= x->max_level; k++)
         local += hash_set(&x->local[k], k);
-    st = world_agree(w, error_mpi(&w->error, MPI_Allreduce(&local, &total, 1, MPI_UINT64_T, MPI_SUM, w->comm),
+    st = world_agree(w, error_mpi(&w->error,
+                                  MPI_Allreduce(&local, &total, 1, MPI_UINT64_T, MPI_SUM, w->comm),
                                   "hashing the index"));
     for (int k = 1; k <= x->max_level; k++)
         total += hash_set(&x->global[k], k);
@@ -507,8 +511,9 @@ strata_status index_get(strata_world *w, lod_index **out)
         if (!x)
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the LOD index");
         x->voxels = malloc(w->chunk_voxels * sizeof *x->voxels);
-        strata_status st = x->voxels ? lod_work_create(w->edge, &x->work, &w->error)
-                                     : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the LOD index");
+        strata_status st = x->voxels
+                               ? lod_work_create(w->edge, &x->work, &w->error)
+                               : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the LOD index");
         if (st) {
             free(x->voxels);
             free(x);
@@ -609,9 +614,10 @@ static uint64_t chunk_voxels_inside(const strata_world *w, uint64_t key)
 }
 
 /* Summarise voxels (or a uniform value) with the scratch wk. */
-static strata_status summarize(const strata_world *w, lod_work *wk, uint64_t key, const uint16_t *voxels,
-                               uint16_t value, const lod_pyramid **pyr, const lod_count **hist,
-                               size_t *hist_n, lod_count *single, strata_error *err)
+static strata_status summarize(const strata_world *w, lod_work *wk, uint64_t key,
+                               const uint16_t *voxels, uint16_t value, const lod_pyramid **pyr,
+                               const lod_count **hist, size_t *hist_n, lod_count *single,
+                               strata_error *err)
 {
     if (!voxels) {
         *single = (lod_count){value, chunk_voxels_inside(w, key)};
@@ -648,7 +654,8 @@ strata_status index_summarize_chunk_in(const strata_world *w, lod_work *wk, node
             return st;
     }
     if (pending && !node_set_append(pending, row->key, hist, n, chunk_voxels_inside(w, row->key)))
-        return error_set(err, STRATA_ERR_NOMEM, "cannot keep the histogram of chunk key %" PRIu64, row->key);
+        return error_set(err, STRATA_ERR_NOMEM, "cannot keep the histogram of chunk key %" PRIu64,
+                         row->key);
     return STRATA_OK;
 }
 
@@ -683,7 +690,8 @@ strata_status index_pending_merge(strata_world *w, node_set *sets, int n)
     free(at);
     for (int t = 0; t < n; t++)
         node_set_free(&sets[t]);
-    return ok ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot keep the histograms of the commit");
+    return ok ? STRATA_OK
+              : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot keep the histograms of the commit");
 }
 
 /* Merge pending histograms (ascending keys) into the chunk set. */
@@ -747,7 +755,8 @@ static strata_status row_voxels(strata_world *w, lod_index *x, const store_row *
     return world_decode_row(w, row, x->voxels);
 }
 
-strata_status index_row_histogram(strata_world *w, const store_row *row, lod_count **hist, size_t *n)
+strata_status index_row_histogram(strata_world *w, const store_row *row, lod_count **hist,
+                                  size_t *n)
 {
     lod_index *x;
     strata_status st = index_get(w, &x);
@@ -765,7 +774,8 @@ strata_status index_row_histogram(strata_world *w, const store_row *row, lod_cou
     if (!(row->flags & STORE_ROW_INDEX_STALE) && row->lod_length) {
         uint8_t *payload = malloc(row->lod_length);
         if (!payload)
-            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read the pyramid of chunk key %" PRIu64, row->key);
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read the pyramid of chunk key %" PRIu64,
+                              row->key);
         st = store_read_payload(&w->store, row->lod_segment, row->lod_offset, row->lod_length,
                                 row->lod_crc, row->key, payload, &w->error);
         lod_pyramid pyr;
@@ -805,7 +815,8 @@ strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod
     for (int way = 0; way < 2; way++) {
         pyramid_entry *e = &set[way];
         if (e->pyramid.mode && e->key == row->key && e->epoch == row->epoch &&
-            e->lod_segment == row->lod_segment && e->lod_offset == row->lod_offset && e->stale == stale) {
+            e->lod_segment == row->lod_segment && e->lod_offset == row->lod_offset &&
+            e->stale == stale) {
             e->used = ++x->clock;
             *out = &e->pyramid;
             return STRATA_OK;
@@ -817,11 +828,13 @@ strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod
     if (!stale) {
         uint8_t *payload = malloc(row->lod_length);
         if (!payload)
-            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read the pyramid of chunk key %" PRIu64, row->key);
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read the pyramid of chunk key %" PRIu64,
+                              row->key);
         st = store_read_payload(&w->store, row->lod_segment, row->lod_offset, row->lod_length,
                                 row->lod_crc, row->key, payload, &w->error);
         if (!st)
-            st = lod_decode(payload, row->lod_length, w->edge, &victim->pyramid, NULL, NULL, &w->error);
+            st = lod_decode(payload, row->lod_length, w->edge, &victim->pyramid, NULL, NULL,
+                            &w->error);
         free(payload);
     } else {
         const lod_pyramid *pyr;

@@ -38,9 +38,9 @@ struct strata_world;
 
 typedef struct {
     uint64_t key;
-    uint64_t hist;          /**< first histogram entry in the set's pool */
+    uint64_t hist; /**< first histogram entry in the set's pool */
     uint64_t dominant_count;
-    uint64_t voxels;        /**< voxels inside the world */
+    uint64_t voxels; /**< voxels inside the world */
     uint32_t hist_n;
     uint16_t dominant;
 } octree_node;
@@ -62,19 +62,19 @@ typedef struct {
 
 /** The world's LOD index state (w->index). */
 typedef struct lod_index {
-    int built;                       /**< nodes are built and current */
+    int built; /**< nodes are built and current */
     int chunk_bits, max_level, top_level;
-    node_set chunks;                 /**< own rows' histograms (level 0) */
+    node_set chunks; /**< own rows' histograms (level 0) */
     node_set local[OCTREE_MAX_LEVELS + 1];
     node_set global[OCTREE_MAX_LEVELS + 1];
     int32_t *direct[OCTREE_MAX_LEVELS + 1]; /**< top levels: node index by key (-1: absent) */
     uint64_t direct_n[OCTREE_MAX_LEVELS + 1];
     uint64_t *straddle[OCTREE_MAX_LEVELS + 1];
     size_t straddle_n[OCTREE_MAX_LEVELS + 1];
-    node_set pending;                /**< histograms summarised by the commit in flight */
+    node_set pending; /**< histograms summarised by the commit in flight */
     lod_work *work;
-    uint16_t *voxels;                /**< C^3 scratch for decoding chunks */
-    pyramid_entry *cache;            /**< cache_slots entries, slot = hash(key) */
+    uint16_t *voxels;     /**< C^3 scratch for decoding chunks */
+    pyramid_entry *cache; /**< cache_slots entries, slot = hash(key) */
     size_t cache_slots;
     uint64_t clock;
     double last_build_seconds;
@@ -131,9 +131,10 @@ strata_status index_summarize_chunk(struct strata_world *w, const uint16_t *voxe
  * `pending` (NULL: not kept) belong to the calling thread, failures go to err;
  * w is only read. Call index_get first. The histogram is appended to pending.
  */
-strata_status index_summarize_chunk_in(const struct strata_world *w, lod_work *wk, node_set *pending,
-                                       const uint16_t *voxels, uint16_t value, store_row *row,
-                                       const uint8_t **pyramid, size_t *length, strata_error *err);
+strata_status index_summarize_chunk_in(const struct strata_world *w, lod_work *wk,
+                                       node_set *pending, const uint16_t *voxels, uint16_t value,
+                                       store_row *row, const uint8_t **pyramid, size_t *length,
+                                       strata_error *err);
 /**
  * Merge per-thread histogram sets (each ascending) into the index's pending
  * set in key order, then free them. Main thread. Local.
@@ -160,7 +161,8 @@ strata_status index_row_histogram(struct strata_world *w, const store_row *row, 
  * (through the LRU; stale rows are summarised from their data). Local.
  * @param[out] out valid until the next call
  */
-strata_status index_row_pyramid(struct strata_world *w, const store_row *row, const lod_pyramid **out);
+strata_status index_row_pyramid(struct strata_world *w, const store_row *row,
+                                const lod_pyramid **out);
 /** 1 when the row holds a single material inside the world (*material): no pyramid. */
 int index_row_single(const store_row *row, uint16_t *material);
 

@@ -104,7 +104,8 @@ strata_status parallel_for(int threads, size_t n, parallel_fn fn, void *ctx, str
     for (int i = 0; i < threads; i++) {
         if (i > 0 && started[i])
             pthread_join(ids[i], NULL);
-        if ((i == 0 || started[i]) && t[i].status && (worst < 0 || t[i].failed_item < t[worst].failed_item))
+        if ((i == 0 || started[i]) && t[i].status &&
+            (worst < 0 || t[i].failed_item < t[worst].failed_item))
             worst = i;
     }
     strata_status st = STRATA_OK;

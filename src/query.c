@@ -112,8 +112,8 @@ strata_status query_block(strata_world *w, int level, const uint64_t c[3], block
 /* ---- point queries ----------------------------------------------------------------- */
 
 typedef struct {
-    uint64_t *key;   /* node keys */
-    size_t *index;   /* point index */
+    uint64_t *key; /* node keys */
+    size_t *index; /* point index */
     size_t n;
 } node_requests;
 
@@ -155,7 +155,8 @@ static strata_status route_nodes(strata_world *w, lod_index *x, int k, const nod
             order[at] = i;
         }
     }
-    st = world_agree(w, fill ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route node queries"));
+    st = world_agree(w, fill ? STRATA_OK
+                             : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route node queries"));
     free(fill);
     int rc = st ? MPI_SUCCESS : MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, w->comm);
     if (!st)
@@ -170,8 +171,9 @@ static strata_status route_nodes(strata_world *w, lod_index *x, int k, const nod
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer node queries");
     st = world_agree(w, st);
     if (!st)
-        st = world_agree(w, error_mpi(&w->error, MPI_Alltoallv(send, scount, sdispl, MPI_UINT64_T, recv,
-                                                               rcount, rdispl, MPI_UINT64_T, w->comm),
+        st = world_agree(w, error_mpi(&w->error,
+                                      MPI_Alltoallv(send, scount, sdispl, MPI_UINT64_T, recv,
+                                                    rcount, rdispl, MPI_UINT64_T, w->comm),
                                       "routing node queries"));
     for (size_t i = 0; !st && i < total; i++) {
         const octree_node *n = node_set_find(&x->local[k], recv[i]);
@@ -179,13 +181,15 @@ static strata_status route_nodes(strata_world *w, lod_index *x, int k, const nod
         morton_decode3(recv[i], &c[0], &c[1], &c[2]);
         uint64_t cc[3] = {c[0], c[1], c[2]};
         reply[2 * i] = n ? n->dominant : 0;
-        reply[2 * i + 1] = n ? n->dominant_count : lod_block_voxels(w->committed.dims, w->edge_bits + k, cc);
+        reply[2 * i + 1] =
+            n ? n->dominant_count : lod_block_voxels(w->committed.dims, w->edge_bits + k, cc);
     }
     if (!st) {
         for (int r = 0; r < P; r++)
             scount[r] *= 2, sdispl[r] *= 2, rcount[r] *= 2, rdispl[r] *= 2;
-        st = world_agree(w, error_mpi(&w->error, MPI_Alltoallv(reply, rcount, rdispl, MPI_UINT64_T, back,
-                                                               scount, sdispl, MPI_UINT64_T, w->comm),
+        st = world_agree(w, error_mpi(&w->error,
+                                      MPI_Alltoallv(reply, rcount, rdispl, MPI_UINT64_T, back,
+                                                    scount, sdispl, MPI_UINT64_T, w->comm),
                                       "answering node queries"));
     }
     for (size_t i = 0; !st && i < q->n; i++) {
@@ -213,19 +217,25 @@ strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size
     strata_status st = index_get(w, &x);
     int L = st ? 0 : usable_level(w, x, level);
     if (!st && (L < 0 || threshold > 1 || threshold != threshold || (n && (!points || !out))))
-        st = WORLD_FAIL(w, STRATA_ERR_ARG, "LOD query: level %d must be in [0, 62] and threshold "
-                        "at most 1 (%g)", level, threshold);
+        st = WORLD_FAIL(w, STRATA_ERR_ARG,
+                        "LOD query: level %d must be in [0, 62] and threshold "
+                        "at most 1 (%g)",
+                        level, threshold);
     for (size_t i = 0; !st && i < n; i++)
         if (!world_contains(w, points[i][0], points[i][1], points[i][2]))
-            st = WORLD_FAIL(w, STRATA_ERR_RANGE, "point %zu (%" PRId64 ", %" PRId64 ", %" PRId64
-                            ") is outside the world", i, points[i][0], points[i][1], points[i][2]);
+            st =
+                WORLD_FAIL(w, STRATA_ERR_RANGE,
+                           "point %zu (%" PRId64 ", %" PRId64 ", %" PRId64 ") is outside the world",
+                           i, points[i][0], points[i][1], points[i][2]);
     st = world_agree(w, st);
     if (!st && L > w->edge_bits)
         st = index_ensure(w);
     if (st)
         return st;
-    node_requests q = {malloc((n ? n : 1) * sizeof *q.key), malloc((n ? n : 1) * sizeof *q.index), 0};
-    uint64_t *count = malloc((n ? n : 1) * sizeof *count), *voxels = malloc((n ? n : 1) * sizeof *voxels);
+    node_requests q = {malloc((n ? n : 1) * sizeof *q.key), malloc((n ? n : 1) * sizeof *q.index),
+                       0};
+    uint64_t *count = malloc((n ? n : 1) * sizeof *count),
+             *voxels = malloc((n ? n : 1) * sizeof *voxels);
     if (!q.key || !q.index || !count || !voxels)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot query %zu points", n);
     for (size_t i = 0; !st && i < n; i++) {
@@ -266,10 +276,12 @@ static strata_status clip_box(strata_world *w, const int64_t in[6], int64_t out[
         out[i] = in[i] < 0 ? 0 : in[i];
         out[i + 3] = in[i + 3] > w->committed.dims[i] ? w->committed.dims[i] : in[i + 3];
         if (out[i] >= out[i + 3])
-            return WORLD_FAIL(w, STRATA_ERR_ARG, "box %" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
-                              ",%" PRId64 ",%" PRId64 " is empty inside the world (%" PRId64 "x%" PRId64
-                              "x%" PRId64 ")", in[0], in[1], in[2], in[3], in[4], in[5],
-                              w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]);
+            return WORLD_FAIL(w, STRATA_ERR_ARG,
+                              "box %" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+                              ",%" PRId64 " is empty inside the world (%" PRId64 "x%" PRId64
+                              "x%" PRId64 ")",
+                              in[0], in[1], in[2], in[3], in[4], in[5], w->committed.dims[0],
+                              w->committed.dims[1], w->committed.dims[2]);
     }
     return STRATA_OK;
 }
@@ -387,26 +399,30 @@ static strata_status gather_regions(walk *r, strata_region **regions, size_t *n)
     strata_world *w = r->w;
     uint64_t mine = r->n * sizeof *r->out;
     int *counts = malloc((size_t)w->size * 2 * sizeof *counts);
-    strata_status st = counts ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot gather regions");
+    strata_status st =
+        counts ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot gather regions");
     if (mine > INT32_MAX)
         st = WORLD_FAIL(w, STRATA_ERR_OVERFLOW, "too many regions on rank %d", w->rank);
     st = world_agree(w, st);
     int m = (int)mine;
     if (!st)
-        st = world_agree(w, error_mpi(&w->error, MPI_Allgather(&m, 1, MPI_INT, counts, 1, MPI_INT, w->comm),
+        st = world_agree(w, error_mpi(&w->error,
+                                      MPI_Allgather(&m, 1, MPI_INT, counts, 1, MPI_INT, w->comm),
                                       "gathering regions"));
     uint64_t total = 0;
     for (int i = 0; !st && i < w->size; i++)
         counts[w->size + i] = (int)total, total += (uint64_t)counts[i];
     if (!st && total > INT32_MAX)
-        st = WORLD_FAIL(w, STRATA_ERR_OVERFLOW, "region result too large (%" PRIu64 " bytes)", total);
+        st = WORLD_FAIL(w, STRATA_ERR_OVERFLOW, "region result too large (%" PRIu64 " bytes)",
+                        total);
     strata_region *all = st ? NULL : malloc(total ? total : 1);
     if (!st && !all)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold the regions");
     st = world_agree(w, st);
     if (!st)
-        st = world_agree(w, error_mpi(&w->error, MPI_Allgatherv(r->out, m, MPI_BYTE, all, counts,
-                                                                counts + w->size, MPI_BYTE, w->comm),
+        st = world_agree(w, error_mpi(&w->error,
+                                      MPI_Allgatherv(r->out, m, MPI_BYTE, all, counts,
+                                                     counts + w->size, MPI_BYTE, w->comm),
                                       "gathering regions"));
     free(counts);
     if (st) {
@@ -419,8 +435,8 @@ static strata_status gather_regions(walk *r, strata_region **regions, size_t *n)
     return STRATA_OK;
 }
 
-strata_status strata_query_region(strata_world *w, const int64_t box[6], int level, double threshold,
-                                  strata_region **regions, size_t *n)
+strata_status strata_query_region(strata_world *w, const int64_t box[6], int level,
+                                  double threshold, strata_region **regions, size_t *n)
 {
     walk r = {.w = w, .threshold = threshold};
     *regions = NULL;
@@ -430,8 +446,10 @@ strata_status strata_query_region(strata_world *w, const int64_t box[6], int lev
         st = clip_box(w, box, r.box);
     r.level = st ? 0 : usable_level(w, r.x, level);
     if (!st && (r.level < 0 || !(threshold >= 0 && threshold <= 1)))
-        st = WORLD_FAIL(w, STRATA_ERR_ARG, "region query: level %d must be in [0, 62] and threshold "
-                        "in [0, 1] (%g)", level, threshold);
+        st = WORLD_FAIL(w, STRATA_ERR_ARG,
+                        "region query: level %d must be in [0, 62] and threshold "
+                        "in [0, 1] (%g)",
+                        level, threshold);
     st = world_agree(w, st);
     if (!st)
         st = index_ensure(w);
@@ -520,8 +538,8 @@ static void visit_stats(walk *r, int bits, const uint64_t c[3], int replicated)
     }
 }
 
-strata_status strata_box_stats(strata_world *w, const int64_t box[6], strata_material_count **counts,
-                               size_t *n)
+strata_status strata_box_stats(strata_world *w, const int64_t box[6],
+                               strata_material_count **counts, size_t *n)
 {
     walk r = {.w = w};
     *counts = NULL;
@@ -530,7 +548,8 @@ strata_status strata_box_stats(strata_world *w, const int64_t box[6], strata_mat
     if (!st)
         st = clip_box(w, box, r.box);
     uint64_t *sum = NULL;
-    if (!st && (!(r.counts = calloc(65536, sizeof *r.counts)) || !(sum = malloc(65536 * sizeof *sum))))
+    if (!st &&
+        (!(r.counts = calloc(65536, sizeof *r.counts)) || !(sum = malloc(65536 * sizeof *sum))))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot count materials");
     st = world_agree(w, st);
     if (!st)
@@ -540,8 +559,10 @@ strata_status strata_box_stats(strata_world *w, const int64_t box[6], strata_mat
         st = world_agree(w, r.st);
     }
     if (!st)
-        st = world_agree(w, error_mpi(&w->error, MPI_Allreduce(r.counts, sum, 65536, MPI_UINT64_T, MPI_SUM,
-                                                               w->comm), "summing material counts"));
+        st = world_agree(
+            w, error_mpi(&w->error,
+                         MPI_Allreduce(r.counts, sum, 65536, MPI_UINT64_T, MPI_SUM, w->comm),
+                         "summing material counts"));
     size_t present = 0;
     for (size_t m = 0; !st && m < 65536; m++)
         present += sum[m] != 0;
@@ -628,10 +649,11 @@ static double skip_block(ray_state *r, int bits, double *t)
     for (int a = 0; a < 3; a++) {
         if (a == e || !r->s[a])
             continue;
-        /* Boundaries of axis a the walk crosses before (ties: x, y, z order) leaving through e. */
+            /* Boundaries of axis a the walk crosses before (ties: x, y, z order) leaving through e.
+             */
 #define CROSSES(b) (crossing(r, a, (b)) < T[e] || (crossing(r, a, (b)) == T[e] && a < e))
         int64_t guess = (int64_t)(r->s[a] > 0 ? floor(r->o[a] + T[e] * r->d[a])
-                                             : ceil(r->o[a] + T[e] * r->d[a]));
+                                              : ceil(r->o[a] + T[e] * r->d[a]));
         int64_t last = r->nb[a] - r->s[a]; /* nothing crossed yet */
         if ((r->s[a] > 0 && guess > last) || (r->s[a] < 0 && guess < last))
             last = guess;
@@ -661,19 +683,21 @@ static void step_voxel(ray_state *r, double *t)
     *t = best;
 }
 
-strata_status strata_ray(strata_world *w, const double from[3], const double dir[3], double max_dist,
-                         strata_ray_hit *hit)
+strata_status strata_ray(strata_world *w, const double from[3], const double dir[3],
+                         double max_dist, strata_ray_hit *hit)
 {
     memset(hit, 0, sizeof *hit);
     ray_state r = {.w = w};
     strata_status st = index_get(w, &r.x);
     double length = sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
     if (!st && (!(length > 0) || !isfinite(length) || !(max_dist >= 0)))
-        st = WORLD_FAIL(w, STRATA_ERR_ARG, "ray: direction must be non-zero and finite, max distance >= 0");
+        st = WORLD_FAIL(w, STRATA_ERR_ARG,
+                        "ray: direction must be non-zero and finite, max distance >= 0");
     for (int a = 0; !st && a < 3; a++) {
         if (!(from[a] >= 0 && from[a] < (double)w->committed.dims[a]))
-            st = WORLD_FAIL(w, STRATA_ERR_RANGE, "ray start (%.6f, %.6f, %.6f) is outside the world",
-                            from[0], from[1], from[2]);
+            st =
+                WORLD_FAIL(w, STRATA_ERR_RANGE, "ray start (%.6f, %.6f, %.6f) is outside the world",
+                           from[0], from[1], from[2]);
     }
     st = world_agree(w, st);
     if (!st)

@@ -15,10 +15,10 @@ struct strata_world;
 
 /** What the index says of one aligned block. */
 typedef struct {
-    uint16_t material;  /**< mode inside the world, ties to the smallest id */
-    uint64_t count;     /**< voxels of the mode */
-    uint64_t voxels;    /**< voxels inside the world */
-    int known;          /**< 0: the block is a node held only by its owner rank */
+    uint16_t material; /**< mode inside the world, ties to the smallest id */
+    uint64_t count;    /**< voxels of the mode */
+    uint64_t voxels;   /**< voxels inside the world */
+    int known;         /**< 0: the block is a node held only by its owner rank */
 } block_summary;
 
 /**
@@ -26,6 +26,7 @@ typedef struct {
  * rank holds: replicated and own nodes, any chunk's row and pyramid, voxels
  * (level 0). The index must be built when level > log2(C). Local.
  */
-strata_status query_block(struct strata_world *w, int level, const uint64_t c[3], block_summary *out);
+strata_status query_block(struct strata_world *w, int level, const uint64_t c[3],
+                          block_summary *out);
 
 #endif

@@ -17,15 +17,16 @@ strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *
     }
     /* A size read from a file is checked before it sizes an allocation. */
     if (row->payload_length > chunk_encode_bound(w->edge))
-        return WORLD_FAIL(w, STRATA_ERR_CORRUPT, "chunk key %" PRIu64 ": payload length %u exceeds "
-                          "the largest possible (%zu)", row->key, row->payload_length,
-                          chunk_encode_bound(w->edge));
+        return WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                          "chunk key %" PRIu64 ": payload length %u exceeds "
+                          "the largest possible (%zu)",
+                          row->key, row->payload_length, chunk_encode_bound(w->edge));
     uint8_t *payload = malloc(row->payload_length ? row->payload_length : 1);
     if (!payload)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read chunk key %" PRIu64, row->key);
-    strata_status st = store_read_payload(&w->store, row->payload_segment, row->payload_offset,
-                                          row->payload_length, row->payload_crc, row->key, payload,
-                                          &w->error);
+    strata_status st =
+        store_read_payload(&w->store, row->payload_segment, row->payload_offset,
+                           row->payload_length, row->payload_crc, row->key, payload, &w->error);
     if (!st)
         st = chunk_decode(payload, row->payload_length, row->codec, w->edge, w->scratch, voxels,
                           &w->error);
@@ -96,8 +97,10 @@ strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], s
     for (size_t i = 0; !st && i < n; i++) {
         int64_t x = points[i][0], y = points[i][1], z = points[i][2];
         if (!world_contains(w, x, y, z)) {
-            st = WORLD_FAIL(w, STRATA_ERR_RANGE, "point %zu (%" PRId64 ", %" PRId64 ", %" PRId64
-                            ") is outside the world", i, x, y, z);
+            st =
+                WORLD_FAIL(w, STRATA_ERR_RANGE,
+                           "point %zu (%" PRId64 ", %" PRId64 ", %" PRId64 ") is outside the world",
+                           i, x, y, z);
             break;
         }
         send[i] = (route_record){
@@ -110,7 +113,8 @@ strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], s
     int *from = NULL;
     size_t recv_n = 0;
     if (!st)
-        st = world_agree(w, route_records(w->comm, w->split, send, n, &recv, &recv_n, &from, &w->error));
+        st = world_agree(
+            w, route_records(w->comm, w->split, send, n, &recv, &recv_n, &from, &w->error));
     uint16_t *reply = NULL;
     if (!st && !(reply = malloc((recv_n ? recv_n : 1) * sizeof *reply)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer %zu points", recv_n);
@@ -171,8 +175,9 @@ static strata_status committed_chunk(strata_world *w, uint64_t key, chunk **out)
 strata_status strata_read_voxel(strata_world *w, int64_t x, int64_t y, int64_t z, uint16_t *out)
 {
     if (!world_contains(w, x, y, z))
-        return WORLD_FAIL(w, STRATA_ERR_RANGE, "voxel (%" PRId64 ", %" PRId64 ", %" PRId64
-                          ") is outside the world", x, y, z);
+        return WORLD_FAIL(w, STRATA_ERR_RANGE,
+                          "voxel (%" PRId64 ", %" PRId64 ", %" PRId64 ") is outside the world", x,
+                          y, z);
     const int b = w->edge_bits;
     const uint64_t mask = (uint64_t)w->edge - 1;
     uint64_t key = world_key(w, (uint64_t)x >> b, (uint64_t)y >> b, (uint64_t)z >> b);

@@ -27,7 +27,7 @@ typedef struct {
  * on it), then the threads decode and summarise them, then the main thread
  * appends their pyramids in key order. */
 #define REINDEX_ROUND_CHUNKS 1024
-#define REINDEX_ROUND_BYTES ((uint64_t)64 << 20)
+#define REINDEX_ROUND_BYTES  ((uint64_t)64 << 20)
 
 /* What one thread summarises with; thread 0 borrows the world's buffers. */
 typedef struct {
@@ -47,7 +47,7 @@ typedef struct {
     const uint16_t **resident; /* per row: a resident clean chunk's voxels, or NULL */
     uint64_t *read;            /* per row: offset of its payload in `payloads` */
     const uint8_t *payloads;
-    uint64_t *blob;            /* per row: offset of its pyramid in its thread's arena */
+    uint64_t *blob; /* per row: offset of its pyramid in its thread's arena */
     int *thread;
     reindex_kit *kits;
 } reindex_run;
@@ -58,7 +58,8 @@ static strata_status append(strata_world *w, reindex_batch *b, const uint8_t *da
         uint64_t capacity = (b->bytes + n) * 2;
         uint8_t *grown = realloc(b->payload, capacity);
         if (!grown)
-            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " pyramid bytes", capacity);
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " pyramid bytes",
+                              capacity);
         b->payload = grown, b->capacity = capacity;
     }
     memcpy(b->payload + b->bytes, data, n);
@@ -66,13 +67,15 @@ static strata_status append(strata_world *w, reindex_batch *b, const uint8_t *da
     return STRATA_OK;
 }
 
-static strata_status row_failed(const strata_world *w, uint64_t key, strata_status st, strata_error *err)
+static strata_status row_failed(const strata_world *w, uint64_t key, strata_status st,
+                                strata_error *err)
 {
     int64_t b[6];
     world_chunk_bounds(w, key, b);
     char message[STRATA_ERROR_MAX];
-    snprintf(message, sizeof message, "reindex: chunk key %" PRIu64 " (at voxel %" PRId64 ",%" PRId64 ",%" PRId64
-             "): %s", key, b[0], b[1], b[2], err->message);
+    snprintf(message, sizeof message,
+             "reindex: chunk key %" PRIu64 " (at voxel %" PRId64 ",%" PRId64 ",%" PRId64 "): %s",
+             key, b[0], b[1], b[2], err->message);
     return error_set(err, st, "%s", message);
 }
 
@@ -90,8 +93,8 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
     if (row->codec != CODEC_UNIFORM) {
         voxels = r->resident[i];
         if (!voxels) {
-            strata_status st = chunk_decode(r->payloads + r->read[i], row->payload_length, row->codec, w->edge,
-                                            t->scratch, t->voxels, err);
+            strata_status st = chunk_decode(r->payloads + r->read[i], row->payload_length,
+                                            row->codec, w->edge, t->scratch, t->voxels, err);
             if (st)
                 return row_failed(w, row->key, st, err);
             voxels = t->voxels;
@@ -99,8 +102,8 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
     }
     const uint8_t *pyramid;
     size_t length = 0;
-    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, voxels, row->value, row, &pyramid, &length,
-                                                err);
+    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, voxels, row->value, row,
+                                                &pyramid, &length, err);
     if (st)
         return row_failed(w, row->key, st, err);
     if (!length)
@@ -113,7 +116,8 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
         uint64_t capacity = (t->bytes + length) * 2;
         uint8_t *grown = realloc(t->arena, capacity);
         if (!grown)
-            return row_failed(w, row->key, error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"), err);
+            return row_failed(w, row->key,
+                              error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"), err);
         t->arena = grown, t->capacity = capacity;
     }
     memcpy(t->arena + t->bytes, pyramid, length);
@@ -123,8 +127,8 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
 
 /* One round: rows sel[0, n) of w->rows into b->rows[b->n ...]. */
 static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run *r, int threads,
-                                     const size_t *sel, size_t n, reindex_batch *b, uint8_t **payloads,
-                                     uint64_t *payload_capacity)
+                                     const size_t *sel, size_t n, reindex_batch *b,
+                                     uint8_t **payloads, uint64_t *payload_capacity)
 {
     r->rows = b->rows + b->n;
     uint64_t need = 0;
@@ -146,8 +150,10 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
         }
         /* A size read from a file is checked before it sizes an allocation. */
         if (old->payload_length > chunk_encode_bound(w->edge))
-            return WORLD_FAIL(w, STRATA_ERR_CORRUPT, "chunk key %" PRIu64 ": payload length %u exceeds the "
-                              "largest possible (%zu)", old->key, old->payload_length, chunk_encode_bound(w->edge));
+            return WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                              "chunk key %" PRIu64 ": payload length %u exceeds the "
+                              "largest possible (%zu)",
+                              old->key, old->payload_length, chunk_encode_bound(w->edge));
         need += old->payload_length;
     }
     if (need + 1 > *payload_capacity) {
@@ -191,7 +197,8 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
 }
 
 /* Summarise the selected rows (stale ones, or all when full) on the rank's threads. */
-static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uint64_t epoch, reindex_batch *b)
+static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uint64_t epoch,
+                                    reindex_batch *b)
 {
     size_t n = 0;
     size_t *sel = malloc((w->row_count + 1) * sizeof *sel);
@@ -221,7 +228,8 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
             kit->voxels = malloc(w->chunk_voxels * sizeof *kit->voxels);
             st = kit->scratch && kit->voxels
                      ? lod_work_create(w->edge, &kit->work, &w->error)
-                     : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate reindex buffers for thread %d", t);
+                     : WORLD_FAIL(w, STRATA_ERR_NOMEM,
+                                  "cannot allocate reindex buffers for thread %d", t);
         }
         /* One thread keeps histograms straight in the index; several merge theirs per round. */
         if (x->built)
@@ -235,7 +243,8 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
         uint64_t bytes = 0;
         while (first + count < n && count < round && (count == 0 || bytes < REINDEX_ROUND_BYTES))
             bytes += w->rows[sel[first + count++]].payload_length;
-        st = summarize_round(w, x, &r, threads, sel + first, count, b, &payloads, &payload_capacity);
+        st =
+            summarize_round(w, x, &r, threads, sel + first, count, b, &payloads, &payload_capacity);
         first += count;
     }
     free(payloads);
@@ -295,8 +304,9 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
     double start = MPI_Wtime();
     reindex_batch b = {0};
     lod_index *x = NULL;
-    strata_status st = w->writable ? STRATA_OK
-                                   : WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "reindex: %s is open read-only", w->dir);
+    strata_status st =
+        w->writable ? STRATA_OK
+                    : WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "reindex: %s is open read-only", w->dir);
     if (!st)
         st = index_get(w, &x);
     if (!st && !(b.rows = malloc((w->row_count + 1) * sizeof *b.rows)))
@@ -320,7 +330,8 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
         st = world_agree(w, error_mpi(&w->error, rc, "counting reindexed chunks"));
     }
     if (!st && total)
-        st = store_write_segment(&w->store, epoch, w->size, b.rows, b.n, b.payload, b.bytes, &w->error);
+        st = store_write_segment(&w->store, epoch, w->size, b.rows, b.n, b.payload, b.bytes,
+                                 &w->error);
     if (!st && total)
         st = publish(w, epoch, total, start);
     if (!st && total) {
@@ -356,7 +367,8 @@ strata_status strata_index_status(strata_world *w, int build, strata_index_info 
     info->rebuild_seconds = m->rebuild_seconds;
     info->chunk_level = w->edge_bits;
     info->max_level = w->edge_bits + x->max_level;
-    info->replicated_level = w->edge_bits + (x->top_level <= x->max_level ? x->top_level : x->max_level + 1);
+    info->replicated_level =
+        w->edge_bits + (x->top_level <= x->max_level ? x->top_level : x->max_level + 1);
     if (!build)
         return STRATA_OK;
     uint64_t local = 0, most = 0;
@@ -364,7 +376,8 @@ strata_status strata_index_status(strata_world *w, int build, strata_index_info 
         info->replicated_nodes += x->global[k].count;
         local += x->local[k].count;
     }
-    st = world_agree(w, error_mpi(&w->error, MPI_Allreduce(&local, &most, 1, MPI_UINT64_T, MPI_MAX, w->comm),
+    st = world_agree(w, error_mpi(&w->error,
+                                  MPI_Allreduce(&local, &most, 1, MPI_UINT64_T, MPI_MAX, w->comm),
                                   "counting index nodes"));
     info->local_nodes = most;
     if (!st)

@@ -55,11 +55,12 @@ void store_quiet_hdf5(void)
 
 /* ---- the row type -------------------------------------------------------------- */
 
-#define ROW_FIELDS(X)                                                                          \
-    X(key, U64) X(epoch, U64) X(payload_segment, U64) X(payload_offset, U64)                   \
-    X(lod_segment, U64) X(lod_offset, U64) X(payload_length, U32) X(payload_crc, U32)         \
-    X(lod_length, U32) X(lod_crc, U32) X(dominant_count, U32) X(row_crc, U32) X(value, U16)  \
-    X(dominant, U16) X(distinct, U16) X(codec, U8) X(flags, U8)
+#define ROW_FIELDS(X)                                                                              \
+    X(key, U64)                                                                                    \
+    X(epoch, U64) X(payload_segment, U64) X(payload_offset, U64) X(lod_segment, U64)               \
+        X(lod_offset, U64) X(payload_length, U32) X(payload_crc, U32) X(lod_length, U32)           \
+            X(lod_crc, U32) X(dominant_count, U32) X(row_crc, U32) X(value, U16) X(dominant, U16)  \
+                X(distinct, U16) X(codec, U8) X(flags, U8)
 
 static strata_status make_row_types(store *s, strata_error *err)
 {
@@ -76,14 +77,14 @@ static strata_status make_row_types(store *s, strata_error *err)
 #define NATIVE_U64 H5T_NATIVE_UINT64
 #define NATIVE_U32 H5T_NATIVE_UINT32
 #define NATIVE_U16 H5T_NATIVE_UINT16
-#define NATIVE_U8 H5T_NATIVE_UINT8
-#define FILE_U64 H5T_STD_U64LE
-#define FILE_U32 H5T_STD_U32LE
-#define FILE_U16 H5T_STD_U16LE
-#define FILE_U8 H5T_STD_U8LE
-#define INSERT(name, T)                                                                        \
-    rc |= H5Tinsert(s->row_memory_type, #name, offsetof(store_row, name), NATIVE_##T);         \
-    rc |= H5Tinsert(s->row_file_type, #name, file_offset, FILE_##T);                           \
+#define NATIVE_U8  H5T_NATIVE_UINT8
+#define FILE_U64   H5T_STD_U64LE
+#define FILE_U32   H5T_STD_U32LE
+#define FILE_U16   H5T_STD_U16LE
+#define FILE_U8    H5T_STD_U8LE
+#define INSERT(name, T)                                                                            \
+    rc |= H5Tinsert(s->row_memory_type, #name, offsetof(store_row, name), NATIVE_##T);             \
+    rc |= H5Tinsert(s->row_file_type, #name, file_offset, FILE_##T);                               \
     file_offset += sizeof(((store_row *)0)->name);
     ROW_FIELDS(INSERT)
 #undef INSERT
@@ -96,8 +97,8 @@ uint32_t store_row_checksum(const store_row *row)
 {
     uint8_t bytes[96];
     size_t n = 0;
-#define PACK(name, T)                                                                          \
-    for (size_t i = 0; i < sizeof(row->name); i++)                                             \
+#define PACK(name, T)                                                                              \
+    for (size_t i = 0; i < sizeof(row->name); i++)                                                 \
         bytes[n++] = (uint8_t)((uint64_t)row->name >> (8 * i));
     ROW_FIELDS(PACK)
 #undef PACK
@@ -143,7 +144,8 @@ static void segment_close(store_segment *g)
     memset(g, 0, sizeof *g);
 }
 
-static strata_status dataset_length(hid_t dset, uint64_t *length, const char *path, strata_error *err)
+static strata_status dataset_length(hid_t dset, uint64_t *length, const char *path,
+                                    strata_error *err)
 {
     hid_t space = H5Dget_space(dset);
     hsize_t dims[1];
@@ -166,8 +168,9 @@ static strata_status read_fence(store_segment *g, const char *path, strata_error
     uint64_t n;
     strata_status st = dataset_length(dset, &n, path, err);
     if (!st && n != (g->row_count + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS)
-        st = error_set(err, STRATA_ERR_CORRUPT, "%s: /fence has %" PRIu64 " entries for %" PRIu64
-                       " rows", path, n, g->row_count);
+        st = error_set(err, STRATA_ERR_CORRUPT,
+                       "%s: /fence has %" PRIu64 " entries for %" PRIu64 " rows", path, n,
+                       g->row_count);
     if (!st) {
         g->fence = malloc((size_t)(n ? n : 1) * sizeof *g->fence);
         g->fence_count = (size_t)n;
@@ -291,8 +294,9 @@ static strata_status read_rows(store *s, store_segment *g, uint64_t first, uint6
     hsize_t start = first, n = count;
     hid_t file_space = H5Dget_space(g->rows);
     hid_t memory_space = H5Screate_simple(1, &n, NULL);
-    herr_t rc = file_space < 0 || memory_space < 0 ? -1
-                : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &n, NULL);
+    herr_t rc = file_space < 0 || memory_space < 0
+                    ? -1
+                    : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &n, NULL);
     if (rc >= 0)
         rc = H5Dread(g->rows, s->row_memory_type, memory_space, file_space, H5P_DEFAULT, out);
     if (file_space >= 0)
@@ -305,8 +309,9 @@ static strata_status read_rows(store *s, store_segment *g, uint64_t first, uint6
         return store_hdf5_error(err, "cannot read rows of", name);
     for (uint64_t i = 0; i < count; i++) {
         if (store_row_checksum(&out[i]) != out[i].row_crc)
-            return error_set(err, STRATA_ERR_CORRUPT, "%s/%s: row %" PRIu64 " (chunk key %" PRIu64
-                             ") fails its checksum", s->dir, name, first + i, out[i].key);
+            return error_set(err, STRATA_ERR_CORRUPT,
+                             "%s/%s: row %" PRIu64 " (chunk key %" PRIu64 ") fails its checksum",
+                             s->dir, name, first + i, out[i].key);
         if (i > 0 && out[i].key <= out[i - 1].key)
             return error_set(err, STRATA_ERR_CORRUPT, "%s/%s: rows not ascending at row %" PRIu64,
                              s->dir, name, first + i);
@@ -352,8 +357,8 @@ static int compare_rows(const void *a, const void *b)
     return x->payload_segment < y->payload_segment ? -1 : x->payload_segment > y->payload_segment;
 }
 
-strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row **rows,
-                              size_t *n, strata_error *err)
+strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row **rows, size_t *n,
+                              strata_error *err)
 {
     *rows = NULL;
     *n = 0;
@@ -421,7 +426,8 @@ static strata_status load_block(store *s, store_segment *g, size_t block, strata
             return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a row block");
     }
     uint64_t begin = (uint64_t)block * STORE_FENCE_ROWS;
-    uint64_t count = g->row_count - begin < STORE_FENCE_ROWS ? g->row_count - begin : STORE_FENCE_ROWS;
+    uint64_t count =
+        g->row_count - begin < STORE_FENCE_ROWS ? g->row_count - begin : STORE_FENCE_ROWS;
     g->block_index = (size_t)-1;
     strata_status st = read_rows(s, g, begin, count, g->block, err);
     if (st)
@@ -485,23 +491,27 @@ strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, ui
 {
     store_segment *g = find_segment(s, segment);
     if (!g)
-        return error_set(err, STRATA_ERR_CORRUPT, "%s: chunk key %" PRIu64 " points at segment %"
-                         PRIu64 ", which is not live", s->dir, key, segment);
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "%s: chunk key %" PRIu64 " points at segment %" PRIu64
+                         ", which is not live",
+                         s->dir, key, segment);
     uint64_t size;
     strata_status st = dataset_length(g->payload, &size, s->dir, err);
     if (st)
         return st;
     if (offset > size || length > size - offset)
-        return error_set(err, STRATA_ERR_CORRUPT, "%s: chunk key %" PRIu64 ": payload [%" PRIu64
-                         ", +%u) beyond the %" PRIu64 "-byte /payload of segment %" PRIu64,
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "%s: chunk key %" PRIu64 ": payload [%" PRIu64 ", +%u) beyond the %" PRIu64
+                         "-byte /payload of segment %" PRIu64,
                          s->dir, key, offset, length, size, segment);
     if (length == 0)
         return STRATA_OK;
     hsize_t start = offset, n = length;
     hid_t file_space = H5Dget_space(g->payload);
     hid_t memory_space = H5Screate_simple(1, &n, NULL);
-    herr_t rc = file_space < 0 || memory_space < 0 ? -1
-                : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &n, NULL);
+    herr_t rc = file_space < 0 || memory_space < 0
+                    ? -1
+                    : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &n, NULL);
     if (rc >= 0)
         rc = H5Dread(g->payload, H5T_NATIVE_UINT8, memory_space, file_space, H5P_DEFAULT, out);
     if (file_space >= 0)
@@ -512,18 +522,21 @@ strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, ui
         return store_hdf5_error(err, "cannot read a payload of", s->dir);
     uint32_t actual = checksum_update(0, out, length);
     if (actual != crc)
-        return error_set(err, STRATA_ERR_CORRUPT, "%s: chunk key %" PRIu64 " (segment %" PRIu64
-                         ", offset %" PRIu64 "): checksum mismatch (stored %08x, read %08x)",
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "%s: chunk key %" PRIu64 " (segment %" PRIu64 ", offset %" PRIu64
+                         "): checksum mismatch (stored %08x, read %08x)",
                          s->dir, key, segment, offset, crc, actual);
     return STRATA_OK;
 }
 
 /* ---- writing ------------------------------------------------------------------- */
 
-static strata_status write_attribute(hid_t file, const char *name, uint64_t value, strata_error *err)
+static strata_status write_attribute(hid_t file, const char *name, uint64_t value,
+                                     strata_error *err)
 {
     hid_t space = H5Screate(H5S_SCALAR);
-    hid_t attr = space < 0 ? -1 : H5Acreate2(file, name, H5T_STD_U64LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    hid_t attr =
+        space < 0 ? -1 : H5Acreate2(file, name, H5T_STD_U64LE, space, H5P_DEFAULT, H5P_DEFAULT);
     herr_t rc = attr < 0 ? -1 : H5Awrite(attr, H5T_NATIVE_UINT64, &value);
     if (attr >= 0)
         H5Aclose(attr);
@@ -555,7 +568,8 @@ static hid_t create_dataset(hid_t file, const char *name, hid_t type, uint64_t l
             dcpl = -1;
         }
     }
-    hid_t dset = dcpl < 0 ? -1 : H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    hid_t dset =
+        dcpl < 0 ? -1 : H5Dcreate2(file, name, type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     if (dcpl >= 0)
         H5Pclose(dcpl);
     H5Sclose(space);
@@ -565,8 +579,8 @@ static hid_t create_dataset(hid_t file, const char *name, hid_t type, uint64_t l
 /* Collectively write this rank's [offset, offset + count) elements of dset, in
  * rounds so that no single MPI-IO call exceeds STORE_WRITE_ROUND bytes. */
 static strata_status write_part(MPI_Comm comm, hid_t dset, hid_t type, size_t element,
-                                uint64_t offset, uint64_t count, const void *data,
-                                const char *path, strata_error *err)
+                                uint64_t offset, uint64_t count, const void *data, const char *path,
+                                strata_error *err)
 {
     uint64_t per_round = STORE_WRITE_ROUND / element;
     uint64_t rounds = (count + per_round - 1) / per_round, max_rounds = 0;
@@ -658,8 +672,9 @@ static strata_status write_fence(MPI_Comm comm, hid_t file, const store_row *row
     for (uint64_t f = first; !st && f < end; f++)
         keys[f - first] = rows[f * STORE_FENCE_ROWS - l->row_first].key;
     /* Even after a local failure the collective write must be joined. */
-    strata_status wst = write_part(comm, dset, H5T_NATIVE_UINT64, sizeof *keys, first,
-                                   st ? 0 : end - first, keys ? (void *)keys : (void *)rows, path, err);
+    strata_status wst =
+        write_part(comm, dset, H5T_NATIVE_UINT64, sizeof *keys, first, st ? 0 : end - first,
+                   keys ? (void *)keys : (void *)rows, path, err);
     free(keys);
     H5Dclose(dset);
     return st ? st : wst;
@@ -667,7 +682,8 @@ static strata_status write_fence(MPI_Comm comm, hid_t file, const store_row *row
 
 static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, int writers,
                                         store_row *rows, size_t n, const uint8_t *payload,
-                                        const segment_layout *l, const char *path, strata_error *err)
+                                        const segment_layout *l, const char *path,
+                                        strata_error *err)
 {
     strata_status st = write_attribute(file, "strata_format", STRATA_FORMAT_VERSION, err);
     if (!st)
@@ -677,19 +693,20 @@ static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, in
     st = error_agree(s->comm, st, err);
     if (st)
         return st;
-    hid_t rows_dset = create_dataset(file, "rows", s->row_file_type, l->rows_total, STORE_FENCE_ROWS);
+    hid_t rows_dset =
+        create_dataset(file, "rows", s->row_file_type, l->rows_total, STORE_FENCE_ROWS);
     hid_t payload_dset = create_dataset(file, "payload", H5T_STD_U8LE, l->payload_total, 0);
     if (rows_dset < 0 || payload_dset < 0)
         st = store_hdf5_error(err, "cannot create datasets in", path);
     st = error_agree(s->comm, st, err);
     if (!st)
-        st = write_part(s->comm, rows_dset, s->row_memory_type, sizeof *rows, l->row_first, n,
-                        rows, path, err);
+        st = write_part(s->comm, rows_dset, s->row_memory_type, sizeof *rows, l->row_first, n, rows,
+                        path, err);
     /* An empty dataset takes no write (HDF5 refuses I/O on zero-sized extents). */
     if (!st && l->payload_total)
         st = write_part(s->comm, payload_dset, H5T_NATIVE_UINT8, 1, l->payload_first,
-                        l->payload_mine, payload ? (const void *)payload : (const void *)rows,
-                        path, err);
+                        l->payload_mine, payload ? (const void *)payload : (const void *)rows, path,
+                        err);
     if (rows_dset >= 0)
         H5Dclose(rows_dset);
     if (payload_dset >= 0)

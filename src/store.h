@@ -32,16 +32,16 @@ typedef struct {
     uint64_t lod_segment;     /**< segment holding the LOD pyramid payload; 0: none */
     uint64_t lod_offset;
     uint32_t payload_length;
-    uint32_t payload_crc;     /**< CRC-32 of the payload bytes */
+    uint32_t payload_crc; /**< CRC-32 of the payload bytes */
     uint32_t lod_length;
     uint32_t lod_crc;
-    uint32_t dominant_count;  /**< voxels (inside the world) of the dominant material */
-    uint32_t row_crc;         /**< CRC-32 of the other fields (store_row_checksum) */
-    uint16_t value;           /**< the material of a uniform chunk */
-    uint16_t dominant;        /**< most frequent material inside the world, ties to smallest id */
-    uint16_t distinct;        /**< distinct materials inside the world */
-    uint8_t codec;            /**< CODEC_* of codec.h */
-    uint8_t flags;            /**< STORE_ROW_* */
+    uint32_t dominant_count; /**< voxels (inside the world) of the dominant material */
+    uint32_t row_crc;        /**< CRC-32 of the other fields (store_row_checksum) */
+    uint16_t value;          /**< the material of a uniform chunk */
+    uint16_t dominant;       /**< most frequent material inside the world, ties to smallest id */
+    uint16_t distinct;       /**< distinct materials inside the world */
+    uint8_t codec;           /**< CODEC_* of codec.h */
+    uint8_t flags;           /**< STORE_ROW_* */
 } store_row;
 
 typedef struct {
@@ -79,8 +79,8 @@ void store_retain(store *s, const uint64_t *epochs, size_t n);
  * Rows with keys in [first, last), newest segment winning, ascending key.
  * Local (independent reads). *rows is malloc'ed.
  */
-strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row **rows,
-                              size_t *n, strata_error *err);
+strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row **rows, size_t *n,
+                              strata_error *err);
 /** Find the newest row of key anywhere (for reads outside the rank's range). Local. */
 strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *found,
                                strata_error *err);

@@ -14,20 +14,41 @@
 #include "world.h"
 
 enum {
-    MAT_AIR, MAT_WATER, MAT_SOIL, MAT_SAND, MAT_SEDIMENT, MAT_SANDSTONE, MAT_LIMESTONE,
-    MAT_SHALE, MAT_GRANITE, MAT_BASALT, MAT_IRON, MAT_GOLD, MAT_COAL, MAT_BEDROCK, MAT_LAVA,
+    MAT_AIR,
+    MAT_WATER,
+    MAT_SOIL,
+    MAT_SAND,
+    MAT_SEDIMENT,
+    MAT_SANDSTONE,
+    MAT_LIMESTONE,
+    MAT_SHALE,
+    MAT_GRANITE,
+    MAT_BASALT,
+    MAT_IRON,
+    MAT_GOLD,
+    MAT_COAL,
+    MAT_BEDROCK,
+    MAT_LAVA,
     MAT_ICE
 };
 
 const strata_material strata_default_materials[] = {
-    {MAT_AIR, "air", {220, 235, 255}},          {MAT_WATER, "water", {40, 90, 200}},
-    {MAT_SOIL, "soil", {105, 80, 45}},          {MAT_SAND, "sand", {225, 205, 140}},
-    {MAT_SEDIMENT, "sediment", {140, 125, 100}}, {MAT_SANDSTONE, "sandstone", {200, 155, 105}},
-    {MAT_LIMESTONE, "limestone", {195, 190, 165}}, {MAT_SHALE, "shale", {95, 95, 105}},
-    {MAT_GRANITE, "granite", {160, 145, 145}},  {MAT_BASALT, "basalt", {60, 60, 68}},
-    {MAT_IRON, "iron ore", {165, 85, 50}},      {MAT_GOLD, "gold ore", {235, 190, 40}},
-    {MAT_COAL, "coal", {30, 30, 30}},           {MAT_BEDROCK, "bedrock", {45, 38, 38}},
-    {MAT_LAVA, "lava", {255, 85, 0}},           {MAT_ICE, "ice", {225, 240, 255}},
+    {MAT_AIR, "air", {220, 235, 255}},
+    {MAT_WATER, "water", {40, 90, 200}},
+    {MAT_SOIL, "soil", {105, 80, 45}},
+    {MAT_SAND, "sand", {225, 205, 140}},
+    {MAT_SEDIMENT, "sediment", {140, 125, 100}},
+    {MAT_SANDSTONE, "sandstone", {200, 155, 105}},
+    {MAT_LIMESTONE, "limestone", {195, 190, 165}},
+    {MAT_SHALE, "shale", {95, 95, 105}},
+    {MAT_GRANITE, "granite", {160, 145, 145}},
+    {MAT_BASALT, "basalt", {60, 60, 68}},
+    {MAT_IRON, "iron ore", {165, 85, 50}},
+    {MAT_GOLD, "gold ore", {235, 190, 40}},
+    {MAT_COAL, "coal", {30, 30, 30}},
+    {MAT_BEDROCK, "bedrock", {45, 38, 38}},
+    {MAT_LAVA, "lava", {255, 85, 0}},
+    {MAT_ICE, "ice", {225, 240, 255}},
 };
 const size_t strata_default_material_count =
     sizeof strata_default_materials / sizeof strata_default_materials[0];
@@ -62,7 +83,7 @@ static double value_noise(uint64_t seed, double x, double y, double scale)
 typedef struct {
     uint64_t seed;
     int64_t dims[3];
-    double sea;         /* sea level, voxels */
+    double sea; /* sea level, voxels */
 } terrain;
 
 static double surface_height(const terrain *t, int64_t x, int64_t y)
@@ -78,19 +99,20 @@ static double surface_height(const terrain *t, int64_t x, int64_t y)
     return h < 1 ? 1 : h > z - 1 ? z - 1 : h;
 }
 
-static uint16_t rock_at(const terrain *t, int64_t x, int64_t y, int64_t z, int64_t depth, double warp)
+static uint16_t rock_at(const terrain *t, int64_t x, int64_t y, int64_t z, int64_t depth,
+                        double warp)
 {
     if (z < 2)
         return MAT_BEDROCK;
     uint64_t pocket = mix64(t->seed * 31 + mix64(((uint64_t)(x >> 2) << 42) ^
-                                                  ((uint64_t)(y >> 2) << 21) ^ (uint64_t)(z >> 2)));
+                                                 ((uint64_t)(y >> 2) << 21) ^ (uint64_t)(z >> 2)));
     if (depth > 6 && (pocket & 1023) < 6)
         return (pocket >> 10) % 4 == 0 ? MAT_GOLD : (pocket >> 10) % 4 == 1 ? MAT_COAL : MAT_IRON;
     if ((double)z < (double)t->dims[2] * 0.12)
         return MAT_GRANITE;
     /* Strata are horizontal bands bent by a gentle warp. */
-    static const uint16_t bands[] = {MAT_SANDSTONE, MAT_LIMESTONE, MAT_SHALE, MAT_LIMESTONE,
-                                     MAT_GRANITE, MAT_BASALT};
+    static const uint16_t bands[] = {MAT_SANDSTONE, MAT_LIMESTONE, MAT_SHALE,
+                                     MAT_LIMESTONE, MAT_GRANITE,   MAT_BASALT};
     return bands[(int64_t)(((double)z + warp) / 9.0) % 6];
 }
 
@@ -124,14 +146,16 @@ static strata_status terrain_chunk(const int64_t b[6], int edge, uint16_t *voxel
             double warp = 6.0 * value_noise(t->seed + 7, (double)x, (double)y, 48.0);
             uint16_t *column = voxels + (y - b[1]) * edge + (x - b[0]);
             for (int64_t z = b[2]; z < b[5]; z++)
-                column[(size_t)(z - b[2]) * (size_t)edge * (size_t)edge] = material_at(t, x, y, z, h, warp);
+                column[(size_t)(z - b[2]) * (size_t)edge * (size_t)edge] =
+                    material_at(t, x, y, z, h, warp);
         }
     return STRATA_OK;
 }
 
 strata_status strata_generate_terrain(strata_world *w, uint64_t seed)
 {
-    terrain t = {seed, {w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]},
+    terrain t = {seed,
+                 {w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]},
                  (double)w->committed.dims[2] * 0.45};
     return strata_fill(w, NULL, terrain_chunk, &t);
 }

@@ -21,7 +21,7 @@
  * Point file: "x y z" per line, comments and blank lines as above.
  */
 
-#define TEXTIO_BINARY_MAGIC "STRUPD01"
+#define TEXTIO_BINARY_MAGIC  "STRUPD01"
 #define TEXTIO_BINARY_HEADER 16
 #define TEXTIO_BINARY_RECORD 32
 

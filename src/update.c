@@ -23,9 +23,11 @@ static strata_status stage_record(strata_world *w, int64_t x, int64_t y, int64_t
             w->staged_bad = 1;
             w->bad_voxel[0] = x, w->bad_voxel[1] = y, w->bad_voxel[2] = z;
         }
-        return WORLD_FAIL(w, STRATA_ERR_RANGE, "voxel (%" PRId64 ", %" PRId64 ", %" PRId64
+        return WORLD_FAIL(w, STRATA_ERR_RANGE,
+                          "voxel (%" PRId64 ", %" PRId64 ", %" PRId64
                           ") is outside the world (%" PRId64 " x %" PRId64 " x %" PRId64 ")",
-                          x, y, z, w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]);
+                          x, y, z, w->committed.dims[0], w->committed.dims[1],
+                          w->committed.dims[2]);
     }
     if (w->staged_count == w->staged_capacity) {
         size_t capacity = w->staged_capacity ? w->staged_capacity * 2 : 4096;
@@ -39,7 +41,8 @@ static strata_status stage_record(strata_world *w, int64_t x, int64_t y, int64_t
     const uint64_t mask = (uint64_t)w->edge - 1;
     route_record *r = &w->staged[w->staged_count++];
     r->key = world_key(w, (uint64_t)x >> b, (uint64_t)y >> b, (uint64_t)z >> b);
-    r->voxel = (uint32_t)(((uint64_t)x & mask) | ((uint64_t)y & mask) << b | ((uint64_t)z & mask) << 2 * b);
+    r->voxel = (uint32_t)(((uint64_t)x & mask) | ((uint64_t)y & mask) << b |
+                          ((uint64_t)z & mask) << 2 * b);
     r->material = material;
     r->expected = expected;
     r->flags = flags;
@@ -141,23 +144,26 @@ static strata_status agree_range(strata_world *w)
 {
     strata_status st = STRATA_OK;
     if (w->staged_bad)
-        st = WORLD_FAIL(w, STRATA_ERR_RANGE, "update of voxel (%" PRId64 ", %" PRId64 ", %" PRId64
+        st = WORLD_FAIL(w, STRATA_ERR_RANGE,
+                        "update of voxel (%" PRId64 ", %" PRId64 ", %" PRId64
                         ") is outside the world (%" PRId64 " x %" PRId64 " x %" PRId64
-                        "); the batch was not applied", w->bad_voxel[0], w->bad_voxel[1],
-                        w->bad_voxel[2], w->committed.dims[0], w->committed.dims[1],
-                        w->committed.dims[2]);
+                        "); the batch was not applied",
+                        w->bad_voxel[0], w->bad_voxel[1], w->bad_voxel[2], w->committed.dims[0],
+                        w->committed.dims[1], w->committed.dims[2]);
     return world_agree(w, st);
 }
 
 strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
 {
     double start = MPI_Wtime();
-    strata_status st = w->writable ? STRATA_OK
-                                   : WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
+    strata_status st =
+        w->writable ? STRATA_OK
+                    : WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
     if (!st && strata_signal_pending)
-        st = WORLD_FAIL(w, STRATA_ERR_INTERRUPTED, "stopped by signal %d before a batch; the world "
-                        "stays at its last commit (epoch %" PRIu64 ")", (int)strata_signal_pending,
-                        w->committed.epoch);
+        st = WORLD_FAIL(w, STRATA_ERR_INTERRUPTED,
+                        "stopped by signal %d before a batch; the world "
+                        "stays at its last commit (epoch %" PRIu64 ")",
+                        (int)strata_signal_pending, w->committed.epoch);
     st = world_agree(w, st);
     if (!st)
         st = agree_range(w);

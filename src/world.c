@@ -105,21 +105,22 @@ static int log2_exact(int64_t v)
 static strata_status check_config(const strata_config *cfg, strata_error *err)
 {
     int bits = log2_exact(cfg->chunk_edge);
-    if (bits < 0 || cfg->chunk_edge < STRATA_CHUNK_EDGE_MIN || cfg->chunk_edge > STRATA_CHUNK_EDGE_MAX)
+    if (bits < 0 || cfg->chunk_edge < STRATA_CHUNK_EDGE_MIN ||
+        cfg->chunk_edge > STRATA_CHUNK_EDGE_MAX)
         return error_set(err, STRATA_ERR_ARG, "chunk edge %d is not a power of two in [%d, %d]",
                          cfg->chunk_edge, STRATA_CHUNK_EDGE_MIN, STRATA_CHUNK_EDGE_MAX);
     for (int i = 0; i < 3; i++) {
         if (cfg->dims[i] <= 0)
             return error_set(err, STRATA_ERR_ARG, "dimension %c is %" PRId64 ": must be positive",
-                             "xyz"[i], cfg->dims[i]);
+                             "xyz"[i], cfg -> dims[i]);
         /* Chunk coordinates must fit the 21 bits per axis of a 63-bit Morton key. */
         uint64_t chunks = ((uint64_t)cfg->dims[i] + (uint64_t)cfg->chunk_edge - 1) >> bits;
         if (chunks > ((uint64_t)1 << STRATA_MORTON_BITS))
             return error_set(err, STRATA_ERR_OVERFLOW,
                              "dimension %c = %" PRId64 " needs %" PRIu64 " chunks of edge %d, more "
                              "than the %d-bit Morton key allows (%llu); use a larger chunk edge",
-                             "xyz"[i], cfg->dims[i], chunks, cfg->chunk_edge, 3 * STRATA_MORTON_BITS,
-                             1ULL << STRATA_MORTON_BITS);
+                             "xyz"[i], cfg -> dims[i], chunks, cfg -> chunk_edge,
+                             3 * STRATA_MORTON_BITS, 1ULL << STRATA_MORTON_BITS);
         if (!(cfg->voxel_size[i] > 0) || cfg->voxel_size[i] != cfg->voxel_size[i])
             return error_set(err, STRATA_ERR_ARG, "voxel size along %c must be positive", "xyz"[i]);
     }
@@ -131,7 +132,8 @@ static strata_status check_config(const strata_config *cfg, strata_error *err)
                              m->id, STRATA_MATERIAL_NAME_MAX - 1);
         for (size_t j = 0; j < n; j++)
             if ((unsigned char)m->name[j] < 0x20)
-                return error_set(err, STRATA_ERR_ARG, "material %u: control character in name", m->id);
+                return error_set(err, STRATA_ERR_ARG, "material %u: control character in name",
+                                 m->id);
         for (size_t j = 0; j < i; j++)
             if (cfg->materials[j].id == m->id)
                 return error_set(err, STRATA_ERR_ARG, "material %u listed twice", m->id);
@@ -321,7 +323,8 @@ static strata_status attach(strata_world *w)
 {
     strata_status st = setup_geometry(w, &w->error);
     MPI_Comm node; /* collective on every rank, whatever st: learns ranks per node for threads */
-    if (MPI_Comm_split_type(w->comm, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node) == MPI_SUCCESS) {
+    if (MPI_Comm_split_type(w->comm, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node) ==
+        MPI_SUCCESS) {
         if (MPI_Comm_size(node, &w->ranks_per_node) != MPI_SUCCESS)
             w->ranks_per_node = 1;
         MPI_Comm_free(&node);
@@ -365,12 +368,14 @@ static strata_status share_manifest(strata_world *w)
     st = world_agree(w, st);
     uint64_t size = length;
     if (!st)
-        st = error_mpi(&w->error, MPI_Bcast(&size, 1, MPI_UINT64_T, 0, w->comm), "sharing the manifest");
+        st = error_mpi(&w->error, MPI_Bcast(&size, 1, MPI_UINT64_T, 0, w->comm),
+                       "sharing the manifest");
     if (!st && w->rank != 0 && !(text = malloc(size ? size : 1)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the manifest");
     st = world_agree(w, st);
     if (!st)
-        st = error_mpi(&w->error, MPI_Bcast(text, (int)size, MPI_CHAR, 0, w->comm), "sharing the manifest");
+        st = error_mpi(&w->error, MPI_Bcast(text, (int)size, MPI_CHAR, 0, w->comm),
+                       "sharing the manifest");
     if (!st)
         st = manifest_parse(text, size, &w->committed, &w->error);
     free(text);
@@ -417,7 +422,8 @@ static strata_status make_directory(strata_world *w, unsigned flags, strata_erro
     if (errno != EEXIST)
         return error_set(err, STRATA_ERR_IO, "cannot create %s: %s", w->final_dir, strerror(errno));
     if (!(flags & STRATA_CREATE_FORCE))
-        return error_set(err, STRATA_ERR_EXISTS, "%s exists (use --force to replace it)", w->final_dir);
+        return error_set(err, STRATA_ERR_EXISTS, "%s exists (use --force to replace it)",
+                         w->final_dir);
     /* Build beside it and swap at the first commit: the old world stays whole until then. */
     int n = snprintf(w->dir, sizeof w->dir, "%s.strata-new", w->final_dir);
     if (n < 0 || (size_t)n >= sizeof w->dir)
@@ -458,7 +464,8 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
     st = world_agree(w, st);
     /* Every rank learns where rank 0 put the files. */
     if (!st)
-        st = error_mpi(&w->error, MPI_Bcast(w->dir, sizeof w->dir, MPI_CHAR, 0, w->comm), "sharing the path");
+        st = error_mpi(&w->error, MPI_Bcast(w->dir, sizeof w->dir, MPI_CHAR, 0, w->comm),
+                       "sharing the path");
     if (!st) {
         int pending = w->replace_pending;
         MPI_Bcast(&pending, 1, MPI_INT, 0, w->comm);
@@ -484,7 +491,8 @@ strata_status world_finish_replace(strata_world *w, strata_error *err)
     if (n < 0 || (size_t)n >= sizeof old)
         return error_set(err, STRATA_ERR_ARG, "path too long: %s", w->final_dir);
     /* renameat2(RENAME_EXCHANGE) swaps both names in one atomic step. */
-    if (syscall(SYS_renameat2, AT_FDCWD, w->dir, AT_FDCWD, w->final_dir, 2 /* RENAME_EXCHANGE */) == 0) {
+    if (syscall(SYS_renameat2, AT_FDCWD, w->dir, AT_FDCWD, w->final_dir, 2 /* RENAME_EXCHANGE */) ==
+        0) {
         strata_status st = remove_tree(w->dir, err); /* now holds the old world */
         if (st)
             return st;
@@ -493,7 +501,8 @@ strata_status world_finish_replace(strata_world *w, strata_error *err)
         if (st)
             return st;
         if (rename(w->final_dir, old) != 0 || rename(w->dir, w->final_dir) != 0)
-            return error_set(err, STRATA_ERR_IO, "cannot replace %s: %s", w->final_dir, strerror(errno));
+            return error_set(err, STRATA_ERR_IO, "cannot replace %s: %s", w->final_dir,
+                             strerror(errno));
         remove_tree(old, err);
     }
     char parent[STRATA_PATH_MAX];
@@ -574,12 +583,14 @@ strata_status strata_world_rank(const strata_world *w, int *rank, int *size)
     return STRATA_OK;
 }
 
-strata_status strata_chunk_key(const strata_world *w, int64_t cx, int64_t cy, int64_t cz, uint64_t *key)
+strata_status strata_chunk_key(const strata_world *w, int64_t cx, int64_t cy, int64_t cz,
+                               uint64_t *key)
 {
-    if (cx < 0 || cy < 0 || cz < 0 || (uint64_t)cx >= w->chunks[0] || (uint64_t)cy >= w->chunks[1] ||
-        (uint64_t)cz >= w->chunks[2])
-        return WORLD_FAIL((strata_world *)w, STRATA_ERR_RANGE, "chunk (%" PRId64 ", %" PRId64 ", %" PRId64
-                          ") is outside the world", cx, cy, cz);
+    if (cx < 0 || cy < 0 || cz < 0 || (uint64_t)cx >= w->chunks[0] ||
+        (uint64_t)cy >= w->chunks[1] || (uint64_t)cz >= w->chunks[2])
+        return WORLD_FAIL((strata_world *)w, STRATA_ERR_RANGE,
+                          "chunk (%" PRId64 ", %" PRId64 ", %" PRId64 ") is outside the world", cx,
+                          cy, cz);
     *key = world_key(w, (uint64_t)cx, (uint64_t)cy, (uint64_t)cz);
     return STRATA_OK;
 }
@@ -587,8 +598,9 @@ strata_status strata_chunk_key(const strata_world *w, int64_t cx, int64_t cy, in
 strata_status strata_owner(const strata_world *w, int64_t x, int64_t y, int64_t z, int *rank)
 {
     if (!world_contains(w, x, y, z))
-        return WORLD_FAIL((strata_world *)w, STRATA_ERR_RANGE, "voxel (%" PRId64 ", %" PRId64 ", %" PRId64
-                          ") is outside the world", x, y, z);
+        return WORLD_FAIL((strata_world *)w, STRATA_ERR_RANGE,
+                          "voxel (%" PRId64 ", %" PRId64 ", %" PRId64 ") is outside the world", x,
+                          y, z);
     uint64_t key = world_key(w, (uint64_t)x >> w->edge_bits, (uint64_t)y >> w->edge_bits,
                              (uint64_t)z >> w->edge_bits);
     *rank = partition_owner(w->split, w->size, key);

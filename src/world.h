@@ -15,31 +15,31 @@
 struct strata_world {
     MPI_Comm comm;
     int rank, size;
-    int ranks_per_node;             /* ranks sharing this node (MPI_COMM_TYPE_SHARED) */
-    char dir[STRATA_PATH_MAX];      /* where the files are now */
+    int ranks_per_node;              /* ranks sharing this node (MPI_COMM_TYPE_SHARED) */
+    char dir[STRATA_PATH_MAX];       /* where the files are now */
     char final_dir[STRATA_PATH_MAX]; /* where a --force create lands at first commit */
     int replace_pending;
     int writable;
     int lock_fd;
     strata_options options;
-    manifest committed;             /* the manifest of the last commit */
-    int manifest_dirty;             /* splitters or index state changed since */
+    manifest committed; /* the manifest of the last commit */
+    int manifest_dirty; /* splitters or index state changed since */
     int edge, edge_bits;
     size_t chunk_voxels;
-    uint64_t chunks[3];             /* chunks per axis */
-    uint64_t *split;                /* size + 1 splitters */
+    uint64_t chunks[3]; /* chunks per axis */
+    uint64_t *split;    /* size + 1 splitters */
     store store;
-    store_row *rows;                /* own range, committed, ascending key */
+    store_row *rows; /* own range, committed, ascending key */
     size_t row_count;
-    chunk_cache owned;              /* own chunks: dirty ones pinned, clean ones LRU */
-    chunk_cache committed_copies;   /* committed chunks read by strata_read_voxel */
+    chunk_cache owned;            /* own chunks: dirty ones pinned, clean ones LRU */
+    chunk_cache committed_copies; /* committed chunks read by strata_read_voxel */
     route_record *staged;
     size_t staged_count, staged_capacity;
     int staged_bad;
     int64_t bad_voxel[3];
-    void *scratch;                  /* codec scratch */
+    void *scratch; /* codec scratch */
     uint8_t *encode_buffer;
-    struct lod_index *index;        /* the LOD index (octree.h), built on first use */
+    struct lod_index *index; /* the LOD index (octree.h), built on first use */
     strata_error error;
 };
 
@@ -68,7 +68,8 @@ strata_status world_agree(strata_world *w, strata_status local);
 #define WORLD_FAIL(w, status, ...) error_set(&(w)->error, (status), __VA_ARGS__)
 
 /** The manifest after the last commit for a new commit of `epoch` (appending its segment). */
-strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment, manifest *next);
+strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment,
+                                  manifest *next);
 /** Write the manifest (rank 0) for the given state and agree. Collective. */
 strata_status world_publish(strata_world *w, manifest *next);
 #include <signal.h>

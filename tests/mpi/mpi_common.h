@@ -9,15 +9,15 @@
 extern int mt_rank, mt_size, mt_failures;
 
 /** Check a condition; on failure print file:line, rank and message, and count it. */
-#define MT_CHECK(cond, ...)                                                                 \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "%s:%d: rank %d: check failed: %s: ", __FILE__, __LINE__,       \
-                    mt_rank, #cond);                                                        \
-            fprintf(stderr, __VA_ARGS__);                                                   \
-            fprintf(stderr, "\n");                                                          \
-            mt_failures++;                                                                  \
-        }                                                                                   \
+#define MT_CHECK(cond, ...)                                                                        \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: rank %d: check failed: %s: ", __FILE__, __LINE__, mt_rank,     \
+                    #cond);                                                                        \
+            fprintf(stderr, __VA_ARGS__);                                                          \
+            fprintf(stderr, "\n");                                                                 \
+            mt_failures++;                                                                         \
+        }                                                                                          \
     } while (0)
 
 /** MPI_Init, rank/size; returns argv[1] (a work directory) or "." */

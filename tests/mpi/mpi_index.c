@@ -69,7 +69,8 @@ static void load_reference(strata_world *w, dense *r)
 }
 
 /* Brute-force mode of the block box (clipped), ties to the smallest id. */
-static void brute_block(dense *r, const int64_t lo[3], const int64_t hi[3], uint16_t *mode, double *h)
+static void brute_block(dense *r, const int64_t lo[3], const int64_t hi[3], uint16_t *mode,
+                        double *h)
 {
     static uint64_t counts[65536];
     static uint16_t touched[65536];
@@ -111,7 +112,8 @@ static void check_points(strata_world *w, dense *r, int max_level, uint64_t *see
             for (int a = 0; a < 3; a++)
                 pts[i][a] = (int64_t)(mt_random(seed) % (uint64_t)r->d[a]);
         double threshold = level % 3 == 2 ? 0.7 : -1;
-        strata_status st = strata_query_lod(w, (const int64_t(*)[3])pts, N, level, threshold, out, hom);
+        strata_status st =
+            strata_query_lod(w, (const int64_t(*)[3])pts, N, level, threshold, out, hom);
         MT_CHECK(st == STRATA_OK, "query_lod level %d: %s", level, strata_last_error(w));
         for (int i = 0; !st && i < N; i++) {
             int64_t lo[3], hi[3];
@@ -123,7 +125,8 @@ static void check_points(strata_world *w, dense *r, int max_level, uint64_t *see
             if (threshold >= 0 && h < threshold)
                 mode = *at(r, pts[i][0], pts[i][1], pts[i][2]);
             MT_CHECK(out[i] == mode && fabs(hom[i] - h) < 1e-12,
-                     "level %d point (%" PRId64 ",%" PRId64 ",%" PRId64 "): got %u/%.6f, want %u/%.6f",
+                     "level %d point (%" PRId64 ",%" PRId64 ",%" PRId64
+                     "): got %u/%.6f, want %u/%.6f",
                      level, pts[i][0], pts[i][1], pts[i][2], out[i], hom[i], mode, h);
         }
     }
@@ -152,27 +155,32 @@ static void check_regions(strata_world *w, dense *r, uint64_t *seed)
             clip[a] = box[a];
             clip[a + 3] = box[a + 3] < r->d[a] ? box[a + 3] : r->d[a];
         }
-        size_t sx = (size_t)(clip[3] - clip[0]), sy = (size_t)(clip[4] - clip[1]), sz = (size_t)(clip[5] - clip[2]);
+        size_t sx = (size_t)(clip[3] - clip[0]), sy = (size_t)(clip[4] - clip[1]),
+               sz = (size_t)(clip[5] - clip[2]);
         uint8_t *cover = calloc(sx * sy * sz, 1);
         for (size_t i = 0; i < n; i++) {
             const strata_region *q = &g[i];
             if (i)
                 MT_CHECK(g[i - 1].box[2] < q->box[2] ||
-                             (g[i - 1].box[2] == q->box[2] && (g[i - 1].box[1] < q->box[1] ||
-                                                              (g[i - 1].box[1] == q->box[1] && g[i - 1].box[0] < q->box[0]))),
+                             (g[i - 1].box[2] == q->box[2] &&
+                              (g[i - 1].box[1] < q->box[1] ||
+                               (g[i - 1].box[1] == q->box[1] && g[i - 1].box[0] < q->box[0]))),
                          "regions not sorted at %zu", i);
             int64_t lo[3] = {q->box[0], q->box[1], q->box[2]}, hi[3];
             for (int a = 0; a < 3; a++) {
                 hi[a] = lo[a] + ((int64_t)1 << q->level);
-                MT_CHECK(lo[a] % ((int64_t)1 << q->level) == 0 && q->box[a + 3] == (hi[a] < r->d[a] ? hi[a] : r->d[a]),
+                MT_CHECK(lo[a] % ((int64_t)1 << q->level) == 0 &&
+                             q->box[a + 3] == (hi[a] < r->d[a] ? hi[a] : r->d[a]),
                          "region %zu not an aligned node clipped to the world", i);
             }
             uint16_t mode;
             double h;
             brute_block(r, lo, hi, &mode, &h);
-            MT_CHECK(mode == q->material && fabs(h - q->homogeneity) < 1e-12, "region %zu material %u/%.6f, want %u/%.6f",
-                     i, q->material, q->homogeneity, mode, h);
-            MT_CHECK(q->level >= level && (h >= threshold || q->level == level), "region %zu split rule", i);
+            MT_CHECK(mode == q->material && fabs(h - q->homogeneity) < 1e-12,
+                     "region %zu material %u/%.6f, want %u/%.6f", i, q->material, q->homogeneity,
+                     mode, h);
+            MT_CHECK(q->level >= level && (h >= threshold || q->level == level),
+                     "region %zu split rule", i);
             /* coarsest: the parent was below the threshold */
             int64_t plo[3], phi[3];
             for (int a = 0; a < 3; a++)
@@ -180,13 +188,18 @@ static void check_regions(strata_world *w, dense *r, uint64_t *seed)
             uint16_t pm;
             double ph;
             brute_block(r, plo, phi, &pm, &ph);
-            int root = plo[0] == 0 && plo[1] == 0 && plo[2] == 0 && phi[0] >= 2 * r->d[0] && phi[1] >= 2 * r->d[1] &&
-                       phi[2] >= 2 * r->d[2];
-            MT_CHECK(root || ph < threshold, "region %zu: parent homogeneity %.6f >= threshold", i, ph);
-            for (int64_t z = q->box[2] > clip[2] ? q->box[2] : clip[2]; z < q->box[5] && z < clip[5]; z++)
-                for (int64_t y = q->box[1] > clip[1] ? q->box[1] : clip[1]; y < q->box[4] && y < clip[4]; y++)
-                    for (int64_t x = q->box[0] > clip[0] ? q->box[0] : clip[0]; x < q->box[3] && x < clip[3]; x++)
-                        cover[((size_t)(z - clip[2]) * sy + (size_t)(y - clip[1])) * sx + (size_t)(x - clip[0])]++;
+            int root = plo[0] == 0 && plo[1] == 0 && plo[2] == 0 && phi[0] >= 2 * r->d[0] &&
+                       phi[1] >= 2 * r->d[1] && phi[2] >= 2 * r->d[2];
+            MT_CHECK(root || ph < threshold, "region %zu: parent homogeneity %.6f >= threshold", i,
+                     ph);
+            for (int64_t z = q->box[2] > clip[2] ? q->box[2] : clip[2];
+                 z < q->box[5] && z < clip[5]; z++)
+                for (int64_t y = q->box[1] > clip[1] ? q->box[1] : clip[1];
+                     y < q->box[4] && y < clip[4]; y++)
+                    for (int64_t x = q->box[0] > clip[0] ? q->box[0] : clip[0];
+                         x < q->box[3] && x < clip[3]; x++)
+                        cover[((size_t)(z - clip[2]) * sy + (size_t)(y - clip[1])) * sx +
+                              (size_t)(x - clip[0])]++;
         }
         size_t bad = 0;
         for (size_t i = 0; i < sx * sy * sz; i++)
@@ -198,8 +211,8 @@ static void check_regions(strata_world *w, dense *r, uint64_t *seed)
 }
 
 /* The reference walk: every voxel, same crossing formula and tie order as the library. */
-static int plain_ray(dense *r, const double o[3], const double dir[3], double max_dist, int64_t v[3],
-                     uint16_t *m, double *dist)
+static int plain_ray(dense *r, const double o[3], const double dir[3], double max_dist,
+                     int64_t v[3], uint16_t *m, double *dist)
 {
     double len = sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]), d[3];
     int64_t nb[3];
@@ -211,8 +224,8 @@ static int plain_ray(dense *r, const double o[3], const double dir[3], double ma
         nb[a] = s[a] > 0 ? v[a] + 1 : v[a];
     }
     double t = 0;
-    while (t <= max_dist && v[0] >= 0 && v[1] >= 0 && v[2] >= 0 && v[0] < r->d[0] && v[1] < r->d[1] &&
-           v[2] < r->d[2]) {
+    while (t <= max_dist && v[0] >= 0 && v[1] >= 0 && v[2] >= 0 && v[0] < r->d[0] &&
+           v[1] < r->d[1] && v[2] < r->d[2]) {
         if ((*m = *at(r, v[0], v[1], v[2])) != 0) {
             *dist = t;
             return 1;
@@ -254,12 +267,13 @@ static void check_rays(strata_world *w, dense *r, uint64_t *seed)
         uint16_t m = 0;
         double dist = 0;
         int want = plain_ray(r, o, d, max_dist, v, &m, &dist);
-        MT_CHECK(!st && hit.hit == want && (!want || (hit.voxel[0] == v[0] && hit.voxel[1] == v[1] &&
-                                                      hit.voxel[2] == v[2] && hit.material == m && hit.distance == dist)),
-                 "ray %d from (%.3f,%.3f,%.3f) dir (%.3f,%.3f,%.3f): got %d (%" PRId64 ",%" PRId64 ",%" PRId64
-                 ") %u %.6f, want %d (%" PRId64 ",%" PRId64 ",%" PRId64 ") %u %.6f",
-                 i, o[0], o[1], o[2], d[0], d[1], d[2], hit.hit, hit.voxel[0], hit.voxel[1], hit.voxel[2],
-                 hit.material, hit.distance, want, v[0], v[1], v[2], m, dist);
+        MT_CHECK(!st && hit.hit == want &&
+                     (!want || (hit.voxel[0] == v[0] && hit.voxel[1] == v[1] &&
+                                hit.voxel[2] == v[2] && hit.material == m && hit.distance == dist)),
+                 "ray %d from (%.3f,%.3f,%.3f) dir (%.3f,%.3f,%.3f): got %d (%" PRId64 ",%" PRId64
+                 ",%" PRId64 ") %u %.6f, want %d (%" PRId64 ",%" PRId64 ",%" PRId64 ") %u %.6f",
+                 i, o[0], o[1], o[2], d[0], d[1], d[2], hit.hit, hit.voxel[0], hit.voxel[1],
+                 hit.voxel[2], hit.material, hit.distance, want, v[0], v[1], v[2], m, dist);
     }
     double o[3] = {-1, 0, 0}, d[3] = {1, 0, 0};
     strata_ray_hit hit;
@@ -272,7 +286,8 @@ static void check_stats(strata_world *w, dense *r, uint64_t *seed)
         int64_t box[6];
         for (int a = 0; a < 3; a++) {
             box[a] = round == 0 ? 0 : (int64_t)(mt_random(seed) % (uint64_t)r->d[a]);
-            box[a + 3] = round == 0 ? r->d[a] + 5 : box[a] + 1 + (int64_t)(mt_random(seed) % (uint64_t)r->d[a]);
+            box[a + 3] = round == 0 ? r->d[a] + 5
+                                    : box[a] + 1 + (int64_t)(mt_random(seed) % (uint64_t)r->d[a]);
         }
         MPI_Bcast(box, 6, MPI_INT64_T, 0, MPI_COMM_WORLD);
         strata_material_count *c = NULL;
@@ -288,8 +303,8 @@ static void check_stats(strata_world *w, dense *r, uint64_t *seed)
         size_t k = 0;
         for (int m = 0; !st && m < 65536; m++)
             if (want[m]) {
-                MT_CHECK(k < n && c[k].material == m && c[k].count == want[m], "stats material %d: want %" PRIu64,
-                         m, want[m]);
+                MT_CHECK(k < n && c[k].material == m && c[k].count == want[m],
+                         "stats material %d: want %" PRIu64, m, want[m]);
                 k++;
             }
         MT_CHECK(st || k == n, "stats: %zu materials, want %zu", n, k);
@@ -302,7 +317,8 @@ static uint64_t index_hash(MPI_Comm comm, const char *path)
     strata_world *w;
     strata_index_info info = {0};
     MT_CHECK(strata_world_open(comm, path, STRATA_READ, NULL, &w) == STRATA_OK, "open %s", path);
-    MT_CHECK(strata_index_status(w, 1, &info) == STRATA_OK, "index status: %s", strata_last_error(w));
+    MT_CHECK(strata_index_status(w, 1, &info) == STRATA_OK, "index status: %s",
+             strata_last_error(w));
     strata_world_close(w);
     return info.hash;
 }
@@ -320,8 +336,8 @@ static void check_hash_across_ranks(const char *path)
             MPI_Comm_free(&sub);
         }
         MPI_Bcast(&h, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
-        MT_CHECK(h == all, "index hash at %d ranks %016" PRIx64 " != at %d ranks %016" PRIx64, part, h,
-                 mt_size, all);
+        MT_CHECK(h == all, "index hash at %d ranks %016" PRIx64 " != at %d ranks %016" PRIx64, part,
+                 h, mt_size, all);
     }
 }
 
@@ -355,21 +371,25 @@ static void check_reindex(const char *path, uint64_t seed)
     MT_CHECK(strata_commit(w, NULL) == STRATA_OK, "commit: %s", strata_last_error(w));
     strata_index_info info;
     MT_CHECK(strata_index_status(w, 0, &info) == STRATA_OK && info.stale_chunks > 0 &&
-                 info.index_epoch < info.data_epoch, "deferred commit must leave stale chunks");
+                 info.index_epoch < info.data_epoch,
+             "deferred commit must leave stale chunks");
     check_world(w, 9, seed + 1); /* stale chunks are summarised from data in memory */
     strata_reindex_stats rs;
     MT_CHECK(strata_reindex(w, 0, &rs) == STRATA_OK && rs.chunks == info.stale_chunks,
              "incremental reindex: %s", strata_last_error(w));
     uint64_t incremental = 0, full = 0;
     MT_CHECK(strata_index_status(w, 1, &info) == STRATA_OK && info.stale_chunks == 0 &&
-                 info.index_epoch == info.data_epoch, "reindex must catch up");
+                 info.index_epoch == info.data_epoch,
+             "reindex must catch up");
     incremental = info.hash;
     MT_CHECK(strata_reindex(w, 1, &rs) == STRATA_OK, "full reindex: %s", strata_last_error(w));
     MT_CHECK(strata_index_status(w, 1, &info) == STRATA_OK, "status");
     full = info.hash;
-    MT_CHECK(incremental == full, "incremental %016" PRIx64 " != full %016" PRIx64, incremental, full);
+    MT_CHECK(incremental == full, "incremental %016" PRIx64 " != full %016" PRIx64, incremental,
+             full);
     strata_world_close(w);
-    /* Without deferral a commit updates the built index in place: equal to a rebuild from storage. */
+    /* Without deferral a commit updates the built index in place: equal to a rebuild from storage.
+     */
     MT_CHECK(strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &w) == STRATA_OK, "open");
     MT_CHECK(strata_index_status(w, 1, &info) == STRATA_OK, "status");
     for (int i = 0; i < 200; i++) {
@@ -383,7 +403,8 @@ static void check_reindex(const char *path, uint64_t seed)
     uint64_t live = info.hash;
     check_world(w, 9, seed + 2);
     strata_world_close(w);
-    MT_CHECK(index_hash(MPI_COMM_WORLD, path) == live, "index kept at commit != index rebuilt at open");
+    MT_CHECK(index_hash(MPI_COMM_WORLD, path) == live,
+             "index kept at commit != index rebuilt at open");
     check_hash_across_ranks(path);
 }
 
@@ -400,8 +421,11 @@ int main(int argc, char **argv)
     cfg.dims[0] = 70, cfg.dims[1] = 53, cfg.dims[2] = 41;
     cfg.chunk_edge = 16;
     strata_world *w;
-    MT_CHECK(strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w) == STRATA_OK, "create");
-    MT_CHECK(strata_fill(w, NULL, fill_random, NULL) == STRATA_OK, "fill: %s", strata_last_error(w));
+    MT_CHECK(strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w) ==
+                 STRATA_OK,
+             "create");
+    MT_CHECK(strata_fill(w, NULL, fill_random, NULL) == STRATA_OK, "fill: %s",
+             strata_last_error(w));
     MT_CHECK(strata_commit(w, NULL) == STRATA_OK, "commit: %s", strata_last_error(w));
     check_world(w, 4 + 3, 11);
     strata_world_close(w);
@@ -414,7 +438,9 @@ int main(int argc, char **argv)
     strata_config_init(&cfg);
     cfg.dims[0] = 96, cfg.dims[1] = 80, cfg.dims[2] = 64;
     cfg.chunk_edge = 16;
-    MT_CHECK(strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w) == STRATA_OK, "create");
+    MT_CHECK(strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w) ==
+                 STRATA_OK,
+             "create");
     MT_CHECK(strata_generate_terrain(w, 5) == STRATA_OK, "terrain: %s", strata_last_error(w));
     MT_CHECK(strata_commit(w, NULL) == STRATA_OK, "commit: %s", strata_last_error(w));
     check_world(w, 4 + 3, 12);

@@ -64,7 +64,8 @@ static uint64_t committed_checksum(strata_world *w, MPI_Comm comm, const referen
     return total;
 }
 
-/* Terrain on `ranks` ranks of MPI_COMM_WORLD (the others wait): returns the checksum on every rank. */
+/* Terrain on `ranks` ranks of MPI_COMM_WORLD (the others wait): returns the checksum on every rank.
+ */
 static uint64_t terrain_checksum(const char *path, int ranks, uint16_t *dense)
 {
     MPI_Comm sub;
@@ -77,7 +78,8 @@ static uint64_t terrain_checksum(const char *path, int ranks, uint16_t *dense)
         config(&cfg, DIMS);
         strata_world *w = NULL;
         strata_status st = strata_world_create(sub, path, &cfg, NULL, STRATA_CREATE_FORCE, &w);
-        MT_CHECK(st == STRATA_OK, "terrain at %d ranks: create: %s", ranks, strata_last_error(NULL));
+        MT_CHECK(st == STRATA_OK, "terrain at %d ranks: create: %s", ranks,
+                 strata_last_error(NULL));
         if (!st) {
             st = strata_generate_terrain(w, TERRAIN_SEED);
             MT_CHECK(st == STRATA_OK, "terrain at %d ranks: %s", ranks, strata_last_error(w));
@@ -86,7 +88,8 @@ static uint64_t terrain_checksum(const char *path, int ranks, uint16_t *dense)
             MT_CHECK(strata_read_voxel(w, 0, 0, 0, &v) == STRATA_OK && v == 0,
                      "terrain visible before commit (%u)", v);
             st = strata_commit(w, NULL);
-            MT_CHECK(st == STRATA_OK, "terrain at %d ranks: commit: %s", ranks, strata_last_error(w));
+            MT_CHECK(st == STRATA_OK, "terrain at %d ranks: commit: %s", ranks,
+                     strata_last_error(w));
             sum = committed_checksum(w, sub, &shape, dense);
             strata_world_close(w);
         }
@@ -95,8 +98,8 @@ static uint64_t terrain_checksum(const char *path, int ranks, uint16_t *dense)
     }
     MPI_Bcast(&sum, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
     if (dense)
-        MPI_Allreduce(MPI_IN_PLACE, dense, (int)(DIMS[0] * DIMS[1] * DIMS[2]), MPI_UINT16_T, MPI_MAX,
-                      MPI_COMM_WORLD);
+        MPI_Allreduce(MPI_IN_PLACE, dense, (int)(DIMS[0] * DIMS[1] * DIMS[2]), MPI_UINT16_T,
+                      MPI_MAX, MPI_COMM_WORLD);
     return sum;
 }
 
@@ -109,14 +112,15 @@ static void test_terrain(const char *dir, reference *r)
     memcpy(r->committed, r->current, r->voxels * sizeof *r->current);
     snprintf(path, sizeof path, "%s/terrain-1", dir);
     uint64_t one = terrain_checksum(path, 1, NULL);
-    MT_CHECK(full == one, "terrain checksum at %d ranks %016" PRIx64 " != 1 rank %016" PRIx64, mt_size,
-             full, one);
+    MT_CHECK(full == one, "terrain checksum at %d ranks %016" PRIx64 " != 1 rank %016" PRIx64,
+             mt_size, full, one);
     if (mt_size >= 4) {
         snprintf(path, sizeof path, "%s/terrain-2", dir);
         uint64_t two = terrain_checksum(path, 2, NULL);
         MT_CHECK(full == two, "terrain checksum at 4 ranks != 2 ranks");
     }
-    MT_CHECK(full == ref_checksum_part(r->current, 0, r->voxels), "checksum of the gathered terrain");
+    MT_CHECK(full == ref_checksum_part(r->current, 0, r->voxels),
+             "checksum of the gathered terrain");
     /* The terrain is not trivial: air on top, several materials, solid ground at the bottom. */
     size_t seen[16] = {0};
     for (size_t i = 0; i < r->voxels; i++)
@@ -212,7 +216,8 @@ static void some_commits(strata_world *w, reference *r, uint64_t *epoch, uint64_
                 free(u);
         }
         strata_batch_stats stats;
-        MT_CHECK(strata_update_batch(w, mine, 800, &stats) == STRATA_OK && stats.applied == counts[0],
+        MT_CHECK(strata_update_batch(w, mine, 800, &stats) == STRATA_OK &&
+                     stats.applied == counts[0],
                  "batch: %s", strata_last_error(w));
         free(mine);
         MT_CHECK(strata_commit(w, NULL) == STRATA_OK, "commit: %s", strata_last_error(w));
@@ -224,11 +229,13 @@ static void test_compact(strata_world *w, reference *r, uint64_t *epoch)
 {
     some_commits(w, r, epoch, 300, 3);
     strata_info info;
-    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.segments >= 3, "segments before compaction");
+    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.segments >= 3,
+             "segments before compaction");
     strata_commit_stats cs;
     strata_status st = strata_compact(w, &cs);
     MT_CHECK(st == STRATA_OK, "compact: %s", strata_last_error(w));
-    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.segments == 1 && info.epoch == cs.epoch,
+    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.segments == 1 &&
+                 info.epoch == cs.epoch,
              "after compaction: %" PRIu64 " segments, epoch %" PRIu64, info.segments, info.epoch);
     MT_CHECK(cs.epoch == *epoch + 1, "compaction is a commit (epoch %" PRIu64 ")", cs.epoch);
     *epoch = cs.epoch;
@@ -317,16 +324,19 @@ static void test_force(const char *path, const reference *old, uint64_t old_epoc
     if (!st) {
         strata_info info;
         MT_CHECK(strata_world_info(reader, &info) == STRATA_OK && info.dims[0] == DIMS[0] &&
-                     info.epoch == old_epoch, "old world before the commit: dims %" PRId64 ", epoch %" PRIu64,
-                 info.dims[0], info.epoch);
-        ref_check_query_all(reader, MPI_COMM_WORLD, old, old->committed, "old world before the forced commit");
+                     info.epoch == old_epoch,
+                 "old world before the commit: dims %" PRId64 ", epoch %" PRIu64, info.dims[0],
+                 info.epoch);
+        ref_check_query_all(reader, MPI_COMM_WORLD, old, old->committed,
+                            "old world before the forced commit");
     }
     st = strata_commit(w, NULL);
     MT_CHECK(st == STRATA_OK, "first commit of the forced world: %s", strata_last_error(w));
     ref_commit(&fresh, 1);
     /* A reader of the old world keeps its snapshot. */
     if (reader) {
-        ref_check_query_all(reader, MPI_COMM_WORLD, old, old->committed, "old snapshot after the swap");
+        ref_check_query_all(reader, MPI_COMM_WORLD, old, old->committed,
+                            "old snapshot after the swap");
         strata_world_close(reader);
     }
     MT_CHECK(strata_world_close(w) == STRATA_OK, "close");
@@ -334,7 +344,8 @@ static void test_force(const char *path, const reference *old, uint64_t old_epoc
     MT_CHECK(st == STRATA_OK, "open the new world: %s", strata_last_error(NULL));
     if (!st) {
         strata_info info;
-        MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.dims[0] == small[0] && info.epoch == 1,
+        MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.dims[0] == small[0] &&
+                     info.epoch == 1,
                  "new world: dims %" PRId64 ", epoch %" PRIu64, info.dims[0], info.epoch);
         ref_check_query_all(w, MPI_COMM_WORLD, &fresh, fresh.committed, "forced world");
         ref_check_chunks(w, mt_rank, mt_size, &fresh, 1, "forced world");

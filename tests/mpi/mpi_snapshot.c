@@ -22,11 +22,16 @@ enum { X = 64, Y = 48, Z = 40, N = X * Y * Z };
 static uint16_t pattern(int commit, int64_t x, int64_t y, int64_t z)
 {
     switch (commit) {
-    case 1: return (uint16_t)((x + 3 * y + 7 * z) % 50 + 1);
-    case 2: return (x >= 10 && x < 40 && z < 20) ? 100 : pattern(1, x, y, z);
-    case 3: return (uint16_t)(200 + (x + y + z) % 3);
-    case 4: return (uint16_t)(300 + (x * y + z) % 5);
-    default: return (y < 24) ? 400 : pattern(4, x, y, z);
+    case 1:
+        return (uint16_t)((x + 3 * y + 7 * z) % 50 + 1);
+    case 2:
+        return (x >= 10 && x < 40 && z < 20) ? 100 : pattern(1, x, y, z);
+    case 3:
+        return (uint16_t)(200 + (x + y + z) % 3);
+    case 4:
+        return (uint16_t)(300 + (x * y + z) % 5);
+    default:
+        return (y < 24) ? 400 : pattern(4, x, y, z);
     }
 }
 

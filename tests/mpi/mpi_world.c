@@ -19,8 +19,8 @@
 #include "world_reference.h"
 
 #define UPDATES_PER_RANK 3000
-#define COMMITS 3
-#define FLUSHES 3
+#define COMMITS          3
+#define FLUSHES          3
 
 static const int64_t DIMS[3] = {100, 70, 45};
 static const int EDGE = 16;
@@ -46,7 +46,8 @@ static int64_t (*sample_points(const reference *r, uint64_t round, size_t *n))[3
 }
 
 /* Routed reads of the sample against the flushed state. */
-static void check_sample_query(strata_world *w, const reference *r, uint64_t round, const char *what)
+static void check_sample_query(strata_world *w, const reference *r, uint64_t round,
+                               const char *what)
 {
     size_t n;
     int64_t(*p)[3] = sample_points(r, round, &n);
@@ -56,12 +57,14 @@ static void check_sample_query(strata_world *w, const reference *r, uint64_t rou
     for (size_t i = 0; !st && i < n; i++)
         MT_CHECK(out[i] == r->current[ref_index(r, p[i][0], p[i][1], p[i][2])],
                  "%s: point %zu (%" PRId64 ",%" PRId64 ",%" PRId64 ") = %u, expected %u", what, i,
-                 p[i][0], p[i][1], p[i][2], out[i], r->current[ref_index(r, p[i][0], p[i][1], p[i][2])]);
+                 p[i][0], p[i][1], p[i][2], out[i],
+                 r->current[ref_index(r, p[i][0], p[i][1], p[i][2])]);
     free(out);
     free(p);
 }
 
-static void check_sample_committed(strata_world *w, const reference *r, uint64_t round, const char *what)
+static void check_sample_committed(strata_world *w, const reference *r, uint64_t round,
+                                   const char *what)
 {
     size_t n;
     int64_t(*p)[3] = sample_points(r, round, &n);
@@ -96,8 +99,9 @@ static void run_round(strata_world *w, int comm_rank, int ranks, reference *r, u
     if (staged) {
         for (size_t i = 0; i < UPDATES_PER_RANK && !st; i++) {
             const strata_update *u = &mine[i];
-            st = u->has_expected ? strata_stage_expect(w, u->x, u->y, u->z, u->material, u->expected)
-                                 : strata_stage(w, u->x, u->y, u->z, u->material);
+            st = u->has_expected
+                     ? strata_stage_expect(w, u->x, u->y, u->z, u->material, u->expected)
+                     : strata_stage(w, u->x, u->y, u->z, u->material);
         }
         MT_CHECK(st == STRATA_OK, "round %" PRIu64 ": stage: %s", round, strata_last_error(w));
         st = strata_flush(w, &stats);
@@ -105,12 +109,14 @@ static void run_round(strata_world *w, int comm_rank, int ranks, reference *r, u
         st = strata_update_batch(w, mine, UPDATES_PER_RANK, &stats);
     }
     MT_CHECK(st == STRATA_OK, "round %" PRIu64 ": flush: %s", round, strata_last_error(w));
-    MT_CHECK(stats.submitted == (uint64_t)ranks * UPDATES_PER_RANK, "round %" PRIu64 ": submitted %"
-             PRIu64, round, stats.submitted);
+    MT_CHECK(stats.submitted == (uint64_t)ranks * UPDATES_PER_RANK,
+             "round %" PRIu64 ": submitted %" PRIu64, round, stats.submitted);
     MT_CHECK(stats.applied == counts[0] && stats.skipped == counts[1],
-             "round %" PRIu64 ": applied %" PRIu64 " skipped %" PRIu64 ", reference %" PRIu64 " / %" PRIu64,
+             "round %" PRIu64 ": applied %" PRIu64 " skipped %" PRIu64 ", reference %" PRIu64
+             " / %" PRIu64,
              round, stats.applied, stats.skipped, counts[0], counts[1]);
-    MT_CHECK(counts[1] > 0 && counts[0] > counts[1], "round %" PRIu64 ": batch exercises conditions", round);
+    MT_CHECK(counts[1] > 0 && counts[0] > counts[1],
+             "round %" PRIu64 ": batch exercises conditions", round);
     free(mine);
 }
 
@@ -132,7 +138,8 @@ static void test_commits(strata_world *w, reference *r, uint64_t *epoch)
         strata_commit_stats cs;
         strata_status st = strata_commit(w, &cs);
         MT_CHECK(st == STRATA_OK, "commit %d: %s", c, strata_last_error(w));
-        MT_CHECK(cs.epoch == *epoch + 1, "commit %d: epoch %" PRIu64 " after %" PRIu64, c, cs.epoch, *epoch);
+        MT_CHECK(cs.epoch == *epoch + 1, "commit %d: epoch %" PRIu64 " after %" PRIu64, c, cs.epoch,
+                 *epoch);
         MT_CHECK(cs.chunks_written > 0 && cs.stored_bytes > 0 && cs.stored_bytes < cs.raw_bytes,
                  "commit %d: %" PRIu64 " chunks, %" PRIu64 " of %" PRIu64 " bytes", c,
                  cs.chunks_written, cs.stored_bytes, cs.raw_bytes);
@@ -174,16 +181,19 @@ static void test_bad_input(strata_world *w, reference *r)
     ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after the refused flush");
 
     /* The same through strata_update_batch, with a negative z on rank 0 and a conditional. */
-    strata_update good[2] = {{.x = 5, .y = 5, .z = 5, .material = 77},
-                             {.x = 6, .y = 5, .z = 5, .material = 78, .expected = 0, .has_expected = 1}};
+    strata_update good[2] = {
+        {.x = 5, .y = 5, .z = 5, .material = 77},
+        {.x = 6, .y = 5, .z = 5, .material = 78, .expected = 0, .has_expected = 1}};
     strata_update bad = {.x = 2, .y = 2, .z = -1, .material = 3};
     strata_update mix[3] = {good[0], mt_rank == 0 ? bad : good[1], good[1]};
     st = strata_update_batch(w, mix, 3, &stats);
     MT_CHECK(st == STRATA_ERR_RANGE, "update_batch with z = -1 returns %d", st);
-    MT_CHECK(strstr(strata_last_error(w), "(2, 2, -1)") != NULL, "message: %s", strata_last_error(w));
+    MT_CHECK(strstr(strata_last_error(w), "(2, 2, -1)") != NULL, "message: %s",
+             strata_last_error(w));
     /* A conditional out of range too. */
     if (mt_rank == culprit)
-        MT_CHECK(strata_stage_expect(w, 0, DIMS[1], 0, 1, 0) == STRATA_ERR_RANGE, "stage_expect range");
+        MT_CHECK(strata_stage_expect(w, 0, DIMS[1], 0, 1, 0) == STRATA_ERR_RANGE,
+                 "stage_expect range");
     st = strata_commit(w, NULL);
     MT_CHECK(st == STRATA_ERR_RANGE, "commit with a bad staged update returns %d", st);
     ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after the refused batches");
@@ -219,7 +229,8 @@ static void test_read_only(const char *path, reference *r, uint64_t epoch)
     if (st)
         return;
     MT_CHECK(strata_stage(w, 1, 2, 3, 4) == STRATA_ERR_READ_ONLY, "stage on a read-only world");
-    MT_CHECK(strata_stage_expect(w, 1, 2, 3, 4, 0) == STRATA_ERR_READ_ONLY, "stage_expect read-only");
+    MT_CHECK(strata_stage_expect(w, 1, 2, 3, 4, 0) == STRATA_ERR_READ_ONLY,
+             "stage_expect read-only");
     MT_CHECK(strata_flush(w, NULL) == STRATA_ERR_READ_ONLY, "flush on a read-only world");
     MT_CHECK(strata_commit(w, NULL) == STRATA_ERR_READ_ONLY, "commit on a read-only world");
     strata_update u = {.x = 1, .y = 1, .z = 1, .material = 5};
@@ -227,8 +238,8 @@ static void test_read_only(const char *path, reference *r, uint64_t epoch)
     MT_CHECK(strata_rebalance(w, STRATA_WEIGHT_COUNT, NULL, NULL) == STRATA_ERR_READ_ONLY,
              "rebalance read-only");
     strata_info info;
-    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.epoch == epoch, "read-only epoch %" PRIu64,
-             info.epoch);
+    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.epoch == epoch,
+             "read-only epoch %" PRIu64, info.epoch);
     ref_check_query_all(w, MPI_COMM_WORLD, r, r->committed, "read-only world");
     ref_check_chunks(w, mt_rank, mt_size, r, epoch, "read-only world");
     MT_CHECK(strata_world_close(w) == STRATA_OK, "close read-only");

@@ -44,7 +44,8 @@ static inline void ref_init(reference *r, const int64_t dims[3], int edge)
     r->edge = edge;
     r->current = calloc(r->voxels, sizeof *r->current);
     r->committed = calloc(r->voxels, sizeof *r->committed);
-    r->changed_epoch = calloc((size_t)(r->chunks[0] * r->chunks[1] * r->chunks[2]), sizeof(uint64_t));
+    r->changed_epoch =
+        calloc((size_t)(r->chunks[0] * r->chunks[1] * r->chunks[2]), sizeof(uint64_t));
     if (!r->current || !r->committed || !r->changed_epoch) {
         fprintf(stderr, "rank %d: cannot allocate the reference\n", mt_rank);
         MPI_Abort(MPI_COMM_WORLD, 2);
@@ -125,7 +126,8 @@ static inline strata_update *ref_batch(const reference *r, uint64_t round, int r
     strata_update *u = calloc(n ? n : 1, sizeof *u);
     if (!u)
         MPI_Abort(MPI_COMM_WORLD, 2);
-    uint64_t hot_seed = 0x5eed0000ULL + round, seed = round * 1000003ULL + (uint64_t)rank * 7919ULL + 17;
+    uint64_t hot_seed = 0x5eed0000ULL + round,
+             seed = round * 1000003ULL + (uint64_t)rank * 7919ULL + 17;
     int64_t hot[48][3];
     for (int h = 0; h < 48; h++)
         ref_random_voxel(r, &hot_seed, hot[h]);
@@ -140,7 +142,8 @@ static inline strata_update *ref_batch(const reference *r, uint64_t round, int r
         }
         u[i].x = v[0], u[i].y = v[1], u[i].z = v[2];
         /* Mostly few materials (so chunks repeat values), sometimes any id. */
-        u[i].material = (bits >> 16) % 16 == 0 ? (uint16_t)(bits >> 32) : (uint16_t)((bits >> 20) % 6);
+        u[i].material =
+            (bits >> 16) % 16 == 0 ? (uint16_t)(bits >> 32) : (uint16_t)((bits >> 20) % 6);
         if ((bits >> 24) % 4 == 0) {
             u[i].has_expected = 1;
             uint16_t now = r->current[ref_index(r, v[0], v[1], v[2])];
@@ -193,9 +196,9 @@ static inline int ref_check_query_all(strata_world *w, MPI_Comm comm, const refe
     for (size_t i = 0; st == STRATA_OK && i < n; i++) {
         if (out[i] != expect[first + i]) {
             if (bad < 5)
-                MT_CHECK(out[i] == expect[first + i], "%s: voxel (%" PRId64 ",%" PRId64 ",%" PRId64
-                         ") reads %u, expected %u", what, pts[i][0], pts[i][1], pts[i][2], out[i],
-                         expect[first + i]);
+                MT_CHECK(out[i] == expect[first + i],
+                         "%s: voxel (%" PRId64 ",%" PRId64 ",%" PRId64 ") reads %u, expected %u",
+                         what, pts[i][0], pts[i][1], pts[i][2], out[i], expect[first + i]);
             bad++;
         }
     }
@@ -242,8 +245,10 @@ static inline int ref_check_chunks(strata_world *w, int rank, int size, const re
                             uint16_t want = inside ? r->committed[ref_index(r, gx, gy, gz)] : 0;
                             uint16_t got = buf[(z * e + y) * e + x];
                             if (got != want && mismatches++ == 0)
-                                MT_CHECK(got == want, "%s: load_chunk voxel (%" PRId64 ",%" PRId64
-                                         ",%" PRId64 ") is %u, expected %u", what, gx, gy, gz, got, want);
+                                MT_CHECK(got == want,
+                                         "%s: load_chunk voxel (%" PRId64 ",%" PRId64 ",%" PRId64
+                                         ") is %u, expected %u",
+                                         what, gx, gy, gz, got, want);
                             if (inside && want != first)
                                 uniform = 0;
                             if (inside && want)
@@ -261,7 +266,9 @@ static inline int ref_check_chunks(strata_world *w, int rank, int size, const re
                 int owner = -1;
                 strata_chunk_key(w, cx, cy, cz, &key);
                 strata_owner(w, cx * e, cy * e, cz * e, &owner);
-                int64_t want_bounds[6] = {cx * e, cy * e, cz * e,
+                int64_t want_bounds[6] = {cx * e,
+                                          cy * e,
+                                          cz * e,
                                           cx * e + e < r->dims[0] ? cx * e + e : r->dims[0],
                                           cy * e + e < r->dims[1] ? cy * e + e : r->dims[1],
                                           cz * e + e < r->dims[2] ? cz * e + e : r->dims[2]};
@@ -275,11 +282,12 @@ static inline int ref_check_chunks(strata_world *w, int rank, int size, const re
                     ok = ok && uniform && first == meta.uniform_value && meta.stored_bytes == 0;
                 else
                     ok = ok && meta.kind == STRATA_CHUNK_DENSE && meta.stored_bytes > 0;
-                MT_CHECK(ok, "%s: metadata of chunk (%" PRId64 ",%" PRId64 ",%" PRId64 "): kind %d "
+                MT_CHECK(ok,
+                         "%s: metadata of chunk (%" PRId64 ",%" PRId64 ",%" PRId64 "): kind %d "
                          "value %u bytes %" PRIu64 " epoch %" PRIu64 " (changed at %" PRIu64
-                         ", now %" PRIu64 ") owner %d/%d key %" PRIu64 "/%" PRIu64, what, cx, cy, cz,
-                         meta.kind, meta.uniform_value, meta.stored_bytes, meta.epoch, changed, epoch,
-                         meta.owner, owner, meta.key, key);
+                         ", now %" PRIu64 ") owner %d/%d key %" PRIu64 "/%" PRIu64,
+                         what, cx, cy, cz, meta.kind, meta.uniform_value, meta.stored_bytes,
+                         meta.epoch, changed, epoch, meta.owner, owner, meta.key, key);
                 bad += !ok;
             }
     free(buf);
@@ -287,8 +295,8 @@ static inline int ref_check_chunks(strata_world *w, int rank, int size, const re
 }
 
 /** strata_read_voxel on n points against r->committed (not collective). */
-static inline int ref_check_read_voxels(strata_world *w, const reference *r, const int64_t (*pts)[3],
-                                        size_t n, const char *what)
+static inline int ref_check_read_voxels(strata_world *w, const reference *r,
+                                        const int64_t (*pts)[3], size_t n, const char *what)
 {
     int bad = 0;
     for (size_t i = 0; i < n; i++) {
@@ -296,9 +304,11 @@ static inline int ref_check_read_voxels(strata_world *w, const reference *r, con
         strata_status st = strata_read_voxel(w, pts[i][0], pts[i][1], pts[i][2], &got);
         uint16_t want = r->committed[ref_index(r, pts[i][0], pts[i][1], pts[i][2])];
         if ((st || got != want) && bad++ < 5)
-            MT_CHECK(st == STRATA_OK && got == want, "%s: read_voxel (%" PRId64 ",%" PRId64 ",%" PRId64
-                     ") = %u (status %d: %s), committed value %u", what, pts[i][0], pts[i][1], pts[i][2],
-                     got, st, st ? strata_last_error(w) : "", want);
+            MT_CHECK(st == STRATA_OK && got == want,
+                     "%s: read_voxel (%" PRId64 ",%" PRId64 ",%" PRId64
+                     ") = %u (status %d: %s), committed value %u",
+                     what, pts[i][0], pts[i][1], pts[i][2], got, st, st ? strata_last_error(w) : "",
+                     want);
     }
     return bad;
 }

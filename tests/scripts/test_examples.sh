@@ -25,7 +25,7 @@ grep -q "^epoch 2, " run1.txt || fail "cmake example printed: $(cat run1.txt)"
 # pkg-config: the Makefile on a copy of examples/ (the source tree stays clean).
 cp -r "$SRC/examples" make-copy
 rm -f make-copy/simulate_minimal
-PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" make -C make-copy CFLAGS="-O2 -g $san" > make.log 2>&1 || fail "make: $(cat make.log)"
+PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" make -C make-copy CC="cc $san" > make.log 2>&1 || fail "make: $(cat make.log)"
 mpirun --oversubscribe -np 3 make-copy/simulate_minimal world 2 > run2.txt || fail "make example run"
 grep -q "^epoch 3, " run2.txt || fail "make example printed: $(cat run2.txt)"
 

@@ -6,7 +6,7 @@
 
 #include "chunk.h"
 
-#define EDGE 16
+#define EDGE        16
 #define CHUNK_BYTES ((size_t)EDGE * EDGE * EDGE * sizeof(uint16_t))
 
 static uint64_t next_random(uint64_t *s)

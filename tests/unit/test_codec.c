@@ -67,8 +67,8 @@ static chunk_encoding round_trip(int expected_codec)
     else
         ck_assert_uint_le(content, 2 + 2 * CODEC_PALETTE_MAX + fx.n);
     memset(fx.decoded, 0xa5, fx.n * sizeof *fx.decoded);
-    strata_status st = chunk_decode(fx.payload, enc.length, enc.codec, fx.edge, fx.scratch,
-                                    fx.decoded, &err);
+    strata_status st =
+        chunk_decode(fx.payload, enc.length, enc.codec, fx.edge, fx.scratch, fx.decoded, &err);
     ck_assert_msg(st == STRATA_OK, "decode: %s", err.message);
     ck_assert(memcmp(fx.voxels, fx.decoded, fx.n * sizeof *fx.voxels) == 0);
     return enc;
@@ -87,8 +87,8 @@ static void fill_distinct(int distinct, uint64_t seed)
 {
     uint64_t state = seed;
     for (size_t i = 0; i < fx.n; i++)
-        fx.voxels[i] = (uint16_t)((i < (size_t)distinct ? i : next_random(&state) % distinct) *
-                                  257 % 65536);
+        fx.voxels[i] =
+            (uint16_t)((i < (size_t)distinct ? i : next_random(&state) % distinct) * 257 % 65536);
 }
 
 START_TEST(test_uniform)
@@ -164,22 +164,26 @@ START_TEST(test_forced_codecs)
     chunk_encoding enc;
     fill_distinct(3, 5);
     for (int codec = CODEC_SHUFFLE; codec <= CODEC_PALETTE; codec++) {
-        ck_assert_int_eq(chunk_encode_as(fx.voxels, 16, 1, codec, fx.scratch, fx.payload, &enc,
-                                         &err), STRATA_OK);
+        ck_assert_int_eq(
+            chunk_encode_as(fx.voxels, 16, 1, codec, fx.scratch, fx.payload, &enc, &err),
+            STRATA_OK);
         ck_assert_int_eq(enc.codec, codec);
         ck_assert_int_eq(decode_status(fx.payload, enc.length, codec), STRATA_OK);
         ck_assert(memcmp(fx.voxels, fx.decoded, fx.n * 2) == 0);
     }
     /* A forced palette of a uniform chunk (count 1) is valid. */
     memset(fx.voxels, 0, fx.n * 2);
-    ck_assert_int_eq(chunk_encode_as(fx.voxels, 16, 1, CODEC_PALETTE, fx.scratch, fx.payload,
-                                     &enc, &err), STRATA_OK);
+    ck_assert_int_eq(
+        chunk_encode_as(fx.voxels, 16, 1, CODEC_PALETTE, fx.scratch, fx.payload, &enc, &err),
+        STRATA_OK);
     ck_assert_int_eq(decode_status(fx.payload, enc.length, CODEC_PALETTE), STRATA_OK);
     fill_distinct(300, 1);
-    ck_assert_int_eq(chunk_encode_as(fx.voxels, 16, 1, CODEC_PALETTE, fx.scratch, fx.payload,
-                                     &enc, &err), STRATA_ERR_ARG);
-    ck_assert_int_eq(chunk_encode_as(fx.voxels, 16, 1, CODEC_UNIFORM, fx.scratch, fx.payload,
-                                     &enc, &err), STRATA_ERR_ARG);
+    ck_assert_int_eq(
+        chunk_encode_as(fx.voxels, 16, 1, CODEC_PALETTE, fx.scratch, fx.payload, &enc, &err),
+        STRATA_ERR_ARG);
+    ck_assert_int_eq(
+        chunk_encode_as(fx.voxels, 16, 1, CODEC_UNIFORM, fx.scratch, fx.payload, &enc, &err),
+        STRATA_ERR_ARG);
     fixture_close();
 }
 END_TEST
@@ -193,8 +197,7 @@ START_TEST(test_bad_arguments)
                      STRATA_ERR_ARG);
     ck_assert_int_eq(chunk_encode(fx.voxels, 512, 3, fx.scratch, fx.payload, &enc, &err),
                      STRATA_ERR_ARG);
-    ck_assert_int_eq(chunk_encode(NULL, 16, 3, fx.scratch, fx.payload, &enc, &err),
-                     STRATA_ERR_ARG);
+    ck_assert_int_eq(chunk_encode(NULL, 16, 3, fx.scratch, fx.payload, &enc, &err), STRATA_ERR_ARG);
     ck_assert_int_eq(chunk_decode(fx.payload, 10, CODEC_SHUFFLE, 8, fx.scratch, fx.decoded, &err),
                      STRATA_ERR_ARG);
     ck_assert_uint_eq(chunk_encode_bound(8), 0);
@@ -213,11 +216,11 @@ START_TEST(test_corrupt_payloads)
     uint8_t *other = malloc(chunk_encode_bound(16));
     ck_assert(copy && other);
     fill_distinct(4, 2);
-    ck_assert_int_eq(chunk_encode(fx.voxels, 16, 3, fx.scratch, fx.payload, &pal, &err),
-                     STRATA_OK);
+    ck_assert_int_eq(chunk_encode(fx.voxels, 16, 3, fx.scratch, fx.payload, &pal, &err), STRATA_OK);
     ck_assert_int_eq(pal.codec, CODEC_PALETTE);
-    ck_assert_int_eq(chunk_encode_as(fx.voxels, 16, 3, CODEC_SHUFFLE, fx.scratch, other, &shuf,
-                                     &err), STRATA_OK);
+    ck_assert_int_eq(
+        chunk_encode_as(fx.voxels, 16, 3, CODEC_SHUFFLE, fx.scratch, other, &shuf, &err),
+        STRATA_OK);
 
     /* Wrong codec either way, unknown codecs, and uniform (no payload). */
     ck_assert_int_eq(decode_status(fx.payload, pal.length, CODEC_SHUFFLE), STRATA_ERR_CORRUPT);
@@ -385,8 +388,9 @@ START_TEST(test_property_random_chunks)
                     seen[fx.voxels[i] >> 4] |= (uint16_t)(1u << (fx.voxels[i] & 15));
                     count++;
                 }
-            round_trip(count == 1 ? CODEC_UNIFORM
-                       : count <= CODEC_PALETTE_MAX ? CODEC_PALETTE : CODEC_SHUFFLE);
+            round_trip(count == 1                   ? CODEC_UNIFORM
+                       : count <= CODEC_PALETTE_MAX ? CODEC_PALETTE
+                                                    : CODEC_SHUFFLE);
         }
         fixture_close();
     }

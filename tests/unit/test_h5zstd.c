@@ -38,16 +38,15 @@ START_TEST(test_dataset_round_trip)
     unsigned level = 5;
     ck_assert_int_ge(H5Pset_chunk(dcpl, 2, chunk), 0);
     ck_assert_int_ge(H5Pset_filter(dcpl, H5ZSTD_FILTER_ID, H5Z_FLAG_MANDATORY, 1, &level), 0);
-    hid_t dset = H5Dcreate2(file, "voxels", H5T_STD_U16LE, space, H5P_DEFAULT, dcpl,
-                            H5P_DEFAULT);
+    hid_t dset = H5Dcreate2(file, "voxels", H5T_STD_U16LE, space, H5P_DEFAULT, dcpl, H5P_DEFAULT);
     ck_assert_int_ge(dset, 0);
     ck_assert_int_ge(H5Dwrite(dset, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, values), 0);
     /* A dataset with the filter but no cd_values uses the default level. */
     hid_t dcpl0 = H5Pcreate(H5P_DATASET_CREATE);
     ck_assert_int_ge(H5Pset_chunk(dcpl0, 2, chunk), 0);
     ck_assert_int_ge(H5Pset_filter(dcpl0, H5ZSTD_FILTER_ID, H5Z_FLAG_MANDATORY, 0, NULL), 0);
-    hid_t dset0 = H5Dcreate2(file, "default_level", H5T_STD_U16LE, space, H5P_DEFAULT, dcpl0,
-                             H5P_DEFAULT);
+    hid_t dset0 =
+        H5Dcreate2(file, "default_level", H5T_STD_U16LE, space, H5P_DEFAULT, dcpl0, H5P_DEFAULT);
     ck_assert_int_ge(dset0, 0);
     ck_assert_int_ge(H5Dwrite(dset0, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, values), 0);
     H5Dclose(dset0);
@@ -66,8 +65,7 @@ START_TEST(test_dataset_round_trip)
         /* The filter actually ran: the stored chunks are smaller than raw. */
         ck_assert_uint_lt(H5Dget_storage_size(dset), sizeof values / 2);
         memset(back, 0, sizeof back);
-        ck_assert_int_ge(H5Dread(dset, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, back),
-                         0);
+        ck_assert_int_ge(H5Dread(dset, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, back), 0);
         ck_assert(memcmp(values, back, sizeof values) == 0);
         H5Dclose(dset);
     }

@@ -29,10 +29,18 @@ static void make_chunk(uint16_t *v, int C, int kind, uint64_t seed)
                 uint64_t r = next_random(&seed);
                 uint16_t m;
                 switch (kind) {
-                case 0: m = (uint16_t)(next_random(&s) % 3 * 5); break;
-                case 1: m = (uint16_t)(r % 2 ? 7 : 3); break;
-                case 2: m = (uint16_t)(r % 40000); break;
-                default: m = 9; break;
+                case 0:
+                    m = (uint16_t)(next_random(&s) % 3 * 5);
+                    break;
+                case 1:
+                    m = (uint16_t)(r % 2 ? 7 : 3);
+                    break;
+                case 2:
+                    m = (uint16_t)(r % 40000);
+                    break;
+                default:
+                    m = 9;
+                    break;
                 }
                 v[(z * C + y) * C + x] = m;
             }
@@ -75,8 +83,8 @@ static void check_pyramid(const lod_pyramid *p, const uint16_t *v, int C, const 
                     brute(v, C, ext, l, cx, cy, cz, &mode, &count);
                     size_t i = lod_cell_index(p, l, (uint32_t)cx, (uint32_t)cy, (uint32_t)cz);
                     QUIET_CHECK(p->mode[i] == mode && p->count[i] == count,
-                                "C=%d level %d cell (%d,%d,%d): got %u x%u, want %u x%u", C, l, cx, cy,
-                                cz, p->mode[i], p->count[i], mode, count);
+                                "C=%d level %d cell (%d,%d,%d): got %u x%u, want %u x%u", C, l, cx,
+                                cy, cz, p->mode[i], p->count[i], mode, count);
                 }
     }
 }
@@ -113,7 +121,8 @@ static void run_case(int C, int kind, const int ext[3], uint64_t seed)
     check_pyramid(&back, v, C, ext);
     ck_assert_uint_eq(n2, n);
     for (size_t i = 0; i < n; i++)
-        QUIET_CHECK(h2[i].material == hist[i].material && h2[i].count == hist[i].count, "histogram %zu", i);
+        QUIET_CHECK(h2[i].material == hist[i].material && h2[i].count == hist[i].count,
+                    "histogram %zu", i);
     lod_pyramid_free(&back);
     free(h2);
     /* Corruption is an error, never a crash. */

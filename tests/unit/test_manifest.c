@@ -112,8 +112,10 @@ static void expect_refused(const char *text, strata_status status, const char *w
     strata_error err;
     memset(&err, 0, sizeof err);
     strata_status st = parse(text, strlen(text), &m, &err);
-    ck_assert_msg(st == status, "status %d (want %d) for:\n%s\nmessage: %s", st, status, text, err.message);
-    ck_assert_msg(strstr(err.message, words) != NULL, "message '%s' lacks '%s'", err.message, words);
+    ck_assert_msg(st == status, "status %d (want %d) for:\n%s\nmessage: %s", st, status, text,
+                  err.message);
+    ck_assert_msg(strstr(err.message, words) != NULL, "message '%s' lacks '%s'", err.message,
+                  words);
     ck_assert_ptr_null(m.split); /* nothing half-parsed is left allocated */
     ck_assert_ptr_null(m.segments);
     ck_assert_ptr_null(m.materials);
@@ -264,8 +266,8 @@ END_TEST
 
 START_TEST(missing_fields)
 {
-    const char *fields[] = {"epoch ", "commits ", "writer_ranks ", "dims ", "chunk ",
-                            "voxel_size ", "origin ", "index "};
+    const char *fields[] = {"epoch ", "commits ",    "writer_ranks ", "dims ",
+                            "chunk ", "voxel_size ", "origin ",       "index "};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         char *t = edited(fields[i], NULL);
         expect_refused(t, STRATA_ERR_FORMAT, "required field missing");
@@ -316,7 +318,8 @@ START_TEST(bad_splitters)
         free(t);
     }
     /* Given twice. */
-    char *t = edited("splitters ", "splitters 1 0 18446744073709551615\nsplitters 1 0 18446744073709551615\n");
+    char *t = edited("splitters ",
+                     "splitters 1 0 18446744073709551615\nsplitters 1 0 18446744073709551615\n");
     expect_refused(t, STRATA_ERR_FORMAT, "twice");
     free(t);
 }
@@ -373,8 +376,8 @@ START_TEST(bad_values)
         {"material 8", "material 8 1 2 3 a\tb\n", "control character"},
         {"material 8", "material 0 1 2 3 again\n", "ascending id"},
         {"material 8", "material 65536 1 2 3 big\n", "bad material"},
-        {"material 8",
-         "material 8 1 2 3 a name that is far too long for the material name field\n", "too long"},
+        {"material 8", "material 8 1 2 3 a name that is far too long for the material name field\n",
+         "too long"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char *t = edited(cases[i].prefix, cases[i].line);

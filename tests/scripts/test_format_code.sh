@@ -1,0 +1,12 @@
+#!/bin/bash
+# The code follows the one .clang-format at the root (STYLE.md): CI checks it.
+set -eu
+SRC=$3
+command -v clang-format >/dev/null || { echo "SKIP: clang-format missing"; exit 77; }
+cd "$SRC"
+files=$(git ls-files 'src/*.[ch]' 'jobs/*.[ch]' 'include/*.h' 'tests/*.[ch]' 'bench/*.[ch]' \
+  'bench/*.cpp' 'examples/*.c' 'fuzz/*.c' 2>/dev/null || true)
+[ -n "$files" ] || files=$(ls src/*.[ch] jobs/*.[ch] include/*.h)
+# shellcheck disable=SC2086
+clang-format --dry-run --Werror $files
+echo "clang-format: $(echo "$files" | wc -w) files clean"
