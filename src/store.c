@@ -55,12 +55,14 @@ void store_quiet_hdf5(void)
 
 /* ---- the row type -------------------------------------------------------------- */
 
-#define ROW_FIELDS(X)                                                                              \
-    X(key, U64)                                                                                    \
-    X(epoch, U64) X(payload_segment, U64) X(payload_offset, U64) X(lod_segment, U64)               \
-        X(lod_offset, U64) X(payload_length, U32) X(payload_crc, U32) X(lod_length, U32)           \
-            X(lod_crc, U32) X(dominant_count, U32) X(row_crc, U32) X(value, U16) X(dominant, U16)  \
-                X(distinct, U16) X(codec, U8) X(flags, U8)
+/* The row's fields in their on-disk order (docs/format.md). */
+// clang-format off
+#define ROW_FIELDS(X)                                                                      \
+    X(key, U64) X(epoch, U64) X(payload_segment, U64) X(payload_offset, U64)               \
+    X(lod_segment, U64) X(lod_offset, U64) X(payload_length, U32) X(payload_crc, U32)      \
+    X(lod_length, U32) X(lod_crc, U32) X(dominant_count, U32) X(row_crc, U32)              \
+    X(value, U16) X(dominant, U16) X(distinct, U16) X(codec, U8) X(flags, U8)
+// clang-format on
 
 static strata_status make_row_types(store *s, strata_error *err)
 {
