@@ -3,6 +3,10 @@
 # zstandard must agree with `strata get` on every point, for worlds written at
 # 1, 2 and 4 ranks, with uniform, palette and shuffle chunks and several segments.
 set -eu
+# Sanitized builds run three times slower: they check one rank count here (the
+# MPI tests still run at 1, 2 and 4 ranks).
+RANKS="1 2 4"
+[ "${STRATA_SANITIZED:-0}" = 1 ] && RANKS="2"
 STRATA=$1 WORK=$2 SRC=$3
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 py=/usr/bin/python3
@@ -27,14 +31,14 @@ with open("points.txt", "w") as f:
         for y in range(0, 16):
             f.write(f"3 {y} {z}\n")
 PY
-for np in 1 2 4; do
+for np in $RANKS; do
   rm -rf w$np
   mpirun -np $np "$STRATA" create w$np --dims 80,70,50 --chunk 16 --generate terrain --seed 3 -q
   mpirun -np $np "$STRATA" update w$np updates.txt -q
   mpirun -np $np "$STRATA" get w$np --points points.txt -q > strata.txt
   $py "$SRC/tests/scripts/read_world.py" w$np points.txt > python.txt
   cmp strata.txt python.txt || { echo "reader disagrees at $np ranks"; exit 1; }
-  [ $np = 1 ] && cp strata.txt reference.txt
+  [ -f reference.txt ] || cp strata.txt reference.txt
   cmp strata.txt reference.txt || { echo "$np ranks differ from 1 rank"; exit 1; }
 done
-echo "format reader agrees with strata get ($(wc -l < points.txt) points, 1/2/4 ranks)"
+echo "format reader agrees with strata get ($(wc -l < points.txt) points, ranks: $RANKS)"

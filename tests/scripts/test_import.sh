@@ -5,6 +5,10 @@
 # against the elevations read independently with numpy, plus `info --json`'s voxel
 # size and origin; then a raw volume through the command, and bad input.
 set -euo pipefail
+# Sanitized builds run three times slower: they check one rank count here (the
+# MPI tests still run at 1, 2 and 4 ranks).
+RANKS="1 2 4"
+[ "${STRATA_SANITIZED:-0}" = 1 ] && RANKS="2"
 STRATA=$1
 WORK=$2
 DATA=/usr/share/ferret-vis/data
@@ -116,7 +120,7 @@ run_case() { # name file nx ny crop m sea scale [extra import options]
     local name=$1 file=$2 nx=$3 ny=$4 crop=$5 m=$6 sea=$7 scale=$8
     shift 8
     $PY check.py "$file" "$nx" "$ny" "$crop" "$m" "$sea" "$scale" points
-    for np in 1 2 4; do
+    for np in $RANKS; do
         local world="$name.np$np"
         "${MPIRUN[@]}" -np $np "$STRATA" import "$world" --dem "$file" --crop "$crop" --vertical-res "$m" \
             --sea-level "$sea" --scale "$scale" --chunk 16 --quiet "$@"
@@ -125,8 +129,7 @@ run_case() { # name file nx ny crop m sea scale [extra import options]
         $PY check.py "$file" "$nx" "$ny" "$crop" "$m" "$sea" "$scale" verify
         cp ids.txt "ids.$name.np$np"
     done
-    cmp "ids.$name.np1" "ids.$name.np2"
-    cmp "ids.$name.np1" "ids.$name.np4"
+    for np in $RANKS; do cmp "ids.$name.np${RANKS%% *}" "ids.$name.np$np"; done
     echo "ok: $name at 1, 2 and 4 ranks"
 }
 
@@ -150,13 +153,13 @@ with open("vol_points.txt", "w") as f:
 pts = np.loadtxt("vol_points.txt", dtype=int)
 np.savetxt("vol_want.txt", v[pts[:, 2], pts[:, 1], pts[:, 0]], fmt="%d")
 EOF
-for np in 1 2 4; do
+for np in $RANKS; do
     "${MPIRUN[@]}" -np $np "$STRATA" import vol.np$np --raw vol.raw --dims 35,21,13 --type uint16 \
         --endian big --chunk 16 --quiet
     "${MPIRUN[@]}" -np $np "$STRATA" get vol.np$np --points vol_points.txt > vol_got.txt
     cmp vol_got.txt vol_want.txt
 done
-echo "ok: raw volume at 1, 2 and 4 ranks"
+echo "ok: raw volume at ranks $RANKS"
 
 # Bad input: non-zero exit, a clear message, nothing created.
 expect_fail() { # pattern, command...
