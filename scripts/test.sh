@@ -27,7 +27,7 @@ build() { # build DIR [cmake args...]
 }
 
 echo "== build (-Wall -Wextra -Werror) =="
-build "$root/build"
+build "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== tests =="
 (cd "$root/build" && ctest --output-on-failure -j 2 "$@")
 

@@ -167,7 +167,7 @@ static strata_status read_fence(store_segment *g, const char *path, strata_error
     hid_t dset = H5Dopen2(g->file, "fence", H5P_DEFAULT);
     if (dset < 0)
         return store_hdf5_error(err, "no /fence in", path);
-    uint64_t n;
+    uint64_t n = 0;
     strata_status st = dataset_length(dset, &n, path, err);
     if (!st && n != (g->row_count + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS)
         st = error_set(err, STRATA_ERR_CORRUPT,
@@ -497,7 +497,7 @@ strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, ui
                          "%s: chunk key %" PRIu64 " points at segment %" PRIu64
                          ", which is not live",
                          s->dir, key, segment);
-    uint64_t size;
+    uint64_t size = 0;
     strata_status st = dataset_length(g->payload, &size, s->dir, err);
     if (st)
         return st;
