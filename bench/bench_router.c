@@ -47,7 +47,7 @@ int main(int argc, char **argv)
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
         strata_status st =
-            route_records(MPI_COMM_WORLD, split, send, n, &recv, &recv_n, &from, &err);
+            route_records(MPI_COMM_WORLD, split, send, n, NULL, &recv, &recv_n, &from, &err);
         double t = MPI_Wtime() - t0, slowest;
         MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         if (st != STRATA_OK && rank == 0)

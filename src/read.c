@@ -113,8 +113,8 @@ strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], s
     int *from = NULL;
     size_t recv_n = 0;
     if (!st)
-        st = world_agree(
-            w, route_records(w->comm, w->split, send, n, &recv, &recv_n, &from, &w->error));
+        st = world_agree(w, route_records(w->comm, w->split, send, n, &w->route, &recv, &recv_n,
+                                          &from, &w->error));
     uint16_t *reply = NULL;
     if (!st && !(reply = malloc((recv_n ? recv_n : 1) * sizeof *reply)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer %zu points", recv_n);
@@ -128,9 +128,8 @@ strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], s
     if (!st)
         st = world_agree(w, route_replies(w->comm, recv, from, reply, recv_n, out, n, &w->error));
     world_evict(w);
+    route_scratch_trim(&w->route, ROUTE_KEEP_BYTES);
     free(send);
-    free(recv);
-    free(from);
     free(reply);
     return st;
 }

@@ -42,6 +42,53 @@ static void *alloc_records(size_t count, size_t elem)
     return malloc(bytes);
 }
 
+/* The buffers of one route_records call, by role. */
+enum { BUF_SLOT, BUF_PACKED, BUF_RECV, BUF_TMP, BUF_FROM, BUF_FROM_TMP };
+
+void route_scratch_free(route_scratch *s)
+{
+    route_scratch_trim(s, 0);
+}
+
+void route_scratch_trim(route_scratch *s, size_t max_bytes)
+{
+    for (int i = 0; i < 6; i++)
+        if (s->cap[i] > max_bytes || (max_bytes == 0 && s->buf[i])) {
+            free(s->buf[i]);
+            s->buf[i] = NULL;
+            s->cap[i] = 0;
+        }
+}
+
+size_t route_scratch_bytes(const route_scratch *s)
+{
+    size_t total = 0;
+    for (int i = 0; i < 6; i++)
+        total += s->cap[i];
+    return total;
+}
+
+/* Buffer `which` of s with room for count elements (its contents are not kept). */
+static void *scratch_get(route_scratch *s, int which, size_t count, size_t elem)
+{
+    size_t bytes = (count ? count : 1) * elem;
+    if (s->cap[which] >= bytes)
+        return s->buf[which];
+    free(s->buf[which]);
+    s->buf[which] = alloc_records(count, elem);
+    s->cap[which] = s->buf[which] ? bytes : 0;
+    return s->buf[which];
+}
+
+/* Swap the roles of two buffers (the sort's result may end in its scratch). */
+static void scratch_swap(route_scratch *s, int a, int b)
+{
+    void *p = s->buf[a];
+    size_t c = s->cap[a];
+    s->buf[a] = s->buf[b], s->cap[a] = s->cap[b];
+    s->buf[b] = p, s->cap[b] = c;
+}
+
 /* Counts and MPI_BYTE layouts of one all-to-all exchange. */
 typedef struct {
     int size;
@@ -238,16 +285,15 @@ strata_status route_sort_by_key(route_record *records, size_t n, strata_error *e
 
 /* Fill origins, bucket the records by owner and pack them in send order. Local. */
 static strata_status pack_records(const uint64_t *split, exchange_plan *plan, route_record *send,
-                                  size_t n, route_record **packed, strata_error *err)
+                                  size_t n, route_scratch *s, route_record **packed,
+                                  strata_error *err)
 {
     if (n > UINT32_MAX)
         return error_set(err, STRATA_ERR_OVERFLOW, "route: %zu records exceed 32-bit origins", n);
-    size_t *slot = alloc_records(n, sizeof *slot);
-    *packed = alloc_records(n, sizeof **packed);
-    if (!slot || !*packed) {
-        free(slot);
+    size_t *slot = scratch_get(s, BUF_SLOT, n, sizeof *slot);
+    *packed = scratch_get(s, BUF_PACKED, n, sizeof **packed);
+    if (!slot || !*packed)
         return error_set(err, STRATA_ERR_NOMEM, "route: send buffer for %zu records", n);
-    }
     for (size_t i = 0; i < n; i++) {
         send[i].origin = (uint32_t)i;
         slot[i] = (size_t)partition_owner(split, plan->size, send[i].key);
@@ -255,23 +301,19 @@ static strata_status pack_records(const uint64_t *split, exchange_plan *plan, ro
     bucket_by_dest(plan, slot, n);
     for (size_t i = 0; i < n; i++)
         (*packed)[slot[i]] = send[i];
-    free(slot);
     return STRATA_OK;
 }
 
 /* Buffers for the received records, their sources, and the sort's scratch. Local. */
-static strata_status alloc_receive(size_t n, route_record **recv, route_record **tmp, int **from,
-                                   int **from_tmp, int want_from, strata_error *err)
+static strata_status alloc_receive(route_scratch *s, size_t n, int want_from, strata_error *err)
 {
-    *recv = alloc_records(n, sizeof **recv);
-    *tmp = alloc_records(n, sizeof **tmp);
-    if (want_from) {
-        *from = alloc_records(n, sizeof **from);
-        *from_tmp = alloc_records(n, sizeof **from_tmp);
-    }
-    if (!*recv || !*tmp || (want_from && (!*from || !*from_tmp)))
-        return error_set(err, STRATA_ERR_NOMEM, "route: receive buffer for %zu records", n);
-    return STRATA_OK;
+    int ok = scratch_get(s, BUF_RECV, n, sizeof(route_record)) &&
+             scratch_get(s, BUF_TMP, n, sizeof(route_record));
+    if (ok && want_from)
+        ok = scratch_get(s, BUF_FROM, n, sizeof(int)) &&
+             scratch_get(s, BUF_FROM_TMP, n, sizeof(int));
+    return ok ? STRATA_OK
+              : error_set(err, STRATA_ERR_NOMEM, "route: receive buffer for %zu records", n);
 }
 
 /* Received blocks arrive in source-rank order; tag each record with its source. */
@@ -289,52 +331,51 @@ static void fill_sources(const exchange_plan *plan, int *from)
  * rank stops all of them before an exchange some rank would not join.
  */
 strata_status route_records(MPI_Comm comm, const uint64_t *split, route_record *send, size_t n,
-                            route_record **recv, size_t *recv_n, int **recv_from, strata_error *err)
+                            route_scratch *keep, route_record **recv, size_t *recv_n,
+                            int **recv_from, strata_error *err)
 {
     exchange_plan plan;
-    route_record *packed = NULL, *got = NULL, *tmp = NULL;
-    int *from = NULL, *from_tmp = NULL;
+    route_scratch own = {0}, *s = keep ? keep : &own;
+    route_record *packed = NULL;
     *recv = NULL;
     *recv_n = 0;
     if (recv_from)
         *recv_from = NULL;
     strata_status st = plan_alloc(comm, &plan, err);
     if (st == STRATA_OK)
-        st = pack_records(split, &plan, send, n, &packed, err);
+        st = pack_records(split, &plan, send, n, s, &packed, err);
     st = error_agree(comm, st, err);
     if (st != STRATA_OK)
         goto cleanup;
     st = plan_exchange_counts(comm, &plan, sizeof *packed, err);
     if (st == STRATA_OK)
-        st = alloc_receive(plan.recv_total, &got, &tmp, &from, &from_tmp, recv_from != NULL, err);
+        st = alloc_receive(s, plan.recv_total, recv_from != NULL, err);
     st = error_agree(comm, st, err);
     if (st != STRATA_OK)
         goto cleanup;
-    st = plan_exchange(comm, &plan, packed, got, err);
+    st = plan_exchange(comm, &plan, packed, s->buf[BUF_RECV], err);
     if (st != STRATA_OK)
         goto cleanup;
+    int *from = recv_from ? s->buf[BUF_FROM] : NULL;
     if (from)
         fill_sources(&plan, from);
-    if (radix_sort(got, tmp, from, from_tmp, plan.recv_total)) {
-        route_record *sorted = tmp;
-        int *sorted_from = from_tmp;
-        tmp = got, got = sorted;
-        from_tmp = from, from = sorted_from;
+    if (radix_sort(s->buf[BUF_RECV], s->buf[BUF_TMP], from, recv_from ? s->buf[BUF_FROM_TMP] : NULL,
+                   plan.recv_total)) {
+        scratch_swap(s, BUF_RECV, BUF_TMP);
+        scratch_swap(s, BUF_FROM, BUF_FROM_TMP);
     }
-    *recv = got;
+    *recv = s->buf[BUF_RECV];
     *recv_n = plan.recv_total;
-    got = NULL;
-    if (recv_from) {
-        *recv_from = from;
-        from = NULL;
+    if (recv_from)
+        *recv_from = s->buf[BUF_FROM];
+    if (!keep) { /* the caller owns the results */
+        own.buf[BUF_RECV] = NULL, own.cap[BUF_RECV] = 0;
+        own.buf[BUF_FROM] = NULL, own.cap[BUF_FROM] = 0;
     }
 cleanup:
     plan_free(&plan);
-    free(packed);
-    free(got);
-    free(tmp);
-    free(from);
-    free(from_tmp);
+    if (!keep)
+        route_scratch_free(&own);
     return st;
 }
 

@@ -25,6 +25,28 @@ typedef struct {
 enum { ROUTE_CONDITIONAL = 1 };
 
 /**
+ * Buffers route_records keeps between calls (send slots, packed records, received
+ * records and the sort's scratch, sources), grown as batches grow. A caller that
+ * routes batch after batch (a world's flushes) keeps one so that each flush reuses
+ * memory whose pages are already mapped: first-touch page faults of fresh buffers
+ * cost more than routing itself. Zero-initialise; route_scratch_trim() gives back
+ * what exceeds a bound; route_scratch_free() gives back everything.
+ */
+typedef struct {
+    void *buf[6];
+    size_t cap[6]; /* bytes */
+} route_scratch;
+
+/* What a world keeps between batches, per buffer: 256 MiB, about 11 million records. */
+#define ROUTE_KEEP_BYTES ((size_t)256 << 20)
+
+void route_scratch_free(route_scratch *s);
+/** Free the buffers larger than max_bytes each (the others stay for the next call). */
+void route_scratch_trim(route_scratch *s, size_t max_bytes);
+/** Bytes held. */
+size_t route_scratch_bytes(const route_scratch *s);
+
+/**
  * Send every record to partition_owner(split, ranks, rec.key). Collective.
  * Records are bucketed stably by destination; the received array is ordered by
  * (source rank, send order) and then sorted stably by key, so applying it in
@@ -34,15 +56,18 @@ enum { ROUTE_CONDITIONAL = 1 };
  * @param[in]     split     comm-size + 1 splitters
  * @param[in,out] send      n records of this rank (origin is filled with the index;
  *                          n must fit in 32 bits)
- * @param[out]    recv      malloc'ed received records, sorted by key (free it;
- *                          NULL on failure)
+ * @param[in,out] keep      buffers to reuse, or NULL
+ * @param[out]    recv      received records, sorted by key (NULL on failure). With
+ *                          keep, they live in keep until its next use (do not free);
+ *                          without, they are malloc'ed (free them).
  * @param[out]    recv_n    number of received records
- * @param[out]    recv_from if not NULL, malloc'ed source rank of each received record
+ * @param[out]    recv_from if not NULL, the source rank of each received record (owned
+ *                          like recv)
  * @param[out]    err       the agreed error (not NULL)
  */
 strata_status route_records(MPI_Comm comm, const uint64_t *split, route_record *send, size_t n,
-                            route_record **recv, size_t *recv_n, int **recv_from,
-                            strata_error *err);
+                            route_scratch *keep, route_record **recv, size_t *recv_n,
+                            int **recv_from, strata_error *err);
 /**
  * Send replies back: reply[i] answers recv[i], which came from recv_from[i] with
  * recv[i].origin. out[origin] receives it at the sender. Collective.

@@ -171,8 +171,8 @@ strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
     size_t recv_n = 0;
     uint64_t local[3] = {w->staged_count, 0, 0}, total[3] = {0, 0, 0};
     if (!st)
-        st = world_agree(w, route_records(w->comm, w->split, w->staged, w->staged_count, &recv,
-                                          &recv_n, NULL, &w->error));
+        st = world_agree(w, route_records(w->comm, w->split, w->staged, w->staged_count, &w->route,
+                                          &recv, &recv_n, NULL, &w->error));
     clear_staged(w);
     if (!st)
         st = world_agree(w, prepare_chunks(w, recv, recv_n));
@@ -182,7 +182,8 @@ strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
         apply_records(w, recv, recv_n, &local[1]);
         world_evict(w);
     }
-    free(recv);
+    /* The routing buffers stay for the next batch, up to a bound (docs/architecture.md). */
+    route_scratch_trim(&w->route, ROUTE_KEEP_BYTES);
     if (!st)
         st = error_mpi(&w->error, MPI_Allreduce(local, total, 3, MPI_UINT64_T, MPI_SUM, w->comm),
                        "summing batch statistics");

@@ -223,6 +223,7 @@ static void world_free(strata_world *w)
     free(w->split);
     free(w->rows);
     free(w->staged);
+    route_scratch_free(&w->route);
     free(w->scratch);
     free(w->encode_buffer);
     if (w->lock_fd >= 0)

@@ -34,6 +34,7 @@ struct strata_world {
     chunk_cache owned;            /* own chunks: dirty ones pinned, clean ones LRU */
     chunk_cache committed_copies; /* committed chunks read by strata_read_voxel */
     route_record *staged;
+    route_scratch route; /* routing buffers kept between batches */
     size_t staged_count, staged_capacity;
     int staged_bad;
     int64_t bad_voxel[3];
