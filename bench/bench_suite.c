@@ -244,6 +244,21 @@ static strata_status write_results(const bench *b, const char *path, strata_erro
     return STRATA_OK;
 }
 
+int bench_wants(const bench *b, const char *group)
+{
+    if (!b->only[0])
+        return 1;
+    size_t n = strlen(group);
+    for (const char *p = b->only; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len == n && !strncmp(p, group, n))
+            return 1;
+        p += len + (end != NULL);
+    }
+    return 0;
+}
+
 strata_status bench_run(bench *b, const char *out_path)
 {
     char world[STRATA_PATH_MAX];
@@ -251,7 +266,7 @@ strata_status bench_run(bench *b, const char *out_path)
     st = error_agree(b->comm, st, &b->error);
     if (!st)
         st = bench_strata(b);
-    if (!st)
+    if (!st && bench_wants(b, "hdf5"))
         st = bench_hdf5_peer(b, world);
     st = error_agree(b->comm, st, &b->error);
     if (!st) {

@@ -54,6 +54,7 @@ typedef struct {
     int verbose;       /**< 1: rank 0 logs each row on stderr */
     char dir[3072];    /**< scratch directory (worlds and HDF5 files) */
     char command[512]; /**< the command line, recorded with each row */
+    char only[256];    /**< comma-separated groups to run (empty: all); see bench_wants */
     int64_t dims[3];   /**< the terrain world measured */
     int chunk_edge;
     uint64_t seed;
@@ -85,6 +86,8 @@ static inline int64_t bench_random_below(uint64_t *state, int64_t n)
 
 /** The strata rows: updates, staging, commit, storage, point and region reads. Collective. */
 strata_status bench_strata(bench *b);
+/** 1 when group (commit, storage, updates, reads, index, extract, hdf5) is to run. */
+int bench_wants(const bench *b, const char *group);
 /**
  * The plain parallel HDF5 peer and the matching strata rows, in the same run:
  * ten batches of random updates and one durable commit, region reads. Collective.

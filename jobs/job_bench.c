@@ -15,13 +15,16 @@
 #include "jobs.h"
 
 static const char usage[] =
-    "strata bench [--quick] [--out FILE.json] [--dir SCRATCH] [--dims X,Y,Z] [--keep] [--quiet]\n"
+    "strata bench [--quick] [--out FILE.json] [--dir SCRATCH] [--dims X,Y,Z] [--only GROUPS]\n"
+    "             [--keep] [--quiet]\n"
     "  --quick  small sizes (192 x 192 x 128 terrain, 1e5 updates): well under a minute\n"
     "  --out    results file (default bench/results.json when run from the source tree,\n"
     "           else results.json)\n"
     "  --dir    scratch directory for worlds and HDF5 files (default /tmp/strata-bench-PID);\n"
     "           removed at the end unless --keep\n"
-    "  --dims   terrain size (default 512,512,256; --quick 256,256,128)";
+    "  --dims   terrain size (default 512,512,256; --quick 192,192,128)\n"
+    "  --only   run only these groups (comma-separated): storage, updates, reads, index,\n"
+    "           extract, hdf5; the commit group always runs (it writes the terrain world)";
 
 static void record_command(bench *b, int argc, char **argv)
 {
@@ -38,7 +41,7 @@ int job_bench(job *j, int argc, char **argv)
     b.rank = j->rank, b.size = j->size, b.verbose = !j->quiet;
     b.chunk_edge = STRATA_CHUNK_EDGE_DEFAULT;
     b.seed = 1;
-    const char *out = NULL, *dir = NULL, *dims = NULL;
+    const char *out = NULL, *dir = NULL, *dims = NULL, *only = NULL;
     int keep = 0;
     for (int i = 1; i < argc; i++) {
         const char *v = NULL, **slot = NULL;
@@ -58,6 +61,8 @@ int job_bench(job *j, int argc, char **argv)
             slot = &dir;
         } else if (option_value(argc, argv, &i, "--dims", &v)) {
             slot = &dims;
+        } else if (option_value(argc, argv, &i, "--only", &v)) {
+            slot = &only;
         } else {
             return job_usage(j, usage, "unknown option '%s'", argv[i]);
         }
@@ -72,6 +77,8 @@ int job_bench(job *j, int argc, char **argv)
     if (dims && (parse_int64_list(dims, d, 3) != 0 || d[0] < 64 || d[1] < 64 || d[2] < 64))
         return job_usage(j, usage, "--dims needs X,Y,Z, each at least 64: '%s'", dims);
     memcpy(b.dims, d, sizeof d);
+    if (only && snprintf(b.only, sizeof b.only, "%s", only) >= (int)sizeof b.only)
+        return job_usage(j, usage, "--only list too long");
     record_command(&b, argc, argv);
     if (!out) {
         struct stat sb;
