@@ -254,8 +254,15 @@ static strata_status strata_batches(bench *b, const char *world, batch_plan *bp,
                 .x = bp->u[i].x, .y = bp->u[i].y, .z = bp->u[i].z, .material = bp->u[i].material};
         st = strata_update_batch(w, su, bp->n, NULL);
     }
+    strata_commit_stats cs = {0};
+    double t1 = MPI_Wtime();
     if (!st)
-        st = strata_commit(w, NULL);
+        st = strata_commit(w, &cs);
+    if (!st && b->rank == 0 && b->verbose)
+        fprintf(stderr,
+                "strata bench: rank 0: batches %.3f s, commit %.3f s (flush %.3f, encode %.3f, "
+                "write %.3f)\n",
+                t1 - t0, cs.seconds, cs.flush_seconds, cs.encode_seconds, cs.write_seconds);
     if (st)
         error_set(&b->error, st, "strata batches: %s", strata_last_error(w));
     *seconds = bench_slowest(b, MPI_Wtime() - t0);

@@ -115,7 +115,10 @@ typedef struct {
     uint64_t chunks_written; /**< chunks stored by this commit, all ranks */
     uint64_t raw_bytes;      /**< their uncompressed size */
     uint64_t stored_bytes;   /**< their stored size */
-    double seconds;
+    double seconds;          /**< wall time of the collective call */
+    double flush_seconds;    /**< this rank: routing and applying staged updates */
+    double encode_seconds;   /**< this rank: encoding its dirty chunks (and their index) */
+    double write_seconds;    /**< this rank: segment write, fsync and manifest */
 } strata_commit_stats;
 
 enum { STRATA_CHUNK_ABSENT = 0, STRATA_CHUNK_UNIFORM = 1, STRATA_CHUNK_DENSE = 2 };

@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "codec.h"
 
@@ -41,15 +42,69 @@ static void account(chunk_cache *c, const chunk *k, int sign)
     *bytes = sign > 0 ? *bytes + c->chunk_bytes : *bytes - c->chunk_bytes;
 }
 
+#define SLAB_BYTES ((size_t)2 << 20)
+
+static int pooled(const chunk_cache *c)
+{
+    return c->chunk_bytes >= sizeof(void *) && c->chunk_bytes <= SLAB_BYTES / 2;
+}
+
+uint16_t *chunk_buffer_get(chunk_cache *c)
+{
+    if (!pooled(c))
+        return malloc(c->chunk_bytes ? c->chunk_bytes : 1);
+    if (c->free_list) {
+        void *p = c->free_list;
+        memcpy(&c->free_list, p, sizeof(void *));
+        return p;
+    }
+    if (c->carve_left < c->chunk_bytes) {
+        if (c->slab_count == c->slab_capacity) {
+            size_t capacity = c->slab_capacity ? 2 * c->slab_capacity : 16;
+            void **grown = realloc(c->slabs, capacity * sizeof *grown);
+            if (!grown)
+                return NULL;
+            c->slabs = grown, c->slab_capacity = capacity;
+        }
+        void *slab = NULL;
+        if (posix_memalign(&slab, SLAB_BYTES, SLAB_BYTES) != 0)
+            return NULL;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(slab, SLAB_BYTES, MADV_HUGEPAGE); /* advice only: may be refused */
+#endif
+        c->slabs[c->slab_count++] = slab;
+        c->pool_bytes += SLAB_BYTES;
+        c->carve = slab, c->carve_left = SLAB_BYTES;
+    }
+    void *p = c->carve;
+    c->carve += c->chunk_bytes, c->carve_left -= c->chunk_bytes;
+    return p;
+}
+
+void chunk_buffer_put(chunk_cache *c, uint16_t *voxels)
+{
+    if (!voxels)
+        return;
+    if (!pooled(c)) {
+        free(voxels);
+        return;
+    }
+    memcpy(voxels, &c->free_list, sizeof(void *));
+    c->free_list = voxels;
+}
+
 void chunk_cache_free(chunk_cache *c)
 {
     for (size_t i = 0; i < c->capacity; i++) {
         if (c->slots[i].chunk) {
-            free(c->slots[i].chunk->voxels);
+            chunk_buffer_put(c, c->slots[i].chunk->voxels);
             free(c->slots[i].chunk);
         }
     }
     free(c->slots);
+    for (size_t i = 0; i < c->slab_count; i++)
+        free(c->slabs[i]);
+    free(c->slabs);
     size_t chunk_bytes = c->chunk_bytes, budget = c->budget;
     chunk_cache_init(c, chunk_bytes, budget);
 }
@@ -106,7 +161,7 @@ strata_status chunk_make_dense(chunk_cache *c, chunk *k, strata_error *err)
     if (k->voxels)
         return STRATA_OK;
     size_t count = c->chunk_bytes / sizeof(uint16_t);
-    uint16_t *voxels = malloc(c->chunk_bytes);
+    uint16_t *voxels = chunk_buffer_get(c);
     if (!voxels)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate chunk key %llu",
                          (unsigned long long)k->key);
@@ -162,7 +217,7 @@ void chunk_cache_remove(chunk_cache *c, chunk *k)
     account(c, k, -1);
     if (c->last == k)
         c->last = NULL;
-    free(k->voxels);
+    chunk_buffer_put(c, k->voxels);
     free(k);
 }
 
@@ -184,7 +239,7 @@ void chunk_collapse_uniform(chunk_cache *c, chunk *k)
         return;
     account(c, k, -1);
     k->value = k->voxels[0];
-    free(k->voxels);
+    chunk_buffer_put(c, k->voxels);
     k->voxels = NULL;
 }
 
@@ -192,11 +247,11 @@ void chunk_adopt(chunk_cache *c, chunk *k, uint16_t *voxels, size_t count)
 {
     account(c, k, -1);
     if (k->voxels != voxels)
-        free(k->voxels);
+        chunk_buffer_put(c, k->voxels);
     k->voxels = NULL;
     if (chunk_is_uniform(voxels, count)) {
         k->value = voxels[0];
-        free(voxels);
+        chunk_buffer_put(c, voxels);
     } else {
         k->voxels = voxels;
     }

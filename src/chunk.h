@@ -34,6 +34,16 @@ typedef struct {
     size_t budget;      /* clean dense bytes allowed */
     size_t clean_bytes, dirty_bytes;
     chunk *last; /* last chunk found: repeated reads skip the hash */
+    /* Dense buffers come from 2 MiB slabs (huge pages where the kernel allows):
+     * first-touch page faults of one 64 KiB malloc per chunk cost more than
+     * decoding the chunk on a VM. Released buffers are reused, slabs freed with
+     * the cache; chunks larger than half a slab use malloc. */
+    void **slabs;
+    size_t slab_count, slab_capacity;
+    uint8_t *carve; /* unused rest of the newest slab */
+    size_t carve_left;
+    void *free_list;   /* released buffers, linked through their first bytes */
+    size_t pool_bytes; /* slab bytes held */
 } chunk_cache;
 
 void chunk_cache_init(chunk_cache *c, size_t chunk_bytes, size_t budget);
@@ -71,7 +81,12 @@ void chunk_touch(chunk_cache *c, chunk *k);
 void chunk_cache_remove(chunk_cache *c, chunk *k);
 /** Evict least recently used clean chunks until clean bytes fit the budget. */
 void chunk_cache_trim(chunk_cache *c);
-/** Store voxels into a chunk, collapsing to uniform when they are. Takes ownership of voxels. */
+/** A dense buffer of chunk_bytes (contents undefined), or NULL when memory is out. */
+uint16_t *chunk_buffer_get(chunk_cache *c);
+/** Give a buffer from chunk_buffer_get back (NULL is ignored). */
+void chunk_buffer_put(chunk_cache *c, uint16_t *voxels);
+/** Store voxels into a chunk, collapsing to uniform when they are. Takes ownership of voxels,
+ *  which must come from chunk_buffer_get(c). */
 void chunk_adopt(chunk_cache *c, chunk *k, uint16_t *voxels, size_t count);
 /** Drop the dense storage of a chunk whose voxels are all equal. */
 void chunk_collapse_uniform(chunk_cache *c, chunk *k);

@@ -343,6 +343,7 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     strata_status st = strata_flush(w, NULL);
     if (st)
         return st;
+    double flushed = MPI_Wtime();
     chunk_list dirty = {0};
     chunk_cache_each(&w->owned, collect_dirty, &dirty);
     if (dirty.failed)
@@ -354,6 +355,7 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     index_begin_write(w);
     if (!st)
         st = encode_dirty(w, &dirty, epoch, &batch);
+    double encoded = MPI_Wtime();
     st = world_agree(w, st);
     uint64_t local[4] = {dirty.count, batch.raw_bytes, batch.payload_bytes,
                          st ? 0 : stale_after(w, batch.rows, dirty.count)},
@@ -383,6 +385,7 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
             manifest_free(&next);
         }
     }
+    double written = MPI_Wtime();
     if (!st && wrote)
         st = world_agree(w, merge_rows(w, batch.rows, dirty.count));
     if (!st && wrote)
@@ -404,6 +407,9 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         stats->raw_bytes = total[1];
         stats->stored_bytes = total[2];
         stats->seconds = MPI_Wtime() - start;
+        stats->flush_seconds = flushed - start;
+        stats->encode_seconds = encoded - flushed;
+        stats->write_seconds = written - encoded;
     }
     return st;
 }

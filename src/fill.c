@@ -91,13 +91,14 @@ static strata_status fill_one(fill_job *f, uint64_t key)
         f->done = grown;
         f->capacity = capacity;
     }
-    uint16_t *voxels = calloc(w->chunk_voxels, sizeof *voxels);
+    uint16_t *voxels = chunk_buffer_get(&w->owned);
     if (!voxels)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate a fill buffer");
+    memset(voxels, 0, w->chunk_voxels * sizeof *voxels);
     char message[STRATA_ERROR_MAX] = "";
     strata_status st = f->fn(b, w->edge, voxels, f->ctx, message);
     if (st) {
-        free(voxels);
+        chunk_buffer_put(&w->owned, voxels);
         return WORLD_FAIL(w, st, "fill of chunk at voxel %" PRId64 ",%" PRId64 ",%" PRId64 ": %s",
                           b[0], b[1], b[2], message[0] ? message : strata_strerror(st));
     }
@@ -106,14 +107,14 @@ static strata_status fill_one(fill_job *f, uint64_t key)
     if (covers(f->box, b)) {
         /* A whole chunk of air where nothing is stored needs no chunk at all. */
         if (!k && !world_own_row(w, key) && all_air(voxels, w->chunk_voxels)) {
-            free(voxels);
+            chunk_buffer_put(&w->owned, voxels);
             return STRATA_OK;
         }
     } else {
         if (!k)
             st = world_own_chunk(w, key, &k);
         if (st) {
-            free(voxels);
+            chunk_buffer_put(&w->owned, voxels);
             return st;
         }
         keep_outside_box(f, b, k, voxels);
@@ -124,7 +125,7 @@ static strata_status fill_one(fill_job *f, uint64_t key)
     d->voxels = voxels;
     /* Uniform results (all ocean, all rock) keep one value, not a dense copy. */
     if (all_equal(voxels, w->chunk_voxels)) {
-        free(voxels);
+        chunk_buffer_put(&w->owned, voxels);
         d->voxels = NULL;
     }
     return STRATA_OK;
@@ -161,7 +162,7 @@ static strata_status install_filled(fill_job *f)
 static void free_filled(fill_job *f)
 {
     for (size_t i = 0; i < f->count; i++)
-        free(f->done[i].voxels);
+        chunk_buffer_put(&f->w->owned, f->done[i].voxels);
     free(f->done);
     f->done = NULL;
     f->count = f->capacity = 0;

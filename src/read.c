@@ -51,13 +51,13 @@ static strata_status load_committed(strata_world *w, chunk_cache *c, uint64_t ke
     strata_status st = chunk_cache_insert(c, key, value, out, &w->error);
     if (st || !row || row->codec == CODEC_UNIFORM)
         return st;
-    uint16_t *voxels = malloc(w->chunk_voxels * sizeof *voxels);
+    uint16_t *voxels = chunk_buffer_get(c);
     if (!voxels)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate chunk key %" PRIu64, key);
     if (!st)
         st = world_decode_row(w, row, voxels);
     if (st) {
-        free(voxels);
+        chunk_buffer_put(c, voxels);
         chunk_cache_remove(c, *out);
         *out = NULL;
         return st;
