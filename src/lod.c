@@ -14,6 +14,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 struct lod_work {
     int edge, levels;
@@ -23,9 +26,11 @@ struct lod_work {
      * when the cell is outside), else the number of histogram entries of a mixed
      * cell, stored from hstart[cell] in the pool of the cell's level parity. */
     uint32_t *hlen, *hstart;
+    uint32_t *list; /* lod_encode: the cells listed at one level */
     uint16_t *mat[2];
     uint32_t *cnt[2];
     size_t cap[2];
+    size_t pool_used;  /* entries of the last level built, in its pool */
     uint32_t *counts;  /* 65536, zero between uses */
     uint16_t *touched; /* 65536 */
     lod_count *hist;
@@ -101,6 +106,7 @@ void lod_work_free(lod_work *wk)
     lod_pyramid_free(&wk->pyr);
     free(wk->hlen);
     free(wk->hstart);
+    free(wk->list);
     for (int i = 0; i < 2; i++) {
         free(wk->mat[i]);
         free(wk->cnt[i]);
@@ -137,11 +143,13 @@ strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
     }
     wk->hlen = malloc(cells * sizeof *wk->hlen);
     wk->hstart = malloc(cells * sizeof *wk->hstart);
+    wk->list = malloc(cells * sizeof *wk->list);
     wk->counts = calloc(65536, sizeof *wk->counts);
     wk->touched = malloc(65536 * sizeof *wk->touched);
     wk->hist = malloc(65536 * sizeof *wk->hist);
     wk->cctx = ZSTD_createCCtx();
-    if (!ok || !wk->hlen || !wk->hstart || !wk->counts || !wk->touched || !wk->hist || !wk->cctx) {
+    if (!ok || !wk->hlen || !wk->hstart || !wk->list || !wk->counts || !wk->touched || !wk->hist ||
+        !wk->cctx) {
         lod_work_free(wk);
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate LOD scratch for edge %d", edge);
     }
@@ -194,53 +202,114 @@ static void flush_counts(lod_work *wk, int p, size_t *used, size_t touched, size
     }
 }
 
+/* The histogram of the eight voxels of a mixed level-1 cell wholly inside the
+ * world, written at the end of pool 1 (room for 8 reserved by the caller). With
+ * SSE2 each distinct value is counted by one compare of all eight lanes. */
+static void mixed_cell8(lod_work *wk, const uint16_t q[8], size_t *used, size_t cell)
+{
+    uint16_t *mat = wk->mat[1] + *used;
+    uint32_t *cnt = wk->cnt[1] + *used;
+    uint16_t best = 0;
+    uint32_t best_count = 0;
+    size_t t = 0;
+#ifdef __SSE2__
+    const __m128i all = _mm_loadu_si128((const __m128i *)(const void *)q);
+    unsigned seen = 0; /* two bits per lane already counted */
+    for (int i = 0; i < 8; i++) {
+        if (seen >> (2 * i) & 1)
+            continue;
+        unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(all, _mm_set1_epi16((short)q[i])));
+        seen |= m;
+        /* lanes equal to q[i]: one bit per lane, summed without POPCNT (not baseline) */
+        unsigned x = m & 0x5555;
+        x = (x & 0x3333) + (x >> 2 & 0x3333);
+        x = (x + (x >> 4)) & 0x0f0f;
+        uint32_t c = (x + (x >> 8)) & 0x1f;
+#else
+    for (int i = 0; i < 8; i++) {
+        int dup = 0;
+        for (int j = 0; j < i && !dup; j++)
+            dup = q[j] == q[i];
+        if (dup)
+            continue;
+        uint32_t c = 1;
+        for (int j = i + 1; j < 8; j++)
+            c += q[j] == q[i];
+#endif
+        mat[t] = q[i];
+        cnt[t++] = c;
+        if (c > best_count || (c == best_count && q[i] < best))
+            best = q[i], best_count = c;
+    }
+    wk->pyr.mode[cell] = best;
+    wk->pyr.count[cell] = best_count;
+    wk->hstart[cell] = (uint32_t)*used;
+    wk->hlen[cell] = (uint32_t)t;
+    *used += t;
+}
+
 /* Level 1: cells of 2x2x2 voxels, only voxels inside extent counted. Cells
- * wholly inside whose eight voxels are equal (most of any layered world) take
- * four 32-bit compares; the others count through the counting array. */
+ * wholly inside whose eight voxels are equal (most of any layered world) are
+ * found four at a time (SSE2: four 8-lane compares); mixed ones get their
+ * eight-voxel histogram; cells cut by the world's edge count through the
+ * counting array. */
 static int build_level1(lod_work *wk, const uint16_t *v, const int ext[3])
 {
     const size_t C = (size_t)wk->edge, n = C / 2;
-    uint16_t *mode = wk->pyr.mode + wk->pyr.offset[1];
-    uint32_t *mode_count = wk->pyr.count + wk->pyr.offset[1];
-    uint32_t *hlen = wk->hlen + wk->pyr.offset[1];
+    const size_t o1 = wk->pyr.offset[1];
+    uint16_t *mode = wk->pyr.mode + o1;
+    uint32_t *mode_count = wk->pyr.count + o1;
+    uint32_t *hlen = wk->hlen + o1;
     /* cells wholly inside the extent along each axis */
     const size_t inx = (size_t)ext[0] / 2, iny = (size_t)ext[1] / 2, inz = (size_t)ext[2] / 2;
+    /* a mixed cell lists at most 8 entries: reserve for all at once */
+    if (!pool_reserve(wk, 1, 0, 8 * n * n * n))
+        return 0;
     size_t used = 0, cell = 0;
     for (size_t cz = 0; cz < n; cz++)
         for (size_t cy = 0; cy < n; cy++) {
             const uint16_t *r0 = v + (2 * cz * C + 2 * cy) * C, *r1 = r0 + C, *r2 = r0 + C * C,
                            *r3 = r2 + C;
             const size_t fast = cz < inz && cy < iny ? inx : 0;
-            /* branch-free pass (vectorisable): mode, count 8, uniform flag */
-            uint16_t *rm = mode + cell;
-            uint32_t *rc = mode_count + cell, *rh = hlen + cell;
-            for (size_t x = 0; x < fast; x++) {
-                uint32_t a, b, c, d;
-                memcpy(&a, r0 + 2 * x, 4);
-                memcpy(&b, r1 + 2 * x, 4);
-                memcpy(&c, r2 + 2 * x, 4);
-                memcpy(&d, r3 + 2 * x, 4);
-                rm[x] = (uint16_t)a;
-                rc[x] = 8;
-                rh[x] = ((a ^ b) | (a ^ c) | (a ^ d) | ((a ^ (a >> 16)) & 0xffff)) != 0;
-            }
             size_t cx = 0;
+#ifdef __SSE2__
+            for (; cx + 4 <= fast; cx += 4) {
+                const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(r0 + 2 * cx));
+                const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(r1 + 2 * cx));
+                const __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(r2 + 2 * cx));
+                const __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(r3 + 2 * cx));
+                const __m128i swapped = _mm_shufflehi_epi16(_mm_shufflelo_epi16(a, 0xb1), 0xb1);
+                __m128i eq = _mm_and_si128(_mm_cmpeq_epi16(a, b), _mm_cmpeq_epi16(a, c));
+                eq = _mm_and_si128(
+                    eq, _mm_and_si128(_mm_cmpeq_epi16(a, d), _mm_cmpeq_epi16(a, swapped)));
+                const unsigned m = (unsigned)_mm_movemask_epi8(eq); /* 4 bits per cell */
+                for (size_t j = 0; j < 4; j++, cell++) {
+                    const size_t x = cx + j;
+                    if ((m >> (4 * j) & 0xf) == 0xf) {
+                        mode[cell] = r0[2 * x];
+                        mode_count[cell] = 8;
+                        hlen[cell] = 0;
+                    } else {
+                        const uint16_t q[8] = {r0[2 * x], r0[2 * x + 1], r1[2 * x], r1[2 * x + 1],
+                                               r2[2 * x], r2[2 * x + 1], r3[2 * x], r3[2 * x + 1]};
+                        mixed_cell8(wk, q, &used, o1 + cell);
+                    }
+                }
+            }
+#endif
             for (; cx < fast; cx++, cell++) {
-                if (!rh[cx])
-                    continue;
-                if (!pool_reserve(wk, 1, used, 8))
-                    return 0;
                 const uint16_t q[8] = {r0[2 * cx], r0[2 * cx + 1], r1[2 * cx], r1[2 * cx + 1],
                                        r2[2 * cx], r2[2 * cx + 1], r3[2 * cx], r3[2 * cx + 1]};
-                size_t t = 0;
-                for (int i = 0; i < 8; i++)
-                    if (wk->counts[q[i]]++ == 0)
-                        wk->touched[t++] = q[i];
-                flush_counts(wk, 1, &used, t, wk->pyr.offset[1] + cell);
+                if (q[0] == q[1] && q[0] == q[2] && q[0] == q[3] && q[0] == q[4] && q[0] == q[5] &&
+                    q[0] == q[6] && q[0] == q[7]) {
+                    mode[cell] = q[0];
+                    mode_count[cell] = 8;
+                    hlen[cell] = 0;
+                } else {
+                    mixed_cell8(wk, q, &used, o1 + cell);
+                }
             }
             for (; cx < n; cx++, cell++) {
-                if (!pool_reserve(wk, 1, used, 8))
-                    return 0;
                 size_t t = 0;
                 for (size_t dz = 0; dz < 2; dz++)
                     for (size_t dy = 0; dy < 2; dy++)
@@ -252,9 +321,10 @@ static int build_level1(lod_work *wk, const uint16_t *v, const int ext[3])
                             if (wk->counts[m]++ == 0)
                                 wk->touched[t++] = m;
                         }
-                flush_counts(wk, 1, &used, t, wk->pyr.offset[1] + cell);
+                flush_counts(wk, 1, &used, t, o1 + cell);
             }
         }
+    wk->pool_used = used;
     return 1;
 }
 
@@ -272,6 +342,10 @@ static int build_level_up(lod_work *wk, int l)
     const uint32_t *fc = wk->cnt[from];
     const int full =
         wk->extent[0] == wk->edge && wk->extent[1] == wk->edge && wk->extent[2] == wk->edge;
+    /* A parent lists at most the entries of its children (a homogeneous child
+     * counts one): reserve for the whole level at once. */
+    if (!pool_reserve(wk, to, 0, wk->pool_used + n * n * n))
+        return 0;
     size_t used = 0, cell = po;
     for (size_t pz = 0; pz < np; pz++)
         for (size_t py = 0; py < np; py++)
@@ -323,10 +397,9 @@ static int build_level_up(lod_work *wk, int l)
                         wk->counts[m] += fc[e];
                     }
                 }
-                if (!pool_reserve(wk, to, used, t))
-                    return 0;
                 flush_counts(wk, to, &used, t, cell);
             }
+    wk->pool_used = used;
     return 1;
 }
 
@@ -494,34 +567,37 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
         const size_t np = n / 2, po = l < L ? p->offset[l + 1] : 0;
         /* listed cells: the top cell, or the 8 children (octant order) of each
          * mixed parent in the parent level's [z][y][x] order */
+        uint32_t *list = wk->list;
         size_t m = 0, mixed = 0;
-        const size_t parents = l == L ? 1 : np * np * np;
-        for (size_t q = 0; q < parents; q++) {
-            if (l < L && !wk->hlen[po + q])
-                continue;
-            m += l == L ? 1 : 8;
-            size_t first = l == L ? no : no + child_base(n, q);
-            for (int d = 0; d < (l == L ? 1 : 8); d++)
-                mixed += wk->hlen[first + child_step(n, d)] != 0;
+        if (l == L) {
+            list[m++] = (uint32_t)no;
+        } else {
+            const size_t step[8] = {0, 1, n, n + 1, n * n, n * n + 1, n * n + n, n * n + n + 1};
+            const uint32_t *parent_mixed = wk->hlen + po;
+            for (size_t pz = 0, q = 0; pz < np; pz++)
+                for (size_t py = 0; py < np; py++)
+                    for (size_t px = 0; px < np; px++, q++) {
+                        if (!parent_mixed[q])
+                            continue;
+                        const size_t first = no + (2 * pz * n + 2 * py) * n + 2 * px;
+                        for (int d = 0; d < 8; d++)
+                            list[m++] = (uint32_t)(first + step[d]);
+                    }
         }
+        for (size_t i = 0; i < m; i++)
+            mixed += wk->hlen[list[i]] != 0;
         const int W = count_width(l);
         uint8_t *bits = b, *lo = bits + (m + 7) / 8, *hi = lo + m, *cnt = hi + m;
         memset(bits, 0, (m + 7) / 8);
-        size_t i = 0, j = 0;
-        for (size_t q = 0; q < parents; q++) {
-            if (l < L && !wk->hlen[po + q])
-                continue;
-            size_t first = l == L ? no : no + child_base(n, q);
-            for (int d = 0; d < (l == L ? 1 : 8); d++, i++) {
-                size_t c = first + child_step(n, d);
-                lo[i] = (uint8_t)p->mode[c];
-                hi[i] = (uint8_t)(p->mode[c] >> 8);
-                if (wk->hlen[c]) {
-                    bits[i / 8] |= (uint8_t)(1u << (i % 8));
-                    for (int k = 0; k < W; k++)
-                        cnt[k * mixed + j] = (uint8_t)(p->count[c] >> (8 * k));
-                    j++;
-                }
+        for (size_t i = 0, j = 0; i < m; i++) {
+            const size_t c = list[i];
+            lo[i] = (uint8_t)p->mode[c];
+            hi[i] = (uint8_t)(p->mode[c] >> 8);
+            if (wk->hlen[c]) {
+                bits[i / 8] |= (uint8_t)(1u << (i % 8));
+                for (int k = 0; k < W; k++)
+                    cnt[k * mixed + j] = (uint8_t)(p->count[c] >> (8 * k));
+                j++;
             }
         }
         b = cnt + (size_t)W * mixed;
