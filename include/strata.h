@@ -152,6 +152,8 @@ typedef struct {
     uint64_t metadata_bytes; /**< largest per-rank metadata footprint */
     uint64_t cache_bytes;    /**< resident clean chunk bytes, all ranks */
     uint64_t dirty_bytes;    /**< resident dirty chunk bytes, all ranks */
+    uint64_t reserve_bytes;  /**< memory kept for reuse (free chunk buffers in slabs,
+                                  routing buffers), all ranks; freed at close */
     int ranks;               /**< ranks of this job */
 } strata_info;
 

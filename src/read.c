@@ -250,10 +250,23 @@ static uint64_t metadata_bytes(const strata_world *w)
     return bytes;
 }
 
+/* Slab bytes not holding a resident chunk, plus the routing buffers. */
+static uint64_t reserve_bytes(const strata_world *w)
+{
+    const chunk_cache *c[2] = {&w->owned, &w->committed_copies};
+    uint64_t free_bytes = route_scratch_bytes(&w->route);
+    for (int i = 0; i < 2; i++) {
+        uint64_t used = c[i]->clean_bytes + c[i]->dirty_bytes;
+        free_bytes += c[i]->pool_bytes > used ? c[i]->pool_bytes - used : 0;
+    }
+    return free_bytes;
+}
+
 strata_status strata_world_info(strata_world *w, strata_info *info)
 {
     memset(info, 0, sizeof *info);
-    uint64_t local[6] = {0, 0, 0, w->owned.clean_bytes, w->owned.dirty_bytes, metadata_bytes(w)};
+    uint64_t local[7] = {
+        0, 0, 0, w->owned.clean_bytes, w->owned.dirty_bytes, metadata_bytes(w), reserve_bytes(w)};
     for (size_t i = 0; i < w->row_count; i++) {
         const store_row *r = &w->rows[i];
         if (r->codec == CODEC_UNIFORM)
@@ -262,8 +275,8 @@ strata_status strata_world_info(strata_world *w, strata_info *info)
             local[1]++;
         local[2] += r->payload_length;
     }
-    uint64_t sum[6] = {0}, max_meta = 0;
-    int rc = MPI_Allreduce(local, sum, 5, MPI_UINT64_T, MPI_SUM, w->comm);
+    uint64_t sum[7] = {0}, max_meta = 0;
+    int rc = MPI_Allreduce(local, sum, 7, MPI_UINT64_T, MPI_SUM, w->comm);
     if (rc == MPI_SUCCESS)
         rc = MPI_Allreduce(&local[5], &max_meta, 1, MPI_UINT64_T, MPI_MAX, w->comm);
     strata_status st = world_agree(w, error_mpi(&w->error, rc, "gathering world info"));
@@ -285,6 +298,7 @@ strata_status strata_world_info(strata_world *w, strata_info *info)
     info->payload_bytes = sum[2];
     info->cache_bytes = sum[3];
     info->dirty_bytes = sum[4];
+    info->reserve_bytes = sum[6];
     info->metadata_bytes = max_meta;
     info->chunks_total = w->chunks[0] * w->chunks[1] * w->chunks[2];
     info->ranks = w->size;

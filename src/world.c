@@ -51,12 +51,6 @@ strata_status world_agree(strata_world *w, strata_status local)
 
 /* ---- geometry ------------------------------------------------------------------ */
 
-uint64_t world_key(const strata_world *w, uint64_t cx, uint64_t cy, uint64_t cz)
-{
-    (void)w;
-    return morton_encode3((uint32_t)cx, (uint32_t)cy, (uint32_t)cz);
-}
-
 void world_chunk_bounds(const strata_world *w, uint64_t key, int64_t b[6])
 {
     uint32_t c[3];
@@ -66,17 +60,6 @@ void world_chunk_bounds(const strata_world *w, uint64_t key, int64_t b[6])
         b[i] = (int64_t)c[i] << w->edge_bits;
         b[i + 3] = b[i] + w->edge < dims[i] ? b[i] + w->edge : dims[i];
     }
-}
-
-int world_contains(const strata_world *w, int64_t x, int64_t y, int64_t z)
-{
-    const int64_t *d = w->committed.dims;
-    return x >= 0 && y >= 0 && z >= 0 && x < d[0] && y < d[1] && z < d[2];
-}
-
-int world_owns(const strata_world *w, uint64_t key)
-{
-    return key >= w->split[w->rank] && key < w->split[w->rank + 1];
 }
 
 const store_row *world_own_row(const strata_world *w, uint64_t key)

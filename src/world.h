@@ -8,6 +8,7 @@
 #include "error.h"
 #include "fsutil.h"
 #include "manifest.h"
+#include "morton.h"
 #include "router.h"
 #include "store.h"
 #include "strata.h"
@@ -44,16 +45,29 @@ struct strata_world {
     strata_error error;
 };
 
-/** Chunk coordinates of a key's chunk and the key of chunk coordinates. */
-uint64_t world_key(const strata_world *w, uint64_t cx, uint64_t cy, uint64_t cz);
+/* The three below are inline: they run on every staged update and voxel read. */
+
+/** The key of chunk coordinates. */
+static inline uint64_t world_key(const strata_world *w, uint64_t cx, uint64_t cy, uint64_t cz)
+{
+    (void)w;
+    return morton_encode3((uint32_t)cx, (uint32_t)cy, (uint32_t)cz);
+}
+/** 1 when the voxel lies inside the world. */
+static inline int world_contains(const strata_world *w, int64_t x, int64_t y, int64_t z)
+{
+    const int64_t *d = w->committed.dims;
+    return x >= 0 && y >= 0 && z >= 0 && x < d[0] && y < d[1] && z < d[2];
+}
+/** 1 when this rank owns key. */
+static inline int world_owns(const strata_world *w, uint64_t key)
+{
+    return key >= w->split[w->rank] && key < w->split[w->rank + 1];
+}
 /** Voxel box of the chunk with this key, clipped to the world. */
 void world_chunk_bounds(const strata_world *w, uint64_t key, int64_t bounds[6]);
-/** 1 when the voxel lies inside the world. */
-int world_contains(const strata_world *w, int64_t x, int64_t y, int64_t z);
 /** Committed row of an own key (NULL when the chunk was never stored). */
 const store_row *world_own_row(const strata_world *w, uint64_t key);
-/** 1 when this rank owns key. */
-int world_owns(const strata_world *w, uint64_t key);
 /**
  * Own chunk for key, loading it from the store (or as air) if not resident.
  * Local. The chunk stays resident until strata_world_evict runs.

@@ -242,6 +242,9 @@ static void test_read_only(const char *path, reference *r, uint64_t epoch)
              "read-only epoch %" PRIu64, info.epoch);
     ref_check_query_all(w, MPI_COMM_WORLD, r, r->committed, "read-only world");
     ref_check_chunks(w, mt_rank, mt_size, r, epoch, "read-only world");
+    /* The point queries' routing buffers (and any decoded chunks' slabs) stay for reuse. */
+    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.reserve_bytes > 0,
+             "reserve bytes after routed queries: %" PRIu64, info.reserve_bytes);
     MT_CHECK(strata_world_close(w) == STRATA_OK, "close read-only");
 }
 
