@@ -502,3 +502,14 @@ int load_point_slice(const job *j, const char *path, int64_t (**out)[3], size_t 
     }
     return agree_input(j, failed, err.message);
 }
+
+int job_box(const job *j, const char *usage, const char *value, int64_t box[6])
+{
+    if (!value || parse_int64_list(value, box, 6))
+        return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1");
+    for (int i = 0; i < 3; i++)
+        if (box[i] >= box[i + 3])
+            return job_usage(j, usage, "box is empty along %c (%" PRId64 " >= %" PRId64 ")",
+                             "xyz"[i], box[i], box[i + 3]);
+    return JOB_OK;
+}

@@ -50,6 +50,9 @@ int parse_uint64(const char *text, uint64_t *out);
 int parse_double_value(const char *text, double *out);
 /** "a,b,c" of int64. */
 int parse_int64_list(const char *text, int64_t *out, int count);
+/** Parse a --box value x0,y0,z0,x1,y1,z1 (half-open, not empty along any axis);
+ *  JOB_OK, or the usage error job_usage printed. */
+int job_box(const job *j, const char *usage, const char *value, int64_t box[6]);
 /** "a,b,c" of doubles. */
 int parse_double_list(const char *text, double *out, int count);
 /** Option matching: "--name" with value in the next argument or "--name=value". */

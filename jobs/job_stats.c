@@ -18,8 +18,9 @@ int job_stats(job *j, int argc, char **argv)
     const char *value;
     for (int i = 2; i < argc; i++) {
         if (option_value(argc, argv, &i, "--box", &value)) {
-            if (!value || parse_int64_list(value, box, 6))
-                return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1");
+            int rc = job_box(j, usage, value, box);
+            if (rc)
+                return rc;
             have_box = 1;
         } else if (!strcmp(argv[i], "--cache-mb")) {
             i++;
@@ -29,10 +30,6 @@ int job_stats(job *j, int argc, char **argv)
     }
     if (!have_box)
         return job_usage(j, usage, "--box is required");
-    for (int i = 0; i < 3; i++)
-        if (box[i] >= box[i + 3])
-            return job_usage(j, usage, "box is empty along %c (%" PRId64 " >= %" PRId64 ")",
-                             "xyz"[i], box[i], box[i + 3]);
     strata_options opt;
     job_options(argc, argv, &opt);
     strata_world *w;

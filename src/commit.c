@@ -98,19 +98,6 @@ static int arena_append(encode_kit *t, const uint8_t *data, size_t n)
     return 1;
 }
 
-/* Name the chunk in a thread's failure message. */
-static strata_status chunk_failed(const strata_world *w, uint64_t key, strata_status st,
-                                  strata_error *err)
-{
-    int64_t b[6];
-    world_chunk_bounds(w, key, b);
-    char message[STRATA_ERROR_MAX];
-    snprintf(message, sizeof message,
-             "commit: chunk key %" PRIu64 " (at voxel %" PRId64 ",%" PRId64 ",%" PRId64 "): %s",
-             key, b[0], b[1], b[2], err->message);
-    return error_set(err, st, "%s", message);
-}
-
 /* Encode one chunk into a row and its thread's arena, with offsets relative to
  * the chunk's own blob (payload at 0, pyramid after it); unless the index is
  * deferred, its LOD summary and pyramid too. Runs on worker threads: reads the
@@ -135,7 +122,7 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
         strata_status st =
             chunk_encode(k->voxels, w->edge, w->options.zstd_level, t->scratch, t->out, &enc, err);
         if (st)
-            return chunk_failed(w, k->key, st, err);
+            return world_chunk_failed(w, "commit", k->key, st, err);
         row->codec = (uint8_t)enc.codec;
         row->value = enc.uniform_value;
         if (enc.length) {
@@ -143,8 +130,9 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
             row->payload_length = (uint32_t)enc.length;
             row->payload_crc = checksum_update(0, t->out, enc.length);
             if (!arena_append(t, t->out, enc.length))
-                return chunk_failed(
-                    w, k->key, error_set(err, STRATA_ERR_NOMEM, "cannot hold its payload"), err);
+                return world_chunk_failed(
+                    w, "commit", k->key,
+                    error_set(err, STRATA_ERR_NOMEM, "cannot hold its payload"), err);
         }
     }
     row->flags = STORE_ROW_INDEX_STALE;
@@ -155,7 +143,7 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     strata_status st = index_summarize_chunk_in(w, t->work, t->keep, k->voxels, k->value, row,
                                                 &pyramid, &length, err);
     if (st)
-        return chunk_failed(w, k->key, st, err);
+        return world_chunk_failed(w, "commit", k->key, st, err);
     if (!length)
         return STRATA_OK;
     row->lod_segment = r->epoch;
@@ -163,8 +151,8 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     row->lod_length = (uint32_t)length;
     row->lod_crc = checksum_update(0, pyramid, length);
     if (!arena_append(t, pyramid, length))
-        return chunk_failed(w, k->key, error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"),
-                            err);
+        return world_chunk_failed(w, "commit", k->key,
+                                  error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"), err);
     return STRATA_OK;
 }
 

@@ -67,18 +67,6 @@ static strata_status append(strata_world *w, reindex_batch *b, const uint8_t *da
     return STRATA_OK;
 }
 
-static strata_status row_failed(const strata_world *w, uint64_t key, strata_status st,
-                                strata_error *err)
-{
-    int64_t b[6];
-    world_chunk_bounds(w, key, b);
-    char message[STRATA_ERROR_MAX];
-    snprintf(message, sizeof message,
-             "reindex: chunk key %" PRIu64 " (at voxel %" PRId64 ",%" PRId64 ",%" PRId64 "): %s",
-             key, b[0], b[1], b[2], err->message);
-    return error_set(err, st, "%s", message);
-}
-
 /* Decode (unless resident or uniform) and summarise one row of the round.
  * Worker threads: writes only its row and its thread's kit. */
 static strata_status summarize_item(void *ctx, int thread, size_t i, strata_error *err)
@@ -96,7 +84,7 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
             strata_status st = chunk_decode(r->payloads + r->read[i], row->payload_length,
                                             row->codec, w->edge, t->scratch, t->voxels, err);
             if (st)
-                return row_failed(w, row->key, st, err);
+                return world_chunk_failed(w, "reindex", row->key, st, err);
             voxels = t->voxels;
         }
     }
@@ -105,7 +93,7 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
     strata_status st = index_summarize_chunk_in(w, t->work, t->keep, voxels, row->value, row,
                                                 &pyramid, &length, err);
     if (st)
-        return row_failed(w, row->key, st, err);
+        return world_chunk_failed(w, "reindex", row->key, st, err);
     if (!length)
         return STRATA_OK;
     row->lod_segment = r->epoch;
@@ -116,8 +104,9 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
         uint64_t capacity = (t->bytes + length) * 2;
         uint8_t *grown = realloc(t->arena, capacity);
         if (!grown)
-            return row_failed(w, row->key,
-                              error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"), err);
+            return world_chunk_failed(w, "reindex", row->key,
+                                      error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"),
+                                      err);
         t->arena = grown, t->capacity = capacity;
     }
     memcpy(t->arena + t->bytes, pyramid, length);
@@ -170,7 +159,7 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
                                               old->payload_length, old->payload_crc, old->key,
                                               *payloads + r->read[i], &w->error);
         if (st)
-            return row_failed(w, old->key, st, &w->error);
+            return world_chunk_failed(w, "reindex", old->key, st, &w->error);
     }
     r->payloads = *payloads;
     for (int t = 0; t < threads; t++)

@@ -51,6 +51,18 @@ strata_status world_agree(strata_world *w, strata_status local)
 
 /* ---- geometry ------------------------------------------------------------------ */
 
+strata_status world_chunk_failed(const strata_world *w, const char *what, uint64_t key,
+                                 strata_status st, strata_error *err)
+{
+    int64_t b[6];
+    world_chunk_bounds(w, key, b);
+    char message[STRATA_ERROR_MAX];
+    snprintf(message, sizeof message,
+             "%s: chunk key %" PRIu64 " (at voxel %" PRId64 ",%" PRId64 ",%" PRId64 "): %s", what,
+             key, b[0], b[1], b[2], err->message);
+    return error_set(err, st, "%s", message);
+}
+
 void world_chunk_bounds(const strata_world *w, uint64_t key, int64_t b[6])
 {
     uint32_t c[3];

@@ -64,6 +64,10 @@ static inline int world_owns(const strata_world *w, uint64_t key)
 {
     return key >= w->split[w->rank] && key < w->split[w->rank + 1];
 }
+/** Prefix err's message with "what: chunk key K (at voxel x,y,z): " and return st.
+ *  Safe on worker threads (writes only err). */
+strata_status world_chunk_failed(const strata_world *w, const char *what, uint64_t key,
+                                 strata_status st, strata_error *err);
 /** Voxel box of the chunk with this key, clipped to the world. */
 void world_chunk_bounds(const strata_world *w, uint64_t key, int64_t bounds[6]);
 /** Committed row of an own key (NULL when the chunk was never stored). */
