@@ -304,13 +304,13 @@ START_TEST(dense_uniform_and_accounting)
     ck_assert_uint_eq(k->value, 3);
     ck_assert_uint_eq(c.dirty_bytes, 0);
     /* Adopt a dense array, then a uniform one. */
-    uint16_t *v = malloc(CHUNK_BYTES);
+    uint16_t *v = chunk_buffer_get(&c); /* adopted buffers come from the cache */
     for (size_t i = 0; i < n; i++)
         v[i] = (uint16_t)(i % 5);
     chunk_adopt(&c, k, v, n);
     ck_assert_ptr_eq(k->voxels, v);
     ck_assert_uint_eq(c.dirty_bytes, CHUNK_BYTES);
-    uint16_t *u = malloc(CHUNK_BYTES);
+    uint16_t *u = chunk_buffer_get(&c);
     for (size_t i = 0; i < n; i++)
         u[i] = 11;
     chunk_adopt(&c, k, u, n);
