@@ -943,9 +943,10 @@ static strata_status reindex_row(bench *b, strata_world *w, int full, uint64_t u
         TRY(strata_commit(w, NULL), "committing updates with the index deferred");
     }
     TRY(strata_reindex(w, full, &rs), "reindex");
-    double rate = rs.seconds > 0 ? (double)rs.voxels / rs.seconds : 0;
+    /* Per rank: the voxels of all ranks' chunks over the slowest rank's time, / ranks. */
+    double rate = rs.seconds > 0 ? (double)rs.voxels / rs.seconds / b->size : 0;
     bench_row row = bench_row_start(b, full ? "reindex_full" : "reindex_incremental", "index",
-                                    "voxels/s", BENCH_HIGHER_IS_BETTER);
+                                    "voxels/s per rank", BENCH_HIGHER_IS_BETTER);
     bench_volume_text(b, row.volume, sizeof row.volume);
     snprintf(row.what, sizeof row.what,
              "strata_reindex(full = %d): %" PRIu64 " chunks summarised (histogram + pyramid), "
@@ -955,7 +956,10 @@ static strata_status reindex_row(bench *b, strata_world *w, int full, uint64_t u
              full ? "every stored chunk"
                   : "the chunks made stale by a Gaussian cluster of lava updates (sigma 20)");
     snprintf(row.limit, sizeof row.limit,
-             "decoding each chunk and building its pyramid; the segment write and fsync");
+             "decoding each chunk (zstd) and building and encoding its exact pyramid, about 4e8 "
+             "voxels/s per core each; the segment write and fsync");
+    if (full)
+        snprintf(row.target, sizeof row.target, ">= 1e9 voxels/s per rank");
     row.durable = 1;
     row.count = rs.voxels;
     st = bench_add(b, &row, &rate, 1);
