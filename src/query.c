@@ -111,29 +111,61 @@ strata_status query_block(strata_world *w, int level, const uint64_t c[3], block
 
 /* ---- point queries ----------------------------------------------------------------- */
 
+/* Blocks whose summary lives on another rank. A request is (key, sub): above the
+ * chunk level the node key and 0; at or below it the chunk key and the block's
+ * coordinates inside the chunk (x | y << 8 | z << 16), since the Morton key of
+ * the block itself would not fit 63 bits for large worlds. */
 typedef struct {
-    uint64_t *key; /* node keys */
+    uint64_t *key;
+    uint64_t *sub;
     size_t *index; /* point index */
     size_t n;
 } node_requests;
 
-static int compare_int(const void *a, const void *b)
+/* The owner of a request at level L. */
+static int request_owner(const strata_world *w, int L, uint64_t key)
 {
-    return *(const int *)a - *(const int *)b;
+    const int cb = w->edge_bits;
+    return partition_owner(w->split, w->size, L > cb ? key << (3 * (L - cb)) : key);
 }
 
-/* Ask the owners of nodes (level k) for their summaries. Collective. */
-static strata_status route_nodes(strata_world *w, lod_index *x, int k, const node_requests *q,
+/* Answer one request on its owner: the block's mode and the voxels of it. */
+static strata_status answer_request(strata_world *w, lod_index *x, int L, uint64_t key,
+                                    uint64_t sub, uint64_t reply[2])
+{
+    const int cb = w->edge_bits;
+    uint32_t c[3];
+    morton_decode3(key, &c[0], &c[1], &c[2]);
+    if (L > cb) {
+        const octree_node *n = node_set_find(&x->local[L - cb], key);
+        uint64_t cc[3] = {c[0], c[1], c[2]};
+        reply[0] = n ? n->dominant : 0;
+        reply[1] = n ? n->dominant_count : lod_block_voxels(w->committed.dims, L, cc);
+        return STRATA_OK;
+    }
+    const int up = cb - L;
+    const uint64_t b[3] = {(uint64_t)c[0] << up | (sub & 0xff),
+                           (uint64_t)c[1] << up | (sub >> 8 & 0xff),
+                           (uint64_t)c[2] << up | (sub >> 16 & 0xff)};
+    block_summary out;
+    strata_status st = query_block(w, L, b, &out);
+    reply[0] = out.material;
+    reply[1] = out.count;
+    return st;
+}
+
+/* Ask the owners of blocks at level L for their summaries. Collective. */
+static strata_status route_nodes(strata_world *w, lod_index *x, int L, const node_requests *q,
                                  uint16_t *material, uint64_t *count)
 {
     const int P = w->size;
     int *scount = calloc((size_t)P * 4, sizeof *scount);
-    uint64_t *send = malloc((q->n ? q->n : 1) * sizeof *send);
+    uint64_t *send = malloc((q->n ? q->n : 1) * 2 * sizeof *send);
     size_t *order = malloc((q->n ? q->n : 1) * sizeof *order);
     int *dest = malloc((q->n ? q->n : 1) * sizeof *dest);
     strata_status st = STRATA_OK;
     if (!scount || !send || !order || !dest)
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route %zu node queries", q->n);
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route %zu block queries", q->n);
     st = world_agree(w, st);
     if (st) {
         free(scount), free(send), free(order), free(dest);
@@ -141,8 +173,8 @@ static strata_status route_nodes(strata_world *w, lod_index *x, int k, const nod
     }
     int *rcount = scount + P, *sdispl = scount + 2 * P, *rdispl = scount + 3 * P;
     for (size_t i = 0; i < q->n; i++) {
-        dest[i] = partition_owner(w->split, P, q->key[i] << (3 * k));
-        scount[dest[i]]++;
+        dest[i] = request_owner(w, L, q->key[i]);
+        scount[dest[i]] += 2;
     }
     for (int r = 1; r < P; r++)
         sdispl[r] = sdispl[r - 1] + scount[r - 1];
@@ -150,53 +182,48 @@ static strata_status route_nodes(strata_world *w, lod_index *x, int k, const nod
     if (fill) {
         memcpy(fill, sdispl, (size_t)P * sizeof *fill);
         for (size_t i = 0; i < q->n; i++) {
-            size_t at = (size_t)fill[dest[i]]++;
+            size_t at = (size_t)fill[dest[i]];
+            fill[dest[i]] += 2;
             send[at] = q->key[i];
-            order[at] = i;
+            send[at + 1] = q->sub[i];
+            order[at / 2] = i;
         }
     }
     st = world_agree(w, fill ? STRATA_OK
-                             : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route node queries"));
+                             : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route block queries"));
     free(fill);
     int rc = st ? MPI_SUCCESS : MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, w->comm);
     if (!st)
-        st = world_agree(w, error_mpi(&w->error, rc, "routing node queries"));
+        st = world_agree(w, error_mpi(&w->error, rc, "routing block queries"));
     size_t total = 0;
     for (int r = 0; !st && r < P; r++)
         rdispl[r] = (int)total, total += (size_t)rcount[r];
+    /* total counts uint64 words: two per request, and two per answer */
     uint64_t *recv = st ? NULL : malloc((total ? total : 1) * sizeof *recv);
-    uint64_t *reply = st ? NULL : malloc((total ? total : 1) * 2 * sizeof *reply);
+    uint64_t *reply = st ? NULL : malloc((total ? total : 1) * sizeof *reply);
     uint64_t *back = st ? NULL : malloc((q->n ? q->n : 1) * 2 * sizeof *back);
     if (!st && (!recv || !reply || !back))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer node queries");
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer block queries");
     st = world_agree(w, st);
     if (!st)
         st = world_agree(w, error_mpi(&w->error,
                                       MPI_Alltoallv(send, scount, sdispl, MPI_UINT64_T, recv,
                                                     rcount, rdispl, MPI_UINT64_T, w->comm),
-                                      "routing node queries"));
-    for (size_t i = 0; !st && i < total; i++) {
-        const octree_node *n = node_set_find(&x->local[k], recv[i]);
-        uint32_t c[3];
-        morton_decode3(recv[i], &c[0], &c[1], &c[2]);
-        uint64_t cc[3] = {c[0], c[1], c[2]};
-        reply[2 * i] = n ? n->dominant : 0;
-        reply[2 * i + 1] =
-            n ? n->dominant_count : lod_block_voxels(w->committed.dims, w->edge_bits + k, cc);
-    }
-    if (!st) {
-        for (int r = 0; r < P; r++)
-            scount[r] *= 2, sdispl[r] *= 2, rcount[r] *= 2, rdispl[r] *= 2;
+                                      "routing block queries"));
+    strata_status local = STRATA_OK;
+    for (size_t i = 0; !st && !local && i < total; i += 2)
+        local = answer_request(w, x, L, recv[i], recv[i + 1], &reply[i]);
+    if (!st)
+        st = world_agree(w, local);
+    if (!st)
         st = world_agree(w, error_mpi(&w->error,
                                       MPI_Alltoallv(reply, rcount, rdispl, MPI_UINT64_T, back,
                                                     scount, sdispl, MPI_UINT64_T, w->comm),
-                                      "answering node queries"));
-    }
+                                      "answering block queries"));
     for (size_t i = 0; !st && i < q->n; i++) {
         material[q->index[order[i]]] = (uint16_t)back[2 * i];
         count[q->index[order[i]]] = back[2 * i + 1];
     }
-    (void)compare_int;
     free(scount), free(send), free(order), free(dest), free(recv), free(reply), free(back);
     return st;
 }
@@ -232,29 +259,45 @@ strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size
         st = index_ensure(w);
     if (st)
         return st;
-    node_requests q = {malloc((n ? n : 1) * sizeof *q.key), malloc((n ? n : 1) * sizeof *q.index),
-                       0};
+    node_requests q = {malloc((n ? n : 1) * sizeof *q.key), malloc((n ? n : 1) * sizeof *q.sub),
+                       malloc((n ? n : 1) * sizeof *q.index), 0};
     uint64_t *count = malloc((n ? n : 1) * sizeof *count),
              *voxels = malloc((n ? n : 1) * sizeof *voxels);
-    if (!q.key || !q.index || !count || !voxels)
+    if (!q.key || !q.sub || !q.index || !count || !voxels)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot query %zu points", n);
+    const int cb = w->edge_bits;
     for (size_t i = 0; !st && i < n; i++) {
         uint64_t c[3] = {(uint64_t)points[i][0] >> L, (uint64_t)points[i][1] >> L,
                          (uint64_t)points[i][2] >> L};
+        voxels[i] = lod_block_voxels(w->committed.dims, L, c);
+        if (L <= cb) {
+            /* Blocks of chunks owned elsewhere are answered by their owner, which
+             * holds the rows and caches the pyramids: no rank reads another's. */
+            const int up = cb - L;
+            const uint64_t chunk[3] = {c[0] >> up, c[1] >> up, c[2] >> up};
+            const uint64_t key = cell_key(chunk);
+            if (!world_owns(w, key)) {
+                const uint64_t m = ((uint64_t)1 << up) - 1;
+                q.key[q.n] = key;
+                q.sub[q.n] = (c[0] & m) | (c[1] & m) << 8 | (c[2] & m) << 16;
+                q.index[q.n++] = i;
+                continue;
+            }
+        }
         block_summary b;
         st = query_block(w, L, c, &b);
-        voxels[i] = b.voxels;
         if (!st && b.known) {
             out[i] = b.material;
             count[i] = b.count;
         } else if (!st) {
             q.key[q.n] = cell_key(c);
+            q.sub[q.n] = 0;
             q.index[q.n++] = i;
         }
     }
     st = world_agree(w, st);
-    if (!st && L > w->edge_bits)
-        st = route_nodes(w, x, L - w->edge_bits, &q, out, count);
+    if (!st)
+        st = route_nodes(w, x, L, &q, out, count);
     for (size_t i = 0; !st && i < n; i++) {
         double h = voxels[i] ? (double)count[i] / (double)voxels[i] : 1.0;
         if (homogeneity)
@@ -262,7 +305,7 @@ strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size
         if (threshold >= 0 && h < threshold)
             st = strata_read_voxel(w, points[i][0], points[i][1], points[i][2], &out[i]);
     }
-    free(q.key), free(q.index), free(count), free(voxels);
+    free(q.key), free(q.sub), free(q.index), free(count), free(voxels);
     return world_agree(w, st);
 }
 
