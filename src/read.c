@@ -171,7 +171,10 @@ static strata_status committed_chunk(strata_world *w, uint64_t key, chunk **out)
     return st;
 }
 
-strata_status strata_read_voxel(strata_world *w, int64_t x, int64_t y, int64_t z, uint16_t *out)
+/* Everything but an own clean resident chunk: range errors, committed copies,
+ * loads. Out of line so that the hot path below stays short. */
+static __attribute__((noinline)) strata_status read_voxel_slow(strata_world *w, int64_t x,
+                                                               int64_t y, int64_t z, uint16_t *out)
 {
     if (!world_contains(w, x, y, z))
         return WORLD_FAIL(w, STRATA_ERR_RANGE,
@@ -188,6 +191,33 @@ strata_status strata_read_voxel(strata_world *w, int64_t x, int64_t y, int64_t z
                                  ((uint64_t)z & mask) << 2 * b]
                      : k->value;
     return STRATA_OK;
+}
+
+/* The hot path reads an own clean resident chunk with one probe of the owned
+ * cache's table and no stores; anything else takes read_voxel_slow. */
+strata_status strata_read_voxel(strata_world *w, int64_t x, int64_t y, int64_t z, uint16_t *out)
+{
+    const int64_t *d = w->committed.dims;
+    const chunk_cache *c = &w->owned;
+    if (x >= 0 && y >= 0 && z >= 0 && x < d[0] && y < d[1] && z < d[2] && c->capacity) {
+        const int b = w->edge_bits;
+        const uint64_t key = world_key(w, (uint64_t)x >> b, (uint64_t)y >> b, (uint64_t)z >> b);
+        for (size_t i = chunk_slot_of(c, key);; i = (i + 1) & (c->capacity - 1)) {
+            const chunk *k = c->slots[i].chunk;
+            if (!k)
+                break;
+            if (c->slots[i].key == key) {
+                if (k->dirty || !world_owns(w, key))
+                    break;
+                const uint64_t m = (uint64_t)w->edge - 1;
+                *out = k->voxels ? k->voxels[((uint64_t)x & m) | ((uint64_t)y & m) << b |
+                                             ((uint64_t)z & m) << 2 * b]
+                                 : k->value;
+                return STRATA_OK;
+            }
+        }
+    }
+    return read_voxel_slow(w, x, y, z, out);
 }
 
 strata_status strata_load_chunk(strata_world *w, int64_t cx, int64_t cy, int64_t cz, uint16_t *out)
