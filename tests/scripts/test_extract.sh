@@ -100,4 +100,12 @@ print(','.join(str(v) for v in [max(0,b[0]),max(0,b[1]),max(0,b[2]),min(d[0],b[3
     $MPIRUN -np 2 $STRATA get w --points "lod$level.pts" --lod "$level" --quiet > "lod$level.ref"
     $CHECK h5 "lod$level.2.h5" "$clipped" "$level" "lod$level.ref"
 done
+# A real client: ParaView's XDMF readers, where ParaView is installed
+# (scripts/install-deps.sh all); they must see what h5py sees.
+if command -v pvpython > /dev/null; then
+  env -u DISPLAY pvpython "$SRC/tests/scripts/check_paraview.py" clipped.2.xmf lod1.2.xmf lod3.2.xmf 2>&1 \
+    | grep -v '^$' || fail "ParaView read an extraction differently"
+else
+  echo "test_extract: pvpython not installed (scripts/install-deps.sh all): ParaView check skipped"
+fi
 echo "test_extract: ok"
