@@ -12,26 +12,14 @@
 void chunk_cache_init(chunk_cache *c, size_t chunk_bytes, size_t budget)
 {
     memset(c, 0, sizeof *c);
-    c->lru.prev = c->lru.next = &c->lru;
     c->chunk_bytes = chunk_bytes;
     c->budget = budget;
 }
 
-static void lru_unlink(chunk *k)
+/* Most recently used now. */
+static void stamp(chunk_cache *c, chunk *k)
 {
-    if (k->prev) {
-        k->prev->next = k->next;
-        k->next->prev = k->prev;
-        k->prev = k->next = NULL;
-    }
-}
-
-static void lru_push_front(chunk_cache *c, chunk *k)
-{
-    k->next = c->lru.next;
-    k->prev = &c->lru;
-    c->lru.next->prev = k;
-    c->lru.next = k;
+    k->stamp = ++c->clock;
 }
 
 static void account(chunk_cache *c, const chunk *k, int sign)
@@ -151,7 +139,7 @@ strata_status chunk_cache_insert(chunk_cache *c, uint64_t key, uint16_t value, c
         i = (i + 1) & (c->capacity - 1);
     c->slots[i] = (chunk_slot){key, k};
     c->count++;
-    lru_push_front(c, k);
+    stamp(c, k);
     *out = c->last = k;
     return STRATA_OK;
 }
@@ -182,18 +170,13 @@ void chunk_set_dirty(chunk_cache *c, chunk *k, int dirty)
     account(c, k, -1);
     k->dirty = (uint8_t)dirty;
     account(c, k, +1);
-    if (dirty)
-        lru_unlink(k);
-    else
-        lru_push_front(c, k);
+    if (!dirty)
+        stamp(c, k);
 }
 
 void chunk_touch(chunk_cache *c, chunk *k)
 {
-    if (!k->dirty && k->prev && c->lru.next != k) {
-        lru_unlink(k);
-        lru_push_front(c, k);
-    }
+    stamp(c, k);
 }
 
 void chunk_cache_remove(chunk_cache *c, chunk *k)
@@ -213,7 +196,6 @@ void chunk_cache_remove(chunk_cache *c, chunk *k)
     }
     c->slots[i] = (chunk_slot){0, NULL};
     c->count--;
-    lru_unlink(k);
     account(c, k, -1);
     if (c->last == k)
         c->last = NULL;
@@ -221,15 +203,42 @@ void chunk_cache_remove(chunk_cache *c, chunk *k)
     free(k);
 }
 
+static int older_first(const void *a, const void *b)
+{
+    const chunk *x = *(chunk *const *)a, *y = *(chunk *const *)b;
+    return (x->stamp > y->stamp) - (x->stamp < y->stamp);
+}
+
 void chunk_cache_trim(chunk_cache *c)
 {
-    chunk *k = c->lru.prev;
-    while (c->clean_bytes > c->budget && k != &c->lru) {
-        chunk *prev = k->prev;
-        if (k->voxels)
-            chunk_cache_remove(c, k);
-        k = prev;
+    if (c->clean_bytes <= c->budget)
+        return;
+    size_t n = 0, at = 0;
+    for (size_t i = 0; i < c->capacity; i++)
+        n += c->slots[i].chunk && c->slots[i].chunk->voxels && !c->slots[i].chunk->dirty;
+    chunk **clean = malloc((n ? n : 1) * sizeof *clean);
+    if (!clean) { /* no memory to sort: evict in table order, still down to the budget */
+        for (size_t i = 0; i < c->capacity && c->clean_bytes > c->budget;) {
+            chunk *k = c->slots[i].chunk;
+            if (k && k->voxels && !k->dirty)
+                chunk_cache_remove(c, k); /* the slot may now hold another chunk */
+            else
+                i++;
+        }
+        return;
     }
+    for (size_t i = 0; i < c->capacity; i++) {
+        chunk *k = c->slots[i].chunk;
+        if (k && k->voxels && !k->dirty)
+            clean[at++] = k;
+    }
+    qsort(clean, n, sizeof *clean, older_first);
+    /* Least recently used first, down to the budget; at least 1/16 of the clean
+     * chunks once over it, so that a cache kept full by streaming loads sorts once
+     * per n/16 loads rather than at each. */
+    for (size_t i = 0; i < n && (c->clean_bytes > c->budget || i < n / 16); i++)
+        chunk_cache_remove(c, clean[i]);
+    free(clean);
 }
 
 void chunk_collapse_uniform(chunk_cache *c, chunk *k)

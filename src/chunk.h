@@ -13,7 +13,7 @@ typedef struct chunk {
     uint16_t *voxels;
     uint16_t value;
     uint8_t dirty;
-    struct chunk *prev, *next; /* LRU list of clean chunks (most recent at head) */
+    uint64_t stamp; /* the cache's clock at its last use: the LRU order of clean chunks */
 } chunk;
 
 /** A hash slot: the key beside the pointer, so probing never touches a chunk. */
@@ -25,11 +25,13 @@ typedef struct {
 /**
  * Chunks by key (open addressing, linear probing) with an LRU over clean
  * chunks. Dirty chunks are pinned: they are never evicted, only counted.
+ * Recency is a stamp per chunk (one store per use, no list to splice on the
+ * read path); eviction sorts the clean dense chunks by stamp.
  */
 typedef struct {
     chunk_slot *slots;
     size_t capacity, count;
-    chunk lru;          /* sentinel */
+    uint64_t clock;     /* stamps handed out */
     size_t chunk_bytes; /* bytes of one dense chunk */
     size_t budget;      /* clean dense bytes allowed */
     size_t clean_bytes, dirty_bytes;
