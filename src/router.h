@@ -37,8 +37,9 @@ typedef struct {
     size_t cap[6]; /* bytes */
 } route_scratch;
 
-/* What a world keeps between batches, per buffer: 256 MiB, about 11 million records. */
-#define ROUTE_KEEP_BYTES ((size_t)256 << 20)
+/* What a world keeps between batches, per buffer: 64 MiB (2.8 million 24-byte records;
+ * about 250 MB over the six buffers at most). */
+#define ROUTE_KEEP_BYTES ((size_t)64 << 20)
 
 void route_scratch_free(route_scratch *s);
 /** Free the buffers larger than max_bytes each (the others stay for the next call). */
