@@ -38,7 +38,7 @@ typedef struct {
 } route_scratch;
 
 /* What a world keeps between batches, per buffer: 64 MiB (2.8 million 24-byte records;
- * about 250 MB over the six buffers at most). */
+ * at most 384 MiB over the six buffers, about 240 MB for a balanced batch). */
 #define ROUTE_KEEP_BYTES ((size_t)64 << 20)
 
 void route_scratch_free(route_scratch *s);
