@@ -29,7 +29,9 @@ build() { # build DIR [cmake args...]
 echo "== build (-Wall -Wextra -Werror) =="
 build "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 echo "== tests =="
-(cd "$root/build" && ctest --output-on-failure -j 2 "$@")
+# Three at a time on two cores: most tests wait on mpirun start-up and fsync
+# (measured: 214 s at -j 3, 287 s at -j 2, 203 s at -j 4).
+(cd "$root/build" && ctest --output-on-failure -j 3 "$@")
 
 if [ $asan = 1 ]; then
   echo "== build (AddressSanitizer + UndefinedBehaviorSanitizer) =="
@@ -45,6 +47,6 @@ if [ $asan = 1 ]; then
   export ASAN_OPTIONS=fast_unwind_on_malloc=0:abort_on_error=0
   export LSAN_OPTIONS=suppressions=$root/tests/lsan.supp:print_suppressions=0
   export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
-  (cd "$root/build-asan" && STRATA_SANITIZED=1 ctest --output-on-failure -j 2 "$@")
+  (cd "$root/build-asan" && STRATA_SANITIZED=1 ctest --output-on-failure -j 3 "$@")
 fi
 echo "== all tests passed =="
