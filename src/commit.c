@@ -67,8 +67,7 @@ typedef struct {
     uint8_t *out;
     lod_work *work;
     node_set pending, *keep;
-    uint8_t *arena;
-    uint64_t bytes, capacity;
+    byte_buffer arena;
     int owned;
 } encode_kit;
 
@@ -82,21 +81,6 @@ typedef struct {
     encode_kit *kits;
     int index; /* summarise too (the index is not deferred) */
 } encode_run;
-
-static int arena_append(encode_kit *t, const uint8_t *data, size_t n)
-{
-    if (t->bytes + n > t->capacity) {
-        uint64_t capacity = (t->bytes + n) * 2;
-        uint8_t *grown = realloc(t->arena, capacity);
-        if (!grown)
-            return 0;
-        t->arena = grown;
-        t->capacity = capacity;
-    }
-    memcpy(t->arena + t->bytes, data, n);
-    t->bytes += n;
-    return 1;
-}
 
 /* Encode one chunk into a row and its thread's arena, with offsets relative to
  * the chunk's own blob (payload at 0, pyramid after it); unless the index is
@@ -113,7 +97,7 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     row->key = k->key;
     row->epoch = r->epoch;
     r->thread[i] = thread;
-    r->blob[i] = t->bytes;
+    r->blob[i] = t->arena.bytes;
     if (!k->voxels) {
         row->codec = CODEC_UNIFORM;
         row->value = k->value;
@@ -129,7 +113,7 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
             row->payload_segment = r->epoch;
             row->payload_length = (uint32_t)enc.length;
             row->payload_crc = checksum_update(0, t->out, enc.length);
-            if (!arena_append(t, t->out, enc.length))
+            if (!byte_buffer_append(&t->arena, t->out, enc.length))
                 return world_chunk_failed(
                     w, "commit", k->key,
                     error_set(err, STRATA_ERR_NOMEM, "cannot hold its payload"), err);
@@ -150,7 +134,7 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     row->lod_offset = row->payload_length;
     row->lod_length = (uint32_t)length;
     row->lod_crc = checksum_update(0, pyramid, length);
-    if (!arena_append(t, pyramid, length))
+    if (!byte_buffer_append(&t->arena, pyramid, length))
         return world_chunk_failed(w, "commit", k->key,
                                   error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"), err);
     return STRATA_OK;
@@ -165,7 +149,7 @@ static void free_kits(encode_kit *kits, int n)
             lod_work_free(kits[i].work);
         }
         node_set_free(&kits[i].pending);
-        free(kits[i].arena);
+        free(kits[i].arena.data);
     }
     free(kits);
 }
@@ -246,7 +230,7 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
         store_row *row = &b->rows[i];
         uint64_t base = b->payload_bytes, length = (uint64_t)row->payload_length + row->lod_length;
         if (length)
-            memcpy(b->payload + base, r.kits[r.thread[i]].arena + r.blob[i], length);
+            memcpy(b->payload + base, r.kits[r.thread[i]].arena.data + r.blob[i], length);
         if (row->payload_length)
             row->payload_offset += base;
         if (row->lod_length)

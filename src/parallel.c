@@ -116,3 +116,18 @@ strata_status parallel_for(int threads, size_t n, parallel_fn fn, void *ctx, str
     free(t), free(ids), free(started);
     return st;
 }
+
+int byte_buffer_append(byte_buffer *b, const void *src, size_t n)
+{
+    if (b->bytes + n > b->capacity) {
+        uint64_t capacity = (b->bytes + n) * 2;
+        uint8_t *grown = realloc(b->data, capacity);
+        if (!grown)
+            return 0;
+        b->data = grown, b->capacity = capacity;
+    }
+    if (n)
+        memcpy(b->data + b->bytes, src, n);
+    b->bytes += n;
+    return 1;
+}

@@ -8,10 +8,20 @@
 #define STRATA_PARALLEL_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 
 struct strata_world;
+
+/** Bytes that grow by appending: a thread's arena of encoded blobs, a batch's payload. */
+typedef struct {
+    uint8_t *data;
+    uint64_t bytes, capacity;
+} byte_buffer;
+
+/** Append n bytes (growing geometrically); 0 when memory is out (b unchanged). */
+int byte_buffer_append(byte_buffer *b, const void *src, size_t n);
 
 /** Most threads a rank uses. */
 #define PARALLEL_MAX_THREADS 64

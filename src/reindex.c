@@ -19,8 +19,7 @@
 typedef struct {
     store_row *rows;
     size_t n;
-    uint8_t *payload;
-    uint64_t bytes, capacity;
+    byte_buffer payload;
 } reindex_batch;
 
 /* Rows summarised per round: the main thread reads their payloads (I/O stays
@@ -35,8 +34,7 @@ typedef struct {
     uint16_t *voxels;
     lod_work *work;
     node_set pending, *keep;
-    uint8_t *arena;
-    uint64_t bytes, capacity;
+    byte_buffer arena;
     int owned;
 } reindex_kit;
 
@@ -52,21 +50,6 @@ typedef struct {
     reindex_kit *kits;
 } reindex_run;
 
-static strata_status append(strata_world *w, reindex_batch *b, const uint8_t *data, size_t n)
-{
-    if (b->bytes + n > b->capacity) {
-        uint64_t capacity = (b->bytes + n) * 2;
-        uint8_t *grown = realloc(b->payload, capacity);
-        if (!grown)
-            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " pyramid bytes",
-                              capacity);
-        b->payload = grown, b->capacity = capacity;
-    }
-    memcpy(b->payload + b->bytes, data, n);
-    b->bytes += n;
-    return STRATA_OK;
-}
-
 /* Decode (unless resident or uniform) and summarise one row of the round.
  * Worker threads: writes only its row and its thread's kit. */
 static strata_status summarize_item(void *ctx, int thread, size_t i, strata_error *err)
@@ -76,7 +59,7 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
     reindex_kit *t = &r->kits[thread];
     store_row *row = &r->rows[i];
     r->thread[i] = thread;
-    r->blob[i] = t->bytes;
+    r->blob[i] = t->arena.bytes;
     const uint16_t *voxels = NULL;
     if (row->codec != CODEC_UNIFORM) {
         voxels = r->resident[i];
@@ -100,17 +83,9 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
     row->lod_offset = 0; /* rebased when appended */
     row->lod_length = (uint32_t)length;
     row->lod_crc = checksum_update(0, pyramid, length);
-    if (t->bytes + length > t->capacity) {
-        uint64_t capacity = (t->bytes + length) * 2;
-        uint8_t *grown = realloc(t->arena, capacity);
-        if (!grown)
-            return world_chunk_failed(w, "reindex", row->key,
-                                      error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"),
-                                      err);
-        t->arena = grown, t->capacity = capacity;
-    }
-    memcpy(t->arena + t->bytes, pyramid, length);
-    t->bytes += length;
+    if (!byte_buffer_append(&t->arena, pyramid, length))
+        return world_chunk_failed(w, "reindex", row->key,
+                                  error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"), err);
     return STRATA_OK;
 }
 
@@ -163,7 +138,7 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
     }
     r->payloads = *payloads;
     for (int t = 0; t < threads; t++)
-        r->kits[t].bytes = 0;
+        r->kits[t].arena.bytes = 0;
     strata_status st = parallel_for(threads, n, summarize_item, r, &w->error);
     if (!st && x->built && threads > 1) {
         node_set sets[PARALLEL_MAX_THREADS];
@@ -176,8 +151,11 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
     for (size_t i = 0; !st && i < n; i++) {
         store_row *row = &r->rows[i];
         if (row->lod_length) {
-            row->lod_offset = b->bytes;
-            st = append(w, b, r->kits[r->thread[i]].arena + r->blob[i], row->lod_length);
+            row->lod_offset = b->payload.bytes;
+            if (!byte_buffer_append(&b->payload, r->kits[r->thread[i]].arena.data + r->blob[i],
+                                    row->lod_length))
+                st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " pyramid bytes",
+                                b->payload.bytes + row->lod_length);
         }
     }
     if (!st)
@@ -244,7 +222,7 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
             lod_work_free(r.kits[t].work);
         }
         node_set_free(&r.kits[t].pending);
-        free(r.kits[t].arena);
+        free(r.kits[t].arena.data);
     }
     free(r.kits);
     free(r.resident);
@@ -319,8 +297,8 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
         st = world_agree(w, error_mpi(&w->error, rc, "counting reindexed chunks"));
     }
     if (!st && total)
-        st = store_write_segment(&w->store, epoch, w->size, b.rows, b.n, b.payload, b.bytes,
-                                 &w->error);
+        st = store_write_segment(&w->store, epoch, w->size, b.rows, b.n, b.payload.data,
+                                 b.payload.bytes, &w->error);
     if (!st && total)
         st = publish(w, epoch, total, start);
     if (!st && total) {
@@ -328,7 +306,7 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
         index_after_write(w, 0);
     }
     free(b.rows);
-    free(b.payload);
+    free(b.payload.data);
     if (stats && !st) {
         stats->chunks = total;
         stats->voxels = total * w->chunk_voxels;

@@ -140,33 +140,31 @@ static void apply_records(strata_world *w, const route_record *recv, size_t n, u
     counts[1] += skipped;
 }
 
-static strata_status agree_range(strata_world *w)
+/* Why this rank cannot flush (read-only, a pending signal, an out-of-range
+ * staged voxel), or STRATA_OK. Local: the caller agrees on it once. */
+static strata_status flush_refused(strata_world *w)
 {
-    strata_status st = STRATA_OK;
+    if (!w->writable)
+        return WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
+    if (strata_signal_pending)
+        return WORLD_FAIL(w, STRATA_ERR_INTERRUPTED,
+                          "stopped by signal %d before a batch; the world "
+                          "stays at its last commit (epoch %" PRIu64 ")",
+                          (int)strata_signal_pending, w->committed.epoch);
     if (w->staged_bad)
-        st = WORLD_FAIL(w, STRATA_ERR_RANGE,
-                        "update of voxel (%" PRId64 ", %" PRId64 ", %" PRId64
-                        ") is outside the world (%" PRId64 " x %" PRId64 " x %" PRId64
-                        "); the batch was not applied",
-                        w->bad_voxel[0], w->bad_voxel[1], w->bad_voxel[2], w->committed.dims[0],
-                        w->committed.dims[1], w->committed.dims[2]);
-    return world_agree(w, st);
+        return WORLD_FAIL(w, STRATA_ERR_RANGE,
+                          "update of voxel (%" PRId64 ", %" PRId64 ", %" PRId64
+                          ") is outside the world (%" PRId64 " x %" PRId64 " x %" PRId64
+                          "); the batch was not applied",
+                          w->bad_voxel[0], w->bad_voxel[1], w->bad_voxel[2], w->committed.dims[0],
+                          w->committed.dims[1], w->committed.dims[2]);
+    return STRATA_OK;
 }
 
 strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
 {
     double start = MPI_Wtime();
-    strata_status st =
-        w->writable ? STRATA_OK
-                    : WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
-    if (!st && strata_signal_pending)
-        st = WORLD_FAIL(w, STRATA_ERR_INTERRUPTED,
-                        "stopped by signal %d before a batch; the world "
-                        "stays at its last commit (epoch %" PRIu64 ")",
-                        (int)strata_signal_pending, w->committed.epoch);
-    st = world_agree(w, st);
-    if (!st)
-        st = agree_range(w);
+    strata_status st = world_agree(w, flush_refused(w));
     route_record *recv = NULL;
     size_t recv_n = 0;
     uint64_t local[3] = {w->staged_count, 0, 0}, total[3] = {0, 0, 0};
