@@ -18,6 +18,14 @@
 #include <emmintrin.h>
 #endif
 
+#ifdef __SSE2__
+/* A cell's counts in the dense path: lanes 0-7 and 8-15, one uint16 per lane. */
+enum { DENSE_LANES = 16, NO_LANE = 0xff, DENSE_MAX_EDGE = 32, DENSE_MAX_LEVEL = 5 };
+typedef struct {
+    __m128i lo, hi;
+} dense_counts;
+#endif
+
 struct lod_work {
     int edge, levels;
     lod_pyramid pyr;
@@ -39,6 +47,15 @@ struct lod_work {
     uint8_t *raw, *out;
     size_t raw_cap, out_cap;
     ZSTD_CCtx *cctx;
+#ifdef __SSE2__
+    /* Dense path (see dense_build): per cell, one uint16 count per lane. */
+    dense_counts *dense;
+    dense_counts one[DENSE_LANES];
+    dense_counts whole[DENSE_MAX_LEVEL][DENSE_LANES]; /* 8^l in one lane, per level l-1 */
+    uint8_t *lane_of; /* 65536: lane of a material in this build, or NO_LANE */
+    uint16_t lane_material[DENSE_LANES];
+    int lanes;
+#endif
 };
 
 static _Thread_local ZSTD_DCtx *thread_dctx;
@@ -117,6 +134,10 @@ void lod_work_free(lod_work *wk)
     free(wk->raw);
     free(wk->out);
     ZSTD_freeCCtx(wk->cctx);
+#ifdef __SSE2__
+    free(wk->dense);
+    free(wk->lane_of);
+#endif
     free(wk);
 }
 
@@ -148,6 +169,27 @@ strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
     wk->touched = malloc(65536 * sizeof *wk->touched);
     wk->hist = malloc(65536 * sizeof *wk->hist);
     wk->cctx = ZSTD_createCCtx();
+#ifdef __SSE2__
+    /* the dense path serves edges up to 32 (a cell's count fits 16 bits) */
+    if (edge >= 8 && edge <= DENSE_MAX_EDGE) {
+        wk->dense = malloc(cells * sizeof *wk->dense);
+        wk->lane_of = malloc(65536);
+        ok = ok && wk->dense && wk->lane_of;
+        if (wk->lane_of)
+            memset(wk->lane_of, NO_LANE, 65536);
+        for (int l = 0; l < DENSE_LANES; l++) {
+            uint16_t lane[DENSE_LANES] = {0};
+            lane[l] = 1;
+            wk->one[l].lo = _mm_loadu_si128((const __m128i *)(const void *)lane);
+            wk->one[l].hi = _mm_loadu_si128((const __m128i *)(const void *)(lane + 8));
+            for (int k = 0; k < DENSE_MAX_LEVEL; k++) {
+                const __m128i shift = _mm_cvtsi32_si128(3 * (k + 1));
+                wk->whole[k][l] = (dense_counts){_mm_sll_epi16(wk->one[l].lo, shift),
+                                                 _mm_sll_epi16(wk->one[l].hi, shift)};
+            }
+        }
+    }
+#endif
     if (!ok || !wk->hlen || !wk->hstart || !wk->list || !wk->counts || !wk->touched || !wk->hist ||
         !wk->cctx) {
         lod_work_free(wk);
@@ -202,6 +244,17 @@ static void flush_counts(lod_work *wk, int p, size_t *used, size_t touched, size
     }
 }
 
+#ifdef __SSE2__
+/* 16-bit lanes set in a byte movemask (two bits per lane), without POPCNT (not baseline). */
+static inline unsigned lanes_set(unsigned m)
+{
+    unsigned x = m & 0x5555;
+    x = (x & 0x3333) + (x >> 2 & 0x3333);
+    x = (x + (x >> 4)) & 0x0f0f;
+    return (x + (x >> 8)) & 0x1f;
+}
+#endif
+
 /* The histogram of the eight voxels of a mixed level-1 cell wholly inside the
  * world, written at the end of pool 1 (room for 8 reserved by the caller). With
  * SSE2 each distinct value is counted by one compare of all eight lanes. */
@@ -220,11 +273,7 @@ static void mixed_cell8(lod_work *wk, const uint16_t q[8], size_t *used, size_t 
             continue;
         unsigned m = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(all, _mm_set1_epi16((short)q[i])));
         seen |= m;
-        /* lanes equal to q[i]: one bit per lane, summed without POPCNT (not baseline) */
-        unsigned x = m & 0x5555;
-        x = (x & 0x3333) + (x >> 2 & 0x3333);
-        x = (x + (x >> 4)) & 0x0f0f;
-        uint32_t c = (x + (x >> 8)) & 0x1f;
+        const uint32_t c = lanes_set(m);
 #else
     for (int i = 0; i < 8; i++) {
         int dup = 0;
@@ -403,6 +452,250 @@ static int build_level_up(lod_work *wk, int l)
     return 1;
 }
 
+#ifdef __SSE2__
+/*
+ * The dense path, for whole chunks of edge <= 32 with at most 16 materials
+ * (nearly every terrain chunk): each cell keeps one 16-bit count per "lane",
+ * a material of this chunk numbered in order of first appearance, in two SSE2
+ * registers. A parent's counts are the sum of its eight children's (sixteen
+ * vector adds, no per-material merge), and a mixed cell's mode is a horizontal
+ * max. The counts are exact, so the result equals the sparse path's cell for
+ * cell; a 17th material sends the chunk back to the sparse path.
+ */
+
+/* Lane of material m, assigning the next free one; -1 when all are taken. */
+static inline int dense_lane(lod_work *wk, uint16_t m)
+{
+    int lane = wk->lane_of[m];
+    if (lane != NO_LANE)
+        return lane;
+    if (wk->lanes == DENSE_LANES)
+        return -1;
+    lane = wk->lanes++;
+    wk->lane_of[m] = (uint8_t)lane;
+    wk->lane_material[lane] = m;
+    return lane;
+}
+
+static void dense_reset(lod_work *wk)
+{
+    for (int l = 0; l < wk->lanes; l++)
+        wk->lane_of[wk->lane_material[l]] = NO_LANE;
+    wk->lanes = 0;
+}
+
+/* Mode (ties to the smallest id) and its count of a cell holding voxels. Counts
+ * are at most 32768, compared as signed after flipping the top bit. */
+static inline void dense_mode(const lod_work *wk, dense_counts c, uint16_t *mode, uint32_t *count)
+{
+    const __m128i flip = _mm_set1_epi16((short)0x8000);
+    const __m128i a = _mm_xor_si128(c.lo, flip), b = _mm_xor_si128(c.hi, flip);
+    __m128i m = _mm_max_epi16(a, b);
+    m = _mm_max_epi16(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_max_epi16(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+    m = _mm_max_epi16(m, _mm_shufflelo_epi16(m, _MM_SHUFFLE(2, 3, 0, 1)));
+    const __m128i top = _mm_shuffle_epi32(_mm_shufflelo_epi16(m, 0), 0);
+    unsigned lanes = ((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(a, top)) |
+                      (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(b, top)) << 16) &
+                     0x55555555u;
+    uint16_t best = wk->lane_material[__builtin_ctz(lanes) / 2];
+    for (lanes &= lanes - 1; lanes; lanes &= lanes - 1) {
+        const uint16_t other = wk->lane_material[__builtin_ctz(lanes) / 2];
+        if (other < best)
+            best = other;
+    }
+    *mode = best;
+    *count = ((uint32_t)_mm_cvtsi128_si32(m) & 0xffff) ^ 0x8000;
+}
+
+static inline dense_counts dense_add(dense_counts a, dense_counts b)
+{
+    return (dense_counts){_mm_add_epi16(a.lo, b.lo), _mm_add_epi16(a.hi, b.hi)};
+}
+
+/* A mixed level-1 cell of eight voxels: each distinct value counted by one
+ * compare of all eight lanes (as mixed_cell8), its counts added in its lane. */
+static int dense_mixed8(lod_work *wk, const uint16_t q[8], size_t at)
+{
+    const __m128i all = _mm_loadu_si128((const __m128i *)(const void *)q);
+    dense_counts s = {_mm_setzero_si128(), _mm_setzero_si128()};
+    uint16_t best = 0;
+    unsigned best_count = 0, seen = 0; /* two bits per lane already counted */
+    for (int i = 0; i < 8; i++) {
+        if (seen >> (2 * i) & 1)
+            continue;
+        const unsigned m =
+            (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(all, _mm_set1_epi16((short)q[i])));
+        seen |= m;
+        const unsigned c = lanes_set(m);
+        const int lane = dense_lane(wk, q[i]);
+        if (lane < 0)
+            return 0;
+        const __m128i times = _mm_set1_epi16((short)c);
+        s = dense_add(s, (dense_counts){_mm_mullo_epi16(wk->one[lane].lo, times),
+                                        _mm_mullo_epi16(wk->one[lane].hi, times)});
+        if (c > best_count || (c == best_count && q[i] < best))
+            best = q[i], best_count = c;
+    }
+    wk->dense[at] = s;
+    wk->pyr.mode[at] = best;
+    wk->pyr.count[at] = best_count;
+    wk->hlen[at] = 1;
+    return 1;
+}
+
+/* A mixed parent at level l >= 2: the sum of its eight children's counts (a
+ * homogeneous child's are its whole count in the lane of its mode), its mode
+ * and the count of it. 0 when a 17th material appears. */
+static int dense_mixed(lod_work *wk, int l, const uint16_t *cm, const uint32_t *cl,
+                       const dense_counts *cd, size_t first, size_t n, size_t at)
+{
+    const dense_counts *whole = wk->whole[l - 2]; /* children at level l - 1 */
+    const size_t step[8] = {0, 1, n, n + 1, n * n, n * n + 1, n * n + n, n * n + n + 1};
+    dense_counts s = {_mm_setzero_si128(), _mm_setzero_si128()};
+    for (int k = 0; k < 8; k++) {
+        const size_t c = first + step[k];
+        if (cl[c]) {
+            s = dense_add(s, cd[c]);
+            continue;
+        }
+        const int lane = dense_lane(wk, cm[c]);
+        if (lane < 0)
+            return 0;
+        s = dense_add(s, whole[lane]);
+    }
+    wk->dense[at] = s;
+    dense_mode(wk, s, &wk->pyr.mode[at], &wk->pyr.count[at]);
+    wk->hlen[at] = 1;
+    return 1;
+}
+
+/* The mixed cell `cell` of level l whose first child is `first` in the grid below. */
+static inline int dense_mixed_at(lod_work *wk, int l, const uint16_t *cm, const uint32_t *cl,
+                                 const dense_counts *cd, size_t first, size_t n, size_t cell)
+{
+    const size_t at = wk->pyr.offset[l] + cell;
+    if (l > 1)
+        return dense_mixed(wk, l, cm, cl, cd, first, n, at);
+    const uint16_t *r0 = cm + first, *r1 = r0 + n, *r2 = r0 + n * n, *r3 = r2 + n;
+    const uint16_t q[8] = {r0[0], r0[1], r1[0], r1[1], r2[0], r2[1], r3[0], r3[1]};
+    return dense_mixed8(wk, q, at);
+}
+
+/*
+ * Level l from the grid below it (edge n): cm are the children's modes (the
+ * voxels at level 1), cl their mixed flags (NULL at level 1), cd the counts of
+ * the mixed ones. Homogeneous parents (eight equal homogeneous children) are
+ * found four at a time with the compares of build_level1 and store no counts;
+ * only mixed parents sum counts. 0 when a 17th material appears.
+ */
+static int dense_level(lod_work *wk, int l, const uint16_t *cm, const uint32_t *cl)
+{
+    const size_t n = (size_t)wk->edge >> (l - 1), np = n / 2;
+    const size_t po = wk->pyr.offset[l];
+    uint16_t *mode = wk->pyr.mode + po;
+    uint32_t *count = wk->pyr.count + po, *hlen = wk->hlen + po;
+    const dense_counts *cd = l > 1 ? wk->dense + wk->pyr.offset[l - 1] : NULL;
+    const uint32_t whole = (uint32_t)1 << (3 * l);
+    const __m128i whole4 = _mm_set1_epi32((int)whole), zero = _mm_setzero_si128();
+    size_t cell = 0;
+    for (size_t pz = 0; pz < np; pz++)
+        for (size_t py = 0; py < np; py++) {
+            const size_t row = (2 * pz * n + 2 * py) * n;
+            const uint16_t *r0 = cm + row, *r1 = r0 + n, *r2 = r0 + n * n, *r3 = r2 + n;
+            size_t px = 0;
+            for (; px + 4 <= np; px += 4, cell += 4) {
+                const size_t x = 2 * px;
+                const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(r0 + x));
+                const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(r1 + x));
+                const __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(r2 + x));
+                const __m128i e = _mm_loadu_si128((const __m128i *)(const void *)(r3 + x));
+                const __m128i swapped = _mm_shufflehi_epi16(_mm_shufflelo_epi16(a, 0xb1), 0xb1);
+                __m128i eq = _mm_and_si128(_mm_cmpeq_epi16(a, b), _mm_cmpeq_epi16(a, c));
+                eq = _mm_and_si128(
+                    eq, _mm_and_si128(_mm_cmpeq_epi16(a, e), _mm_cmpeq_epi16(a, swapped)));
+                if (cl) {
+                    /* children's flags are 0 or 1: OR the four rows, pack to 16-bit lanes */
+                    __m128i lo = zero, hi = zero;
+                    const uint32_t *f[4] = {cl + row + x, cl + row + x + n, cl + row + x + n * n,
+                                            cl + row + x + n * n + n};
+                    for (int k = 0; k < 4; k++) {
+                        lo = _mm_or_si128(lo, _mm_loadu_si128((const __m128i *)(const void *)f[k]));
+                        hi = _mm_or_si128(
+                            hi, _mm_loadu_si128((const __m128i *)(const void *)(f[k] + 4)));
+                    }
+                    eq = _mm_and_si128(eq, _mm_cmpeq_epi16(_mm_packs_epi32(lo, hi), zero));
+                }
+                const unsigned m = (unsigned)_mm_movemask_epi8(eq); /* 4 bits per parent */
+                if (m == 0xffff) {
+                    /* the even lanes of a are the four modes */
+                    const __m128i even = _mm_srai_epi32(_mm_slli_epi32(a, 16), 16);
+                    _mm_storel_epi64((__m128i *)(void *)(mode + cell), _mm_packs_epi32(even, even));
+                    _mm_storeu_si128((__m128i *)(void *)(count + cell), whole4);
+                    _mm_storeu_si128((__m128i *)(void *)(hlen + cell), zero);
+                    continue;
+                }
+                for (size_t j = 0; j < 4; j++) {
+                    if ((m >> (4 * j) & 0xf) == 0xf) {
+                        mode[cell + j] = r0[x + 2 * j];
+                        count[cell + j] = whole;
+                        hlen[cell + j] = 0;
+                    } else if (!dense_mixed_at(wk, l, cm, cl, cd, row + x + 2 * j, n, cell + j)) {
+                        return 0;
+                    }
+                }
+            }
+            for (; px < np; px++, cell++) {
+                const size_t first = row + 2 * px;
+                const size_t step[8] = {0, 1, n, n + 1, n * n, n * n + 1, n * n + n, n * n + n + 1};
+                uint32_t mixed = 0;
+                for (int k = 0; k < 8; k++)
+                    mixed |= (cl ? cl[first + step[k]] : 0) |
+                             (uint32_t)(cm[first + step[k]] != cm[first]);
+                if (!mixed) {
+                    mode[cell] = cm[first];
+                    count[cell] = whole;
+                    hlen[cell] = 0;
+                } else if (!dense_mixed_at(wk, l, cm, cl, cd, first, n, cell)) {
+                    return 0;
+                }
+            }
+        }
+    return 1;
+}
+
+/* The whole pyramid and the chunk histogram by the dense path; 0 when the chunk
+ * has more than 16 materials (nothing usable is left; the caller starts over). */
+static int dense_build(lod_work *wk, const uint16_t *voxels)
+{
+    int ok = dense_level(wk, 1, voxels, NULL);
+    for (int l = 2; ok && l <= wk->levels; l++)
+        ok = dense_level(wk, l, wk->pyr.mode + wk->pyr.offset[l - 1],
+                         wk->hlen + wk->pyr.offset[l - 1]);
+    const size_t top = wk->pyr.offset[wk->levels];
+    if (ok && !wk->hlen[top]) {
+        wk->hist[0] = (lod_count){wk->pyr.mode[top], wk->pyr.count[top]};
+        wk->hist_n = 1;
+    } else if (ok) {
+        uint16_t counts[DENSE_LANES];
+        _mm_storeu_si128((__m128i *)(void *)counts, wk->dense[top].lo);
+        _mm_storeu_si128((__m128i *)(void *)(counts + 8), wk->dense[top].hi);
+        size_t n = 0;
+        for (int l = 0; l < wk->lanes; l++) {
+            /* insertion by material: at most 16 entries */
+            lod_count e = {wk->lane_material[l], counts[l]};
+            size_t at = n++;
+            for (; at > 0 && wk->hist[at - 1].material > e.material; at--)
+                wk->hist[at] = wk->hist[at - 1];
+            wk->hist[at] = e;
+        }
+        wk->hist_n = n;
+    }
+    dense_reset(wk);
+    return ok;
+}
+#endif
+
 static int compare_counts(const void *a, const void *b)
 {
     const lod_count *x = a, *y = b;
@@ -418,6 +711,15 @@ strata_status lod_build(lod_work *wk, const uint16_t *voxels, const int extent[3
             return error_set(err, STRATA_ERR_ARG, "LOD build: extent %d outside [1, %d]", extent[i],
                              wk->edge);
     memcpy(wk->extent, extent, sizeof wk->extent);
+#ifdef __SSE2__
+    if (wk->dense && extent[0] == wk->edge && extent[1] == wk->edge && extent[2] == wk->edge &&
+        dense_build(wk, voxels)) {
+        *pyr = &wk->pyr;
+        *hist = wk->hist;
+        *hist_n = wk->hist_n;
+        return STRATA_OK;
+    }
+#endif
     if (!build_level1(wk, voxels, extent))
         return error_set(err, STRATA_ERR_NOMEM, "cannot grow LOD scratch");
     for (int l = 1; l < wk->levels; l++)

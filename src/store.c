@@ -488,8 +488,8 @@ static store_segment *find_segment(store *s, uint64_t epoch)
     return lo < s->count && s->segments[lo].epoch == epoch ? &s->segments[lo] : NULL;
 }
 
-strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, uint32_t length,
-                                 uint32_t crc, uint64_t key, uint8_t *out, strata_error *err)
+strata_status store_read_span(store *s, uint64_t segment, uint64_t offset, uint64_t length,
+                              uint64_t key, uint8_t *out, strata_error *err)
 {
     store_segment *g = find_segment(s, segment);
     if (!g)
@@ -503,8 +503,8 @@ strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, ui
         return st;
     if (offset > size || length > size - offset)
         return error_set(err, STRATA_ERR_CORRUPT,
-                         "%s: chunk key %" PRIu64 ": payload [%" PRIu64 ", +%u) beyond the %" PRIu64
-                         "-byte /payload of segment %" PRIu64,
+                         "%s: chunk key %" PRIu64 ": payload [%" PRIu64 ", +%" PRIu64
+                         ") beyond the %" PRIu64 "-byte /payload of segment %" PRIu64,
                          s->dir, key, offset, length, size, segment);
     if (length == 0)
         return STRATA_OK;
@@ -520,15 +520,27 @@ strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, ui
         H5Sclose(file_space);
     if (memory_space >= 0)
         H5Sclose(memory_space);
-    if (rc < 0)
-        return store_hdf5_error(err, "cannot read a payload of", s->dir);
-    uint32_t actual = checksum_update(0, out, length);
+    return rc < 0 ? store_hdf5_error(err, "cannot read a payload of", s->dir) : STRATA_OK;
+}
+
+strata_status store_check_payload(const char *dir, uint64_t segment, uint64_t offset,
+                                  uint32_t length, uint32_t crc, uint64_t key, const uint8_t *data,
+                                  strata_error *err)
+{
+    uint32_t actual = checksum_update(0, data, length);
     if (actual != crc)
         return error_set(err, STRATA_ERR_CORRUPT,
                          "%s: chunk key %" PRIu64 " (segment %" PRIu64 ", offset %" PRIu64
                          "): checksum mismatch (stored %08x, read %08x)",
-                         s->dir, key, segment, offset, crc, actual);
+                         dir, key, segment, offset, crc, actual);
     return STRATA_OK;
+}
+
+strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, uint32_t length,
+                                 uint32_t crc, uint64_t key, uint8_t *out, strata_error *err)
+{
+    strata_status st = store_read_span(s, segment, offset, length, key, out, err);
+    return st ? st : store_check_payload(s->dir, segment, offset, length, crc, key, out, err);
 }
 
 /* ---- writing ------------------------------------------------------------------- */

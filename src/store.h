@@ -87,6 +87,17 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
 /** Read and verify (CRC-32) a payload. Local. */
 strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, uint32_t length,
                                  uint32_t crc, uint64_t key, uint8_t *out, strata_error *err);
+/**
+ * Read bytes [offset, offset + length) of a segment's /payload, the payloads
+ * of several rows at once (one read instead of one per row); each is then
+ * checked with store_check_payload. key names the first row in errors. Local.
+ */
+strata_status store_read_span(store *s, uint64_t segment, uint64_t offset, uint64_t length,
+                              uint64_t key, uint8_t *out, strata_error *err);
+/** Verify the CRC-32 of a payload read by store_read_span. Thread-safe. */
+strata_status store_check_payload(const char *dir, uint64_t segment, uint64_t offset,
+                                  uint32_t length, uint32_t crc, uint64_t key, const uint8_t *data,
+                                  strata_error *err);
 
 /**
  * Write segment seg-<epoch>.h5 with this rank's rows (ascending key, inside its

@@ -19,7 +19,13 @@ static uint64_t next_random(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-/* Voxels of a chunk: kind 0 uniform blocks of 4^3, 1 two ids (many ties), 2 many ids, 3 uniform. */
+/* Ids of kinds 4 and 5: the extremes of the id range included. */
+static const uint16_t spread[17] = {0,     1,     2,     7,     255,   256,   1000,  4095, 30000,
+                                    32767, 32768, 40000, 50000, 65000, 65533, 65535, 12345};
+
+/* Voxels of a chunk: kind 0 uniform blocks of 4^3, 1 two ids (many ties), 2 many ids, 3 uniform,
+ * 4 sixteen ids in 2^k blocks with scattered voxels (the dense path of lod.c), 5 the same with a
+ * seventeenth id in the last slab only (the dense path gives up late and starts over). */
 static void make_chunk(uint16_t *v, int C, int kind, uint64_t seed)
 {
     for (int z = 0; z < C; z++)
@@ -38,6 +44,16 @@ static void make_chunk(uint16_t *v, int C, int kind, uint64_t seed)
                 case 2:
                     m = (uint16_t)(r % 40000);
                     break;
+                case 4:
+                case 5: {
+                    uint64_t b = seed ^ (uint64_t)((x / 2) + 131 * (y / 8) + 7919 * (z / 4));
+                    m = spread[next_random(&b) % 16];
+                    if (r % 11 == 0)
+                        m = spread[r / 11 % 16];
+                    if (kind == 5 && z == C - 1 && x == C - 1 && y == C - 1)
+                        m = spread[16];
+                    break;
+                }
                 default:
                     m = 9;
                     break;
@@ -143,10 +159,38 @@ START_TEST(full_chunks_all_kinds)
 {
     const int edges[] = {16, 32};
     for (int e = 0; e < 2; e++)
-        for (int kind = 0; kind < 4; kind++) {
+        for (int kind = 0; kind < 6; kind++) {
             int ext[3] = {edges[e], edges[e], edges[e]};
             run_case(edges[e], kind, ext, 1000 + (uint64_t)kind);
         }
+}
+END_TEST
+
+/* One scratch serves chunks of every kind in turn: nothing of a build (the dense
+ * path's material lanes, a build it gave up) leaks into the next. */
+START_TEST(scratch_reused_across_kinds)
+{
+    const int C = 32, kinds[] = {5, 4, 2, 4, 1, 5, 0, 3, 4};
+    const int ext[3] = {C, C, C};
+    uint16_t *v = malloc((size_t)C * C * C * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    lod_work *wk;
+    ck_assert_int_eq(lod_work_create(C, &wk, NULL), STRATA_OK);
+    for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
+        make_chunk(v, C, kinds[i], 50 + (uint64_t)i);
+        const lod_pyramid *p;
+        const lod_count *hist;
+        size_t n;
+        ck_assert_int_eq(lod_build(wk, v, ext, &p, &hist, &n, NULL), STRATA_OK);
+        check_pyramid(p, v, C, ext);
+        uint64_t total = 0;
+        for (size_t h = 0; h < n; h++)
+            total += hist[h].count;
+        ck_assert_uint_eq(total, (uint64_t)C * C * C);
+        ck_assert_uint_eq(n, kinds[i] == 5 ? 17 : kinds[i] == 4 ? 16 : n);
+    }
+    lod_work_free(wk);
+    free(v);
 }
 END_TEST
 
@@ -158,7 +202,7 @@ START_TEST(partial_edge_chunks)
         int ext[3];
         for (int a = 0; a < 3; a++)
             ext[a] = 1 + (int)(next_random(&seed) % (uint64_t)C);
-        run_case(C, round % 4, ext, seed);
+        run_case(C, round % 6, ext, seed);
     }
 }
 END_TEST
@@ -217,6 +261,7 @@ int main(void)
     tcase_set_timeout(t, 120);
     tcase_add_test(t, full_chunks_all_kinds);
     tcase_add_test(t, partial_edge_chunks);
+    tcase_add_test(t, scratch_reused_across_kinds);
     tcase_add_test(t, ties_go_to_the_smallest_id);
     tcase_add_test(t, block_voxels_clip_to_the_world);
     suite_add_tcase(s, t);
