@@ -321,6 +321,31 @@ START_TEST(test_corrupt_palette_contents)
     content[0] = 4; /* count 4 with the size of count 3 */
     content[1] = 0;
     ck_assert_int_eq(decode_content(content, size), STRATA_ERR_CORRUPT);
+
+    /* 4-bit indices (count 5): an index of 5 in any nibble is refused. */
+    memset(content, 0, fx.n * 3);
+    uint8_t five[12] = {5, 0, 1, 0, 2, 0, 3, 0, 4, 0, 0x10, 0x27};
+    memcpy(content, five, sizeof five);
+    size_t size4 = 2 + 10 + fx.n / 2;
+    ck_assert_int_eq(decode_content(content, size4), STRATA_OK);
+    content[12 + 333] = 0x4f & 0x43; /* indices 3, 4: valid */
+    ck_assert_int_eq(decode_content(content, size4), STRATA_OK);
+    ck_assert_uint_eq(fx.decoded[2 * 333], 4);
+    ck_assert_uint_eq(fx.decoded[2 * 333 + 1], 0x2710);
+    content[12 + 333] = 0x50; /* high nibble 5 >= count 5 */
+    ck_assert_int_eq(decode_content(content, size4), STRATA_ERR_CORRUPT);
+    content[12 + 333] = 0x05; /* low nibble */
+    ck_assert_int_eq(decode_content(content, size4), STRATA_ERR_CORRUPT);
+
+    /* 1-bit indices with a single id: any set bit is an index of 1 >= count 1. */
+    memset(content, 0, fx.n * 3);
+    uint8_t one[4] = {1, 0, 7, 0};
+    memcpy(content, one, sizeof one);
+    size_t size1 = 2 + 2 + fx.n / 8;
+    ck_assert_int_eq(decode_content(content, size1), STRATA_OK);
+    ck_assert_uint_eq(fx.decoded[fx.n - 1], 7);
+    content[4 + fx.n / 8 - 1] = 0x80;
+    ck_assert_int_eq(decode_content(content, size1), STRATA_ERR_CORRUPT);
     free(content);
 
     /* A frame without a recorded content size is refused. */
