@@ -513,29 +513,35 @@ static inline dense_counts dense_add(dense_counts a, dense_counts b)
     return (dense_counts){_mm_add_epi16(a.lo, b.lo), _mm_add_epi16(a.hi, b.hi)};
 }
 
-/* A mixed level-1 cell of eight voxels: each distinct value counted by one
- * compare of all eight lanes (as mixed_cell8), its counts added in its lane. */
-static int dense_mixed8(lod_work *wk, const uint16_t q[8], size_t at)
+/* A mixed level-1 cell whose first voxel is r0 (rows n voxels apart): each
+ * distinct value counted by one compare of all eight lanes (as mixed_cell8),
+ * visiting only lanes not yet counted, its count added in its lane. */
+static int dense_mixed8(lod_work *wk, const uint16_t *r0, size_t n, size_t at)
 {
-    const __m128i all = _mm_loadu_si128((const __m128i *)(const void *)q);
+    uint32_t pair[4];
+    memcpy(&pair[0], r0, 4);
+    memcpy(&pair[1], r0 + n, 4);
+    memcpy(&pair[2], r0 + n * n, 4);
+    memcpy(&pair[3], r0 + n * n + n, 4);
+    const __m128i all = _mm_loadu_si128((const __m128i *)(const void *)pair);
     dense_counts s = {_mm_setzero_si128(), _mm_setzero_si128()};
     uint16_t best = 0;
-    unsigned best_count = 0, seen = 0; /* two bits per lane already counted */
-    for (int i = 0; i < 8; i++) {
-        if (seen >> (2 * i) & 1)
-            continue;
+    unsigned best_count = 0, left = 0xffff; /* two bits per lane not yet counted */
+    while (left) {
+        const unsigned i = (unsigned)__builtin_ctz(left) / 2;
+        const uint16_t value = (uint16_t)(pair[i / 2] >> (16 * (i & 1)));
         const unsigned m =
-            (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(all, _mm_set1_epi16((short)q[i])));
-        seen |= m;
+            (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(all, _mm_set1_epi16((short)value)));
+        left &= ~m;
         const unsigned c = lanes_set(m);
-        const int lane = dense_lane(wk, q[i]);
+        const int lane = dense_lane(wk, value);
         if (lane < 0)
             return 0;
         const __m128i times = _mm_set1_epi16((short)c);
         s = dense_add(s, (dense_counts){_mm_mullo_epi16(wk->one[lane].lo, times),
                                         _mm_mullo_epi16(wk->one[lane].hi, times)});
-        if (c > best_count || (c == best_count && q[i] < best))
-            best = q[i], best_count = c;
+        if (c > best_count || (c == best_count && value < best))
+            best = value, best_count = c;
     }
     wk->dense[at] = s;
     wk->pyr.mode[at] = best;
@@ -575,11 +581,8 @@ static inline int dense_mixed_at(lod_work *wk, int l, const uint16_t *cm, const 
                                  const dense_counts *cd, size_t first, size_t n, size_t cell)
 {
     const size_t at = wk->pyr.offset[l] + cell;
-    if (l > 1)
-        return dense_mixed(wk, l, cm, cl, cd, first, n, at);
-    const uint16_t *r0 = cm + first, *r1 = r0 + n, *r2 = r0 + n * n, *r3 = r2 + n;
-    const uint16_t q[8] = {r0[0], r0[1], r1[0], r1[1], r2[0], r2[1], r3[0], r3[1]};
-    return dense_mixed8(wk, q, at);
+    return l > 1 ? dense_mixed(wk, l, cm, cl, cd, first, n, at)
+                 : dense_mixed8(wk, cm + first, n, at);
 }
 
 /*
