@@ -1,4 +1,4 @@
-/* morton.c: 3-D Morton keys (spread by a table, compacted by magic bits), and counting keys in a box. */
+/* morton.c: 3-D Morton keys (spread by table, compacted by magic bits), keys in a box. */
 #include "morton.h"
 
 /* morton_spread_table[i]: bit b of i at bit 3b, as constant expressions. */
