@@ -968,6 +968,11 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
         return CORRUPT("LOD payload: histogram counts %llu voxels, not the chunk's",
                        (unsigned long long)total);
     }
+    if (!pyr) { /* the histogram only (lod_decode_histogram) */
+        *hist = list;
+        *hist_n = h;
+        return STRATA_OK;
+    }
     strata_status st = lod_pyramid_alloc(edge, pyr, err);
     if (st) {
         free(list);
@@ -1057,7 +1062,8 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
 strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_pyramid *pyr,
                          lod_count **hist, size_t *hist_n, strata_error *err)
 {
-    memset(pyr, 0, sizeof *pyr);
+    if (pyr)
+        memset(pyr, 0, sizeof *pyr);
     if (edge_bits(edge) < 0)
         return error_set(err, STRATA_ERR_ARG, "LOD decode: bad chunk edge %d", edge);
     lod_pyramid layout;
@@ -1082,4 +1088,10 @@ strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_py
         st = parse_raw(raw, (size_t)size, edge, pyr, hist, hist_n, err);
     free(raw);
     return st;
+}
+
+strata_status lod_decode_histogram(const uint8_t *payload, size_t length, int edge,
+                                   lod_count **hist, size_t *hist_n, strata_error *err)
+{
+    return lod_decode(payload, length, edge, NULL, hist, hist_n, err);
 }

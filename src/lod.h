@@ -76,6 +76,14 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
  */
 strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_pyramid *pyr,
                          lod_count **hist, size_t *hist_n, strata_error *err);
+/**
+ * The chunk histogram of a pyramid payload, without building the pyramid (the
+ * octree needs only this): the frame, header and histogram are checked as by
+ * lod_decode. Local.
+ * @param[out] hist malloc'ed, ascending material; *hist_n entries
+ */
+strata_status lod_decode_histogram(const uint8_t *payload, size_t length, int edge,
+                                   lod_count **hist, size_t *hist_n, strata_error *err);
 /** Allocate an empty pyramid for edge (cells zero). */
 strata_status lod_pyramid_alloc(int edge, lod_pyramid *pyr, strata_error *err);
 void lod_pyramid_free(lod_pyramid *pyr);

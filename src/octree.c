@@ -868,6 +868,71 @@ strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod
 
 /* ---- building the whole index ------------------------------------------------------------ */
 
+/* Rows whose stored pyramids are read together: a round's payloads are read in
+ * spans (one HDF5 call per run of neighbouring payloads) and only their
+ * histograms decoded. */
+#define INDEX_ROUND_ROWS 4096
+#define INDEX_READ_GAP   ((uint64_t)4096)
+
+/* Every own row's histogram into x->chunks, ascending key: one-material rows
+ * from the row, stored pyramids read a round at a time, stale rows summarised
+ * from their data. */
+static strata_status load_histograms(strata_world *w, lod_index *x)
+{
+    const size_t round = w->row_count < INDEX_ROUND_ROWS ? w->row_count : INDEX_ROUND_ROWS;
+    store_ref *refs = malloc((round + 1) * sizeof *refs);
+    uint64_t *at = malloc((round + 1) * sizeof *at);
+    uint8_t *buffer = NULL;
+    uint64_t capacity = 0;
+    strata_status st =
+        refs && at ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot plan the index reads");
+    for (size_t first = 0; !st && first < w->row_count; first += round) {
+        const size_t count = w->row_count - first < round ? w->row_count - first : round;
+        size_t wanted = 0;
+        for (size_t i = 0; i < count; i++) {
+            const store_row *row = &w->rows[first + i];
+            uint16_t material;
+            at[i] = UINT64_MAX;
+            if (!index_row_single(row, &material) && !(row->flags & STORE_ROW_INDEX_STALE) &&
+                row->lod_length)
+                refs[wanted++] =
+                    (store_ref){row->lod_segment, row->lod_offset, row->lod_length, row->key, i, 0};
+        }
+        size_t failed;
+        st = store_read_many(&w->store, refs, wanted, INDEX_READ_GAP, &buffer, &capacity, &failed,
+                             &w->error);
+        if (st && failed < wanted)
+            st = world_chunk_failed(w, "index", refs[failed].key, st, &w->error);
+        for (size_t k = 0; !st && k < wanted; k++)
+            at[refs[k].item] = refs[k].at;
+        for (size_t i = 0; !st && i < count; i++) {
+            const store_row *row = &w->rows[first + i];
+            lod_count *h = NULL;
+            size_t n = 0;
+            if (at[i] == UINT64_MAX) {
+                st = index_row_histogram(w, row, &h, &n);
+            } else {
+                st = store_check_payload(w->store.dir, row->lod_segment, row->lod_offset,
+                                         row->lod_length, row->lod_crc, row->key, buffer + at[i],
+                                         &w->error);
+                if (!st)
+                    st = lod_decode_histogram(buffer + at[i], row->lod_length, w->edge, &h, &n,
+                                              &w->error);
+                if (st)
+                    st = world_chunk_failed(w, "index", row->key, st, &w->error);
+            }
+            if (!st &&
+                !node_set_append(&x->chunks, row->key, h, n, chunk_voxels_inside(w, row->key)))
+                st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold chunk histograms");
+            free(h);
+        }
+    }
+    free(buffer);
+    free(at);
+    free(refs);
+    return st;
+}
+
 strata_status index_ensure(strata_world *w)
 {
     lod_index *x = NULL;
@@ -879,15 +944,7 @@ strata_status index_ensure(strata_world *w)
         return st;
     double start = MPI_Wtime();
     free_levels(x);
-    for (size_t i = 0; !st && i < w->row_count; i++) {
-        lod_count *h = NULL;
-        size_t n = 0;
-        st = index_row_histogram(w, &w->rows[i], &h, &n);
-        if (!st && !node_set_append(&x->chunks, w->rows[i].key, h, n,
-                                    chunk_voxels_inside(w, w->rows[i].key)))
-            st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold chunk histograms");
-        free(h);
-    }
+    st = load_histograms(w, x);
     st = world_agree(w, st);
     if (!st)
         st = octree_build(w, x);

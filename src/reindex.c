@@ -30,25 +30,6 @@ typedef struct {
 /* Payloads at most this many bytes apart are read together. */
 #define REINDEX_GAP ((uint64_t)4096)
 
-/* A payload to read (row of the round), and a span of them read at once. */
-typedef struct {
-    uint64_t segment, offset;
-    size_t row;
-} payload_ref;
-
-typedef struct {
-    uint64_t at, length; /* where it lands in the round's buffer; bytes */
-    size_t next;         /* index in the sorted refs of the next span */
-} payload_span;
-
-static int compare_refs(const void *a, const void *b)
-{
-    const payload_ref *x = a, *y = b;
-    if (x->segment != y->segment)
-        return x->segment < y->segment ? -1 : 1;
-    return x->offset < y->offset ? -1 : x->offset > y->offset;
-}
-
 /* What one thread summarises with; thread 0 borrows the world's buffers. */
 typedef struct {
     void *scratch;
@@ -65,8 +46,7 @@ typedef struct {
     store_row *rows;           /* the round's fresh rows */
     const uint16_t **resident; /* per row: a resident clean chunk's voxels, or NULL */
     uint64_t *read;            /* per row: offset of its payload in `payloads` */
-    payload_ref *order;        /* the rows to read, by segment and offset */
-    payload_span *span;        /* per first ref of a span */
+    store_ref *refs;           /* the payloads to read */
     const uint8_t *payloads;
     uint64_t *blob; /* per row: offset of its pyramid in its thread's arena */
     int *thread;
@@ -146,58 +126,28 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
                               "largest possible (%zu)",
                               old->key, old->payload_length, chunk_encode_bound(w->edge));
     }
-    /* Payloads are read a span at a time: the rows' payloads sorted by segment
-     * and offset, neighbours less than REINDEX_GAP apart read in one go (a
-     * commit writes a rank's payloads back to back), so a full reindex makes a
-     * few reads per segment instead of one per chunk. */
+    /* A commit writes a rank's payloads back to back: a full reindex reads a
+     * few spans per segment instead of making one HDF5 call per chunk. */
     size_t wanted = 0;
-    for (size_t i = 0; i < n; i++)
-        if (w->rows[sel[i]].codec != CODEC_UNIFORM && !r->resident[i])
-            r->order[wanted++] =
-                (payload_ref){w->rows[sel[i]].payload_segment, w->rows[sel[i]].payload_offset, i};
-    qsort(r->order, wanted, sizeof *r->order, compare_refs);
-    uint64_t need = 0;
-    for (size_t a = 0, b; a < wanted; a = b) {
-        const store_row *first = &w->rows[sel[r->order[a].row]];
-        uint64_t end = first->payload_offset + first->payload_length;
-        for (b = a + 1;
-             b < wanted && r->order[b].segment == first->payload_segment &&
-             r->order[b].offset >= first->payload_offset && r->order[b].offset <= end + REINDEX_GAP;
-             b++) {
-            const store_row *next = &w->rows[sel[r->order[b].row]];
-            if (next->payload_offset + next->payload_length > end)
-                end = next->payload_offset + next->payload_length;
-        }
-        r->span[a] = (payload_span){need, end - first->payload_offset, b};
-        for (size_t k = a; k < b; k++)
-            r->read[r->order[k].row] = need + (r->order[k].offset - first->payload_offset);
-        need += end - first->payload_offset;
+    for (size_t i = 0; i < n; i++) {
+        const store_row *old = &w->rows[sel[i]];
+        if (old->codec != CODEC_UNIFORM && !r->resident[i])
+            r->refs[wanted++] = (store_ref){
+                old->payload_segment, old->payload_offset, old->payload_length, old->key, i, 0};
     }
-    if (need + 1 > *payload_capacity) {
-        uint8_t *grown = realloc(*payloads, need + 1);
-        if (!grown)
-            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " payload bytes", need);
-        *payloads = grown, *payload_capacity = need + 1;
-    }
-    for (size_t a = 0; a < wanted; a = r->span[a].next) {
-        const store_row *first = &w->rows[sel[r->order[a].row]];
-        strata_status st =
-            store_read_span(&w->store, first->payload_segment, first->payload_offset,
-                            r->span[a].length, first->key, *payloads + r->span[a].at, &w->error);
-        /* a span that cannot be read is read row by row, to name the row at fault */
-        for (size_t k = a; st != STRATA_OK && k < r->span[a].next; k++) {
-            const store_row *row = &w->rows[sel[r->order[k].row]];
-            strata_status one = store_read_payload(
-                &w->store, row->payload_segment, row->payload_offset, row->payload_length,
-                row->payload_crc, row->key, *payloads + r->read[r->order[k].row], &w->error);
-            if (one)
-                return world_chunk_failed(w, "reindex", row->key, one, &w->error);
-        }
-    }
+    size_t failed;
+    strata_status st = store_read_many(&w->store, r->refs, wanted, REINDEX_GAP, payloads,
+                                       payload_capacity, &failed, &w->error);
+    if (st)
+        return failed < wanted
+                   ? world_chunk_failed(w, "reindex", r->refs[failed].key, st, &w->error)
+                   : st;
+    for (size_t k = 0; k < wanted; k++)
+        r->read[r->refs[k].item] = r->refs[k].at;
     r->payloads = *payloads;
     for (int t = 0; t < threads; t++)
         r->kits[t].arena.bytes = 0;
-    strata_status st = parallel_for(threads, n, summarize_item, r, &w->error);
+    st = parallel_for(threads, n, summarize_item, r, &w->error);
     if (!st && x->built && threads > 1) {
         node_set sets[PARALLEL_MAX_THREADS];
         for (int t = 0; t < threads; t++) {
@@ -237,12 +187,11 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
     reindex_run r = {.w = w, .epoch = epoch};
     r.resident = malloc((round + 1) * sizeof *r.resident);
     r.read = malloc((round + 1) * sizeof *r.read);
-    r.order = malloc((round + 1) * sizeof *r.order);
-    r.span = malloc((round + 1) * sizeof *r.span);
+    r.refs = malloc((round + 1) * sizeof *r.refs);
     r.blob = malloc((round + 1) * sizeof *r.blob);
     r.thread = malloc((round + 1) * sizeof *r.thread);
     r.kits = calloc((size_t)threads, sizeof *r.kits);
-    strata_status st = r.resident && r.read && r.order && r.span && r.blob && r.thread && r.kits
+    strata_status st = r.resident && r.read && r.refs && r.blob && r.thread && r.kits
                            ? STRATA_OK
                            : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the reindex state");
     for (int t = 0; !st && t < threads; t++) {
@@ -287,8 +236,7 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
     free(r.kits);
     free(r.resident);
     free(r.read);
-    free(r.order);
-    free(r.span);
+    free(r.refs);
     free(r.blob);
     free(r.thread);
     free(sel);

@@ -523,6 +523,62 @@ strata_status store_read_span(store *s, uint64_t segment, uint64_t offset, uint6
     return rc < 0 ? store_hdf5_error(err, "cannot read a payload of", s->dir) : STRATA_OK;
 }
 
+static int compare_refs(const void *a, const void *b)
+{
+    const store_ref *x = a, *y = b;
+    if (x->segment != y->segment)
+        return x->segment < y->segment ? -1 : 1;
+    return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+/* The span starting at sorted ref a: refs [a, *b) are read as [refs[a].offset, end). */
+static uint64_t span_end(const store_ref *refs, size_t n, size_t a, uint64_t gap, size_t *b)
+{
+    uint64_t end = refs[a].offset + refs[a].length;
+    size_t k = a + 1;
+    for (; k < n && refs[k].segment == refs[a].segment && refs[k].offset <= end + gap; k++)
+        if (refs[k].offset + refs[k].length > end)
+            end = refs[k].offset + refs[k].length;
+    *b = k;
+    return end;
+}
+
+strata_status store_read_many(store *s, store_ref *refs, size_t n, uint64_t gap, uint8_t **buffer,
+                              uint64_t *capacity, size_t *failed, strata_error *err)
+{
+    *failed = n;
+    qsort(refs, n, sizeof *refs, compare_refs);
+    uint64_t need = 0;
+    for (size_t a = 0, b; a < n; a = b) {
+        uint64_t end = span_end(refs, n, a, gap, &b);
+        for (size_t k = a; k < b; k++)
+            refs[k].at = need + (refs[k].offset - refs[a].offset);
+        need += end - refs[a].offset;
+    }
+    if (need + 1 > *capacity) {
+        uint8_t *grown = realloc(*buffer, need + 1);
+        if (!grown)
+            return error_set(err, STRATA_ERR_NOMEM, "%s: cannot hold %" PRIu64 " payload bytes",
+                             s->dir, need);
+        *buffer = grown, *capacity = need + 1;
+    }
+    for (size_t a = 0, b; a < n; a = b) {
+        uint64_t end = span_end(refs, n, a, gap, &b);
+        strata_status st = store_read_span(s, refs[a].segment, refs[a].offset, end - refs[a].offset,
+                                           refs[a].key, *buffer + refs[a].at, err);
+        /* a span that cannot be read is read ref by ref, to name the one at fault */
+        for (size_t k = a; st != STRATA_OK && k < b; k++) {
+            strata_status one = store_read_span(s, refs[k].segment, refs[k].offset, refs[k].length,
+                                                refs[k].key, *buffer + refs[k].at, err);
+            if (one) {
+                *failed = k;
+                return one;
+            }
+        }
+    }
+    return STRATA_OK;
+}
+
 strata_status store_check_payload(const char *dir, uint64_t segment, uint64_t offset,
                                   uint32_t length, uint32_t crc, uint64_t key, const uint8_t *data,
                                   strata_error *err)

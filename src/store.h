@@ -94,6 +94,25 @@ strata_status store_read_payload(store *s, uint64_t segment, uint64_t offset, ui
  */
 strata_status store_read_span(store *s, uint64_t segment, uint64_t offset, uint64_t length,
                               uint64_t key, uint8_t *out, strata_error *err);
+/** One payload of a batch read by store_read_many. */
+typedef struct {
+    uint64_t segment, offset; /**< where it is */
+    uint32_t length;
+    uint64_t key; /**< names it in errors */
+    size_t item;  /**< the caller's index */
+    uint64_t at;  /**< out: offset of its bytes in the buffer */
+} store_ref;
+
+/**
+ * Read many payloads with few HDF5 calls: refs are sorted (in place) by segment
+ * and offset, and neighbours at most `gap` bytes apart are read by one call
+ * into *buffer (grown as needed; *capacity bytes). A span that cannot be read
+ * is read ref by ref, so that an error names the chunk at fault. Checksums are
+ * the caller's (store_check_payload). Local.
+ * @param[out] failed on error, the ref at fault (after sorting), or n if none is
+ */
+strata_status store_read_many(store *s, store_ref *refs, size_t n, uint64_t gap, uint8_t **buffer,
+                              uint64_t *capacity, size_t *failed, strata_error *err);
 /** Verify the CRC-32 of a payload read by store_read_span. Thread-safe. */
 strata_status store_check_payload(const char *dir, uint64_t segment, uint64_t offset,
                                   uint32_t length, uint32_t crc, uint64_t key, const uint8_t *data,

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Bad input never crashes a job, never changes the world, never hangs a rank
-# (docs/reliability.md, "Bad input"). Every case runs under `timeout 60 mpirun`
+# (docs/reliability.md, "Bad input"). Every case runs under `timeout -k 10 60 mpirun`
 # at 2 ranks (124 = a hang = failure), must exit non-zero with a message naming
 # what is wrong (line, record, coordinate, path), and must leave the world's
 # files byte for byte as they were.
@@ -13,7 +13,7 @@ rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 py=/usr/bin/python3
 NP=2
 fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
+run() { timeout -k 10 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
 snapshot() { (cd w && for f in $(ls | grep -v '^LOCK$'); do echo "$f $(md5sum < "$f")"; done); }
 cases=0
 # expect_fail LABEL PATTERN COMMAND...: non-zero exit (not a hang), PATTERN in
@@ -128,7 +128,7 @@ expect_fail "a regular file" "good.txt" run info good.txt
 # ---- two writer jobs at once ----
 # The first writer (a long simulation) holds LOCK; a second writer is refused
 # while it runs and nothing of the second job is applied.
-timeout 120 mpirun -np $NP "$STRATA" simulate w --steps 100000 --commit-every 50 --seed 4 -q \
+timeout -k 10 120 mpirun -np $NP "$STRATA" simulate w --steps 100000 --commit-every 50 --seed 4 -q \
   > sim.out 2> sim.err &
 sim=$!
 trap 'kill -9 $(pgrep -P "$(pgrep -P $sim | head -1)") 2>/dev/null' EXIT

@@ -18,7 +18,7 @@ py=/usr/bin/python3
 ref="$py $SRC/tests/scripts/crash_reference.py"
 NP=2 K=6
 fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
+run() { timeout -k 10 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
 
 run create w --dims 64,64,32 --chunk 16 -q || fail create
 $ref points pts.txt 64 64 32 4
@@ -48,7 +48,7 @@ echo "ok $reads reads during $K commits, each one whole commit (commits seen:$se
 
 # ---- SIGTERM mid-batch (Slurm's time limit): last commit kept, exit non-zero ----
 run create t --dims 64,64,64 --chunk 16 --generate terrain --seed 9 -q || fail "create t"
-timeout 60 mpirun -np $NP "$STRATA" simulate t --steps 100000 --commit-every 3 --seed 2 \
+timeout -k 10 60 mpirun -np $NP "$STRATA" simulate t --steps 100000 --commit-every 3 --seed 2 \
   > sim.out 2> sim.err < /dev/null &
 sim=$!
 trap 'kill -9 $(pgrep -P "$(pgrep -P $sim | head -1)") 2>/dev/null' EXIT

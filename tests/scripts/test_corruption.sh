@@ -16,7 +16,7 @@ $py -c 'import h5py' 2>/dev/null || { echo "SKIP: python3-h5py missing"; exit 77
 damage="$py $SRC/tests/scripts/corrupt_world.py"
 NP=2
 fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
+run() { timeout -k 10 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
 cases=0
 fresh() { rm -rf d && cp -a good d; }
 # must_fail LABEL PATTERN COMMAND...: non-zero, no hang/crash, PATTERN in stdout+stderr.

@@ -21,7 +21,7 @@ py=/usr/bin/python3
 ref="$py $SRC/tests/scripts/crash_reference.py"
 NP=2
 fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }   # a hang is exit 124: a failure
+run() { timeout -k 10 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }   # a hang is exit 124: a failure
 
 live_files() {   # the files a world at rest must hold: MANIFEST, LOCK, live segments
   { echo LOCK; echo MANIFEST
@@ -100,7 +100,8 @@ for i in $(seq $kills); do
   $ref updates pts.txt u$k.txt 20000 $k
   $ref apply $cur pts.txt u$k.txt ref$k.txt
   delay=${plan[$((i - 1))]%:*} victim=${plan[$((i - 1))]#*:}
-  timeout 60 mpirun -np $NP "$STRATA" update w u$k.txt -q > /dev/null 2> kill.err &
+  started=$(date +%s)
+  timeout -k 10 60 mpirun -np $NP "$STRATA" update w u$k.txt -q > /dev/null 2> kill.err &
   job=$!
   # timeout -> mpirun -> ranks (in start order by pid); the delay runs from
   # the moment every rank exists.
@@ -116,7 +117,9 @@ for i in $(seq $kills); do
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
   wait $job
   rc=$?
-  [ $rc = 124 ] && fail "random kill $i: the job hung after rank $victim died"
+  # a hang ends in timeout's TERM (124) or, if mpirun ignores it, KILL (137, as the victim's)
+  [ $rc = 124 ] || [ $(($(date +%s) - started)) -ge 60 ] &&
+    fail "random kill $i: the job hung after rank $victim died"
   check_leftovers "random kill $i" 2
   if [ $rc = 0 ]; then
     check_world "random kill $i (acknowledged)" ref$k.txt     # acknowledged: never lost
