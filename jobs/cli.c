@@ -33,6 +33,12 @@ int job_fail(const job *j, strata_status st, const strata_world *w)
 
 int job_usage(const job *j, const char *usage, const char *fmt, ...)
 {
+    if (j->help) {
+        if (j->rank == 0)
+            printf("strata %s: %s\nusage: %s\nOptions and formats: README.md and docs/.\n", j->name,
+                   j->summary ? j->summary : "", usage);
+        return JOB_HELP;
+    }
     if (j->rank != 0)
         return JOB_USAGE;
     char text[1024];
@@ -499,6 +505,167 @@ int load_point_slice(const job *j, const char *path, int64_t (**out)[3], size_t 
         char message[STRATA_ERROR_MAX];
         snprintf(message, sizeof message, "%s: %s", path, err.message);
         snprintf(err.message, sizeof err.message, "%s", message);
+    }
+    return agree_input(j, failed, err.message);
+}
+
+int check_points_inside(const job *j, const strata_world *w, const char *path,
+                        const int64_t (*points)[3], size_t n)
+{
+    strata_config cfg;
+    strata_world_config(w, &cfg);
+    /* points before this rank's slice, so the number is the point's in the file */
+    uint64_t mine = n, before = 0;
+    MPI_Exscan(&mine, &before, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    if (j->rank == 0)
+        before = 0;
+    char message[STRATA_ERROR_MAX] = "";
+    int failed = 0;
+    for (size_t i = 0; i < n && !failed; i++) {
+        const int64_t *p = points[i];
+        if (p[0] < 0 || p[1] < 0 || p[2] < 0 || p[0] >= cfg.dims[0] || p[1] >= cfg.dims[1] ||
+            p[2] >= cfg.dims[2]) {
+            failed = 1;
+            int at = path ? snprintf(message, sizeof message, "%s: point %" PRIu64 " ", path,
+                                     before + i + 1)
+                          : snprintf(message, sizeof message, "point ");
+            snprintf(message + at, sizeof message - (size_t)at,
+                     "(%" PRId64 ", %" PRId64 ", %" PRId64 ") is outside the world (%" PRId64
+                     " x %" PRId64 " x %" PRId64 ")",
+                     p[0], p[1], p[2], cfg.dims[0], cfg.dims[1], cfg.dims[2]);
+        }
+    }
+    return agree_input(j, failed, message);
+}
+
+int job_units(const job *j, const char *usage, int argc, char **argv, int *metres)
+{
+    *metres = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *value;
+        if (!option_value(argc, argv, &i, "--units", &value))
+            continue;
+        if (!value || (strcmp(value, "m") && strcmp(value, "voxel")))
+            return job_usage(j, usage, "--units wants m (world metres) or voxel");
+        *metres = !strcmp(value, "m");
+    }
+    return JOB_OK;
+}
+
+void job_metres_to_voxels(const strata_world *w, const double m[3], double v[3])
+{
+    strata_config cfg;
+    strata_world_config(w, &cfg);
+    for (int i = 0; i < 3; i++)
+        v[i] = (m[i] - cfg.origin[i]) / cfg.voxel_size[i];
+}
+
+/* floor of a voxel coordinate, refused (0) when it cannot be an int64. */
+static int voxel_index(double v, int64_t *out)
+{
+    double f = floor(v);
+    if (!(f >= -9.2e18 && f <= 9.2e18))
+        return 0;
+    *out = (int64_t)f;
+    return 1;
+}
+
+int job_metres_point(const job *j, const strata_world *w, const double m[3], int64_t out[3])
+{
+    double v[3];
+    job_metres_to_voxels(w, m, v);
+    for (int i = 0; i < 3; i++)
+        if (!voxel_index(v[i], &out[i])) {
+            if (j->rank == 0)
+                fprintf(stderr, "strata %s: error: position %g m along %c is out of range\n",
+                        j->name, m[i], "xyz"[i]);
+            return JOB_USAGE;
+        }
+    return JOB_OK;
+}
+
+int job_box_metres(const job *j, const char *usage, const strata_world *w, const double m[6],
+                   int64_t box[6])
+{
+    double lo[3], hi[3];
+    job_metres_to_voxels(w, m, lo);
+    job_metres_to_voxels(w, m + 3, hi);
+    for (int i = 0; i < 3; i++) {
+        /* the voxels the metric box touches: [floor(lo), ceil(hi)) */
+        if (!voxel_index(lo[i], &box[i]) || !voxel_index(ceil(hi[i]), &box[i + 3]))
+            return job_usage(j, usage, "--box in metres is out of range along %c", "xyz"[i]);
+        if (box[i] >= box[i + 3])
+            return job_usage(j, usage, "box is empty along %c (%g m >= %g m)", "xyz"[i], m[i],
+                             m[i + 3]);
+    }
+    return JOB_OK;
+}
+
+int load_position_slice(const job *j, const char *path, const strata_world *w, int64_t (**out)[3],
+                        size_t *n)
+{
+    strata_error err;
+    error_clear(&err);
+    *out = NULL;
+    *n = 0;
+    char *data = NULL;
+    uint64_t length = 0, base = 0;
+    int failed = read_slice(j, path, 0, &data, &length, &base, &err);
+    size_t cap = 0;
+    const char *p = data, *end = data ? data + length : NULL;
+    for (uint64_t line = base + 1; !failed && p && p < end; line++) {
+        const char *stop = memchr(p, '\n', (size_t)(end - p));
+        if (!stop)
+            stop = end;
+        char text[512];
+        size_t len = (size_t)(stop - p) < sizeof text - 1 ? (size_t)(stop - p) : sizeof text - 1;
+        memcpy(text, p, len);
+        text[len] = 0;
+        p = stop + (stop < end);
+        char *hash = strchr(text, '#'), *cursor = text;
+        if (hash)
+            *hash = 0;
+        double m[3];
+        int fields = 0;
+        for (; fields < 3; fields++) {
+            char *next;
+            m[fields] = strtod(cursor, &next);
+            if (next == cursor)
+                break;
+            cursor = next;
+        }
+        while (*cursor == ' ' || *cursor == '\t' || *cursor == '\r')
+            cursor++;
+        if (fields == 0 && !*cursor)
+            continue; /* blank or comment */
+        int ok = fields == 3 && !*cursor && isfinite(m[0]) && isfinite(m[1]) && isfinite(m[2]);
+        if (ok && *n == cap) {
+            cap = cap ? 2 * cap : 1024;
+            int64_t(*grown)[3] = realloc(*out, cap * sizeof **out);
+            if (!grown) {
+                error_set(&err, STRATA_ERR_NOMEM, "cannot hold %zu points", cap);
+                failed = 1;
+                break;
+            }
+            *out = grown;
+        }
+        double v[3];
+        job_metres_to_voxels(w, m, v);
+        for (int i = 0; ok && i < 3; i++)
+            ok = voxel_index(v[i], &(*out)[*n][i]);
+        if (!ok) {
+            error_set(&err, STRATA_ERR_PARSE, "%s: line %" PRIu64 ": want x y z in metres", path,
+                      line);
+            failed = 1;
+            break;
+        }
+        (*n)++;
+    }
+    free(data);
+    if (failed) {
+        free(*out);
+        *out = NULL;
+        *n = 0;
     }
     return agree_input(j, failed, err.message);
 }

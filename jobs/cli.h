@@ -12,19 +12,21 @@ typedef struct {
     const char *name; /* subcommand, for messages */
     int rank, size;
     int quiet;
-    double start; /* MPI_Wtime at job start */
+    int help;            /* `strata NAME --help`: job_usage prints the usage on stdout */
+    const char *summary; /* one line on what the command does */
+    double start;        /* MPI_Wtime at job start */
 } job;
 
 typedef int (*job_main)(job *j, int argc, char **argv);
 
 /* Exit codes: 0 ok, 1 failure, 2 usage. */
-enum { JOB_OK = 0, JOB_FAILED = 1, JOB_USAGE = 2 };
+enum { JOB_OK = 0, JOB_FAILED = 1, JOB_USAGE = 2, JOB_HELP = 3 /* exits 0 */ };
 
 /** Print "strata NAME: rank R: message" on stderr (every rank that fails says it once). */
 void job_error(const job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Report a library failure (status and last error of w or of the thread); returns JOB_FAILED. */
 int job_fail(const job *j, strata_status st, const strata_world *w);
-/** Usage error on rank 0; returns JOB_USAGE. */
+/** Usage error on rank 0; returns JOB_USAGE (with j->help: the usage on stdout, JOB_HELP). */
 int job_usage(const job *j, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /** Rank 0 prints the job's one summary line on stderr (unless quiet). */
@@ -98,3 +100,21 @@ int job_agree(int rc);
 int load_update_slice(const job *j, const char *path, strata_update **out, size_t *n);
 /** Same for a point file ("x y z" per line). Collective. */
 int load_point_slice(const job *j, const char *path, int64_t (**out)[3], size_t *n);
+/** `--units m|voxel` anywhere in argv: *metres 1 for world metres (through the voxel size
+ *  and origin). Local; usage error on a bad value. */
+int job_units(const job *j, const char *usage, int argc, char **argv, int *metres);
+/** World metres to continuous voxel coordinates. Local. */
+void job_metres_to_voxels(const strata_world *w, const double m[3], double v[3]);
+/** A position in metres to the voxel holding it (floor). Local. */
+int job_metres_point(const job *j, const strata_world *w, const double m[3], int64_t out[3]);
+/** A box in metres (x0,y0,z0,x1,y1,z1) to the voxel box it touches: [floor, ceil). Local. */
+int job_box_metres(const job *j, const char *usage, const strata_world *w, const double m[6],
+                   int64_t box[6]);
+/** load_point_slice for a file of x y z positions in metres (floating point). Collective. */
+int load_position_slice(const job *j, const char *path, const strata_world *w, int64_t (**out)[3],
+                        size_t *n);
+/** Every rank's points inside the world, else the first outside one (numbered from 1
+ *  in the file `path`, not in the rank's slice; path NULL: a point given on the
+ *  command line) is reported once. Collective. */
+int check_points_inside(const job *j, const strata_world *w, const char *path,
+                        const int64_t (*points)[3], size_t n);

@@ -7,8 +7,8 @@
 
 #include "jobs.h"
 
-static const char usage[] =
-    "strata get WORLD X Y Z | strata get WORLD --points FILE   [--lod L [--threshold T]]";
+static const char usage[] = "strata get WORLD X Y Z | strata get WORLD --points FILE   [--lod L "
+                            "[--threshold T]] [--units m]";
 
 /* Rank 0 prints every rank's answers in rank order, which is file order. */
 static int print_in_order(const job *j, const uint16_t *values, size_t n)
@@ -41,7 +41,11 @@ int job_get(job *j, int argc, char **argv)
         return job_usage(j, usage, "missing WORLD");
     const char *path = argv[1], *points_file = NULL, *value;
     int64_t point[3];
-    int have_point = 0;
+    double metric[3];
+    int have_point = 0, metres;
+    int urc = job_units(j, usage, argc, argv, &metres);
+    if (urc)
+        return urc;
     int64_t lod = -1;
     double threshold = -1;
     for (int i = 2; i < argc; i++) {
@@ -59,8 +63,15 @@ int job_get(job *j, int argc, char **argv)
                 return job_usage(j, usage, "--points wants FILE");
             points_file = value;
         } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
-        } else if (!have_point && i + 2 < argc && !parse_int64(argv[i], &point[0]) &&
+        } else if (option_value(argc, argv, &i, "--units", &value)) {
+        } else if (!have_point && !metres && i + 2 < argc && !parse_int64(argv[i], &point[0]) &&
                    !parse_int64(argv[i + 1], &point[1]) && !parse_int64(argv[i + 2], &point[2])) {
+            have_point = 1;
+            i += 2;
+        } else if (!have_point && metres && i + 2 < argc &&
+                   !parse_double_value(argv[i], &metric[0]) &&
+                   !parse_double_value(argv[i + 1], &metric[1]) &&
+                   !parse_double_value(argv[i + 2], &metric[2])) {
             have_point = 1;
             i += 2;
         } else {
@@ -79,15 +90,23 @@ int job_get(job *j, int argc, char **argv)
         return job_fail(j, st, NULL);
     int64_t(*points)[3] = NULL;
     size_t n = 0;
-    int rc = JOB_OK;
+    int rc = have_point && metres ? job_metres_point(j, w, metric, point) : JOB_OK;
+    if (rc) {
+        strata_world_close(w);
+        return rc;
+    }
     if (have_point) {
         points = malloc(sizeof *points);
         if (j->rank == 0 && points) {
             memcpy(points[0], point, sizeof point);
             n = 1;
         }
+        rc = check_points_inside(j, w, NULL, (const int64_t(*)[3])points, n);
     } else {
-        rc = load_point_slice(j, points_file, &points, &n);
+        rc = metres ? load_position_slice(j, points_file, w, &points, &n)
+                    : load_point_slice(j, points_file, &points, &n);
+        if (!rc)
+            rc = check_points_inside(j, w, points_file, (const int64_t(*)[3])points, n);
     }
     uint16_t *values = NULL;
     if (!rc) {

@@ -7,15 +7,19 @@
 
 #include "jobs.h"
 
-static const char usage[] = "strata ray WORLD --from x,y,z --dir dx,dy,dz [--max-dist D]";
+static const char usage[] =
+    "strata ray WORLD --from x,y,z --dir dx,dy,dz [--max-dist D] [--units m]";
 
 int job_ray(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
     double from[3], dir[3], max_dist = INFINITY;
-    int have_from = 0, have_dir = 0;
+    int have_from = 0, have_dir = 0, metres;
     const char *value;
+    int urc = job_units(j, usage, argc, argv, &metres);
+    if (urc)
+        return urc;
     for (int i = 2; i < argc; i++) {
         if (option_value(argc, argv, &i, "--from", &value)) {
             if (!value || parse_double_list(value, from, 3))
@@ -30,6 +34,7 @@ int job_ray(job *j, int argc, char **argv)
                 return job_usage(j, usage, "--max-dist wants a distance >= 0");
         } else if (!strcmp(argv[i], "--cache-mb")) {
             i++;
+        } else if (option_value(argc, argv, &i, "--units", &value)) {
         } else if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q")) {
             return job_usage(j, usage, "unknown option %s", argv[i]);
         }
@@ -44,6 +49,28 @@ int job_ray(job *j, int argc, char **argv)
     strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
     if (st)
         return job_fail(j, st, NULL);
+    /* In metres: the start and direction through the voxel size and origin; a
+     * distance d along the unit direction u spans d |u / voxel size| voxel units. */
+    double per_metre = 1;
+    if (metres) {
+        double m[3] = {from[0], from[1], from[2]}, unit[3] = {0, 0, 0}, zero[3] = {0, 0, 0};
+        double length = sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]), o[3];
+        job_metres_to_voxels(w, m, from);
+        job_metres_to_voxels(w, zero, o);
+        double along = 0;
+        for (int i = 0; i < 3; i++) {
+            double one[3] = {0, 0, 0};
+            one[i] = 1;
+            double v[3];
+            job_metres_to_voxels(w, one, v);
+            double scale = v[i] - o[i]; /* voxels per metre along axis i */
+            unit[i] = dir[i] / length * scale;
+            dir[i] *= scale;
+            along += unit[i] * unit[i];
+        }
+        per_metre = sqrt(along);
+        max_dist *= per_metre;
+    }
     strata_ray_hit hit;
     double start = MPI_Wtime();
     st = strata_ray(w, from, dir, max_dist, &hit);
@@ -56,7 +83,7 @@ int job_ray(job *j, int argc, char **argv)
     if (j->rank == 0) {
         if (hit.hit)
             printf("hit %" PRId64 " %" PRId64 " %" PRId64 " %u %.6f\n", hit.voxel[0], hit.voxel[1],
-                   hit.voxel[2], hit.material, hit.distance);
+                   hit.voxel[2], hit.material, hit.distance / per_metre);
         else
             printf("miss\n");
         fflush(stdout);

@@ -8,19 +8,27 @@
 #include "jobs.h"
 
 static const char usage[] =
-    "strata region WORLD --box x0,y0,z0,x1,y1,z1 --lod L [--threshold 0.95]";
+    "strata region WORLD --box x0,y0,z0,x1,y1,z1 --lod L [--threshold 0.95] [--units m]";
 
 int job_region(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
-    int64_t box[6], level = -1;
+    int64_t box[6];
+    double metric_box[6];
+    int metres;
+    int urc = job_units(j, usage, argc, argv, &metres);
+    if (urc)
+        return urc;
+    int64_t level = -1;
     int have_box = 0;
     double threshold = 0.95;
     const char *value;
     for (int i = 2; i < argc; i++) {
         if (option_value(argc, argv, &i, "--box", &value)) {
-            int rc = job_box(j, usage, value, box);
+            if (metres && (!value || parse_double_list(value, metric_box, 6)))
+                return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1 (metres)");
+            int rc = metres ? JOB_OK : job_box(j, usage, value, box);
             if (rc)
                 return rc;
             have_box = 1;
@@ -33,6 +41,7 @@ int job_region(job *j, int argc, char **argv)
                 return job_usage(j, usage, "--threshold wants a number in [0, 1]");
         } else if (!strcmp(argv[i], "--cache-mb")) {
             i++;
+        } else if (option_value(argc, argv, &i, "--units", &value)) {
         } else if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q")) {
             return job_usage(j, usage, "unknown option %s", argv[i]);
         }
@@ -45,6 +54,11 @@ int job_region(job *j, int argc, char **argv)
     strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
     if (st)
         return job_fail(j, st, NULL);
+    int brc = metres ? job_box_metres(j, usage, w, metric_box, box) : JOB_OK;
+    if (brc) {
+        strata_world_close(w);
+        return brc;
+    }
     strata_region *regions = NULL;
     size_t n = 0;
     double start = MPI_Wtime();

@@ -63,11 +63,19 @@ int main(int argc, char **argv)
                 usage();
             }
         } else {
-            for (int a = 2; a < argc; a++)
+            j.summary = jobs[i].summary;
+            for (int a = 2; a < argc; a++) {
                 if (!strcmp(argv[a], "--quiet") || !strcmp(argv[a], "-q"))
                     j.quiet = 1;
+                /* --help anywhere: the job stops at its first usage check (bench has its own) */
+                if ((!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) &&
+                    strcmp(argv[1], "bench"))
+                    j.help = 1;
+            }
             strata_install_signal_handlers();
-            rc = jobs[i].run(&j, argc - 1, argv + 1);
+            rc = jobs[i].run(&j, j.help ? 1 : argc - 1, argv + 1);
+            if (rc == JOB_HELP)
+                rc = JOB_OK;
         }
     }
     /* Every rank exits with the worst code, so mpirun reports the failure. */

@@ -408,8 +408,13 @@ strata_status manifest_parse(const char *text, size_t length, manifest *m, strat
     }
     if (!st && c.line == 0)
         st = error_set(err, STRATA_ERR_FORMAT, "MANIFEST: empty");
-    if (!st && seen != SEEN_ALL)
-        st = error_set(err, STRATA_ERR_FORMAT, "MANIFEST: required field missing");
+    if (!st && seen != SEEN_ALL) {
+        static const char *const names[] = {"epoch", "commits",    "writer_ranks", "dims",
+                                            "chunk", "voxel_size", "origin",       "index"};
+        int missing = __builtin_ctz(~seen & SEEN_ALL);
+        st = error_set(err, STRATA_ERR_FORMAT, "MANIFEST: required field \"%s\" missing",
+                       names[missing]);
+    }
     if (!st)
         st = validate(m, err);
     if (st)

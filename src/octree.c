@@ -182,8 +182,11 @@ const octree_node *octree_global_find(const lod_index *x, int k, uint64_t key)
     return node_set_find(&x->global[k], key);
 }
 
-/* Top levels have few nodes (<= OCTREE_TOP_NODES and a key range at most 8 times
- * that): index them by key so that coarse point queries cost one load. */
+/* Top levels have few nodes (<= OCTREE_TOP_NODES): where their Morton key range
+ * is small too (at most 8 times that, as in any roughly cubic world), index
+ * them by key so that coarse point queries cost one load. A long, thin world's
+ * key range is far larger than its node count (4096 x 1 x 1 nodes span 2^34
+ * keys): such levels are searched (node_set_find, O(log nodes)). */
 static int index_top_levels(strata_world *w, lod_index *x)
 {
     for (int k = x->top_level; k <= x->max_level; k++) {
@@ -191,6 +194,8 @@ static int index_top_levels(strata_world *w, lod_index *x)
         for (int i = 0; i < 3; i++)
             n[i] = ((w->chunks[i] - 1) >> k) + 1;
         uint64_t end = morton_key_end(n);
+        if (end > 8 * (uint64_t)OCTREE_TOP_NODES)
+            continue;
         int32_t *d = malloc((end ? end : 1) * sizeof *d);
         if (!d)
             return 0;

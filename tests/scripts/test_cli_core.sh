@@ -181,4 +181,45 @@ run 2 create "$W2" --dims 20,20,20 --chunk 16 --force --quiet
 [ "$(json "$W2" 'd["dims"]')" = "[20, 20, 20]" ] || fail "--force did not replace the world"
 [ "$(run 1 get "$W2" 1 1 1 --quiet)" = 0 ] || fail "the replaced world kept old data"
 ls -d "$W2".strata-* 2>/dev/null && fail "--force left a side directory"
+# ---- --help, point numbers across slices, long thin worlds, --units m ----------------------
+for c in create import update get info fsck compact rebalance region ray stats reindex extract simulate; do
+    run 1 $c --help > help.txt 2>&1 || fail "$c --help exits non-zero"
+    grep -q "^usage: strata $c" help.txt || fail "$c --help: $(cat help.txt)"
+done
+W3=$WORK/w70
+run 1 create "$W3" --dims 70,45,33 --chunk 16 --voxel-size 2,2,0.5 --origin 100,200,-10 --generate terrain --seed 3 --quiet
+printf '1 2 3\n4 5 6\n1 2 70\n' > outside.txt
+for np in 1 2 4; do  # the point is numbered in the file, whatever slice it falls in
+    if run $np get "$W3" --points outside.txt --quiet 2> out_err.txt; then fail "point outside accepted"; fi
+    grep -q "outside.txt: point 3 (1, 2, 70) is outside the world" out_err.txt ||
+        fail "$np ranks: $(cat out_err.txt)"
+done
+# voxel (10,20,8) spans x [120,122) m, y [240,242) m, z [-6,-5.5) m
+[ "$(run 2 get "$W3" 121 241 -5.8 --units m --quiet)" = "$(run 2 get "$W3" 10 20 8 --quiet)" ] ||
+    fail "get --units m"
+printf '# metres\n121 241 -5.8\n\n120.5 240.1 -6  # edge\n138.9 200 -10\n' > metres.txt
+printf '10 20 8\n10 20 8\n19 0 0\n' > voxels.txt
+[ "$(run 2 get "$W3" --points metres.txt --units m --quiet)" = "$(run 2 get "$W3" --points voxels.txt --quiet)" ] ||
+    fail "get --points --units m"
+[ "$(run 1 stats "$W3" --box 120,240,-6,130,250,-4 --units m --quiet)" = \
+  "$(run 1 stats "$W3" --box 10,20,8,15,25,12 --quiet)" ] || fail "stats --units m"
+[ "$(run 2 region "$W3" --box 120,240,-6,130,250,-4 --lod 1 --units m --quiet)" = \
+  "$(run 2 region "$W3" --box 10,20,8,15,25,12 --lod 1 --quiet)" ] || fail "region --units m"
+# a ray down z through 0.5 m voxels: the same voxel, the distance in metres
+hv=$(run 1 ray "$W3" --from 10.5,20.5,32.5 --dir 0,0,-1 --quiet)
+hm=$(run 1 ray "$W3" --from 121,241,6.25 --dir 0,0,-1 --units m --quiet)
+[ "${hv% *}" = "${hm% *}" ] || fail "ray --units m hit: $hv / $hm"
+$PY -c "import sys; v=float('${hv##* }'); m=float('${hm##* }'); sys.exit(abs(v*0.5-m)>1e-6)" ||
+    fail "ray --units m distance: $hv / $hm"
+if run 1 get "$W3" 1 2 3 --units km --quiet 2>/dev/null; then fail "--units km accepted"; fi
+# A long, thin world: its index levels are searched, not laid out by Morton key range
+W4=$WORK/thin
+run 1 create "$W4" --dims 131072,16,16 --chunk 16 --generate empty --quiet
+printf '100 1 1 7\n' > thin.txt
+run 2 update "$W4" thin.txt --quiet
+[ "$(run 2 stats "$W4" --box 64,0,0,128,16,16 --quiet)" = "$(printf '0 16383\n7 1')" ] || fail "thin stats"
+[ "$(run 2 ray "$W4" --from 90.5,1.5,1.5 --dir 1,0,0 --quiet)" = "hit 100 1 1 7 9.500000" ] || fail "thin ray"
+[ "$(run 2 get "$W4" 100 1 1 --lod 3 --quiet)" = 0 ] || fail "thin get --lod 3"
+[ "$(run 2 region "$W4" --box 96,0,0,104,8,8 --lod 3 --threshold 1 --quiet | head -1)" = "96 0 0 104 8 8 0 0.998047" ] ||
+    fail "thin region"
 echo "test_cli_core: all passed"

@@ -270,7 +270,10 @@ START_TEST(missing_fields)
                             "chunk ", "voxel_size ", "origin ",       "index "};
     for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
         char *t = edited(fields[i], NULL);
-        expect_refused(t, STRATA_ERR_FORMAT, "required field missing");
+        char words[64];
+        snprintf(words, sizeof words, "required field \"%.*s\" missing", (int)strlen(fields[i]) - 1,
+                 fields[i]);
+        expect_refused(t, STRATA_ERR_FORMAT, words);
         free(t);
     }
     char *t = edited("splitters ", NULL);
