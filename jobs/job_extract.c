@@ -10,18 +10,20 @@
 #include "png.h"
 
 static const char usage[] =
-    "strata extract WORLD --box x0,y0,z0,x1,y1,z1 [--lod L] -o OUT.h5\n"
+    "strata extract WORLD --box x0,y0,z0,x1,y1,z1 [--lod L] -o OUT.h5 [--units m]\n"
     "                     [--png OUT.png [--axis x|y|z] [--at K]] [--round-bytes B] [--quiet]\n"
     "  Writes OUT.h5 (/material, uint16 [z][y][x]) and OUT.xmf for ParaView. The box is\n"
     "  half-open and clipped to the world (nothing left is an error). The PNG is a slice\n"
     "  across --axis (default z) at voxel coordinate K (default: the middle of the box).\n"
     "  --round-bytes bounds the output bytes one collective round holds over all ranks\n"
-    "  (default min(ranks x 128 MiB, 1 GiB)).";
+    "  (default min(ranks x 128 MiB, 1 GiB)). With --units m the box is in world metres\n"
+    "  (the voxels it touches); --at stays a voxel coordinate.";
 
 typedef struct {
     const char *world, *out, *png;
     int64_t box[6];
-    int have_box, level, axis; /* axis 0 x, 1 y, 2 z */
+    double metric_box[6];
+    int have_box, level, axis, metres; /* axis 0 x, 1 y, 2 z */
     int64_t at;
     int have_at;
     uint64_t round_bytes;
@@ -35,11 +37,17 @@ static int parse_args(const job *j, int argc, char **argv, extract_args *a)
         return job_usage(j, usage, "missing WORLD");
     a->world = argv[1];
     const char *v;
+    int rc = job_units(j, usage, argc, argv, &a->metres);
+    if (rc)
+        return rc;
     for (int i = 2; i < argc; i++) {
         if (option_value(argc, argv, &i, "--box", &v)) {
-            if (!v || parse_int64_list(v, a->box, 6))
-                return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1 (integers)");
+            if (!v || (a->metres ? parse_double_list(v, a->metric_box, 6)
+                                 : parse_int64_list(v, a->box, 6)))
+                return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1 (%s)",
+                                 a->metres ? "metres" : "integers");
             a->have_box = 1;
+        } else if (option_value(argc, argv, &i, "--units", &v)) {
         } else if (option_value(argc, argv, &i, "--lod", &v)) {
             int64_t level;
             if (!v || parse_int64(v, &level) || level < 0 || level > 40)
@@ -161,6 +169,10 @@ int job_extract(job *j, int argc, char **argv)
     strata_status st = strata_world_open(MPI_COMM_WORLD, a.world, STRATA_READ, &opt, &w);
     if (st)
         return job_fail(j, st, NULL);
+    if (a.metres && (rc = job_box_metres(j, usage, w, a.metric_box, a.box))) {
+        strata_world_close(w);
+        return rc;
+    }
     progress p;
     progress_start(&p, j, "cells", 0);
     strata_extract_options eo;

@@ -205,6 +205,10 @@ printf '10 20 8\n10 20 8\n19 0 0\n' > voxels.txt
   "$(run 1 stats "$W3" --box 10,20,8,15,25,12 --quiet)" ] || fail "stats --units m"
 [ "$(run 2 region "$W3" --box 120,240,-6,130,250,-4 --lod 1 --units m --quiet)" = \
   "$(run 2 region "$W3" --box 10,20,8,15,25,12 --lod 1 --quiet)" ] || fail "region --units m"
+run 2 extract "$W3" --box 120,240,-6,130,250,-4 --units m -o em.h5 --quiet
+run 2 extract "$W3" --box 10,20,8,15,25,12 -o ev.h5 --quiet
+$PY -c "import h5py,sys,numpy; sys.exit(not numpy.array_equal(h5py.File('em.h5')['material'][()], h5py.File('ev.h5')['material'][()]))" ||
+    fail "extract --units m"
 # a ray down z through 0.5 m voxels: the same voxel, the distance in metres
 hv=$(run 1 ray "$W3" --from 10.5,20.5,32.5 --dir 0,0,-1 --quiet)
 hm=$(run 1 ray "$W3" --from 121,241,6.25 --dir 0,0,-1 --units m --quiet)
