@@ -926,43 +926,53 @@ done:
 #ifdef STRATA_BENCH_HAVE_REINDEX
 static strata_status reindex_row(bench *b, strata_world *w, int full, uint64_t updates)
 {
-    strata_reindex_stats rs;
+    strata_reindex_stats rs, best = {0};
     strata_status st = STRATA_OK;
-    if (!full) { /* make some chunks stale: clustered updates, committed with the index deferred */
-        uint64_t state = b->seed * 59 + (uint64_t)b->rank;
-        size_t n = my_share(b, updates);
-        int64_t cx = b->dims[0] / 3, cy = b->dims[1] / 3, cz = b->dims[2] / 2;
-        for (size_t i = 0; i < n && !st; i++)
-            st = strata_stage(
-                w, clamp64(cx + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[0] - 1),
-                clamp64(cy + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[1] - 1),
-                clamp64(cz + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[2] - 1), LAVA);
-        st = error_agree(b->comm, st ? world_failed(b, w, st, "staging") : STRATA_OK, &b->error);
-        if (st)
-            return st;
-        TRY(strata_commit(w, NULL), "committing updates with the index deferred");
+    double rates[BENCH_SAMPLES_MAX];
+    const int reps = b->quick ? 1 : 3;
+    for (int rep = 0; rep < reps; rep++) {
+        if (!full) { /* make some chunks stale: clustered updates, committed with the index deferred
+                      */
+            uint64_t state = b->seed * 59 + (uint64_t)b->rank + 1000 * (uint64_t)rep;
+            size_t n = my_share(b, updates);
+            int64_t cx = b->dims[0] / 3, cy = b->dims[1] / 3, cz = b->dims[2] / 2;
+            for (size_t i = 0; i < n && !st; i++)
+                st = strata_stage(
+                    w, clamp64(cx + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[0] - 1),
+                    clamp64(cy + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[1] - 1),
+                    clamp64(cz + (int64_t)llround(20 * gaussian(&state)), 0, b->dims[2] - 1), LAVA);
+            st =
+                error_agree(b->comm, st ? world_failed(b, w, st, "staging") : STRATA_OK, &b->error);
+            if (st)
+                return st;
+            TRY(strata_commit(w, NULL), "committing updates with the index deferred");
+        }
+        TRY(strata_reindex(w, full, &rs), "reindex");
+        /* Per rank: the voxels of all ranks' chunks over the slowest rank's time, / ranks. */
+        rates[rep] = rs.seconds > 0 ? (double)rs.voxels / rs.seconds / b->size : 0;
+        if (rep == 0 || rs.seconds < best.seconds)
+            best = rs;
     }
-    TRY(strata_reindex(w, full, &rs), "reindex");
-    /* Per rank: the voxels of all ranks' chunks over the slowest rank's time, / ranks. */
-    double rate = rs.seconds > 0 ? (double)rs.voxels / rs.seconds / b->size : 0;
+    rs = best;
     bench_row row = bench_row_start(b, full ? "reindex_full" : "reindex_incremental", "index",
                                     "voxels/s per rank", BENCH_HIGHER_IS_BETTER);
     bench_volume_text(b, row.volume, sizeof row.volume);
     snprintf(row.what, sizeof row.what,
              "strata_reindex(full = %d): %" PRIu64 " chunks summarised (histogram + pyramid), "
-             "%.3f s summarising, %.3f s in all with its commit",
-             full, rs.chunks, rs.summarize_seconds, rs.seconds);
+             "%.3f s summarising, %.3f s in all with its commit (best of %d)",
+             full, rs.chunks, rs.summarize_seconds, rs.seconds, reps);
     snprintf(row.pattern, sizeof row.pattern, "%s",
              full ? "every stored chunk"
                   : "the chunks made stale by a Gaussian cluster of lava updates (sigma 20)");
     snprintf(row.limit, sizeof row.limit,
-             "decoding each chunk (zstd) and building and encoding its exact pyramid, about 4e8 "
-             "voxels/s per core each; the segment write and fsync");
+             "per chunk: zstd decode and palette expansion, the exact pyramid's build and its zstd "
+             "encode (compute, not memory bandwidth); then the segment write and fsync, about "
+             "12 ms whatever the size");
     if (full)
         snprintf(row.target, sizeof row.target, ">= 1e9 voxels/s per rank");
     row.durable = 1;
     row.count = rs.voxels;
-    st = bench_add(b, &row, &rate, 1);
+    st = bench_add(b, &row, rates, reps);
 done:
     return st;
 }
