@@ -601,6 +601,21 @@ int job_box_metres(const job *j, const char *usage, const strata_world *w, const
     return JOB_OK;
 }
 
+int box_arg_parse(const job *j, const char *usage, const char *value, box_arg *b)
+{
+    b->given = 1;
+    if (!b->metres)
+        return job_box(j, usage, value, b->box);
+    if (!value || parse_double_list(value, b->metric, 6))
+        return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1 (metres)");
+    return JOB_OK;
+}
+
+int box_arg_resolve(const job *j, const char *usage, const strata_world *w, box_arg *b)
+{
+    return b->metres ? job_box_metres(j, usage, w, b->metric, b->box) : JOB_OK;
+}
+
 int load_position_slice(const job *j, const char *path, const strata_world *w, int64_t (**out)[3],
                         size_t *n)
 {

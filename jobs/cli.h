@@ -110,6 +110,17 @@ int job_metres_point(const job *j, const strata_world *w, const double m[3], int
 /** A box in metres (x0,y0,z0,x1,y1,z1) to the voxel box it touches: [floor, ceil). Local. */
 int job_box_metres(const job *j, const char *usage, const strata_world *w, const double m[6],
                    int64_t box[6]);
+/** A --box option: voxel coordinates, or metres (`metres`, set by job_units) converted
+ *  once the world is open. */
+typedef struct {
+    int64_t box[6];
+    double metric[6];
+    int metres, given;
+} box_arg;
+/** Parse a --box value into b (integers, or numbers in metres). Local. */
+int box_arg_parse(const job *j, const char *usage, const char *value, box_arg *b);
+/** The voxel box of b (converting metres through the world's voxel size and origin). Local. */
+int box_arg_resolve(const job *j, const char *usage, const strata_world *w, box_arg *b);
 /** load_point_slice for a file of x y z positions in metres (floating point). Collective. */
 int load_position_slice(const job *j, const char *path, const strata_world *w, int64_t (**out)[3],
                         size_t *n);

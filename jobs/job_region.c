@@ -14,24 +14,18 @@ int job_region(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
-    int64_t box[6];
-    double metric_box[6];
-    int metres;
-    int urc = job_units(j, usage, argc, argv, &metres);
+    box_arg box = {0};
+    int urc = job_units(j, usage, argc, argv, &box.metres);
     if (urc)
         return urc;
     int64_t level = -1;
-    int have_box = 0;
     double threshold = 0.95;
     const char *value;
     for (int i = 2; i < argc; i++) {
         if (option_value(argc, argv, &i, "--box", &value)) {
-            if (metres && (!value || parse_double_list(value, metric_box, 6)))
-                return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1 (metres)");
-            int rc = metres ? JOB_OK : job_box(j, usage, value, box);
+            int rc = box_arg_parse(j, usage, value, &box);
             if (rc)
                 return rc;
-            have_box = 1;
         } else if (option_value(argc, argv, &i, "--lod", &value)) {
             if (!value || parse_int64(value, &level) || level < 0 || level > 62)
                 return job_usage(j, usage, "--lod wants a level in [0, 62]");
@@ -46,7 +40,7 @@ int job_region(job *j, int argc, char **argv)
             return job_usage(j, usage, "unknown option %s", argv[i]);
         }
     }
-    if (!have_box || level < 0)
+    if (!box.given || level < 0)
         return job_usage(j, usage, "--box and --lod are required");
     strata_options opt;
     job_options(argc, argv, &opt);
@@ -54,7 +48,7 @@ int job_region(job *j, int argc, char **argv)
     strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
     if (st)
         return job_fail(j, st, NULL);
-    int brc = metres ? job_box_metres(j, usage, w, metric_box, box) : JOB_OK;
+    int brc = box_arg_resolve(j, usage, w, &box);
     if (brc) {
         strata_world_close(w);
         return brc;
@@ -62,7 +56,7 @@ int job_region(job *j, int argc, char **argv)
     strata_region *regions = NULL;
     size_t n = 0;
     double start = MPI_Wtime();
-    st = strata_query_region(w, box, (int)level, threshold, &regions, &n);
+    st = strata_query_region(w, box.box, (int)level, threshold, &regions, &n);
     double seconds = MPI_Wtime() - start;
     if (st) {
         int rc = job_fail(j, st, w);

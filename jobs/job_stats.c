@@ -13,22 +13,16 @@ int job_stats(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
-    int64_t box[6];
-    double metric_box[6];
-    int metres;
-    int urc = job_units(j, usage, argc, argv, &metres);
+    box_arg box = {0};
+    int urc = job_units(j, usage, argc, argv, &box.metres);
     if (urc)
         return urc;
-    int have_box = 0;
     const char *value;
     for (int i = 2; i < argc; i++) {
         if (option_value(argc, argv, &i, "--box", &value)) {
-            if (metres && (!value || parse_double_list(value, metric_box, 6)))
-                return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1 (metres)");
-            int rc = metres ? JOB_OK : job_box(j, usage, value, box);
+            int rc = box_arg_parse(j, usage, value, &box);
             if (rc)
                 return rc;
-            have_box = 1;
         } else if (!strcmp(argv[i], "--cache-mb")) {
             i++;
         } else if (option_value(argc, argv, &i, "--units", &value)) {
@@ -36,7 +30,7 @@ int job_stats(job *j, int argc, char **argv)
             return job_usage(j, usage, "unknown option %s", argv[i]);
         }
     }
-    if (!have_box)
+    if (!box.given)
         return job_usage(j, usage, "--box is required");
     strata_options opt;
     job_options(argc, argv, &opt);
@@ -44,14 +38,14 @@ int job_stats(job *j, int argc, char **argv)
     strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
     if (st)
         return job_fail(j, st, NULL);
-    int brc = metres ? job_box_metres(j, usage, w, metric_box, box) : JOB_OK;
+    int brc = box_arg_resolve(j, usage, w, &box);
     if (brc) {
         strata_world_close(w);
         return brc;
     }
     strata_material_count *counts = NULL;
     size_t n = 0;
-    st = strata_box_stats(w, box, &counts, &n);
+    st = strata_box_stats(w, box.box, &counts, &n);
     if (st) {
         int rc = job_fail(j, st, w);
         strata_world_close(w);
