@@ -633,7 +633,13 @@ int load_position_slice(const job *j, const char *path, const strata_world *w, i
         if (!stop)
             stop = end;
         char text[512];
-        size_t len = (size_t)(stop - p) < sizeof text - 1 ? (size_t)(stop - p) : sizeof text - 1;
+        size_t len = (size_t)(stop - p);
+        if (len >= sizeof text) {
+            error_set(&err, STRATA_ERR_PARSE, "%s: line %" PRIu64 ": longer than %zu bytes", path,
+                      line, sizeof text - 1);
+            failed = 1;
+            break;
+        }
         memcpy(text, p, len);
         text[len] = 0;
         p = stop + (stop < end);

@@ -18,6 +18,8 @@
  */
 #include "codec.h"
 
+#include "const_table.h"
+
 #include <string.h>
 #include <zlib.h>
 #include <zstd.h>
@@ -380,12 +382,8 @@ static void build_expand_table(const uint16_t *ids, int count, int bits, uint16_
 #define BITS2(v)                                                                                   \
     ((uint32_t)((v)&3) | (uint32_t)((v) >> 2 & 3) << 8 | (uint32_t)((v) >> 4 & 3) << 16 |          \
      (uint32_t)((v) >> 6) << 24)
-#define TABLE4(f, v)  f(v), f(v + 1), f(v + 2), f(v + 3)
-#define TABLE16(f, v) TABLE4(f, v), TABLE4(f, v + 4), TABLE4(f, v + 8), TABLE4(f, v + 12)
-#define TABLE64(f, v) TABLE16(f, v), TABLE16(f, v + 16), TABLE16(f, v + 32), TABLE16(f, v + 48)
-#define TABLE256(f)   TABLE64(f, 0), TABLE64(f, 64), TABLE64(f, 128), TABLE64(f, 192)
-static const uint64_t spread_bits1[256] = {TABLE256(BITS1)};
-static const uint32_t spread_bits2[256] = {TABLE256(BITS2)};
+static const uint64_t spread_bits1[256] = {CONST_TABLE256(BITS1, 0)};
+static const uint32_t spread_bits2[256] = {CONST_TABLE256(BITS2, 0)};
 
 /*
  * Palettes of at most 16 ids (1, 2 and 4-bit indices, nearly every terrain

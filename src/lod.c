@@ -244,6 +244,12 @@ static void flush_counts(lod_work *wk, int p, size_t *used, size_t touched, size
     }
 }
 
+/* Offset of child d = dx + 2 dy + 4 dz from a parent's first child, in a grid of edge n. */
+static inline size_t child_step(size_t n, int d)
+{
+    return (size_t)(d & 1) + (size_t)(d >> 1 & 1) * n + (size_t)(d >> 2) * n * n;
+}
+
 #ifdef __SSE2__
 /* 16-bit lanes set in a byte movemask (two bits per lane), without POPCNT (not baseline). */
 static inline unsigned lanes_set(unsigned m)
@@ -252,6 +258,24 @@ static inline unsigned lanes_set(unsigned m)
     x = (x & 0x3333) + (x >> 2 & 0x3333);
     x = (x + (x >> 4)) & 0x0f0f;
     return (x + (x >> 8)) & 0x1f;
+}
+#endif
+
+#ifdef __SSE2__
+/* Four neighbouring 2x2x2 blocks of a grid, rows r0 (y, z), r1 (y + 1), r2 (z + 1)
+ * and r3 (both) from each block's first column: all lanes of a block's pair of
+ * 16-bit lanes are set when its eight values are equal (a movemask gives 4 bits
+ * per block). The uniform fast path of build_level1 and dense_level. */
+static inline __m128i equal_blocks4(const uint16_t *r0, const uint16_t *r1, const uint16_t *r2,
+                                    const uint16_t *r3)
+{
+    const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)r0);
+    const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)r1);
+    const __m128i c = _mm_loadu_si128((const __m128i *)(const void *)r2);
+    const __m128i d = _mm_loadu_si128((const __m128i *)(const void *)r3);
+    const __m128i swapped = _mm_shufflehi_epi16(_mm_shufflelo_epi16(a, 0xb1), 0xb1);
+    const __m128i eq = _mm_and_si128(_mm_cmpeq_epi16(a, b), _mm_cmpeq_epi16(a, c));
+    return _mm_and_si128(eq, _mm_and_si128(_mm_cmpeq_epi16(a, d), _mm_cmpeq_epi16(a, swapped)));
 }
 #endif
 
@@ -323,15 +347,8 @@ static int build_level1(lod_work *wk, const uint16_t *v, const int ext[3])
             size_t cx = 0;
 #ifdef __SSE2__
             for (; cx + 4 <= fast; cx += 4) {
-                const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(r0 + 2 * cx));
-                const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(r1 + 2 * cx));
-                const __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(r2 + 2 * cx));
-                const __m128i d = _mm_loadu_si128((const __m128i *)(const void *)(r3 + 2 * cx));
-                const __m128i swapped = _mm_shufflehi_epi16(_mm_shufflelo_epi16(a, 0xb1), 0xb1);
-                __m128i eq = _mm_and_si128(_mm_cmpeq_epi16(a, b), _mm_cmpeq_epi16(a, c));
-                eq = _mm_and_si128(
-                    eq, _mm_and_si128(_mm_cmpeq_epi16(a, d), _mm_cmpeq_epi16(a, swapped)));
-                const unsigned m = (unsigned)_mm_movemask_epi8(eq); /* 4 bits per cell */
+                const unsigned m = (unsigned)_mm_movemask_epi8(
+                    equal_blocks4(r0 + 2 * cx, r1 + 2 * cx, r2 + 2 * cx, r3 + 2 * cx));
                 for (size_t j = 0; j < 4; j++, cell++) {
                     const size_t x = cx + j;
                     if ((m >> (4 * j) & 0xf) == 0xf) {
@@ -557,10 +574,9 @@ static int dense_mixed(lod_work *wk, int l, const uint16_t *cm, const uint32_t *
                        const dense_counts *cd, size_t first, size_t n, size_t at)
 {
     const dense_counts *whole = wk->whole[l - 2]; /* children at level l - 1 */
-    const size_t step[8] = {0, 1, n, n + 1, n * n, n * n + 1, n * n + n, n * n + n + 1};
     dense_counts s = {_mm_setzero_si128(), _mm_setzero_si128()};
     for (int k = 0; k < 8; k++) {
-        const size_t c = first + step[k];
+        const size_t c = first + child_step(n, k);
         if (cl[c]) {
             s = dense_add(s, cd[c]);
             continue;
@@ -609,14 +625,7 @@ static int dense_level(lod_work *wk, int l, const uint16_t *cm, const uint32_t *
             size_t px = 0;
             for (; px + 4 <= np; px += 4, cell += 4) {
                 const size_t x = 2 * px;
-                const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(r0 + x));
-                const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(r1 + x));
-                const __m128i c = _mm_loadu_si128((const __m128i *)(const void *)(r2 + x));
-                const __m128i e = _mm_loadu_si128((const __m128i *)(const void *)(r3 + x));
-                const __m128i swapped = _mm_shufflehi_epi16(_mm_shufflelo_epi16(a, 0xb1), 0xb1);
-                __m128i eq = _mm_and_si128(_mm_cmpeq_epi16(a, b), _mm_cmpeq_epi16(a, c));
-                eq = _mm_and_si128(
-                    eq, _mm_and_si128(_mm_cmpeq_epi16(a, e), _mm_cmpeq_epi16(a, swapped)));
+                __m128i eq = equal_blocks4(r0 + x, r1 + x, r2 + x, r3 + x);
                 if (cl) {
                     /* children's flags are 0 or 1: OR the four rows, pack to 16-bit lanes */
                     __m128i lo = zero, hi = zero;
@@ -631,7 +640,8 @@ static int dense_level(lod_work *wk, int l, const uint16_t *cm, const uint32_t *
                 }
                 const unsigned m = (unsigned)_mm_movemask_epi8(eq); /* 4 bits per parent */
                 if (m == 0xffff) {
-                    /* the even lanes of a are the four modes */
+                    /* the even lanes of the first row are the four modes */
+                    const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)(r0 + x));
                     const __m128i even = _mm_srai_epi32(_mm_slli_epi32(a, 16), 16);
                     _mm_storel_epi64((__m128i *)(void *)(mode + cell), _mm_packs_epi32(even, even));
                     _mm_storeu_si128((__m128i *)(void *)(count + cell), whole4);
@@ -650,11 +660,11 @@ static int dense_level(lod_work *wk, int l, const uint16_t *cm, const uint32_t *
             }
             for (; px < np; px++, cell++) {
                 const size_t first = row + 2 * px;
-                const size_t step[8] = {0, 1, n, n + 1, n * n, n * n + 1, n * n + n, n * n + n + 1};
                 uint32_t mixed = 0;
-                for (int k = 0; k < 8; k++)
-                    mixed |= (cl ? cl[first + step[k]] : 0) |
-                             (uint32_t)(cm[first + step[k]] != cm[first]);
+                for (int k = 0; k < 8; k++) {
+                    const size_t c = first + child_step(n, k);
+                    mixed |= (cl ? cl[c] : 0) | (uint32_t)(cm[c] != cm[first]);
+                }
                 if (!mixed) {
                     mode[cell] = cm[first];
                     count[cell] = whole;
@@ -804,16 +814,11 @@ static inline uint32_t inside_1d(int ext, int l, uint32_t c)
 }
 
 /* Index (within its level of edge n cells) of the first child of parent q (parent level
- * of edge n / 2), and the offset of child d = dx + 2 dy + 4 dz from it. */
+ * of edge n / 2); child d is child_step(n, d) from it. */
 static inline size_t child_base(size_t n, size_t q)
 {
     size_t np = n / 2, x = q % np, y = q / np % np, z = q / np / np;
     return (2 * z * n + 2 * y) * n + 2 * x;
-}
-
-static inline size_t child_step(size_t n, int d)
-{
-    return (size_t)(d & 1) + (size_t)(d >> 1 & 1) * n + (size_t)(d >> 2) * n * n;
 }
 
 /* Voxels inside the extent of cell i (index within its level of edge n, level l). */

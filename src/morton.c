@@ -1,19 +1,16 @@
 /* morton.c: 3-D Morton keys (spread by table, compacted by magic bits), keys in a box. */
 #include "morton.h"
 
+#include "const_table.h"
+
 /* morton_spread_table[i]: bit b of i at bit 3b, as constant expressions. */
 #define SPREAD(i)                                                                                  \
     ((uint64_t)((i)&1) | (uint64_t)((i)&2) << 2 | (uint64_t)((i)&4) << 4 |                         \
      (uint64_t)((i)&8) << 6 | (uint64_t)((i)&16) << 8 | (uint64_t)((i)&32) << 10 |                 \
      (uint64_t)((i)&64) << 12 | (uint64_t)((i)&128) << 14 | (uint64_t)((i)&256) << 16 |            \
      (uint64_t)((i)&512) << 18 | (uint64_t)((i)&1024) << 20)
-#define SPREAD4(i)    SPREAD(i), SPREAD(i + 1), SPREAD(i + 2), SPREAD(i + 3)
-#define SPREAD16(i)   SPREAD4(i), SPREAD4(i + 4), SPREAD4(i + 8), SPREAD4(i + 12)
-#define SPREAD64(i)   SPREAD16(i), SPREAD16(i + 16), SPREAD16(i + 32), SPREAD16(i + 48)
-#define SPREAD256(i)  SPREAD64(i), SPREAD64(i + 64), SPREAD64(i + 128), SPREAD64(i + 192)
-#define SPREAD1024(i) SPREAD256(i), SPREAD256(i + 256), SPREAD256(i + 512), SPREAD256(i + 768)
-
-const uint64_t morton_spread_table[2048] = {SPREAD1024(0), SPREAD1024(1024)};
+const uint64_t morton_spread_table[2048] = {CONST_TABLE1024(SPREAD, 0),
+                                            CONST_TABLE1024(SPREAD, 1024)};
 
 #include "strata.h"
 

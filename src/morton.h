@@ -4,15 +4,10 @@
 
 #include <stdint.h>
 
-/**
- * Interleave three 21-bit coordinates: bit i of x goes to bit 3i, y to 3i+1, z to 3i+2.
- * Local, constant time.
- * @param[in] x, y, z chunk coordinates; bits above the 21st are ignored
- * @return the 63-bit key (bit 63 is always 0)
- */
 /* Bit i of an 11-bit value moved to bit 3i (morton.c). */
 extern const uint64_t morton_spread_table[2048];
 
+/** Bit i of the low 21 bits of v moved to bit 3i. Local, constant time. */
 static inline uint64_t morton_spread_by_3(uint64_t v)
 {
     /* Two lookups of an L1-resident table instead of five shift-and-mask rounds:
@@ -20,7 +15,12 @@ static inline uint64_t morton_spread_by_3(uint64_t v)
     return morton_spread_table[v & 2047] | morton_spread_table[v >> 11 & 1023] << 33;
 }
 
-/* Inline: it is on every staged update and every voxel read. */
+/**
+ * Interleave three 21-bit coordinates: bit i of x goes to bit 3i, y to 3i+1, z to 3i+2.
+ * Local, constant time; inline: it is on every staged update and every voxel read.
+ * @param[in] x, y, z chunk coordinates; bits above the 21st are ignored
+ * @return the 63-bit key (bit 63 is always 0)
+ */
 static inline uint64_t morton_encode3(uint32_t x, uint32_t y, uint32_t z)
 {
     return morton_spread_by_3(x) | morton_spread_by_3(y) << 1 | morton_spread_by_3(z) << 2;

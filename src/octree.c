@@ -760,13 +760,20 @@ static strata_status row_voxels(strata_world *w, lod_index *x, const store_row *
     return world_decode_row(w, row, x->voxels);
 }
 
-strata_status index_row_histogram(strata_world *w, const store_row *row, lod_count **hist,
-                                  size_t *n)
+/* A row whose histogram is read from its stored pyramid (not one material, not stale). */
+static int row_has_pyramid(const store_row *row)
 {
-    lod_index *x;
-    strata_status st = index_get(w, &x);
-    if (st)
-        return st;
+    uint16_t material;
+    return !index_row_single(row, &material) && !(row->flags & STORE_ROW_INDEX_STALE) &&
+           row->lod_length;
+}
+
+/* The histogram of an own row: a one-material row's from the row; a stored
+ * pyramid's (payload: its bytes, read by the caller) checked and decoded; a
+ * stale row's summarised from its data. *hist is malloc'ed. */
+static strata_status row_histogram(strata_world *w, lod_index *x, const store_row *row,
+                                   const uint8_t *payload, lod_count **hist, size_t *n)
+{
     uint16_t material;
     *hist = NULL;
     if (index_row_single(row, &material)) {
@@ -776,20 +783,13 @@ strata_status index_row_histogram(strata_world *w, const store_row *row, lod_cou
         *n = 1;
         return STRATA_OK;
     }
-    if (!(row->flags & STORE_ROW_INDEX_STALE) && row->lod_length) {
-        uint8_t *payload = malloc(row->lod_length);
-        if (!payload)
-            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read the pyramid of chunk key %" PRIu64,
-                              row->key);
-        st = store_read_payload(&w->store, row->lod_segment, row->lod_offset, row->lod_length,
-                                row->lod_crc, row->key, payload, &w->error);
-        lod_pyramid pyr;
+    strata_status st;
+    if (payload) {
+        st = store_check_payload(w->store.dir, row->lod_segment, row->lod_offset, row->lod_length,
+                                 row->lod_crc, row->key, payload, &w->error);
         if (!st)
-            st = lod_decode(payload, row->lod_length, w->edge, &pyr, hist, n, &w->error);
-        if (!st)
-            lod_pyramid_free(&pyr);
-        free(payload);
-        return st;
+            st = lod_decode_histogram(payload, row->lod_length, w->edge, hist, n, &w->error);
+        return st ? world_chunk_failed(w, "index", row->key, st, &w->error) : STRATA_OK;
     }
     /* Stale (or summary-less) row: summarise its data in memory. */
     st = row_voxels(w, x, row);
@@ -896,10 +896,8 @@ static strata_status load_histograms(strata_world *w, lod_index *x)
         size_t wanted = 0;
         for (size_t i = 0; i < count; i++) {
             const store_row *row = &w->rows[first + i];
-            uint16_t material;
             at[i] = UINT64_MAX;
-            if (!index_row_single(row, &material) && !(row->flags & STORE_ROW_INDEX_STALE) &&
-                row->lod_length)
+            if (row_has_pyramid(row))
                 refs[wanted++] =
                     (store_ref){row->lod_segment, row->lod_offset, row->lod_length, row->key, i, 0};
         }
@@ -914,18 +912,7 @@ static strata_status load_histograms(strata_world *w, lod_index *x)
             const store_row *row = &w->rows[first + i];
             lod_count *h = NULL;
             size_t n = 0;
-            if (at[i] == UINT64_MAX) {
-                st = index_row_histogram(w, row, &h, &n);
-            } else {
-                st = store_check_payload(w->store.dir, row->lod_segment, row->lod_offset,
-                                         row->lod_length, row->lod_crc, row->key, buffer + at[i],
-                                         &w->error);
-                if (!st)
-                    st = lod_decode_histogram(buffer + at[i], row->lod_length, w->edge, &h, &n,
-                                              &w->error);
-                if (st)
-                    st = world_chunk_failed(w, "index", row->key, st, &w->error);
-            }
+            st = row_histogram(w, x, row, at[i] == UINT64_MAX ? NULL : buffer + at[i], &h, &n);
             if (!st &&
                 !node_set_append(&x->chunks, row->key, h, n, chunk_voxels_inside(w, row->key)))
                 st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold chunk histograms");

@@ -150,13 +150,6 @@ void index_after_write(struct strata_world *w, int stale);
 uint64_t index_count_stale(const store_row *rows, size_t n);
 
 /**
- * The histogram of an own or foreign committed chunk row, computed from its
- * pyramid payload, its summary, or (stale rows) its data. Local.
- * @param[out] hist malloc'ed
- */
-strata_status index_row_histogram(struct strata_world *w, const store_row *row, lod_count **hist,
-                                  size_t *n);
-/**
  * The decoded pyramid of a committed chunk row with more than one material
  * (through the LRU; stale rows are summarised from their data). Local.
  * @param[out] out valid until the next call

@@ -105,6 +105,25 @@ static void check_pyramid(const lod_pyramid *p, const uint16_t *v, int C, const 
     }
 }
 
+/* Build with wk; every cell against brute force, and the histogram ascending and
+ * counting exactly the voxels inside the extent. Returns its entries (*hist). */
+static size_t build_checked(lod_work *wk, const uint16_t *v, int C, const int ext[3],
+                            const lod_count **hist)
+{
+    const lod_pyramid *p;
+    size_t n;
+    ck_assert_int_eq(lod_build(wk, v, ext, &p, hist, &n, NULL), STRATA_OK);
+    check_pyramid(p, v, C, ext);
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        total += (*hist)[i].count;
+        QUIET_CHECK(i == 0 || (*hist)[i].material > (*hist)[i - 1].material,
+                    "histogram not ascending");
+    }
+    ck_assert_uint_eq(total, (uint64_t)ext[0] * ext[1] * ext[2]);
+    return n;
+}
+
 static void run_case(int C, int kind, const int ext[3], uint64_t seed)
 {
     uint16_t *v = malloc((size_t)C * C * C * sizeof *v);
@@ -112,18 +131,8 @@ static void run_case(int C, int kind, const int ext[3], uint64_t seed)
     make_chunk(v, C, kind, seed);
     lod_work *wk;
     ck_assert_int_eq(lod_work_create(C, &wk, NULL), STRATA_OK);
-    const lod_pyramid *p;
     const lod_count *hist;
-    size_t n;
-    ck_assert_int_eq(lod_build(wk, v, ext, &p, &hist, &n, NULL), STRATA_OK);
-    check_pyramid(p, v, C, ext);
-    /* The histogram counts exactly the voxels inside the extent. */
-    uint64_t total = 0;
-    for (size_t i = 0; i < n; i++) {
-        total += hist[i].count;
-        QUIET_CHECK(i == 0 || hist[i].material > hist[i - 1].material, "histogram not ascending");
-    }
-    ck_assert_uint_eq(total, (uint64_t)ext[0] * ext[1] * ext[2]);
+    const size_t n = build_checked(wk, v, C, ext, &hist);
     /* Round trip through the stored payload. */
     const uint8_t *payload;
     size_t length;
@@ -141,6 +150,14 @@ static void run_case(int C, int kind, const int ext[3], uint64_t seed)
                     "histogram %zu", i);
     lod_pyramid_free(&back);
     free(h2);
+    /* The histogram alone (what the octree reads) is the same, and checked alike. */
+    ck_assert_int_eq(lod_decode_histogram(copy, length, C, &h2, &n2, NULL), STRATA_OK);
+    ck_assert_uint_eq(n2, n);
+    for (size_t i = 0; i < n; i++)
+        QUIET_CHECK(h2[i].material == hist[i].material && h2[i].count == hist[i].count,
+                    "histogram-only decode %zu", i);
+    free(h2);
+    ck_assert_int_eq(lod_decode_histogram(copy, length - 1, C, &h2, &n2, NULL), STRATA_ERR_CORRUPT);
     /* Corruption is an error, never a crash. */
     lod_pyramid bad;
     ck_assert_int_eq(lod_decode(copy, length - 1, C, &bad, NULL, NULL, NULL), STRATA_ERR_CORRUPT);
@@ -178,16 +195,10 @@ START_TEST(scratch_reused_across_kinds)
     ck_assert_int_eq(lod_work_create(C, &wk, NULL), STRATA_OK);
     for (size_t i = 0; i < sizeof kinds / sizeof *kinds; i++) {
         make_chunk(v, C, kinds[i], 50 + (uint64_t)i);
-        const lod_pyramid *p;
         const lod_count *hist;
-        size_t n;
-        ck_assert_int_eq(lod_build(wk, v, ext, &p, &hist, &n, NULL), STRATA_OK);
-        check_pyramid(p, v, C, ext);
-        uint64_t total = 0;
-        for (size_t h = 0; h < n; h++)
-            total += hist[h].count;
-        ck_assert_uint_eq(total, (uint64_t)C * C * C);
-        ck_assert_uint_eq(n, kinds[i] == 5 ? 17 : kinds[i] == 4 ? 16 : n);
+        const size_t n = build_checked(wk, v, C, ext, &hist);
+        if (kinds[i] >= 4) /* sixteen ids, and the seventeenth of kind 5 */
+            ck_assert_uint_eq(n, kinds[i] == 5 ? 17 : 16);
     }
     lod_work_free(wk);
     free(v);

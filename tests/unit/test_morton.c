@@ -22,7 +22,7 @@ static uint64_t next_random(uint64_t *state)
     return z ^ (z >> 31);
 }
 
-/* The definition, one bit at a time, to check the magic-bits version against. */
+/* The definition, one bit at a time, to check the table version against. */
 static uint64_t encode_by_bits(uint32_t x, uint32_t y, uint32_t z)
 {
     uint64_t key = 0;
