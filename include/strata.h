@@ -88,7 +88,8 @@ typedef struct {
     int defer_index;    /**< 1: commits leave the index stale until reindex */
     int zstd_level;     /**< compression level of chunk payloads */
     int threads;        /**< threads per rank encoding/summarising chunks (0: env
-                             STRATA_THREADS, else online CPUs / ranks on the node) */
+                             STRATA_THREADS, else the cores the rank is bound to, or
+                             when unbound online CPUs / ranks on the node) */
 } strata_options;
 
 enum { STRATA_READ = 0, STRATA_WRITE = 1 };

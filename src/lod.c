@@ -34,7 +34,7 @@ struct lod_work {
      * when the cell is outside), else the number of histogram entries of a mixed
      * cell, stored from hstart[cell] in the pool of the cell's level parity. */
     uint32_t *hlen, *hstart;
-    uint32_t *list; /* lod_encode: the cells listed at one level */
+    uint32_t *list; /* lod_encode: the mixed counts of one level */
     uint16_t *mat[2];
     uint32_t *cnt[2];
     size_t cap[2];
@@ -846,6 +846,20 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
     return 1;
 }
 
+/* lod_encode: cell c as the i-th listed cell of its level; a mixed one's count
+ * is kept in counts[*mixed] for the byte planes. */
+static inline void list_cell(const lod_work *wk, size_t c, uint8_t *bits, uint8_t *lo, uint8_t *hi,
+                             uint32_t *counts, size_t *i, size_t *mixed)
+{
+    lo[*i] = (uint8_t)wk->pyr.mode[c];
+    hi[*i] = (uint8_t)(wk->pyr.mode[c] >> 8);
+    if (wk->hlen[c]) {
+        bits[*i / 8] |= (uint8_t)(1u << (*i % 8));
+        counts[(*mixed)++] = wk->pyr.count[c];
+    }
+    ++*i;
+}
+
 strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_t *length,
                          strata_error *err)
 {
@@ -872,45 +886,37 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
         uint32_t c = (uint32_t)wk->hist[i].count;
         memcpy(b, &c, 4);
     }
+    /* One pass per level: the listed cells are the top cell, or the 8 children
+     * (octant order) of each mixed parent in the parent level's [z][y][x] order,
+     * so their number is 8 x the mixed cells listed a level up. Modes go straight
+     * to their planes; mixed counts wait in `list` until their number is known. */
+    size_t m = 1;
     for (int l = L; l >= 1; l--) {
         const size_t n = (size_t)wk->edge >> l, no = p->offset[l];
         const size_t np = n / 2, po = l < L ? p->offset[l + 1] : 0;
-        /* listed cells: the top cell, or the 8 children (octant order) of each
-         * mixed parent in the parent level's [z][y][x] order */
-        uint32_t *list = wk->list;
-        size_t m = 0, mixed = 0;
-        if (l == L) {
-            list[m++] = (uint32_t)no;
-        } else {
-            const size_t step[8] = {0, 1, n, n + 1, n * n, n * n + 1, n * n + n, n * n + n + 1};
-            const uint32_t *parent_mixed = wk->hlen + po;
-            for (size_t pz = 0, q = 0; pz < np; pz++)
-                for (size_t py = 0; py < np; py++)
-                    for (size_t px = 0; px < np; px++, q++) {
-                        if (!parent_mixed[q])
-                            continue;
-                        const size_t first = no + (2 * pz * n + 2 * py) * n + 2 * px;
-                        for (int d = 0; d < 8; d++)
-                            list[m++] = (uint32_t)(first + step[d]);
-                    }
-        }
-        for (size_t i = 0; i < m; i++)
-            mixed += wk->hlen[list[i]] != 0;
-        const int W = count_width(l);
-        uint8_t *bits = b, *lo = bits + (m + 7) / 8, *hi = lo + m, *cnt = hi + m;
+        uint8_t *bits = b, *lo = bits + (m + 7) / 8, *hi = lo + m;
+        uint32_t *counts = wk->list;
+        size_t i = 0, mixed = 0;
         memset(bits, 0, (m + 7) / 8);
-        for (size_t i = 0, j = 0; i < m; i++) {
-            const size_t c = list[i];
-            lo[i] = (uint8_t)p->mode[c];
-            hi[i] = (uint8_t)(p->mode[c] >> 8);
-            if (wk->hlen[c]) {
-                bits[i / 8] |= (uint8_t)(1u << (i % 8));
-                for (int k = 0; k < W; k++)
-                    cnt[k * mixed + j] = (uint8_t)(p->count[c] >> (8 * k));
-                j++;
+        if (l == L) {
+            list_cell(wk, no, bits, lo, hi, counts, &i, &mixed);
+        } else {
+            const uint32_t *parent_mixed = wk->hlen + po;
+            for (size_t q = 0; q < np * np * np; q++) {
+                if (!parent_mixed[q])
+                    continue;
+                const size_t first = no + child_base(n, q);
+                for (int d = 0; d < 8; d++)
+                    list_cell(wk, first + child_step(n, d), bits, lo, hi, counts, &i, &mixed);
             }
         }
+        const int W = count_width(l);
+        uint8_t *cnt = hi + m;
+        for (int k = 0; k < W; k++)
+            for (size_t j = 0; j < mixed; j++)
+                cnt[k * mixed + j] = (uint8_t)(counts[j] >> (8 * k));
         b = cnt + (size_t)W * mixed;
+        m = 8 * mixed;
     }
     size_t size = (size_t)(b - wk->raw);
     size_t out_bound = ZSTD_compressBound(size);

@@ -1,5 +1,6 @@
 /* parallel.c: the parallel-for of parallel.h (pthreads, dynamic item counter). */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,9 +21,17 @@ int parallel_threads(const strata_world *w, size_t items)
             threads = v;
     }
     if (threads <= 0) {
+        /* A rank bound to some cores (mpirun binds to one core per rank by
+         * default at 2 ranks or fewer) gets one thread per core of its mask;
+         * an unbound rank shares the node's CPUs with the node's other ranks. */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
         int per_node = w->ranks_per_node > 0 ? w->ranks_per_node : 1;
-        threads = cpus > 0 ? cpus / per_node : 1;
+        cpu_set_t mask;
+        long bound = sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : 0;
+        if (bound > 0 && bound < cpus)
+            threads = bound;
+        else
+            threads = cpus > 0 ? cpus / per_node : 1;
     }
     if (threads > PARALLEL_MAX_THREADS)
         threads = PARALLEL_MAX_THREADS;
