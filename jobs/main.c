@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "jobs.h"
+#include "mpi_start.h"
 
 static const struct {
     const char *name;
@@ -39,7 +40,8 @@ static void usage(void)
 int main(int argc, char **argv)
 {
     int provided;
-    if (MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided) != MPI_SUCCESS) {
+    int init = mpi_start(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
+    if (init != MPI_SUCCESS) {
         fprintf(stderr, "strata: MPI_Init failed\n");
         return 1;
     }

@@ -1,4 +1,5 @@
 #include "mpi_common.h"
+#include "mpi_start.h"
 
 #include <ftw.h>
 #include <stdlib.h>
@@ -9,7 +10,8 @@ int mt_rank, mt_size, mt_failures;
 
 const char *mt_init(int *argc, char ***argv)
 {
-    MPI_Init(argc, argv);
+    int provided;
+    mpi_start(argc, argv, MPI_THREAD_SINGLE, &provided);
     MPI_Comm_rank(MPI_COMM_WORLD, &mt_rank);
     MPI_Comm_size(MPI_COMM_WORLD, &mt_size);
     const char *dir = *argc > 1 ? (*argv)[1] : ".";

@@ -9,6 +9,7 @@
 
 #include "h5zstd.h"
 #include "h5zstd_filter.h"
+#include "mpi_start.h"
 
 enum { ROWS = 64, COLUMNS = 100 };
 
@@ -168,7 +169,8 @@ END_TEST
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
+    int provided;
+    mpi_start(&argc, &argv, MPI_THREAD_SINGLE, &provided);
     Suite *s = suite_create("h5zstd");
     TCase *tc = tcase_create("h5zstd");
     tcase_add_test(tc, test_dataset_round_trip);
