@@ -14,9 +14,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "fault.h"
+#include "fsutil.h"
 #include "octree.h"
 #include "parallel.h"
 #include "world.h"
@@ -266,9 +268,75 @@ static strata_status merge_rows(strata_world *w, const store_row *fresh, size_t 
     return STRATA_OK;
 }
 
+/* Index of the committed segment of this epoch, or SIZE_MAX (epoch 0: none). */
+static size_t segment_index(const manifest *m, uint64_t epoch)
+{
+    size_t lo = 0, hi = m->segment_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->segments[mid].epoch < epoch)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->segment_count && m->segments[lo].epoch == epoch ? lo : SIZE_MAX;
+}
+
+static void mark_row(const manifest *m, const store_row *row, uint8_t *keep)
+{
+    const uint64_t used[3] = {row->home, row->payload_segment, row->lod_segment};
+    for (int k = 0; k < 3; k++) {
+        size_t i = segment_index(m, used[k]);
+        if (i != SIZE_MAX)
+            keep[i] = 1;
+    }
+}
+
+strata_status world_segments_in_use(strata_world *w, const store_row *fresh, size_t n,
+                                    uint8_t *keep)
+{
+    const manifest *m = &w->committed;
+    memset(keep, 0, m->segment_count);
+    size_t j = 0;
+    for (size_t i = 0; i < w->row_count; i++) {
+        while (j < n && fresh[j].key < w->rows[i].key)
+            j++;
+        if (j == n || fresh[j].key != w->rows[i].key)
+            mark_row(m, &w->rows[i], keep);
+    }
+    for (size_t i = 0; i < n; i++)
+        mark_row(m, &fresh[i], keep);
+    if (!m->segment_count)
+        return STRATA_OK;
+    return error_mpi(
+        &w->error,
+        MPI_Allreduce(MPI_IN_PLACE, keep, (int)m->segment_count, MPI_UINT8_T, MPI_BOR, w->comm),
+        "agreeing on the segments in use");
+}
+
+void world_retire_segments(strata_world *w, const manifest *before)
+{
+    const manifest *m = &w->committed;
+    uint64_t *live = malloc((m->segment_count + 1) * sizeof *live);
+    if (!live)
+        return; /* the segments stay open and on disk: the next commit retires them */
+    for (size_t i = 0; i < m->segment_count; i++)
+        live[i] = m->segments[i].epoch;
+    store_retain(&w->store, live, m->segment_count);
+    free(live);
+    for (size_t i = 0; w->rank == 0 && i < before->segment_count; i++) {
+        if (segment_index(m, before->segments[i].epoch) != SIZE_MAX)
+            continue;
+        char name[64], path[STRATA_PATH_MAX];
+        manifest_segment_name(before->segments[i].epoch, name, sizeof name);
+        if (path_join(path, sizeof path, w->dir, name, NULL) == STRATA_OK)
+            unlink(path);
+    }
+}
+
 /* Rank 0: the next manifest, with the new segment appended. */
 strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment,
-                                  manifest *next)
+                                  const uint8_t *keep, manifest *next)
 {
     strata_status st = manifest_copy(&w->committed, next, &w->error);
     if (st)
@@ -276,6 +344,13 @@ strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_seg
     next->epoch = epoch;
     next->commits++;
     next->writer_ranks = w->size;
+    if (keep) {
+        size_t kept = 0;
+        for (size_t i = 0; i < next->segment_count; i++)
+            if (keep[i])
+                next->segments[kept++] = next->segments[i];
+        next->segment_count = kept;
+    }
     if (wrote_segment)
         next->segments[next->segment_count++].epoch = epoch;
     if (next->split_ranks != w->size) {
@@ -341,8 +416,18 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
                                  batch.payload_bytes, &w->error);
     manifest next = {0};
     if (!st && (wrote || w->manifest_dirty || w->replace_pending)) {
-        /* Every rank builds the same next manifest; rank 0 writes it. */
-        st = world_agree(w, world_next_manifest(w, epoch, wrote, &next));
+        /* Every rank builds the same next manifest; rank 0 writes it. Segments
+         * no live row uses any more (every chunk they held was rewritten since)
+         * leave it, so a world rewritten commit after commit stays small. */
+        uint8_t *keep = malloc(w->committed.segment_count + 1);
+        st = keep ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments");
+        st = world_agree(w, st);
+        if (!st)
+            st =
+                world_agree(w, world_segments_in_use(w, batch.rows, wrote ? dirty.count : 0, keep));
+        if (!st)
+            st = world_agree(w, world_next_manifest(w, epoch, wrote, keep, &next));
+        free(keep);
         if (!st) {
             next.stale_chunks = total[3];
             if (total[3] == 0)
@@ -350,9 +435,11 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
             st = world_publish(w, &next);
         }
         if (!st) {
-            manifest_free(&w->committed);
+            manifest before = w->committed;
             w->committed = next;
             w->manifest_dirty = 0;
+            world_retire_segments(w, &before);
+            manifest_free(&before);
         } else {
             manifest_free(&next);
         }

@@ -307,19 +307,6 @@ static strata_status publish_compaction(strata_world *w, uint64_t epoch, manifes
     return STRATA_OK;
 }
 
-static void remove_old_segments(strata_world *w, const manifest *old)
-{
-    if (w->rank != 0)
-        return;
-    for (size_t i = 0; i < old->segment_count; i++) {
-        char name[64], path[STRATA_PATH_MAX];
-        manifest_segment_name(old->segments[i].epoch, name, sizeof name);
-        /* Readers that opened these files keep reading them until they close. */
-        if (path_join(path, sizeof path, w->dir, name, NULL) == STRATA_OK)
-            unlink(path);
-    }
-}
-
 strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
 {
     double start = MPI_Wtime();
@@ -340,8 +327,7 @@ strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
     if (!st)
         st = publish_compaction(w, epoch, &old);
     if (!st) {
-        store_retain(&w->store, &epoch, 1);
-        remove_old_segments(w, &old);
+        world_retire_segments(w, &old);
         manifest_free(&old);
         free(w->rows);
         w->rows = rows;

@@ -253,10 +253,19 @@ static void replace_rows(strata_world *w, const reindex_batch *b)
     }
 }
 
-static strata_status publish(strata_world *w, uint64_t epoch, uint64_t chunks, double start)
+static strata_status publish(strata_world *w, const reindex_batch *b, uint64_t epoch,
+                             uint64_t chunks, double start)
 {
     manifest next = {0};
-    strata_status st = world_agree(w, world_next_manifest(w, epoch, 1, &next));
+    uint8_t *keep = malloc(w->committed.segment_count + 1);
+    strata_status st =
+        world_agree(w, keep ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments"));
+    /* The pyramids this reindex replaced may leave segments unused. */
+    if (!st)
+        st = world_agree(w, world_segments_in_use(w, b->rows, b->n, keep));
+    if (!st)
+        st = world_agree(w, world_next_manifest(w, epoch, 1, keep, &next));
+    free(keep);
     if (st)
         return st;
     double elapsed = MPI_Wtime() - start, slowest = elapsed;
@@ -270,9 +279,11 @@ static strata_status publish(strata_world *w, uint64_t epoch, uint64_t chunks, d
         manifest_free(&next);
         return st;
     }
-    manifest_free(&w->committed);
+    manifest before = w->committed;
     w->committed = next;
     w->manifest_dirty = 0;
+    world_retire_segments(w, &before);
+    manifest_free(&before);
     return STRATA_OK;
 }
 
@@ -310,7 +321,7 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
         st = store_write_segment(&w->store, epoch, w->size, b.rows, b.n, b.payload.data,
                                  b.payload.bytes, &w->error);
     if (!st && total)
-        st = publish(w, epoch, total, start);
+        st = publish(w, &b, epoch, total, start);
     if (!st && total) {
         replace_rows(w, &b);
         index_after_write(w, 0);

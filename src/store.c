@@ -95,15 +95,23 @@ static strata_status make_row_types(store *s, strata_error *err)
     return STRATA_OK;
 }
 
-uint32_t store_row_checksum(const store_row *row)
+/* The row as stored: its fields little-endian in ROW_FIELDS order (the file
+ * type's layout, 80 bytes); returns the bytes written. */
+static size_t pack_row(const store_row *row, uint8_t *bytes)
 {
-    uint8_t bytes[96];
     size_t n = 0;
 #define PACK(name, T)                                                                              \
     for (size_t i = 0; i < sizeof(row->name); i++)                                                 \
         bytes[n++] = (uint8_t)((uint64_t)row->name >> (8 * i));
     ROW_FIELDS(PACK)
 #undef PACK
+    return n;
+}
+
+uint32_t store_row_checksum(const store_row *row)
+{
+    uint8_t bytes[96];
+    size_t n = pack_row(row, bytes);
     /* row_crc itself was packed as four bytes at a fixed place: zero them. */
     size_t at = 6 * 8 + 5 * 4;
     memset(bytes + at, 0, 4);
@@ -384,8 +392,10 @@ strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row
         /* Keep the rows inside [first, last), compacting in place. */
         size_t base = total;
         for (uint64_t j = 0; !st && j < count; j++)
-            if (all[base + j].key >= first && all[base + j].key < last)
+            if (all[base + j].key >= first && all[base + j].key < last) {
+                all[base + j].home = s->segments[i].epoch;
                 all[total++] = all[base + j];
+            }
     }
     if (st) {
         free(all);
@@ -721,6 +731,7 @@ static void rebase_rows(store_row *rows, size_t n, uint64_t epoch, uint64_t payl
             rows[i].payload_offset += payload_first;
         if (rows[i].lod_segment == epoch)
             rows[i].lod_offset += payload_first;
+        rows[i].home = epoch;
         rows[i].row_crc = store_row_checksum(&rows[i]);
     }
 }
@@ -768,10 +779,20 @@ static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, in
     hid_t payload_dset = create_dataset(file, "payload", H5T_STD_U8LE, l->payload_total, 0);
     if (rows_dset < 0 || payload_dset < 0)
         st = store_hdf5_error(err, "cannot create datasets in", path);
+    /* Rows go out already in the file's layout: parallel HDF5 writes filtered
+     * datasets only collectively, and a type conversion would make it write
+     * independently (store_row carries in-memory fields the file has not). */
+    const size_t packed_size = H5Tget_size(s->row_file_type);
+    uint8_t *packed = malloc(n * packed_size + 1);
+    if (!st && !packed)
+        st = error_set(err, STRATA_ERR_NOMEM, "cannot pack %zu rows", n);
+    for (size_t i = 0; packed && i < n; i++)
+        pack_row(&rows[i], packed + i * packed_size);
     st = error_agree(s->comm, st, err);
     if (!st)
-        st = write_part(s->comm, rows_dset, s->row_memory_type, sizeof *rows, l->row_first, n, rows,
+        st = write_part(s->comm, rows_dset, s->row_file_type, packed_size, l->row_first, n, packed,
                         path, err);
+    free(packed);
     /* An empty dataset takes no write (HDF5 refuses I/O on zero-sized extents). */
     if (!st && l->payload_total)
         st = write_part(s->comm, payload_dset, H5T_NATIVE_UINT8, 1, l->payload_first,

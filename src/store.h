@@ -42,6 +42,8 @@ typedef struct {
     uint16_t distinct;       /**< distinct materials inside the world */
     uint8_t codec;           /**< CODEC_* of codec.h */
     uint8_t flags;           /**< STORE_ROW_* */
+    uint64_t home;           /**< in memory only (not stored, not checksummed): epoch of the segment
+                                  holding this row, so that a commit knows which segments rows use */
 } store_row;
 
 typedef struct {

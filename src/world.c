@@ -291,6 +291,16 @@ static void remove_leftovers(strata_world *w)
     closedir(d);
 }
 
+/* The job's key ranges: the committed ones, remapped when the rank count differs. */
+static void set_splitters(strata_world *w)
+{
+    const manifest *m = &w->committed;
+    if (m->split_ranks == w->size)
+        memcpy(w->split, m->split, ((size_t)w->size + 1) * sizeof *w->split);
+    else
+        partition_remap(m->split, m->split_ranks, morton_key_end(w->chunks), w->size, w->split);
+}
+
 static strata_status setup_geometry(strata_world *w, strata_error *err)
 {
     const manifest *m = &w->committed;
@@ -304,14 +314,46 @@ static strata_status setup_geometry(strata_world *w, strata_error *err)
     w->encode_buffer = malloc(chunk_encode_bound(w->edge));
     if (!w->split || !w->scratch || !w->encode_buffer)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate world buffers");
-    if (m->split_ranks == w->size)
-        memcpy(w->split, m->split, ((size_t)w->size + 1) * sizeof *w->split);
-    else
-        partition_remap(m->split, m->split_ranks, morton_key_end(w->chunks), w->size, w->split);
+    set_splitters(w);
     size_t chunk_bytes = w->chunk_voxels * sizeof(uint16_t);
     chunk_cache_init(&w->owned, chunk_bytes, w->options.cache_bytes);
     chunk_cache_init(&w->committed_copies, chunk_bytes, w->options.cache_bytes / 8 + chunk_bytes);
     return STRATA_OK;
+}
+
+static strata_status open_segments(strata_world *w);
+static strata_status share_manifest(strata_world *w);
+
+/* Times a reader starts over when commits keep retiring the segments it was
+ * about to open (each retry follows a newer commit). */
+#define OPEN_ATTEMPTS 8
+
+/*
+ * A reader read the manifest, then a writer's commit or compaction retired a
+ * segment it named before the reader opened it. When the manifest has moved on,
+ * forget the old one (1: open again; the new commit's segments were all in place
+ * before its manifest). Otherwise the failure stands, with its message (0).
+ * Collective.
+ */
+static int manifest_moved(strata_world *w)
+{
+    const strata_error failure = w->error;
+    manifest old = w->committed;
+    memset(&w->committed, 0, sizeof w->committed);
+    if (share_manifest(w) != STRATA_OK || w->committed.epoch == old.epoch) {
+        manifest_free(&w->committed);
+        w->committed = old;
+        w->error = failure;
+        return 0;
+    }
+    manifest_free(&old);
+    store_retain(&w->store, NULL, 0);
+    free(w->rows);
+    w->rows = NULL;
+    w->row_count = 0;
+    set_splitters(w);
+    error_clear(&w->error);
+    return 1;
 }
 
 /* Everything after the manifest is known: geometry, segments, own rows. Collective. */
@@ -330,6 +372,17 @@ static strata_status attach(strata_world *w)
     st = world_agree(w, st);
     if (st)
         return st;
+    st = open_segments(w);
+    for (int attempt = 1; st && !w->writable && attempt < OPEN_ATTEMPTS && manifest_moved(w);
+         attempt++)
+        st = open_segments(w);
+    return st;
+}
+
+/* Open the committed manifest's segments and load the rank's rows. Collective. */
+static strata_status open_segments(strata_world *w)
+{
+    strata_status st = STRATA_OK;
     uint64_t *epochs = malloc((w->committed.segment_count + 1) * sizeof *epochs);
     if (!epochs)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments");

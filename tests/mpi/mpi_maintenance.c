@@ -7,11 +7,15 @@
  *   (and, at 4 ranks, a 2-rank) sub-communicator run in the same test.
  * - strata_fill with a box replaces exactly the box; a failing callback fails
  *   the fill on every rank and changes nothing.
+ * - A commit or reindex drops (and unlinks) the segments no live row uses any
+ *   more: after a fill of the whole world one segment is left; a segment that
+ *   still holds a live row, payload or pyramid stays.
  * - strata_compact leaves one segment and the same content; strata_rebalance by
  *   bytes, commit and reopen leave the content unchanged.
  * - strata_world_create with STRATA_CREATE_FORCE replaces an existing world only
  *   at its first commit; without the flag an existing world is refused.
  */
+#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,21 +206,22 @@ static void test_fill(strata_world *w, reference *r, uint64_t *epoch)
 
 /* ---- compaction and rebalancing ------------------------------------------------------- */
 
-static void some_commits(strata_world *w, reference *r, uint64_t *epoch, uint64_t round0, int count)
+static void some_commits(strata_world *w, reference *r, uint64_t *epoch, uint64_t round0, int count,
+                         size_t per_rank)
 {
     for (int c = 0; c < count; c++) {
         uint64_t counts[2] = {0, 0};
         strata_update *mine = NULL;
         for (int q = 0; q < mt_size; q++) {
-            strata_update *u = ref_batch(r, round0 + (uint64_t)c, q, 800);
-            ref_apply(r, u, 800, counts);
+            strata_update *u = ref_batch(r, round0 + (uint64_t)c, q, per_rank);
+            ref_apply(r, u, per_rank, counts);
             if (q == mt_rank)
                 mine = u;
             else
                 free(u);
         }
         strata_batch_stats stats;
-        MT_CHECK(strata_update_batch(w, mine, 800, &stats) == STRATA_OK &&
+        MT_CHECK(strata_update_batch(w, mine, per_rank, &stats) == STRATA_OK &&
                      stats.applied == counts[0],
                  "batch: %s", strata_last_error(w));
         free(mine);
@@ -225,11 +230,75 @@ static void some_commits(strata_world *w, reference *r, uint64_t *epoch, uint64_
     }
 }
 
+/* Segment files in the world's directory (rank 0 counts, every rank learns it). */
+static uint64_t segment_files(const char *path)
+{
+    uint64_t n = 0;
+    if (mt_rank == 0) {
+        DIR *d = opendir(path);
+        for (struct dirent *e; d && (e = readdir(d));)
+            n += strncmp(e->d_name, "seg-", 4) == 0;
+        if (d)
+            closedir(d);
+    }
+    MPI_Bcast(&n, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
+    return n;
+}
+
+static uint64_t live_segments(strata_world *w)
+{
+    strata_info info;
+    MT_CHECK(strata_world_info(w, &info) == STRATA_OK, "info: %s", strata_last_error(w));
+    return info.segments;
+}
+
+static void test_retire(const char *path, strata_world *w, reference *r, uint64_t *epoch)
+{
+    /* Every chunk rewritten: no older segment holds a live row any more. */
+    fill_ctx f = {-1};
+    const int64_t all[6] = {0, 0, 0, DIMS[0], DIMS[1], DIMS[2]};
+    MT_CHECK(strata_fill(w, all, fill_pattern, &f) == STRATA_OK, "fill: %s", strata_last_error(w));
+    for (int64_t z = 0; z < DIMS[2]; z++)
+        for (int64_t y = 0; y < DIMS[1]; y++)
+            for (int64_t x = 0; x < DIMS[0]; x++)
+                r->current[ref_index(r, x, y, z)] = pattern(x, y, z);
+    MT_CHECK(strata_commit(w, NULL) == STRATA_OK, "commit: %s", strata_last_error(w));
+    ref_commit(r, ++*epoch);
+    uint64_t live = live_segments(w), files = segment_files(path);
+    MT_CHECK(live == 1 && files == 1,
+             "after rewriting every chunk: %" PRIu64 " live segments, %" PRIu64
+             " files (want 1 and 1)",
+             live, files);
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after retiring segments");
+    ref_check_chunks(w, mt_rank, mt_size, r, *epoch, "after retiring segments");
+
+    /* A few voxels: the older segment still holds the other chunks. */
+    some_commits(w, r, epoch, 290, 1, 1);
+    live = live_segments(w), files = segment_files(path);
+    MT_CHECK(live == 2 && files == 2, "after a small commit: %" PRIu64 " live, %" PRIu64 " files",
+             live, files);
+
+    /* A reindex keeps the segments its rows' payloads are in; a second one
+     * replaces every pyramid of the first, whose segment is then retired. */
+    strata_reindex_stats rs;
+    MT_CHECK(strata_reindex(w, 1, &rs) == STRATA_OK, "reindex: %s", strata_last_error(w));
+    live = live_segments(w);
+    MT_CHECK(live == 3, "after a reindex: %" PRIu64 " live segments (want 3)", live);
+    MT_CHECK(strata_reindex(w, 1, &rs) == STRATA_OK, "reindex: %s", strata_last_error(w));
+    live = live_segments(w), files = segment_files(path);
+    MT_CHECK(live == 3 && files == 3,
+             "after a second reindex: %" PRIu64 " live, %" PRIu64 " files (want 3 and 3)", live,
+             files);
+    *epoch = rs.epoch;
+    ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after two reindexes");
+}
+
 static void test_compact(strata_world *w, reference *r, uint64_t *epoch)
 {
-    some_commits(w, r, epoch, 300, 3);
+    some_commits(w, r, epoch, 300, 3, 800);
+    some_commits(w, r, epoch, 310, 1, 1); /* leaves the older segments live */
     strata_info info;
-    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.segments >= 3,
+    MT_CHECK(strata_world_info(w, &info) == STRATA_OK && info.segments >= 2,
              "segments before compaction");
     strata_commit_stats cs;
     strata_status st = strata_compact(w, &cs);
@@ -270,7 +339,7 @@ static void test_rebalance(const char *path, strata_world **wp, reference *r, ui
         MT_CHECK(all[2 * q] == all[2 * q - 1], "rebalanced ranges of %d and %d touch", q - 1, q);
     ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after rebalance");
     /* Updates after a rebalance go to the new owners. */
-    some_commits(w, r, epoch, 400, 1);
+    some_commits(w, r, epoch, 400, 1, 800);
     ref_check_chunks(w, mt_rank, mt_size, r, *epoch, "after rebalance and commit");
     MT_CHECK(strata_world_close(w) == STRATA_OK, "close");
     *wp = NULL;
@@ -401,6 +470,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < (size_t)(r.chunks[0] * r.chunks[1] * r.chunks[2]); i++)
         r.changed_epoch[i] = 0; /* unknown per chunk before the first tracked commit */
     test_fill(w, &r, &epoch);
+    test_retire(path, w, &r, &epoch);
     test_compact(w, &r, &epoch);
     test_rebalance(path, &w, &r, &epoch);
     if (w)

@@ -16,7 +16,7 @@ export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 py=/usr/bin/python3
 ref="$py $SRC/tests/scripts/crash_reference.py"
-NP=2 K=6
+NP=2 K=16
 fail() { echo "FAIL: $*"; exit 1; }
 run() { timeout -k 10 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
 
@@ -45,6 +45,12 @@ trap - EXIT
 [ "$last" = $((1000 + K)) ] || {
   run get w --points pts.txt -q > r.txt; [ "$(sort -u r.txt)" = $((1000 + K)) ] || fail "last commit lost"; }
 echo "ok $reads reads during $K commits, each one whole commit (commits seen:$seen)"
+# Every commit rewrote every chunk, so each retired the segment before it (readers
+# that had opened it kept reading it; readers that lost the race started over).
+segs=$(run info w --json | $py -c 'import json, sys; print(json.load(sys.stdin)["segments"])')
+files=$(ls w | grep -c '^seg-')
+[ "$segs" = 1 ] && [ "$files" = 1 ] || fail "after $K full rewrites: $segs live segments, $files files"
+echo "ok one live segment and one segment file after $K full rewrites"
 
 # ---- SIGTERM mid-batch (Slurm's time limit): last commit kept, exit non-zero ----
 run create t --dims 64,64,64 --chunk 16 --generate terrain --seed 9 -q || fail "create t"
