@@ -340,7 +340,10 @@ static int manifest_moved(strata_world *w)
     const strata_error failure = w->error;
     manifest old = w->committed;
     memset(&w->committed, 0, sizeof w->committed);
-    if (share_manifest(w) != STRATA_OK || w->committed.epoch == old.epoch) {
+    /* A world replaced meanwhile (create --force) is another world: no retry. */
+    if (share_manifest(w) != STRATA_OK || w->committed.epoch == old.epoch ||
+        w->committed.chunk_edge != old.chunk_edge ||
+        memcmp(w->committed.dims, old.dims, sizeof old.dims) != 0) {
         manifest_free(&w->committed);
         w->committed = old;
         w->error = failure;
