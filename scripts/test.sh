@@ -36,7 +36,10 @@ echo "== tests =="
 if [ $asan = 1 ]; then
   echo "== build (AddressSanitizer + UndefinedBehaviorSanitizer) =="
   # -O1 keeps the sanitized suite about twice as fast as -O0 and still checks everything.
+  # The one C++ program, the OpenVDB peer, compiles in 24 s at -O0 against 103 s at
+  # -O2 -g with the sanitizers (its quick run takes 13 s instead of 4).
   build "$root/build-asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" \
+    -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O0 -g1" \
     -DCMAKE_C_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
     -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-omit-frame-pointer" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
