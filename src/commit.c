@@ -292,8 +292,12 @@ static void mark_row(const manifest *m, const store_row *row, uint8_t *keep)
     }
 }
 
-strata_status world_segments_in_use(strata_world *w, const store_row *fresh, size_t n,
-                                    uint8_t *keep)
+/* keep[i] = 1 when a live row, once `fresh` (n rows sorted by key, bound for the
+ * new segment) replaces the rank's rows of the same keys, still uses committed
+ * segment i: it holds the row, its payload or its pyramid. Collective (one
+ * MPI_Allreduce). */
+static strata_status segments_in_use(strata_world *w, const store_row *fresh, size_t n,
+                                     uint8_t *keep)
 {
     const manifest *m = &w->committed;
     memset(keep, 0, m->segment_count);
@@ -314,7 +318,9 @@ strata_status world_segments_in_use(strata_world *w, const store_row *fresh, siz
         "agreeing on the segments in use");
 }
 
-void world_retire_segments(strata_world *w, const manifest *before)
+/* Close the segments `before` named that w->committed no longer does, and
+ * (rank 0) unlink them; readers that opened them read on until they close. */
+static void retire_segments(strata_world *w, const manifest *before)
 {
     const manifest *m = &w->committed;
     uint64_t *live = malloc((m->segment_count + 1) * sizeof *live);
@@ -334,9 +340,9 @@ void world_retire_segments(strata_world *w, const manifest *before)
     }
 }
 
-/* Rank 0: the next manifest, with the new segment appended. */
-strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment,
-                                  const uint8_t *keep, manifest *next)
+/* The next manifest from the committed one, keeping the segments marked in keep. Local. */
+static strata_status copy_next(strata_world *w, uint64_t epoch, int wrote_segment,
+                               const uint8_t *keep, manifest *next)
 {
     strata_status st = manifest_copy(&w->committed, next, &w->error);
     if (st)
@@ -344,27 +350,40 @@ strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_seg
     next->epoch = epoch;
     next->commits++;
     next->writer_ranks = w->size;
-    if (keep) {
-        size_t kept = 0;
-        for (size_t i = 0; i < next->segment_count; i++)
-            if (keep[i])
-                next->segments[kept++] = next->segments[i];
-        next->segment_count = kept;
-    }
+    size_t kept = 0;
+    for (size_t i = 0; i < next->segment_count; i++)
+        if (keep[i])
+            next->segments[kept++] = next->segments[i];
+    next->segment_count = kept;
     if (wrote_segment)
         next->segments[next->segment_count++].epoch = epoch;
     if (next->split_ranks != w->size) {
         uint64_t *split = malloc(((size_t)w->size + 1) * sizeof *split);
-        if (!split) {
-            manifest_free(next);
+        if (!split)
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate splitters");
-        }
         free(next->split);
         next->split = split;
         next->split_ranks = w->size;
     }
     memcpy(next->split, w->split, ((size_t)w->size + 1) * sizeof *w->split);
     return STRATA_OK;
+}
+
+strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment,
+                                  const store_row *fresh, size_t n, manifest *next)
+{
+    memset(next, 0, sizeof *next);
+    uint8_t *keep = malloc(w->committed.segment_count + 1);
+    strata_status st =
+        world_agree(w, keep ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments"));
+    if (!st)
+        st = world_agree(w, segments_in_use(w, fresh, n, keep));
+    if (!st)
+        st = world_agree(w, copy_next(w, epoch, wrote_segment, keep, next));
+    free(keep);
+    if (st)
+        manifest_free(next);
+    return st;
 }
 
 strata_status world_publish(strata_world *w, manifest *next)
@@ -376,12 +395,21 @@ strata_status world_publish(strata_world *w, manifest *next)
             st = world_finish_replace(w, &w->error);
     }
     st = world_agree(w, st);
-    if (!st && w->replace_pending) {
+    if (st) {
+        manifest_free(next);
+        return st;
+    }
+    if (w->replace_pending) {
         strcpy(w->dir, w->final_dir);
         strcpy(w->store.dir, w->final_dir);
         w->replace_pending = 0;
     }
-    return st;
+    manifest before = w->committed;
+    w->committed = *next;
+    w->manifest_dirty = 0;
+    retire_segments(w, &before);
+    manifest_free(&before);
+    return STRATA_OK;
 }
 
 strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
@@ -419,29 +447,12 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         /* Every rank builds the same next manifest; rank 0 writes it. Segments
          * no live row uses any more (every chunk they held was rewritten since)
          * leave it, so a world rewritten commit after commit stays small. */
-        uint8_t *keep = malloc(w->committed.segment_count + 1);
-        st = keep ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments");
-        st = world_agree(w, st);
-        if (!st)
-            st =
-                world_agree(w, world_segments_in_use(w, batch.rows, wrote ? dirty.count : 0, keep));
-        if (!st)
-            st = world_agree(w, world_next_manifest(w, epoch, wrote, keep, &next));
-        free(keep);
+        st = world_next_manifest(w, epoch, wrote, batch.rows, wrote ? dirty.count : 0, &next);
         if (!st) {
             next.stale_chunks = total[3];
             if (total[3] == 0)
                 next.index_epoch = epoch;
             st = world_publish(w, &next);
-        }
-        if (!st) {
-            manifest before = w->committed;
-            w->committed = next;
-            w->manifest_dirty = 0;
-            world_retire_segments(w, &before);
-            manifest_free(&before);
-        } else {
-            manifest_free(&next);
         }
     }
     double written = MPI_Wtime();

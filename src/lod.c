@@ -34,7 +34,7 @@ struct lod_work {
      * when the cell is outside), else the number of histogram entries of a mixed
      * cell, stored from hstart[cell] in the pool of the cell's level parity. */
     uint32_t *hlen, *hstart;
-    uint32_t *list; /* lod_encode: the mixed counts of one level */
+    uint32_t *mixed_counts; /* lod_encode: the counts of one level's mixed cells */
     uint16_t *mat[2];
     uint32_t *cnt[2];
     size_t cap[2];
@@ -123,7 +123,7 @@ void lod_work_free(lod_work *wk)
     lod_pyramid_free(&wk->pyr);
     free(wk->hlen);
     free(wk->hstart);
-    free(wk->list);
+    free(wk->mixed_counts);
     for (int i = 0; i < 2; i++) {
         free(wk->mat[i]);
         free(wk->cnt[i]);
@@ -164,7 +164,7 @@ strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
     }
     wk->hlen = malloc(cells * sizeof *wk->hlen);
     wk->hstart = malloc(cells * sizeof *wk->hstart);
-    wk->list = malloc(cells * sizeof *wk->list);
+    wk->mixed_counts = malloc(cells * sizeof *wk->mixed_counts);
     wk->counts = calloc(65536, sizeof *wk->counts);
     wk->touched = malloc(65536 * sizeof *wk->touched);
     wk->hist = malloc(65536 * sizeof *wk->hist);
@@ -190,8 +190,8 @@ strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
         }
     }
 #endif
-    if (!ok || !wk->hlen || !wk->hstart || !wk->list || !wk->counts || !wk->touched || !wk->hist ||
-        !wk->cctx) {
+    if (!ok || !wk->hlen || !wk->hstart || !wk->mixed_counts || !wk->counts || !wk->touched ||
+        !wk->hist || !wk->cctx) {
         lod_work_free(wk);
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate LOD scratch for edge %d", edge);
     }
@@ -889,13 +889,13 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
     /* One pass per level: the listed cells are the top cell, or the 8 children
      * (octant order) of each mixed parent in the parent level's [z][y][x] order,
      * so their number is 8 x the mixed cells listed a level up. Modes go straight
-     * to their planes; mixed counts wait in `list` until their number is known. */
+     * to their planes; mixed counts wait in `mixed_counts` until their number is known. */
     size_t m = 1;
     for (int l = L; l >= 1; l--) {
         const size_t n = (size_t)wk->edge >> l, no = p->offset[l];
         const size_t np = n / 2, po = l < L ? p->offset[l + 1] : 0;
         uint8_t *bits = b, *lo = bits + (m + 7) / 8, *hi = lo + m;
-        uint32_t *counts = wk->list;
+        uint32_t *counts = wk->mixed_counts;
         size_t i = 0, mixed = 0;
         memset(bits, 0, (m + 7) / 8);
         if (l == L) {

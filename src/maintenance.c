@@ -287,24 +287,21 @@ static strata_status gather_live(strata_world *w, uint64_t epoch, store_row **ou
     return STRATA_OK;
 }
 
-static strata_status publish_compaction(strata_world *w, uint64_t epoch, manifest *old)
+/* The compacted segment alone; publishing retires every other one. */
+static strata_status publish_compaction(strata_world *w, uint64_t epoch)
 {
     manifest next;
-    strata_status st = manifest_copy(&w->committed, &next, &w->error);
-    if (st)
+    /* Agreed: a rank that cannot copy must not leave the others in the publish. */
+    strata_status st = world_agree(w, manifest_copy(&w->committed, &next, &w->error));
+    if (st) {
+        manifest_free(&next); /* copied on this rank, or zeroed by the failed copy */
         return st;
+    }
     next.epoch = epoch;
     next.commits++;
     next.segments[0].epoch = epoch;
     next.segment_count = 1;
-    st = world_publish(w, &next);
-    if (st) {
-        manifest_free(&next);
-        return st;
-    }
-    *old = w->committed;
-    w->committed = next;
-    return STRATA_OK;
+    return world_publish(w, &next);
 }
 
 strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
@@ -323,12 +320,9 @@ strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
     if (!st && strata_fault_point("compact-written"))
         st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after writing the compacted segment");
     st = world_agree(w, st);
-    manifest old = {0};
     if (!st)
-        st = publish_compaction(w, epoch, &old);
+        st = publish_compaction(w, epoch);
     if (!st) {
-        world_retire_segments(w, &old);
-        manifest_free(&old);
         free(w->rows);
         w->rows = rows;
         w->row_count = n;

@@ -256,16 +256,9 @@ static void replace_rows(strata_world *w, const reindex_batch *b)
 static strata_status publish(strata_world *w, const reindex_batch *b, uint64_t epoch,
                              uint64_t chunks, double start)
 {
-    manifest next = {0};
-    uint8_t *keep = malloc(w->committed.segment_count + 1);
-    strata_status st =
-        world_agree(w, keep ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments"));
+    manifest next;
     /* The pyramids this reindex replaced may leave segments unused. */
-    if (!st)
-        st = world_agree(w, world_segments_in_use(w, b->rows, b->n, keep));
-    if (!st)
-        st = world_agree(w, world_next_manifest(w, epoch, 1, keep, &next));
-    free(keep);
+    strata_status st = world_next_manifest(w, epoch, 1, b->rows, b->n, &next);
     if (st)
         return st;
     double elapsed = MPI_Wtime() - start, slowest = elapsed;
@@ -274,17 +267,7 @@ static strata_status publish(strata_world *w, const reindex_batch *b, uint64_t e
     next.stale_chunks = 0;
     next.rebuild_chunks = chunks;
     next.rebuild_seconds = slowest;
-    st = world_publish(w, &next);
-    if (st) {
-        manifest_free(&next);
-        return st;
-    }
-    manifest before = w->committed;
-    w->committed = next;
-    w->manifest_dirty = 0;
-    world_retire_segments(w, &before);
-    manifest_free(&before);
-    return STRATA_OK;
+    return world_publish(w, &next);
 }
 
 strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *stats)

@@ -87,22 +87,17 @@ strata_status world_agree(strata_world *w, strata_status local);
 #define WORLD_FAIL(w, status, ...) error_set(&(w)->error, (status), __VA_ARGS__)
 
 /**
- * Which committed segments (w->committed.segments[i] -> keep[i]) the live rows
+ * The manifest for a new commit of `epoch`: the committed segments that live rows
  * still use once `fresh` (n rows sorted by key, bound for the new segment)
- * replaces the rank's rows of the same keys: the segment holding each row and
- * those holding its payload and its pyramid. Collective (one MPI_Allreduce).
+ * replaces the rank's rows of the same keys (a segment all of whose chunks were
+ * rewritten since is left out), then the new segment if written. Collective.
  */
-strata_status world_segments_in_use(strata_world *w, const store_row *fresh, size_t n,
-                                    uint8_t *keep);
-/** The manifest after the last commit for a new commit of `epoch`: the committed
- *  segments with keep[i] set (all when keep is NULL), then the new one if written. */
 strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment,
-                                  const uint8_t *keep, manifest *next);
-/** After a publish: close the segments `before` named that the committed manifest
- *  no longer does, and (rank 0) unlink them. Readers that opened them keep
- *  reading them until they close. Collective in effect (every rank calls it). */
-void world_retire_segments(strata_world *w, const manifest *before);
-/** Write the manifest (rank 0) for the given state and agree. Collective. */
+                                  const store_row *fresh, size_t n, manifest *next);
+/** Write the manifest (rank 0) for the given state and agree; then next (owned
+ *  from here on, freed on failure) is the committed state, and the segments it
+ *  no longer names are closed and (rank 0) unlinked: readers that opened them
+ *  read on until they close. Collective. */
 strata_status world_publish(strata_world *w, manifest *next);
 #include <signal.h>
 /** Set by the SIGTERM/SIGINT handler; collective calls then stop at their start. */
