@@ -90,7 +90,7 @@ static void kernel(strata_world *w, int reps)
             if (n > 1) {
                 const uint8_t *out;
                 size_t len;
-                TRY(lod_encode(x->work, 1, &out, &len, NULL), "encode");
+                TRY(lod_encode(x->work, LOD_ZSTD_LEVEL, &out, &len, NULL), "encode");
                 bytes += len;
             }
             double t3 = MPI_Wtime();

@@ -11,6 +11,7 @@
 #include "lod.h"
 
 #include <inttypes.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
@@ -47,6 +48,7 @@ struct lod_work {
     uint8_t *raw, *out;
     size_t raw_cap, out_cap;
     ZSTD_CCtx *cctx;
+    int cctx_level; /* compression level the context is set to (INT_MIN: none yet) */
 #ifdef __SSE2__
     /* Dense path (see dense_build): per cell, one uint16 count per lane. */
     dense_counts *dense;
@@ -169,6 +171,13 @@ strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
     wk->touched = malloc(65536 * sizeof *wk->touched);
     wk->hist = malloc(65536 * sizeof *wk->hist);
     wk->cctx = ZSTD_createCCtx();
+    wk->cctx_level = INT_MIN;
+    if (wk->cctx) {
+        /* parameters that never change, set once: the frame records its content size and checksum
+         */
+        ok = ok && !ZSTD_isError(ZSTD_CCtx_setParameter(wk->cctx, ZSTD_c_checksumFlag, 1)) &&
+             !ZSTD_isError(ZSTD_CCtx_setParameter(wk->cctx, ZSTD_c_contentSizeFlag, 1));
+    }
 #ifdef __SSE2__
     /* the dense path serves edges up to 32 (a cell's count fits 16 bits) */
     if (edge >= 8 && edge <= DENSE_MAX_EDGE) {
@@ -530,53 +539,44 @@ static inline dense_counts dense_add(dense_counts a, dense_counts b)
     return (dense_counts){_mm_add_epi16(a.lo, b.lo), _mm_add_epi16(a.hi, b.hi)};
 }
 
-/* A mixed level-1 cell whose first voxel is r0 (rows n voxels apart): each
- * distinct value counted by one compare of all eight lanes (as mixed_cell8),
- * visiting only lanes not yet counted, its count added in its lane. */
+/* A mixed level-1 cell whose first voxel is r0 (rows n voxels apart): its eight
+ * voxels counted in 4-bit fields of one 64-bit word, one field per lane (a
+ * count is at most 8), then widened to the cell's 16-bit lane counts. */
 static int dense_mixed8(lod_work *wk, const uint16_t *r0, size_t n, size_t at)
 {
-    uint32_t pair[4];
-    memcpy(&pair[0], r0, 4);
-    memcpy(&pair[1], r0 + n, 4);
-    memcpy(&pair[2], r0 + n * n, 4);
-    memcpy(&pair[3], r0 + n * n + n, 4);
-    const __m128i all = _mm_loadu_si128((const __m128i *)(const void *)pair);
-    dense_counts s = {_mm_setzero_si128(), _mm_setzero_si128()};
-    uint16_t best = 0;
-    unsigned best_count = 0, left = 0xffff; /* two bits per lane not yet counted */
-    while (left) {
-        const unsigned i = (unsigned)__builtin_ctz(left) / 2;
-        const uint16_t value = (uint16_t)(pair[i / 2] >> (16 * (i & 1)));
-        const unsigned m =
-            (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(all, _mm_set1_epi16((short)value)));
-        left &= ~m;
-        const unsigned c = lanes_set(m);
-        const int lane = dense_lane(wk, value);
+    const uint16_t q[8] = {r0[0],     r0[1],         r0[n],         r0[n + 1],
+                           r0[n * n], r0[n * n + 1], r0[n * n + n], r0[n * n + n + 1]};
+    uint64_t fields = 0;
+    for (int i = 0; i < 8; i++) {
+        const int lane = dense_lane(wk, q[i]);
         if (lane < 0)
             return 0;
-        const __m128i times = _mm_set1_epi16((short)c);
-        s = dense_add(s, (dense_counts){_mm_mullo_epi16(wk->one[lane].lo, times),
-                                        _mm_mullo_epi16(wk->one[lane].hi, times)});
-        if (c > best_count || (c == best_count && value < best))
-            best = value, best_count = c;
+        fields += (uint64_t)1 << (4 * lane);
     }
+    /* byte k of `fields` holds lanes 2k (low nibble) and 2k + 1: interleave the
+     * low and high nibbles into one byte per lane, then widen to 16 bits */
+    const __m128i x = _mm_loadl_epi64((const __m128i *)(const void *)&fields);
+    const __m128i low4 = _mm_set1_epi8(0x0f), zero = _mm_setzero_si128();
+    const __m128i bytes =
+        _mm_unpacklo_epi8(_mm_and_si128(x, low4), _mm_and_si128(_mm_srli_epi16(x, 4), low4));
+    const dense_counts s = {_mm_unpacklo_epi8(bytes, zero), _mm_unpackhi_epi8(bytes, zero)};
     wk->dense[at] = s;
-    wk->pyr.mode[at] = best;
-    wk->pyr.count[at] = best_count;
+    dense_mode(wk, s, &wk->pyr.mode[at], &wk->pyr.count[at]);
     wk->hlen[at] = 1;
     return 1;
 }
 
-/* A mixed parent at level l >= 2: the sum of its eight children's counts (a
- * homogeneous child's are its whole count in the lane of its mode), its mode
- * and the count of it. 0 when a 17th material appears. */
+/* A mixed parent at level l >= 2 whose first child is `first` (children at
+ * first + step[k]): the sum of its eight children's counts (a homogeneous
+ * child's are its whole count in the lane of its mode), its mode and the count
+ * of it. 0 when a 17th material appears. */
 static int dense_mixed(lod_work *wk, int l, const uint16_t *cm, const uint32_t *cl,
-                       const dense_counts *cd, size_t first, size_t n, size_t at)
+                       const dense_counts *cd, size_t first, const size_t step[8], size_t at)
 {
     const dense_counts *whole = wk->whole[l - 2]; /* children at level l - 1 */
     dense_counts s = {_mm_setzero_si128(), _mm_setzero_si128()};
     for (int k = 0; k < 8; k++) {
-        const size_t c = first + child_step(n, k);
+        const size_t c = first + step[k];
         if (cl[c]) {
             s = dense_add(s, cd[c]);
             continue;
@@ -594,10 +594,11 @@ static int dense_mixed(lod_work *wk, int l, const uint16_t *cm, const uint32_t *
 
 /* The mixed cell `cell` of level l whose first child is `first` in the grid below. */
 static inline int dense_mixed_at(lod_work *wk, int l, const uint16_t *cm, const uint32_t *cl,
-                                 const dense_counts *cd, size_t first, size_t n, size_t cell)
+                                 const dense_counts *cd, size_t first, size_t n,
+                                 const size_t step[8], size_t cell)
 {
     const size_t at = wk->pyr.offset[l] + cell;
-    return l > 1 ? dense_mixed(wk, l, cm, cl, cd, first, n, at)
+    return l > 1 ? dense_mixed(wk, l, cm, cl, cd, first, step, at)
                  : dense_mixed8(wk, cm + first, n, at);
 }
 
@@ -617,6 +618,9 @@ static int dense_level(lod_work *wk, int l, const uint16_t *cm, const uint32_t *
     const dense_counts *cd = l > 1 ? wk->dense + wk->pyr.offset[l - 1] : NULL;
     const uint32_t whole = (uint32_t)1 << (3 * l);
     const __m128i whole4 = _mm_set1_epi32((int)whole), zero = _mm_setzero_si128();
+    size_t step[8];
+    for (int d = 0; d < 8; d++)
+        step[d] = child_step(n, d);
     size_t cell = 0;
     for (size_t pz = 0; pz < np; pz++)
         for (size_t py = 0; py < np; py++) {
@@ -653,7 +657,8 @@ static int dense_level(lod_work *wk, int l, const uint16_t *cm, const uint32_t *
                         mode[cell + j] = r0[x + 2 * j];
                         count[cell + j] = whole;
                         hlen[cell + j] = 0;
-                    } else if (!dense_mixed_at(wk, l, cm, cl, cd, row + x + 2 * j, n, cell + j)) {
+                    } else if (!dense_mixed_at(wk, l, cm, cl, cd, row + x + 2 * j, n, step,
+                                               cell + j)) {
                         return 0;
                     }
                 }
@@ -662,14 +667,14 @@ static int dense_level(lod_work *wk, int l, const uint16_t *cm, const uint32_t *
                 const size_t first = row + 2 * px;
                 uint32_t mixed = 0;
                 for (int k = 0; k < 8; k++) {
-                    const size_t c = first + child_step(n, k);
+                    const size_t c = first + step[k];
                     mixed |= (cl ? cl[c] : 0) | (uint32_t)(cm[c] != cm[first]);
                 }
                 if (!mixed) {
                     mode[cell] = cm[first];
                     count[cell] = whole;
                     hlen[cell] = 0;
-                } else if (!dense_mixed_at(wk, l, cm, cl, cd, first, n, cell)) {
+                } else if (!dense_mixed_at(wk, l, cm, cl, cd, first, n, step, cell)) {
                     return 0;
                 }
             }
@@ -792,16 +797,36 @@ uint64_t lod_block_voxels(const int64_t dims[3], int bits, const uint64_t c[3])
  * then the levels top-down. A level lists only the cells whose parent is mixed
  * (all of the top level's single cell): the cells under a homogeneous parent
  * are derived (its mode, or air outside the world; count = voxels inside). Per
- * level: a bitmap of the listed cells that are mixed, the listed modes as low
- * bytes then high bytes, and the counts of the mixed cells in W_l = ceil(3l/8)
- * byte planes (a mixed level-l cell has fewer than 8^l voxels of its mode);
- * homogeneous listed cells store no count (it is their voxels inside the world).
+ * level: a bitmap of the listed cells that are mixed, the listed modes, and the
+ * counts of the mixed cells in W_l = ceil(3l/8) byte planes (a mixed level-l
+ * cell has fewer than 8^l voxels of its mode); homogeneous listed cells store no
+ * count (it is their voxels inside the world).
+ *
+ * Version 2 stores a listed mode as its index in the chunk histogram (which
+ * ascends by material), packed two to a byte when the chunk has at most 16
+ * materials, one byte when at most 256, else as low then high byte planes of the
+ * index (a listed cell wholly outside the world stores 0 and reads as air).
+ * Version 1 (still read) stored the materials themselves as byte planes.
+ * The smaller raw form matters because zstd's cost on these few-kilobyte frames
+ * is mostly per byte of input plus a fixed cost per frame (docs/benchmarks.md).
  */
 enum { HEADER_BYTES = 16 };
 
 static int count_width(int l)
 {
     return (3 * l + 7) / 8;
+}
+
+/* Bits of a listed mode in a version-2 payload of a chunk with H materials. */
+static int mode_bits(uint32_t H)
+{
+    return H <= 16 ? 4 : H <= 256 ? 8 : 16;
+}
+
+/* Bytes of m listed modes of `bits` bits (version 2). */
+static size_t mode_bytes(size_t m, int bits)
+{
+    return bits == 4 ? (m + 1) / 2 : m * (size_t)(bits / 8);
 }
 
 /* Voxels inside the extent of cell c (level l) along one axis. */
@@ -846,18 +871,79 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
     return 1;
 }
 
-/* lod_encode: cell c as the i-th listed cell of its level; a mixed one's count
- * is kept in counts[*mixed] for the byte planes. */
-static inline void list_cell(const lod_work *wk, size_t c, uint8_t *bits, uint8_t *lo, uint8_t *hi,
-                             uint32_t *counts, size_t *i, size_t *mixed)
+/* Where lod_encode writes the listed cells of one level. */
+typedef struct {
+    uint8_t *bits, *modes; /* mixed bitmap; modes (mode_bits each, planes for 16) */
+    size_t listed;         /* listed cells of the level (the plane stride for 16 bits) */
+    int mode_bits;
+    uint32_t *counts; /* the mixed cells' counts, until their number is known */
+    size_t i, mixed;
+} level_list;
+
+/* Append cell c (its mode's histogram index in wk->counts) to the level's list. */
+static inline void list_cell(const lod_work *wk, size_t c, level_list *out)
 {
-    lo[*i] = (uint8_t)wk->pyr.mode[c];
-    hi[*i] = (uint8_t)(wk->pyr.mode[c] >> 8);
+    const uint32_t index = wk->counts[wk->pyr.mode[c]];
+    const size_t i = out->i++;
+    if (out->mode_bits == 4)
+        out->modes[i / 2] |= (uint8_t)(index << (4 * (i & 1)));
+    else if (out->mode_bits == 8)
+        out->modes[i] = (uint8_t)index;
+    else
+        out->modes[i] = (uint8_t)index, out->modes[out->listed + i] = (uint8_t)(index >> 8);
     if (wk->hlen[c]) {
-        bits[*i / 8] |= (uint8_t)(1u << (*i % 8));
-        counts[(*mixed)++] = wk->pyr.count[c];
+        out->bits[i / 8] |= (uint8_t)(1u << (i % 8));
+        out->counts[out->mixed++] = wk->pyr.count[c];
     }
-    ++*i;
+}
+
+/* Append the eight children of a mixed parent, the first at `first`, child d at
+ * first + step[d]. Below the top level the listed cells come eight at a time,
+ * so they fill whole bytes of the bitmap and of the modes: no read-modify-write.
+ * `bits` is a constant where this is inlined. */
+static inline __attribute__((always_inline)) void
+list_children(const lod_work *wk, size_t first, const size_t step[8], level_list *out, int bits)
+{
+    const size_t i = out->i;
+    uint32_t index[8];
+    unsigned mixed = 0;
+    for (int d = 0; d < 8; d++) {
+        const size_t c = first + step[d];
+        index[d] = wk->counts[wk->pyr.mode[c]];
+        if (wk->hlen[c]) {
+            mixed |= 1u << d;
+            out->counts[out->mixed++] = wk->pyr.count[c];
+        }
+    }
+    out->bits[i / 8] = (uint8_t)mixed;
+    if (bits == 4) {
+        for (int k = 0; k < 4; k++)
+            out->modes[i / 2 + (size_t)k] = (uint8_t)(index[2 * k] | index[2 * k + 1] << 4);
+    } else {
+        for (int d = 0; d < 8; d++)
+            out->modes[i + (size_t)d] = (uint8_t)index[d];
+        if (bits == 16)
+            for (int d = 0; d < 8; d++)
+                out->modes[out->listed + i + (size_t)d] = (uint8_t)(index[d] >> 8);
+    }
+    out->i = i + 8;
+}
+
+/* The listed cells of level l < L: the children of its parents marked mixed. */
+static inline __attribute__((always_inline)) void list_level(const lod_work *wk, int l,
+                                                             level_list *out, int bits)
+{
+    const lod_pyramid *p = &wk->pyr;
+    const size_t n = (size_t)wk->edge >> l, np = n / 2, no = p->offset[l];
+    const uint32_t *parent_mixed = wk->hlen + p->offset[l + 1];
+    size_t step[8];
+    for (int d = 0; d < 8; d++)
+        step[d] = child_step(n, d);
+    for (size_t z = 0, q = 0; z < np; z++)
+        for (size_t y = 0; y < np; y++)
+            for (size_t x = 0; x < np; x++, q++)
+                if (parent_mixed[q])
+                    list_children(wk, no + (2 * z * n + 2 * y) * n + 2 * x, step, out, bits);
 }
 
 strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_t *length,
@@ -886,51 +972,55 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
         uint32_t c = (uint32_t)wk->hist[i].count;
         memcpy(b, &c, 4);
     }
+    /* The counting array (zero between uses) maps each material to its index in
+     * the histogram while listing; reset below. */
+    for (size_t i = 0; i < wk->hist_n; i++)
+        wk->counts[wk->hist[i].material] = (uint32_t)i;
     /* One pass per level: the listed cells are the top cell, or the 8 children
      * (octant order) of each mixed parent in the parent level's [z][y][x] order,
      * so their number is 8 x the mixed cells listed a level up. Modes go straight
-     * to their planes; mixed counts wait in `mixed_counts` until their number is known. */
+     * to their place; mixed counts wait in `mixed_counts` until their number is known. */
+    const int bits = mode_bits(h);
     size_t m = 1;
     for (int l = L; l >= 1; l--) {
-        const size_t n = (size_t)wk->edge >> l, no = p->offset[l];
-        const size_t np = n / 2, po = l < L ? p->offset[l + 1] : 0;
-        uint8_t *bits = b, *lo = bits + (m + 7) / 8, *hi = lo + m;
-        uint32_t *counts = wk->mixed_counts;
-        size_t i = 0, mixed = 0;
-        memset(bits, 0, (m + 7) / 8);
+        level_list out = {.bits = b,
+                          .modes = b + (m + 7) / 8,
+                          .listed = m,
+                          .mode_bits = bits,
+                          .counts = wk->mixed_counts};
         if (l == L) {
-            list_cell(wk, no, bits, lo, hi, counts, &i, &mixed);
+            memset(b, 0, 1 + mode_bytes(1, bits));
+            list_cell(wk, p->offset[L], &out);
+        } else if (bits == 4) {
+            list_level(wk, l, &out, 4);
+        } else if (bits == 8) {
+            list_level(wk, l, &out, 8);
         } else {
-            const uint32_t *parent_mixed = wk->hlen + po;
-            for (size_t q = 0; q < np * np * np; q++) {
-                if (!parent_mixed[q])
-                    continue;
-                const size_t first = no + child_base(n, q);
-                for (int d = 0; d < 8; d++)
-                    list_cell(wk, first + child_step(n, d), bits, lo, hi, counts, &i, &mixed);
-            }
+            list_level(wk, l, &out, 16);
         }
         const int W = count_width(l);
-        uint8_t *cnt = hi + m;
+        uint8_t *cnt = out.modes + mode_bytes(m, bits);
         for (int k = 0; k < W; k++)
-            for (size_t j = 0; j < mixed; j++)
-                cnt[k * mixed + j] = (uint8_t)(counts[j] >> (8 * k));
-        b = cnt + (size_t)W * mixed;
-        m = 8 * mixed;
+            for (size_t j = 0; j < out.mixed; j++)
+                cnt[k * out.mixed + j] = (uint8_t)(out.counts[j] >> (8 * k));
+        b = cnt + (size_t)W * out.mixed;
+        m = 8 * out.mixed;
     }
+    for (size_t i = 0; i < wk->hist_n; i++)
+        wk->counts[wk->hist[i].material] = 0;
     size_t size = (size_t)(b - wk->raw);
     size_t out_bound = ZSTD_compressBound(size);
     if (!grow(&wk->out, &wk->out_cap, out_bound))
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu LOD bytes", out_bound);
-    size_t rc = ZSTD_CCtx_setParameter(wk->cctx, ZSTD_c_compressionLevel, level);
-    if (!ZSTD_isError(rc))
-        rc = ZSTD_CCtx_setParameter(wk->cctx, ZSTD_c_checksumFlag, 1);
-    if (!ZSTD_isError(rc))
-        rc = ZSTD_CCtx_setParameter(wk->cctx, ZSTD_c_contentSizeFlag, 1);
+    size_t rc = 0;
+    if (level != wk->cctx_level) {
+        rc = ZSTD_CCtx_setParameter(wk->cctx, ZSTD_c_compressionLevel, level);
+        wk->cctx_level = ZSTD_isError(rc) ? INT_MIN : level;
+    }
     if (!ZSTD_isError(rc))
         rc = ZSTD_compress2(wk->cctx, wk->out, wk->out_cap, wk->raw, size);
     if (ZSTD_isError(rc)) {
-        ZSTD_CCtx_reset(wk->cctx, ZSTD_reset_session_and_parameters);
+        ZSTD_CCtx_reset(wk->cctx, ZSTD_reset_session_only);
         return error_set(err, STRATA_ERR_CORRUPT, "LOD encode: %s", ZSTD_getErrorName(rc));
     }
     *payload = wk->out;
@@ -948,8 +1038,10 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
     const int L = layout.levels;
     uint32_t h;
     memcpy(&h, b + 8, 4);
-    if (size < HEADER_BYTES || memcmp(b, LOD_MAGIC, 4) || b[4] != LOD_VERSION || b[5] != L ||
-        b[6] || b[7] || b[15] || h == 0 || h > 65536 || size < HEADER_BYTES + (size_t)h * 6)
+    const int version = size >= HEADER_BYTES ? b[4] : 0;
+    if (size < HEADER_BYTES || memcmp(b, LOD_MAGIC, 4) || version < 1 || version > LOD_VERSION ||
+        b[5] != L || b[6] || b[7] || b[15] || h == 0 || h > 65536 ||
+        size < HEADER_BYTES + (size_t)h * 6)
         return CORRUPT("LOD payload: bad header or size (%zu bytes)", size);
     int ext[3];
     for (int i = 0; i < 3; i++) {
@@ -999,16 +1091,19 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
         for (size_t q = 0; q < parents; q++)
             listed += l == L ? 1 : pyr->count[po + q] != cell_inside(ext, l + 1, np, q) ? 8 : 0;
         const size_t bitmap = (listed + 7) / 8;
-        if ((size_t)(end - at) < bitmap + 2 * listed) {
+        /* version 1: materials as low and high byte planes; 2: histogram indices */
+        const int bits_per_mode = version == 1 ? 16 : mode_bits(h);
+        const size_t modes = mode_bytes(listed, bits_per_mode);
+        if ((size_t)(end - at) < bitmap + modes) {
             st = CORRUPT("LOD payload: level %d truncated", l);
             break;
         }
-        const uint8_t *bits = at, *lo = bits + bitmap, *hi = lo + listed;
+        const uint8_t *bits = at, *md = bits + bitmap;
         size_t mixed = 0;
         for (size_t i = 0; i < listed; i++)
             mixed += bits[i / 8] >> (i % 8) & 1;
         const int W = count_width(l);
-        const uint8_t *cnt = hi + listed;
+        const uint8_t *cnt = md + modes;
         if ((size_t)(end - cnt) < (size_t)W * mixed) {
             st = CORRUPT("LOD payload: level %d truncated", l);
             break;
@@ -1026,7 +1121,20 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
                     pyr->count[cell] = in;
                     continue;
                 }
-                pyr->mode[cell] = (uint16_t)(lo[i] | hi[i] << 8);
+                uint32_t mode = bits_per_mode == 4 ? (uint32_t)md[i / 2] >> (4 * (i & 1)) & 15
+                                : bits_per_mode == 8
+                                    ? md[i]
+                                    : (uint32_t)md[i] | (uint32_t)md[listed + i] << 8;
+                if (version > 1) {
+                    if (mode >= h) {
+                        st = CORRUPT("LOD payload: level %d mode index %u of %u materials", l, mode,
+                                     h);
+                        break;
+                    }
+                    /* a cell outside the world is air (index 0 written) */
+                    mode = in ? list[mode].material : 0;
+                }
+                pyr->mode[cell] = (uint16_t)mode;
                 if (bits[i / 8] >> (i % 8) & 1) {
                     uint32_t v = 0;
                     for (int k = 0; k < W; k++)

@@ -9,10 +9,11 @@
  *
  * Pyramid payload (stored after the chunk payload in a segment's /payload; the
  * row's lod_* fields point at it): one standard zstd frame (content size and
- * checksum recorded) of a 16-byte header ("SLOD", version 1, levels, 0, H,
+ * checksum recorded) of a 16-byte header ("SLOD", version 2, levels, 0, H,
  * extent - 1 per axis, 0), the chunk histogram (uint16 material[H], uint32
  * count[H]) and the levels top-down, each listing only the children of the
- * mixed cells above it: a mixed bitmap, modes as low then high bytes, and the
+ * mixed cells above it: a mixed bitmap, modes as histogram indices (4, 8 or 16
+ * bits by H; version 1, still read, stored materials as byte planes), and the
  * mixed cells' counts in ceil(3l/8) byte planes. Cells under a homogeneous
  * parent are derived. docs/index.md has the exact layout and a Python reader.
  * Chunks with a single material inside the world have no pyramid payload
@@ -27,10 +28,11 @@
 #include "error.h"
 
 #define LOD_MAGIC      "SLOD"
-#define LOD_VERSION    1
+#define LOD_VERSION    2 /* 1 is still read */
 #define LOD_MAX_LEVELS 8
-/** zstd level of pyramid payloads (small; 1 measured smallest-or-equal and fastest). */
-#define LOD_ZSTD_LEVEL 1
+/** zstd level of pyramid payloads (docs/benchmarks.md: -1 costs half of level 1's
+ * time on these few-kilobyte frames for about 15% more bytes). */
+#define LOD_ZSTD_LEVEL -1
 
 /** One entry of a sparse histogram (histograms ascend by material). */
 typedef struct {

@@ -2,6 +2,10 @@
 """Read a Strata world with h5py and zstandard alone (docs/format.md).
 
 usage: read_world.py WORLD POINTS_FILE   prints one material id per point
+       read_world.py WORLD --pyramids     decodes every LOD pyramid as docs/index.md
+                                          says and checks each cell against the
+                                          chunk's voxels (exact modes, ties to the
+                                          smallest id); prints how many agreed
 """
 import sys
 import zlib
@@ -47,6 +51,113 @@ def chunk_voxels(C, row, files):
     return ids[idx].astype(np.uint16).reshape(C, C, C)
 
 
+def pyramid(C, row, files):
+    """The pyramid payload of a row, decoded as docs/index.md describes it:
+    ({level: mode[z][y][x]}, {level: count[z][y][x]}, histogram, extent)."""
+    f = files[int(row["lod_segment"])]
+    off, n = int(row["lod_offset"]), int(row["lod_length"])
+    blob = f["payload"][off:off + n].tobytes()
+    assert zlib.crc32(blob) == row["lod_crc"], "pyramid checksum"
+    raw = zstandard.ZstdDecompressor().decompress(blob)
+    assert raw[:4] == b"SLOD", "pyramid magic"
+    version, L, H = raw[4], raw[5], int(np.frombuffer(raw, "<u4", 1, 8)[0])
+    assert version in (1, 2) and 1 << L == C
+    material = np.frombuffer(raw, "<u2", H, 16)
+    hist = dict(zip(material.tolist(), np.frombuffer(raw, "<u4", H, 16 + 2 * H).tolist()))
+    ext = [b + 1 for b in raw[12:15]]
+    at = 16 + 6 * H
+
+    def inside(l, x, y, z):
+        f = lambda e, c: max(0, min(e, (c + 1) << l) - (c << l))
+        return f(ext[0], x) * f(ext[1], y) * f(ext[2], z)
+
+    def read_modes(m):
+        if version == 1 or H > 256:
+            lo = np.frombuffer(raw, "u1", m, at).astype("<u4")
+            hi = np.frombuffer(raw, "u1", m, at + m).astype("<u4")
+            v = lo | hi << 8
+            return (v if version == 1 else material[v]), 2 * m
+        if H > 16:
+            return material[np.frombuffer(raw, "u1", m, at)], m
+        b = np.frombuffer(raw, "u1", (m + 1) // 2, at)
+        return material[np.stack([b & 15, b >> 4], 1).reshape(-1)[:m]], (m + 1) // 2
+
+    mode, count = {}, {}
+    for l in range(L, 0, -1):
+        n = C >> l
+        mode[l] = np.zeros((n, n, n), "<u2")
+        count[l] = np.zeros((n, n, n), "<u4")
+        if l == L:
+            cells = [(0, 0, 0)]
+        else:
+            cells = []
+            for pz in range(n // 2):
+                for py in range(n // 2):
+                    for px in range(n // 2):
+                        kids = [(2 * px + (d & 1), 2 * py + (d >> 1 & 1), 2 * pz + (d >> 2))
+                                for d in range(8)]
+                        if count[l + 1][pz, py, px] != inside(l + 1, px, py, pz):
+                            cells += kids
+                        else:
+                            for (x, y, z) in kids:
+                                v = inside(l, x, y, z)
+                                mode[l][z, y, x] = mode[l + 1][pz, py, px] if v else 0
+                                count[l][z, y, x] = v
+        m = len(cells)
+        bits = np.unpackbits(np.frombuffer(raw, "u1", (m + 7) // 8, at), bitorder="little")[:m]
+        at += (m + 7) // 8
+        modes, used = read_modes(m)
+        at += used
+        k, W = int(bits.sum()), (3 * l + 7) // 8
+        planes = np.frombuffer(raw, "u1", W * k, at).reshape(W, k).astype("<u4")
+        at += W * k
+        mixed = sum(planes[b] << (8 * b) for b in range(W))
+        j = 0
+        for i, (x, y, z) in enumerate(cells):
+            mode[l][z, y, x] = modes[i] if inside(l, x, y, z) else 0
+            if bits[i]:
+                count[l][z, y, x] = mixed[j]
+                j += 1
+            else:
+                count[l][z, y, x] = inside(l, x, y, z)
+    assert at == len(raw), "pyramid length"
+    return mode, count, hist, ext
+
+
+def check_pyramids(path):
+    C, rows, files = read_world(path)
+    lines = open(f"{path}/MANIFEST").read().splitlines()
+    dims = list(map(int, next(l for l in lines if l.startswith("dims ")).split()[1:]))
+    checked = 0
+    for key, row in rows.items():
+        if int(row["lod_length"]) == 0:
+            continue
+        cx = cy = cz = 0
+        for i in range(21):
+            cx |= (key >> 3 * i & 1) << i
+            cy |= (key >> 3 * i + 1 & 1) << i
+            cz |= (key >> 3 * i + 2 & 1) << i
+        mode, count, hist, ext = pyramid(C, row, files)
+        want = [min(C, dims[0] - cx * C), min(C, dims[1] - cy * C), min(C, dims[2] - cz * C)]
+        assert ext == want, f"chunk {key}: extent {ext}, want {want}"
+        v = chunk_voxels(C, row, files)[:ext[2], :ext[1], :ext[0]]
+        ids, counts = np.unique(v, return_counts=True)
+        assert hist == dict(zip(ids.tolist(), counts.tolist())), f"chunk {key}: histogram"
+        for l in mode:
+            s = 1 << l
+            for z in range(0, ext[2], s):
+                for y in range(0, ext[1], s):
+                    for x in range(0, ext[0], s):
+                        ids, counts = np.unique(v[z:z + s, y:y + s, x:x + s], return_counts=True)
+                        best = int(np.argmax(counts))  # first maximum: the smallest id
+                        got = (int(mode[l][z >> l, y >> l, x >> l]), int(count[l][z >> l, y >> l, x >> l]))
+                        assert got == (int(ids[best]), int(counts[best])), \
+                            f"chunk {key} level {l} cell {x >> l},{y >> l},{z >> l}: {got}"
+        checked += 1
+    assert checked, "no pyramid to check"
+    print(f"{checked} pyramids agree with their chunks")
+
+
 def morton(cx, cy, cz):
     k = 0
     for i in range(21):
@@ -55,6 +166,9 @@ def morton(cx, cy, cz):
 
 
 def main():
+    if sys.argv[2] == "--pyramids":
+        check_pyramids(sys.argv[1])
+        return
     C, rows, files = read_world(sys.argv[1])
     cache = {}
     for line in open(sys.argv[2]):

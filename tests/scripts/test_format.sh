@@ -1,7 +1,8 @@
 #!/bin/bash
 # docs/format.md is enough to read a world: a Python reader using only h5py and
 # zstandard must agree with `strata get` on every point, for worlds written at
-# 1, 2 and 4 ranks, with uniform, palette and shuffle chunks and several segments.
+# 1, 2 and 4 ranks, with uniform, palette and shuffle chunks and several segments;
+# and its LOD pyramids (docs/index.md) must hold the exact mode of every block.
 set -eu
 # Sanitized builds run three times slower: they check one rank count here (the
 # MPI tests still run at 1, 2 and 4 ranks).
@@ -38,6 +39,8 @@ for np in $RANKS; do
   mpirun -np $np "$STRATA" get w$np --points points.txt -q > strata.txt
   $py "$SRC/tests/scripts/read_world.py" w$np points.txt > python.txt
   cmp strata.txt python.txt || { echo "reader disagrees at $np ranks"; exit 1; }
+  # docs/index.md is enough to read the LOD pyramids: every cell against the voxels
+  $py "$SRC/tests/scripts/read_world.py" w$np --pyramids
   [ -f reference.txt ] || cp strata.txt reference.txt
   cmp strata.txt reference.txt || { echo "$np ranks differ from 1 rank"; exit 1; }
 done
