@@ -433,8 +433,9 @@ __attribute__((target("ssse3"))) static unsigned expand_small(const uint8_t *pac
 }
 #endif
 
-static strata_status unpalette(const uint8_t *content, size_t size, size_t n, uint8_t *scratch,
-                               uint16_t *voxels, strata_error *err)
+/* The palette header of decompressed content: count, ascending ids, size. */
+static strata_status parse_palette(const uint8_t *content, size_t size, size_t n, chunk_palette *p,
+                                   strata_error *err)
 {
     int count = content[0] | content[1] << 8;
     if (count < 1 || count > CODEC_PALETTE_MAX)
@@ -442,17 +443,28 @@ static strata_status unpalette(const uint8_t *content, size_t size, size_t n, ui
     if (size != palette_content_size(count, n))
         return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette of %d ids in %zu bytes",
                          count, size);
-    uint16_t ids[CODEC_PALETTE_MAX];
     for (int i = 0; i < count; i++) {
-        ids[i] = (uint16_t)(content[2 + 2 * i] | content[3 + 2 * i] << 8);
-        if (i > 0 && ids[i] <= ids[i - 1])
+        p->ids[i] = (uint16_t)(content[2 + 2 * i] | content[3 + 2 * i] << 8);
+        if (i > 0 && p->ids[i] <= p->ids[i - 1])
             return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette not ascending");
     }
-    int bits = palette_bits(count);
-    const uint8_t *packed = content + 2 + 2 * count;
+    p->count = count;
+    p->bits = palette_bits(count);
+    p->packed = content + 2 + 2 * count;
+    p->content = content;
+    p->size = size;
+    return STRATA_OK;
+}
+
+/* Expand the indices of p into voxels, checking each against the count. */
+static strata_status expand_palette(const chunk_palette *p, size_t n, uint8_t *scratch,
+                                    uint16_t *voxels, strata_error *err)
+{
+    const int count = p->count, bits = p->bits;
+    const uint8_t *packed = p->packed;
 #ifdef CODEC_SHUFFLE_LOOKUP
     if (bits <= 4 && __builtin_cpu_supports("ssse3")) {
-        if (expand_small(packed, n, bits, ids, count, voxels))
+        if (expand_small(packed, n, bits, p->ids, count, voxels))
             return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette index >= count %d",
                              count);
         return STRATA_OK;
@@ -460,7 +472,7 @@ static strata_status unpalette(const uint8_t *content, size_t size, size_t n, ui
 #endif
     uint16_t(*table)[8] = (uint16_t(*)[8])(scratch + INDEX_OFFSET);
     uint8_t *bad = scratch + INDEX_OFFSET + EXPAND_BYTES;
-    build_expand_table(ids, count, bits, table, bad);
+    build_expand_table(p->ids, count, bits, table, bad);
     unsigned any_bad;
     switch (bits) {
     case 1:
@@ -479,6 +491,14 @@ static strata_status unpalette(const uint8_t *content, size_t size, size_t n, ui
     if (any_bad)
         return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette index >= count %d", count);
     return STRATA_OK;
+}
+
+static strata_status unpalette(const uint8_t *content, size_t size, size_t n, uint8_t *scratch,
+                               uint16_t *voxels, strata_error *err)
+{
+    chunk_palette p;
+    strata_status st = parse_palette(content, size, n, &p, err);
+    return st ? st : expand_palette(&p, n, scratch, voxels, err);
 }
 
 static void unshuffle(const uint8_t *content, size_t n, uint16_t *voxels)
@@ -547,4 +567,38 @@ strata_status chunk_decode(const uint8_t *payload, size_t length, int codec, int
         decompress_frame(payload, length, palette_content_size(1, n),
                          palette_content_size(CODEC_PALETTE_MAX, n), content, &size, err);
     return st == STRATA_OK ? unpalette(content, size, n, scratch, voxels, err) : st;
+}
+
+void chunk_encoded_palette(const void *scratch, int edge, chunk_palette *p)
+{
+    const uint8_t *content = (const uint8_t *)scratch + CONTENT_OFFSET;
+    const size_t n = voxel_count(edge);
+    const int count = content[0] | content[1] << 8;
+    /* written by palette_content: consistent by construction */
+    (void)parse_palette(content, palette_content_size(count, n), n, p, NULL);
+}
+
+strata_status chunk_decode_palette(const uint8_t *payload, size_t length, int edge, void *scratch,
+                                   chunk_palette *p, strata_error *err)
+{
+    if (!edge_is_valid(edge))
+        return error_set(err, STRATA_ERR_ARG,
+                         "chunk decode: edge %d is not a power of two in [16, 256]", edge);
+    if (!scratch || !p || !payload || length == 0)
+        return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: empty payload");
+    const size_t n = voxel_count(edge);
+    size_t size = 0;
+    uint8_t *content = (uint8_t *)scratch + CONTENT_OFFSET;
+    strata_status st =
+        decompress_frame(payload, length, palette_content_size(1, n),
+                         palette_content_size(CODEC_PALETTE_MAX, n), content, &size, err);
+    return st ? st : parse_palette(content, size, n, p, err);
+}
+
+strata_status chunk_expand_palette(const chunk_palette *p, int edge, void *scratch,
+                                   uint16_t *voxels, strata_error *err)
+{
+    if (!edge_is_valid(edge) || !p || !scratch || !voxels)
+        return error_set(err, STRATA_ERR_ARG, "chunk expand: bad argument");
+    return expand_palette(p, voxel_count(edge), scratch, voxels, err);
 }

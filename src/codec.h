@@ -50,6 +50,37 @@ strata_status chunk_encode(const uint16_t *voxels, int edge, int zstd_level, voi
  */
 strata_status chunk_encode_as(const uint16_t *voxels, int edge, int zstd_level, int codec,
                               void *scratch, uint8_t *out, chunk_encoding *enc, strata_error *err);
+/**
+ * A CODEC_PALETTE chunk before its indices are expanded: `count` ascending ids
+ * and one index per voxel, packed `bits` (1, 2, 4 or 8) to a byte, LSB first,
+ * voxels in [z][y][x] order. The pointers lead into the scratch of the call
+ * that filled it and are valid until that scratch is used again.
+ */
+typedef struct {
+    int count, bits;
+    uint16_t ids[CODEC_PALETTE_MAX];
+    const uint8_t *packed;
+    const uint8_t *content; /* the whole decompressed content, size bytes */
+    size_t size;
+} chunk_palette;
+
+/**
+ * The palette form chunk_encode just wrote in scratch (only after it returned
+ * CODEC_PALETTE for this scratch). Lets the LOD build read 4-bit indices
+ * instead of the voxels again.
+ */
+void chunk_encoded_palette(const void *scratch, int edge, chunk_palette *p);
+/**
+ * Decompress a CODEC_PALETTE payload into scratch without expanding it. The
+ * frame, content size, palette count and order are checked as by
+ * chunk_decode; the indices are not (chunk_expand_palette checks them, and
+ * so does lod_summarize_palette: an index >= count is STRATA_ERR_CORRUPT).
+ */
+strata_status chunk_decode_palette(const uint8_t *payload, size_t length, int edge, void *scratch,
+                                   chunk_palette *p, strata_error *err);
+/** Expand a palette from chunk_decode_palette into edge^3 voxels (as chunk_decode). */
+strata_status chunk_expand_palette(const chunk_palette *p, int edge, void *scratch,
+                                   uint16_t *voxels, strata_error *err);
 /** Scratch bytes chunk_encode and chunk_decode need for an edge^3 chunk (0 for a bad edge). */
 size_t chunk_scratch_size(int edge);
 /**

@@ -100,6 +100,9 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     row->epoch = r->epoch;
     r->thread[i] = thread;
     r->blob[i] = t->arena.bytes;
+    /* the palette form the encoder wrote feeds the LOD build (no second pass over the voxels) */
+    chunk_palette palette;
+    palette.count = 0;
     if (!k->voxels) {
         row->codec = CODEC_UNIFORM;
         row->value = k->value;
@@ -111,6 +114,8 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
             return world_chunk_failed(w, "commit", k->key, st, err);
         row->codec = (uint8_t)enc.codec;
         row->value = enc.uniform_value;
+        if (enc.codec == CODEC_PALETTE && r->index)
+            chunk_encoded_palette(t->scratch, w->edge, &palette);
         if (enc.length) {
             row->payload_segment = r->epoch;
             row->payload_length = (uint32_t)enc.length;
@@ -126,8 +131,9 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
         return STRATA_OK;
     const uint8_t *pyramid;
     size_t length;
-    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, k->voxels, k->value, row,
-                                                &pyramid, &length, err);
+    strata_status st =
+        index_summarize_chunk_in(w, t->work, t->keep, k->voxels, palette.count ? &palette : NULL,
+                                 k->value, row, &pyramid, &length, err);
     if (st)
         return world_chunk_failed(w, "commit", k->key, st, err);
     if (!length)

@@ -55,6 +55,14 @@ struct lod_work {
     dense_counts one[DENSE_LANES];
     dense_counts whole[DENSE_MAX_LEVEL][DENSE_LANES]; /* 8^l in one lane, per level l-1 */
     uint8_t *lane_of; /* 65536: lane of a material in this build, or NO_LANE */
+    /* Palette path (lod_summarize_palette): lanes are palette indices. */
+    uint8_t *lmode, *lmixed;   /* per cell: mode lane, 1 if mixed */
+    uint8_t *nibbles;          /* edge^3 / 2: indices of 1 or 2 bits widened to 4 */
+    uint64_t nibble_pair[256]; /* a byte of two 4-bit lanes as one count in each lane's field */
+    uint16_t widen2[256];      /* four 2-bit indices as four nibbles (little-endian bytes) */
+    uint32_t widen1[256];      /* eight 1-bit indices as eight nibbles */
+    uint8_t lane_rank[DENSE_LANES];
+    int lane_space; /* the last build was by lanes: lod_encode reads lmode and lmixed */
     uint16_t lane_material[DENSE_LANES];
     int lanes;
 #endif
@@ -139,6 +147,9 @@ void lod_work_free(lod_work *wk)
 #ifdef __SSE2__
     free(wk->dense);
     free(wk->lane_of);
+    free(wk->lmode);
+    free(wk->lmixed);
+    free(wk->nibbles);
 #endif
     free(wk);
 }
@@ -183,7 +194,20 @@ strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
     if (edge >= 8 && edge <= DENSE_MAX_EDGE) {
         wk->dense = malloc(cells * sizeof *wk->dense);
         wk->lane_of = malloc(65536);
-        ok = ok && wk->dense && wk->lane_of;
+        wk->lmode = malloc(cells);
+        wk->lmixed = malloc(cells);
+        wk->nibbles = malloc((size_t)edge * (size_t)edge * (size_t)edge / 2);
+        ok = ok && wk->dense && wk->lane_of && wk->lmode && wk->lmixed && wk->nibbles;
+        for (unsigned b = 0; b < 256; b++) {
+            wk->nibble_pair[b] = ((uint64_t)1 << (4 * (b & 15))) + ((uint64_t)1 << (4 * (b >> 4)));
+            uint8_t two[2], four[4];
+            for (unsigned k = 0; k < 2; k++)
+                two[k] = (uint8_t)((b >> (4 * k) & 3) | (b >> (4 * k + 2) & 3) << 4);
+            for (unsigned k = 0; k < 4; k++)
+                four[k] = (uint8_t)((b >> (2 * k) & 1) | (b >> (2 * k + 1) & 1) << 4);
+            memcpy(&wk->widen2[b], two, 2);
+            memcpy(&wk->widen1[b], four, 4);
+        }
         if (wk->lane_of)
             memset(wk->lane_of, NO_LANE, 65536);
         for (int l = 0; l < DENSE_LANES; l++) {
@@ -714,6 +738,215 @@ static int dense_build(lod_work *wk, const uint16_t *voxels)
 }
 #endif
 
+#ifdef __SSE2__
+/*
+ * The palette path (lod_summarize_palette): a whole chunk of at most 16
+ * materials given as its palette indices, 4 bits per voxel (chunk_encode has
+ * just written them; a reindex decompresses them without expanding). A byte
+ * holds the two voxels of one row of a 2x2x2 cell, so 16 bytes of each of the
+ * four rows a cell spans are 16 cells: homogeneous when the four bytes agree
+ * and both nibbles of a byte are equal. A mixed cell's counts are four table
+ * lookups (one per byte: two lanes' fields of 4 bits). The lanes are the
+ * palette's indices, ascending by material, so a tie goes to the lowest lane.
+ * Modes stay lanes (lmode): this path only feeds lod_encode.
+ */
+
+/* Mode lane (ties to the lowest lane) and its count of mixed counts c. */
+static inline void lane_mode(dense_counts c, uint8_t *mode, uint32_t *count)
+{
+    const __m128i flip = _mm_set1_epi16((short)0x8000);
+    const __m128i a = _mm_xor_si128(c.lo, flip), b = _mm_xor_si128(c.hi, flip);
+    __m128i m = _mm_max_epi16(a, b);
+    m = _mm_max_epi16(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
+    m = _mm_max_epi16(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
+    m = _mm_max_epi16(m, _mm_shufflelo_epi16(m, _MM_SHUFFLE(2, 3, 0, 1)));
+    const __m128i top = _mm_shuffle_epi32(_mm_shufflelo_epi16(m, 0), 0);
+    const unsigned lanes = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(a, top)) |
+                           (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(b, top)) << 16;
+    *mode = (uint8_t)(__builtin_ctz(lanes) / 2);
+    *count = ((uint32_t)_mm_cvtsi128_si32(m) & 0xffff) ^ 0x8000;
+}
+
+/* Cell `at` is mixed with counts s. */
+static inline void lane_set_mixed(lod_work *wk, size_t at, dense_counts s)
+{
+    wk->dense[at] = s;
+    lane_mode(s, &wk->lmode[at], &wk->pyr.count[at]);
+    wk->lmixed[at] = 1;
+}
+
+/* Level 1 from 4-bit lanes (edge C: C / 2 bytes per row). */
+static void lane_level1(lod_work *wk, const uint8_t *nib)
+{
+    const size_t C = (size_t)wk->edge, row = C / 2, n = C / 2, o1 = wk->pyr.offset[1];
+    const size_t group = row < 16 ? row : 16; /* cells per compare */
+    const unsigned all = (1u << group) - 1;
+    const __m128i low4 = _mm_set1_epi8(0x0f), one = _mm_set1_epi8(1), zero = _mm_setzero_si128();
+    uint8_t *lmode = wk->lmode + o1, *lmixed = wk->lmixed + o1;
+    size_t cell = 0;
+    for (size_t cz = 0; cz < n; cz++)
+        for (size_t cy = 0; cy < n; cy++) {
+            const uint8_t *r0 = nib + (2 * cz * C + 2 * cy) * row, *r1 = r0 + row,
+                          *r2 = r0 + C * row, *r3 = r2 + row;
+            for (size_t x = 0; x < row; x += group, cell += group) {
+                __m128i a, b, c, d;
+                if (group == 16) {
+                    a = _mm_loadu_si128((const __m128i *)(const void *)(r0 + x));
+                    b = _mm_loadu_si128((const __m128i *)(const void *)(r1 + x));
+                    c = _mm_loadu_si128((const __m128i *)(const void *)(r2 + x));
+                    d = _mm_loadu_si128((const __m128i *)(const void *)(r3 + x));
+                } else {
+                    a = _mm_loadl_epi64((const __m128i *)(const void *)(r0 + x));
+                    b = _mm_loadl_epi64((const __m128i *)(const void *)(r1 + x));
+                    c = _mm_loadl_epi64((const __m128i *)(const void *)(r2 + x));
+                    d = _mm_loadl_epi64((const __m128i *)(const void *)(r3 + x));
+                }
+                const __m128i lo = _mm_and_si128(a, low4);
+                const __m128i hi = _mm_and_si128(_mm_srli_epi16(a, 4), low4);
+                const __m128i eq =
+                    _mm_and_si128(_mm_and_si128(_mm_cmpeq_epi8(a, b), _mm_cmpeq_epi8(a, c)),
+                                  _mm_and_si128(_mm_cmpeq_epi8(a, d), _mm_cmpeq_epi8(lo, hi)));
+                if (group == 16) {
+                    _mm_storeu_si128((__m128i *)(void *)(lmode + cell), lo);
+                    _mm_storeu_si128((__m128i *)(void *)(lmixed + cell), _mm_andnot_si128(eq, one));
+                } else {
+                    _mm_storel_epi64((__m128i *)(void *)(lmode + cell), lo);
+                    _mm_storel_epi64((__m128i *)(void *)(lmixed + cell), _mm_andnot_si128(eq, one));
+                }
+                unsigned m = ~(unsigned)_mm_movemask_epi8(eq) & all; /* mixed cells */
+                for (; m; m &= m - 1) {
+                    const size_t j = (size_t)__builtin_ctz(m);
+                    const uint64_t fields = wk->nibble_pair[r0[x + j]] +
+                                            wk->nibble_pair[r1[x + j]] +
+                                            wk->nibble_pair[r2[x + j]] + wk->nibble_pair[r3[x + j]];
+                    /* byte k holds lanes 2k (low nibble) and 2k + 1: one byte per lane, widened */
+                    const __m128i f = _mm_loadl_epi64((const __m128i *)(const void *)&fields);
+                    const __m128i bytes = _mm_unpacklo_epi8(
+                        _mm_and_si128(f, low4), _mm_and_si128(_mm_srli_epi16(f, 4), low4));
+                    lane_set_mixed(wk, o1 + cell + j,
+                                   (dense_counts){_mm_unpacklo_epi8(bytes, zero),
+                                                  _mm_unpackhi_epi8(bytes, zero)});
+                }
+            }
+        }
+}
+
+/* Level l >= 2 from level l - 1: a parent whose eight children are homogeneous
+ * in one lane is homogeneous (two-byte compares of the children's lanes and
+ * mixed flags); the others sum their children's counts. */
+static void lane_level_up(lod_work *wk, int l)
+{
+    const size_t n = (size_t)wk->edge >> (l - 1), np = n / 2;
+    const size_t co = wk->pyr.offset[l - 1];
+    const uint8_t *cm = wk->lmode + co, *cx = wk->lmixed + co;
+    const dense_counts *cd = wk->dense + co, *whole = wk->whole[l - 2];
+    size_t step[8];
+    for (int d = 0; d < 8; d++)
+        step[d] = child_step(n, d);
+    size_t at = wk->pyr.offset[l];
+    for (size_t pz = 0; pz < np; pz++)
+        for (size_t py = 0; py < np; py++)
+            for (size_t px = 0; px < np; px++, at++) {
+                const size_t first = (2 * pz * n + 2 * py) * n + 2 * px;
+                uint16_t pair[4], flags[4];
+                for (int r = 0; r < 4; r++) {
+                    memcpy(&pair[r], cm + first + step[2 * r], 2);
+                    memcpy(&flags[r], cx + first + step[2 * r], 2);
+                }
+                const uint16_t same = (uint16_t)(cm[first] * 0x0101u);
+                if (!(flags[0] | flags[1] | flags[2] | flags[3]) && pair[0] == same &&
+                    pair[1] == same && pair[2] == same && pair[3] == same) {
+                    wk->lmode[at] = cm[first];
+                    wk->lmixed[at] = 0;
+                    continue;
+                }
+                dense_counts s = {_mm_setzero_si128(), _mm_setzero_si128()};
+                for (int k = 0; k < 8; k++) {
+                    const size_t c = first + step[k];
+                    s = dense_add(s, cx[c] ? cd[c] : whole[cm[c]]);
+                }
+                lane_set_mixed(wk, at, s);
+            }
+}
+
+/* The 1- or 2-bit indices of a palette widened to 4 bits (lane_level1's input):
+ * one table lookup per packed byte. */
+static void widen_to_nibbles(const lod_work *wk, const uint8_t *packed, size_t n, int bits,
+                             uint8_t *out)
+{
+    if (bits == 2) {
+        for (size_t i = 0; i < n / 4; i++)
+            memcpy(out + 2 * i, &wk->widen2[packed[i]], 2);
+    } else {
+        for (size_t i = 0; i < n / 8; i++)
+            memcpy(out + 4 * i, &wk->widen1[packed[i]], 4);
+    }
+}
+#endif
+
+int lod_can_summarize_palette(const lod_work *wk, int count, const int extent[3])
+{
+#ifdef __SSE2__
+    return wk->dense && count >= 1 && count <= DENSE_LANES && extent[0] == wk->edge &&
+           extent[1] == wk->edge && extent[2] == wk->edge;
+#else
+    (void)wk, (void)count, (void)extent;
+    return 0;
+#endif
+}
+
+strata_status lod_summarize_palette(lod_work *wk, const uint16_t *ids, int count, int bits,
+                                    const uint8_t *packed, const lod_count **hist, size_t *hist_n,
+                                    strata_error *err)
+{
+    const int full[3] = {wk->edge, wk->edge, wk->edge};
+    if (!lod_can_summarize_palette(wk, count, full) || (bits != 1 && bits != 2 && bits != 4) ||
+        (1 << bits) < count)
+        return error_set(err, STRATA_ERR_ARG, "LOD build: palette of %d ids at %d bits", count,
+                         bits);
+#ifdef __SSE2__
+    const size_t n = (size_t)wk->edge * (size_t)wk->edge * (size_t)wk->edge;
+    const uint8_t *nib = packed;
+    if (bits < 4) {
+        widen_to_nibbles(wk, packed, n, bits, wk->nibbles);
+        nib = wk->nibbles;
+    }
+    memcpy(wk->extent, full, sizeof wk->extent);
+    lane_level1(wk, nib);
+    for (int l = 2; l <= wk->levels; l++)
+        lane_level_up(wk, l);
+    /* The top cell's counts are the chunk's histogram, lanes ascending by
+     * material; a lane at or past the palette's count is a corrupt index. */
+    const size_t top = wk->pyr.offset[wk->levels];
+    uint16_t counts[DENSE_LANES] = {0};
+    if (wk->lmixed[top]) {
+        _mm_storeu_si128((__m128i *)(void *)counts, wk->dense[top].lo);
+        _mm_storeu_si128((__m128i *)(void *)(counts + 8), wk->dense[top].hi);
+    }
+    size_t h = 0;
+    for (int lane = 0; lane < DENSE_LANES; lane++) {
+        const uint32_t c = wk->lmixed[top]          ? counts[lane]
+                           : lane == wk->lmode[top] ? (uint32_t)n
+                                                    : 0;
+        if (!c)
+            continue;
+        if (lane >= count)
+            return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette index >= count %d",
+                             count);
+        wk->lane_rank[lane] = (uint8_t)h;
+        wk->hist[h++] = (lod_count){ids[lane], c};
+    }
+    wk->hist_n = h;
+    wk->lane_space = 1;
+    *hist = wk->hist;
+    *hist_n = h;
+    return STRATA_OK;
+#else
+    (void)packed, (void)ids, (void)hist, (void)hist_n;
+    return STRATA_ERR_ARG;
+#endif
+}
+
 static int compare_counts(const void *a, const void *b)
 {
     const lod_count *x = a, *y = b;
@@ -730,6 +963,7 @@ strata_status lod_build(lod_work *wk, const uint16_t *voxels, const int extent[3
                              wk->edge);
     memcpy(wk->extent, extent, sizeof wk->extent);
 #ifdef __SSE2__
+    wk->lane_space = 0;
     if (wk->dense && extent[0] == wk->edge && extent[1] == wk->edge && extent[2] == wk->edge &&
         dense_build(wk, voxels)) {
         *pyr = &wk->pyr;
@@ -880,10 +1114,33 @@ typedef struct {
     size_t i, mixed;
 } level_list;
 
-/* Append cell c (its mode's histogram index in wk->counts) to the level's list. */
-static inline void list_cell(const lod_work *wk, size_t c, level_list *out)
+/* Cell c's mode as an index into the histogram: by its lane after a palette
+ * build, else through wk->counts (material -> index, set by lod_encode). */
+static inline __attribute__((always_inline)) uint32_t cell_index(const lod_work *wk, size_t c,
+                                                                 int lanes)
 {
-    const uint32_t index = wk->counts[wk->pyr.mode[c]];
+#ifdef __SSE2__
+    if (lanes)
+        return wk->lane_rank[wk->lmode[c]];
+#endif
+    (void)lanes;
+    return wk->counts[wk->pyr.mode[c]];
+}
+
+static inline __attribute__((always_inline)) int cell_mixed(const lod_work *wk, size_t c, int lanes)
+{
+#ifdef __SSE2__
+    if (lanes)
+        return wk->lmixed[c];
+#endif
+    (void)lanes;
+    return wk->hlen[c] != 0;
+}
+
+/* Append cell c to the level's list. */
+static inline void list_cell(const lod_work *wk, size_t c, level_list *out, int lanes)
+{
+    const uint32_t index = cell_index(wk, c, lanes);
     const size_t i = out->i++;
     if (out->mode_bits == 4)
         out->modes[i / 2] |= (uint8_t)(index << (4 * (i & 1)));
@@ -891,7 +1148,7 @@ static inline void list_cell(const lod_work *wk, size_t c, level_list *out)
         out->modes[i] = (uint8_t)index;
     else
         out->modes[i] = (uint8_t)index, out->modes[out->listed + i] = (uint8_t)(index >> 8);
-    if (wk->hlen[c]) {
+    if (cell_mixed(wk, c, lanes)) {
         out->bits[i / 8] |= (uint8_t)(1u << (i % 8));
         out->counts[out->mixed++] = wk->pyr.count[c];
     }
@@ -901,16 +1158,18 @@ static inline void list_cell(const lod_work *wk, size_t c, level_list *out)
  * first + step[d]. Below the top level the listed cells come eight at a time,
  * so they fill whole bytes of the bitmap and of the modes: no read-modify-write.
  * `bits` is a constant where this is inlined. */
-static inline __attribute__((always_inline)) void
-list_children(const lod_work *wk, size_t first, const size_t step[8], level_list *out, int bits)
+static inline __attribute__((always_inline)) void list_children(const lod_work *wk, size_t first,
+                                                                const size_t step[8],
+                                                                level_list *out, int bits,
+                                                                int lanes)
 {
     const size_t i = out->i;
     uint32_t index[8];
     unsigned mixed = 0;
     for (int d = 0; d < 8; d++) {
         const size_t c = first + step[d];
-        index[d] = wk->counts[wk->pyr.mode[c]];
-        if (wk->hlen[c]) {
+        index[d] = cell_index(wk, c, lanes);
+        if (cell_mixed(wk, c, lanes)) {
             mixed |= 1u << d;
             out->counts[out->mixed++] = wk->pyr.count[c];
         }
@@ -931,19 +1190,18 @@ list_children(const lod_work *wk, size_t first, const size_t step[8], level_list
 
 /* The listed cells of level l < L: the children of its parents marked mixed. */
 static inline __attribute__((always_inline)) void list_level(const lod_work *wk, int l,
-                                                             level_list *out, int bits)
+                                                             level_list *out, int bits, int lanes)
 {
     const lod_pyramid *p = &wk->pyr;
-    const size_t n = (size_t)wk->edge >> l, np = n / 2, no = p->offset[l];
-    const uint32_t *parent_mixed = wk->hlen + p->offset[l + 1];
+    const size_t n = (size_t)wk->edge >> l, np = n / 2, no = p->offset[l], po = p->offset[l + 1];
     size_t step[8];
     for (int d = 0; d < 8; d++)
         step[d] = child_step(n, d);
     for (size_t z = 0, q = 0; z < np; z++)
         for (size_t y = 0; y < np; y++)
             for (size_t x = 0; x < np; x++, q++)
-                if (parent_mixed[q])
-                    list_children(wk, no + (2 * z * n + 2 * y) * n + 2 * x, step, out, bits);
+                if (cell_mixed(wk, po + q, lanes))
+                    list_children(wk, no + (2 * z * n + 2 * y) * n + 2 * x, step, out, bits, lanes);
 }
 
 strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_t *length,
@@ -981,6 +1239,11 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
      * so their number is 8 x the mixed cells listed a level up. Modes go straight
      * to their place; mixed counts wait in `mixed_counts` until their number is known. */
     const int bits = mode_bits(h);
+#ifdef __SSE2__
+    const int lanes = wk->lane_space;
+#else
+    const int lanes = 0;
+#endif
     size_t m = 1;
     for (int l = L; l >= 1; l--) {
         level_list out = {.bits = b,
@@ -990,13 +1253,15 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
                           .counts = wk->mixed_counts};
         if (l == L) {
             memset(b, 0, 1 + mode_bytes(1, bits));
-            list_cell(wk, p->offset[L], &out);
+            list_cell(wk, p->offset[L], &out, lanes);
+        } else if (lanes) { /* a palette build: at most 16 materials */
+            list_level(wk, l, &out, 4, 1);
         } else if (bits == 4) {
-            list_level(wk, l, &out, 4);
+            list_level(wk, l, &out, 4, 0);
         } else if (bits == 8) {
-            list_level(wk, l, &out, 8);
+            list_level(wk, l, &out, 8, 0);
         } else {
-            list_level(wk, l, &out, 16);
+            list_level(wk, l, &out, 16, 0);
         }
         const int W = count_width(l);
         uint8_t *cnt = out.modes + mode_bytes(m, bits);

@@ -66,6 +66,22 @@ strata_status lod_build(lod_work *wk, const uint16_t *voxels, const int extent[3
                         const lod_pyramid **pyr, const lod_count **hist, size_t *hist_n,
                         strata_error *err);
 /**
+ * Whether lod_summarize_palette serves a chunk of `count` palette ids with this
+ * extent (whole chunks of edge 16 or 32, at most 16 ids, SSE2).
+ */
+int lod_can_summarize_palette(const lod_work *wk, int count, const int extent[3]);
+/**
+ * The histogram of a whole chunk given as its palette (count ascending ids) and
+ * one index per voxel packed `bits` (1, 2 or 4) to a byte, LSB first, [z][y][x]
+ * (the codec's palette form), without the voxels; the pyramid is kept in wk for
+ * lod_encode only, which then writes the same payload as after lod_build. An
+ * index >= count is STRATA_ERR_CORRUPT. Local.
+ * @param[out] hist held by wk, ascending material; *hist_n entries
+ */
+strata_status lod_summarize_palette(lod_work *wk, const uint16_t *ids, int count, int bits,
+                                    const uint8_t *packed, const lod_count **hist, size_t *hist_n,
+                                    strata_error *err);
+/**
  * Encode the last build of wk as a pyramid payload (zstd level `level`). Local.
  * @param[out] payload held by wk; *length bytes
  */

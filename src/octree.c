@@ -603,7 +603,7 @@ int index_row_single(const store_row *row, uint16_t *material)
     return 0;
 }
 
-static void chunk_extent(const strata_world *w, uint64_t key, int extent[3])
+void index_chunk_extent(const strata_world *w, uint64_t key, int extent[3])
 {
     int64_t b[6];
     world_chunk_bounds(w, key, b);
@@ -614,16 +614,30 @@ static void chunk_extent(const strata_world *w, uint64_t key, int extent[3])
 static uint64_t chunk_voxels_inside(const strata_world *w, uint64_t key)
 {
     int e[3];
-    chunk_extent(w, key, e);
+    index_chunk_extent(w, key, e);
     return (uint64_t)e[0] * (uint64_t)e[1] * (uint64_t)e[2];
 }
 
-/* Summarise voxels (or a uniform value) with the scratch wk. */
+/* Summarise voxels (or a uniform value) with the scratch wk; from the
+ * palette form when there is one that lod_summarize_palette serves (pyr is
+ * then NULL: the pyramid is only there to be encoded). */
 static strata_status summarize(const strata_world *w, lod_work *wk, uint64_t key,
-                               const uint16_t *voxels, uint16_t value, const lod_pyramid **pyr,
-                               const lod_count **hist, size_t *hist_n, lod_count *single,
-                               strata_error *err)
+                               const uint16_t *voxels, const chunk_palette *palette, uint16_t value,
+                               const lod_pyramid **pyr, const lod_count **hist, size_t *hist_n,
+                               lod_count *single, strata_error *err)
 {
+    if (palette) {
+        int extent[3];
+        index_chunk_extent(w, key, extent);
+        if (lod_can_summarize_palette(wk, palette->count, extent) && palette->bits <= 4) {
+            *pyr = NULL;
+            return lod_summarize_palette(wk, palette->ids, palette->count, palette->bits,
+                                         palette->packed, hist, hist_n, err);
+        }
+        if (!voxels)
+            return error_set(err, STRATA_ERR_ARG, "chunk key %" PRIu64 ": no voxels to summarise",
+                             key);
+    }
     if (!voxels) {
         *single = (lod_count){value, chunk_voxels_inside(w, key)};
         *pyr = NULL;
@@ -632,19 +646,21 @@ static strata_status summarize(const strata_world *w, lod_work *wk, uint64_t key
         return STRATA_OK;
     }
     int extent[3];
-    chunk_extent(w, key, extent);
+    index_chunk_extent(w, key, extent);
     return lod_build(wk, voxels, extent, pyr, hist, hist_n, err);
 }
 
 strata_status index_summarize_chunk_in(const strata_world *w, lod_work *wk, node_set *pending,
-                                       const uint16_t *voxels, uint16_t value, store_row *row,
-                                       const uint8_t **pyramid, size_t *length, strata_error *err)
+                                       const uint16_t *voxels, const chunk_palette *palette,
+                                       uint16_t value, store_row *row, const uint8_t **pyramid,
+                                       size_t *length, strata_error *err)
 {
     const lod_pyramid *pyr;
     const lod_count *hist;
     size_t n;
     lod_count single;
-    strata_status st = summarize(w, wk, row->key, voxels, value, &pyr, &hist, &n, &single, err);
+    strata_status st =
+        summarize(w, wk, row->key, voxels, palette, value, &pyr, &hist, &n, &single, err);
     if (st)
         return st;
     uint64_t count;
@@ -671,8 +687,8 @@ strata_status index_summarize_chunk(strata_world *w, const uint16_t *voxels, uin
     strata_status st = index_get(w, &x);
     if (st)
         return st;
-    return index_summarize_chunk_in(w, x->work, x->built ? &x->pending : NULL, voxels, value, row,
-                                    pyramid, length, &w->error);
+    return index_summarize_chunk_in(w, x->work, x->built ? &x->pending : NULL, voxels, NULL, value,
+                                    row, pyramid, length, &w->error);
 }
 
 strata_status index_pending_merge(strata_world *w, node_set *sets, int n)
@@ -797,7 +813,7 @@ static strata_status row_histogram(strata_world *w, lod_index *x, const store_ro
     const lod_count *h;
     lod_count single;
     if (!st)
-        st = summarize(w, x->work, row->key, x->voxels, 0, &pyr, &h, n, &single, &w->error);
+        st = summarize(w, x->work, row->key, x->voxels, NULL, 0, &pyr, &h, n, &single, &w->error);
     if (st)
         return st;
     if (!(*hist = malloc(*n * sizeof **hist)))
@@ -848,7 +864,8 @@ strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod
         lod_count single;
         st = row_voxels(w, x, row);
         if (!st)
-            st = summarize(w, x->work, row->key, x->voxels, 0, &pyr, &h, &n, &single, &w->error);
+            st = summarize(w, x->work, row->key, x->voxels, NULL, 0, &pyr, &h, &n, &single,
+                           &w->error);
         if (!st)
             st = lod_pyramid_alloc(w->edge, &victim->pyramid, &w->error);
         if (!st) {

@@ -64,6 +64,8 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
     r->thread[i] = thread;
     r->blob[i] = t->arena.bytes;
     const uint16_t *voxels = NULL;
+    chunk_palette palette;
+    const chunk_palette *indices = NULL;
     if (row->codec != CODEC_UNIFORM) {
         voxels = r->resident[i];
         if (!voxels) {
@@ -71,18 +73,29 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
             strata_status st =
                 store_check_payload(w->store.dir, row->payload_segment, row->payload_offset,
                                     row->payload_length, row->payload_crc, row->key, payload, err);
-            if (!st)
+            /* A palette chunk the LOD build reads as indices is not expanded to voxels. */
+            int extent[3];
+            index_chunk_extent(w, row->key, extent);
+            if (!st && row->codec == CODEC_PALETTE) {
+                st = chunk_decode_palette(payload, row->payload_length, w->edge, t->scratch,
+                                          &palette, err);
+                if (!st && lod_can_summarize_palette(t->work, palette.count, extent))
+                    indices = &palette;
+                else if (!st)
+                    st = chunk_expand_palette(&palette, w->edge, t->scratch, t->voxels, err);
+            } else if (!st) {
                 st = chunk_decode(payload, row->payload_length, row->codec, w->edge, t->scratch,
                                   t->voxels, err);
+            }
             if (st)
                 return world_chunk_failed(w, "reindex", row->key, st, err);
-            voxels = t->voxels;
+            voxels = indices ? NULL : t->voxels;
         }
     }
     const uint8_t *pyramid;
     size_t length = 0;
-    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, voxels, row->value, row,
-                                                &pyramid, &length, err);
+    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, voxels, indices, row->value,
+                                                row, &pyramid, &length, err);
     if (st)
         return world_chunk_failed(w, "reindex", row->key, st, err);
     if (!length)

@@ -228,6 +228,102 @@ START_TEST(version1_payload_still_reads)
 }
 END_TEST
 
+/* Pack the voxels of a whole chunk as the codec's palette form: ascending ids,
+ * one index per voxel at `bits` bits, LSB first. Returns the id count. */
+static int pack_palette(const uint16_t *v, size_t n, int bits, uint16_t ids[16], uint8_t *packed)
+{
+    int count = 0;
+    for (size_t i = 0; i < n; i++) {
+        int at = 0;
+        while (at < count && ids[at] < v[i])
+            at++;
+        if (at < count && ids[at] == v[i])
+            continue;
+        ck_assert_int_lt(count, 16);
+        memmove(ids + at + 1, ids + at, (size_t)(count - at) * sizeof *ids);
+        ids[at] = v[i];
+        count++;
+    }
+    memset(packed, 0, n * (size_t)bits / 8);
+    for (size_t i = 0; i < n; i++) {
+        int index = 0;
+        while (ids[index] != v[i])
+            index++;
+        packed[i * (size_t)bits / 8] |= (uint8_t)(index << (i * (size_t)bits % 8));
+    }
+    return count;
+}
+
+/* The palette path builds the pyramid from 1, 2 and 4-bit indices: the payload
+ * equals the one built from the voxels, byte for byte; an index >= the count
+ * is corrupt. */
+START_TEST(palette_indices_give_the_same_payload)
+{
+    const int edges[] = {16, 32};
+    uint64_t seed = 99;
+    for (int e = 0; e < 2; e++)
+        for (int materials = 1; materials <= 16; materials++) {
+            const int C = edges[e];
+            const size_t n = (size_t)C * C * C;
+            const int ext[3] = {C, C, C};
+            uint16_t *v = malloc(n * sizeof *v), ids[16];
+            uint8_t *packed = malloc(n / 2);
+            ck_assert(v && packed);
+            /* blocks of 2^k voxels of `materials` ids spread over the id range, a few voxels
+             * scattered: uniform, mixed and tied cells at every level */
+            const int k = 1 + (int)(next_random(&seed) % 3);
+            for (size_t i = 0; i < n; i++) {
+                const size_t x = i % (size_t)C, y = i / (size_t)C % (size_t)C,
+                             z = i / ((size_t)C * C);
+                uint64_t b = seed ^ ((x >> k) + 131 * (y >> k) + 7919 * (z >> k));
+                uint64_t r = next_random(&b);
+                v[i] = spread[r % (uint64_t)materials];
+                if (next_random(&seed) % 13 == 0)
+                    v[i] = spread[next_random(&seed) % (uint64_t)materials];
+            }
+            lod_work *wk;
+            ck_assert_int_eq(lod_work_create(C, &wk, NULL), STRATA_OK);
+            const lod_pyramid *p;
+            const lod_count *h1, *h2;
+            size_t n1, n2, len1, len2;
+            const uint8_t *out;
+            ck_assert_int_eq(lod_build(wk, v, ext, &p, &h1, &n1, NULL), STRATA_OK);
+            if (n1 < 2) { /* one material: no pyramid payload to compare */
+                lod_work_free(wk);
+                free(v);
+                free(packed);
+                continue;
+            }
+            ck_assert_int_eq(lod_encode(wk, 3, &out, &len1, NULL), STRATA_OK);
+            uint8_t *first = malloc(len1);
+            memcpy(first, out, len1);
+            /* the palette is the histogram's ids (a whole chunk) */
+            int c = 0;
+            for (size_t i = 0; i < n1; i++)
+                ids[c++] = h1[i].material;
+            const int bits = c <= 2 ? 1 : c <= 4 ? 2 : 4;
+            ck_assert_int_eq(pack_palette(v, n, bits, ids, packed), c);
+            ck_assert(lod_can_summarize_palette(wk, c, ext));
+            ck_assert_int_eq(lod_summarize_palette(wk, ids, c, bits, packed, &h2, &n2, NULL),
+                             STRATA_OK);
+            ck_assert_uint_eq(n2, n1);
+            ck_assert_int_eq(lod_encode(wk, 3, &out, &len2, NULL), STRATA_OK);
+            ck_assert_uint_eq(len2, len1);
+            QUIET_CHECK(memcmp(out, first, len1) == 0, "C=%d %d ids: payloads differ", C, c);
+            /* an index past the palette: corrupt (when the packing leaves room for one) */
+            if (c < 1 << bits) {
+                packed[n * (size_t)bits / 8 / 3] |= (uint8_t)((1u << bits) - 1);
+                ck_assert_int_eq(lod_summarize_palette(wk, ids, c, bits, packed, &h2, &n2, NULL),
+                                 STRATA_ERR_CORRUPT);
+            }
+            free(first);
+            lod_work_free(wk);
+            free(v);
+            free(packed);
+        }
+}
+END_TEST
+
 START_TEST(full_chunks_all_kinds)
 {
     const int edges[] = {16, 32};
@@ -327,6 +423,7 @@ int main(void)
     TCase *t = tcase_create("pyramid");
     tcase_set_timeout(t, 120);
     tcase_add_test(t, full_chunks_all_kinds);
+    tcase_add_test(t, palette_indices_give_the_same_payload);
     tcase_add_test(t, version1_payload_still_reads);
     tcase_add_test(t, partial_edge_chunks);
     tcase_add_test(t, scratch_reused_across_kinds);
