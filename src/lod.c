@@ -534,9 +534,9 @@ static void dense_reset(lod_work *wk)
     wk->lanes = 0;
 }
 
-/* Mode (ties to the smallest id) and its count of a cell holding voxels. Counts
- * are at most 32768, compared as signed after flipping the top bit. */
-static inline void dense_mode(const lod_work *wk, dense_counts c, uint16_t *mode, uint32_t *count)
+/* The lanes of c holding its largest count (bit 2k set for lane k) and that
+ * count. Counts are at most 32768, compared as signed after flipping the top bit. */
+static inline unsigned max_lanes(dense_counts c, uint32_t *count)
 {
     const __m128i flip = _mm_set1_epi16((short)0x8000);
     const __m128i a = _mm_xor_si128(c.lo, flip), b = _mm_xor_si128(c.hi, flip);
@@ -545,9 +545,16 @@ static inline void dense_mode(const lod_work *wk, dense_counts c, uint16_t *mode
     m = _mm_max_epi16(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
     m = _mm_max_epi16(m, _mm_shufflelo_epi16(m, _MM_SHUFFLE(2, 3, 0, 1)));
     const __m128i top = _mm_shuffle_epi32(_mm_shufflelo_epi16(m, 0), 0);
-    unsigned lanes = ((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(a, top)) |
-                      (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(b, top)) << 16) &
-                     0x55555555u;
+    *count = ((uint32_t)_mm_cvtsi128_si32(m) & 0xffff) ^ 0x8000;
+    return ((unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(a, top)) |
+            (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(b, top)) << 16) &
+           0x55555555u;
+}
+
+/* Mode (ties to the smallest id) and its count of a cell holding voxels. */
+static inline void dense_mode(const lod_work *wk, dense_counts c, uint16_t *mode, uint32_t *count)
+{
+    unsigned lanes = max_lanes(c, count);
     uint16_t best = wk->lane_material[__builtin_ctz(lanes) / 2];
     for (lanes &= lanes - 1; lanes; lanes &= lanes - 1) {
         const uint16_t other = wk->lane_material[__builtin_ctz(lanes) / 2];
@@ -555,7 +562,6 @@ static inline void dense_mode(const lod_work *wk, dense_counts c, uint16_t *mode
             best = other;
     }
     *mode = best;
-    *count = ((uint32_t)_mm_cvtsi128_si32(m) & 0xffff) ^ 0x8000;
 }
 
 static inline dense_counts dense_add(dense_counts a, dense_counts b)
@@ -754,17 +760,7 @@ static int dense_build(lod_work *wk, const uint16_t *voxels)
 /* Mode lane (ties to the lowest lane) and its count of mixed counts c. */
 static inline void lane_mode(dense_counts c, uint8_t *mode, uint32_t *count)
 {
-    const __m128i flip = _mm_set1_epi16((short)0x8000);
-    const __m128i a = _mm_xor_si128(c.lo, flip), b = _mm_xor_si128(c.hi, flip);
-    __m128i m = _mm_max_epi16(a, b);
-    m = _mm_max_epi16(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(1, 0, 3, 2)));
-    m = _mm_max_epi16(m, _mm_shuffle_epi32(m, _MM_SHUFFLE(2, 3, 0, 1)));
-    m = _mm_max_epi16(m, _mm_shufflelo_epi16(m, _MM_SHUFFLE(2, 3, 0, 1)));
-    const __m128i top = _mm_shuffle_epi32(_mm_shufflelo_epi16(m, 0), 0);
-    const unsigned lanes = (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(a, top)) |
-                           (unsigned)_mm_movemask_epi8(_mm_cmpeq_epi16(b, top)) << 16;
-    *mode = (uint8_t)(__builtin_ctz(lanes) / 2);
-    *count = ((uint32_t)_mm_cvtsi128_si32(m) & 0xffff) ^ 0x8000;
+    *mode = (uint8_t)(__builtin_ctz(max_lanes(c, count)) / 2);
 }
 
 /* Cell `at` is mixed with counts s. */
