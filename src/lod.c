@@ -883,8 +883,9 @@ static void widen_to_nibbles(const lod_work *wk, const uint8_t *packed, size_t n
 int lod_can_summarize_palette(const lod_work *wk, int count, const int extent[3])
 {
 #ifdef __SSE2__
-    return wk->dense && count >= 1 && count <= DENSE_LANES && extent[0] == wk->edge &&
-           extent[1] == wk->edge && extent[2] == wk->edge;
+    /* edges 16 and 32: level 1 reads 8 or 16 bytes of indices per row */
+    return wk->dense && wk->edge >= 16 && count >= 1 && count <= DENSE_LANES &&
+           extent[0] == wk->edge && extent[1] == wk->edge && extent[2] == wk->edge;
 #else
     (void)wk, (void)count, (void)extent;
     return 0;

@@ -422,6 +422,53 @@ START_TEST(test_property_random_chunks)
 }
 END_TEST
 
+/* The palette form: what chunk_encode wrote (chunk_encoded_palette) equals what
+ * chunk_decode_palette reads back from the payload, and chunk_expand_palette
+ * gives the voxels; a shuffle payload is not a palette. */
+START_TEST(test_palette_form)
+{
+    static const int distincts[] = {2, 3, 4, 5, 16, 17, 256};
+    fixture_open(32);
+    uint8_t *content = malloc(2 + 2 * CODEC_PALETTE_MAX + fx.n);
+    ck_assert_ptr_nonnull(content);
+    for (size_t d = 0; d < sizeof distincts / sizeof *distincts; d++) {
+        fill_distinct(distincts[d], 900 + d);
+        chunk_encoding enc;
+        ck_assert_int_eq(chunk_encode(fx.voxels, fx.edge, 3, fx.scratch, fx.payload, &enc, NULL),
+                         STRATA_OK);
+        ck_assert_int_eq(enc.codec, CODEC_PALETTE);
+        chunk_palette wrote, read;
+        chunk_encoded_palette(fx.scratch, fx.edge, &wrote);
+        ck_assert_int_eq(wrote.count, distincts[d]);
+        const int bits = wrote.count <= 2 ? 1 : wrote.count <= 4 ? 2 : wrote.count <= 16 ? 4 : 8;
+        ck_assert_int_eq(wrote.bits, bits);
+        const size_t packed = fx.n * (size_t)bits / 8;
+        memcpy(content, wrote.content, wrote.size);
+        ck_assert_int_eq(
+            chunk_decode_palette(fx.payload, enc.length, fx.edge, fx.scratch, &read, NULL),
+            STRATA_OK);
+        ck_assert_int_eq(read.count, wrote.count);
+        ck_assert_uint_eq(read.size, wrote.size);
+        ck_assert(memcmp(read.ids, wrote.ids, (size_t)read.count * sizeof *read.ids) == 0);
+        ck_assert(memcmp(read.packed, content + (read.packed - read.content), packed) == 0);
+        memset(fx.decoded, 0, fx.n * sizeof *fx.decoded);
+        ck_assert_int_eq(chunk_expand_palette(&read, fx.edge, fx.scratch, fx.decoded, NULL),
+                         STRATA_OK);
+        ck_assert(memcmp(fx.voxels, fx.decoded, fx.n * sizeof *fx.voxels) == 0);
+    }
+    fill_distinct(600, 5);
+    chunk_encoding enc;
+    chunk_palette p;
+    ck_assert_int_eq(chunk_encode(fx.voxels, fx.edge, 3, fx.scratch, fx.payload, &enc, NULL),
+                     STRATA_OK);
+    ck_assert_int_eq(enc.codec, CODEC_SHUFFLE);
+    ck_assert_int_eq(chunk_decode_palette(fx.payload, enc.length, fx.edge, fx.scratch, &p, NULL),
+                     STRATA_ERR_CORRUPT);
+    free(content);
+    fixture_close();
+}
+END_TEST
+
 static Suite *codec_suite(void)
 {
     Suite *s = suite_create("codec");
@@ -438,6 +485,7 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, test_corrupt_palette_contents);
     tcase_add_test(tc, test_checksum);
     tcase_add_test(tc, test_property_random_chunks);
+    tcase_add_test(tc, test_palette_form);
     suite_add_tcase(s, tc);
     return s;
 }

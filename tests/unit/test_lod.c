@@ -324,6 +324,74 @@ START_TEST(palette_indices_give_the_same_payload)
 }
 END_TEST
 
+/* A palette may list an id no voxel uses (the histogram then skips it), and a
+ * scratch that built from a palette then builds from voxels (sparse path) and
+ * again from a palette gives the payloads of fresh scratches; edge 8 is not
+ * served by the palette path. */
+START_TEST(palette_unused_id_and_scratch_reuse)
+{
+    const int C = 32;
+    const size_t n = (size_t)C * C * C;
+    const int full[3] = {C, C, C}, part[3] = {C, 17, 5};
+    uint16_t *v = malloc(n * sizeof *v);
+    uint8_t *packed = malloc(n / 2);
+    ck_assert(v && packed);
+    make_chunk(v, C, 0, 4242); /* ids 0, 5, 10 in 4^3 blocks */
+    /* palette 0, 5, 7 (unused), 10, 12 (unused): 4-bit indices 0, 1, 3 */
+    const uint16_t ids[5] = {0, 5, 7, 10, 12};
+    memset(packed, 0, n / 2);
+    for (size_t i = 0; i < n; i++) {
+        const unsigned index = v[i] == 0 ? 0 : v[i] == 5 ? 1 : 3;
+        packed[i / 2] |= (uint8_t)(index << (4 * (i & 1)));
+    }
+    lod_work *fresh, *reused;
+    ck_assert_int_eq(lod_work_create(C, &fresh, NULL), STRATA_OK);
+    ck_assert_int_eq(lod_work_create(C, &reused, NULL), STRATA_OK);
+    const lod_pyramid *p;
+    const lod_count *h;
+    size_t hn, len_voxels, len_palette, len_part, len;
+    const uint8_t *out;
+    /* reference payloads from fresh scratches */
+    ck_assert_int_eq(lod_build(fresh, v, full, &p, &h, &hn, NULL), STRATA_OK);
+    ck_assert_uint_eq(hn, 3);
+    ck_assert_int_eq(lod_encode(fresh, 3, &out, &len_voxels, NULL), STRATA_OK);
+    uint8_t *want_full = malloc(len_voxels);
+    memcpy(want_full, out, len_voxels);
+    ck_assert_int_eq(lod_build(fresh, v, part, &p, &h, &hn, NULL), STRATA_OK);
+    ck_assert_int_eq(lod_encode(fresh, 3, &out, &len_part, NULL), STRATA_OK);
+    uint8_t *want_part = malloc(len_part);
+    memcpy(want_part, out, len_part);
+    /* the reused scratch: palette, partial (sparse path), palette again */
+    for (int round = 0; round < 2; round++) {
+        ck_assert_int_eq(lod_summarize_palette(reused, ids, 5, 4, packed, &h, &hn, NULL),
+                         STRATA_OK);
+        ck_assert_uint_eq(hn, 3);
+        ck_assert_uint_eq(h[2].material, 10);
+        ck_assert_int_eq(lod_encode(reused, 3, &out, &len_palette, NULL), STRATA_OK);
+        ck_assert_uint_eq(len_palette, len_voxels);
+        ck_assert(memcmp(out, want_full, len_voxels) == 0);
+        ck_assert_int_eq(lod_build(reused, v, part, &p, &h, &hn, NULL), STRATA_OK);
+        check_pyramid(p, v, C, part);
+        ck_assert_int_eq(lod_encode(reused, 3, &out, &len, NULL), STRATA_OK);
+        ck_assert_uint_eq(len, len_part);
+        ck_assert(memcmp(out, want_part, len_part) == 0);
+    }
+    lod_work *small;
+    ck_assert_int_eq(lod_work_create(8, &small, NULL), STRATA_OK);
+    const int eight[3] = {8, 8, 8};
+    ck_assert(!lod_can_summarize_palette(small, 3, eight));
+    ck_assert_int_eq(lod_summarize_palette(small, ids, 3, 2, packed, &h, &hn, NULL),
+                     STRATA_ERR_ARG);
+    lod_work_free(small);
+    free(want_full);
+    free(want_part);
+    lod_work_free(fresh);
+    lod_work_free(reused);
+    free(v);
+    free(packed);
+}
+END_TEST
+
 START_TEST(full_chunks_all_kinds)
 {
     const int edges[] = {16, 32};
@@ -424,6 +492,7 @@ int main(void)
     tcase_set_timeout(t, 120);
     tcase_add_test(t, full_chunks_all_kinds);
     tcase_add_test(t, palette_indices_give_the_same_payload);
+    tcase_add_test(t, palette_unused_id_and_scratch_reuse);
     tcase_add_test(t, version1_payload_still_reads);
     tcase_add_test(t, partial_edge_chunks);
     tcase_add_test(t, scratch_reused_across_kinds);
