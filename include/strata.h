@@ -30,7 +30,7 @@ extern "C" {
 #define STRATA_VERSION_MAJOR 0
 #define STRATA_VERSION_MINOR 1
 /** On-disk format version written by this library; newer worlds are refused. */
-#define STRATA_FORMAT_VERSION 1
+#define STRATA_FORMAT_VERSION 2
 
 #define STRATA_CHUNK_EDGE_MIN 16
 #define STRATA_CHUNK_EDGE_MAX 256

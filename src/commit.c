@@ -394,6 +394,9 @@ strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_seg
 
 strata_status world_publish(strata_world *w, manifest *next)
 {
+    /* The writer labels what it writes: a format-1 world (version-1 pyramid
+     * payloads, still read) becomes format 2 at its first change by this library. */
+    next->format = STRATA_FORMAT_VERSION;
     strata_status st = STRATA_OK;
     if (w->rank == 0) {
         st = manifest_write(w->dir, next, &w->error);

@@ -90,10 +90,16 @@ rm d/MANIFEST
 must_fail "fsck: missing MANIFEST" "not a Strata world (no MANIFEST)" run fsck d
 must_fail "update: missing MANIFEST" "not a Strata world" run update d u.txt
 fresh
-$damage version d 2
-must_fail "fsck: format version 2" "format version 2 is newer than this library's 1" run fsck d
-must_fail "update: format version 2" "newer" run update d u.txt
-grep -q "^strata-manifest 2" d/MANIFEST || fail "a newer world was modified"
+$damage version d 3
+must_fail "fsck: format version 3" "format version 3 is newer than this library's 2" run fsck d
+must_fail "update: format version 3" "newer" run update d u.txt
+grep -q "^strata-manifest 3" d/MANIFEST || fail "a newer world was modified"
+# an older format (1: version-1 pyramid payloads) is read, and relabelled by its next commit
+fresh
+$damage version d 1
+run fsck d >/dev/null || fail "a format-1 world does not pass fsck"
+run update d u.txt || fail "a format-1 world does not take updates"
+grep -q "^strata-manifest 2" d/MANIFEST || fail "a committed format-1 world is not relabelled 2"
 
 # ---- an index that disagrees with the data (valid checksums everywhere) ----
 fresh

@@ -287,7 +287,9 @@ END_TEST
 
 START_TEST(newer_format)
 {
-    char *t = edited("strata-manifest", "strata-manifest 2\n");
+    char newer[64];
+    snprintf(newer, sizeof newer, "strata-manifest %d\n", STRATA_FORMAT_VERSION + 1);
+    char *t = edited("strata-manifest", newer);
     expect_refused(t, STRATA_ERR_VERSION, "newer");
     free(t);
     t = edited("strata-manifest", "strata-manifest 0\n");
