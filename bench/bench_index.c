@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "codec.h"
 #include "lod.h"
@@ -66,12 +67,16 @@ static void kernel(strata_world *w, int reps)
     TRY(index_get(w, &x), "index");
     uint16_t *v = malloc(w->chunk_voxels * sizeof *v);
     size_t dense = 0;
-    double best[3] = {INFINITY, INFINITY, INFINITY};
-    uint64_t bytes = 0;
+    /* encode at LOD_ZSTD_LEVEL, and at level 1 (the setting before version 2) for
+     * comparison, each by its own scratch so that neither zstd context changes level */
+    lod_work *at1;
+    TRY(lod_work_create(w->edge, &at1, NULL), "LOD scratch");
+    double best[4] = {INFINITY, INFINITY, INFINITY, INFINITY};
+    uint64_t bytes = 0, bytes1 = 0, raw = 0;
     for (int r = 0; r < reps; r++) {
-        double t[3] = {0, 0, 0};
+        double t[4] = {0, 0, 0, 0};
         dense = 0;
-        bytes = 0;
+        bytes = bytes1 = raw = 0;
         for (size_t i = 0; i < w->row_count; i++) {
             const store_row *row = &w->rows[i];
             if (row->codec == CODEC_UNIFORM)
@@ -87,28 +92,40 @@ static void kernel(strata_world *w, int reps)
             size_t n;
             TRY(lod_build(x->work, v, ext, &p, &h, &n, NULL), "build");
             double t2 = MPI_Wtime();
+            const uint8_t *out;
+            size_t len;
             if (n > 1) {
-                const uint8_t *out;
-                size_t len;
                 TRY(lod_encode(x->work, LOD_ZSTD_LEVEL, &out, &len, NULL), "encode");
                 bytes += len;
+                raw += ZSTD_getFrameContentSize(out, len); /* the payload before zstd */
             }
             double t3 = MPI_Wtime();
-            t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2;
+            TRY(lod_build(at1, v, ext, &p, &h, &n, NULL), "build");
+            const double t4 = MPI_Wtime();
+            if (n > 1) {
+                TRY(lod_encode(at1, 1, &out, &len, NULL), "encode at level 1");
+                bytes1 += len;
+            }
+            const double t5 = MPI_Wtime();
+            t[0] += t1 - t0, t[1] += t2 - t1, t[2] += t3 - t2, t[3] += t5 - t4;
             dense++;
         }
-        for (int k = 0; k < 3; k++)
+        for (int k = 0; k < 4; k++)
             if (t[k] < best[k])
                 best[k] = t[k];
     }
     free(v);
+    lod_work_free(at1);
     double vox = (double)dense * (double)w->chunk_voxels;
     if (rank == 0)
         printf("kernel (rank 0, %zu dense chunks, best of %d): decode %.3g voxels/s, build %.3g "
                "voxels/s, "
-               "encode %.3g voxels/s, build+encode %.3g voxels/s, %.1f pyramid bytes/chunk\n",
+               "encode %.3g voxels/s, build+encode %.3g voxels/s, %.1f pyramid bytes/chunk "
+               "(%.1f before zstd level %d; at level 1: encode %.3g voxels/s, %.1f bytes/chunk)\n",
                dense, reps, vox / best[0], vox / best[1], vox / best[2], vox / (best[1] + best[2]),
-               dense ? (double)bytes / (double)dense : 0.0);
+               dense ? (double)bytes / (double)dense : 0.0,
+               dense ? (double)raw / (double)dense : 0.0, LOD_ZSTD_LEVEL, vox / best[3],
+               dense ? (double)bytes1 / (double)dense : 0.0);
 }
 
 static strata_status solid_chunks(const int64_t bounds[6], int edge, uint16_t *voxels, void *ctx,

@@ -433,7 +433,7 @@ __attribute__((target("ssse3"))) static unsigned expand_small(const uint8_t *pac
 }
 #endif
 
-/* The palette header of decompressed content: count, ascending ids, size. */
+/* The palette header of decompressed content (size bytes): count, ascending ids. */
 static strata_status parse_palette(const uint8_t *content, size_t size, size_t n, chunk_palette *p,
                                    strata_error *err)
 {
@@ -451,8 +451,6 @@ static strata_status parse_palette(const uint8_t *content, size_t size, size_t n
     p->count = count;
     p->bits = palette_bits(count);
     p->packed = content + 2 + 2 * count;
-    p->content = content;
-    p->size = size;
     return STRATA_OK;
 }
 

@@ -53,15 +53,13 @@ strata_status chunk_encode_as(const uint16_t *voxels, int edge, int zstd_level, 
 /**
  * A CODEC_PALETTE chunk before its indices are expanded: `count` ascending ids
  * and one index per voxel, packed `bits` (1, 2, 4 or 8) to a byte, LSB first,
- * voxels in [z][y][x] order. The pointers lead into the scratch of the call
- * that filled it and are valid until that scratch is used again.
+ * voxels in [z][y][x] order. `packed` leads into the scratch of the call
+ * that filled it and is valid until that scratch is used again.
  */
 typedef struct {
     int count, bits;
     uint16_t ids[CODEC_PALETTE_MAX];
     const uint8_t *packed;
-    const uint8_t *content; /* the whole decompressed content, size bytes */
-    size_t size;
 } chunk_palette;
 
 /**

@@ -102,7 +102,7 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     r->blob[i] = t->arena.bytes;
     /* the palette form the encoder wrote feeds the LOD build (no second pass over the voxels) */
     chunk_palette palette;
-    palette.count = 0;
+    const chunk_palette *indices = NULL;
     if (!k->voxels) {
         row->codec = CODEC_UNIFORM;
         row->value = k->value;
@@ -114,8 +114,10 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
             return world_chunk_failed(w, "commit", k->key, st, err);
         row->codec = (uint8_t)enc.codec;
         row->value = enc.uniform_value;
-        if (enc.codec == CODEC_PALETTE && r->index)
+        if (enc.codec == CODEC_PALETTE && r->index) {
             chunk_encoded_palette(t->scratch, w->edge, &palette);
+            indices = &palette;
+        }
         if (enc.length) {
             row->payload_segment = r->epoch;
             row->payload_length = (uint32_t)enc.length;
@@ -131,9 +133,8 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
         return STRATA_OK;
     const uint8_t *pyramid;
     size_t length;
-    strata_status st =
-        index_summarize_chunk_in(w, t->work, t->keep, k->voxels, palette.count ? &palette : NULL,
-                                 k->value, row, &pyramid, &length, err);
+    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, k->voxels, indices, k->value,
+                                                row, &pyramid, &length, err);
     if (st)
         return world_chunk_failed(w, "commit", k->key, st, err);
     if (!length)
@@ -292,6 +293,8 @@ static void mark_row(const manifest *m, const store_row *row, uint8_t *keep)
 {
     const uint64_t used[3] = {row->home, row->payload_segment, row->lod_segment};
     for (int k = 0; k < 3; k++) {
+        if (k && (used[k] == used[0] || used[k] == used[k - 1]))
+            continue; /* mostly all three are the one segment the row came from */
         size_t i = segment_index(m, used[k]);
         if (i != SIZE_MAX)
             keep[i] = 1;

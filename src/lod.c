@@ -52,7 +52,6 @@ struct lod_work {
 #ifdef __SSE2__
     /* Dense path (see dense_build): per cell, one uint16 count per lane. */
     dense_counts *dense;
-    dense_counts one[DENSE_LANES];
     dense_counts whole[DENSE_MAX_LEVEL][DENSE_LANES]; /* 8^l in one lane, per level l-1 */
     uint8_t *lane_of; /* 65536: lane of a material in this build, or NO_LANE */
     /* Palette path (lod_summarize_palette): lanes are palette indices. */
@@ -210,17 +209,14 @@ strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
         }
         if (wk->lane_of)
             memset(wk->lane_of, NO_LANE, 65536);
-        for (int l = 0; l < DENSE_LANES; l++) {
-            uint16_t lane[DENSE_LANES] = {0};
-            lane[l] = 1;
-            wk->one[l].lo = _mm_loadu_si128((const __m128i *)(const void *)lane);
-            wk->one[l].hi = _mm_loadu_si128((const __m128i *)(const void *)(lane + 8));
+        for (int l = 0; l < DENSE_LANES; l++)
             for (int k = 0; k < DENSE_MAX_LEVEL; k++) {
-                const __m128i shift = _mm_cvtsi32_si128(3 * (k + 1));
-                wk->whole[k][l] = (dense_counts){_mm_sll_epi16(wk->one[l].lo, shift),
-                                                 _mm_sll_epi16(wk->one[l].hi, shift)};
+                uint16_t lane[DENSE_LANES] = {0};
+                lane[l] = (uint16_t)(1u << (3 * (k + 1)));
+                wk->whole[k][l] =
+                    (dense_counts){_mm_loadu_si128((const __m128i *)(const void *)lane),
+                                   _mm_loadu_si128((const __m128i *)(const void *)(lane + 8))};
             }
-        }
     }
 #endif
     if (!ok || !wk->hlen || !wk->hstart || !wk->mixed_counts || !wk->counts || !wk->touched ||
@@ -569,9 +565,20 @@ static inline dense_counts dense_add(dense_counts a, dense_counts b)
     return (dense_counts){_mm_add_epi16(a.lo, b.lo), _mm_add_epi16(a.hi, b.hi)};
 }
 
+/* The counts of a level-1 cell kept in 4-bit fields of one word, one field per
+ * lane (a count is at most 8): byte k holds lanes 2k (low nibble) and 2k + 1;
+ * the nibbles are interleaved into one byte per lane, then widened to 16 bits. */
+static inline dense_counts counts_of_fields(uint64_t fields)
+{
+    const __m128i x = _mm_loadl_epi64((const __m128i *)(const void *)&fields);
+    const __m128i low4 = _mm_set1_epi8(0x0f), zero = _mm_setzero_si128();
+    const __m128i bytes =
+        _mm_unpacklo_epi8(_mm_and_si128(x, low4), _mm_and_si128(_mm_srli_epi16(x, 4), low4));
+    return (dense_counts){_mm_unpacklo_epi8(bytes, zero), _mm_unpackhi_epi8(bytes, zero)};
+}
+
 /* A mixed level-1 cell whose first voxel is r0 (rows n voxels apart): its eight
- * voxels counted in 4-bit fields of one 64-bit word, one field per lane (a
- * count is at most 8), then widened to the cell's 16-bit lane counts. */
+ * voxels counted in 4-bit fields of one word, one field per lane. */
 static int dense_mixed8(lod_work *wk, const uint16_t *r0, size_t n, size_t at)
 {
     const uint16_t q[8] = {r0[0],     r0[1],         r0[n],         r0[n + 1],
@@ -583,13 +590,7 @@ static int dense_mixed8(lod_work *wk, const uint16_t *r0, size_t n, size_t at)
             return 0;
         fields += (uint64_t)1 << (4 * lane);
     }
-    /* byte k of `fields` holds lanes 2k (low nibble) and 2k + 1: interleave the
-     * low and high nibbles into one byte per lane, then widen to 16 bits */
-    const __m128i x = _mm_loadl_epi64((const __m128i *)(const void *)&fields);
-    const __m128i low4 = _mm_set1_epi8(0x0f), zero = _mm_setzero_si128();
-    const __m128i bytes =
-        _mm_unpacklo_epi8(_mm_and_si128(x, low4), _mm_and_si128(_mm_srli_epi16(x, 4), low4));
-    const dense_counts s = {_mm_unpacklo_epi8(bytes, zero), _mm_unpackhi_epi8(bytes, zero)};
+    const dense_counts s = counts_of_fields(fields);
     wk->dense[at] = s;
     dense_mode(wk, s, &wk->pyr.mode[at], &wk->pyr.count[at]);
     wk->hlen[at] = 1;
@@ -774,10 +775,11 @@ static inline void lane_set_mixed(lod_work *wk, size_t at, dense_counts s)
 /* Level 1 from 4-bit lanes (edge C: C / 2 bytes per row). */
 static void lane_level1(lod_work *wk, const uint8_t *nib)
 {
+    /* a row of C voxels is C / 2 bytes, and C / 2 cells along each axis */
     const size_t C = (size_t)wk->edge, row = C / 2, n = C / 2, o1 = wk->pyr.offset[1];
     const size_t group = row < 16 ? row : 16; /* cells per compare */
     const unsigned all = (1u << group) - 1;
-    const __m128i low4 = _mm_set1_epi8(0x0f), one = _mm_set1_epi8(1), zero = _mm_setzero_si128();
+    const __m128i low4 = _mm_set1_epi8(0x0f), one = _mm_set1_epi8(1);
     uint8_t *lmode = wk->lmode + o1, *lmixed = wk->lmixed + o1;
     size_t cell = 0;
     for (size_t cz = 0; cz < n; cz++)
@@ -815,13 +817,7 @@ static void lane_level1(lod_work *wk, const uint8_t *nib)
                     const uint64_t fields = wk->nibble_pair[r0[x + j]] +
                                             wk->nibble_pair[r1[x + j]] +
                                             wk->nibble_pair[r2[x + j]] + wk->nibble_pair[r3[x + j]];
-                    /* byte k holds lanes 2k (low nibble) and 2k + 1: one byte per lane, widened */
-                    const __m128i f = _mm_loadl_epi64((const __m128i *)(const void *)&fields);
-                    const __m128i bytes = _mm_unpacklo_epi8(
-                        _mm_and_si128(f, low4), _mm_and_si128(_mm_srli_epi16(f, 4), low4));
-                    lane_set_mixed(wk, o1 + cell + j,
-                                   (dense_counts){_mm_unpacklo_epi8(bytes, zero),
-                                                  _mm_unpackhi_epi8(bytes, zero)});
+                    lane_set_mixed(wk, o1 + cell + j, counts_of_fields(fields));
                 }
             }
         }
@@ -1227,20 +1223,21 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
         uint32_t c = (uint32_t)wk->hist[i].count;
         memcpy(b, &c, 4);
     }
-    /* The counting array (zero between uses) maps each material to its index in
-     * the histogram while listing; reset below. */
-    for (size_t i = 0; i < wk->hist_n; i++)
+#ifdef __SSE2__
+    const int lanes = wk->lane_space;
+#else
+    const int lanes = 0;
+#endif
+    /* A build whose modes are materials lists them through the counting array
+     * (zero between uses) mapping each material to its index in the histogram;
+     * reset below. A palette build's modes are lanes already (cell_index). */
+    for (size_t i = 0; !lanes && i < wk->hist_n; i++)
         wk->counts[wk->hist[i].material] = (uint32_t)i;
     /* One pass per level: the listed cells are the top cell, or the 8 children
      * (octant order) of each mixed parent in the parent level's [z][y][x] order,
      * so their number is 8 x the mixed cells listed a level up. Modes go straight
      * to their place; mixed counts wait in `mixed_counts` until their number is known. */
     const int bits = mode_bits(h);
-#ifdef __SSE2__
-    const int lanes = wk->lane_space;
-#else
-    const int lanes = 0;
-#endif
     size_t m = 1;
     for (int l = L; l >= 1; l--) {
         level_list out = {.bits = b,
@@ -1268,7 +1265,7 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
         b = cnt + (size_t)W * out.mixed;
         m = 8 * out.mixed;
     }
-    for (size_t i = 0; i < wk->hist_n; i++)
+    for (size_t i = 0; !lanes && i < wk->hist_n; i++)
         wk->counts[wk->hist[i].material] = 0;
     size_t size = (size_t)(b - wk->raw);
     size_t out_bound = ZSTD_compressBound(size);
@@ -1301,9 +1298,12 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
     uint32_t h;
     memcpy(&h, b + 8, 4);
     const int version = size >= HEADER_BYTES ? b[4] : 0;
-    if (size < HEADER_BYTES || memcmp(b, LOD_MAGIC, 4) || version < 1 || version > LOD_VERSION ||
-        b[5] != L || b[6] || b[7] || b[15] || h == 0 || h > 65536 ||
-        size < HEADER_BYTES + (size_t)h * 6)
+    if (size >= HEADER_BYTES && !memcmp(b, LOD_MAGIC, 4) && version > LOD_VERSION)
+        return error_set(err, STRATA_ERR_VERSION,
+                         "LOD payload version %d is newer than this library reads (%d)", version,
+                         LOD_VERSION);
+    if (size < HEADER_BYTES || memcmp(b, LOD_MAGIC, 4) || version < 1 || b[5] != L || b[6] ||
+        b[7] || b[15] || h == 0 || h > 65536 || size < HEADER_BYTES + (size_t)h * 6)
         return CORRUPT("LOD payload: bad header or size (%zu bytes)", size);
     int ext[3];
     for (int i = 0; i < 3; i++) {

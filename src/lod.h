@@ -30,8 +30,8 @@
 #define LOD_MAGIC      "SLOD"
 #define LOD_VERSION    2 /* 1 is still read */
 #define LOD_MAX_LEVELS 8
-/** zstd level of pyramid payloads (docs/benchmarks.md: -1 costs half of level 1's
- * time on these few-kilobyte frames for about 15% more bytes). */
+/** zstd level of pyramid payloads (docs/index.md: against level 1, a pyramid's
+ * encode takes about a third fewer instructions for about 17% more bytes). */
 #define LOD_ZSTD_LEVEL -1
 
 /** One entry of a sparse histogram (histograms ascend by material). */

@@ -603,7 +603,7 @@ int index_row_single(const store_row *row, uint16_t *material)
     return 0;
 }
 
-void index_chunk_extent(const strata_world *w, uint64_t key, int extent[3])
+static void chunk_extent(const strata_world *w, uint64_t key, int extent[3])
 {
     int64_t b[6];
     world_chunk_bounds(w, key, b);
@@ -614,8 +614,16 @@ void index_chunk_extent(const strata_world *w, uint64_t key, int extent[3])
 static uint64_t chunk_voxels_inside(const strata_world *w, uint64_t key)
 {
     int e[3];
-    index_chunk_extent(w, key, e);
+    chunk_extent(w, key, e);
     return (uint64_t)e[0] * (uint64_t)e[1] * (uint64_t)e[2];
+}
+
+int index_palette_serves(const strata_world *w, const lod_work *wk, uint64_t key,
+                         const chunk_palette *palette)
+{
+    int extent[3];
+    chunk_extent(w, key, extent);
+    return lod_can_summarize_palette(wk, palette->count, extent);
 }
 
 /* Summarise voxels (or a uniform value) with the scratch wk; from the
@@ -626,18 +634,15 @@ static strata_status summarize(const strata_world *w, lod_work *wk, uint64_t key
                                const lod_pyramid **pyr, const lod_count **hist, size_t *hist_n,
                                lod_count *single, strata_error *err)
 {
-    if (palette) {
-        int extent[3];
-        index_chunk_extent(w, key, extent);
-        if (lod_can_summarize_palette(wk, palette->count, extent) && palette->bits <= 4) {
-            *pyr = NULL;
-            return lod_summarize_palette(wk, palette->ids, palette->count, palette->bits,
-                                         palette->packed, hist, hist_n, err);
-        }
-        if (!voxels)
-            return error_set(err, STRATA_ERR_ARG, "chunk key %" PRIu64 ": no voxels to summarise",
-                             key);
+    if (palette && index_palette_serves(w, wk, key, palette)) {
+        *pyr = NULL;
+        return lod_summarize_palette(wk, palette->ids, palette->count, palette->bits,
+                                     palette->packed, hist, hist_n, err);
     }
+    if (palette && !voxels) /* a caller's slip: never read a palette chunk as uniform */
+        return error_set(err, STRATA_ERR_ARG,
+                         "chunk key %" PRIu64 ": a palette of %d ids needs its voxels", key,
+                         palette->count);
     if (!voxels) {
         *single = (lod_count){value, chunk_voxels_inside(w, key)};
         *pyr = NULL;
@@ -646,7 +651,7 @@ static strata_status summarize(const strata_world *w, lod_work *wk, uint64_t key
         return STRATA_OK;
     }
     int extent[3];
-    index_chunk_extent(w, key, extent);
+    chunk_extent(w, key, extent);
     return lod_build(wk, voxels, extent, pyr, hist, hist_n, err);
 }
 

@@ -131,16 +131,18 @@ strata_status index_summarize_chunk(struct strata_world *w, const uint16_t *voxe
  * index_summarize_chunk for a worker thread: scratch wk and histogram set
  * `pending` (NULL: not kept) belong to the calling thread, failures go to err;
  * w is only read. Call index_get first. The histogram is appended to pending.
- * @param[in] palette the chunk's palette form (codec.h), or NULL; when given
- *            and lod_can_summarize_palette accepts it, the pyramid is built
- *            from it (voxels may then be NULL) instead of from the voxels
+ * @param[in] palette the chunk's palette form (codec.h), or NULL; when
+ *            index_palette_serves it, the pyramid is built from it (voxels may
+ *            then be NULL), else from the voxels
  */
 strata_status index_summarize_chunk_in(const struct strata_world *w, lod_work *wk,
                                        node_set *pending, const uint16_t *voxels,
                                        const chunk_palette *palette, uint16_t value, store_row *row,
                                        const uint8_t **pyramid, size_t *length, strata_error *err);
-/** Voxels of chunk `key` inside the world along x, y, z (1..C each). */
-void index_chunk_extent(const struct strata_world *w, uint64_t key, int extent[3]);
+/** Whether the chunk's pyramid is built from its palette form (a whole chunk
+ *  of at most 16 ids: lod_can_summarize_palette) rather than from voxels. Local. */
+int index_palette_serves(const struct strata_world *w, const lod_work *wk, uint64_t key,
+                         const chunk_palette *palette);
 /**
  * Merge per-thread histogram sets (each ascending) into the index's pending
  * set in key order, then free them. Main thread. Local.

@@ -74,12 +74,10 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
                 store_check_payload(w->store.dir, row->payload_segment, row->payload_offset,
                                     row->payload_length, row->payload_crc, row->key, payload, err);
             /* A palette chunk the LOD build reads as indices is not expanded to voxels. */
-            int extent[3];
-            index_chunk_extent(w, row->key, extent);
             if (!st && row->codec == CODEC_PALETTE) {
                 st = chunk_decode_palette(payload, row->payload_length, w->edge, t->scratch,
                                           &palette, err);
-                if (!st && lod_can_summarize_palette(t->work, palette.count, extent))
+                if (!st && index_palette_serves(w, t->work, row->key, &palette))
                     indices = &palette;
                 else if (!st)
                     st = chunk_expand_palette(&palette, w->edge, t->scratch, t->voxels, err);

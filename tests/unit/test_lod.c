@@ -2,6 +2,7 @@
 #include <check.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zstd.h>
 
 #include "lod.h"
 
@@ -167,6 +168,20 @@ static void run_case(int C, int kind, const int ext[3], uint64_t seed)
     if (st == STRATA_OK)
         lod_pyramid_free(&bad);
     ck_assert_int_eq(lod_decode(copy, length, C * 2, &bad, NULL, NULL, NULL), STRATA_ERR_CORRUPT);
+    /* A payload of a later version is refused as such, not as corrupt. */
+    {
+        copy[length / 2] ^= 0x5a; /* undo the flip above */
+        size_t raw_size = (size_t)ZSTD_getFrameContentSize(copy, length);
+        uint8_t *raw = malloc(raw_size), *newer = malloc(ZSTD_compressBound(raw_size));
+        ck_assert(raw && newer);
+        ck_assert_uint_eq(ZSTD_decompress(raw, raw_size, copy, length), raw_size);
+        raw[4] = LOD_VERSION + 1;
+        size_t n_newer = ZSTD_compress(newer, ZSTD_compressBound(raw_size), raw, raw_size, 1);
+        ck_assert(!ZSTD_isError(n_newer));
+        ck_assert_int_eq(lod_decode(newer, n_newer, C, &bad, NULL, NULL, NULL), STRATA_ERR_VERSION);
+        free(raw);
+        free(newer);
+    }
     free(copy);
     lod_work_free(wk);
     free(v);
