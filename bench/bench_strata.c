@@ -53,7 +53,14 @@ static strata_status create_terrain(bench *b, const char *path, int defer_index,
     strata_options_init(&opt);
     opt.defer_index = defer_index;
     strata_world *w = NULL;
-    strata_status st = strata_world_create(b->comm, path, &cfg, &opt, STRATA_CREATE_FORCE, &w);
+    /* The previous repetition's world is removed first, not replaced by a
+     * forced create: that would swap it out and delete it inside the timed
+     * first commit, which is then no longer a plain commit. */
+    strata_status st = b->rank == 0 ? remove_tree(path, &b->error) : STRATA_OK;
+    st = error_agree(b->comm, st, &b->error);
+    if (st)
+        return st;
+    st = strata_world_create(b->comm, path, &cfg, &opt, 0, &w);
     if (st)
         return world_failed(b, NULL, st, "creating the terrain world");
     TRY(strata_generate_terrain(w, b->seed), "generating terrain");
