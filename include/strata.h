@@ -177,6 +177,9 @@ void strata_options_init(strata_options *opt);
  * @param[in] comm  communicator (duplicated internally)
  * @param[in] path  directory to create; refused if it exists unless flags has
  *                  STRATA_CREATE_FORCE, which replaces it atomically at the first commit
+ *                  (or at close); only a world or an empty directory is replaced
+ *                  (anything else: STRATA_ERR_EXISTS), and not while another job
+ *                  writes it (STRATA_ERR_LOCKED: its writer lock is held until the swap)
  * @param[in] cfg   dims, chunk edge, voxel size, origin, materials
  * @param[in] opt   options, or NULL for defaults
  * @param[in] flags 0 or STRATA_CREATE_FORCE

@@ -772,10 +772,12 @@ static strata_status write_fence(MPI_Comm comm, hid_t file, const store_row *row
         st = error_set(err, STRATA_ERR_NOMEM, "cannot allocate fence keys");
     for (uint64_t f = first; !st && f < end; f++)
         keys[f - first] = rows[f * STORE_FENCE_ROWS - l->row_first].key;
-    /* Even after a local failure the collective write must be joined. */
+    /* Even after a local failure the collective write must be joined (by all
+     * ranks or, for a segment without rows, by none: fences is global). */
     strata_status wst =
-        write_part(comm, dset, H5T_NATIVE_UINT64, sizeof *keys, first, st ? 0 : end - first,
-                   keys ? (void *)keys : (void *)rows, path, err);
+        fences ? write_part(comm, dset, H5T_NATIVE_UINT64, sizeof *keys, first,
+                            st ? 0 : end - first, keys ? (void *)keys : (void *)rows, path, err)
+               : STRATA_OK;
     free(keys);
     H5Dclose(dset);
     return st ? st : wst;
@@ -809,11 +811,12 @@ static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, in
     for (size_t i = 0; packed && i < n; i++)
         pack_row(&rows[i], packed + i * packed_size);
     st = error_agree(s->comm, st, err);
-    if (!st)
+    /* An empty dataset takes no write (HDF5 refuses I/O on zero-sized extents):
+     * a compaction of a world that is all air has no rows. */
+    if (!st && l->rows_total)
         st = write_part(s->comm, rows_dset, s->row_file_type, packed_size, l->row_first, n, packed,
                         path, err);
     free(packed);
-    /* An empty dataset takes no write (HDF5 refuses I/O on zero-sized extents). */
     if (!st && l->payload_total)
         st = write_part(s->comm, payload_dset, H5T_NATIVE_UINT8, 1, l->payload_first,
                         l->payload_mine, payload ? (const void *)payload : (const void *)rows, path,

@@ -183,7 +183,7 @@ static strata_status world_alloc(MPI_Comm comm, const char *path, const strata_o
     strata_world *w = calloc(1, sizeof *w);
     if (!w)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a world");
-    w->lock_fd = -1;
+    w->lock_fd = w->replaced_lock_fd = -1;
     w->comm = MPI_COMM_NULL;
     if (opt)
         w->options = *opt;
@@ -194,7 +194,10 @@ static strata_status world_alloc(MPI_Comm comm, const char *path, const strata_o
         return error_set(err, STRATA_ERR_ARG, "path too long: %s", path);
     }
     strcpy(w->dir, path);
-    strcpy(w->final_dir, path);
+    /* "W/" names W: the sibling paths of a --force create are built from it. */
+    for (size_t n = strlen(w->dir); n > 1 && w->dir[n - 1] == '/'; n--)
+        w->dir[n - 1] = '\0';
+    strcpy(w->final_dir, w->dir);
     int rc = MPI_Comm_dup(comm, &w->comm);
     if (rc != MPI_SUCCESS) {
         free(w);
@@ -223,17 +226,19 @@ static void world_free(strata_world *w)
     free(w->encode_buffer);
     if (w->lock_fd >= 0)
         close(w->lock_fd); /* releases the writer lock */
+    if (w->replaced_lock_fd >= 0)
+        close(w->replaced_lock_fd);
     if (w->comm != MPI_COMM_NULL)
         MPI_Comm_free(&w->comm);
     free(w);
 }
 
-/* Rank 0: take the writer lock. fcntl locks vanish with the process, so a
- * killed job never leaves the world locked. */
-static strata_status take_lock(strata_world *w, strata_error *err)
+/* Rank 0: take the writer lock of the world in dir into *out. fcntl locks
+ * vanish with the process, so a killed job never leaves the world locked. */
+static strata_status lock_directory(const char *dir, int *out, strata_error *err)
 {
     char path[STRATA_PATH_MAX];
-    strata_status st = path_join(path, sizeof path, w->dir, LOCK_NAME, err);
+    strata_status st = path_join(path, sizeof path, dir, LOCK_NAME, err);
     if (st)
         return st;
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
@@ -248,7 +253,7 @@ static strata_status take_lock(strata_world *w, strata_error *err)
         close(fd);
         if (saved == EACCES || saved == EAGAIN)
             return error_set(err, STRATA_ERR_LOCKED, "%s is open for writing by another job (%s)",
-                             w->dir, holder[0] ? strtok(holder, "\n") : "unknown");
+                             dir, holder[0] ? strtok(holder, "\n") : "unknown");
         return error_set(err, STRATA_ERR_IO, "cannot lock %s: %s", path, strerror(saved));
     }
     char host[64] = "?";
@@ -258,8 +263,46 @@ static strata_status take_lock(strata_world *w, strata_error *err)
     if (ftruncate(fd, 0) != 0 || pwrite(fd, text, (size_t)n, 0) != n) {
         /* The lock holds without the note; the note only improves messages. */
     }
-    w->lock_fd = fd;
+    *out = fd;
     return STRATA_OK;
+}
+
+static strata_status take_lock(strata_world *w, strata_error *err)
+{
+    return lock_directory(w->dir, &w->lock_fd, err);
+}
+
+/* Rank 0 of a --force create: what exists at the path may be replaced only if
+ * it is a world (or an empty directory), and only while no job writes it: its
+ * writer lock is held until the swap. Anything else is refused untouched. */
+static strata_status claim_replaced(strata_world *w, strata_error *err)
+{
+    struct stat sb;
+    if (stat(w->final_dir, &sb) != 0)
+        return error_set(err, STRATA_ERR_IO, "cannot stat %s: %s", w->final_dir, strerror(errno));
+    if (!S_ISDIR(sb.st_mode))
+        return error_set(err, STRATA_ERR_EXISTS,
+                         "%s exists and is not a directory: not replacing it", w->final_dir);
+    char manifest_path[STRATA_PATH_MAX];
+    strata_status st = path_join(manifest_path, sizeof manifest_path, w->final_dir,
+                                 MANIFEST_NAME, err);
+    if (st)
+        return st;
+    if (access(manifest_path, F_OK) != 0) {
+        DIR *d = opendir(w->final_dir);
+        if (!d)
+            return error_set(err, STRATA_ERR_IO, "cannot read %s: %s", w->final_dir,
+                             strerror(errno));
+        int empty = 1;
+        for (struct dirent *e; empty && (e = readdir(d));)
+            empty = !strcmp(e->d_name, ".") || !strcmp(e->d_name, "..");
+        closedir(d);
+        if (!empty)
+            return error_set(err, STRATA_ERR_EXISTS,
+                             "%s exists and is not a Strata world (no %s): not replacing it",
+                             w->final_dir, MANIFEST_NAME);
+    }
+    return lock_directory(w->final_dir, &w->replaced_lock_fd, err);
 }
 
 /* Rank 0 of a writer: remove what dead commits left behind: segments the manifest
@@ -476,11 +519,14 @@ static strata_status make_directory(strata_world *w, unsigned flags, strata_erro
     if (!(flags & STRATA_CREATE_FORCE))
         return error_set(err, STRATA_ERR_EXISTS, "%s exists (use --force to replace it)",
                          w->final_dir);
+    strata_status st = claim_replaced(w, err);
+    if (st)
+        return st;
     /* Build beside it and swap at the first commit: the old world stays whole until then. */
     int n = snprintf(w->dir, sizeof w->dir, "%s.strata-new", w->final_dir);
     if (n < 0 || (size_t)n >= sizeof w->dir)
         return error_set(err, STRATA_ERR_ARG, "path too long: %s", w->final_dir);
-    strata_status st = remove_tree(w->dir, err);
+    st = remove_tree(w->dir, err);
     if (st)
         return st;
     if (mkdir(w->dir, 0777) != 0)
@@ -557,6 +603,10 @@ strata_status world_finish_replace(strata_world *w, strata_error *err)
                              strerror(errno));
         remove_tree(old, err);
     }
+    /* The replaced world is gone: its lock has nothing left to guard. */
+    if (w->replaced_lock_fd >= 0)
+        close(w->replaced_lock_fd);
+    w->replaced_lock_fd = -1;
     char parent[STRATA_PATH_MAX];
     strcpy(parent, w->final_dir);
     char *slash = strrchr(parent, '/');

@@ -22,6 +22,7 @@ struct strata_world {
     int replace_pending;
     int writable;
     int lock_fd;
+    int replaced_lock_fd; /* a --force create: the writer lock of the world it replaces */
     strata_options options;
     manifest committed; /* the manifest of the last commit */
     int manifest_dirty; /* splitters or index state changed since */

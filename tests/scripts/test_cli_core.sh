@@ -168,6 +168,12 @@ holder=$!
 for _ in $(seq 100); do [ -e "$W2/LOCK.held" ] && break; sleep 0.1; done
 [ -e "$W2/LOCK.held" ] || fail "lock holder did not start"
 if run 2 update "$W2" probe.txt --quiet 2> lock_err.txt; then kill $holder; fail "update while locked succeeded"; fi
+# A forced create must not replace a world that a job is writing either.
+if run 1 create "$W2" --dims 8,8,8 --force --quiet 2> force_err.txt; then
+    kill $holder; fail "create --force over a world open for writing succeeded"
+fi
+grep -q "open for writing by another job" force_err.txt || { kill $holder; fail "force lock message: $(cat force_err.txt)"; }
+ls -d "$W2".strata-* 2>/dev/null && { kill $holder; fail "a refused --force left a side directory"; }
 kill $holder
 wait $holder 2>/dev/null || true
 grep -q "open for writing by another job" lock_err.txt || fail "lock message: $(cat lock_err.txt)"
@@ -181,6 +187,33 @@ run 2 create "$W2" --dims 20,20,20 --chunk 16 --force --quiet
 [ "$(json "$W2" 'd["dims"]')" = "[20, 20, 20]" ] || fail "--force did not replace the world"
 [ "$(run 1 get "$W2" 1 1 1 --quiet)" = 0 ] || fail "the replaced world kept old data"
 ls -d "$W2".strata-* 2>/dev/null && fail "--force left a side directory"
+# "W/" is W, and nothing is left inside it.
+run 2 create "$W2/" --dims 24,20,20 --chunk 16 --force --quiet || fail "create W/ --force"
+[ "$(json "$W2" 'd["dims"]')" = "[24, 20, 20]" ] || fail "create W/ --force did not replace W"
+ls -a "$W2" "$WORK" | grep -q "strata-" && fail "create W/ --force left a side directory"
+# --force replaces a world or an empty directory, nothing else: other paths stay untouched.
+mkdir -p "$WORK/notaworld/sub" && echo keep > "$WORK/notaworld/sub/file" && echo keep > "$WORK/afile"
+for p in notaworld afile; do
+    if run 1 create "$WORK/$p" --dims 8,8,8 --force --quiet 2> nw_err.txt; then
+        fail "create --force replaced $p"
+    fi
+    grep -q "not replacing it" nw_err.txt || fail "create --force over $p: $(cat nw_err.txt)"
+done
+[ "$(cat "$WORK/notaworld/sub/file")" = keep ] && [ "$(cat "$WORK/afile")" = keep ] ||
+    fail "a refused --force changed what was there"
+# Compacting a world that holds nothing but air: one empty segment, still a world.
+run 1 create "$WORK/allair" --dims 37,50,19 --chunk 16 --quiet
+run 2 compact "$WORK/allair" --quiet || fail "compact of an empty world"
+printf '1 2 3 5\n' > set.txt && printf '1 2 3 0\n' > unset.txt
+run 2 update "$WORK/allair" set.txt --quiet && run 1 update "$WORK/allair" unset.txt --quiet ||
+    fail "updates of the empty world"
+run 4 compact "$WORK/allair" --quiet || fail "compact of a world set back to air"
+run 2 fsck "$WORK/allair" --quiet || fail "fsck after compacting air"
+[ "$(run 2 get "$WORK/allair" 1 2 3 --quiet)" = 0 ] || fail "get after compacting air"
+[ "$(ls "$WORK/allair" | grep -c '^seg-')" = 1 ] || fail "compacting air left $(ls "$WORK/allair")"
+mkdir -p "$WORK/emptydir"
+run 2 create "$WORK/emptydir" --dims 8,8,8 --force --quiet || fail "create --force over an empty directory"
+[ "$(json "$WORK/emptydir" 'd["dims"]')" = "[8, 8, 8]" ] || fail "create --force over an empty directory"
 # ---- --help, point numbers across slices, long thin worlds, --units m ----------------------
 for c in update get region extract; do  # one mechanism (main.c); extract parses its own arguments
     run 1 $c --help > help.txt 2>&1 || fail "$c --help exits non-zero"
