@@ -284,8 +284,8 @@ static strata_status claim_replaced(strata_world *w, strata_error *err)
         return error_set(err, STRATA_ERR_EXISTS,
                          "%s exists and is not a directory: not replacing it", w->final_dir);
     char manifest_path[STRATA_PATH_MAX];
-    strata_status st = path_join(manifest_path, sizeof manifest_path, w->final_dir,
-                                 MANIFEST_NAME, err);
+    strata_status st =
+        path_join(manifest_path, sizeof manifest_path, w->final_dir, MANIFEST_NAME, err);
     if (st)
         return st;
     if (access(manifest_path, F_OK) != 0) {
