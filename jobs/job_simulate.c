@@ -275,10 +275,15 @@ int job_simulate(job *j, int argc, char **argv)
     rc = job_agree(sets && points && values ? JOB_OK : JOB_FAILED);
     if (rc)
         job_error(j, "cannot allocate %zu column points", n);
+    /* Commits are counted by the epochs they made: a step that changed nothing
+     * commits nothing. */
+    strata_info info;
+    if (!rc && (st = strata_world_info(w, &info)) != STRATA_OK)
+        rc = job_fail(j, st, w);
     progress p;
     progress_start(&p, j, "steps", s.steps);
     strata_batch_stats total = {0}, b;
-    strata_commit_stats cs = {0};
+    strata_commit_stats cs = {.epoch = rc ? 0 : info.epoch};
     uint64_t commits = 0, step = 0;
     for (; !rc && step < s.steps; step++) {
         st = step_once(w, &s, step, j->rank, sets, points, values, &b);
@@ -291,8 +296,9 @@ int job_simulate(job *j, int argc, char **argv)
             break;
         }
         if (!st && ((step + 1) % s.commit_every == 0 || step + 1 == s.steps)) {
+            uint64_t before = cs.epoch;
             st = strata_commit(w, &cs);
-            commits += !st;
+            commits += !st && cs.epoch != before;
         }
         if (st) {
             rc = job_fail(j, st, w);

@@ -20,6 +20,8 @@ for spec in "1 erosion 5 2" "2 deposition 4 4" "4 volcanic 6 4" "2 erosion 3 1";
   want=$(( before + (steps + every - 1) / every ))
   [ "$after" = "$want" ] || fail "$spec: epoch $before -> $after, want $want"
   grep -q "applied" sim.err || fail "$spec: no summary line: $(cat sim.err)"
+  said=$(sed -n 's/.*, \([0-9]*\) commits, epoch \([0-9]*\).*/\1 \2/p' sim.err)
+  [ "$said" = "$((after - before)) $after" ] || fail "$spec: summary says '$said' commits/epoch, world went $before -> $after"
   applied=$(sed -n 's/.*updates (\([0-9]*\) applied.*/\1/p' sim.err)
   [ "${applied:-0}" -gt 0 ] || fail "$spec: nothing applied: $(cat sim.err)"
   $MPIRUN -np $np $STRATA fsck w --quiet || fail "$spec: fsck after simulate"
