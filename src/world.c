@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,7 +120,7 @@ static strata_status check_config(const strata_config *cfg, strata_error *err)
         if (!(cfg->voxel_size[i] > 0) || cfg->voxel_size[i] != cfg->voxel_size[i])
             return error_set(err, STRATA_ERR_ARG, "voxel size along %c must be positive", "xyz"[i]);
     }
-    for (size_t i = 0; i < cfg->material_count; i++) {
+    for (size_t i = 0; cfg->materials && i < cfg->material_count; i++) {
         const strata_material *m = &cfg->materials[i];
         size_t n = strnlen(m->name, STRATA_MATERIAL_NAME_MAX);
         if (n == 0 || n == STRATA_MATERIAL_NAME_MAX)
@@ -133,6 +134,41 @@ static strata_status check_config(const strata_config *cfg, strata_error *err)
             if (cfg->materials[j].id == m->id)
                 return error_set(err, STRATA_ERR_ARG, "material %u listed twice", m->id);
     }
+    return STRATA_OK;
+}
+
+/* A digest of what strata_world_create keeps of a configuration. */
+static uint32_t config_digest(const manifest *m)
+{
+    uint32_t crc = checksum_update(0, m->dims, sizeof m->dims);
+    crc = checksum_update(crc, &m->chunk_edge, sizeof m->chunk_edge);
+    crc = checksum_update(crc, m->voxel_size, sizeof m->voxel_size);
+    crc = checksum_update(crc, m->origin, sizeof m->origin);
+    for (size_t i = 0; i < m->material_count; i++) {
+        const strata_material *t = &m->materials[i];
+        crc = checksum_update(crc, &t->id, sizeof t->id);
+        crc = checksum_update(crc, t->name, strnlen(t->name, sizeof t->name) + 1);
+        crc = checksum_update(crc, t->rgb, sizeof t->rgb);
+    }
+    return crc;
+}
+
+/* Collective, whatever st: every rank must pass the same configuration (rank 0
+ * writes the manifest; a rank holding other dims or materials would disagree
+ * with it). A rank that failed already (st) takes no part in the comparison. */
+static strata_status check_same_config(strata_world *w, strata_status st)
+{
+    uint32_t digest = st ? 0 : config_digest(&w->committed);
+    uint32_t local[2] = {st ? UINT32_MAX : digest, st ? UINT32_MAX : ~digest}, least[2];
+    int rc = MPI_Allreduce(local, least, 2, MPI_UINT32_T, MPI_MIN, w->comm);
+    if (st)
+        return st;
+    if (rc != MPI_SUCCESS)
+        return error_mpi(&w->error, rc, "comparing the ranks' configurations");
+    if (least[0] != digest || least[1] != local[1])
+        return error_set(&w->error, STRATA_ERR_ARG,
+                         "the ranks passed different configurations to strata_world_create "
+                         "(dims, chunk edge, voxel size, origin or materials)");
     return STRATA_OK;
 }
 
@@ -209,6 +245,8 @@ static strata_status world_alloc(MPI_Comm comm, const char *path, const strata_o
     return STRATA_OK;
 }
 
+static void unlock_directory(int *fd);
+
 static void world_free(strata_world *w)
 {
     if (!w)
@@ -224,28 +262,68 @@ static void world_free(strata_world *w)
     route_scratch_free(&w->route);
     free(w->scratch);
     free(w->encode_buffer);
-    if (w->lock_fd >= 0)
-        close(w->lock_fd); /* releases the writer lock */
-    if (w->replaced_lock_fd >= 0)
-        close(w->replaced_lock_fd);
+    unlock_directory(&w->lock_fd);
+    unlock_directory(&w->replaced_lock_fd);
     if (w->comm != MPI_COMM_NULL)
         MPI_Comm_free(&w->comm);
     free(w);
 }
 
+/* fcntl locks belong to the process: a second lock of the same file in this
+ * process would succeed, and closing any descriptor of that file, even one
+ * opened only to look, would release the lock. So the process also remembers
+ * which LOCK files it holds (device and inode), and a second writer handle in
+ * the same process is refused by path, without opening the file. */
+enum { HELD_LOCKS_MAX = 256 };
+typedef struct {
+    int fd;
+    dev_t dev;
+    ino_t ino;
+} held_lock;
+static held_lock held_locks[HELD_LOCKS_MAX];
+static size_t held_count;
+static pthread_mutex_t held_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+static int held_by_process(const struct stat *sb)
+{
+    for (size_t i = 0; i < held_count; i++)
+        if (held_locks[i].dev == sb->st_dev && held_locks[i].ino == sb->st_ino)
+            return 1;
+    return 0;
+}
+
+/* Release a writer lock taken by lock_directory (the descriptor is closed). */
+static void unlock_directory(int *fd)
+{
+    if (*fd < 0)
+        return;
+    pthread_mutex_lock(&held_mutex);
+    for (size_t i = 0; i < held_count; i++)
+        if (held_locks[i].fd == *fd) {
+            held_locks[i] = held_locks[--held_count];
+            break;
+        }
+    close(*fd);
+    pthread_mutex_unlock(&held_mutex);
+    *fd = -1;
+}
+
 /* Rank 0: take the writer lock of the world in dir into *out. fcntl locks
  * vanish with the process, so a killed job never leaves the world locked. */
-static strata_status lock_directory(const char *dir, int *out, strata_error *err)
+static strata_status lock_file(const char *dir, const char *path, int *out, strata_error *err)
 {
-    char path[STRATA_PATH_MAX];
-    strata_status st = path_join(path, sizeof path, dir, LOCK_NAME, err);
-    if (st)
-        return st;
+    struct stat sb;
+    if (stat(path, &sb) == 0 && held_by_process(&sb))
+        return error_set(err, STRATA_ERR_LOCKED,
+                         "%s is open for writing already (by another handle in this process)", dir);
+    if (held_count == HELD_LOCKS_MAX)
+        return error_set(err, STRATA_ERR_ARG, "more than %d worlds open for writing at once",
+                         HELD_LOCKS_MAX);
     int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
     if (fd < 0)
         return error_set(err, STRATA_ERR_IO, "cannot open %s: %s", path, strerror(errno));
     struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
-    if (fcntl(fd, F_SETLK, &lock) != 0) {
+    if (fcntl(fd, F_SETLK, &lock) != 0 || fstat(fd, &sb) != 0) {
         int saved = errno;
         char holder[64] = "";
         ssize_t n = pread(fd, holder, sizeof holder - 1, 0);
@@ -256,6 +334,7 @@ static strata_status lock_directory(const char *dir, int *out, strata_error *err
                              dir, holder[0] ? strtok(holder, "\n") : "unknown");
         return error_set(err, STRATA_ERR_IO, "cannot lock %s: %s", path, strerror(saved));
     }
+    held_locks[held_count++] = (held_lock){fd, sb.st_dev, sb.st_ino};
     char host[64] = "?";
     gethostname(host, sizeof host - 1);
     char text[128];
@@ -265,6 +344,18 @@ static strata_status lock_directory(const char *dir, int *out, strata_error *err
     }
     *out = fd;
     return STRATA_OK;
+}
+
+static strata_status lock_directory(const char *dir, int *out, strata_error *err)
+{
+    char path[STRATA_PATH_MAX];
+    strata_status st = path_join(path, sizeof path, dir, LOCK_NAME, err);
+    if (st)
+        return st;
+    pthread_mutex_lock(&held_mutex);
+    st = lock_file(dir, path, out, err);
+    pthread_mutex_unlock(&held_mutex);
+    return st;
 }
 
 static strata_status take_lock(strata_world *w, strata_error *err)
@@ -482,11 +573,20 @@ strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
 {
     strata_error err;
     error_clear(&err);
-    *out = NULL;
-    if (!path || (mode != STRATA_READ && mode != STRATA_WRITE))
-        return error_set(&err, STRATA_ERR_ARG, "strata_world_open: bad path or mode");
+    if (out)
+        *out = NULL;
+    strata_status st = STRATA_OK;
+    if (!path || !out)
+        st = error_set(&err, STRATA_ERR_ARG, "strata_world_open: NULL %s", path ? "out" : "path");
+    else if (mode != STRATA_READ && mode != STRATA_WRITE)
+        st = error_set(&err, STRATA_ERR_ARG,
+                       "strata_world_open: mode %d is neither STRATA_READ nor STRATA_WRITE", mode);
+    /* Agreed: a bad argument on one rank must not leave the others waiting. */
+    st = error_agree(comm, st, &err);
+    if (st)
+        return st;
     strata_world *w;
-    strata_status st = world_alloc(comm, path, opt, &w, &err);
+    st = world_alloc(comm, path, opt, &w, &err);
     if (st)
         return st;
     store_quiet_hdf5();
@@ -540,11 +640,20 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
 {
     strata_error err;
     error_clear(&err);
-    *out = NULL;
+    if (out)
+        *out = NULL;
+    strata_status st = STRATA_OK;
     if (!path || !cfg || !out)
-        return error_set(&err, STRATA_ERR_ARG, "strata_world_create: NULL argument");
+        st = error_set(&err, STRATA_ERR_ARG, "strata_world_create: NULL %s",
+                       !path  ? "path"
+                       : !cfg ? "configuration"
+                              : "out");
+    /* Agreed: a bad argument on one rank must not leave the others waiting. */
+    st = error_agree(comm, st, &err);
+    if (st)
+        return st;
     strata_world *w;
-    strata_status st = world_alloc(comm, path, opt, &w, &err);
+    st = world_alloc(comm, path, opt, &w, &err);
     if (st)
         return st;
     store_quiet_hdf5();
@@ -552,6 +661,7 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
     st = check_config(cfg, &w->error);
     if (!st)
         st = initial_manifest(cfg, w->size, &w->committed, &w->error);
+    st = check_same_config(w, st);
     if (!st && w->rank == 0) {
         st = make_directory(w, flags, &w->error);
         if (!st)
@@ -604,9 +714,7 @@ strata_status world_finish_replace(strata_world *w, strata_error *err)
         remove_tree(old, err);
     }
     /* The replaced world is gone: its lock has nothing left to guard. */
-    if (w->replaced_lock_fd >= 0)
-        close(w->replaced_lock_fd);
-    w->replaced_lock_fd = -1;
+    unlock_directory(&w->replaced_lock_fd);
     char parent[STRATA_PATH_MAX];
     strcpy(parent, w->final_dir);
     char *slash = strrchr(parent, '/');

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+#include <sys/wait.h>
+#include <fcntl.h>
 
 #include "mpi_common.h"
 #include "world_reference.h"
@@ -249,6 +252,77 @@ static void test_read_only(const char *path, reference *r, uint64_t epoch)
 }
 
 /*
+ * Arguments one rank gets wrong fail on every rank (no rank waits in a
+ * collective); ranks passing different configurations fail; a second writer
+ * handle in the same process is refused, and closing it leaves the first
+ * handle's lock in place.
+ */
+static void test_open_arguments(const char *dir, const char *path)
+{
+    strata_world *w = NULL;
+    int bad = mt_size - 1; /* the last rank only */
+    strata_status st =
+        strata_world_open(MPI_COMM_WORLD, path, mt_rank == bad ? 7 : STRATA_READ, NULL, &w);
+    MT_CHECK(st == STRATA_ERR_ARG && w == NULL, "open with a bad mode on rank %d: %d", bad, st);
+    MT_CHECK(strstr(strata_last_error(NULL), "mode 7") != NULL, "message: %s",
+             strata_last_error(NULL));
+    strata_config cfg;
+    strata_config_init(&cfg);
+    cfg.dims[0] = cfg.dims[1] = cfg.dims[2] = 32;
+    cfg.chunk_edge = 16;
+    char other[4200];
+    snprintf(other, sizeof other, "%s/args-world", dir);
+    st = strata_world_create(MPI_COMM_WORLD, mt_rank == bad ? NULL : other, &cfg, NULL, 0, &w);
+    MT_CHECK(st == STRATA_ERR_ARG && w == NULL, "create with a NULL path on rank %d: %d", bad, st);
+    MT_CHECK(strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, NULL) == STRATA_ERR_ARG,
+             "open with a NULL out");
+    if (mt_size > 1) {
+        cfg.dims[0] = mt_rank == bad ? 64 : 32;
+        st = strata_world_create(MPI_COMM_WORLD, other, &cfg, NULL, 0, &w);
+        MT_CHECK(st == STRATA_ERR_ARG && w == NULL, "ranks with different dims: %d", st);
+        MT_CHECK(strstr(strata_last_error(NULL), "different configurations") != NULL, "message: %s",
+                 strata_last_error(NULL));
+        cfg.dims[0] = 32;
+    }
+    cfg.materials = NULL;
+    cfg.material_count = 3; /* ignored: NULL means the default table */
+    st = strata_world_create(MPI_COMM_WORLD, other, &cfg, NULL, STRATA_CREATE_FORCE, &w);
+    MT_CHECK(st == STRATA_OK, "create with materials NULL: %s", strata_last_error(NULL));
+    if (w)
+        strata_world_close(w);
+    /* One writer per world, in this process too. */
+    strata_world *first = NULL, *second = NULL;
+    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &first);
+    MT_CHECK(st == STRATA_OK, "open for writing: %s", strata_last_error(NULL));
+    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &second);
+    MT_CHECK(st == STRATA_ERR_LOCKED && second == NULL, "second writer in one process: %d", st);
+    st = strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &second);
+    MT_CHECK(st == STRATA_ERR_LOCKED && second == NULL, "forced create over it: %d", st);
+    /* The refused handles must not have released the first one's lock. */
+    if (mt_rank == 0) {
+        char lock[4200];
+        snprintf(lock, sizeof lock, "%s/LOCK", path);
+        pid_t child = fork();
+        if (child == 0) {
+            int fd = open(lock, O_RDWR);
+            struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+            _exit(fd >= 0 && fcntl(fd, F_SETLK, &l) == 0 ? 1 : 0);
+        }
+        int status = 0;
+        waitpid(child, &status, 0);
+        MT_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                 "another process could take the lock of a world open for writing");
+    }
+    if (first)
+        strata_world_close(first);
+    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &second);
+    MT_CHECK(st == STRATA_OK, "open for writing after the first closed: %s",
+             strata_last_error(NULL));
+    if (second)
+        strata_world_close(second);
+}
+
+/*
  * Reopen with another rank count: the first size-1 ranks (or all, at one rank)
  * open the world for writing, compare every voxel, commit a round of their own,
  * and close; then all ranks reopen and compare again.
@@ -356,6 +430,7 @@ int main(int argc, char **argv)
     MT_CHECK(strata_world_close(w) == STRATA_OK, "close: %s", strata_last_error(NULL));
 
     test_read_only(path, &r, epoch);
+    test_open_arguments(dir, path);
     test_reopen(path, &r, &epoch);
     ref_free(&r);
     return mt_finish("mpi_world");
