@@ -132,15 +132,25 @@ void progress_finish(progress *p)
 
 /* ---- parsing ------------------------------------------------------------------- */
 
-int parse_int64(const char *text, int64_t *out)
+const char *int64_problem(const char *text, int64_t *out)
 {
     char *end;
     errno = 0;
     long long v = strtoll(text, &end, 10);
-    if (errno || end == text || *end)
-        return -1;
-    *out = v;
-    return 0;
+    if (end != text && !*end) {
+        if (errno)
+            return "is out of range";
+        *out = v;
+        return NULL;
+    }
+    /* Say why: "1.5" is a number, just not a whole one; "a" is none. */
+    (void)strtod(text, &end);
+    return end != text && !*end ? "is not an integer" : "is not a number";
+}
+
+int parse_int64(const char *text, int64_t *out)
+{
+    return int64_problem(text, out) ? -1 : 0;
 }
 
 int parse_uint64(const char *text, uint64_t *out)
@@ -156,15 +166,26 @@ int parse_uint64(const char *text, uint64_t *out)
     return 0;
 }
 
-int parse_double_value(const char *text, double *out)
+const char *double_problem(const char *text, double *out)
 {
     char *end;
     errno = 0;
     double v = strtod(text, &end);
-    if (errno || end == text || *end || !isfinite(v))
-        return -1;
+    if (end == text || *end)
+        return "is not a number";
+    if (!isfinite(v))
+        return "is not finite";
+    /* strtod flags ERANGE on underflow too: a subnormal (1e-320) is still the number
+     * written, one that rounds to zero (1e-400) is not. */
+    if (errno == ERANGE && v == 0)
+        return "is too small for a double (it rounds to 0)";
     *out = v;
-    return 0;
+    return NULL;
+}
+
+int parse_double_value(const char *text, double *out)
+{
+    return double_problem(text, out) ? -1 : 0;
 }
 
 static int parse_list(const char *text, void *out, int count, int is_double)
@@ -193,6 +214,32 @@ int parse_int64_list(const char *text, int64_t *out, int count)
 int parse_double_list(const char *text, double *out, int count)
 {
     return parse_list(text, out, count, 1);
+}
+
+int job_double_triple(const job *j, const char *usage, const char *option,
+                      const char *const names[3], const char *value, double out[3])
+{
+    if (!value)
+        return job_usage(j, usage, "%s wants %s,%s,%s", option, names[0], names[1], names[2]);
+    const char *field = value;
+    for (int i = 0; i < 3; i++) {
+        const char *comma = strchr(field, ',');
+        size_t length = comma ? (size_t)(comma - field) : strlen(field);
+        if ((i < 2) != !!comma)
+            return job_usage(j, usage, "%s wants %s,%s,%s (got '%s')", option, names[0], names[1],
+                             names[2], value);
+        char text[128];
+        if (length >= sizeof text)
+            return job_usage(j, usage, "%s: %s is longer than %zu characters", option, names[i],
+                             sizeof text - 1);
+        memcpy(text, field, length);
+        text[length] = '\0';
+        const char *problem = double_problem(text, &out[i]);
+        if (problem)
+            return job_usage(j, usage, "%s: %s '%s' %s", option, names[i], text, problem);
+        field += length + 1;
+    }
+    return JOB_OK;
 }
 
 int option_value(int argc, char **argv, int *i, const char *name, const char **value)

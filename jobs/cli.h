@@ -47,6 +47,13 @@ void progress_update(progress *p, uint64_t done);
 void progress_finish(progress *p);
 
 /* Option parsing. Each returns 0 on success, -1 with a message on rank 0. */
+/** Why text is not a decimal int64 ("is not an integer" for 1.5, "is not a number",
+ *  "is out of range"), or NULL with *out set. Local. */
+const char *int64_problem(const char *text, int64_t *out);
+/** Why text is not a finite double ("is not a number", "is not finite", "is too small
+ *  ..." when it rounds to 0; a subnormal such as 1e-320 is accepted), or NULL with *out
+ *  set. Local. */
+const char *double_problem(const char *text, double *out);
 int parse_int64(const char *text, int64_t *out);
 int parse_uint64(const char *text, uint64_t *out);
 int parse_double_value(const char *text, double *out);
@@ -57,6 +64,11 @@ int parse_int64_list(const char *text, int64_t *out, int count);
 int job_box(const job *j, const char *usage, const char *value, int64_t box[6]);
 /** "a,b,c" of doubles. */
 int parse_double_list(const char *text, double *out, int count);
+/** An option's "a,b,c" of finite doubles (names: the components, e.g. dx, dy, dz); a usage
+ *  error names the option, the bad component and its text. Local.
+ *  @return JOB_OK, or the usage error job_usage printed */
+int job_double_triple(const job *j, const char *usage, const char *option,
+                      const char *const names[3], const char *value, double out[3]);
 /** Option matching: "--name" with value in the next argument or "--name=value". */
 int option_value(int argc, char **argv, int *i, const char *name, const char **value);
 

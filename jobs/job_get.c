@@ -1,4 +1,5 @@
 /* job_get.c: `strata get WORLD X Y Z` and `strata get WORLD --points FILE`. */
+#include <ctype.h>
 #include <inttypes.h>
 #include <mpi.h>
 #include <stdio.h>
@@ -35,14 +36,38 @@ static int print_in_order(const job *j, const uint16_t *values, size_t n)
     return JOB_OK;
 }
 
+/* A command-line argument that is an option, not a coordinate (-5 and -.5 are coordinates). */
+static int looks_like_option(const char *arg)
+{
+    return arg[0] == '-' && !(isdigit((unsigned char)arg[1]) || arg[1] == '.');
+}
+
+/* X Y Z: voxel coordinates (integers), or with --units m metres (any finite number).
+ * The usage error names the axis and what was given. */
+static int parse_point(const job *j, char *const text[3], int metres, int64_t point[3],
+                       double metric[3])
+{
+    for (int i = 0; i < 3; i++) {
+        const char *problem =
+            metres ? double_problem(text[i], &metric[i]) : int64_problem(text[i], &point[i]);
+        if (problem)
+            return job_usage(j, usage, "%c coordinate '%s' %s%s", "xyz"[i], text[i], problem,
+                             !metres && !strcmp(problem, "is not an integer")
+                                 ? " (voxel coordinates are integers; --units m takes metres)"
+                                 : "");
+    }
+    return JOB_OK;
+}
+
 int job_get(job *j, int argc, char **argv)
 {
-    if (argc < 3 || argv[1][0] == '-')
+    if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
     const char *path = argv[1], *points_file = NULL, *value;
+    char *coordinates[3];
     int64_t point[3];
     double metric[3];
-    int have_point = 0, metres;
+    int given = 0, metres;
     int urc = job_units(j, usage, argc, argv, &metres);
     if (urc)
         return urc;
@@ -64,22 +89,21 @@ int job_get(job *j, int argc, char **argv)
             points_file = value;
         } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
         } else if (option_value(argc, argv, &i, "--units", &value)) {
-        } else if (!have_point && !metres && i + 2 < argc && !parse_int64(argv[i], &point[0]) &&
-                   !parse_int64(argv[i + 1], &point[1]) && !parse_int64(argv[i + 2], &point[2])) {
-            have_point = 1;
-            i += 2;
-        } else if (!have_point && metres && i + 2 < argc &&
-                   !parse_double_value(argv[i], &metric[0]) &&
-                   !parse_double_value(argv[i + 1], &metric[1]) &&
-                   !parse_double_value(argv[i + 2], &metric[2])) {
-            have_point = 1;
-            i += 2;
-        } else {
+        } else if (looks_like_option(argv[i]) || given == 3) {
             return job_usage(j, usage, "unexpected argument %s", argv[i]);
+        } else {
+            coordinates[given++] = argv[i];
         }
     }
+    if (given > 0 && given < 3)
+        return job_usage(j, usage, "expected X Y Z, got %d coordinate%s (%s%s%s)", given,
+                         given == 1 ? "" : "s", coordinates[0], given == 2 ? " " : "",
+                         given == 2 ? coordinates[1] : "");
+    int have_point = given == 3;
     if (have_point == !!points_file)
         return job_usage(j, usage, "give either X Y Z or --points FILE");
+    if (have_point && (urc = parse_point(j, coordinates, metres, point, metric)))
+        return urc;
     if (threshold >= 0 && lod < 0)
         return job_usage(j, usage, "--threshold needs --lod");
     strata_options opt;

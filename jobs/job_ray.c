@@ -10,6 +10,19 @@
 static const char usage[] =
     "strata ray WORLD --from x,y,z --dir dx,dy,dz [--max-dist D] [--units m]";
 
+static const char *const axes[3] = {"x", "y", "z"}, *const components[3] = {"dx", "dy", "dz"};
+
+/* Scale a non-zero direction by a power of two (exact: it points the same way) so that
+ * its largest component lies in [0.5, 1): its length then neither overflows (1e308) nor
+ * underflows (subnormals such as 1e-320), here or in the metres conversion. */
+static void scale_direction(double dir[3])
+{
+    int exponent;
+    frexp(fmax(fabs(dir[0]), fmax(fabs(dir[1]), fabs(dir[2]))), &exponent);
+    for (int i = 0; i < 3; i++)
+        dir[i] = ldexp(dir[i], -exponent);
+}
+
 int job_ray(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
@@ -22,12 +35,12 @@ int job_ray(job *j, int argc, char **argv)
         return urc;
     for (int i = 2; i < argc; i++) {
         if (option_value(argc, argv, &i, "--from", &value)) {
-            if (!value || parse_double_list(value, from, 3))
-                return job_usage(j, usage, "--from wants x,y,z");
+            if ((urc = job_double_triple(j, usage, "--from", axes, value, from)))
+                return urc;
             have_from = 1;
         } else if (option_value(argc, argv, &i, "--dir", &value)) {
-            if (!value || parse_double_list(value, dir, 3))
-                return job_usage(j, usage, "--dir wants dx,dy,dz");
+            if ((urc = job_double_triple(j, usage, "--dir", components, value, dir)))
+                return urc;
             have_dir = 1;
         } else if (option_value(argc, argv, &i, "--max-dist", &value)) {
             if (!value || parse_double_value(value, &max_dist) || !(max_dist >= 0))
@@ -43,6 +56,7 @@ int job_ray(job *j, int argc, char **argv)
         return job_usage(j, usage, "--from and --dir are required");
     if (dir[0] == 0 && dir[1] == 0 && dir[2] == 0)
         return job_usage(j, usage, "--dir must not be zero");
+    scale_direction(dir);
     strata_options opt;
     job_options(argc, argv, &opt);
     strata_world *w;

@@ -726,16 +726,46 @@ static void step_voxel(ray_state *r, double *t)
     *t = best;
 }
 
+/*
+ * dir / |dir| into unit; 0 when dir is zero or not finite. dir is first scaled by a
+ * power of two (exact) so that its largest component lies in [0.5, 1): the sum of
+ * squares can then neither overflow (1e308, whose square is infinite) nor underflow
+ * (subnormals such as 1e-320, whose squares are 0), and directions a power of two
+ * apart give the same unit vector bit for bit.
+ */
+static int unit_direction(const double dir[3], double unit[3])
+{
+    double largest = 0, sum = 0;
+    for (int a = 0; a < 3; a++) {
+        if (!isfinite(dir[a]))
+            return 0;
+        largest = fmax(largest, fabs(dir[a]));
+    }
+    if (largest == 0)
+        return 0;
+    int exponent;
+    frexp(largest, &exponent);
+    for (int a = 0; a < 3; a++) {
+        unit[a] = ldexp(dir[a], -exponent);
+        sum += unit[a] * unit[a];
+    }
+    double length = sqrt(sum);
+    for (int a = 0; a < 3; a++)
+        unit[a] /= length;
+    return 1;
+}
+
 strata_status strata_ray(strata_world *w, const double from[3], const double dir[3],
                          double max_dist, strata_ray_hit *hit)
 {
     memset(hit, 0, sizeof *hit);
     ray_state r = {.w = w};
     strata_status st = index_get(w, &r.x);
-    double length = sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
-    if (!st && (!(length > 0) || !isfinite(length) || !(max_dist >= 0)))
+    if (!st && (!unit_direction(dir, r.d) || !(max_dist >= 0)))
         st = WORLD_FAIL(w, STRATA_ERR_ARG,
-                        "ray: direction must be non-zero and finite, max distance >= 0");
+                        "ray: direction (%g, %g, %g) must be non-zero and finite, max distance "
+                        "(%g) >= 0",
+                        dir[0], dir[1], dir[2], max_dist);
     for (int a = 0; !st && a < 3; a++) {
         if (!(from[a] >= 0 && from[a] < (double)w->committed.dims[a]))
             st =
@@ -749,7 +779,6 @@ strata_status strata_ray(strata_world *w, const double from[3], const double dir
         return st;
     for (int a = 0; a < 3; a++) {
         r.o[a] = from[a];
-        r.d[a] = dir[a] / length;
         r.v[a] = (int64_t)floor(from[a]);
         r.s[a] = r.d[a] > 0 ? 1 : r.d[a] < 0 ? -1 : 0;
         r.nb[a] = r.s[a] > 0 ? r.v[a] + 1 : r.v[a];

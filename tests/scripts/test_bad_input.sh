@@ -95,6 +95,48 @@ expect_fail "get: point with 2 fields" "line 1" run get w --points points_bad.tx
 run get w --points pts.txt -q > after.txt || fail get
 cmp -s before.txt after.txt || fail "content changed by refused updates"
 
+# ---- get X Y Z: the bad coordinate, or the missing one, is named ----
+# (argument errors are found before any collective: one process is enough)
+run1() { timeout -k 10 60 "$STRATA" "$@" < /dev/null; }
+expect_fail "get: fractional voxel coordinate" "x coordinate '1.5' is not an integer" run1 get w 1.5 2 3
+expect_fail "get: non-numeric coordinates" "x coordinate 'a' is not a number" run1 get w a b c
+expect_fail "get: non-numeric z" "z coordinate 'c' is not a number" run1 get w 1 2 c
+expect_fail "get: two coordinates" "expected X Y Z, got 2 coordinates" run1 get w 1 2
+expect_fail "get: one coordinate" "expected X Y Z, got 1 coordinate" run1 get w 1 --lod 2
+expect_fail "get: four coordinates" "unexpected argument 4" run1 get w 1 2 3 4
+expect_fail "get --units m: non-numeric y" "y coordinate 'b' is not a number" run1 get w 1.5 b 3 --units m
+expect_fail "get --units m: infinite z" "z coordinate 'inf' is not finite" run1 get w 1.5 2 inf --units m
+# fractional metres stay valid: (1.5, 2.5, 3.5) m is voxel (1, 2, 3) at 1 m voxels
+[ "$(run get w --units m 1.5 2.5 3.5 -q)" = "$(run get w 1 2 3 -q)" ] || fail "get --units m with fractional metres"
+
+# ---- ray --dir: any finite non-zero direction, however large or small ----
+expect_fail "ray: zero direction" "must not be zero" run1 ray w --from 5.5,5.5,35.5 --dir 0,0,0
+expect_fail "ray: infinite component" "dy 'inf' is not finite" run1 ray w --from 5.5,5.5,35.5 --dir 1,inf,0
+expect_fail "ray: NaN component" "dz 'nan' is not finite" run1 ray w --from 5.5,5.5,35.5 --dir 1,0,nan
+expect_fail "ray: overflowing component" "dx '1e999' is not finite" run1 ray w --from 5.5,5.5,35.5 --dir 1e999,0,0
+expect_fail "ray: two components" "--dir wants dx,dy,dz" run1 ray w --from 5.5,5.5,35.5 --dir 1,2
+expect_fail "ray: bad start" "--from: y 'q' is not a number" run1 ray w --from 5.5,q,35.5 --dir 1,2,3
+for d in 1e-320,0,0 1e308,1e308,0 -1e308,1e308,-1e308; do
+  run ray w --from 5.5,5.5,35.5 --dir $d -q > out.txt 2> err.txt || { cat err.txt; fail "ray --dir $d refused"; }
+done
+# The same direction scaled by 1e-310 (subnormal) or 1e300 (its length overflows) walks
+# the same voxels, in voxel units and through the metres conversion.
+hits=0
+for d in 1,2,-3 -1,-2,-3; do  # both reach the ground
+  for units in voxel m; do
+    want=$(run ray w --from 40.5,20.5,30.5 --dir $d --units $units -q) || fail "ray --dir $d"
+    case $want in hit*) hits=$((hits + 1)) ;; esac
+    for scale in e-310 e300; do
+      scaled=${d//,/$scale,}$scale
+      got=$(run ray w --from 40.5,20.5,30.5 --dir "$scaled" --units $units -q 2> err.txt) ||
+        { cat err.txt; fail "ray --dir $scaled --units $units refused"; }
+      [ "$got" = "$want" ] || fail "ray --dir $scaled --units $units: '$got', --dir $d: '$want'"
+    done
+  done
+  echo "ok ray --dir $d scaled by 1e-310 and 1e300: $want"
+done
+[ $hits = 4 ] || fail "the scaled rays should include 4 hits, got $hits"
+
 # ---- a typed import with values out of range for a material id ----
 $py -c 'import struct; open("neg.raw","wb").write(struct.pack("<8h", 1, 2, 3, -4, 5, 6, 7, 8))'
 expect_fail "import int16 -4" "-4" run import imported --raw neg.raw --dims 2,2,2 --type int16 --chunk 16
