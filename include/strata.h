@@ -451,7 +451,10 @@ void strata_extract_options_init(strata_extract_options *opt);
  * reads it without plugins), with attributes box (6 int64, clipped), lod (int32),
  * voxel_size (3 doubles, metres, x y z), origin (3 doubles: world position of the
  * first cell's corner, x y z) and a compound dataset /materials (id, name, r, g, b)
- * holding the world's material table. At level L > 0 there is one cell per aligned
+ * holding the world's material table plus every id present in /material that the
+ * table lacks (named and coloured as strata_material_get does), sorted by id. An
+ * output path inside the world's directory is refused (STRATA_ERR_ARG): extraction
+ * only reads the world. At level L > 0 there is one cell per aligned
  * 2^L block that meets the box, holding the block's LOD value (its exact mode,
  * from strata_query_lod): ceil(x1 / 2^L) - floor(x0 / 2^L) cells along x.
  * Every rank reads only chunks it owns; the pieces are routed (MPI_Alltoallv) so

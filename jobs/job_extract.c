@@ -6,13 +6,16 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
+#include "extract.h"
 #include "jobs.h"
 #include "png.h"
 
 static const char usage[] =
     "strata extract WORLD --box x0,y0,z0,x1,y1,z1 [--lod L] -o OUT.h5 [--units m]\n"
     "                     [--png OUT.png [--axis x|y|z] [--at K]] [--round-bytes B] [--quiet]\n"
-    "  Writes OUT.h5 (/material, uint16 [z][y][x]) and OUT.xmf for ParaView. The box is\n"
+    "  Writes OUT.h5 (/material, uint16 [z][y][x]; /materials names every id in it) and\n"
+    "  OUT.xmf for ParaView; OUT.h5 and OUT.png must lie outside WORLD. The box is\n"
     "  half-open and clipped to the world (nothing left is an error). The PNG is a slice\n"
     "  across --axis (default z) at voxel coordinate K (default: the middle of the box).\n"
     "  --round-bytes bounds the output bytes one collective round holds over all ranks\n"
@@ -157,6 +160,19 @@ static int write_png(const job *j, const extract_args *a, const strata_extract_s
     return rc;
 }
 
+/* strata_extract refuses an OUT.h5 inside the world; the PNG is this job's own
+ * output, refused the same way before anything is written. Collective. */
+static int check_png_path(const job *j, const extract_args *a)
+{
+    if (!a->png)
+        return JOB_OK;
+    strata_error err;
+    error_clear(&err);
+    strata_status st = extract_check_output_path(a->world, a->png, &err);
+    st = error_agree(MPI_COMM_WORLD, st, &err);
+    return st ? job_fail(j, st, NULL) : JOB_OK;
+}
+
 int job_extract(job *j, int argc, char **argv)
 {
     extract_args a;
@@ -169,7 +185,11 @@ int job_extract(job *j, int argc, char **argv)
     strata_status st = strata_world_open(MPI_COMM_WORLD, a.world, STRATA_READ, &opt, &w);
     if (st)
         return job_fail(j, st, NULL);
-    if (a.metres && (rc = job_box_metres(j, usage, w, a.metric_box, a.box))) {
+    if (a.metres)
+        rc = job_box_metres(j, usage, w, a.metric_box, a.box);
+    if (!rc)
+        rc = check_png_path(j, &a);
+    if (rc) {
         strata_world_close(w);
         return rc;
     }

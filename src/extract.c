@@ -7,7 +7,12 @@
  * them with one MPI_Alltoallv; uniform pieces travel as one value. At level > 0
  * each rank asks strata_query_lod (routed to the owners, which read the stored
  * pyramid) for the cells of its own slab. Then every rank writes its slab with
- * one collective hyperslab write. Nothing reads another rank's chunks.
+ * one collective hyperslab write. Nothing reads another rank's chunks. Each rank
+ * notes the material ids of its slabs, so that /materials names every id the
+ * file holds, not only the world's table.
+ *
+ * Extraction only reads the world: an output path inside the world's directory is
+ * refused before anything is created.
  */
 #include <errno.h>
 #include <hdf5.h>
@@ -16,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "codec.h"
 #include "extract.h"
@@ -26,6 +32,8 @@
 #define EXTRACT_ROUND_MAX      ((uint64_t)1 << 30)
 /* Bytes a level > 0 cell costs while queried (point, answer), for round sizing. */
 #define EXTRACT_LOD_CELL_BYTES 32
+/* One bit per material id. */
+#define EXTRACT_MATERIAL_WORDS (((size_t)UINT16_MAX + 1) / 64)
 
 /* ---- grid and sidecar -------------------------------------------------------- */
 
@@ -118,6 +126,54 @@ strata_status extract_write_xdmf(const char *xmf_path, const char *h5_name, cons
     return STRATA_OK;
 }
 
+/* ---- output paths ------------------------------------------------------------------ */
+
+/* realpath of the directory holding path: the text before its last '/'. */
+static strata_status resolve_directory_of(const char *path, char resolved[PATH_MAX],
+                                          strata_error *err)
+{
+    char dir[PATH_MAX];
+    const char *slash = strrchr(path, '/');
+    const char *from = slash ? path : ".";
+    size_t n = !slash || slash == path ? 1 : (size_t)(slash - path); /* "x": "."; "/x": "/" */
+    if (n >= sizeof dir)
+        return error_set(err, STRATA_ERR_ARG, "output path too long: %s", path);
+    memcpy(dir, from, n);
+    dir[n] = '\0';
+    if (!realpath(dir, resolved))
+        return error_set(err, STRATA_ERR_IO, "cannot resolve %s, the directory of output %s: %s",
+                         dir, path, strerror(errno));
+    return STRATA_OK;
+}
+
+/* Whether resolved path lies in resolved directory dir or is dir itself. */
+static int path_is_under(const char *path, const char *dir)
+{
+    size_t n = strlen(dir);
+    return !strncmp(path, dir, n) && (path[n] == '\0' || path[n] == '/' || dir[n - 1] == '/');
+}
+
+strata_status extract_check_output_path(const char *world_dir, const char *path, strata_error *err)
+{
+    char world[PATH_MAX], parent[PATH_MAX], target[PATH_MAX];
+    if (!realpath(world_dir, world))
+        return error_set(err, STRATA_ERR_IO, "cannot resolve the world directory %s: %s", world_dir,
+                         strerror(errno));
+    strata_status st = resolve_directory_of(path, parent, err);
+    if (st)
+        return st;
+    struct stat sb;
+    int exists = lstat(path, &sb) == 0;
+    if (exists && !realpath(path, target))
+        return error_set(err, STRATA_ERR_IO, "cannot resolve output %s: %s", path, strerror(errno));
+    if (path_is_under(parent, world) || (exists && path_is_under(target, world)))
+        return error_set(err, STRATA_ERR_ARG,
+                         "output %s lies inside the world directory %s (%s): extraction only "
+                         "reads a world; write the output elsewhere",
+                         path, world_dir, world);
+    return STRATA_OK;
+}
+
 /* ---- one round ------------------------------------------------------------------- */
 
 /* The state of one extraction. Rounds cover output z-cells [round0, round1);
@@ -126,8 +182,9 @@ typedef struct {
     strata_world *w;
     extract_grid g;
     int64_t round0, round1, slab0, slab1;
-    uint16_t *slab;    /* [slab1 - slab0][ny][nx] */
-    uint16_t *scratch; /* one decoded chunk */
+    uint16_t *slab;                             /* [slab1 - slab0][ny][nx] */
+    uint16_t *scratch;                          /* one decoded chunk */
+    uint64_t materials[EXTRACT_MATERIAL_WORDS]; /* a bit per id: in this rank's slabs, then all */
     strata_extract_stats stats;
 } extraction;
 
@@ -545,22 +602,67 @@ typedef struct {
     uint8_t r, g, b;
 } material_record;
 
-/* /materials: the world's material table (rank 0 writes the rows). Collective. */
-static strata_status write_materials(strata_world *w, output *o, const char *path)
+static void material_mark(uint64_t *ids, uint16_t id)
 {
+    ids[id >> 6] |= (uint64_t)1 << (id & 63);
+}
+
+static int material_marked(const uint64_t *ids, uint32_t id)
+{
+    return (int)(ids[id >> 6] >> (id & 63) & 1);
+}
+
+/* Mark the ids in this rank's slab of n cells. A run of one id costs a compare. */
+static void note_slab_materials(extraction *e, size_t n)
+{
+    uint32_t last = UINT32_MAX;
+    for (size_t i = 0; i < n; i++)
+        if (e->slab[i] != last) {
+            last = e->slab[i];
+            material_mark(e->materials, e->slab[i]);
+        }
+}
+
+/* The ids /materials lists, on every rank: the world's table and every id in any
+ * rank's slabs (an id written by an update need not be in the table). Collective. */
+static strata_status gather_materials(extraction *e)
+{
+    strata_world *w = e->w;
     strata_config cfg;
     strata_world_config(w, &cfg);
-    hsize_t n = cfg.material_count;
+    for (size_t i = 0; i < cfg.material_count; i++)
+        material_mark(e->materials, cfg.materials[i].id);
+    return error_mpi(&w->error,
+                     MPI_Allreduce(MPI_IN_PLACE, e->materials, (int)EXTRACT_MATERIAL_WORDS,
+                                   MPI_UINT64_T, MPI_BOR, w->comm),
+                     "MPI_Allreduce of the material ids");
+}
+
+/* /materials: one row per marked id in id order, named and coloured as
+ * strata_material_get (and so the PNG legend) has it: the table's entry, else a
+ * generated "material N". Rank 0 writes the rows. Collective. */
+static strata_status write_materials(strata_world *w, const uint64_t *ids, output *o,
+                                     const char *path)
+{
+    hsize_t n = 0;
+    for (uint32_t id = 0; id <= UINT16_MAX; id++)
+        n += (hsize_t)material_marked(ids, id);
     material_record *rows = calloc(n ? n : 1, sizeof *rows);
     if (!rows)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "extraction: no memory for the material table");
-    for (size_t i = 0; i < n; i++) {
-        rows[i].id = cfg.materials[i].id;
-        memcpy(rows[i].name, cfg.materials[i].name, sizeof rows[i].name);
-        rows[i].name[sizeof rows[i].name - 1] = '\0';
-        rows[i].r = cfg.materials[i].rgb[0];
-        rows[i].g = cfg.materials[i].rgb[1];
-        rows[i].b = cfg.materials[i].rgb[2];
+    material_record *row = rows;
+    for (uint32_t id = 0; id <= UINT16_MAX; id++) {
+        strata_material m;
+        if (!material_marked(ids, id))
+            continue;
+        strata_material_get(w, (uint16_t)id, &m); /* never fails: unknown ids are generated */
+        row->id = m.id;
+        memcpy(row->name, m.name, sizeof row->name);
+        row->name[sizeof row->name - 1] = '\0';
+        row->r = m.rgb[0];
+        row->g = m.rgb[1];
+        row->b = m.rgb[2];
+        row++;
     }
     hid_t name = H5Tcopy(H5T_C_S1), type = H5Tcreate(H5T_COMPOUND, sizeof *rows);
     herr_t rc =
@@ -598,9 +700,10 @@ static strata_status write_materials(strata_world *w, output *o, const char *pat
 }
 
 /* Attributes of /material and the material table. Collective (HDF5 metadata). */
-static strata_status write_metadata(strata_world *w, const extract_grid *g, output *o,
-                                    const char *path)
+static strata_status write_metadata(const extraction *e, output *o, const char *path)
 {
+    strata_world *w = e->w;
+    const extract_grid *g = &e->g;
     strata_config cfg;
     strata_world_config(w, &cfg);
     int32_t level = g->level;
@@ -622,7 +725,7 @@ static strata_status write_metadata(strata_world *w, const extract_grid *g, outp
         st = write_attribute(w, o->dataset, "world_origin", H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, 3,
                              cfg.origin, path);
     if (!st)
-        st = write_materials(w, o, path);
+        st = write_materials(w, e->materials, o, path);
     return st;
 }
 
@@ -678,6 +781,8 @@ static strata_status run_rounds(extraction *e, output *o, const strata_extract_o
                                                  n));
         if (!st)
             st = g->level ? fill_slab_lod(e) : fill_slab_voxels(e);
+        if (!st)
+            note_slab_materials(e, n);
         if (!st)
             st = world_agree(w, write_slab(e, o, path));
         world_evict(w);
@@ -769,6 +874,8 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
         st = WORLD_FAIL(w, STRATA_ERR_ARG, "extraction needs a box and an output path");
     else if ((size_t)snprintf(partial, sizeof partial, "%s.partial", path) >= sizeof partial)
         st = WORLD_FAIL(w, STRATA_ERR_ARG, "output path too long: %s", path);
+    else
+        st = extract_check_output_path(w->dir, path, &w->error);
     if (!st)
         st = extract_grid_make(cfg.dims, box, level, &e.g, &w->error);
     if (!st && !level && !(e.scratch = malloc(w->chunk_voxels * sizeof *e.scratch)))
@@ -784,7 +891,9 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
     if (!st)
         st = run_rounds(&e, &o, opt, partial);
     if (!st)
-        st = world_agree(w, write_metadata(w, &e.g, &o, partial));
+        st = world_agree(w, gather_materials(&e));
+    if (!st)
+        st = world_agree(w, write_metadata(&e, &o, partial));
     output_close(&o);
     if (!st)
         st = publish(w, &e.g, partial, path);

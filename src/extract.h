@@ -40,6 +40,27 @@ strata_status extract_write_xdmf(const char *xmf_path, const char *h5_name, cons
                                  const double voxel_size[3], const double origin[3],
                                  strata_error *err);
 
+/**
+ * Refuse an output path that resolves inside the world's directory: extraction
+ * only reads a world, and a file written there (W/MANIFEST, a segment, any new
+ * name) would change or destroy it. Local: each rank resolves on its own view of
+ * the file system, so callers agree on the outcome before creating anything.
+ *
+ * The directory holding path is the text before its last '/' ("." when there is
+ * none), so that "W/", "W/." and "W/.." count as names in W, where their
+ * ".partial" siblings would be created. That directory, and path itself when
+ * something exists there (a symlink is followed: a PNG is written through it),
+ * are resolved with realpath and compared with the resolved world directory, so
+ * that "W/../W/x.h5", symlinks and trailing slashes are caught.
+ * @param[in]  world_dir the world's directory
+ * @param[in]  path      an output file; it need not exist yet
+ * @param[out] err       the failure, naming both paths
+ * @return STRATA_OK when path lies outside world_dir; STRATA_ERR_ARG when inside;
+ *         STRATA_ERR_IO when world_dir, path's directory or an existing path
+ *         cannot be resolved
+ */
+strata_status extract_check_output_path(const char *world_dir, const char *path, strata_error *err);
+
 /** The sidecar's path: h5_path with a trailing ".h5"/".hdf5" replaced by ".xmf" (else appended). */
 strata_status extract_xdmf_path(const char *h5_path, char *out, size_t size, strata_error *err);
 

@@ -2,7 +2,9 @@
 # test_extract.sh STRATA WORKDIR SRCDIR BUILDDIR: `strata extract` at 1, 2 and 4 ranks
 # against `strata get --points` (L = 0) and brute-force block modes (L > 0): boxes
 # inside, on chunk edges, partly outside (clipped) and wholly outside (an error);
-# the XDMF parsed, the HDF5 read with h5py, the PNG decoded and its pixels checked.
+# the XDMF parsed, the HDF5 read with h5py, the PNG decoded and its pixels checked;
+# /materials naming every id present; outputs inside the world refused, the world
+# left byte-identical.
 set -euo pipefail
 # Sanitized builds run three times slower: they check one rank count here (the
 # MPI tests still run at 1, 2 and 4 ranks).
@@ -25,6 +27,9 @@ for _ in range(3000):
     print(r.randrange(72), r.randrange(60), r.randrange(40), r.choice([0, 1, 5, 300, 65535]))
 PY
 $STRATA update w upd.txt --quiet
+# An id outside the material table, in the inner box's middle z-slice (its PNG).
+echo "20 20 16 1000" > rare.txt
+$STRATA update w rare.txt --quiet
 
 # name  requested box            box after clipping
 BOXES=(
@@ -82,6 +87,43 @@ if $STRATA extract w --box 0,0,0,10,10 -o bad.h5 --quiet 2> /dev/null; then
   fail "a 5-number box was accepted"
 fi
 
+# Extraction only reads the world: an output or a PNG resolving inside the world's
+# directory (by any spelling: .., a symlink, a trailing slash, an existing file) is
+# refused on every rank before anything is written, naming both paths, and the world
+# stays byte-identical.
+snapshot() {
+  (cd w && find . -printf '%p %y %s %T@\n' | sort &&
+     find . -type f -print0 | sort -z | xargs -0 sha256sum)
+}
+snapshot > world.before
+segment=$(cd w && ls seg-*.h5 | head -n 1)
+ln -sfn w wlink
+ln -sfn w/MANIFEST manifest.png
+REFUSED=(
+  "-o w/MANIFEST"  "-o w/$segment"  "-o w/out.h5"  "-o w/../w/x.h5"  "-o w/"  "-o ./w//x.h5"
+  "-o w"  "-o wlink/x.h5"  "-o out.h5 --png w/slice.png"  "-o out.h5 --png manifest.png"
+)
+i=0
+for args in "${REFUSED[@]}"; do
+  np=$((i % 3 + 1)) i=$((i + 1))
+  # shellcheck disable=SC2086 # $args is several words
+  if $MPIRUN -np $np $STRATA extract w --box 5,7,3,41,33,29 $args --quiet 2> err.txt; then
+    fail "extract $args was accepted"
+  fi
+  inside=${args##* }
+  grep -qF "output $inside lies inside the world directory w (" err.txt ||
+    fail "extract $args: the error does not name both paths: $(cat err.txt)"
+  [ ! -e out.h5 ] && [ ! -e out.xmf ] && [ ! -e out.h5.partial ] ||
+    fail "extract $args left files"
+  snapshot | cmp -s - world.before || fail "extract $args changed the world"
+done
+[ "$(readlink manifest.png)" = w/MANIFEST ] || fail "the PNG symlink was replaced"
+# A sibling whose name starts with the world's is outside it.
+mkdir -p w.out
+$MPIRUN -np 2 $STRATA extract w --box 5,7,3,41,33,29 -o w.out/x.h5 --png w.out/x.png --quiet
+$CHECK h5 w.out/x.h5 5,7,3,41,33,29 0 inner.ref
+snapshot | cmp -s - world.before || fail "an extraction changed the world"
+
 # Levels > 0: each cell is its aligned block's mode, from an L0 extraction of the
 # aligned box (clipped to the world) as the brute-force reference.
 for spec in "1 5,7,3,41,33,29 4,6,2,42,34,30" "2 -5,-3,10,100,70,45 0,0,8,72,60,40" \
@@ -100,6 +142,33 @@ print(','.join(str(v) for v in [max(0,b[0]),max(0,b[1]),max(0,b[2]),min(d[0],b[3
     $MPIRUN -np 2 $STRATA get w --points "lod$level.pts" --lod "$level" --quiet > "lod$level.ref"
     $CHECK h5 "lod$level.2.h5" "$clipped" "$level" "lod$level.ref"
 done
+# /materials: the world's table, plus every id /material holds that the table lacks
+# (1000, 300 and 65535 from the updates) named and coloured as strata_material_get
+# does, sorted by id; in every extraction above, at every level and rank count.
+$STRATA info w --json --quiet > info.json
+$PY - info.json "inner.$first.h5" ./*.[0-9].h5 <<'PY'
+import json, sys, h5py, numpy as np
+table = {m["id"]: (m["name"], tuple(m["rgb"])) for m in json.load(open(sys.argv[1]))["materials"]}
+def generated(i):  # src/world.c strata_material_get for an id not in the table
+    h = (i * 2654435761) & 0xFFFFFFFF
+    return f"material {i}", tuple(64 + (h >> s) % 192 for s in (8, 16, 24))
+for path in sys.argv[2:]:
+    f = h5py.File(path, "r")
+    present = {int(v) for v in np.unique(f["material"][...])}
+    rows = f["materials"][:]
+    ids = [int(r["id"]) for r in rows]
+    assert ids == sorted(set(ids)), f"{path}: /materials not sorted by unique id: {ids}"
+    want = sorted(set(table) | present)
+    assert ids == want, f"{path}: /materials ids {ids}, want {want}"
+    for r in rows:
+        i = int(r["id"])
+        got = (r["name"].decode(), (int(r["r"]), int(r["g"]), int(r["b"])))
+        assert got == (table[i] if i in table else generated(i)), f"{path}: id {i} is {got}"
+    assert path != sys.argv[2] or {300, 1000, 65535} <= present - set(table), \
+        f"{path}: the updates' unknown ids are not in the data"
+print("ok /materials lists every present id")
+PY
+
 # A real client: ParaView's XDMF readers, where ParaView is installed
 # (scripts/install-deps.sh all); they must see what h5py sees.
 if command -v pvpython > /dev/null; then
