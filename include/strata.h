@@ -15,6 +15,14 @@
  *   returns the same status and message, and nothing hangs.
  * - Voxel coordinates are int64 in [0, dims). Arrays are C order [z][y][x].
  * - Material 0 is air; a voxel never written reads as air.
+ * - Threads: calls on one world must not overlap; make them from one thread at
+ *   a time (the thread that calls MPI, for collective ones). "Not collective"
+ *   means no other rank takes part, not that the call is thread-safe: reads
+ *   share the world's chunk cache and scratch. Separate worlds may be used from
+ *   separate threads if MPI was initialised with MPI_THREAD_MULTIPLE. The
+ *   library runs its own worker threads (strata_options.threads) without MPI.
+ * - Writers: one job (one world handle) at a time writes a world; a second
+ *   writer, in another job or in the same process, gets STRATA_ERR_LOCKED.
  */
 #ifndef STRATA_H
 #define STRATA_H
@@ -162,7 +170,9 @@ typedef struct {
 
 /** Name of a status code. Never NULL. */
 const char *strata_strerror(strata_status status);
-/** Message of the last failure on world w, or of this thread when w is NULL. */
+/** Message of the last failure on world w, or of this thread when w is NULL. The
+ *  text stays valid until the next failing call on w (or on this thread) and, for
+ *  w, until strata_world_close. */
 const char *strata_last_error(const strata_world *w);
 
 /* ---- configuration and lifetime ------------------------------------------- */

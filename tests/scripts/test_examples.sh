@@ -28,6 +28,11 @@ rm -f make-copy/simulate_minimal
 PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" make -C make-copy CC="cc $san" > make.log 2>&1 || fail "make: $(cat make.log)"
 mpirun --oversubscribe -np 3 make-copy/simulate_minimal world 2 > run2.txt || fail "make example run"
 grep -q "^epoch 3, " run2.txt || fail "make example printed: $(cat run2.txt)"
+# The README's line, with nothing else: pkg-config --cflags --libs strata.
+# shellcheck disable=SC2046 # pkg-config prints several words
+cc $san "$SRC/examples/simulate_minimal.c" -o plain-link \
+  $(PKG_CONFIG_PATH="$PREFIX/lib/pkgconfig" pkg-config --cflags --libs strata) > plain.log 2>&1 ||
+  fail "cc \$(pkg-config --cflags --libs strata): $(cat plain.log)"
 
 # The installed command sees the examples' commits and a clean world.
 "$PREFIX/bin/strata" fsck world --quiet || fail "fsck of the example's world"
