@@ -10,6 +10,9 @@
  * Conventions
  * - Every function returns a strata_status. On failure, strata_last_error(w)
  *   (or strata_last_error(NULL) when no world exists yet) names what was wrong.
+ *   A NULL world, a NULL output, or a NULL array with a count above zero is
+ *   STRATA_ERR_ARG naming the argument (agreed on every rank in collective calls,
+ *   except a NULL world, which has no communicator to agree on).
  * - "Collective": every rank of the world's communicator must call the function,
  *   in the same order. An error on one rank is agreed on by all: every rank
  *   returns the same status and message, and nothing hangs.
@@ -93,8 +96,8 @@ typedef struct {
 /** Open options (strata_world_open / create). Initialise with strata_options_init. */
 typedef struct {
     size_t cache_bytes; /**< clean-chunk cache budget per rank */
-    int defer_index;    /**< 1: commits leave the index stale until reindex */
-    int zstd_level;     /**< compression level of chunk payloads */
+    int defer_index;    /**< 1: commits leave the index stale until reindex (0 or 1) */
+    int zstd_level;     /**< compression level of chunk payloads (zstd's range) */
     int threads;        /**< threads per rank encoding/summarising chunks (0: env
                              STRATA_THREADS, else the cores the rank is bound to, or
                              when unbound online CPUs / ranks on the node) */

@@ -67,6 +67,12 @@ static int codec_for_distinct(int distinct)
 static _Thread_local ZSTD_CCtx *thread_cctx;
 static _Thread_local ZSTD_DCtx *thread_dctx;
 
+void chunk_zstd_levels(int *low, int *high)
+{
+    *low = ZSTD_minCLevel();
+    *high = ZSTD_maxCLevel();
+}
+
 void chunk_codec_release_thread(void)
 {
     ZSTD_freeCCtx(thread_cctx);

@@ -97,6 +97,8 @@ size_t chunk_scratch_size(int edge);
  */
 strata_status chunk_decode(const uint8_t *payload, size_t length, int codec, int edge,
                            void *scratch, uint16_t *voxels, strata_error *err);
+/** The compression levels zstd accepts: [*low, *high] (negative levels are fast modes). */
+void chunk_zstd_levels(int *low, int *high);
 /** Free the calling thread's zstd contexts (they are recreated on next use). */
 void chunk_codec_release_thread(void);
 /** True when all count voxels equal voxels[0] (count 0 is uniform). */

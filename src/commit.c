@@ -426,6 +426,8 @@ strata_status world_publish(strata_world *w, manifest *next)
 
 strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     double start = MPI_Wtime();
     strata_status st = strata_flush(w, NULL);
     if (st)

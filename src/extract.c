@@ -798,7 +798,8 @@ static strata_status run_rounds(extraction *e, output *o, const strata_extract_o
 
 void strata_extract_options_init(strata_extract_options *opt)
 {
-    memset(opt, 0, sizeof *opt);
+    if (opt)
+        memset(opt, 0, sizeof *opt);
 }
 
 /* Times and counts are summed or maxed over ranks for the caller. */
@@ -860,6 +861,8 @@ static strata_status publish(strata_world *w, const extract_grid *g, const char 
 strata_status strata_extract(strata_world *w, const int64_t box[6], int level, const char *path,
                              const strata_extract_options *opt, strata_extract_stats *stats)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     double t0 = MPI_Wtime();
     strata_extract_options defaults;
     strata_extract_options_init(&defaults);

@@ -206,13 +206,15 @@ static strata_status fill_all(fill_job *f)
 
 strata_status strata_fill(strata_world *w, const int64_t *box, strata_fill_fn fn, void *ctx)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     int64_t clipped[6] = {
         0, 0, 0, w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]};
     strata_status st = STRATA_OK;
     if (!w->writable)
         st = WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
     else if (!fn)
-        st = WORLD_FAIL(w, STRATA_ERR_ARG, "strata_fill: no callback");
+        st = world_null_argument(w, __func__, "fn");
     for (int i = 0; box && !st && i < 3; i++) {
         clipped[i] = box[i] > 0 ? box[i] : 0;
         clipped[i + 3] = box[i + 3] < clipped[i + 3] ? box[i + 3] : clipped[i + 3];

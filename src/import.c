@@ -46,12 +46,16 @@ static const strata_layer default_layers[] = {
 
 void strata_import_default_layers(const strata_layer **layers, size_t *count)
 {
-    *layers = default_layers;
-    *count = sizeof default_layers / sizeof default_layers[0];
+    if (layers)
+        *layers = default_layers;
+    if (count)
+        *count = sizeof default_layers / sizeof default_layers[0];
 }
 
 void strata_dem_options_init(strata_dem_options *opt)
 {
+    if (!opt)
+        return;
     memset(opt, 0, sizeof *opt);
     opt->scale = 1.0;
     opt->vertical_res = 100.0;
@@ -928,8 +932,14 @@ strata_status strata_import_dem(MPI_Comm comm, const char *path, const char *dem
         *out = NULL;
     strata_error err;
     error_clear(&err);
-    if (!path || !dem_file || !cfg)
-        return error_set(NULL, STRATA_ERR_ARG, "strata_import_dem: NULL argument");
+    if (!path || !dem_file || !cfg) {
+        /* Fail at dem_prepare's first agreement, where the other ranks are. */
+        error_set(&err, STRATA_ERR_ARG, "strata_import_dem: NULL %s",
+                  !path       ? "path"
+                  : !dem_file ? "dem_file"
+                              : "cfg");
+        return error_agree(comm, STRATA_ERR_ARG, &err);
+    }
     strata_dem_options d;
     if (dem)
         d = *dem;

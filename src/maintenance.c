@@ -224,15 +224,21 @@ static void check_manifest_on_disk(fsck_state *f)
 
 strata_status strata_fsck(strata_world *w, strata_problem_fn fn, void *ctx, uint64_t *problems)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    /* Agreed before the checks: a NULL out on one rank fails every rank. */
+    strata_status st =
+        world_agree(w, problems ? STRATA_OK : world_null_argument(w, __func__, "problems"));
+    if (st)
+        return st;
     fsck_state f = {w, fn, ctx, 0, 0};
     if (w->rank == 0)
         check_manifest_on_disk(&f);
     check_segments(&f);
     index_begin_write(w); /* forget histograms the checks kept */
     uint64_t total = 0;
-    strata_status st =
-        error_mpi(&w->error, MPI_Allreduce(&f.problems, &total, 1, MPI_UINT64_T, MPI_SUM, w->comm),
-                  "summing fsck problems");
+    st = error_mpi(&w->error, MPI_Allreduce(&f.problems, &total, 1, MPI_UINT64_T, MPI_SUM, w->comm),
+                   "summing fsck problems");
     *problems = total;
     return world_agree(w, st);
 }
@@ -318,6 +324,8 @@ static strata_status publish_compaction(strata_world *w, uint64_t epoch)
 
 strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     double start = MPI_Wtime();
     strata_status st = strata_commit(w, NULL);
     if (st)
@@ -363,13 +371,18 @@ static int has_dirty(strata_world *w)
 
 strata_status strata_rebalance(strata_world *w, int by, strata_weight_fn fn, void *ctx)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     strata_status st = STRATA_OK;
     if (!w->writable)
         st = WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
     else if (has_dirty(w))
         st = WORLD_FAIL(w, STRATA_ERR_ARG, "rebalance needs committed state: commit first");
-    else if (by != STRATA_WEIGHT_COUNT && by != STRATA_WEIGHT_BYTES &&
-             !(by == STRATA_WEIGHT_CALLBACK && fn))
+    else if (by == STRATA_WEIGHT_CALLBACK && !fn)
+        st = WORLD_FAIL(w, STRATA_ERR_ARG,
+                        "strata_rebalance: STRATA_WEIGHT_CALLBACK needs a weight callback "
+                        "(fn is NULL)");
+    else if (by != STRATA_WEIGHT_COUNT && by != STRATA_WEIGHT_BYTES && by != STRATA_WEIGHT_CALLBACK)
         st = WORLD_FAIL(w, STRATA_ERR_ARG, "rebalance: unknown weight %d", by);
     st = world_agree(w, st);
     if (st)

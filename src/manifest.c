@@ -451,12 +451,16 @@ strata_status manifest_read(const char *dir, manifest *m, strata_error *err)
     snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_NAME);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
+        int saved = errno; /* stat below may change errno */
         struct stat st;
-        if (errno == ENOENT && stat(dir, &st) == 0)
+        int exists = stat(dir, &st) == 0;
+        if (saved == ENOENT && exists)
             return error_set(err, STRATA_ERR_FORMAT, "%s is not a Strata world (no %s)", dir,
                              MANIFEST_NAME);
-        return error_set(err, errno == ENOENT ? STRATA_ERR_NOT_FOUND : STRATA_ERR_IO,
-                         "cannot open %s: %s", path, strerror(errno));
+        if (saved == ENOTDIR && exists && !S_ISDIR(st.st_mode))
+            return error_set(err, STRATA_ERR_FORMAT, "%s is not a world (not a directory)", dir);
+        return error_set(err, saved == ENOENT ? STRATA_ERR_NOT_FOUND : STRATA_ERR_IO,
+                         "cannot open %s: %s", path, strerror(saved));
     }
     struct stat st;
     strata_status status = STRATA_OK;

@@ -240,10 +240,14 @@ static int usable_level(strata_world *w, lod_index *x, int level)
 strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size_t n, int level,
                                double threshold, uint16_t *out, double *homogeneity)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     lod_index *x = NULL;
     strata_status st = index_get(w, &x);
     int L = st ? 0 : usable_level(w, x, level);
-    if (!st && (L < 0 || threshold > 1 || threshold != threshold || (n && (!points || !out))))
+    if (!st && n && (!points || !out))
+        st = world_null_argument(w, __func__, points ? "out" : "points");
+    else if (!st && (L < 0 || threshold > 1 || threshold != threshold))
         st = WORLD_FAIL(w, STRATA_ERR_ARG,
                         "LOD query: level %d must be in [0, 62] and threshold "
                         "at most 1 (%g)",
@@ -313,8 +317,6 @@ strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size
 
 static strata_status clip_box(strata_world *w, const int64_t in[6], int64_t out[6])
 {
-    if (!in)
-        return WORLD_FAIL(w, STRATA_ERR_ARG, "no box given");
     for (int i = 0; i < 3; i++) {
         out[i] = in[i] < 0 ? 0 : in[i];
         out[i + 3] = in[i + 3] > w->committed.dims[i] ? w->committed.dims[i] : in[i + 3];
@@ -327,6 +329,22 @@ static strata_status clip_box(strata_world *w, const int64_t in[6], int64_t out[
                               w->committed.dims[1], w->committed.dims[2]);
     }
     return STRATA_OK;
+}
+
+/*
+ * The arguments of a box query (strata_query_region, strata_box_stats): zeroes
+ * *n, checks for NULL pointers (list is the caller's result pointer, named
+ * list_name) and clips box into clipped. Local: the caller agrees on the status.
+ */
+static strata_status box_arguments(strata_world *w, const char *fn, const int64_t box[6],
+                                   const void *list, const char *list_name, size_t *n,
+                                   int64_t clipped[6])
+{
+    if (n)
+        *n = 0;
+    if (!box || !list || !n)
+        return world_null_argument(w, fn, !box ? "box" : !list ? list_name : "n");
+    return clip_box(w, box, clipped);
 }
 
 /* How a cell relates to the box: 0 outside, 1 partly inside, 2 inside. */
@@ -481,12 +499,14 @@ static strata_status gather_regions(walk *r, strata_region **regions, size_t *n)
 strata_status strata_query_region(strata_world *w, const int64_t box[6], int level,
                                   double threshold, strata_region **regions, size_t *n)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     walk r = {.w = w, .threshold = threshold};
-    *regions = NULL;
-    *n = 0;
-    strata_status st = index_get(w, &r.x);
+    if (regions)
+        *regions = NULL;
+    strata_status st = box_arguments(w, __func__, box, regions, "regions", n, r.box);
     if (!st)
-        st = clip_box(w, box, r.box);
+        st = index_get(w, &r.x);
     r.level = st ? 0 : usable_level(w, r.x, level);
     if (!st && (r.level < 0 || !(threshold >= 0 && threshold <= 1)))
         st = WORLD_FAIL(w, STRATA_ERR_ARG,
@@ -584,12 +604,14 @@ static void visit_stats(walk *r, int bits, const uint64_t c[3], int replicated)
 strata_status strata_box_stats(strata_world *w, const int64_t box[6],
                                strata_material_count **counts, size_t *n)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     walk r = {.w = w};
-    *counts = NULL;
-    *n = 0;
-    strata_status st = index_get(w, &r.x);
+    if (counts)
+        *counts = NULL;
+    strata_status st = box_arguments(w, __func__, box, counts, "counts", n, r.box);
     if (!st)
-        st = clip_box(w, box, r.box);
+        st = index_get(w, &r.x);
     uint64_t *sum = NULL;
     if (!st &&
         (!(r.counts = calloc(65536, sizeof *r.counts)) || !(sum = malloc(65536 * sizeof *sum))))
@@ -758,9 +780,17 @@ static int unit_direction(const double dir[3], double unit[3])
 strata_status strata_ray(strata_world *w, const double from[3], const double dir[3],
                          double max_dist, strata_ray_hit *hit)
 {
-    memset(hit, 0, sizeof *hit);
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    /* A NULL pointer fails at the agreement below, where the other ranks are. */
+    strata_status st = STRATA_OK;
+    if (!from || !dir || !hit)
+        st = world_null_argument(w, __func__, !from ? "from" : !dir ? "dir" : "hit");
+    if (hit)
+        memset(hit, 0, sizeof *hit);
     ray_state r = {.w = w};
-    strata_status st = index_get(w, &r.x);
+    if (!st)
+        st = index_get(w, &r.x);
     if (!st && (!unit_direction(dir, r.d) || !(max_dist >= 0)))
         st = WORLD_FAIL(w, STRATA_ERR_ARG,
                         "ray: direction (%g, %g, %g) must be non-zero and finite, max distance "

@@ -88,9 +88,14 @@ void world_evict(strata_world *w)
 strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], size_t n,
                                   uint16_t *out)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    /* A NULL array fails at the agreement below, where the other ranks are. */
     strata_status st = STRATA_OK;
+    if (n && (!points || !out))
+        st = world_null_argument(w, __func__, points ? "out" : "points");
     route_record *send = malloc((n ? n : 1) * sizeof *send);
-    if (!send)
+    if (!st && !send)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route %zu points", n);
     const int b = w->edge_bits;
     const uint64_t mask = (uint64_t)w->edge - 1;
@@ -197,6 +202,8 @@ static __attribute__((noinline)) strata_status read_voxel_slow(strata_world *w, 
  * cache's table and no stores; anything else takes read_voxel_slow. */
 strata_status strata_read_voxel(strata_world *w, int64_t x, int64_t y, int64_t z, uint16_t *out)
 {
+    if (!w || !out)
+        return world_null_argument(w, __func__, w ? "out" : "world");
     const int64_t *d = w->committed.dims;
     const chunk_cache *c = &w->owned;
     if (x >= 0 && y >= 0 && z >= 0 && x < d[0] && y < d[1] && z < d[2] && c->capacity) {
@@ -222,6 +229,8 @@ strata_status strata_read_voxel(strata_world *w, int64_t x, int64_t y, int64_t z
 
 strata_status strata_load_chunk(strata_world *w, int64_t cx, int64_t cy, int64_t cz, uint16_t *out)
 {
+    if (!w || !out)
+        return world_null_argument(w, __func__, w ? "out" : "world");
     uint64_t key;
     strata_status st = strata_chunk_key(w, cx, cy, cz, &key);
     chunk *k;
@@ -240,6 +249,8 @@ strata_status strata_load_chunk(strata_world *w, int64_t cx, int64_t cy, int64_t
 strata_status strata_chunk_metadata(strata_world *w, int64_t cx, int64_t cy, int64_t cz,
                                     strata_chunk_meta *meta)
 {
+    if (!w || !meta)
+        return world_null_argument(w, __func__, w ? "meta" : "world");
     uint64_t key;
     strata_status st = strata_chunk_key(w, cx, cy, cz, &key);
     if (st)
@@ -294,7 +305,12 @@ static uint64_t reserve_bytes(const strata_world *w)
 
 strata_status strata_world_info(strata_world *w, strata_info *info)
 {
-    memset(info, 0, sizeof *info);
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    /* A NULL info fails at the agreement below, where the other ranks are. */
+    strata_status st = info ? STRATA_OK : world_null_argument(w, __func__, "info");
+    if (info)
+        memset(info, 0, sizeof *info);
     uint64_t local[7] = {
         0, 0, 0, w->owned.clean_bytes, w->owned.dirty_bytes, metadata_bytes(w), reserve_bytes(w)};
     for (size_t i = 0; i < w->row_count; i++) {
@@ -309,7 +325,7 @@ strata_status strata_world_info(strata_world *w, strata_info *info)
     int rc = MPI_Allreduce(local, sum, 7, MPI_UINT64_T, MPI_SUM, w->comm);
     if (rc == MPI_SUCCESS)
         rc = MPI_Allreduce(&local[5], &max_meta, 1, MPI_UINT64_T, MPI_MAX, w->comm);
-    strata_status st = world_agree(w, error_mpi(&w->error, rc, "gathering world info"));
+    st = world_agree(w, st ? st : error_mpi(&w->error, rc, "gathering world info"));
     if (st)
         return st;
     const manifest *m = &w->committed;

@@ -283,6 +283,8 @@ static strata_status publish(strata_world *w, const reindex_batch *b, uint64_t e
 
 strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *stats)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     double start = MPI_Wtime();
     reindex_batch b = {0};
     lod_index *x = NULL;
@@ -334,6 +336,10 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
 
 strata_status strata_index_status(strata_world *w, int build, strata_index_info *info)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    if (!info) /* fails at the agreement below, where the other ranks are */
+        return world_agree(w, world_null_argument(w, __func__, "info"));
     memset(info, 0, sizeof *info);
     lod_index *x = NULL;
     strata_status st = world_agree(w, index_get(w, &x));

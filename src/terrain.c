@@ -154,6 +154,8 @@ static strata_status terrain_chunk(const int64_t b[6], int edge, uint16_t *voxel
 
 strata_status strata_generate_terrain(strata_world *w, uint64_t seed)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     terrain t = {seed,
                  {w->committed.dims[0], w->committed.dims[1], w->committed.dims[2]},
                  (double)w->committed.dims[2] * 0.45};

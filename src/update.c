@@ -51,6 +51,8 @@ static strata_status stage_record(strata_world *w, int64_t x, int64_t y, int64_t
 
 strata_status strata_stage(strata_world *w, int64_t x, int64_t y, int64_t z, uint16_t material)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     if (!w->writable)
         return WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
     return stage_record(w, x, y, z, material, 0, 0);
@@ -59,6 +61,8 @@ strata_status strata_stage(strata_world *w, int64_t x, int64_t y, int64_t z, uin
 strata_status strata_stage_expect(strata_world *w, int64_t x, int64_t y, int64_t z,
                                   uint16_t material, uint16_t expected)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     if (!w->writable)
         return WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
     return stage_record(w, x, y, z, material, expected, ROUTE_CONDITIONAL);
@@ -163,6 +167,8 @@ static strata_status flush_refused(strata_world *w)
 
 strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
 {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
     double start = MPI_Wtime();
     strata_status st = world_agree(w, flush_refused(w));
     route_record *recv = NULL;
@@ -197,19 +203,21 @@ strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
 strata_status strata_update_batch(strata_world *w, const strata_update *updates, size_t n,
                                   strata_batch_stats *stats)
 {
-    strata_status st = STRATA_OK;
-    for (size_t i = 0; i < n; i++) {
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    strata_status st = n && !updates ? world_null_argument(w, __func__, "updates") : STRATA_OK;
+    for (size_t i = 0; !st && i < n; i++) {
         const strata_update *u = &updates[i];
         /* Out-of-range records are remembered and fail the flush on every rank. */
-        st = stage_record(w, u->x, u->y, u->z, u->material, u->expected,
-                          u->has_expected ? ROUTE_CONDITIONAL : 0);
-        if (st == STRATA_ERR_NOMEM)
-            break;
+        if (stage_record(w, u->x, u->y, u->z, u->material, u->expected,
+                         u->has_expected ? ROUTE_CONDITIONAL : 0) == STRATA_ERR_NOMEM)
+            st = STRATA_ERR_NOMEM;
     }
-    if (st == STRATA_ERR_NOMEM) {
+    if (st) {
+        /* Fail at the flush's first agreement, where the other ranks are; like
+         * them, drop what was staged. */
         clear_staged(w);
-        world_agree(w, st);
-        return st;
+        return world_agree(w, st);
     }
     return strata_flush(w, stats);
 }

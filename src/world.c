@@ -23,6 +23,8 @@
 
 void strata_config_init(strata_config *cfg)
 {
+    if (!cfg)
+        return;
     memset(cfg, 0, sizeof *cfg);
     cfg->chunk_edge = STRATA_CHUNK_EDGE_DEFAULT;
     for (int i = 0; i < 3; i++)
@@ -31,6 +33,8 @@ void strata_config_init(strata_config *cfg)
 
 void strata_options_init(strata_options *opt)
 {
+    if (!opt)
+        return;
     memset(opt, 0, sizeof *opt);
     opt->cache_bytes = STRATA_CACHE_BYTES_DEFAULT;
     opt->zstd_level = 3;
@@ -48,6 +52,13 @@ strata_status world_agree(strata_world *w, strata_status local)
     if (local == STRATA_OK)
         w->error.status = STRATA_OK;
     return error_agree(w->comm, local, &w->error);
+}
+
+strata_status world_null_argument(const strata_world *w, const char *fn, const char *what)
+{
+    /* The error slot is the one part of a world that a const call may write. */
+    strata_error *err = w ? &((strata_world *)w)->error : NULL;
+    return error_set(err, STRATA_ERR_ARG, "%s: NULL %s", fn, what);
 }
 
 /* ---- geometry ------------------------------------------------------------------ */
@@ -137,6 +148,27 @@ static strata_status check_config(const strata_config *cfg, strata_error *err)
     return STRATA_OK;
 }
 
+/* The open options (NULL: the defaults, always valid). */
+static strata_status check_options(const strata_options *opt, strata_error *err)
+{
+    if (!opt)
+        return STRATA_OK;
+    int low, high;
+    chunk_zstd_levels(&low, &high);
+    if (opt->zstd_level < low || opt->zstd_level > high)
+        return error_set(err, STRATA_ERR_ARG,
+                         "strata_options.zstd_level %d is outside zstd's range [%d, %d]",
+                         opt->zstd_level, low, high);
+    if (opt->threads < 0)
+        return error_set(err, STRATA_ERR_ARG,
+                         "strata_options.threads %d is negative (0: choose automatically)",
+                         opt->threads);
+    if (opt->defer_index != 0 && opt->defer_index != 1)
+        return error_set(err, STRATA_ERR_ARG, "strata_options.defer_index %d is neither 0 nor 1",
+                         opt->defer_index);
+    return STRATA_OK;
+}
+
 /* A digest of what strata_world_create keeps of a configuration. */
 static uint32_t config_digest(const manifest *m)
 {
@@ -213,22 +245,27 @@ static strata_status initial_manifest(const strata_config *cfg, int ranks, manif
 
 /* ---- lifetime ------------------------------------------------------------------ */
 
+/* Collective: every rank checks its options and path, then they agree, so that
+ * one rank's bad option fails every rank before the communicator is duplicated. */
 static strata_status world_alloc(MPI_Comm comm, const char *path, const strata_options *opt,
                                  strata_world **out, strata_error *err)
 {
     strata_world *w = calloc(1, sizeof *w);
-    if (!w)
-        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a world");
+    strata_status st =
+        w ? check_options(opt, err) : error_set(err, STRATA_ERR_NOMEM, "cannot allocate a world");
+    if (!st && strlen(path) >= sizeof w->dir)
+        st = error_set(err, STRATA_ERR_ARG, "path too long: %s", path);
+    st = error_agree(comm, st, err);
+    if (st) {
+        free(w);
+        return st;
+    }
     w->lock_fd = w->replaced_lock_fd = -1;
     w->comm = MPI_COMM_NULL;
     if (opt)
         w->options = *opt;
     else
         strata_options_init(&w->options);
-    if (strlen(path) >= sizeof w->dir) {
-        free(w);
-        return error_set(err, STRATA_ERR_ARG, "path too long: %s", path);
-    }
     strcpy(w->dir, path);
     /* "W/" names W: the sibling paths of a --force create are built from it. */
     for (size_t n = strlen(w->dir); n > 1 && w->dir[n - 1] == '/'; n--)
@@ -747,7 +784,7 @@ strata_status strata_world_close(strata_world *w)
 strata_status strata_world_config(const strata_world *w, strata_config *cfg)
 {
     if (!w || !cfg)
-        return error_set(NULL, STRATA_ERR_ARG, "strata_world_config: NULL argument");
+        return world_null_argument(w, __func__, w ? "cfg" : "world");
     strata_config_init(cfg);
     for (int i = 0; i < 3; i++) {
         cfg->dims[i] = w->committed.dims[i];
@@ -762,6 +799,8 @@ strata_status strata_world_config(const strata_world *w, strata_config *cfg)
 
 strata_status strata_material_get(const strata_world *w, uint16_t id, strata_material *out)
 {
+    if (!w || !out)
+        return world_null_argument(w, __func__, w ? "out" : "world");
     const manifest *m = &w->committed;
     size_t lo = 0, hi = m->material_count;
     while (lo < hi) {
@@ -788,6 +827,8 @@ strata_status strata_material_get(const strata_world *w, uint16_t id, strata_mat
 
 strata_status strata_world_rank(const strata_world *w, int *rank, int *size)
 {
+    if (!w || !rank || !size)
+        return world_null_argument(w, __func__, !w ? "world" : !rank ? "rank" : "size");
     *rank = w->rank;
     *size = w->size;
     return STRATA_OK;
@@ -796,6 +837,8 @@ strata_status strata_world_rank(const strata_world *w, int *rank, int *size)
 strata_status strata_chunk_key(const strata_world *w, int64_t cx, int64_t cy, int64_t cz,
                                uint64_t *key)
 {
+    if (!w || !key)
+        return world_null_argument(w, __func__, w ? "key" : "world");
     if (cx < 0 || cy < 0 || cz < 0 || (uint64_t)cx >= w->chunks[0] ||
         (uint64_t)cy >= w->chunks[1] || (uint64_t)cz >= w->chunks[2])
         return WORLD_FAIL((strata_world *)w, STRATA_ERR_RANGE,
@@ -807,6 +850,8 @@ strata_status strata_chunk_key(const strata_world *w, int64_t cx, int64_t cy, in
 
 strata_status strata_owner(const strata_world *w, int64_t x, int64_t y, int64_t z, int *rank)
 {
+    if (!w || !rank)
+        return world_null_argument(w, __func__, w ? "rank" : "world");
     if (!world_contains(w, x, y, z))
         return WORLD_FAIL((strata_world *)w, STRATA_ERR_RANGE,
                           "voxel (%" PRId64 ", %" PRId64 ", %" PRId64 ") is outside the world", x,
@@ -819,6 +864,8 @@ strata_status strata_owner(const strata_world *w, int64_t x, int64_t y, int64_t 
 
 strata_status strata_key_range(const strata_world *w, uint64_t *first, uint64_t *last)
 {
+    if (!w || !first || !last)
+        return world_null_argument(w, __func__, !w ? "world" : !first ? "first" : "last");
     *first = w->split[w->rank];
     *last = w->split[w->rank + 1];
     return STRATA_OK;

@@ -86,6 +86,14 @@ void world_evict(strata_world *w);
 strata_status world_agree(strata_world *w, strata_status local);
 /** Fail with a message in w->error. */
 #define WORLD_FAIL(w, status, ...) error_set(&(w)->error, (status), __VA_ARGS__)
+/**
+ * A NULL pointer argument of the public call fn: STRATA_ERR_ARG with the message
+ * "fn: NULL what", in w's slot and the thread's (only the thread's when w is NULL:
+ * there is no world). Local: a collective caller passes the status on to its first
+ * agreement, where the other ranks are, and returns at once only for a NULL
+ * world (no communicator to agree over).
+ */
+strata_status world_null_argument(const strata_world *w, const char *fn, const char *what);
 
 /**
  * The manifest for a new commit of `epoch`: the committed segments that live rows

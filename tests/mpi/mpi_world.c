@@ -251,6 +251,14 @@ static void test_read_only(const char *path, reference *r, uint64_t epoch)
     MT_CHECK(strata_world_close(w) == STRATA_OK, "close read-only");
 }
 
+/* A 32^3 world of 16-voxel chunks, for argument tests. */
+static void small_config(strata_config *cfg)
+{
+    strata_config_init(cfg);
+    cfg->dims[0] = cfg->dims[1] = cfg->dims[2] = 32;
+    cfg->chunk_edge = 16;
+}
+
 /*
  * Arguments one rank gets wrong fail on every rank (no rank waits in a
  * collective); ranks passing different configurations fail; a second writer
@@ -267,9 +275,7 @@ static void test_open_arguments(const char *dir, const char *path)
     MT_CHECK(strstr(strata_last_error(NULL), "mode 7") != NULL, "message: %s",
              strata_last_error(NULL));
     strata_config cfg;
-    strata_config_init(&cfg);
-    cfg.dims[0] = cfg.dims[1] = cfg.dims[2] = 32;
-    cfg.chunk_edge = 16;
+    small_config(&cfg);
     char other[4200];
     snprintf(other, sizeof other, "%s/args-world", dir);
     st = strata_world_create(MPI_COMM_WORLD, mt_rank == bad ? NULL : other, &cfg, NULL, 0, &w);
@@ -320,6 +326,218 @@ static void test_open_arguments(const char *dir, const char *path)
              strata_last_error(NULL));
     if (second)
         strata_world_close(second);
+}
+
+/* A call refused for a NULL pointer: STRATA_ERR_ARG, and the message (of w, or of
+ * the thread when w is NULL) names the function and the argument. */
+#define CHECK_NULL(call, w, fn, arg)                                                               \
+    do {                                                                                           \
+        strata_status st_ = (call);                                                                \
+        const char *m_ = strata_last_error(w);                                                     \
+        MT_CHECK(st_ == STRATA_ERR_ARG && strstr(m_, fn) && strstr(m_, "NULL " arg),               \
+                 "%s: status %d, message '%s'", #call, (int)st_, m_);                              \
+    } while (0)
+
+static strata_status fill_nothing(const int64_t bounds[6], int edge, uint16_t *voxels, void *ctx,
+                                  char *message_out)
+{
+    (void)bounds, (void)edge, (void)voxels, (void)ctx, (void)message_out;
+    return STRATA_OK;
+}
+
+/* Every public call taking a world refuses a NULL world, locally. */
+static void test_null_world(void)
+{
+    strata_world *n = NULL;
+    strata_config cfg;
+    strata_material mat;
+    strata_info info;
+    strata_chunk_meta meta;
+    strata_ray_hit hit;
+    strata_index_info index;
+    strata_region *regions;
+    strata_material_count *counts;
+    int rank, size;
+    uint64_t a, b;
+    uint16_t v, chunk[16];
+    size_t count;
+    const int64_t box[6] = {0, 0, 0, 8, 8, 8}, point[1][3] = {{1, 1, 1}};
+    const double from[3] = {1, 1, 1}, dir[3] = {1, 0, 0};
+    CHECK_NULL(strata_world_config(n, &cfg), NULL, "strata_world_config", "world");
+    CHECK_NULL(strata_material_get(n, 1, &mat), NULL, "strata_material_get", "world");
+    CHECK_NULL(strata_world_info(n, &info), NULL, "strata_world_info", "world");
+    CHECK_NULL(strata_world_rank(n, &rank, &size), NULL, "strata_world_rank", "world");
+    CHECK_NULL(strata_chunk_key(n, 0, 0, 0, &a), NULL, "strata_chunk_key", "world");
+    CHECK_NULL(strata_owner(n, 0, 0, 0, &rank), NULL, "strata_owner", "world");
+    CHECK_NULL(strata_key_range(n, &a, &b), NULL, "strata_key_range", "world");
+    CHECK_NULL(strata_rebalance(n, STRATA_WEIGHT_COUNT, NULL, NULL), NULL, "strata_rebalance",
+               "world");
+    CHECK_NULL(strata_stage(n, 0, 0, 0, 1), NULL, "strata_stage", "world");
+    CHECK_NULL(strata_stage_expect(n, 0, 0, 0, 1, 0), NULL, "strata_stage_expect", "world");
+    CHECK_NULL(strata_flush(n, NULL), NULL, "strata_flush", "world");
+    CHECK_NULL(strata_update_batch(n, NULL, 0, NULL), NULL, "strata_update_batch", "world");
+    CHECK_NULL(strata_commit(n, NULL), NULL, "strata_commit", "world");
+    CHECK_NULL(strata_query_points(n, point, 1, &v), NULL, "strata_query_points", "world");
+    CHECK_NULL(strata_read_voxel(n, 0, 0, 0, &v), NULL, "strata_read_voxel", "world");
+    CHECK_NULL(strata_load_chunk(n, 0, 0, 0, chunk), NULL, "strata_load_chunk", "world");
+    CHECK_NULL(strata_chunk_metadata(n, 0, 0, 0, &meta), NULL, "strata_chunk_metadata", "world");
+    CHECK_NULL(strata_fill(n, NULL, fill_nothing, NULL), NULL, "strata_fill", "world");
+    CHECK_NULL(strata_generate_terrain(n, 1), NULL, "strata_generate_terrain", "world");
+    CHECK_NULL(strata_query_lod(n, point, 1, 0, 0, &v, NULL), NULL, "strata_query_lod", "world");
+    CHECK_NULL(strata_query_region(n, box, 0, 1, &regions, &count), NULL, "strata_query_region",
+               "world");
+    CHECK_NULL(strata_ray(n, from, dir, 10, &hit), NULL, "strata_ray", "world");
+    CHECK_NULL(strata_box_stats(n, box, &counts, &count), NULL, "strata_box_stats", "world");
+    CHECK_NULL(strata_reindex(n, 0, NULL), NULL, "strata_reindex", "world");
+    CHECK_NULL(strata_index_status(n, 0, &index), NULL, "strata_index_status", "world");
+    CHECK_NULL(strata_extract(n, box, 0, "null.h5", NULL, NULL), NULL, "strata_extract", "world");
+    CHECK_NULL(strata_fsck(n, NULL, NULL, &a), NULL, "strata_fsck", "world");
+    CHECK_NULL(strata_compact(n, NULL), NULL, "strata_compact", "world");
+    MT_CHECK(strata_world_close(n) == STRATA_OK, "close of NULL");
+}
+
+/*
+ * NULL outputs and arrays on an open world: every call fails with the message in
+ * the world's slot, and a collective call with a NULL pointer on the last rank
+ * only fails on every rank without hanging. n == 0 with NULL arrays stays valid.
+ * Nothing changes the world.
+ */
+static void test_null_arguments(const char *path)
+{
+    test_null_world();
+    strata_world *w = NULL;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &w);
+    MT_CHECK(st == STRATA_OK, "open: %s", strata_last_error(NULL));
+    if (st)
+        return;
+    int rank, size;
+    uint64_t a;
+    uint16_t v[1];
+    size_t count;
+    const int64_t box[6] = {0, 0, 0, 8, 8, 8}, point[1][3] = {{1, 2, 3}};
+    const double from[3] = {1, 1, 1}, dir[3] = {1, 0, 0};
+    strata_ray_hit hit;
+    strata_region *regions;
+    strata_material_count *counts;
+    /* Local calls. A message from an earlier failure must not stand for the new one. */
+    st = strata_read_voxel(w, -1, 0, 0, v);
+    MT_CHECK(st == STRATA_ERR_RANGE, "read outside the world: %d", st);
+    CHECK_NULL(strata_world_config(w, NULL), w, "strata_world_config", "cfg");
+    CHECK_NULL(strata_material_get(w, 1, NULL), w, "strata_material_get", "out");
+    CHECK_NULL(strata_world_rank(w, NULL, &size), w, "strata_world_rank", "rank");
+    CHECK_NULL(strata_world_rank(w, &rank, NULL), w, "strata_world_rank", "size");
+    CHECK_NULL(strata_chunk_key(w, 0, 0, 0, NULL), w, "strata_chunk_key", "key");
+    CHECK_NULL(strata_owner(w, 0, 0, 0, NULL), w, "strata_owner", "rank");
+    CHECK_NULL(strata_key_range(w, NULL, &a), w, "strata_key_range", "first");
+    CHECK_NULL(strata_key_range(w, &a, NULL), w, "strata_key_range", "last");
+    CHECK_NULL(strata_read_voxel(w, 0, 0, 0, NULL), w, "strata_read_voxel", "out");
+    CHECK_NULL(strata_load_chunk(w, 0, 0, 0, NULL), w, "strata_load_chunk", "out");
+    CHECK_NULL(strata_chunk_metadata(w, 0, 0, 0, NULL), w, "strata_chunk_metadata", "meta");
+    /* Collective calls, the same NULL on every rank. */
+    CHECK_NULL(strata_world_info(w, NULL), w, "strata_world_info", "info");
+    CHECK_NULL(strata_query_points(w, NULL, 1, v), w, "strata_query_points", "points");
+    CHECK_NULL(strata_query_points(w, point, 1, NULL), w, "strata_query_points", "out");
+    CHECK_NULL(strata_update_batch(w, NULL, 1, NULL), w, "strata_update_batch", "updates");
+    CHECK_NULL(strata_query_lod(w, point, 1, 0, 0, NULL, NULL), w, "strata_query_lod", "out");
+    CHECK_NULL(strata_query_region(w, NULL, 0, 1, &regions, &count), w, "strata_query_region",
+               "box");
+    CHECK_NULL(strata_query_region(w, box, 0, 1, NULL, &count), w, "strata_query_region",
+               "regions");
+    CHECK_NULL(strata_query_region(w, box, 0, 1, &regions, NULL), w, "strata_query_region", "n");
+    CHECK_NULL(strata_box_stats(w, box, NULL, &count), w, "strata_box_stats", "counts");
+    CHECK_NULL(strata_ray(w, NULL, dir, 10, &hit), w, "strata_ray", "from");
+    CHECK_NULL(strata_ray(w, from, NULL, 10, &hit), w, "strata_ray", "dir");
+    CHECK_NULL(strata_ray(w, from, dir, 10, NULL), w, "strata_ray", "hit");
+    CHECK_NULL(strata_index_status(w, 1, NULL), w, "strata_index_status", "info");
+    CHECK_NULL(strata_fsck(w, NULL, NULL, NULL), w, "strata_fsck", "problems");
+    CHECK_NULL(strata_fill(w, NULL, NULL, NULL), w, "strata_fill", "fn");
+    st = strata_rebalance(w, STRATA_WEIGHT_CALLBACK, NULL, NULL);
+    MT_CHECK(st == STRATA_ERR_ARG && strstr(strata_last_error(w), "callback"),
+             "rebalance without a callback: %d, %s", st, strata_last_error(w));
+    /* n == 0 with NULL arrays is an empty call. */
+    st = strata_query_points(w, NULL, 0, NULL);
+    MT_CHECK(st == STRATA_OK, "query of no points: %s", strata_last_error(w));
+    st = strata_update_batch(w, NULL, 0, NULL);
+    MT_CHECK(st == STRATA_OK, "batch of no updates: %s", strata_last_error(w));
+    /* The last rank alone passes NULL: every rank fails, none hangs. */
+    int bad = mt_rank == mt_size - 1;
+    strata_info info;
+    uint64_t problems;
+    strata_update u = {1, 2, 3, 7, 0, 0};
+    CHECK_NULL(strata_query_points(w, bad ? NULL : point, 1, v), w, "strata_query_points",
+               "points");
+    CHECK_NULL(strata_update_batch(w, bad ? NULL : &u, 1, NULL), w, "strata_update_batch",
+               "updates");
+    CHECK_NULL(strata_world_info(w, bad ? NULL : &info), w, "strata_world_info", "info");
+    CHECK_NULL(strata_ray(w, from, dir, 10, bad ? NULL : &hit), w, "strata_ray", "hit");
+    CHECK_NULL(strata_box_stats(w, box, &counts, bad ? NULL : &count), w, "strata_box_stats", "n");
+    CHECK_NULL(strata_index_status(w, 0, bad ? NULL : &(strata_index_info){0}), w,
+               "strata_index_status", "info");
+    CHECK_NULL(strata_fsck(w, NULL, NULL, bad ? NULL : &problems), w, "strata_fsck", "problems");
+    /* The failed batch staged nothing anywhere: a commit writes no chunk. */
+    strata_commit_stats cs;
+    st = strata_commit(w, &cs);
+    MT_CHECK(st == STRATA_OK && cs.chunks_written == 0, "commit after refused calls: %s, %" PRIu64,
+             strata_last_error(w), cs.chunks_written);
+    MT_CHECK(strata_world_close(w) == STRATA_OK, "close: %s", strata_last_error(NULL));
+}
+
+/* Options out of range on one rank fail create and open on every rank; a path
+ * that is a regular file is not a world. */
+static void test_bad_options(const char *dir, const char *path)
+{
+    int bad = mt_rank == mt_size - 1;
+    strata_config cfg;
+    small_config(&cfg);
+    char other[4200];
+    snprintf(other, sizeof other, "%s/options-world", dir);
+    struct {
+        const char *field;
+        int zstd_level, threads, defer_index;
+    } cases[] = {{"zstd_level", 1000, 0, 0},
+                 {"zstd_level", -1000000, 0, 0},
+                 {"threads", 3, -1, 0},
+                 {"defer_index", 3, 0, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        strata_options opt;
+        strata_options_init(&opt);
+        if (bad) {
+            opt.zstd_level = cases[i].zstd_level;
+            opt.threads = cases[i].threads;
+            opt.defer_index = cases[i].defer_index;
+        }
+        strata_world *w = NULL;
+        strata_status st = strata_world_create(MPI_COMM_WORLD, other, &cfg, &opt, 0, &w);
+        MT_CHECK(st == STRATA_ERR_ARG && !w && strstr(strata_last_error(NULL), cases[i].field),
+                 "create with a bad %s on the last rank: %d, %s", cases[i].field, st,
+                 strata_last_error(NULL));
+        st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, &opt, &w);
+        MT_CHECK(st == STRATA_ERR_ARG && !w && strstr(strata_last_error(NULL), cases[i].field),
+                 "open with a bad %s on the last rank: %d, %s", cases[i].field, st,
+                 strata_last_error(NULL));
+    }
+    strata_options opt;
+    strata_options_init(&opt);
+    opt.zstd_level = -5; /* zstd's fast levels are valid */
+    opt.threads = 2;
+    strata_world *w = NULL;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, &opt, &w);
+    MT_CHECK(st == STRATA_OK, "open with valid options: %s", strata_last_error(NULL));
+    if (w)
+        strata_world_close(w);
+    /* A regular file is not a world. */
+    char file[4200];
+    snprintf(file, sizeof file, "%s/plain-file", dir);
+    if (mt_rank == 0) {
+        FILE *f = fopen(file, "w");
+        MT_CHECK(f != NULL, "cannot create %s", file);
+        if (f)
+            fclose(f);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    st = strata_world_open(MPI_COMM_WORLD, file, STRATA_READ, NULL, &w);
+    MT_CHECK(st == STRATA_ERR_FORMAT && strstr(strata_last_error(NULL), "not a directory"),
+             "open of a regular file: %d, %s", st, strata_last_error(NULL));
 }
 
 /*
@@ -431,6 +649,8 @@ int main(int argc, char **argv)
 
     test_read_only(path, &r, epoch);
     test_open_arguments(dir, path);
+    test_null_arguments(path);
+    test_bad_options(dir, path);
     test_reopen(path, &r, &epoch);
     ref_free(&r);
     return mt_finish("mpi_world");
