@@ -218,7 +218,7 @@ static strata_status raw_scan(raw_import *r, int rank, int size, strata_error *e
                 uint64_t index = at + i, x = index % (uint64_t)d[0];
                 uint64_t y = index / (uint64_t)d[0] % (uint64_t)d[1],
                          z = index / ((uint64_t)d[0] * (uint64_t)d[1]);
-                st = error_set(err, STRATA_ERR_RANGE,
+                st = error_set(err, STRATA_ERR_PARSE,
                                "%s: element %" PRIu64 " (x,y,z = %" PRIu64 ",%" PRIu64 ",%" PRIu64
                                ") is %" PRId32 ": material ids cannot be negative",
                                r->file, index, x, y, z, v);
@@ -242,7 +242,7 @@ static strata_status raw_decode_row(const raw_import *r, const uint8_t *p, size_
                      "%s: element %" PRIu64 " (x,y,z = %" PRId64 ",%" PRId64 ",%" PRId64
                      ") is negative",
                      r->file, index + x, at[0] + (int64_t)x, at[1], at[2]);
-            return STRATA_ERR_RANGE;
+            return STRATA_ERR_PARSE; /* a bad record, not a coordinate outside the world */
         }
         out[x] = (uint16_t)v;
     }

@@ -139,7 +139,7 @@ done
 
 # ---- a typed import with values out of range for a material id ----
 $py -c 'import struct; open("neg.raw","wb").write(struct.pack("<8h", 1, 2, 3, -4, 5, 6, 7, 8))'
-expect_fail "import int16 -4" "-4" run import imported --raw neg.raw --dims 2,2,2 --type int16 --chunk 16
+expect_fail "import int16 -4" "malformed input.*-4: material ids cannot be negative" run import imported --raw neg.raw --dims 2,2,2 --type int16 --chunk 16
 [ -e imported/MANIFEST ] && fail "a refused import left a world"
 $py -c 'open("short.raw","wb").write(bytes(7))'
 expect_fail "import: file shorter than dims" "short.raw has 7 bytes" run import imported --raw short.raw --dims 2,2,2 --type uint8 --chunk 16
