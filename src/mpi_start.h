@@ -12,19 +12,12 @@
 #define STRATA_MPI_START_H
 
 #include <mpi.h>
-#include <stdlib.h>
 #ifdef __SANITIZE_ADDRESS__
 #include <sanitizer/lsan_interface.h>
 #endif
 
 static inline int mpi_start(int *argc, char ***argv, int required, int *provided)
 {
-    /* Strata never uses MPI-IO shared file pointers. Open MPI otherwise probes
-     * its shared-pointer components at every MPI_File_open (HDF5's H5Fcreate of
-     * a segment): a lock-test file created, locked and unlinked in the world's
-     * directory and a shared-memory segment, about a millisecond per commit.
-     * A setting the user made (environment or mpirun --mca) is kept. */
-    setenv("OMPI_MCA_sharedfp", "individual", 0);
 #ifdef __SANITIZE_ADDRESS__
     __lsan_disable();
 #endif

@@ -445,8 +445,15 @@ static void remove_leftovers(strata_world *w)
     while ((e = readdir(d))) {
         unsigned long long epoch;
         char tail[8];
-        int leftover = strcmp(e->d_name, MANIFEST_NAME ".tmp") == 0;
-        if (sscanf(e->d_name, "seg-%20llu.h%7s", &epoch, tail) == 2 && strcmp(tail, "5") == 0) {
+        int leftover = strcmp(e->d_name, MANIFEST_NAME ".tmp") == 0, at = 0;
+        /* MPI-IO's files beside a segment (seg-N.h5.locktest.0, .data.R,
+         * .metadata.R of Open MPI's shared-file-pointer components), which a
+         * job killed while it had the segment open leaves: no writer is
+         * running (this one holds the lock) and readers never make them. */
+        if (sscanf(e->d_name, "seg-%20llu.h5.%n", &epoch, &at) == 1 && at > 0 && e->d_name[at])
+            leftover = 1;
+        else if (sscanf(e->d_name, "seg-%20llu.h%7s", &epoch, tail) == 2 &&
+                 strcmp(tail, "5") == 0) {
             /* Above the epoch: a commit that died before its rename. Below it and
              * not named: a compaction that died between its rename and unlinks. */
             leftover = 1;
