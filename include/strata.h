@@ -591,7 +591,7 @@ strata_status strata_import_dem(MPI_Comm comm, const char *path, const char *dem
 /**
  * Create the world at path from a raw label volume and commit it, voxel for
  * voxel. Collective over comm. The file must hold exactly X*Y*Z elements; a
- * negative value (int16) fails naming its element index and x,y,z. Bad input
+ * negative value (int16) fails (STRATA_ERR_PARSE) naming its element index and x,y,z. Bad input
  * creates nothing (a --force target keeps its old world).
  * @param[in]  raw   dims, element type and byte order
  * @param[in]  cfg   chunk edge, voxel size, origin and materials (dims ignored)
