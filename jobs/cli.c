@@ -19,7 +19,7 @@ void job_error(const job *j, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "strata %s: rank %d: %s\n", j->name, j->rank, text);
+    fprintf(stderr, "strata %s: error: rank %d: %s\n", j->name, j->rank, text);
 }
 
 int job_fail(const job *j, strata_status st, const strata_world *w)
