@@ -129,15 +129,22 @@ static size_t palette_content_size(int count, size_t n)
 
 /* ---- encode ----------------------------------------------------------------- */
 
-/* 1 when the 16 values at v all equal `value` (terrain: most runs along x). */
-static inline int run_of(const uint16_t *v, uint16_t value)
-{
+/* 1 when the 16 values at v all equal `value` (terrain: most runs along x).
+ * With SSE2, `want` is `value` in every lane (set once by the caller's loop). */
 #ifdef __SSE2__
-    const __m128i want = _mm_set1_epi16((short)value);
+static inline int run_of_lanes(const uint16_t *v, __m128i want)
+{
     const __m128i a = _mm_loadu_si128((const __m128i *)(const void *)v);
     const __m128i b = _mm_loadu_si128((const __m128i *)(const void *)(v + 8));
     return _mm_movemask_epi8(_mm_and_si128(_mm_cmpeq_epi16(a, want), _mm_cmpeq_epi16(b, want))) ==
            0xffff;
+}
+#endif
+
+static inline int run_of(const uint16_t *v, uint16_t value)
+{
+#ifdef __SSE2__
+    return run_of_lanes(v, _mm_set1_epi16((short)value));
 #else
     unsigned differs = 0;
     for (int k = 0; k < 16; k++)
@@ -169,15 +176,31 @@ static int find_palette(const uint16_t *v, size_t n, uint64_t *seen, uint16_t *p
     uint16_t previous = v[0];
     mark_seen(seen, previous);
     int count = 1;
+#ifdef __SSE2__
+    __m128i want = _mm_set1_epi16((short)previous);
+#endif
     for (size_t i = 0; i < n; i += 16) {
+#ifdef __SSE2__
+        if (run_of_lanes(v + i, want))
+            continue;
+#else
         if (run_of(v + i, previous))
             continue;
-        for (int k = 0; k < 16; k++) {
-            if (v[i + (size_t)k] == previous)
-                continue;
-            previous = v[i + (size_t)k];
+#endif
+        if (run_of(v + i, v[i])) { /* a run of another value: a new layer */
+            previous = v[i];
             count += mark_seen(seen, previous);
+        } else {
+            for (int k = 0; k < 16; k++) {
+                if (v[i + (size_t)k] == previous)
+                    continue;
+                previous = v[i + (size_t)k];
+                count += mark_seen(seen, previous);
+            }
         }
+#ifdef __SSE2__
+        want = _mm_set1_epi16((short)previous);
+#endif
         if (count > CODEC_PALETTE_MAX)
             return count;
     }
@@ -198,18 +221,20 @@ static void shuffle_bytes(const uint16_t *v, size_t n, uint8_t *content)
 }
 
 /* Pack indices `per_byte` to a byte, LSB first, 16 voxels at a time: a run of
- * one value (most of terrain) is its index's byte pattern repeated; inlined
- * once per width so the inner loops have constant bounds. */
+ * one value (most of terrain) is its index's byte pattern repeated, written as
+ * one store; inlined once per width so the inner loops have constant bounds. */
 static inline __attribute__((always_inline)) void
 pack_indices(const uint16_t *v, size_t n, const uint8_t *index_of, int per_byte, uint8_t *out)
 {
     const int bits = 8 / per_byte, bytes = 16 / per_byte;
+    /* the byte whose every field holds index 1, times an index: its run pattern */
+    const unsigned ones = per_byte == 8 ? 0xff : per_byte == 4 ? 0x55 : per_byte == 2 ? 0x11 : 1;
     for (size_t i = 0; i < n; i += 16, out += bytes) {
         if (run_of(v + i, v[i])) {
-            unsigned pattern = index_of[v[i]];
-            for (int k = 1; k < per_byte; k++)
-                pattern |= pattern << bits;
-            memset(out, (int)pattern, (size_t)bytes);
+            const uint64_t pattern = (uint64_t)(index_of[v[i]] * ones) * 0x0101010101010101u;
+            memcpy(out, &pattern, (size_t)(bytes < 8 ? bytes : 8));
+            if (bytes == 16)
+                memcpy(out + 8, &pattern, 8);
             continue;
         }
         for (int j = 0; j < bytes; j++) {

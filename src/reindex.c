@@ -29,6 +29,8 @@ typedef struct {
 #define REINDEX_ROUND_BYTES  ((uint64_t)64 << 20)
 /* Payloads at most this many bytes apart are read together. */
 #define REINDEX_GAP ((uint64_t)4096)
+/* reindex_run.read of a row whose payload is not read */
+#define NOT_READ UINT64_MAX
 
 /* What one thread summarises with; thread 0 borrows the world's buffers. */
 typedef struct {
@@ -45,7 +47,7 @@ typedef struct {
     uint64_t epoch;
     store_row *rows;           /* the round's fresh rows */
     const uint16_t **resident; /* per row: a resident clean chunk's voxels, or NULL */
-    uint64_t *read;            /* per row: offset of its payload in `payloads` */
+    uint64_t *read;            /* per row: offset of its payload in `payloads`, or NOT_READ */
     store_ref *refs;           /* the payloads to read */
     const uint8_t *payloads;
     uint64_t *blob; /* per row: offset of its pyramid in its thread's arena */
@@ -68,18 +70,20 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
     const chunk_palette *indices = NULL;
     if (row->codec != CODEC_UNIFORM) {
         voxels = r->resident[i];
-        if (!voxels) {
+        if (r->read[i] != NOT_READ) {
             const uint8_t *payload = r->payloads + r->read[i];
             strata_status st =
                 store_check_payload(w->store.dir, row->payload_segment, row->payload_offset,
                                     row->payload_length, row->payload_crc, row->key, payload, err);
-            /* A palette chunk the LOD build reads as indices is not expanded to voxels. */
+            /* A palette chunk the LOD build reads as indices is not expanded to
+             * voxels; one it cannot (more than 16 ids) is built from the
+             * resident voxels when there are some. */
             if (!st && row->codec == CODEC_PALETTE) {
                 st = chunk_decode_palette(payload, row->payload_length, w->edge, t->scratch,
                                           &palette, err);
                 if (!st && index_palette_serves(w, t->work, row->key, &palette))
                     indices = &palette;
-                else if (!st)
+                else if (!st && !voxels)
                     st = chunk_expand_palette(&palette, w->edge, t->scratch, t->voxels, err);
             } else if (!st) {
                 st = chunk_decode(payload, row->payload_length, row->codec, w->edge, t->scratch,
@@ -87,7 +91,7 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
             }
             if (st)
                 return world_chunk_failed(w, "reindex", row->key, st, err);
-            voxels = indices ? NULL : t->voxels;
+            voxels = indices ? NULL : voxels ? voxels : t->voxels;
         }
     }
     const uint8_t *pyramid;
@@ -121,14 +125,18 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
         row->lod_segment = row->lod_offset = 0;
         row->lod_length = row->lod_crc = 0;
         r->resident[i] = NULL;
-        r->read[i] = 0;
+        r->read[i] = NOT_READ;
         if (old->codec == CODEC_UNIFORM)
             continue;
-        /* A resident clean chunk holds exactly the committed voxels: no decode. */
+        /* A resident clean chunk holds exactly the committed voxels: no decode,
+         * except of a palette payload, whose 4-bit indices the LOD build reads
+         * faster than the voxels (the palette path of lod.h; measured in
+         * docs/benchmarks.md). */
         chunk *k = chunk_cache_find(&w->owned, old->key);
         if (k && !k->dirty && k->voxels) {
             r->resident[i] = k->voxels;
-            continue;
+            if (old->codec != CODEC_PALETTE)
+                continue;
         }
         /* A size read from a file is checked before it sizes an allocation. */
         if (old->payload_length > chunk_encode_bound(w->edge))
@@ -142,7 +150,7 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
     size_t wanted = 0;
     for (size_t i = 0; i < n; i++) {
         const store_row *old = &w->rows[sel[i]];
-        if (old->codec != CODEC_UNIFORM && !r->resident[i])
+        if (old->codec != CODEC_UNIFORM && (!r->resident[i] || old->codec == CODEC_PALETTE))
             r->refs[wanted++] = (store_ref){
                 old->payload_segment, old->payload_offset, old->payload_length, old->key, i, 0};
     }
