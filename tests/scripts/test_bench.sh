@@ -20,7 +20,8 @@ expected = ["commit_terrain", "storage_strata_payload", "storage_strata_files", 
             "apply_sorted_own", "read_voxel_hot", "read_voxel_cold", "query_points_L0",
             "storage_hdf5_zstd3_file", "region_hdf5_hyperslab", "region_strata_load_chunk",
             "sim_strata_batches_commit", "sim_strata_batches_commit_deferred_index",
-            "sim_hdf5_points", "sim_hdf5_chunk_rmw"]
+            "sim_hdf5_points", "sim_hdf5_chunk_rmw", "reindex_full", "reindex_full_durable",
+            "reindex_incremental"]
 expected += [f"update_{p}_1e+05" for p in ("uniform", "erosion", "volcanic", "river")]
 missing = [e for e in expected if e not in rows]
 assert not missing, f"missing rows: {missing}"
