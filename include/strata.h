@@ -85,11 +85,13 @@ typedef struct {
 
 /** World configuration for strata_world_create. Initialise with strata_config_init. */
 typedef struct {
-    int64_t dims[3];                  /**< voxels along x, y, z */
-    int32_t chunk_edge;               /**< power of two in [16, 256] */
-    double voxel_size[3];             /**< metres per voxel along x, y, z */
-    double origin[3];                 /**< world position of voxel corner (0,0,0), metres */
-    const strata_material *materials; /**< table, may be NULL (defaults used) */
+    int64_t dims[3];      /**< voxels along x, y, z */
+    int32_t chunk_edge;   /**< power of two in [16, 256] */
+    double voxel_size[3]; /**< metres per voxel along x, y, z */
+    double origin[3];     /**< world position of voxel corner (0,0,0), metres */
+    /** Table, may be NULL (the defaults). Material 0 is air: a table without
+     *  id 0 gets the default's air entry. Ids missing from it read as "material N". */
+    const strata_material *materials;
     size_t material_count;
 } strata_config;
 

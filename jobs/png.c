@@ -2,10 +2,12 @@
 #include "png.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef STRATA_HAVE_PNG
 /* libpng's own header by its versioned directory: "png.h" is this module's. */
@@ -215,11 +217,28 @@ static int render(canvas *c, const uint16_t *cells, int64_t width, int64_t heigh
 }
 
 #ifdef STRATA_HAVE_PNG
+/* Written to PATH.partial (created afresh: never through a link left at that
+ * name) and renamed over PATH when whole, so that a file PATH links to is
+ * never truncated and a failure leaves no half-written picture. */
 static int encode(const char *path, const canvas *c, char *error, size_t error_size)
 {
-    FILE *f = fopen(path, "wb");
+    char partial[4096];
+    if ((size_t)snprintf(partial, sizeof partial, "%s.partial", path) >= sizeof partial) {
+        snprintf(error, error_size, "picture path too long: %s", path);
+        return -1;
+    }
+    if (unlink(partial) != 0 && errno != ENOENT) {
+        snprintf(error, error_size, "cannot remove the leftover %s: %s", partial, strerror(errno));
+        return -1;
+    }
+    int fd = open(partial, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
+    FILE *f = fd < 0 ? NULL : fdopen(fd, "wb");
     if (!f) {
-        snprintf(error, error_size, "cannot create %s: %s", path, strerror(errno));
+        snprintf(error, error_size, "cannot create %s: %s", partial, strerror(errno));
+        if (fd >= 0) {
+            close(fd);
+            unlink(partial);
+        }
         return -1;
     }
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
@@ -227,7 +246,7 @@ static int encode(const char *path, const canvas *c, char *error, size_t error_s
     if (!png || !info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         fclose(f);
-        remove(path);
+        unlink(partial);
         snprintf(error, error_size, "cannot encode %s (libpng failed)", path);
         return -1;
     }
@@ -242,7 +261,13 @@ static int encode(const char *path, const canvas *c, char *error, size_t error_s
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     if (fclose(f)) {
-        snprintf(error, error_size, "cannot write %s: %s", path, strerror(errno));
+        snprintf(error, error_size, "cannot write %s: %s", partial, strerror(errno));
+        unlink(partial);
+        return -1;
+    }
+    if (rename(partial, path)) {
+        snprintf(error, error_size, "cannot rename %s to %s: %s", partial, path, strerror(errno));
+        unlink(partial);
         return -1;
     }
     return 0;

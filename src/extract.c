@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "codec.h"
 #include "extract.h"
@@ -843,6 +844,11 @@ static strata_status publish(strata_world *w, const extract_grid *g, const char 
         st = extract_xdmf_path(path, xmf, sizeof xmf, &w->error);
         if (!st) {
             snprintf(xmf_partial, sizeof xmf_partial, "%s.partial", xmf);
+            if (unlink(xmf_partial) != 0 && errno != ENOENT)
+                st = WORLD_FAIL(w, STRATA_ERR_IO, "cannot remove the leftover %s: %s", xmf_partial,
+                                strerror(errno));
+        }
+        if (!st) {
             st = extract_write_xdmf(xmf_partial, slash ? slash + 1 : path, g, cfg.voxel_size,
                                     cfg.origin, &w->error);
         }
@@ -886,6 +892,12 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
     st = world_agree(w, st);
     output o = {-1, -1, -1};
     int created = 0;
+    /* A leftover partial output (a killed extraction's, or a link planted at
+     * that name) is removed, not written through. */
+    if (!st && w->rank == 0 && unlink(partial) != 0 && errno != ENOENT)
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "cannot remove the leftover %s: %s", partial,
+                        strerror(errno));
+    st = world_agree(w, st);
     if (!st) {
         store_quiet_hdf5();
         st = world_agree(w, output_create(w, partial, &e.g, &o));

@@ -234,6 +234,12 @@ static strata_status initial_manifest(const strata_config *cfg, int ranks, manif
     memcpy(m->materials, table, count * sizeof *table);
     m->material_count = count;
     qsort(m->materials, count, sizeof *m->materials, compare_materials);
+    /* Material 0 is air: a table that does not name it gets the default's entry. */
+    if (!count || m->materials[0].id != 0) {
+        memmove(m->materials + 1, m->materials, count * sizeof *m->materials);
+        m->materials[0] = strata_default_materials[0];
+        m->material_count++;
+    }
     uint64_t n[3];
     int bits = log2_exact(cfg->chunk_edge);
     for (int i = 0; i < 3; i++)

@@ -25,6 +25,17 @@ run 2 create "$W" --dims 100,70,45 --chunk 16 --generate terrain --seed 7 --quie
 [ "$(json "$W" 'd["dims"]')" = "[100, 70, 45]" ] || fail "dims in info --json"
 [ "$(json "$W" 'len(d["materials"]) > 0 and all(set(m) >= {"id","name","rgb"} for m in d["materials"])')" = True ] \
     || fail "materials in info --json"
+# A material table: kept as given, with air (id 0, the brief's default) added
+# when the table does not name it; a table naming 0 keeps its name.
+printf 'id,name,r,g,b\n5,granite,120,120,120\n1,water,0,0,255\n' > mat.csv
+run 2 create "$WORK/mat.world" --dims 40,40,40 --materials mat.csv --quiet
+[ "$(json "$WORK/mat.world" '[(m["id"], m["name"], m["rgb"]) for m in d["materials"]]')" = \
+  "[(0, 'air', [220, 235, 255]), (1, 'water', [0, 0, 255]), (5, 'granite', [120, 120, 120])]" ] \
+    || fail "materials of a table without air: $(json "$WORK/mat.world" 'd["materials"]')"
+printf 'id,name,r,g,b\n0,vacuum,0,0,0\n' > mat0.csv
+run 1 create "$WORK/mat0.world" --dims 40,40,40 --materials mat0.csv --quiet
+[ "$(json "$WORK/mat0.world" '[(m["id"], m["name"]) for m in d["materials"]]')" = "[(0, 'vacuum')]" ] \
+    || fail "a table naming material 0"
 if run 1 create "$W" --dims 10,10,10 --quiet 2>err.txt; then fail "create over an existing world succeeded"; fi
 grep -q -- "--force" err.txt || fail "create over a world does not mention --force: $(cat err.txt)"
 [ "$(json "$W" 'd["dims"]')" = "[100, 70, 45]" ] || fail "refused create changed the world"

@@ -123,6 +123,19 @@ mkdir -p w.out
 $MPIRUN -np 2 $STRATA extract w --box 5,7,3,41,33,29 -o w.out/x.h5 --png w.out/x.png --quiet
 $CHECK h5 w.out/x.h5 5,7,3,41,33,29 0 inner.ref
 snapshot | cmp -s - world.before || fail "an extraction changed the world"
+# Outputs are written beside their name and renamed over it: a hard link to a
+# world file (which no path check can see) is replaced, not written through, and
+# so is a link planted at the partial names.
+ln w/MANIFEST hard.png
+ln -sfn w/MANIFEST planted.h5.partial
+ln -sfn w/MANIFEST planted.xmf.partial
+$MPIRUN -np 2 $STRATA extract w --box 5,7,3,41,33,29 -o planted.h5 --png hard.png --quiet
+snapshot | cmp -s - world.before || fail "an extraction through links changed the world"
+$PY -c 'import sys; assert open("hard.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"' ||
+  fail "hard.png is not a PNG"
+[ ! -e planted.h5.partial ] && [ ! -e planted.xmf.partial ] && [ ! -e hard.png.partial ] ||
+  fail "partial files left"
+$CHECK h5 planted.h5 5,7,3,41,33,29 0 inner.ref
 
 # Levels > 0: each cell is its aligned block's mode, from an L0 extraction of the
 # aligned box (clipped to the world) as the brute-force reference.
