@@ -959,7 +959,7 @@ static strata_status reindex_row(bench *b, strata_world *w, int full, uint64_t u
         TRY(strata_reindex(w, full, &rs), "reindex");
         /* Per rank: the voxels of all ranks' chunks over the slowest rank's time,
          * / ranks: the whole call (its durable commit included), and the rebuild
-         * alone (reading and summarising: the rate `strata info` reports). */
+         * alone (reading and summarising: "summarised in" of `strata reindex`). */
         rs.seconds = bench_slowest(b, rs.seconds);
         rates[rep] = rs.seconds > 0 ? (double)rs.voxels / rs.seconds / b->size : 0;
         rebuild[rep] =
@@ -979,26 +979,21 @@ static strata_status reindex_row(bench *b, strata_world *w, int full, uint64_t u
             bench_row_start(b, id, "index", "voxels/s per rank", BENCH_HIGHER_IS_BETTER);
         bench_volume_text(b, row.volume, sizeof row.volume);
         snprintf(row.what, sizeof row.what,
-                 "strata_reindex(full = %d): %" PRIu64 " chunks summarised (histogram + pyramid); "
-                 "%s; best run %.3f s summarising (slowest rank), %.3f s in all with its commit "
-                 "(best of %d)",
+                 "strata_reindex(full = %d), %" PRIu64 " chunks; voxels / %s / ranks; best run "
+                 "%.3f s summarising, %.3f s in all",
                  full, rs.chunks,
-                 kind ? "rate = voxels / seconds of the whole call (the rebuilt index written, "
-                        "fsynced and published) / ranks"
-                      : "rate = voxels / seconds reading and summarising (slowest rank; the "
-                        "rebuild rate strata info reports) / ranks",
-                 rs.summarize_seconds, rs.seconds, reps);
+                 kind ? "seconds of the whole call (index written, fsynced, published)"
+                      : "slowest rank's reading and summarising seconds (the rebuild)",
+                 rs.summarize_seconds, rs.seconds);
         snprintf(row.pattern, sizeof row.pattern, "%s",
                  full ? "every stored chunk"
                       : "the chunks made stale by a Gaussian cluster of lava updates (sigma 20)");
         snprintf(row.limit, sizeof row.limit, "%s",
-                 kind ? "the rebuild (see reindex_full), then the segment write, its fsync and the "
-                        "manifest's (tmp, fsync, rename, directory fsync): 6-10 ms on this VM "
-                        "whatever the size, a third of this world's call at 2 ranks"
-                      : "per chunk (one core): zstd decode of the payload (palette chunks stay "
-                        "4-bit indices), the exact pyramid's build from them and its zstd encode: "
-                        "compute on 0.6 KB of payload and 16 KB of indices per chunk, not memory "
-                        "bandwidth");
+                 kind ? "the rebuild, then the segment write and fsync and the manifest's tmp, "
+                        "fsync, rename and directory fsync: 6-10 ms on this VM whatever the size"
+                      : "per chunk, one core: zstd decode of the payload (palette chunks stay "
+                        "4-bit indices), the pyramid's build from them and its zstd encode: "
+                        "compute, not memory bandwidth");
         if (full && !kind)
             snprintf(row.target, sizeof row.target, ">= 1e9 voxels/s per rank");
         row.durable = kind;
