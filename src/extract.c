@@ -90,7 +90,7 @@ strata_status extract_write_xdmf(const char *xmf_path, const char *h5_name, cons
                                  const double voxel_size[3], const double origin[3],
                                  strata_error *err)
 {
-    FILE *f = fopen(xmf_path, "w");
+    FILE *f = fopen(xmf_path, "wx"); /* a new file: never through a link at that name */
     if (!f)
         return error_set(err, STRATA_ERR_IO, "cannot create %s: %s", xmf_path, strerror(errno));
     double step = (double)((int64_t)1 << g->level), o[3], d[3];
@@ -520,7 +520,7 @@ static strata_status output_create(strata_world *w, const char *path, const extr
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), dcpl = -1, space = -1;
     strata_status st = STRATA_OK;
     if (fapl < 0 || H5Pset_fapl_mpio(fapl, w->comm, MPI_INFO_NULL) < 0 ||
-        (o->file = H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl)) < 0)
+        (o->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl)) < 0)
         st = hdf5_fail(w, "cannot create", path);
     hsize_t dims[3] = {(hsize_t)g->cells[2], (hsize_t)g->cells[1], (hsize_t)g->cells[0]};
     if (!st &&
@@ -893,7 +893,8 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
     output o = {-1, -1, -1};
     int created = 0;
     /* A leftover partial output (a killed extraction's, or a link planted at
-     * that name) is removed, not written through. */
+     * that name) is removed, not written through; the file is then created
+     * exclusively. */
     if (!st && w->rank == 0 && unlink(partial) != 0 && errno != ENOENT)
         st = WORLD_FAIL(w, STRATA_ERR_IO, "cannot remove the leftover %s: %s", partial,
                         strerror(errno));

@@ -32,7 +32,8 @@ strata_status extract_grid_make(const int64_t dims[3], const int64_t box[6], int
 
 /**
  * Write the XDMF 3 sidecar describing g as a 3DCoRectMesh with /material as a cell
- * field of h5_name (a path relative to the XDMF file, normally the basename). Local.
+ * field of h5_name (a path relative to the XDMF file, normally the basename), as a new
+ * file (an existing xmf_path is an error: the caller writes a fresh partial name). Local.
  * @param[in] voxel_size metres per voxel, x y z
  * @param[in] origin     world position of voxel corner (0,0,0), x y z
  */

@@ -55,6 +55,18 @@ typedef struct {
     reindex_kit *kits;
 } reindex_run;
 
+/* Whether chunk `key` lies wholly inside the world (the palette LOD path's
+ * chunks; one cut by the world's edge is summarised from voxels). */
+static int whole_chunk(const strata_world *w, uint64_t key)
+{
+    int64_t b[6];
+    world_chunk_bounds(w, key, b);
+    for (int a = 0; a < 3; a++)
+        if (b[a + 3] - b[a] != w->edge)
+            return 0;
+    return 1;
+}
+
 /* Decode (unless resident or uniform) and summarise one row of the round.
  * Worker threads: writes only its row and its thread's kit. */
 static strata_status summarize_item(void *ctx, int thread, size_t i, strata_error *err)
@@ -135,7 +147,7 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
         chunk *k = chunk_cache_find(&w->owned, old->key);
         if (k && !k->dirty && k->voxels) {
             r->resident[i] = k->voxels;
-            if (old->codec != CODEC_PALETTE)
+            if (old->codec != CODEC_PALETTE || !whole_chunk(w, old->key))
                 continue;
         }
         /* A size read from a file is checked before it sizes an allocation. */
