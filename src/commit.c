@@ -358,7 +358,6 @@ static strata_status copy_next(strata_world *w, uint64_t epoch, int wrote_segmen
         return st;
     next->epoch = epoch;
     next->commits++;
-    next->writer_ranks = w->size;
     size_t kept = 0;
     for (size_t i = 0; i < next->segment_count; i++)
         if (keep[i])
@@ -366,6 +365,12 @@ static strata_status copy_next(strata_world *w, uint64_t epoch, int wrote_segmen
     next->segment_count = kept;
     if (wrote_segment)
         next->segments[next->segment_count++].epoch = epoch;
+    return world_next_writers(w, next);
+}
+
+strata_status world_next_writers(strata_world *w, manifest *next)
+{
+    next->writer_ranks = w->size;
     if (next->split_ranks != w->size) {
         uint64_t *split = malloc(((size_t)w->size + 1) * sizeof *split);
         if (!split)

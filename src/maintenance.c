@@ -310,11 +310,17 @@ static strata_status publish_compaction(strata_world *w, uint64_t epoch)
 {
     manifest next;
     /* Agreed: a rank that cannot copy must not leave the others in the publish. */
-    strata_status st = world_agree(w, manifest_copy(&w->committed, &next, &w->error));
+    strata_status st = manifest_copy(&w->committed, &next, &w->error);
+    if (!st)
+        st = world_next_writers(w, &next);
+    st = world_agree(w, st);
     if (st) {
         manifest_free(&next); /* copied on this rank, or zeroed by the failed copy */
         return st;
     }
+    /* The contents do not change: an index that was current stays current. */
+    if (next.index_epoch == next.epoch)
+        next.index_epoch = epoch;
     next.epoch = epoch;
     next.commits++;
     next.segments[0].epoch = epoch;

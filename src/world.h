@@ -103,6 +103,8 @@ strata_status world_null_argument(const strata_world *w, const char *fn, const c
  */
 strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment,
                                   const store_row *fresh, size_t n, manifest *next);
+/** Record in `next` this job as the writer: its rank count and splitters. Local. */
+strata_status world_next_writers(strata_world *w, manifest *next);
 /** Write the manifest (rank 0) for the given state and agree; then next (owned
  *  from here on, freed on failure) is the committed state, and the segments it
  *  no longer names are closed and (rank 0) unlinked: readers that opened them

@@ -222,6 +222,10 @@ run 4 compact "$WORK/allair" --quiet || fail "compact of a world set back to air
 run 2 fsck "$WORK/allair" --quiet || fail "fsck after compacting air"
 [ "$(run 2 get "$WORK/allair" 1 2 3 --quiet)" = 0 ] || fail "get after compacting air"
 [ "$(ls "$WORK/allair" | grep -c '^seg-')" = 1 ] || fail "compacting air left $(ls "$WORK/allair")"
+# A compaction is a commit by its job: info names its rank count, and an index
+# that was current stays current (compaction changes no content).
+[ "$(json "$WORK/allair" '(d["writer_ranks"], d["index"]["index_epoch"] == d["index"]["data_epoch"] == d["epoch"], d["index"]["stale_chunks"])')" = "(4, True, 0)" ] ||
+    fail "info after compacting at 4 ranks: $(json "$WORK/allair" '(d["writer_ranks"], d["index"])')"
 # MPI-IO's files beside a segment, left by a job killed while it had the segment
 # open, are removed by the next writer (and only those: a file of the user's stays).
 seg=$(ls "$WORK/allair" | grep '^seg-' | head -1)
