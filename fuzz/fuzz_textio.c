@@ -109,13 +109,13 @@ static void fuzz_text(const uint8_t *data, size_t size)
     strata_error err;
     strata_update *u = NULL;
     size_t n = 0;
-    strata_status st = textio_parse_updates(text, size, 0, &u, &n, &err);
+    strata_status st = textio_parse_updates(text, size, 0, NULL, &u, &n, &err);
     check_failure(st, u, n, &err, "line ");
     check_against_reference(text, size, st, u, n, &err);
     free(u);
 
     int64_t(*points)[3] = NULL;
-    st = textio_parse_points(text, size, 1000, &points, &n, &err);
+    st = textio_parse_points(text, size, 1000, NULL, &points, &n, &err);
     check_failure(st, points, n, &err, "line ");
     free(points);
 }
@@ -133,13 +133,14 @@ static void fuzz_binary(const uint8_t *data, size_t size)
     size_t length = (size_t)count * TEXTIO_BINARY_RECORD;
     strata_update *u = NULL;
     size_t n = 0;
-    strata_status st = textio_parse_binary(data + TEXTIO_BINARY_HEADER, length, 0, &u, &n, &err);
+    strata_status st =
+        textio_parse_binary(data + TEXTIO_BINARY_HEADER, length, 0, NULL, &u, &n, &err);
     check_failure(st, u, n, &err, "record ");
     require(st != STRATA_OK || n == count);
     free(u);
     /* Odd lengths must be refused, not read past. */
-    st = textio_parse_binary(data + TEXTIO_BINARY_HEADER, size - TEXTIO_BINARY_HEADER, 7, &u, &n,
-                             &err);
+    st = textio_parse_binary(data + TEXTIO_BINARY_HEADER, size - TEXTIO_BINARY_HEADER, 7, NULL, &u,
+                             &n, &err);
     check_failure(st, u, n, &err, "record ");
     free(u);
 }

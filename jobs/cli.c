@@ -488,7 +488,8 @@ static int read_slice(const job *j, const char *path, int binary, char **data, u
     return 0;
 }
 
-int load_update_slice(const job *j, const char *path, strata_update **out, size_t *n)
+int load_update_slice(const job *j, const char *path, const int64_t dims[3], strata_update **out,
+                      size_t *n)
 {
     strata_error err;
     error_clear(&err);
@@ -522,10 +523,10 @@ int load_update_slice(const job *j, const char *path, strata_update **out, size_
     failed = read_slice(j, path, binary, &data, &length, &base, &err);
     if (!failed && binary) {
         /* Records are numbered from 0 in the file; data holds whole records. */
-        failed =
-            textio_parse_binary((const uint8_t *)data, length, base, out, n, &err) != STRATA_OK;
+        failed = textio_parse_binary((const uint8_t *)data, length, base, dims, out, n, &err) !=
+                 STRATA_OK;
     } else if (!failed) {
-        failed = textio_parse_updates(data, length, base, out, n, &err) != STRATA_OK;
+        failed = textio_parse_updates(data, length, base, dims, out, n, &err) != STRATA_OK;
     }
     free(data);
     if (failed) {
@@ -536,7 +537,8 @@ int load_update_slice(const job *j, const char *path, strata_update **out, size_
     return agree_input(j, failed, err.message);
 }
 
-int load_point_slice(const job *j, const char *path, int64_t (**out)[3], size_t *n)
+int load_point_slice(const job *j, const char *path, const int64_t dims[3], int64_t (**out)[3],
+                     size_t *n)
 {
     strata_error err;
     error_clear(&err);
@@ -546,7 +548,7 @@ int load_point_slice(const job *j, const char *path, int64_t (**out)[3], size_t 
     uint64_t length = 0, base = 0;
     int failed = read_slice(j, path, 0, &data, &length, &base, &err);
     if (!failed)
-        failed = textio_parse_points(data, length, base, out, n, &err) != STRATA_OK;
+        failed = textio_parse_points(data, length, base, dims, out, n, &err) != STRATA_OK;
     free(data);
     if (failed) {
         char message[STRATA_ERROR_MAX];

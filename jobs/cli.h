@@ -108,10 +108,13 @@ int job_agree(int rc);
  * Read this rank's contiguous slice of an update file (text or binary, detected
  * by its magic) so that (rank, order) is file order. Collective: parse errors on
  * any rank fail every rank; the message (with line or record) is printed once.
+ * dims (the world's) make a coordinate outside the world such an error too.
  */
-int load_update_slice(const job *j, const char *path, strata_update **out, size_t *n);
+int load_update_slice(const job *j, const char *path, const int64_t dims[3], strata_update **out,
+                      size_t *n);
 /** Same for a point file ("x y z" per line). Collective. */
-int load_point_slice(const job *j, const char *path, int64_t (**out)[3], size_t *n);
+int load_point_slice(const job *j, const char *path, const int64_t dims[3], int64_t (**out)[3],
+                     size_t *n);
 /** `--units m|voxel` anywhere in argv: *metres 1 for world metres (through the voxel size
  *  and origin). Local; usage error on a bad value. */
 int job_units(const job *j, const char *usage, int argc, char **argv, int *metres);

@@ -127,8 +127,10 @@ int job_get(job *j, int argc, char **argv)
         }
         rc = check_points_inside(j, w, NULL, (const int64_t(*)[3])points, n);
     } else {
+        strata_config cfg;
+        strata_world_config(w, &cfg);
         rc = metres ? load_position_slice(j, points_file, w, &points, &n)
-                    : load_point_slice(j, points_file, &points, &n);
+                    : load_point_slice(j, points_file, cfg.dims, &points, &n);
         if (!rc)
             rc = check_points_inside(j, w, points_file, (const int64_t(*)[3])points, n);
     }

@@ -26,7 +26,9 @@ int job_update(job *j, int argc, char **argv)
         return job_fail(j, st, NULL);
     strata_update *updates = NULL;
     size_t n = 0;
-    if (load_update_slice(j, file, &updates, &n)) {
+    strata_config cfg;
+    strata_world_config(w, &cfg);
+    if (load_update_slice(j, file, cfg.dims, &updates, &n)) {
         strata_world_close(w);
         return JOB_FAILED;
     }

@@ -96,6 +96,26 @@ line_error(strata_error *err, const text_line *line, const char *fmt, ...)
                      (unsigned long long)line->number, what, quoted);
 }
 
+/* The first coordinate of xyz at or past dims (NULL: no bounds), or -1. */
+static int outside(const uint64_t xyz[3], const int64_t *dims)
+{
+    for (int a = 0; dims && a < 3; a++)
+        if (xyz[a] >= (uint64_t)dims[a])
+            return a;
+    return -1;
+}
+
+static strata_status outside_error(strata_error *err, const char *where, const uint64_t xyz[3],
+                                   const int64_t dims[3], const char *quoted)
+{
+    return error_set(err, STRATA_ERR_RANGE,
+                     "%s: voxel (%llu, %llu, %llu) is outside the world (%lld x %lld x %lld)%s%s%s",
+                     where, (unsigned long long)xyz[0], (unsigned long long)xyz[1],
+                     (unsigned long long)xyz[2], (long long)dims[0], (long long)dims[1],
+                     (long long)dims[2], quoted ? ": \"" : "", quoted ? quoted : "",
+                     quoted ? "\"" : "");
+}
+
 enum { DECIMAL_OK, DECIMAL_JUNK, DECIMAL_NEGATIVE, DECIMAL_TOO_BIG };
 
 /*
@@ -258,9 +278,11 @@ static const char *parse_line_slow(const char *p, const char *end, uint64_t numb
     return newline ? newline + 1 : end;
 }
 
-/* Parse every line of [text, text + length) into g. The last line may lack a '\n'. */
+/* Parse every line of [text, text + length) into g. The last line may lack a '\n'.
+ * With dims, a coordinate at or past them is STRATA_ERR_RANGE naming the line. */
 static strata_status parse_lines(const char *text, size_t length, uint64_t line_base,
-                                 const line_format *format, growable *g, strata_error *err)
+                                 const int64_t *dims, const line_format *format, growable *g,
+                                 strata_error *err)
 {
     const char *p = text;
     const char *end = text + length;
@@ -273,6 +295,16 @@ static strata_status parse_lines(const char *text, size_t length, uint64_t line_
         const char *next = parse_line_fast(p, end, format, values, &count);
         if (!next)
             next = parse_line_slow(p, end, number, format, values, &count, &st, err);
+        if (st == STRATA_OK && count > 0 && outside(values, dims) >= 0) {
+            const char *stop = memchr(p, '\n', (size_t)(end - p));
+            size_t line_length = (size_t)((stop ? stop : end) - p);
+            if (line_length > 0 && p[line_length - 1] == '\r')
+                line_length--;
+            char quoted[TEXTIO_QUOTE_MAX + 4], where[48];
+            quote_bytes(p, line_length, quoted);
+            snprintf(where, sizeof where, "line %llu", (unsigned long long)number);
+            st = outside_error(err, where, values, dims, quoted);
+        }
         if (st == STRATA_OK && count > 0) {
             st = grow(g, err);
             if (st == STRATA_OK)
@@ -309,8 +341,8 @@ static const line_format point_format = {3, 3, "x y z", store_point};
 
 /* Run parse_lines into a fresh array; on failure *items is NULL and *n is 0. */
 static strata_status parse_text(const char *text, size_t length, uint64_t line_base,
-                                const line_format *format, size_t item_size, void **items,
-                                size_t *n, strata_error *err)
+                                const int64_t *dims, const line_format *format, size_t item_size,
+                                void **items, size_t *n, strata_error *err)
 {
     growable g = {NULL, 0, 0, item_size};
     *items = NULL;
@@ -319,7 +351,7 @@ static strata_status parse_text(const char *text, size_t length, uint64_t line_b
         return STRATA_OK; /* text may be NULL: do no arithmetic on it */
     if (!text)
         return error_set(err, STRATA_ERR_ARG, "parse: NULL text of %zu bytes", length);
-    strata_status st = parse_lines(text, length, line_base, format, &g, err);
+    strata_status st = parse_lines(text, length, line_base, dims, format, &g, err);
     if (st != STRATA_OK) {
         free(g.items);
         return st;
@@ -330,21 +362,23 @@ static strata_status parse_text(const char *text, size_t length, uint64_t line_b
 }
 
 strata_status textio_parse_updates(const char *text, size_t length, uint64_t line_base,
-                                   strata_update **out, size_t *n, strata_error *err)
+                                   const int64_t *dims, strata_update **out, size_t *n,
+                                   strata_error *err)
 {
     void *items;
-    strata_status st =
-        parse_text(text, length, line_base, &update_format, sizeof(strata_update), &items, n, err);
+    strata_status st = parse_text(text, length, line_base, dims, &update_format,
+                                  sizeof(strata_update), &items, n, err);
     *out = items;
     return st;
 }
 
 strata_status textio_parse_points(const char *text, size_t length, uint64_t line_base,
-                                  int64_t (**out)[3], size_t *n, strata_error *err)
+                                  const int64_t *dims, int64_t (**out)[3], size_t *n,
+                                  strata_error *err)
 {
     void *items;
-    strata_status st =
-        parse_text(text, length, line_base, &point_format, 3 * sizeof(int64_t), &items, n, err);
+    strata_status st = parse_text(text, length, line_base, dims, &point_format, 3 * sizeof(int64_t),
+                                  &items, n, err);
     *out = items;
     return st;
 }
@@ -416,10 +450,11 @@ strata_status textio_check_binary_header(const uint8_t *header, uint64_t file_si
 }
 
 /* Decode one 32-byte record; number is its 0-based index in the file. */
-static strata_status decode_record(const uint8_t *r, uint64_t number, strata_update *u,
-                                   strata_error *err)
+static strata_status decode_record(const uint8_t *r, uint64_t number, const int64_t *dims,
+                                   strata_update *u, strata_error *err)
 {
     int64_t xyz[3];
+    uint64_t raw[3];
     for (int axis = 0; axis < 3; axis++) {
         uint64_t v = load_le64(r + 8 * axis);
         if (v > (uint64_t)INT64_MAX)
@@ -427,6 +462,12 @@ static strata_status decode_record(const uint8_t *r, uint64_t number, strata_upd
                              "record %llu (0-based): coordinate %s is negative",
                              (unsigned long long)number, field_names[axis]);
         xyz[axis] = (int64_t)v;
+        raw[axis] = v;
+    }
+    if (outside(raw, dims) >= 0) {
+        char where[48];
+        snprintf(where, sizeof where, "record %llu (0-based)", (unsigned long long)number);
+        return outside_error(err, where, raw, dims, NULL);
     }
     uint8_t flag = r[28];
     if (flag > 1)
@@ -447,7 +488,8 @@ static strata_status decode_record(const uint8_t *r, uint64_t number, strata_upd
 }
 
 strata_status textio_parse_binary(const uint8_t *data, size_t length, uint64_t record_base,
-                                  strata_update **out, size_t *n, strata_error *err)
+                                  const int64_t *dims, strata_update **out, size_t *n,
+                                  strata_error *err)
 {
     *out = NULL;
     *n = 0;
@@ -465,7 +507,7 @@ strata_status textio_parse_binary(const uint8_t *data, size_t length, uint64_t r
                          count);
     for (size_t i = 0; i < count; i++) {
         strata_status st =
-            decode_record(data + i * TEXTIO_BINARY_RECORD, record_base + i, &u[i], err);
+            decode_record(data + i * TEXTIO_BINARY_RECORD, record_base + i, dims, &u[i], err);
         if (st != STRATA_OK) {
             free(u);
             return st;

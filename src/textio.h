@@ -34,15 +34,18 @@
  * @param[in]  length    bytes in text
  * @param[in]  line_base lines before text in the file: the first line of text is
  *                       line line_base + 1 in error messages
+ * @param[in]  dims      the world's dims, or NULL: with them a coordinate at or past
+ *                       them is STRATA_ERR_RANGE naming the line
  * @param[out] out       malloc'ed updates in input order, caller frees; NULL
  *                       when none were found or on failure
  * @param[out] n         number of updates (0 on failure)
  * @param[out] err       may be NULL
  * @return STRATA_OK; STRATA_ERR_PARSE naming the line ("line N: ...") and quoting
- *         it; STRATA_ERR_NOMEM
+ *         it; STRATA_ERR_RANGE (with dims) likewise; STRATA_ERR_NOMEM
  */
 strata_status textio_parse_updates(const char *text, size_t length, uint64_t line_base,
-                                   strata_update **out, size_t *n, strata_error *err);
+                                   const int64_t *dims, strata_update **out, size_t *n,
+                                   strata_error *err);
 /**
  * Parse binary records held in memory (no header: the caller validated it with
  * textio_check_binary_header). Not collective.
@@ -50,6 +53,7 @@ strata_status textio_parse_updates(const char *text, size_t length, uint64_t lin
  * @param[in]  length      bytes in data, a multiple of TEXTIO_BINARY_RECORD
  * @param[in]  record_base 0-based index in the file of the first record of data;
  *                         errors say "record K (0-based)"
+ * @param[in]  dims        the world's dims, or NULL (as textio_parse_updates)
  * @param[out] out         malloc'ed updates, caller frees; NULL when none or on failure
  * @param[out] n           number of updates (0 on failure)
  * @param[out] err         may be NULL
@@ -57,7 +61,8 @@ strata_status textio_parse_updates(const char *text, size_t length, uint64_t lin
  *         coordinate, has_expected other than 0/1 or non-zero padding; STRATA_ERR_NOMEM
  */
 strata_status textio_parse_binary(const uint8_t *data, size_t length, uint64_t record_base,
-                                  strata_update **out, size_t *n, strata_error *err);
+                                  const int64_t *dims, strata_update **out, size_t *n,
+                                  strata_error *err);
 /**
  * Validate the header of a binary update file against the file's size. Not collective.
  * @param[in]  header    TEXTIO_BINARY_HEADER bytes (not read when file_size is smaller)
@@ -75,7 +80,8 @@ strata_status textio_check_binary_header(const uint8_t *header, uint64_t file_si
  * @param[out] out malloc'ed n x 3 coordinates, caller frees; NULL when none or on failure
  */
 strata_status textio_parse_points(const char *text, size_t length, uint64_t line_base,
-                                  int64_t (**out)[3], size_t *n, strata_error *err);
+                                  const int64_t *dims, int64_t (**out)[3], size_t *n,
+                                  strata_error *err);
 /**
  * This rank's slice of a file for parallel reading. Not collective (every rank
  * computes its own cuts, reading a few KiB around each with pread).

@@ -82,14 +82,14 @@ expect_fail "binary: count disagrees with size" "bin_count.bin" run update w bin
 expect_fail "binary: count 2^64-1" "bin_huge.bin" run update w bin_huge.bin
 expect_fail "binary: wrong magic" "bin_magic.bin" run update w bin_magic.bin
 
-# ---- coordinates out of range (the coordinate is named; nothing applied) ----
+# ---- coordinates out of range (the file, line and coordinate are named; nothing applied) ----
 printf '1 1 1 1\n64 0 0 5\n2 2 2 2\n' > outside.txt
-expect_fail "text: x = 64 in a 64-wide world" "(64, 0, 0)" run update w outside.txt
+expect_fail "text: x = 64 in a 64-wide world" "outside.txt: line 2: voxel (64, 0, 0) is outside the world" run update w outside.txt
 printf '0 0 40 5\n' > outside_z.txt
 expect_fail "text: z = 40 in a 40-high world" "(0, 0, 40)" run update w outside_z.txt
-expect_fail "binary: x = 64" "(64, 0, 0)" run update w bin_range.bin
+expect_fail "binary: x = 64" "bin_range.bin: record [0-9]* (0-based): voxel (64, 0, 0) is outside" run update w bin_range.bin
 printf '1 1 1\n0 48 0\n' > points_outside.txt
-expect_fail "get: point outside" "48" run get w --points points_outside.txt
+expect_fail "get: point outside" "points_outside.txt: line 2: voxel (0, 48, 0) is outside" run get w --points points_outside.txt
 printf '1 1\n' > points_bad.txt
 expect_fail "get: point with 2 fields" "line 1" run get w --points points_bad.txt
 run get w --points pts.txt -q > after.txt || fail get

@@ -246,7 +246,7 @@ run 1 create "$W3" --dims 70,45,33 --chunk 16 --voxel-size 2,2,0.5 --origin 100,
 printf '1 2 3\n4 5 6\n1 2 70\n' > outside.txt
 for np in 1 2 4; do  # the point is numbered in the file, whatever slice it falls in
     if run $np get "$W3" --points outside.txt --quiet 2> out_err.txt; then fail "point outside accepted"; fi
-    grep -q "outside.txt: point 3 (1, 2, 70) is outside the world" out_err.txt ||
+    grep -q 'outside.txt: line 3: voxel (1, 2, 70) is outside the world (70 x 45 x 33): "1 2 70"' out_err.txt ||
         fail "$np ranks: $(cat out_err.txt)"
 done
 # voxel (10,20,8) spans x [120,122) m, y [240,242) m, z [-6,-5.5) m

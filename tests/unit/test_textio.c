@@ -64,7 +64,7 @@ static strata_status parse_updates_str(const char *s, uint64_t base, strata_upda
     char *copy = malloc(len ? len : 1);
     ck_assert_ptr_nonnull(copy);
     memcpy(copy, s, len);
-    strata_status st = textio_parse_updates(copy, len, base, u, n, err);
+    strata_status st = textio_parse_updates(copy, len, base, NULL, u, n, err);
     free(copy);
     return st;
 }
@@ -131,7 +131,7 @@ START_TEST(test_empty_inputs)
 {
     strata_update *u = (strata_update *)1;
     size_t n = 7;
-    ck_assert_int_eq(textio_parse_updates(NULL, 0, 0, &u, &n, NULL), STRATA_OK);
+    ck_assert_int_eq(textio_parse_updates(NULL, 0, 0, NULL, &u, &n, NULL), STRATA_OK);
     ck_assert_ptr_null(u);
     ck_assert_uint_eq(n, 0);
     ck_assert_int_eq(parse_updates_str("# only\n\n  \r\n#x", 0, &u, &n, NULL), STRATA_OK);
@@ -177,7 +177,8 @@ START_TEST(test_error_quote_sanitized)
     strata_update *u = NULL;
     size_t n = 0;
     strata_error err;
-    ck_assert_int_eq(textio_parse_updates(text, sizeof text, 0, &u, &n, &err), STRATA_ERR_PARSE);
+    ck_assert_int_eq(textio_parse_updates(text, sizeof text, 0, NULL, &u, &n, &err),
+                     STRATA_ERR_PARSE);
     ck_assert_ptr_nonnull(strstr(err.message, "\"1 2 3 ???\""));
 }
 END_TEST
@@ -198,7 +199,7 @@ START_TEST(test_points)
     const char *text = "# points\n1 2 3\r\n\n 4\t5 6 # c\n7 8 9";
     int64_t(*p)[3] = NULL;
     size_t n = 0;
-    ck_assert_int_eq(textio_parse_points(text, strlen(text), 0, &p, &n, NULL), STRATA_OK);
+    ck_assert_int_eq(textio_parse_points(text, strlen(text), 0, NULL, &p, &n, NULL), STRATA_OK);
     ck_assert_uint_eq(n, 3);
     for (size_t i = 0; i < 3; i++)
         for (int a = 0; a < 3; a++)
@@ -218,8 +219,9 @@ START_TEST(test_points)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         strata_error err;
         p = (int64_t(*)[3])1;
-        ck_assert_int_eq(textio_parse_points(bad[i].text, strlen(bad[i].text), 0, &p, &n, &err),
-                         STRATA_ERR_PARSE);
+        ck_assert_int_eq(
+            textio_parse_points(bad[i].text, strlen(bad[i].text), 0, NULL, &p, &n, &err),
+            STRATA_ERR_PARSE);
         ck_assert_ptr_null(p);
         ck_assert_uint_eq(n, 0);
         ck_assert_msg(strstr(err.message, bad[i].frag), "\"%s\" lacks \"%s\"", err.message,
@@ -287,7 +289,8 @@ START_TEST(test_binary_round_trip)
     ck_assert_uint_eq(count, n);
     strata_update *out = NULL;
     size_t got = 0;
-    ck_assert_int_eq(textio_parse_binary(data + 16, len - 16, 0, &out, &got, &err), STRATA_OK);
+    ck_assert_int_eq(textio_parse_binary(data + 16, len - 16, 0, NULL, &out, &got, &err),
+                     STRATA_OK);
     ck_assert_uint_eq(got, n);
     assert_same_updates(out, in, n);
     free(out);
@@ -335,11 +338,58 @@ static void expect_binary_error(const uint8_t *records, size_t len, uint64_t bas
     strata_update *u = (strata_update *)1;
     size_t n = 5;
     strata_error err;
-    ck_assert_int_eq(textio_parse_binary(records, len, base, &u, &n, &err), STRATA_ERR_PARSE);
+    ck_assert_int_eq(textio_parse_binary(records, len, base, NULL, &u, &n, &err), STRATA_ERR_PARSE);
     ck_assert_ptr_null(u);
     ck_assert_uint_eq(n, 0);
     ck_assert_msg(strstr(err.message, frag), "\"%s\" lacks \"%s\"", err.message, frag);
 }
+
+/* With the world's dims, a coordinate at or past them is a range error naming
+ * the line (text) or record (binary), quoting the line; inside ones parse. */
+START_TEST(test_outside_world)
+{
+    const int64_t dims[3] = {64, 48, 40};
+    strata_update *u = NULL;
+    size_t n = 0;
+    strata_error err;
+    const char ok[] = "0 0 0 1\n63 47 39 2 1\n";
+    ck_assert_int_eq(textio_parse_updates(ok, strlen(ok), 0, dims, &u, &n, &err), STRATA_OK);
+    ck_assert_uint_eq(n, 2);
+    free(u);
+    const char *bad[] = {"1 1 1 1\n# c\n\n64 0 0 5\n", "0 48 0 1\n", "0 0 40 1 2\r\n"};
+    const char *want[] = {
+        "line 4: voxel (64, 0, 0) is outside the world (64 x 48 x 40): \"64 0 0 5\"",
+        "line 11: voxel (0, 48, 0) is outside the world",
+        "line 1: voxel (0, 0, 40) is outside the world (64 x 48 x 40): \"0 0 40 1 2\""};
+    const uint64_t base[] = {0, 10, 0};
+    for (int i = 0; i < 3; i++) {
+        u = (strata_update *)1;
+        ck_assert_int_eq(textio_parse_updates(bad[i], strlen(bad[i]), base[i], dims, &u, &n, &err),
+                         STRATA_ERR_RANGE);
+        ck_assert_ptr_null(u);
+        ck_assert_msg(strstr(err.message, want[i]), "\"%s\" lacks \"%s\"", err.message, want[i]);
+    }
+    int64_t(*p)[3] = NULL;
+    const char pts[] = "1 2 3\n1 2 40\n";
+    ck_assert_int_eq(textio_parse_points(pts, strlen(pts), 0, dims, &p, &n, &err),
+                     STRATA_ERR_RANGE);
+    ck_assert_ptr_null(p);
+    ck_assert_msg(strstr(err.message, "line 2: voxel (1, 2, 40)"), "%s", err.message);
+    ck_assert_int_eq(textio_parse_points(pts, strlen(pts), 0, NULL, &p, &n, &err), STRATA_OK);
+    ck_assert_uint_eq(n, 2);
+    free(p);
+    uint8_t rec[2][32];
+    make_record(rec[0], 63, 1);
+    make_record(rec[1], 64, 1);
+    ck_assert_int_eq(textio_parse_binary(&rec[0][0], sizeof rec, 7, dims, &u, &n, &err),
+                     STRATA_ERR_RANGE);
+    ck_assert_msg(strstr(err.message, "record 8 (0-based): voxel (64, 0, 0) is outside"), "%s",
+                  err.message);
+    ck_assert_int_eq(textio_parse_binary(&rec[0][0], 32, 7, dims, &u, &n, &err), STRATA_OK);
+    ck_assert_uint_eq(n, 1);
+    free(u);
+}
+END_TEST
 
 START_TEST(test_binary_errors)
 {
@@ -370,7 +420,7 @@ START_TEST(test_binary_errors)
         make_record(rec[i], (uint64_t)i, 7);
     strata_update *u = NULL;
     size_t n = 0;
-    ck_assert_int_eq(textio_parse_binary(&rec[0][0], sizeof rec, 0, &u, &n, &err), STRATA_OK);
+    ck_assert_int_eq(textio_parse_binary(&rec[0][0], sizeof rec, 0, NULL, &u, &n, &err), STRATA_OK);
     ck_assert_uint_eq(n, 3);
     check_update(&u[2], 2, 0, 0, 7, 0, 0);
     free(u);
@@ -448,7 +498,7 @@ static void check_text_slices(const char *path, const char *text, size_t len)
     strata_update *whole = NULL;
     size_t whole_n = 0;
     strata_error err;
-    ck_assert_int_eq(textio_parse_updates(text, len, 0, &whole, &whole_n, &err), STRATA_OK);
+    ck_assert_int_eq(textio_parse_updates(text, len, 0, NULL, &whole, &whole_n, &err), STRATA_OK);
     for (int ranks = 1; ranks <= 7; ranks++) {
         uint64_t expect_begin = 0, lines_before = 0;
         size_t seen = 0;
@@ -463,9 +513,9 @@ static void check_text_slices(const char *path, const char *text, size_t len)
                           ranks, (unsigned long long)b);
             strata_update *part = NULL;
             size_t part_n = 0;
-            ck_assert_int_eq(
-                textio_parse_updates(text + b, (size_t)(e - b), lines_before, &part, &part_n, &err),
-                STRATA_OK);
+            ck_assert_int_eq(textio_parse_updates(text + b, (size_t)(e - b), lines_before, NULL,
+                                                  &part, &part_n, &err),
+                             STRATA_OK);
             ck_assert_uint_le(seen + part_n, whole_n);
             if (part_n > 0) /* whole is NULL when the file has no updates */
                 assert_same_updates(part, whole + seen, part_n);
@@ -522,7 +572,8 @@ START_TEST(test_slice_text_error_line_numbers)
         ck_assert_int_eq(textio_slice(path, r, 4, 0, &b, &e, &err), STRATA_OK);
         strata_update *u = NULL;
         size_t n = 0;
-        if (textio_parse_updates(text + b, (size_t)(e - b), lines_before, &u, &n, &err) != 0) {
+        if (textio_parse_updates(text + b, (size_t)(e - b), lines_before, NULL, &u, &n, &err) !=
+            0) {
             ck_assert_ptr_nonnull(strstr(err.message, "line 78:"));
             failures++;
         }
@@ -563,7 +614,7 @@ START_TEST(test_slice_binary_property)
                 ck_assert_uint_eq((e - 16) % 32, 0);
                 strata_update *part = NULL;
                 size_t part_n = 0;
-                ck_assert_int_eq(textio_parse_binary(data + b, (size_t)(e - b), (b - 16) / 32,
+                ck_assert_int_eq(textio_parse_binary(data + b, (size_t)(e - b), (b - 16) / 32, NULL,
                                                      &part, &part_n, &err),
                                  STRATA_OK);
                 assert_same_updates(part, in + seen, part_n);
@@ -607,7 +658,7 @@ START_TEST(test_parse_speed)
     strata_update *u = NULL;
     size_t n = 0;
     double t0 = now_seconds();
-    ck_assert_int_eq(textio_parse_updates(text, used, 0, &u, &n, NULL), STRATA_OK);
+    ck_assert_int_eq(textio_parse_updates(text, used, 0, NULL, &u, &n, NULL), STRATA_OK);
     double t1 = now_seconds();
     fprintf(stderr, "textio: parsed %zu updates, %.1f MB in %.3f s: %.0f MB/s\n", n,
             (double)used / 1e6, t1 - t0, (double)used / 1e6 / (t1 - t0));
@@ -632,6 +683,7 @@ static Suite *textio_suite(void)
     tc = tcase_create("binary");
     tcase_add_test(tc, test_binary_round_trip);
     tcase_add_test(tc, test_binary_errors);
+    tcase_add_test(tc, test_outside_world);
     tcase_add_test(tc, test_missing_files);
     suite_add_tcase(s, tc);
     tc = tcase_create("slice");
