@@ -27,7 +27,9 @@
 
 static const char usage[] =
     "strata simulate WORLD --steps N [--process erosion|deposition|volcanic] [--seed S]\n"
-    "                      [--commit-every K] [--quiet]";
+    "                      [--commit-every K] [--defer-index] [--cache-mb M] [--quiet]\n"
+    "  every rank samples its own columns each step (seeded by S and its rank): a run is\n"
+    "  reproducible at the same rank count; more ranks make more updates per step";
 
 /* Materials of the default table (src/terrain.c). */
 enum { AIR = 0, WATER = 1, SOIL = 2, SAND = 3, SEDIMENT = 4, BASALT = 9, LAVA = 14 };
