@@ -9,6 +9,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -359,19 +360,59 @@ int read_file(const char *path, char **data, size_t *length, char *error, size_t
     return read_file_range(path, 0, (uint64_t)st.st_size, data, error, error_size);
 }
 
-static int csv_field(char **cursor, char **field)
+/* One CSV field of the line at *p (ending at end): RFC 4180 quoting ("a, b",
+ * "" for a quote), blanks around an unquoted field or around the quotes
+ * dropped. Writes the field NUL-terminated to out (room for size bytes);
+ * returns 1 when the line continues with another field, 0 at its end, -1 for
+ * a malformed quote, -2 for a field too long for out. */
+static int csv_field(const char **p, const char *end, char *out, size_t size)
 {
-    if (!*cursor)
-        return -1;
-    *field = *cursor;
-    char *comma = strchr(*cursor, ',');
-    if (comma) {
-        *comma = '\0';
-        *cursor = comma + 1;
+    const char *c = *p;
+    size_t n = 0;
+    while (c < end && (*c == ' ' || *c == '\t'))
+        c++;
+    if (c < end && *c == '"') {
+        for (c++;; c++) {
+            if (c == end)
+                return -1; /* unterminated */
+            if (*c == '"') {
+                if (c + 1 < end && c[1] == '"')
+                    c++;
+                else
+                    break;
+            }
+            if (n + 1 >= size)
+                return -2;
+            out[n++] = *c;
+        }
+        for (c++; c < end && (*c == ' ' || *c == '\t'); c++)
+            ;
+        if (c < end && *c != ',')
+            return -1; /* text after the closing quote */
     } else {
-        *cursor = NULL;
+        const char *start = c;
+        while (c < end && *c != ',')
+            c++;
+        const char *stop = c;
+        while (stop > start && (stop[-1] == ' ' || stop[-1] == '\t'))
+            stop--;
+        for (const char *q = start; q < stop; q++) {
+            if (*q == '"')
+                return -1; /* a quote inside an unquoted field */
+            if (n + 1 >= size)
+                return -2;
+            out[n++] = *q;
+        }
     }
-    return 0;
+    out[n] = '\0';
+    *p = c < end ? c + 1 : end;
+    return c < end;
+}
+
+/* An integer field in [0, max]; 0 on success. */
+static int csv_number(const char *field, int64_t max, int64_t *out)
+{
+    return parse_int64(field, out) || *out < 0 || *out > max ? -1 : 0;
 }
 
 int read_materials_csv(const char *path, strata_material **out, size_t *count, char *error,
@@ -382,51 +423,115 @@ int read_materials_csv(const char *path, strata_material **out, size_t *count, c
     if (read_file(path, &text, &length, error, error_size))
         return -1;
     strata_material *table = NULL;
+    size_t *lines = NULL; /* the line of each entry, for duplicate ids */
     size_t n = 0, line_no = 0;
-    int rc = 0;
-    char *save = NULL;
-    for (char *line = strtok_r(text, "\n", &save); line && !rc;
-         line = strtok_r(NULL, "\n", &save)) {
+    int rc = 0, content = 0;
+    const char *p = text, *stop = text + length;
+    if (length >= 3 && !memcmp(p, "\xef\xbb\xbf", 3))
+        p += 3; /* a UTF-8 byte order mark */
+#define CSV_FAIL(...)                                                                              \
+    do {                                                                                           \
+        int at_ = snprintf(error, error_size, "%s line %zu: ", path, line_no);                     \
+        snprintf(error + at_, error_size - (size_t)at_, __VA_ARGS__);                              \
+        rc = -1;                                                                                   \
+    } while (0)
+    while (p < stop && !rc) {
+        const char *newline = memchr(p, '\n', (size_t)(stop - p));
+        const char *end = newline ? newline : stop;
+        const char *next = newline ? newline + 1 : stop;
         line_no++;
-        size_t len = strlen(line);
-        if (len && line[len - 1] == '\r')
-            line[--len] = '\0';
-        if (!len || line[0] == '#')
+        if (end > p && end[-1] == '\r')
+            end--;
+        const char *first = p;
+        while (first < end && (*first == ' ' || *first == '\t'))
+            first++;
+        if (first == end || *first == '#') {
+            p = next;
             continue;
-        if (line_no == 1 && !strncmp(line, "id,", 3))
-            continue; /* the header id,name,r,g,b */
-        char *cursor = line, *f[5];
-        int bad = 0;
-        for (int i = 0; i < 5 && !bad; i++)
-            bad = csv_field(&cursor, &f[i]);
-        int64_t v[4];
-        bad = bad || cursor != NULL || parse_int64(f[0], &v[0]) || parse_int64(f[2], &v[1]) ||
-              parse_int64(f[3], &v[2]) || parse_int64(f[4], &v[3]);
-        bad = bad || v[0] < 0 || v[0] > 65535 || v[1] < 0 || v[1] > 255 || v[2] < 0 || v[2] > 255 ||
-              v[3] < 0 || v[3] > 255 || !*f[1] || strlen(f[1]) >= STRATA_MATERIAL_NAME_MAX;
-        if (bad) {
-            snprintf(error, error_size,
-                     "%s line %zu: expected id,name,r,g,b with id 0..65535, "
-                     "a name of 1..%d bytes and colours 0..255",
-                     path, line_no, STRATA_MATERIAL_NAME_MAX - 1);
-            rc = -1;
+        }
+        char f[6][STRATA_MATERIAL_NAME_MAX + 1];
+        int fields = 0, more = 1;
+        const char *c = p;
+        while (more && !rc) {
+            if (fields == 6) {
+                fields++;
+                break;
+            }
+            more = csv_field(&c, end, f[fields], sizeof f[fields]);
+            if (more == -1)
+                CSV_FAIL("field %d: malformed quotes (quote a name holding commas as \"a, b\", "
+                         "a quote inside it as \"\")",
+                         fields + 1);
+            else if (more == -2)
+                CSV_FAIL("field %d is longer than %d bytes", fields + 1,
+                         STRATA_MATERIAL_NAME_MAX - 1);
+            fields++;
+        }
+        if (rc)
+            break;
+        /* The header, on the first line with content: id,name,r,g,b in any case. */
+        if (!content++ && fields == 5 && !strcasecmp(f[0], "id") && !strcasecmp(f[1], "name") &&
+            !strcasecmp(f[2], "r") && !strcasecmp(f[3], "g") && !strcasecmp(f[4], "b")) {
+            p = next;
+            continue;
+        }
+        if (fields != 5) {
+            if (fields > 6)
+                CSV_FAIL("more than 6 fields, expected 5: id,name,r,g,b");
+            else
+                CSV_FAIL("%d fields, expected 5: id,name,r,g,b", fields);
             break;
         }
+        int64_t v[4];
+        static const char *const colour[3] = {"r", "g", "b"};
+        if (csv_number(f[0], 65535, &v[0])) {
+            CSV_FAIL("id \"%s\" is not an integer in 0..65535", f[0]);
+            break;
+        }
+        for (int k = 0; k < 3 && !rc; k++)
+            if (csv_number(f[2 + k], 255, &v[1 + k]))
+                CSV_FAIL("colour %s \"%s\" is not an integer in 0..255", colour[k], f[2 + k]);
+        if (rc)
+            break;
+        size_t name_length = strlen(f[1]);
+        if (!name_length) {
+            CSV_FAIL("material %" PRId64 ": the name is empty", v[0]);
+            break;
+        }
+        if (name_length >= STRATA_MATERIAL_NAME_MAX) {
+            CSV_FAIL("material %" PRId64 ": the name is longer than %d bytes", v[0],
+                     STRATA_MATERIAL_NAME_MAX - 1);
+            break;
+        }
+        for (size_t k = 0; k < name_length && !rc; k++)
+            if ((unsigned char)f[1][k] < 0x20)
+                CSV_FAIL("material %" PRId64 ": a control character in the name", v[0]);
+        for (size_t k = 0; k < n && !rc; k++)
+            if (table[k].id == v[0])
+                CSV_FAIL("material %" PRId64 " listed twice (first on line %zu)", v[0], lines[k]);
+        if (rc)
+            break;
         strata_material *grown = realloc(table, (n + 1) * sizeof *table);
-        if (!grown) {
+        if (grown)
+            table = grown;
+        size_t *grown_lines = grown ? realloc(lines, (n + 1) * sizeof *lines) : NULL;
+        if (!grown || !grown_lines) {
             snprintf(error, error_size, "out of memory reading %s", path);
             rc = -1;
             break;
         }
-        table = grown;
+        lines = grown_lines;
         memset(&table[n], 0, sizeof table[n]);
         table[n].id = (uint16_t)v[0];
-        strcpy(table[n].name, f[1]);
+        memcpy(table[n].name, f[1], name_length + 1);
         table[n].rgb[0] = (uint8_t)v[1], table[n].rgb[1] = (uint8_t)v[2],
         table[n].rgb[2] = (uint8_t)v[3];
-        n++;
+        lines[n++] = line_no;
+        p = next;
     }
+#undef CSV_FAIL
     free(text);
+    free(lines);
     if (rc) {
         free(table);
         return -1;

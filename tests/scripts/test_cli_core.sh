@@ -32,6 +32,19 @@ run 2 create "$WORK/mat.world" --dims 40,40,40 --materials mat.csv --quiet
 [ "$(json "$WORK/mat.world" '[(m["id"], m["name"], m["rgb"]) for m in d["materials"]]')" = \
   "[(0, 'air', [220, 235, 255]), (1, 'water', [0, 0, 255]), (5, 'granite', [120, 120, 120])]" ] \
     || fail "materials of a table without air: $(json "$WORK/mat.world" 'd["materials"]')"
+# CSV as spreadsheets write it: a byte order mark, the header in any case, quoted
+# names (commas and "" inside), blanks around fields; errors name line and field.
+printf '\xef\xbb\xbfID,Name,R,G,B\n\n5,"rock, hard",1,2,3\n6,"say ""hi""",4,5,6\n7,  sand ,1,2,3  \r\n' > matq.csv
+run 1 create "$WORK/matq.world" --dims 40,40,40 --materials matq.csv --quiet
+[ "$(json "$WORK/matq.world" '[m["name"] for m in d["materials"]]')" = "['air', 'rock, hard', 'say \"hi\"', 'sand']" ] ||
+    fail "quoted CSV names: $(json "$WORK/matq.world" '[m["name"] for m in d["materials"]]')"
+printf 'id,name,r,g,b\n5,a,1,2,3\n\n# note\n5,b,1,2,3\n' > matdup.csv
+if run 1 create "$WORK/matdup.world" --dims 40,40,40 --materials matdup.csv --quiet 2> err.txt; then fail "duplicate id accepted"; fi
+grep -q "matdup.csv line 5: material 5 listed twice (first on line 2)" err.txt || fail "duplicate id: $(cat err.txt)"
+printf 'id,name,r,g,b\n5,a,1,256,3\n' > matrgb.csv
+if run 1 create "$WORK/matrgb.world" --dims 40,40,40 --materials matrgb.csv --quiet 2> err.txt; then fail "colour 256 accepted"; fi
+grep -q 'matrgb.csv line 2: colour g "256" is not an integer in 0..255' err.txt || fail "bad colour: $(cat err.txt)"
+[ ! -e "$WORK/matdup.world" ] && [ ! -e "$WORK/matrgb.world" ] || fail "a refused table created a world"
 printf 'id,name,r,g,b\n0,vacuum,0,0,0\n' > mat0.csv
 run 1 create "$WORK/mat0.world" --dims 40,40,40 --materials mat0.csv --quiet
 [ "$(json "$WORK/mat0.world" '[(m["id"], m["name"]) for m in d["materials"]]')" = "[(0, 'vacuum')]" ] \
