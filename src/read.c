@@ -283,9 +283,13 @@ strata_status strata_chunk_metadata(strata_world *w, int64_t cx, int64_t cy, int
 
 static uint64_t metadata_bytes(const strata_world *w)
 {
-    uint64_t bytes = sizeof *w + w->row_count * sizeof *w->rows +
-                     ((uint64_t)w->size + 1) * sizeof *w->split +
-                     w->owned.capacity * sizeof(chunk_slot) + w->owned.count * sizeof(chunk);
+    /* the committed manifest's tables: splitters and segments as recorded, materials */
+    const manifest *m = &w->committed;
+    uint64_t bytes =
+        sizeof *w + w->row_count * sizeof *w->rows + ((uint64_t)w->size + 1) * sizeof *w->split +
+        w->owned.capacity * sizeof(chunk_slot) + w->owned.count * sizeof(chunk) +
+        m->material_count * sizeof *m->materials +
+        ((uint64_t)m->split_ranks + 1) * sizeof *m->split + m->segment_count * sizeof *m->segments;
     for (size_t i = 0; i < w->store.count; i++)
         bytes += sizeof(store_segment) + w->store.segments[i].fence_count * sizeof(uint64_t);
     return bytes;
