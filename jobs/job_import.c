@@ -177,10 +177,14 @@ int job_import(job *j, int argc, char **argv)
         if (option_value(argc, argv, &i, "--dem", &value)) {
             if (!value)
                 return job_usage(j, usage, "--dem wants a netCDF FILE");
+            if (dem_file)
+                return job_usage(j, usage, "--dem given twice");
             dem_file = value;
         } else if (option_value(argc, argv, &i, "--raw", &value)) {
             if (!value)
                 return job_usage(j, usage, "--raw wants FILE");
+            if (raw_file)
+                return job_usage(j, usage, "--raw given twice");
             raw_file = value;
         } else if (option_value(argc, argv, &i, "--var", &value)) {
             if (!value)

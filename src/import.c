@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifdef STRATA_HAVE_NETCDF
@@ -314,6 +315,10 @@ static strata_status raw_check(const char *file, const strata_raw_options *raw, 
     strata_status st = file_size(file, &size, err);
     if (st)
         return st;
+    struct stat info;
+    if (stat(file, &info) == 0 && !S_ISREG(info.st_mode))
+        return error_set(err, STRATA_ERR_ARG, "%s is not a regular file (a raw volume is one)",
+                         file);
     if (size != n)
         return error_set(err, STRATA_ERR_FORMAT,
                          "%s has %" PRIu64 " bytes, but --dims %" PRId64 ",%" PRId64 ",%" PRId64
