@@ -38,13 +38,19 @@ static uint16_t random_voxel(int64_t x, int64_t y, int64_t z)
     return (uint16_t)((mt_random(&t) % 4) * (kind == 2 ? 1 : 3));
 }
 
-static strata_status fill_random(const int64_t b[6], int edge, uint16_t *v, void *ctx, char *msg)
+/* strata_fill callback: every voxel from the voxel function in ctx. */
+typedef struct {
+    uint16_t (*voxel)(int64_t x, int64_t y, int64_t z);
+} voxel_source;
+
+static strata_status fill_from(const int64_t b[6], int edge, uint16_t *v, void *ctx, char *msg)
 {
-    (void)ctx, (void)msg;
+    const voxel_source *src = ctx;
+    (void)msg;
     for (int64_t z = b[2]; z < b[5]; z++)
         for (int64_t y = b[1]; y < b[4]; y++)
             for (int64_t x = b[0]; x < b[3]; x++)
-                v[((z - b[2]) * edge + (y - b[1])) * edge + (x - b[0])] = random_voxel(x, y, z);
+                v[((z - b[2]) * edge + (y - b[1])) * edge + (x - b[0])] = src->voxel(x, y, z);
     return STRATA_OK;
 }
 
@@ -57,16 +63,6 @@ static uint16_t many_voxel(int64_t x, int64_t y, int64_t z)
     const uint64_t n = ids[mt_random(&s) % 3];
     uint64_t t = (uint64_t)(x * 1000003 + y * 7919 + z * 104729 + 5);
     return (uint16_t)(mt_random(&t) % n);
-}
-
-static strata_status fill_many(const int64_t b[6], int edge, uint16_t *v, void *ctx, char *msg)
-{
-    (void)ctx, (void)msg;
-    for (int64_t z = b[2]; z < b[5]; z++)
-        for (int64_t y = b[1]; y < b[4]; y++)
-            for (int64_t x = b[0]; x < b[3]; x++)
-                v[((z - b[2]) * edge + (y - b[1])) * edge + (x - b[0])] = many_voxel(x, y, z);
-    return STRATA_OK;
 }
 
 static void load_reference(strata_world *w, dense *r)
@@ -429,11 +425,9 @@ static void check_reindex(const char *path, uint64_t seed)
     check_hash_across_ranks(path);
 }
 
-/* A full reindex right after the commit, its chunks resident: palette payloads
- * are read as indices, the others summarised from the resident voxels (edge
- * chunks, more than 16 ids). The rebuilt index equals the commit's, and what it
- * stored answers as the dense reference does. */
-static void check_resident_reindex(const char *path)
+/* A 70 x 53 x 41 world of chunk 16 (partial edge chunks) filled from `voxel`
+ * and committed with its index; open for writing. */
+static strata_world *filled_world(const char *path, uint16_t (*voxel)(int64_t, int64_t, int64_t))
 {
     strata_config cfg;
     strata_config_init(&cfg);
@@ -443,8 +437,20 @@ static void check_resident_reindex(const char *path)
     MT_CHECK(strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w) ==
                  STRATA_OK,
              "create");
-    MT_CHECK(strata_fill(w, NULL, fill_many, NULL) == STRATA_OK, "fill: %s", strata_last_error(w));
+    voxel_source source = {voxel};
+    MT_CHECK(strata_fill(w, NULL, fill_from, &source) == STRATA_OK, "fill: %s",
+             strata_last_error(w));
     MT_CHECK(strata_commit(w, NULL) == STRATA_OK, "commit: %s", strata_last_error(w));
+    return w;
+}
+
+/* A full reindex right after the commit, its chunks resident: palette payloads
+ * are read as indices, the others summarised from the resident voxels (edge
+ * chunks, more than 16 ids). The rebuilt index equals the commit's, and what it
+ * stored answers as the dense reference does. */
+static void check_resident_reindex(const char *path)
+{
+    strata_world *w = filled_world(path, many_voxel);
     strata_index_info info;
     MT_CHECK(strata_index_status(w, 1, &info) == STRATA_OK, "status");
     const uint64_t committed = info.hash;
@@ -468,16 +474,7 @@ int main(int argc, char **argv)
     snprintf(path, sizeof path, "%s/random", dir);
     if (mt_rank == 0)
         mt_remove_tree(path);
-    strata_config_init(&cfg);
-    cfg.dims[0] = 70, cfg.dims[1] = 53, cfg.dims[2] = 41;
-    cfg.chunk_edge = 16;
-    strata_world *w;
-    MT_CHECK(strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w) ==
-                 STRATA_OK,
-             "create");
-    MT_CHECK(strata_fill(w, NULL, fill_random, NULL) == STRATA_OK, "fill: %s",
-             strata_last_error(w));
-    MT_CHECK(strata_commit(w, NULL) == STRATA_OK, "commit: %s", strata_last_error(w));
+    strata_world *w = filled_world(path, random_voxel);
     check_world(w, 4 + 3, 11);
     strata_world_close(w);
     check_hash_across_ranks(path);
