@@ -413,7 +413,8 @@ typedef struct {
     uint64_t index_epoch;      /**< commit the index last caught up with */
     uint64_t stale_chunks;     /**< chunks whose summary is older than their data, all ranks */
     uint64_t rebuild_chunks;   /**< last reindex: chunks summarised */
-    double rebuild_seconds;    /**< last reindex: wall time */
+    double rebuild_seconds;    /**< last reindex: the slowest rank's reading and summarising
+                                    time (the rebuild; its durable commit not included) */
     int chunk_level;           /**< log2(C): the LOD level of one chunk */
     int max_level;             /**< LOD level of the root node */
     int replicated_level;      /**< lowest LOD level replicated whole on every rank */

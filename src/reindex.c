@@ -284,16 +284,16 @@ static void replace_rows(strata_world *w, const reindex_batch *b)
     }
 }
 
+/* The rebuild's statistics are its chunks and the slowest rank's reading and
+ * summarising time (the rebuild proper; the call's durable write is not in it). */
 static strata_status publish(strata_world *w, const reindex_batch *b, uint64_t epoch,
-                             uint64_t chunks, double start)
+                             uint64_t chunks, double slowest)
 {
     manifest next;
     /* The pyramids this reindex replaced may leave segments unused. */
     strata_status st = world_next_manifest(w, epoch, 1, b->rows, b->n, &next);
     if (st)
         return st;
-    double elapsed = MPI_Wtime() - start, slowest = elapsed;
-    MPI_Allreduce(&elapsed, &slowest, 1, MPI_DOUBLE, MPI_MAX, w->comm);
     next.index_epoch = epoch;
     next.stale_chunks = 0;
     next.rebuild_chunks = chunks;
@@ -337,7 +337,7 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
         st = store_write_segment(&w->store, epoch, w->size, b.rows, b.n, b.payload.data,
                                  b.payload.bytes, &w->error);
     if (!st && total)
-        st = publish(w, &b, epoch, total, start);
+        st = publish(w, &b, epoch, total, slowest);
     if (!st && total) {
         replace_rows(w, &b);
         index_after_write(w, 0);
