@@ -432,7 +432,8 @@ int read_materials_csv(const char *path, strata_material **out, size_t *count, c
 #define CSV_FAIL(...)                                                                              \
     do {                                                                                           \
         int at_ = snprintf(error, error_size, "%s line %zu: ", path, line_no);                     \
-        snprintf(error + at_, error_size - (size_t)at_, __VA_ARGS__);                              \
+        size_t used_ = at_ < 0 ? 0 : (size_t)at_ < error_size ? (size_t)at_ : error_size - 1;      \
+        snprintf(error + used_, error_size - used_, __VA_ARGS__);                                  \
         rc = -1;                                                                                   \
     } while (0)
     while (p < stop && !rc) {

@@ -129,9 +129,11 @@ int job_get(job *j, int argc, char **argv)
     } else {
         strata_config cfg;
         strata_world_config(w, &cfg);
+        /* Voxel coordinates are checked against the world while parsed (naming
+         * the line); positions in metres once converted. */
         rc = metres ? load_position_slice(j, points_file, w, &points, &n)
                     : load_point_slice(j, points_file, cfg.dims, &points, &n);
-        if (!rc)
+        if (!rc && metres)
             rc = check_points_inside(j, w, points_file, (const int64_t(*)[3])points, n);
     }
     uint16_t *values = NULL;

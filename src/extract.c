@@ -885,13 +885,13 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
         st = WORLD_FAIL(w, STRATA_ERR_ARG, "output path too long: %s", path);
     else
         st = extract_check_output_path(w->dir, path, &w->error);
+    /* A forced create not yet committed still has the world it replaces there. */
+    if (!st && w->replace_pending)
+        st = extract_check_output_path(w->final_dir, path, &w->error);
     if (!st)
         st = extract_grid_make(cfg.dims, box, level, &e.g, &w->error);
     if (!st && !level && !(e.scratch = malloc(w->chunk_voxels * sizeof *e.scratch)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "extraction: cannot allocate a chunk buffer");
-    st = world_agree(w, st);
-    output o = {-1, -1, -1};
-    int created = 0;
     /* A leftover partial output (a killed extraction's, or a link planted at
      * that name) is removed, not written through; the file is then created
      * exclusively. */
@@ -899,6 +899,8 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
         st = WORLD_FAIL(w, STRATA_ERR_IO, "cannot remove the leftover %s: %s", partial,
                         strerror(errno));
     st = world_agree(w, st);
+    output o = {-1, -1, -1};
+    int created = 0;
     if (!st) {
         store_quiet_hdf5();
         st = world_agree(w, output_create(w, partial, &e.g, &o));

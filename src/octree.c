@@ -618,12 +618,11 @@ static uint64_t chunk_voxels_inside(const strata_world *w, uint64_t key)
     return (uint64_t)e[0] * (uint64_t)e[1] * (uint64_t)e[2];
 }
 
-int index_palette_serves(const strata_world *w, const lod_work *wk, uint64_t key,
-                         const chunk_palette *palette)
+int index_palette_serves(const strata_world *w, const lod_work *wk, uint64_t key, int count)
 {
     int extent[3];
     chunk_extent(w, key, extent);
-    return lod_can_summarize_palette(wk, palette->count, extent);
+    return lod_can_summarize_palette(wk, count, extent);
 }
 
 /* Summarise voxels (or a uniform value) with the scratch wk; from the
@@ -634,7 +633,7 @@ static strata_status summarize(const strata_world *w, lod_work *wk, uint64_t key
                                const lod_pyramid **pyr, const lod_count **hist, size_t *hist_n,
                                lod_count *single, strata_error *err)
 {
-    if (palette && index_palette_serves(w, wk, key, palette)) {
+    if (palette && index_palette_serves(w, wk, key, palette->count)) {
         *pyr = NULL;
         return lod_summarize_palette(wk, palette->ids, palette->count, palette->bits,
                                      palette->packed, hist, hist_n, err);

@@ -139,10 +139,10 @@ strata_status index_summarize_chunk_in(const struct strata_world *w, lod_work *w
                                        node_set *pending, const uint16_t *voxels,
                                        const chunk_palette *palette, uint16_t value, store_row *row,
                                        const uint8_t **pyramid, size_t *length, strata_error *err);
-/** Whether the chunk's pyramid is built from its palette form (a whole chunk
- *  of at most 16 ids: lod_can_summarize_palette) rather than from voxels. Local. */
-int index_palette_serves(const struct strata_world *w, const lod_work *wk, uint64_t key,
-                         const chunk_palette *palette);
+/** Whether the pyramid of chunk `key` with a palette of `count` ids is built
+ *  from its palette form (a whole chunk of at most 16 ids:
+ *  lod_can_summarize_palette) rather than from voxels. Local. */
+int index_palette_serves(const struct strata_world *w, const lod_work *wk, uint64_t key, int count);
 /**
  * Merge per-thread histogram sets (each ascending) into the index's pending
  * set in key order, then free them. Main thread. Local.

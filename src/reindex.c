@@ -55,18 +55,6 @@ typedef struct {
     reindex_kit *kits;
 } reindex_run;
 
-/* Whether chunk `key` lies wholly inside the world (the palette LOD path's
- * chunks; one cut by the world's edge is summarised from voxels). */
-static int whole_chunk(const strata_world *w, uint64_t key)
-{
-    int64_t b[6];
-    world_chunk_bounds(w, key, b);
-    for (int a = 0; a < 3; a++)
-        if (b[a + 3] - b[a] != w->edge)
-            return 0;
-    return 1;
-}
-
 /* Decode (unless resident or uniform) and summarise one row of the round.
  * Worker threads: writes only its row and its thread's kit. */
 static strata_status summarize_item(void *ctx, int thread, size_t i, strata_error *err)
@@ -93,7 +81,7 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
             if (!st && row->codec == CODEC_PALETTE) {
                 st = chunk_decode_palette(payload, row->payload_length, w->edge, t->scratch,
                                           &palette, err);
-                if (!st && index_palette_serves(w, t->work, row->key, &palette))
+                if (!st && index_palette_serves(w, t->work, row->key, palette.count))
                     indices = &palette;
                 else if (!st && !voxels)
                     st = chunk_expand_palette(&palette, w->edge, t->scratch, t->voxels, err);
@@ -147,7 +135,8 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
         chunk *k = chunk_cache_find(&w->owned, old->key);
         if (k && !k->dirty && k->voxels) {
             r->resident[i] = k->voxels;
-            if (old->codec != CODEC_PALETTE || !whole_chunk(w, old->key))
+            /* the palette path takes any count up to 16: 1 tests the rest */
+            if (old->codec != CODEC_PALETTE || !index_palette_serves(w, x->work, old->key, 1))
                 continue;
         }
         /* A size read from a file is checked before it sizes an allocation. */
@@ -156,13 +145,14 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
                               "chunk key %" PRIu64 ": payload length %u exceeds the "
                               "largest possible (%zu)",
                               old->key, old->payload_length, chunk_encode_bound(w->edge));
+        r->read[i] = 0; /* to be read: set to its offset below */
     }
     /* A commit writes a rank's payloads back to back: a full reindex reads a
      * few spans per segment instead of making one HDF5 call per chunk. */
     size_t wanted = 0;
     for (size_t i = 0; i < n; i++) {
         const store_row *old = &w->rows[sel[i]];
-        if (old->codec != CODEC_UNIFORM && (!r->resident[i] || old->codec == CODEC_PALETTE))
+        if (r->read[i] != NOT_READ)
             r->refs[wanted++] = (store_ref){
                 old->payload_segment, old->payload_offset, old->payload_length, old->key, i, 0};
     }

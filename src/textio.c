@@ -264,17 +264,24 @@ static const char *parse_line_fast(const char *p, const char *end, const line_fo
     return p;
 }
 
-/* The general path: find the line's end, drop one trailing '\r', parse its fields. */
+/* The line starting at p: up to its '\n' (or end), one trailing '\r' dropped. */
+static text_line line_at(const char *p, const char *end, uint64_t number)
+{
+    const char *newline = memchr(p, '\n', (size_t)(end - p));
+    text_line line = {p, (size_t)((newline ? newline : end) - p), number};
+    if (line.length > 0 && p[line.length - 1] == '\r')
+        line.length--;
+    return line;
+}
+
+/* The general path: parse the line's fields; returns the next line's start. */
 static const char *parse_line_slow(const char *p, const char *end, uint64_t number,
                                    const line_format *format, uint64_t *values, int *count,
                                    strata_status *st, strata_error *err)
 {
-    const char *newline = memchr(p, '\n', (size_t)(end - p));
-    const char *stop = newline ? newline : end;
-    text_line line = {p, (size_t)(stop - p), number};
-    if (line.length > 0 && p[line.length - 1] == '\r')
-        line.length--;
+    const text_line line = line_at(p, end, number);
     *st = parse_fields(&line, format, values, count, err);
+    const char *newline = memchr(p + line.length, '\n', (size_t)(end - p - line.length));
     return newline ? newline + 1 : end;
 }
 
@@ -296,12 +303,9 @@ static strata_status parse_lines(const char *text, size_t length, uint64_t line_
         if (!next)
             next = parse_line_slow(p, end, number, format, values, &count, &st, err);
         if (st == STRATA_OK && count > 0 && outside(values, dims) >= 0) {
-            const char *stop = memchr(p, '\n', (size_t)(end - p));
-            size_t line_length = (size_t)((stop ? stop : end) - p);
-            if (line_length > 0 && p[line_length - 1] == '\r')
-                line_length--;
+            const text_line line = line_at(p, end, number);
             char quoted[TEXTIO_QUOTE_MAX + 4], where[48];
-            quote_bytes(p, line_length, quoted);
+            quote_bytes(line.text, line.length, quoted);
             snprintf(where, sizeof where, "line %llu", (unsigned long long)number);
             st = outside_error(err, where, values, dims, quoted);
         }

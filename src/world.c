@@ -711,7 +711,9 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
     st = check_config(cfg, &w->error);
     if (!st)
         st = initial_manifest(cfg, w->size, &w->committed, &w->error);
-    st = check_same_config(w, st);
+    /* Agreed before rank 0 touches the disk: a configuration one rank refused
+     * must leave nothing behind. */
+    st = world_agree(w, check_same_config(w, st));
     if (!st && w->rank == 0) {
         st = make_directory(w, flags, &w->error);
         if (!st)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <sys/wait.h>
 #include <fcntl.h>
@@ -289,6 +290,14 @@ static void test_open_arguments(const char *dir, const char *path)
         MT_CHECK(strstr(strata_last_error(NULL), "different configurations") != NULL, "message: %s",
                  strata_last_error(NULL));
         cfg.dims[0] = 32;
+        /* A configuration invalid on the last rank alone fails everywhere
+         * before rank 0 writes anything: nothing is left at the path. */
+        cfg.chunk_edge = mt_rank == bad ? 17 : 16;
+        st = strata_world_create(MPI_COMM_WORLD, other, &cfg, NULL, 0, &w);
+        MT_CHECK(st == STRATA_ERR_ARG && w == NULL, "chunk edge 17 on rank %d: %d", bad, st);
+        struct stat sb;
+        MT_CHECK(stat(other, &sb) != 0, "a create refused on one rank left %s", other);
+        cfg.chunk_edge = 16;
     }
     cfg.materials = NULL;
     cfg.material_count = 3; /* ignored: NULL means the default table */
@@ -296,6 +305,20 @@ static void test_open_arguments(const char *dir, const char *path)
     MT_CHECK(st == STRATA_OK, "create with materials NULL: %s", strata_last_error(NULL));
     if (w)
         strata_world_close(w);
+    /* Before its first commit a forced create has not replaced the world yet:
+     * an extraction into the old world's directory is refused too. */
+    st = strata_world_create(MPI_COMM_WORLD, other, &cfg, NULL, STRATA_CREATE_FORCE, &w);
+    MT_CHECK(st == STRATA_OK, "forced create: %s", strata_last_error(NULL));
+    if (w) {
+        char inside[4300];
+        snprintf(inside, sizeof inside, "%s/x.h5", other);
+        const int64_t box[6] = {0, 0, 0, 8, 8, 8};
+        st = strata_extract(w, box, 0, inside, NULL, NULL);
+        MT_CHECK(st == STRATA_ERR_ARG && strstr(strata_last_error(w), "inside the world"),
+                 "extract into the world a forced create replaces: %d, %s", st,
+                 strata_last_error(w));
+        strata_world_close(w);
+    }
     /* One writer per world, in this process too. */
     strata_world *first = NULL, *second = NULL;
     st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &first);
