@@ -17,9 +17,9 @@
 #include <zstd.h>
 
 #include "codec.h"
-#include "lod.h"
-#include "octree.h"
-#include "query.h"
+#include "index/lod.h"
+#include "index/octree.h"
+#include "index/query.h"
 #include "strata.h"
 #include "world.h"
 

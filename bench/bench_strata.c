@@ -820,7 +820,6 @@ static strata_status routed_queries(bench *b, strata_world *w)
                       "two Alltoallv exchanges and a radix sort of the batch", n);
         st = bench_add(b, &row, samples, reps);
     }
-#ifdef STRATA_BENCH_HAVE_QUERY_LOD
     /* Fewer points: LOD queries below the chunk level cost far more per point. */
     uint64_t lod_total = total / 10;
     size_t lod_n = my_share(b, lod_total);
@@ -844,7 +843,6 @@ static strata_status routed_queries(bench *b, strata_world *w)
         read_row_text(b, &row, what, "routing the batch; the pyramid cells read per point", lod_n);
         st = bench_add(b, &row, samples, reps);
     }
-#endif
 done:
     free(p);
     free(out);
@@ -868,7 +866,6 @@ static strata_status bench_reads(bench *b, const char *path)
 
 /* ---- the LOD index: region queries, rays, reindex ---------------------------------- */
 
-#if defined(STRATA_BENCH_HAVE_QUERY_REGION) && defined(STRATA_BENCH_HAVE_RAY)
 static strata_status index_queries(bench *b, strata_world *w)
 {
     int64_t box[6] = {0, 0, 0, b->dims[0], b->dims[1], b->dims[2]};
@@ -930,9 +927,7 @@ static strata_status index_queries(bench *b, strata_world *w)
 done:
     return st;
 }
-#endif
 
-#ifdef STRATA_BENCH_HAVE_REINDEX
 static strata_status reindex_row(bench *b, strata_world *w, int full, uint64_t updates)
 {
     strata_reindex_stats rs, best = {0};
@@ -1003,21 +998,16 @@ static strata_status reindex_row(bench *b, strata_world *w, int full, uint64_t u
 done:
     return st;
 }
-#endif
 
 static strata_status bench_index(bench *b, const char *path)
 {
     strata_status st = STRATA_OK;
-    (void)path;
-#if defined(STRATA_BENCH_HAVE_QUERY_REGION) && defined(STRATA_BENCH_HAVE_RAY)
     strata_world *w = NULL;
     st = strata_world_open(b->comm, path, STRATA_READ, NULL, &w);
     if (st)
         return world_failed(b, NULL, st, "opening the terrain world");
     st = index_queries(b, w);
     strata_world_close(w);
-#endif
-#ifdef STRATA_BENCH_HAVE_REINDEX
     strata_options opt;
     strata_options_init(&opt);
     opt.defer_index = 1;
@@ -1031,13 +1021,11 @@ static strata_status bench_index(bench *b, const char *path)
             st = reindex_row(b, rw, 0, b->quick ? 20000 : 200000);
         strata_world_close(rw);
     }
-#endif
     return st;
 }
 
 /* ---- extraction ------------------------------------------------------------------- */
 
-#ifdef STRATA_BENCH_HAVE_EXTRACT
 static strata_status bench_extract(bench *b, const char *path)
 {
     strata_world *w = NULL;
@@ -1078,7 +1066,6 @@ done:
     strata_world_close(w);
     return st;
 }
-#endif
 
 strata_status bench_strata(bench *b)
 {
@@ -1096,9 +1083,7 @@ strata_status bench_strata(bench *b)
         st = bench_reads(b, path);
     if (!st && bench_wants(b, "index"))
         st = bench_index(b, path);
-#ifdef STRATA_BENCH_HAVE_EXTRACT
     if (!st && bench_wants(b, "extract"))
         st = bench_extract(b, path);
-#endif
     return st;
 }

@@ -19,7 +19,7 @@
 #include "codec.h"
 #include "fault.h"
 #include "fsutil.h"
-#include "octree.h"
+#include "index/octree.h"
 #include "parallel.h"
 #include "world.h"
 

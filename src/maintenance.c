@@ -10,8 +10,8 @@
 #include "codec.h"
 #include "fault.h"
 #include "fsutil.h"
-#include "lod.h"
-#include "octree.h"
+#include "index/lod.h"
+#include "index/octree.h"
 #include "partition.h"
 #include "world.h"
 

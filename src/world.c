@@ -16,7 +16,7 @@
 #include "codec.h"
 #include "fsutil.h"
 #include "morton.h"
-#include "octree.h"
+#include "index/octree.h"
 #include "partition.h"
 
 #define LOCK_NAME "LOCK"

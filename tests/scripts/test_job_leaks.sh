@@ -7,7 +7,7 @@
 # In a sanitized build the other script tests run with detect_leaks=0: telling Open
 # MPI's allocations from Strata's needs the slow unwinder on every malloc
 # (tests/lsan.supp) and a leak check at exit, about 1 s of CPU per process even with
-# MPI_Init's allocations ignored (src/mpi_start.h). The library's own leaks are
+# MPI_Init's allocations ignored (jobs/mpi_start.h). The library's own leaks are
 # checked by every unit and MPI test; this script checks the jobs' code (jobs/*.c)
 # once per path. Outside a sanitized build it has nothing to check and is skipped.
 set -euo pipefail

@@ -4,7 +4,7 @@
 #include <string.h>
 #include <zstd.h>
 
-#include "lod.h"
+#include "index/lod.h"
 
 #define QUIET_CHECK(cond, ...)                                                                     \
     do {                                                                                           \

@@ -8,7 +8,7 @@
  * layered world are uniform); mixed cells go through a counting array indexed
  * by material, reset through the list of ids it touched.
  */
-#include "lod.h"
+#include "index/lod.h"
 
 #include <inttypes.h>
 #include <limits.h>

@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "codec.h"
-#include "lod.h"
+#include "index/lod.h"
 #include "store.h"
 
 struct strata_world;

@@ -6,7 +6,7 @@
  * every rank, the others on the rank whose key range covers them, reached by
  * routing (points) or by letting that rank walk them (regions, statistics).
  */
-#include "query.h"
+#include "index/query.h"
 
 #include <inttypes.h>
 #include <math.h>

@@ -9,7 +9,7 @@
 
 #include <stdint.h>
 
-#include "octree.h"
+#include "index/octree.h"
 
 struct strata_world;
 

@@ -1,5 +1,5 @@
 /* octree.c: chunk histograms, rank-local nodes, the replicated global part, summaries at commit. */
-#include "octree.h"
+#include "index/octree.h"
 
 #include <inttypes.h>
 #include <stdlib.h>

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "codec.h"
-#include "octree.h"
+#include "index/octree.h"
 #include "parallel.h"
 #include "world.h"
 
