@@ -1,5 +1,5 @@
 #!/bin/bash
-# The code follows the one .clang-format at the root (STYLE.md): CI checks it.
+# The code follows the one .clang-format at the root: CI checks it.
 set -eu
 SRC=$3
 command -v clang-format >/dev/null || { echo "SKIP: clang-format missing"; exit 77; }
