@@ -152,19 +152,24 @@ grep -q "no world at 'no-such-world'" "strata-fsck-$bad.out" || fail "missing wo
 
 if has_command reindex; then
     step "recurring reindex: runs until its stop file appears"
+    # Every successor is submitted held (STRATA_RESUBMIT_ARGS=--hold, passed on
+    # from run to run), so that each run starts when this test releases it: the
+    # stop file is touched after the second run ended and before the third may
+    # start, whatever the machine's speed (without the hold, the third run could
+    # start, find no stop file and reindex before the touch).
     rm -f strata-reindex-recurring-*.out
-    STRATA_REINDEX_INTERVAL=1 submit -n 2 "$SLURM_DIR/reindex-recurring.sbatch" W ||
-        { show "$OUT"; fail "first recurring run failed"; }
+    STRATA_REINDEX_INTERVAL=1 STRATA_RESUBMIT_ARGS=--hold submit -n 2 \
+        "$SLURM_DIR/reindex-recurring.sbatch" W || { show "$OUT"; fail "first recurring run failed"; }
     grep -q "next run is job" "$OUT" || { show "$OUT"; fail "first run did not resubmit"; }
     second=$(sed -n 's/.*next run is job \([0-9]*\).*/\1/p' "$OUT")
-    for _ in $(seq 90); do
-        grep -qs "finished" "strata-reindex-recurring-$second.out" && break
-        sleep 1
-    done
+    scontrol release "$second" || fail "scontrol release $second"
+    wait_gone "$second" 90
     grep -q "strata reindex: W" "strata-reindex-recurring-$second.out" ||
         { show "strata-reindex-recurring-$second.out"; fail "second run did not reindex"; }
-    touch W.reindex-stop
     third=$(sed -n 's/.*next run is job \([0-9]*\).*/\1/p' "strata-reindex-recurring-$second.out")
+    [ -n "$third" ] || { show "strata-reindex-recurring-$second.out"; fail "second run did not resubmit"; }
+    touch W.reindex-stop
+    scontrol release "$third" || fail "scontrol release $third"
     wait_gone "$third" 90
     grep -q "stop file W.reindex-stop exists" "strata-reindex-recurring-$third.out" ||
         { show "strata-reindex-recurring-$third.out"; fail "third run did not stop"; }
