@@ -1,13 +1,14 @@
 /* job_bench.c: `strata bench [--quick] [--out FILE] [--dir DIR] [--dims X,Y,Z] [--keep]`.
  *
  * Runs the benchmark suite of bench/ (bench_suite.h) at this job's rank count
- * and writes its rows as JSON. bench/run.sh runs it at 1, 2 and 4 ranks beside
- * the OpenVDB peer and makes docs/benchmarks.md's tables and plots.
+ * and writes its rows as JSON (to --out, else to a new file). bench/run.sh runs it at 1, 2 and 4
+ * ranks beside the OpenVDB peer and makes docs/benchmarks.md's tables and plots.
  */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bench_suite.h"
@@ -18,13 +19,29 @@ static const char usage[] =
     "strata bench [--quick] [--out FILE.json] [--dir SCRATCH] [--dims X,Y,Z] [--only GROUPS]\n"
     "             [--keep] [--quiet]\n"
     "  --quick  small sizes (192 x 192 x 128 terrain, 1e5 updates): well under a minute\n"
-    "  --out    results file (default bench/results.json when run from the source tree,\n"
-    "           else results.json)\n"
+    "  --out    results file (default: a new file strata-bench-YYYYMMDD-HHMMSS.json in the\n"
+    "           working directory; an existing file is never replaced unless named here)\n"
     "  --dir    scratch directory for worlds and HDF5 files (default /tmp/strata-bench-PID);\n"
     "           removed at the end unless --keep\n"
     "  --dims   terrain size (default 512,512,256; --quick 192,192,128)\n"
     "  --only   run only these groups (comma-separated): storage, updates, reads, index,\n"
     "           extract, hdf5; the commit group always runs (it writes the terrain world)";
+
+/* The default results file: a name no file has yet in the working directory, from
+ * the UTC time (with -2, -3... after it if two runs start in the same second), so
+ * that a run without --out never replaces a recorded bench/results.json. Rank 0
+ * only: it alone writes the results. */
+static void new_results_name(char *name, size_t size)
+{
+    char stamp[32];
+    time_t now = time(NULL);
+    struct tm utc;
+    gmtime_r(&now, &utc);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &utc);
+    snprintf(name, size, "strata-bench-%s.json", stamp);
+    for (int n = 2; access(name, F_OK) == 0; n++)
+        snprintf(name, size, "strata-bench-%s-%d.json", stamp, n);
+}
 
 static void record_command(bench *b, int argc, char **argv)
 {
@@ -80,10 +97,12 @@ int job_bench(job *j, int argc, char **argv)
     if (only && snprintf(b.only, sizeof b.only, "%s", only) >= (int)sizeof b.only)
         return job_usage(j, usage, "--only list too long");
     record_command(&b, argc, argv);
+    char default_out[64] = "";
     if (!out) {
-        struct stat sb;
-        out =
-            stat("bench", &sb) == 0 && S_ISDIR(sb.st_mode) ? "bench/results.json" : "results.json";
+        if (j->rank == 0)
+            new_results_name(default_out, sizeof default_out);
+        MPI_Bcast(default_out, sizeof default_out, MPI_CHAR, 0, MPI_COMM_WORLD);
+        out = default_out;
     }
     int pid = (int)getpid();
     MPI_Bcast(&pid, 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -99,8 +118,8 @@ int job_bench(job *j, int argc, char **argv)
     }
     if (job_agree(rc) != JOB_OK)
         return JOB_FAILED;
-    job_log(j, "%s terrain %" PRId64 "x%" PRId64 "x%" PRId64 " at %d ranks, scratch %s",
-            b.quick ? "quick run:" : "full run:", d[0], d[1], d[2], j->size, b.dir);
+    job_summary(j, "%s terrain %" PRId64 "x%" PRId64 "x%" PRId64 " at %d ranks, scratch %s",
+                b.quick ? "quick run:" : "full run:", d[0], d[1], d[2], j->size, b.dir);
     strata_status st = bench_run(&b, out);
     if (st) {
         job_error(j, "%s: %s", strata_strerror(st), b.error.message);
