@@ -51,29 +51,16 @@ int job_usage(const job *j, const char *usage, const char *fmt, ...)
     return JOB_USAGE;
 }
 
-static void vlog(const job *j, const char *prefix, const char *fmt, va_list ap)
+void job_summary(const job *j, const char *fmt, ...)
 {
     if (j->rank != 0 || j->quiet)
         return;
     char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
-    fprintf(stderr, "strata %s: %s%s\n", j->name, prefix, text);
-}
-
-void job_summary(const job *j, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(j, "", fmt, ap);
     va_end(ap);
-}
-
-void job_log(const job *j, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vlog(j, "", fmt, ap);
-    va_end(ap);
+    fprintf(stderr, "strata %s: %s\n", j->name, text);
 }
 
 /* ---- progress ------------------------------------------------------------------ */

@@ -29,10 +29,9 @@ int job_fail(const job *j, strata_status st, const strata_world *w);
 /** Usage error on rank 0; returns JOB_USAGE (with j->help: the usage on stdout, JOB_HELP). */
 int job_usage(const job *j, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-/** Rank 0 prints the job's one summary line on stderr (unless quiet). */
+/** Rank 0 prints "strata NAME: message" on stderr (unless quiet): the job's summary
+ *  line, and what it is about to do before a long step. */
 void job_summary(const job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/** Rank 0 prints a log line on stderr (unless quiet). */
-void job_log(const job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /** Progress on rank 0: a bar with rate and ETA on a terminal, log lines otherwise. */
 typedef struct {
@@ -100,8 +99,6 @@ int read_file_range(const char *path, uint64_t begin, uint64_t end, char **data,
 int read_materials_csv(const char *path, strata_material **out, size_t *count, char *error,
                        size_t error_size);
 
-#endif
-
 /** Agree on a job-level outcome: the worst rc of all ranks. Collective. */
 int job_agree(int rc);
 /**
@@ -144,3 +141,5 @@ int load_position_slice(const job *j, const char *path, const strata_world *w, i
  *  command line) is reported once. Collective. */
 int check_points_inside(const job *j, const strata_world *w, const char *path,
                         const int64_t (*points)[3], size_t n);
+
+#endif

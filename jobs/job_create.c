@@ -64,7 +64,7 @@ int job_create(job *j, int argc, char **argv)
         return job_fail(j, st, NULL);
     strata_commit_stats cs = {0};
     if (!strcmp(generate, "terrain")) {
-        job_log(j, "generating terrain (seed %" PRIu64 ") on %d ranks", seed, j->size);
+        job_summary(j, "generating terrain (seed %" PRIu64 ") on %d ranks", seed, j->size);
         st = strata_generate_terrain(w, seed);
     }
     if (!st)

@@ -151,13 +151,13 @@ static void summary(const job *j, const char *path, const char *source,
 static void dem_log(const job *j, const strata_import_stats *s)
 {
     if (s->geographic)
-        job_log(j, "crop's south-west corner %.6f E %.6f N, centre latitude %.6f",
-                s->corner_lon_lat[0], s->corner_lon_lat[1], s->centre_latitude);
-    job_log(j,
-            "elevations %.3f .. %.3f m; z range %.3f .. %.3f m; %" PRIu64 " ground, %" PRIu64
-            " water, %" PRIu64 " air voxels",
-            s->elevation_min, s->elevation_max, s->z_range[0], s->z_range[1], s->ground, s->water,
-            s->air);
+        job_summary(j, "crop's south-west corner %.6f E %.6f N, centre latitude %.6f",
+                    s->corner_lon_lat[0], s->corner_lon_lat[1], s->centre_latitude);
+    job_summary(j,
+                "elevations %.3f .. %.3f m; z range %.3f .. %.3f m; %" PRIu64 " ground, %" PRIu64
+                " water, %" PRIu64 " air voxels",
+                s->elevation_min, s->elevation_max, s->z_range[0], s->z_range[1], s->ground,
+                s->water, s->air);
 }
 
 int job_import(job *j, int argc, char **argv)
@@ -249,11 +249,11 @@ int job_import(job *j, int argc, char **argv)
     strata_import_stats stats;
     strata_status st;
     if (dem_file) {
-        job_log(j, "importing %s into %s on %d ranks", dem_file, path, j->size);
+        job_summary(j, "importing %s into %s on %d ranks", dem_file, path, j->size);
         st = strata_import_dem(MPI_COMM_WORLD, path, dem_file, &dem, &cfg, &opt, world.flags,
                                &stats, NULL);
     } else {
-        job_log(j, "importing %s into %s on %d ranks", raw_file, path, j->size);
+        job_summary(j, "importing %s into %s on %d ranks", raw_file, path, j->size);
         st = strata_import_raw(MPI_COMM_WORLD, path, raw_file, &raw, &cfg, &opt, world.flags,
                                &stats, NULL);
     }
