@@ -1,14 +1,6 @@
-/* commit.c: the commit protocol.
- *
- * 1. Flush staged updates (every rank).
- * 2. Encode this rank's dirty chunks into one payload buffer and table rows.
- * 3. Write segment seg-<epoch>.h5 collectively (store_write_segment): rows and
- *    payloads placed by MPI_Exscan, flushed with MPI_File_sync, fsync'ed.
- * 4. Rank 0 replaces MANIFEST (tmp, fsync, rename, fsync dir): the commit point.
- *    A crash before it leaves the previous commit (the new segment is an orphan,
- *    removed by the next writer); a crash after it leaves the new commit.
- * 5. Every rank agrees, then merges the new rows into its table and marks its
- *    chunks clean. Only then is the commit acknowledged to the caller.
+/* commit.c: the commit protocol. Its one description is the comment above
+ * strata_commit, at the end of this file, with each step labelled where it
+ * happens; docs/architecture.md and docs/reliability.md point there.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -400,6 +392,8 @@ strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_seg
     return st;
 }
 
+/* Steps 5 and 6 of the commit protocol (above strata_commit): rank 0 replaces
+ * MANIFEST (the commit point), the ranks agree, and each takes `next` as committed. */
 strata_status world_publish(strata_world *w, manifest *next)
 {
     /* The writer labels what it writes: a format-1 world (version-1 pyramid
@@ -429,15 +423,70 @@ strata_status world_publish(strata_world *w, manifest *next)
     return STRATA_OK;
 }
 
+/*
+ * THE COMMIT PROTOCOL. A world is MANIFEST plus the immutable segments it
+ * names; a commit adds one segment and replaces MANIFEST. The steps below are
+ * labelled "Step N" in the code; [name] is the STRATA_FAULT point at that step
+ * (src/fault.h: it kills the rank there, or with :error fails the step).
+ * Reindex (src/index/reindex.c) and compaction (src/maintenance.c) write their
+ * segment and then publish through the same steps 4 to 6.
+ *
+ * Step 1. Flush (strata_flush): route and apply the staged updates in memory
+ *         [update-batch]. A failure or crash leaves the previous commit.
+ * Step 2. Encode this rank's dirty chunks, in key order, into table rows and one
+ *         payload buffer (encode_dirty), with their LOD summaries unless the
+ *         index is deferred. Memory only; the ranks agree on the outcome.
+ * Step 3. Write seg-<E>.h5, E = MANIFEST's epoch + 1 (store_write_segment):
+ *         collectively through MPI-IO, each rank's rows and payloads placed by
+ *         MPI_Exscan; H5Fclose (which writes the superblock last); then every
+ *         rank fsyncs the file, since each rank's fsync flushes its own writes
+ *         on a parallel file system [segment-written]. A crash up to here leaves
+ *         the previous commit plus an orphan segment (epoch above MANIFEST's):
+ *         readers never open it, the next writer's open removes it
+ *         (remove_leftovers, src/world.c).
+ * Step 4. Every rank builds the same next manifest (world_next_manifest):
+ *         epoch E, the new segment, the segments some live row still uses
+ *         (one MPI_Allreduce with MPI_BOR), this job's splitters. Memory only.
+ * Step 5. Rank 0 replaces MANIFEST (manifest_write): writes MANIFEST.tmp and
+ *         fsyncs it [manifest-before-rename], renames it over MANIFEST and
+ *         fsyncs the directory [manifest-after-rename]. The fsync before the
+ *         rename guards against a crash publishing a renamed but empty file;
+ *         the one after it makes the rename itself survive a power loss.
+ *
+ *         ==== COMMIT POINT: the rename of MANIFEST.tmp over MANIFEST. ====
+ *         Before it a crash leaves the previous commit (plus the orphan segment
+ *         and MANIFEST.tmp, removed by the next writer); after it, the new one.
+ *         A pending create --force swaps the worlds here (world_finish_replace).
+ *
+ * Step 6. The ranks agree on step 5 (world_publish); then every rank takes the
+ *         new manifest as committed and closes the segments it no longer
+ *         names, which rank 0 unlinks (after the rename, so never one that a
+ *         durable MANIFEST still names).
+ * Step 7. Every rank merges the new rows into its table, marks its chunks
+ *         clean (evictable) and drops its copies of the previous commit; then
+ *         the call returns STRATA_OK: the commit is ACKNOWLEDGED. A crash
+ *         between the commit point and here leaves the commit in flight, which
+ *         the promise allows. Step 7 comes after the commit point: a failure
+ *         in it must not be reported as "not committed" (merge_rows can still
+ *         fail to allocate: issue 21).
+ *
+ * Why it holds: a segment is live only once a durable MANIFEST names it, and
+ * it is on disk and fsync'ed before; MANIFEST only ever changes by an atomic
+ * rename of an fsync'ed file, and readers read it once, so they see one commit;
+ * the acknowledgement comes after the commit point; one writer at a time (the
+ * fcntl lock on LOCK) is the only one creating segments.
+ */
 strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
 {
     if (!w)
         return world_null_argument(NULL, __func__, "world");
     double start = MPI_Wtime();
+    /* Step 1: flush. */
     strata_status st = strata_flush(w, NULL);
     if (st)
         return st;
     double flushed = MPI_Wtime();
+    /* Step 2: encode the dirty chunks. */
     chunk_list dirty = {0};
     chunk_cache_each(&w->owned, collect_dirty, &dirty);
     if (dirty.failed)
@@ -458,14 +507,17 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         st = error_mpi(&w->error, MPI_Allreduce(local, total, 4, MPI_UINT64_T, MPI_SUM, w->comm),
                        "summing commit sizes");
     int wrote = total[0] > 0;
+    /* Step 3: write and fsync the segment. */
     if (!st && wrote)
         st = store_write_segment(&w->store, epoch, w->size, batch.rows, dirty.count, batch.payload,
                                  batch.payload_bytes, &w->error);
     manifest next = {0};
     if (!st && (wrote || w->manifest_dirty || w->replace_pending)) {
-        /* Every rank builds the same next manifest; rank 0 writes it. Segments
-         * no live row uses any more (every chunk they held was rewritten since)
-         * leave it, so a world rewritten commit after commit stays small. */
+        /* Step 4: every rank builds the same next manifest. Segments no live
+         * row uses any more (every chunk they held was rewritten since) leave
+         * it, so a world rewritten commit after commit stays small.
+         * Steps 5 and 6 (world_publish): rank 0 replaces MANIFEST, the COMMIT
+         * POINT; the ranks agree and retire the unused segments. */
         st = world_next_manifest(w, epoch, wrote, batch.rows, wrote ? dirty.count : 0, &next);
         if (!st) {
             next.stale_chunks = total[3];
@@ -475,6 +527,7 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         }
     }
     double written = MPI_Wtime();
+    /* Step 7: after the commit point; then the commit is acknowledged. */
     if (!st && wrote)
         st = world_agree(w, merge_rows(w, batch.rows, dirty.count));
     if (!st && wrote)

@@ -545,7 +545,8 @@ strata_status manifest_write(const char *dir, const manifest *m, strata_error *e
     if (!st && rename(tmp, path) != 0)
         st =
             error_set(err, STRATA_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    /* The rename is the commit point; fsync the directory so it survives a crash. */
+    /* The rename is the commit point (strata_commit, step 5); fsync the directory so
+     * it survives a crash. */
     if (!st)
         st = fsync_directory(dir, err);
     if (!st && strata_fault_point("manifest-after-rename"))
