@@ -28,8 +28,11 @@ int byte_buffer_append(byte_buffer *b, const void *src, size_t n);
 
 /**
  * Threads for `items` independent items on this rank: strata_options.threads,
- * else the environment STRATA_THREADS, else online CPUs / ranks on this node;
- * at least 1 and never more than items. Local.
+ * else the environment STRATA_THREADS, else the cores of the rank's CPU affinity
+ * mask when it is bound to fewer than all online CPUs (mpirun binds each rank to
+ * one core by default at two ranks or fewer, and threads sharing a core only slow
+ * each other), else online CPUs / ranks on this node; at least 1, at most
+ * PARALLEL_MAX_THREADS, never more than items. Local.
  */
 int parallel_threads(const struct strata_world *w, size_t items);
 

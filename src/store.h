@@ -70,11 +70,13 @@ uint32_t store_row_checksum(const store_row *row);
 
 /** Prepare an empty store for dir. Local. */
 strata_status store_init(store *s, MPI_Comm comm, const char *dir, strata_error *err);
-/** Open the segments of the given epochs (ascending). Collective. */
+/** Open the segments of the given epochs (ascending), read-only with HDF5's POSIX
+ *  driver. Local: every rank opens every segment; the caller agrees on the outcome. */
 strata_status store_open_segments(store *s, const uint64_t *epochs, size_t n, strata_error *err);
-/** Close every segment and free. Collective (HDF5 closes MPI-IO files collectively). */
+/** Close every segment and free. Local: published segments are open with the POSIX
+ *  driver (only store_write_segment uses MPI-IO, and it closes its file itself). */
 void store_close(store *s);
-/** Drop the segments not listed in epochs (after compaction). Collective. */
+/** Close the segments not listed in epochs (retired by a commit or compaction). Local. */
 void store_retain(store *s, const uint64_t *epochs, size_t n);
 
 /**
