@@ -72,6 +72,11 @@ typedef enum {
     STRATA_ERR_PARSE,       /**< malformed input file (line or record named) */
     STRATA_ERR_OVERFLOW,    /**< a size that does not fit (dims, keys, bytes) */
     STRATA_ERR_INTERRUPTED, /**< stopped by a signal at a batch boundary */
+    /** Committed, but not known durable: a step after the commit point (the
+     *  fsync of the world's directory after the manifest's rename) failed. New
+     *  readers see the commit and the handle continues from it; a power loss
+     *  may still take the world back to the commit before. */
+    STRATA_ERR_UNSYNCED,
     STRATA_ERR_STATUS_COUNT
 } strata_status;
 
@@ -267,6 +272,12 @@ strata_status strata_update_batch(strata_world *w, const strata_update *updates,
  * Flush, then make every applied update durable and visible to new readers,
  * atomically. Collective. On return with STRATA_OK the commit is acknowledged:
  * no crash can lose it. stats may be NULL.
+ * Errors: any status but STRATA_ERR_UNSYNCED means the commit did not happen:
+ * the world on disk and the handle's last commit are the previous commit (the
+ * failing flush's errors as strata_flush; STRATA_ERR_NOMEM, _IO, _HDF5, _MPI
+ * while encoding, writing the segment or the manifest). STRATA_ERR_UNSYNCED:
+ * the commit happened (readers and this handle see it) but its durability is
+ * unknown; a later successful commit makes both durable.
  */
 strata_status strata_commit(strata_world *w, strata_commit_stats *stats);
 
@@ -404,6 +415,8 @@ typedef struct {
  * every chunk (full = 1). Writes one segment whose rows keep their data
  * payloads and carry fresh summaries and pyramids, and commits it atomically.
  * Collective; the world must be open for writing. stats may be NULL.
+ * Errors: as strata_commit (STRATA_ERR_UNSYNCED: the new summaries are committed
+ * but not known durable; any other status: the world is as before the call).
  */
 strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *stats);
 
@@ -498,7 +511,11 @@ typedef void (*strata_problem_fn)(const char *problem, void *ctx);
  * @param[out] problems total problems found on all ranks (0 = clean)
  */
 strata_status strata_fsck(strata_world *w, strata_problem_fn fn, void *ctx, uint64_t *problems);
-/** Merge all live segments into one, atomically; old files removed. Collective. */
+/** Commit, then merge all live segments into one, atomically; old files removed.
+ *  Collective. Errors: as strata_commit. STRATA_ERR_UNSYNCED: the commit (and
+ *  the compaction, unless the commit itself was unsynced) happened but is not
+ *  known durable; the old files stay until the next writer opens the world. Any
+ *  other status: no compaction happened (the commit made first may have). */
 strata_status strata_compact(strata_world *w, strata_commit_stats *stats);
 
 /* ---- import ---------------------------------------------------------------- */

@@ -172,10 +172,11 @@ static void pick_columns(const simulation *s, uint64_t *rng, column_set *sets)
     }
 }
 
-/* One step: sample, read the columns (routed), stage, flush. Collective. */
+/* One step: sample, read the columns (routed), stage, flush. Collective.
+ * *staging_failed: the failure is this rank's staging, not agreed by the others. */
 static strata_status step_once(strata_world *w, const simulation *s, uint64_t step, int rank,
                                column_set *sets, int64_t (*points)[3], uint16_t *values,
-                               strata_batch_stats *stats)
+                               strata_batch_stats *stats, int *staging_failed)
 {
     uint64_t rng = s->seed ^ (0xd1b54a32d192ed03ULL * (uint64_t)(rank + 1)) ^
                    (0x8cb92ba72f3d8dd7ULL * (step + 1));
@@ -190,14 +191,17 @@ static strata_status step_once(strata_world *w, const simulation *s, uint64_t st
                 points[n][2] = z;
             }
     strata_status st = strata_query_points(w, (const int64_t(*)[3])points, n, values);
+    *staging_failed = 0;
     for (int64_t i = 0; !st && i < s->columns; i++) {
         const uint16_t *v = values + (size_t)i * NEIGHBOURS * (size_t)h;
         st = s->process == EROSION      ? erode(w, s, &sets[i], v)
              : s->process == DEPOSITION ? deposit(w, s, &sets[i], v)
                                         : erupt(w, s, &sets[i], v, step);
+        *staging_failed = st != STRATA_OK;
     }
     /* A staging failure on one rank still takes part in the flush, which agrees. */
     strata_status flushed = strata_flush(w, stats);
+    *staging_failed = *staging_failed && !flushed;
     return st ? st : flushed;
 }
 
@@ -288,10 +292,18 @@ int job_simulate(job *j, int argc, char **argv)
     strata_commit_stats cs = {.epoch = rc ? 0 : info.epoch};
     uint64_t commits = 0, step = 0;
     for (; !rc && step < s.steps; step++) {
-        st = step_once(w, &s, step, j->rank, sets, points, values, &b);
+        int staging_failed;
+        st = step_once(w, &s, step, j->rank, sets, points, values, &b, &staging_failed);
         /* Every rank leaves the loop together: a failure on one rank stops all. */
         int worst = (int)st;
         MPI_Allreduce(MPI_IN_PLACE, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
+        if (staging_failed) {
+            /* Only this rank knows why: it speaks, whatever its rank. */
+            job_error(j, "staging step %" PRIu64 ": %s: %s", step, strata_strerror(st),
+                      strata_last_error(w));
+            rc = JOB_FAILED;
+            break;
+        }
         if (worst && !st) {
             job_error(j, "stopping: another rank failed at step %" PRIu64, step);
             rc = JOB_FAILED;

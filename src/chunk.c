@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "alloc.h"
 #include "codec.h"
 
 #define slot_of chunk_slot_of
@@ -40,7 +41,7 @@ static int pooled(const chunk_cache *c)
 uint16_t *chunk_buffer_get(chunk_cache *c)
 {
     if (!pooled(c))
-        return malloc(c->chunk_bytes ? c->chunk_bytes : 1);
+        return strata_malloc(c->chunk_bytes ? c->chunk_bytes : 1);
     if (c->free_list) {
         void *p = c->free_list;
         memcpy(&c->free_list, p, sizeof(void *));
@@ -49,13 +50,13 @@ uint16_t *chunk_buffer_get(chunk_cache *c)
     if (c->carve_left < c->chunk_bytes) {
         if (c->slab_count == c->slab_capacity) {
             size_t capacity = c->slab_capacity ? 2 * c->slab_capacity : 16;
-            void **grown = realloc(c->slabs, capacity * sizeof *grown);
+            void **grown = strata_realloc(c->slabs, capacity * sizeof *grown);
             if (!grown)
                 return NULL;
             c->slabs = grown, c->slab_capacity = capacity;
         }
         void *slab = NULL;
-        if (posix_memalign(&slab, SLAB_BYTES, SLAB_BYTES) != 0)
+        if (strata_posix_memalign(&slab, SLAB_BYTES, SLAB_BYTES) != 0)
             return NULL;
 #ifdef MADV_HUGEPAGE
         (void)madvise(slab, SLAB_BYTES, MADV_HUGEPAGE); /* advice only: may be refused */
@@ -100,7 +101,7 @@ void chunk_cache_free(chunk_cache *c)
 static strata_status grow_table(chunk_cache *c, strata_error *err)
 {
     size_t capacity = c->capacity ? c->capacity * 2 : 1024;
-    chunk_slot *slots = calloc(capacity, sizeof *slots);
+    chunk_slot *slots = strata_calloc(capacity, sizeof *slots);
     if (!slots)
         return error_set(err, STRATA_ERR_NOMEM, "cannot grow the chunk cache to %zu slots",
                          capacity);
@@ -129,7 +130,7 @@ strata_status chunk_cache_insert(chunk_cache *c, uint64_t key, uint16_t value, c
         if (st)
             return st;
     }
-    chunk *k = calloc(1, sizeof *k);
+    chunk *k = strata_calloc(1, sizeof *k);
     if (!k)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a chunk");
     k->key = key;
@@ -216,7 +217,7 @@ void chunk_cache_trim(chunk_cache *c)
     size_t n = 0, at = 0;
     for (size_t i = 0; i < c->capacity; i++)
         n += c->slots[i].chunk && c->slots[i].chunk->voxels && !c->slots[i].chunk->dirty;
-    chunk **clean = malloc((n ? n : 1) * sizeof *clean);
+    chunk **clean = strata_malloc((n ? n : 1) * sizeof *clean);
     if (!clean) { /* no memory to sort: evict in table order, still down to the budget */
         for (size_t i = 0; i < c->capacity && c->clean_bytes > c->budget;) {
             chunk *k = c->slots[i].chunk;

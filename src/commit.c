@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "fault.h"
 #include "fsutil.h"
@@ -30,7 +31,7 @@ static void collect_dirty(chunk *k, void *ctx)
         return;
     if (l->count == l->capacity) {
         size_t capacity = l->capacity ? l->capacity * 2 : 256;
-        chunk **grown = realloc(l->items, capacity * sizeof *grown);
+        chunk **grown = strata_realloc(l->items, capacity * sizeof *grown);
         if (!grown) {
             l->failed = 1;
             return;
@@ -174,7 +175,7 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
                                   encoded_batch *b)
 {
     size_t n = dirty->count;
-    b->rows = malloc((n + 1) * sizeof *b->rows);
+    b->rows = strata_malloc((n + 1) * sizeof *b->rows);
     if (!b->rows)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate %zu rows", n);
     b->raw_bytes = (uint64_t)n * w->chunk_voxels * sizeof(uint16_t);
@@ -188,9 +189,9 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
         return st;
     int threads = parallel_threads(w, n);
     encode_run r = {.w = w, .items = dirty->items, .epoch = epoch, .rows = b->rows, .index = index};
-    r.blob = malloc((n + 1) * sizeof *r.blob);
-    r.thread = malloc((n + 1) * sizeof *r.thread);
-    r.kits = calloc((size_t)threads, sizeof *r.kits);
+    r.blob = strata_malloc((n + 1) * sizeof *r.blob);
+    r.thread = strata_malloc((n + 1) * sizeof *r.thread);
+    r.kits = strata_calloc((size_t)threads, sizeof *r.kits);
     if (!r.blob || !r.thread || !r.kits)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the encoding state of %zu chunks", n);
     for (int t = 0; !st && t < threads; t++) {
@@ -200,8 +201,8 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
             kit->work = index ? x->work : NULL;
         } else {
             kit->owned = 1;
-            kit->scratch = malloc(chunk_scratch_size(w->edge));
-            kit->out = malloc(chunk_encode_bound(w->edge));
+            kit->scratch = strata_malloc(chunk_scratch_size(w->edge));
+            kit->out = strata_malloc(chunk_encode_bound(w->edge));
             if (!kit->scratch || !kit->out)
                 st = WORLD_FAIL(w, STRATA_ERR_NOMEM,
                                 "cannot allocate encoding buffers for thread %d", t);
@@ -225,7 +226,7 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     uint64_t total = 0;
     for (size_t i = 0; !st && i < n; i++)
         total += (uint64_t)b->rows[i].payload_length + b->rows[i].lod_length;
-    if (!st && !(b->payload = malloc(total + 1)))
+    if (!st && !(b->payload = strata_malloc(total + 1)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " payload bytes", total);
     for (size_t i = 0; !st && i < n; i++) {
         store_row *row = &b->rows[i];
@@ -245,12 +246,11 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     return st;
 }
 
-/* Merge the rows a commit wrote into the rank's sorted table. */
-static strata_status merge_rows(strata_world *w, const store_row *fresh, size_t n)
+/* Merge the rows a commit wrote into the rank's sorted table, in `merged`
+ * (room for w->row_count + n rows, allocated before the commit point, so that
+ * nothing after it can fail). */
+static void merge_rows(strata_world *w, store_row *merged, const store_row *fresh, size_t n)
 {
-    store_row *merged = malloc((w->row_count + n + 1) * sizeof *merged);
-    if (!merged)
-        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot grow the chunk table");
     size_t i = 0, j = 0, k = 0;
     while (i < w->row_count || j < n) {
         if (j == n || (i < w->row_count && w->rows[i].key < fresh[j].key))
@@ -264,7 +264,6 @@ static strata_status merge_rows(strata_world *w, const store_row *fresh, size_t 
     free(w->rows);
     w->rows = merged;
     w->row_count = k;
-    return STRATA_OK;
 }
 
 /* Index of the committed segment of this epoch, or SIZE_MAX (epoch 0: none). */
@@ -320,18 +319,21 @@ static strata_status segments_in_use(strata_world *w, const store_row *fresh, si
 }
 
 /* Close the segments `before` named that w->committed no longer does, and
- * (rank 0) unlink them; readers that opened them read on until they close. */
-static void retire_segments(strata_world *w, const manifest *before)
+ * (rank 0, when the commit is durable) unlink them; readers that opened them
+ * read on until they close. After an unsynced commit they stay on disk, since a
+ * power loss may bring back the manifest naming them; the next writer's open
+ * removes them once they are named by no manifest. */
+static void retire_segments(strata_world *w, const manifest *before, int durable)
 {
     const manifest *m = &w->committed;
-    uint64_t *live = malloc((m->segment_count + 1) * sizeof *live);
+    uint64_t *live = strata_malloc((m->segment_count + 1) * sizeof *live);
     if (!live)
         return; /* the segments stay open and on disk: the next commit retires them */
     for (size_t i = 0; i < m->segment_count; i++)
         live[i] = m->segments[i].epoch;
     store_retain(&w->store, live, m->segment_count);
     free(live);
-    for (size_t i = 0; w->rank == 0 && i < before->segment_count; i++) {
+    for (size_t i = 0; durable && w->rank == 0 && i < before->segment_count; i++) {
         if (segment_index(m, before->segments[i].epoch) != SIZE_MAX)
             continue;
         char name[64], path[STRATA_PATH_MAX];
@@ -364,7 +366,7 @@ strata_status world_next_writers(strata_world *w, manifest *next)
 {
     next->writer_ranks = w->size;
     if (next->split_ranks != w->size) {
-        uint64_t *split = malloc(((size_t)w->size + 1) * sizeof *split);
+        uint64_t *split = strata_malloc(((size_t)w->size + 1) * sizeof *split);
         if (!split)
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate splitters");
         free(next->split);
@@ -379,7 +381,7 @@ strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_seg
                                   const store_row *fresh, size_t n, manifest *next)
 {
     memset(next, 0, sizeof *next);
-    uint8_t *keep = malloc(w->committed.segment_count + 1);
+    uint8_t *keep = strata_malloc(w->committed.segment_count + 1);
     strata_status st =
         world_agree(w, keep ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments"));
     if (!st)
@@ -402,11 +404,14 @@ strata_status world_publish(strata_world *w, manifest *next)
     strata_status st = STRATA_OK;
     if (w->rank == 0) {
         st = manifest_write(w->dir, next, &w->error);
-        if (!st && w->replace_pending)
-            st = world_finish_replace(w, &w->error);
+        if ((!st || st == STRATA_ERR_UNSYNCED) && w->replace_pending) {
+            strata_status replaced = world_finish_replace(w, &w->error);
+            st = replaced ? replaced : st;
+        }
     }
+    /* Only rank 0 can fail here: every rank returns its status. */
     st = world_agree(w, st);
-    if (st) {
+    if (st && st != STRATA_ERR_UNSYNCED) {
         manifest_free(next);
         return st;
     }
@@ -418,9 +423,9 @@ strata_status world_publish(strata_world *w, manifest *next)
     manifest before = w->committed;
     w->committed = *next;
     w->manifest_dirty = 0;
-    retire_segments(w, &before);
+    retire_segments(w, &before, st == STRATA_OK);
     manifest_free(&before);
-    return STRATA_OK;
+    return st;
 }
 
 /*
@@ -466,9 +471,12 @@ strata_status world_publish(strata_world *w, manifest *next)
  *         clean (evictable) and drops its copies of the previous commit; then
  *         the call returns STRATA_OK: the commit is ACKNOWLEDGED. A crash
  *         between the commit point and here leaves the commit in flight, which
- *         the promise allows. Step 7 comes after the commit point: a failure
- *         in it must not be reported as "not committed" (merge_rows can still
- *         fail to allocate: issue 21).
+ *         the promise allows. Nothing after the commit point can fail: the
+ *         merged table is allocated before it (after step 3). A failure of the
+ *         directory fsync in step 5 is after the commit point too: it returns
+ *         STRATA_ERR_UNSYNCED, steps 6 and 7 run (the handle continues from
+ *         the new commit) but rank 0 keeps the retired segments on disk, since
+ *         a power loss may bring the manifest naming them back.
  *
  * Why it holds: a segment is live only once a durable MANIFEST names it, and
  * it is on disk and fsync'ed before; MANIFEST only ever changes by an atomic
@@ -511,6 +519,12 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     if (!st && wrote)
         st = store_write_segment(&w->store, epoch, w->size, batch.rows, dirty.count, batch.payload,
                                  batch.payload_bytes, &w->error);
+    /* The merged table is allocated before the commit point: after it nothing fails. */
+    store_row *merged = NULL;
+    if (!st && wrote &&
+        !(merged = strata_malloc((w->row_count + dirty.count + 1) * sizeof *merged)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot grow the chunk table");
+    st = world_agree(w, st);
     manifest next = {0};
     if (!st && (wrote || w->manifest_dirty || w->replace_pending)) {
         /* Step 4: every rank builds the same next manifest. Segments no live
@@ -527,12 +541,16 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         }
     }
     double written = MPI_Wtime();
-    /* Step 7: after the commit point; then the commit is acknowledged. */
-    if (!st && wrote)
-        st = world_agree(w, merge_rows(w, batch.rows, dirty.count));
-    if (!st && wrote)
+    /* Step 7: after the commit point (STRATA_OK, or STRATA_ERR_UNSYNCED: the
+     * commit happened); then the commit is acknowledged. Nothing here fails. */
+    int committed = !st || st == STRATA_ERR_UNSYNCED;
+    if (committed && wrote) {
+        merge_rows(w, merged, batch.rows, dirty.count);
+        merged = NULL;
         index_after_write(w, w->options.defer_index);
-    if (!st) {
+    }
+    free(merged);
+    if (committed) {
         for (size_t i = 0; i < dirty.count; i++)
             chunk_set_dirty(&w->owned, dirty.items[i], 0);
         /* Copies of the previous commit would now read stale: drop them. */

@@ -25,6 +25,7 @@ static const char *const status_names[STRATA_ERR_STATUS_COUNT] = {
     [STRATA_ERR_PARSE] = "malformed input",
     [STRATA_ERR_OVERFLOW] = "size overflow",
     [STRATA_ERR_INTERRUPTED] = "interrupted by a signal",
+    [STRATA_ERR_UNSYNCED] = "committed, but not known durable",
 };
 
 const char *strata_strerror(strata_status status)

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "extract.h"
 #include "store.h"
@@ -416,8 +417,8 @@ static strata_status fill_slab_voxels(extraction *e)
 {
     strata_world *w = e->w;
     const int size = w->size;
-    uint64_t *bytes = calloc((size_t)size * 3, sizeof *bytes);
-    int *ints = calloc((size_t)size * 4, sizeof *ints);
+    uint64_t *bytes = strata_calloc((size_t)size * 3, sizeof *bytes);
+    int *ints = strata_calloc((size_t)size * 4, sizeof *ints);
     uint8_t *recv = NULL;
     exchange x = {bytes, NULL, bytes + size};
     uint64_t send_total = 0, recv_total = 0;
@@ -428,7 +429,7 @@ static strata_status fill_slab_voxels(extraction *e)
         st = each_piece(e, 0, count_piece, &x);
     if (!st)
         st = to_mpi_counts(e, bytes, ints, ints + size, &send_total);
-    if (!st && !(x.buffer = malloc(send_total ? send_total : 1)))
+    if (!st && !(x.buffer = strata_malloc(send_total ? send_total : 1)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "extraction: cannot allocate %" PRIu64 " bytes",
                         send_total);
     if (!st) {
@@ -449,7 +450,7 @@ static strata_status fill_slab_voxels(extraction *e)
         for (int r = 0; r < size; r++)
             recv_bytes[r] = (uint64_t)ints[2 * size + r];
         st = to_mpi_counts(e, recv_bytes, ints + 2 * size, ints + 3 * size, &recv_total);
-        if (!st && !(recv = malloc(recv_total ? recv_total : 1)))
+        if (!st && !(recv = strata_malloc(recv_total ? recv_total : 1)))
             st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "extraction: cannot allocate %" PRIu64 " bytes",
                             recv_total);
         st = world_agree(w, st);
@@ -478,7 +479,7 @@ static strata_status fill_slab_lod(extraction *e)
     const int64_t nx = e->g.cells[0], ny = e->g.cells[1];
     const size_t n = (size_t)((e->slab1 - e->slab0) * ny * nx);
     const int level = e->g.level;
-    int64_t(*points)[3] = malloc((n ? n : 1) * sizeof *points);
+    int64_t(*points)[3] = strata_malloc((n ? n : 1) * sizeof *points);
     strata_status st = points ? STRATA_OK
                               : WORLD_FAIL(w, STRATA_ERR_NOMEM,
                                            "extraction: cannot allocate "
@@ -648,7 +649,7 @@ static strata_status write_materials(strata_world *w, const uint64_t *ids, outpu
     hsize_t n = 0;
     for (uint32_t id = 0; id <= UINT16_MAX; id++)
         n += (hsize_t)material_marked(ids, id);
-    material_record *rows = calloc(n ? n : 1, sizeof *rows);
+    material_record *rows = strata_calloc(n ? n : 1, sizeof *rows);
     if (!rows)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "extraction: no memory for the material table");
     material_record *row = rows;
@@ -774,7 +775,7 @@ static strata_status run_rounds(extraction *e, output *o, const strata_extract_o
         slab_bounds(e, w->rank, &e->slab0, &e->slab1);
         size_t n = (size_t)((uint64_t)(e->slab1 - e->slab0) * layer);
         free(e->slab);
-        e->slab = calloc(n ? n : 1, sizeof *e->slab);
+        e->slab = strata_calloc(n ? n : 1, sizeof *e->slab);
         st = world_agree(w, e->slab ? STRATA_OK
                                     : WORLD_FAIL(w, STRATA_ERR_NOMEM,
                                                  "extraction: cannot "
@@ -890,7 +891,7 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
         st = extract_check_output_path(w->final_dir, path, &w->error);
     if (!st)
         st = extract_grid_make(cfg.dims, box, level, &e.g, &w->error);
-    if (!st && !level && !(e.scratch = malloc(w->chunk_voxels * sizeof *e.scratch)))
+    if (!st && !level && !(e.scratch = strata_malloc(w->chunk_voxels * sizeof *e.scratch)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "extraction: cannot allocate a chunk buffer");
     /* A leftover partial output (a killed extraction's, or a link planted at
      * that name) is removed, not written through; the file is then created

@@ -31,6 +31,16 @@ static void parse_fault_spec(void)
     }
 }
 
+void strata_fault_arm(const char *point, int rank, int error)
+{
+    parsed = 1;
+    armed_point[0] = '\0';
+    if (point && strlen(point) < sizeof armed_point)
+        strcpy(armed_point, point);
+    armed_rank = rank;
+    armed_error = error;
+}
+
 int strata_fault_point(const char *point)
 {
     if (!parsed)

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "morton.h"
 #include "world.h"
 
@@ -85,7 +86,7 @@ static strata_status fill_one(fill_job *f, uint64_t key)
         return STRATA_OK;
     if (f->count == f->capacity) {
         size_t capacity = f->capacity ? 2 * f->capacity : 64;
-        filled_chunk *grown = realloc(f->done, capacity * sizeof *grown);
+        filled_chunk *grown = strata_realloc(f->done, capacity * sizeof *grown);
         if (!grown)
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %zu filled chunks", capacity);
         f->done = grown;

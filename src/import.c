@@ -24,6 +24,7 @@
 #include <netcdf.h>
 #endif
 
+#include "alloc.h"
 #include "world.h"
 
 /* Elements (DEM cells or raw values) read per block while checking the input. */
@@ -201,7 +202,7 @@ static strata_status raw_scan(raw_import *r, int rank, int size, strata_error *e
     uint64_t begin = n / (uint64_t)size * (uint64_t)rank +
                      (n % (uint64_t)size < (uint64_t)rank ? n % (uint64_t)size : (uint64_t)rank);
     uint64_t end = begin + n / (uint64_t)size + ((uint64_t)rank < n % (uint64_t)size);
-    uint8_t *buf = malloc(IMPORT_SCAN_BLOCK * 2);
+    uint8_t *buf = strata_malloc(IMPORT_SCAN_BLOCK * 2);
     if (!buf)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a scan buffer");
     strata_status st = STRATA_OK;
@@ -359,7 +360,7 @@ strata_status strata_import_raw(MPI_Comm comm, const char *path, const char *raw
         /* A chunk's z plane spans edge rows of the file; cap the buffer at 8 Mi elements. */
         size_t plane = (size_t)cfg->chunk_edge * (size_t)raw->dims[0];
         r.row_capacity = plane <= ((size_t)8 << 20) ? plane : (size_t)raw->dims[0];
-        r.row = malloc(r.row_capacity * (size_t)r.bytes);
+        r.row = strata_malloc(r.row_capacity * (size_t)r.bytes);
         if (!r.row)
             st = error_set(&err, STRATA_ERR_NOMEM, "cannot allocate a row of %" PRId64 " elements",
                            raw->dims[0]);
@@ -610,8 +611,8 @@ static strata_status dem_scan(const dem_grid *g, int rank, int size, double *lo,
     *lo = INFINITY;
     *hi = -INFINITY;
     size_t cells = (size_t)(block < end - begin ? block : end - begin) * (size_t)cols;
-    float *raw = malloc(cells * sizeof *raw + 1);
-    double *metres = malloc(cells * sizeof *metres + 1);
+    float *raw = strata_malloc(cells * sizeof *raw + 1);
+    double *metres = strata_malloc(cells * sizeof *metres + 1);
     strata_status st = raw && metres
                            ? STRATA_OK
                            : error_set(err, STRATA_ERR_NOMEM, "cannot allocate a scan buffer");
@@ -723,7 +724,7 @@ static strata_status dem_materials(const strata_config *cfg, const strata_layer 
 {
     const strata_material *base = cfg->materials ? cfg->materials : strata_default_materials;
     size_t base_n = cfg->materials ? cfg->material_count : strata_default_material_count;
-    *table = malloc((base_n + count) * sizeof **table);
+    *table = strata_malloc((base_n + count) * sizeof **table);
     if (!*table)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate the material table");
     memcpy(*table, base, base_n * sizeof *base);
@@ -814,7 +815,7 @@ static strata_status dem_tile(dem_fill *f, const int64_t b[6], int edge, double 
     strata_status st = dem_read_window(g, j0, ny, i0, nx, f->raw, f->window, message);
     if (st)
         return st;
-    double *tile = malloc((size_t)edge * (size_t)edge * sizeof *tile);
+    double *tile = strata_malloc((size_t)edge * (size_t)edge * sizeof *tile);
     if (!tile) {
         snprintf(message, STRATA_ERROR_MAX, "cannot allocate an elevation tile");
         return STRATA_ERR_NOMEM;
@@ -965,9 +966,9 @@ strata_status strata_import_dem(MPI_Comm comm, const char *path, const char *dem
         f.tiles_x = (c.dims[0] + c.chunk_edge - 1) / c.chunk_edge;
         f.tiles_y = (c.dims[1] + c.chunk_edge - 1) / c.chunk_edge;
         size_t cells = (size_t)c.chunk_edge * (size_t)c.chunk_edge;
-        f.tiles = calloc((size_t)(f.tiles_x * f.tiles_y), sizeof *f.tiles);
-        f.raw = malloc(cells * sizeof *f.raw);
-        f.window = malloc(cells * sizeof *f.window);
+        f.tiles = strata_calloc((size_t)(f.tiles_x * f.tiles_y), sizeof *f.tiles);
+        f.raw = strata_malloc(cells * sizeof *f.raw);
+        f.window = strata_malloc(cells * sizeof *f.window);
         if (!f.tiles || !f.raw || !f.window)
             st = error_set(&err, STRATA_ERR_NOMEM, "cannot allocate the elevation tile table");
         st = error_agree(comm, st, &err);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "fault.h"
 #include "fsutil.h"
@@ -116,7 +117,7 @@ static void check_index(fsck_state *f, const store_row *row, const uint16_t *vox
     lod_pyramid want = {0}, got = {0};
     lod_count *want_hist = NULL, *got_hist = NULL;
     size_t want_n = 0, got_n = 0;
-    uint8_t *stored = malloc(row->lod_length);
+    uint8_t *stored = strata_malloc(row->lod_length);
     strata_status st = lod_decode(pyramid, length, w->edge, &want, &want_hist, &want_n, &w->error);
     if (!st)
         st = stored ? store_read_payload(&w->store, row->lod_segment, row->lod_offset,
@@ -168,8 +169,8 @@ static void check_row(fsck_state *f, const store_row *row, uint8_t *payload, uin
 static void check_segments(fsck_state *f)
 {
     strata_world *w = f->w;
-    uint8_t *payload = malloc(chunk_encode_bound(w->edge));
-    uint16_t *voxels = malloc(w->chunk_voxels * sizeof *voxels);
+    uint8_t *payload = strata_malloc(chunk_encode_bound(w->edge));
+    uint16_t *voxels = strata_malloc(w->chunk_voxels * sizeof *voxels);
     if (!payload || !voxels) {
         report(f, "cannot allocate fsck buffers");
         free(payload), free(voxels);
@@ -255,7 +256,7 @@ static strata_status copy_payload(strata_world *w, byte_buffer *b, uint64_t segm
 {
     if (b->length + length > b->capacity) {
         uint64_t capacity = (b->length + length) * 2 + 4096;
-        uint8_t *grown = realloc(b->data, capacity);
+        uint8_t *grown = strata_realloc(b->data, capacity);
         if (!grown)
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " compacted bytes",
                               capacity);
@@ -276,7 +277,7 @@ static strata_status copy_payload(strata_world *w, byte_buffer *b, uint64_t segm
 static strata_status gather_live(strata_world *w, uint64_t epoch, store_row **out, size_t *n,
                                  byte_buffer *b)
 {
-    store_row *rows = malloc((w->row_count + 1) * sizeof *rows);
+    store_row *rows = strata_malloc((w->row_count + 1) * sizeof *rows);
     if (!rows)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate compacted rows");
     size_t kept = 0;
@@ -348,14 +349,17 @@ strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
     st = world_agree(w, st);
     if (!st)
         st = publish_compaction(w, epoch);
-    if (!st) {
+    if (!st || st == STRATA_ERR_UNSYNCED) { /* published */
         free(w->rows);
         w->rows = rows;
         w->row_count = n;
         rows = NULL;
     }
     uint64_t local[2] = {n, b.length}, total[2] = {0, 0};
-    MPI_Allreduce(local, total, 2, MPI_UINT64_T, MPI_SUM, w->comm);
+    strata_status summed =
+        error_mpi(&w->error, MPI_Allreduce(local, total, 2, MPI_UINT64_T, MPI_SUM, w->comm),
+                  "summing the compaction's sizes");
+    st = st ? st : summed;
     free(rows);
     free(b.data);
     if (stats) {
@@ -393,8 +397,8 @@ strata_status strata_rebalance(strata_world *w, int by, strata_weight_fn fn, voi
     st = world_agree(w, st);
     if (st)
         return st;
-    uint64_t *keys = malloc((w->row_count + 1) * sizeof *keys);
-    double *weights = malloc((w->row_count + 1) * sizeof *weights);
+    uint64_t *keys = strata_malloc((w->row_count + 1) * sizeof *keys);
+    double *weights = strata_malloc((w->row_count + 1) * sizeof *weights);
     if (!keys || !weights)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate rebalance weights");
     for (size_t i = 0; !st && i < w->row_count; i++) {
@@ -405,7 +409,7 @@ strata_status strata_rebalance(strata_world *w, int by, strata_weight_fn fn, voi
                          : fn(keys[i], ctx);
     }
     st = world_agree(w, st);
-    uint64_t *split = malloc(((size_t)w->size + 1) * sizeof *split);
+    uint64_t *split = strata_malloc(((size_t)w->size + 1) * sizeof *split);
     if (!st && !split)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate splitters");
     st = world_agree(w, st);

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "fault.h"
 #include "fsutil.h"
@@ -56,7 +57,7 @@ static void text_append(text_buffer *b, const char *fmt, ...)
             return;
         }
         size_t capacity = (b->capacity + (size_t)n + 1) * 2;
-        char *grown = realloc(b->data, capacity);
+        char *grown = strata_realloc(b->data, capacity);
         if (!grown) {
             b->failed = 1;
             return;
@@ -68,7 +69,7 @@ static void text_append(text_buffer *b, const char *fmt, ...)
 
 strata_status manifest_format(const manifest *m, char **text, size_t *length, strata_error *err)
 {
-    text_buffer b = {malloc(4096), 0, 4096, 0};
+    text_buffer b = {strata_malloc(4096), 0, 4096, 0};
     if (!b.data)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate the manifest text");
     text_append(&b, "%s %d\n", MANIFEST_MAGIC, m->format);
@@ -196,7 +197,7 @@ static strata_status parse_splitters(line_cursor *c, manifest *m)
     /* Each splitter takes at least two bytes of text: check before allocating. */
     if ((uint64_t)(c->end - c->p) < 2 * (uint64_t)ranks)
         return parse_fail(c, "splitter list shorter than its count");
-    m->split = malloc(((size_t)ranks + 1) * sizeof *m->split);
+    m->split = strata_malloc(((size_t)ranks + 1) * sizeof *m->split);
     if (!m->split)
         return error_set(c->err, STRATA_ERR_NOMEM, "cannot allocate %" PRId64 " splitters", ranks);
     m->split_ranks = (int)ranks;
@@ -217,7 +218,7 @@ static strata_status grow(void **array, size_t count, size_t element, strata_err
     if (count & (count - 1))
         return STRATA_OK;
     size_t capacity = count ? count * 2 : 8;
-    void *bigger = realloc(*array, capacity * element);
+    void *bigger = strata_realloc(*array, capacity * element);
     if (!bigger)
         return error_set(err, STRATA_ERR_NOMEM, "cannot grow a manifest table");
     *array = bigger;
@@ -427,9 +428,9 @@ strata_status manifest_copy(const manifest *src, manifest *dst, strata_error *er
     *dst = *src;
     dst->split = NULL, dst->segments = NULL, dst->materials = NULL;
     size_t ns = ((size_t)src->split_ranks + 1) * sizeof *src->split;
-    dst->split = malloc(ns);
-    dst->segments = malloc((src->segment_count + 1) * sizeof *src->segments);
-    dst->materials = malloc((src->material_count + 1) * sizeof *src->materials);
+    dst->split = strata_malloc(ns);
+    dst->segments = strata_malloc((src->segment_count + 1) * sizeof *src->segments);
+    dst->materials = strata_malloc((src->material_count + 1) * sizeof *src->materials);
     if (!dst->split || !dst->segments || !dst->materials) {
         manifest_free(dst);
         return error_set(err, STRATA_ERR_NOMEM, "cannot copy the manifest");
@@ -474,7 +475,7 @@ strata_status manifest_read(const char *dir, manifest *m, strata_error *err)
                            (long long)st.st_size);
         goto done;
     }
-    text = malloc((size_t)st.st_size + 1);
+    text = strata_malloc((size_t)st.st_size + 1);
     if (!text) {
         status = error_set(err, STRATA_ERR_NOMEM, "cannot read %s", path);
         goto done;
@@ -545,11 +546,14 @@ strata_status manifest_write(const char *dir, const manifest *m, strata_error *e
     if (!st && rename(tmp, path) != 0)
         st =
             error_set(err, STRATA_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-    /* The rename is the commit point (strata_commit, step 5); fsync the directory so
-     * it survives a crash. */
-    if (!st)
-        st = fsync_directory(dir, err);
+    /* The rename is the commit point (strata_commit, step 5); fsync the directory
+     * so it survives a crash. A failure from here on is after it: UNSYNCED. */
+    if (!st && fsync_directory(dir, err) != STRATA_OK)
+        st = error_set(err, STRATA_ERR_UNSYNCED, "%s is published but not known durable: %s", path,
+                       err->message);
     if (!st && strata_fault_point("manifest-after-rename"))
-        st = error_set(err, STRATA_ERR_IO, "fault injected after the manifest rename");
+        st = error_set(err, STRATA_ERR_UNSYNCED,
+                       "%s is published but not known durable: fault injected after the rename",
+                       path);
     return st;
 }

@@ -57,7 +57,8 @@ void manifest_free(manifest *m);
 strata_status manifest_copy(const manifest *src, manifest *dst, strata_error *err);
 /** Read dir/MANIFEST (sizes checked before allocation). */
 strata_status manifest_read(const char *dir, manifest *m, strata_error *err);
-/** Atomically replace dir/MANIFEST: tmp file, fsync, rename, fsync dir. */
+/** Atomically replace dir/MANIFEST: tmp file, fsync, rename, fsync dir. A
+ *  failure after the rename (the commit point) is STRATA_ERR_UNSYNCED. */
 strata_status manifest_write(const char *dir, const manifest *m, strata_error *err);
 /** File name of a segment ("seg-%020llu.h5") into buf. */
 void manifest_segment_name(uint64_t epoch, char *buf, size_t size);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "parallel.h"
 #include "world.h"
@@ -97,9 +98,9 @@ strata_status parallel_for(int threads, size_t n, parallel_fn fn, void *ctx, str
     shared_run run = {.fn = fn, .ctx = ctx, .n = n};
     atomic_init(&run.next, 0);
     atomic_init(&run.failed, 0);
-    thread_run *t = calloc((size_t)threads, sizeof *t);
-    pthread_t *ids = calloc((size_t)threads, sizeof *ids);
-    int *started = calloc((size_t)threads, sizeof *started);
+    thread_run *t = strata_calloc((size_t)threads, sizeof *t);
+    pthread_t *ids = strata_calloc((size_t)threads, sizeof *ids);
+    int *started = strata_calloc((size_t)threads, sizeof *started);
     if (!t || !ids || !started) {
         free(t), free(ids), free(started);
         return parallel_for(1, n, fn, ctx, err); /* no memory for threads: run serially */
@@ -130,7 +131,7 @@ int byte_buffer_append(byte_buffer *b, const void *src, size_t n)
 {
     if (b->bytes + n > b->capacity) {
         uint64_t capacity = (b->bytes + n) * 2;
-        uint8_t *grown = realloc(b->data, capacity);
+        uint8_t *grown = strata_realloc(b->data, capacity);
         if (!grown)
             return 0;
         b->data = grown, b->capacity = capacity;

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "morton.h"
 
 /* floor(v * num / den) without 128-bit arithmetic; needs num <= den <= INT_MAX. */
@@ -141,7 +142,7 @@ strata_status partition_by_weight(MPI_Comm comm, const uint64_t *keys, const dou
         st = error_mpi(err, MPI_Comm_size(comm, &ranks), "partition by weight: size");
     if (st != STRATA_OK)
         return st;
-    first = malloc(((size_t)ranks + 1) * sizeof *first);
+    first = strata_malloc(((size_t)ranks + 1) * sizeof *first);
     st = first ? check_chunks(keys, weights, n, err)
                : error_set(err, STRATA_ERR_NOMEM, "partition by weight: %d splitters", ranks);
     st = error_agree(comm, st, err);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "fsutil.h"
 #include "partition.h"
@@ -21,7 +22,7 @@ strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *
                           "chunk key %" PRIu64 ": payload length %u exceeds "
                           "the largest possible (%zu)",
                           row->key, row->payload_length, chunk_encode_bound(w->edge));
-    uint8_t *payload = malloc(row->payload_length ? row->payload_length : 1);
+    uint8_t *payload = strata_malloc(row->payload_length ? row->payload_length : 1);
     if (!payload)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read chunk key %" PRIu64, row->key);
     strata_status st =
@@ -94,7 +95,7 @@ strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], s
     strata_status st = STRATA_OK;
     if (n && (!points || !out))
         st = world_null_argument(w, __func__, points ? "out" : "points");
-    route_record *send = malloc((n ? n : 1) * sizeof *send);
+    route_record *send = strata_malloc((n ? n : 1) * sizeof *send);
     if (!st && !send)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route %zu points", n);
     const int b = w->edge_bits;
@@ -121,7 +122,7 @@ strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], s
         st = world_agree(w, route_records(w->comm, w->split, send, n, &w->route, &recv, &recv_n,
                                           &from, &w->error));
     uint16_t *reply = NULL;
-    if (!st && !(reply = malloc((recv_n ? recv_n : 1) * sizeof *reply)))
+    if (!st && !(reply = strata_malloc((recv_n ? recv_n : 1) * sizeof *reply)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer %zu points", recv_n);
     for (size_t i = 0; !st && i < recv_n; i++) {
         chunk *k;
@@ -362,6 +363,6 @@ strata_status strata_world_info(strata_world *w, strata_info *info)
                 info->stored_bytes += size;
         }
     }
-    MPI_Bcast(&info->stored_bytes, 1, MPI_UINT64_T, 0, w->comm);
-    return STRATA_OK;
+    return error_mpi(&w->error, MPI_Bcast(&info->stored_bytes, 1, MPI_UINT64_T, 0, w->comm),
+                     "sharing the stored size");
 }

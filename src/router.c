@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
+#include "alloc.h"
 #include "partition.h"
 
 _Static_assert(sizeof(route_record) == 24, "route_record is sent as raw bytes; keep it packed");
@@ -33,13 +34,13 @@ static void *alloc_records(size_t count, size_t elem)
     if (bytes >= HUGE_PAGE) {
         void *p = NULL;
         size_t rounded = (bytes + HUGE_PAGE - 1) & ~(HUGE_PAGE - 1);
-        if (posix_memalign(&p, HUGE_PAGE, rounded) != 0)
+        if (strata_posix_memalign(&p, HUGE_PAGE, rounded) != 0)
             return NULL;
         (void)madvise(p, rounded, MADV_HUGEPAGE);
         return p;
     }
 #endif
-    return malloc(bytes);
+    return strata_malloc(bytes);
 }
 
 /* The buffers of one route_records call, by role. */
@@ -113,8 +114,8 @@ static strata_status plan_alloc(MPI_Comm comm, exchange_plan *plan, strata_error
     if (st != STRATA_OK)
         return st;
     size_t size = (size_t)plan->size;
-    plan->send_counts = calloc(3 * size, sizeof *plan->send_counts);
-    plan->send_bytes = calloc(4 * size, sizeof *plan->send_bytes);
+    plan->send_counts = strata_calloc(3 * size, sizeof *plan->send_counts);
+    plan->send_bytes = strata_calloc(4 * size, sizeof *plan->send_bytes);
     if (!plan->send_counts || !plan->send_bytes) {
         plan_free(plan);
         return error_set(err, STRATA_ERR_NOMEM, "route: plan for %d ranks", plan->size);

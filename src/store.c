@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "fault.h"
 #include "fsutil.h"
@@ -202,7 +203,7 @@ static strata_status read_fence(store_segment *g, const char *path, strata_error
                        "%s: /fence has %" PRIu64 " entries for %" PRIu64 " rows", path, n,
                        g->row_count);
     if (!st) {
-        g->fence = malloc((size_t)(n ? n : 1) * sizeof *g->fence);
+        g->fence = strata_malloc((size_t)(n ? n : 1) * sizeof *g->fence);
         g->fence_count = (size_t)n;
         if (!g->fence)
             st = error_set(err, STRATA_ERR_NOMEM, "cannot allocate the fence of %s", path);
@@ -268,7 +269,7 @@ static strata_status segment_open(store *s, store_segment *g, uint64_t epoch, st
 
 strata_status store_open_segments(store *s, const uint64_t *epochs, size_t n, strata_error *err)
 {
-    store_segment *grown = realloc(s->segments, (s->count + n + 1) * sizeof *grown);
+    store_segment *grown = strata_realloc(s->segments, (s->count + n + 1) * sizeof *grown);
     if (!grown)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu segments", n);
     s->segments = grown;
@@ -401,7 +402,7 @@ strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row
         uint64_t count = end - begin;
         if (total + count > capacity) {
             capacity = (total + count) * 2;
-            store_row *grown = realloc(all, capacity * sizeof *all);
+            store_row *grown = strata_realloc(all, capacity * sizeof *all);
             if (!grown) {
                 st = error_set(err, STRATA_ERR_NOMEM, "cannot hold %zu chunk rows", capacity);
                 break;
@@ -424,7 +425,7 @@ strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row
     /* Rows were appended oldest segment first; a stable merge keeps the last. */
     size_t kept = 0;
     if (total) {
-        uint64_t *order = malloc(total * sizeof *order);
+        uint64_t *order = strata_malloc(total * sizeof *order);
         if (!order) {
             free(all);
             return error_set(err, STRATA_ERR_NOMEM, "cannot merge %zu rows", total);
@@ -453,7 +454,7 @@ static strata_status load_block(store *s, store_segment *g, size_t block, strata
     if (g->block && g->block_index == block)
         return STRATA_OK;
     if (!g->block) {
-        g->block = malloc(STORE_FENCE_ROWS * sizeof *g->block);
+        g->block = strata_malloc(STORE_FENCE_ROWS * sizeof *g->block);
         if (!g->block)
             return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a row block");
     }
@@ -586,7 +587,7 @@ strata_status store_read_many(store *s, store_ref *refs, size_t n, uint64_t gap,
         need += end - refs[a].offset;
     }
     if (need + 1 > *capacity) {
-        uint8_t *grown = realloc(*buffer, need + 1);
+        uint8_t *grown = strata_realloc(*buffer, need + 1);
         if (!grown)
             return error_set(err, STRATA_ERR_NOMEM, "%s: cannot hold %" PRIu64 " payload bytes",
                              s->dir, need);
@@ -690,10 +691,13 @@ static strata_status write_part(MPI_Comm comm, hid_t dset, hid_t type, size_t el
     if (max_rounds == 0)
         max_rounds = 1;
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-    if (dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0)
-        return store_hdf5_error(err, "cannot set collective transfer for", path);
     strata_status st = STRATA_OK;
-    for (uint64_t r = 0; r < max_rounds; r++) {
+    if (dxpl < 0 || H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE) < 0)
+        st = store_hdf5_error(err, "cannot set collective transfer for", path);
+    else if (strata_fault_point("segment-part"))
+        st = error_set(err, STRATA_ERR_HDF5, "fault injected before writing %s", path);
+    /* Agreed before each round's write, which every rank enters or none. */
+    for (uint64_t r = 0; !(st = error_agree(comm, st, err)) && r < max_rounds; r++) {
         uint64_t begin = r * per_round < count ? r * per_round : count;
         uint64_t n = count - begin < per_round ? count - begin : per_round;
         hsize_t start = offset + begin, length = n, mem_length = n ? n : 1;
@@ -707,19 +711,25 @@ static strata_status write_part(MPI_Comm comm, hid_t dset, hid_t type, size_t el
             if (hr >= 0)
                 hr = H5Sselect_none(memory_space);
         }
+        if (hr < 0)
+            st = store_hdf5_error(err, "cannot select the part to write of", path);
         /* Every rank takes part in every round, even with nothing to write. */
-        if (hr >= 0)
+        if (!(st = error_agree(comm, st, err))) {
             hr = H5Dwrite(dset, type, memory_space, file_space, dxpl,
                           (const char *)data + begin * element);
-        /* Read HDF5's error stack now: the next API call clears it. */
-        if (hr < 0 && !st)
-            st = store_hdf5_error(err, "cannot write", path);
+            /* Read HDF5's error stack now: the next API call clears it. */
+            if (hr < 0)
+                st = store_hdf5_error(err, "cannot write", path);
+        }
         if (file_space >= 0)
             H5Sclose(file_space);
         if (memory_space >= 0)
             H5Sclose(memory_space);
     }
-    H5Pclose(dxpl);
+    if (dxpl >= 0)
+        H5Pclose(dxpl);
+    /* The loop ends on an agreed status: a round that failed on one rank fails
+     * the write on all, since the caller's next collective step depends on it. */
     return st;
 }
 
@@ -766,7 +776,7 @@ static strata_status write_fence(MPI_Comm comm, hid_t file, const store_row *row
     /* This rank holds the fence entries whose row falls in its row range. */
     uint64_t first = (l->row_first + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS;
     uint64_t end = (l->row_first + n + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS;
-    uint64_t *keys = malloc((size_t)(end - first + 1) * sizeof *keys);
+    uint64_t *keys = strata_malloc((size_t)(end - first + 1) * sizeof *keys);
     strata_status st = STRATA_OK;
     if (!keys)
         st = error_set(err, STRATA_ERR_NOMEM, "cannot allocate fence keys");
@@ -805,7 +815,7 @@ static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, in
      * datasets only collectively, and a type conversion would make it write
      * independently (store_row carries in-memory fields the file has not). */
     const size_t packed_size = H5Tget_size(s->row_file_type);
-    uint8_t *packed = malloc(n * packed_size + 1);
+    uint8_t *packed = strata_malloc(n * packed_size + 1);
     if (!st && !packed)
         st = error_set(err, STRATA_ERR_NOMEM, "cannot pack %zu rows", n);
     for (size_t i = 0; packed && i < n; i++)

@@ -18,6 +18,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "alloc.h"
+
 /** Longest excerpt of an offending line quoted in an error message. */
 #define TEXTIO_QUOTE_MAX 60
 /** Bytes read per pread while looking for the newline after a slice cut. */
@@ -209,7 +211,7 @@ static strata_status grow(growable *g, strata_error *err)
     if (capacity < g->capacity || capacity > SIZE_MAX / g->item_size)
         return error_set(err, STRATA_ERR_OVERFLOW, "parse: %zu items do not fit in memory",
                          g->capacity);
-    void *items = realloc(g->items, capacity * g->item_size);
+    void *items = strata_realloc(g->items, capacity * g->item_size);
     if (!items)
         return error_set(err, STRATA_ERR_NOMEM, "parse: cannot allocate %zu items", capacity);
     g->items = items;
@@ -505,7 +507,7 @@ strata_status textio_parse_binary(const uint8_t *data, size_t length, uint64_t r
     size_t count = length / TEXTIO_BINARY_RECORD;
     if (count == 0)
         return STRATA_OK;
-    strata_update *u = malloc(count * sizeof *u);
+    strata_update *u = strata_malloc(count * sizeof *u);
     if (!u)
         return error_set(err, STRATA_ERR_NOMEM, "binary records: cannot allocate %zu updates",
                          count);
@@ -705,7 +707,7 @@ static strata_status write_records(int fd, const char *path, const strata_update
     memcpy(header, TEXTIO_BINARY_MAGIC, 8);
     store_le64(header + 8, (uint64_t)n);
     strata_status st = write_full(fd, path, header, sizeof header, err);
-    uint8_t *batch = malloc(TEXTIO_WRITE_BATCH * TEXTIO_BINARY_RECORD);
+    uint8_t *batch = strata_malloc(TEXTIO_WRITE_BATCH * TEXTIO_BINARY_RECORD);
     if (!batch && st == STRATA_OK)
         st = error_set(err, STRATA_ERR_NOMEM, "write binary %s: cannot allocate a buffer", path);
     for (size_t i = 0; i < n && st == STRATA_OK; i += TEXTIO_WRITE_BATCH) {

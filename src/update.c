@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "fault.h"
 #include "world.h"
 
@@ -31,7 +32,7 @@ static strata_status stage_record(strata_world *w, int64_t x, int64_t y, int64_t
     }
     if (w->staged_count == w->staged_capacity) {
         size_t capacity = w->staged_capacity ? w->staged_capacity * 2 : 4096;
-        route_record *grown = realloc(w->staged, capacity * sizeof *grown);
+        route_record *grown = strata_realloc(w->staged, capacity * sizeof *grown);
         if (!grown)
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot stage %zu updates", capacity);
         w->staged = grown;
@@ -178,10 +179,14 @@ strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
         st = world_agree(w, route_records(w->comm, w->split, w->staged, w->staged_count, &w->route,
                                           &recv, &recv_n, NULL, &w->error));
     clear_staged(w);
-    if (!st)
-        st = world_agree(w, prepare_chunks(w, recv, recv_n));
-    if (!st && strata_fault_point("update-batch"))
-        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected in a batch");
+    if (!st) {
+        /* Phase one's outcome, an injected fault included, is agreed before any
+         * rank applies: every rank applies the batch or none does. */
+        st = prepare_chunks(w, recv, recv_n);
+        if (!st && strata_fault_point("update-batch"))
+            st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected in a batch");
+        st = world_agree(w, st);
+    }
     if (!st) {
         apply_records(w, recv, recv_n, &local[1]);
         world_evict(w);

@@ -13,6 +13,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "fsutil.h"
 #include "morton.h"
@@ -224,9 +225,9 @@ static strata_status initial_manifest(const strata_config *cfg, int ranks, manif
     }
     const strata_material *table = cfg->materials ? cfg->materials : strata_default_materials;
     size_t count = cfg->materials ? cfg->material_count : strata_default_material_count;
-    m->split = malloc(((size_t)ranks + 1) * sizeof *m->split);
-    m->materials = malloc((count + 1) * sizeof *m->materials);
-    m->segments = malloc(sizeof *m->segments);
+    m->split = strata_malloc(((size_t)ranks + 1) * sizeof *m->split);
+    m->materials = strata_malloc((count + 1) * sizeof *m->materials);
+    m->segments = strata_malloc(sizeof *m->segments);
     if (!m->split || !m->materials || !m->segments) {
         manifest_free(m);
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate the manifest");
@@ -256,7 +257,7 @@ static strata_status initial_manifest(const strata_config *cfg, int ranks, manif
 static strata_status world_alloc(MPI_Comm comm, const char *path, const strata_options *opt,
                                  strata_world **out, strata_error *err)
 {
-    strata_world *w = calloc(1, sizeof *w);
+    strata_world *w = strata_calloc(1, sizeof *w);
     strata_status st =
         w ? check_options(opt, err) : error_set(err, STRATA_ERR_NOMEM, "cannot allocate a world");
     if (!st && strlen(path) >= sizeof w->dir)
@@ -493,9 +494,9 @@ static strata_status setup_geometry(strata_world *w, strata_error *err)
     w->chunk_voxels = (size_t)w->edge * (size_t)w->edge * (size_t)w->edge;
     for (int i = 0; i < 3; i++)
         w->chunks[i] = ((uint64_t)m->dims[i] + (uint64_t)w->edge - 1) >> w->edge_bits;
-    w->split = malloc(((size_t)w->size + 1) * sizeof *w->split);
-    w->scratch = malloc(chunk_scratch_size(w->edge));
-    w->encode_buffer = malloc(chunk_encode_bound(w->edge));
+    w->split = strata_malloc(((size_t)w->size + 1) * sizeof *w->split);
+    w->scratch = strata_malloc(chunk_scratch_size(w->edge));
+    w->encode_buffer = strata_malloc(chunk_encode_bound(w->edge));
     if (!w->split || !w->scratch || !w->encode_buffer)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate world buffers");
     set_splitters(w);
@@ -570,7 +571,7 @@ static strata_status attach(strata_world *w)
 static strata_status open_segments(strata_world *w)
 {
     strata_status st = STRATA_OK;
-    uint64_t *epochs = malloc((w->committed.segment_count + 1) * sizeof *epochs);
+    uint64_t *epochs = strata_malloc((w->committed.segment_count + 1) * sizeof *epochs);
     if (!epochs)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments");
     st = world_agree(w, st);
@@ -606,7 +607,7 @@ static strata_status share_manifest(strata_world *w)
     if (!st)
         st = error_mpi(&w->error, MPI_Bcast(&size, 1, MPI_UINT64_T, 0, w->comm),
                        "sharing the manifest");
-    if (!st && w->rank != 0 && !(text = malloc(size ? size : 1)))
+    if (!st && w->rank != 0 && !(text = strata_malloc(size ? size : 1)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the manifest");
     st = world_agree(w, st);
     if (!st)
@@ -723,12 +724,14 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
     }
     st = world_agree(w, st);
     /* Every rank learns where rank 0 put the files. */
+    int pending = w->replace_pending;
     if (!st)
         st = error_mpi(&w->error, MPI_Bcast(w->dir, sizeof w->dir, MPI_CHAR, 0, w->comm),
                        "sharing the path");
+    if (!st)
+        st = error_mpi(&w->error, MPI_Bcast(&pending, 1, MPI_INT, 0, w->comm),
+                       "sharing whether the world replaces another");
     if (!st) {
-        int pending = w->replace_pending;
-        MPI_Bcast(&pending, 1, MPI_INT, 0, w->comm);
         w->replace_pending = pending;
         st = attach(w);
     }

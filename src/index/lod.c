@@ -19,6 +19,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "alloc.h"
+
 #ifdef __SSE2__
 /* A cell's counts in the dense path: lanes 0-7 and 8-15, one uint16 per lane. */
 enum { DENSE_LANES = 16, NO_LANE = 0xff, DENSE_MAX_EDGE = 32, DENSE_MAX_LEVEL = 5 };
@@ -107,8 +109,8 @@ strata_status lod_pyramid_alloc(int edge, lod_pyramid *p, strata_error *err)
         return error_set(err, STRATA_ERR_ARG, "LOD pyramid: bad chunk edge %d", edge);
     pyramid_layout(edge, p);
     size_t cells = p->offset[p->levels + 1];
-    p->mode = calloc(cells, sizeof *p->mode);
-    p->count = calloc(cells, sizeof *p->count);
+    p->mode = strata_calloc(cells, sizeof *p->mode);
+    p->count = strata_calloc(cells, sizeof *p->count);
     if (!p->mode || !p->count) {
         lod_pyramid_free(p);
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a LOD pyramid of %zu cells",
@@ -156,7 +158,7 @@ void lod_work_free(lod_work *wk)
 strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
 {
     *out = NULL;
-    lod_work *wk = calloc(1, sizeof *wk);
+    lod_work *wk = strata_calloc(1, sizeof *wk);
     if (!wk)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate LOD scratch");
     strata_status st = lod_pyramid_alloc(edge, &wk->pyr, err);
@@ -170,16 +172,16 @@ strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
     int ok = 1;
     for (int i = 0; i < 2; i++) {
         wk->cap[i] = cells;
-        wk->mat[i] = malloc(wk->cap[i] * sizeof(uint16_t));
-        wk->cnt[i] = malloc(wk->cap[i] * sizeof(uint32_t));
+        wk->mat[i] = strata_malloc(wk->cap[i] * sizeof(uint16_t));
+        wk->cnt[i] = strata_malloc(wk->cap[i] * sizeof(uint32_t));
         ok = ok && wk->mat[i] && wk->cnt[i];
     }
-    wk->hlen = malloc(cells * sizeof *wk->hlen);
-    wk->hstart = malloc(cells * sizeof *wk->hstart);
-    wk->mixed_counts = malloc(cells * sizeof *wk->mixed_counts);
-    wk->counts = calloc(65536, sizeof *wk->counts);
-    wk->touched = malloc(65536 * sizeof *wk->touched);
-    wk->hist = malloc(65536 * sizeof *wk->hist);
+    wk->hlen = strata_malloc(cells * sizeof *wk->hlen);
+    wk->hstart = strata_malloc(cells * sizeof *wk->hstart);
+    wk->mixed_counts = strata_malloc(cells * sizeof *wk->mixed_counts);
+    wk->counts = strata_calloc(65536, sizeof *wk->counts);
+    wk->touched = strata_malloc(65536 * sizeof *wk->touched);
+    wk->hist = strata_malloc(65536 * sizeof *wk->hist);
     wk->cctx = ZSTD_createCCtx();
     wk->cctx_level = INT_MIN;
     if (wk->cctx) {
@@ -191,11 +193,11 @@ strata_status lod_work_create(int edge, lod_work **out, strata_error *err)
 #ifdef __SSE2__
     /* the dense path serves edges up to 32 (a cell's count fits 16 bits) */
     if (edge >= 8 && edge <= DENSE_MAX_EDGE) {
-        wk->dense = malloc(cells * sizeof *wk->dense);
-        wk->lane_of = malloc(65536);
-        wk->lmode = malloc(cells);
-        wk->lmixed = malloc(cells);
-        wk->nibbles = malloc((size_t)edge * (size_t)edge * (size_t)edge / 2);
+        wk->dense = strata_malloc(cells * sizeof *wk->dense);
+        wk->lane_of = strata_malloc(65536);
+        wk->lmode = strata_malloc(cells);
+        wk->lmixed = strata_malloc(cells);
+        wk->nibbles = strata_malloc((size_t)edge * (size_t)edge * (size_t)edge / 2);
         ok = ok && wk->dense && wk->lane_of && wk->lmode && wk->lmixed && wk->nibbles;
         for (unsigned b = 0; b < 256; b++) {
             wk->nibble_pair[b] = ((uint64_t)1 << (4 * (b & 15))) + ((uint64_t)1 << (4 * (b >> 4)));
@@ -234,11 +236,11 @@ static int pool_reserve(lod_work *wk, int p, size_t used, size_t more)
     if (used + more <= wk->cap[p])
         return 1;
     size_t cap = (used + more) * 2;
-    uint16_t *m = realloc(wk->mat[p], cap * sizeof *m);
+    uint16_t *m = strata_realloc(wk->mat[p], cap * sizeof *m);
     if (!m)
         return 0;
     wk->mat[p] = m;
-    uint32_t *c = realloc(wk->cnt[p], cap * sizeof *c);
+    uint32_t *c = strata_realloc(wk->cnt[p], cap * sizeof *c);
     if (!c)
         return 0;
     wk->cnt[p] = c;
@@ -1091,7 +1093,7 @@ static int grow(uint8_t **buf, size_t *cap, size_t need)
 {
     if (need <= *cap)
         return 1;
-    uint8_t *b = realloc(*buf, need);
+    uint8_t *b = strata_realloc(*buf, need);
     if (!b)
         return 0;
     *buf = b, *cap = need;
@@ -1311,7 +1313,7 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
         if (ext[i] > edge)
             return CORRUPT("LOD payload: extent %d beyond the chunk edge %d", ext[i], edge);
     }
-    lod_count *list = malloc(h * sizeof *list);
+    lod_count *list = strata_malloc(h * sizeof *list);
     if (!list)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a LOD histogram");
     const uint8_t *m = b + HEADER_BYTES, *c = m + (size_t)h * 2;
@@ -1458,7 +1460,7 @@ strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_py
         return CORRUPT("LOD payload: trailing bytes after the frame");
     if (!thread_dctx && !(thread_dctx = ZSTD_createDCtx()))
         return error_set(err, STRATA_ERR_NOMEM, "cannot create a zstd context");
-    uint8_t *raw = malloc((size_t)size);
+    uint8_t *raw = strata_malloc((size_t)size);
     if (!raw)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %llu LOD bytes", size);
     size_t rc = ZSTD_decompressDCtx(thread_dctx, raw, (size_t)size, payload, length);

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "morton.h"
 #include "partition.h"
@@ -16,14 +17,14 @@ int node_set_append(node_set *s, uint64_t key, const lod_count *hist, size_t n, 
 {
     if (s->count == s->capacity) {
         size_t capacity = s->capacity ? s->capacity * 2 : 64;
-        octree_node *grown = realloc(s->nodes, capacity * sizeof *grown);
+        octree_node *grown = strata_realloc(s->nodes, capacity * sizeof *grown);
         if (!grown)
             return 0;
         s->nodes = grown, s->capacity = capacity;
     }
     if (s->pool_n + n > s->pool_capacity) {
         size_t capacity = (s->pool_n + n) * 2 + 64;
-        lod_count *grown = realloc(s->pool, capacity * sizeof *grown);
+        lod_count *grown = strata_realloc(s->pool, capacity * sizeof *grown);
         if (!grown)
             return 0;
         s->pool = grown, s->pool_capacity = capacity;
@@ -115,7 +116,7 @@ static int hist_reserve(hist_buffer *b, size_t more)
     if (b->n + more + 1 <= b->capacity)
         return 1;
     size_t capacity = (b->n + more + 1) * 2;
-    lod_count *grown = realloc(b->h, capacity * sizeof *grown);
+    lod_count *grown = strata_realloc(b->h, capacity * sizeof *grown);
     if (!grown)
         return 0;
     b->h = grown, b->capacity = capacity;
@@ -156,7 +157,7 @@ static strata_status find_straddlers(strata_world *w, lod_index *x)
     for (int k = 1; k <= x->max_level; k++) {
         free(x->straddle[k]);
         x->straddle_n[k] = 0;
-        x->straddle[k] = malloc((size_t)w->size * sizeof(uint64_t));
+        x->straddle[k] = strata_malloc((size_t)w->size * sizeof(uint64_t));
         if (!x->straddle[k])
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list straddling nodes");
         uint64_t mask = 3 * k >= 64 ? UINT64_MAX : ((uint64_t)1 << (3 * k)) - 1;
@@ -196,7 +197,7 @@ static int index_top_levels(strata_world *w, lod_index *x)
         uint64_t end = morton_key_end(n);
         if (end > 8 * (uint64_t)OCTREE_TOP_NODES)
             continue;
-        int32_t *d = malloc((end ? end : 1) * sizeof *d);
+        int32_t *d = strata_malloc((end ? end : 1) * sizeof *d);
         if (!d)
             return 0;
         for (uint64_t i = 0; i < end; i++)
@@ -239,7 +240,7 @@ static int words_push(word_buffer *b, const uint64_t *words, size_t n)
 {
     if (b->n + n > b->capacity) {
         size_t capacity = (b->n + n) * 2 + 64;
-        uint64_t *grown = realloc(b->v, capacity * sizeof *grown);
+        uint64_t *grown = strata_realloc(b->v, capacity * sizeof *grown);
         if (!grown)
             return 0;
         b->v = grown, b->capacity = capacity;
@@ -289,12 +290,12 @@ static int merge_partials(strata_world *w, const uint64_t *v, size_t n, word_buf
         uint64_t k, key, at, n;
     } record;
     size_t count = 0, capacity = 64;
-    record *r = malloc(capacity * sizeof *r);
+    record *r = strata_malloc(capacity * sizeof *r);
     if (!r)
         return 0;
     for (size_t i = 0; i + 3 <= n; i += 3 + 2 * v[i + 2]) {
         if (count == capacity) {
-            record *grown = realloc(r, (capacity *= 2) * sizeof *r);
+            record *grown = strata_realloc(r, (capacity *= 2) * sizeof *r);
             if (!grown) {
                 free(r);
                 return 0;
@@ -361,8 +362,8 @@ static strata_status share_global(strata_world *w, lod_index *x, const word_buff
     if (partial->n > INT32_MAX)
         st = WORLD_FAIL(w, STRATA_ERR_OVERFLOW, "too many replicated index nodes");
     if (w->rank == 0) {
-        counts = malloc((size_t)w->size * sizeof *counts);
-        displs = malloc((size_t)w->size * sizeof *displs);
+        counts = strata_malloc((size_t)w->size * sizeof *counts);
+        displs = strata_malloc((size_t)w->size * sizeof *displs);
         if (!counts || !displs)
             st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot gather index nodes");
     }
@@ -380,7 +381,7 @@ static strata_status share_global(strata_world *w, lod_index *x, const word_buff
             if (total > INT32_MAX)
                 st = WORLD_FAIL(w, STRATA_ERR_OVERFLOW, "too many replicated index nodes");
         }
-        if (!st && !(all = malloc((total ? total : 1) * sizeof *all)))
+        if (!st && !(all = strata_malloc((total ? total : 1) * sizeof *all)))
             st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot gather index nodes");
     }
     st = world_agree(w, st);
@@ -400,7 +401,7 @@ static strata_status share_global(strata_world *w, lod_index *x, const word_buff
     if (!st)
         st = world_agree(w, error_mpi(&w->error, MPI_Bcast(&size, 1, MPI_UINT64_T, 0, w->comm),
                                       "sharing the global index"));
-    if (!st && w->rank != 0 && !(merged.v = malloc((size ? size : 1) * sizeof *merged.v)))
+    if (!st && w->rank != 0 && !(merged.v = strata_malloc((size ? size : 1) * sizeof *merged.v)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold the global index");
     st = world_agree(w, st);
     if (!st && size > INT32_MAX)
@@ -512,10 +513,10 @@ strata_status octree_hash(strata_world *w, uint64_t *hash)
 strata_status index_get(strata_world *w, lod_index **out)
 {
     if (!w->index) {
-        lod_index *x = calloc(1, sizeof *x);
+        lod_index *x = strata_calloc(1, sizeof *x);
         if (!x)
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the LOD index");
-        x->voxels = malloc(w->chunk_voxels * sizeof *x->voxels);
+        x->voxels = strata_malloc(w->chunk_voxels * sizeof *x->voxels);
         strata_status st = x->voxels
                                ? lod_work_create(w->edge, &x->work, &w->error)
                                : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the LOD index");
@@ -526,7 +527,7 @@ strata_status index_get(strata_world *w, lod_index **out)
         }
         size_t slots = INDEX_PYRAMID_CACHE_BYTES / lod_pyramid_bytes(w->edge);
         x->cache_slots = slots < 16 ? 16 : slots > 4096 ? 4096 : slots;
-        if (!(x->cache = calloc(x->cache_slots, sizeof *x->cache))) {
+        if (!(x->cache = strata_calloc(x->cache_slots, sizeof *x->cache))) {
             lod_work_free(x->work);
             free(x->voxels);
             free(x);
@@ -698,7 +699,7 @@ strata_status index_summarize_chunk(strata_world *w, const uint16_t *voxels, uin
 strata_status index_pending_merge(strata_world *w, node_set *sets, int n)
 {
     lod_index *x = w->index;
-    size_t *at = calloc((size_t)n + 1, sizeof *at);
+    size_t *at = strata_calloc((size_t)n + 1, sizeof *at);
     int ok = at != NULL;
     for (;;) {
         int best = -1;
@@ -797,7 +798,7 @@ static strata_status row_histogram(strata_world *w, lod_index *x, const store_ro
     uint16_t material;
     *hist = NULL;
     if (index_row_single(row, &material)) {
-        if (!(*hist = malloc(sizeof **hist)))
+        if (!(*hist = strata_malloc(sizeof **hist)))
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate a histogram");
         **hist = (lod_count){material, chunk_voxels_inside(w, row->key)};
         *n = 1;
@@ -820,7 +821,7 @@ static strata_status row_histogram(strata_world *w, lod_index *x, const store_ro
         st = summarize(w, x->work, row->key, x->voxels, NULL, 0, &pyr, &h, n, &single, &w->error);
     if (st)
         return st;
-    if (!(*hist = malloc(*n * sizeof **hist)))
+    if (!(*hist = strata_malloc(*n * sizeof **hist)))
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate a histogram");
     memcpy(*hist, h, *n * sizeof **hist);
     return STRATA_OK;
@@ -851,7 +852,7 @@ strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod
         victim = &set[1];
     lod_pyramid_free(&victim->pyramid);
     if (!stale) {
-        uint8_t *payload = malloc(row->lod_length);
+        uint8_t *payload = strata_malloc(row->lod_length);
         if (!payload)
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read the pyramid of chunk key %" PRIu64,
                               row->key);
@@ -906,8 +907,8 @@ strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod
 static strata_status load_histograms(strata_world *w, lod_index *x)
 {
     const size_t round = w->row_count < INDEX_ROUND_ROWS ? w->row_count : INDEX_ROUND_ROWS;
-    store_ref *refs = malloc((round + 1) * sizeof *refs);
-    uint64_t *at = malloc((round + 1) * sizeof *at);
+    store_ref *refs = strata_malloc((round + 1) * sizeof *refs);
+    uint64_t *at = strata_malloc((round + 1) * sizeof *at);
     uint8_t *buffer = NULL;
     uint64_t capacity = 0;
     strata_status st =

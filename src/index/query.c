@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "morton.h"
 #include "partition.h"
@@ -159,10 +160,10 @@ static strata_status route_nodes(strata_world *w, lod_index *x, int L, const nod
                                  uint16_t *material, uint64_t *count)
 {
     const int P = w->size;
-    int *scount = calloc((size_t)P * 4, sizeof *scount);
-    uint64_t *send = malloc((q->n ? q->n : 1) * 2 * sizeof *send);
-    size_t *order = malloc((q->n ? q->n : 1) * sizeof *order);
-    int *dest = malloc((q->n ? q->n : 1) * sizeof *dest);
+    int *scount = strata_calloc((size_t)P * 4, sizeof *scount);
+    uint64_t *send = strata_malloc((q->n ? q->n : 1) * 2 * sizeof *send);
+    size_t *order = strata_malloc((q->n ? q->n : 1) * sizeof *order);
+    int *dest = strata_malloc((q->n ? q->n : 1) * sizeof *dest);
     strata_status st = STRATA_OK;
     if (!scount || !send || !order || !dest)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route %zu block queries", q->n);
@@ -178,7 +179,7 @@ static strata_status route_nodes(strata_world *w, lod_index *x, int L, const nod
     }
     for (int r = 1; r < P; r++)
         sdispl[r] = sdispl[r - 1] + scount[r - 1];
-    int *fill = malloc((size_t)P * sizeof *fill);
+    int *fill = strata_malloc((size_t)P * sizeof *fill);
     if (fill) {
         memcpy(fill, sdispl, (size_t)P * sizeof *fill);
         for (size_t i = 0; i < q->n; i++) {
@@ -199,9 +200,9 @@ static strata_status route_nodes(strata_world *w, lod_index *x, int L, const nod
     for (int r = 0; !st && r < P; r++)
         rdispl[r] = (int)total, total += (size_t)rcount[r];
     /* total counts uint64 words: two per request, and two per answer */
-    uint64_t *recv = st ? NULL : malloc((total ? total : 1) * sizeof *recv);
-    uint64_t *reply = st ? NULL : malloc((total ? total : 1) * sizeof *reply);
-    uint64_t *back = st ? NULL : malloc((q->n ? q->n : 1) * 2 * sizeof *back);
+    uint64_t *recv = st ? NULL : strata_malloc((total ? total : 1) * sizeof *recv);
+    uint64_t *reply = st ? NULL : strata_malloc((total ? total : 1) * sizeof *reply);
+    uint64_t *back = st ? NULL : strata_malloc((q->n ? q->n : 1) * 2 * sizeof *back);
     if (!st && (!recv || !reply || !back))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer block queries");
     st = world_agree(w, st);
@@ -263,10 +264,11 @@ strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size
         st = index_ensure(w);
     if (st)
         return st;
-    node_requests q = {malloc((n ? n : 1) * sizeof *q.key), malloc((n ? n : 1) * sizeof *q.sub),
-                       malloc((n ? n : 1) * sizeof *q.index), 0};
-    uint64_t *count = malloc((n ? n : 1) * sizeof *count),
-             *voxels = malloc((n ? n : 1) * sizeof *voxels);
+    node_requests q = {strata_malloc((n ? n : 1) * sizeof *q.key),
+                       strata_malloc((n ? n : 1) * sizeof *q.sub),
+                       strata_malloc((n ? n : 1) * sizeof *q.index), 0};
+    uint64_t *count = strata_malloc((n ? n : 1) * sizeof *count),
+             *voxels = strata_malloc((n ? n : 1) * sizeof *voxels);
     if (!q.key || !q.sub || !q.index || !count || !voxels)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot query %zu points", n);
     const int cb = w->edge_bits;
@@ -396,7 +398,7 @@ static void emit_region(walk *r, int bits, const uint64_t c[3], const block_summ
 {
     if (r->n == r->capacity) {
         size_t capacity = r->capacity ? r->capacity * 2 : 256;
-        strata_region *grown = realloc(r->out, capacity * sizeof *grown);
+        strata_region *grown = strata_realloc(r->out, capacity * sizeof *grown);
         if (!grown) {
             r->st = WORLD_FAIL(r->w, STRATA_ERR_NOMEM, "cannot hold %zu regions", capacity);
             return;
@@ -459,7 +461,7 @@ static strata_status gather_regions(walk *r, strata_region **regions, size_t *n)
 {
     strata_world *w = r->w;
     uint64_t mine = r->n * sizeof *r->out;
-    int *counts = malloc((size_t)w->size * 2 * sizeof *counts);
+    int *counts = strata_malloc((size_t)w->size * 2 * sizeof *counts);
     strata_status st =
         counts ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot gather regions");
     if (mine > INT32_MAX)
@@ -476,7 +478,7 @@ static strata_status gather_regions(walk *r, strata_region **regions, size_t *n)
     if (!st && total > INT32_MAX)
         st = WORLD_FAIL(w, STRATA_ERR_OVERFLOW, "region result too large (%" PRIu64 " bytes)",
                         total);
-    strata_region *all = st ? NULL : malloc(total ? total : 1);
+    strata_region *all = st ? NULL : strata_malloc(total ? total : 1);
     if (!st && !all)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold the regions");
     st = world_agree(w, st);
@@ -613,8 +615,8 @@ strata_status strata_box_stats(strata_world *w, const int64_t box[6],
     if (!st)
         st = index_get(w, &r.x);
     uint64_t *sum = NULL;
-    if (!st &&
-        (!(r.counts = calloc(65536, sizeof *r.counts)) || !(sum = malloc(65536 * sizeof *sum))))
+    if (!st && (!(r.counts = strata_calloc(65536, sizeof *r.counts)) ||
+                !(sum = strata_malloc(65536 * sizeof *sum))))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot count materials");
     st = world_agree(w, st);
     if (!st)
@@ -631,7 +633,7 @@ strata_status strata_box_stats(strata_world *w, const int64_t box[6],
     size_t present = 0;
     for (size_t m = 0; !st && m < 65536; m++)
         present += sum[m] != 0;
-    if (!st && !(*counts = malloc((present ? present : 1) * sizeof **counts)))
+    if (!st && !(*counts = strata_malloc((present ? present : 1) * sizeof **counts)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list material counts");
     for (size_t m = 0; !st && m < 65536; m++)
         if (sum[m])

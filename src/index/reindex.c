@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "codec.h"
 #include "index/octree.h"
 #include "parallel.h"
@@ -197,7 +198,7 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
                                     reindex_batch *b)
 {
     size_t n = 0;
-    size_t *sel = malloc((w->row_count + 1) * sizeof *sel);
+    size_t *sel = strata_malloc((w->row_count + 1) * sizeof *sel);
     if (!sel)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list %zu rows", w->row_count);
     for (size_t i = 0; i < w->row_count; i++)
@@ -206,12 +207,12 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
     int threads = parallel_threads(w, n);
     size_t round = n < REINDEX_ROUND_CHUNKS ? n : REINDEX_ROUND_CHUNKS;
     reindex_run r = {.w = w, .epoch = epoch};
-    r.resident = malloc((round + 1) * sizeof *r.resident);
-    r.read = malloc((round + 1) * sizeof *r.read);
-    r.refs = malloc((round + 1) * sizeof *r.refs);
-    r.blob = malloc((round + 1) * sizeof *r.blob);
-    r.thread = malloc((round + 1) * sizeof *r.thread);
-    r.kits = calloc((size_t)threads, sizeof *r.kits);
+    r.resident = strata_malloc((round + 1) * sizeof *r.resident);
+    r.read = strata_malloc((round + 1) * sizeof *r.read);
+    r.refs = strata_malloc((round + 1) * sizeof *r.refs);
+    r.blob = strata_malloc((round + 1) * sizeof *r.blob);
+    r.thread = strata_malloc((round + 1) * sizeof *r.thread);
+    r.kits = strata_calloc((size_t)threads, sizeof *r.kits);
     strata_status st = r.resident && r.read && r.refs && r.blob && r.thread && r.kits
                            ? STRATA_OK
                            : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the reindex state");
@@ -221,8 +222,8 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
             kit->scratch = w->scratch, kit->voxels = x->voxels, kit->work = x->work;
         } else {
             kit->owned = 1;
-            kit->scratch = malloc(chunk_scratch_size(w->edge));
-            kit->voxels = malloc(w->chunk_voxels * sizeof *kit->voxels);
+            kit->scratch = strata_malloc(chunk_scratch_size(w->edge));
+            kit->voxels = strata_malloc(w->chunk_voxels * sizeof *kit->voxels);
             st = kit->scratch && kit->voxels
                      ? lod_work_create(w->edge, &kit->work, &w->error)
                      : WORLD_FAIL(w, STRATA_ERR_NOMEM,
@@ -303,7 +304,7 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
                     : WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "reindex: %s is open read-only", w->dir);
     if (!st)
         st = index_get(w, &x);
-    if (!st && !(b.rows = malloc((w->row_count + 1) * sizeof *b.rows)))
+    if (!st && !(b.rows = strata_malloc((w->row_count + 1) * sizeof *b.rows)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate %zu rows", w->row_count);
     st = world_agree(w, st);
     if (st) {
@@ -328,7 +329,7 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
                                  b.payload.bytes, &w->error);
     if (!st && total)
         st = publish(w, &b, epoch, total, slowest);
-    if (!st && total) {
+    if ((!st || st == STRATA_ERR_UNSYNCED) && total) { /* published */
         replace_rows(w, &b);
         index_after_write(w, 0);
     }

@@ -1,0 +1,38 @@
+#!/bin/bash
+# test_fault_jobs.sh STRATA WORKDIR SRCDIR BUILDDIR: injected failures through the
+# strata command (docs/reliability.md, "Injected failures"): an update whose batch
+# fails on one rank (STRATA_FAULT=update-batch:R:error) ends on every rank with the
+# failure reported and the world unchanged, at 2, 3 and 4 ranks; a staging failure on
+# a rank other than 0 in `strata simulate` (STRATA_ALLOC_FAIL) is printed by that
+# rank. Every run is bounded: a hang is a failure.
+set -euo pipefail
+STRATA=$1 WORK=$2
+rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
+fail() { echo "test_fault_jobs: FAIL: $*" >&2; exit 1; }
+run() { local np=$1; shift; timeout -k 10 60 mpirun --oversubscribe -np "$np" "$STRATA" "$@" < /dev/null; }
+epoch() { $STRATA info "$1" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["epoch"])'; }
+
+$STRATA create w --dims 64,48,32 --chunk 16 --generate terrain --seed 5 --quiet
+for x in 1 20 40 63; do echo "$x 5 5 7"; done > upd.txt
+before=$(epoch w)
+for spec in "2 1" "4 3" "3 0" "2 0"; do
+  read -r np rank <<< "$spec"
+  rc=0
+  STRATA_FAULT=update-batch:$rank:error run "$np" update w upd.txt --quiet 2> err.txt || rc=$?
+  [ $rc = 124 ] || [ $rc = 137 ] && fail "update, batch failing on rank $rank of $np: hung"
+  [ $rc = 0 ] && fail "update, batch failing on rank $rank of $np: succeeded"
+  grep -q "rank $rank: fault injected in a batch" err.txt ||
+    fail "update, batch failing on rank $rank of $np: not reported: $(cat err.txt)"
+  [ "$(epoch w)" = "$before" ] || fail "update, batch failing on rank $rank of $np: world changed"
+done
+run 2 fsck w --quiet || fail "fsck after the failed updates"
+
+# The first allocation of update.c (the staging array) fails on rank 1 only.
+rc=0
+STRATA_ALLOC_FAIL=1:1:update.c run 2 simulate w --steps 2 --seed 3 2> err.txt || rc=$?
+[ $rc = 124 ] || [ $rc = 137 ] && fail "simulate with a staging failure on rank 1: hung"
+[ $rc = 0 ] && fail "simulate with a staging failure on rank 1: succeeded"
+grep -q "error: rank 1: staging step 0: out of memory: cannot stage" err.txt ||
+  fail "simulate: rank 1's staging failure not printed: $(cat err.txt)"
+run 2 fsck w --quiet || fail "fsck after the failed simulate"
+echo "test_fault_jobs: ok"
