@@ -301,6 +301,91 @@ strata_status strata_load_chunk(strata_world *w, int64_t cx, int64_t cy, int64_t
 strata_status strata_chunk_metadata(strata_world *w, int64_t cx, int64_t cy, int64_t cz,
                                     strata_chunk_meta *meta);
 
+/* ---- box I/O (simulation codes) ------------------------------------------------ */
+
+/** What one collective box read or write did. Totals are over all ranks; times are
+ *  this rank's. */
+typedef struct {
+    uint64_t boxes;        /**< boxes handed in */
+    uint64_t voxels;       /**< cells read, or voxels handed in for writing */
+    uint64_t written;      /**< write: voxels stored (conditional ones that matched) */
+    uint64_t skipped;      /**< write: conditional voxels whose expected value differed */
+    uint64_t pieces;       /**< box-chunk pieces moved (one per chunk a box meets) */
+    uint64_t remote_bytes; /**< bytes exchanged between different ranks */
+    uint64_t replaced;     /**< write: chunks covered whole and replaced unread */
+    double seconds;        /**< wall time of the collective call */
+    double route_seconds;  /**< this rank: packing and MPI exchanges */
+    double copy_seconds;   /**< this rank: finding, decoding and copying chunk data */
+} strata_box_io_stats;
+
+/**
+ * Read n boxes into dense arrays. Collective (n may differ per rank, 0 too);
+ * boxes may lie anywhere in the world and overlap, on one rank or between ranks.
+ * At level 0 the values are the flushed state, as strata_query_points sees it
+ * (committed plus flushed updates, not updates only staged): each box is cut
+ * into one piece per chunk it meets, the chunk's owner copies the piece (from
+ * its resident chunk, or decoding the stored one into its chunk cache, so a
+ * second read of the same region is served from memory) and sends it back as a
+ * dense piece, or as one value when the chunk is uniform; pieces of chunks this
+ * rank owns are copied without any message. At level L > 0 there is one cell
+ * per aligned 2^L block meeting the box, holding the block's exact LOD value
+ * (its mode inside the world, ties to the smallest id) as strata_query_lod
+ * with a negative threshold and strata_extract --lod give it: from the index
+ * (stored pyramids and octree nodes, so of the last commit), never from voxels.
+ * A bad box on any rank (empty, or not inside the world) fails on every rank
+ * with STRATA_ERR_RANGE naming the box's index, coordinates and rank; no
+ * output array is written then.
+ * @param[in]  boxes n boxes x0,y0,z0,x1,y1,z1, half-open, 0 <= x0 < x1 <= dims[0]
+ *                   (same for y and z)
+ * @param[in]  level LOD level in [0, 62]
+ * @param[out] out   n arrays; out[i] receives box i's cells [z][y][x]: at level 0
+ *                   (x1-x0)*(y1-y0)*(z1-z0) voxels, at level L
+ *                   (ceil(x1/2^L) - floor(x0/2^L)) cells along x (y, z alike)
+ * @param[out] stats may be NULL
+ */
+strata_status strata_read_boxes(strata_world *w, const int64_t (*boxes)[6], size_t n, int level,
+                                uint16_t *const *out, strata_box_io_stats *stats);
+
+/**
+ * Write n dense boxes. Collective (n may differ per rank); boxes may lie anywhere
+ * and overlap: where they do, the last write wins in (rank, box order), as for
+ * staged updates. Updates staged before the call are flushed first. Each box is
+ * cut into one piece per chunk it meets and the piece travels to the chunk's
+ * owner whole (a header and the piece's voxels, never one record per voxel); a
+ * chunk a piece covers whole (up to the world's edge) is replaced without
+ * reading its old content. With expected[i] not NULL box i is conditional: a
+ * voxel is written only where it still holds expected[i]'s value (the running
+ * value, after the pieces before it in that order), so codes that race on
+ * shared borders keep the other rank's change. The result is flushed, not
+ * committed (strata_commit makes it durable). A bad box on any rank (empty, not
+ * inside the world, NULL data) fails on every rank naming the box and rank,
+ * and a failure (memory, reading a chunk) on any rank changes nothing anywhere.
+ * @param[in]  boxes    n boxes as for strata_read_boxes (level 0)
+ * @param[in]  data     n arrays of the boxes' new voxels, [z][y][x]
+ * @param[in]  expected NULL (no box conditional), or n arrays, each NULL
+ *                      (unconditional) or box i's expected voxels, [z][y][x]
+ * @param[out] stats    may be NULL
+ */
+strata_status strata_write_boxes(strata_world *w, const int64_t (*boxes)[6], size_t n,
+                                 const uint16_t *const *data, const uint16_t *const *expected,
+                                 strata_box_io_stats *stats);
+
+/**
+ * This rank's own domain for owner-computes: the voxel boxes of the aligned
+ * blocks of chunks (2^k chunks along each axis) that its Morton key range covers,
+ * each clipped to the world, blocks wholly outside the world left out. Together
+ * they hold exactly the voxels of the chunks this rank owns, each once; the
+ * ranks' domains tile the world. A code iterates over them, reads each with a
+ * halo (strata_read_boxes), computes and writes back only voxels inside it, so
+ * no two ranks write one voxel. Local.
+ * @param[in]  max_chunks largest block edge in chunks (a power of two; 0: no
+ *                        limit): larger blocks are split into blocks of this edge
+ * @param[out] boxes      malloc'ed array of *n boxes x0,y0,z0,x1,y1,z1 (free() it);
+ *                        NULL when *n is 0
+ */
+strata_status strata_domain_boxes(strata_world *w, int64_t max_chunks, int64_t (**boxes)[6],
+                                  size_t *n);
+
 /* ---- bulk fill and terrain ---------------------------------------------------- */
 
 /**

@@ -1,0 +1,891 @@
+/* box.c: collective dense box reads and writes, and a rank's own domain.
+ *
+ * A box is cut into pieces, one per chunk it meets (the box clipped to the
+ * chunk), visited in (box, z, y, x of the chunk) order. Only a chunk's owner
+ * touches its data:
+ * - a read sends the owner (key, piece) requests with one MPI_Alltoallv; the
+ *   owner answers each with the piece, dense or as one uniform value, in the
+ *   order asked, and the reader places the answers by walking its pieces again
+ *   in the same order. Pieces of own chunks are copied directly.
+ * - a write sends each piece whole (a header, the voxels, and for a
+ *   conditional box the expected voxels) to the owner, which applies what it
+ *   holds in rank order (the pieces of ranks below it, its own from the
+ *   caller's arrays, then those of ranks above), so the last write wins in
+ *   (rank, box order). As in a flush, every touched chunk is made resident and
+ *   dense first and the ranks agree on that before any voxel changes; a chunk a
+ *   non-conditional piece covers whole that is not resident is not read at all:
+ *   it starts as a fresh buffer (and is dropped again if the agreement fails).
+ */
+#include <inttypes.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "morton.h"
+#include "partition.h"
+#include "world.h"
+
+/* ---- pieces ------------------------------------------------------------------- */
+
+/* The part of box `box` inside the chunk with key `key`, world coordinates. */
+typedef struct {
+    uint64_t key;
+    int64_t b[6];
+} box_piece;
+
+/* Calls fn for every piece of box, in z, y, x order of the chunks. */
+typedef strata_status (*piece_fn)(strata_world *w, size_t box, const box_piece *p, void *ctx);
+
+static strata_status each_piece(strata_world *w, size_t index, const int64_t box[6], piece_fn fn,
+                                void *ctx)
+{
+    const int bits = w->edge_bits;
+    const int64_t edge = w->edge;
+    box_piece p;
+    for (int64_t cz = box[2] >> bits; cz <= (box[5] - 1) >> bits; cz++)
+        for (int64_t cy = box[1] >> bits; cy <= (box[4] - 1) >> bits; cy++)
+            for (int64_t cx = box[0] >> bits; cx <= (box[3] - 1) >> bits; cx++) {
+                const int64_t c[3] = {cx, cy, cz};
+                p.key = world_key(w, (uint64_t)cx, (uint64_t)cy, (uint64_t)cz);
+                for (int a = 0; a < 3; a++) {
+                    int64_t lo = c[a] << bits, hi = lo + edge;
+                    p.b[a] = lo > box[a] ? lo : box[a];
+                    p.b[a + 3] = hi < box[a + 3] ? hi : box[a + 3];
+                }
+                strata_status st = fn(w, index, &p, ctx);
+                if (st)
+                    return st;
+            }
+    return STRATA_OK;
+}
+
+static uint64_t piece_voxels(const int64_t b[6])
+{
+    return (uint64_t)(b[3] - b[0]) * (uint64_t)(b[4] - b[1]) * (uint64_t)(b[5] - b[2]);
+}
+
+/* Copy piece b between a chunk's C^3 voxels (chunk corner c0) and a dense array
+ * with origin o[3] and row/plane strides sy, sz, in either direction. */
+static void copy_piece(const int64_t b[6], int64_t edge, const int64_t c0[3], uint16_t *chunk_v,
+                       uint16_t *array, const int64_t o[3], int64_t sy, int64_t sz, int to_array)
+{
+    const size_t row = (size_t)(b[3] - b[0]) * sizeof *array;
+    for (int64_t z = b[2]; z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++) {
+            uint16_t *cv = chunk_v + ((z - c0[2]) * edge + (y - c0[1])) * edge + (b[0] - c0[0]);
+            uint16_t *av = array + (z - o[2]) * sz + (y - o[1]) * sy + (b[0] - o[0]);
+            if (to_array)
+                memcpy(av, cv, row);
+            else
+                memcpy(cv, av, row);
+        }
+}
+
+/* Set piece b of a dense array (origin o, strides sy, sz) to one value. */
+static void set_piece(const int64_t b[6], uint16_t value, uint16_t *array, const int64_t o[3],
+                      int64_t sy, int64_t sz)
+{
+    const int64_t width = b[3] - b[0];
+    for (int64_t z = b[2]; z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++) {
+            uint16_t *av = array + (z - o[2]) * sz + (y - o[1]) * sy + (b[0] - o[0]);
+            for (int64_t i = 0; i < width; i++)
+                av[i] = value;
+        }
+}
+
+/* ---- arguments --------------------------------------------------------------- */
+
+/* Box i must be non-empty and inside the world. Local. */
+static strata_status check_boxes(strata_world *w, const char *fn, const int64_t (*boxes)[6],
+                                 size_t n)
+{
+    const int64_t *d = w->committed.dims;
+    if (n && !boxes)
+        return world_null_argument(w, fn, "boxes");
+    for (size_t i = 0; i < n; i++) {
+        const int64_t *b = boxes[i];
+        int bad = 0;
+        for (int a = 0; a < 3; a++)
+            bad |= b[a] < 0 || b[a] >= b[a + 3] || b[a + 3] > d[a];
+        if (bad)
+            return WORLD_FAIL(w, STRATA_ERR_RANGE,
+                              "%s: box %zu (%" PRId64 ",%" PRId64 ",%" PRId64 ",%" PRId64
+                              ",%" PRId64 ",%" PRId64 ") on rank %d is empty or not inside "
+                              "the world (%" PRId64 " x %" PRId64 " x %" PRId64 ")",
+                              fn, i, b[0], b[1], b[2], b[3], b[4], b[5], w->rank, d[0], d[1], d[2]);
+    }
+    return STRATA_OK;
+}
+
+/* ---- byte exchange ----------------------------------------------------------- */
+
+/* Displacements of per-rank byte counts, refused beyond MPI's int counts. Local. */
+static strata_status mpi_counts(strata_world *w, const uint64_t *bytes, int *counts, int *displs,
+                                uint64_t *total)
+{
+    *total = 0;
+    for (int r = 0; r < w->size; r++) {
+        if (*total + bytes[r] > INT_MAX)
+            return WORLD_FAIL(w, STRATA_ERR_OVERFLOW,
+                              "box I/O: more than 2 GiB to or from rank %d in one call; "
+                              "read or write fewer or smaller boxes per call",
+                              w->rank);
+        counts[r] = (int)bytes[r];
+        displs[r] = (int)*total;
+        *total += bytes[r];
+    }
+    return STRATA_OK;
+}
+
+/* Send send_bytes[r] bytes of send (packed by rank) to every rank r; *recv
+ * (malloc'ed) receives recv_bytes[r] from each, in rank order. `local` is this
+ * rank's status so far: agreed first, so that a rank that failed still takes
+ * part. Collective. */
+static strata_status exchange_bytes(strata_world *w, strata_status local, const uint8_t *send,
+                                    const uint64_t *send_bytes, uint8_t **recv,
+                                    uint64_t *recv_bytes)
+{
+    const int P = w->size;
+    int *ints = malloc((size_t)P * 4 * sizeof *ints);
+    int *sc = ints, *sd = ints + P, *rc = ints + 2 * P, *rd = ints + 3 * P;
+    uint64_t total = 0;
+    *recv = NULL;
+    strata_status st = local;
+    if (!st && !ints)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box I/O: no memory for %d counts", P);
+    if (!st)
+        st = mpi_counts(w, send_bytes, sc, sd, &total);
+    st = world_agree(w, st);
+    if (!st)
+        st = world_agree(w,
+                         error_mpi(&w->error, MPI_Alltoall(sc, 1, MPI_INT, rc, 1, MPI_INT, w->comm),
+                                   "box I/O: MPI_Alltoall"));
+    if (!st) {
+        for (int r = 0; r < P; r++)
+            recv_bytes[r] = (uint64_t)rc[r];
+        st = mpi_counts(w, recv_bytes, rc, rd, &total);
+        if (!st && !(*recv = malloc(total ? total : 1)))
+            st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box I/O: cannot allocate %" PRIu64 " bytes",
+                            total);
+        st = world_agree(w, st);
+    }
+    if (!st)
+        st = world_agree(
+            w, error_mpi(&w->error,
+                         MPI_Alltoallv(send, sc, sd, MPI_BYTE, *recv, rc, rd, MPI_BYTE, w->comm),
+                         "box I/O: MPI_Alltoallv"));
+    if (st) {
+        free(*recv);
+        *recv = NULL;
+    }
+    free(ints);
+    return st;
+}
+
+/* Bytes sent to other ranks plus bytes received from them. */
+static uint64_t remote_bytes(const strata_world *w, const uint64_t *sent, const uint64_t *got)
+{
+    uint64_t n = 0;
+    for (int r = 0; r < w->size; r++)
+        n += r == w->rank ? 0 : sent[r] + got[r];
+    return n;
+}
+
+/* Sum the counters of stats over all ranks. Collective. */
+static strata_status sum_stats(strata_world *w, strata_status st, strata_box_io_stats *stats,
+                               double start)
+{
+    uint64_t local[7] = {stats->boxes,  stats->voxels,       stats->written, stats->skipped,
+                         stats->pieces, stats->remote_bytes, stats->replaced};
+    uint64_t total[7];
+    strata_status s2 =
+        error_mpi(&w->error, MPI_Allreduce(local, total, 7, MPI_UINT64_T, MPI_SUM, w->comm),
+                  "box I/O: summing statistics");
+    if (!st)
+        st = s2;
+    stats->boxes = total[0], stats->voxels = total[1], stats->written = total[2];
+    stats->skipped = total[3], stats->pieces = total[4], stats->remote_bytes = total[5];
+    stats->replaced = total[6];
+    stats->seconds = MPI_Wtime() - start;
+    return st;
+}
+
+/* ---- reads ------------------------------------------------------------------- */
+
+typedef struct {
+    const int64_t (*boxes)[6];
+    uint16_t *const *out;
+    int owner_of_piece;     /* scratch: the owner of the current piece */
+    uint64_t *bytes;        /* per rank: request bytes (counting) */
+    uint8_t *send;          /* packing: the request buffer */
+    uint64_t *cursor;       /* packing / unpacking: per rank */
+    const uint8_t *replies; /* unpacking: the answers */
+    strata_box_io_stats *stats;
+} box_read;
+
+/* The voxels of an own chunk (flushed state): resident, or loaded into the cache. */
+static strata_status own_piece_source(strata_world *w, uint64_t key, chunk **out)
+{
+    strata_status st = world_own_chunk(w, key, out);
+    if (st)
+        return world_chunk_failed(w, "box read", key, st, &w->error);
+    return STRATA_OK;
+}
+
+/* Copy piece p of an own chunk into box `index`'s array. */
+static strata_status read_own_piece(strata_world *w, box_read *r, size_t index, const box_piece *p)
+{
+    chunk *k;
+    strata_status st = own_piece_source(w, p->key, &k);
+    if (st)
+        return st;
+    const int64_t *box = r->boxes[index];
+    const int64_t sy = box[3] - box[0], sz = sy * (box[4] - box[1]);
+    if (!k->voxels) {
+        set_piece(p->b, k->value, r->out[index], box, sy, sz);
+        return STRATA_OK;
+    }
+    int64_t c0[3];
+    for (int a = 0; a < 3; a++)
+        c0[a] = p->b[a] & ~((int64_t)w->edge - 1);
+    copy_piece(p->b, w->edge, c0, k->voxels, r->out[index], box, sy, sz, 1);
+    return STRATA_OK;
+}
+
+/* Pass one: copy own pieces, count request bytes per owner. */
+static strata_status read_count(strata_world *w, size_t index, const box_piece *p, void *ctx)
+{
+    box_read *r = ctx;
+    int owner = partition_owner(w->split, w->size, p->key);
+    r->stats->pieces++;
+    if (owner == w->rank)
+        return read_own_piece(w, r, index, p);
+    r->bytes[owner] += sizeof *p;
+    return STRATA_OK;
+}
+
+static strata_status read_pack(strata_world *w, size_t index, const box_piece *p, void *ctx)
+{
+    (void)index;
+    box_read *r = ctx;
+    int owner = partition_owner(w->split, w->size, p->key);
+    if (owner != w->rank) {
+        memcpy(r->send + r->cursor[owner], p, sizeof *p);
+        r->cursor[owner] += sizeof *p;
+    }
+    return STRATA_OK;
+}
+
+/* An answer: an 8-byte header (the uniform value, or -1: dense voxels follow). */
+static strata_status read_unpack(strata_world *w, size_t index, const box_piece *p, void *ctx)
+{
+    box_read *r = ctx;
+    int owner = partition_owner(w->split, w->size, p->key);
+    if (owner == w->rank)
+        return STRATA_OK;
+    const int64_t *box = r->boxes[index];
+    const int64_t sy = box[3] - box[0], sz = sy * (box[4] - box[1]);
+    int64_t header;
+    memcpy(&header, r->replies + r->cursor[owner], sizeof header);
+    r->cursor[owner] += sizeof header;
+    if (header >= 0) {
+        set_piece(p->b, (uint16_t)header, r->out[index], box, sy, sz);
+        return STRATA_OK;
+    }
+    /* The piece itself as a dense array with its own strides. */
+    const int64_t py = p->b[3] - p->b[0], pz = py * (p->b[4] - p->b[1]);
+    const uint8_t *src = r->replies + r->cursor[owner];
+    const size_t row = (size_t)py * sizeof(uint16_t);
+    for (int64_t z = p->b[2]; z < p->b[5]; z++)
+        for (int64_t y = p->b[1]; y < p->b[4]; y++) {
+            uint16_t *av =
+                r->out[index] + (z - box[2]) * sz + (y - box[1]) * sy + (p->b[0] - box[0]);
+            memcpy(av, src + ((size_t)((z - p->b[2]) * pz + (y - p->b[1]) * py)) * 2, row);
+        }
+    r->cursor[owner] += (uint64_t)pz * (uint64_t)(p->b[5] - p->b[2]) * 2;
+    return STRATA_OK;
+}
+
+/* Owner side: answer the requests of every rank, in the order received. */
+static strata_status read_answer(strata_world *w, const uint8_t *requests,
+                                 const uint64_t *req_bytes, uint8_t **answers, uint64_t *ans_bytes)
+{
+    size_t n = 0;
+    uint64_t total = 0;
+    for (int r = 0; r < w->size; r++)
+        n += req_bytes[r] / sizeof(box_piece);
+    chunk **found = malloc((n ? n : 1) * sizeof *found);
+    *answers = NULL;
+    if (!found)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: cannot answer %zu pieces", n);
+    strata_status st = STRATA_OK;
+    size_t i = 0;
+    for (int r = 0; r < w->size && !st; r++) {
+        ans_bytes[r] = 0;
+        for (uint64_t at = 0; at < req_bytes[r] && !st; at += sizeof(box_piece), i++) {
+            box_piece p;
+            memcpy(&p, requests + total + at, sizeof p);
+            if (!world_owns(w, p.key))
+                st = WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                                "box read: rank %d asked rank %d for chunk key %" PRIu64
+                                ", which it does not own",
+                                r, w->rank, p.key);
+            if (!st)
+                st = own_piece_source(w, p.key, &found[i]);
+            if (!st)
+                ans_bytes[r] += 8 + (found[i]->voxels ? piece_voxels(p.b) * 2 : 0);
+        }
+        total += req_bytes[r];
+    }
+    uint64_t out_total = 0;
+    for (int r = 0; r < w->size && !st; r++)
+        out_total += ans_bytes[r];
+    if (!st && !(*answers = malloc(out_total ? out_total : 1)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: cannot allocate %" PRIu64 " bytes",
+                        out_total);
+    uint8_t *o = *answers;
+    for (size_t j = 0, at = 0; !st && j < n; j++, at += sizeof(box_piece)) {
+        box_piece p;
+        memcpy(&p, requests + at, sizeof p);
+        const chunk *k = found[j];
+        int64_t header = k->voxels ? -1 : (int64_t)k->value;
+        memcpy(o, &header, sizeof header);
+        o += sizeof header;
+        if (!k->voxels)
+            continue;
+        const int64_t edge = w->edge, width = p.b[3] - p.b[0];
+        const size_t row = (size_t)width * 2;
+        for (int64_t z = p.b[2]; z < p.b[5]; z++)
+            for (int64_t y = p.b[1]; y < p.b[4]; y++, o += row)
+                memcpy(o,
+                       k->voxels + ((z & (edge - 1)) * edge + (y & (edge - 1))) * edge +
+                           (p.b[0] & (edge - 1)),
+                       row);
+    }
+    free(found);
+    return st;
+}
+
+static strata_status read_voxels(strata_world *w, box_read *r, size_t n)
+{
+    const int P = w->size;
+    uint64_t *counts = calloc((size_t)P * 4, sizeof *counts);
+    uint64_t *req_bytes = counts + P, *ans_bytes = counts + 2 * P, *got_bytes = counts + 3 * P;
+    uint8_t *requests = NULL, *answers = NULL, *replies = NULL;
+    double t0 = MPI_Wtime(), copy = 0;
+    if (!counts)
+        return world_agree(w, WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: no memory for counts"));
+    strata_status st = STRATA_OK;
+    r->bytes = counts;
+    for (size_t i = 0; !st && i < n; i++)
+        st = each_piece(w, i, r->boxes[i], read_count, r);
+    copy += MPI_Wtime() - t0;
+    uint64_t total = 0;
+    for (int q = 0; !st && q < P; q++)
+        total += counts[q];
+    if (!st && !(r->send = malloc(total ? total : 1)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: cannot allocate %" PRIu64 " bytes", total);
+    if (!st && (r->cursor = malloc((size_t)P * sizeof *r->cursor))) {
+        uint64_t at = 0;
+        for (int q = 0; q < P; q++)
+            r->cursor[q] = at, at += counts[q];
+        for (size_t i = 0; !st && i < n; i++)
+            st = each_piece(w, i, r->boxes[i], read_pack, r);
+    } else if (!st) {
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: no memory for cursors");
+    }
+    st = exchange_bytes(w, st, r->send, counts, &requests, req_bytes);
+    double t1 = MPI_Wtime();
+    if (!st)
+        st = read_answer(w, requests, req_bytes, &answers, ans_bytes);
+    copy += MPI_Wtime() - t1;
+    st = exchange_bytes(w, st, answers, ans_bytes, &replies, got_bytes);
+    double t2 = MPI_Wtime();
+    if (!st) {
+        r->replies = replies;
+        uint64_t at = 0;
+        for (int q = 0; q < P; q++)
+            r->cursor[q] = at, at += got_bytes[q];
+        for (size_t i = 0; !st && i < n; i++)
+            st = each_piece(w, i, r->boxes[i], read_unpack, r);
+        r->stats->remote_bytes =
+            remote_bytes(w, counts, req_bytes) + remote_bytes(w, ans_bytes, got_bytes);
+    }
+    copy += MPI_Wtime() - t2;
+    r->stats->copy_seconds = copy;
+    r->stats->route_seconds = MPI_Wtime() - t0 - copy;
+    free(counts), free(r->send), free(r->cursor), free(requests), free(answers), free(replies);
+    return st;
+}
+
+/* Level > 0: one strata_query_lod point per cell (the corner of its block). */
+static strata_status read_lod(strata_world *w, box_read *r, size_t n, int level)
+{
+    uint64_t cells = 0;
+    for (size_t i = 0; i < n; i++) {
+        const int64_t *b = r->boxes[i];
+        uint64_t c = 1;
+        for (int a = 0; a < 3; a++)
+            c *= (uint64_t)(((b[a + 3] - 1) >> level) - (b[a] >> level) + 1);
+        cells += c;
+    }
+    int64_t(*points)[3] = malloc((cells ? cells : 1) * sizeof *points);
+    uint16_t *values = malloc((cells ? cells : 1) * sizeof *values);
+    strata_status st = points && values
+                           ? STRATA_OK
+                           : WORLD_FAIL(w, STRATA_ERR_NOMEM,
+                                        "box read: cannot query %" PRIu64 " LOD cells", cells);
+    size_t at = 0;
+    for (size_t i = 0; !st && i < n; i++) {
+        const int64_t *b = r->boxes[i];
+        for (int64_t z = b[2] >> level; z <= (b[5] - 1) >> level; z++)
+            for (int64_t y = b[1] >> level; y <= (b[4] - 1) >> level; y++)
+                for (int64_t x = b[0] >> level; x <= (b[3] - 1) >> level; x++, at++) {
+                    points[at][0] = x << level;
+                    points[at][1] = y << level;
+                    points[at][2] = z << level;
+                }
+    }
+    st = world_agree(w, st);
+    double t0 = MPI_Wtime();
+    if (!st)
+        st = strata_query_lod(w, (const int64_t(*)[3])points, cells, level, -1.0, values, NULL);
+    r->stats->route_seconds = MPI_Wtime() - t0;
+    at = 0;
+    for (size_t i = 0; !st && i < n; i++) {
+        const int64_t *b = r->boxes[i];
+        uint64_t c = 1;
+        for (int a = 0; a < 3; a++)
+            c *= (uint64_t)(((b[a + 3] - 1) >> level) - (b[a] >> level) + 1);
+        memcpy(r->out[i], values + at, c * sizeof *values);
+        at += c;
+    }
+    r->stats->voxels = cells;
+    free(points);
+    free(values);
+    return st;
+}
+
+strata_status strata_read_boxes(strata_world *w, const int64_t (*boxes)[6], size_t n, int level,
+                                uint16_t *const *out, strata_box_io_stats *stats)
+{
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    double start = MPI_Wtime();
+    strata_box_io_stats local = {.boxes = n};
+    strata_status st = check_boxes(w, __func__, boxes, n);
+    if (!st && n && !out)
+        st = world_null_argument(w, __func__, "out");
+    for (size_t i = 0; !st && i < n; i++)
+        if (!out[i])
+            st = WORLD_FAIL(w, STRATA_ERR_ARG, "%s: out[%zu] is NULL on rank %d", __func__, i,
+                            w->rank);
+    if (!st && (level < 0 || level > 62))
+        st = WORLD_FAIL(w, STRATA_ERR_ARG, "%s: LOD level %d is not in [0, 62]", __func__, level);
+    st = world_agree(w, st);
+    box_read r = {.boxes = boxes, .out = out, .stats = &local};
+    if (!st && level > 0) {
+        st = read_lod(w, &r, n, level);
+    } else if (!st) {
+        for (size_t i = 0; i < n; i++)
+            local.voxels += piece_voxels(boxes[i]);
+        st = read_voxels(w, &r, n);
+        world_evict(w);
+    }
+    st = sum_stats(w, st, &local, start);
+    if (stats)
+        *stats = local;
+    return st;
+}
+
+/* ---- writes ------------------------------------------------------------------ */
+
+enum { PIECE_CONDITIONAL = 1 };
+
+/* A piece on the wire: header, then its voxels [z][y][x], then (conditional) the
+ * expected voxels. 64 bytes, so the voxels after it stay aligned. */
+typedef struct {
+    box_piece p;
+    uint64_t flags;
+} write_header;
+
+/* A piece to apply: its data as a strided array (the caller's box, or packed). */
+typedef struct {
+    box_piece p;
+    const uint16_t *data, *expected; /* expected NULL: unconditional */
+    int64_t origin[3], sy, sz;
+} write_piece;
+
+typedef struct {
+    const int64_t (*boxes)[6];
+    const uint16_t *const *data, *const *expected;
+    uint64_t *bytes;  /* per rank: bytes to send */
+    uint8_t *send;    /* packing */
+    uint64_t *cursor; /* packing: per rank */
+    /* Applying: */
+    uint64_t *fresh; /* keys of chunks inserted unread (dropped if phase one fails) */
+    size_t fresh_n, fresh_cap;
+    int phase; /* 1: make resident, 2: apply */
+    strata_box_io_stats *stats;
+} box_write;
+
+static const uint16_t *box_expected(const box_write *x, size_t i)
+{
+    return x->expected ? x->expected[i] : NULL;
+}
+
+static strata_status write_count(strata_world *w, size_t index, const box_piece *p, void *ctx)
+{
+    box_write *x = ctx;
+    int owner = partition_owner(w->split, w->size, p->key);
+    x->stats->pieces++;
+    if (owner != w->rank)
+        x->bytes[owner] +=
+            sizeof(write_header) + piece_voxels(p->b) * 2 * (box_expected(x, index) ? 2 : 1);
+    return STRATA_OK;
+}
+
+/* Copy piece b of a box array (origin o, strides sy, sz) to out, densely. */
+static uint8_t *pack_rows(const int64_t b[6], const uint16_t *array, const int64_t o[3], int64_t sy,
+                          int64_t sz, uint8_t *out)
+{
+    const size_t row = (size_t)(b[3] - b[0]) * 2;
+    for (int64_t z = b[2]; z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++, out += row)
+            memcpy(out, array + (z - o[2]) * sz + (y - o[1]) * sy + (b[0] - o[0]), row);
+    return out;
+}
+
+static strata_status write_pack(strata_world *w, size_t index, const box_piece *p, void *ctx)
+{
+    box_write *x = ctx;
+    int owner = partition_owner(w->split, w->size, p->key);
+    if (owner == w->rank)
+        return STRATA_OK;
+    const int64_t *box = x->boxes[index];
+    const int64_t sy = box[3] - box[0], sz = sy * (box[4] - box[1]);
+    const uint16_t *expected = box_expected(x, index);
+    write_header h = {*p, expected ? PIECE_CONDITIONAL : 0};
+    uint8_t *o = x->send + x->cursor[owner];
+    memcpy(o, &h, sizeof h);
+    o = pack_rows(p->b, x->data[index], box, sy, sz, o + sizeof h);
+    if (expected)
+        o = pack_rows(p->b, expected, box, sy, sz, o);
+    x->cursor[owner] = (uint64_t)(o - x->send);
+    return STRATA_OK;
+}
+
+static int covers_chunk(const strata_world *w, const box_piece *p)
+{
+    int64_t b[6];
+    world_chunk_bounds(w, p->key, b);
+    return !memcmp(b, p->b, sizeof b);
+}
+
+/* Phase one for a piece: its chunk resident, dense and pinned; a chunk covered
+ * whole by a non-conditional piece and not resident starts fresh, unread. */
+static strata_status prepare_piece(strata_world *w, box_write *x, const write_piece *q)
+{
+    chunk *k = chunk_cache_find(&w->owned, q->p.key);
+    strata_status st = STRATA_OK;
+    if (!k && !q->expected && covers_chunk(w, &q->p)) {
+        if (x->fresh_n == x->fresh_cap) {
+            size_t cap = x->fresh_cap ? 2 * x->fresh_cap : 64;
+            uint64_t *grown = realloc(x->fresh, cap * sizeof *grown);
+            if (!grown)
+                return WORLD_FAIL(w, STRATA_ERR_NOMEM, "box write: cannot track %zu chunks", cap);
+            x->fresh = grown, x->fresh_cap = cap;
+        }
+        st = chunk_cache_insert(&w->owned, q->p.key, 0, &k, &w->error);
+        if (!st)
+            x->fresh[x->fresh_n++] = q->p.key;
+        x->stats->replaced += !st;
+    } else if (!k) {
+        st = world_own_chunk(w, q->p.key, &k);
+    }
+    if (!st)
+        st = chunk_make_dense(&w->owned, k, &w->error);
+    if (st)
+        return world_chunk_failed(w, "box write", q->p.key, st, &w->error);
+    chunk_set_dirty(&w->owned, k, 1);
+    return STRATA_OK;
+}
+
+/* Phase two for a piece: write its voxels (where expected matches). Cannot fail. */
+static void apply_piece(strata_world *w, box_write *x, const write_piece *q)
+{
+    chunk *k = chunk_cache_find(&w->owned, q->p.key);
+    const int64_t edge = w->edge, *b = q->p.b;
+    const int64_t width = b[3] - b[0];
+    uint64_t written = 0, skipped = 0;
+    for (int64_t z = b[2]; z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++) {
+            uint16_t *cv = k->voxels + ((z & (edge - 1)) * edge + (y & (edge - 1))) * edge +
+                           (b[0] & (edge - 1));
+            int64_t at =
+                (z - q->origin[2]) * q->sz + (y - q->origin[1]) * q->sy + (b[0] - q->origin[0]);
+            const uint16_t *src = q->data + at;
+            if (!q->expected) {
+                memcpy(cv, src, (size_t)width * 2);
+                written += (uint64_t)width;
+                continue;
+            }
+            const uint16_t *e = q->expected + at;
+            for (int64_t i = 0; i < width; i++) {
+                int match = cv[i] == e[i];
+                cv[i] = match ? src[i] : cv[i];
+                written += (uint64_t)match;
+            }
+            skipped += (uint64_t)width;
+        }
+    x->stats->written += written;
+    x->stats->skipped += q->expected ? skipped - written : 0;
+}
+
+static strata_status write_one(strata_world *w, box_write *x, const write_piece *q)
+{
+    if (x->phase == 1)
+        return prepare_piece(w, x, q);
+    apply_piece(w, x, q);
+    return STRATA_OK;
+}
+
+/* This rank's own pieces, straight from the caller's arrays. */
+static strata_status write_own(strata_world *w, size_t index, const box_piece *p, void *ctx)
+{
+    box_write *x = ctx;
+    if (partition_owner(w->split, w->size, p->key) != w->rank)
+        return STRATA_OK;
+    const int64_t *box = x->boxes[index];
+    write_piece q = {*p,
+                     x->data[index],
+                     box_expected(x, index),
+                     {box[0], box[1], box[2]},
+                     box[3] - box[0],
+                     (box[3] - box[0]) * (box[4] - box[1])};
+    return write_one(w, x, &q);
+}
+
+/* Every piece this rank owns, in (source rank, box order). */
+static strata_status write_all(strata_world *w, box_write *x, size_t n, const uint8_t *recv,
+                               const uint64_t *recv_bytes)
+{
+    uint64_t at = 0;
+    strata_status st = STRATA_OK;
+    for (int r = 0; r < w->size && !st; r++) {
+        if (r == w->rank)
+            for (size_t i = 0; i < n && !st; i++)
+                st = each_piece(w, i, x->boxes[i], write_own, x);
+        uint64_t end = at + recv_bytes[r];
+        while (at < end && !st) {
+            write_header h;
+            memcpy(&h, recv + at, sizeof h);
+            at += sizeof h;
+            const int64_t *b = h.p.b;
+            uint64_t v = piece_voxels(b);
+            if (!world_owns(w, h.p.key)) {
+                st = WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                                "box write: rank %d sent rank %d chunk key %" PRIu64
+                                ", which it does not own",
+                                r, w->rank, h.p.key);
+                break;
+            }
+            write_piece q = {h.p,         (const uint16_t *)(recv + at), NULL, {b[0], b[1], b[2]},
+                             b[3] - b[0], (b[3] - b[0]) * (b[4] - b[1])};
+            at += v * 2;
+            if (h.flags & PIECE_CONDITIONAL) {
+                q.expected = (const uint16_t *)(recv + at);
+                at += v * 2;
+            }
+            st = write_one(w, x, &q);
+        }
+    }
+    return st;
+}
+
+/* Drop the chunks phase one inserted unread: the world is as before. */
+static void drop_fresh(strata_world *w, box_write *x)
+{
+    for (size_t i = 0; i < x->fresh_n; i++) {
+        chunk *k = chunk_cache_find(&w->owned, x->fresh[i]);
+        if (k)
+            chunk_cache_remove(&w->owned, k);
+    }
+    x->fresh_n = 0;
+}
+
+static strata_status write_voxels(strata_world *w, box_write *x, size_t n)
+{
+    const int P = w->size;
+    uint64_t *counts = calloc((size_t)P * 3, sizeof *counts);
+    uint64_t *recv_bytes = counts + P;
+    uint8_t *recv = NULL;
+    double t0 = MPI_Wtime();
+    if (!counts)
+        return world_agree(w, WORLD_FAIL(w, STRATA_ERR_NOMEM, "box write: no memory for counts"));
+    strata_status st = STRATA_OK;
+    x->bytes = counts;
+    x->cursor = counts + 2 * P;
+    for (size_t i = 0; !st && i < n; i++)
+        st = each_piece(w, i, x->boxes[i], write_count, x);
+    uint64_t total = 0;
+    for (int q = 0; !st && q < P; q++)
+        x->cursor[q] = total, total += counts[q];
+    if (!st && !(x->send = malloc(total ? total : 1)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box write: cannot allocate %" PRIu64 " bytes", total);
+    for (size_t i = 0; !st && i < n; i++)
+        st = each_piece(w, i, x->boxes[i], write_pack, x);
+    st = exchange_bytes(w, st, x->send, counts, &recv, recv_bytes);
+    double t1 = MPI_Wtime();
+    x->phase = 1;
+    if (!st)
+        st = world_agree(w, write_all(w, x, n, recv, recv_bytes));
+    if (st) {
+        drop_fresh(w, x);
+    } else {
+        x->phase = 2;
+        write_all(w, x, n, recv, recv_bytes);
+        x->stats->remote_bytes = remote_bytes(w, counts, recv_bytes);
+    }
+    x->stats->copy_seconds = MPI_Wtime() - t1;
+    x->stats->route_seconds = t1 - t0;
+    free(counts), free(x->send), free(recv), free(x->fresh);
+    return st;
+}
+
+/* Why this rank cannot write: read-only, a pending signal, bad arguments. Local. */
+static strata_status write_refused(strata_world *w, const int64_t (*boxes)[6], size_t n,
+                                   const uint16_t *const *data)
+{
+    if (!w->writable)
+        return WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
+    if (strata_signal_pending)
+        return WORLD_FAIL(w, STRATA_ERR_INTERRUPTED,
+                          "stopped by signal %d before a box write; the world "
+                          "stays at its last commit (epoch %" PRIu64 ")",
+                          (int)strata_signal_pending, w->committed.epoch);
+    strata_status st = check_boxes(w, "strata_write_boxes", boxes, n);
+    if (!st && n && !data)
+        st = world_null_argument(w, "strata_write_boxes", "data");
+    for (size_t i = 0; !st && i < n; i++)
+        if (!data[i])
+            st = WORLD_FAIL(w, STRATA_ERR_ARG, "strata_write_boxes: data[%zu] is NULL on rank %d",
+                            i, w->rank);
+    return st;
+}
+
+strata_status strata_write_boxes(strata_world *w, const int64_t (*boxes)[6], size_t n,
+                                 const uint16_t *const *data, const uint16_t *const *expected,
+                                 strata_box_io_stats *stats)
+{
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    double start = MPI_Wtime();
+    strata_box_io_stats local = {.boxes = n};
+    strata_status st = world_agree(w, write_refused(w, boxes, n, data));
+    /* Staged updates first: they were made before this write. */
+    if (!st)
+        st = strata_flush(w, NULL);
+    if (!st) {
+        for (size_t i = 0; i < n; i++)
+            local.voxels += piece_voxels(boxes[i]);
+        box_write x = {.boxes = boxes, .data = data, .expected = expected, .stats = &local};
+        st = write_voxels(w, &x, n);
+        world_evict(w);
+    }
+    st = sum_stats(w, st, &local, start);
+    if (stats)
+        *stats = local;
+    return st;
+}
+
+/* ---- the own domain ------------------------------------------------------------ */
+
+typedef struct {
+    int64_t (*boxes)[6];
+    size_t n, cap;
+} box_list;
+
+static strata_status push_box(strata_world *w, box_list *l, const int64_t b[6])
+{
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? 2 * l->cap : 64;
+        int64_t(*grown)[6] = realloc(l->boxes, cap * sizeof *grown);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list %zu domain boxes", cap);
+        l->boxes = grown, l->cap = cap;
+    }
+    memcpy(l->boxes[l->n++], b, 6 * sizeof *b);
+    return STRATA_OK;
+}
+
+/* The aligned block of 2^level chunks at `key`, clipped to the world, split into
+ * blocks of at most 2^cap chunks along each axis (z, y, x order). */
+static strata_status push_block(strata_world *w, box_list *l, uint64_t key, int level, int cap)
+{
+    uint32_t c[3];
+    morton_decode3(key, &c[0], &c[1], &c[2]);
+    const int step = level < cap ? level : cap;
+    int64_t lo[3], hi[3];
+    for (int a = 0; a < 3; a++) {
+        lo[a] = (int64_t)c[a];
+        hi[a] = lo[a] + ((int64_t)1 << level);
+        hi[a] = hi[a] < (int64_t)w->chunks[a] ? hi[a] : (int64_t)w->chunks[a];
+        if (lo[a] >= hi[a])
+            return STRATA_OK; /* wholly outside the world */
+    }
+    const int64_t s = (int64_t)1 << step, bits = w->edge_bits, *d = w->committed.dims;
+    strata_status st = STRATA_OK;
+    for (int64_t z = lo[2]; z < hi[2] && !st; z += s)
+        for (int64_t y = lo[1]; y < hi[1] && !st; y += s)
+            for (int64_t x = lo[0]; x < hi[0] && !st; x += s) {
+                const int64_t at[3] = {x, y, z};
+                int64_t b[6];
+                for (int a = 0; a < 3; a++) {
+                    b[a] = at[a] << bits;
+                    int64_t end = (at[a] + s) << bits;
+                    b[a + 3] = end < d[a] ? end : d[a];
+                }
+                st = push_box(w, l, b);
+            }
+    return st;
+}
+
+strata_status strata_domain_boxes(strata_world *w, int64_t max_chunks, int64_t (**boxes)[6],
+                                  size_t *n)
+{
+    if (!w || !boxes || !n)
+        return world_null_argument(w, __func__, !w ? "world" : !boxes ? "boxes" : "n");
+    *boxes = NULL;
+    *n = 0;
+    if (max_chunks < 0 || (max_chunks & (max_chunks - 1)))
+        return WORLD_FAIL(w, STRATA_ERR_ARG,
+                          "%s: max_chunks %" PRId64 " is not 0 or a power of two", __func__,
+                          max_chunks);
+    int cap = STRATA_MORTON_BITS;
+    while (max_chunks && ((int64_t)1 << cap) > max_chunks)
+        cap--;
+    uint64_t end = morton_key_end(w->chunks);
+    uint64_t key = w->split[w->rank];
+    uint64_t last = w->split[w->rank + 1] < end ? w->split[w->rank + 1] : end;
+    box_list l = {0};
+    strata_status st = STRATA_OK;
+    /* The range as maximal aligned octree blocks: a block of 8^k keys starts at a
+     * multiple of 8^k; take the largest that fits before `last`. */
+    while (key < last && !st) {
+        int level = 0;
+        while (level < STRATA_MORTON_BITS && key % ((uint64_t)8 << (3 * level)) == 0 &&
+               last - key >= ((uint64_t)8 << (3 * level)))
+            level++;
+        st = push_block(w, &l, key, level, cap);
+        key += (uint64_t)1 << (3 * level);
+    }
+    if (st) {
+        free(l.boxes);
+        return st;
+    }
+    *boxes = l.boxes;
+    *n = l.n;
+    return STRATA_OK;
+}
