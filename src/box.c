@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "morton.h"
 #include "partition.h"
 #include "world.h"
@@ -147,7 +148,7 @@ static strata_status exchange_bytes(strata_world *w, strata_status local, const 
                                     uint64_t *recv_bytes)
 {
     const int P = w->size;
-    int *ints = malloc((size_t)P * 4 * sizeof *ints);
+    int *ints = strata_malloc((size_t)P * 4 * sizeof *ints);
     int *sc = ints, *sd = ints + P, *rc = ints + 2 * P, *rd = ints + 3 * P;
     uint64_t total = 0;
     *recv = NULL;
@@ -165,7 +166,7 @@ static strata_status exchange_bytes(strata_world *w, strata_status local, const 
         for (int r = 0; r < P; r++)
             recv_bytes[r] = (uint64_t)rc[r];
         st = mpi_counts(w, recv_bytes, rc, rd, &total);
-        if (!st && !(*recv = malloc(total ? total : 1)))
+        if (!st && !(*recv = strata_malloc(total ? total : 1)))
             st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box I/O: cannot allocate %" PRIu64 " bytes",
                             total);
         st = world_agree(w, st);
@@ -315,7 +316,7 @@ static strata_status read_answer(strata_world *w, const uint8_t *requests,
     uint64_t total = 0;
     for (int r = 0; r < w->size; r++)
         n += req_bytes[r] / sizeof(box_piece);
-    chunk **found = malloc((n ? n : 1) * sizeof *found);
+    chunk **found = strata_malloc((n ? n : 1) * sizeof *found);
     *answers = NULL;
     if (!found)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: cannot answer %zu pieces", n);
@@ -341,7 +342,7 @@ static strata_status read_answer(strata_world *w, const uint8_t *requests,
     uint64_t out_total = 0;
     for (int r = 0; r < w->size && !st; r++)
         out_total += ans_bytes[r];
-    if (!st && !(*answers = malloc(out_total ? out_total : 1)))
+    if (!st && !(*answers = strata_malloc(out_total ? out_total : 1)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: cannot allocate %" PRIu64 " bytes",
                         out_total);
     uint8_t *o = *answers;
@@ -370,7 +371,7 @@ static strata_status read_answer(strata_world *w, const uint8_t *requests,
 static strata_status read_voxels(strata_world *w, box_read *r, size_t n)
 {
     const int P = w->size;
-    uint64_t *counts = calloc((size_t)P * 4, sizeof *counts);
+    uint64_t *counts = strata_calloc((size_t)P * 4, sizeof *counts);
     uint64_t *req_bytes = counts + P, *ans_bytes = counts + 2 * P, *got_bytes = counts + 3 * P;
     uint8_t *requests = NULL, *answers = NULL, *replies = NULL;
     double t0 = MPI_Wtime(), copy = 0;
@@ -384,9 +385,9 @@ static strata_status read_voxels(strata_world *w, box_read *r, size_t n)
     uint64_t total = 0;
     for (int q = 0; !st && q < P; q++)
         total += counts[q];
-    if (!st && !(r->send = malloc(total ? total : 1)))
+    if (!st && !(r->send = strata_malloc(total ? total : 1)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: cannot allocate %" PRIu64 " bytes", total);
-    if (!st && (r->cursor = malloc((size_t)P * sizeof *r->cursor))) {
+    if (!st && (r->cursor = strata_malloc((size_t)P * sizeof *r->cursor))) {
         uint64_t at = 0;
         for (int q = 0; q < P; q++)
             r->cursor[q] = at, at += counts[q];
@@ -430,8 +431,8 @@ static strata_status read_lod(strata_world *w, box_read *r, size_t n, int level)
             c *= (uint64_t)(((b[a + 3] - 1) >> level) - (b[a] >> level) + 1);
         cells += c;
     }
-    int64_t(*points)[3] = malloc((cells ? cells : 1) * sizeof *points);
-    uint16_t *values = malloc((cells ? cells : 1) * sizeof *values);
+    int64_t(*points)[3] = strata_malloc((cells ? cells : 1) * sizeof *points);
+    uint16_t *values = strata_malloc((cells ? cells : 1) * sizeof *values);
     strata_status st = points && values
                            ? STRATA_OK
                            : WORLD_FAIL(w, STRATA_ERR_NOMEM,
@@ -592,7 +593,7 @@ static strata_status prepare_piece(strata_world *w, box_write *x, const write_pi
     if (!k && !q->expected && covers_chunk(w, &q->p)) {
         if (x->fresh_n == x->fresh_cap) {
             size_t cap = x->fresh_cap ? 2 * x->fresh_cap : 64;
-            uint64_t *grown = realloc(x->fresh, cap * sizeof *grown);
+            uint64_t *grown = strata_realloc(x->fresh, cap * sizeof *grown);
             if (!grown)
                 return WORLD_FAIL(w, STRATA_ERR_NOMEM, "box write: cannot track %zu chunks", cap);
             x->fresh = grown, x->fresh_cap = cap;
@@ -718,7 +719,7 @@ static void drop_fresh(strata_world *w, box_write *x)
 static strata_status write_voxels(strata_world *w, box_write *x, size_t n)
 {
     const int P = w->size;
-    uint64_t *counts = calloc((size_t)P * 3, sizeof *counts);
+    uint64_t *counts = strata_calloc((size_t)P * 3, sizeof *counts);
     uint64_t *recv_bytes = counts + P;
     uint8_t *recv = NULL;
     double t0 = MPI_Wtime();
@@ -732,7 +733,7 @@ static strata_status write_voxels(strata_world *w, box_write *x, size_t n)
     uint64_t total = 0;
     for (int q = 0; !st && q < P; q++)
         x->cursor[q] = total, total += counts[q];
-    if (!st && !(x->send = malloc(total ? total : 1)))
+    if (!st && !(x->send = strata_malloc(total ? total : 1)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box write: cannot allocate %" PRIu64 " bytes", total);
     for (size_t i = 0; !st && i < n; i++)
         st = each_piece(w, i, x->boxes[i], write_pack, x);
@@ -811,7 +812,7 @@ static strata_status push_box(strata_world *w, box_list *l, const int64_t b[6])
 {
     if (l->n == l->cap) {
         size_t cap = l->cap ? 2 * l->cap : 64;
-        int64_t(*grown)[6] = realloc(l->boxes, cap * sizeof *grown);
+        int64_t(*grown)[6] = strata_realloc(l->boxes, cap * sizeof *grown);
         if (!grown)
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list %zu domain boxes", cap);
         l->boxes = grown, l->cap = cap;
