@@ -81,6 +81,16 @@ static void remember_site(const char *site)
     pthread_mutex_unlock(&sites_lock);
 }
 
+/* A filter with a line ("store.c:812") names one site: the site's name ends
+ * with it; without one, any site whose name contains it. */
+static int site_matches(const char *site)
+{
+    if (!strchr(site_filter, ':'))
+        return strstr(site, site_filter) != NULL;
+    size_t n = strlen(site), f = strlen(site_filter);
+    return n >= f && strcmp(site + n - f, site_filter) == 0 && (n == f || site[n - f - 1] == '/');
+}
+
 /* 1 when this allocation must fail. */
 static int fail_now(const char *site)
 {
@@ -92,7 +102,7 @@ static int fail_now(const char *site)
         if (atomic_load(&state) != 2)
             return 0;
     }
-    if (!rank_matches || (site_filter[0] && !strstr(site, site_filter)))
+    if (!rank_matches || (site_filter[0] && !site_matches(site)))
         return 0;
     remember_site(site);
     long n = atomic_fetch_add(&counted, 1) + 1;

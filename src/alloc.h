@@ -7,7 +7,8 @@
  * Armed (strata_alloc_fail, or STRATA_ALLOC_FAIL=N[:RANK[:SITE]] read at the
  * first allocation), the Nth counted allocation on RANK of MPI_COMM_WORLD (any
  * rank when omitted or -1) returns NULL once; SITE, when given, counts only the
- * sites whose "file:line" contains it. Allocations by HDF5, MPI and zstd are
+ * sites whose "file:line" contains it ("update.c"), or, with a line
+ * ("store.c:812"), that one site. Allocations by HDF5, MPI and zstd are
  * not counted: they fail in their own ways.
  */
 #ifndef STRATA_ALLOC_H
@@ -33,8 +34,8 @@ int strata_posix_memalign_at(void **p, size_t alignment, size_t size, const char
 /* ---- for tests ------------------------------------------------------------------ */
 
 /** Arm: the nth allocation counted from now (1 = the next) on `rank` of
- *  MPI_COMM_WORLD (-1: every rank) fails once; site: NULL, or a substring of the
- *  "file:line" of the sites counted. nth = 0 disarms but keeps counting (to
+ *  MPI_COMM_WORLD (-1: every rank) fails once; site: NULL, or a filter of the
+ *  sites counted as for STRATA_ALLOC_FAIL. nth = 0 disarms but keeps counting (to
  *  learn how many allocations an operation makes). Call after MPI_Init. */
 void strata_alloc_fail(long nth, int rank, const char *site);
 /** Stop counting and failing. */

@@ -650,8 +650,14 @@ static strata_status write_materials(strata_world *w, const uint64_t *ids, outpu
     for (uint32_t id = 0; id <= UINT16_MAX; id++)
         n += (hsize_t)material_marked(ids, id);
     material_record *rows = strata_calloc(n ? n : 1, sizeof *rows);
-    if (!rows)
-        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "extraction: no memory for the material table");
+    /* Agreed before the collective dataset creation, which every rank enters or none. */
+    strata_status st = world_agree(
+        w, rows ? STRATA_OK
+                : WORLD_FAIL(w, STRATA_ERR_NOMEM, "extraction: no memory for the material table"));
+    if (st) {
+        free(rows);
+        return st;
+    }
     material_record *row = rows;
     for (uint32_t id = 0; id <= UINT16_MAX; id++) {
         strata_material m;

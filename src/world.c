@@ -715,8 +715,10 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
     /* Agreed before rank 0 touches the disk: a configuration one rank refused
      * must leave nothing behind. */
     st = world_agree(w, check_same_config(w, st));
+    int made = 0; /* rank 0 made w->dir: the new world, or its staging directory */
     if (!st && w->rank == 0) {
         st = make_directory(w, flags, &w->error);
+        made = !st;
         if (!st)
             st = take_lock(w, &w->error);
         if (!st)
@@ -736,8 +738,15 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
         st = attach(w);
     }
     if (st) {
-        error_publish(&w->error);
+        /* A failed create leaves nothing: rank 0 removes what it made. */
+        strata_error saved = w->error;
+        char dir[STRATA_PATH_MAX];
+        memcpy(dir, w->dir, sizeof dir);
         world_free(w);
+        if (made)
+            remove_tree(dir, NULL);
+        MPI_Barrier(comm);
+        error_publish(&saved);
         return st;
     }
     *out = w;

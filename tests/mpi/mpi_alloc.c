@@ -1,0 +1,412 @@
+/*
+ * mpi_alloc.c: allocation failures (src/alloc.h), one rank at a time, at every
+ * allocation site each operation reaches: open, flush, commit, reindex,
+ * compaction, extraction, point / LOD / region queries and raw import.
+ *
+ * For each operation a first, unarmed run lists the sites it reaches on each
+ * rank (strata_alloc_fail with n = 0 counts); then, for every site, the
+ * operation runs again with the first allocation at that site failing on one
+ * rank that reaches it (rotating over those ranks). Each case checks (see
+ * fault_check.h): every rank returns the same status and message; no hang; the
+ * world is at the previous or the new version, whole, and fsck is clean; the
+ * handle stays usable. Leaks are caught by the sanitized build's LeakSanitizer.
+ * Rank 0 prints how many distinct sites each operation reached.
+ */
+#include "alloc.h"
+#include "fault_check.h"
+
+#include <sys/stat.h>
+
+typedef struct {
+    char path[4096], extract[4200], import[4200], raw[4200];
+    strata_world *w;
+    int version;          /* committed, and what the handle's routed reads see */
+    uint16_t *lod;        /* unarmed answers of the LOD query */
+    size_t regions;       /* unarmed answer of the region query */
+    int64_t (*points)[3]; /* this rank's share of the voxels */
+    size_t n;
+} world_case;
+
+typedef struct {
+    const char *name;
+    strata_status (*prepare)(world_case *c);        /* unarmed, may be NULL */
+    strata_status (*run)(world_case *c);            /* armed */
+    void (*check)(world_case *c, strata_status st); /* unarmed: verify and move on */
+} operation;
+
+/* ---- operations ------------------------------------------------------------------ */
+
+static strata_status run_open(world_case *c)
+{
+    strata_world *r = NULL;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, c->path, STRATA_READ, NULL, &r);
+    fc_agreed(st, NULL);
+    MT_CHECK(st ? r == NULL : r != NULL, "%s: out handle %p with status %d", fc_case, (void *)r,
+             st);
+    if (r)
+        strata_world_close(r);
+    return st;
+}
+
+static void check_nothing(world_case *c, strata_status st)
+{
+    (void)c, (void)st;
+}
+
+static strata_status run_flush(world_case *c)
+{
+    return fc_write(c->w, c->version + 1);
+}
+
+static void check_flush(world_case *c, strata_status st)
+{
+    int seen = fc_version(c->w, c->version, c->version + 1);
+    MT_CHECK(seen == (st ? c->version : c->version + 1), "%s: flushed state is version %d", fc_case,
+             seen);
+    strata_status done = st ? STRATA_OK : strata_commit(c->w, NULL);
+    MT_CHECK(!done, "%s: commit after: %s", fc_case, strata_last_error(c->w));
+    c->version += !st && !done;
+}
+
+static strata_status prepare_commit(world_case *c)
+{
+    return fc_write(c->w, c->version + 1);
+}
+
+static strata_status run_commit(world_case *c)
+{
+    return strata_commit(c->w, NULL);
+}
+
+static void check_commit(world_case *c, strata_status st)
+{
+    int seen = fc_check_world(c->path, c->version, c->version + 1);
+    MT_CHECK(seen == (st ? c->version : c->version + 1), "%s: the world is at version %d", fc_case,
+             seen);
+    if (st) { /* the handle retries and commits */
+        strata_status again = strata_commit(c->w, NULL);
+        MT_CHECK(!again, "%s: retry: %s", fc_case, strata_last_error(c->w));
+        seen = fc_check_world(c->path, c->version, c->version + 1);
+        MT_CHECK(seen == c->version + 1, "%s: after the retry the world is at version %d", fc_case,
+                 seen);
+    }
+    c->version++;
+}
+
+static strata_status run_reindex(world_case *c)
+{
+    return strata_reindex(c->w, 1, NULL);
+}
+
+static strata_status run_compact(world_case *c)
+{
+    return strata_compact(c->w, NULL);
+}
+
+/* Reindex and compaction keep the voxels: the world stays at its version. */
+static void check_same(world_case *c, strata_status st)
+{
+    (void)st;
+    int seen = fc_check_world(c->path, c->version, c->version);
+    MT_CHECK(seen == c->version, "%s: the world is at version %d", fc_case, seen);
+    MT_CHECK(fc_version(c->w, c->version, c->version) == c->version,
+             "%s: the handle no longer reads version %d", fc_case, c->version);
+}
+
+static strata_status run_extract(world_case *c)
+{
+    const int64_t box[6] = {0, 0, 0, FC_X, FC_Y, FC_Z};
+    return strata_extract(c->w, box, 0, c->extract, NULL, NULL);
+}
+
+static void check_extract(world_case *c, strata_status st)
+{
+    struct stat sb;
+    int exists = stat(c->extract, &sb) == 0;
+    MT_CHECK(exists == !st, "%s: %s %s after status %d", fc_case, c->extract,
+             exists ? "exists" : "is missing", st);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (mt_rank == 0)
+        remove(c->extract);
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+static strata_status run_points(world_case *c)
+{
+    uint16_t *got = malloc((c->n + 1) * sizeof *got);
+    strata_status st = strata_query_points(c->w, (const int64_t(*)[3])c->points, c->n, got);
+    for (size_t i = 0; !st && i < c->n; i++)
+        if (got[i] != fc_pattern(c->version, c->points[i][0], c->points[i][1], c->points[i][2])) {
+            MT_CHECK(0, "%s: voxel %zu reads %u", fc_case, i, got[i]);
+            break;
+        }
+    free(got);
+    return st;
+}
+
+static strata_status lod_query(world_case *c, uint16_t *out)
+{
+    return strata_query_lod(c->w, (const int64_t(*)[3])c->points, c->n, 2, -1.0, out, NULL);
+}
+
+/* The unarmed answer of the current version. */
+static strata_status prepare_lod(world_case *c)
+{
+    return lod_query(c, c->lod);
+}
+
+static strata_status run_lod(world_case *c)
+{
+    uint16_t *got = malloc((c->n + 1) * sizeof *got);
+    strata_status st = lod_query(c, got);
+    MT_CHECK(st || memcmp(got, c->lod, c->n * sizeof *got) == 0, "%s: LOD answers differ", fc_case);
+    free(got);
+    return st;
+}
+
+static strata_status region_query(world_case *c, size_t *n)
+{
+    const int64_t box[6] = {0, 0, 0, FC_X, FC_Y, FC_Z};
+    strata_region *regions = NULL;
+    strata_status st = strata_query_region(c->w, box, 0, 1.0, &regions, n);
+    free(regions);
+    return st;
+}
+
+static strata_status prepare_region(world_case *c)
+{
+    return region_query(c, &c->regions);
+}
+
+static strata_status run_region(world_case *c)
+{
+    size_t n = 0;
+    strata_status st = region_query(c, &n);
+    MT_CHECK(st || n == c->regions, "%s: %zu regions, unarmed %zu", fc_case, n, c->regions);
+    return st;
+}
+
+static strata_status run_import(world_case *c)
+{
+    strata_raw_options raw = {.dims = {FC_X, FC_Y, FC_Z}, .type = STRATA_RAW_UINT8};
+    strata_config cfg;
+    strata_config_init(&cfg);
+    cfg.chunk_edge = FC_EDGE;
+    strata_options opt;
+    strata_options_init(&opt);
+    opt.threads = 1;
+    strata_world *r = NULL;
+    strata_status st =
+        strata_import_raw(MPI_COMM_WORLD, c->import, c->raw, &raw, &cfg, &opt, 0, NULL, &r);
+    fc_agreed(st, NULL);
+    if (r)
+        strata_world_close(r);
+    return st;
+}
+
+static void check_import(world_case *c, strata_status st)
+{
+    struct stat sb;
+    int exists = stat(c->import, &sb) == 0;
+    MT_CHECK(exists == !st, "%s: %s %s after status %d", fc_case, c->import,
+             exists ? "exists" : "is missing", st);
+    if (!st)
+        MT_CHECK(fc_check_world(c->import, 1, 1) == 1, "%s: imported world differs", fc_case);
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (mt_rank == 0)
+        mt_remove_tree(c->import);
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
+static const operation operations[] = {
+    {"open", NULL, run_open, check_nothing},
+    {"flush", NULL, run_flush, check_flush},
+    {"commit", prepare_commit, run_commit, check_commit},
+    {"reindex", NULL, run_reindex, check_same},
+    {"compact", NULL, run_compact, check_same},
+    {"extract", NULL, run_extract, check_extract},
+    {"query_points", NULL, run_points, check_nothing},
+    {"query_lod", prepare_lod, run_lod, check_nothing},
+    {"query_region", prepare_region, run_region, check_nothing},
+    {"import", NULL, run_import, check_import},
+    /* Again, now that the queries built the index: commits and compaction update it. */
+    {"commit (index built)", prepare_commit, run_commit, check_commit},
+    {"compact (index built)", NULL, run_compact, check_same},
+};
+
+/* ---- sites --------------------------------------------------------------------- */
+
+/* "dir/src/commit.c:123" -> "commit.c:123" (index/lod.c:55 keeps its folder). */
+static const char *short_site(const char *site)
+{
+    const char *s = strstr(site, "/src/");
+    return s ? s + 5 : site;
+}
+
+/* Every rank's sites, "site\n" each, gathered on every rank; *owner: per site in
+ * the result, a bit mask of the ranks that reached it (up to 64 ranks). */
+static char *gather_sites(size_t *count, uint64_t **owners)
+{
+    const char *mine[4096];
+    size_t n = strata_alloc_sites(mine, 4096);
+    size_t length = 0;
+    for (size_t i = 0; i < n && i < 4096; i++)
+        length += strlen(short_site(mine[i])) + 1;
+    char *text = malloc(length + 1), *at = text;
+    for (size_t i = 0; i < n && i < 4096; i++)
+        at += sprintf(at, "%s\n", short_site(mine[i]));
+    int len = (int)length, *lengths = malloc(sizeof(int) * (size_t)mt_size),
+        *offsets = malloc(sizeof(int) * (size_t)mt_size);
+    MPI_Allgather(&len, 1, MPI_INT, lengths, 1, MPI_INT, MPI_COMM_WORLD);
+    int total = 0;
+    for (int r = 0; r < mt_size; r++)
+        offsets[r] = total, total += lengths[r];
+    char *all = malloc((size_t)total + 1);
+    MPI_Allgatherv(text, len, MPI_CHAR, all, lengths, offsets, MPI_CHAR, MPI_COMM_WORLD);
+    all[total] = '\0';
+    /* Unique sites in first-seen order, each with its ranks. */
+    char *unique = malloc((size_t)total + 1);
+    size_t used = 0, k = 0;
+    uint64_t *mask = calloc((size_t)total + 1, sizeof *mask);
+    unique[0] = '\0';
+    for (int r = 0; r < mt_size; r++) {
+        for (char *s = all + offsets[r]; s < all + offsets[r] + lengths[r];) {
+            char *end = strchr(s, '\n');
+            *end = '\0';
+            size_t j = 0;
+            const char *u = unique;
+            while (j < k && strcmp(u, s) != 0)
+                u += strlen(u) + 1, j++;
+            if (j == k) {
+                strcpy(unique + used, s);
+                used += strlen(s) + 1;
+                k++;
+            }
+            mask[j] |= (uint64_t)1 << (r % 64);
+            s = end + 1;
+        }
+    }
+    free(text), free(lengths), free(offsets), free(all);
+    *count = k;
+    *owners = mask;
+    return unique;
+}
+
+static size_t sites_total;
+static char *distinct[1024]; /* every site reached by some operation */
+static size_t distinct_count;
+
+static void note_distinct(const char *site)
+{
+    for (size_t i = 0; i < distinct_count; i++)
+        if (!strcmp(distinct[i], site))
+            return;
+    if (distinct_count < 1024)
+        distinct[distinct_count++] = strdup(site);
+}
+
+static void run_operation(world_case *c, const operation *op)
+{
+    /* Unarmed: which sites does it reach? */
+    fc_begin("%s: listing its allocation sites at %d ranks", op->name, mt_size);
+    strata_status st = op->prepare ? op->prepare(c) : STRATA_OK;
+    MT_CHECK(!st, "%s: prepare: %s", fc_case, strata_last_error(c->w));
+    strata_alloc_fail(0, -1, NULL);
+    st = op->run(c);
+    strata_alloc_disarm();
+    MT_CHECK(!st, "%s: unarmed: %s", fc_case, strata_last_error(c->w));
+    size_t count;
+    uint64_t *owners;
+    char *sites = gather_sites(&count, &owners);
+    op->check(c, st);
+    sites_total += count;
+    if (mt_rank == 0)
+        fprintf(stderr, "mpi_alloc: %s reaches %zu allocation sites at %d ranks\n", op->name, count,
+                mt_size);
+    const char *site = sites;
+    for (size_t i = 0; i < count; i++, site += strlen(site) + 1) {
+        note_distinct(site);
+        /* One rank that reaches the site, rotating. */
+        int rank = -1;
+        for (int t = 0; t < mt_size && rank < 0; t++) {
+            int r = (int)((i + (size_t)t) % (size_t)mt_size);
+            if (owners[i] & ((uint64_t)1 << (r % 64)))
+                rank = r;
+        }
+        fc_begin("%s: first allocation at %s fails on rank %d of %d", op->name, site, rank,
+                 mt_size);
+        st = op->prepare ? op->prepare(c) : STRATA_OK;
+        MT_CHECK(!st, "%s: prepare: %s", fc_case, strata_last_error(c->w));
+        strata_alloc_fail(1, rank, site);
+        st = op->run(c);
+        int failed = strata_alloc_failed();
+        strata_alloc_disarm();
+        if (op->run != run_open && op->run != run_import)
+            fc_agreed(st, c->w);
+        int any = 0;
+        MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+        /* A failed allocation that an operation absorbs (a cache it does without)
+         * may still succeed; one that it reports must be NOMEM. */
+        MT_CHECK(!st || st == STRATA_ERR_NOMEM, "%s: status %s: %s", fc_case, strata_strerror(st),
+                 strata_last_error(op->run == run_open || op->run == run_import ? NULL : c->w));
+        MT_CHECK(any || !st, "%s: failed (%s) with no allocation failing", fc_case,
+                 strata_strerror(st));
+        op->check(c, st);
+    }
+    free(sites);
+    free(owners);
+    alarm(0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *dir = mt_init(&argc, &argv);
+    world_case c = {0};
+    snprintf(c.path, sizeof c.path, "%s/world", dir);
+    snprintf(c.extract, sizeof c.extract, "%s/out.h5", dir);
+    snprintf(c.import, sizeof c.import, "%s/imported", dir);
+    snprintf(c.raw, sizeof c.raw, "%s/volume.raw", dir);
+    if (mt_rank == 0) {
+        mt_remove_tree(c.import);
+        remove(c.extract);
+        /* The raw volume is version 1's pattern (all ids fit a byte). */
+        FILE *f = fopen(c.raw, "wb");
+        for (size_t i = 0; f && i < FC_VOXELS; i++) {
+            int64_t p[3];
+            fc_voxel(i, p);
+            fputc(fc_pattern(1, p[0], p[1], p[2]), f);
+        }
+        if (!f || fclose(f) != 0)
+            MT_CHECK(0, "cannot write %s", c.raw);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    fc_begin("create at %d ranks", mt_size);
+    strata_status st = fc_create(c.path, &c.w);
+    if (!st)
+        st = fc_write(c.w, 1);
+    if (!st)
+        st = strata_commit(c.w, NULL);
+    MT_CHECK(!st, "first commit: %s", strata_last_error(c.w ? c.w : NULL));
+    if (st)
+        return mt_finish("mpi_alloc");
+    c.version = 1;
+    size_t first = (size_t)FC_VOXELS * mt_rank / mt_size;
+    c.n = (size_t)FC_VOXELS * (mt_rank + 1) / mt_size - first;
+    c.points = malloc((c.n + 1) * sizeof *c.points);
+    c.lod = malloc((c.n + 1) * sizeof *c.lod);
+    for (size_t i = 0; i < c.n; i++)
+        fc_voxel(first + i, c.points[i]);
+    for (size_t i = 0; !st && i < sizeof operations / sizeof operations[0]; i++)
+        run_operation(&c, &operations[i]);
+    if (mt_rank == 0)
+        fprintf(stderr,
+                "mpi_alloc: %zu (operation, site) pairs failed at %d ranks, %zu distinct sites\n",
+                sites_total, mt_size, distinct_count);
+    for (size_t i = 0; i < distinct_count; i++)
+        free(distinct[i]);
+    strata_world_close(c.w);
+    free(c.points);
+    free(c.lod);
+    alarm(0);
+    return mt_finish("mpi_alloc");
+}
