@@ -457,6 +457,8 @@ typedef struct {
     uint16_t material;
     double distance; /**< where the ray enters that voxel, along the normalised direction */
     uint64_t steps;  /**< voxel steps plus skips taken (work done) */
+    int normal[3];   /**< outward normal of the face the ray entered the voxel (or cell)
+                          through: one axis +-1; all 0 when the ray starts inside it */
 } strata_ray_hit;
 
 /**
@@ -471,6 +473,93 @@ typedef struct {
  */
 strata_status strata_ray(strata_world *w, const double from[3], const double dir[3],
                          double max_dist, strata_ray_hit *hit);
+
+/** Options of strata_cast_rays. Initialise with strata_cast_options_init. */
+typedef struct {
+    int level;              /**< LOD level whose cells rays stop at: 0 (voxels) .. log2(C) */
+    const uint16_t *hidden; /**< materials rays pass through like air (may be NULL) */
+    size_t hidden_count;
+    double max_dist;        /**< largest distance, voxel units (INFINITY: no limit) */
+} strata_cast_options;
+
+/** Defaults: level 0, nothing hidden, no distance limit. */
+void strata_cast_options_init(strata_cast_options *opt);
+
+/**
+ * Cast this rank's n rays (n may differ per rank) to the first cell of the
+ * option's level whose LOD value (the voxel at level 0, the cell's exact mode
+ * above) is neither air nor hidden. The walk is strata_ray's (Amanatides-Woo
+ * over the level's cells of 2^level voxels, ties stepping x, then y, then z,
+ * skipping wholly empty nodes, chunks and pyramid cells), with two differences:
+ * a ray may start outside the world, and then enters it where it first meets
+ * the box of the level's cells (hit.normal then names that face if the first
+ * cell is not empty); and each rank walks its own rays without communication,
+ * reading whatever rows, pyramids and chunks they cross. A ray's result is the
+ * same whichever rank casts it. hits[i].voxel is the hit cell's first voxel
+ * (cell coordinates x 2^level); distances are voxel units along dir[i] / |dir[i]|
+ * from from[i]. Reads the last commit. Collective (the index is built on first
+ * use; any rank's error is every rank's).
+ * @param[in] from starting points, voxel units, finite (may lie outside the world)
+ * @param[in] dir  directions, non-zero and finite
+ * @param[in] opt  options, or NULL for the defaults
+ */
+strata_status strata_cast_rays(strata_world *w, const double (*from)[3], const double (*dir)[3],
+                               size_t n, const strata_cast_options *opt, strata_ray_hit *hits);
+
+/* ---- rendering --------------------------------------------------------------- */
+
+/** Options of strata_render. Initialise with strata_render_options_init. */
+typedef struct {
+    int width, height; /**< pixels, 1..8192 each */
+    /** 0: frame the whole world from above at an angle (from, look_at, up and fov
+     *  are then chosen; strata_render_stats reports them); 1: use the four below */
+    int has_camera;
+    double from[3], look_at[3]; /**< camera position and target, voxel coordinates */
+    double up[3];               /**< up direction (not zero, not along the view) */
+    double fov;                 /**< vertical field of view, degrees, in (0, 180) */
+    double sun_azimuth;   /**< direction of the sun, degrees clockwise from north (+y) */
+    double sun_elevation; /**< degrees above the horizontal plane, in [-90, 90] */
+    int shadows;          /**< 1: a second ray toward the sun darkens what it hits */
+    int level;            /**< LOD level of the cells drawn: 0 (voxels) .. log2(C) */
+    const uint16_t *hidden; /**< materials drawn transparent like air (may be NULL) */
+    size_t hidden_count;
+    /** Vertical exaggeration: z is drawn this many times its true scale. 0:
+     *  automatic (1 for cubic voxels, else docs/render.md's rule). */
+    double exaggeration;
+} strata_render_options;
+
+/** What strata_render drew. Totals are over all ranks. */
+typedef struct {
+    double exaggeration;        /**< the vertical exaggeration used */
+    double from[3], look_at[3]; /**< the camera used (voxel coordinates) */
+    double up[3], fov;
+    uint64_t rays;    /**< primary and shadow rays cast */
+    uint64_t steps;   /**< their cell steps plus skips */
+    uint64_t hits;    /**< pixels showing the world */
+    double seconds;   /**< wall time of the call */
+} strata_render_stats;
+
+/** Defaults: 1024 x 768, framed camera (fov 40), sun at azimuth 315, elevation 45,
+ *  shadows on, level 0, nothing hidden, automatic exaggeration. */
+void strata_render_options_init(strata_render_options *opt);
+
+/**
+ * Draw a perspective image of the world's last commit: each pixel's ray (through
+ * the pixel's centre) is cast as by strata_cast_rays to the first cell that is
+ * neither air nor hidden, coloured by the material table and shaded by the
+ * face it entered through and the sun, with a shadow ray toward the sun
+ * (docs/render.md gives every formula). Geometry is drawn in metres (the voxel
+ * size) with z times the exaggeration. The image's rows are split among the
+ * ranks (row j on rank j mod size) and gathered on rank 0; the image is the
+ * same, byte for byte, at any rank count. A camera whose rays all miss the
+ * world, a zero or parallel up vector, a camera at its target or a fov outside
+ * (0, 180) is STRATA_ERR_ARG naming it. Collective.
+ * @param[out] rgb       rank 0: width x height x 3 bytes, rows top to bottom (NULL elsewhere)
+ * @param[out] materials rank 0: width x height materials hit (0: nothing), or NULL
+ * @param[out] stats     may be NULL
+ */
+strata_status strata_render(strata_world *w, const strata_render_options *opt, uint8_t *rgb,
+                            uint16_t *materials, strata_render_stats *stats);
 
 typedef struct {
     uint16_t material;

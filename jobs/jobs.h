@@ -14,6 +14,7 @@ int job_compact(job *j, int argc, char **argv);
 int job_rebalance(job *j, int argc, char **argv);
 int job_region(job *j, int argc, char **argv);
 int job_ray(job *j, int argc, char **argv);
+int job_render(job *j, int argc, char **argv);
 int job_stats(job *j, int argc, char **argv);
 int job_reindex(job *j, int argc, char **argv);
 int job_extract(job *j, int argc, char **argv);

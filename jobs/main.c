@@ -21,6 +21,7 @@ static const struct {
     {"rebalance", job_rebalance, "recompute splitters by stored bytes or chunk count"},
     {"region", job_region, "homogeneous regions of a box at a LOD"},
     {"ray", job_ray, "first non-air voxel along a ray"},
+    {"render", job_render, "a perspective picture of the world (PNG), shaded, with shadows"},
     {"stats", job_stats, "voxels per material in a box"},
     {"reindex", job_reindex, "rebuild the LOD index (stale chunks, or --full)"},
     {"extract", job_extract, "write a box (full resolution or a LOD) to HDF5 + XDMF + PNG"},

@@ -185,16 +185,36 @@ static int collect_legend(const uint16_t *cells, size_t n, const strata_world *w
     return 0;
 }
 
+/* The legend's width and height for these entries. */
+static void legend_size(const legend_entry *legend, size_t entries, int64_t *w, int64_t *h)
+{
+    size_t longest = 0;
+    for (size_t i = 0; i < entries; i++)
+        longest = strlen(legend[i].text) > longest ? strlen(legend[i].text) : longest;
+    *w = 3 * LEGEND_PAD + SWATCH + (int64_t)longest * GLYPH_ADVANCE;
+    *h = 2 * LEGEND_PAD + (int64_t)entries * LEGEND_LINE;
+}
+
+/* The legend at column x0 of the canvas. */
+static void draw_legend(canvas *c, int64_t x0, const legend_entry *legend, size_t entries)
+{
+    static const uint8_t border[3] = {0, 0, 0};
+    int64_t x = x0 + LEGEND_PAD;
+    for (size_t i = 0; i < entries; i++) {
+        int64_t y = LEGEND_PAD + (int64_t)i * LEGEND_LINE;
+        fill_rect(c, x, y, SWATCH, SWATCH, border);
+        fill_rect(c, x + 1, y + 1, SWATCH - 2, SWATCH - 2, legend[i].m.rgb);
+        draw_text(c, x + SWATCH + LEGEND_PAD, y, legend[i].text);
+    }
+}
+
 /* Render slice and legend into a canvas. */
 static int render(canvas *c, const uint16_t *cells, int64_t width, int64_t height,
                   const legend_entry *legend, size_t entries)
 {
     const int s = png_cell_scale(width, height);
-    size_t longest = 0;
-    for (size_t i = 0; i < entries; i++)
-        longest = strlen(legend[i].text) > longest ? strlen(legend[i].text) : longest;
-    int64_t legend_w = 3 * LEGEND_PAD + SWATCH + (int64_t)longest * GLYPH_ADVANCE;
-    int64_t legend_h = 2 * LEGEND_PAD + (int64_t)entries * LEGEND_LINE;
+    int64_t legend_w, legend_h;
+    legend_size(legend, entries, &legend_w, &legend_h);
     c->width = width * s + legend_w;
     c->height = height * s > legend_h ? height * s : legend_h;
     c->pixels = malloc((size_t)(c->width * c->height * 3));
@@ -215,14 +235,7 @@ static int render(canvas *c, const uint16_t *cells, int64_t width, int64_t heigh
             }
             fill_rect(c, col * s, (height - 1 - row) * s, s, s, legend[lo].m.rgb);
         }
-    static const uint8_t border[3] = {0, 0, 0};
-    int64_t x = width * s + LEGEND_PAD;
-    for (size_t i = 0; i < entries; i++) {
-        int64_t y = LEGEND_PAD + (int64_t)i * LEGEND_LINE;
-        fill_rect(c, x, y, SWATCH, SWATCH, border);
-        fill_rect(c, x + 1, y + 1, SWATCH - 2, SWATCH - 2, legend[i].m.rgb);
-        draw_text(c, x + SWATCH + LEGEND_PAD, y, legend[i].text);
-    }
+    draw_legend(c, width * s, legend, entries);
     return 0;
 }
 
@@ -311,6 +324,46 @@ int png_write_slice(const char *path, const uint16_t *cells, int64_t width, int6
     int rc = collect_legend(cells, (size_t)(width * height), w, &legend, &entries);
     if (!rc)
         rc = render(&c, cells, width, height, legend, entries);
+    if (rc)
+        snprintf(error, error_size, "cannot draw %s: out of memory", path);
+    else
+        rc = encode(path, &c, error, error_size);
+    free(c.pixels);
+    free(legend);
+    return rc;
+}
+
+int png_write_picture(const char *path, const uint8_t *rgb, const uint16_t *ids, int64_t width,
+                      int64_t height, const strata_world *w, char *error, size_t error_size)
+{
+    if (width < 1 || height < 1 || width > 65536 || height > 65536) {
+        snprintf(error, error_size, "cannot draw a %" PRId64 " x %" PRId64 " picture to %s",
+                 width, height, path);
+        return -1;
+    }
+    legend_entry *legend = NULL, *shown;
+    size_t entries = 0;
+    canvas c = {NULL, 0, 0};
+    int rc = collect_legend(ids, (size_t)(width * height), w, &legend, &entries);
+    shown = legend;
+    if (!rc && entries && legend[0].id == 0) { /* 0 is the sky, not a material shown */
+        shown++;
+        entries--;
+    }
+    int64_t legend_w = 0, legend_h = 0;
+    if (!rc) {
+        legend_size(shown, entries, &legend_w, &legend_h);
+        c.width = width + legend_w;
+        c.height = height > legend_h ? height : legend_h;
+        if (!(c.pixels = malloc((size_t)(c.width * c.height * 3))))
+            rc = -1;
+    }
+    if (!rc) {
+        memset(c.pixels, 255, (size_t)(c.width * c.height * 3));
+        for (int64_t y = 0; y < height; y++)
+            memcpy(c.pixels + 3 * y * c.width, rgb + 3 * y * width, (size_t)(3 * width));
+        draw_legend(&c, width, shown, entries);
+    }
     if (rc)
         snprintf(error, error_size, "cannot draw %s: out of memory", path);
     else

@@ -26,4 +26,12 @@ int png_cell_scale(int64_t width, int64_t height);
 int png_write_slice(const char *path, const uint16_t *cells, int64_t width, int64_t height,
                     const strata_world *w, char *error, size_t error_size);
 
+/**
+ * Write an RGB picture (width x height, rows top to bottom) with a legend of the
+ * materials of ids (one per pixel; 0, the sky, is not listed) to its right.
+ * Local. Returns 0, or -1 with a message in error.
+ */
+int png_write_picture(const char *path, const uint8_t *rgb, const uint16_t *ids, int64_t width,
+                      int64_t height, const strata_world *w, char *error, size_t error_size);
+
 #endif

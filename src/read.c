@@ -142,9 +142,7 @@ strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], s
 
 /* ---- reads of the committed state (not collective) ----------------------------------- */
 
-/* The committed chunk of key: own clean chunks serve directly; others come
- * through the committed-copy cache, decoded from the newest row in the store. */
-static strata_status committed_chunk(strata_world *w, uint64_t key, chunk **out)
+strata_status world_committed_chunk(strata_world *w, uint64_t key, chunk **out)
 {
     int own = world_owns(w, key);
     if (own) {
@@ -190,7 +188,7 @@ static __attribute__((noinline)) strata_status read_voxel_slow(strata_world *w, 
     const uint64_t mask = (uint64_t)w->edge - 1;
     uint64_t key = world_key(w, (uint64_t)x >> b, (uint64_t)y >> b, (uint64_t)z >> b);
     chunk *k;
-    strata_status st = committed_chunk(w, key, &k);
+    strata_status st = world_committed_chunk(w, key, &k);
     if (st)
         return st;
     *out = k->voxels ? k->voxels[((uint64_t)x & mask) | ((uint64_t)y & mask) << b |
@@ -236,7 +234,7 @@ strata_status strata_load_chunk(strata_world *w, int64_t cx, int64_t cy, int64_t
     strata_status st = strata_chunk_key(w, cx, cy, cz, &key);
     chunk *k;
     if (!st)
-        st = committed_chunk(w, key, &k);
+        st = world_committed_chunk(w, key, &k);
     if (st)
         return st;
     if (k->voxels)

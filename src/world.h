@@ -78,6 +78,12 @@ const store_row *world_own_row(const strata_world *w, uint64_t key);
  * Local. The chunk stays resident until strata_world_evict runs.
  */
 strata_status world_own_chunk(strata_world *w, uint64_t key, chunk **out);
+/**
+ * The committed chunk of key (any rank's): an own clean resident chunk directly,
+ * others through the committed-copy cache, decoded from the newest row in the
+ * store. Local. *out stays valid until the next call that loads a chunk.
+ */
+strata_status world_committed_chunk(strata_world *w, uint64_t key, chunk **out);
 /** Decode a committed chunk described by row into voxels (C^3). Local. */
 strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *voxels);
 /** Trim the clean-chunk caches to their budgets. Local. */

@@ -1,0 +1,62 @@
+/* ray.h: rays through the index, walked by one rank without communication.
+ *
+ * The public functions (strata_ray, strata_cast_rays) are declared in strata.h;
+ * the renderer (src/render.c) casts through a caster directly, one pixel row at
+ * a time, and agrees once at the end.
+ */
+#ifndef STRATA_RAY_H
+#define STRATA_RAY_H
+
+#include <stdint.h>
+
+#include "index/octree.h"
+#include "strata.h"
+
+/** One rank's ray walker: the level, the empty materials and the chunk last crossed. */
+typedef struct {
+    struct strata_world *w;
+    lod_index *x;
+    int level;        /* LOD level of the cells rays stop at, 0..log2(C) */
+    int64_t cells[3]; /* cells of that level per axis: ceil(dims / 2^level) */
+    uint8_t *empty;   /* 65536 flags: 1 for air and the hidden materials */
+    /* the chunk of the last cell looked at */
+    int have;
+    uint64_t key, chunk[3];
+    int single;               /* one material inside the world: `material` */
+    uint16_t material;        /* (absent chunks: air) */
+    int whole;                /* not cut by the world's edge */
+    const lod_pyramid *p;     /* mixed chunk: its pyramid */
+    const uint16_t *voxels;   /* mixed chunk at level 0: its voxels, once read */
+    int have_voxels;
+    /* Rows of other ranks' chunks looked up (direct-mapped by key): the store
+     * keeps one block of rows per segment, which rays crossing many chunks
+     * would read again and again. */
+    struct ray_row_slot *rows;
+} ray_caster;
+
+/**
+ * A caster of cells of `level` (0..log2(C)), passing through air and the
+ * `hidden_n` materials of `hidden`. The index must have been ensured
+ * (index_ensure, collective) before casting. Local.
+ */
+strata_status ray_caster_init(struct strata_world *w, int level, const uint16_t *hidden,
+                              size_t hidden_n, ray_caster *c);
+void ray_caster_free(ray_caster *c);
+/**
+ * Cast one ray (strata_cast_rays' rules: a start outside the world enters it
+ * where the ray meets its box). Reads chunks, rows and pyramids of any rank;
+ * sends nothing. Local.
+ * @param[in] unit direction of length 1 (ray_unit_direction)
+ */
+strata_status ray_cast(ray_caster *c, const double from[3], const double unit[3], double max_dist,
+                       strata_ray_hit *hit);
+/**
+ * dir / |dir| into unit; 0 when dir is zero or not finite. dir is first scaled
+ * by a power of two (exact) so that its largest component lies in [0.5, 1):
+ * the sum of squares can then neither overflow nor underflow, and directions a
+ * power of two apart give the same unit vector bit for bit; then each component
+ * is divided by sqrt(x^2 + y^2 + z^2) of the scaled components.
+ */
+int ray_unit_direction(const double dir[3], double unit[3]);
+
+#endif

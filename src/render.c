@@ -1,0 +1,375 @@
+/* render.c: perspective images of a world through the index's rays.
+ *
+ * Every rank casts the rays of its rows (row j on rank j mod size) with its
+ * own caster (src/index/ray.h): no communication until the rows are gathered on
+ * rank 0. A pixel depends only on its ray, so the image is the same at any
+ * rank count. The formulas are in docs/render.md (tests/mpi/mpi_render.c
+ * recomputes them with a plain voxel walk).
+ */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "index/octree.h"
+#include "index/ray.h"
+#include "world.h"
+
+enum { RENDER_SIDE_MAX = 8192 };
+static const double pi = 3.14159265358979323846;
+/* The default camera: from the south-south-west, 35 degrees above the horizon. */
+static const double frame_azimuth = 200, frame_elevation = 35, frame_fov = 40;
+static const double ambient = 0.35, diffuse = 0.65;
+static const uint8_t sky[3] = {255, 255, 255};
+
+void strata_render_options_init(strata_render_options *opt)
+{
+    memset(opt, 0, sizeof *opt);
+    opt->width = 1024;
+    opt->height = 768;
+    opt->fov = frame_fov;
+    opt->up[2] = 1;
+    opt->sun_azimuth = 315;
+    opt->sun_elevation = 45;
+    opt->shadows = 1;
+}
+
+/* Round to two significant digits. */
+static double two_digits(double x)
+{
+    double p = pow(10, floor(log10(x)) - 1);
+    return round(x / p) * p;
+}
+
+/* docs/render.md: 1 for cubic voxels; else the box's height drawn a quarter of
+ * its longer horizontal side, at least 1, at most what makes voxels cubes. */
+static double auto_exaggeration(const int64_t dims[3], const double vs[3])
+{
+    if (vs[0] == vs[2] && vs[1] == vs[2])
+        return 1;
+    double h = fmax((double)dims[0] * vs[0], (double)dims[1] * vs[1]);
+    double v = (double)dims[2] * vs[2];
+    double e = two_digits(h / (4 * v)), cubes = fmax(vs[0], vs[1]) / vs[2];
+    if (cubes >= 1 && e > cubes)
+        e = cubes;
+    return e < 1 ? 1 : e;
+}
+
+static void cross(const double a[3], const double b[3], double out[3])
+{
+    out[0] = a[1] * b[2] - a[2] * b[1];
+    out[1] = a[2] * b[0] - a[0] * b[2];
+    out[2] = a[0] * b[1] - a[1] * b[0];
+}
+
+static double norm(const double a[3])
+{
+    return sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]);
+}
+
+/* The camera in drawn space (metres, z exaggerated): position, and the view,
+ * right and up unit vectors. */
+typedef struct {
+    double scale[3]; /* drawn units per voxel along each axis */
+    double from[3];  /* voxel coordinates */
+    double f[3], r[3], u[3];
+    double tan_half, aspect;
+    double sun[3];       /* unit vector toward the sun, drawn space */
+    double sun_voxel[3]; /* the same direction in voxel space */
+} camera;
+
+static strata_status setup_camera(strata_world *w, const strata_render_options *o,
+                                  strata_render_stats *used, camera *cam)
+{
+    const int64_t *dims = w->committed.dims;
+    const double *vs = w->committed.voxel_size;
+    double e = o->exaggeration > 0 ? o->exaggeration : auto_exaggeration(dims, vs);
+    used->exaggeration = e;
+    for (int a = 0; a < 3; a++)
+        cam->scale[a] = vs[a] * (a == 2 ? e : 1);
+    cam->aspect = (double)o->width / (double)o->height;
+    if (o->has_camera) {
+        memcpy(used->from, o->from, sizeof used->from);
+        memcpy(used->look_at, o->look_at, sizeof used->look_at);
+        memcpy(used->up, o->up, sizeof used->up);
+        used->fov = o->fov;
+    } else {
+        /* Frame the world's bounding sphere (drawn space) from above at an angle. */
+        double centre[3], half[3], radius;
+        for (int a = 0; a < 3; a++) {
+            centre[a] = (double)dims[a] / 2;
+            half[a] = centre[a] * cam->scale[a];
+        }
+        radius = norm(half);
+        double az = frame_azimuth * pi / 180, el = frame_elevation * pi / 180;
+        double toward[3] = {sin(az) * cos(el), cos(az) * cos(el), sin(el)};
+        double vhalf = frame_fov * pi / 360, hhalf = atan(tan(vhalf) * cam->aspect);
+        double dist = 1.02 * radius / sin(fmin(vhalf, hhalf));
+        for (int a = 0; a < 3; a++) {
+            used->look_at[a] = centre[a];
+            used->from[a] = centre[a] + dist * toward[a] / cam->scale[a];
+            used->up[a] = a == 2;
+        }
+        used->fov = frame_fov;
+    }
+    double fd[3];
+    for (int a = 0; a < 3; a++) {
+        cam->from[a] = used->from[a];
+        fd[a] = (used->look_at[a] - used->from[a]) * cam->scale[a];
+        if (!isfinite(used->from[a]) || !isfinite(used->look_at[a]) || !isfinite(used->up[a]))
+            return WORLD_FAIL(w, STRATA_ERR_ARG, "render: the camera's from, look-at and up must "
+                                                 "be finite");
+    }
+    double length = norm(fd);
+    if (!(length > 0))
+        return WORLD_FAIL(w, STRATA_ERR_ARG,
+                          "render: the camera at (%g, %g, %g) looks at itself: from and look-at "
+                          "must differ",
+                          used->from[0], used->from[1], used->from[2]);
+    for (int a = 0; a < 3; a++)
+        cam->f[a] = fd[a] / length;
+    cross(cam->f, used->up, cam->r);
+    length = norm(cam->r);
+    if (!(length > 0))
+        return WORLD_FAIL(w, STRATA_ERR_ARG,
+                          "render: the up vector (%g, %g, %g) is %s: it must be non-zero and not "
+                          "along the view direction",
+                          used->up[0], used->up[1], used->up[2],
+                          norm(used->up) > 0 ? "along the view direction" : "zero");
+    for (int a = 0; a < 3; a++)
+        cam->r[a] /= length;
+    cross(cam->r, cam->f, cam->u);
+    if (!(used->fov > 0 && used->fov < 180))
+        return WORLD_FAIL(w, STRATA_ERR_ARG,
+                          "render: field of view %g degrees is out of range: it must lie in "
+                          "(0, 180)",
+                          used->fov);
+    cam->tan_half = tan(used->fov * pi / 360);
+    double az = o->sun_azimuth * pi / 180, el = o->sun_elevation * pi / 180;
+    cam->sun[0] = sin(az) * cos(el);
+    cam->sun[1] = cos(az) * cos(el);
+    cam->sun[2] = sin(el);
+    for (int a = 0; a < 3; a++)
+        cam->sun_voxel[a] = cam->sun[a] / cam->scale[a];
+    return STRATA_OK;
+}
+
+/* The direction (voxel space) of pixel (i, j)'s ray. */
+static void pixel_direction(const camera *cam, int i, int j, int width, int height, double d[3])
+{
+    double sx = (2 * (i + 0.5) / width - 1) * cam->tan_half * cam->aspect;
+    double sy = (1 - 2 * (j + 0.5) / height) * cam->tan_half;
+    for (int a = 0; a < 3; a++)
+        d[a] = (cam->f[a] + sx * cam->r[a] + sy * cam->u[a]) / cam->scale[a];
+}
+
+/* A material's colour (cached per id). */
+typedef struct {
+    const strata_world *w;
+    uint8_t (*rgb)[4]; /* [3] = 1 once looked up */
+} palette;
+
+static const uint8_t *colour_of(palette *p, uint16_t id)
+{
+    if (!p->rgb[id][3]) {
+        strata_material m;
+        if (strata_material_get(p->w, id, &m))
+            memset(m.rgb, 128, 3);
+        memcpy(p->rgb[id], m.rgb, 3);
+        p->rgb[id][3] = 1;
+    }
+    return p->rgb[id];
+}
+
+/* Where the shadow ray of a hit starts: on the face the ray entered through,
+ * just outside the cell (docs/render.md). */
+static void shadow_origin(const camera *cam, const double unit[3], const strata_ray_hit *hit,
+                          int level, double p[3])
+{
+    for (int a = 0; a < 3; a++) {
+        double lo = (double)hit->voxel[a], hi = lo + ldexp(1, level);
+        if (hit->normal[a] > 0) {
+            p[a] = hi;
+        } else if (hit->normal[a] < 0) {
+            p[a] = nextafter(lo, -INFINITY);
+        } else {
+            double q = cam->from[a] + hit->distance * unit[a], top = nextafter(hi, -INFINITY);
+            p[a] = q < lo ? lo : q > top ? top : q;
+        }
+    }
+}
+
+/* Render one row into out (3 bytes per pixel) and ids. */
+static strata_status render_row(ray_caster *c, const camera *cam, const strata_render_options *o,
+                                palette *pal, int j, uint8_t *out, uint16_t *ids,
+                                uint64_t counts[4])
+{
+    double sun_unit[3];
+    ray_unit_direction(cam->sun_voxel, sun_unit);
+    for (int i = 0; i < o->width; i++) {
+        double d[3], unit[3];
+        pixel_direction(cam, i, j, o->width, o->height, d);
+        strata_ray_hit hit;
+        strata_status st = STRATA_OK;
+        if (ray_unit_direction(d, unit))
+            st = ray_cast(c, cam->from, unit, INFINITY, &hit);
+        else
+            memset(&hit, 0, sizeof hit);
+        if (st)
+            return st;
+        counts[0]++;
+        counts[1] += hit.steps;
+        counts[3] += hit.steps > 0; /* the ray met the world */
+        ids[i] = hit.hit ? hit.material : 0;
+        if (!hit.hit) {
+            memcpy(out + 3 * i, sky, 3);
+            continue;
+        }
+        counts[2]++;
+        double lambert = 1;
+        if (hit.normal[0] || hit.normal[1] || hit.normal[2]) {
+            lambert = 0;
+            for (int a = 0; a < 3; a++)
+                lambert += hit.normal[a] * cam->sun[a];
+            lambert = lambert > 0 ? lambert : 0;
+            if (lambert > 0 && o->shadows) {
+                double p[3];
+                strata_ray_hit shade;
+                shadow_origin(cam, unit, &hit, o->level, p);
+                if ((st = ray_cast(c, p, sun_unit, INFINITY, &shade)))
+                    return st;
+                counts[0]++;
+                counts[1] += shade.steps;
+                if (shade.hit)
+                    lambert = 0;
+            }
+        }
+        double light = ambient + diffuse * lambert;
+        const uint8_t *rgb = colour_of(pal, hit.material);
+        for (int a = 0; a < 3; a++) {
+            double v = rgb[a] * light + 0.5;
+            out[3 * i + a] = (uint8_t)(v > 255 ? 255 : v);
+        }
+    }
+    return STRATA_OK;
+}
+
+strata_status strata_render(strata_world *w, const strata_render_options *opt, uint8_t *rgb,
+                            uint16_t *materials, strata_render_stats *stats)
+{
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    double start = MPI_Wtime();
+    strata_render_stats used;
+    memset(&used, 0, sizeof used);
+    strata_status st = STRATA_OK;
+    if (!opt)
+        st = world_null_argument(w, __func__, "options");
+    else if (w->rank == 0 && !rgb)
+        st = world_null_argument(w, __func__, "rgb");
+    else if (opt->hidden_count && !opt->hidden)
+        st = world_null_argument(w, __func__, "options.hidden");
+    else if (opt->width < 1 || opt->height < 1 || opt->width > RENDER_SIDE_MAX ||
+             opt->height > RENDER_SIDE_MAX)
+        st = WORLD_FAIL(w, STRATA_ERR_ARG, "render: image size %d x %d: each side must be 1..%d",
+                        opt->width, opt->height, RENDER_SIDE_MAX);
+    else if (!(opt->exaggeration >= 0) || !isfinite(opt->exaggeration))
+        st = WORLD_FAIL(w, STRATA_ERR_ARG,
+                        "render: exaggeration %g must be a finite number > 0 (0: automatic)",
+                        opt->exaggeration);
+    else if (!(opt->sun_elevation >= -90 && opt->sun_elevation <= 90) ||
+             !isfinite(opt->sun_azimuth))
+        st = WORLD_FAIL(w, STRATA_ERR_ARG,
+                        "render: sun azimuth %g must be finite and elevation %g in [-90, 90]",
+                        opt->sun_azimuth, opt->sun_elevation);
+    camera cam;
+    if (!st)
+        st = setup_camera(w, opt, &used, &cam);
+    ray_caster c = {0};
+    if (!st)
+        st = ray_caster_init(w, opt->level, opt->hidden, opt->hidden_count, &c);
+    const int P = w->size;
+    const int mine = st ? 0 : (opt->height - w->rank + P - 1) / P; /* rows j = rank + k P */
+    const size_t row_bytes = st ? 0 : (size_t)opt->width * 5;
+    uint8_t *local = NULL;
+    palette pal = {w, NULL};
+    if (!st && (!(local = malloc(mine ? (size_t)mine * row_bytes : 1)) ||
+                !(pal.rgb = calloc(65536, sizeof *pal.rgb))))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold %d rows of %d pixels on rank %d",
+                        mine, opt->width, w->rank);
+    st = world_agree(w, st);
+    if (!st)
+        st = index_ensure(w);
+    uint64_t counts[4] = {0, 0, 0, 0};
+    uint16_t *ids = NULL;
+    if (!st && !(ids = malloc((size_t)opt->width * sizeof *ids)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold a row on rank %d", w->rank);
+    for (int k = 0; !st && k < mine; k++) {
+        uint8_t *row = local + (size_t)k * row_bytes;
+        st = render_row(&c, &cam, opt, &pal, w->rank + k * P, row, ids, counts);
+        memcpy(row + (size_t)opt->width * 3, ids, (size_t)opt->width * sizeof *ids);
+    }
+    free(ids);
+    free(pal.rgb);
+    ray_caster_free(&c);
+    st = world_agree(w, st);
+    uint64_t total[4] = {0, 0, 0, 0};
+    if (!st)
+        st = world_agree(w, error_mpi(&w->error,
+                                      MPI_Allreduce(counts, total, 4, MPI_UINT64_T, MPI_SUM,
+                                                    w->comm),
+                                      "render: summing ray counts"));
+    if (!st && total[3] == 0)
+        st = WORLD_FAIL(w, STRATA_ERR_ARG,
+                        "render: the camera at (%g, %g, %g) looking at (%g, %g, %g) with a fov "
+                        "of %g degrees sees none of the world (no pixel's ray meets its box "
+                        "0..%" PRId64 " x 0..%" PRId64 " x 0..%" PRId64 ")",
+                        used.from[0], used.from[1], used.from[2], used.look_at[0],
+                        used.look_at[1], used.look_at[2], used.fov, w->committed.dims[0],
+                        w->committed.dims[1], w->committed.dims[2]);
+    /* Gather the rows on rank 0: rank r's k-th row is image row r + k P. */
+    int *counts_of = NULL, *displs = NULL;
+    uint8_t *all = NULL;
+    if (!st && w->rank == 0) {
+        counts_of = malloc((size_t)P * 2 * sizeof *counts_of);
+        all = malloc((size_t)opt->height * row_bytes);
+        if (!counts_of || !all)
+            st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold the %d x %d image",
+                            opt->width, opt->height);
+        for (int r = 0; !st && r < P; r++) {
+            size_t rows = (size_t)((opt->height - r + P - 1) / P);
+            counts_of[r] = (int)(rows * row_bytes);
+            displs = counts_of + P;
+            displs[r] = r ? displs[r - 1] + counts_of[r - 1] : 0;
+        }
+    }
+    st = world_agree(w, st);
+    if (!st)
+        st = world_agree(w, error_mpi(&w->error,
+                                      MPI_Gatherv(local, (int)((size_t)mine * row_bytes), MPI_BYTE,
+                                                  all, counts_of, counts_of ? counts_of + P : NULL,
+                                                  MPI_BYTE, 0, w->comm),
+                                      "render: gathering the image"));
+    if (!st && w->rank == 0) {
+        for (int r = 0; r < P; r++) {
+            const uint8_t *src = all + counts_of[P + r];
+            for (int j = r; j < opt->height; j += P, src += row_bytes) {
+                memcpy(rgb + (size_t)j * opt->width * 3, src, (size_t)opt->width * 3);
+                if (materials)
+                    memcpy(materials + (size_t)j * opt->width, src + (size_t)opt->width * 3,
+                           (size_t)opt->width * sizeof *materials);
+            }
+        }
+    }
+    free(local);
+    free(all);
+    free(counts_of);
+    if (!st && stats) {
+        used.rays = total[0];
+        used.steps = total[1];
+        used.hits = total[2];
+        used.seconds = MPI_Wtime() - start;
+        *stats = used;
+    }
+    return st;
+}
