@@ -479,7 +479,7 @@ typedef struct {
     int level;              /**< LOD level whose cells rays stop at: 0 (voxels) .. log2(C) */
     const uint16_t *hidden; /**< materials rays pass through like air (may be NULL) */
     size_t hidden_count;
-    double max_dist;        /**< largest distance, voxel units (INFINITY: no limit) */
+    double max_dist; /**< largest distance, voxel units (INFINITY: no limit) */
 } strata_cast_options;
 
 /** Defaults: level 0, nothing hidden, no distance limit. */
@@ -517,11 +517,11 @@ typedef struct {
     double from[3], look_at[3]; /**< camera position and target, voxel coordinates */
     double up[3];               /**< up direction (not zero, not along the view) */
     double fov;                 /**< vertical field of view, degrees, in (0, 180) */
-    double sun_azimuth;   /**< direction of the sun, degrees clockwise from north (+y) */
-    double sun_elevation; /**< degrees above the horizontal plane, in [-90, 90] */
-    int shadows;          /**< 1: a second ray toward the sun darkens what it hits */
-    int level;            /**< LOD level of the cells drawn: 0 (voxels) .. log2(C) */
-    const uint16_t *hidden; /**< materials drawn transparent like air (may be NULL) */
+    double sun_azimuth;         /**< direction of the sun, degrees clockwise from north (+y) */
+    double sun_elevation;       /**< degrees above the horizontal plane, in [-90, 90] */
+    int shadows;                /**< 1: a second ray toward the sun darkens what it hits */
+    int level;                  /**< LOD level of the cells drawn: 0 (voxels) .. log2(C) */
+    const uint16_t *hidden;     /**< materials drawn transparent like air (may be NULL) */
     size_t hidden_count;
     /** Vertical exaggeration: z is drawn this many times its true scale. 0:
      *  automatic (1 for cubic voxels, else docs/render.md's rule). */
@@ -533,10 +533,10 @@ typedef struct {
     double exaggeration;        /**< the vertical exaggeration used */
     double from[3], look_at[3]; /**< the camera used (voxel coordinates) */
     double up[3], fov;
-    uint64_t rays;    /**< primary and shadow rays cast */
-    uint64_t steps;   /**< their cell steps plus skips */
-    uint64_t hits;    /**< pixels showing the world */
-    double seconds;   /**< wall time of the call */
+    uint64_t rays;  /**< primary and shadow rays cast */
+    uint64_t steps; /**< their cell steps plus skips */
+    uint64_t hits;  /**< pixels showing the world */
+    double seconds; /**< wall time of the call */
 } strata_render_stats;
 
 /** Defaults: 1024 x 768, framed camera (fov 40), sun at azimuth 315, elevation 45,

@@ -33,9 +33,8 @@ static int parse_camera(const job *j, const char *value, strata_render_options *
     for (char *tok = strtok_r(p, "|", &save); tok && n < 5; tok = strtok_r(NULL, "|", &save))
         part[n < 4 ? n : 3] = tok, n++;
     if (n != 4)
-        return job_usage(j, usage,
-                         "--camera wants four parts FROM|LOOK-AT|UP|FOV separated by '|' (got %d)",
-                         n);
+        return job_usage(
+            j, usage, "--camera wants four parts FROM|LOOK-AT|UP|FOV separated by '|' (got %d)", n);
     int rc;
     if ((rc = job_double_triple(j, usage, "--camera FROM", axes, part[0], from)) ||
         (rc = job_double_triple(j, usage, "--camera LOOK-AT", axes, part[1], at)) ||
@@ -76,8 +75,10 @@ static int parse_hidden(const job *j, const strata_world *w, const char *value, 
                 found = 1;
             }
         if (!found) {
-            int rc = job_usage(j, usage, "--hide: '%s' is neither a material id nor a name in "
-                                         "the world's material table", tok);
+            int rc = job_usage(j, usage,
+                               "--hide: '%s' is neither a material id nor a name in "
+                               "the world's material table",
+                               tok);
             free(ids), free(text);
             return rc;
         }
@@ -184,17 +185,16 @@ int job_render(job *j, int argc, char **argv)
         rc = job_agree(wrote ? JOB_FAILED : JOB_OK);
     }
     if (!rc) {
-        job_log(j,
-                "camera from (%.1f, %.1f, %.1f) at (%.1f, %.1f, %.1f) up (%g, %g, %g) fov %g "
-                "(voxels); vertical exaggeration %gx (%s)",
-                stats.from[0], stats.from[1], stats.from[2], stats.look_at[0], stats.look_at[1],
-                stats.look_at[2], stats.up[0], stats.up[1], stats.up[2], stats.fov,
-                stats.exaggeration, o.exaggeration > 0 ? "--exaggeration" : "automatic");
         job_summary(j,
-                    "render: %s, %d x %d at LOD %d: %" PRIu64 " rays (%" PRIu64
-                    " steps), %" PRIu64 " pixels show the world, %.3f s render, %.3f s total",
-                    out, o.width, o.height, o.level, stats.rays, stats.steps, stats.hits,
-                    stats.seconds, MPI_Wtime() - j->start);
+                    "render: %s, %d x %d at LOD %d, vertical exaggeration %gx (%s), camera from "
+                    "(%.1f, %.1f, %.1f) at (%.1f, %.1f, %.1f) up (%g, %g, %g) fov %g (voxels): "
+                    "%" PRIu64 " rays (%" PRIu64 " steps), %" PRIu64
+                    " pixels show the world, %.3f s render, %.3f s total",
+                    out, o.width, o.height, o.level, stats.exaggeration,
+                    o.exaggeration > 0 ? "--exaggeration" : "automatic", stats.from[0],
+                    stats.from[1], stats.from[2], stats.look_at[0], stats.look_at[1],
+                    stats.look_at[2], stats.up[0], stats.up[1], stats.up[2], stats.fov, stats.rays,
+                    stats.steps, stats.hits, stats.seconds, MPI_Wtime() - j->start);
     }
     free(rgb), free(ids), free(hidden);
     strata_world_close(w);

@@ -337,8 +337,8 @@ int png_write_picture(const char *path, const uint8_t *rgb, const uint16_t *ids,
                       int64_t height, const strata_world *w, char *error, size_t error_size)
 {
     if (width < 1 || height < 1 || width > 65536 || height > 65536) {
-        snprintf(error, error_size, "cannot draw a %" PRId64 " x %" PRId64 " picture to %s",
-                 width, height, path);
+        snprintf(error, error_size, "cannot draw a %" PRId64 " x %" PRId64 " picture to %s", width,
+                 height, path);
         return -1;
     }
     legend_entry *legend = NULL, *shown;

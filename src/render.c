@@ -13,6 +13,7 @@
 
 #include "index/octree.h"
 #include "index/ray.h"
+#include "alloc.h"
 #include "world.h"
 
 enum { RENDER_SIDE_MAX = 8192 };
@@ -117,8 +118,9 @@ static strata_status setup_camera(strata_world *w, const strata_render_options *
         cam->from[a] = used->from[a];
         fd[a] = (used->look_at[a] - used->from[a]) * cam->scale[a];
         if (!isfinite(used->from[a]) || !isfinite(used->look_at[a]) || !isfinite(used->up[a]))
-            return WORLD_FAIL(w, STRATA_ERR_ARG, "render: the camera's from, look-at and up must "
-                                                 "be finite");
+            return WORLD_FAIL(w, STRATA_ERR_ARG,
+                              "render: the camera's from, look-at and up must "
+                              "be finite");
     }
     double length = norm(fd);
     if (!(length > 0))
@@ -293,8 +295,8 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
     const size_t row_bytes = st ? 0 : (size_t)opt->width * 5;
     uint8_t *local = NULL;
     palette pal = {w, NULL};
-    if (!st && (!(local = malloc(mine ? (size_t)mine * row_bytes : 1)) ||
-                !(pal.rgb = calloc(65536, sizeof *pal.rgb))))
+    if (!st && (!(local = strata_malloc(mine ? (size_t)mine * row_bytes : 1)) ||
+                !(pal.rgb = strata_calloc(65536, sizeof *pal.rgb))))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold %d rows of %d pixels on rank %d",
                         mine, opt->width, w->rank);
     st = world_agree(w, st);
@@ -302,7 +304,7 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
         st = index_ensure(w);
     uint64_t counts[4] = {0, 0, 0, 0};
     uint16_t *ids = NULL;
-    if (!st && !(ids = malloc((size_t)opt->width * sizeof *ids)))
+    if (!st && !(ids = strata_malloc((size_t)opt->width * sizeof *ids)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold a row on rank %d", w->rank);
     for (int k = 0; !st && k < mine; k++) {
         uint8_t *row = local + (size_t)k * row_bytes;
@@ -315,24 +317,23 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
     st = world_agree(w, st);
     uint64_t total[4] = {0, 0, 0, 0};
     if (!st)
-        st = world_agree(w, error_mpi(&w->error,
-                                      MPI_Allreduce(counts, total, 4, MPI_UINT64_T, MPI_SUM,
-                                                    w->comm),
-                                      "render: summing ray counts"));
+        st = world_agree(
+            w, error_mpi(&w->error, MPI_Allreduce(counts, total, 4, MPI_UINT64_T, MPI_SUM, w->comm),
+                         "render: summing ray counts"));
     if (!st && total[3] == 0)
         st = WORLD_FAIL(w, STRATA_ERR_ARG,
                         "render: the camera at (%g, %g, %g) looking at (%g, %g, %g) with a fov "
                         "of %g degrees sees none of the world (no pixel's ray meets its box "
                         "0..%" PRId64 " x 0..%" PRId64 " x 0..%" PRId64 ")",
-                        used.from[0], used.from[1], used.from[2], used.look_at[0],
-                        used.look_at[1], used.look_at[2], used.fov, w->committed.dims[0],
-                        w->committed.dims[1], w->committed.dims[2]);
+                        used.from[0], used.from[1], used.from[2], used.look_at[0], used.look_at[1],
+                        used.look_at[2], used.fov, w->committed.dims[0], w->committed.dims[1],
+                        w->committed.dims[2]);
     /* Gather the rows on rank 0: rank r's k-th row is image row r + k P. */
     int *counts_of = NULL, *displs = NULL;
     uint8_t *all = NULL;
     if (!st && w->rank == 0) {
-        counts_of = malloc((size_t)P * 2 * sizeof *counts_of);
-        all = malloc((size_t)opt->height * row_bytes);
+        counts_of = strata_malloc((size_t)P * 2 * sizeof *counts_of);
+        all = strata_malloc((size_t)opt->height * row_bytes);
         if (!counts_of || !all)
             st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold the %d x %d image",
                             opt->width, opt->height);

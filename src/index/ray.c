@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "index/query.h"
+#include "alloc.h"
 #include "world.h"
 
 int ray_unit_direction(const double dir[3], double unit[3])
@@ -48,8 +49,8 @@ struct ray_row_slot {
     store_row row;
 };
 
-strata_status ray_caster_init(strata_world *w, int level, const uint16_t *hidden,
-                              size_t hidden_n, ray_caster *c)
+strata_status ray_caster_init(strata_world *w, int level, const uint16_t *hidden, size_t hidden_n,
+                              ray_caster *c)
 {
     memset(c, 0, sizeof *c);
     c->w = w;
@@ -60,7 +61,8 @@ strata_status ray_caster_init(strata_world *w, int level, const uint16_t *hidden
     if (level < 0 || level > w->edge_bits)
         return WORLD_FAIL(w, STRATA_ERR_ARG, "rays: level %d must be in [0, %d] (the chunk level)",
                           level, w->edge_bits);
-    if (!(c->empty = calloc(65536, 1)) || !(c->rows = calloc(ROW_SLOTS, sizeof *c->rows)))
+    if (!(c->empty = strata_calloc(65536, 1)) ||
+        !(c->rows = strata_calloc(ROW_SLOTS, sizeof *c->rows)))
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "rays: cannot allocate the material flags");
     c->empty[0] = 1;
     for (size_t i = 0; i < hidden_n; i++)
@@ -196,10 +198,9 @@ static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, ui
         c->have_voxels = 1;
     }
     const uint64_t m = (uint64_t)w->edge - 1;
-    uint16_t value =
-        c->voxels ? c->voxels[((uint64_t)v[0] & m) | ((uint64_t)v[1] & m) << cb |
-                              ((uint64_t)v[2] & m) << 2 * cb]
-                  : c->material;
+    uint16_t value = c->voxels ? c->voxels[((uint64_t)v[0] & m) | ((uint64_t)v[1] & m) << cb |
+                                           ((uint64_t)v[2] & m) << 2 * cb]
+                               : c->material;
     if (c->empty[value]) {
         *bits = 0;
         return STRATA_OK;

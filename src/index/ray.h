@@ -22,11 +22,11 @@ typedef struct {
     /* the chunk of the last cell looked at */
     int have;
     uint64_t key, chunk[3];
-    int single;               /* one material inside the world: `material` */
-    uint16_t material;        /* (absent chunks: air) */
-    int whole;                /* not cut by the world's edge */
-    const lod_pyramid *p;     /* mixed chunk: its pyramid */
-    const uint16_t *voxels;   /* mixed chunk at level 0: its voxels, once read */
+    int single;             /* one material inside the world: `material` */
+    uint16_t material;      /* (absent chunks: air) */
+    int whole;              /* not cut by the world's edge */
+    const lod_pyramid *p;   /* mixed chunk: its pyramid */
+    const uint16_t *voxels; /* mixed chunk at level 0: its voxels, once read */
     int have_voxels;
     /* Rows of other ranks' chunks looked up (direct-mapped by key): the store
      * keeps one block of rows per segment, which rays crossing many chunks

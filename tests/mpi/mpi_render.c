@@ -100,7 +100,7 @@ static int walk(const grid *g, const uint8_t *empty, const double o[3], const do
                     return 0; /* outside and moving away */
             }
         }
-        if (in && !empty[*m = g->mode[(v[2] * g->n[1] + v[1]) * g->n[0] + v[0]]]) {
+        if (in && !empty[ *m = g->mode[(v[2] * g->n[1] + v[1]) * g->n[0] + v[0]]]) {
             *t_out = t;
             return 1;
         }
@@ -225,8 +225,8 @@ static void check_image(strata_world *w, const strata_render_options *o, const d
     uint8_t *got = malloc(n * 3), *want = malloc(n * 3);
     uint16_t *ids = malloc(n * sizeof *ids), *want_ids = malloc(n * sizeof *ids);
     strata_render_stats stats;
-    strata_status st = strata_render(w, o, mt_rank == 0 ? got : NULL, mt_rank == 0 ? ids : NULL,
-                                     &stats);
+    strata_status st =
+        strata_render(w, o, mt_rank == 0 ? got : NULL, mt_rank == 0 ? ids : NULL, &stats);
     MT_CHECK(st == STRATA_OK, "%s: render: %s", what, strata_last_error(w));
     if (mt_rank == 0 && !st) {
         reference(o, vs, want, want_ids);
@@ -241,11 +241,11 @@ static void check_image(strata_world *w, const strata_render_options *o, const d
         MT_CHECK(bad == 0,
                  "%s: %zu of %zu pixels differ from the reference; first (%zu, %zu): got "
                  "%u,%u,%u id %u, want %u,%u,%u id %u",
-                 what, bad, n, first % (size_t)o->width, first / (size_t)o->width,
-                 got[3 * first], got[3 * first + 1], got[3 * first + 2], ids[first],
-                 want[3 * first], want[3 * first + 1], want[3 * first + 2], want_ids[first]);
-        MT_CHECK(shown > n / 4 && shown == stats.hits, "%s: %zu pixels show the world (%llu)",
-                 what, shown, (unsigned long long)stats.hits);
+                 what, bad, n, first % (size_t)o->width, first / (size_t)o->width, got[3 * first],
+                 got[3 * first + 1], got[3 * first + 2], ids[first], want[3 * first],
+                 want[3 * first + 1], want[3 * first + 2], want_ids[first]);
+        MT_CHECK(shown > n / 4 && shown == stats.hits, "%s: %zu pixels show the world (%llu)", what,
+                 shown, (unsigned long long)stats.hits);
     }
     free(got), free(want), free(ids), free(want_ids);
 }
@@ -295,7 +295,10 @@ static void check_bad_cameras(strata_world *w, strata_render_options o)
         MT_CHECK(st == STRATA_ERR_ARG, "%s: want STRATA_ERR_ARG, got %s", bad[k].what,
                  strata_strerror(st));
         const char *msg = strata_last_error(w);
-        const char *expect = k < 2 ? "sees none of the world" : k < 4 ? "up vector" : k < 6 ? "field of view" : "looks at itself";
+        const char *expect = k < 2   ? "sees none of the world"
+                             : k < 4 ? "up vector"
+                             : k < 6 ? "field of view"
+                                     : "looks at itself";
         MT_CHECK(strstr(msg, expect) != NULL, "%s: message '%s' lacks '%s'", bad[k].what, msg,
                  expect);
     }
@@ -339,8 +342,9 @@ int main(int argc, char **argv)
     uint8_t *rgb = malloc((size_t)o.width * o.height * 3);
     MT_CHECK(strata_render(w, &o, rgb, NULL, &stats) == STRATA_OK, "default camera: %s",
              strata_last_error(w));
-    MT_CHECK(stats.exaggeration == 1 && stats.hits > 0, "default camera: exaggeration %g, %llu hits",
-             stats.exaggeration, (unsigned long long)stats.hits);
+    MT_CHECK(stats.exaggeration == 1 && stats.hits > 0,
+             "default camera: exaggeration %g, %llu hits", stats.exaggeration,
+             (unsigned long long)stats.hits);
     free(rgb);
     check_bad_cameras(w, o);
     strata_world_close(w);
