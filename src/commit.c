@@ -16,8 +16,6 @@
 #include "parallel.h"
 #include "world.h"
 
-strata_status world_finish_replace(strata_world *w, strata_error *err);
-
 typedef struct {
     chunk **items;
     size_t count, capacity;
@@ -187,7 +185,7 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     strata_status st = index ? index_get(w, &x) : STRATA_OK;
     if (st)
         return st;
-    int threads = parallel_threads(w, n);
+    int threads = parallel_threads(w->options.threads, w->ranks_per_node, n);
     encode_run r = {.w = w, .items = dirty->items, .epoch = epoch, .rows = b->rows, .index = index};
     r.blob = strata_malloc((n + 1) * sizeof *r.blob);
     r.thread = strata_malloc((n + 1) * sizeof *r.thread);

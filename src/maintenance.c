@@ -16,8 +16,6 @@
 #include "partition.h"
 #include "world.h"
 
-strata_status world_finish_replace(strata_world *w, strata_error *err);
-
 /* ---- signals ------------------------------------------------------------------- */
 
 volatile sig_atomic_t strata_signal_pending;

@@ -17,7 +17,6 @@
 #include "codec.h"
 #include "fsutil.h"
 #include "morton.h"
-#include "index/octree.h"
 #include "partition.h"
 
 #define LOCK_NAME "LOCK"
@@ -295,7 +294,8 @@ static void world_free(strata_world *w)
 {
     if (!w)
         return;
-    index_free(w);
+    if (w->index_free)
+        w->index_free(w);
     store_close(&w->store);
     chunk_cache_free(&w->owned);
     chunk_cache_free(&w->committed_copies);
@@ -752,9 +752,6 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
     *out = w;
     return STRATA_OK;
 }
-
-/* Rank 0, at the first commit of a --force create: swap the new world in. */
-strata_status world_finish_replace(strata_world *w, strata_error *err);
 
 strata_status world_finish_replace(strata_world *w, strata_error *err)
 {

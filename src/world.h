@@ -42,7 +42,10 @@ struct strata_world {
     int64_t bad_voxel[3];
     void *scratch; /* codec scratch */
     uint8_t *encode_buffer;
-    struct lod_index *index; /* the LOD index (octree.h), built on first use */
+    struct lod_index *index; /* the LOD index (index/octree.h), built on first use */
+    /* Frees w->index: set by the index when it allocates itself, so that the world,
+     * which the index reads, never calls into the index (docs/architecture.md). */
+    void (*index_free)(struct strata_world *w);
     strata_error error;
 };
 
@@ -88,6 +91,10 @@ strata_status world_committed_chunk(strata_world *w, uint64_t key, chunk **out);
 strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *voxels);
 /** Trim the clean-chunk caches to their budgets. Local. */
 void world_evict(strata_world *w);
+/** Rank 0, at the first commit of a --force create (or at close when it never
+ *  committed): swap the new world in for the one it replaces (renameat2 exchange)
+ *  and remove the old one. Local. */
+strata_status world_finish_replace(strata_world *w, strata_error *err);
 /** Agree on a collective status and keep the message in w->error. */
 strata_status world_agree(strata_world *w, strata_status local);
 /** Fail with a message in w->error. */

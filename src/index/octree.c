@@ -535,6 +535,7 @@ strata_status index_get(strata_world *w, lod_index **out)
         }
         world_levels(w, x);
         w->index = x;
+        w->index_free = index_free;
     }
     *out = w->index;
     return STRATA_OK;
