@@ -9,11 +9,10 @@
 #include "alloc.h"
 #include "codec.h"
 #include "parallel.h"
-#include "world.h"
 
-int parallel_threads(const strata_world *w, size_t items)
+int parallel_threads(int requested, int ranks_per_node, size_t items)
 {
-    long threads = w->options.threads;
+    long threads = requested;
     if (threads <= 0) {
         const char *env = getenv("STRATA_THREADS");
         char *end = NULL;
@@ -26,7 +25,7 @@ int parallel_threads(const strata_world *w, size_t items)
          * default at 2 ranks or fewer) gets one thread per core of its mask;
          * an unbound rank shares the node's CPUs with the node's other ranks. */
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        int per_node = w->ranks_per_node > 0 ? w->ranks_per_node : 1;
+        int per_node = ranks_per_node > 0 ? ranks_per_node : 1;
         cpu_set_t mask;
         long bound = sched_getaffinity(0, sizeof mask, &mask) == 0 ? CPU_COUNT(&mask) : 0;
         if (bound > 0 && bound < cpus)

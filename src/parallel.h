@@ -12,8 +12,6 @@
 
 #include "error.h"
 
-struct strata_world;
-
 /** Bytes that grow by appending: a thread's arena of encoded blobs, a batch's payload. */
 typedef struct {
     uint8_t *data;
@@ -27,14 +25,15 @@ int byte_buffer_append(byte_buffer *b, const void *src, size_t n);
 #define PARALLEL_MAX_THREADS 64
 
 /**
- * Threads for `items` independent items on this rank: strata_options.threads,
- * else the environment STRATA_THREADS, else the cores of the rank's CPU affinity
- * mask when it is bound to fewer than all online CPUs (mpirun binds each rank to
- * one core by default at two ranks or fewer, and threads sharing a core only slow
- * each other), else online CPUs / ranks on this node; at least 1, at most
+ * Threads for `items` independent items on this rank: `requested` (the world's
+ * strata_options.threads) when above 0, else the environment STRATA_THREADS,
+ * else the cores of the rank's CPU affinity mask when it is bound to fewer than
+ * all online CPUs (mpirun binds each rank to one core by default at two ranks or
+ * fewer, and threads sharing a core only slow each other), else online CPUs /
+ * ranks_per_node (the ranks sharing this node); at least 1, at most
  * PARALLEL_MAX_THREADS, never more than items. Local.
  */
-int parallel_threads(const struct strata_world *w, size_t items);
+int parallel_threads(int requested, int ranks_per_node, size_t items);
 
 /**
  * Item function: process item i on thread `thread` (0 = the caller). On

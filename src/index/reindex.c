@@ -204,7 +204,7 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
     for (size_t i = 0; i < w->row_count; i++)
         if (full || (w->rows[i].flags & STORE_ROW_INDEX_STALE))
             sel[n++] = i;
-    int threads = parallel_threads(w, n);
+    int threads = parallel_threads(w->options.threads, w->ranks_per_node, n);
     size_t round = n < REINDEX_ROUND_CHUNKS ? n : REINDEX_ROUND_CHUNKS;
     reindex_run r = {.w = w, .epoch = epoch};
     r.resident = strata_malloc((round + 1) * sizeof *r.resident);
