@@ -56,7 +56,6 @@ static void run_case(const char *path, strata_world *w, int p, int rank, int *ve
     int reached = points[p].only_rank < 0 || points[p].only_rank == rank;
     strata_status want = reached ? points[p].expected : STRATA_OK;
     fc_agreed(st, w);
-    if (getenv("FC_VERBOSE") && mt_rank == 0) fprintf(stderr, "%s: %s: %s\n", fc_case, strata_strerror(st), strata_last_error(w));
     MT_CHECK(st == want, "%s: status %s (%s), expected %s", fc_case, strata_strerror(st),
              strata_last_error(w), strata_strerror(want));
     int committed = !moves || st == STRATA_OK || st == STRATA_ERR_UNSYNCED;
