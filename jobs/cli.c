@@ -694,12 +694,33 @@ int job_units(const job *j, const char *usage, int argc, char **argv, int *metre
     return JOB_OK;
 }
 
+/*
+ * Metres p along an axis with origin o and voxel size s to a continuous voxel
+ * coordinate whose floor is the voxel holding p by the README's rule: voxel i spans
+ * [o + i*s, o + (i+1)*s) as computed in doubles. floor((p - o) / s) alone rounds:
+ * with o = 3, s = 0.1, 3 + 13 * 0.1 == 4.3 but (4.3 - 3) / 0.1 is 12.999..., so the
+ * index is corrected against o + i*s after the floor, and the fraction measured
+ * from that voxel's corner.
+ */
+static double metres_to_voxel(double p, double o, double s)
+{
+    double v = (p - o) / s, i = floor(v);
+    if (!(fabs(i) < 0x1p52)) /* beyond every world, or not a number: refused later */
+        return v;
+    if (o + (i + 1) * s <= p)
+        i += 1;
+    else if (o + i * s > p)
+        i -= 1;
+    double r = i + (p - (o + i * s)) / s;
+    return floor(r) == i ? r : i; /* a fraction a hair below 1 may round up */
+}
+
 void job_metres_to_voxels(const strata_world *w, const double m[3], double v[3])
 {
     strata_config cfg;
     strata_world_config(w, &cfg);
     for (int i = 0; i < 3; i++)
-        v[i] = (m[i] - cfg.origin[i]) / cfg.voxel_size[i];
+        v[i] = metres_to_voxel(m[i], cfg.origin[i], cfg.voxel_size[i]);
 }
 
 /* floor of a voxel coordinate, refused (0) when it cannot be an int64. */
@@ -729,13 +750,19 @@ int job_metres_point(const job *j, const strata_world *w, const double m[3], int
 int job_box_metres(const job *j, const char *usage, const strata_world *w, const double m[6],
                    int64_t box[6])
 {
+    strata_config cfg;
+    strata_world_config(w, &cfg);
     double lo[3], hi[3];
     job_metres_to_voxels(w, m, lo);
     job_metres_to_voxels(w, m + 3, hi);
     for (int i = 0; i < 3; i++) {
-        /* the voxels the metric box touches: [floor(lo), ceil(hi)) */
-        if (!voxel_index(lo[i], &box[i]) || !voxel_index(ceil(hi[i]), &box[i + 3]))
+        /* the voxels the metric box touches: from the voxel holding its low corner to
+         * the first voxel starting at or after its high corner */
+        if (!voxel_index(lo[i], &box[i]) || !voxel_index(hi[i], &box[i + 3]) ||
+            box[i + 3] == INT64_MAX)
             return job_usage(j, usage, "--box in metres is out of range along %c", "xyz"[i]);
+        if (cfg.origin[i] + (double)box[i + 3] * cfg.voxel_size[i] < m[i + 3])
+            box[i + 3]++;
         if (box[i] >= box[i + 3])
             return job_usage(j, usage, "box is empty along %c (%g m >= %g m)", "xyz"[i], m[i],
                              m[i + 3]);

@@ -63,27 +63,32 @@ int job_ray(job *j, int argc, char **argv)
     strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
     if (st)
         return job_fail(j, st, NULL);
-    /* In metres: the start and direction through the voxel size and origin; a
-     * distance d along the unit direction u spans d |u / voxel size| voxel units. */
+    /* In metres: the start through the voxel size and origin (the README's rule, as
+     * every job converts metres), the direction divided by the voxel size; a distance
+     * d along the unit direction u spans d |u / voxel size| voxel units. The limit is
+     * the distance to the end point converted by the same rule, so that a ray ending
+     * exactly where a voxel starts reaches that voxel, as a point there would be in it. */
     double per_metre = 1;
     if (metres) {
-        double m[3] = {from[0], from[1], from[2]}, unit[3] = {0, 0, 0}, zero[3] = {0, 0, 0};
-        double length = sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]), o[3];
-        job_metres_to_voxels(w, m, from);
-        job_metres_to_voxels(w, zero, o);
-        double along = 0;
+        strata_config cfg;
+        strata_world_config(w, &cfg);
+        double m[3] = {from[0], from[1], from[2]}, end[3], along = 0;
+        double length = sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
         for (int i = 0; i < 3; i++) {
-            double one[3] = {0, 0, 0};
-            one[i] = 1;
-            double v[3];
-            job_metres_to_voxels(w, one, v);
-            double scale = v[i] - o[i]; /* voxels per metre along axis i */
-            unit[i] = dir[i] / length * scale;
-            dir[i] *= scale;
-            along += unit[i] * unit[i];
+            double unit = dir[i] / length;
+            end[i] = m[i] + max_dist * unit;
+            dir[i] /= cfg.voxel_size[i];
+            along += (unit / cfg.voxel_size[i]) * (unit / cfg.voxel_size[i]);
         }
         per_metre = sqrt(along);
-        max_dist *= per_metre;
+        job_metres_to_voxels(w, m, from);
+        if (isfinite(max_dist)) {
+            double v[3], sum = 0;
+            job_metres_to_voxels(w, end, v);
+            for (int i = 0; i < 3; i++)
+                sum += (v[i] - from[i]) * (v[i] - from[i]);
+            max_dist = sqrt(sum);
+        }
     }
     strata_ray_hit hit;
     double start = MPI_Wtime();

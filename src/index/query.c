@@ -229,6 +229,31 @@ static strata_status route_nodes(strata_world *w, lod_index *x, int L, const nod
     return st;
 }
 
+/*
+ * Does a block with count voxels of its dominant material among voxels reach
+ * threshold? Decided on integers: the quotient count / voxels in a double rounds
+ * (N-1)/N to 1 once N passes 2^53 (a planet's upper nodes), which would call a
+ * mixed block homogeneous at threshold 1. threshold = m * 2^(e-53) exactly, so the
+ * test is count * 2^(53-e) >= m * voxels, in 128 bits.
+ */
+static int reaches_threshold(uint64_t count, uint64_t voxels, double threshold)
+{
+    if (!voxels || threshold <= 0)
+        return 1;
+    if (threshold >= 1)
+        return count >= voxels;
+    __extension__ typedef unsigned __int128 u128;
+    int e;
+    const uint64_t m = (uint64_t)ldexp(frexp(threshold, &e), 53);
+    const int shift = 53 - e; /* e <= 0 */
+    if (!count)
+        return 0;
+    const int bits = 64 - __builtin_clzll(count);
+    if (bits + shift > 127) /* count * 2^shift >= 2^127 > m * voxels (< 2^117) */
+        return 1;
+    return ((u128)count << shift) >= (u128)m * voxels;
+}
+
 /* Clamp a level to the root's; -1 if invalid. */
 static int usable_level(strata_world *w, lod_index *x, int level)
 {
@@ -308,7 +333,7 @@ strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size
         double h = voxels[i] ? (double)count[i] / (double)voxels[i] : 1.0;
         if (homogeneity)
             homogeneity[i] = h;
-        if (threshold >= 0 && h < threshold)
+        if (threshold >= 0 && !reaches_threshold(count[i], voxels[i], threshold))
             st = strata_read_voxel(w, points[i][0], points[i][1], points[i][2], &out[i]);
     }
     free(q.key), free(q.sub), free(q.index), free(count), free(voxels);
@@ -422,8 +447,7 @@ static void visit_region(walk *r, int bits, const uint64_t c[3], int replicated)
     r->st = query_block(r->w, bits, c, &b);
     if (r->st)
         return;
-    double h = b.voxels ? (double)b.count / (double)b.voxels : 1.0;
-    if (h >= r->threshold || bits <= r->level) {
+    if (reaches_threshold(b.count, b.voxels, r->threshold) || bits <= r->level) {
         if (!replicated || r->w->rank == 0)
             emit_region(r, bits, c, &b);
         return;
