@@ -3,6 +3,7 @@
 # Usage: scripts/install-deps.sh [build|test|demo|all]
 #   build: compilers, Open MPI, parallel HDF5, zstd, Check, libpng, netCDF
 #   test:  build + h5py/numpy/zstandard readers, clang fuzzers, Slurm, gnuplot, OpenVDB
+#          (and its vdb_render, bench/render_bench.sh's peer)
 #   demo:  build + ETOPO relief data (ferret-datasets)
 #   all:   test + ParaView (pvpython: test_extract.sh then also opens every extraction
 #          with ParaView's XDMF readers; 173 MB download, 928 MB on disk)
@@ -15,7 +16,7 @@ case $what in
   build) ;;
   demo) pkgs="$pkgs ferret-datasets" ;;
   test|all) pkgs="$pkgs ferret-datasets python3-h5py python3-numpy python3-zstandard
-    clang libclang-rt-14-dev clang-format slurm-wlm munge gnuplot-nox libopenvdb-dev libtbb-dev libboost-dev g++"
+    clang libclang-rt-14-dev clang-format slurm-wlm munge gnuplot-nox libopenvdb-dev libopenvdb-tools libtbb-dev libboost-dev g++"
     [ "$what" = all ] && pkgs="$pkgs paraview python3-paraview" ;;
   *) echo "usage: $0 [build|test|demo|all]" >&2; exit 2 ;;
 esac

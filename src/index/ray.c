@@ -95,6 +95,7 @@ static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3
     c->p = NULL;
     c->voxels = NULL;
     c->have_voxels = 0;
+    c->empty_bits = -1;
     c->whole = 1;
     for (int a = 0; a < 3; a++)
         if ((int64_t)((ch[a] + 1) << w->edge_bits) > w->committed.dims[a])
@@ -153,6 +154,10 @@ static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, ui
         }
         /* A wholly empty chunk: up through the nodes while they are wholly empty
          * (nodes held only by another rank are passed over). */
+        if (c->empty_bits >= 0) {
+            *bits = c->empty_bits;
+            return STRATA_OK;
+        }
         int best = up;
         for (int k = 1; k <= c->x->max_level; k++) {
             const uint64_t nc[3] = {ch[0] >> k, ch[1] >> k, ch[2] >> k};
@@ -165,7 +170,7 @@ static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, ui
                 break;
             best = up + k;
         }
-        *bits = best;
+        *bits = c->empty_bits = best;
         return STRATA_OK;
     }
     /* A mixed chunk: down its pyramid to the first homogeneous cell, or to the
@@ -343,7 +348,8 @@ strata_status ray_cast(ray_caster *c, const double from[3], const double unit[3]
     for (int a = 0; a < 3; a++)
         r.nb[a] = r.s[a] > 0 ? r.v[a] + 1 : r.v[a];
     strata_status st = STRATA_OK;
-    while (ldexp(t, L) <= max_dist && inside(c, r.v)) {
+    const double limit = ldexp(max_dist, -L); /* exact: t <= limit iff t 2^L <= max_dist */
+    while (t <= limit && inside(c, r.v)) {
         int bits;
         uint16_t material = 0;
         hit->steps++;

@@ -25,6 +25,7 @@ typedef struct {
     int single;             /* one material inside the world: `material` */
     uint16_t material;      /* (absent chunks: air) */
     int whole;              /* not cut by the world's edge */
+    int empty_bits;         /* wholly empty chunk: the skip found above it (-1: not yet) */
     const lod_pyramid *p;   /* mixed chunk: its pyramid */
     const uint16_t *voxels; /* mixed chunk at level 0: its voxels, once read */
     int have_voxels;
