@@ -2,7 +2,8 @@
 # The demo of the brief: install what is missing, build, then on 4 ranks import a
 # crop of real Earth relief (NOAA ETOPO5: the Andes meeting the Peru-Chile trench),
 # run an erosion simulation, rebuild the LOD index, and extract a region to
-# HDF5 + XDMF (ParaView) with a PNG slice. Output goes to demo/ (or $1).
+# HDF5 + XDMF (ParaView) with a PNG slice, and end with pictures of the world
+# before and after its erosion run (strata render). Output goes to demo/ (or $1).
 set -eu
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -23,6 +24,7 @@ run() { echo "+ mpirun -np 4 strata $*" >&2; mpirun -np 4 "$strata" "$@"; }
 run import "$world" --dem "$etopo" --var ROSE --crop 3360,696,3600,888 \
     --vertical-res 25 --force
 run info "$world"
+run render "$world" -o "$out/andes-before.png" --size 800,600
 run simulate "$world" --steps 40 --process erosion --seed 7 --commit-every 10 --defer-index
 run reindex "$world"
 run region "$world" --box 0,0,0,240,192,600 --lod 5 --threshold 0.9 > "$out/regions.txt"
@@ -32,4 +34,6 @@ run extract "$world" --box 0,0,0,240,192,600 -o "$out/andes.h5" \
 run extract "$world" --box 0,0,0,240,192,600 -o "$out/andes-top.h5" \
     --png "$out/andes-z.png" --axis z --at 260
 run fsck "$world"
+run render "$world" -o "$out/andes-after.png" --size 800,600
 echo "demo done: $out/andes.h5 + andes.xmf (open in ParaView), $out/andes-slice.png, $out/andes-z.png" >&2
+echo "the world before and after erosion: $out/andes-before.png $out/andes-after.png" >&2
