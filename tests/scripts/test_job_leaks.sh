@@ -52,6 +52,8 @@ ok $np region $w --box 0,0,0,48,48,24 --lod 2
 bad $np region $w --box 0,0,0,48,48,24 --lod 99
 ok $np ray $w --from 5,5,23 --dir 0,0,-1
 bad $np ray $w --from 5,5,99 --dir 0,0,-1
+ok $np render $w -o r$np.png --size 64,48 --hide water --lod 1 --quiet
+bad $np render $w -o r$np.png --size 64,48 --camera "0,0,30|24,24,0|0,0,0|40"
 ok $np stats $w --box 0,0,0,20,20,20
 bad $np stats $w --box 0,0,0
 ok $np simulate $w --steps 2 --process volcanic --seed 1 --quiet
