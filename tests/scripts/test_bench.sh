@@ -21,10 +21,14 @@ expected = ["commit_terrain", "storage_strata_payload", "storage_strata_files", 
             "storage_hdf5_zstd3_file", "region_hdf5_hyperslab", "region_strata_load_chunk",
             "sim_strata_batches_commit", "sim_strata_batches_commit_deferred_index",
             "sim_hdf5_points", "sim_hdf5_chunk_rmw", "reindex_full", "reindex_full_durable",
-            "reindex_incremental"]
+            "reindex_incremental", "storage_world_total", "storage_zstd3_chunks64"]
 expected += [f"update_{p}_1e+05" for p in ("uniform", "erosion", "volcanic", "river")]
 missing = [e for e in expected if e not in rows]
 assert not missing, f"missing rows: {missing}"
+# every file of the world's directory: at least its live segments, at most a few KB more
+total, files = rows["storage_world_total"]["value"], rows["storage_strata_files"]["value"]
+assert files <= total <= files + 8192, f"world total {total} vs segment files {files}"
+assert rows["storage_zstd3_chunks64"]["value"] > 0
 for row in r["rows"]:
     for key in ("volume", "pattern", "what", "unit", "command"):
         assert row[key], f"row {row['id']} has no {key}"
