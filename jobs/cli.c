@@ -284,16 +284,22 @@ int parse_world_option(const job *j, const char *usage, int argc, char **argv, i
     return 1;
 }
 
-void job_options(int argc, char **argv, strata_options *opt)
+int job_options(const job *j, const char *usage, int argc, char **argv, strata_options *opt)
 {
     strata_options_init(opt);
     for (int i = 0; i < argc; i++) {
         uint64_t mb;
-        if (!strcmp(argv[i], "--defer-index"))
+        const char *value;
+        if (!strcmp(argv[i], "--defer-index")) {
             opt->defer_index = 1;
-        else if (!strcmp(argv[i], "--cache-mb") && i + 1 < argc && !parse_uint64(argv[i + 1], &mb))
+        } else if (option_value(argc, argv, &i, "--cache-mb", &value)) {
+            /* (SIZE_MAX >> 20): the budget in bytes must fit a size_t */
+            if (!value || parse_uint64(value, &mb) || mb == 0 || mb > (SIZE_MAX >> 20))
+                return job_usage(j, usage, "--cache-mb wants a whole number of MiB >= 1");
             opt->cache_bytes = (size_t)mb << 20;
+        }
     }
+    return JOB_OK;
 }
 
 /* ---- files --------------------------------------------------------------------- */

@@ -86,8 +86,9 @@ typedef struct {
 int parse_world_option(const job *j, const char *usage, int argc, char **argv, int *i,
                        world_options *o);
 
-/** Open options from common flags (--cache-mb, --defer-index). Removes nothing. */
-void job_options(int argc, char **argv, strata_options *opt);
+/** Open options from common flags (--cache-mb, --defer-index). Removes nothing. Local;
+ *  a usage error (printed on rank 0) when --cache-mb is not a whole number of MiB >= 1. */
+int job_options(const job *j, const char *usage, int argc, char **argv, strata_options *opt);
 
 /** Read a whole file into memory on the calling rank (malloc'ed). */
 int read_file(const char *path, char **data, size_t *length, char *error, size_t error_size);

@@ -56,7 +56,9 @@ int job_create(job *j, int argc, char **argv)
         cfg.materials = table;
     }
     strata_options opt;
-    job_options(argc, argv, &opt);
+    int options_rc = job_options(j, usage, argc, argv, &opt);
+    if (options_rc)
+        return options_rc;
     strata_world *w;
     strata_status st = strata_world_create(MPI_COMM_WORLD, path, &cfg, &opt, world.flags, &w);
     free(table);

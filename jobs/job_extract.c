@@ -13,7 +13,9 @@
 
 static const char usage[] =
     "strata extract WORLD --box x0,y0,z0,x1,y1,z1 [--lod L] -o OUT.h5 [--units m]\n"
-    "                     [--png OUT.png [--axis x|y|z] [--at K]] [--round-bytes B] [--quiet]\n"
+    "                     [--png OUT.png [--axis x|y|z] [--at K]] [--round-bytes B] [--cache-mb "
+    "M]\n"
+    "                     [--quiet]\n"
     "  Writes OUT.h5 (/material, uint16 [z][y][x]; /materials names every id in it) and\n"
     "  OUT.xmf for ParaView; OUT.h5 and OUT.png must lie outside WORLD. The box is\n"
     "  half-open and clipped to the world (nothing left is an error). The PNG is a slice\n"
@@ -50,7 +52,8 @@ static int parse_args(const job *j, int argc, char **argv, extract_args *a)
                 return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1 (%s)",
                                  a->metres ? "metres" : "integers");
             a->have_box = 1;
-        } else if (option_value(argc, argv, &i, "--units", &v)) {
+        } else if (option_value(argc, argv, &i, "--units", &v) ||
+                   option_value(argc, argv, &i, "--cache-mb", &v)) { /* job_options */
         } else if (option_value(argc, argv, &i, "--lod", &v)) {
             int64_t level;
             if (!v || parse_int64(v, &level) || level < 0 || level > 40)
@@ -180,7 +183,9 @@ int job_extract(job *j, int argc, char **argv)
     if (rc)
         return rc;
     strata_options opt;
-    job_options(argc, argv, &opt);
+    int options_rc = job_options(j, usage, argc, argv, &opt);
+    if (options_rc)
+        return options_rc;
     strata_world *w;
     strata_status st = strata_world_open(MPI_COMM_WORLD, a.world, STRATA_READ, &opt, &w);
     if (st)

@@ -107,7 +107,9 @@ int job_get(job *j, int argc, char **argv)
     if (threshold >= 0 && lod < 0)
         return job_usage(j, usage, "--threshold needs --lod");
     strata_options opt;
-    job_options(argc, argv, &opt);
+    int options_rc = job_options(j, usage, argc, argv, &opt);
+    if (options_rc)
+        return options_rc;
     strata_world *w;
     strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, &opt, &w);
     if (st)

@@ -245,7 +245,9 @@ int job_import(job *j, int argc, char **argv)
         return rc;
     }
     strata_options opt;
-    job_options(argc, argv, &opt);
+    int options_rc = job_options(j, usage, argc, argv, &opt);
+    if (options_rc)
+        return options_rc;
     strata_import_stats stats;
     strata_status st;
     if (dem_file) {

@@ -43,7 +43,9 @@ int job_region(job *j, int argc, char **argv)
     if (!box.given || level < 0)
         return job_usage(j, usage, "--box and --lod are required");
     strata_options opt;
-    job_options(argc, argv, &opt);
+    int options_rc = job_options(j, usage, argc, argv, &opt);
+    if (options_rc)
+        return options_rc;
     strata_world *w;
     strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
     if (st)
@@ -75,8 +77,14 @@ int job_region(job *j, int argc, char **argv)
     }
     free(regions);
     strata_world_close(w);
-    job_summary(j,
-                "%zu regions at LOD %" PRId64 " (threshold %.3f) in %.3f ms (query), %.3f s total",
-                n, level, threshold, seconds * 1e3, MPI_Wtime() - j->start);
+    /* the threshold as given: the shortest form that reads back as the same double */
+    char given[32];
+    for (int digits = 1; digits <= 17; digits++) {
+        snprintf(given, sizeof given, "%.*g", digits, threshold);
+        if (strtod(given, NULL) == threshold)
+            break;
+    }
+    job_summary(j, "%zu regions at LOD %" PRId64 " (threshold %s) in %.3f ms (query), %.3f s total",
+                n, level, given, seconds * 1e3, MPI_Wtime() - j->start);
     return JOB_OK;
 }

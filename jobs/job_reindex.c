@@ -21,7 +21,9 @@ int job_reindex(job *j, int argc, char **argv)
             return job_usage(j, usage, "unknown option %s", argv[i]);
     }
     strata_options opt;
-    job_options(argc, argv, &opt);
+    int options_rc = job_options(j, usage, argc, argv, &opt);
+    if (options_rc)
+        return options_rc;
     strata_world *w;
     strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_WRITE, &opt, &w);
     if (st)

@@ -262,7 +262,9 @@ int job_simulate(job *j, int argc, char **argv)
     if (rc)
         return rc;
     strata_options opt;
-    job_options(argc, argv, &opt);
+    int options_rc = job_options(j, usage, argc, argv, &opt);
+    if (options_rc)
+        return options_rc;
     strata_world *w;
     strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_WRITE, &opt, &w);
     if (st)

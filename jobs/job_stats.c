@@ -33,7 +33,9 @@ int job_stats(job *j, int argc, char **argv)
     if (!box.given)
         return job_usage(j, usage, "--box is required");
     strata_options opt;
-    job_options(argc, argv, &opt);
+    int options_rc = job_options(j, usage, argc, argv, &opt);
+    if (options_rc)
+        return options_rc;
     strata_world *w;
     strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
     if (st)

@@ -18,7 +18,9 @@ int job_update(job *j, int argc, char **argv)
             return job_usage(j, usage, "unknown option %s", argv[i]);
     const char *path = argv[1], *file = argv[2];
     strata_options opt;
-    job_options(argc, argv, &opt);
+    int options_rc = job_options(j, usage, argc, argv, &opt);
+    if (options_rc)
+        return options_rc;
     strata_world *w;
     /* Open first: a bad world is reported before reading a large file. */
     strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, &opt, &w);

@@ -374,8 +374,8 @@ static strata_status lock_file(const char *dir, const char *path, int *out, stra
         holder[n > 0 ? n : 0] = '\0';
         close(fd);
         if (saved == EACCES || saved == EAGAIN)
-            return error_set(err, STRATA_ERR_LOCKED, "%s is open for writing by another job (%s)",
-                             dir, holder[0] ? strtok(holder, "\n") : "unknown");
+            return error_set(err, STRATA_ERR_LOCKED, "%s: writer lock held by %s", dir,
+                             holder[0] ? strtok(holder, "\n") : "unknown");
         return error_set(err, STRATA_ERR_IO, "cannot lock %s: %s", path, strerror(saved));
     }
     held_locks[held_count++] = (held_lock){fd, sb.st_dev, sb.st_ino};

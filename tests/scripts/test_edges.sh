@@ -91,4 +91,39 @@ run 1 update "$R" thirteen.txt --quiet || fail "update rays"
     fail "ray from 4.3 m down does not start in voxel 13"
 echo "ok --units m on voxel boundaries"
 
+# ---- --cache-mb: strict, and taken by every job docs/operations.md names ------------------------
+C=$WORK/cache
+run 1 create "$C" --dims 32,32,32 --chunk 16 --generate terrain --seed 1 --quiet || fail "create cache"
+run 1 extract "$C" --box 0,0,0,8,8,8 -o cache.h5 --cache-mb 1 --quiet || fail "extract --cache-mb 1 refused"
+run 1 simulate "$C" --steps 1 --cache-mb 2 --quiet || fail "simulate --cache-mb 2 refused"
+run 1 reindex "$C" --cache-mb 2 --quiet || fail "reindex --cache-mb 2 refused"
+for bad in abc -5 1e3 ""; do
+    for job in "simulate $C --steps 1" "reindex $C" "extract $C --box 0,0,0,8,8,8 -o bad.h5" "get $C 1 1 1"; do
+        if run 1 $job --cache-mb "$bad" --quiet 2> err.txt; then fail "$job --cache-mb '$bad' accepted"; fi
+        grep -q -- "--cache-mb wants" err.txt || fail "$job --cache-mb '$bad': $(cat err.txt)"
+    done
+done
+echo "ok --cache-mb"
+
+# ---- messages --------------------------------------------------------------------------------
+# a threshold is echoed as given, not rounded to 1.000
+run 1 region "$C" --box 0,0,0,8,8,8 --lod 0 --threshold 0.9999999 > /dev/null 2> summary.txt ||
+    fail "region --threshold 0.9999999"
+grep -q "threshold 0.9999999)" summary.txt || fail "threshold echoed as: $(cat summary.txt)"
+# the lock error says "open for writing by another job" once, and names the holder
+/usr/bin/python3 - "$C/LOCK" <<'PY' &
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
+fcntl.lockf(fd, fcntl.LOCK_EX)
+open(sys.argv[1] + ".held", "w").close()
+time.sleep(30)
+PY
+holder=$!
+for _ in $(seq 100); do [ -e "$C/LOCK.held" ] && break; sleep 0.1; done
+run 2 update "$C" one.txt --quiet 2> lock_err.txt && { kill $holder; fail "update while locked succeeded"; }
+kill $holder; wait $holder 2>/dev/null; rm -f "$C/LOCK.held"
+[ "$(grep -o "open for writing" lock_err.txt | wc -l)" = 1 ] || fail "lock message repeats itself: $(cat lock_err.txt)"
+grep -q "writer lock held by" lock_err.txt || fail "lock message: $(cat lock_err.txt)"
+echo "ok messages"
+
 echo "test_edges: all passed"
