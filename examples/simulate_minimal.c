@@ -1,14 +1,16 @@
-/* simulate_minimal.c: the smallest simulation on libstrata.
+/* simulate_minimal.c: the smallest simulation on libstrata, owner-computes with halos.
  *
  *   mpirun -np 4 ./simulate_minimal WORLD [STEPS]
  *
- * Creates WORLD (64 x 64 x 32 voxels of generated terrain) if it does not exist,
- * then every step every rank drops sand on random columns anywhere in the world:
- * it finds each column's surface with one routed read (strata_query_points),
- * stages a conditional update just above it (strata_stage_expect: applied only if
- * the voxel is still what this rank saw), and the library routes the updates to
- * the ranks owning them (strata_flush). It commits at the end, then prints the
- * epoch and the number of sand voxels added.
+ * Creates WORLD (64 x 64 x 32 voxels of generated terrain) if it does not exist.
+ * Each rank asks for its own domain (strata_domain_boxes: the blocks of chunks it
+ * owns). Every step it reads each block plus a one-voxel halo into a dense array
+ * (strata_read_boxes: the halo comes from the neighbours' owners), drops sand on
+ * every fourth surface column of the block (the voxel above the ground, chosen
+ * by position and step, so any rank count gives the same world) and writes the
+ * block back (strata_write_boxes). Only a block's owner writes it, so no two
+ * ranks write one voxel. It commits at the end, then prints the epoch and the
+ * number of sand voxels added.
  */
 #include <mpi.h>
 #include <stdio.h>
@@ -16,7 +18,7 @@
 #include <strata.h>
 #include <sys/stat.h>
 
-enum { AIR = 0, WATER = 1, SAND = 3, COLUMNS = 16 };
+enum { AIR = 0, WATER = 1, SAND = 3 };
 
 #define CHECK(call)                                                                                \
     do {                                                                                           \
@@ -46,6 +48,34 @@ static strata_world *open_or_create(const char *path)
     return w;
 }
 
+static int is_ground(uint16_t m)
+{
+    return m != AIR && m != WATER;
+}
+
+/* Drop sand on the block inside the halo'd box `in`; returns the voxels changed. */
+static uint64_t drop_sand(const int64_t block[6], const int64_t box[6], const uint16_t *in,
+                          uint16_t *out, int step)
+{
+    const int64_t nx = box[3] - box[0], ny = box[4] - box[1];
+    const int64_t bx = block[3] - block[0], by = block[4] - block[1];
+    uint64_t changed = 0;
+    for (int64_t z = block[2]; z < block[5]; z++)
+        for (int64_t y = block[1]; y < block[4]; y++)
+            for (int64_t x = block[0]; x < block[3]; x++) {
+                uint16_t v = in[((z - box[2]) * ny + (y - box[1])) * nx + (x - box[0])];
+                /* Below the world counts as ground; z - 1 is in the halo otherwise. */
+                int ground_below =
+                    z == 0 ||
+                    is_ground(in[((z - 1 - box[2]) * ny + (y - box[1])) * nx + (x - box[0])]);
+                uint16_t next = v;
+                if (!is_ground(v) && ground_below && (x + 2 * y + step) % 4 == 0)
+                    next = SAND, changed++;
+                out[((z - block[2]) * by + (y - block[1])) * bx + (x - block[0])] = next;
+            }
+    return changed;
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -59,43 +89,45 @@ int main(int argc, char **argv)
     w = open_or_create(argv[1]);
     strata_config cfg;
     CHECK(strata_world_config(w, &cfg));
-    const int64_t height = cfg.dims[2];
-    int64_t(*points)[3] = malloc(COLUMNS * (size_t)height * sizeof *points);
-    uint16_t *values = malloc(COLUMNS * (size_t)height * sizeof *values);
-    int64_t xy[COLUMNS][2];
-    uint64_t applied = 0;
-    srand(1000u + (unsigned)rank);
+    /* This rank's domain, and each block grown by a one-voxel halo (clipped). */
+    int64_t(*blocks)[6] = NULL;
+    size_t n = 0;
+    CHECK(strata_domain_boxes(w, 4, &blocks, &n));
+    int64_t(*boxes)[6] = malloc((n ? n : 1) * sizeof *boxes);
+    uint16_t **in = malloc((n ? n : 1) * sizeof *in), **out = malloc((n ? n : 1) * sizeof *out);
+    if (!boxes || !in || !out)
+        MPI_Abort(MPI_COMM_WORLD, 2);
+    for (size_t i = 0; i < n; i++) {
+        int64_t voxels = 1, block_voxels = 1;
+        for (int a = 0; a < 3; a++) {
+            boxes[i][a] = blocks[i][a] > 0 ? blocks[i][a] - 1 : 0;
+            boxes[i][a + 3] = blocks[i][a + 3] < cfg.dims[a] ? blocks[i][a + 3] + 1 : cfg.dims[a];
+            voxels *= boxes[i][a + 3] - boxes[i][a];
+            block_voxels *= blocks[i][a + 3] - blocks[i][a];
+        }
+        in[i] = malloc((size_t)voxels * sizeof **in);
+        out[i] = malloc((size_t)block_voxels * sizeof **out);
+        if (!in[i] || !out[i])
+            MPI_Abort(MPI_COMM_WORLD, 2);
+    }
+    uint64_t added = 0;
     for (int step = 0; step < steps; step++) {
-        /* Read whole columns: the owners answer, wherever the columns are. */
-        for (int c = 0; c < COLUMNS; c++) {
-            xy[c][0] = rand() % cfg.dims[0];
-            xy[c][1] = rand() % cfg.dims[1];
-            for (int64_t z = 0; z < height; z++) {
-                int64_t *p = points[c * height + z];
-                p[0] = xy[c][0], p[1] = xy[c][1], p[2] = z;
-            }
-        }
-        CHECK(
-            strata_query_points(w, (const int64_t(*)[3])points, COLUMNS * (size_t)height, values));
-        for (int c = 0; c < COLUMNS; c++) {
-            const uint16_t *col = values + c * height;
-            int64_t top = height - 1;
-            while (top >= 0 && (col[top] == AIR || col[top] == WATER))
-                top--;
-            if (top + 1 < height)
-                CHECK(strata_stage_expect(w, xy[c][0], xy[c][1], top + 1, SAND, col[top + 1]));
-        }
-        strata_batch_stats stats;
-        CHECK(strata_flush(w, &stats));
-        applied += stats.applied;
+        /* Every read of a step comes before any write: each rank sees the old state. */
+        CHECK(strata_read_boxes(w, (const int64_t(*)[6])boxes, n, 0, in, NULL));
+        for (size_t i = 0; i < n; i++)
+            added += drop_sand(blocks[i], boxes[i], in[i], out[i], step);
+        CHECK(strata_write_boxes(w, (const int64_t(*)[6])blocks, n, (const uint16_t *const *)out,
+                                 NULL, NULL));
     }
     strata_commit_stats commit;
     CHECK(strata_commit(w, &commit));
+    MPI_Allreduce(MPI_IN_PLACE, &added, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
     if (rank == 0)
         printf("epoch %llu, %llu sand voxels added in %d steps\n", (unsigned long long)commit.epoch,
-               (unsigned long long)applied, steps);
-    free(points);
-    free(values);
+               (unsigned long long)added, steps);
+    for (size_t i = 0; i < n; i++)
+        free(in[i]), free(out[i]);
+    free(in), free(out), free(boxes), free(blocks);
     CHECK(strata_world_close(w));
     MPI_Finalize();
     return 0;

@@ -1,19 +1,27 @@
 /* job_simulate.c: `strata simulate WORLD --steps N [--process P] [--seed S] [--commit-every K]`.
  *
- * The example a simulation code copies. Every step, every rank picks random
- * columns anywhere in the world (not only in its own chunks), finds their
- * surfaces with routed reads (strata_query_points), derives updates from a simple
- * geological process, stages them conditionally (strata_stage_expect: an update
- * applies only if the voxel still holds what this rank saw, so two ranks working
- * on the same column do not fight) and flushes. Every K steps, and at the end, it
- * commits.
+ * The example a simulation code copies: a domain-decomposed, owner-computes
+ * simulation on the box API. Each rank's domain is the aligned blocks of
+ * chunks its key range covers (strata_domain_boxes). Every step, every rank
+ * reads each of its blocks plus a halo (strata_read_boxes: its own chunks are
+ * copied locally, the halo comes from the neighbours' owners), computes the new
+ * value of every voxel of the block from the old state alone, and writes the
+ * chunks that changed back whole (strata_write_boxes). All reads of a step come
+ * before any write, and every voxel is computed and written only by its owner,
+ * so a run's result depends on the seed, never on the rank count. Every K
+ * steps, and at the end, it commits.
  *
- * Processes:
- * - erosion: exposed soil, sand or sediment on a slope is washed away (replaced
- *   by the air or water above it) and lands as sediment on the lowest neighbour.
- * - deposition: sand settles on dry surfaces and sediment under water.
- * - volcanic: seeded vents grow cones: lava erupts on the surface within a cone
- *   whose slope is fixed and whose radius widens with time; lava that is
+ * Processes (rules on the old state; "ground" is any material but air and
+ * water; a surface voxel is ground with air or water above it; every random
+ * choice is a hash of seed, step and voxel, so no rank's stream matters):
+ * - erosion: a surface voxel of soil, sand or sediment next to a column whose
+ *   ground lies 2 to 4 voxels lower erodes with probability 1/4: it takes the
+ *   value above it (air or water) and sediment lands on the lowest such
+ *   neighbour (ties: +x, -x, +y, -y).
+ * - deposition: with probability 1/8 the voxel above a surface voxel becomes
+ *   sand (in air) or sediment (under water).
+ * - volcanic: seeded vents grow cones whose radius widens with time: the voxel
+ *   above a surface voxel inside the cone becomes lava (probability 1/2); lava
  *   covered by new lava cools to basalt.
  */
 #include <inttypes.h>
@@ -28,181 +36,360 @@
 static const char usage[] =
     "strata simulate WORLD --steps N [--process erosion|deposition|volcanic] [--seed S]\n"
     "                      [--commit-every K] [--defer-index] [--cache-mb M] [--quiet]\n"
-    "  every rank samples its own columns each step (seeded by S and its rank): a run is\n"
-    "  reproducible at the same rank count; more ranks make more updates per step";
+    "  every rank processes every surface voxel of the chunks it owns each step, reading\n"
+    "  its blocks plus a halo and writing back the chunks that changed; the result\n"
+    "  depends on the seed S only, not on the number of ranks";
 
 /* Materials of the default table (src/terrain.c). */
 enum { AIR = 0, WATER = 1, SOIL = 2, SAND = 3, SEDIMENT = 4, BASALT = 9, LAVA = 14 };
 enum { EROSION, DEPOSITION, VOLCANIC };
-enum { NEIGHBOURS = 5, VENTS = 4 };
+enum { VENTS = 4 };
+/* Erosion looks this far down a neighbour column for its ground. */
+#define DROP_MAX 4
+/* Halo around a block: neighbours' neighbours across, the drop search up and down. */
+#define HALO_XY 2
+#define HALO_Z  (DROP_MAX + 1)
+/* Domain blocks are at most this many chunks along an axis; a round of reads
+ * holds at most this many voxels per rank. */
+#define BLOCK_CHUNKS 4
+#define ROUND_VOXELS ((uint64_t)32 << 20)
 
 typedef struct {
     int process;
     uint64_t steps, commit_every, seed;
     int64_t dims[3];
-    int64_t columns; /* columns sampled per rank per step */
+    int edge;
     double vents[VENTS][2];
 } simulation;
 
-static uint64_t next_random(uint64_t *state)
+/* Measured per rank over the run. */
+typedef struct {
+    uint64_t read, changed, written;
+    double read_s, write_s, route_s, compute_s, commit_s;
+} sim_totals;
+
+static uint64_t mix(uint64_t z)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
 
-/* One sampled column: its centre and the neighbours (x, y) that erosion needs. */
+/* The random bits of voxel (x, y, z) at a step: the same on every rank. */
+static uint64_t voxel_hash(const simulation *s, uint64_t step, int64_t x, int64_t y, int64_t z)
+{
+    uint64_t h = mix(s->seed ^ 0x9e3779b97f4a7c15ULL * (step + 1));
+    h = mix(h ^ (uint64_t)x * 0xd1b54a32d192ed03ULL);
+    h = mix(h ^ (uint64_t)y * 0x8cb92ba72f3d8dd7ULL);
+    return mix(h ^ (uint64_t)z * 0x5851f42d4c957f2dULL);
+}
+
+static int is_ground(uint16_t m)
+{
+    return m != AIR && m != WATER;
+}
+
+/* A block and the voxels read around it. */
 typedef struct {
-    int64_t x[NEIGHBOURS], y[NEIGHBOURS];
-    int valid[NEIGHBOURS];
-} column_set;
+    int64_t block[6], box[6]; /* the block; block + halo clipped to the world */
+    uint16_t *in;             /* old values of box */
+    uint16_t *out;            /* new values of block */
+} region;
 
-/* Ground (highest voxel neither air nor water; -1 if none) and top (highest non-air). */
-static void surface_of(const uint16_t *column, int64_t height, int64_t *ground, int64_t *top)
+/* Old value at (x, y, z), inside the read box; below the world is ground, above
+ * it air. */
+static uint16_t old_at(const simulation *s, const region *r, int64_t x, int64_t y, int64_t z)
 {
-    *ground = *top = -1;
-    for (int64_t z = height - 1; z >= 0; z--) {
-        if (*top < 0 && column[z] != AIR)
-            *top = z;
-        if (column[z] != AIR && column[z] != WATER) {
-            *ground = z;
-            return;
-        }
-    }
+    if (z < 0)
+        return BASALT;
+    if (z >= s->dims[2])
+        return AIR;
+    const int64_t *b = r->box, nx = b[3] - b[0], ny = b[4] - b[1];
+    return r->in[((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0])];
 }
 
-static strata_status erode(strata_world *w, const simulation *s, const column_set *c,
-                           const uint16_t *values)
+static void set_new(region *r, int64_t x, int64_t y, int64_t z, uint16_t m)
 {
-    const int64_t h = s->dims[2];
-    int64_t ground, top;
-    surface_of(values, h, &ground, &top);
-    if (ground < 0 || ground + 1 >= h)
-        return STRATA_OK;
-    uint16_t m = values[ground];
-    if (m != SOIL && m != SAND && m != SEDIMENT)
-        return STRATA_OK;
-    int lowest = -1;
-    int64_t lowest_ground = ground - 1; /* strictly downhill, by at least two voxels */
-    for (int n = 1; n < NEIGHBOURS; n++) {
-        int64_t g, t;
-        if (!c->valid[n])
+    const int64_t *b = r->block;
+    if (x < b[0] || y < b[1] || z < b[2] || x >= b[3] || y >= b[4] || z >= b[5])
+        return;
+    const int64_t nx = b[3] - b[0], ny = b[4] - b[1];
+    r->out[((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0])] = m;
+}
+
+/* Erosion at p = (x, y, z), if it erodes: the value above it moves in and
+ * sediment lands on the lowest neighbour. */
+static void erode_at(const simulation *s, region *r, uint64_t step, int64_t x, int64_t y, int64_t z)
+{
+    static const int dx[4] = {1, -1, 0, 0}, dy[4] = {0, 0, 1, -1};
+    uint16_t m = old_at(s, r, x, y, z);
+    if ((m != SOIL && m != SAND && m != SEDIMENT) || z + 1 >= s->dims[2])
+        return;
+    uint16_t above = old_at(s, r, x, y, z + 1);
+    if (is_ground(above) || (voxel_hash(s, step, x, y, z) & 3))
+        return;
+    int64_t land = -1, best = -1;
+    for (int d = 0; d < 4; d++) {
+        int64_t qx = x + dx[d], qy = y + dy[d];
+        if (qx < 0 || qy < 0 || qx >= s->dims[0] || qy >= s->dims[1] ||
+            is_ground(old_at(s, r, qx, qy, z)) || is_ground(old_at(s, r, qx, qy, z - 1)))
             continue;
-        surface_of(values + n * h, h, &g, &t);
-        if (g < lowest_ground && g + 1 < h)
-            lowest = n, lowest_ground = g;
-    }
-    if (lowest < 0)
-        return STRATA_OK;
-    uint16_t above = values[ground + 1];
-    strata_status st = strata_stage_expect(w, c->x[0], c->y[0], ground, above, m);
-    if (!st)
-        st = strata_stage_expect(w, c->x[lowest], c->y[lowest], lowest_ground + 1, SEDIMENT,
-                                 values[lowest * h + lowest_ground + 1]);
-    return st;
-}
-
-static strata_status deposit(strata_world *w, const simulation *s, const column_set *c,
-                             const uint16_t *values)
-{
-    int64_t ground, top;
-    surface_of(values, s->dims[2], &ground, &top);
-    if (ground + 1 >= s->dims[2])
-        return STRATA_OK;
-    uint16_t above = values[ground + 1];
-    return strata_stage_expect(w, c->x[0], c->y[0], ground + 1, above == WATER ? SEDIMENT : SAND,
-                               above);
-}
-
-/* A cone of fixed slope around each vent whose radius grows with time. */
-static strata_status erupt(strata_world *w, const simulation *s, const column_set *c,
-                           const uint16_t *values, uint64_t step)
-{
-    int64_t ground, top;
-    surface_of(values, s->dims[2], &ground, &top);
-    if (ground + 1 >= s->dims[2])
-        return STRATA_OK;
-    double best = -1;
-    for (int v = 0; v < VENTS; v++) {
-        double dx = (double)c->x[0] - s->vents[v][0], dy = (double)c->y[0] - s->vents[v][1];
-        double radius = 4.0 + 2.0 * (double)step;
-        double d = sqrt(dx * dx + dy * dy);
-        if (d < radius) {
-            double height = (double)s->dims[2] * 0.9 - 0.5 * d;
-            best = height > best ? height : best;
-        }
-    }
-    if ((double)(ground + 1) > best)
-        return STRATA_OK;
-    strata_status st =
-        strata_stage_expect(w, c->x[0], c->y[0], ground + 1, LAVA, values[ground + 1]);
-    if (!st && values[ground] == LAVA)
-        st = strata_stage_expect(w, c->x[0], c->y[0], ground, BASALT, LAVA);
-    return st;
-}
-
-/* Columns for this rank and step: anywhere at random, or near a vent for volcanism. */
-static void pick_columns(const simulation *s, uint64_t *rng, column_set *sets)
-{
-    static const int dx[NEIGHBOURS] = {0, 1, -1, 0, 0}, dy[NEIGHBOURS] = {0, 0, 0, 1, -1};
-    for (int64_t i = 0; i < s->columns; i++) {
-        int64_t x, y;
-        if (s->process == VOLCANIC) {
-            const double *v = s->vents[next_random(rng) % VENTS];
-            double angle =
-                (double)(next_random(rng) >> 11) * (6.283185307179586 / 9007199254740992.0);
-            double r = (double)(next_random(rng) % 64);
-            x = (int64_t)(v[0] + r * cos(angle));
-            y = (int64_t)(v[1] + r * sin(angle));
-            x = x < 0 ? 0 : x >= s->dims[0] ? s->dims[0] - 1 : x;
-            y = y < 0 ? 0 : y >= s->dims[1] ? s->dims[1] - 1 : y;
-        } else {
-            x = (int64_t)(next_random(rng) % (uint64_t)s->dims[0]);
-            y = (int64_t)(next_random(rng) % (uint64_t)s->dims[1]);
-        }
-        for (int n = 0; n < NEIGHBOURS; n++) {
-            sets[i].x[n] = x + dx[n];
-            sets[i].y[n] = y + dy[n];
-            sets[i].valid[n] = sets[i].x[n] >= 0 && sets[i].x[n] < s->dims[0] &&
-                               sets[i].y[n] >= 0 && sets[i].y[n] < s->dims[1];
-            if (!sets[i].valid[n])
-                sets[i].x[n] = x, sets[i].y[n] = y; /* read something harmless */
-        }
-    }
-}
-
-/* One step: sample, read the columns (routed), stage, flush. Collective.
- * *staging_failed: the failure is this rank's staging, not agreed by the others. */
-static strata_status step_once(strata_world *w, const simulation *s, uint64_t step, int rank,
-                               column_set *sets, int64_t (*points)[3], uint16_t *values,
-                               strata_batch_stats *stats, int *staging_failed)
-{
-    uint64_t rng = s->seed ^ (0xd1b54a32d192ed03ULL * (uint64_t)(rank + 1)) ^
-                   (0x8cb92ba72f3d8dd7ULL * (step + 1));
-    pick_columns(s, &rng, sets);
-    const int64_t h = s->dims[2];
-    size_t n = 0;
-    for (int64_t i = 0; i < s->columns; i++)
-        for (int c = 0; c < NEIGHBOURS; c++)
-            for (int64_t z = 0; z < h; z++, n++) {
-                points[n][0] = sets[i].x[c];
-                points[n][1] = sets[i].y[c];
-                points[n][2] = z;
+        for (int64_t k = 2; k <= DROP_MAX; k++)
+            if (is_ground(old_at(s, r, qx, qy, z - k))) {
+                if (k > best)
+                    best = k, land = d;
+                break;
             }
-    strata_status st = strata_query_points(w, (const int64_t(*)[3])points, n, values);
-    *staging_failed = 0;
-    for (int64_t i = 0; !st && i < s->columns; i++) {
-        const uint16_t *v = values + (size_t)i * NEIGHBOURS * (size_t)h;
-        st = s->process == EROSION      ? erode(w, s, &sets[i], v)
-             : s->process == DEPOSITION ? deposit(w, s, &sets[i], v)
-                                        : erupt(w, s, &sets[i], v, step);
-        *staging_failed = st != STRATA_OK;
     }
-    /* A staging failure on one rank still takes part in the flush, which agrees. */
-    strata_status flushed = strata_flush(w, stats);
-    *staging_failed = *staging_failed && !flushed;
-    return st ? st : flushed;
+    if (land < 0)
+        return;
+    set_new(r, x, y, z, above);
+    set_new(r, x + dx[land], y + dy[land], z - best + 1, SEDIMENT);
+}
+
+/* The voxel above a surface: not ground, ground below. */
+static int above_surface(const simulation *s, const region *r, int64_t x, int64_t y, int64_t z)
+{
+    return !is_ground(old_at(s, r, x, y, z)) && is_ground(old_at(s, r, x, y, z - 1));
+}
+
+static int in_cone(const simulation *s, uint64_t step, int64_t x, int64_t y, int64_t z)
+{
+    for (int v = 0; v < VENTS; v++) {
+        double dx = (double)x - s->vents[v][0], dy = (double)y - s->vents[v][1];
+        double d = sqrt(dx * dx + dy * dy);
+        if (d < 4.0 + 2.0 * (double)step && (double)z <= (double)s->dims[2] * 0.9 - 0.5 * d)
+            return 1;
+    }
+    return 0;
+}
+
+static int lava_site(const simulation *s, const region *r, uint64_t step, int64_t x, int64_t y,
+                     int64_t z)
+{
+    return z < s->dims[2] && above_surface(s, r, x, y, z) && in_cone(s, step, x, y, z) &&
+           (voxel_hash(s, step, x, y, z) & 1) == 0;
+}
+
+/* New values of the block's voxels from the old state. Local. */
+static void compute_block(const simulation *s, region *r, uint64_t step)
+{
+    const int64_t *b = r->block;
+    const int64_t nx = b[3] - b[0], ny = b[4] - b[1];
+    for (int64_t z = b[2]; z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++)
+            memcpy(r->out + ((z - b[2]) * ny + (y - b[1])) * nx,
+                   r->in +
+                       ((z - r->box[2]) * (r->box[4] - r->box[1]) + (y - r->box[1])) *
+                           (r->box[3] - r->box[0]) +
+                       (b[0] - r->box[0]),
+                   (size_t)nx * 2);
+    if (s->process == EROSION) {
+        /* Sources one column across and up to DROP_MAX - 1 voxels above may land here. */
+        int64_t lo[3], hi[3];
+        for (int a = 0; a < 2; a++) {
+            lo[a] = b[a] - 1 > 0 ? b[a] - 1 : 0;
+            hi[a] = b[a + 3] + 1 < s->dims[a] ? b[a + 3] + 1 : s->dims[a];
+        }
+        lo[2] = b[2];
+        hi[2] = b[5] + DROP_MAX - 1 < s->dims[2] ? b[5] + DROP_MAX - 1 : s->dims[2];
+        for (int64_t z = lo[2]; z < hi[2]; z++)
+            for (int64_t y = lo[1]; y < hi[1]; y++)
+                for (int64_t x = lo[0]; x < hi[0]; x++)
+                    erode_at(s, r, step, x, y, z);
+        return;
+    }
+    for (int64_t z = b[2]; z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++)
+            for (int64_t x = b[0]; x < b[3]; x++) {
+                if (s->process == DEPOSITION) {
+                    if (above_surface(s, r, x, y, z) && (voxel_hash(s, step, x, y, z) & 7) == 0)
+                        set_new(r, x, y, z, old_at(s, r, x, y, z) == WATER ? SEDIMENT : SAND);
+                } else if (lava_site(s, r, step, x, y, z)) {
+                    set_new(r, x, y, z, LAVA);
+                } else if (old_at(s, r, x, y, z) == LAVA && lava_site(s, r, step, x, y, z + 1)) {
+                    set_new(r, x, y, z, BASALT);
+                }
+            }
+}
+
+/* The changed chunks of a computed block, as whole-chunk boxes to write. */
+typedef struct {
+    int64_t (*boxes)[6];
+    uint16_t **data;
+    size_t n, cap;
+} changes;
+
+static int keep_changed_chunks(const simulation *s, const region *r, changes *c, uint64_t *changed)
+{
+    const int64_t *b = r->block, e = s->edge;
+    const int64_t nx = b[3] - b[0], ny = b[4] - b[1], rnx = r->box[3] - r->box[0],
+                  rny = r->box[4] - r->box[1];
+    for (int64_t cz = b[2]; cz < b[5]; cz += e)
+        for (int64_t cy = b[1]; cy < b[4]; cy += e)
+            for (int64_t cx = b[0]; cx < b[3]; cx += e) {
+                int64_t k[6] = {cx,
+                                cy,
+                                cz,
+                                cx + e < b[3] ? cx + e : b[3],
+                                cy + e < b[4] ? cy + e : b[4],
+                                cz + e < b[5] ? cz + e : b[5]};
+                uint64_t diff = 0;
+                for (int64_t z = k[2]; z < k[5]; z++)
+                    for (int64_t y = k[1]; y < k[4]; y++) {
+                        const uint16_t *o = r->out + ((z - b[2]) * ny + (y - b[1])) * nx;
+                        const uint16_t *i =
+                            r->in + ((z - r->box[2]) * rny + (y - r->box[1])) * rnx - r->box[0];
+                        for (int64_t x = k[0]; x < k[3]; x++)
+                            diff += o[x - b[0]] != i[x];
+                    }
+                if (!diff)
+                    continue;
+                *changed += diff;
+                if (c->n == c->cap) {
+                    size_t cap = c->cap ? 2 * c->cap : 64;
+                    int64_t(*boxes)[6] = realloc(c->boxes, cap * sizeof *boxes);
+                    if (boxes)
+                        c->boxes = boxes;
+                    uint16_t **data = realloc(c->data, cap * sizeof *data);
+                    if (data)
+                        c->data = data;
+                    if (!boxes || !data)
+                        return -1;
+                    c->cap = cap;
+                }
+                size_t v = (size_t)((k[3] - k[0]) * (k[4] - k[1]) * (k[5] - k[2])), at = 0;
+                uint16_t *d = malloc(v * sizeof *d);
+                if (!d)
+                    return -1;
+                for (int64_t z = k[2]; z < k[5]; z++)
+                    for (int64_t y = k[1]; y < k[4]; y++, at += (size_t)(k[3] - k[0]))
+                        memcpy(d + at, r->out + ((z - b[2]) * ny + (y - b[1])) * nx + (k[0] - b[0]),
+                               (size_t)(k[3] - k[0]) * 2);
+                memcpy(c->boxes[c->n], k, sizeof k);
+                c->data[c->n++] = d;
+            }
+    return 0;
+}
+
+static void free_changes(changes *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        free(c->data[i]);
+    c->n = 0;
+}
+
+/* The domain cut into rounds of reads: [round_start[i], round_start[i + 1]). */
+typedef struct {
+    int64_t (*blocks)[6];
+    size_t n;
+    int64_t (*boxes)[6]; /* block + halo */
+    uint16_t **in, **out;
+    size_t *round_start;
+    uint64_t rounds; /* agreed: the most any rank needs */
+} domain;
+
+static uint64_t box_size(const int64_t b[6])
+{
+    return (uint64_t)((b[3] - b[0]) * (b[4] - b[1]) * (b[5] - b[2]));
+}
+
+static int domain_plan(const simulation *s, domain *d)
+{
+    d->boxes = calloc(d->n ? d->n : 1, sizeof *d->boxes);
+    d->in = calloc(d->n ? d->n : 1, sizeof *d->in);
+    d->out = calloc(d->n ? d->n : 1, sizeof *d->out);
+    d->round_start = calloc(d->n + 2, sizeof *d->round_start);
+    if (!d->boxes || !d->in || !d->out || !d->round_start)
+        return -1;
+    uint64_t held = 0, rounds = 0;
+    const int64_t halo[3] = {HALO_XY, HALO_XY, HALO_Z};
+    for (size_t i = 0; i < d->n; i++) {
+        for (int a = 0; a < 3; a++) {
+            d->boxes[i][a] = d->blocks[i][a] - halo[a] > 0 ? d->blocks[i][a] - halo[a] : 0;
+            int64_t hi = d->blocks[i][a + 3] + halo[a];
+            d->boxes[i][a + 3] = hi < s->dims[a] ? hi : s->dims[a];
+        }
+        uint64_t v = box_size(d->boxes[i]);
+        if (i == 0 || held + v > ROUND_VOXELS)
+            d->round_start[rounds++] = i, held = 0;
+        held += v;
+    }
+    d->rounds = rounds;
+    return 0;
+}
+
+/* Every rank runs as many rounds as the rank that needs most (some empty).
+ * Collective; nonzero when memory is out (then every rank is told by job_agree). */
+static int domain_agree_rounds(domain *d)
+{
+    uint64_t mine = d->rounds;
+    MPI_Allreduce(&mine, &d->rounds, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    size_t *grown = realloc(d->round_start, (d->rounds + 1) * sizeof *grown);
+    int ok = grown != NULL;
+    if (grown)
+        d->round_start = grown;
+    for (uint64_t r = mine; ok && r <= d->rounds; r++)
+        d->round_start[r] = d->n;
+    return job_agree(ok ? JOB_OK : JOB_FAILED);
+}
+
+static void domain_free(domain *d)
+{
+    for (size_t i = 0; d->in && i < d->n; i++)
+        free(d->in[i]), free(d->out[i]);
+    free(d->blocks), free(d->boxes), free(d->in), free(d->out), free(d->round_start);
+}
+
+/* One step: every round reads its blocks with halos and computes them; then the
+ * changed chunks of the whole step are written at once. Collective. */
+static strata_status step_once(strata_world *w, const simulation *s, domain *d, uint64_t step,
+                               sim_totals *t)
+{
+    changes c = {0};
+    strata_status st = STRATA_OK;
+    int failed = 0;
+    for (uint64_t round = 0; round < d->rounds && !st; round++) {
+        size_t first = d->round_start[round], n = d->round_start[round + 1] - first;
+        for (size_t i = first; i < first + n && !failed; i++) {
+            d->in[i] = malloc(box_size(d->boxes[i]) * sizeof **d->in);
+            d->out[i] = malloc(box_size(d->blocks[i]) * sizeof **d->out);
+            failed = !d->in[i] || !d->out[i];
+        }
+        strata_box_io_stats rs;
+        /* A rank that could not allocate reads nothing; the write's agreement stops all. */
+        st = strata_read_boxes(w, (const int64_t(*)[6])d->boxes + first, failed ? 0 : n, 0,
+                               d->in + first, &rs);
+        t->read_s += rs.seconds;
+        t->route_s += rs.route_seconds;
+        t->read += rs.voxels;
+        double t0 = MPI_Wtime();
+        for (size_t i = first; !st && !failed && i < first + n; i++) {
+            region r = {.in = d->in[i], .out = d->out[i]};
+            memcpy(r.block, d->blocks[i], sizeof r.block);
+            memcpy(r.box, d->boxes[i], sizeof r.box);
+            compute_block(s, &r, step);
+            failed = keep_changed_chunks(s, &r, &c, &t->changed) != 0;
+        }
+        for (size_t i = first; i < first + n; i++) {
+            free(d->in[i]), free(d->out[i]);
+            d->in[i] = d->out[i] = NULL;
+        }
+        t->compute_s += MPI_Wtime() - t0;
+    }
+    if (!st) {
+        /* NULL data for a rank out of memory: every rank then fails naming it. */
+        strata_box_io_stats ws;
+        uint16_t *none[1] = {NULL};
+        st = strata_write_boxes(w, (const int64_t(*)[6])c.boxes, failed ? 1 : c.n,
+                                (const uint16_t *const *)(failed ? none : c.data), NULL, &ws);
+        t->write_s += ws.seconds;
+        t->route_s += ws.route_seconds;
+        t->written += ws.voxels;
+    }
+    free_changes(&c);
+    free(c.boxes), free(c.data);
+    return st;
 }
 
 static int parse_args(const job *j, int argc, char **argv, simulation *s)
@@ -248,9 +435,43 @@ static void place_vents(simulation *s)
 {
     uint64_t rng = s->seed ^ 0x5851f42d4c957f2dULL;
     for (int v = 0; v < VENTS; v++) {
-        s->vents[v][0] = (double)(next_random(&rng) % (uint64_t)s->dims[0]);
-        s->vents[v][1] = (double)(next_random(&rng) % (uint64_t)s->dims[1]);
+        rng += 0x9e3779b97f4a7c15ULL;
+        s->vents[v][0] = (double)(mix(rng) % (uint64_t)s->dims[0]);
+        rng += 0x9e3779b97f4a7c15ULL;
+        s->vents[v][1] = (double)(mix(rng) % (uint64_t)s->dims[1]);
     }
+}
+
+/* The slowest rank's figure. */
+static double slowest(double v)
+{
+    MPI_Allreduce(MPI_IN_PLACE, &v, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+    return v;
+}
+
+static void print_summary(const job *j, const char *world, const simulation *s, sim_totals *t,
+                          uint64_t commits, uint64_t epoch)
+{
+    static const char *names[] = {"erosion", "deposition", "volcanic"};
+    uint64_t sums[3] = {t->read, t->changed, t->written};
+    MPI_Allreduce(MPI_IN_PLACE, sums + 1, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    double read_s = slowest(t->read_s), write_s = slowest(t->write_s),
+           route_s = slowest(t->route_s), compute_s = slowest(t->compute_s),
+           commit_s = slowest(t->commit_s);
+    double seconds = MPI_Wtime() - j->start, per_rank = (double)sums[0] / (double)j->size;
+    double steps = (double)s->steps;
+    job_summary(j,
+                "%s: %s, %" PRIu64 " steps on %d ranks, %" PRIu64 " commits, epoch %" PRIu64
+                ": %.3g voxels read, %" PRIu64 " changed; per step %.3f s: box read %.3f s "
+                "(%.3g voxels/s per rank), compute %.3f s (%.3g voxels/s per rank), box write "
+                "%.3f s (%.3g changed voxels/s), routing %.3f s of the box I/O, commit %.3f s; "
+                "%.3f s in all",
+                world, names[s->process], s->steps, j->size, commits, epoch, (double)sums[0],
+                sums[1], (read_s + compute_s + write_s + commit_s) / steps, read_s / steps,
+                read_s > 0 ? per_rank / read_s : 0.0, compute_s / steps,
+                compute_s > 0 ? per_rank / compute_s : 0.0, write_s / steps,
+                write_s > 0 ? (double)sums[1] / write_s : 0.0, route_s / steps, commit_s / steps,
+                seconds);
 }
 
 int job_simulate(job *j, int argc, char **argv)
@@ -272,17 +493,17 @@ int job_simulate(job *j, int argc, char **argv)
     strata_config cfg;
     strata_world_config(w, &cfg);
     memcpy(s.dims, cfg.dims, sizeof s.dims);
+    s.edge = cfg.chunk_edge;
     place_vents(&s);
-    /* About 256 K points read per rank and step, whatever the world's height. */
-    s.columns = (int64_t)262144 / (NEIGHBOURS * s.dims[2]);
-    s.columns = s.columns < 1 ? 1 : s.columns > 1024 ? 1024 : s.columns;
-    size_t n = (size_t)s.columns * NEIGHBOURS * (size_t)s.dims[2];
-    column_set *sets = malloc((size_t)s.columns * sizeof *sets);
-    int64_t(*points)[3] = malloc(n * sizeof *points);
-    uint16_t *values = malloc(n * sizeof *values);
-    rc = job_agree(sets && points && values ? JOB_OK : JOB_FAILED);
-    if (rc)
-        job_error(j, "cannot allocate %zu column points", n);
+    domain d = {0};
+    st = strata_domain_boxes(w, BLOCK_CHUNKS, &d.blocks, &d.n);
+    int planned = !st && !domain_plan(&s, &d);
+    if (!planned) /* only this rank knows why: it speaks, whatever its rank */
+        job_error(j, "cannot plan this rank's domain: %s",
+                  st ? strata_last_error(w) : "out of memory");
+    rc = job_agree(planned ? JOB_OK : JOB_FAILED);
+    if (!rc)
+        rc = domain_agree_rounds(&d);
     /* Commits are counted by the epochs they made: a step that changed nothing
      * commits nothing. */
     strata_info info;
@@ -290,61 +511,32 @@ int job_simulate(job *j, int argc, char **argv)
         rc = job_fail(j, st, w);
     progress p;
     progress_start(&p, j, "steps", s.steps);
-    strata_batch_stats total = {0}, b;
+    sim_totals t = {0};
     strata_commit_stats cs = {.epoch = rc ? 0 : info.epoch};
     uint64_t commits = 0, step = 0;
     for (; !rc && step < s.steps; step++) {
-        int staging_failed;
-        st = step_once(w, &s, step, j->rank, sets, points, values, &b, &staging_failed);
-        /* Every rank leaves the loop together: a failure on one rank stops all. */
-        int worst = (int)st;
-        MPI_Allreduce(MPI_IN_PLACE, &worst, 1, MPI_INT, MPI_MAX, MPI_COMM_WORLD);
-        if (staging_failed) {
-            /* Only this rank knows why: it speaks, whatever its rank. */
-            job_error(j, "staging step %" PRIu64 ": %s: %s", step, strata_strerror(st),
-                      strata_last_error(w));
-            rc = JOB_FAILED;
-            break;
-        }
-        if (worst && !st) {
-            job_error(j, "stopping: another rank failed at step %" PRIu64, step);
-            rc = JOB_FAILED;
-            break;
-        }
+        st = step_once(w, &s, &d, step, &t);
         if (!st && ((step + 1) % s.commit_every == 0 || step + 1 == s.steps)) {
             uint64_t before = cs.epoch;
+            double t0 = MPI_Wtime();
             st = strata_commit(w, &cs);
+            t.commit_s += MPI_Wtime() - t0;
             commits += !st && cs.epoch != before;
         }
         if (st) {
+            /* Box I/O and commits agree on errors: every rank stops here together. */
             rc = job_fail(j, st, w);
-            if (st == STRATA_ERR_INTERRUPTED)
-                job_error(j,
-                          "stopped at step %" PRIu64 "; the world is at its last commit "
-                          "(%s)",
-                          step, commits ? "made by this run" : "before this run");
+            job_error(j, "stopped at step %" PRIu64 "; the world is at its last commit (%s)", step,
+                      commits ? "made by this run" : "before this run");
             break;
         }
-        total.submitted += b.submitted;
-        total.applied += b.applied;
-        total.skipped += b.skipped;
         progress_update(&p, step + 1);
     }
     if (!rc)
         progress_finish(&p);
-    free(sets);
-    free(points);
-    free(values);
+    domain_free(&d);
     strata_world_close(w);
-    if (rc)
-        return rc;
-    static const char *names[] = {"erosion", "deposition", "volcanic"};
-    double seconds = MPI_Wtime() - j->start;
-    job_summary(j,
-                "%s: %s, %" PRIu64 " steps on %d ranks, %" PRIu64 " updates (%" PRIu64
-                " applied, %" PRIu64 " skipped), %" PRIu64 " commits, epoch %" PRIu64
-                " in %.3f s (%.3g updates/s)",
-                argv[1], names[s.process], s.steps, j->size, total.submitted, total.applied,
-                total.skipped, commits, cs.epoch, seconds, (double)total.submitted / seconds);
-    return JOB_OK;
+    if (!rc)
+        print_summary(j, argv[1], &s, &t, commits, cs.epoch);
+    return rc;
 }

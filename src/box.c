@@ -398,10 +398,12 @@ static strata_status read_voxels(strata_world *w, box_read *r, size_t n)
     }
     st = exchange_bytes(w, st, r->send, counts, &requests, req_bytes);
     double t1 = MPI_Wtime();
-    if (!st)
-        st = read_answer(w, requests, req_bytes, &answers, ans_bytes);
-    copy += MPI_Wtime() - t1;
-    st = exchange_bytes(w, st, answers, ans_bytes, &replies, got_bytes);
+    /* The first exchange agreed: a failure there ends the call on every rank alike. */
+    if (!st) {
+        strata_status local = read_answer(w, requests, req_bytes, &answers, ans_bytes);
+        copy += MPI_Wtime() - t1;
+        st = exchange_bytes(w, local, answers, ans_bytes, &replies, got_bytes);
+    }
     double t2 = MPI_Wtime();
     if (!st) {
         r->replies = replies;

@@ -27,12 +27,16 @@ for spec in "2 1" "4 3" "3 0" "2 0"; do
 done
 run 2 fsck w --quiet || fail "fsck after the failed updates"
 
-# The first allocation of update.c (the staging array) fails on rank 1 only.
-rc=0
-STRATA_ALLOC_FAIL=1:1:update.c run 2 simulate w --steps 2 --seed 3 2> err.txt || rc=$?
-[ $rc = 124 ] || [ $rc = 137 ] && fail "simulate with a staging failure on rank 1: hung"
-[ $rc = 0 ] && fail "simulate with a staging failure on rank 1: succeeded"
-grep -q "error: rank 1: staging step 0: out of memory: cannot stage" err.txt ||
-  fail "simulate: rank 1's staging failure not printed: $(cat err.txt)"
+# The first allocation of box.c (listing the domain), then the second (the first
+# box read's counts), fails on rank 1 only: every rank stops, rank 1 says why.
+for case in "1 cannot plan this rank's domain: cannot list" "2 box read: no memory"; do
+  read -r nth text <<< "$case"
+  rc=0
+  STRATA_ALLOC_FAIL=$nth:1:box.c run 2 simulate w --steps 2 --seed 3 2> err.txt || rc=$?
+  [ $rc = 124 ] || [ $rc = 137 ] && fail "simulate with box.c allocation $nth failing on rank 1: hung"
+  [ $rc = 0 ] && fail "simulate with box.c allocation $nth failing on rank 1: succeeded"
+  grep -q "rank 1: $text" err.txt ||
+    fail "simulate: rank 1's failure (box.c allocation $nth) not printed: $(cat err.txt)"
+done
 run 2 fsck w --quiet || fail "fsck after the failed simulate"
 echo "test_fault_jobs: ok"
