@@ -580,6 +580,135 @@ static strata_status region_reads(peer *p, const char *world)
     return st;
 }
 
+/* ---- box I/O: strata_read_boxes / strata_write_boxes against hyperslabs ------------- */
+
+/* One repetition of the four box rows on this rank's slab; MB/s per rank in mbs[0..3]:
+ * strata read, HDF5 read, strata write + commit, HDF5 write + fsync. */
+static strata_status box_round(peer *p, strata_world *w, const hsize_t lo[3], const hsize_t hi[3],
+                               uint16_t *s, uint16_t *h, size_t n, double mbs[4])
+{
+    bench *b = p->b;
+    const int64_t box[1][6] = {{(int64_t)lo[2], (int64_t)lo[1], (int64_t)lo[0], (int64_t)hi[2],
+                                (int64_t)hi[1], (int64_t)hi[0]}};
+    const double mb = (double)n * 2 / 1e6;
+    size_t count = n ? 1 : 0;
+    MPI_Barrier(b->comm);
+    double t0 = MPI_Wtime();
+    strata_status st = strata_read_boxes(w, box, count, 0, &s, NULL);
+    mbs[0] = mb / bench_slowest(b, MPI_Wtime() - t0);
+    if (st)
+        return error_set(&b->error, st, "box read: %s", strata_last_error(w));
+    st = peer_open(p, 0);
+    if (!st) {
+        MPI_Barrier(b->comm);
+        t0 = MPI_Wtime();
+        st = error_agree(b->comm, box_io(p, lo, hi, h, 0), &b->error);
+        mbs[1] = mb / bench_slowest(b, MPI_Wtime() - t0);
+    }
+    /* Same voxels or the comparison means nothing (the peer file is a copy of the world). */
+    if (!st && n && memcmp(s, h, n * sizeof *s) != 0)
+        st = error_set(&b->error, STRATA_ERR_CORRUPT, "box read differs from the HDF5 hyperslab");
+    st = error_agree(b->comm, st, &b->error);
+    if (!st) {
+        MPI_Barrier(b->comm);
+        t0 = MPI_Wtime();
+        st = error_agree(b->comm, box_io(p, lo, hi, h, 1), &b->error);
+        strata_status closed = peer_close(p, 1);
+        mbs[3] = mb / bench_slowest(b, MPI_Wtime() - t0);
+        st = st ? st : closed;
+    } else {
+        peer_close(p, 0);
+    }
+    if (st)
+        return st;
+    MPI_Barrier(b->comm);
+    t0 = MPI_Wtime();
+    const uint16_t *data = s;
+    st = strata_write_boxes(w, box, count, &data, NULL, NULL);
+    if (!st)
+        st = strata_commit(w, NULL);
+    mbs[2] = mb / bench_slowest(b, MPI_Wtime() - t0);
+    if (st)
+        error_set(&b->error, st, "box write: %s", strata_last_error(w));
+    return st;
+}
+
+static strata_status add_box_rows(bench *b, double mbs[][4], int reps, uint64_t bytes)
+{
+    static const char *const ids[4] = {"box_read_strata", "box_read_hdf5_hyperslab",
+                                       "box_write_commit_strata", "box_write_fsync_hdf5_hyperslab"};
+    static const char *const whats[4] = {
+        "strata_read_boxes of the rank's box into a dense [z][y][x] array; world open, its "
+        "chunks resident from the previous repetition (the first one decodes them)",
+        "one collective H5Dread of the rank's hyperslab into a dense array; file just reopened",
+        "strata_write_boxes of the rank's box (the values read, so the world keeps its "
+        "content), then strata_commit (encode, index, segment write, fsync, manifest)",
+        "one collective H5Dwrite of the rank's hyperslab, H5Fclose, fsync",
+    };
+    static const char *const limits[4] = {
+        "memcpy of chunk rows (own chunks); pieces of other ranks' chunks through MPI_Alltoallv",
+        "one zstd decode per 64^3 chunk",
+        "the commit: every chunk of the box is encoded and summarised (LOD) again",
+        "one zstd encode per 64^3 chunk",
+    };
+    strata_status st = STRATA_OK;
+    for (int i = 0; i < 4 && !st; i++) {
+        bench_row row = bench_row_start(b, ids[i], "box", "MB/s per rank", BENCH_HIGHER_IS_BETTER);
+        snprintf(row.peer, sizeof row.peer, "%s", i % 2 ? "hdf5" : "strata");
+        bench_volume_text(b, row.volume, sizeof row.volume);
+        if (i % 2)
+            snprintf(row.volume + strlen(row.volume), sizeof row.volume - strlen(row.volume),
+                     "; HDF5: one uint16 dataset, 64^3 chunks, zstd level 3");
+        snprintf(row.what, sizeof row.what, "%s", whats[i]);
+        snprintf(row.pattern, sizeof row.pattern,
+                 "each rank its own box: a z-slab of whole 64-voxel layers, the same boxes on "
+                 "both sides");
+        snprintf(row.limit, sizeof row.limit, "%s", limits[i]);
+        if (i % 2 == 0) {
+            snprintf(row.compare[0], sizeof row.compare[0], "%s", ids[i + 1]);
+            snprintf(row.target, sizeof row.target, "%s",
+                     i ? ">= 2x HDF5 write + fsync" : ">= 1 GB/s per rank, >= 3x HDF5");
+        }
+        row.durable = i >= 2;
+        row.count = bytes;
+        double v[BENCH_SAMPLES_MAX];
+        for (int r = 0; r < reps; r++)
+            v[r] = mbs[r][i];
+        st = bench_add(b, &row, v, reps);
+    }
+    return st;
+}
+
+static strata_status box_rows(peer *p, const char *world)
+{
+    bench *b = p->b;
+    hsize_t lo[3] = {0, 0, 0}, hi[3] = {0, p->dims[1], p->dims[2]};
+    my_layers(p, &lo[0], &hi[0]);
+    size_t n = (size_t)((hi[0] - lo[0]) * (hi[1] - lo[1]) * (hi[2] - lo[2]));
+    uint16_t *s = malloc((n ? n : 1) * sizeof *s), *h = malloc((n ? n : 1) * sizeof *h);
+    strata_world *w = NULL;
+    strata_status st = error_agree(
+        b->comm, s && h ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "box buffers"),
+        &b->error);
+    if (!st) {
+        st = strata_world_open(b->comm, world, STRATA_WRITE, NULL, &w);
+        if (st)
+            error_set(&b->error, st, "opening %s: %s", world, strata_last_error(NULL));
+    }
+    int reps = b->quick ? 2 : 4;
+    double mbs[BENCH_SAMPLES_MAX][4];
+    for (int r = 0; r < reps && !st; r++)
+        st = box_round(p, w, lo, hi, s, h, n, mbs[r]);
+    if (w)
+        strata_world_close(w);
+    free(s);
+    free(h);
+    /* The first repetition decodes the chunks: the rows keep the resident ones. */
+    if (!st)
+        st = add_box_rows(b, mbs + 1, reps - 1, (uint64_t)n * 2);
+    return st;
+}
+
 static strata_status add_file_row(bench *b, const peer *p)
 {
     struct stat sb;
@@ -614,6 +743,10 @@ strata_status bench_hdf5_peer(bench *b, const char *world)
         p.chunk[a] = p.dims[a] < PEER_CHUNK ? p.dims[a] : PEER_CHUNK;
     }
     st = peer_copy_world(&p, world);
+    if (!st && bench_wants(b, "box"))
+        st = box_rows(&p, world);
+    if (st || !bench_wants(b, "hdf5"))
+        return st;
     if (!st)
         st = add_file_row(b, &p);
     if (!st)

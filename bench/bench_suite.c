@@ -266,7 +266,7 @@ strata_status bench_run(bench *b, const char *out_path)
     st = error_agree(b->comm, st, &b->error);
     if (!st)
         st = bench_strata(b);
-    if (!st && bench_wants(b, "hdf5"))
+    if (!st && (bench_wants(b, "hdf5") || bench_wants(b, "box")))
         st = bench_hdf5_peer(b, world);
     st = error_agree(b->comm, st, &b->error);
     if (!st) {
