@@ -942,7 +942,7 @@ strata_status lod_summarize_palette(lod_work *wk, const uint16_t *ids, int count
 #endif
 }
 
-static int compare_counts(const void *a, const void *b)
+int lod_count_compare(const void *a, const void *b)
 {
     const lod_count *x = a, *y = b;
     return (int)x->material - (int)y->material;
@@ -982,7 +982,7 @@ strata_status lod_build(lod_work *wk, const uint16_t *voxels, const int extent[3
         for (size_t i = 0; i < n; i++)
             wk->hist[i] =
                 (lod_count){wk->mat[p][wk->hstart[top] + i], wk->cnt[p][wk->hstart[top] + i]};
-        qsort(wk->hist, n, sizeof *wk->hist, compare_counts);
+        qsort(wk->hist, n, sizeof *wk->hist, lod_count_compare);
     }
     wk->hist_n = n;
     *pyr = &wk->pyr;

@@ -40,6 +40,9 @@ typedef struct {
     uint64_t count;
 } lod_count;
 
+/** qsort order of lod_count by material (histograms ascend by material). */
+int lod_count_compare(const void *a, const void *b);
+
 /** Decoded pyramid of one chunk: levels 1..levels, cells [z][y][x] per level. */
 typedef struct {
     int edge, levels;

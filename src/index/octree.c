@@ -66,18 +66,12 @@ void node_set_free(node_set *s)
 
 /* ---- histogram arithmetic ---------------------------------------------------------- */
 
-static int compare_counts(const void *a, const void *b)
-{
-    const lod_count *x = a, *y = b;
-    return (int)x->material - (int)y->material;
-}
-
 /* Sort by material and add up equal materials in place; returns the new length. */
 static size_t hist_combine(lod_count *h, size_t n)
 {
     if (n < 2)
         return n;
-    qsort(h, n, sizeof *h, compare_counts);
+    qsort(h, n, sizeof *h, lod_count_compare);
     size_t k = 0;
     for (size_t i = 1; i < n; i++) {
         if (h[i].material == h[k].material)
