@@ -10,6 +10,7 @@
 
 #include "alloc.h"
 #include "codec.h"
+#include "commit.h"
 #include "fault.h"
 #include "fsutil.h"
 #include "index/octree.h"
@@ -357,10 +358,10 @@ static strata_status copy_next(strata_world *w, uint64_t epoch, int wrote_segmen
     next->segment_count = kept;
     if (wrote_segment)
         next->segments[next->segment_count++].epoch = epoch;
-    return world_next_writers(w, next);
+    return commit_next_writers(w, next);
 }
 
-strata_status world_next_writers(strata_world *w, manifest *next)
+strata_status commit_next_writers(strata_world *w, manifest *next)
 {
     next->writer_ranks = w->size;
     if (next->split_ranks != w->size) {
@@ -375,8 +376,8 @@ strata_status world_next_writers(strata_world *w, manifest *next)
     return STRATA_OK;
 }
 
-strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment,
-                                  const store_row *fresh, size_t n, manifest *next)
+strata_status commit_next_manifest(strata_world *w, uint64_t epoch, int wrote_segment,
+                                   const store_row *fresh, size_t n, manifest *next)
 {
     memset(next, 0, sizeof *next);
     uint8_t *keep = strata_malloc(w->committed.segment_count + 1);
@@ -394,7 +395,7 @@ strata_status world_next_manifest(strata_world *w, uint64_t epoch, int wrote_seg
 
 /* Steps 5 and 6 of the commit protocol (above strata_commit): rank 0 replaces
  * MANIFEST (the commit point), the ranks agree, and each takes `next` as committed. */
-strata_status world_publish(strata_world *w, manifest *next)
+strata_status commit_publish(strata_world *w, manifest *next)
 {
     /* The writer labels what it writes: a format-1 world (version-1 pyramid
      * payloads, still read) becomes format 2 at its first change by this library. */
@@ -447,7 +448,7 @@ strata_status world_publish(strata_world *w, manifest *next)
  *         the previous commit plus an orphan segment (epoch above MANIFEST's):
  *         readers never open it, the next writer's open removes it
  *         (remove_leftovers, src/world.c).
- * Step 4. Every rank builds the same next manifest (world_next_manifest):
+ * Step 4. Every rank builds the same next manifest (commit_next_manifest):
  *         epoch E, the new segment, the segments some live row still uses
  *         (one MPI_Allreduce with MPI_BOR), this job's splitters. Memory only.
  * Step 5. Rank 0 replaces MANIFEST (manifest_write): writes MANIFEST.tmp and
@@ -461,7 +462,7 @@ strata_status world_publish(strata_world *w, manifest *next)
  *         and MANIFEST.tmp, removed by the next writer); after it, the new one.
  *         A pending create --force swaps the worlds here (world_finish_replace).
  *
- * Step 6. The ranks agree on step 5 (world_publish); then every rank takes the
+ * Step 6. The ranks agree on step 5 (commit_publish); then every rank takes the
  *         new manifest as committed and closes the segments it no longer
  *         names, which rank 0 unlinks (after the rename, so never one that a
  *         durable MANIFEST still names).
@@ -528,14 +529,14 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         /* Step 4: every rank builds the same next manifest. Segments no live
          * row uses any more (every chunk they held was rewritten since) leave
          * it, so a world rewritten commit after commit stays small.
-         * Steps 5 and 6 (world_publish): rank 0 replaces MANIFEST, the COMMIT
+         * Steps 5 and 6 (commit_publish): rank 0 replaces MANIFEST, the COMMIT
          * POINT; the ranks agree and retire the unused segments. */
-        st = world_next_manifest(w, epoch, wrote, batch.rows, wrote ? dirty.count : 0, &next);
+        st = commit_next_manifest(w, epoch, wrote, batch.rows, wrote ? dirty.count : 0, &next);
         if (!st) {
             next.stale_chunks = total[3];
             if (total[3] == 0)
                 next.index_epoch = epoch;
-            st = world_publish(w, &next);
+            st = commit_publish(w, &next);
         }
     }
     double written = MPI_Wtime();

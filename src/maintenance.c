@@ -9,6 +9,7 @@
 
 #include "alloc.h"
 #include "codec.h"
+#include "commit.h"
 #include "fault.h"
 #include "fsutil.h"
 #include "index/lod.h"
@@ -311,7 +312,7 @@ static strata_status publish_compaction(strata_world *w, uint64_t epoch)
     /* Agreed: a rank that cannot copy must not leave the others in the publish. */
     strata_status st = manifest_copy(&w->committed, &next, &w->error);
     if (!st)
-        st = world_next_writers(w, &next);
+        st = commit_next_writers(w, &next);
     st = world_agree(w, st);
     if (st) {
         manifest_free(&next); /* copied on this rank, or zeroed by the failed copy */
@@ -324,7 +325,7 @@ static strata_status publish_compaction(strata_world *w, uint64_t epoch)
     next.commits++;
     next.segments[0].epoch = epoch;
     next.segment_count = 1;
-    return world_publish(w, &next);
+    return commit_publish(w, &next);
 }
 
 strata_status strata_compact(strata_world *w, strata_commit_stats *stats)

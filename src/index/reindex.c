@@ -13,6 +13,7 @@
 
 #include "alloc.h"
 #include "codec.h"
+#include "commit.h"
 #include "index/octree.h"
 #include "parallel.h"
 #include "world.h"
@@ -282,14 +283,14 @@ static strata_status publish(strata_world *w, const reindex_batch *b, uint64_t e
 {
     manifest next;
     /* The pyramids this reindex replaced may leave segments unused. */
-    strata_status st = world_next_manifest(w, epoch, 1, b->rows, b->n, &next);
+    strata_status st = commit_next_manifest(w, epoch, 1, b->rows, b->n, &next);
     if (st)
         return st;
     next.index_epoch = epoch;
     next.stale_chunks = 0;
     next.rebuild_chunks = chunks;
     next.rebuild_seconds = slowest;
-    return world_publish(w, &next);
+    return commit_publish(w, &next);
 }
 
 strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *stats)
