@@ -3,6 +3,8 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <float.h>
+#include <math.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -128,8 +130,25 @@ static strata_status check_config(const strata_config *cfg, strata_error *err)
                              "than the %d-bit Morton key allows (%llu); use a larger chunk edge",
                              "xyz"[i], cfg -> dims[i], chunks, cfg -> chunk_edge,
                              3 * STRATA_MORTON_BITS, 1ULL << STRATA_MORTON_BITS);
-        if (!(cfg->voxel_size[i] > 0) || cfg->voxel_size[i] != cfg->voxel_size[i])
-            return error_set(err, STRATA_ERR_ARG, "voxel size along %c must be positive", "xyz"[i]);
+        /* What the manifest can hold and every later job convert: a normal positive
+         * size (strtod refuses subnormals when the manifest is read back), an origin
+         * that is 0 or normal, and a far corner origin + dims * size that is finite. */
+        const double size = cfg->voxel_size[i], origin = cfg->origin[i];
+        if (!(size > 0) || !isnormal(size))
+            return error_set(err, STRATA_ERR_ARG,
+                             "voxel size along %c is %g: must be a positive normal number "
+                             "(at least %g, finite)",
+                             "xyz"[i], size, DBL_MIN);
+        if (!(origin == 0 || isnormal(origin)))
+            return error_set(err, STRATA_ERR_ARG,
+                             "origin along %c is %g: must be finite, and 0 or at least %g in "
+                             "magnitude",
+                             "xyz"[i], origin, DBL_MIN);
+        if (!isfinite(origin + (double)cfg->dims[i] * size))
+            return error_set(err, STRATA_ERR_OVERFLOW,
+                             "extent along %c overflows: origin %g + %" PRId64 " voxels of %g m "
+                             "is not a finite number of metres",
+                             "xyz"[i], origin, cfg -> dims[i], size);
     }
     for (size_t i = 0; cfg->materials && i < cfg->material_count; i++) {
         const strata_material *m = &cfg->materials[i];

@@ -91,6 +91,17 @@ run 1 update "$R" thirteen.txt --quiet || fail "update rays"
     fail "ray from 4.3 m down does not start in voxel 13"
 echo "ok --units m on voxel boundaries"
 
+# ---- create refuses what a later open or query would refuse -------------------------------------
+for args in "--voxel-size 1e-320" "--voxel-size 1,1,4e-310" "--origin 1e-320,0,0" \
+            "--voxel-size 1e307 --origin 1.7e308,0,0" "--voxel-size 1e308"; do
+    if run 2 create "$WORK/bad.world" --dims 16,16,16 $args --quiet 2> err.txt; then fail "create $args accepted"; fi
+    grep -q "voxel size\|origin\|extent" err.txt || fail "create $args: $(cat err.txt)"
+    [ ! -e "$WORK/bad.world" ] || fail "create $args left a world"
+done
+run 1 create "$WORK/tiny.world" --dims 16,16,16 --voxel-size 1e-300 --origin -1e300,0,0 --quiet || fail "create tiny voxels"
+run 1 get "$WORK/tiny.world" 1 1 1 --quiet > /dev/null || fail "open a world of tiny voxels"
+echo "ok create refuses unusable worlds"
+
 # ---- --cache-mb: strict, and taken by every job docs/operations.md names ------------------------
 C=$WORK/cache
 run 1 create "$C" --dims 32,32,32 --chunk 16 --generate terrain --seed 1 --quiet || fail "create cache"
