@@ -1,6 +1,7 @@
 /* job_extract.c: `strata extract WORLD --box ... [--lod L] -o OUT.h5 [--png OUT.png ...]`. */
 #include <hdf5.h>
 #include <inttypes.h>
+#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -154,8 +155,30 @@ static int write_png(const job *j, const extract_args *a, const strata_extract_s
         H5Dclose(dataset);
     if (file >= 0)
         H5Fclose(file);
+    /* The frame: title and metres along the image's axes. */
+    strata_config cfg;
+    strata_world_config(w, &cfg);
+    const int right = axis == 0 ? 1 : 0, up = axis == 2 ? 1 : 2;
+    const double cell = (double)((int64_t)1 << a->level);
+    const int64_t voxel = ((s->box[axis] >> a->level) + index) << a->level;
+    const char *name = strrchr(a->world, '/');
+    name = name && name[1] ? name + 1 : a->world;
+    char title[256];
+    double metres = cfg.origin[axis] + (double)voxel * cfg.voxel_size[axis];
+    snprintf(title, sizeof title, "%s: %c = %" PRId64 " voxels (%.*f %s), LOD %d", name, 'x' + axis,
+             voxel, fabs(metres) >= 10000 ? 1 : 0, fabs(metres) >= 10000 ? metres / 1000 : metres,
+             fabs(metres) >= 10000 ? "km" : "m", a->level);
+    png_frame frame = {title,
+                       cfg.origin[right] + (double)((s->box[right] >> a->level) << a->level) *
+                                               cfg.voxel_size[right],
+                       cfg.voxel_size[right] * cell,
+                       cfg.origin[up] +
+                           (double)((s->box[up] >> a->level) << a->level) * cfg.voxel_size[up],
+                       cfg.voxel_size[up] * cell,
+                       (char)('x' + right),
+                       (char)('x' + up)};
     char error[STRATA_ERROR_MAX];
-    if (!rc && png_write_slice(a->png, cells, width, height, w, error, sizeof error)) {
+    if (!rc && png_write_slice(a->png, cells, width, height, &frame, w, error, sizeof error)) {
         job_error(j, "%s", error);
         rc = JOB_FAILED;
     }

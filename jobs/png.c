@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,7 +24,8 @@ enum {
     LEGEND_PAD = 10,
     LEGEND_LINE = GLYPH_H + 8,
     SWATCH = GLYPH_H,
-    LEGEND_MAX_CHARS = 6 + STRATA_MATERIAL_NAME_MAX /* "65535 " and the longest name */
+    LEGEND_MAX_CHARS = 6 + STRATA_MATERIAL_NAME_MAX, /* "65535 " and the longest name */
+    TEXT_MAX_CHARS = 160                             /* titles */
 };
 
 /* One glyph: 7 rows of 5 bits, the leftmost pixel in bit 4. */
@@ -120,15 +122,15 @@ typedef struct {
 
 static void fill_rect(canvas *c, int64_t x, int64_t y, int64_t w, int64_t h, const uint8_t rgb[3])
 {
-    for (int64_t j = y; j < y + h && j < c->height; j++)
-        for (int64_t i = x; i < x + w && i < c->width; i++)
+    for (int64_t j = y < 0 ? 0 : y; j < y + h && j < c->height; j++)
+        for (int64_t i = x < 0 ? 0 : x; i < x + w && i < c->width; i++)
             memcpy(c->pixels + 3 * (j * c->width + i), rgb, 3);
 }
 
 static void draw_text(canvas *c, int64_t x, int64_t y, const char *text)
 {
     static const uint8_t ink[3] = {0, 0, 0};
-    for (size_t k = 0; text[k] && k < LEGEND_MAX_CHARS; k++, x += GLYPH_ADVANCE) {
+    for (size_t k = 0; text[k] && k < TEXT_MAX_CHARS; k++, x += GLYPH_ADVANCE) {
         const glyph *g = glyph_of(text[k]);
         for (int row = 0; g && row < 7; row++)
             for (int col = 0; col < 5; col++)
@@ -196,31 +198,112 @@ static void legend_size(const legend_entry *legend, size_t entries, int64_t *w, 
 }
 
 /* The legend at column x0 of the canvas. */
-static void draw_legend(canvas *c, int64_t x0, const legend_entry *legend, size_t entries)
+static void draw_legend(canvas *c, int64_t x0, int64_t y0, const legend_entry *legend,
+                        size_t entries)
 {
     static const uint8_t border[3] = {0, 0, 0};
     int64_t x = x0 + LEGEND_PAD;
     for (size_t i = 0; i < entries; i++) {
-        int64_t y = LEGEND_PAD + (int64_t)i * LEGEND_LINE;
+        int64_t y = y0 + LEGEND_PAD + (int64_t)i * LEGEND_LINE;
         fill_rect(c, x, y, SWATCH, SWATCH, border);
         fill_rect(c, x + 1, y + 1, SWATCH - 2, SWATCH - 2, legend[i].m.rgb);
         draw_text(c, x + SWATCH + LEGEND_PAD, y, legend[i].text);
     }
 }
 
-/* Render slice and legend into a canvas. */
+/* A tick step of 1, 2 or 5 x 10^k giving about `parts` steps over span. */
+static double nice_step(double span, int parts)
+{
+    double raw = span / parts, p = pow(10, floor(log10(raw)));
+    return raw / p < 1.5 ? p : raw / p < 3.5 ? 2 * p : raw / p < 7.5 ? 5 * p : 10 * p;
+}
+
+/* A length in metres, short: "250 m", "12.5 km". */
+static void metres_text(double v, char *out, size_t size)
+{
+    if (fabs(v) >= 10000)
+        snprintf(out, size, "%g km", v / 1000);
+    else
+        snprintf(out, size, "%g m", v);
+}
+
+static int64_t text_width(const char *t)
+{
+    size_t n = strlen(t);
+    return (int64_t)(n < TEXT_MAX_CHARS ? n : TEXT_MAX_CHARS) * GLYPH_ADVANCE;
+}
+
+/* Axes with ticks in metres along the slice's bottom and left edges, and a scale bar. */
+static void draw_axes(canvas *c, const png_frame *f, int64_t width, int64_t height, int s)
+{
+    static const uint8_t ink[3] = {0, 0, 0};
+    const int64_t left = PNG_FRAME_LEFT, bottom = PNG_FRAME_TOP + height * s;
+    fill_rect(c, left - 1, PNG_FRAME_TOP, 1, height * s + 1, ink);
+    fill_rect(c, left - 1, bottom, width * s + 1, 1, ink);
+    char text[64];
+    for (int axis = 0; axis < 2; axis++) {
+        const double start = axis ? f->y0 : f->x0, per = axis ? f->dy : f->dx;
+        const int64_t cells = axis ? height : width;
+        const double span = per * (double)cells;
+        /* As many steps (4 at most) as leave room between the widest labels. */
+        double step = nice_step(span, 4);
+        for (int parts = 3; parts >= 1; parts--) {
+            char a[64], b[64];
+            metres_text(floor(start / step) * step, a, sizeof a);
+            metres_text(ceil((start + span) / step) * step, b, sizeof b);
+            int64_t need =
+                axis ? GLYPH_H + 8
+                     : (text_width(a) > text_width(b) ? text_width(a) : text_width(b)) + 16;
+            if (step / per * s >= (double)need)
+                break;
+            step = nice_step(span, parts);
+        }
+        for (double k = ceil(start / step);; k++) {
+            double v = k * step;
+            if (v > start + span + 1e-9 * span)
+                break;
+            int64_t at = (int64_t)llround((v - start) / per * s);
+            metres_text(v, text, sizeof text);
+            if (!axis) {
+                fill_rect(c, left + at, bottom, 1, 6, ink);
+                draw_text(c, left + at - text_width(text) / 2, bottom + 8, text);
+            } else {
+                fill_rect(c, left - 7, bottom - at, 6, 1, ink);
+                draw_text(c, left - 10 - text_width(text), bottom - at - GLYPH_H / 2, text);
+            }
+        }
+    }
+    snprintf(text, sizeof text, "%c", f->x_name);
+    draw_text(c, left + width * s + 40, bottom + 8, text);
+    snprintf(text, sizeof text, "%c", f->y_name);
+    draw_text(c, LEGEND_PAD, PNG_FRAME_TOP, text);
+    /* Scale bar: a round length about a fifth of the slice's width. */
+    double bar = nice_step(f->dx * (double)width, 5);
+    int64_t px = (int64_t)llround(bar / f->dx * s), y = bottom + 8 + GLYPH_H + 14;
+    fill_rect(c, left, y, px, 4, ink);
+    fill_rect(c, left, y - 4, 1, 12, ink);
+    fill_rect(c, left + px - 1, y - 4, 1, 12, ink);
+    metres_text(bar, text, sizeof text);
+    draw_text(c, left + px + 8, y - GLYPH_H / 2 + 2, text);
+}
+
+/* Render title, slice, axes and legend into a canvas. */
 static int render(canvas *c, const uint16_t *cells, int64_t width, int64_t height,
-                  const legend_entry *legend, size_t entries)
+                  const png_frame *f, const legend_entry *legend, size_t entries)
 {
     const int s = png_cell_scale(width, height);
     int64_t legend_w, legend_h;
     legend_size(legend, entries, &legend_w, &legend_h);
-    c->width = width * s + legend_w;
-    c->height = height * s > legend_h ? height * s : legend_h;
+    c->width = PNG_FRAME_LEFT + width * s + legend_w;
+    int64_t title_w = PNG_FRAME_LEFT + text_width(f->title) + LEGEND_PAD;
+    c->width = c->width > title_w ? c->width : title_w;
+    int64_t below = height * s + PNG_FRAME_BOTTOM;
+    c->height = PNG_FRAME_TOP + (below > legend_h ? below : legend_h);
     c->pixels = malloc((size_t)(c->width * c->height * 3));
     if (!c->pixels)
         return -1;
     memset(c->pixels, 255, (size_t)(c->width * c->height * 3));
+    draw_text(c, PNG_FRAME_LEFT, LEGEND_PAD, f->title);
     /* Row 0 of the slice is the bottom (south, or down) of the image. */
     for (int64_t row = 0; row < height; row++)
         for (int64_t col = 0; col < width; col++) {
@@ -233,9 +316,11 @@ static int render(canvas *c, const uint16_t *cells, int64_t width, int64_t heigh
                 else
                     hi = mid;
             }
-            fill_rect(c, col * s, (height - 1 - row) * s, s, s, legend[lo].m.rgb);
+            fill_rect(c, PNG_FRAME_LEFT + col * s, PNG_FRAME_TOP + (height - 1 - row) * s, s, s,
+                      legend[lo].m.rgb);
         }
-    draw_legend(c, width * s, legend, entries);
+    draw_axes(c, f, width, height, s);
+    draw_legend(c, PNG_FRAME_LEFT + width * s, PNG_FRAME_TOP, legend, entries);
     return 0;
 }
 
@@ -308,7 +393,7 @@ static int encode(const char *path, const canvas *c, char *error, size_t error_s
 #endif
 
 int png_write_slice(const char *path, const uint16_t *cells, int64_t width, int64_t height,
-                    const strata_world *w, char *error, size_t error_size)
+                    const png_frame *frame, const strata_world *w, char *error, size_t error_size)
 {
     /* libpng takes 32-bit sizes; beyond this a quick look is not quick. */
     if (width < 1 || height < 1 || width > 65536 || height > 65536) {
@@ -323,7 +408,7 @@ int png_write_slice(const char *path, const uint16_t *cells, int64_t width, int6
     canvas c = {NULL, 0, 0};
     int rc = collect_legend(cells, (size_t)(width * height), w, &legend, &entries);
     if (!rc)
-        rc = render(&c, cells, width, height, legend, entries);
+        rc = render(&c, cells, width, height, frame, legend, entries);
     if (rc)
         snprintf(error, error_size, "cannot draw %s: out of memory", path);
     else
@@ -362,7 +447,7 @@ int png_write_picture(const char *path, const uint8_t *rgb, const uint16_t *ids,
         memset(c.pixels, 255, (size_t)(c.width * c.height * 3));
         for (int64_t y = 0; y < height; y++)
             memcpy(c.pixels + 3 * y * c.width, rgb + 3 * y * width, (size_t)(3 * width));
-        draw_legend(&c, width, shown, entries);
+        draw_legend(&c, width, 0, shown, entries);
     }
     if (rc)
         snprintf(error, error_size, "cannot draw %s: out of memory", path);

@@ -24,6 +24,7 @@ import h5py
 import numpy as np
 
 MIN_SIDE = 512  # jobs/png.h PNG_MIN_SIDE
+LEFT, TOP = 150, 40  # jobs/png.h PNG_FRAME_LEFT, PNG_FRAME_TOP: the slice's corner
 
 
 def fail(msg):
@@ -213,18 +214,18 @@ def check_png(path, h5path, axis, index):
     s = max(1, MIN_SIDE // max(width, height))
     img = decode_png(path)
     ih, iw = img.shape[:2]
-    if iw <= width * s or ih < height * s:
+    if iw <= LEFT + width * s or ih < TOP + height * s:
         fail(f"PNG {iw}x{ih} too small for {width}x{height} cells at scale {s}")
-    if ih != max(height * s, ih) or iw - width * s > 1000:
+    if iw - LEFT - width * s > 2500:
         fail(f"PNG {iw}x{ih} has an odd legend")
     for row in range(height):
         for col in range(width):
-            px = img[(height - 1 - row) * s + s // 2, col * s + s // 2]
+            px = img[TOP + (height - 1 - row) * s + s // 2, LEFT + col * s + s // 2]
             want = colours.get(int(sl[row, col]))
             if want is not None and tuple(px) != want:
                 fail(f"pixel of cell row {row} col {col}: {tuple(px)} vs {want}")
     # the legend (right of the slice) carries each present colour as a swatch
-    legend = img[:, width * s:].reshape(-1, 3)
+    legend = img[:, LEFT + width * s:].reshape(-1, 3)
     present = {tuple(p) for p in legend.tolist()}
     for m in np.unique(sl):
         if int(m) in colours and colours[int(m)] not in present:
