@@ -1,4 +1,4 @@
-/* read.c: loading chunks, point reads (routed and committed), chunk metadata, info. */
+/* read.c: point reads (routed and committed), chunk metadata, info. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,81 +8,6 @@
 #include "fsutil.h"
 #include "partition.h"
 #include "world.h"
-
-strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *voxels)
-{
-    if (row->codec == CODEC_UNIFORM) {
-        for (size_t i = 0; i < w->chunk_voxels; i++)
-            voxels[i] = row->value;
-        return STRATA_OK;
-    }
-    /* A size read from a file is checked before it sizes an allocation. */
-    if (row->payload_length > chunk_encode_bound(w->edge))
-        return WORLD_FAIL(w, STRATA_ERR_CORRUPT,
-                          "chunk key %" PRIu64 ": payload length %u exceeds "
-                          "the largest possible (%zu)",
-                          row->key, row->payload_length, chunk_encode_bound(w->edge));
-    uint8_t *payload = strata_malloc(row->payload_length ? row->payload_length : 1);
-    if (!payload)
-        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read chunk key %" PRIu64, row->key);
-    strata_status st =
-        store_read_payload(&w->store, row->payload_segment, row->payload_offset,
-                           row->payload_length, row->payload_crc, row->key, payload, &w->error);
-    if (!st)
-        st = chunk_decode(payload, row->payload_length, row->codec, w->edge, w->scratch, voxels,
-                          &w->error);
-    if (st) {
-        /* Name the chunk by coordinates too: a user knows those. */
-        int64_t b[6];
-        world_chunk_bounds(w, row->key, b);
-        char message[STRATA_ERROR_MAX];
-        snprintf(message, sizeof message, "%s (chunk at voxel %" PRId64 ",%" PRId64 ",%" PRId64 ")",
-                 w->error.message, b[0], b[1], b[2]);
-        error_set(&w->error, st, "%s", message);
-    }
-    free(payload);
-    return st;
-}
-
-/* A chunk of the committed state into cache c, decoded from its row (or air). */
-static strata_status load_committed(strata_world *w, chunk_cache *c, uint64_t key,
-                                    const store_row *row, chunk **out)
-{
-    uint16_t value = row && row->codec == CODEC_UNIFORM ? row->value : 0;
-    strata_status st = chunk_cache_insert(c, key, value, out, &w->error);
-    if (st || !row || row->codec == CODEC_UNIFORM)
-        return st;
-    uint16_t *voxels = chunk_buffer_get(c);
-    if (!voxels)
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate chunk key %" PRIu64, key);
-    if (!st)
-        st = world_decode_row(w, row, voxels);
-    if (st) {
-        chunk_buffer_put(c, voxels);
-        chunk_cache_remove(c, *out);
-        *out = NULL;
-        return st;
-    }
-    chunk_adopt(c, *out, voxels, w->chunk_voxels);
-    return STRATA_OK;
-}
-
-strata_status world_own_chunk(strata_world *w, uint64_t key, chunk **out)
-{
-    chunk *k = chunk_cache_find(&w->owned, key);
-    if (k) {
-        chunk_touch(&w->owned, k);
-        *out = k;
-        return STRATA_OK;
-    }
-    return load_committed(w, &w->owned, key, world_own_row(w, key), out);
-}
-
-void world_evict(strata_world *w)
-{
-    chunk_cache_trim(&w->owned);
-    chunk_cache_trim(&w->committed_copies);
-}
 
 /* ---- routed point reads -------------------------------------------------------- */
 
@@ -169,7 +94,7 @@ strata_status world_committed_chunk(strata_world *w, uint64_t key, chunk **out)
             return st;
         found = hit ? &row : NULL;
     }
-    strata_status st = load_committed(w, &w->committed_copies, key, found, out);
+    strata_status st = world_load_committed(w, &w->committed_copies, key, found, out);
     if (!st)
         chunk_cache_trim(&w->committed_copies);
     return st;

@@ -87,6 +87,10 @@ strata_status world_own_chunk(strata_world *w, uint64_t key, chunk **out);
  * store. Local. *out stays valid until the next call that loads a chunk.
  */
 strata_status world_committed_chunk(strata_world *w, uint64_t key, chunk **out);
+/** A chunk of the committed state into cache c, decoded from its row (NULL: never
+ *  stored, air). Local. */
+strata_status world_load_committed(strata_world *w, chunk_cache *c, uint64_t key,
+                                   const store_row *row, chunk **out);
 /** Decode a committed chunk described by row into voxels (C^3). Local. */
 strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *voxels);
 /** Trim the clean-chunk caches to their budgets. Local. */
