@@ -30,6 +30,16 @@ int ray_unit_direction(const double dir[3], double unit[3])
     }
     if (largest == 0)
         return 0;
+    if (largest > 0x1p-400 && largest < 0x1p400) {
+        /* No square can overflow or underflow: scaling by a power of two would
+         * change no bit of the result, so skip it. */
+        for (int a = 0; a < 3; a++)
+            sum += dir[a] * dir[a];
+        double length = sqrt(sum);
+        for (int a = 0; a < 3; a++)
+            unit[a] = dir[a] / length;
+        return 1;
+    }
     int exponent;
     frexp(largest, &exponent);
     for (int a = 0; a < 3; a++) {
@@ -337,7 +347,7 @@ strata_status ray_cast(ray_caster *c, const double from[3], const double unit[3]
     walk_state r;
     const int L = c->level;
     for (int a = 0; a < 3; a++) {
-        r.o[a] = ldexp(from[a], -L); /* exact: cells of 2^L voxels */
+        r.o[a] = L ? ldexp(from[a], -L) : from[a]; /* exact: cells of 2^L voxels */
         r.d[a] = unit[a];
         r.s[a] = r.d[a] > 0 ? 1 : r.d[a] < 0 ? -1 : 0;
     }
