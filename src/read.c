@@ -67,39 +67,6 @@ strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], s
 
 /* ---- reads of the committed state (not collective) ----------------------------------- */
 
-strata_status world_committed_chunk(strata_world *w, uint64_t key, chunk **out)
-{
-    int own = world_owns(w, key);
-    if (own) {
-        chunk *k = chunk_cache_find(&w->owned, key);
-        if (k && !k->dirty) {
-            *out = k;
-            return STRATA_OK;
-        }
-    }
-    chunk *k = chunk_cache_find(&w->committed_copies, key);
-    if (k) {
-        chunk_touch(&w->committed_copies, k);
-        *out = k;
-        return STRATA_OK;
-    }
-    store_row row;
-    const store_row *found = NULL;
-    if (own) {
-        found = world_own_row(w, key);
-    } else {
-        int hit;
-        strata_status st = store_lookup_row(&w->store, key, &row, &hit, &w->error);
-        if (st)
-            return st;
-        found = hit ? &row : NULL;
-    }
-    strata_status st = world_load_committed(w, &w->committed_copies, key, found, out);
-    if (!st)
-        chunk_cache_trim(&w->committed_copies);
-    return st;
-}
-
 /* Everything but an own clean resident chunk: range errors, committed copies,
  * loads. Out of line so that the hot path below stays short. */
 static __attribute__((noinline)) strata_status read_voxel_slow(strata_world *w, int64_t x,

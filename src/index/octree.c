@@ -119,7 +119,7 @@ static int hist_reserve(hist_buffer *b, size_t more)
 
 /* ---- geometry ------------------------------------------------------------------- */
 
-static void world_levels(const strata_world *w, lod_index *x)
+static void index_levels(const strata_world *w, lod_index *x)
 {
     x->chunk_bits = w->edge_bits;
     int k = 0;
@@ -418,7 +418,7 @@ strata_status octree_build(strata_world *w, lod_index *x)
         free(x->direct[k]);
         x->direct[k] = NULL;
     }
-    world_levels(w, x);
+    index_levels(w, x);
     strata_status st = find_straddlers(w, x);
     word_buffer partial = {0};
     hist_buffer tmp = {0};
@@ -527,7 +527,7 @@ strata_status index_get(strata_world *w, lod_index **out)
             free(x);
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the pyramid cache");
         }
-        world_levels(w, x);
+        index_levels(w, x);
         w->index = x;
         w->index_free = index_free;
     }
