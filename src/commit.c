@@ -432,7 +432,7 @@ strata_status commit_publish(strata_world *w, manifest *next)
  * names; a commit adds one segment and replaces MANIFEST. The steps below are
  * labelled "Step N" in the code; [name] is the STRATA_FAULT point at that step
  * (src/fault.h: it kills the rank there, or with :error fails the step).
- * Reindex (src/index/reindex.c) and compaction (src/maintenance.c) write their
+ * Reindex (src/index/reindex.c) and compaction (src/compact.c) write their
  * segment and then publish through the same steps 4 to 6.
  *
  * Step 1. Flush (strata_flush): route and apply the staged updates in memory

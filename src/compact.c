@@ -1,0 +1,140 @@
+/* compact.c: strata_compact, the live rows and their payloads rewritten into one
+ * segment and published as a commit (steps 4 to 6 of the protocol, commit.h). */
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "alloc.h"
+#include "codec.h"
+#include "commit.h"
+#include "fault.h"
+#include "fsutil.h"
+#include "index/octree.h"
+#include "world.h"
+
+typedef struct {
+    uint8_t *data;
+    uint64_t length, capacity;
+} byte_buffer;
+
+static strata_status copy_payload(strata_world *w, byte_buffer *b, uint64_t segment,
+                                  uint64_t *offset, uint32_t length, uint32_t crc, uint64_t key)
+{
+    if (b->length + length > b->capacity) {
+        uint64_t capacity = (b->length + length) * 2 + 4096;
+        uint8_t *grown = strata_realloc(b->data, capacity);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " compacted bytes",
+                              capacity);
+        b->data = grown;
+        b->capacity = capacity;
+    }
+    strata_status st = store_read_payload(&w->store, segment, *offset, length, crc, key,
+                                          b->data + b->length, &w->error);
+    if (st)
+        return st;
+    *offset = b->length;
+    b->length += length;
+    return STRATA_OK;
+}
+
+/* This rank's live rows, re-pointed at a fresh payload buffer; air rows dropped
+ * (with no older segment left, they shadow nothing). */
+static strata_status gather_live(strata_world *w, uint64_t epoch, store_row **out, size_t *n,
+                                 byte_buffer *b)
+{
+    store_row *rows = strata_malloc((w->row_count + 1) * sizeof *rows);
+    if (!rows)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate compacted rows");
+    size_t kept = 0;
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; i < w->row_count && !st; i++) {
+        store_row r = w->rows[i];
+        if (r.codec == CODEC_UNIFORM && r.value == 0 && !r.lod_length)
+            continue;
+        if (r.payload_length) {
+            st = copy_payload(w, b, r.payload_segment, &r.payload_offset, r.payload_length,
+                              r.payload_crc, r.key);
+            r.payload_segment = epoch;
+        }
+        if (!st && r.lod_length) {
+            st = copy_payload(w, b, r.lod_segment, &r.lod_offset, r.lod_length, r.lod_crc, r.key);
+            r.lod_segment = epoch;
+        }
+        rows[kept++] = r;
+    }
+    if (st) {
+        free(rows);
+        return st;
+    }
+    *out = rows;
+    *n = kept;
+    return STRATA_OK;
+}
+
+/* The compacted segment alone; publishing retires every other one. */
+static strata_status publish_compaction(strata_world *w, uint64_t epoch)
+{
+    manifest next;
+    /* Agreed: a rank that cannot copy must not leave the others in the publish. */
+    strata_status st = manifest_copy(&w->committed, &next, &w->error);
+    if (!st)
+        st = commit_next_writers(w, &next);
+    st = world_agree(w, st);
+    if (st) {
+        manifest_free(&next); /* copied on this rank, or zeroed by the failed copy */
+        return st;
+    }
+    /* The contents do not change: an index that was current stays current. */
+    if (next.index_epoch == next.epoch)
+        next.index_epoch = epoch;
+    next.epoch = epoch;
+    next.commits++;
+    next.segments[0].epoch = epoch;
+    next.segment_count = 1;
+    return commit_publish(w, &next);
+}
+
+strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
+{
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    double start = MPI_Wtime();
+    strata_status st = strata_commit(w, NULL);
+    if (st)
+        return st;
+    uint64_t epoch = w->committed.epoch + 1;
+    store_row *rows = NULL;
+    size_t n = 0;
+    byte_buffer b = {0};
+    st = world_agree(w, gather_live(w, epoch, &rows, &n, &b));
+    if (!st)
+        st = store_write_segment(&w->store, epoch, w->size, rows, n, b.data, b.length, &w->error);
+    if (!st && strata_fault_point("compact-written"))
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after writing the compacted segment");
+    st = world_agree(w, st);
+    if (!st)
+        st = publish_compaction(w, epoch);
+    if (!st || st == STRATA_ERR_UNSYNCED) { /* published */
+        free(w->rows);
+        w->rows = rows;
+        w->row_count = n;
+        rows = NULL;
+    }
+    uint64_t local[2] = {n, b.length}, total[2] = {0, 0};
+    strata_status summed =
+        error_mpi(&w->error, MPI_Allreduce(local, total, 2, MPI_UINT64_T, MPI_SUM, w->comm),
+                  "summing the compaction's sizes");
+    st = st ? st : summed;
+    free(rows);
+    free(b.data);
+    if (stats) {
+        stats->epoch = w->committed.epoch;
+        stats->chunks_written = total[0];
+        stats->stored_bytes = total[1];
+        stats->raw_bytes = total[0] * w->chunk_voxels * sizeof(uint16_t);
+        stats->seconds = MPI_Wtime() - start;
+    }
+    return st;
+}
