@@ -21,7 +21,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "bench_suite.h"
+#include "bench_rows.h"
 #include "fsutil.h"
 #include "h5zstd.h"
 

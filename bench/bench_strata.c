@@ -14,7 +14,7 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#include "bench_suite.h"
+#include "bench_rows.h"
 #include "fsutil.h"
 
 /* Material ids of the default table (src/terrain.c). */
@@ -215,7 +215,8 @@ static strata_status storage_plain64(bench *b, strata_world *w, storage_sums *s)
                 for (int64_t z = z0; z < z0 + B && z < b->dims[2] && !st; z += step)
                     for (int64_t y = y0; y < y0 + B && y < b->dims[1] && !st; y += step)
                         for (int64_t x = x0; x < x0 + B && x < b->dims[0] && !st; x += step) {
-                            TRY(strata_load_chunk(w, x / C, y / C, z / C, chunk), "loading a chunk");
+                            TRY(strata_load_chunk(w, x / C, y / C, z / C, chunk),
+                                "loading a chunk");
                             /* the part of chunk (x/C, y/C, z/C) inside block and world */
                             for (int64_t vz = z; vz < z + step && vz < b->dims[2]; vz++)
                                 for (int64_t vy = y; vy < y + step && vy < b->dims[1]; vy++)
