@@ -110,7 +110,10 @@ typedef struct {
                              when unbound online CPUs / ranks on the node) */
 } strata_options;
 
-enum { STRATA_READ = 0, STRATA_WRITE = 1 };
+/** Open modes. STRATA_CHECK reads like STRATA_READ but, for strata_fsck, leaves out a
+ *  live segment that cannot be opened (missing, unreadable) instead of failing the
+ *  open: strata_fsck then lists it among the problems and checks everything else. */
+enum { STRATA_READ = 0, STRATA_WRITE = 1, STRATA_CHECK = 2 };
 enum { STRATA_CREATE_FORCE = 1 };
 
 /** One voxel update; has_expected makes it conditional on the running value. */
@@ -211,8 +214,8 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
 /**
  * Open an existing world at its last commit. Collective over comm; a world
  * written by N ranks opens with any number of ranks.
- * @param[in] mode STRATA_READ or STRATA_WRITE (one writer job at a time: a second
- *                 writer gets STRATA_ERR_LOCKED)
+ * @param[in] mode STRATA_READ, STRATA_WRITE (one writer job at a time: a second
+ *                 writer gets STRATA_ERR_LOCKED) or STRATA_CHECK (for strata_fsck)
  */
 strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
                                 const strata_options *opt, strata_world **out);
@@ -681,7 +684,9 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
 /** Problem callback of strata_fsck: one call per problem found. */
 typedef void (*strata_problem_fn)(const char *problem, void *ctx);
 /**
- * Verify the manifest, every segment and every chunk checksum. Collective.
+ * Verify the manifest, every segment and every chunk checksum. Collective. A world
+ * opened with STRATA_CHECK is checked past segments that could not be opened: each
+ * is one problem, and the rows pointing into it are problems too.
  * @param[out] problems total problems found on all ranks (0 = clean)
  */
 strata_status strata_fsck(strata_world *w, strata_problem_fn fn, void *ctx, uint64_t *problems);

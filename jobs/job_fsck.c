@@ -60,7 +60,7 @@ int job_fsck(job *j, int argc, char **argv)
         if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q"))
             return job_usage(j, usage, "unknown option %s", argv[i]);
     strata_world *w;
-    strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, NULL, &w);
+    strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_CHECK, NULL, &w);
     if (st) {
         /* A world that cannot be opened is itself the problem to list. */
         if (j->rank == 0)

@@ -209,6 +209,12 @@ strata_status strata_fsck(strata_world *w, strata_problem_fn fn, void *ctx, uint
     fsck_state f = {w, fn, ctx, 0, 0};
     if (w->rank == 0)
         check_manifest_on_disk(&f);
+    if (w->rank == 0)
+        for (const char *line = w->unopened; line && *line;) {
+            const char *end = strchr(line, '\n');
+            report(&f, "%.*s", (int)(end - line), line);
+            line = end + 1;
+        }
     check_segments(&f);
     index_begin_write(w); /* forget histograms the checks kept */
     uint64_t total = 0;

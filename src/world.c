@@ -428,6 +428,7 @@ static void world_free(strata_world *w)
     chunk_cache_free(&w->owned);
     chunk_cache_free(&w->committed_copies);
     manifest_free(&w->committed);
+    free(w->unopened);
     free(w->split);
     free(w->rows);
     free(w->staged);
@@ -695,6 +696,30 @@ static strata_status attach(strata_world *w)
     return st;
 }
 
+/* STRATA_CHECK: open the segments one by one, noting each that fails in w->unopened
+ * (for strata_fsck) instead of failing. Local; fails only when out of memory. */
+static strata_status open_segments_checking(strata_world *w, const uint64_t *epochs)
+{
+    size_t length = 0;
+    for (size_t i = 0; i < w->committed.segment_count; i++) {
+        strata_status st = store_open_segments(&w->store, &epochs[i], 1, &w->error);
+        if (!st)
+            continue;
+        if (st == STRATA_ERR_NOMEM)
+            return st;
+        size_t n = strlen(w->error.message);
+        char *grown = strata_realloc(w->unopened, length + n + 2);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list unopened segments");
+        memcpy(grown + length, w->error.message, n);
+        grown[length + n] = '\n';
+        grown[length + n + 1] = '\0';
+        w->unopened = grown, length += n + 1;
+    }
+    error_clear(&w->error);
+    return STRATA_OK;
+}
+
 /* Open the committed manifest's segments and load the rank's rows. Collective. */
 static strata_status open_segments(strata_world *w)
 {
@@ -707,7 +732,10 @@ static strata_status open_segments(strata_world *w)
         return st;
     for (size_t i = 0; i < w->committed.segment_count; i++)
         epochs[i] = w->committed.segments[i].epoch;
-    st = store_open_segments(&w->store, epochs, w->committed.segment_count, &w->error);
+    if (w->checking)
+        st = open_segments_checking(w, epochs);
+    else
+        st = store_open_segments(&w->store, epochs, w->committed.segment_count, &w->error);
     free(epochs);
     st = world_agree(w, st);
     if (!st)
@@ -757,9 +785,11 @@ strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
     strata_status st = STRATA_OK;
     if (!path || !out)
         st = error_set(&err, STRATA_ERR_ARG, "strata_world_open: NULL %s", path ? "out" : "path");
-    else if (mode != STRATA_READ && mode != STRATA_WRITE)
+    else if (mode != STRATA_READ && mode != STRATA_WRITE && mode != STRATA_CHECK)
         st = error_set(&err, STRATA_ERR_ARG,
-                       "strata_world_open: mode %d is neither STRATA_READ nor STRATA_WRITE", mode);
+                       "strata_world_open: mode %d is not STRATA_READ, STRATA_WRITE or "
+                       "STRATA_CHECK",
+                       mode);
     /* Agreed: a bad argument on one rank must not leave the others waiting. */
     st = error_agree(comm, st, &err);
     if (st)
@@ -770,6 +800,7 @@ strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
         return st;
     store_quiet_hdf5();
     w->writable = mode == STRATA_WRITE;
+    w->checking = mode == STRATA_CHECK;
     st = share_manifest(w);
     if (!st && w->writable && w->rank == 0) {
         st = take_lock(w, &w->error);

@@ -21,6 +21,8 @@ struct strata_world {
     char final_dir[STRATA_PATH_MAX]; /* where a --force create lands at first commit */
     int replace_pending;
     int writable;
+    int checking;   /* opened with STRATA_CHECK: unopenable segments are left out */
+    char *unopened; /* STRATA_CHECK: one line per segment left out, for strata_fsck */
     int lock_fd;
     int replaced_lock_fd; /* a --force create: the writer lock of the world it replaces */
     strata_options options;

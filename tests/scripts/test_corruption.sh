@@ -53,6 +53,18 @@ done < damaged.txt
 grep -q "^0 " damaged.txt || [ "$(run get d 2 2 2 -q)" = "$(sed -n 1p good_values.txt)" ] ||
   fail "an undamaged chunk no longer reads its value"
 
+# ---- one segment deleted and a payload flipped in another: fsck lists both ----
+fresh
+printf '1 1 1 7\n40 40 30 8\n' > two.txt
+run update d two.txt -q || fail "update for a second segment"
+$damage payload d 1 > damaged.txt || fail "damaging a payload"
+oldest=seg-$(printf %020d "$(grep '^segment ' d/MANIFEST | head -1 | awk '{print $2}')").h5
+rm d/"$oldest" || fail "no $oldest"
+must_fail "fsck: a deleted segment and a flipped payload" "DAMAGED" run fsck d
+grep -q "$oldest" all.txt || { cat all.txt; fail "fsck does not name the missing $oldest"; }
+grep -q "checksum mismatch" all.txt || { cat all.txt; fail "fsck stopped at the missing segment ($oldest)"; }
+grep -q "chunk key $(cut -d' ' -f1 damaged.txt):.*checksum mismatch" all.txt || fail "fsck does not name the flipped chunk"
+
 # ---- a flipped byte in the /rows table ----
 fresh
 $damage rows d
