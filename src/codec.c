@@ -18,6 +18,8 @@
  */
 #include "codec.h"
 
+#include "alloc.h"
+
 #include "const_table.h"
 
 #include <string.h>
@@ -295,6 +297,44 @@ static strata_status compress_frame(const uint8_t *content, size_t size, int lev
     }
     *length = rc;
     return STRATA_OK;
+}
+
+static strata_status buffer_reserve(codec_buffer *b, size_t size, strata_error *err)
+{
+    if (b->capacity >= size)
+        return STRATA_OK;
+    uint8_t *grown = strata_realloc(b->data, size);
+    if (!grown)
+        return error_set(err, STRATA_ERR_NOMEM, "recompress: cannot hold %zu bytes", size);
+    b->data = grown;
+    b->capacity = size;
+    return STRATA_OK;
+}
+
+strata_status chunk_recompress(uint8_t *frame, uint32_t *length, int level, codec_buffer *content,
+                               codec_buffer *out, strata_error *err)
+{
+    unsigned long long size = ZSTD_getFrameContentSize(frame, *length);
+    /* The largest content is a shuffled 256^3 chunk (32 MiB); a pyramid is smaller. */
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN ||
+        size > ((unsigned long long)1 << 26))
+        return error_set(err, STRATA_ERR_CORRUPT, "recompress: not a zstd frame of known size");
+    strata_status st = buffer_reserve(content, size ? (size_t)size : 1, err);
+    if (!st)
+        st = buffer_reserve(out, ZSTD_compressBound((size_t)size), err);
+    if (st)
+        return st;
+    size_t got = ZSTD_decompress(content->data, (size_t)size, frame, *length);
+    if (ZSTD_isError(got) || got != size)
+        return error_set(err, STRATA_ERR_CORRUPT, "recompress: %s",
+                         ZSTD_isError(got) ? ZSTD_getErrorName(got) : "content size differs");
+    size_t n = 0;
+    st = compress_frame(content->data, (size_t)size, level, out->data, out->capacity, &n, err);
+    if (!st && n < *length) {
+        memcpy(frame, out->data, n);
+        *length = (uint32_t)n;
+    }
+    return st;
 }
 
 static strata_status check_encode_args(const uint16_t *voxels, int edge, void *scratch,

@@ -97,6 +97,26 @@ size_t chunk_scratch_size(int edge);
  */
 strata_status chunk_decode(const uint8_t *payload, size_t length, int codec, int edge,
                            void *scratch, uint16_t *voxels, strata_error *err);
+/** A reusable byte buffer for chunk_recompress (free data with free()). */
+typedef struct {
+    uint8_t *data;
+    size_t capacity;
+} codec_buffer;
+
+/**
+ * Compress a payload's content again at zstd `level` (compaction: the same
+ * content, denser frame; docs/benchmarks.md, "What a world's bytes are"). The
+ * frame must record its content size (every chunk and pyramid payload does); its
+ * checksum is verified. The new frame (content size and checksum recorded, like
+ * every payload) is written to frame[] over the old one when it is smaller;
+ * otherwise frame[] is left as it was. Local; thread-safe.
+ * @param[in,out] frame   *length bytes of one zstd frame
+ * @param[in,out] length  its bytes, the new frame's on return
+ * @param[in,out] content, out scratch buffers, grown as needed
+ * @return STRATA_OK, STRATA_ERR_CORRUPT (not a whole frame of known size) or STRATA_ERR_NOMEM
+ */
+strata_status chunk_recompress(uint8_t *frame, uint32_t *length, int level, codec_buffer *content,
+                               codec_buffer *out, strata_error *err);
 /** The compression levels zstd accepts: [*low, *high] (negative levels are fast modes). */
 void chunk_zstd_levels(int *low, int *high);
 /** Free the calling thread's zstd contexts (they are recreated on next use). */

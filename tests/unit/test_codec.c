@@ -188,6 +188,55 @@ START_TEST(test_forced_codecs)
 }
 END_TEST
 
+/* Compaction's recompression: a level-1 frame of a chunk with runs becomes a
+ * smaller frame of the same content (content size and checksum recorded) that
+ * decodes to the same voxels; a frame already at its best is left alone;
+ * a cut or damaged frame is STRATA_ERR_CORRUPT and left as it was. */
+START_TEST(test_recompress)
+{
+    fixture_open(32);
+    strata_error err = {0};
+    chunk_encoding enc;
+    codec_buffer content = {0}, out = {0};
+    for (size_t i = 0; i < fx.n; i++) /* layers with a wavy boundary: zstd has runs to find */
+        fx.voxels[i] = (uint16_t)(1 + (i / 1024 + (i % 32) / 7 + (i / 32 % 32) / 5) % 9);
+    for (int codec = CODEC_SHUFFLE; codec <= CODEC_PALETTE; codec++) {
+        ck_assert_int_eq(
+            chunk_encode_as(fx.voxels, 32, 1, codec, fx.scratch, fx.payload, &enc, &err),
+            STRATA_OK);
+        uint32_t length = (uint32_t)enc.length;
+        ck_assert_int_eq(chunk_recompress(fx.payload, &length, 19, &content, &out, &err),
+                         STRATA_OK);
+        ck_assert_uint_lt(length, enc.length);
+        ck_assert_uint_eq(ZSTD_getFrameContentSize(fx.payload, length),
+                          codec == CODEC_SHUFFLE ? 2 * fx.n : 2 + 2 * 9 + fx.n / 2);
+        ck_assert_int_eq(decode_status(fx.payload, length, codec), STRATA_OK);
+        ck_assert(memcmp(fx.voxels, fx.decoded, fx.n * 2) == 0);
+        /* again at a lower level: not smaller, so unchanged */
+        uint32_t again = length;
+        uint8_t *before = malloc(length);
+        ck_assert(before);
+        memcpy(before, fx.payload, length);
+        ck_assert_int_eq(chunk_recompress(fx.payload, &again, -5, &content, &out, &err), STRATA_OK);
+        ck_assert_uint_eq(again, length);
+        ck_assert(memcmp(before, fx.payload, length) == 0);
+        /* cut, or a flipped byte in the compressed data (checksum) */
+        uint32_t cut = length - 1;
+        ck_assert_int_eq(chunk_recompress(fx.payload, &cut, 9, &content, &out, &err),
+                         STRATA_ERR_CORRUPT);
+        ck_assert_uint_eq(cut, length - 1);
+        fx.payload[length / 2] ^= 0x40;
+        ck_assert_int_eq(chunk_recompress(fx.payload, &again, 9, &content, &out, &err),
+                         STRATA_ERR_CORRUPT);
+        ck_assert_uint_eq(again, length);
+        free(before);
+    }
+    free(content.data);
+    free(out.data);
+    fixture_close();
+}
+END_TEST
+
 START_TEST(test_bad_arguments)
 {
     fixture_open(16);
@@ -486,6 +535,7 @@ static Suite *codec_suite(void)
     tcase_add_test(tc, test_checksum);
     tcase_add_test(tc, test_property_random_chunks);
     tcase_add_test(tc, test_palette_form);
+    tcase_add_test(tc, test_recompress);
     suite_add_tcase(s, tc);
     return s;
 }
