@@ -728,8 +728,10 @@ static strata_status open_segments(strata_world *w)
     if (!epochs)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments");
     st = world_agree(w, st);
-    if (st)
+    if (st) {
+        free(epochs); /* allocated here when another rank failed */
         return st;
+    }
     for (size_t i = 0; i < w->committed.segment_count; i++)
         epochs[i] = w->committed.segments[i].epoch;
     if (w->checking)

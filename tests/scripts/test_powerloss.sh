@@ -5,7 +5,7 @@
 # tests/powerloss/powerloss.c records what each fsync made durable, and after the
 # run the world directory is rebuilt from that alone (names as of the directory's
 # last fsync, contents as of each file's last fsync, never-synced files empty).
-# For each operation (updates at 1 and 2 ranks, the cut on rank 0 or rank 1, and a
+# For each operation (updates at 2 ranks, the cut on rank 0 or rank 1, and a
 # compaction, which unlinks segments): run it whole, then lose the power: the
 # acknowledged commit must be there. Then, from the same start, cut the power
 # before each fsync the chosen rank makes in turn: the world must be at the
@@ -19,7 +19,8 @@ fail() { echo "test_powerloss: FAIL: $*" >&2; exit 1; }
 [ -f "$SHIM" ] || fail "no shim at $SHIM"
 # A sanitized build preloads its runtime first; the shim follows it.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
-epoch() { $STRATA info w --json > info.json && $PY -c 'import json,sys; print(json.load(sys.stdin)["epoch"])' < info.json; }
+# The commit MANIFEST names (the world is checked by get and fsck, not by this).
+epoch() { sed -n 's/^epoch //p' w/MANIFEST; }
 voxels() { $STRATA get w --points pts.txt -q; }
 
 # snapshot: everything in w is durable now. revert: w as the last fsyncs left it.
@@ -50,8 +51,8 @@ PY
 check() { # label, then allowed "epoch:reference" pairs
   local label=$1; shift
   local e got
-  e=$(epoch 2> check.err) || fail "$label: the world does not open after the power loss: $(cat check.err)"
-  got=$(voxels 2> check.err) || fail "$label: get fails after the power loss: $(cat check.err)"
+  got=$(voxels 2> check.err) || fail "$label: the world does not read after the power loss: $(cat check.err)"
+  e=$(epoch)
   $STRATA fsck w --quiet > fsck.out 2>&1 || fail "$label: fsck after the power loss: $(cat fsck.out)"
   for pair in "$@"; do
     if [ "$e" = "${pair%%:*}" ]; then
@@ -69,7 +70,7 @@ r = random.Random(21)
 with open("pts.txt", "w") as f:
     for _ in range(3000):
         f.write("%d %d %d\n" % (r.randrange(64), r.randrange(48), r.randrange(32)))
-for k in range(1, 5):
+for k in range(1, 4):
     with open("upd%d.txt" % k, "w") as f:
         for _ in range(4000):
             f.write("%d %d %d %d\n" % (r.randrange(64), r.randrange(48), r.randrange(32), 100 * k + r.randrange(50)))
@@ -110,10 +111,8 @@ while read -r np rank cmd; do
   done
   rm -rf w && cp -a post w
 done <<'EOF2'
-1 0 update w upd1.txt
 2 0 update w upd2.txt
 2 1 update w upd3.txt
 2 0 compact w
-2 1 update w upd4.txt
 EOF2
 echo "test_powerloss: ok ($cases cuts)"
