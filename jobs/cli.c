@@ -284,6 +284,17 @@ int parse_world_option(const job *j, const char *usage, int argc, char **argv, i
     return 1;
 }
 
+int job_open(const job *j, const char *usage, int argc, char **argv, const char *path, int mode,
+             strata_world **w)
+{
+    strata_options opt;
+    int rc = job_options(j, usage, argc, argv, &opt);
+    if (rc)
+        return rc;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, path, mode, &opt, w);
+    return st ? job_fail(j, st, NULL) : JOB_OK;
+}
+
 int job_options(const job *j, const char *usage, int argc, char **argv, strata_options *opt)
 {
     strata_options_init(opt);

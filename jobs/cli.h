@@ -89,6 +89,11 @@ int parse_world_option(const job *j, const char *usage, int argc, char **argv, i
 /** Open options from common flags (--cache-mb, --defer-index). Removes nothing. Local;
  *  a usage error (printed on rank 0) when --cache-mb is not a whole number of MiB >= 1. */
 int job_options(const job *j, const char *usage, int argc, char **argv, strata_options *opt);
+/** Open the world at path with the options of argv (job_options), reporting a usage
+ *  error or the library's failure. Collective.
+ *  @return JOB_OK with *w open, else the job's exit code (nothing open) */
+int job_open(const job *j, const char *usage, int argc, char **argv, const char *path, int mode,
+             strata_world **w);
 
 /** Read a whole file into memory on the calling rank (malloc'ed). */
 int read_file(const char *path, char **data, size_t *length, char *error, size_t error_size);

@@ -205,14 +205,11 @@ int job_extract(job *j, int argc, char **argv)
     int rc = parse_args(j, argc, argv, &a);
     if (rc)
         return rc;
-    strata_options opt;
-    int options_rc = job_options(j, usage, argc, argv, &opt);
-    if (options_rc)
-        return options_rc;
     strata_world *w;
-    strata_status st = strata_world_open(MPI_COMM_WORLD, a.world, STRATA_READ, &opt, &w);
-    if (st)
-        return job_fail(j, st, NULL);
+    int open_rc = job_open(j, usage, argc, argv, a.world, STRATA_READ, &w);
+    if (open_rc)
+        return open_rc;
+    strata_status st = STRATA_OK;
     if (a.metres)
         rc = job_box_metres(j, usage, w, a.metric_box, a.box);
     if (!rc)

@@ -106,14 +106,11 @@ int job_get(job *j, int argc, char **argv)
         return urc;
     if (threshold >= 0 && lod < 0)
         return job_usage(j, usage, "--threshold needs --lod");
-    strata_options opt;
-    int options_rc = job_options(j, usage, argc, argv, &opt);
-    if (options_rc)
-        return options_rc;
     strata_world *w;
-    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, &opt, &w);
-    if (st)
-        return job_fail(j, st, NULL);
+    int open_rc = job_open(j, usage, argc, argv, path, STRATA_READ, &w);
+    if (open_rc)
+        return open_rc;
+    strata_status st = STRATA_OK;
     int64_t(*points)[3] = NULL;
     size_t n = 0;
     int rc = have_point && metres ? job_metres_point(j, w, metric, point) : JOB_OK;

@@ -57,14 +57,11 @@ int job_ray(job *j, int argc, char **argv)
     if (dir[0] == 0 && dir[1] == 0 && dir[2] == 0)
         return job_usage(j, usage, "--dir must not be zero");
     scale_direction(dir);
-    strata_options opt;
-    int options_rc = job_options(j, usage, argc, argv, &opt);
-    if (options_rc)
-        return options_rc;
     strata_world *w;
-    strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
-    if (st)
-        return job_fail(j, st, NULL);
+    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
+    if (open_rc)
+        return open_rc;
+    strata_status st = STRATA_OK;
     /* In metres: the start through the voxel size and origin (the README's rule, as
      * every job converts metres), the direction divided by the voxel size; a distance
      * d along the unit direction u spans d |u / voxel size| voxel units. The limit is

@@ -20,14 +20,11 @@ int job_reindex(job *j, int argc, char **argv)
         else if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q"))
             return job_usage(j, usage, "unknown option %s", argv[i]);
     }
-    strata_options opt;
-    int options_rc = job_options(j, usage, argc, argv, &opt);
-    if (options_rc)
-        return options_rc;
     strata_world *w;
-    strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_WRITE, &opt, &w);
-    if (st)
-        return job_fail(j, st, NULL);
+    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_WRITE, &w);
+    if (open_rc)
+        return open_rc;
+    strata_status st = STRATA_OK;
     strata_reindex_stats rs = {0};
     st = strata_reindex(w, full, &rs);
     if (st) {

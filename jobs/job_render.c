@@ -143,14 +143,11 @@ int job_render(job *j, int argc, char **argv)
     }
     if (!out)
         return job_usage(j, usage, "-o OUT.png is required");
-    strata_options opt;
-    int options_rc = job_options(j, usage, argc, argv, &opt);
-    if (options_rc)
-        return options_rc;
     strata_world *w;
-    strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
-    if (st)
-        return job_fail(j, st, NULL);
+    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
+    if (open_rc)
+        return open_rc;
+    strata_status st = STRATA_OK;
     uint16_t *hidden = NULL;
     if (hide && (rc = parse_hidden(j, w, hide, &hidden, &o.hidden_count))) {
         strata_world_close(w);

@@ -482,14 +482,11 @@ int job_simulate(job *j, int argc, char **argv)
     int rc = parse_args(j, argc, argv, &s);
     if (rc)
         return rc;
-    strata_options opt;
-    int options_rc = job_options(j, usage, argc, argv, &opt);
-    if (options_rc)
-        return options_rc;
     strata_world *w;
-    strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_WRITE, &opt, &w);
-    if (st)
-        return job_fail(j, st, NULL);
+    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_WRITE, &w);
+    if (open_rc)
+        return open_rc;
+    strata_status st = STRATA_OK;
     strata_config cfg;
     strata_world_config(w, &cfg);
     memcpy(s.dims, cfg.dims, sizeof s.dims);

@@ -32,14 +32,11 @@ int job_stats(job *j, int argc, char **argv)
     }
     if (!box.given)
         return job_usage(j, usage, "--box is required");
-    strata_options opt;
-    int options_rc = job_options(j, usage, argc, argv, &opt);
-    if (options_rc)
-        return options_rc;
     strata_world *w;
-    strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_READ, &opt, &w);
-    if (st)
-        return job_fail(j, st, NULL);
+    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
+    if (open_rc)
+        return open_rc;
+    strata_status st = STRATA_OK;
     int brc = box_arg_resolve(j, usage, w, &box);
     if (brc) {
         strata_world_close(w);

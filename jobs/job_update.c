@@ -17,15 +17,12 @@ int job_update(job *j, int argc, char **argv)
         if (strcmp(argv[i], "--defer-index") && strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q"))
             return job_usage(j, usage, "unknown option %s", argv[i]);
     const char *path = argv[1], *file = argv[2];
-    strata_options opt;
-    int options_rc = job_options(j, usage, argc, argv, &opt);
-    if (options_rc)
-        return options_rc;
     strata_world *w;
     /* Open first: a bad world is reported before reading a large file. */
-    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, &opt, &w);
-    if (st)
-        return job_fail(j, st, NULL);
+    int open_rc = job_open(j, usage, argc, argv, path, STRATA_WRITE, &w);
+    if (open_rc)
+        return open_rc;
+    strata_status st = STRATA_OK;
     strata_update *updates = NULL;
     size_t n = 0;
     strata_config cfg;
