@@ -212,6 +212,12 @@ strata_status world_committed_chunk(strata_world *w, uint64_t key, chunk **out)
 
 /* ---- configuration checks --------------------------------------------------------- */
 
+/* Chunks of edge 2^edge_bits along an axis of `dim` voxels (the last one partial). */
+static uint64_t chunks_along(int64_t dim, int edge_bits)
+{
+    return ((uint64_t)dim + ((uint64_t)1 << edge_bits) - 1) >> edge_bits;
+}
+
 static int log2_exact(int64_t v)
 {
     int bits = 0;
@@ -232,7 +238,7 @@ static strata_status check_config(const strata_config *cfg, strata_error *err)
             return error_set(err, STRATA_ERR_ARG, "dimension %c is %" PRId64 ": must be positive",
                              "xyz"[i], cfg -> dims[i]);
         /* Chunk coordinates must fit the 21 bits per axis of a 63-bit Morton key. */
-        uint64_t chunks = ((uint64_t)cfg->dims[i] + (uint64_t)cfg->chunk_edge - 1) >> bits;
+        uint64_t chunks = chunks_along(cfg->dims[i], bits);
         if (chunks > ((uint64_t)1 << STRATA_MORTON_BITS))
             return error_set(err, STRATA_ERR_OVERFLOW,
                              "dimension %c = %" PRId64 " needs %" PRIu64 " chunks of edge %d, more "
@@ -371,7 +377,7 @@ static strata_status initial_manifest(const strata_config *cfg, int ranks, manif
     uint64_t n[3];
     int bits = log2_exact(cfg->chunk_edge);
     for (int i = 0; i < 3; i++)
-        n[i] = ((uint64_t)cfg->dims[i] + (uint64_t)cfg->chunk_edge - 1) >> bits;
+        n[i] = chunks_along(cfg->dims[i], bits);
     m->split_ranks = ranks;
     partition_balanced(n, ranks, m->split);
     return STRATA_OK;
@@ -622,7 +628,7 @@ static strata_status setup_geometry(strata_world *w, strata_error *err)
     w->edge_bits = log2_exact(m->chunk_edge);
     w->chunk_voxels = (size_t)w->edge * (size_t)w->edge * (size_t)w->edge;
     for (int i = 0; i < 3; i++)
-        w->chunks[i] = ((uint64_t)m->dims[i] + (uint64_t)w->edge - 1) >> w->edge_bits;
+        w->chunks[i] = chunks_along(m->dims[i], w->edge_bits);
     w->split = strata_malloc(((size_t)w->size + 1) * sizeof *w->split);
     w->scratch = strata_malloc(chunk_scratch_size(w->edge));
     w->encode_buffer = strata_malloc(chunk_encode_bound(w->edge));
