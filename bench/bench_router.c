@@ -6,14 +6,7 @@
 #include "morton.h"
 #include "partition.h"
 #include "router.h"
-
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+#include "splitmix.h"
 
 /* Usage: bench_router [records per rank] [chunks per axis of the world box] */
 int main(int argc, char **argv)
@@ -31,7 +24,7 @@ int main(int argc, char **argv)
         MPI_Abort(MPI_COMM_WORLD, 1);
     partition_balanced(box, size, split);
     for (size_t i = 0; i < n; i++) {
-        uint64_t r = next_random(&state);
+        uint64_t r = splitmix64(&state);
         send[i] =
             (route_record){.key = morton_encode3((uint32_t)(r % edge), (uint32_t)((r >> 21) % edge),
                                                  (uint32_t)((r >> 42) % edge)),

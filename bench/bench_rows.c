@@ -1,5 +1,6 @@
 /* bench_rows.c: the rows of bench_rows.h. */
 #include "bench_rows.h"
+#include "splitmix.h"
 
 #include <inttypes.h>
 #include <stdlib.h>
@@ -7,10 +8,7 @@
 
 uint64_t bench_random(uint64_t *state)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return splitmix64(state);
 }
 
 bench_row bench_row_start(const bench *b, const char *id, const char *group, const char *unit,

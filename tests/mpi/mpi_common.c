@@ -1,5 +1,6 @@
 #include "mpi_common.h"
 #include "mpi_start.h"
+#include "splitmix.h"
 
 #include <ftw.h>
 #include <stdlib.h>
@@ -37,10 +38,7 @@ int mt_finish(const char *name)
 
 uint64_t mt_random(uint64_t *state)
 {
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
+    return splitmix64(state);
 }
 
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)

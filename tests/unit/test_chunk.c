@@ -5,17 +5,10 @@
 #include <string.h>
 
 #include "chunk.h"
+#include "splitmix.h"
 
 #define EDGE        16
 #define CHUNK_BYTES ((size_t)EDGE * EDGE * EDGE * sizeof(uint16_t))
-
-static uint64_t next_random(uint64_t *s)
-{
-    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 /* The cache's own hash, to build keys that collide on purpose. */
 static size_t home_slot(uint64_t key, size_t capacity)
@@ -179,7 +172,7 @@ START_TEST(random_ops_against_reference)
     }
     size_t present = 0;
     for (size_t op = 0; op < OPS; op++) {
-        uint64_t bits = next_random(&seed);
+        uint64_t bits = splitmix64(&seed);
         model_entry *m = &model[bits % KEYS];
         int action = (int)((bits >> 32) % 8);
         chunk *k = chunk_cache_find(&c, m->key);

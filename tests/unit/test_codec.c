@@ -5,6 +5,7 @@
 #include <zstd.h>
 
 #include "codec.h"
+#include "splitmix.h"
 
 /* Buffers for one chunk of the largest edge, shared by the tests of one process. */
 typedef struct {
@@ -36,14 +37,6 @@ static void fixture_close(void)
     free(fx.scratch);
     chunk_codec_release_thread();
     memset(&fx, 0, sizeof fx);
-}
-
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
 }
 
 /* Encode fx.voxels, check the codec, decode and compare. Returns the encoding. */
@@ -88,7 +81,7 @@ static void fill_distinct(int distinct, uint64_t seed)
     uint64_t state = seed;
     for (size_t i = 0; i < fx.n; i++)
         fx.voxels[i] =
-            (uint16_t)((i < (size_t)distinct ? i : next_random(&state) % distinct) * 257 % 65536);
+            (uint16_t)((i < (size_t)distinct ? i : splitmix64(&state) % distinct) * 257 % 65536);
 }
 
 START_TEST(test_uniform)
@@ -122,7 +115,7 @@ START_TEST(test_random_all_values)
     fixture_open(32);
     uint64_t state = 1;
     for (size_t i = 0; i < fx.n; i++)
-        fx.voxels[i] = (uint16_t)next_random(&state);
+        fx.voxels[i] = (uint16_t)splitmix64(&state);
     round_trip(CODEC_SHUFFLE);
     fixture_close();
 }
@@ -150,7 +143,7 @@ START_TEST(test_edges)
         round_trip(CODEC_PALETTE);
         uint64_t state = 3;
         for (size_t i = 0; i < fx.n; i++)
-            fx.voxels[i] = (uint16_t)next_random(&state);
+            fx.voxels[i] = (uint16_t)splitmix64(&state);
         round_trip(CODEC_SHUFFLE);
         fixture_close();
     }
@@ -435,18 +428,18 @@ START_TEST(test_property_random_chunks)
     for (size_t e = 0; e < 2; e++) {
         fixture_open(edges[e]);
         for (int round = 0; round < 60; round++) {
-            int distinct = 1 + (int)(next_random(&state) % (round % 3 == 0 ? 600 : 20));
-            uint16_t base = (uint16_t)next_random(&state);
+            int distinct = 1 + (int)(splitmix64(&state) % (round % 3 == 0 ? 600 : 20));
+            uint16_t base = (uint16_t)splitmix64(&state);
             for (size_t i = 0; i < fx.n; i++)
                 fx.voxels[i] = base;
-            int boxes = (int)(next_random(&state) % 40);
+            int boxes = (int)(splitmix64(&state) % 40);
             for (int b = 0; b < boxes; b++) {
                 int lo[3], hi[3];
                 for (int a = 0; a < 3; a++) {
-                    lo[a] = (int)(next_random(&state) % (uint64_t)fx.edge);
-                    hi[a] = lo[a] + 1 + (int)(next_random(&state) % (uint64_t)(fx.edge - lo[a]));
+                    lo[a] = (int)(splitmix64(&state) % (uint64_t)fx.edge);
+                    hi[a] = lo[a] + 1 + (int)(splitmix64(&state) % (uint64_t)(fx.edge - lo[a]));
                 }
-                uint16_t m = (uint16_t)(base + next_random(&state) % (uint64_t)distinct);
+                uint16_t m = (uint16_t)(base + splitmix64(&state) % (uint64_t)distinct);
                 for (int z = lo[2]; z < hi[2]; z++)
                     for (int y = lo[1]; y < hi[1]; y++)
                         for (int x = lo[0]; x < hi[0]; x++)
@@ -454,7 +447,7 @@ START_TEST(test_property_random_chunks)
             }
             if (round % 5 == 4) /* sprinkle noise */
                 for (int k = 0; k < 500; k++)
-                    fx.voxels[next_random(&state) % fx.n] = (uint16_t)next_random(&state);
+                    fx.voxels[splitmix64(&state) % fx.n] = (uint16_t)splitmix64(&state);
             uint16_t seen[65536 / 16] = {0};
             int count = 0;
             for (size_t i = 0; i < fx.n; i++)

@@ -5,20 +5,13 @@
 #include <zstd.h>
 
 #include "index/lod.h"
+#include "splitmix.h"
 
 #define QUIET_CHECK(cond, ...)                                                                     \
     do {                                                                                           \
         if (!(cond))                                                                               \
             ck_abort_msg(__VA_ARGS__);                                                             \
     } while (0)
-
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 /* Ids of kinds 4 and 5: the extremes of the id range included. */
 static const uint16_t spread[17] = {0,     1,     2,     7,     255,   256,   1000,  4095, 30000,
@@ -33,11 +26,11 @@ static void make_chunk(uint16_t *v, int C, int kind, uint64_t seed)
         for (int y = 0; y < C; y++)
             for (int x = 0; x < C; x++) {
                 uint64_t s = seed ^ (uint64_t)((x / 4) + 97 * (y / 4) + 9973 * (z / 4));
-                uint64_t r = next_random(&seed);
+                uint64_t r = splitmix64(&seed);
                 uint16_t m;
                 switch (kind) {
                 case 0:
-                    m = (uint16_t)(next_random(&s) % 3 * 5);
+                    m = (uint16_t)(splitmix64(&s) % 3 * 5);
                     break;
                 case 1:
                     m = (uint16_t)(r % 2 ? 7 : 3);
@@ -48,7 +41,7 @@ static void make_chunk(uint16_t *v, int C, int kind, uint64_t seed)
                 case 4:
                 case 5: {
                     uint64_t b = seed ^ (uint64_t)((x / 2) + 131 * (y / 8) + 7919 * (z / 4));
-                    m = spread[next_random(&b) % 16];
+                    m = spread[splitmix64(&b) % 16];
                     if (r % 11 == 0)
                         m = spread[r / 11 % 16];
                     if (kind == 5 && z == C - 1 && x == C - 1 && y == C - 1)
@@ -286,15 +279,15 @@ START_TEST(palette_indices_give_the_same_payload)
             ck_assert(v && packed);
             /* blocks of 2^k voxels of `materials` ids spread over the id range, a few voxels
              * scattered: uniform, mixed and tied cells at every level */
-            const int k = 1 + (int)(next_random(&seed) % 3);
+            const int k = 1 + (int)(splitmix64(&seed) % 3);
             for (size_t i = 0; i < n; i++) {
                 const size_t x = i % (size_t)C, y = i / (size_t)C % (size_t)C,
                              z = i / ((size_t)C * C);
                 uint64_t b = seed ^ ((x >> k) + 131 * (y >> k) + 7919 * (z >> k));
-                uint64_t r = next_random(&b);
+                uint64_t r = splitmix64(&b);
                 v[i] = spread[r % (uint64_t)materials];
-                if (next_random(&seed) % 13 == 0)
-                    v[i] = spread[next_random(&seed) % (uint64_t)materials];
+                if (splitmix64(&seed) % 13 == 0)
+                    v[i] = spread[splitmix64(&seed) % (uint64_t)materials];
             }
             lod_work *wk;
             ck_assert_int_eq(lod_work_create(C, &wk, NULL), STRATA_OK);
@@ -447,7 +440,7 @@ START_TEST(partial_edge_chunks)
         int C = round % 2 ? 16 : 32;
         int ext[3];
         for (int a = 0; a < 3; a++)
-            ext[a] = 1 + (int)(next_random(&seed) % (uint64_t)C);
+            ext[a] = 1 + (int)(splitmix64(&seed) % (uint64_t)C);
         run_case(C, round % 6, ext, seed);
     }
 }

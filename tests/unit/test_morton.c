@@ -4,6 +4,7 @@
 
 #include "morton.h"
 #include "strata.h"
+#include "splitmix.h"
 
 #define AXIS_MAX ((1u << STRATA_MORTON_BITS) - 1)
 
@@ -13,14 +14,6 @@
         if (!(cond))                                                                               \
             ck_abort_msg(__VA_ARGS__);                                                             \
     } while (0)
-
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 /* The definition, one bit at a time, to check the table version against. */
 static uint64_t encode_by_bits(uint32_t x, uint32_t y, uint32_t z)
@@ -49,7 +42,7 @@ START_TEST(round_trip_random)
 {
     uint64_t state = 42;
     for (int i = 0; i < 100000; i++) {
-        uint64_t r = next_random(&state);
+        uint64_t r = splitmix64(&state);
         check_round_trip((uint32_t)r & AXIS_MAX, (uint32_t)(r >> 21) & AXIS_MAX,
                          (uint32_t)(r >> 42) & AXIS_MAX);
     }
@@ -80,11 +73,10 @@ START_TEST(aligned_cubes_are_contiguous)
 {
     uint64_t state = 7;
     for (int trial = 0; trial < 200; trial++) {
-        int k = (int)(next_random(&state) % 5);
+        int k = (int)(splitmix64(&state) % 5);
         uint32_t mask = ~((1u << k) - 1) & AXIS_MAX;
-        uint32_t cx = (uint32_t)next_random(&state) & mask,
-                 cy = (uint32_t)next_random(&state) & mask,
-                 cz = (uint32_t)next_random(&state) & mask;
+        uint32_t cx = (uint32_t)splitmix64(&state) & mask, cy = (uint32_t)splitmix64(&state) & mask,
+                 cz = (uint32_t)splitmix64(&state) & mask;
         uint64_t first = morton_encode3(cx, cy, cz), volume = UINT64_C(1) << (3 * k);
         unsigned char *seen = calloc(volume, 1);
         ck_assert_ptr_nonnull(seen);
@@ -108,10 +100,10 @@ START_TEST(keys_grow_with_each_coordinate)
 {
     uint64_t state = 9;
     for (int i = 0; i < 100000; i++) {
-        uint64_t r = next_random(&state);
+        uint64_t r = splitmix64(&state);
         uint32_t c[3] = {(uint32_t)r & (AXIS_MAX - 1), (uint32_t)(r >> 21) & (AXIS_MAX - 1),
                          (uint32_t)(r >> 42) & (AXIS_MAX - 1)};
-        int axis = (int)(next_random(&state) % 3);
+        int axis = (int)(splitmix64(&state) % 3);
         uint64_t before = morton_encode3(c[0], c[1], c[2]);
         c[axis]++;
         QUIET_CHECK(morton_encode3(c[0], c[1], c[2]) > before, "axis %d at (%u, %u, %u)", axis,
@@ -170,7 +162,7 @@ START_TEST(count_below_matches_brute_force)
     for (int trial = 0; trial < 300; trial++) {
         uint64_t n[3];
         for (int a = 0; a < 3; a++)
-            n[a] = 1 + next_random(&state) % (trial < 100 ? 8 : 37);
+            n[a] = 1 + splitmix64(&state) % (trial < 100 ? 8 : 37);
         size_t count;
         uint64_t *keys = box_keys(n, &count);
         const uint64_t fixed[] = {0,
@@ -183,10 +175,10 @@ START_TEST(count_below_matches_brute_force)
         for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
             check_count_at(n, keys, count, fixed[i]);
         for (int i = 0; i < 40; i++) {
-            uint64_t in_box = keys[next_random(&state) % count];
+            uint64_t in_box = keys[splitmix64(&state) % count];
             check_count_at(n, keys, count, in_box);
             check_count_at(n, keys, count, in_box + 1);
-            check_count_at(n, keys, count, next_random(&state) % (keys[count - 1] + 2));
+            check_count_at(n, keys, count, splitmix64(&state) % (keys[count - 1] + 2));
         }
         free(keys);
     }
@@ -216,7 +208,7 @@ START_TEST(key_end_is_one_past_the_largest_key)
     for (int trial = 0; trial < 200; trial++) {
         uint64_t n[3];
         for (int a = 0; a < 3; a++)
-            n[a] = 1 + next_random(&state) % 29;
+            n[a] = 1 + splitmix64(&state) % 29;
         size_t count;
         uint64_t *keys = box_keys(n, &count);
         ck_assert_uint_eq(morton_key_end(n), keys[count - 1] + 1);

@@ -4,6 +4,7 @@
 
 #include "morton.h"
 #include "partition.h"
+#include "splitmix.h"
 
 /* ck_assert marks a point (a write to a file) even on success: too slow in loops of 1e5. */
 #define QUIET_CHECK(cond, ...)                                                                     \
@@ -11,14 +12,6 @@
         if (!(cond))                                                                               \
             ck_abort_msg(__VA_ARGS__);                                                             \
     } while (0)
-
-static uint64_t next_random(uint64_t *state)
-{
-    uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
 
 static void check_splitters(const uint64_t *split, int ranks)
 {
@@ -74,7 +67,7 @@ START_TEST(balanced_matches_brute_force)
     for (int trial = 0; trial < 60; trial++) {
         uint64_t n[3];
         for (int a = 0; a < 3; a++)
-            n[a] = 1 + next_random(&state) % 23;
+            n[a] = 1 + splitmix64(&state) % 23;
         for (size_t i = 0; i < sizeof rank_counts / sizeof rank_counts[0]; i++)
             check_balanced(n, rank_counts[i]);
     }
@@ -119,14 +112,14 @@ START_TEST(owner_matches_scan)
     uint64_t state = 5;
     uint64_t split[18];
     for (int trial = 0; trial < 500; trial++) {
-        int ranks = 1 + (int)(next_random(&state) % 17);
+        int ranks = 1 + (int)(splitmix64(&state) % 17);
         split[0] = 0;
         split[ranks] = UINT64_MAX;
         /* Small steps so some ranges are empty (repeated splitters). */
         for (int r = 1; r < ranks; r++)
-            split[r] = split[r - 1] + next_random(&state) % 4;
+            split[r] = split[r - 1] + splitmix64(&state) % 4;
         for (int i = 0; i < 200; i++) {
-            uint64_t key = next_random(&state) % (split[ranks - 1] + 3);
+            uint64_t key = splitmix64(&state) % (split[ranks - 1] + 3);
             QUIET_CHECK(partition_owner(split, ranks, key) == owner_by_scan(split, ranks, key),
                         "owner of %llu among %d ranks", (unsigned long long)key, ranks);
         }
@@ -175,13 +168,13 @@ START_TEST(remap_random_splitters)
 {
     uint64_t state = 99;
     for (int trial = 0; trial < 500; trial++) {
-        int old_ranks = 1 + (int)(next_random(&state) % 20);
-        int new_ranks = 1 + (int)(next_random(&state) % 50);
-        uint64_t key_end = next_random(&state) >> 1, old_split[21], new_split[51];
+        int old_ranks = 1 + (int)(splitmix64(&state) % 20);
+        int new_ranks = 1 + (int)(splitmix64(&state) % 50);
+        uint64_t key_end = splitmix64(&state) >> 1, old_split[21], new_split[51];
         old_split[0] = 0;
         old_split[old_ranks] = UINT64_MAX;
         for (int r = 1; r < old_ranks; r++)
-            old_split[r] = next_random(&state) >> 1; /* some beyond key_end: clamped */
+            old_split[r] = splitmix64(&state) >> 1; /* some beyond key_end: clamped */
         for (int r = 1; r < old_ranks; r++)
             for (int q = r + 1; q < old_ranks; q++)
                 if (old_split[q] < old_split[r]) {
