@@ -552,8 +552,9 @@ void strata_render_options_init(strata_render_options *opt);
  * neither air nor hidden, coloured by the material table and shaded by the
  * face it entered through and the sun, with a shadow ray toward the sun
  * (docs/render.md gives every formula). Geometry is drawn in metres (the voxel
- * size) with z times the exaggeration. The image's rows are split among the
- * ranks (row j on rank j mod size) and gathered on rank 0; the image is the
+ * size) with z times the exaggeration. The image's columns are split among
+ * the ranks (equal bands of the columns that see the world) and gathered on
+ * rank 0; the image is the
  * same, byte for byte, at any rank count. A camera whose rays all miss the
  * world, a zero or parallel up vector, a camera at its target or a fov outside
  * (0, 180) is STRATA_ERR_ARG naming it. Collective.

@@ -1,6 +1,6 @@
 /* render.c: perspective images of a world through the index's rays.
  *
- * Every rank casts the rays of its rows (row j on rank j mod size) with its
+ * Every rank casts the rays of its band of columns (column_bands) with its
  * own caster (src/index/ray.h): no communication until the rows are gathered on
  * rank 0. A pixel depends only on its ray, so the image is the same at any
  * rank count. The formulas are in docs/render.md (tests/mpi/mpi_render.c
@@ -165,6 +165,63 @@ static void pixel_direction(const camera *cam, int i, int j, int width, int heig
         d[a] = (cam->f[a] + sx * cam->r[a] + sy * cam->u[a]) / cam->scale[a];
 }
 
+/* 1 when the ray from `from` along d meets the box [0, dims). */
+static int meets_box(const double from[3], const double d[3], const int64_t dims[3])
+{
+    double near = 0, far = INFINITY;
+    for (int a = 0; a < 3; a++) {
+        if (d[a] == 0) {
+            if (from[a] < 0 || from[a] >= (double)dims[a])
+                return 0;
+            continue;
+        }
+        double t0 = (0 - from[a]) / d[a], t1 = ((double)dims[a] - from[a]) / d[a];
+        if (t0 > t1) {
+            double swap = t0;
+            t0 = t1, t1 = swap;
+        }
+        near = fmax(near, t0);
+        far = fmin(far, t1);
+    }
+    return near <= far;
+}
+
+/*
+ * Columns of each rank: rank r draws columns [first[r], first[r + 1]) of every
+ * row. The columns whose rays meet the world's box (probed every 16th row) are
+ * cut into equal bands, so that each rank's rays cross about 1/size of the
+ * chunks (interleaved rows made every rank read and decode nearly every chunk;
+ * bands of rows are unequal, the far rows crossing more chunks each); columns
+ * left and right of them go to the first and last rank. Computed alike on every
+ * rank.
+ */
+static void column_bands(const strata_world *w, const camera *cam, const strata_render_options *o,
+                         int *first)
+{
+    const int P = w->size;
+    int left = -1, right = -1;
+    for (int i = 0; i < o->width; i++) {
+        int meets = 0;
+        for (int j = 0; j < o->height && !meets;
+             j = j + 16 < o->height || j == o->height - 1 ? j + 16 : o->height - 1) {
+            double d[3];
+            pixel_direction(cam, i, j, o->width, o->height, d);
+            meets = meets_box(cam->from, d, w->committed.dims);
+        }
+        if (meets) {
+            left = left < 0 ? i : left;
+            right = i;
+        }
+    }
+    if (left < 0)
+        left = 0, right = o->width - 1;
+    const int64_t n = right - left + 1;
+    for (int r = 0; r <= P; r++)
+        first[r] = (int)(left + n * r / P);
+    first[0] = 0;
+    first[P] = o->width;
+}
+
 /* A material's colour (cached per id). */
 typedef struct {
     const strata_world *w;
@@ -203,12 +260,14 @@ static void shadow_origin(const camera *cam, const double unit[3], const strata_
 
 /* Render one row into out (3 bytes per pixel) and ids. */
 static strata_status render_row(ray_caster *c, const camera *cam, const strata_render_options *o,
-                                palette *pal, int j, uint8_t *out, uint16_t *ids,
+                                palette *pal, int j, int i0, int i1, uint8_t *out, uint16_t *ids,
                                 uint64_t counts[4])
 {
     double sun_unit[3];
     ray_unit_direction(cam->sun_voxel, sun_unit);
-    for (int i = 0; i < o->width; i++) {
+    out -= 3 * (size_t)i0;
+    ids -= i0;
+    for (int i = i0; i < i1; i++) {
         double d[3], unit[3];
         pixel_direction(cam, i, j, o->width, o->height, d);
         strata_ray_hit hit;
@@ -291,8 +350,15 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
     if (!st)
         st = ray_caster_init(w, opt->level, opt->hidden, opt->hidden_count, &c);
     const int P = w->size;
-    const int mine = st ? 0 : (opt->height - w->rank + P - 1) / P; /* rows j = rank + k P */
-    const size_t row_bytes = st ? 0 : (size_t)opt->width * 5;
+    int *band = strata_malloc(((size_t)P + 1) * sizeof *band);
+    if (!st && !band)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot split %d rows on rank %d", opt->height,
+                        w->rank);
+    if (!st)
+        column_bands(w, &cam, opt, band);
+    const int columns = st ? 0 : band[w->rank + 1] - band[w->rank];
+    const int mine = st ? 0 : opt->height;
+    const size_t row_bytes = st ? 0 : (size_t)columns * 5;
     uint8_t *local = NULL;
     palette pal = {w, NULL};
     if (!st && (!(local = strata_malloc(mine ? (size_t)mine * row_bytes : 1)) ||
@@ -308,8 +374,8 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold a row on rank %d", w->rank);
     for (int k = 0; !st && k < mine; k++) {
         uint8_t *row = local + (size_t)k * row_bytes;
-        st = render_row(&c, &cam, opt, &pal, w->rank + k * P, row, ids, counts);
-        memcpy(row + (size_t)opt->width * 3, ids, (size_t)opt->width * sizeof *ids);
+        st = render_row(&c, &cam, opt, &pal, k, band[w->rank], band[w->rank + 1], row, ids, counts);
+        memcpy(row + (size_t)columns * 3, ids, (size_t)columns * sizeof *ids);
     }
     free(ids);
     free(pal.rgb);
@@ -328,18 +394,17 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
                         used.from[0], used.from[1], used.from[2], used.look_at[0], used.look_at[1],
                         used.look_at[2], used.fov, w->committed.dims[0], w->committed.dims[1],
                         w->committed.dims[2]);
-    /* Gather the rows on rank 0: rank r's k-th row is image row r + k P. */
+    /* Gather the columns on rank 0: rank r's rows of its columns, one after another. */
     int *counts_of = NULL, *displs = NULL;
     uint8_t *all = NULL;
     if (!st && w->rank == 0) {
         counts_of = strata_malloc((size_t)P * 2 * sizeof *counts_of);
-        all = strata_malloc((size_t)opt->height * row_bytes);
+        all = strata_malloc((size_t)opt->height * (size_t)opt->width * 5);
         if (!counts_of || !all)
             st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold the %d x %d image",
                             opt->width, opt->height);
         for (int r = 0; !st && r < P; r++) {
-            size_t rows = (size_t)((opt->height - r + P - 1) / P);
-            counts_of[r] = (int)(rows * row_bytes);
+            counts_of[r] = (int)((size_t)opt->height * (size_t)(band[r + 1] - band[r]) * 5);
             displs = counts_of + P;
             displs[r] = r ? displs[r - 1] + counts_of[r - 1] : 0;
         }
@@ -352,17 +417,19 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
                                                   MPI_BYTE, 0, w->comm),
                                       "render: gathering the image"));
     if (!st && w->rank == 0) {
+        const uint8_t *src = all;
         for (int r = 0; r < P; r++) {
-            const uint8_t *src = all + counts_of[P + r];
-            for (int j = r; j < opt->height; j += P, src += row_bytes) {
-                memcpy(rgb + (size_t)j * opt->width * 3, src, (size_t)opt->width * 3);
+            const size_t n = (size_t)(band[r + 1] - band[r]);
+            for (int j = 0; j < opt->height; j++, src += n * 5) {
+                const size_t at = (size_t)j * opt->width + (size_t)band[r];
+                memcpy(rgb + 3 * at, src, n * 3);
                 if (materials)
-                    memcpy(materials + (size_t)j * opt->width, src + (size_t)opt->width * 3,
-                           (size_t)opt->width * sizeof *materials);
+                    memcpy(materials + at, src + n * 3, n * sizeof *materials);
             }
         }
     }
     free(local);
+    free(band);
     free(all);
     free(counts_of);
     if (!st && stats) {
