@@ -41,7 +41,7 @@ extern "C" {
 #define STRATA_VERSION_MAJOR 0
 #define STRATA_VERSION_MINOR 1
 /** On-disk format version written by this library; newer worlds are refused. */
-#define STRATA_FORMAT_VERSION 2
+#define STRATA_FORMAT_VERSION 3
 
 #define STRATA_CHUNK_EDGE_MIN 16
 #define STRATA_CHUNK_EDGE_MAX 256
@@ -141,6 +141,8 @@ typedef struct {
     double flush_seconds;    /**< this rank: routing and applying staged updates */
     double encode_seconds;   /**< this rank: encoding its dirty chunks (and their index) */
     double write_seconds;    /**< this rank: segment write, fsync and manifest */
+    uint64_t delta_chunks;   /**< of chunks_written, those written as delta records */
+    uint64_t delta_bytes;    /**< bytes of those delta records (in stored_bytes) */
 } strata_commit_stats;
 
 enum { STRATA_CHUNK_ABSENT = 0, STRATA_CHUNK_UNIFORM = 1, STRATA_CHUNK_DENSE = 2 };
@@ -177,6 +179,10 @@ typedef struct {
     uint64_t reserve_bytes;  /**< memory kept for reuse (free chunk buffers in slabs,
                                   routing buffers), all ranks; freed at close */
     int ranks;               /**< ranks of this job */
+    uint64_t deltas;         /**< delta records pending (not folded by compaction), all ranks */
+    uint64_t delta_bytes;    /**< their bytes */
+    uint64_t delta_chunks;   /**< chunks carrying a delta chain */
+    int delta_depth_max;     /**< the deepest chain */
 } strata_info;
 
 /* ---- errors ---------------------------------------------------------------- */

@@ -90,6 +90,9 @@ static void print_json(const strata_info *in, const strata_config *cfg, const st
            in->chunks_total - in->chunks_uniform - in->chunks_dense);
     printf("  \"ranks\": %d,\n  \"metadata_bytes_per_rank\": %" PRIu64 ",\n", in->ranks,
            in->metadata_bytes);
+    printf("  \"deltas\": {\"records\": %" PRIu64 ", \"bytes\": %" PRIu64 ", \"chunks\": %" PRIu64
+           ", \"deepest_chain\": %d},\n",
+           in->deltas, in->delta_bytes, in->delta_chunks, in->delta_depth_max);
     print_json_index(in, ix);
     printf("  \"materials\": [");
     for (size_t i = 0; i < cfg->material_count; i++) {
@@ -118,6 +121,9 @@ static void print_text(const char *path, const strata_info *in, const strata_con
            in->epoch, in->commits, in->writer_ranks);
     printf("segments       %" PRIu64 ", %" PRIu64 " bytes on disk, %" PRIu64 " payload bytes\n",
            in->segments, in->stored_bytes, in->payload_bytes);
+    printf("deltas         %" PRIu64 " records pending, %" PRIu64 " bytes, on %" PRIu64
+           " chunks, deepest chain %d (strata compact folds them)\n",
+           in->deltas, in->delta_bytes, in->delta_chunks, in->delta_depth_max);
     printf("chunks         %" PRIu64 " in the world: %" PRIu64 " uniform, %" PRIu64
            " dense, %" PRIu64 " absent (air)\n",
            in->chunks_total, in->chunks_uniform, in->chunks_dense,

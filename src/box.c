@@ -612,6 +612,7 @@ static strata_status prepare_piece(strata_world *w, box_write *x, const write_pi
     if (st)
         return world_chunk_failed(w, "box write", q->p.key, st, &w->error);
     chunk_set_dirty(&w->owned, k, 1);
+    chunk_set_whole(k); /* a box write is bulk: the chunk is committed whole, not as a delta */
     return STRATA_OK;
 }
 

@@ -87,6 +87,7 @@ void chunk_cache_free(chunk_cache *c)
     for (size_t i = 0; i < c->capacity; i++) {
         if (c->slots[i].chunk) {
             chunk_buffer_put(c, c->slots[i].chunk->voxels);
+            free(c->slots[i].chunk->log);
             free(c->slots[i].chunk);
         }
     }
@@ -201,7 +202,46 @@ void chunk_cache_remove(chunk_cache *c, chunk *k)
     if (c->last == k)
         c->last = NULL;
     chunk_buffer_put(c, k->voxels);
+    free(k->log);
     free(k);
+}
+
+strata_status chunk_log_reserve(chunk *k, size_t more, size_t limit, strata_error *err)
+{
+    if (k->whole)
+        return STRATA_OK;
+    if (k->log_count + more > limit) {
+        chunk_set_whole(k);
+        return STRATA_OK;
+    }
+    if (k->log_count + more <= k->log_capacity)
+        return STRATA_OK;
+    size_t capacity = k->log_capacity ? 2 * (size_t)k->log_capacity : 16;
+    while (capacity < k->log_count + more)
+        capacity *= 2;
+    if (capacity > limit)
+        capacity = limit;
+    uint64_t *grown = strata_realloc(k->log, capacity * sizeof *grown);
+    if (!grown)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot log %zu changes of chunk key %llu",
+                         capacity, (unsigned long long)k->key);
+    k->log = grown;
+    k->log_capacity = (uint32_t)capacity;
+    return STRATA_OK;
+}
+
+void chunk_log_clear(chunk *k)
+{
+    free(k->log);
+    k->log = NULL;
+    k->log_count = k->log_capacity = 0;
+    k->whole = 0;
+}
+
+void chunk_set_whole(chunk *k)
+{
+    chunk_log_clear(k);
+    k->whole = 1;
 }
 
 static int older_first(const void *a, const void *b)

@@ -13,6 +13,12 @@ typedef struct chunk {
     uint16_t *voxels;
     uint16_t value;
     uint8_t dirty;
+    /* A dirty chunk is committed whole (whole = 1: filled, or too many changes to log)
+     * or, when its logged change is small, as a delta record (src/delta.h): log holds
+     * its changes since its stored image, delta_log_entry values in the order made. */
+    uint8_t whole;
+    uint32_t log_count, log_capacity;
+    uint64_t *log;
     uint64_t stamp; /* the cache's clock at its last use: the LRU order of clean chunks */
 } chunk;
 
@@ -92,6 +98,23 @@ void chunk_buffer_put(chunk_cache *c, uint16_t *voxels);
 void chunk_adopt(chunk_cache *c, chunk *k, uint16_t *voxels, size_t count);
 /** Drop the dense storage of a chunk whose voxels are all equal. */
 void chunk_collapse_uniform(chunk_cache *c, chunk *k);
+/**
+ * Make room in k's change log for `more` changes; past `limit` changes the chunk is
+ * marked whole and its log dropped (not an error). STRATA_ERR_NOMEM when memory is out.
+ */
+strata_status chunk_log_reserve(chunk *k, size_t more, size_t limit, strata_error *err);
+/** Log one change (room reserved by chunk_log_reserve; nothing when the chunk is whole). */
+static inline void chunk_log(chunk *k, uint32_t voxel, uint16_t material)
+{
+    if (!k->whole)
+        k->log[k->log_count] =
+            (uint64_t)voxel << 40 | (uint64_t)(k->log_count & 0xffffff) << 16 | material,
+        k->log_count++;
+}
+/** Forget k's changes (committed): no log, not whole. */
+void chunk_log_clear(chunk *k);
+/** Mark k to be written whole (its log dropped). */
+void chunk_set_whole(chunk *k);
 /** Calls fn for every chunk (any order). */
 void chunk_cache_each(chunk_cache *c, void (*fn)(chunk *k, void *ctx), void *ctx);
 

@@ -277,8 +277,8 @@ static size_t palette_content(const uint16_t *v, size_t n, const uint16_t *palet
     return palette_content_size(count, n);
 }
 
-static strata_status compress_frame(const uint8_t *content, size_t size, int level, uint8_t *out,
-                                    size_t capacity, size_t *length, strata_error *err)
+strata_status codec_compress_frame(const uint8_t *content, size_t size, int level, uint8_t *out,
+                                   size_t capacity, size_t *length, strata_error *err)
 {
     if (!thread_cctx && !(thread_cctx = ZSTD_createCCtx()))
         return error_set(err, STRATA_ERR_NOMEM, "chunk encode: cannot create a zstd context");
@@ -366,7 +366,8 @@ static strata_status encode_content(const uint16_t *voxels, int edge, int level,
     enc->codec = codec;
     enc->uniform_value = 0;
     enc->length = 0;
-    return compress_frame(content, size, level, out, chunk_encode_bound(edge), &enc->length, err);
+    return codec_compress_frame(content, size, level, out, chunk_encode_bound(edge), &enc->length,
+                                err);
 }
 
 strata_status chunk_encode(const uint16_t *voxels, int edge, int zstd_level, void *scratch,
@@ -581,9 +582,9 @@ static void unshuffle(const uint8_t *content, size_t n, uint16_t *voxels)
  * Decompress exactly one frame filling payload[0, length) whose recorded
  * content size lies in [min_size, max_size] into content; *size gets it.
  */
-static strata_status decompress_frame(const uint8_t *payload, size_t length, size_t min_size,
-                                      size_t max_size, uint8_t *content, size_t *size,
-                                      strata_error *err)
+strata_status codec_decompress_frame(const uint8_t *payload, size_t length, size_t min_size,
+                                     size_t max_size, uint8_t *content, size_t *size,
+                                     strata_error *err)
 {
     size_t frame = ZSTD_findFrameCompressedSize(payload, length);
     if (ZSTD_isError(frame))
@@ -627,14 +628,15 @@ strata_status chunk_decode(const uint8_t *payload, size_t length, int codec, int
     size_t n = voxel_count(edge), size = 0;
     uint8_t *content = (uint8_t *)scratch + CONTENT_OFFSET;
     if (codec == CODEC_SHUFFLE) {
-        strata_status st = decompress_frame(payload, length, 2 * n, 2 * n, content, &size, err);
+        strata_status st =
+            codec_decompress_frame(payload, length, 2 * n, 2 * n, content, &size, err);
         if (st == STRATA_OK)
             unshuffle(content, n, voxels);
         return st;
     }
     strata_status st =
-        decompress_frame(payload, length, palette_content_size(1, n),
-                         palette_content_size(CODEC_PALETTE_MAX, n), content, &size, err);
+        codec_decompress_frame(payload, length, palette_content_size(1, n),
+                               palette_content_size(CODEC_PALETTE_MAX, n), content, &size, err);
     return st == STRATA_OK ? unpalette(content, size, n, scratch, voxels, err) : st;
 }
 
@@ -659,8 +661,8 @@ strata_status chunk_decode_palette(const uint8_t *payload, size_t length, int ed
     size_t size = 0;
     uint8_t *content = (uint8_t *)scratch + CONTENT_OFFSET;
     strata_status st =
-        decompress_frame(payload, length, palette_content_size(1, n),
-                         palette_content_size(CODEC_PALETTE_MAX, n), content, &size, err);
+        codec_decompress_frame(payload, length, palette_content_size(1, n),
+                               palette_content_size(CODEC_PALETTE_MAX, n), content, &size, err);
     return st ? st : parse_palette(content, size, n, p, err);
 }
 

@@ -123,6 +123,15 @@ void chunk_zstd_levels(int *low, int *high);
 void chunk_codec_release_thread(void);
 /** True when all count voxels equal voxels[0] (count 0 is uniform). */
 int chunk_is_uniform(const uint16_t *voxels, size_t count);
+/** One zstd frame (content size and checksum recorded) of content into out. Thread-safe
+ *  (the calling thread's context). */
+strata_status codec_compress_frame(const uint8_t *content, size_t size, int level, uint8_t *out,
+                                   size_t capacity, size_t *length, strata_error *err);
+/** Decompress exactly one frame filling payload[0, length) whose recorded content size lies
+ *  in [min_size, max_size] into content; *size gets it. STRATA_ERR_CORRUPT otherwise. */
+strata_status codec_decompress_frame(const uint8_t *payload, size_t length, size_t min_size,
+                                     size_t max_size, uint8_t *content, size_t *size,
+                                     strata_error *err);
 /** CRC-32 (zlib's) continuing from crc (start with 0). */
 uint32_t checksum_update(uint32_t crc, const void *data, size_t length);
 

@@ -11,6 +11,7 @@
 #include "alloc.h"
 #include "codec.h"
 #include "commit.h"
+#include "delta.h"
 #include "fault.h"
 #include "fsutil.h"
 #include "index/octree.h"
@@ -51,6 +52,7 @@ typedef struct {
     store_row *rows;
     uint8_t *payload;
     uint64_t payload_bytes, payload_capacity, raw_bytes;
+    uint64_t deltas, delta_bytes; /* chunks written as delta records, and their bytes */
 } encoded_batch;
 
 /* What one thread encodes with: codec scratch and output, LOD scratch, the
@@ -71,10 +73,65 @@ typedef struct {
     uint64_t epoch;
     store_row *rows;
     uint64_t *blob; /* per item: offset of its blob in its thread's arena */
+    uint64_t *size; /* per item: bytes of its blob */
     int *thread;    /* per item: the thread that encoded it */
     encode_kit *kits;
     int index; /* summarise too (the index is not deferred) */
 } encode_run;
+
+/* Write chunk k as a delta record chained to its committed row `old` (NULL: never
+ * stored, an air base) when its logged change fits the rule (src/delta.h): at
+ * most delta_log_max changes (the log's bound), a chain of at most
+ * DELTA_DEPTH_MAX records and delta_chain_budget bytes. *done = 0 when the chunk
+ * must be written whole. The record goes to the thread's arena at the blob's
+ * start; the row keeps the base image and summaries of `old`. */
+static strata_status encode_delta(encode_run *r, encode_kit *t, chunk *k, const store_row *old,
+                                  store_row *row, int *done, strata_error *err)
+{
+    const strata_world *w = r->w;
+    *done = 0;
+    uint16_t depth = old ? old->delta_depth : 0;
+    if (k->whole || !k->log_count || !k->voxels || depth >= DELTA_DEPTH_MAX)
+        return STRATA_OK;
+    size_t n = delta_log_normalize(k->log, k->log_count);
+    k->log_count = (uint32_t)n; /* normalized: still the same changes */
+    store_row base = old ? *old : (store_row){0};
+    delta_header h = {.depth = (uint16_t)(depth + 1),
+                      .key = k->key,
+                      .epoch = r->epoch,
+                      .base_segment = base.payload_segment,
+                      .base_offset = base.payload_offset,
+                      .base_tag = delta_base_tag(&base)};
+    if (depth) {
+        h.prev_segment = base.delta_segment, h.prev_offset = base.delta_offset;
+        h.prev_length = base.delta_length, h.prev_crc = base.delta_crc;
+    }
+    size_t length = 0;
+    strata_status st = delta_encode(&h, k->log, n, w->edge, w->options.zstd_level, t->scratch,
+                                    t->out, chunk_encode_bound(w->edge), &length, err);
+    if (st)
+        return world_chunk_failed(w, "commit (delta)", k->key, st, err);
+    uint64_t chain = (depth ? (uint64_t)base.delta_bytes : 0) + length;
+    if (chain > delta_chain_budget(&base))
+        return STRATA_OK;
+    *row = base;
+    row->key = k->key;
+    row->epoch = r->epoch;
+    row->lod_segment = row->lod_offset = 0;
+    row->lod_length = row->lod_crc = 0;
+    row->delta_segment = r->epoch;
+    row->delta_offset = 0; /* the blob's start, rebased with it */
+    row->delta_length = (uint32_t)length;
+    row->delta_crc = checksum_update(0, t->out, length);
+    row->delta_first = depth ? base.delta_first : r->epoch;
+    row->delta_bytes = (uint32_t)chain;
+    row->delta_depth = h.depth;
+    if (!byte_buffer_append(&t->arena, t->out, length))
+        return world_chunk_failed(w, "commit", k->key,
+                                  error_set(err, STRATA_ERR_NOMEM, "cannot hold its delta"), err);
+    *done = 1;
+    return STRATA_OK;
+}
 
 /* Encode one chunk into a row and its thread's arena, with offsets relative to
  * the chunk's own blob (payload at 0, pyramid after it); unless the index is
@@ -85,7 +142,7 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     encode_run *r = ctx;
     const strata_world *w = r->w;
     encode_kit *t = &r->kits[thread];
-    const chunk *k = r->items[i];
+    chunk *k = r->items[i];
     store_row *row = &r->rows[i];
     memset(row, 0, sizeof *row);
     row->key = k->key;
@@ -95,7 +152,13 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     /* the palette form the encoder wrote feeds the LOD build (no second pass over the voxels) */
     chunk_palette palette;
     const chunk_palette *indices = NULL;
-    if (!k->voxels) {
+    int delta = 0;
+    strata_status dst = encode_delta(r, t, k, world_own_row(w, k->key), row, &delta, err);
+    if (dst)
+        return dst;
+    if (delta) {
+        /* the row keeps its base image; the summary is rebuilt from the voxels */
+    } else if (!k->voxels) {
         row->codec = CODEC_UNIFORM;
         row->value = k->value;
     } else {
@@ -121,23 +184,27 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
         }
     }
     row->flags = STORE_ROW_INDEX_STALE;
-    if (!r->index)
+    if (!r->index) {
+        r->size[i] = t->arena.bytes - r->blob[i];
         return STRATA_OK;
+    }
     const uint8_t *pyramid;
     size_t length;
     strata_status st = index_summarize_chunk_in(w, t->work, t->keep, k->voxels, indices, k->value,
                                                 row, &pyramid, &length, err);
     if (st)
         return world_chunk_failed(w, "commit", k->key, st, err);
-    if (!length)
-        return STRATA_OK;
-    row->lod_segment = r->epoch;
-    row->lod_offset = row->payload_length;
-    row->lod_length = (uint32_t)length;
-    row->lod_crc = checksum_update(0, pyramid, length);
-    if (!byte_buffer_append(&t->arena, pyramid, length))
-        return world_chunk_failed(w, "commit", k->key,
-                                  error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"), err);
+    if (length) {
+        row->lod_segment = r->epoch;
+        row->lod_offset = t->arena.bytes - r->blob[i]; /* after the payload or delta */
+        row->lod_length = (uint32_t)length;
+        row->lod_crc = checksum_update(0, pyramid, length);
+        if (!byte_buffer_append(&t->arena, pyramid, length))
+            return world_chunk_failed(w, "commit", k->key,
+                                      error_set(err, STRATA_ERR_NOMEM, "cannot hold its pyramid"),
+                                      err);
+    }
+    r->size[i] = t->arena.bytes - r->blob[i];
     return STRATA_OK;
 }
 
@@ -189,9 +256,10 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     int threads = parallel_threads(w->options.threads, w->ranks_per_node, n);
     encode_run r = {.w = w, .items = dirty->items, .epoch = epoch, .rows = b->rows, .index = index};
     r.blob = strata_malloc((n + 1) * sizeof *r.blob);
+    r.size = strata_malloc((n + 1) * sizeof *r.size);
     r.thread = strata_malloc((n + 1) * sizeof *r.thread);
     r.kits = strata_calloc((size_t)threads, sizeof *r.kits);
-    if (!r.blob || !r.thread || !r.kits)
+    if (!r.blob || !r.size || !r.thread || !r.kits)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the encoding state of %zu chunks", n);
     for (int t = 0; !st && t < threads; t++) {
         encode_kit *kit = &r.kits[t];
@@ -224,22 +292,29 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     }
     uint64_t total = 0;
     for (size_t i = 0; !st && i < n; i++)
-        total += (uint64_t)b->rows[i].payload_length + b->rows[i].lod_length;
+        total += r.size[i];
     if (!st && !(b->payload = strata_malloc(total + 1)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " payload bytes", total);
     for (size_t i = 0; !st && i < n; i++) {
         store_row *row = &b->rows[i];
-        uint64_t base = b->payload_bytes, length = (uint64_t)row->payload_length + row->lod_length;
+        uint64_t base = b->payload_bytes, length = r.size[i];
         if (length)
             memcpy(b->payload + base, r.kits[r.thread[i]].arena.data + r.blob[i], length);
-        if (row->payload_length)
+        /* only what this commit wrote moves: a delta row's base lies in an older segment */
+        if (row->payload_length && row->payload_segment == epoch)
             row->payload_offset += base;
-        if (row->lod_length)
+        if (row->lod_length && row->lod_segment == epoch)
             row->lod_offset += base;
+        if (row->delta_depth && row->delta_segment == epoch) {
+            row->delta_offset += base;
+            b->deltas++;
+            b->delta_bytes += row->delta_length;
+        }
         b->payload_bytes += length;
     }
     b->payload_capacity = total + 1;
     free(r.blob);
+    free(r.size);
     free(r.thread);
     free_kits(r.kits, threads);
     return st;
@@ -289,6 +364,21 @@ static void mark_row(const manifest *m, const store_row *row, uint8_t *keep)
         if (i != SIZE_MAX)
             keep[i] = 1;
     }
+    if (!row->delta_depth)
+        return;
+    /* A chain's records lie in segments between its oldest and newest: keep them all
+     * (the row names only the newest; reading the chain to find the others would cost
+     * a read per record). */
+    size_t lo = 0, hi = m->segment_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->segments[mid].epoch < row->delta_first)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < m->segment_count && m->segments[i].epoch <= row->delta_segment; i++)
+        keep[i] = 1;
 }
 
 /* keep[i] = 1 when a live row, once `fresh` (n rows sorted by key, bound for the
@@ -507,11 +597,12 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         st = encode_dirty(w, &dirty, epoch, &batch);
     double encoded = MPI_Wtime();
     st = world_agree(w, st);
-    uint64_t local[4] = {dirty.count, batch.raw_bytes, batch.payload_bytes,
-                         st ? 0 : stale_after(w, batch.rows, dirty.count)},
-             total[4] = {0};
+    uint64_t local[6] = {dirty.count,         batch.raw_bytes,
+                         batch.payload_bytes, st ? 0 : stale_after(w, batch.rows, dirty.count),
+                         batch.deltas,        batch.delta_bytes},
+             total[6] = {0};
     if (!st)
-        st = error_mpi(&w->error, MPI_Allreduce(local, total, 4, MPI_UINT64_T, MPI_SUM, w->comm),
+        st = error_mpi(&w->error, MPI_Allreduce(local, total, 6, MPI_UINT64_T, MPI_SUM, w->comm),
                        "summing commit sizes");
     int wrote = total[0] > 0;
     /* Step 3: write and fsync the segment. */
@@ -550,8 +641,10 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     }
     free(merged);
     if (committed) {
-        for (size_t i = 0; i < dirty.count; i++)
+        for (size_t i = 0; i < dirty.count; i++) {
             chunk_set_dirty(&w->owned, dirty.items[i], 0);
+            chunk_log_clear(dirty.items[i]); /* its changes are stored now */
+        }
         /* Copies of the previous commit would now read stale: drop them. */
         if (wrote)
             chunk_cache_free(&w->committed_copies);
@@ -569,6 +662,8 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         stats->flush_seconds = flushed - start;
         stats->encode_seconds = encoded - flushed;
         stats->write_seconds = written - encoded;
+        stats->delta_chunks = total[4];
+        stats->delta_bytes = total[5];
     }
     return st;
 }

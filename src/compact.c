@@ -62,6 +62,45 @@ static strata_status copy_payload(strata_world *w, byte_buffer *b, uint64_t segm
     return STRATA_OK;
 }
 
+/* Fold a row's delta chain: decode its base and chain, encode the chunk whole into
+ * b, and make the row say so (its summaries and pyramid already describe these
+ * voxels). */
+static strata_status fold_chain(strata_world *w, byte_buffer *b, uint64_t epoch, store_row *r,
+                                uint16_t *voxels)
+{
+    strata_status st = world_decode_row(w, r, voxels);
+    chunk_encoding enc;
+    if (!st)
+        st = chunk_encode(voxels, w->edge, COMPACT_ZSTD_LEVEL, w->scratch, w->encode_buffer, &enc,
+                          &w->error);
+    if (st)
+        return world_chunk_failed(w, "compaction (folding deltas)", r->key, st, &w->error);
+    r->codec = (uint8_t)enc.codec;
+    r->value = enc.uniform_value;
+    r->payload_segment = r->payload_offset = 0;
+    r->payload_length = r->payload_crc = 0;
+    r->delta_segment = r->delta_offset = r->delta_first = 0;
+    r->delta_length = r->delta_crc = r->delta_bytes = 0;
+    r->delta_depth = 0;
+    if (!enc.length)
+        return STRATA_OK;
+    if (b->length + enc.length > b->capacity) {
+        uint64_t capacity = (b->length + enc.length) * 2 + 4096;
+        uint8_t *grown = strata_realloc(b->data, capacity);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " compacted bytes",
+                              capacity);
+        b->data = grown, b->capacity = capacity;
+    }
+    memcpy(b->data + b->length, w->encode_buffer, enc.length);
+    r->payload_segment = epoch;
+    r->payload_offset = b->length;
+    r->payload_length = (uint32_t)enc.length;
+    r->payload_crc = checksum_update(0, w->encode_buffer, enc.length);
+    b->length += enc.length;
+    return STRATA_OK;
+}
+
 /* This rank's live rows, re-pointed at a fresh payload buffer; air rows dropped
  * (with no older segment left, they shadow nothing). */
 static strata_status gather_live(strata_world *w, uint64_t epoch, store_row **out, size_t *n,
@@ -72,21 +111,28 @@ static strata_status gather_live(strata_world *w, uint64_t epoch, store_row **ou
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate compacted rows");
     size_t kept = 0;
     strata_status st = STRATA_OK;
+    uint16_t *voxels = NULL;
     for (size_t i = 0; i < w->row_count && !st; i++) {
         store_row r = w->rows[i];
-        if (r.codec == CODEC_UNIFORM && r.value == 0 && !r.lod_length)
-            continue;
-        if (r.payload_length) {
+        if (r.delta_depth) { /* folded: the chunk whole, the chain gone */
+            if (!voxels && !(voxels = strata_malloc(w->chunk_voxels * sizeof *voxels)))
+                st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate a chunk to fold");
+            else
+                st = fold_chain(w, b, epoch, &r, voxels);
+        } else if (r.payload_length) {
             st = copy_payload(w, b, r.payload_segment, &r.payload_offset, &r.payload_length,
                               &r.payload_crc, r.key);
             r.payload_segment = epoch;
         }
-        if (!st && r.lod_length) {
+        if (st || (store_row_uniform(&r) && r.value == 0 && !r.lod_length))
+            continue;
+        if (r.lod_length) {
             st = copy_payload(w, b, r.lod_segment, &r.lod_offset, &r.lod_length, &r.lod_crc, r.key);
             r.lod_segment = epoch;
         }
         rows[kept++] = r;
     }
+    free(voxels);
     if (st) {
         free(rows);
         return st;

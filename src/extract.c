@@ -223,11 +223,11 @@ static strata_status chunk_source(extraction *e, uint64_t key, int decode, int *
         return STRATA_OK;
     }
     const store_row *row = world_own_row(w, key);
-    if (!row || (row->codec == CODEC_UNIFORM && row->value == 0)) {
+    if (!row || (store_row_uniform(row) && row->value == 0)) {
         *kind = SOURCE_AIR;
         return STRATA_OK;
     }
-    if (row->codec == CODEC_UNIFORM) {
+    if (store_row_uniform(row)) {
         *kind = SOURCE_UNIFORM;
         *value = row->value;
         return STRATA_OK;

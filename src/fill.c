@@ -145,6 +145,7 @@ static strata_status install_filled(fill_job *f)
         if (st)
             break;
         chunk_set_dirty(&w->owned, k, 1);
+        chunk_set_whole(k); /* a bulk write: committed whole, never as a delta */
         if (d->voxels) {
             chunk_adopt(&w->owned, k, d->voxels, w->chunk_voxels);
             d->voxels = NULL;

@@ -113,25 +113,34 @@ static void check_index(fsck_state *f, const store_row *row, const uint16_t *vox
     lod_pyramid_free(&got);
 }
 
-/* Verify one row's payloads: checksum and a full decode; then its index summary. */
+/* Verify one row's payloads: checksum and a full decode, the delta chain read and
+ * applied (each record's checksum, base, order); then its index summary. */
 static void check_row(fsck_state *f, const store_row *row, uint8_t *payload, uint16_t *voxels)
 {
     strata_world *w = f->w;
-    if (row->codec == CODEC_UNIFORM) {
+    if (store_row_uniform(row)) {
         check_index(f, row, NULL);
         return;
     }
-    /* payload holds chunk_encode_bound bytes: a longer row is damage, not a read size. */
-    strata_status st = row->payload_length > chunk_encode_bound(w->edge)
-                           ? WORLD_FAIL(w, STRATA_ERR_CORRUPT,
-                                        "payload length %u exceeds the largest possible (%zu)",
-                                        row->payload_length, chunk_encode_bound(w->edge))
-                           : store_read_payload(&w->store, row->payload_segment,
-                                                row->payload_offset, row->payload_length,
-                                                row->payload_crc, row->key, payload, &w->error);
-    if (!st)
-        st = chunk_decode(payload, row->payload_length, row->codec, w->edge, w->scratch, voxels,
-                          &w->error);
+    strata_status st = STRATA_OK;
+    if (row->codec == CODEC_UNIFORM) { /* a uniform base under a delta chain */
+        for (size_t i = 0; i < w->chunk_voxels; i++)
+            voxels[i] = row->value;
+    } else {
+        /* payload holds chunk_encode_bound bytes: a longer row is damage, not a read size. */
+        st = row->payload_length > chunk_encode_bound(w->edge)
+                 ? WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                              "payload length %u exceeds the largest possible (%zu)",
+                              row->payload_length, chunk_encode_bound(w->edge))
+                 : store_read_payload(&w->store, row->payload_segment, row->payload_offset,
+                                      row->payload_length, row->payload_crc, row->key, payload,
+                                      &w->error);
+        if (!st)
+            st = chunk_decode(payload, row->payload_length, row->codec, w->edge, w->scratch, voxels,
+                              &w->error);
+    }
+    if (!st && row->delta_depth)
+        st = world_merge_chain(w, row, voxels);
     if (st)
         report(f, "chunk key %" PRIu64 ": %s", row->key, w->error.message);
     else

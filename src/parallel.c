@@ -135,7 +135,7 @@ int byte_buffer_append(byte_buffer *b, const void *src, size_t n)
             return 0;
         b->data = grown, b->capacity = capacity;
     }
-    if (n)
+    if (n && src)
         memcpy(b->data + b->bytes, src, n);
     b->bytes += n;
     return 1;

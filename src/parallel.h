@@ -18,7 +18,8 @@ typedef struct {
     uint64_t bytes, capacity;
 } byte_buffer;
 
-/** Append n bytes (growing geometrically); 0 when memory is out (b unchanged). */
+/** Append n bytes (growing geometrically; src NULL: reserve them, contents undefined); 0
+ *  when memory is out (b unchanged). */
 int byte_buffer_append(byte_buffer *b, const void *src, size_t n);
 
 /** Most threads a rank uses. */

@@ -5,6 +5,7 @@
 
 #include "alloc.h"
 #include "codec.h"
+#include "delta.h"
 #include "fsutil.h"
 #include "partition.h"
 #include "world.h"
@@ -163,9 +164,9 @@ strata_status strata_chunk_metadata(strata_world *w, int64_t cx, int64_t cy, int
     }
     if (!found)
         return STRATA_OK;
-    meta->kind = row.codec == CODEC_UNIFORM ? STRATA_CHUNK_UNIFORM : STRATA_CHUNK_DENSE;
-    meta->uniform_value = row.codec == CODEC_UNIFORM ? row.value : 0;
-    meta->stored_bytes = row.payload_length;
+    meta->kind = store_row_uniform(&row) ? STRATA_CHUNK_UNIFORM : STRATA_CHUNK_DENSE;
+    meta->uniform_value = store_row_uniform(&row) ? row.value : 0;
+    meta->stored_bytes = (uint64_t)row.payload_length + row.delta_bytes;
     meta->epoch = row.epoch;
     return STRATA_OK;
 }
@@ -206,20 +207,28 @@ strata_status strata_world_info(strata_world *w, strata_info *info)
     strata_status st = info ? STRATA_OK : world_null_argument(w, __func__, "info");
     if (info)
         memset(info, 0, sizeof *info);
-    uint64_t local[7] = {
-        0, 0, 0, w->owned.clean_bytes, w->owned.dirty_bytes, metadata_bytes(w), reserve_bytes(w)};
+    uint64_t local[10] = {
+        0, 0, 0, w->owned.clean_bytes, w->owned.dirty_bytes, metadata_bytes(w), reserve_bytes(w),
+        0, 0, 0};
+    uint64_t deepest = 0;
     for (size_t i = 0; i < w->row_count; i++) {
         const store_row *r = &w->rows[i];
-        if (r->codec == CODEC_UNIFORM)
+        if (store_row_uniform(r))
             local[0] += r->value != 0; /* uniform air rows only shadow older data */
         else
             local[1]++;
         local[2] += r->payload_length;
+        /* delta chains pending: records, bytes, chunks, the deepest */
+        local[7] += r->delta_depth;
+        local[8] += r->delta_bytes;
+        local[9] += r->delta_depth != 0;
+        deepest = r->delta_depth > deepest ? r->delta_depth : deepest;
     }
-    uint64_t sum[7] = {0}, max_meta = 0;
-    int rc = MPI_Allreduce(local, sum, 7, MPI_UINT64_T, MPI_SUM, w->comm);
+    uint64_t sum[10] = {0}, max_local[2] = {local[5], deepest}, max[2] = {0, 0};
+    int rc = MPI_Allreduce(local, sum, 10, MPI_UINT64_T, MPI_SUM, w->comm);
     if (rc == MPI_SUCCESS)
-        rc = MPI_Allreduce(&local[5], &max_meta, 1, MPI_UINT64_T, MPI_MAX, w->comm);
+        rc = MPI_Allreduce(max_local, max, 2, MPI_UINT64_T, MPI_MAX, w->comm);
+    uint64_t max_meta = max[0];
     st = world_agree(w, st ? st : error_mpi(&w->error, rc, "gathering world info"));
     if (st)
         return st;
@@ -241,6 +250,10 @@ strata_status strata_world_info(strata_world *w, strata_info *info)
     info->dirty_bytes = sum[4];
     info->reserve_bytes = sum[6];
     info->metadata_bytes = max_meta;
+    info->deltas = sum[7];
+    info->delta_bytes = sum[8];
+    info->delta_chunks = sum[9];
+    info->delta_depth_max = (int)max[1];
     info->chunks_total = w->chunks[0] * w->chunks[1] * w->chunks[2];
     info->ranks = w->size;
     if (w->rank == 0) {

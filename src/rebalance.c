@@ -38,10 +38,10 @@ strata_status strata_rebalance(strata_world *w, int by, strata_weight_fn fn, voi
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate rebalance weights");
     for (size_t i = 0; !st && i < w->row_count; i++) {
         keys[i] = w->rows[i].key;
-        weights[i] = by == STRATA_WEIGHT_COUNT ? 1.0
-                     : by == STRATA_WEIGHT_BYTES
-                         ? (double)w->rows[i].payload_length + sizeof(store_row)
-                         : fn(keys[i], ctx);
+        weights[i] = by == STRATA_WEIGHT_COUNT   ? 1.0
+                     : by == STRATA_WEIGHT_BYTES ? (double)w->rows[i].payload_length +
+                                                       w->rows[i].delta_bytes + sizeof(store_row)
+                                                 : fn(keys[i], ctx);
     }
     st = world_agree(w, st);
     uint64_t *split = strata_malloc(((size_t)w->size + 1) * sizeof *split);

@@ -58,22 +58,28 @@ void store_quiet_hdf5(void)
 
 /* The row's fields in their on-disk order (docs/format.md). */
 // clang-format off
-#define ROW_FIELDS(X)                                                                      \
+#define ROW_FIELDS_V2(X)                                                                   \
     X(key, U64) X(epoch, U64) X(payload_segment, U64) X(payload_offset, U64)               \
     X(lod_segment, U64) X(lod_offset, U64) X(payload_length, U32) X(payload_crc, U32)      \
     X(lod_length, U32) X(lod_crc, U32) X(dominant_count, U32) X(row_crc, U32)              \
     X(value, U16) X(dominant, U16) X(distinct, U16) X(codec, U8) X(flags, U8)
+/* Format 3 appends the delta chain (so that row_crc keeps its place). */
+#define ROW_FIELDS_CHAIN(X)                                                                \
+    X(delta_segment, U64) X(delta_offset, U64) X(delta_first, U64) X(delta_length, U32)    \
+    X(delta_crc, U32) X(delta_bytes, U32) X(delta_depth, U16)
+#define ROW_FIELDS(X) ROW_FIELDS_V2(X) ROW_FIELDS_CHAIN(X)
 // clang-format on
 
 static strata_status make_row_types(store *s, strata_error *err)
 {
     s->row_memory_type = H5Tcreate(H5T_COMPOUND, sizeof(store_row));
+    s->row_memory_type_v2 = H5Tcreate(H5T_COMPOUND, sizeof(store_row));
     size_t file_size = 0;
 #define SIZE_OF(name, T) file_size += sizeof(((store_row *)0)->name);
     ROW_FIELDS(SIZE_OF)
 #undef SIZE_OF
     s->row_file_type = H5Tcreate(H5T_COMPOUND, file_size);
-    if (s->row_memory_type < 0 || s->row_file_type < 0)
+    if (s->row_memory_type < 0 || s->row_file_type < 0 || s->row_memory_type_v2 < 0)
         return store_hdf5_error(err, "cannot create the row type for", s->dir);
     size_t file_offset = 0;
     herr_t rc = 0;
@@ -91,28 +97,44 @@ static strata_status make_row_types(store *s, strata_error *err)
     file_offset += sizeof(((store_row *)0)->name);
     ROW_FIELDS(INSERT)
 #undef INSERT
+#define INSERT_V2(name, T)                                                                         \
+    rc |= H5Tinsert(s->row_memory_type_v2, #name, offsetof(store_row, name), NATIVE_##T);
+    ROW_FIELDS_V2(INSERT_V2)
+#undef INSERT_V2
     if (rc < 0)
         return store_hdf5_error(err, "cannot build the row type for", s->dir);
     return STRATA_OK;
 }
 
 /* The row as stored: its fields little-endian in ROW_FIELDS order (the file
- * type's layout, 80 bytes); returns the bytes written. */
-static size_t pack_row(const store_row *row, uint8_t *bytes)
-{
-    size_t n = 0;
+ * type's layout, 80 bytes in format 2, 118 in format 3); returns the bytes written. */
 #define PACK(name, T)                                                                              \
     for (size_t i = 0; i < sizeof(row->name); i++)                                                 \
         bytes[n++] = (uint8_t)((uint64_t)row->name >> (8 * i));
+static size_t pack_row(const store_row *row, uint8_t *bytes)
+{
+    size_t n = 0;
     ROW_FIELDS(PACK)
-#undef PACK
     return n;
 }
 
+static size_t pack_row_v2(const store_row *row, uint8_t *bytes)
+{
+    size_t n = 0;
+    ROW_FIELDS_V2(PACK)
+    return n;
+}
+#undef PACK
+
 uint32_t store_row_checksum(const store_row *row)
 {
-    uint8_t bytes[96];
-    size_t n = pack_row(row, bytes);
+    return store_row_checksum_format(row, STRATA_FORMAT_VERSION);
+}
+
+uint32_t store_row_checksum_format(const store_row *row, int format)
+{
+    uint8_t bytes[128];
+    size_t n = format < 3 ? pack_row_v2(row, bytes) : pack_row(row, bytes);
     /* row_crc itself was packed as four bytes at a fixed place: zero them. */
     size_t at = 6 * 8 + 5 * 4;
     memset(bytes + at, 0, 4);
@@ -125,7 +147,7 @@ strata_status store_init(store *s, MPI_Comm comm, const char *dir, strata_error 
 {
     memset(s, 0, sizeof *s);
     s->comm = comm;
-    s->row_memory_type = s->row_file_type = -1;
+    s->row_memory_type = s->row_file_type = s->row_memory_type_v2 = -1;
     if (strlen(dir) >= sizeof s->dir)
         return error_set(err, STRATA_ERR_ARG, "path too long: %s", dir);
     strcpy(s->dir, dir);
@@ -217,8 +239,8 @@ static strata_status read_fence(store_segment *g, const char *path, strata_error
     return st;
 }
 
-static strata_status check_segment_attributes(hid_t file, uint64_t epoch, const char *path,
-                                              strata_error *err)
+static strata_status check_segment_attributes(hid_t file, uint64_t epoch, int *format,
+                                              const char *path, strata_error *err)
 {
     uint64_t values[2] = {0, 0};
     const char *names[2] = {"strata_format", "epoch"};
@@ -236,6 +258,7 @@ static strata_status check_segment_attributes(hid_t file, uint64_t epoch, const 
     if (values[1] != epoch)
         return error_set(err, STRATA_ERR_CORRUPT, "%s: holds epoch %" PRIu64 ", expected %" PRIu64,
                          path, values[1], epoch);
+    *format = (int)values[0];
     return STRATA_OK;
 }
 
@@ -256,7 +279,7 @@ static strata_status segment_open(store *s, store_segment *g, uint64_t epoch, st
     H5Pclose(fapl);
     if (g->file < 0)
         return store_hdf5_error(err, "cannot open segment", path);
-    st = check_segment_attributes(g->file, epoch, path, err);
+    st = check_segment_attributes(g->file, epoch, &g->format, path, err);
     if (st)
         return st;
     g->rows = H5Dopen2(g->file, "rows", H5P_DEFAULT);
@@ -297,7 +320,9 @@ void store_close(store *s)
         H5Tclose(s->row_memory_type);
     if (s->row_file_type >= 0)
         H5Tclose(s->row_file_type);
-    s->row_memory_type = s->row_file_type = -1;
+    if (s->row_memory_type_v2 >= 0)
+        H5Tclose(s->row_memory_type_v2);
+    s->row_memory_type = s->row_file_type = s->row_memory_type_v2 = -1;
 }
 
 void store_retain(store *s, const uint64_t *epochs, size_t n)
@@ -328,8 +353,12 @@ static strata_status read_rows(store *s, store_segment *g, uint64_t first, uint6
     herr_t rc = file_space < 0 || memory_space < 0
                     ? -1
                     : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &n, NULL);
+    /* A format-2 segment's rows have no chain: those fields read as 0. */
+    if (g->format < 3)
+        memset(out, 0, (size_t)count * sizeof *out);
     if (rc >= 0)
-        rc = H5Dread(g->rows, s->row_memory_type, memory_space, file_space, H5P_DEFAULT, out);
+        rc = H5Dread(g->rows, g->format < 3 ? s->row_memory_type_v2 : s->row_memory_type,
+                     memory_space, file_space, H5P_DEFAULT, out);
     if (file_space >= 0)
         H5Sclose(file_space);
     if (memory_space >= 0)
@@ -339,7 +368,7 @@ static strata_status read_rows(store *s, store_segment *g, uint64_t first, uint6
     if (rc < 0)
         return store_hdf5_error(err, "cannot read rows of", name);
     for (uint64_t i = 0; i < count; i++) {
-        if (store_row_checksum(&out[i]) != out[i].row_crc)
+        if (store_row_checksum_format(&out[i], g->format) != out[i].row_crc)
             return error_set(err, STRATA_ERR_CORRUPT,
                              "%s/%s: row %" PRIu64 " (chunk key %" PRIu64 ") fails its checksum",
                              s->dir, name, first + i, out[i].key);
@@ -761,6 +790,8 @@ static void rebase_rows(store_row *rows, size_t n, uint64_t epoch, uint64_t payl
             rows[i].payload_offset += payload_first;
         if (rows[i].lod_segment == epoch)
             rows[i].lod_offset += payload_first;
+        if (rows[i].delta_depth && rows[i].delta_segment == epoch)
+            rows[i].delta_offset += payload_first;
         rows[i].home = epoch;
         rows[i].row_crc = store_row_checksum(&rows[i]);
     }

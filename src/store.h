@@ -42,12 +42,32 @@ typedef struct {
     uint16_t distinct;       /**< distinct materials inside the world */
     uint8_t codec;           /**< CODEC_* of codec.h */
     uint8_t flags;           /**< STORE_ROW_* */
-    uint64_t home;           /**< in memory only (not stored, not checksummed): epoch of the segment
-                                  holding this row, so that a commit knows which segments rows use */
+    /* Format 3: the delta chain (src/delta.h). The fields above payload_* and
+     * codec/value describe the chunk's base image (the last whole write); the
+     * chunk's voxels are that image with the chain's records applied oldest
+     * first. Summary and LOD fields describe the voxels with the chain applied.
+     * Rows of format-2 segments read these as 0 (no chain). */
+    uint64_t delta_segment; /**< segment holding the newest delta record; 0: no chain */
+    uint64_t delta_offset;  /**< its byte offset in that segment's /payload */
+    uint64_t delta_first;   /**< segment holding the oldest record of the chain (every record
+                                 lies in a segment of epoch in [delta_first, delta_segment]) */
+    uint32_t delta_length;  /**< bytes of the newest record */
+    uint32_t delta_crc;     /**< CRC-32 of the newest record */
+    uint32_t delta_bytes;   /**< bytes of all the chain's records */
+    uint16_t delta_depth;   /**< records in the chain (0: none) */
+    uint64_t home;          /**< in memory only (not stored, not checksummed): epoch of the segment
+                                 holding this row, so that a commit knows which segments rows use */
 } store_row;
+
+/** A row whose chunk is one value: uniform base and no delta chain. */
+static inline int store_row_uniform(const store_row *row)
+{
+    return row->codec == 0 /* CODEC_UNIFORM */ && row->delta_depth == 0;
+}
 
 typedef struct {
     uint64_t epoch;
+    int format; /**< the segment's strata_format attribute (rows of format 2 lack the chain) */
     hid_t file, rows, payload;
     uint64_t row_count;
     uint64_t *fence;
@@ -63,10 +83,13 @@ typedef struct {
     size_t count;
     store_segment *segments; /**< ascending epoch */
     hid_t row_memory_type, row_file_type;
+    hid_t row_memory_type_v2; /**< the fields a format-2 segment's rows hold */
 } store;
 
-/** CRC-32 of a row's fields other than row_crc, serialized little-endian. */
+/** CRC-32 of a row's fields other than row_crc, serialized little-endian (format 3). */
 uint32_t store_row_checksum(const store_row *row);
+/** The same for a row of a segment of the given format (2: without the chain fields). */
+uint32_t store_row_checksum_format(const store_row *row, int format);
 
 /** Prepare an empty store for dir. Local. */
 strata_status store_init(store *s, MPI_Comm comm, const char *dir, strata_error *err);

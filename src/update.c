@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "delta.h"
 #include "fault.h"
 #include "world.h"
 
@@ -105,6 +106,11 @@ static strata_status prepare_chunks(strata_world *w, const route_record *recv, s
             st = chunk_make_dense(&w->owned, k, &w->error);
         if (st)
             return st;
+        /* Room to log the run's changes (a delta record at commit), or whole. */
+        if (k->voxels)
+            st = chunk_log_reserve(k, j - i, delta_log_max(w->chunk_voxels), &w->error);
+        if (st)
+            return st;
         /* Pin it now so that eviction cannot drop it between the phases. */
         if (k->voxels)
             chunk_set_dirty(&w->owned, k, 1);
@@ -136,6 +142,7 @@ static void apply_records(strata_world *w, const route_record *recv, size_t n, u
                     continue;
                 }
                 v[r->voxel] = r->material;
+                chunk_log(k, r->voxel, r->material);
                 applied++;
             }
         }

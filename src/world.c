@@ -17,6 +17,7 @@
 
 #include "alloc.h"
 #include "codec.h"
+#include "delta.h"
 #include "fsutil.h"
 #include "morton.h"
 #include "partition.h"
@@ -103,47 +104,66 @@ const store_row *world_own_row(const strata_world *w, uint64_t key)
 
 /* ---- the world's chunks ----------------------------------------------------------- */
 
+/* Name the chunk by coordinates too: a user knows those. */
+static strata_status decode_failed(strata_world *w, const store_row *row, strata_status st)
+{
+    int64_t b[6];
+    world_chunk_bounds(w, row->key, b);
+    char message[STRATA_ERROR_MAX];
+    snprintf(message, sizeof message, "%s (chunk at voxel %" PRId64 ",%" PRId64 ",%" PRId64 ")",
+             w->error.message, b[0], b[1], b[2]);
+    return error_set(&w->error, st, "%s", message);
+}
+
 strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *voxels)
 {
+    strata_status st = STRATA_OK;
     if (row->codec == CODEC_UNIFORM) {
         for (size_t i = 0; i < w->chunk_voxels; i++)
             voxels[i] = row->value;
-        return STRATA_OK;
+    } else {
+        /* A size read from a file is checked before it sizes an allocation. */
+        if (row->payload_length > chunk_encode_bound(w->edge))
+            return WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                              "chunk key %" PRIu64 ": payload length %u exceeds "
+                              "the largest possible (%zu)",
+                              row->key, row->payload_length, chunk_encode_bound(w->edge));
+        uint8_t *payload = strata_malloc(row->payload_length ? row->payload_length : 1);
+        if (!payload)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read chunk key %" PRIu64, row->key);
+        st =
+            store_read_payload(&w->store, row->payload_segment, row->payload_offset,
+                               row->payload_length, row->payload_crc, row->key, payload, &w->error);
+        if (!st)
+            st = chunk_decode(payload, row->payload_length, row->codec, w->edge, w->scratch, voxels,
+                              &w->error);
+        free(payload);
     }
-    /* A size read from a file is checked before it sizes an allocation. */
-    if (row->payload_length > chunk_encode_bound(w->edge))
-        return WORLD_FAIL(w, STRATA_ERR_CORRUPT,
-                          "chunk key %" PRIu64 ": payload length %u exceeds "
-                          "the largest possible (%zu)",
-                          row->key, row->payload_length, chunk_encode_bound(w->edge));
-    uint8_t *payload = strata_malloc(row->payload_length ? row->payload_length : 1);
-    if (!payload)
-        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read chunk key %" PRIu64, row->key);
-    strata_status st =
-        store_read_payload(&w->store, row->payload_segment, row->payload_offset,
-                           row->payload_length, row->payload_crc, row->key, payload, &w->error);
+    if (!st && row->delta_depth)
+        st = world_merge_chain(w, row, voxels);
+    return st ? decode_failed(w, row, st) : STRATA_OK;
+}
+
+strata_status world_merge_chain(strata_world *w, const store_row *row, uint16_t *voxels)
+{
+    byte_buffer chain = {0};
+    strata_status st = delta_chain_read(&w->store, row, w->edge, &chain, &w->error);
     if (!st)
-        st = chunk_decode(payload, row->payload_length, row->codec, w->edge, w->scratch, voxels,
-                          &w->error);
-    if (st) {
-        /* Name the chunk by coordinates too: a user knows those. */
-        int64_t b[6];
-        world_chunk_bounds(w, row->key, b);
-        char message[STRATA_ERROR_MAX];
-        snprintf(message, sizeof message, "%s (chunk at voxel %" PRId64 ",%" PRId64 ",%" PRId64 ")",
-                 w->error.message, b[0], b[1], b[2]);
-        error_set(&w->error, st, "%s", message);
-    }
-    free(payload);
+        st = delta_chain_apply(chain.data, chain.bytes, row->delta_depth, w->edge, w->scratch,
+                               voxels, &w->error);
+    if (st && st != STRATA_ERR_NOMEM && !strstr(w->error.message, "chunk key"))
+        error_set(&w->error, st, "chunk key %" PRIu64 ": delta chain: %s", row->key,
+                  w->error.message);
+    free(chain.data);
     return st;
 }
 
 strata_status world_load_committed(strata_world *w, chunk_cache *c, uint64_t key,
                                    const store_row *row, chunk **out)
 {
-    uint16_t value = row && row->codec == CODEC_UNIFORM ? row->value : 0;
+    uint16_t value = row && store_row_uniform(row) ? row->value : 0;
     strata_status st = chunk_cache_insert(c, key, value, out, &w->error);
-    if (st || !row || row->codec == CODEC_UNIFORM)
+    if (st || !row || store_row_uniform(row))
         return st;
     uint16_t *voxels = chunk_buffer_get(c);
     if (!voxels)

@@ -93,8 +93,11 @@ strata_status world_committed_chunk(strata_world *w, uint64_t key, chunk **out);
  *  stored, air). Local. */
 strata_status world_load_committed(strata_world *w, chunk_cache *c, uint64_t key,
                                    const store_row *row, chunk **out);
-/** Decode a committed chunk described by row into voxels (C^3). Local. */
+/** Decode a committed chunk described by row into voxels (C^3): its base image, then its
+ *  delta chain applied oldest record first. Local. */
 strata_status world_decode_row(strata_world *w, const store_row *row, uint16_t *voxels);
+/** Apply a row's delta chain (read and checked) to its decoded base image. Local. */
+strata_status world_merge_chain(strata_world *w, const store_row *row, uint16_t *voxels);
 /** Trim the clean-chunk caches to their budgets. Local. */
 void world_evict(strata_world *w);
 /** Rank 0, at the first commit of a --force create (or at close when it never

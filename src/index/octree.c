@@ -588,7 +588,7 @@ uint64_t index_count_stale(const store_row *rows, size_t n)
 
 int index_row_single(const store_row *row, uint16_t *material)
 {
-    if (row->codec == CODEC_UNIFORM) {
+    if (store_row_uniform(row)) {
         *material = row->value;
         return 1;
     }

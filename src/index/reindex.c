@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "codec.h"
 #include "commit.h"
+#include "delta.h"
 #include "index/octree.h"
 #include "parallel.h"
 #include "world.h"
@@ -52,7 +53,10 @@ typedef struct {
     uint64_t *read;            /* per row: offset of its payload in `payloads`, or NOT_READ */
     store_ref *refs;           /* the payloads to read */
     const uint8_t *payloads;
-    uint64_t *blob; /* per row: offset of its pyramid in its thread's arena */
+    uint64_t *chain_at;    /* per row with a delta chain: its records' offset in chains */
+    uint64_t *chain_bytes; /* and their bytes (0: no chain to apply) */
+    byte_buffer chains;    /* the round's delta chains, read on the main thread */
+    uint64_t *blob;        /* per row: offset of its pyramid in its thread's arena */
     int *thread;
     reindex_kit *kits;
 } reindex_run;
@@ -70,7 +74,27 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
     const uint16_t *voxels = NULL;
     chunk_palette palette;
     const chunk_palette *indices = NULL;
-    if (row->codec != CODEC_UNIFORM) {
+    if (r->chain_bytes[i]) {
+        /* A chunk with a delta chain: its base decoded to voxels, then the chain. */
+        strata_status st = STRATA_OK;
+        if (row->codec == CODEC_UNIFORM) {
+            for (size_t v = 0; v < w->chunk_voxels; v++)
+                t->voxels[v] = row->value;
+        } else {
+            const uint8_t *payload = r->payloads + r->read[i];
+            st = store_check_payload(w->store.dir, row->payload_segment, row->payload_offset,
+                                     row->payload_length, row->payload_crc, row->key, payload, err);
+            if (!st)
+                st = chunk_decode(payload, row->payload_length, row->codec, w->edge, t->scratch,
+                                  t->voxels, err);
+        }
+        if (!st)
+            st = delta_chain_apply(r->chains.data + r->chain_at[i], r->chain_bytes[i],
+                                   row->delta_depth, w->edge, t->scratch, t->voxels, err);
+        if (st)
+            return world_chunk_failed(w, "reindex", row->key, st, err);
+        voxels = t->voxels;
+    } else if (!store_row_uniform(row)) {
         voxels = r->resident[i];
         if (r->read[i] != NOT_READ) {
             const uint8_t *payload = r->payloads + r->read[i];
@@ -120,6 +144,7 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
                                      uint8_t **payloads, uint64_t *payload_capacity)
 {
     r->rows = b->rows + b->n;
+    r->chains.bytes = 0;
     for (size_t i = 0; i < n; i++) {
         const store_row *old = &w->rows[sel[i]];
         store_row *row = &r->rows[i];
@@ -128,14 +153,28 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
         row->lod_length = row->lod_crc = 0;
         r->resident[i] = NULL;
         r->read[i] = NOT_READ;
-        if (old->codec == CODEC_UNIFORM)
+        r->chain_bytes[i] = 0;
+        if (store_row_uniform(old))
             continue;
         /* A resident clean chunk holds exactly the committed voxels: no decode,
          * except of a palette payload, whose 4-bit indices the LOD build reads
          * faster than the voxels (the palette path of lod.h; measured in
          * docs/benchmarks.md). */
         chunk *k = chunk_cache_find(&w->owned, old->key);
-        if (k && !k->dirty && k->voxels) {
+        if (k && !k->dirty && k->voxels && old->delta_depth)
+            r->resident[i] = k->voxels; /* base and chain merged already */
+        if (r->resident[i])
+            continue;
+        if (old->delta_depth) {
+            /* the chain is read here (HDF5 stays on the main thread), applied by a thread */
+            r->chain_at[i] = r->chains.bytes;
+            strata_status st = delta_chain_read(&w->store, old, w->edge, &r->chains, &w->error);
+            if (st)
+                return world_chunk_failed(w, "reindex", old->key, st, &w->error);
+            r->chain_bytes[i] = r->chains.bytes - r->chain_at[i];
+            if (old->codec == CODEC_UNIFORM)
+                continue;
+        } else if (k && !k->dirty && k->voxels) {
             r->resident[i] = k->voxels;
             /* the palette path takes any count up to 16: 1 tests the rest */
             if (old->codec != CODEC_PALETTE || !index_palette_serves(w, x->work, old->key, 1))
@@ -213,8 +252,11 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
     r.refs = strata_malloc((round + 1) * sizeof *r.refs);
     r.blob = strata_malloc((round + 1) * sizeof *r.blob);
     r.thread = strata_malloc((round + 1) * sizeof *r.thread);
+    r.chain_at = strata_malloc((round + 1) * sizeof *r.chain_at);
+    r.chain_bytes = strata_malloc((round + 1) * sizeof *r.chain_bytes);
     r.kits = strata_calloc((size_t)threads, sizeof *r.kits);
-    strata_status st = r.resident && r.read && r.refs && r.blob && r.thread && r.kits
+    strata_status st = r.resident && r.read && r.refs && r.blob && r.thread && r.kits &&
+                               r.chain_at && r.chain_bytes
                            ? STRATA_OK
                            : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the reindex state");
     for (int t = 0; !st && t < threads; t++) {
@@ -262,6 +304,9 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
     free(r.refs);
     free(r.blob);
     free(r.thread);
+    free(r.chain_at);
+    free(r.chain_bytes);
+    free(r.chains.data);
     free(sel);
     return st;
 }

@@ -24,11 +24,15 @@ FIELDS = [("key", 8), ("epoch", 8), ("payload_segment", 8), ("payload_offset", 8
           ("lod_segment", 8), ("lod_offset", 8), ("payload_length", 4), ("payload_crc", 4),
           ("lod_length", 4), ("lod_crc", 4), ("dominant_count", 4), ("row_crc", 4),
           ("value", 2), ("dominant", 2), ("distinct", 2), ("codec", 1), ("flags", 1)]
+# format 3 appends the delta chain (docs/format.md)
+CHAIN = [("delta_segment", 8), ("delta_offset", 8), ("delta_first", 8), ("delta_length", 4),
+         ("delta_crc", 4), ("delta_bytes", 4), ("delta_depth", 2)]
 
 
 def row_crc(row):
+    fields = FIELDS + (CHAIN if "delta_depth" in row.dtype.names else [])
     data = b"".join(int(row[n]).to_bytes(s, "little") if n != "row_crc" else b"\0" * s
-                    for n, s in FIELDS)
+                    for n, s in fields)
     return zlib.crc32(data)
 
 

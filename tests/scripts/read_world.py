@@ -31,6 +31,43 @@ def read_world(path):
 
 
 def chunk_voxels(C, row, files):
+    v = base_voxels(C, row, files)
+    names = row.dtype.names
+    depth = int(row["delta_depth"]) if "delta_depth" in names else 0  # format 2: no chains
+    if depth:
+        apply_chain(C, row, files, v)
+    return v
+
+
+def apply_chain(C, row, files, v):
+    """A delta chain (docs/format.md, "Delta records"): read newest first by the
+    back-references, applied oldest first."""
+    seg, off, n, crc = (int(row["delta_segment"]), int(row["delta_offset"]),
+                        int(row["delta_length"]), int(row["delta_crc"]))
+    records = []
+    for depth in range(int(row["delta_depth"]), 0, -1):
+        blob = files[seg]["payload"][off:off + n].tobytes()
+        assert zlib.crc32(blob) == crc, "delta checksum"
+        assert blob[:4] == b"SDLT" and blob[4] == 1, "delta magic"
+        h = np.frombuffer(blob, "<u2", 1, 6)[0]
+        key, epoch, bseg, boff = np.frombuffer(blob, "<u8", 4, 8)
+        btag, count = np.frombuffer(blob, "<u4", 2, 40)
+        pseg, poff = np.frombuffer(blob, "<u8", 2, 48)
+        plen, pcrc = np.frombuffer(blob, "<u4", 2, 64)
+        assert h == depth and key == row["key"] and epoch == seg, "delta chain order"
+        assert bseg == row["payload_segment"] and boff == row["payload_offset"], "delta base"
+        records.append((int(count), blob[72:]))
+        seg, off, n, crc = int(pseg), int(poff), int(plen), int(pcrc)
+    flat = v.reshape(-1)
+    ib = 2 if C ** 3 <= 1 << 16 else 3
+    for count, frame in reversed(records):
+        raw = np.frombuffer(zstandard.ZstdDecompressor().decompress(frame), np.uint8)
+        planes = raw.reshape(ib + 2, count).astype(np.uint32)
+        gaps = sum(planes[b] << (8 * b) for b in range(ib))
+        flat[np.cumsum(gaps)] = (planes[ib] | planes[ib + 1] << 8).astype(np.uint16)
+
+
+def base_voxels(C, row, files):
     if row["codec"] == 0:
         return np.full((C, C, C), row["value"], np.uint16)
     f = files[int(row["payload_segment"])]
