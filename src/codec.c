@@ -329,7 +329,8 @@ strata_status chunk_recompress(uint8_t *frame, uint32_t *length, int level, code
         return error_set(err, STRATA_ERR_CORRUPT, "recompress: %s",
                          ZSTD_isError(got) ? ZSTD_getErrorName(got) : "content size differs");
     size_t n = 0;
-    st = compress_frame(content->data, (size_t)size, level, out->data, out->capacity, &n, err);
+    st =
+        codec_compress_frame(content->data, (size_t)size, level, out->data, out->capacity, &n, err);
     if (!st && n < *length) {
         memcpy(frame, out->data, n);
         *length = (uint32_t)n;
