@@ -272,6 +272,9 @@ strata_status strata_stage_expect(strata_world *w, int64_t x, int64_t y, int64_t
  * Last write wins in (rank, staging order). If any staged update lies outside the
  * world, the whole batch fails on every rank, naming the coordinate, and nothing
  * is applied. stats may be NULL.
+ * Errors: STRATA_ERR_RANGE (above), _READ_ONLY, _INTERRUPTED, _NOMEM, _MPI, and
+ * a failure reading a touched chunk (_IO, _HDF5, _CORRUPT): on any of them no
+ * update of the batch is applied on any rank, and the staged updates are dropped.
  */
 strata_status strata_flush(strata_world *w, strata_batch_stats *stats);
 /** Stage n updates and flush them. Collective (n may be 0 on some ranks). */
