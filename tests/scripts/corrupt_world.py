@@ -94,10 +94,16 @@ def main(argv):
             payload_at = f["payload"].id.get_offset()
             row_size = f["rows"].dtype.itemsize
         if cmd == "payload":
-            picked = [r for r in rows if r["codec"] != 0 and r["payload_segment"] == e][-int(argv[3]):]
-            assert picked, "no chunk payload in the newest segment"
-            for r in picked:
-                flip(path, payload_at + int(r["payload_offset"]) + int(r["payload_length"]) // 2)
+            # a chunk payload, or (a commit of small changes) a delta record (docs/format.md)
+            where = [(r, int(r["payload_offset"]), int(r["payload_length"])) for r in rows
+                     if r["codec"] != 0 and r["payload_segment"] == e]
+            where = where or [(r, int(r["delta_offset"]), int(r["delta_length"])) for r in rows
+                              if "delta_depth" in rows.dtype.names and r["delta_depth"]
+                              and r["delta_segment"] == e]
+            picked = where[-int(argv[3]):]
+            assert picked, "no chunk payload or delta record in the newest segment"
+            for r, offset, length in picked:
+                flip(path, payload_at + offset + length // 2)
                 C = chunk_edge(world)
                 print(int(r["key"]), *(v * C + 1 for v in unmorton(int(r["key"]))))
         elif cmd == "rows":

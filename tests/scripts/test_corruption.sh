@@ -56,6 +56,8 @@ grep -q "^0 " damaged.txt || [ "$(run get d 2 2 2 -q)" = "$(sed -n 1p good_value
 # ---- one segment deleted and a payload flipped in another: fsck lists both ----
 fresh
 printf '1 1 1 7\n40 40 30 8\n' > two.txt
+# a whole slab of chunk 0 (more than C^3/16 changes): written whole, a payload in the new segment
+for y in $(seq 0 15); do for x in $(seq 0 15); do echo "$x $y 2 9"; done; done >> two.txt
 run update d two.txt -q || fail "update for a second segment"
 $damage payload d 1 > damaged.txt || fail "damaging a payload"
 oldest=seg-$(printf %020d "$(grep '^segment ' d/MANIFEST | head -1 | awk '{print $2}')").h5
