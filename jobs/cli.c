@@ -274,8 +274,7 @@ int parse_world_option(const job *j, const char *usage, int argc, char **argv, i
         o->materials = value;
     } else if (!strcmp(argv[*i], "--force")) {
         o->flags |= STRATA_CREATE_FORCE;
-    } else if (!strcmp(argv[*i], "--quiet") || !strcmp(argv[*i], "-q") ||
-               !strcmp(argv[*i], "--defer-index")) {
+    } else if (!strcmp(argv[*i], "--defer-index")) {
     } else if (!strcmp(argv[*i], "--cache-mb")) {
         ++*i; /* read by job_options */
     } else {

@@ -80,7 +80,7 @@ typedef struct {
 /**
  * Consume argv[*i] (and its value) when it is one of the options every job
  * that makes a world takes: --chunk, --voxel-size, --origin, --materials,
- * --force, and the common --quiet, --defer-index, --cache-mb.
+ * --force, and the common --defer-index, --cache-mb (main.c takes --quiet out of argv).
  * @return 1 consumed, 0 not one of these, -1 bad value (usage printed on rank 0)
  */
 int parse_world_option(const job *j, const char *usage, int argc, char **argv, int *i,

@@ -70,8 +70,6 @@ int job_bench(job *j, int argc, char **argv)
             b.quick = 1;
         } else if (!strcmp(argv[i], "--keep")) {
             keep = 1;
-        } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
-            continue;
         } else if (option_value(argc, argv, &i, "--out", &v)) {
             slot = &out;
         } else if (option_value(argc, argv, &i, "--dir", &v)) {

@@ -80,7 +80,7 @@ static int parse_args(const job *j, int argc, char **argv, extract_args *a)
         } else if (option_value(argc, argv, &i, "--round-bytes", &v)) {
             if (!v || parse_uint64(v, &a->round_bytes) || !a->round_bytes)
                 return job_usage(j, usage, "--round-bytes wants a positive byte count");
-        } else if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q")) {
+        } else {
             return job_usage(j, usage, "unexpected argument %s", argv[i]);
         }
     }

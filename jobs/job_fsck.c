@@ -56,9 +56,8 @@ int job_fsck(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
-    for (int i = 2; i < argc; i++)
-        if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q"))
-            return job_usage(j, usage, "unknown option %s", argv[i]);
+    if (argc > 2)
+        return job_usage(j, usage, "unknown option %s", argv[2]);
     strata_world *w;
     strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], STRATA_CHECK, NULL, &w);
     if (st) {

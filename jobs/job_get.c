@@ -87,7 +87,6 @@ int job_get(job *j, int argc, char **argv)
             if (!value)
                 return job_usage(j, usage, "--points wants FILE");
             points_file = value;
-        } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q")) {
         } else if (option_value(argc, argv, &i, "--units", &value)) {
         } else if (looks_like_option(argv[i]) || given == 3) {
             return job_usage(j, usage, "unexpected argument %s", argv[i]);

@@ -145,7 +145,7 @@ int job_info(job *j, int argc, char **argv)
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = 1;
-        else if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q"))
+        else
             return job_usage(j, usage, "unknown option %s", argv[i]);
     }
     strata_world *w;

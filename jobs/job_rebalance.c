@@ -21,7 +21,7 @@ int job_rebalance(job *j, int argc, char **argv)
                 by = STRATA_WEIGHT_COUNT;
             else
                 return job_usage(j, usage, "--by wants bytes or count");
-        } else if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q")) {
+        } else {
             return job_usage(j, usage, "unknown option %s", argv[i]);
         }
     }

@@ -17,7 +17,7 @@ int job_reindex(job *j, int argc, char **argv)
             full = 1;
         else if (!strcmp(argv[i], "--cache-mb"))
             i++;
-        else if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q"))
+        else
             return job_usage(j, usage, "unknown option %s", argv[i]);
     }
     strata_world *w;

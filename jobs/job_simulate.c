@@ -419,8 +419,7 @@ static int parse_args(const job *j, int argc, char **argv, simulation *s)
                 s->process = VOLCANIC;
             else
                 return job_usage(j, usage, "--process wants erosion, deposition or volcanic");
-        } else if (!strcmp(argv[i], "--quiet") || !strcmp(argv[i], "-q") ||
-                   !strcmp(argv[i], "--defer-index")) {
+        } else if (!strcmp(argv[i], "--defer-index")) {
         } else if (option_value(argc, argv, &i, "--cache-mb", &v)) {
         } else {
             return job_usage(j, usage, "unexpected argument %s", argv[i]);

@@ -26,7 +26,7 @@ int job_stats(job *j, int argc, char **argv)
         } else if (!strcmp(argv[i], "--cache-mb")) {
             i++;
         } else if (option_value(argc, argv, &i, "--units", &value)) {
-        } else if (strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q")) {
+        } else {
             return job_usage(j, usage, "unknown option %s", argv[i]);
         }
     }

@@ -14,7 +14,7 @@ int job_update(job *j, int argc, char **argv)
     if (argc < 3 || argv[1][0] == '-' || argv[2][0] == '-')
         return job_usage(j, usage, "missing WORLD or FILE");
     for (int i = 3; i < argc; i++)
-        if (strcmp(argv[i], "--defer-index") && strcmp(argv[i], "--quiet") && strcmp(argv[i], "-q"))
+        if (strcmp(argv[i], "--defer-index"))
             return job_usage(j, usage, "unknown option %s", argv[i]);
     const char *path = argv[1], *file = argv[2];
     strata_world *w;

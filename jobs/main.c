@@ -67,9 +67,16 @@ int main(int argc, char **argv)
             }
         } else {
             j.summary = jobs[i].summary;
+            /* --quiet (-q) is every job's: it is taken out of argv here, once. */
+            int kept = 2;
             for (int a = 2; a < argc; a++) {
                 if (!strcmp(argv[a], "--quiet") || !strcmp(argv[a], "-q"))
                     j.quiet = 1;
+                else
+                    argv[kept++] = argv[a];
+            }
+            argc = kept;
+            for (int a = 2; a < argc; a++) {
                 /* --help anywhere: the job stops at its first usage check (bench has its own) */
                 if ((!strcmp(argv[a], "--help") || !strcmp(argv[a], "-h")) &&
                     strcmp(argv[1], "bench"))
