@@ -634,8 +634,16 @@ int main(int argc, char **argv)
     const char *dir = mt_init(&argc, &argv);
     char path[4096];
     snprintf(path, sizeof path, "%s/world", dir);
-    if (mt_rank == 0)
-        mt_remove_tree(path);
+    /* Every world this test makes starts absent (a rerun in the same directory
+     * would otherwise find the last run's worlds). */
+    if (mt_rank == 0) {
+        const char *worlds[] = {"world", "args-world", "options-world", "plain-file"};
+        for (size_t i = 0; i < sizeof worlds / sizeof *worlds; i++) {
+            char old[4200];
+            snprintf(old, sizeof old, "%s/%s", dir, worlds[i]);
+            mt_remove_tree(old);
+        }
+    }
     MPI_Barrier(MPI_COMM_WORLD);
 
     reference r;
