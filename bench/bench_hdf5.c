@@ -265,8 +265,9 @@ static strata_status strata_batches(bench *b, const char *world, batch_plan *bp,
     if (!st && b->rank == 0 && b->verbose)
         fprintf(stderr,
                 "strata bench: rank 0: batches %.3f s, commit %.3f s (flush %.3f, encode %.3f, "
-                "write %.3f)\n",
-                t1 - t0, cs.seconds, cs.flush_seconds, cs.encode_seconds, cs.write_seconds);
+                "write %.3f; %" PRIu64 " chunks, %" PRIu64 " as delta records)\n",
+                t1 - t0, cs.seconds, cs.flush_seconds, cs.encode_seconds, cs.write_seconds,
+                cs.chunks_written, cs.delta_chunks);
     if (st)
         error_set(&b->error, st, "strata batches: %s", strata_last_error(w));
     *seconds = bench_slowest(b, MPI_Wtime() - t0);
@@ -729,6 +730,236 @@ static strata_status add_file_row(bench *b, const peer *p)
     return bench_add(b, &row, &bytes, 1);
 }
 
+/* ---- checkpointing: many small durable commits (issue 17) ------------------------------ */
+
+/* Bytes this process has handed to write(2) and its kin so far (/proc/self/io wchar):
+ * what it wrote to the file system, whatever the file system does with it. */
+static uint64_t bytes_written(void)
+{
+    FILE *f = fopen("/proc/self/io", "r");
+    unsigned long long v = 0;
+    char line[128];
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "wchar: %llu", &v) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return v;
+}
+
+/* Bytes written by all ranks since `since` (this rank's count then). Collective. */
+static double bytes_written_since(const bench *b, uint64_t since)
+{
+    double mine = (double)(bytes_written() - since), all = 0;
+    MPI_Allreduce(&mine, &all, 1, MPI_DOUBLE, MPI_SUM, b->comm);
+    return all;
+}
+
+typedef struct {
+    double seconds, bytes;   /* wall time, bytes written by all ranks */
+    double delta_bytes;      /* Strata: bytes of delta records in all */
+    uint64_t chunks, deltas; /* Strata: chunks stored, of them as delta records */
+    uint64_t delta_voxels;   /* Strata: changed voxels the delta records hold */
+} checkpoint_result;
+
+/* c commits of bp->per_batch scattered updates each (batches 1000 + k of make_batch),
+ * each made durable: a strata_commit with the index deferred. */
+static strata_status strata_checkpoints(bench *b, const char *world, batch_plan *bp, int c,
+                                        checkpoint_result *res)
+{
+    strata_options opt;
+    strata_options_init(&opt);
+    opt.defer_index = 1;
+    strata_update *su = malloc((bp->n ? bp->n : 1) * sizeof *su);
+    strata_world *w = NULL;
+    strata_status st = error_agree(
+        b->comm, su ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "updates"), &b->error);
+    if (!st) {
+        st = strata_world_open(b->comm, world, STRATA_WRITE, &opt, &w);
+        if (st)
+            error_set(&b->error, st, "opening %s: %s", world, strata_last_error(NULL));
+    }
+    memset(res, 0, sizeof *res);
+    MPI_Barrier(b->comm);
+    uint64_t wrote = bytes_written();
+    double t0 = MPI_Wtime();
+    for (int k = 0; k < c && !st; k++) {
+        make_batch(b, 1000 + k, bp->n, bp->u);
+        for (size_t i = 0; i < bp->n; i++)
+            su[i] = (strata_update){
+                .x = bp->u[i].x, .y = bp->u[i].y, .z = bp->u[i].z, .material = bp->u[i].material};
+        strata_commit_stats cs = {0};
+        st = strata_update_batch(w, su, bp->n, NULL);
+        if (!st)
+            st = strata_commit(w, &cs);
+        res->chunks += cs.chunks_written, res->deltas += cs.delta_chunks;
+        res->delta_voxels += cs.delta_voxels;
+        res->delta_bytes += (double)cs.delta_bytes;
+    }
+    if (st)
+        error_set(&b->error, st, "strata checkpoints: %s", strata_last_error(w));
+    res->seconds = bench_slowest(b, MPI_Wtime() - t0);
+    res->bytes = bytes_written_since(b, wrote);
+    if (w)
+        strata_world_close(w);
+    free(su);
+    return st;
+}
+
+/* The same commits as point-selection writes of the plain HDF5 file, each followed by
+ * H5Fflush and an fsync of the file (rank 0). */
+static strata_status hdf5_checkpoints(peer *p, batch_plan *bp, int c, checkpoint_result *res)
+{
+    bench *b = p->b;
+    hsize_t *coords = malloc((bp->n ? bp->n : 1) * 3 * sizeof *coords);
+    uint16_t *values = malloc((bp->n ? bp->n : 1) * sizeof *values);
+    strata_status st = error_agree(
+        b->comm,
+        coords && values ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "point selection"),
+        &b->error);
+    if (!st)
+        st = peer_open(p, 0);
+    memset(res, 0, sizeof *res);
+    MPI_Barrier(b->comm);
+    uint64_t wrote = bytes_written();
+    double t0 = MPI_Wtime();
+    for (int k = 0; k < c && !st; k++) {
+        make_batch(b, 1000 + k, bp->n, bp->u);
+        for (size_t i = 0; i < bp->n; i++) {
+            coords[3 * i] = bp->u[i].z, coords[3 * i + 1] = bp->u[i].y,
+                       coords[3 * i + 2] = bp->u[i].x;
+            values[i] = bp->u[i].material;
+        }
+        hsize_t count[1] = {bp->n ? bp->n : 1};
+        hid_t fs = H5Dget_space(p->dset), ms = H5Screate_simple(1, count, NULL);
+        herr_t rc = fs >= 0 && ms >= 0 ? 0 : -1;
+        if (rc >= 0 && bp->n)
+            rc = H5Sselect_elements(fs, H5S_SELECT_SET, bp->n, coords);
+        else if (rc >= 0)
+            rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
+        if (rc >= 0)
+            rc = H5Dwrite(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, values);
+        if (rc >= 0)
+            rc = H5Fflush(p->file, H5F_SCOPE_GLOBAL);
+        if (fs >= 0)
+            H5Sclose(fs);
+        if (ms >= 0)
+            H5Sclose(ms);
+        st = rc < 0 ? h5_failed(b, "point-selection write and flush", p->path) : STRATA_OK;
+        if (!st && b->rank == 0)
+            st = fsync_path(p->path, &b->error);
+        st = error_agree(b->comm, st, &b->error);
+    }
+    strata_status closed = peer_close(p, 1);
+    res->seconds = bench_slowest(b, MPI_Wtime() - t0);
+    res->bytes = bytes_written_since(b, wrote);
+    free(coords);
+    free(values);
+    return st ? st : closed;
+}
+
+static strata_status add_checkpoint_row(bench *b, const char *id, const char *peer_name,
+                                        const char *unit, int better, const char *what,
+                                        const char *limit, const char *compare, const char *target,
+                                        const double *samples, int reps, const char *pattern)
+{
+    bench_row row = bench_row_start(b, id, "checkpoint", unit, better);
+    snprintf(row.peer, sizeof row.peer, "%s", peer_name);
+    bench_volume_text(b, row.volume, sizeof row.volume);
+    snprintf(row.what, sizeof row.what, "%s", what);
+    snprintf(row.pattern, sizeof row.pattern, "%s", pattern);
+    snprintf(row.limit, sizeof row.limit, "%s", limit);
+    if (compare)
+        snprintf(row.compare[0], sizeof row.compare[0], "%s", compare);
+    if (target)
+        snprintf(row.target, sizeof row.target, "%s", target);
+    row.durable = 1;
+    return bench_add(b, &row, samples, reps);
+}
+
+/* A checkpointing simulation: many commits of a few scattered updates, each durable,
+ * on Strata (delta records) and on plain HDF5 (point selections, flush + fsync). */
+static strata_status checkpoint_rows(peer *p, const char *world)
+{
+    bench *b = p->b;
+    const int commits = b->quick ? 10 : 100, hdf5_commits = b->quick ? 5 : 20;
+    batch_plan bp = {.batches = 1, .per_batch = b->quick ? 1000 : 10000};
+    bp.n = (size_t)(bp.per_batch / (uint64_t)b->size +
+                    ((uint64_t)b->rank < bp.per_batch % (uint64_t)b->size));
+    bp.u = malloc((bp.n ? bp.n : 1) * sizeof *bp.u);
+    strata_status st = error_agree(
+        b->comm, bp.u ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "batch"), &b->error);
+    checkpoint_result s = {0}, h = {0};
+    if (!st)
+        st = hdf5_checkpoints(p, &bp, hdf5_commits, &h);
+    if (!st)
+        st = strata_checkpoints(b, world, &bp, commits, &s);
+    free(bp.u);
+    if (st)
+        return st;
+    char pattern[BENCH_TEXT_MAX], what[BENCH_TEXT_MAX];
+    snprintf(pattern, sizeof pattern,
+             "%d commits (HDF5: %d) of %" PRIu64 " uniform random updates in all each, the same "
+             "voxels on both sides",
+             commits, hdf5_commits, bp.per_batch);
+    double v[1];
+    v[0] = commits / s.seconds;
+    snprintf(what, sizeof what,
+             "strata_update_batch + strata_commit (fsync'ed, index deferred) per commit; "
+             "%" PRIu64 " chunks stored, %" PRIu64 " of them as delta records",
+             s.chunks, s.deltas);
+    st = add_checkpoint_row(b, "checkpoint_strata_commits", "strata", "commits/s",
+                            BENCH_HIGHER_IS_BETTER, what,
+                            "a commit touches about every chunk: a row per chunk and a delta "
+                            "record per chunk; every 9th commit of a chunk rewrites it whole",
+                            "checkpoint_hdf5_commits", NULL, v, 1, pattern);
+    v[0] = hdf5_commits / h.seconds;
+    if (!st)
+        st = add_checkpoint_row(b, "checkpoint_hdf5_commits", "hdf5", "commits/s",
+                                BENCH_HIGHER_IS_BETTER,
+                                "one collective H5Dwrite of a point selection, H5Fflush and an "
+                                "fsync per commit",
+                                "every touched 64^3 chunk is decompressed, recompressed and "
+                                "written again",
+                                NULL, NULL, v, 1, pattern);
+    v[0] = s.bytes / commits;
+    if (!st)
+        st = add_checkpoint_row(b, "checkpoint_strata_bytes_per_commit", "strata", "bytes",
+                                BENCH_LOWER_IS_BETTER,
+                                "bytes handed to write(2) by all ranks per commit (/proc/self/io "
+                                "wchar): segment (delta records, chunks rewritten whole, rows, "
+                                "HDF5 metadata) and manifest",
+                                "the rows of the touched chunks and the whole rewrites at the "
+                                "chain bound",
+                                "checkpoint_hdf5_bytes_per_commit", NULL, v, 1, pattern);
+    v[0] = h.bytes / hdf5_commits;
+    if (!st)
+        st = add_checkpoint_row(
+            b, "checkpoint_hdf5_bytes_per_commit", "hdf5", "bytes", BENCH_LOWER_IS_BETTER,
+            "bytes handed to write(2) by all ranks per commit (/proc/self/io "
+            "wchar)",
+            "every touched chunk is written again, compressed", NULL, NULL, v, 1, pattern);
+    /* a delta record is a 72-byte header (docs/format.md) and the changes' zstd frame */
+    double headers = 72.0 * (double)s.deltas;
+    v[0] = (s.delta_bytes - headers) / (double)(s.delta_voxels ? s.delta_voxels : 1);
+    if (!st)
+        st = add_checkpoint_row(
+            b, "checkpoint_strata_delta_bytes_per_voxel", "strata", "bytes per changed voxel",
+            BENCH_LOWER_IS_BETTER,
+            "bytes of the delta records' compressed changes per changed voxel they hold; their "
+            "72-byte headers (one per chunk and commit) are the row headers_per_commit",
+            "zstd of the index gaps and materials of a few changes per chunk", NULL,
+            "<= 4 bytes per changed voxel", v, 1, pattern);
+    v[0] = headers / commits;
+    if (!st)
+        st = add_checkpoint_row(b, "checkpoint_strata_delta_headers_per_commit", "strata", "bytes",
+                                BENCH_LOWER_IS_BETTER,
+                                "bytes of delta record headers per commit (72 per chunk written "
+                                "as a delta record)",
+                                "one header per touched chunk", NULL, NULL, v, 1, pattern);
+    return st;
+}
+
 strata_status bench_hdf5_peer(bench *b, const char *world)
 {
     peer p = {.b = b, .file = -1, .dset = -1, .dxpl = -1};
@@ -746,7 +977,7 @@ strata_status bench_hdf5_peer(bench *b, const char *world)
     if (!st && bench_wants(b, "box"))
         st = box_rows(&p, world);
     if (st || !bench_wants(b, "hdf5"))
-        return st;
+        return st || !bench_wants(b, "checkpoint") ? st : checkpoint_rows(&p, world);
     if (!st)
         st = add_file_row(b, &p);
     if (!st)
@@ -777,5 +1008,8 @@ strata_status bench_hdf5_peer(bench *b, const char *world)
     if (!st)
         st = add_batch_rows(b, &bp, seconds, reps);
     free(bp.u);
+    /* after the rows above, which measure the world as the terrain left it */
+    if (!st && bench_wants(b, "checkpoint"))
+        st = checkpoint_rows(&p, world);
     return st;
 }

@@ -805,7 +805,7 @@ static void read_row_text(bench *b, bench_row *row, const char *what, const char
     row->count = n;
 }
 
-static strata_status hot_reads(bench *b, strata_world *w)
+static strata_status hot_reads(bench *b, strata_world *w, const char *prefix)
 {
     size_t n = b->quick ? 200000 : 2000000;
     int64_t(*p)[3] = random_points(b, n, b->seed * 3 + (uint64_t)b->rank);
@@ -841,8 +841,9 @@ static strata_status hot_reads(bench *b, strata_world *w)
     free(p);
     if (st)
         return st;
-    bench_row row =
-        bench_row_start(b, "read_voxel_hot", "reads", "ns per read", BENCH_LOWER_IS_BETTER);
+    char id[64];
+    snprintf(id, sizeof id, "%sread_voxel_hot", prefix);
+    bench_row row = bench_row_start(b, id, "reads", "ns per read", BENCH_LOWER_IS_BETTER);
     read_row_text(
         b, &row,
         "strata_read_voxel of the committed state, every chunk resident "
@@ -855,7 +856,7 @@ static strata_status hot_reads(bench *b, strata_world *w)
     return bench_add(b, &row, samples, reps);
 }
 
-static strata_status cold_reads(bench *b, const char *path)
+static strata_status cold_reads(bench *b, const char *path, const char *prefix)
 {
     size_t n = b->quick ? 300 : 2000;
     int64_t(*p)[3] = random_points(b, n, b->seed * 5 + (uint64_t)b->rank);
@@ -880,8 +881,9 @@ static strata_status cold_reads(bench *b, const char *path)
     free(p);
     if (st)
         return st;
-    bench_row row =
-        bench_row_start(b, "read_voxel_cold", "reads", "ns per read", BENCH_LOWER_IS_BETTER);
+    char id[64];
+    snprintf(id, sizeof id, "%sread_voxel_cold", prefix);
+    bench_row row = bench_row_start(b, id, "reads", "ns per read", BENCH_LOWER_IS_BETTER);
     read_row_text(b, &row,
                   "strata_read_voxel right after close and reopen, the world's files "
                   "dropped from the page cache (posix_fadvise DONTNEED): most reads load a chunk",
@@ -950,12 +952,12 @@ static strata_status bench_reads(bench *b, const char *path)
     strata_status st = strata_world_open(b->comm, path, STRATA_READ, NULL, &w);
     if (st)
         return world_failed(b, NULL, st, "opening the terrain world");
-    st = hot_reads(b, w);
+    st = hot_reads(b, w, "");
     if (!st)
         st = routed_queries(b, w);
     strata_world_close(w);
     if (!st)
-        st = cold_reads(b, path);
+        st = cold_reads(b, path, "");
     return st;
 }
 
@@ -1121,7 +1123,7 @@ static strata_status bench_index(bench *b, const char *path)
 
 /* ---- extraction ------------------------------------------------------------------- */
 
-static strata_status bench_extract(bench *b, const char *path)
+static strata_status bench_extract(bench *b, const char *path, const char *prefix, int level_count)
 {
     strata_world *w = NULL;
     char out[STRATA_PATH_MAX];
@@ -1132,7 +1134,7 @@ static strata_status bench_extract(bench *b, const char *path)
         return world_failed(b, NULL, st, "opening the terrain world");
     int64_t box[6] = {0, 0, 0, b->dims[0], b->dims[1], b->dims[2]};
     int levels[2] = {0, 2}, reps = b->quick ? 1 : 3;
-    for (int l = 0; l < 2 && !st; l++) {
+    for (int l = 0; l < level_count && !st; l++) {
         double samples[BENCH_SAMPLES_MAX];
         strata_extract_stats es;
         for (int rep = 0; rep < reps && !st; rep++) {
@@ -1142,7 +1144,7 @@ static strata_status bench_extract(bench *b, const char *path)
             samples[rep] = (double)es.bytes / 1e6 / bench_slowest(b, MPI_Wtime() - t0);
         }
         char id[64];
-        snprintf(id, sizeof id, "extract_whole_L%d", levels[l]);
+        snprintf(id, sizeof id, "%sextract_whole_L%d", prefix, levels[l]);
         bench_row row = bench_row_start(b, id, "extract", "MB/s", BENCH_HIGHER_IS_BETTER);
         bench_volume_text(b, row.volume, sizeof row.volume);
         snprintf(row.what, sizeof row.what,
@@ -1159,6 +1161,112 @@ static strata_status bench_extract(bench *b, const char *path)
     }
 done:
     strata_world_close(w);
+    return st;
+}
+
+/* ---- reads of chunks carrying delta chains (issue 17) ------------------------------ */
+
+/* DEPTH commits of a few uniform random updates per chunk (10 on average: 8 records of 10 changes
+ * fill most of the 1024-byte budget of a chain over a uniform base), each a delta record of every
+ * chunk it touches: the chunks carry chains as long as the rule allows. */
+static strata_status chain_commits(bench *b, const char *path, int depth, strata_info *info)
+{
+    int64_t chunks = 1;
+    for (int a = 0; a < 3; a++)
+        chunks *= (b->dims[a] + b->chunk_edge - 1) / b->chunk_edge;
+    size_t n = my_share(b, (uint64_t)chunks * 10);
+    strata_update *u = malloc((n ? n : 1) * sizeof *u);
+    strata_world *w = NULL;
+    strata_status st = error_agree(
+        b->comm, u ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "%zu updates", n),
+        &b->error);
+    if (!st) {
+        strata_options opt;
+        strata_options_init(&opt);
+        opt.defer_index = 1;
+        st = strata_world_open(b->comm, path, STRATA_WRITE, &opt, &w);
+        if (st)
+            world_failed(b, NULL, st, "opening the chained world");
+    }
+    uint64_t state = b->seed * 4099 + (uint64_t)b->rank * 131;
+    for (int k = 0; k < depth && !st; k++) {
+        for (size_t i = 0; i < n; i++)
+            u[i] = (strata_update){.x = bench_random_below(&state, b->dims[0]),
+                                   .y = bench_random_below(&state, b->dims[1]),
+                                   .z = bench_random_below(&state, b->dims[2]),
+                                   .material = (uint16_t)(2 + bench_random_below(&state, 12))};
+        TRY(strata_update_batch(w, u, n, NULL), "a batch of chain updates");
+        strata_commit_stats cs = {0};
+        TRY(strata_commit(w, &cs), "a commit of chain updates");
+        if (b->rank == 0 && b->verbose)
+            fprintf(stderr,
+                    "strata bench: chain commit %d: %llu chunks, %llu as deltas (%llu bytes, %llu "
+                    "voxels)\n",
+                    k, (unsigned long long)cs.chunks_written, (unsigned long long)cs.delta_chunks,
+                    (unsigned long long)cs.delta_bytes, (unsigned long long)cs.delta_voxels);
+    }
+    if (!st)
+        TRY(strata_world_info(w, info), "world info");
+done:
+    free(u);
+    if (w) {
+        strata_status closed = strata_world_close(w);
+        if (!st && closed)
+            st = world_failed(b, NULL, closed, "closing the chained world");
+    }
+    return st;
+}
+
+static strata_status compact_world(bench *b, const char *path)
+{
+    strata_world *w = NULL;
+    strata_status st = strata_world_open(b->comm, path, STRATA_WRITE, NULL, &w);
+    if (st)
+        return world_failed(b, NULL, st, "opening the chained world");
+    TRY(strata_compact(w, NULL), "compacting the chained world");
+done:
+    strata_world_close(w);
+    return st;
+}
+
+/* Hot and cold random reads and a full extraction of a world whose chunks carry the
+ * longest delta chains (rows chain_*), then of the same world compacted (rows
+ * chain_compacted_*): the issue's bound is 1.5x. */
+static strata_status bench_chains(bench *b)
+{
+    char path[STRATA_PATH_MAX];
+    strata_status st = path_join(path, sizeof path, b->dir, "chains", &b->error);
+    st = error_agree(b->comm, st, &b->error);
+    strata_commit_stats cs;
+    double seconds;
+    if (!st)
+        st = create_terrain(b, path, 1, &cs, &seconds);
+    strata_info info = {0};
+    if (!st)
+        st = chain_commits(b, path, 8, &info);
+    if (!st && b->rank == 0)
+        fprintf(stderr,
+                "strata bench: chained world: %" PRIu64 " delta records on %" PRIu64
+                " chunks, %" PRIu64 " bytes, deepest %d\n",
+                info.deltas, info.delta_chunks, info.delta_bytes, info.delta_depth_max);
+    const char *prefix[2] = {"chain_", "chain_compacted_"};
+    for (int c = 0; c < 2 && !st; c++) {
+        if (c)
+            st = compact_world(b, path);
+        strata_world *w = NULL;
+        if (!st)
+            st = strata_world_open(b->comm, path, STRATA_READ, NULL, &w);
+        if (st) {
+            world_failed(b, NULL, st, "opening the chained world");
+            break;
+        }
+        st = hot_reads(b, w, prefix[c]);
+        strata_world_close(w);
+        if (!st)
+            st = cold_reads(b, path, prefix[c]);
+        if (!st)
+            st = bench_extract(b, path, prefix[c], 1);
+    }
     return st;
 }
 
@@ -1179,6 +1287,8 @@ strata_status bench_strata(bench *b)
     if (!st && bench_wants(b, "index"))
         st = bench_index(b, path);
     if (!st && bench_wants(b, "extract"))
-        st = bench_extract(b, path);
+        st = bench_extract(b, path, "", 2);
+    if (!st && bench_wants(b, "chains"))
+        st = bench_chains(b);
     return st;
 }

@@ -185,7 +185,7 @@ strata_status bench_run(bench *b, const char *out_path)
     st = error_agree(b->comm, st, &b->error);
     if (!st)
         st = bench_strata(b);
-    if (!st && (bench_wants(b, "hdf5") || bench_wants(b, "box")))
+    if (!st && (bench_wants(b, "hdf5") || bench_wants(b, "box") || bench_wants(b, "checkpoint")))
         st = bench_hdf5_peer(b, world);
     st = error_agree(b->comm, st, &b->error);
     if (!st) {

@@ -143,6 +143,7 @@ typedef struct {
     double write_seconds;    /**< this rank: segment write, fsync and manifest */
     uint64_t delta_chunks;   /**< of chunks_written, those written as delta records */
     uint64_t delta_bytes;    /**< bytes of those delta records (in stored_bytes) */
+    uint64_t delta_voxels;   /**< changed voxels those records hold */
 } strata_commit_stats;
 
 enum { STRATA_CHUNK_ABSENT = 0, STRATA_CHUNK_UNIFORM = 1, STRATA_CHUNK_DENSE = 2 };

@@ -25,7 +25,8 @@ static const char usage[] =
     "           removed at the end unless --keep\n"
     "  --dims   terrain size (default 512,512,256; --quick 192,192,128)\n"
     "  --only   run only these groups (comma-separated): storage, updates, reads, index,\n"
-    "           extract, hdf5, box; the commit group always runs (it writes the terrain world)";
+    "           extract, hdf5, box, checkpoint, chains; the commit group always runs\n"
+    "           (it writes the terrain world)";
 
 /* The default results file: a name no file has yet in the working directory, from
  * the UTC time (with -2, -3... after it if two runs start in the same second), so

@@ -53,6 +53,7 @@ typedef struct {
     uint8_t *payload;
     uint64_t payload_bytes, payload_capacity, raw_bytes;
     uint64_t deltas, delta_bytes; /* chunks written as delta records, and their bytes */
+    uint64_t delta_voxels;        /* the changes those records hold */
 } encoded_batch;
 
 /* What one thread encodes with: codec scratch and output, LOD scratch, the
@@ -309,6 +310,10 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
             row->delta_offset += base;
             b->deltas++;
             b->delta_bytes += row->delta_length;
+            delta_header h;
+            if (delta_parse(b->payload + row->delta_offset, row->delta_length, w->edge, &h,
+                            &w->error) == STRATA_OK) /* it was just encoded: it parses */
+                b->delta_voxels += h.count;
         }
         b->payload_bytes += length;
     }
@@ -597,12 +602,13 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         st = encode_dirty(w, &dirty, epoch, &batch);
     double encoded = MPI_Wtime();
     st = world_agree(w, st);
-    uint64_t local[6] = {dirty.count,         batch.raw_bytes,
+    uint64_t local[7] = {dirty.count,         batch.raw_bytes,
                          batch.payload_bytes, st ? 0 : stale_after(w, batch.rows, dirty.count),
-                         batch.deltas,        batch.delta_bytes},
-             total[6] = {0};
+                         batch.deltas,        batch.delta_bytes,
+                         batch.delta_voxels},
+             total[7] = {0};
     if (!st)
-        st = error_mpi(&w->error, MPI_Allreduce(local, total, 6, MPI_UINT64_T, MPI_SUM, w->comm),
+        st = error_mpi(&w->error, MPI_Allreduce(local, total, 7, MPI_UINT64_T, MPI_SUM, w->comm),
                        "summing commit sizes");
     int wrote = total[0] > 0;
     /* Step 3: write and fsync the segment. */
@@ -664,6 +670,7 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         stats->write_seconds = written - encoded;
         stats->delta_chunks = total[4];
         stats->delta_bytes = total[5];
+        stats->delta_voxels = total[6];
     }
     return st;
 }

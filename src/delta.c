@@ -240,12 +240,14 @@ strata_status delta_chain_apply(const uint8_t *chain, uint64_t bytes, int depth,
         return error_set(err, STRATA_ERR_CORRUPT, "delta chain of %d records", depth);
     for (int i = 0; i < depth; i++) {
         if (bytes - at < DELTA_HEADER_BYTES)
-            return error_set(err, STRATA_ERR_CORRUPT, "delta chain truncated at record %d", i);
+            return error_set(err, STRATA_ERR_CORRUPT, "delta chain truncated at record %d of %d",
+                             depth - i, depth); /* records are numbered by depth, oldest 1 */
         start[i] = at;
         size_t frame = ZSTD_findFrameCompressedSize(chain + at + DELTA_HEADER_BYTES,
                                                     bytes - at - DELTA_HEADER_BYTES);
         if (ZSTD_isError(frame))
-            return error_set(err, STRATA_ERR_CORRUPT, "delta record %d: no zstd frame", i);
+            return error_set(err, STRATA_ERR_CORRUPT, "delta record %d of %d: no zstd frame",
+                             depth - i, depth);
         at += DELTA_HEADER_BYTES + frame;
     }
     start[depth] = at;

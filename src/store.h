@@ -69,6 +69,14 @@ typedef struct {
     uint64_t epoch;
     int format; /**< the segment's strata_format attribute (rows of format 2 lack the chain) */
     hid_t file, rows, payload;
+    uint64_t payload_size; /**< bytes of /payload */
+    /* /payload is contiguous and unfiltered: a payload is payload_address + its offset in
+     * the file, read by one pread of fd (HDF5's POSIX driver's descriptor, valid while the
+     * file is open) instead of a hyperslab H5Dread, whose few microseconds of set-up were
+     * most of a cold read of a chunk carrying a delta chain (docs/benchmarks.md).
+     * fd < 0: read through HDF5. */
+    int fd;
+    uint64_t payload_address;
     uint64_t row_count;
     uint64_t *fence;
     size_t fence_count;

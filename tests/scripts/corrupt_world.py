@@ -12,6 +12,14 @@
   corrupt_world.py segpath WORLD        name a segment "../x" in MANIFEST, fix checksum
   corrupt_world.py version WORLD V      set the format version in MANIFEST, fix checksum
   corrupt_world.py chunk_of WORLD KEY   "x y z" of a voxel inside chunk KEY
+  corrupt_world.py delta WORLD HOW      damage the newest delta record of a chain of at
+                                        least 2 records in the newest segment, then make
+                                        its row's delta_crc and row_crc match again (so
+                                        that only the chain checks can tell); HOW:
+                                        truncate (its zstd frame cut short), base (it
+                                        names another base image), order (its depth is
+                                        not its place in the chain), flip (a byte
+                                        flipped, the CRC left stale); prints "key x y z"
 Uses h5py to find dataset offsets; rewrites bytes with plain file I/O.
 """
 import struct
@@ -106,6 +114,39 @@ def main(argv):
                 flip(path, payload_at + offset + length // 2)
                 C = chunk_edge(world)
                 print(int(r["key"]), *(v * C + 1 for v in unmorton(int(r["key"]))))
+        elif cmd == "delta":
+            how = argv[3]
+            with h5py.File(path, "r+") as f:
+                rows = f["rows"][:]
+                i = next(i for i, r in enumerate(rows)
+                         if r["delta_depth"] >= 2 and r["delta_segment"] == e)
+                r = rows[i]
+                at, length = payload_at + int(r["delta_offset"]), int(r["delta_length"])
+            with open(path, "r+b") as g:
+                g.seek(at)
+                record = bytearray(g.read(length))
+                if how == "truncate":  # the record's last 8 bytes lost
+                    record = record[:-8]
+                    r["delta_length"] = length - 8
+                    r["delta_bytes"] = int(r["delta_bytes"]) - 8
+                elif how == "base":  # base_tag (docs/format.md, "Delta records")
+                    record[40] ^= 1
+                elif how == "order":  # depth
+                    depth = int.from_bytes(record[6:8], "little")
+                    record[6:8] = (depth - 1).to_bytes(2, "little")
+                elif how == "flip":
+                    record[length // 2] ^= 0x5A
+                else:
+                    sys.exit(f"unknown damage {how}")
+                g.seek(at)
+                g.write(record)
+            if how != "flip":
+                r["delta_crc"] = zlib.crc32(bytes(record))
+                r["row_crc"] = row_crc(r)
+                with h5py.File(path, "r+") as f:
+                    f["rows"][i] = r
+            C = chunk_edge(world)
+            print(int(r["key"]), *(v * C + 1 for v in unmorton(int(r["key"]))))
         elif cmd == "rows":
             flip(path, rows_at + rows_stored // 2)
         elif cmd == "length":

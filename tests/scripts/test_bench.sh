@@ -23,6 +23,11 @@ expected = ["commit_terrain", "storage_strata_payload", "storage_strata_files", 
             "sim_hdf5_points", "sim_hdf5_chunk_rmw", "reindex_full", "reindex_full_durable",
             "reindex_incremental", "storage_world_total", "storage_zstd3_chunks64"]
 expected += [f"update_{p}_1e+05" for p in ("uniform", "erosion", "volcanic", "river")]
+expected += ["checkpoint_strata_commits", "checkpoint_hdf5_commits",
+             "checkpoint_strata_bytes_per_commit", "checkpoint_hdf5_bytes_per_commit",
+             "checkpoint_strata_delta_bytes_per_voxel", "checkpoint_strata_delta_headers_per_commit"]
+expected += [f"chain_{c}{r}" for c in ("", "compacted_")
+             for r in ("read_voxel_hot", "read_voxel_cold", "extract_whole_L0")]
 missing = [e for e in expected if e not in rows]
 assert not missing, f"missing rows: {missing}"
 # every file of the world's directory: at least its live segments, at most a few KB more

@@ -2,8 +2,9 @@
 # Crash consistency under kill -9 (docs/reliability.md, "Crash consistency").
 #
 # Part A kills one rank with SIGKILL at each fault point of the commit path
-# (STRATA_FAULT=POINT:RANK): in a batch, after the segment is written, before
-# and after the manifest rename, after a compacted segment is written. Part B
+# (STRATA_FAULT=POINT:RANK): in a batch, before and after the segment is written,
+# before and after the manifest rename, after a compacted segment is written; the
+# commits are delta commits and the compactions fold delta chains. Part B
 # kills a random rank of a running `strata update` job after a random delay
 # (fixed seed). After every kill: the world opens, `strata fsck` is clean, and
 # `strata get --points` equals exactly the last acknowledged commit or the one
@@ -56,9 +57,12 @@ cur=ref0.txt k=0
 # ---- Part A: each fault point -------------------------------------------------
 # point:rank:state the protocol predicts (prev = last acknowledged commit, next =
 # the one in flight). The world a kill leaves is the base of the next step.
-for spec in update-batch:1:prev segment-written:1:prev manifest-before-rename:0:prev \
-            manifest-after-rename:0:next segment-written:0:prev compact@compact-written:1:prev \
-            compact@manifest-after-rename:0:prev; do
+# Each update of Part A changes ~70 voxels per 16^3 chunk: the commits are delta commits
+# (chains over the terrain's chunks), and the compactions fold those chains.
+deltas() { run info w --json | $py -c 'import json, sys; print(json.load(sys.stdin)["deltas"]["records"])'; }
+for spec in update-batch:1:prev segment-part:1:prev segment-written:1:prev \
+            manifest-before-rename:0:prev manifest-after-rename:0:next segment-written:0:prev \
+            compact@compact-written:1:prev compact@manifest-after-rename:0:prev; do
   point=${spec%:*} expect=${spec##*:}
   k=$((k + 1))
   allowed=2
@@ -66,6 +70,7 @@ for spec in update-batch:1:prev segment-written:1:prev manifest-before-rename:0:
     point=${point#compact@}
     # A compaction killed after its rename leaves every old segment behind.
     [ "${point%%:*}" = manifest-after-rename ] && allowed=$(grep -c '^segment ' w/MANIFEST)
+    [ "$(deltas)" -gt 0 ] || fail "before compact at $point: no delta chains to fold"
     STRATA_FAULT=$point run compact w -q > /dev/null 2> kill.err && fail "compact at $point: not killed"
     next=$cur   # compaction never changes content
     point="compact at $point"
@@ -79,7 +84,11 @@ for spec in update-batch:1:prev segment-written:1:prev manifest-before-rename:0:
   check_leftovers "$point" $allowed
   want=$cur; [ $expect = next ] && want=$next
   check_world "$point" $want
-  echo "kill at $point: content = $expect commit, fsck clean, leftovers: ${leftovers:-none}"
+  case $point in  # the delta records: kept by a commit, folded by a compaction that published
+    manifest-after-rename:0) [ "$(deltas)" -gt 0 ] || fail "$point: the commit wrote no delta record" ;;
+    "compact at manifest-after-rename:0") [ "$(deltas)" = 0 ] || fail "$point: chains left after folding" ;;
+  esac
+  echo "kill at $point: content = $expect commit, fsck clean, leftovers: ${leftovers:-none}, delta records: $(deltas)"
   if [ "$point" = manifest-before-rename:0 ] || [ "$point" = "compact at manifest-after-rename:0" ]; then
     [ -n "$leftovers" ] || fail "$point left no leftovers to clean"
     next_writer_cleans "$point"
