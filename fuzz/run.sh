@@ -38,9 +38,9 @@ mpi_libs=$(mpicc -showme:link 2>/dev/null)
 flags="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$root/include -I$root/src"
 sources() {
   case $1 in
-    codec) echo "$root/src/codec.c $root/src/error.c" ;;
-    manifest) echo "$root/src/manifest.c $root/src/codec.c $root/src/error.c $root/src/fsutil.c $root/src/fault.c" ;;
-    textio) echo "$root/src/textio.c $root/src/error.c" ;;
+    codec) echo "$root/src/codec.c $root/src/error.c $root/src/alloc.c" ;;
+    manifest) echo "$root/src/manifest.c $root/src/codec.c $root/src/error.c $root/src/fsutil.c $root/src/fault.c $root/src/alloc.c" ;;
+    textio) echo "$root/src/textio.c $root/src/error.c $root/src/alloc.c" ;;
     *) return 1 ;;
   esac
 }

@@ -112,8 +112,12 @@ typedef struct {
 
 /** Open modes. STRATA_CHECK reads like STRATA_READ but, for strata_fsck, leaves out a
  *  live segment that cannot be opened (missing, unreadable) instead of failing the
- *  open: strata_fsck then lists it among the problems and checks everything else. */
-enum { STRATA_READ = 0, STRATA_WRITE = 1, STRATA_CHECK = 2 };
+ *  open: strata_fsck then lists it among the problems and checks everything else.
+ *  STRATA_INDEX: index maintenance beside a writer (strata_reindex only): reads
+ *  the last commit like STRATA_READ, takes no writer lock, and publishes rebuilt
+ *  index entries under the short publish lock (docs/architecture.md); one
+ *  reindex at a time (a second one gets STRATA_ERR_LOCKED). */
+enum { STRATA_READ = 0, STRATA_WRITE = 1, STRATA_CHECK = 2, STRATA_INDEX = 3 };
 enum { STRATA_CREATE_FORCE = 1 };
 
 /** One voxel update; has_expected makes it conditional on the running value. */
@@ -222,7 +226,8 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
  * Open an existing world at its last commit. Collective over comm; a world
  * written by N ranks opens with any number of ranks.
  * @param[in] mode STRATA_READ, STRATA_WRITE (one writer job at a time: a second
- *                 writer gets STRATA_ERR_LOCKED) or STRATA_CHECK (for strata_fsck)
+ *                 writer gets STRATA_ERR_LOCKED), STRATA_CHECK (for strata_fsck) or
+ *                 STRATA_INDEX (a reindex, which may run beside the writer; one at a time)
  */
 strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
                                 const strata_options *opt, strata_world **out);
@@ -595,15 +600,24 @@ typedef struct {
     uint64_t voxels;          /**< their voxels (chunks x C^3) */
     double seconds;           /**< wall time of the whole reindex (commit included) */
     double summarize_seconds; /**< slowest rank's time reading and summarising */
-    uint64_t epoch;           /**< the commit that stored the new summaries (0: nothing to do) */
+    uint64_t epoch;           /**< the data epoch current when the summaries were published
+                                   (0: nothing to do) */
+    uint64_t snapshot_epoch;  /**< the commit the summaries were built from */
+    uint64_t applied;         /**< chunks whose new summary serves (the others were rewritten
+                                   by a commit after the snapshot: they stay stale) */
+    uint64_t stale_after;     /**< stale chunks once published (all ranks) */
 } strata_reindex_stats;
 
 /**
  * Rebuild the index from what is stored: the stale chunks only (full = 0) or
- * every chunk (full = 1). Writes one segment whose rows keep their data
- * payloads and carry fresh summaries and pyramids, and commits it atomically.
- * Collective; the world must be open for writing. stats may be NULL.
- * Errors: as strata_commit (STRATA_ERR_UNSYNCED: the new summaries are committed
+ * every chunk (full = 1) of the commit the world was opened at (or last
+ * committed). Writes one index segment of index-only rows (each the summary and
+ * pyramid of a chunk at the data epoch it was built from), then, under the
+ * publish lock, reads the current MANIFEST and publishes it with that segment
+ * added: entries whose chunk a later commit rewrote never serve (they stay
+ * stale). Runs beside a writer job when the world is open with STRATA_INDEX;
+ * also allowed on a world open for writing. Collective. stats may be NULL.
+ * Errors: as strata_commit (STRATA_ERR_UNSYNCED: the new summaries are published
  * but not known durable; any other status: the world is as before the call).
  */
 strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *stats);
@@ -616,6 +630,8 @@ typedef struct {
     uint64_t rebuild_chunks;   /**< last reindex: chunks summarised */
     double rebuild_seconds;    /**< last reindex: the slowest rank's reading and summarising
                                     time (the rebuild; its durable commit not included) */
+    double rebuilt_at;         /**< when the last reindex published (Unix seconds; 0: none) */
+    uint64_t index_segments;   /**< live index segments (reindexes not yet folded in) */
     int chunk_level;           /**< log2(C): the LOD level of one chunk */
     int max_level;             /**< LOD level of the root node */
     int replicated_level;      /**< lowest LOD level replicated whole on every rank */

@@ -1,5 +1,6 @@
 /* job_info.c: `strata info WORLD [--json]`. */
 #include <inttypes.h>
+#include <time.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
@@ -47,23 +48,42 @@ static double rebuild_rate(const strata_info *in, const strata_index_info *ix)
     return ix->rebuild_seconds > 0 ? voxels / ix->rebuild_seconds : 0;
 }
 
+/* Seconds since the last reindex published (-1: none did). */
+static double rebuild_age(const strata_index_info *ix)
+{
+    if (ix->rebuilt_at <= 0)
+        return -1;
+    double age = (double)time(NULL) - ix->rebuilt_at;
+    return age > 0 ? age : 0;
+}
+
 static void print_json_index(const strata_info *in, const strata_index_info *ix)
 {
-    printf("  \"index\": {\"data_epoch\": %" PRIu64 ", \"index_epoch\": %" PRIu64
-           ", \"stale_chunks\": %" PRIu64 ", \"rebuild_chunks\": %" PRIu64
-           ", \"rebuild_seconds\": %.6f, \"rebuild_voxels_per_second\": %.6f"
-           ", \"chunk_level\": %d, \"max_level\": %d, \"replicated_level\": %d},\n",
-           ix->data_epoch, ix->index_epoch, ix->stale_chunks, ix->rebuild_chunks,
-           ix->rebuild_seconds, rebuild_rate(in, ix), ix->chunk_level, ix->max_level,
-           ix->replicated_level);
+    printf(
+        "  \"index\": {\"data_epoch\": %" PRIu64 ", \"index_epoch\": %" PRIu64
+        ", \"lag_epochs\": %" PRIu64 ", \"stale_chunks\": %" PRIu64 ", \"rebuild_chunks\": %" PRIu64
+        ", \"rebuild_seconds\": %.6f, \"rebuild_voxels_per_second\": %.6f"
+        ", \"rebuilt_at\": %.3f, \"rebuild_age_seconds\": %.3f, \"index_segments\": %" PRIu64
+        ", \"chunk_level\": %d, \"max_level\": %d, \"replicated_level\": %d},\n",
+        ix->data_epoch, ix->index_epoch, ix->data_epoch - ix->index_epoch, ix->stale_chunks,
+        ix->rebuild_chunks, ix->rebuild_seconds, rebuild_rate(in, ix), ix->rebuilt_at,
+        rebuild_age(ix), ix->index_segments, ix->chunk_level, ix->max_level, ix->replicated_level);
 }
 
 static void print_text_index(const strata_info *in, const strata_index_info *ix)
 {
-    printf("index          epoch %" PRIu64 " (data epoch %" PRIu64 "), %" PRIu64 " stale chunks\n",
-           ix->index_epoch, ix->data_epoch, ix->stale_chunks);
-    printf("last rebuild   %" PRIu64 " chunks in %.3f s (%.3g voxels/s)\n", ix->rebuild_chunks,
+    printf("index          epoch %" PRIu64 " (data epoch %" PRIu64 ", %" PRIu64 " behind), %" PRIu64
+           " stale chunks\n",
+           ix->index_epoch, ix->data_epoch, ix->data_epoch - ix->index_epoch, ix->stale_chunks);
+    printf("last rebuild   %" PRIu64 " chunks in %.3f s (%.3g voxels/s)", ix->rebuild_chunks,
            ix->rebuild_seconds, rebuild_rate(in, ix));
+    double age = rebuild_age(ix);
+    if (age >= 0)
+        printf(", published %.0f s ago", age);
+    if (ix->index_segments)
+        printf(", %" PRIu64 " index segment%s live", ix->index_segments,
+               ix->index_segments == 1 ? "" : "s");
+    printf("\n");
     printf("LOD levels     0..%d (chunk = %d), replicated on every rank from level %d\n",
            ix->max_level, ix->chunk_level, ix->replicated_level);
 }

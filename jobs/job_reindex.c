@@ -1,4 +1,5 @@
-/* job_reindex.c: `strata reindex WORLD [--full]`: rebuild the stored LOD index. */
+/* job_reindex.c: `strata reindex WORLD [--full]`: rebuild the stored LOD index,
+ * beside a writer job if one runs (STRATA_INDEX: no writer lock). */
 #include <inttypes.h>
 #include <mpi.h>
 #include <string.h>
@@ -21,7 +22,7 @@ int job_reindex(job *j, int argc, char **argv)
             return job_usage(j, usage, "unknown option %s", argv[i]);
     }
     strata_world *w;
-    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_WRITE, &w);
+    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_INDEX, &w);
     if (open_rc)
         return open_rc;
     strata_status st = STRATA_OK;
@@ -39,9 +40,12 @@ int job_reindex(job *j, int argc, char **argv)
                     MPI_Wtime() - j->start);
     else
         job_summary(j,
-                    "%s: %s reindex of %" PRIu64 " chunks (%" PRIu64 " voxels), epoch %" PRIu64
-                    ", summarised in %.3f s (%.3g voxels/s per rank), %.3f s with the commit",
-                    argv[1], full ? "full" : "incremental", rs.chunks, rs.voxels, rs.epoch,
+                    "%s: %s reindex of %" PRIu64 " chunks (%" PRIu64 " voxels) of epoch %" PRIu64
+                    ", published at epoch %" PRIu64 " (%" PRIu64 " current, %" PRIu64
+                    " rewritten meanwhile; %" PRIu64 " stale now), summarised in %.3f s (%.3g "
+                    "voxels/s per rank), %.3f s with the publication",
+                    argv[1], full ? "full" : "incremental", rs.chunks, rs.voxels, rs.snapshot_epoch,
+                    rs.epoch, rs.applied, rs.chunks - rs.applied, rs.stale_after,
                     rs.summarize_seconds, rate, rs.seconds);
     return JOB_OK;
 }

@@ -345,6 +345,15 @@ static void merge_rows(strata_world *w, store_row *merged, const store_row *fres
     w->row_count = k;
 }
 
+strata_status world_merge_rows(strata_world *w, const store_row *fresh, size_t n)
+{
+    store_row *merged = strata_malloc((w->row_count + n + 1) * sizeof *merged);
+    if (!merged)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot grow the chunk table");
+    merge_rows(w, merged, fresh, n);
+    return STRATA_OK;
+}
+
 /* Index of the committed segment of this epoch, or SIZE_MAX (epoch 0: none). */
 static size_t segment_index(const manifest *m, uint64_t epoch)
 {
@@ -361,8 +370,9 @@ static size_t segment_index(const manifest *m, uint64_t epoch)
 
 static void mark_row(const manifest *m, const store_row *row, uint8_t *keep)
 {
-    const uint64_t used[3] = {row->home, row->payload_segment, row->lod_segment};
-    for (int k = 0; k < 3; k++) {
+    /* index_home: the index segment whose row gave this one its summary */
+    const uint64_t used[4] = {row->home, row->payload_segment, row->lod_segment, row->index_home};
+    for (int k = 0; k < 4; k++) {
         if (k && (used[k] == used[0] || used[k] == used[k - 1]))
             continue; /* mostly all three are the one segment the row came from */
         size_t i = segment_index(m, used[k]);
@@ -437,6 +447,27 @@ static void retire_segments(strata_world *w, const manifest *before, int durable
     }
 }
 
+strata_status world_drop_unused_index(strata_world *w, manifest *next, uint64_t own)
+{
+    uint8_t *keep = strata_malloc(w->committed.segment_count + 1);
+    strata_status st =
+        world_agree(w, keep ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments"));
+    if (!st)
+        st = world_agree(w, segments_in_use(w, NULL, 0, keep));
+    if (!st) {
+        /* next is w->committed plus own, in the same order */
+        size_t kept = 0;
+        for (size_t i = 0; i < next->segment_count; i++) {
+            uint64_t id = next->segments[i].epoch;
+            if (!store_is_index_segment(id) || id == own || keep[i])
+                next->segments[kept++] = next->segments[i];
+        }
+        next->segment_count = kept;
+    }
+    free(keep);
+    return st;
+}
+
 /* The next manifest from the committed one, keeping the segments marked in keep. Local. */
 static strata_status copy_next(strata_world *w, uint64_t epoch, int wrote_segment,
                                const uint8_t *keep, manifest *next)
@@ -451,8 +482,17 @@ static strata_status copy_next(strata_world *w, uint64_t epoch, int wrote_segmen
         if (keep[i])
             next->segments[kept++] = next->segments[i];
     next->segment_count = kept;
-    if (wrote_segment)
-        next->segments[next->segment_count++].epoch = epoch;
+    if (wrote_segment) {
+        /* Ids stay ascending: the new data segment goes before the index
+         * segments (their ids have bit 63 set). */
+        size_t at = next->segment_count;
+        while (at > 0 && store_is_index_segment(next->segments[at - 1].epoch))
+            at--;
+        memmove(next->segments + at + 1, next->segments + at,
+                (next->segment_count - at) * sizeof *next->segments);
+        next->segments[at].epoch = epoch;
+        next->segment_count++;
+    }
     return commit_next_writers(w, next);
 }
 
@@ -488,6 +528,111 @@ strata_status commit_next_manifest(strata_world *w, uint64_t epoch, int wrote_se
     return st;
 }
 
+/* The rows of the data segments latest adds (ids in new_ids), newest winning,
+ * with every index segment of the store applied; merged into the rank's rows. */
+static strata_status catch_up_data(strata_world *w, const uint64_t *new_ids, size_t n)
+{
+    store view = w->store; /* the new data segments only (sorted, like the store) */
+    view.segments = strata_malloc((n + 1) * sizeof *view.segments);
+    if (!view.segments)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list %zu segments", n);
+    view.count = 0;
+    for (size_t i = 0; i < w->store.count; i++)
+        for (size_t j = 0; j < n; j++)
+            if (w->store.segments[i].epoch == new_ids[j])
+                view.segments[view.count++] = w->store.segments[i];
+    store_row *rows = NULL;
+    size_t count = 0;
+    strata_status st =
+        store_load_rows(&view, w->split[w->rank], w->split[w->rank + 1], &rows, &count, &w->error);
+    free(view.segments); /* shared handles: the store keeps and closes them */
+    for (size_t i = 0; !st && i < w->store.count; i++) {
+        uint64_t id = w->store.segments[i].epoch;
+        if (!store_is_index_segment(id))
+            continue;
+        store_row *x = NULL;
+        size_t nx = 0;
+        st = store_load_index_rows(&w->store, id, w->split[w->rank], w->split[w->rank + 1], &x, &nx,
+                                   &w->error);
+        if (!st)
+            store_apply_index(rows, count, x, nx, id);
+        free(x);
+    }
+    if (!st)
+        st = world_merge_rows(w, rows, count);
+    free(rows);
+    return st;
+}
+
+strata_status world_catch_up(strata_world *w, manifest *latest, int *changed)
+{
+    const manifest *m = &w->committed;
+    uint64_t *added = strata_malloc((latest->segment_count + 1) * sizeof *added);
+    size_t n_added = 0, n_data = 0;
+    strata_status st = added ? STRATA_OK : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments");
+    for (size_t i = 0; !st && i < latest->segment_count; i++) {
+        uint64_t id = latest->segments[i].epoch;
+        if (!manifest_has_segment(m, id)) {
+            added[n_added++] = id;
+            n_data += !store_is_index_segment(id);
+        }
+    }
+    st = world_agree(w, st);
+    if (!st && n_added)
+        st = world_agree(w, store_open_segments(&w->store, added, n_added, &w->error));
+    int mine = 0;
+    if (!st && n_data) {
+        /* Only a reindex (no writer lock) sees new data: the writer's commits. */
+        st = catch_up_data(w, added, n_added);
+        mine = 1;
+    }
+    for (size_t i = 0; !st && i < n_added; i++) {
+        if (!store_is_index_segment(added[i]))
+            continue;
+        store_row *x = NULL;
+        size_t nx = 0;
+        st = store_load_index_rows(&w->store, added[i], w->split[w->rank], w->split[w->rank + 1],
+                                   &x, &nx, &w->error);
+        if (!st)
+            mine |= store_apply_index(w->rows, w->row_count, x, nx, added[i]) > 0;
+        free(x);
+    }
+    st = world_agree(w, st);
+    int any = 0;
+    if (!st)
+        st = world_agree(w, error_mpi(&w->error,
+                                      MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_LOR, w->comm),
+                                      "agreeing on a catch-up"));
+    if (!st) {
+        /* Segments a commit retired since are closed (their files may be
+         * gone); a segment this job wrote and has yet to publish stays open. */
+        size_t kept = 0;
+        uint64_t *open = strata_malloc((w->store.count + 1) * sizeof *open);
+        for (size_t i = 0; open && i < w->store.count; i++) {
+            uint64_t id = w->store.segments[i].epoch;
+            if (!manifest_has_segment(m, id) || manifest_has_segment(latest, id))
+                open[kept++] = id;
+        }
+        if (open) /* else the retired ones stay open until close: harmless */
+            store_retain(&w->store, open, kept);
+        free(open);
+        manifest_free(&w->committed);
+        w->committed = *latest;
+        memset(latest, 0, sizeof *latest);
+        if (any) {
+            /* The node sets and the copies of chunks describe the old rows. */
+            index_invalidate(w);
+            chunk_cache_free(&w->committed_copies);
+            if (n_data && !w->writable)
+                chunk_cache_free(&w->owned); /* a reindex holds no dirty chunk */
+        }
+    }
+    if (changed)
+        *changed = any;
+    free(added);
+    return st;
+}
+
 /* Steps 5 and 6 of the commit protocol (above strata_commit): rank 0 replaces
  * MANIFEST (the commit point), the ranks agree, and each takes `next` as committed. */
 strata_status commit_publish(strata_world *w, manifest *next)
@@ -497,12 +642,17 @@ strata_status commit_publish(strata_world *w, manifest *next)
     next->format = STRATA_FORMAT_VERSION;
     strata_status st = STRATA_OK;
     if (w->rank == 0) {
-        st = manifest_write(w->dir, next, &w->error);
+        /* A reindex writes through its own temporary file: a writer opening
+         * the world removes MANIFEST.tmp as a dead commit's. */
+        st = w->writable
+                 ? manifest_write(w->dir, next, &w->error)
+                 : manifest_write_through(w->dir, next, MANIFEST_NAME ".reindex.tmp", &w->error);
         if ((!st || st == STRATA_ERR_UNSYNCED) && w->replace_pending) {
             strata_status replaced = world_finish_replace(w, &w->error);
             st = replaced ? replaced : st;
         }
     }
+    world_publish_end(w);
     /* Only rank 0 can fail here: every rank returns its status. */
     st = world_agree(w, st);
     if (st && st != STRATA_ERR_UNSYNCED) {
@@ -543,6 +693,11 @@ strata_status commit_publish(strata_world *w, manifest *next)
  *         the previous commit plus an orphan segment (epoch above MANIFEST's):
  *         readers never open it, the next writer's open removes it
  *         (remove_leftovers, src/world.c).
+ * Step 3b. Rank 0 takes the PUBLISH lock (an fcntl lock on PUBLISH, held until
+ *         step 5 ends, also by a reindex publishing beside the writer) and the
+ *         ranks read MANIFEST: index segments a reindex added since the last
+ *         commit are applied to the rows (world_catch_up), so step 4 keeps
+ *         them. Reading only; a crash releases the lock.
  * Step 4. Every rank builds the same next manifest (commit_next_manifest):
  *         epoch E, the new segment, the segments some live row still uses
  *         (one MPI_Allreduce with MPI_BOR), this job's splitters. Memory only.
@@ -602,10 +757,9 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         st = encode_dirty(w, &dirty, epoch, &batch);
     double encoded = MPI_Wtime();
     st = world_agree(w, st);
-    uint64_t local[7] = {dirty.count,         batch.raw_bytes,
-                         batch.payload_bytes, st ? 0 : stale_after(w, batch.rows, dirty.count),
-                         batch.deltas,        batch.delta_bytes,
-                         batch.delta_voxels},
+    /* total[3] (stale chunks) is counted under the PUBLISH lock (step 3b). */
+    uint64_t local[7] = {dirty.count,  batch.raw_bytes,   batch.payload_bytes, 0,
+                         batch.deltas, batch.delta_bytes, batch.delta_voxels},
              total[7] = {0};
     if (!st)
         st = error_mpi(&w->error, MPI_Allreduce(local, total, 7, MPI_UINT64_T, MPI_SUM, w->comm),
@@ -628,13 +782,26 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
          * it, so a world rewritten commit after commit stays small.
          * Steps 5 and 6 (commit_publish): rank 0 replaces MANIFEST, the COMMIT
          * POINT; the ranks agree and retire the unused segments. */
-        st = commit_next_manifest(w, epoch, wrote, batch.rows, wrote ? dirty.count : 0, &next);
+        /* Step 3b (world_publish_begin): rank 0 takes the PUBLISH lock and
+         * every rank reads MANIFEST: the index segments a reindex published
+         * since the last commit are applied to the rows and stay named, so
+         * this commit keeps what the reindex published. */
+        st = world_publish_begin(w, NULL);
+        local[3] = st ? 0 : stale_after(w, batch.rows, dirty.count);
+        if (!st)
+            st = world_agree(
+                w, error_mpi(&w->error,
+                             MPI_Allreduce(&local[3], &total[3], 1, MPI_UINT64_T, MPI_SUM, w->comm),
+                             "counting stale chunks"));
+        if (!st)
+            st = commit_next_manifest(w, epoch, wrote, batch.rows, wrote ? dirty.count : 0, &next);
         if (!st) {
             next.stale_chunks = total[3];
             if (total[3] == 0)
                 next.index_epoch = epoch;
-            st = commit_publish(w, &next);
+            st = commit_publish(w, &next); /* releases the PUBLISH lock */
         }
+        world_publish_end(w);
     }
     double written = MPI_Wtime();
     /* Step 7: after the commit point (STRATA_OK, or STRATA_ERR_UNSYNCED: the

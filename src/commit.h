@@ -19,7 +19,8 @@ strata_status commit_next_writers(strata_world *w, manifest *next);
 /** Write the manifest (rank 0) for the given state and agree; then next (owned
  *  from here on, freed on failure) is the committed state, and the segments it
  *  no longer names are closed and (rank 0) unlinked: readers that opened them
- *  read on until they close. Collective. STRATA_ERR_UNSYNCED (a failure after
+ *  read on until they close. Releases the PUBLISH lock. Collective.
+ *  STRATA_ERR_UNSYNCED (a failure after
  *  the commit point) is published too: next is the committed state, but the
  *  retired segments stay on disk. */
 strata_status commit_publish(strata_world *w, manifest *next);

@@ -177,7 +177,14 @@ strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
     store_row *rows = NULL;
     size_t n = 0;
     byte_buffer b = {0};
-    st = world_agree(w, gather_live(w, epoch, &rows, &n, &b));
+    /* The PUBLISH lock for the whole compaction: the summaries a reindex
+     * published are copied in (its index segments then retire with the
+     * others), and no reindex publishes between the copy and the rename. A
+     * reindex beside it waits for the compaction to end. Compaction beside a
+     * writer stays refused: both need the writer lock. */
+    st = world_publish_begin(w, NULL);
+    if (!st)
+        st = world_agree(w, gather_live(w, epoch, &rows, &n, &b));
     if (!st)
         st = store_write_segment(&w->store, epoch, w->size, rows, n, b.data, b.length, &w->error);
     if (!st && strata_fault_point("compact-written"))
@@ -185,6 +192,7 @@ strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
     st = world_agree(w, st);
     if (!st)
         st = publish_compaction(w, epoch);
+    world_publish_end(w);
     if (!st || st == STRATA_ERR_UNSYNCED) { /* published */
         free(w->rows);
         w->rows = rows;

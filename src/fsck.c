@@ -147,6 +147,51 @@ static void check_row(fsck_state *f, const store_row *row, uint8_t *payload, uin
         check_index(f, row, voxels);
 }
 
+/* The rows of an index segment in this rank's range. One that serves (its
+ * chunk's live row is at the epoch it was built from and took its summary) is
+ * checked as the live row: data decoded, summary and pyramid recomputed and
+ * compared (the exactness rule). One that does not serve (a later commit
+ * rewrote its chunk, or a newer reindex) has its pyramid's checksum verified,
+ * noted as superseded. */
+static void check_index_segment(fsck_state *f, uint64_t id, uint8_t *payload, uint16_t *voxels)
+{
+    strata_world *w = f->w;
+    char name[64];
+    manifest_segment_name(id, name, sizeof name);
+    store_row *rows = NULL;
+    size_t n = 0;
+    if (store_load_index_rows(&w->store, id, w->split[w->rank], w->split[w->rank + 1], &rows, &n,
+                              &w->error)) {
+        report(f, "%s: %s", name, w->error.message);
+        return;
+    }
+    uint8_t *pyramid = NULL;
+    for (size_t j = 0; j < n; j++) {
+        const store_row *live = world_own_row(w, rows[j].key);
+        int serves = live && live->epoch == rows[j].epoch && live->index_home == id;
+        f->superseded = !serves;
+        if (serves) {
+            check_row(f, live, payload, voxels);
+            continue;
+        }
+        if (!rows[j].lod_length)
+            continue;
+        uint8_t *grown = strata_realloc(pyramid, rows[j].lod_length);
+        if (!grown) {
+            report(f, "%s: cannot allocate a pyramid payload", name);
+            break;
+        }
+        pyramid = grown;
+        if (store_read_payload(&w->store, rows[j].lod_segment, rows[j].lod_offset,
+                               rows[j].lod_length, rows[j].lod_crc, rows[j].key, pyramid,
+                               &w->error))
+            report(f, "%s: chunk key %" PRIu64 " pyramid: %s", name, rows[j].key, w->error.message);
+    }
+    f->superseded = 0;
+    free(pyramid);
+    free(rows);
+}
+
 /* Every row of every live segment in this rank's range, superseded ones too
  * (their damage is noted: the disk lost bytes, but no read uses them). */
 static void check_segments(fsck_state *f)
@@ -160,6 +205,10 @@ static void check_segments(fsck_state *f)
         return;
     }
     for (size_t i = 0; i < w->store.count; i++) {
+        if (store_is_index_segment(w->store.segments[i].epoch)) {
+            check_index_segment(f, w->store.segments[i].epoch, payload, voxels);
+            continue;
+        }
         store single = w->store;
         single.segments = &w->store.segments[i];
         single.count = 1;
@@ -175,6 +224,16 @@ static void check_segments(fsck_state *f)
         for (size_t j = 0; j < n; j++) {
             const store_row *live = world_own_row(w, rows[j].key);
             f->superseded = !live || live->home != w->store.segments[i].epoch;
+            if (!f->superseded && live->index_home) {
+                /* The data serves; the summary comes from an index segment
+                 * (checked there): this row's own summary is superseded. */
+                store_row data = rows[j];
+                data.flags |= STORE_ROW_INDEX_STALE;
+                check_row(f, &data, payload, voxels);
+                f->superseded = 1;
+                check_index(f, &rows[j], rows[j].codec == CODEC_UNIFORM ? NULL : voxels);
+                continue;
+            }
             check_row(f, &rows[j], payload, voxels);
         }
         f->superseded = 0;

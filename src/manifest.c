@@ -18,7 +18,23 @@
 
 void manifest_segment_name(uint64_t epoch, char *buf, size_t size)
 {
-    snprintf(buf, size, "seg-%020" PRIu64 ".h5", epoch);
+    if (store_is_index_segment(epoch))
+        snprintf(buf, size, "idx-%020" PRIu64 ".h5", epoch & ~STORE_INDEX_SEGMENT);
+    else
+        snprintf(buf, size, "seg-%020" PRIu64 ".h5", epoch);
+}
+
+int manifest_has_segment(const manifest *m, uint64_t id)
+{
+    size_t lo = 0, hi = m->segment_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->segments[mid].epoch < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->segment_count && m->segments[lo].epoch == id;
 }
 
 void manifest_free(manifest *m)
@@ -86,8 +102,15 @@ strata_status manifest_format(const manifest *m, char **text, size_t *length, st
     for (int r = 0; r <= m->split_ranks; r++)
         text_append(&b, " %" PRIu64, m->split[r]);
     text_append(&b, "\n");
+    /* Format 3: index segments (ids above every data epoch: listed last). */
+    if (m->index_serial || m->rebuilt_at > 0)
+        text_append(&b, "index_live %" PRIu64 " %.3f\n", m->index_serial, m->rebuilt_at);
     for (size_t i = 0; i < m->segment_count; i++)
-        text_append(&b, "segment %" PRIu64 "\n", m->segments[i].epoch);
+        if (store_is_index_segment(m->segments[i].epoch))
+            text_append(&b, "index_segment %" PRIu64 "\n",
+                        m->segments[i].epoch & ~STORE_INDEX_SEGMENT);
+        else
+            text_append(&b, "segment %" PRIu64 "\n", m->segments[i].epoch);
     for (size_t i = 0; i < m->material_count; i++) {
         const strata_material *mat = &m->materials[i];
         text_append(&b, "material %u %u %u %u %s\n", mat->id, mat->rgb[0], mat->rgb[1], mat->rgb[2],
@@ -225,11 +248,13 @@ static strata_status grow(void **array, size_t count, size_t element, strata_err
     return STRATA_OK;
 }
 
-static strata_status parse_segment(line_cursor *c, manifest *m)
+static strata_status parse_segment(line_cursor *c, manifest *m, int index)
 {
     uint64_t epoch;
-    if (!parse_u64(c, &epoch) || epoch == 0)
-        return parse_fail(c, "bad segment epoch");
+    if (!parse_u64(c, &epoch) || epoch == 0 || store_is_index_segment(epoch))
+        return parse_fail(c, index ? "bad index segment serial" : "bad segment epoch");
+    if (index)
+        epoch |= STORE_INDEX_SEGMENT; /* after every data segment, ascending serial */
     if (m->segment_count && epoch <= m->segments[m->segment_count - 1].epoch)
         return parse_fail(c, "segments not in ascending epoch order");
     if (m->segment_count >= MANIFEST_MAX_SEGMENTS)
@@ -278,12 +303,13 @@ enum {
     SEEN_VOXEL = 32,
     SEEN_ORIGIN = 64,
     SEEN_INDEX = 128,
-    SEEN_ALL = 255
+    SEEN_ALL = 255,
+    SEEN_INDEX_LIVE = 256 /* optional */
 };
 
 static strata_status parse_line(line_cursor *c, manifest *m, unsigned *seen)
 {
-    int64_t v;
+    int64_t v = 0;
     unsigned field = 0;
     int ok = 1;
     if (keyword(c, "epoch"))
@@ -313,11 +339,18 @@ static strata_status parse_line(line_cursor *c, manifest *m, unsigned *seen)
         field = SEEN_INDEX;
         ok = parse_u64(c, &m->index_epoch) && parse_u64(c, &m->stale_chunks) &&
              parse_u64(c, &m->rebuild_chunks) && parse_double(c, &m->rebuild_seconds);
+    } else if (keyword(c, "index_live")) {
+        field = SEEN_INDEX_LIVE;
+        ok = parse_u64(c, &m->index_serial) && parse_double(c, &m->rebuilt_at) &&
+             m->rebuilt_at >= 0 && !store_is_index_segment(m->index_serial);
     } else if (keyword(c, "splitters")) {
         strata_status st = parse_splitters(c, m);
         return st ? st : (c->p == c->end ? STRATA_OK : parse_fail(c, "junk after splitters"));
+    } else if (keyword(c, "index_segment")) {
+        strata_status st = parse_segment(c, m, 1);
+        return st ? st : (c->p == c->end ? STRATA_OK : parse_fail(c, "junk after index_segment"));
     } else if (keyword(c, "segment")) {
-        strata_status st = parse_segment(c, m);
+        strata_status st = parse_segment(c, m, 0);
         return st ? st : (c->p == c->end ? STRATA_OK : parse_fail(c, "junk after segment"));
     } else if (keyword(c, "material"))
         return parse_material(c, m);
@@ -383,8 +416,20 @@ static strata_status validate(const manifest *m, strata_error *err)
     if (m->chunk_edge & (m->chunk_edge - 1))
         return error_set(err, STRATA_ERR_FORMAT, "MANIFEST: chunk edge %d is not a power of two",
                          m->chunk_edge);
-    if (m->segment_count && m->segments[m->segment_count - 1].epoch > m->epoch)
-        return error_set(err, STRATA_ERR_FORMAT, "MANIFEST: a segment is newer than the epoch");
+    for (size_t i = m->segment_count; i-- > 0;) {
+        uint64_t id = m->segments[i].epoch;
+        if (store_is_index_segment(id) && (id & ~STORE_INDEX_SEGMENT) > m->index_serial)
+            return error_set(err, STRATA_ERR_FORMAT,
+                             "MANIFEST: index segment %" PRIu64
+                             " is newer than index_live %" PRIu64,
+                             id & ~STORE_INDEX_SEGMENT, m->index_serial);
+        if (!store_is_index_segment(id)) {
+            if (id > m->epoch)
+                return error_set(err, STRATA_ERR_FORMAT,
+                                 "MANIFEST: a segment is newer than the epoch");
+            break; /* data segments ascend: the last one is the newest */
+        }
+    }
     return STRATA_OK;
 }
 
@@ -409,7 +454,7 @@ strata_status manifest_parse(const char *text, size_t length, manifest *m, strat
     }
     if (!st && c.line == 0)
         st = error_set(err, STRATA_ERR_FORMAT, "MANIFEST: empty");
-    if (!st && seen != SEEN_ALL) {
+    if (!st && (seen & SEEN_ALL) != SEEN_ALL) {
         static const char *const names[] = {"epoch", "commits",    "writer_ranks", "dims",
                                             "chunk", "voxel_size", "origin",       "index"};
         int missing = __builtin_ctz(~seen & SEEN_ALL);
@@ -520,13 +565,19 @@ static strata_status write_all(int fd, const char *data, size_t length, const ch
 
 strata_status manifest_write(const char *dir, const manifest *m, strata_error *err)
 {
+    return manifest_write_through(dir, m, MANIFEST_NAME ".tmp", err);
+}
+
+strata_status manifest_write_through(const char *dir, const manifest *m, const char *tmp_name,
+                                     strata_error *err)
+{
     char *text;
     size_t length;
     strata_status st = manifest_format(m, &text, &length, err);
     if (st)
         return st;
     char tmp[4096], path[4096];
-    snprintf(tmp, sizeof tmp, "%s/%s.tmp", dir, MANIFEST_NAME);
+    snprintf(tmp, sizeof tmp, "%s/%s", dir, tmp_name);
     snprintf(path, sizeof path, "%s/%s", dir, MANIFEST_NAME);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) {

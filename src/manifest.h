@@ -21,8 +21,19 @@
 #define MANIFEST_MAX_RANKS    (1 << 24)
 #define MANIFEST_MAX_SEGMENTS (1 << 20)
 
+/* Index segments share the 64-bit segment id space of data segments (row
+ * fields payload_segment, lod_segment, home), with the top bit set: id =
+ * STORE_INDEX_SEGMENT | serial. Data segment ids are commit epochs (< 2^63). */
+#define STORE_INDEX_SEGMENT ((uint64_t)1 << 63)
+static inline int store_is_index_segment(uint64_t id)
+{
+    return (id & STORE_INDEX_SEGMENT) != 0;
+}
+
 typedef struct {
-    uint64_t epoch; /**< the commit that wrote the segment; names the file */
+    uint64_t epoch; /**< the commit that wrote the segment; names the file. With
+                         STORE_INDEX_SEGMENT (bit 63) set: an index segment, named
+                         by its serial (manifest line `index_segment SERIAL`) */
 } manifest_segment;
 
 typedef struct {
@@ -45,6 +56,9 @@ typedef struct {
     uint64_t stale_chunks;   /**< chunks whose summary is older than their data */
     uint64_t rebuild_chunks; /**< last rebuild: chunks summarised */
     double rebuild_seconds;  /**< last rebuild: wall time */
+    /* format 3, line `index_live SERIAL TIME` (absent: 0 0): index segments */
+    uint64_t index_serial; /**< serial of the last index segment a reindex wrote */
+    double rebuilt_at;     /**< when the last reindex published (Unix seconds; 0: never) */
 } manifest;
 
 /** Parse a manifest held in memory (not NUL-terminated). Strict: any defect is an error. */
@@ -60,7 +74,14 @@ strata_status manifest_read(const char *dir, manifest *m, strata_error *err);
 /** Atomically replace dir/MANIFEST: tmp file, fsync, rename, fsync dir. A
  *  failure after the rename (the commit point) is STRATA_ERR_UNSYNCED. */
 strata_status manifest_write(const char *dir, const manifest *m, strata_error *err);
-/** File name of a segment ("seg-%020llu.h5") into buf. */
+/** manifest_write through the temporary file dir/tmp_name (a reindex uses its
+ *  own, MANIFEST.reindex.tmp, which a writer's clean-up never removes). */
+strata_status manifest_write_through(const char *dir, const manifest *m, const char *tmp_name,
+                                     strata_error *err);
+/** 1 when m names segment id (data epoch or index segment id). */
+int manifest_has_segment(const manifest *m, uint64_t id);
+/** File name of a segment ("seg-%020llu.h5"; an index segment id:
+ *  "idx-%020llu.h5" of its serial) into buf. */
 void manifest_segment_name(uint64_t epoch, char *buf, size_t size);
 
 #endif

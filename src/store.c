@@ -241,11 +241,15 @@ static strata_status read_fence(store_segment *g, const char *path, strata_error
     return st;
 }
 
-static strata_status check_segment_attributes(hid_t file, uint64_t epoch, int *format,
+/* A data segment holds attribute epoch = its id; an index segment attribute
+ * index_serial = its serial (and epoch = 0: it belongs to no commit). */
+static strata_status check_segment_attributes(hid_t file, uint64_t id, int *format,
                                               const char *path, strata_error *err)
 {
     uint64_t values[2] = {0, 0};
-    const char *names[2] = {"strata_format", "epoch"};
+    const int index = store_is_index_segment(id);
+    const uint64_t epoch = id & ~STORE_INDEX_SEGMENT;
+    const char *names[2] = {"strata_format", index ? "index_serial" : "epoch"};
     for (int i = 0; i < 2; i++) {
         hid_t attr = H5Aopen(file, names[i], H5P_DEFAULT);
         herr_t rc = attr < 0 ? -1 : H5Aread(attr, H5T_NATIVE_UINT64, &values[i]);
@@ -258,8 +262,8 @@ static strata_status check_segment_attributes(hid_t file, uint64_t epoch, int *f
         return error_set(err, STRATA_ERR_VERSION, "%s: format %" PRIu64 " is newer than %d", path,
                          values[0], STRATA_FORMAT_VERSION);
     if (values[1] != epoch)
-        return error_set(err, STRATA_ERR_CORRUPT, "%s: holds epoch %" PRIu64 ", expected %" PRIu64,
-                         path, values[1], epoch);
+        return error_set(err, STRATA_ERR_CORRUPT, "%s: holds %s %" PRIu64 ", expected %" PRIu64,
+                         path, names[1], values[1], epoch);
     *format = (int)values[0];
     return STRATA_OK;
 }
@@ -304,6 +308,12 @@ static strata_status segment_open(store *s, store_segment *g, uint64_t epoch, st
     return read_fence(g, path, err);
 }
 
+static int compare_segments(const void *a, const void *b)
+{
+    uint64_t x = ((const store_segment *)a)->epoch, y = ((const store_segment *)b)->epoch;
+    return x < y ? -1 : x > y;
+}
+
 strata_status store_open_segments(store *s, const uint64_t *epochs, size_t n, strata_error *err)
 {
     store_segment *grown = strata_realloc(s->segments, (s->count + n + 1) * sizeof *grown);
@@ -320,6 +330,9 @@ strata_status store_open_segments(store *s, const uint64_t *epochs, size_t n, st
         else
             s->count++;
     }
+    /* Kept sorted by id (binary searches): segments opened by a later commit,
+     * or by a reindex catching up, go before the index segments. */
+    qsort(s->segments, s->count, sizeof *s->segments, compare_segments);
     return st;
 }
 
@@ -440,6 +453,8 @@ strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row
     store_row *all = NULL;
     strata_status st = STRATA_OK;
     for (size_t i = 0; i < s->count && !st && first < last; i++) {
+        if (store_is_index_segment(s->segments[i].epoch))
+            continue; /* applied below, once the data rows are known */
         uint64_t begin, end;
         fence_range(&s->segments[i], first, last, &begin, &end);
         uint64_t count = end - begin;
@@ -458,6 +473,7 @@ strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row
         for (uint64_t j = 0; !st && j < count; j++)
             if (all[base + j].key >= first && all[base + j].key < last) {
                 all[base + j].home = s->segments[i].epoch;
+                all[base + j].index_home = 0;
                 all[total++] = all[base + j];
             }
     }
@@ -487,9 +503,103 @@ strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row
         }
         free(order);
     }
+    for (size_t i = 0; i < kept; i++)
+        if (all[i].flags & STORE_ROW_INDEX_ONLY) {
+            free(all);
+            return error_set(err, STRATA_ERR_CORRUPT,
+                             "%s: chunk key %" PRIu64
+                             ": an index-only row in data segment %" PRIu64,
+                             s->dir, all[i].key, all[i].home);
+        }
+    for (size_t i = 0; i < s->count && kept; i++) {
+        if (!store_is_index_segment(s->segments[i].epoch))
+            continue;
+        store_row *x = NULL;
+        size_t nx = 0;
+        strata_status st2 =
+            store_load_index_rows(s, s->segments[i].epoch, first, last, &x, &nx, err);
+        if (st2) {
+            free(all);
+            return st2;
+        }
+        store_apply_index(all, kept, x, nx, s->segments[i].epoch);
+        free(x);
+    }
     *rows = all;
     *n = kept;
     return STRATA_OK;
+}
+
+strata_status store_load_index_rows(store *s, uint64_t id, uint64_t first, uint64_t last,
+                                    store_row **rows, size_t *n, strata_error *err)
+{
+    *rows = NULL;
+    *n = 0;
+    store_segment *g = NULL;
+    for (size_t i = 0; i < s->count && !g; i++)
+        if (s->segments[i].epoch == id)
+            g = &s->segments[i];
+    char name[64];
+    manifest_segment_name(id, name, sizeof name);
+    if (!g)
+        return error_set(err, STRATA_ERR_CORRUPT, "%s: index segment %s is not open", s->dir, name);
+    uint64_t begin, end;
+    fence_range(g, first, last, &begin, &end);
+    store_row *all = strata_malloc((size_t)(end - begin + 1) * sizeof *all);
+    if (!all)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " index rows", end - begin);
+    strata_status st = read_rows(s, g, begin, end - begin, all, err);
+    size_t kept = 0;
+    for (uint64_t j = 0; !st && j < end - begin; j++) {
+        if (!(all[j].flags & STORE_ROW_INDEX_ONLY))
+            st = error_set(err, STRATA_ERR_CORRUPT,
+                           "%s/%s: chunk key %" PRIu64 ": a row without STORE_ROW_INDEX_ONLY in an "
+                           "index segment",
+                           s->dir, name, all[j].key);
+        else if (all[j].key >= first && all[j].key < last) {
+            all[j].home = id;
+            all[kept++] = all[j];
+        }
+    }
+    if (st) {
+        free(all);
+        return st;
+    }
+    *rows = all;
+    *n = kept;
+    return STRATA_OK;
+}
+
+/* A data row takes an index-only row's fields (same key and data epoch). */
+static void apply_one(store_row *row, const store_row *x, uint64_t segment)
+{
+    row->lod_segment = x->lod_segment;
+    row->lod_offset = x->lod_offset;
+    row->lod_length = x->lod_length;
+    row->lod_crc = x->lod_crc;
+    row->dominant = x->dominant;
+    row->dominant_count = x->dominant_count;
+    row->distinct = x->distinct;
+    row->flags &= (uint8_t)~STORE_ROW_INDEX_STALE;
+    row->index_home = segment;
+}
+
+size_t store_apply_index(store_row *rows, size_t count, const store_row *x, size_t n,
+                         uint64_t segment)
+{
+    size_t applied = 0, i = 0;
+    for (size_t j = 0; j < n; j++) {
+        while (i < count && rows[i].key < x[j].key)
+            i++;
+        if (i == count)
+            break;
+        /* Exactness: only a summary built from the chunk's current data serves. */
+        if (rows[i].key == x[j].key && rows[i].epoch == x[j].epoch) {
+            apply_one(&rows[i], &x[j], segment);
+            applied++;
+        }
+    }
+    return applied;
 }
 
 static strata_status load_block(store *s, store_segment *g, size_t block, strata_error *err)
@@ -517,9 +627,10 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
                                strata_error *err)
 {
     *found = 0;
+    /* The newest data row, then every index segment (ascending id) applied to it. */
     for (size_t i = s->count; i-- > 0;) {
         store_segment *g = &s->segments[i];
-        if (!g->fence_count || key < g->fence[0])
+        if (store_is_index_segment(g->epoch) || !g->fence_count || key < g->fence[0])
             continue;
         size_t lo = 0, hi = g->fence_count;
         while (lo < hi) {
@@ -542,9 +653,28 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
         }
         if (a < g->block_count && g->block[a].key == key) {
             *row = g->block[a];
+            row->home = g->epoch;
+            row->index_home = 0;
             *found = 1;
-            return STRATA_OK;
+            break;
         }
+    }
+    for (size_t i = 0; *found && i < s->count; i++) {
+        store_segment *g = &s->segments[i];
+        if (!store_is_index_segment(g->epoch) || !g->fence_count || key < g->fence[0])
+            continue;
+        size_t lo = 0, hi = g->fence_count;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (g->fence[mid] <= key)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        strata_status st = load_block(s, g, lo - 1, err);
+        if (st)
+            return st;
+        store_apply_index(row, 1, g->block, g->block_count, g->epoch);
     }
     return STRATA_OK;
 }
@@ -820,6 +950,7 @@ static void rebase_rows(store_row *rows, size_t n, uint64_t epoch, uint64_t payl
         if (rows[i].delta_depth && rows[i].delta_segment == epoch)
             rows[i].delta_offset += payload_first;
         rows[i].home = epoch;
+        rows[i].index_home = 0; /* a written row carries its own summary */
         rows[i].row_crc = store_row_checksum(&rows[i]);
     }
 }
@@ -857,8 +988,11 @@ static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, in
                                         strata_error *err)
 {
     strata_status st = write_attribute(file, "strata_format", STRATA_FORMAT_VERSION, err);
+    /* an index segment belongs to no commit: epoch 0, and its serial */
     if (!st)
-        st = write_attribute(file, "epoch", epoch, err);
+        st = write_attribute(file, "epoch", store_is_index_segment(epoch) ? 0 : epoch, err);
+    if (!st && store_is_index_segment(epoch))
+        st = write_attribute(file, "index_serial", epoch & ~STORE_INDEX_SEGMENT, err);
     if (!st)
         st = write_attribute(file, "ranks", (uint64_t)writers, err);
     st = error_agree(s->comm, st, err);

@@ -18,10 +18,20 @@
 #include <stdint.h>
 
 #include "error.h"
+#include "manifest.h"
 
 #define STORE_FENCE_ROWS 1024
 
-enum { STORE_ROW_INDEX_STALE = 1 };
+/* Row flags. STORE_ROW_INDEX_ONLY (format 3) marks a row of an index segment
+ * (idx-<serial>.h5, written by a reindex beside the writer): it carries only
+ * the index fields (summary and LOD pyramid) of chunk `key` as built from the
+ * chunk's data of epoch `epoch`; its payload fields, codec and value are 0. It
+ * serves only while the chunk's data row has that same epoch (the exactness
+ * rule of docs/format.md): store_apply_index. */
+enum { STORE_ROW_INDEX_STALE = 1, STORE_ROW_INDEX_ONLY = 2 };
+
+/* Index segment ids (STORE_INDEX_SEGMENT | serial, store_is_index_segment):
+ * manifest.h, which names segment files. */
 
 /** One chunk table row (docs/format.md lists the on-disk fields in this order). */
 typedef struct {
@@ -57,6 +67,8 @@ typedef struct {
     uint16_t delta_depth;   /**< records in the chain (0: none) */
     uint64_t home;          /**< in memory only (not stored, not checksummed): epoch of the segment
                                  holding this row, so that a commit knows which segments rows use */
+    uint64_t index_home;    /**< in memory only: the index segment whose index-only row this row's
+                                 summary came from (store_apply_index), 0: none; kept live by it */
 } store_row;
 
 /** A row whose chunk is one value: uniform base and no delta chain. */
@@ -101,8 +113,9 @@ uint32_t store_row_checksum_format(const store_row *row, int format);
 
 /** Prepare an empty store for dir. Local. */
 strata_status store_init(store *s, MPI_Comm comm, const char *dir, strata_error *err);
-/** Open the segments of the given epochs (ascending), read-only with HDF5's POSIX
- *  driver. Local: every rank opens every segment; the caller agrees on the outcome. */
+/** Open the segments of the given ids (data epochs or index segment ids), kept
+ *  sorted by id in the store, read-only with HDF5's POSIX driver. Local: every
+ *  rank opens every segment; the caller agrees on the outcome. */
 strata_status store_open_segments(store *s, const uint64_t *epochs, size_t n, strata_error *err);
 /** Close every segment and free. Local: published segments are open with the POSIX
  *  driver (only store_write_segment uses MPI-IO, and it closes its file itself). */
@@ -111,12 +124,29 @@ void store_close(store *s);
 void store_retain(store *s, const uint64_t *epochs, size_t n);
 
 /**
- * Rows with keys in [first, last), newest segment winning, ascending key.
+ * Rows with keys in [first, last), newest data segment winning, ascending key,
+ * then the store's index segments applied in id order (store_apply_index).
  * Local (independent reads). *rows is malloc'ed.
  */
 strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row **rows, size_t *n,
                               strata_error *err);
-/** Find the newest row of key anywhere (for reads outside the rank's range). Local. */
+/**
+ * Rows of one index segment (id with STORE_INDEX_SEGMENT) with keys in
+ * [first, last), as stored (index-only rows). Local. *rows is malloc'ed.
+ */
+strata_status store_load_index_rows(store *s, uint64_t id, uint64_t first, uint64_t last,
+                                    store_row **rows, size_t *n, strata_error *err);
+/**
+ * Apply index-only rows x (n, ascending key) to data rows (count, ascending
+ * key): a data row of the same key AND the same epoch takes x's summary,
+ * pyramid and index_home = segment, and loses STORE_ROW_INDEX_STALE; any other
+ * index row is dropped (built from data a later commit replaced). Returns the
+ * rows changed. Local.
+ */
+size_t store_apply_index(store_row *rows, size_t count, const store_row *x, size_t n,
+                         uint64_t segment);
+/** Find the newest row of key anywhere (for reads outside the rank's range),
+ *  with the index segments applied. Local. */
 strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *found,
                                strata_error *err);
 /** Read and verify (CRC-32) a payload. Local. */
@@ -154,7 +184,8 @@ strata_status store_check_payload(const char *dir, uint64_t segment, uint64_t of
                                   strata_error *err);
 
 /**
- * Write segment seg-<epoch>.h5 with this rank's rows (ascending key, inside its
+ * Write segment seg-<epoch>.h5 (or idx-<serial>.h5 when epoch is an index
+ * segment id) with this rank's rows (ascending key, inside its
  * range) and payload bytes. Row offsets are relative to this rank's payload; the
  * function rebases them and sets payload/lod segment fields that equal
  * `epoch` accordingly, fills row_crc, writes, flushes and fsyncs, and opens the

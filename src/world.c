@@ -22,7 +22,10 @@
 #include "morton.h"
 #include "partition.h"
 
-#define LOCK_NAME "LOCK"
+#define LOCK_NAME    "LOCK"
+#define PUBLISH_NAME "PUBLISH" /* held around every manifest replacement */
+#define REINDEX_NAME "REINDEX" /* held by the one reindex running */
+#define REINDEX_TMP  MANIFEST_NAME ".reindex.tmp"
 
 void strata_config_init(strata_config *cfg)
 {
@@ -420,7 +423,7 @@ static strata_status world_alloc(MPI_Comm comm, const char *path, const strata_o
         free(w);
         return st;
     }
-    w->lock_fd = w->replaced_lock_fd = -1;
+    w->lock_fd = w->replaced_lock_fd = w->reindex_fd = w->publish_fd = -1;
     w->comm = MPI_COMM_NULL;
     if (opt)
         w->options = *opt;
@@ -463,6 +466,8 @@ static void world_free(strata_world *w)
     free(w->encode_buffer);
     unlock_directory(&w->lock_fd);
     unlock_directory(&w->replaced_lock_fd);
+    world_publish_end(w);
+    world_reindex_release(w);
     if (w->comm != MPI_COMM_NULL)
         MPI_Comm_free(&w->comm);
     free(w);
@@ -555,6 +560,100 @@ static strata_status lock_directory(const char *dir, int *out, strata_error *err
     st = lock_file(dir, path, out, err);
     pthread_mutex_unlock(&held_mutex);
     return st;
+}
+
+/*
+ * The PUBLISH and REINDEX locks are open file description locks (F_OFD_SETLK):
+ * unlike the process-wide locks of LOCK they conflict between two handles of
+ * one process too, and closing another descriptor of the file keeps them.
+ * The kernel drops them with the process, so a killed job never leaves them.
+ * wait: block until free (PUBLISH: every holder holds it for one manifest
+ * write) or fail with STRATA_ERR_LOCKED at once (REINDEX).
+ */
+static strata_status ofd_lock(const char *dir, const char *name, int wait, int *out,
+                              strata_error *err)
+{
+    char path[STRATA_PATH_MAX];
+    strata_status st = path_join(path, sizeof path, dir, name, err);
+    if (st)
+        return st;
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0)
+        return error_set(err, STRATA_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    struct flock lock = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+    int rc;
+    do
+        rc = fcntl(fd, wait ? F_OFD_SETLKW : F_OFD_SETLK, &lock);
+    while (rc != 0 && errno == EINTR && wait);
+    if (rc != 0) {
+        int saved = errno;
+        close(fd);
+        if (saved == EACCES || saved == EAGAIN)
+            return error_set(err, STRATA_ERR_LOCKED,
+                             "%s: a reindex is running already (its lock %s is held)", dir, path);
+        return error_set(err, STRATA_ERR_IO, "cannot lock %s: %s", path, strerror(saved));
+    }
+    *out = fd;
+    return STRATA_OK;
+}
+
+static void ofd_unlock(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd); /* the lock goes with its open file description */
+    *fd = -1;
+}
+
+void world_publish_end(strata_world *w)
+{
+    ofd_unlock(&w->publish_fd);
+}
+
+void world_reindex_release(strata_world *w)
+{
+    ofd_unlock(&w->reindex_fd);
+}
+
+/* Rank 0 of a reindex: the directory's identity, to notice a world replaced
+ * (create --force) between the snapshot and the publication. */
+static strata_status directory_id(const char *dir, uint64_t id[2], strata_error *err)
+{
+    struct stat sb;
+    if (stat(dir, &sb) != 0)
+        return error_set(err, STRATA_ERR_IO, "cannot stat %s: %s", dir, strerror(errno));
+    id[0] = (uint64_t)sb.st_dev, id[1] = (uint64_t)sb.st_ino;
+    return STRATA_OK;
+}
+
+strata_status world_reindex_claim(strata_world *w, manifest *disk)
+{
+    memset(disk, 0, sizeof *disk);
+    strata_status st = w->reindex_fd >= 0
+                           ? STRATA_OK
+                           : ofd_lock(w->dir, REINDEX_NAME, 0, &w->reindex_fd, &w->error);
+    if (!st)
+        st = manifest_read(w->dir, disk, &w->error);
+    if (st)
+        return st;
+    /* No other reindex runs (this one holds REINDEX) and only reindexes add
+     * index segments: one the manifest does not name is a dead reindex's. */
+    DIR *d = opendir(w->dir);
+    if (!d)
+        return STRATA_OK; /* leftovers only cost space; the publication names its own file */
+    for (struct dirent *e; (e = readdir(d));) {
+        unsigned long long serial;
+        int at = 0;
+        int leftover = strcmp(e->d_name, REINDEX_TMP) == 0;
+        if (sscanf(e->d_name, "idx-%20llu.h5%n", &serial, &at) == 1 && at > 0 &&
+            (!e->d_name[at] || e->d_name[at] == '.'))
+            leftover = e->d_name[at] == '.' ||
+                       !manifest_has_segment(disk, STORE_INDEX_SEGMENT | (uint64_t)serial);
+        char path[STRATA_PATH_MAX];
+        if (leftover && path_join(path, sizeof path, w->dir, e->d_name, NULL) == STRATA_OK)
+            unlink(path);
+    }
+    closedir(d);
+    return STRATA_OK;
 }
 
 static strata_status take_lock(strata_world *w, strata_error *err)
@@ -772,8 +871,15 @@ static strata_status open_segments(strata_world *w)
     return world_agree(w, st);
 }
 
+static strata_status read_shared_manifest(strata_world *w, manifest *out);
+
 /* Rank 0 reads the manifest and broadcasts its text; every rank parses it. */
 static strata_status share_manifest(strata_world *w)
+{
+    return read_shared_manifest(w, &w->committed);
+}
+
+static strata_status read_shared_manifest(strata_world *w, manifest *out)
 {
     char *text = NULL;
     size_t length = 0;
@@ -798,9 +904,45 @@ static strata_status share_manifest(strata_world *w)
         st = error_mpi(&w->error, MPI_Bcast(text, (int)size, MPI_CHAR, 0, w->comm),
                        "sharing the manifest");
     if (!st)
-        st = manifest_parse(text, size, &w->committed, &w->error);
+        st = manifest_parse(text, size, out, &w->error);
     free(text);
     return world_agree(w, st);
+}
+
+strata_status world_publish_begin(strata_world *w, int *changed)
+{
+    if (changed)
+        *changed = 0;
+    strata_status st = STRATA_OK;
+    uint64_t id[2];
+    if (w->rank == 0) {
+        st = ofd_lock(w->dir, PUBLISH_NAME, 1, &w->publish_fd, &w->error);
+        if (!st && w->index_mode && !directory_id(w->dir, id, &w->error) &&
+            (id[0] != w->dir_id[0] || id[1] != w->dir_id[1]))
+            st = WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                            "%s was replaced (create --force) since this reindex opened it: "
+                            "nothing published",
+                            w->dir);
+    }
+    st = world_agree(w, st);
+    manifest latest = {0};
+    if (!st)
+        st = read_shared_manifest(w, &latest);
+    const manifest *m = &w->committed;
+    if (!st &&
+        (latest.chunk_edge != m->chunk_edge || memcmp(latest.dims, m->dims, sizeof m->dims) != 0 ||
+         latest.epoch < m->epoch || (w->writable && latest.epoch != m->epoch)))
+        st = WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                        "%s: MANIFEST is at epoch %" PRIu64 " where this job expected %s%" PRIu64
+                        ": another job changed the world's data",
+                        w->dir, latest.epoch, w->writable ? "" : "at least ", m->epoch);
+    st = world_agree(w, st);
+    if (!st)
+        st = world_catch_up(w, &latest, changed);
+    manifest_free(&latest);
+    if (st)
+        world_publish_end(w);
+    return st;
 }
 
 strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
@@ -813,10 +955,11 @@ strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
     strata_status st = STRATA_OK;
     if (!path || !out)
         st = error_set(&err, STRATA_ERR_ARG, "strata_world_open: NULL %s", path ? "out" : "path");
-    else if (mode != STRATA_READ && mode != STRATA_WRITE && mode != STRATA_CHECK)
+    else if (mode != STRATA_READ && mode != STRATA_WRITE && mode != STRATA_CHECK &&
+             mode != STRATA_INDEX)
         st = error_set(&err, STRATA_ERR_ARG,
-                       "strata_world_open: mode %d is not STRATA_READ, STRATA_WRITE or "
-                       "STRATA_CHECK",
+                       "strata_world_open: mode %d is not STRATA_READ, STRATA_WRITE, "
+                       "STRATA_CHECK or STRATA_INDEX",
                        mode);
     /* Agreed: a bad argument on one rank must not leave the others waiting. */
     st = error_agree(comm, st, &err);
@@ -829,7 +972,21 @@ strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
     store_quiet_hdf5();
     w->writable = mode == STRATA_WRITE;
     w->checking = mode == STRATA_CHECK;
-    st = share_manifest(w);
+    w->index_mode = mode == STRATA_INDEX;
+    if (w->index_mode) {
+        /* The REINDEX lock before the snapshot: a reindex that published
+         * just before is in it, and leftovers are told from live files. */
+        manifest disk;
+        if (w->rank == 0) {
+            st = world_reindex_claim(w, &disk);
+            manifest_free(&disk);
+            if (!st)
+                st = directory_id(w->dir, w->dir_id, &w->error);
+        }
+        st = world_agree(w, st);
+    }
+    if (!st)
+        st = share_manifest(w);
     if (!st && w->writable && w->rank == 0) {
         st = take_lock(w, &w->error);
         if (!st)
@@ -946,13 +1103,21 @@ strata_status world_finish_replace(strata_world *w, strata_error *err)
     int n = snprintf(old, sizeof old, "%s.strata-old", w->final_dir);
     if (n < 0 || (size_t)n >= sizeof old)
         return error_set(err, STRATA_ERR_ARG, "path too long: %s", w->final_dir);
+    /* The replaced world's PUBLISH lock around the swap: a reindex of it
+     * publishing now sees either the old world whole or the swap done (then
+     * its check of the directory's identity refuses to publish). */
+    int publish = -1;
+    if (ofd_lock(w->final_dir, PUBLISH_NAME, 1, &publish, err) != STRATA_OK)
+        publish = -1; /* an empty directory being replaced may refuse; nothing publishes there */
     /* renameat2(RENAME_EXCHANGE) swaps both names in one atomic step. */
     if (syscall(SYS_renameat2, AT_FDCWD, w->dir, AT_FDCWD, w->final_dir, 2 /* RENAME_EXCHANGE */) ==
         0) {
+        ofd_unlock(&publish);
         strata_status st = remove_tree(w->dir, err); /* now holds the old world */
         if (st)
             return st;
     } else {
+        ofd_unlock(&publish);
         strata_status st = remove_tree(old, err);
         if (st)
             return st;

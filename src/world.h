@@ -21,8 +21,12 @@ struct strata_world {
     char final_dir[STRATA_PATH_MAX]; /* where a --force create lands at first commit */
     int replace_pending;
     int writable;
-    int checking;   /* opened with STRATA_CHECK: unopenable segments are left out */
-    char *unopened; /* STRATA_CHECK: one line per segment left out, for strata_fsck */
+    int checking;       /* opened with STRATA_CHECK: unopenable segments are left out */
+    char *unopened;     /* STRATA_CHECK: one line per segment left out, for strata_fsck */
+    int index_mode;     /* opened with STRATA_INDEX: a reindex beside the writer */
+    int reindex_fd;     /* rank 0: the REINDEX lock (one reindex at a time), or -1 */
+    int publish_fd;     /* rank 0: the PUBLISH lock while publishing, or -1 */
+    uint64_t dir_id[2]; /* rank 0: device and inode of the world directory at open */
     int lock_fd;
     int replaced_lock_fd; /* a --force create: the writer lock of the world it replaces */
     strata_options options;
@@ -117,6 +121,36 @@ strata_status world_agree(strata_world *w, strata_status local);
  */
 strata_status world_null_argument(const strata_world *w, const char *fn, const char *what);
 
+/** A reindex's next manifest (w->committed plus its index segment `own`, last):
+ *  leave out the index segments no live row takes its summary from any more
+ *  (a later reindex or commit superseded every row). Collective. */
+strata_status world_drop_unused_index(strata_world *w, manifest *next, uint64_t own);
+/**
+ * Start a publication: rank 0 takes the PUBLISH lock (blocking: every holder
+ * holds it for one manifest write), every rank learns the current MANIFEST, and
+ * the world catches up with it (world_catch_up). A writer refuses a manifest
+ * whose data epoch is not its own. On failure the lock is released.
+ * Collective. `changed` (may be NULL): 1 when the caught-up state differs.
+ */
+strata_status world_publish_begin(strata_world *w, int *changed);
+/** Release the PUBLISH lock if held (rank 0; any rank may call). Local. */
+void world_publish_end(strata_world *w);
+/**
+ * Bring w up to `latest` (a later manifest of the same world): open the
+ * segments it adds, merge the rows of new data segments into the rank's rows,
+ * apply new index segments (store_apply_index), close the segments it no
+ * longer names and make it w->committed (latest is taken over). Collective.
+ * *changed: 1 on every rank when any rank's rows changed.
+ */
+strata_status world_catch_up(strata_world *w, manifest *latest, int *changed);
+/** Rank 0: take the REINDEX lock (unless held) and read the MANIFEST into
+ *  *disk; remove what a dead reindex left (idx segments `disk` does not name,
+ *  MANIFEST.reindex.tmp). Local. */
+strata_status world_reindex_claim(strata_world *w, manifest *disk);
+/** Release the REINDEX lock taken by a reindex of a world open for writing. */
+void world_reindex_release(strata_world *w);
+/** Merge rows (n, ascending key) into the rank's sorted table, replacing equal keys. */
+strata_status world_merge_rows(strata_world *w, const store_row *fresh, size_t n);
 #include <signal.h>
 /** Set by the SIGTERM/SIGINT handler; collective calls then stop at their start. */
 extern volatile sig_atomic_t strata_signal_pending;

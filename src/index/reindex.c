@@ -1,20 +1,27 @@
 /* reindex.c: rebuilding the stored index (summaries and pyramids) from stored chunks.
  *
- * A reindex is a commit of its own: one segment whose rows are copies of the
- * rank's rows with fresh summaries and pyramid payloads (appended to the new
- * segment's /payload) while their data payload pointers keep naming the older
- * segments that hold the voxels. The manifest replacement is the commit point,
- * exactly as for strata_commit; a crash before it leaves the old index.
+ * A reindex runs beside the writer (docs/architecture.md, "Reindex beside a
+ * writer"): it summarises the chunks stale in its snapshot (the commit it
+ * opened), writes them as index-only rows to an index segment idx-<serial>.h5
+ * (each row: the chunk's summary and pyramid at the data epoch it was built
+ * from), then takes the PUBLISH lock, reads the current MANIFEST, catches up
+ * with it, and publishes it with the index segment added. Rows whose chunk a
+ * later commit rewrote do not apply (their epoch differs): those chunks stay
+ * stale. The manifest replacement is the commit point; a crash before it
+ * leaves the old index and an unnamed idx file, removed by the next reindex.
+ * Fault points: reindex-summarised, reindex-written, reindex-publish-locked.
  */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "alloc.h"
 #include "codec.h"
 #include "commit.h"
 #include "delta.h"
+#include "fault.h"
 #include "index/octree.h"
 #include "parallel.h"
 #include "world.h"
@@ -311,30 +318,64 @@ static strata_status summarize_rows(strata_world *w, lod_index *x, int full, uin
     return st;
 }
 
-/* Replace own rows by their reindexed copies (same keys, so in place). */
-static void replace_rows(strata_world *w, const reindex_batch *b)
+/* The summarised copies become index-only rows: the index fields, the key and
+ * the data epoch they were built from; no payload, codec or value. */
+static void make_index_only(reindex_batch *b)
 {
     for (size_t i = 0; i < b->n; i++) {
-        store_row *row = (store_row *)world_own_row(w, b->rows[i].key);
-        if (row)
-            *row = b->rows[i];
+        store_row *row = &b->rows[i];
+        row->payload_segment = row->payload_offset = 0;
+        row->payload_length = row->payload_crc = 0;
+        row->delta_segment = row->delta_offset = row->delta_first = 0;
+        row->delta_length = row->delta_crc = row->delta_bytes = 0;
+        row->delta_depth = 0;
+        row->codec = 0;
+        row->value = 0;
+        row->flags = STORE_ROW_INDEX_ONLY;
     }
 }
 
-/* The rebuild's statistics are its chunks and the slowest rank's reading and
- * summarising time (the rebuild proper; the call's durable write is not in it). */
-static strata_status publish(strata_world *w, const reindex_batch *b, uint64_t epoch,
-                             uint64_t chunks, double slowest)
+/* Under the PUBLISH lock, caught up: apply the rows (those whose chunk is at
+ * the epoch they were built from), count what stays stale, and publish the
+ * current manifest with the index segment added. Collective. */
+static strata_status publish(strata_world *w, const reindex_batch *b, uint64_t id,
+                             uint64_t snapshot, uint64_t chunks, double slowest,
+                             strata_reindex_stats *out)
 {
-    manifest next;
-    /* The pyramids this reindex replaced may leave segments unused. */
-    strata_status st = commit_next_manifest(w, epoch, 1, b->rows, b->n, &next);
+    uint64_t local[2] = {store_apply_index(w->rows, w->row_count, b->rows, b->n, id), 0}, total[2];
+    local[1] = index_count_stale(w->rows, w->row_count);
+    strata_status st = world_agree(
+        w, error_mpi(&w->error, MPI_Allreduce(local, total, 2, MPI_UINT64_T, MPI_SUM, w->comm),
+                     "counting applied index rows"));
+    double now = (double)time(NULL); /* rank 0's, shared: every rank builds the same manifest */
+    if (!st)
+        st = world_agree(w, error_mpi(&w->error, MPI_Bcast(&now, 1, MPI_DOUBLE, 0, w->comm),
+                                      "sharing the time"));
+    manifest next = {0};
+    if (!st)
+        st = world_agree(w, manifest_copy(&w->committed, &next, &w->error));
     if (st)
         return st;
-    next.index_epoch = epoch;
-    next.stale_chunks = 0;
+    next.segments[next.segment_count++].epoch = id; /* the largest id: stays sorted */
+    /* Index segments this one superseded whole retire with the publication. */
+    st = world_drop_unused_index(w, &next, id);
+    if (st) {
+        manifest_free(&next);
+        return st;
+    }
+    next.index_serial = id & ~STORE_INDEX_SEGMENT;
+    next.rebuilt_at = now;
+    next.stale_chunks = total[1];
+    /* Every chunk whose data is from the snapshot or before is current now
+     * (it was current then, or this reindex rebuilt it). */
+    if (total[1] == 0)
+        next.index_epoch = next.epoch;
+    else if (snapshot > next.index_epoch)
+        next.index_epoch = snapshot;
     next.rebuild_chunks = chunks;
     next.rebuild_seconds = slowest;
+    out->applied = total[0];
+    out->stale_after = total[1];
     return commit_publish(w, &next);
 }
 
@@ -345,22 +386,40 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
     double start = MPI_Wtime();
     reindex_batch b = {0};
     lod_index *x = NULL;
-    strata_status st =
-        w->writable ? STRATA_OK
-                    : WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "reindex: %s is open read-only", w->dir);
+    strata_status st = w->writable || w->index_mode
+                           ? STRATA_OK
+                           : WORLD_FAIL(w, STRATA_ERR_READ_ONLY,
+                                        "reindex: %s is open read-only (open it with "
+                                        "STRATA_INDEX to reindex beside a writer)",
+                                        w->dir);
     if (!st)
         st = index_get(w, &x);
     if (!st && !(b.rows = strata_malloc((w->row_count + 1) * sizeof *b.rows)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate %zu rows", w->row_count);
+    /* One reindex at a time (rank 0 holds REINDEX: a STRATA_INDEX world since
+     * its open, a writer for this call); its serial comes from the MANIFEST read
+     * under that lock, which no other reindex can change meanwhile. */
+    uint64_t serial = 0;
+    if (!st && w->rank == 0) {
+        manifest disk;
+        st = world_reindex_claim(w, &disk);
+        serial = disk.index_serial + 1;
+        manifest_free(&disk);
+    }
     st = world_agree(w, st);
+    if (!st)
+        st = world_agree(w, error_mpi(&w->error, MPI_Bcast(&serial, 1, MPI_UINT64_T, 0, w->comm),
+                                      "sharing the index serial"));
     if (st) {
         free(b.rows);
+        if (w->writable)
+            world_reindex_release(w);
         return st;
     }
-    uint64_t epoch = w->committed.epoch + 1;
+    const uint64_t id = STORE_INDEX_SEGMENT | serial, snapshot = w->committed.epoch;
     index_begin_write(w);
     double summarize_start = MPI_Wtime();
-    st = summarize_rows(w, x, full, epoch, &b);
+    st = summarize_rows(w, x, full, id, &b);
     double summarize = MPI_Wtime() - summarize_start, slowest = summarize;
     st = world_agree(w, st);
     uint64_t mine = b.n, total = 0;
@@ -370,23 +429,50 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
             rc = MPI_Allreduce(&summarize, &slowest, 1, MPI_DOUBLE, MPI_MAX, w->comm);
         st = world_agree(w, error_mpi(&w->error, rc, "counting reindexed chunks"));
     }
+    strata_reindex_stats rs = {0};
+    if (!st && total && strata_fault_point("reindex-summarised"))
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after summarising");
+    st = world_agree(w, st);
+    make_index_only(&b);
     if (!st && total)
-        st = store_write_segment(&w->store, epoch, w->size, b.rows, b.n, b.payload.data,
+        st = store_write_segment(&w->store, id, w->size, b.rows, b.n, b.payload.data,
                                  b.payload.bytes, &w->error);
+    if (!st && total && strata_fault_point("reindex-written"))
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after writing the index segment");
+    st = world_agree(w, st);
+    int changed = 0;
     if (!st && total)
-        st = publish(w, &b, epoch, total, slowest);
-    if ((!st || st == STRATA_ERR_UNSYNCED) && total) { /* published */
-        replace_rows(w, &b);
-        index_after_write(w, 0);
+        st = world_publish_begin(w, &changed);
+    if (!st && total && strata_fault_point("reindex-publish-locked"))
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected while holding the publish lock");
+    st = world_agree(w, st);
+    if (!st && total)
+        st = publish(w, &b, id, snapshot, total, slowest, &rs);
+    world_publish_end(w);
+    int published = !st || st == STRATA_ERR_UNSYNCED;
+    if (published && total) {
+        /* The histograms kept while summarising describe the rows only when
+         * nothing changed under this reindex; otherwise the nodes are rebuilt
+         * on next use. */
+        if (changed || rs.applied != total)
+            index_invalidate(w);
+        else
+            index_after_write(w, 0);
+    } else if (total) {
+        index_invalidate(w); /* histograms were kept for rows that did not publish */
     }
+    if (w->writable)
+        world_reindex_release(w);
     free(b.rows);
     free(b.payload.data);
-    if (stats && !st) {
+    if (stats && published) {
+        *stats = rs;
         stats->chunks = total;
         stats->voxels = total * w->chunk_voxels;
         stats->seconds = MPI_Wtime() - start;
         stats->summarize_seconds = slowest;
-        stats->epoch = total ? epoch : 0;
+        stats->epoch = total ? w->committed.epoch : 0;
+        stats->snapshot_epoch = snapshot;
     }
     return st;
 }
@@ -410,6 +496,9 @@ strata_status strata_index_status(strata_world *w, int build, strata_index_info 
     info->stale_chunks = m->stale_chunks;
     info->rebuild_chunks = m->rebuild_chunks;
     info->rebuild_seconds = m->rebuild_seconds;
+    info->rebuilt_at = m->rebuilt_at;
+    for (size_t i = 0; i < m->segment_count; i++)
+        info->index_segments += store_is_index_segment(m->segments[i].epoch);
     info->chunk_level = w->edge_bits;
     info->max_level = w->edge_bits + x->max_level;
     info->replicated_level =

@@ -16,6 +16,7 @@
  *   at its first commit; without the flag an existing world is refused.
  */
 #include <dirent.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,7 +238,7 @@ static uint64_t segment_files(const char *path)
     if (mt_rank == 0) {
         DIR *d = opendir(path);
         for (struct dirent *e; d && (e = readdir(d));)
-            n += strncmp(e->d_name, "seg-", 4) == 0;
+            n += strncmp(e->d_name, "seg-", 4) == 0 || strncmp(e->d_name, "idx-", 4) == 0;
         if (d)
             closedir(d);
     }
@@ -278,8 +279,9 @@ static void test_retire(const char *path, strata_world *w, reference *r, uint64_
     MT_CHECK(live == 2 && files == 2, "after a small commit: %" PRIu64 " live, %" PRIu64 " files",
              live, files);
 
-    /* A reindex keeps the segments its rows' payloads are in; a second one
-     * replaces every pyramid of the first, whose segment is then retired. */
+    /* A reindex adds an index segment and keeps the data segments; a second
+     * one replaces every summary of the first, whose index segment is then
+     * retired. */
     strata_reindex_stats rs;
     MT_CHECK(strata_reindex(w, 1, &rs) == STRATA_OK, "reindex: %s", strata_last_error(w));
     live = live_segments(w);
@@ -289,7 +291,11 @@ static void test_retire(const char *path, strata_world *w, reference *r, uint64_
     MT_CHECK(live == 3 && files == 3,
              "after a second reindex: %" PRIu64 " live, %" PRIu64 " files (want 3 and 3)", live,
              files);
-    *epoch = rs.epoch;
+    MT_CHECK(rs.epoch == *epoch && rs.snapshot_epoch == *epoch && rs.applied == rs.chunks &&
+                 rs.stale_after == 0,
+             "a reindex publishes index segments, not commits: epoch %" PRIu64 " (want %" PRIu64
+             "), %" PRIu64 " of %" PRIu64 " applied, %" PRIu64 " stale",
+             rs.epoch, *epoch, rs.applied, rs.chunks, rs.stale_after);
     ref_check_query_all(w, MPI_COMM_WORLD, r, r->current, "after two reindexes");
 }
 
@@ -431,6 +437,154 @@ static void test_force(const char *path, const reference *old, uint64_t old_epoc
     ref_free(&fresh);
 }
 
+/* ---- reindex beside a writer (issue 23) ------------------------------------------------ */
+
+/* Rank 0 stages one voxel at each chunk's origin (chunks (cx, cy, 0) listed),
+ * value v; then a collective commit. */
+static void touch_chunks(strata_world *w, const int (*chunks)[2], int n, uint16_t v)
+{
+    for (int i = 0; mt_rank == 0 && i < n; i++)
+        MT_CHECK(strata_stage(w, chunks[i][0] * EDGE + 1, chunks[i][1] * EDGE + 2, 3, v) ==
+                     STRATA_OK,
+                 "stage: %s", strata_last_error(w));
+    MT_CHECK(strata_commit(w, NULL) == STRATA_OK, "commit: %s", strata_last_error(w));
+}
+
+static strata_index_info index_info(strata_world *w, int build)
+{
+    strata_index_info ix;
+    MT_CHECK(strata_index_status(w, build, &ix) == STRATA_OK, "index status: %s",
+             strata_last_error(w));
+    return ix;
+}
+
+static uint64_t fsck_problems(strata_world *w)
+{
+    uint64_t problems = 0;
+    MT_CHECK(strata_fsck(w, NULL, NULL, &problems) == STRATA_OK, "fsck: %s", strata_last_error(w));
+    return problems;
+}
+
+/*
+ * The interleaving forced in-process (one call at a time, so deterministic):
+ * writer commits (index deferred) -> reindex opens its snapshot -> writer
+ * rewrites two of the stale chunks -> reindex publishes -> writer commits
+ * again. The two rewritten chunks stay stale (their entries never serve), the
+ * others are current, the writer's commits are all kept and its next commit
+ * keeps the index segment; fsck checks every serving entry against the data,
+ * and a full reindex afterwards finds the same index.
+ */
+static void test_live_reindex(const char *dir)
+{
+    char path[4096], terrain[4096];
+    snprintf(path, sizeof path, "%s/live-world", dir);
+    snprintf(terrain, sizeof terrain, "%s/terrain-%d", dir, mt_size);
+    if (mt_rank == 0) {
+        char cmd[8400];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s' && cp -r '%s' '%s'", path, terrain, path);
+        if (system(cmd) != 0)
+            fprintf(stderr, "cannot copy %s\n", terrain);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    strata_options opt;
+    strata_options_init(&opt);
+    opt.defer_index = 1;
+    strata_world *w = NULL, *r = NULL, *other = NULL;
+    MT_CHECK(strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, &opt, &w) == STRATA_OK,
+             "open the writer: %s", strata_last_error(NULL));
+    if (!w)
+        return;
+    const int first[7][2] = {{0, 0}, {1, 0}, {2, 0}, {3, 0}, {4, 0}, {5, 0}, {6, 0}};
+    touch_chunks(w, first, 7, 9);
+    const uint64_t snapshot = w ? index_info(w, 0).data_epoch : 0;
+    const uint64_t stale0 = index_info(w, 0).stale_chunks;
+    MT_CHECK(stale0 >= 7, "deferred commit: %" PRIu64 " stale chunks (want >= 7)", stale0);
+
+    MT_CHECK(strata_world_open(MPI_COMM_WORLD, path, STRATA_INDEX, NULL, &r) == STRATA_OK,
+             "open beside the writer for reindexing: %s", strata_last_error(NULL));
+    MT_CHECK(strata_world_open(MPI_COMM_WORLD, path, STRATA_INDEX, NULL, &other) ==
+                     STRATA_ERR_LOCKED &&
+                 other == NULL,
+             "a second reindex is refused with STRATA_ERR_LOCKED");
+    MT_CHECK(strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &other) ==
+                     STRATA_ERR_LOCKED &&
+                 other == NULL,
+             "a second writer is still refused with STRATA_ERR_LOCKED");
+    if (!r) {
+        strata_world_close(w);
+        return;
+    }
+    /* The writer rewrites two of the chunks stale in the reindex's snapshot. */
+    const int again[2][2] = {{0, 0}, {2, 0}};
+    touch_chunks(w, again, 2, 11);
+    strata_reindex_stats rs;
+    MT_CHECK(strata_reindex(r, 0, &rs) == STRATA_OK, "reindex beside the writer: %s",
+             strata_last_error(r));
+    MT_CHECK(rs.snapshot_epoch == snapshot && rs.epoch == snapshot + 1 && rs.chunks == stale0 &&
+                 rs.applied == stale0 - 2 && rs.stale_after == 2,
+             "reindex of snapshot %" PRIu64 " published at %" PRIu64 ": %" PRIu64
+             " summarised, %" PRIu64 " serve, %" PRIu64 " stale (want %" PRIu64 ", %" PRIu64
+             ", %" PRIu64 ", %" PRIu64 ", 2)",
+             rs.snapshot_epoch, rs.epoch, rs.chunks, rs.applied, rs.stale_after, snapshot,
+             snapshot + 1, stale0, stale0 - 2);
+    strata_index_info ix = index_info(r, 0);
+    MT_CHECK(ix.index_epoch == snapshot && ix.stale_chunks == 2 && ix.index_segments == 1 &&
+                 ix.rebuilt_at > 0,
+             "after the reindex: index epoch %" PRIu64 ", %" PRIu64 " stale, %" PRIu64
+             " index segments, rebuilt at %.0f",
+             ix.index_epoch, ix.stale_chunks, ix.index_segments, ix.rebuilt_at);
+    MT_CHECK(fsck_problems(r) == 0, "fsck after the reindex");
+    /* The writer's next commit keeps what the reindex published. */
+    const int third[1][2] = {{0, 1}};
+    touch_chunks(w, third, 1, 12);
+    ix = index_info(w, 0);
+    MT_CHECK(ix.data_epoch == snapshot + 2 && ix.stale_chunks == 3 && ix.index_segments == 1,
+             "the writer's next commit: epoch %" PRIu64 ", %" PRIu64 " stale (want 3), %" PRIu64
+             " index segments (want 1)",
+             ix.data_epoch, ix.stale_chunks, ix.index_segments);
+    MT_CHECK(fsck_problems(w) == 0, "fsck after the writer's next commit");
+    uint64_t hash = index_info(w, 1).hash;
+    strata_world_close(r);
+    r = NULL;
+    /* A reader opening now sees every commit and the exact index. */
+    MT_CHECK(strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &other) == STRATA_OK,
+             "open a reader: %s", strata_last_error(NULL));
+    if (other) {
+        uint16_t v[3] = {0, 0, 0};
+        strata_read_voxel(other, 0 * EDGE + 1, 2, 3, &v[0]);
+        strata_read_voxel(other, 1 * EDGE + 1, 2, 3, &v[1]);
+        strata_read_voxel(other, 0 * EDGE + 1, EDGE + 2, 3, &v[2]);
+        MT_CHECK(v[0] == 11 && v[1] == 9 && v[2] == 12, "voxels %u %u %u (want 11 9 12)", v[0],
+                 v[1], v[2]);
+        ix = index_info(other, 1);
+        MT_CHECK(ix.stale_chunks == 3 && ix.hash == hash,
+                 "reader: %" PRIu64 " stale, index hash %016" PRIx64 " vs the writer's %016" PRIx64,
+                 ix.stale_chunks, ix.hash, hash);
+        strata_world_close(other);
+    }
+    /* A full reindex (the writer still open) finds the same index: exact. */
+    MT_CHECK(strata_world_open(MPI_COMM_WORLD, path, STRATA_INDEX, NULL, &r) == STRATA_OK,
+             "reopen for reindexing: %s", strata_last_error(NULL));
+    if (r) {
+        MT_CHECK(strata_reindex(r, 1, &rs) == STRATA_OK && rs.stale_after == 0, "full reindex: %s",
+                 strata_last_error(r));
+        ix = index_info(r, 1);
+        MT_CHECK(ix.stale_chunks == 0 && ix.hash == hash && ix.index_epoch == ix.data_epoch,
+                 "after a full reindex: %" PRIu64 " stale, hash %016" PRIx64 " (want %016" PRIx64
+                 ")",
+                 ix.stale_chunks, ix.hash, hash);
+        MT_CHECK(fsck_problems(r) == 0, "fsck after the full reindex");
+        strata_world_close(r);
+    }
+    touch_chunks(w, third, 1, 13);
+    ix = index_info(w, 1);
+    MT_CHECK(ix.stale_chunks == 1 && ix.index_segments == 1 && fsck_problems(w) == 0,
+             "writer after the full reindex: %" PRIu64 " stale (want 1), %" PRIu64
+             " index segments (want 1: the earlier one retired)",
+             ix.stale_chunks, ix.index_segments);
+    strata_world_close(w);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = mt_init(&argc, &argv);
@@ -476,6 +630,7 @@ int main(int argc, char **argv)
     if (w)
         strata_world_close(w);
     test_force(path, &r, epoch);
+    test_live_reindex(dir);
     ref_free(&r);
     return mt_finish("mpi_maintenance");
 }

@@ -26,7 +26,22 @@ def read_world(path):
         f = h5py.File(f"{path}/seg-{e:020d}.h5", "r")
         files[e] = f
         for r in f["rows"][:]:
-            rows[int(r["key"])] = r
+            rows[int(r["key"])] = r.copy()
+    # Format 3: index segments (a reindex beside the writer), ascending serial.
+    # An index-only row (flag 2) gives its summary and pyramid to the chunk's
+    # row only when both have the same epoch: built from the current data.
+    for s in [int(l.split()[1]) for l in lines if l.startswith("index_segment ")]:
+        f = h5py.File(f"{path}/idx-{s:020d}.h5", "r")
+        files[(1 << 63) | s] = f
+        for x in f["rows"][:]:
+            assert x["flags"] & 2, "index-only row"
+            r = rows.get(int(x["key"]))
+            if r is None or r["epoch"] != x["epoch"]:
+                continue  # built from data a later commit replaced: never serves
+            for k in ("lod_segment", "lod_offset", "lod_length", "lod_crc", "dominant",
+                      "dominant_count", "distinct"):
+                r[k] = x[k]
+            r["flags"] &= ~1  # no longer stale
     return C, rows, files
 
 

@@ -24,9 +24,11 @@ NP=2
 fail() { echo "FAIL: $*"; exit 1; }
 run() { timeout -k 10 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }   # a hang is exit 124: a failure
 
-live_files() {   # the files a world at rest must hold: MANIFEST, LOCK, live segments
+live_files() {   # the files a world at rest must hold: MANIFEST, LOCK (and the PUBLISH
+                 # and REINDEX lock files once made), live data and index segments
   { echo LOCK; echo MANIFEST
-    awk '/^segment /{printf "seg-%020d.h5\n", $2}' w/MANIFEST; } | sort
+    [ -e w/PUBLISH ] && echo PUBLISH; [ -e w/REINDEX ] && echo REINDEX
+    awk '/^segment /{printf "seg-%020d.h5\n", $2} /^index_segment /{printf "idx-%020d.h5\n", $2}' w/MANIFEST; } | sort
 }
 check_world() {  # $1: label; $2...: acceptable reference files. Sets $state.
   local label=$1; shift

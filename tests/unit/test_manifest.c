@@ -11,6 +11,7 @@
 
 #include "codec.h"
 #include "manifest.h"
+#include "store.h"
 
 /* ---- helpers ---------------------------------------------------------------- */
 
@@ -493,8 +494,11 @@ START_TEST(segment_names)
     char name[64];
     manifest_segment_name(42, name, sizeof name);
     ck_assert_str_eq(name, "seg-00000000000000000042.h5");
-    manifest_segment_name(UINT64_MAX, name, sizeof name);
-    ck_assert_str_eq(name, "seg-18446744073709551615.h5");
+    manifest_segment_name(UINT64_MAX >> 1, name, sizeof name);
+    ck_assert_str_eq(name, "seg-09223372036854775807.h5");
+    /* format 3: an index segment id (bit 63) is named by its serial */
+    manifest_segment_name(STORE_INDEX_SEGMENT | 7, name, sizeof name);
+    ck_assert_str_eq(name, "idx-00000000000000000007.h5");
 }
 END_TEST
 
