@@ -557,8 +557,9 @@ typedef struct {
     double seconds; /**< wall time of the call */
 } strata_render_stats;
 
-/** Defaults: 1024 x 768, framed camera (fov 40), sun at azimuth 315, elevation 45,
- *  shadows on, level 0, nothing hidden, automatic exaggeration. */
+/** Defaults: 1024 x 768, framed camera (fov 40, from azimuth 200, the world's box
+ *  filling the picture), sun at azimuth 240, elevation 40 (behind the camera's
+ *  left), shadows on, level 0, nothing hidden, automatic exaggeration. */
 void strata_render_options_init(strata_render_options *opt);
 
 /**

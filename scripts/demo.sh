@@ -35,5 +35,7 @@ run extract "$world" --box 0,0,0,240,192,600 -o "$out/andes-top.h5" \
     --png "$out/andes-z.png" --axis z --at 260
 run fsck "$world"
 run render "$world" -o "$out/andes-after.png" --size 800,600
+run render "$world" -o "$out/andes-seafloor.png" --size 800,600 --hide water
 echo "demo done: $out/andes.h5 + andes.xmf (open in ParaView), $out/andes-slice.png, $out/andes-z.png" >&2
 echo "the world before and after erosion: $out/andes-before.png $out/andes-after.png" >&2
+echo "after erosion without its sea (the trench): $out/andes-seafloor.png" >&2

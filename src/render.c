@@ -18,8 +18,13 @@
 
 enum { RENDER_SIDE_MAX = 8192 };
 static const double pi = 3.14159265358979323846;
-/* The default camera: from the south-south-west, 35 degrees above the horizon. */
-static const double frame_azimuth = 200, frame_elevation = 35, frame_fov = 40;
+/* The default camera: from the south-south-west, 35 degrees above the horizon,
+ * the world's box filling 94 % of the picture's height or width. The default
+ * sun shines from behind the camera's left (40 degrees to its left, 40 degrees
+ * high): the faces the camera sees are lit (the box's south face, whose layers
+ * a sun from the north-west left in shade) and slopes still shade apart. */
+static const double frame_azimuth = 200, frame_elevation = 35, frame_fov = 40, frame_fill = 0.94;
+static const double sun_azimuth = 240, sun_elevation = 40;
 static const double ambient = 0.35, diffuse = 0.65;
 static const uint8_t sky[3] = {255, 255, 255};
 
@@ -30,8 +35,8 @@ void strata_render_options_init(strata_render_options *opt)
     opt->height = 768;
     opt->fov = frame_fov;
     opt->up[2] = 1;
-    opt->sun_azimuth = 315;
-    opt->sun_elevation = 45;
+    opt->sun_azimuth = sun_azimuth;
+    opt->sun_elevation = sun_elevation;
     opt->shadows = 1;
 }
 
@@ -63,9 +68,73 @@ static void cross(const double a[3], const double b[3], double out[3])
     out[2] = a[0] * b[1] - a[1] * b[0];
 }
 
+static double dot(const double a[3], const double b[3])
+{
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2];
+}
+
 static double norm(const double a[3])
 {
     return sqrt(a[0] * a[0] + a[1] * a[1] + a[2] * a[2]);
+}
+
+/*
+ * The default camera (docs/render.md): looks from azimuth frame_azimuth,
+ * frame_elevation above the horizon, at the world's box (drawn space), panned
+ * across the view and as near as lets every corner of the box project inside
+ * frame_fill of the picture's half width and half height, the box's picture
+ * centred. With the pan (a, b) along r and u and the distance D, corner c
+ * (relative to the box's centre) is drawn at ((c.r - a) / (c.f + D),
+ * (c.u - b) / (c.f + D)) in units of tan; D is the least that keeps every
+ * corner inside, and the pan is moved, four times, to the middle of the
+ * corners' extent (D recomputed after each move, so that the corners stay
+ * inside).
+ */
+static void frame_world(const int64_t dims[3], const double scale[3], double aspect,
+                        strata_render_stats *used)
+{
+    const double az = frame_azimuth * pi / 180, el = frame_elevation * pi / 180;
+    const double f[3] = {-sin(az) * cos(el), -cos(az) * cos(el), -sin(el)};
+    const double tan_y = tan(frame_fov * pi / 360), tan_x = tan_y * aspect;
+    double r[3], u[3], z[3] = {0, 0, 1}, centre[3], corner[8][3];
+    cross(f, z, r);
+    const double rn = norm(r);
+    for (int a = 0; a < 3; a++)
+        r[a] /= rn;
+    cross(r, f, u);
+    for (int a = 0; a < 3; a++)
+        centre[a] = (double)dims[a] / 2;
+    for (int k = 0; k < 8; k++)
+        for (int a = 0; a < 3; a++)
+            corner[k][a] = (k >> a & 1 ? 1 : -1) * centre[a] * scale[a];
+    double pan_r = 0, pan_u = 0, dist = 0;
+    for (int round = 0; round <= 4; round++) {
+        dist = 0;
+        for (int k = 0; k < 8; k++) {
+            const double cf = dot(corner[k], f);
+            dist = fmax(dist, fabs(dot(corner[k], r) - pan_r) / (frame_fill * tan_x) - cf);
+            dist = fmax(dist, fabs(dot(corner[k], u) - pan_u) / (frame_fill * tan_y) - cf);
+        }
+        if (round == 4)
+            break;
+        double lo[2] = {INFINITY, INFINITY}, hi[2] = {-INFINITY, -INFINITY};
+        for (int k = 0; k < 8; k++) {
+            const double depth = dot(corner[k], f) + dist;
+            const double s[2] = {(dot(corner[k], r) - pan_r) / depth,
+                                 (dot(corner[k], u) - pan_u) / depth};
+            for (int q = 0; q < 2; q++)
+                lo[q] = fmin(lo[q], s[q]), hi[q] = fmax(hi[q], s[q]);
+        }
+        pan_r += (lo[0] + hi[0]) / 2 * dist;
+        pan_u += (lo[1] + hi[1]) / 2 * dist;
+    }
+    for (int a = 0; a < 3; a++) {
+        const double target = pan_r * r[a] + pan_u * u[a];
+        used->look_at[a] = centre[a] + target / scale[a];
+        used->from[a] = centre[a] + (target - dist * f[a]) / scale[a];
+        used->up[a] = a == 2;
+    }
+    used->fov = frame_fov;
 }
 
 /* The camera in drawn space (metres, z exaggerated): position, and the view,
@@ -95,23 +164,7 @@ static strata_status setup_camera(strata_world *w, const strata_render_options *
         memcpy(used->up, o->up, sizeof used->up);
         used->fov = o->fov;
     } else {
-        /* Frame the world's bounding sphere (drawn space) from above at an angle. */
-        double centre[3], half[3], radius;
-        for (int a = 0; a < 3; a++) {
-            centre[a] = (double)dims[a] / 2;
-            half[a] = centre[a] * cam->scale[a];
-        }
-        radius = norm(half);
-        double az = frame_azimuth * pi / 180, el = frame_elevation * pi / 180;
-        double toward[3] = {sin(az) * cos(el), cos(az) * cos(el), sin(el)};
-        double vhalf = frame_fov * pi / 360, hhalf = atan(tan(vhalf) * cam->aspect);
-        double dist = 1.02 * radius / sin(fmin(vhalf, hhalf));
-        for (int a = 0; a < 3; a++) {
-            used->look_at[a] = centre[a];
-            used->from[a] = centre[a] + dist * toward[a] / cam->scale[a];
-            used->up[a] = a == 2;
-        }
-        used->fov = frame_fov;
+        frame_world(dims, cam->scale, cam->aspect, used);
     }
     double fd[3];
     for (int a = 0; a < 3; a++) {

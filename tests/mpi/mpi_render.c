@@ -132,6 +132,47 @@ static void cross(const double a[3], const double b[3], double out[3])
     out[2] = a[0] * b[1] - a[1] * b[0];
 }
 
+/* The default camera (stats of a render without one) frames the box of the
+ * world: every corner projects inside the picture, at most frame_fill of the
+ * half width and height from its centre, and the corners reach at least 0.9 of
+ * it along one axis (docs/render.md), the box's picture centred within 2 %. */
+static void check_framing(const strata_render_options *o, const strata_render_stats *st,
+                          const double vs[3], const char *what)
+{
+    const int64_t dims[3] = {X, Y, Z};
+    double scale[3], fd[3], f[3], r[3], u[3];
+    for (int a = 0; a < 3; a++) {
+        scale[a] = vs[a] * (a == 2 ? st->exaggeration : 1);
+        fd[a] = (st->look_at[a] - st->from[a]) * scale[a];
+    }
+    unit(fd, f);
+    cross(f, st->up, r);
+    unit(r, r);
+    cross(r, f, u);
+    const double ty = tan(st->fov * pi / 360), tx = ty * o->width / o->height;
+    double lo[2] = {1e9, 1e9}, hi[2] = {-1e9, -1e9};
+    for (int k = 0; k < 8; k++) {
+        double c[3], s[3] = {0, 0, 0};
+        for (int a = 0; a < 3; a++)
+            c[a] = ((k >> a & 1) * (double)dims[a] - st->from[a]) * scale[a];
+        for (int a = 0; a < 3; a++)
+            s[0] += c[a] * r[a], s[1] += c[a] * u[a], s[2] += c[a] * f[a];
+        MT_CHECK(s[2] > 0, "%s: corner %d behind the camera", what, k);
+        const double p[2] = {s[0] / s[2] / tx, s[1] / s[2] / ty};
+        for (int q = 0; q < 2; q++) {
+            lo[q] = fmin(lo[q], p[q]), hi[q] = fmax(hi[q], p[q]);
+            MT_CHECK(fabs(p[q]) <= 0.94 + 1e-9, "%s: corner %d drawn at %g of the half %s", what, k,
+                     p[q], q ? "height" : "width");
+        }
+    }
+    MT_CHECK(fmax(hi[0] - lo[0], hi[1] - lo[1]) >= 2 * 0.9,
+             "%s: the box fills only %g x %g of the picture", what, (hi[0] - lo[0]) / 2,
+             (hi[1] - lo[1]) / 2);
+    for (int q = 0; q < 2; q++)
+        MT_CHECK(fabs(lo[q] + hi[q]) < 0.04, "%s: the box's picture is off centre (%g .. %g)", what,
+                 lo[q], hi[q]);
+}
+
 /* The reference image, drawn by docs/render.md's formulas. */
 static void reference(const strata_render_options *o, const double vs[3], uint8_t *rgb,
                       uint16_t *ids)
@@ -336,7 +377,7 @@ int main(int argc, char **argv)
     check_image(w, &o, cubic, "no shadows");
     o.shadows = 1;
     /* The default camera frames the world: every corner of the box is drawn inside
-     * the picture, so the image shows the world. */
+     * the picture, which it fills, so the image shows the world. */
     o.has_camera = 0;
     strata_render_stats stats;
     uint8_t *rgb = malloc((size_t)o.width * o.height * 3);
@@ -345,6 +386,7 @@ int main(int argc, char **argv)
     MT_CHECK(stats.exaggeration == 1 && stats.hits > 0,
              "default camera: exaggeration %g, %llu hits", stats.exaggeration,
              (unsigned long long)stats.hits);
+    check_framing(&o, &stats, cubic, "default camera");
     free(rgb);
     check_bad_cameras(w, o);
     strata_world_close(w);
@@ -362,6 +404,7 @@ int main(int argc, char **argv)
     /* docs/render.md: longer side 160 m, height 24 m: 160 / 96 = 1.666.. -> 1.7 */
     MT_CHECK(fabs(stats.exaggeration - 1.7) < 1e-9, "automatic exaggeration %g, want 1.7",
              stats.exaggeration);
+    check_framing(&o, &stats, flat, "default camera, non-cubic voxels");
     free(rgb);
     strata_world_close(w);
     return mt_finish("mpi_render");
