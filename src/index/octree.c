@@ -11,6 +11,9 @@
 #include "partition.h"
 #include "world.h"
 
+/* What a failed pyramid read names: the index's copy, not the chunk's voxels. */
+#define LOD_PYRAMID_DAMAGED "LOD pyramid (index data; the chunk's voxel data is separate)"
+
 /* ---- node sets ----------------------------------------------------------------- */
 
 int node_set_append(node_set *s, uint64_t key, const lod_count *hist, size_t n, uint64_t voxels)
@@ -805,7 +808,7 @@ static strata_status row_histogram(strata_world *w, lod_index *x, const store_ro
                                  row->lod_crc, row->key, payload, &w->error);
         if (!st)
             st = lod_decode_histogram(payload, row->lod_length, w->edge, hist, n, &w->error);
-        return st ? world_chunk_failed(w, "index", row->key, st, &w->error) : STRATA_OK;
+        return st ? world_chunk_failed(w, LOD_PYRAMID_DAMAGED, row->key, st, &w->error) : STRATA_OK;
     }
     /* Stale (or summary-less) row: summarise its data in memory. */
     st = row_voxels(w, x, row);
@@ -857,6 +860,8 @@ strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod
             st = lod_decode(payload, row->lod_length, w->edge, &victim->pyramid, NULL, NULL,
                             &w->error);
         free(payload);
+        if (st)
+            st = world_chunk_failed(w, LOD_PYRAMID_DAMAGED, row->key, st, &w->error);
     } else {
         const lod_pyramid *pyr;
         const lod_count *h;

@@ -3,6 +3,8 @@
 
   corrupt_world.py payload WORLD N      flip a byte in the payloads of N chunks
                                         (newest segment); prints "key x y z" per chunk
+  corrupt_world.py lodbyte WORLD        flip a byte in one chunk's LOD pyramid (newest
+                                        segment); prints "key x y z"
   corrupt_world.py rows WORLD           flip a byte of one /rows entry (a key field)
   corrupt_world.py summary WORLD        change a row's dominant material, fix row_crc
   corrupt_world.py pyramid WORLD        point a row at another chunk's LOD pyramid
@@ -145,6 +147,13 @@ def main(argv):
                 r["row_crc"] = row_crc(r)
                 with h5py.File(path, "r+") as f:
                     f["rows"][i] = r
+            C = chunk_edge(world)
+            print(int(r["key"]), *(v * C + 1 for v in unmorton(int(r["key"]))))
+        elif cmd == "lodbyte":
+            picked = [r for r in rows if r["lod_length"] > 0 and r["lod_segment"] == e]
+            assert picked, "no LOD pyramid in the newest segment"
+            r = picked[0]
+            flip(path, payload_at + int(r["lod_offset"]) + int(r["lod_length"]) // 2)
             C = chunk_edge(world)
             print(int(r["key"]), *(v * C + 1 for v in unmorton(int(r["key"]))))
         elif cmd == "rows":

@@ -67,6 +67,13 @@ grep -q "$oldest" all.txt || { cat all.txt; fail "fsck does not name the missing
 grep -q "checksum mismatch" all.txt || { cat all.txt; fail "fsck stopped at the missing segment ($oldest)"; }
 grep -q "chunk key $(cut -d' ' -f1 damaged.txt):.*checksum mismatch" all.txt || fail "fsck does not name the flipped chunk"
 
+# ---- a flipped byte in a LOD pyramid: named as the index's pyramid, not the voxel data ----
+fresh
+read -r key x y z < <($damage lodbyte d) || fail "damaging a pyramid"
+must_fail "get --lod 1 in a damaged pyramid" "LOD pyramid" run get d $x $y $z --lod 1
+grep -q "chunk key $key" all.txt || fail "the damaged pyramid's chunk is not named: $(cat all.txt)"
+[ "$(run get d $x $y $z -q)" != "" ] || fail "the voxel data of a chunk with a damaged pyramid no longer reads"
+
 # ---- a flipped byte in the /rows table ----
 fresh
 $damage rows d
