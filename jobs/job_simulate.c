@@ -11,207 +11,39 @@
  * so a run's result depends on the seed, never on the rank count. Every K
  * steps, and at the end, it commits.
  *
- * Processes (rules on the old state; "ground" is any material but air and
- * water; a surface voxel is ground with air or water above it; every random
- * choice is a hash of seed, step and voxel, so no rank's stream matters):
- * - erosion: a surface voxel of soil, sand or sediment next to a column whose
- *   ground lies 2 to 4 voxels lower erodes with probability 1/4: it takes the
- *   value above it (air or water) and sediment lands on the lowest such
- *   neighbour (ties: +x, -x, +y, -y).
- * - deposition: with probability 1/8 the voxel above a surface voxel becomes
- *   sand (in air) or sediment (under water).
- * - volcanic: seeded vents grow cones whose radius widens with time: the voxel
- *   above a surface voxel inside the cone becomes lava (probability 1/2); lava
- *   covered by new lava cools to basalt.
+ * The processes (erosion, deposition, volcanic) are in simulate_rules.c, shared
+ * with the plain parallel HDF5 version of the same step in the bench
+ * (bench/sim_hdf5.c). `--process none` applies no rule and writes every block
+ * back unchanged: the box I/O of a step alone, against which a real step's
+ * time is measured.
  */
 #include <inttypes.h>
-#include <math.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jobs.h"
+#include "simulate_rules.h"
 
 static const char usage[] =
-    "strata simulate WORLD --steps N [--process erosion|deposition|volcanic] [--seed S]\n"
+    "strata simulate WORLD --steps N [--process erosion|deposition|volcanic|none] [--seed S]\n"
     "                      [--commit-every K] [--defer-index] [--cache-mb M] [--quiet]\n"
     "  every rank processes every surface voxel of the chunks it owns each step, reading\n"
     "  its blocks plus a halo and writing back the chunks that changed; the result\n"
-    "  depends on the seed S only, not on the number of ranks";
+    "  depends on the seed S only, not on the number of ranks; `none` applies no rule and\n"
+    "  writes every block back: the box I/O of a step alone";
 
-/* Materials of the default table (src/terrain.c). */
-enum { AIR = 0, WATER = 1, SOIL = 2, SAND = 3, SEDIMENT = 4, BASALT = 9, LAVA = 14 };
-enum { EROSION, DEPOSITION, VOLCANIC };
-enum { VENTS = 4 };
-/* Erosion looks this far down a neighbour column for its ground. */
-#define DROP_MAX 4
-/* Halo around a block: neighbours' neighbours across, the drop search up and down. */
-#define HALO_XY 2
-#define HALO_Z  (DROP_MAX + 1)
 /* Domain blocks are at most this many chunks along an axis; a round of reads
  * holds at most this many voxels per rank. */
 #define BLOCK_CHUNKS 4
 #define ROUND_VOXELS ((uint64_t)32 << 20)
-
-typedef struct {
-    int process;
-    uint64_t steps, commit_every, seed;
-    int64_t dims[3];
-    int edge;
-    double vents[VENTS][2];
-} simulation;
 
 /* Measured per rank over the run. */
 typedef struct {
     uint64_t read, changed, written;
     double read_s, write_s, route_s, compute_s, commit_s;
 } sim_totals;
-
-static uint64_t mix(uint64_t z)
-{
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-/* The random bits of voxel (x, y, z) at a step: the same on every rank. */
-static uint64_t voxel_hash(const simulation *s, uint64_t step, int64_t x, int64_t y, int64_t z)
-{
-    uint64_t h = mix(s->seed ^ 0x9e3779b97f4a7c15ULL * (step + 1));
-    h = mix(h ^ (uint64_t)x * 0xd1b54a32d192ed03ULL);
-    h = mix(h ^ (uint64_t)y * 0x8cb92ba72f3d8dd7ULL);
-    return mix(h ^ (uint64_t)z * 0x5851f42d4c957f2dULL);
-}
-
-static int is_ground(uint16_t m)
-{
-    return m != AIR && m != WATER;
-}
-
-/* A block and the voxels read around it. */
-typedef struct {
-    int64_t block[6], box[6]; /* the block; block + halo clipped to the world */
-    uint16_t *in;             /* old values of box */
-    uint16_t *out;            /* new values of block */
-} region;
-
-/* Old value at (x, y, z), inside the read box; below the world is ground, above
- * it air. */
-static uint16_t old_at(const simulation *s, const region *r, int64_t x, int64_t y, int64_t z)
-{
-    if (z < 0)
-        return BASALT;
-    if (z >= s->dims[2])
-        return AIR;
-    const int64_t *b = r->box, nx = b[3] - b[0], ny = b[4] - b[1];
-    return r->in[((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0])];
-}
-
-static void set_new(region *r, int64_t x, int64_t y, int64_t z, uint16_t m)
-{
-    const int64_t *b = r->block;
-    if (x < b[0] || y < b[1] || z < b[2] || x >= b[3] || y >= b[4] || z >= b[5])
-        return;
-    const int64_t nx = b[3] - b[0], ny = b[4] - b[1];
-    r->out[((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0])] = m;
-}
-
-/* Erosion at p = (x, y, z), if it erodes: the value above it moves in and
- * sediment lands on the lowest neighbour. */
-static void erode_at(const simulation *s, region *r, uint64_t step, int64_t x, int64_t y, int64_t z)
-{
-    static const int dx[4] = {1, -1, 0, 0}, dy[4] = {0, 0, 1, -1};
-    uint16_t m = old_at(s, r, x, y, z);
-    if ((m != SOIL && m != SAND && m != SEDIMENT) || z + 1 >= s->dims[2])
-        return;
-    uint16_t above = old_at(s, r, x, y, z + 1);
-    if (is_ground(above) || (voxel_hash(s, step, x, y, z) & 3))
-        return;
-    int64_t land = -1, best = -1;
-    for (int d = 0; d < 4; d++) {
-        int64_t qx = x + dx[d], qy = y + dy[d];
-        if (qx < 0 || qy < 0 || qx >= s->dims[0] || qy >= s->dims[1] ||
-            is_ground(old_at(s, r, qx, qy, z)) || is_ground(old_at(s, r, qx, qy, z - 1)))
-            continue;
-        for (int64_t k = 2; k <= DROP_MAX; k++)
-            if (is_ground(old_at(s, r, qx, qy, z - k))) {
-                if (k > best)
-                    best = k, land = d;
-                break;
-            }
-    }
-    if (land < 0)
-        return;
-    set_new(r, x, y, z, above);
-    set_new(r, x + dx[land], y + dy[land], z - best + 1, SEDIMENT);
-}
-
-/* The voxel above a surface: not ground, ground below. */
-static int above_surface(const simulation *s, const region *r, int64_t x, int64_t y, int64_t z)
-{
-    return !is_ground(old_at(s, r, x, y, z)) && is_ground(old_at(s, r, x, y, z - 1));
-}
-
-static int in_cone(const simulation *s, uint64_t step, int64_t x, int64_t y, int64_t z)
-{
-    for (int v = 0; v < VENTS; v++) {
-        double dx = (double)x - s->vents[v][0], dy = (double)y - s->vents[v][1];
-        double d = sqrt(dx * dx + dy * dy);
-        if (d < 4.0 + 2.0 * (double)step && (double)z <= (double)s->dims[2] * 0.9 - 0.5 * d)
-            return 1;
-    }
-    return 0;
-}
-
-static int lava_site(const simulation *s, const region *r, uint64_t step, int64_t x, int64_t y,
-                     int64_t z)
-{
-    return z < s->dims[2] && above_surface(s, r, x, y, z) && in_cone(s, step, x, y, z) &&
-           (voxel_hash(s, step, x, y, z) & 1) == 0;
-}
-
-/* New values of the block's voxels from the old state. Local. */
-static void compute_block(const simulation *s, region *r, uint64_t step)
-{
-    const int64_t *b = r->block;
-    const int64_t nx = b[3] - b[0], ny = b[4] - b[1];
-    for (int64_t z = b[2]; z < b[5]; z++)
-        for (int64_t y = b[1]; y < b[4]; y++)
-            memcpy(r->out + ((z - b[2]) * ny + (y - b[1])) * nx,
-                   r->in +
-                       ((z - r->box[2]) * (r->box[4] - r->box[1]) + (y - r->box[1])) *
-                           (r->box[3] - r->box[0]) +
-                       (b[0] - r->box[0]),
-                   (size_t)nx * 2);
-    if (s->process == EROSION) {
-        /* Sources one column across and up to DROP_MAX - 1 voxels above may land here. */
-        int64_t lo[3], hi[3];
-        for (int a = 0; a < 2; a++) {
-            lo[a] = b[a] - 1 > 0 ? b[a] - 1 : 0;
-            hi[a] = b[a + 3] + 1 < s->dims[a] ? b[a + 3] + 1 : s->dims[a];
-        }
-        lo[2] = b[2];
-        hi[2] = b[5] + DROP_MAX - 1 < s->dims[2] ? b[5] + DROP_MAX - 1 : s->dims[2];
-        for (int64_t z = lo[2]; z < hi[2]; z++)
-            for (int64_t y = lo[1]; y < hi[1]; y++)
-                for (int64_t x = lo[0]; x < hi[0]; x++)
-                    erode_at(s, r, step, x, y, z);
-        return;
-    }
-    for (int64_t z = b[2]; z < b[5]; z++)
-        for (int64_t y = b[1]; y < b[4]; y++)
-            for (int64_t x = b[0]; x < b[3]; x++) {
-                if (s->process == DEPOSITION) {
-                    if (above_surface(s, r, x, y, z) && (voxel_hash(s, step, x, y, z) & 7) == 0)
-                        set_new(r, x, y, z, old_at(s, r, x, y, z) == WATER ? SEDIMENT : SAND);
-                } else if (lava_site(s, r, step, x, y, z)) {
-                    set_new(r, x, y, z, LAVA);
-                } else if (old_at(s, r, x, y, z) == LAVA && lava_site(s, r, step, x, y, z + 1)) {
-                    set_new(r, x, y, z, BASALT);
-                }
-            }
-}
 
 /* The changed chunks of a computed block, as whole-chunk boxes to write. */
 typedef struct {
@@ -220,7 +52,8 @@ typedef struct {
     size_t n, cap;
 } changes;
 
-static int keep_changed_chunks(const simulation *s, const region *r, changes *c, uint64_t *changed)
+static int keep_changed_chunks(const simulation *s, const sim_region *r, changes *c,
+                               uint64_t *changed)
 {
     const int64_t *b = r->block, e = s->edge;
     const int64_t nx = b[3] - b[0], ny = b[4] - b[1], rnx = r->box[3] - r->box[0],
@@ -240,10 +73,12 @@ static int keep_changed_chunks(const simulation *s, const region *r, changes *c,
                         const uint16_t *o = r->out + ((z - b[2]) * ny + (y - b[1])) * nx;
                         const uint16_t *i =
                             r->in + ((z - r->box[2]) * rny + (y - r->box[1])) * rnx - r->box[0];
+                        if (!memcmp(o + (k[0] - b[0]), i + k[0], (size_t)(k[3] - k[0]) * 2))
+                            continue;
                         for (int64_t x = k[0]; x < k[3]; x++)
                             diff += o[x - b[0]] != i[x];
                     }
-                if (!diff)
+                if (!diff && s->process != SIM_NONE)
                     continue;
                 *changed += diff;
                 if (c->n == c->cap) {
@@ -283,8 +118,9 @@ static void free_changes(changes *c)
 typedef struct {
     int64_t (*blocks)[6];
     size_t n;
-    int64_t (*boxes)[6]; /* block + halo */
-    uint16_t **in, **out;
+    int64_t (*boxes)[6];  /* block + halo */
+    uint16_t **in, **out; /* per block, in the arena while its round runs */
+    uint16_t *arena;      /* the largest round's arrays, kept for every step */
     size_t *round_start;
     uint64_t rounds; /* agreed: the most any rank needs */
 } domain;
@@ -302,21 +138,21 @@ static int domain_plan(const simulation *s, domain *d)
     d->round_start = calloc(d->n + 2, sizeof *d->round_start);
     if (!d->boxes || !d->in || !d->out || !d->round_start)
         return -1;
-    uint64_t held = 0, rounds = 0;
-    const int64_t halo[3] = {HALO_XY, HALO_XY, HALO_Z};
+    uint64_t held = 0, rounds = 0, arrays = 0, most = 0;
     for (size_t i = 0; i < d->n; i++) {
-        for (int a = 0; a < 3; a++) {
-            d->boxes[i][a] = d->blocks[i][a] - halo[a] > 0 ? d->blocks[i][a] - halo[a] : 0;
-            int64_t hi = d->blocks[i][a + 3] + halo[a];
-            d->boxes[i][a + 3] = hi < s->dims[a] ? hi : s->dims[a];
-        }
+        sim_halo_box(s, d->blocks[i], d->boxes[i]);
         uint64_t v = box_size(d->boxes[i]);
         if (i == 0 || held + v > ROUND_VOXELS)
-            d->round_start[rounds++] = i, held = 0;
+            d->round_start[rounds++] = i, held = 0, arrays = 0;
         held += v;
+        arrays += v + box_size(d->blocks[i]);
+        most = arrays > most ? arrays : most;
     }
     d->rounds = rounds;
-    return 0;
+    /* Allocated once: fresh memory's page faults would cost every step more than
+     * the box reads that fill it. */
+    d->arena = malloc((most ? most : 1) * sizeof *d->arena);
+    return d->arena ? 0 : -1;
 }
 
 /* Every rank runs as many rounds as the rank that needs most (some empty).
@@ -336,9 +172,8 @@ static int domain_agree_rounds(domain *d)
 
 static void domain_free(domain *d)
 {
-    for (size_t i = 0; d->in && i < d->n; i++)
-        free(d->in[i]), free(d->out[i]);
     free(d->blocks), free(d->boxes), free(d->in), free(d->out), free(d->round_start);
+    free(d->arena);
 }
 
 /* One step: every round reads its blocks with halos and computes them; then the
@@ -351,13 +186,15 @@ static strata_status step_once(strata_world *w, const simulation *s, domain *d, 
     int failed = 0;
     for (uint64_t round = 0; round < d->rounds && !st; round++) {
         size_t first = d->round_start[round], n = d->round_start[round + 1] - first;
-        for (size_t i = first; i < first + n && !failed; i++) {
-            d->in[i] = malloc(box_size(d->boxes[i]) * sizeof **d->in);
-            d->out[i] = malloc(box_size(d->blocks[i]) * sizeof **d->out);
-            failed = !d->in[i] || !d->out[i];
+        uint16_t *at = d->arena;
+        for (size_t i = first; i < first + n; i++) {
+            d->in[i] = at;
+            at += box_size(d->boxes[i]);
+            d->out[i] = at;
+            at += box_size(d->blocks[i]);
         }
         strata_box_io_stats rs;
-        /* A rank that could not allocate reads nothing; the write's agreement stops all. */
+        /* A rank out of memory reads nothing; the write's agreement stops all. */
         st = strata_read_boxes(w, (const int64_t(*)[6])d->boxes + first, failed ? 0 : n, 0,
                                d->in + first, &rs);
         t->read_s += rs.seconds;
@@ -365,15 +202,11 @@ static strata_status step_once(strata_world *w, const simulation *s, domain *d, 
         t->read += rs.voxels;
         double t0 = MPI_Wtime();
         for (size_t i = first; !st && !failed && i < first + n; i++) {
-            region r = {.in = d->in[i], .out = d->out[i]};
+            sim_region r = {.in = d->in[i], .out = d->out[i]};
             memcpy(r.block, d->blocks[i], sizeof r.block);
             memcpy(r.box, d->boxes[i], sizeof r.box);
-            compute_block(s, &r, step);
+            sim_compute_block(s, &r, step);
             failed = keep_changed_chunks(s, &r, &c, &t->changed) != 0;
-        }
-        for (size_t i = first; i < first + n; i++) {
-            free(d->in[i]), free(d->out[i]);
-            d->in[i] = d->out[i] = NULL;
         }
         t->compute_s += MPI_Wtime() - t0;
     }
@@ -411,14 +244,8 @@ static int parse_args(const job *j, int argc, char **argv, simulation *s)
             if (!v || parse_uint64(v, &s->seed))
                 return job_usage(j, usage, "--seed wants a non-negative integer");
         } else if (option_value(argc, argv, &i, "--process", &v)) {
-            if (v && !strcmp(v, "erosion"))
-                s->process = EROSION;
-            else if (v && !strcmp(v, "deposition"))
-                s->process = DEPOSITION;
-            else if (v && !strcmp(v, "volcanic"))
-                s->process = VOLCANIC;
-            else
-                return job_usage(j, usage, "--process wants erosion, deposition or volcanic");
+            if ((s->process = sim_process_named(v)) < 0)
+                return job_usage(j, usage, "--process wants erosion, deposition, volcanic or none");
         } else if (!strcmp(argv[i], "--defer-index")) {
         } else if (option_value(argc, argv, &i, "--cache-mb", &v)) {
         } else {
@@ -428,17 +255,6 @@ static int parse_args(const job *j, int argc, char **argv, simulation *s)
     if (!have_steps)
         return job_usage(j, usage, "--steps N is required");
     return JOB_OK;
-}
-
-static void place_vents(simulation *s)
-{
-    uint64_t rng = s->seed ^ 0x5851f42d4c957f2dULL;
-    for (int v = 0; v < VENTS; v++) {
-        rng += 0x9e3779b97f4a7c15ULL;
-        s->vents[v][0] = (double)(mix(rng) % (uint64_t)s->dims[0]);
-        rng += 0x9e3779b97f4a7c15ULL;
-        s->vents[v][1] = (double)(mix(rng) % (uint64_t)s->dims[1]);
-    }
 }
 
 /* The slowest rank's figure. */
@@ -451,7 +267,6 @@ static double slowest(double v)
 static void print_summary(const job *j, const char *world, const simulation *s, sim_totals *t,
                           uint64_t commits, uint64_t epoch)
 {
-    static const char *names[] = {"erosion", "deposition", "volcanic"};
     uint64_t sums[3] = {t->read, t->changed, t->written};
     MPI_Allreduce(MPI_IN_PLACE, sums + 1, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
     double read_s = slowest(t->read_s), write_s = slowest(t->write_s),
@@ -465,9 +280,9 @@ static void print_summary(const job *j, const char *world, const simulation *s, 
                 "(%.3g voxels/s per rank), compute %.3f s (%.3g voxels/s per rank), box write "
                 "%.3f s (%.3g changed voxels/s), routing %.3f s of the box I/O, commit %.3f s; "
                 "%.3f s in all",
-                world, names[s->process], s->steps, j->size, commits, epoch, (double)sums[0],
-                sums[1], (read_s + compute_s + write_s + commit_s) / steps, read_s / steps,
-                read_s > 0 ? per_rank / read_s : 0.0, compute_s / steps,
+                world, sim_process_name(s->process), s->steps, j->size, commits, epoch,
+                (double)sums[0], sums[1], (read_s + compute_s + write_s + commit_s) / steps,
+                read_s / steps, read_s > 0 ? per_rank / read_s : 0.0, compute_s / steps,
                 compute_s > 0 ? per_rank / compute_s : 0.0, write_s / steps,
                 write_s > 0 ? (double)sums[1] / write_s : 0.0, route_s / steps, commit_s / steps,
                 seconds);
@@ -490,7 +305,7 @@ int job_simulate(job *j, int argc, char **argv)
     strata_world_config(w, &cfg);
     memcpy(s.dims, cfg.dims, sizeof s.dims);
     s.edge = cfg.chunk_edge;
-    place_vents(&s);
+    sim_place_vents(&s);
     domain d = {0};
     st = strata_domain_boxes(w, BLOCK_CHUNKS, &d.blocks, &d.n);
     int planned = !st && !domain_plan(&s, &d);

@@ -24,6 +24,7 @@
 #include "alloc.h"
 #include "morton.h"
 #include "partition.h"
+#include "router.h"
 #include "world.h"
 
 /* ---- pieces ------------------------------------------------------------------- */
@@ -121,6 +122,20 @@ static strata_status check_boxes(strata_world *w, const char *fn, const int64_t 
 
 /* ---- byte exchange ----------------------------------------------------------- */
 
+/* The message buffers of a call are the world's routing buffers (w->route), kept
+ * between calls as for flushes and point queries: touching fresh memory costs
+ * more than copying the voxels into it. By role: */
+enum { BOX_SEND, BOX_RECV, BOX_ANSWERS, BOX_REPLIES };
+
+/* Buffer `which` with room for `bytes`, or NULL (a message naming what failed is set). */
+static uint8_t *box_buffer(strata_world *w, int which, uint64_t bytes, const char *what)
+{
+    uint8_t *b = route_scratch_get(&w->route, which, (size_t)bytes);
+    if (!b)
+        WORLD_FAIL(w, STRATA_ERR_NOMEM, "%s: cannot allocate %" PRIu64 " bytes", what, bytes);
+    return b;
+}
+
 /* Displacements of per-rank byte counts, refused beyond MPI's int counts. Local. */
 static strata_status mpi_counts(strata_world *w, const uint64_t *bytes, int *counts, int *displs,
                                 uint64_t *total)
@@ -140,11 +155,11 @@ static strata_status mpi_counts(strata_world *w, const uint64_t *bytes, int *cou
 }
 
 /* Send send_bytes[r] bytes of send (packed by rank) to every rank r; *recv
- * (malloc'ed) receives recv_bytes[r] from each, in rank order. `local` is this
+ * (the world's buffer `which`) receives recv_bytes[r] from each, in rank order. `local` is this
  * rank's status so far: agreed first, so that a rank that failed still takes
  * part. Collective. */
 static strata_status exchange_bytes(strata_world *w, strata_status local, const uint8_t *send,
-                                    const uint64_t *send_bytes, uint8_t **recv,
+                                    const uint64_t *send_bytes, int which, uint8_t **recv,
                                     uint64_t *recv_bytes)
 {
     const int P = w->size;
@@ -166,9 +181,8 @@ static strata_status exchange_bytes(strata_world *w, strata_status local, const 
         for (int r = 0; r < P; r++)
             recv_bytes[r] = (uint64_t)rc[r];
         st = mpi_counts(w, recv_bytes, rc, rd, &total);
-        if (!st && !(*recv = strata_malloc(total ? total : 1)))
-            st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box I/O: cannot allocate %" PRIu64 " bytes",
-                            total);
+        if (!st && !(*recv = box_buffer(w, which, total, "box I/O")))
+            st = STRATA_ERR_NOMEM;
         st = world_agree(w, st);
     }
     if (!st)
@@ -176,10 +190,8 @@ static strata_status exchange_bytes(strata_world *w, strata_status local, const 
             w, error_mpi(&w->error,
                          MPI_Alltoallv(send, sc, sd, MPI_BYTE, *recv, rc, rd, MPI_BYTE, w->comm),
                          "box I/O: MPI_Alltoallv"));
-    if (st) {
-        free(*recv);
+    if (st)
         *recv = NULL;
-    }
     free(ints);
     return st;
 }
@@ -342,9 +354,8 @@ static strata_status read_answer(strata_world *w, const uint8_t *requests,
     uint64_t out_total = 0;
     for (int r = 0; r < w->size && !st; r++)
         out_total += ans_bytes[r];
-    if (!st && !(*answers = strata_malloc(out_total ? out_total : 1)))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: cannot allocate %" PRIu64 " bytes",
-                        out_total);
+    if (!st && !(*answers = box_buffer(w, BOX_ANSWERS, out_total, "box read")))
+        st = STRATA_ERR_NOMEM;
     uint8_t *o = *answers;
     for (size_t j = 0, at = 0; !st && j < n; j++, at += sizeof(box_piece)) {
         box_piece p;
@@ -385,8 +396,8 @@ static strata_status read_voxels(strata_world *w, box_read *r, size_t n)
     uint64_t total = 0;
     for (int q = 0; !st && q < P; q++)
         total += counts[q];
-    if (!st && !(r->send = strata_malloc(total ? total : 1)))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: cannot allocate %" PRIu64 " bytes", total);
+    if (!st && !(r->send = box_buffer(w, BOX_SEND, total, "box read")))
+        st = STRATA_ERR_NOMEM;
     if (!st && (r->cursor = strata_malloc((size_t)P * sizeof *r->cursor))) {
         uint64_t at = 0;
         for (int q = 0; q < P; q++)
@@ -396,13 +407,13 @@ static strata_status read_voxels(strata_world *w, box_read *r, size_t n)
     } else if (!st) {
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: no memory for cursors");
     }
-    st = exchange_bytes(w, st, r->send, counts, &requests, req_bytes);
+    st = exchange_bytes(w, st, r->send, counts, BOX_RECV, &requests, req_bytes);
     double t1 = MPI_Wtime();
     /* The first exchange agreed: a failure there ends the call on every rank alike. */
     if (!st) {
         strata_status local = read_answer(w, requests, req_bytes, &answers, ans_bytes);
         copy += MPI_Wtime() - t1;
-        st = exchange_bytes(w, local, answers, ans_bytes, &replies, got_bytes);
+        st = exchange_bytes(w, local, answers, ans_bytes, BOX_REPLIES, &replies, got_bytes);
     }
     double t2 = MPI_Wtime();
     if (!st) {
@@ -418,7 +429,8 @@ static strata_status read_voxels(strata_world *w, box_read *r, size_t n)
     copy += MPI_Wtime() - t2;
     r->stats->copy_seconds = copy;
     r->stats->route_seconds = MPI_Wtime() - t0 - copy;
-    free(counts), free(r->send), free(r->cursor), free(requests), free(answers), free(replies);
+    free(counts), free(r->cursor);
+    route_scratch_trim(&w->route, ROUTE_KEEP_BYTES);
     return st;
 }
 
@@ -736,11 +748,11 @@ static strata_status write_voxels(strata_world *w, box_write *x, size_t n)
     uint64_t total = 0;
     for (int q = 0; !st && q < P; q++)
         x->cursor[q] = total, total += counts[q];
-    if (!st && !(x->send = strata_malloc(total ? total : 1)))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box write: cannot allocate %" PRIu64 " bytes", total);
+    if (!st && !(x->send = box_buffer(w, BOX_SEND, total, "box write")))
+        st = STRATA_ERR_NOMEM;
     for (size_t i = 0; !st && i < n; i++)
         st = each_piece(w, i, x->boxes[i], write_pack, x);
-    st = exchange_bytes(w, st, x->send, counts, &recv, recv_bytes);
+    st = exchange_bytes(w, st, x->send, counts, BOX_RECV, &recv, recv_bytes);
     double t1 = MPI_Wtime();
     x->phase = 1;
     if (!st)
@@ -754,7 +766,8 @@ static strata_status write_voxels(strata_world *w, box_write *x, size_t n)
     }
     x->stats->copy_seconds = MPI_Wtime() - t1;
     x->stats->route_seconds = t1 - t0;
-    free(counts), free(x->send), free(recv), free(x->fresh);
+    free(counts), free(x->fresh);
+    route_scratch_trim(&w->route, ROUTE_KEEP_BYTES);
     return st;
 }
 

@@ -81,6 +81,11 @@ static void *scratch_get(route_scratch *s, int which, size_t count, size_t elem)
     return s->buf[which];
 }
 
+void *route_scratch_get(route_scratch *s, int which, size_t bytes)
+{
+    return scratch_get(s, which, bytes, 1);
+}
+
 /* Swap the roles of two buffers (the sort's result may end in its scratch). */
 static void scratch_swap(route_scratch *s, int a, int b)
 {

@@ -44,6 +44,10 @@ typedef struct {
 void route_scratch_free(route_scratch *s);
 /** Free the buffers larger than max_bytes each (the others stay for the next call). */
 void route_scratch_trim(route_scratch *s, size_t max_bytes);
+/** Buffer `which` (0..5) of s with room for `bytes` (its contents are not kept),
+ *  or NULL when out of memory. For callers other than route_records (box I/O)
+ *  that reuse the world's buffers between calls; route_records overwrites them. */
+void *route_scratch_get(route_scratch *s, int which, size_t bytes);
 /** Bytes held. */
 size_t route_scratch_bytes(const route_scratch *s);
 

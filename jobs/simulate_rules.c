@@ -1,0 +1,198 @@
+/* simulate_rules.c: the processes of `strata simulate` (see simulate_rules.h).
+ *
+ * Rules on the old state ("ground" is any material but air and water; a
+ * surface voxel is ground with air or water above it):
+ * - erosion: a surface voxel of soil, sand or sediment next to a column whose
+ *   ground lies 2 to 4 voxels lower erodes with probability 1/4: it takes the
+ *   value above it (air or water) and sediment lands on the lowest such
+ *   neighbour (ties: +x, -x, +y, -y).
+ * - deposition: with probability 1/8 the voxel above a surface voxel becomes
+ *   sand (in air) or sediment (under water).
+ * - volcanic: seeded vents grow cones whose radius widens with time: the voxel
+ *   above a surface voxel inside the cone becomes lava (probability 1/2); lava
+ *   covered by new lava cools to basalt.
+ */
+#include "simulate_rules.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Materials of the default table (src/terrain.c). */
+enum { AIR = 0, WATER = 1, SOIL = 2, SAND = 3, SEDIMENT = 4, BASALT = 9, LAVA = 14 };
+
+static const char *const names[] = {"erosion", "deposition", "volcanic", "none"};
+
+int sim_process_named(const char *name)
+{
+    for (int p = 0; name && p <= SIM_NONE; p++)
+        if (!strcmp(name, names[p]))
+            return p;
+    return -1;
+}
+
+const char *sim_process_name(int process)
+{
+    return process >= 0 && process <= SIM_NONE ? names[process] : "?";
+}
+
+static uint64_t mix(uint64_t z)
+{
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* The random bits of voxel (x, y, z) at a step: the same on every rank. */
+static uint64_t voxel_hash(const simulation *s, uint64_t step, int64_t x, int64_t y, int64_t z)
+{
+    uint64_t h = mix(s->seed ^ 0x9e3779b97f4a7c15ULL * (step + 1));
+    h = mix(h ^ (uint64_t)x * 0xd1b54a32d192ed03ULL);
+    h = mix(h ^ (uint64_t)y * 0x8cb92ba72f3d8dd7ULL);
+    return mix(h ^ (uint64_t)z * 0x5851f42d4c957f2dULL);
+}
+
+static int is_ground(uint16_t m)
+{
+    return m != AIR && m != WATER;
+}
+
+/* Old value at (x, y, z), inside the read box; below the world is ground, above
+ * it air. */
+static uint16_t old_at(const simulation *s, const sim_region *r, int64_t x, int64_t y, int64_t z)
+{
+    if (z < 0)
+        return BASALT;
+    if (z >= s->dims[2])
+        return AIR;
+    const int64_t *b = r->box, nx = b[3] - b[0], ny = b[4] - b[1];
+    return r->in[((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0])];
+}
+
+static void set_new(sim_region *r, int64_t x, int64_t y, int64_t z, uint16_t m)
+{
+    const int64_t *b = r->block;
+    if (x < b[0] || y < b[1] || z < b[2] || x >= b[3] || y >= b[4] || z >= b[5])
+        return;
+    const int64_t nx = b[3] - b[0], ny = b[4] - b[1];
+    r->out[((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0])] = m;
+}
+
+/* Erosion at p = (x, y, z), if it erodes: the value above it moves in and
+ * sediment lands on the lowest neighbour. */
+static void erode_at(const simulation *s, sim_region *r, uint64_t step, int64_t x, int64_t y,
+                     int64_t z)
+{
+    static const int dx[4] = {1, -1, 0, 0}, dy[4] = {0, 0, 1, -1};
+    uint16_t m = old_at(s, r, x, y, z);
+    if ((m != SOIL && m != SAND && m != SEDIMENT) || z + 1 >= s->dims[2])
+        return;
+    uint16_t above = old_at(s, r, x, y, z + 1);
+    if (is_ground(above) || (voxel_hash(s, step, x, y, z) & 3))
+        return;
+    int64_t land = -1, best = -1;
+    for (int d = 0; d < 4; d++) {
+        int64_t qx = x + dx[d], qy = y + dy[d];
+        if (qx < 0 || qy < 0 || qx >= s->dims[0] || qy >= s->dims[1] ||
+            is_ground(old_at(s, r, qx, qy, z)) || is_ground(old_at(s, r, qx, qy, z - 1)))
+            continue;
+        for (int64_t k = 2; k <= SIM_DROP_MAX; k++)
+            if (is_ground(old_at(s, r, qx, qy, z - k))) {
+                if (k > best)
+                    best = k, land = d;
+                break;
+            }
+    }
+    if (land < 0)
+        return;
+    set_new(r, x, y, z, above);
+    set_new(r, x + dx[land], y + dy[land], z - best + 1, SEDIMENT);
+}
+
+/* The voxel above a surface: not ground, ground below. */
+static int above_surface(const simulation *s, const sim_region *r, int64_t x, int64_t y, int64_t z)
+{
+    return !is_ground(old_at(s, r, x, y, z)) && is_ground(old_at(s, r, x, y, z - 1));
+}
+
+static int in_cone(const simulation *s, uint64_t step, int64_t x, int64_t y, int64_t z)
+{
+    for (int v = 0; v < SIM_VENTS; v++) {
+        double dx = (double)x - s->vents[v][0], dy = (double)y - s->vents[v][1];
+        double d = sqrt(dx * dx + dy * dy);
+        if (d < 4.0 + 2.0 * (double)step && (double)z <= (double)s->dims[2] * 0.9 - 0.5 * d)
+            return 1;
+    }
+    return 0;
+}
+
+static int lava_site(const simulation *s, const sim_region *r, uint64_t step, int64_t x, int64_t y,
+                     int64_t z)
+{
+    return z < s->dims[2] && above_surface(s, r, x, y, z) && in_cone(s, step, x, y, z) &&
+           (voxel_hash(s, step, x, y, z) & 1) == 0;
+}
+
+/* New values of the block's voxels from the old state. Local. */
+void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
+{
+    const int64_t *b = r->block;
+    const int64_t nx = b[3] - b[0], ny = b[4] - b[1];
+    for (int64_t z = b[2]; z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++)
+            memcpy(r->out + ((z - b[2]) * ny + (y - b[1])) * nx,
+                   r->in +
+                       ((z - r->box[2]) * (r->box[4] - r->box[1]) + (y - r->box[1])) *
+                           (r->box[3] - r->box[0]) +
+                       (b[0] - r->box[0]),
+                   (size_t)nx * 2);
+    if (s->process == SIM_NONE)
+        return;
+    if (s->process == SIM_EROSION) {
+        /* Sources one column across and up to SIM_DROP_MAX - 1 voxels above may land here. */
+        int64_t lo[3], hi[3];
+        for (int a = 0; a < 2; a++) {
+            lo[a] = b[a] - 1 > 0 ? b[a] - 1 : 0;
+            hi[a] = b[a + 3] + 1 < s->dims[a] ? b[a + 3] + 1 : s->dims[a];
+        }
+        lo[2] = b[2];
+        hi[2] = b[5] + SIM_DROP_MAX - 1 < s->dims[2] ? b[5] + SIM_DROP_MAX - 1 : s->dims[2];
+        for (int64_t z = lo[2]; z < hi[2]; z++)
+            for (int64_t y = lo[1]; y < hi[1]; y++)
+                for (int64_t x = lo[0]; x < hi[0]; x++)
+                    erode_at(s, r, step, x, y, z);
+        return;
+    }
+    for (int64_t z = b[2]; z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++)
+            for (int64_t x = b[0]; x < b[3]; x++) {
+                if (s->process == SIM_DEPOSITION) {
+                    if (above_surface(s, r, x, y, z) && (voxel_hash(s, step, x, y, z) & 7) == 0)
+                        set_new(r, x, y, z, old_at(s, r, x, y, z) == WATER ? SEDIMENT : SAND);
+                } else if (lava_site(s, r, step, x, y, z)) {
+                    set_new(r, x, y, z, LAVA);
+                } else if (old_at(s, r, x, y, z) == LAVA && lava_site(s, r, step, x, y, z + 1)) {
+                    set_new(r, x, y, z, BASALT);
+                }
+            }
+}
+
+void sim_place_vents(simulation *s)
+{
+    uint64_t rng = s->seed ^ 0x5851f42d4c957f2dULL;
+    for (int v = 0; v < SIM_VENTS; v++) {
+        rng += 0x9e3779b97f4a7c15ULL;
+        s->vents[v][0] = (double)(mix(rng) % (uint64_t)s->dims[0]);
+        rng += 0x9e3779b97f4a7c15ULL;
+        s->vents[v][1] = (double)(mix(rng) % (uint64_t)s->dims[1]);
+    }
+}
+
+void sim_halo_box(const simulation *s, const int64_t block[6], int64_t box[6])
+{
+    const int64_t halo[3] = {SIM_HALO_XY, SIM_HALO_XY, SIM_HALO_Z};
+    for (int a = 0; a < 3; a++) {
+        box[a] = block[a] - halo[a] > 0 ? block[a] - halo[a] : 0;
+        int64_t hi = block[a + 3] + halo[a];
+        box[a + 3] = hi < s->dims[a] ? hi : s->dims[a];
+    }
+}

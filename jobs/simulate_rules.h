@@ -1,0 +1,52 @@
+/* simulate_rules.h: the rules of `strata simulate`, shared by the job
+ * (job_simulate.c) and its plain parallel HDF5 peer in the bench
+ * (bench/sim_hdf5.c), so that both compute the same step from the same state.
+ *
+ * A step computes the new value of every voxel of a block from the old state
+ * of the block plus a halo alone (every random choice is a hash of seed, step
+ * and voxel), so the result never depends on how the world is cut into blocks.
+ */
+#ifndef STRATA_SIMULATE_RULES_H
+#define STRATA_SIMULATE_RULES_H
+
+#include <stdint.h>
+
+/* SIM_NONE: no rule; every block is read and written back unchanged (the box
+ * I/O a step needs, measured alone). */
+enum { SIM_EROSION, SIM_DEPOSITION, SIM_VOLCANIC, SIM_NONE };
+enum { SIM_VENTS = 4 };
+/* Erosion looks this far down a neighbour column for its ground. */
+#define SIM_DROP_MAX 4
+/* Halo around a block: neighbours' neighbours across, the drop search up and down. */
+#define SIM_HALO_XY 2
+#define SIM_HALO_Z  (SIM_DROP_MAX + 1)
+
+typedef struct {
+    int process;
+    uint64_t steps, commit_every, seed;
+    int64_t dims[3];
+    int edge;
+    double vents[SIM_VENTS][2];
+} simulation;
+
+/* A block and the voxels read around it (boxes x0, y0, z0, x1, y1, z1). */
+typedef struct {
+    int64_t block[6], box[6]; /* the block; block + halo clipped to the world */
+    uint16_t *in;             /* old values of box, [z][y][x] */
+    uint16_t *out;            /* new values of block, [z][y][x] */
+} sim_region;
+
+/* The process called `name` (erosion, deposition, volcanic, none), or -1. */
+int sim_process_named(const char *name);
+const char *sim_process_name(int process);
+
+/* The volcanic vents of s->seed inside s->dims. */
+void sim_place_vents(simulation *s);
+
+/* The block + halo box of a block: the halo clipped to the world. */
+void sim_halo_box(const simulation *s, const int64_t block[6], int64_t box[6]);
+
+/* New values of r's block at `step` from the old state r->in. */
+void sim_compute_block(const simulation *s, sim_region *r, uint64_t step);
+
+#endif
