@@ -47,9 +47,12 @@ static void payload_sizes(strata_world *w, const char *name)
 {
     uint64_t v[4] = {0, 0, 0, 0}, s[4];
     for (size_t i = 0; i < w->row_count; i++) {
-        v[0] += w->rows[i].payload_length;
-        v[1] += w->rows[i].lod_length;
-        v[2] += w->rows[i].lod_length != 0;
+        const store_row *r = &w->rows[i], *prev = i ? &w->rows[i - 1] : NULL;
+        v[0] += r->payload_length;
+        /* a pack serves consecutive rows: its bytes count once */
+        if (!prev || prev->lod_segment != r->lod_segment || prev->lod_offset != r->lod_offset)
+            v[1] += r->lod_length;
+        v[2] += r->lod_length != 0;
         v[3] += w->rows[i].codec != CODEC_UNIFORM;
     }
     MPI_Allreduce(v, s, 4, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
@@ -204,6 +207,35 @@ int main(int argc, char **argv)
                reps, rs.chunks, best_sum, (double)rs.voxels / size / best_sum, best,
                (double)rs.voxels / size / best);
     payload_sizes(w, "terrain after reindex");
+
+    /* Compacted, as a stored world is measured (issue 18: pyramids in packs);
+     * then the first batch after opening (cold caches) at and below the chunk
+     * level: the levels the index stores read pyramids, finer ones decode payloads. */
+    TRY(strata_compact(w, NULL), "compact");
+    payload_sizes(w, "terrain after compaction");
+    for (int L = 3; L <= 5; L++) {
+        TRY(strata_world_close(w), "close");
+        TRY(strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &w), "open");
+        enum { COLD = 100000 };
+        int64_t(*cold)[3] = malloc(COLD * sizeof *cold);
+        uint16_t *values = malloc(COLD * sizeof *values);
+        uint64_t state = 777;
+        for (int i = 0; i < COLD; i++)
+            for (int a = 0; a < 3; a++) {
+                state = state * 6364136223846793005ULL + 1442695040888963407ULL;
+                cold[i][a] = (int64_t)((state >> 33) % (uint64_t)dims[a]);
+            }
+        MPI_Barrier(MPI_COMM_WORLD);
+        double s = MPI_Wtime();
+        TRY(strata_query_lod(w, (const int64_t(*)[3])cold, COLD, L, -1, values, NULL), "query_lod");
+        double e = slowest(MPI_Wtime() - s);
+        if (rank == 0)
+            printf("point query level %d, first batch after opening: %.1f ns/point (%d points per "
+                   "rank, %.3f s)\n",
+                   L, e * 1e9 / COLD, COLD, e);
+        free(cold);
+        free(values);
+    }
 
     /* Coarse point queries at every level from the chunk level up. */
     TRY(strata_index_status(w, 1, &(strata_index_info){0}), "index");

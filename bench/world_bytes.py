@@ -31,11 +31,14 @@ def breakdown(path):
     C, rows, files = read_world.read_world(path)
     live = {"payload": 0, "pyramid": 0}
     payload_used = {e: 0 for e in files}
+    frames = set()
     for r in rows.values():
         if r["codec"] != 0 and r["payload_length"]:
             live["payload"] += int(r["payload_length"])
             payload_used[int(r["payload_segment"])] += int(r["payload_length"])
-        if r["lod_length"]:
+        frame = (int(r["lod_segment"]), int(r["lod_offset"]))
+        if r["lod_length"] and frame not in frames:   # a pack serves many rows: count it once
+            frames.add(frame)
             live["pyramid"] += int(r["lod_length"])
             payload_used[int(r["lod_segment"])] += int(r["lod_length"])
     out = {"chunk payloads": live["payload"], "LOD pyramids": live["pyramid"],

@@ -21,6 +21,9 @@
  * volume (docs/benchmarks.md, "What a world's bytes are"); levels 15 and 19
  * took 8-30x longer for 2-8 % fewer bytes. */
 #define COMPACT_ZSTD_LEVEL 9
+/* zstd level of the pyramid packs (docs/index.md, "Pyramid packs"): a pack is
+ * small beside the payloads and read whole, so it is compressed harder. */
+#define COMPACT_PACK_ZSTD_LEVEL 19
 
 typedef struct {
     uint8_t *data;
@@ -101,14 +104,119 @@ static strata_status fold_chain(strata_world *w, byte_buffer *b, uint64_t epoch,
     return STRATA_OK;
 }
 
+static strata_status buffer_append(strata_world *w, byte_buffer *b, const uint8_t *data,
+                                   size_t length)
+{
+    if (b->length + length > b->capacity) {
+        uint64_t capacity = (b->length + length) * 2 + 4096;
+        uint8_t *grown = strata_realloc(b->data, capacity);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " compacted bytes",
+                              capacity);
+        b->data = grown, b->capacity = capacity;
+    }
+    memcpy(b->data + b->length, data, length);
+    b->length += length;
+    return STRATA_OK;
+}
+
+/* The pyramids of consecutive rows, cut to the stored levels, waiting to be
+ * packed into one frame (docs/index.md, "Pyramid packs"). */
+typedef struct {
+    uint64_t keys[LOD_PACK_ENTRIES];
+    uint8_t *entries[LOD_PACK_ENTRIES];
+    size_t sizes[LOD_PACK_ENTRIES];
+    size_t rows[LOD_PACK_ENTRIES]; /* index of each entry's row */
+    size_t n, bytes;
+    /* the last frame read (a pack is read once for all its rows) */
+    uint8_t *content;
+    size_t content_size;
+    uint64_t segment, offset;
+} pack_state;
+
+static void pack_clear(pack_state *p)
+{
+    for (size_t i = 0; i < p->n; i++)
+        free(p->entries[i]);
+    p->n = p->bytes = 0;
+}
+
+/* Write the pending pyramids as one pack frame and point their rows at it. */
+static strata_status pack_flush(strata_world *w, pack_state *p, byte_buffer *b, store_row *rows,
+                                uint64_t epoch)
+{
+    if (!p->n)
+        return STRATA_OK;
+    uint8_t *frame = NULL;
+    size_t length = 0;
+    strata_status st = lod_pack(p->keys, (const uint8_t *const *)p->entries, p->sizes, p->n,
+                                COMPACT_PACK_ZSTD_LEVEL, &frame, &length, &w->error);
+    uint64_t at = b->length;
+    if (!st)
+        st = buffer_append(w, b, frame, length);
+    for (size_t i = 0; !st && i < p->n; i++) {
+        store_row *r = &rows[p->rows[i]];
+        r->lod_segment = epoch;
+        r->lod_offset = at;
+        r->lod_length = (uint32_t)length;
+        r->lod_crc = checksum_update(0, frame, length);
+    }
+    free(frame);
+    pack_clear(p);
+    return st;
+}
+
+/* Add a row's pyramid (its entry, cut to the stored levels) to the pending pack. */
+static strata_status pack_add(strata_world *w, pack_state *p, byte_buffer *b, store_row *rows,
+                              size_t index, uint64_t epoch)
+{
+    const store_row *r = &rows[index];
+    strata_status st = STRATA_OK;
+    if (!p->content || p->segment != r->lod_segment || p->offset != r->lod_offset) {
+        free(p->content);
+        p->content = NULL;
+        uint8_t *frame = strata_malloc(r->lod_length);
+        st = frame ? store_read_payload(&w->store, r->lod_segment, r->lod_offset, r->lod_length,
+                                        r->lod_crc, r->key, frame, &w->error)
+                   : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read a pyramid to pack");
+        if (!st)
+            st = lod_frame_content(frame, r->lod_length, w->edge, &p->content, &p->content_size,
+                                   &w->error);
+        free(frame);
+        p->segment = r->lod_segment;
+        p->offset = r->lod_offset;
+    }
+    const uint8_t *entry;
+    size_t size;
+    if (!st)
+        st = lod_content_entry(p->content, p->content_size, r->key, &entry, &size, &w->error);
+    if (!st)
+        st = lod_entry_cut(entry, size, w->edge, lod_stored_lowest(w->edge), &p->entries[p->n],
+                           &p->sizes[p->n], &w->error);
+    if (st)
+        return world_chunk_failed(w, "compaction (packing pyramids)", r->key, st, &w->error);
+    p->keys[p->n] = r->key;
+    p->rows[p->n] = index;
+    p->bytes += p->sizes[p->n++];
+    if (p->n == LOD_PACK_ENTRIES || p->bytes >= LOD_PACK_BYTES)
+        return pack_flush(w, p, b, rows, epoch);
+    return STRATA_OK;
+}
+
 /* This rank's live rows, re-pointed at a fresh payload buffer; air rows dropped
- * (with no older segment left, they shadow nothing). */
+ * (with no older segment left, they shadow nothing); the pyramids of
+ * consecutive rows packed together. */
 static strata_status gather_live(strata_world *w, uint64_t epoch, store_row **out, size_t *n,
                                  byte_buffer *b)
 {
     store_row *rows = strata_malloc((w->row_count + 1) * sizeof *rows);
     if (!rows)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate compacted rows");
+    pack_state *pack = strata_calloc(1, sizeof *pack);
+    if (!pack) {
+        free(rows);
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate compacted rows");
+    }
     size_t kept = 0;
     strata_status st = STRATA_OK;
     uint16_t *voxels = NULL;
@@ -126,12 +234,15 @@ static strata_status gather_live(strata_world *w, uint64_t epoch, store_row **ou
         }
         if (st || (store_row_uniform(&r) && r.value == 0 && !r.lod_length))
             continue;
-        if (r.lod_length) {
-            st = copy_payload(w, b, r.lod_segment, &r.lod_offset, &r.lod_length, &r.lod_crc, r.key);
-            r.lod_segment = epoch;
-        }
         rows[kept++] = r;
+        if (r.lod_length)
+            st = pack_add(w, pack, b, rows, kept - 1, epoch);
     }
+    if (!st)
+        st = pack_flush(w, pack, b, rows, epoch);
+    pack_clear(pack);
+    free(pack->content);
+    free(pack);
     free(voxels);
     if (st) {
         free(rows);

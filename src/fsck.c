@@ -42,18 +42,20 @@ static void report(fsck_state *f, const char *fmt, ...)
         f->fn(text, f->ctx);
 }
 
-/* Compare two decoded pyramids and histograms; 1 when equal. */
+/* Compare two decoded pyramids and histograms on the levels both hold (a
+ * stored pyramid keeps the coarse levels only, an older one all); 1 when equal. */
 static int same_pyramid(const lod_pyramid *a, const lod_count *ha, size_t na, const lod_pyramid *b,
                         const lod_count *hb, size_t nb)
 {
     if (a->levels != b->levels || na != nb)
         return 0;
-    size_t cells = a->offset[a->levels + 1];
+    const int low = a->lowest > b->lowest ? a->lowest : b->lowest;
+    const size_t first = a->offset[low], cells = a->offset[a->levels + 1] - first;
     for (size_t i = 0; i < na; i++)
         if (ha[i].material != hb[i].material || ha[i].count != hb[i].count)
             return 0;
-    return !memcmp(a->mode, b->mode, cells * sizeof *a->mode) &&
-           !memcmp(a->count, b->count, cells * sizeof *a->count);
+    return !memcmp(a->mode + first, b->mode + first, cells * sizeof *a->mode) &&
+           !memcmp(a->count + first, b->count + first, cells * sizeof *a->count);
 }
 
 /* An index summary that disagrees with its chunk's data: recompute the summary
@@ -98,7 +100,8 @@ static void check_index(fsck_state *f, const store_row *row, const uint16_t *vox
                                          row->lod_length, row->lod_crc, row->key, stored, &w->error)
                     : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate a pyramid payload");
     if (!st)
-        st = lod_decode(stored, row->lod_length, w->edge, &got, &got_hist, &got_n, &w->error);
+        st = lod_decode_key(stored, row->lod_length, w->edge, row->key, &got, &got_hist, &got_n,
+                            &w->error);
     if (st)
         report(f, "chunk key %" PRIu64 " LOD: %s", row->key, w->error.message);
     else if (!same_pyramid(&want, want_hist, want_n, &got, got_hist, got_n))

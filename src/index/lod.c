@@ -83,6 +83,7 @@ static void pyramid_layout(int edge, lod_pyramid *p)
 {
     p->edge = edge;
     p->levels = edge_bits(edge);
+    p->lowest = 1;
     size_t total = 0;
     p->offset[0] = 0;
     for (int l = 1; l <= p->levels; l++) {
@@ -1202,8 +1203,17 @@ static inline __attribute__((always_inline)) void list_level(const lod_work *wk,
 strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_t *length,
                          strata_error *err)
 {
+    return lod_encode_levels(wk, level, 1, payload, length, err);
+}
+
+strata_status lod_encode_levels(lod_work *wk, int level, int lowest, const uint8_t **payload,
+                                size_t *length, strata_error *err)
+{
     const lod_pyramid *p = &wk->pyr;
     const int L = p->levels;
+    if (lowest < 1 || lowest > L)
+        return error_set(err, STRATA_ERR_ARG, "LOD encode: lowest level %d outside 1..%d", lowest,
+                         L);
     size_t cells = p->offset[L + 1];
     size_t bound = raw_bound(wk->hist_n, cells, L);
     if (!grow(&wk->raw, &wk->raw_cap, bound))
@@ -1212,7 +1222,8 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
     memcpy(b, LOD_MAGIC, 4);
     b[4] = LOD_VERSION;
     b[5] = (uint8_t)L;
-    b[6] = b[7] = 0;
+    b[6] = (uint8_t)lowest; /* version 3: the lowest level stored */
+    b[7] = 0;
     uint32_t h = (uint32_t)wk->hist_n;
     memcpy(b + 8, &h, 4);
     for (int i = 0; i < 3; i++)
@@ -1241,7 +1252,7 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
      * to their place; mixed counts wait in `mixed_counts` until their number is known. */
     const int bits = mode_bits(h);
     size_t m = 1;
-    for (int l = L; l >= 1; l--) {
+    for (int l = L; l >= lowest; l--) {
         level_list out = {.bits = b,
                           .modes = b + (m + 7) / 8,
                           .listed = m,
@@ -1291,8 +1302,9 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
 
 #define CORRUPT(...) error_set(err, STRATA_ERR_CORRUPT, __VA_ARGS__)
 
+/* Decode one pyramid entry; ends[l] (when given) receives the byte after level l. */
 static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyramid *pyr,
-                               lod_count **hist, size_t *hist_n, strata_error *err)
+                               lod_count **hist, size_t *hist_n, size_t *ends, strata_error *err)
 {
     lod_pyramid layout;
     pyramid_layout(edge, &layout);
@@ -1304,8 +1316,11 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
         return error_set(err, STRATA_ERR_VERSION,
                          "LOD payload version %d is newer than this library reads (%d)", version,
                          LOD_VERSION);
-    if (size < HEADER_BYTES || memcmp(b, LOD_MAGIC, 4) || version < 1 || b[5] != L || b[6] ||
-        b[7] || b[15] || h == 0 || h > 65536 || size < HEADER_BYTES + (size_t)h * 6)
+    /* version 3 names the lowest level it stores (byte 6); earlier ones store all */
+    const int low = size >= HEADER_BYTES && version >= 3 ? b[6] : 1;
+    if (size < HEADER_BYTES || memcmp(b, LOD_MAGIC, 4) || version < 1 || b[5] != L ||
+        (version < 3 && b[6]) || low < 1 || low > L || b[7] || b[15] || h == 0 || h > 65536 ||
+        size < HEADER_BYTES + (size_t)h * 6)
         return CORRUPT("LOD payload: bad header or size (%zu bytes)", size);
     int ext[3];
     for (int i = 0; i < 3; i++) {
@@ -1345,8 +1360,9 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
         free(list);
         return st;
     }
+    pyr->lowest = low;
     const uint8_t *at = c + (size_t)h * 4, *end = b + size;
-    for (int l = L; l >= 1 && !st; l--) {
+    for (int l = L; l >= low && !st; l--) {
         const size_t n = (size_t)edge >> l, no = layout.offset[l];
         const size_t np = n / 2, po = l < L ? layout.offset[l + 1] : 0;
         /* listed cells: the top cell, or the 8 children of each mixed parent */
@@ -1417,6 +1433,8 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
             }
         }
         at = cnt + (size_t)W * mixed;
+        if (ends)
+            ends[l] = (size_t)(at - b);
     }
     if (!st && at != end)
         st = CORRUPT("LOD payload: %zu bytes after the last level", (size_t)(end - at));
@@ -1442,8 +1460,115 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
     return STRATA_OK;
 }
 
-strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_pyramid *pyr,
-                         lod_count **hist, size_t *hist_n, strata_error *err)
+/* Largest content of a pyramid frame this library accepts: one pyramid of the
+ * edge, or a pack (LOD_PACK_BYTES of content aimed at, one entry more at most). */
+static size_t content_most(int edge)
+{
+    lod_pyramid layout;
+    pyramid_layout(edge, &layout);
+    size_t one = raw_bound(65536, layout.offset[layout.levels + 1], layout.levels);
+    return 2 * one + 4 * LOD_PACK_BYTES + 12 * (size_t)LOD_PACK_ENTRIES + 8;
+}
+
+/* Check a pack's directory: n entries, keys strictly ascending, ends ascending
+ * within the content. */
+static strata_status check_pack(const uint8_t *c, size_t size, strata_error *err)
+{
+    uint32_t n;
+    if (size < 8)
+        return CORRUPT("LOD pack: %zu bytes, no directory", size);
+    memcpy(&n, c + 4, 4);
+    if (n == 0 || n > LOD_PACK_ENTRIES || (size - 8) / 12 < n)
+        return CORRUPT("LOD pack: %u entries in %zu bytes", n, size);
+    const uint8_t *keys = c + 8, *ends = keys + 8 * (size_t)n;
+    const size_t area = size - 8 - 12 * (size_t)n;
+    uint64_t prev_key = 0;
+    uint32_t prev_end = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        uint64_t k;
+        uint32_t e;
+        memcpy(&k, keys + 8 * (size_t)i, 8);
+        memcpy(&e, ends + 4 * (size_t)i, 4);
+        if ((i && k <= prev_key) || e <= prev_end || e > area)
+            return CORRUPT("LOD pack: directory entry %u (key %" PRIu64 ", end %u) out of order", i,
+                           k, e);
+        prev_key = k, prev_end = e;
+    }
+    if (prev_end != area)
+        return CORRUPT("LOD pack: %zu bytes after the last entry", area - prev_end);
+    return STRATA_OK;
+}
+
+strata_status lod_frame_content(const uint8_t *frame, size_t length, int edge, uint8_t **content,
+                                size_t *size_out, strata_error *err)
+{
+    *content = NULL;
+    *size_out = 0;
+    if (edge_bits(edge) < 0)
+        return error_set(err, STRATA_ERR_ARG, "LOD decode: bad chunk edge %d", edge);
+    unsigned long long size = ZSTD_getFrameContentSize(frame, length);
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size < 8 ||
+        size > content_most(edge))
+        return CORRUPT("LOD payload: bad zstd frame or content size");
+    if (ZSTD_findFrameCompressedSize(frame, length) != length)
+        return CORRUPT("LOD payload: trailing bytes after the frame");
+    if (!thread_dctx && !(thread_dctx = ZSTD_createDCtx()))
+        return error_set(err, STRATA_ERR_NOMEM, "cannot create a zstd context");
+    uint8_t *raw = strata_malloc((size_t)size);
+    if (!raw)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %llu LOD bytes", size);
+    size_t rc = ZSTD_decompressDCtx(thread_dctx, raw, (size_t)size, frame, length);
+    strata_status st = STRATA_OK;
+    if (ZSTD_isError(rc) || rc != size)
+        st = CORRUPT("LOD payload: %s", ZSTD_isError(rc) ? ZSTD_getErrorName(rc) : "short frame");
+    else if (!memcmp(raw, LOD_PACK_MAGIC, 4))
+        st = check_pack(raw, (size_t)size, err);
+    if (st) {
+        free(raw);
+        return st;
+    }
+    *content = raw;
+    *size_out = (size_t)size;
+    return STRATA_OK;
+}
+
+strata_status lod_content_entry(const uint8_t *content, size_t size, uint64_t key,
+                                const uint8_t **entry, size_t *entry_size, strata_error *err)
+{
+    if (size < 4 || memcmp(content, LOD_PACK_MAGIC, 4)) {
+        *entry = content;
+        *entry_size = size;
+        return STRATA_OK;
+    }
+    uint32_t n;
+    memcpy(&n, content + 4, 4);
+    const uint8_t *keys = content + 8, *ends = keys + 8 * (size_t)n, *area = ends + 4 * (size_t)n;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        uint64_t k;
+        memcpy(&k, keys + 8 * mid, 8);
+        if (k < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    uint64_t k = 0;
+    if (lo < n)
+        memcpy(&k, keys + 8 * lo, 8);
+    if (lo == n || k != key)
+        return CORRUPT("LOD pack of %u pyramids holds none of chunk key %" PRIu64, n, key);
+    uint32_t first = 0, last;
+    if (lo)
+        memcpy(&first, ends + 4 * (lo - 1), 4);
+    memcpy(&last, ends + 4 * lo, 4);
+    *entry = area + first;
+    *entry_size = last - first;
+    return STRATA_OK;
+}
+
+strata_status lod_parse(const uint8_t *entry, size_t size, int edge, lod_pyramid *pyr,
+                        lod_count **hist, size_t *hist_n, strata_error *err)
 {
     if (pyr)
         memset(pyr, 0, sizeof *pyr);
@@ -1451,25 +1576,44 @@ strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_py
         return error_set(err, STRATA_ERR_ARG, "LOD decode: bad chunk edge %d", edge);
     lod_pyramid layout;
     pyramid_layout(edge, &layout);
-    size_t most = raw_bound(65536, layout.offset[layout.levels + 1], layout.levels);
-    unsigned long long size = ZSTD_getFrameContentSize(payload, length);
-    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN || size < HEADER_BYTES ||
-        size > most)
-        return CORRUPT("LOD payload: bad zstd frame or content size");
-    if (ZSTD_findFrameCompressedSize(payload, length) != length)
-        return CORRUPT("LOD payload: trailing bytes after the frame");
-    if (!thread_dctx && !(thread_dctx = ZSTD_createDCtx()))
-        return error_set(err, STRATA_ERR_NOMEM, "cannot create a zstd context");
-    uint8_t *raw = strata_malloc((size_t)size);
-    if (!raw)
-        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %llu LOD bytes", size);
-    size_t rc = ZSTD_decompressDCtx(thread_dctx, raw, (size_t)size, payload, length);
-    strata_status st;
-    if (ZSTD_isError(rc) || rc != size)
-        st = CORRUPT("LOD payload: %s", ZSTD_isError(rc) ? ZSTD_getErrorName(rc) : "short frame");
+    if (size > raw_bound(65536, layout.offset[layout.levels + 1], layout.levels))
+        return CORRUPT("LOD payload: %zu bytes, more than a pyramid holds", size);
+    return parse_raw(entry, size, edge, pyr, hist, hist_n, NULL, err);
+}
+
+strata_status lod_decode_key(const uint8_t *frame, size_t length, int edge, uint64_t key,
+                             lod_pyramid *pyr, lod_count **hist, size_t *hist_n, strata_error *err)
+{
+    if (pyr)
+        memset(pyr, 0, sizeof *pyr);
+    uint8_t *content;
+    size_t size, entry_size;
+    const uint8_t *entry;
+    strata_status st = lod_frame_content(frame, length, edge, &content, &size, err);
+    if (st)
+        return st;
+    st = lod_content_entry(content, size, key, &entry, &entry_size, err);
+    if (!st)
+        st = lod_parse(entry, entry_size, edge, pyr, hist, hist_n, err);
+    free(content);
+    return st;
+}
+
+strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_pyramid *pyr,
+                         lod_count **hist, size_t *hist_n, strata_error *err)
+{
+    if (pyr)
+        memset(pyr, 0, sizeof *pyr);
+    uint8_t *content;
+    size_t size;
+    strata_status st = lod_frame_content(payload, length, edge, &content, &size, err);
+    if (st)
+        return st;
+    if (!memcmp(content, LOD_PACK_MAGIC, 4))
+        st = CORRUPT("LOD payload: a pack where one pyramid was expected");
     else
-        st = parse_raw(raw, (size_t)size, edge, pyr, hist, hist_n, err);
-    free(raw);
+        st = lod_parse(content, size, edge, pyr, hist, hist_n, err);
+    free(content);
     return st;
 }
 
@@ -1477,4 +1621,82 @@ strata_status lod_decode_histogram(const uint8_t *payload, size_t length, int ed
                                    lod_count **hist, size_t *hist_n, strata_error *err)
 {
     return lod_decode(payload, length, edge, NULL, hist, hist_n, err);
+}
+
+strata_status lod_entry_cut(const uint8_t *entry, size_t size, int edge, int lowest, uint8_t **out,
+                            size_t *out_size, strata_error *err)
+{
+    *out = NULL;
+    lod_pyramid pyr;
+    size_t ends[LOD_MAX_LEVELS + 2] = {0};
+    lod_pyramid layout;
+    if (edge_bits(edge) < 0)
+        return error_set(err, STRATA_ERR_ARG, "LOD decode: bad chunk edge %d", edge);
+    pyramid_layout(edge, &layout);
+    if (size > raw_bound(65536, layout.offset[layout.levels + 1], layout.levels))
+        return CORRUPT("LOD payload: %zu bytes, more than a pyramid holds", size);
+    strata_status st = parse_raw(entry, size, edge, &pyr, NULL, NULL, ends, err);
+    if (st)
+        return st;
+    /* version 1 stores modes as materials, not indices: it is kept whole */
+    int cut = entry[4] >= 2 && pyr.lowest < lowest && lowest <= pyr.levels;
+    lod_pyramid_free(&pyr);
+    size_t n = cut ? ends[lowest] : size;
+    if (!(*out = strata_malloc(n)))
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu LOD bytes", n);
+    memcpy(*out, entry, n);
+    if (cut) {
+        (*out)[4] = 3;
+        (*out)[6] = (uint8_t)lowest;
+    }
+    *out_size = n;
+    return STRATA_OK;
+}
+
+strata_status lod_pack(const uint64_t *keys, const uint8_t *const *entries, const size_t *sizes,
+                       size_t n, int level, uint8_t **frame, size_t *length, strata_error *err)
+{
+    *frame = NULL;
+    if (n == 0 || n > LOD_PACK_ENTRIES)
+        return error_set(err, STRATA_ERR_ARG, "LOD pack of %zu entries (1..%d)", n,
+                         LOD_PACK_ENTRIES);
+    size_t size = 8 + 12 * n;
+    for (size_t i = 0; i < n; i++)
+        size += sizes[i];
+    if (size - 8 - 12 * n > UINT32_MAX)
+        return error_set(err, STRATA_ERR_ARG, "LOD pack of %zu bytes", size);
+    uint8_t *raw = strata_malloc(size);
+    size_t bound = ZSTD_compressBound(size);
+    uint8_t *out = strata_malloc(bound);
+    if (!raw || !out) {
+        free(raw);
+        free(out);
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a LOD pack of %zu bytes", size);
+    }
+    memcpy(raw, LOD_PACK_MAGIC, 4);
+    uint32_t count = (uint32_t)n, end = 0;
+    memcpy(raw + 4, &count, 4);
+    uint8_t *area = raw + 8 + 12 * n;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(raw + 8 + 8 * i, &keys[i], 8);
+        memcpy(area + end, entries[i], sizes[i]);
+        end += (uint32_t)sizes[i];
+        memcpy(raw + 8 + 8 * n + 4 * i, &end, 4);
+    }
+    ZSTD_CCtx *cctx = ZSTD_createCCtx();
+    size_t rc = cctx ? ZSTD_CCtx_setParameter(cctx, ZSTD_c_compressionLevel, level) : 0;
+    if (cctx && !ZSTD_isError(rc))
+        rc = ZSTD_CCtx_setParameter(cctx, ZSTD_c_checksumFlag, 1);
+    if (cctx && !ZSTD_isError(rc))
+        rc = ZSTD_compress2(cctx, out, bound, raw, size);
+    ZSTD_freeCCtx(cctx);
+    free(raw);
+    if (!cctx || ZSTD_isError(rc)) {
+        free(out);
+        return error_set(err, cctx ? STRATA_ERR_CORRUPT : STRATA_ERR_NOMEM, "LOD pack: %s",
+                         cctx ? ZSTD_getErrorName(rc) : "cannot create a zstd context");
+    }
+    *frame = out;
+    *length = rc;
+    return STRATA_OK;
 }

@@ -27,9 +27,19 @@
 
 #include "error.h"
 
-#define LOD_MAGIC      "SLOD"
-#define LOD_VERSION    2 /* 1 is still read */
-#define LOD_MAX_LEVELS 8
+#define LOD_MAGIC   "SLOD"
+#define LOD_VERSION 3 /* 1 and 2 are still read */
+/** A pyramid frame's content holding the pyramids of many chunks (format 3). */
+#define LOD_PACK_MAGIC "SLPK"
+/** Lowest pyramid level a version-3 payload stores (cells of 2^4 = 16 voxels per
+ * axis, or the chunk when it is smaller): the finer levels are derived from the
+ * chunk's payload when a query needs them (docs/index.md, issue 18). */
+#define LOD_STORED_LOWEST 4
+/** Pyramid entries a compaction packs into one frame, and the content bytes it
+ * aims at (docs/index.md, "Pyramid packs"). */
+#define LOD_PACK_ENTRIES 4096
+#define LOD_PACK_BYTES   ((size_t)256 << 10)
+#define LOD_MAX_LEVELS   8
 /** zstd level of pyramid payloads (docs/index.md: against level 1, a pyramid's
  * encode takes about a third fewer instructions for about 17% more bytes). */
 #define LOD_ZSTD_LEVEL -1
@@ -46,6 +56,8 @@ int lod_count_compare(const void *a, const void *b);
 /** Decoded pyramid of one chunk: levels 1..levels, cells [z][y][x] per level. */
 typedef struct {
     int edge, levels;
+    int lowest; /**< levels lowest..levels hold cells; finer levels are not filled (a stored
+                     version-3 payload keeps levels >= lod_stored_lowest(edge) only) */
     size_t offset[LOD_MAX_LEVELS + 2]; /**< first cell of level l; offset[levels+1] = total */
     uint16_t *mode;
     uint32_t *count;
@@ -90,6 +102,20 @@ strata_status lod_summarize_palette(lod_work *wk, const uint16_t *ids, int count
  */
 strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_t *length,
                          strata_error *err);
+/** The lowest level a stored pyramid of this edge keeps. */
+static inline int lod_stored_lowest(int edge)
+{
+    int l = 0;
+    while ((1 << l) < edge)
+        l++;
+    return l < LOD_STORED_LOWEST ? l : LOD_STORED_LOWEST;
+}
+/**
+ * Encode the last build of wk keeping levels lowest..log2(edge) only (version 3).
+ * lod_encode keeps every level. Local.
+ */
+strata_status lod_encode_levels(lod_work *wk, int level, int lowest, const uint8_t **payload,
+                                size_t *length, strata_error *err);
 /**
  * Decode a pyramid payload; every malformed input is STRATA_ERR_CORRUPT. Local.
  * @param[out] pyr  allocated (free with lod_pyramid_free)
@@ -105,6 +131,49 @@ strata_status lod_decode(const uint8_t *payload, size_t length, int edge, lod_py
  */
 strata_status lod_decode_histogram(const uint8_t *payload, size_t length, int edge,
                                    lod_count **hist, size_t *hist_n, strata_error *err);
+/**
+ * The content of a pyramid frame (one zstd frame recording its content size),
+ * checked: either one pyramid ("SLOD") or a pack of many ("SLPK": u32 n, u64
+ * key[n] strictly ascending, u32 end[n] ascending, then the entries, entry i
+ * being bytes [end[i-1], end[i]) after the directory). Every malformed frame is
+ * STRATA_ERR_CORRUPT. Local.
+ * @param[out] content malloc'ed; *size bytes
+ */
+strata_status lod_frame_content(const uint8_t *frame, size_t length, int edge, uint8_t **content,
+                                size_t *size, strata_error *err);
+/**
+ * The pyramid of chunk `key` in a frame's content (checked by lod_frame_content):
+ * the whole content of a one-pyramid frame, the key's entry of a pack (a pack
+ * without it is STRATA_ERR_CORRUPT). Local.
+ */
+strata_status lod_content_entry(const uint8_t *content, size_t size, uint64_t key,
+                                const uint8_t **entry, size_t *entry_size, strata_error *err);
+/**
+ * Decode one pyramid (an entry, not compressed): as lod_decode. Local.
+ * @param[out] pyr may be NULL (histogram only)
+ */
+strata_status lod_parse(const uint8_t *entry, size_t size, int edge, lod_pyramid *pyr,
+                        lod_count **hist, size_t *hist_n, strata_error *err);
+/**
+ * Decode the pyramid of chunk `key` from a frame (one pyramid or a pack). Local.
+ * @param[out] pyr may be NULL (histogram only)
+ */
+strata_status lod_decode_key(const uint8_t *frame, size_t length, int edge, uint64_t key,
+                             lod_pyramid *pyr, lod_count **hist, size_t *hist_n, strata_error *err);
+/**
+ * An entry cut to levels >= lowest (version 3), for a pack: a version-2 or -3
+ * entry keeping finer levels is cut to its prefix; any other is copied whole.
+ * The entry is checked (lod_parse). Local.
+ * @param[out] out malloc'ed; *out_size bytes
+ */
+strata_status lod_entry_cut(const uint8_t *entry, size_t size, int edge, int lowest, uint8_t **out,
+                            size_t *out_size, strata_error *err);
+/**
+ * Pack n entries of ascending keys into one frame (zstd level `level`). Local.
+ * @param[out] frame malloc'ed; *length bytes
+ */
+strata_status lod_pack(const uint64_t *keys, const uint8_t *const *entries, const size_t *sizes,
+                       size_t n, int level, uint8_t **frame, size_t *length, strata_error *err);
 /** Allocate an empty pyramid for edge (cells zero). */
 strata_status lod_pyramid_alloc(int edge, lod_pyramid *pyr, strata_error *err);
 void lod_pyramid_free(lod_pyramid *pyr);

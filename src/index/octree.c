@@ -575,6 +575,7 @@ void index_free(strata_world *w)
     for (size_t i = 0; i < x->cache_slots; i++)
         lod_pyramid_free(&x->cache[i].pyramid);
     free(x->cache);
+    free(x->frame);
     lod_work_free(x->work);
     free(x->voxels);
     free(x);
@@ -673,7 +674,8 @@ strata_status index_summarize_chunk_in(const strata_world *w, lod_work *wk, node
     row->flags &= (uint8_t)~STORE_ROW_INDEX_STALE;
     *length = 0;
     if (n > 1) {
-        st = lod_encode(wk, LOD_ZSTD_LEVEL, pyramid, length, err);
+        st =
+            lod_encode_levels(wk, LOD_ZSTD_LEVEL, lod_stored_lowest(w->edge), pyramid, length, err);
         if (st)
             return st;
     }
@@ -787,9 +789,66 @@ static int row_has_pyramid(const store_row *row)
            row->lod_length;
 }
 
+/* The decompressed content of the pyramid frame a row's lod_* fields name,
+ * checked (CRC-32, zstd, a pack's directory), through the one-frame cache. */
+static strata_status row_frame(strata_world *w, lod_index *x, const store_row *row,
+                               const uint8_t *bytes, const uint8_t **content, size_t *size)
+{
+    if (x->frame && x->frame_segment == row->lod_segment && x->frame_offset == row->lod_offset &&
+        x->frame_length == row->lod_length && x->frame_crc == row->lod_crc) {
+        *content = x->frame;
+        *size = x->frame_size;
+        return STRATA_OK;
+    }
+    free(x->frame);
+    x->frame = NULL;
+    uint8_t *read = NULL;
+    strata_status st;
+    if (bytes) {
+        st = store_check_payload(w->store.dir, row->lod_segment, row->lod_offset, row->lod_length,
+                                 row->lod_crc, row->key, bytes, &w->error);
+    } else if (!(read = strata_malloc(row->lod_length))) {
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read the pyramid of chunk key %" PRIu64,
+                        row->key);
+    } else {
+        st = store_read_payload(&w->store, row->lod_segment, row->lod_offset, row->lod_length,
+                                row->lod_crc, row->key, read, &w->error);
+        bytes = read;
+    }
+    if (!st)
+        st = lod_frame_content(bytes, row->lod_length, w->edge, &x->frame, &x->frame_size,
+                               &w->error);
+    free(read);
+    if (st)
+        return st;
+    x->frame_reads++;
+    x->frame_segment = row->lod_segment;
+    x->frame_offset = row->lod_offset;
+    x->frame_length = row->lod_length;
+    x->frame_crc = row->lod_crc;
+    *content = x->frame;
+    *size = x->frame_size;
+    return STRATA_OK;
+}
+
+/* Decode the stored pyramid of a row (bytes: its frame, read by the caller, or
+ * NULL to read it); pyr NULL: the histogram only. */
+static strata_status row_stored(strata_world *w, lod_index *x, const store_row *row,
+                                const uint8_t *bytes, lod_pyramid *pyr, lod_count **hist, size_t *n)
+{
+    const uint8_t *content, *entry;
+    size_t size, entry_size;
+    strata_status st = row_frame(w, x, row, bytes, &content, &size);
+    if (!st)
+        st = lod_content_entry(content, size, row->key, &entry, &entry_size, &w->error);
+    if (!st)
+        st = lod_parse(entry, entry_size, w->edge, pyr, hist, n, &w->error);
+    return st;
+}
+
 /* The histogram of an own row: a one-material row's from the row; a stored
- * pyramid's (payload: its bytes, read by the caller) checked and decoded; a
- * stale row's summarised from its data. *hist is malloc'ed. */
+ * pyramid's (payload: its frame's bytes, read by the caller) checked and decoded;
+ * a stale row's summarised from its data. *hist is malloc'ed. */
 static strata_status row_histogram(strata_world *w, lod_index *x, const store_row *row,
                                    const uint8_t *payload, lod_count **hist, size_t *n)
 {
@@ -804,10 +863,7 @@ static strata_status row_histogram(strata_world *w, lod_index *x, const store_ro
     }
     strata_status st;
     if (payload) {
-        st = store_check_payload(w->store.dir, row->lod_segment, row->lod_offset, row->lod_length,
-                                 row->lod_crc, row->key, payload, &w->error);
-        if (!st)
-            st = lod_decode_histogram(payload, row->lod_length, w->edge, hist, n, &w->error);
+        st = row_stored(w, x, row, payload, NULL, hist, n);
         return st ? world_chunk_failed(w, LOD_PYRAMID_DAMAGED, row->key, st, &w->error) : STRATA_OK;
     }
     /* Stale (or summary-less) row: summarise its data in memory. */
@@ -825,7 +881,8 @@ static strata_status row_histogram(strata_world *w, lod_index *x, const store_ro
     return STRATA_OK;
 }
 
-strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod_pyramid **out)
+strata_status index_row_pyramid(strata_world *w, const store_row *row, int need,
+                                const lod_pyramid **out)
 {
     lod_index *x;
     strata_status st = index_get(w, &x);
@@ -834,39 +891,40 @@ strata_status index_row_pyramid(strata_world *w, const store_row *row, const lod
     uint8_t stale = (row->flags & STORE_ROW_INDEX_STALE) || !row->lod_length;
     /* Two-way set associative by key: consecutive (Morton-adjacent) keys land in
      * different sets, so a walk over a region keeps its chunks; the older entry
-     * of a set is replaced. */
+     * of a set is replaced. An entry serves levels from its pyramid's lowest up. */
     pyramid_entry *set = &x->cache[(row->key % (x->cache_slots / 2)) * 2], *victim = set;
     for (int way = 0; way < 2; way++) {
         pyramid_entry *e = &set[way];
         if (e->pyramid.mode && e->key == row->key && e->epoch == row->epoch &&
             e->lod_segment == row->lod_segment && e->lod_offset == row->lod_offset &&
-            e->stale == stale) {
+            e->stale == stale && e->pyramid.lowest <= need) {
             e->used = ++x->clock;
             *out = &e->pyramid;
             return STRATA_OK;
         }
+        if (e->pyramid.mode && e->key == row->key)
+            victim = e; /* the same chunk, too coarse or outdated: replace it */
     }
-    if (set[1].used < set[0].used)
+    if (victim == set && set[1].used < set[0].used &&
+        !(set[0].pyramid.mode && set[0].key == row->key))
         victim = &set[1];
     lod_pyramid_free(&victim->pyramid);
+    int derive = stale;
     if (!stale) {
-        uint8_t *payload = strata_malloc(row->lod_length);
-        if (!payload)
-            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read the pyramid of chunk key %" PRIu64,
-                              row->key);
-        st = store_read_payload(&w->store, row->lod_segment, row->lod_offset, row->lod_length,
-                                row->lod_crc, row->key, payload, &w->error);
-        if (!st)
-            st = lod_decode(payload, row->lod_length, w->edge, &victim->pyramid, NULL, NULL,
-                            &w->error);
-        free(payload);
+        st = row_stored(w, x, row, NULL, &victim->pyramid, NULL, NULL);
         if (st)
             st = world_chunk_failed(w, LOD_PYRAMID_DAMAGED, row->key, st, &w->error);
-    } else {
+        else if (victim->pyramid.lowest > need) {
+            lod_pyramid_free(&victim->pyramid);
+            derive = 1; /* a finer level than stored: from the chunk's data */
+        }
+    }
+    if (!st && derive) {
         const lod_pyramid *pyr;
         const lod_count *h;
         size_t n;
         lod_count single;
+        x->derived += !stale;
         st = row_voxels(w, x, row);
         if (!st)
             st = summarize(w, x->work, row->key, x->voxels, NULL, 0, &pyr, &h, &n, &single,

@@ -79,6 +79,14 @@ typedef struct lod_index {
     size_t cache_slots;
     uint64_t clock;
     double last_build_seconds;
+    /* The last pyramid frame read, decompressed: a pack holds the pyramids of
+     * many Morton-adjacent chunks, which a walk or a batch visits in a row. */
+    uint8_t *frame;
+    size_t frame_size;
+    uint64_t frame_segment, frame_offset;
+    uint32_t frame_length, frame_crc;
+    uint64_t frame_reads; /**< frames read and decompressed (bench_index reports it) */
+    uint64_t derived;     /**< pyramids summarised from chunk data for a finer level */
 } lod_index;
 
 /* ---- node sets ----------------------------------------------------------------- */
@@ -158,11 +166,13 @@ void index_after_write(struct strata_world *w, int stale);
 uint64_t index_count_stale(const store_row *rows, size_t n);
 
 /**
- * The decoded pyramid of a committed chunk row with more than one material
- * (through the LRU; stale rows are summarised from their data). Local.
+ * The decoded pyramid of a committed chunk row with more than one material,
+ * holding at least levels need..log2(C) (through the cache). The stored
+ * pyramid serves when it keeps level `need` (it reads no voxel data); finer
+ * levels, and stale rows, are summarised from the chunk's data. Local.
  * @param[out] out valid until the next call
  */
-strata_status index_row_pyramid(struct strata_world *w, const store_row *row,
+strata_status index_row_pyramid(struct strata_world *w, const store_row *row, int need,
                                 const lod_pyramid **out);
 /** 1 when the row holds a single material inside the world (*material): no pyramid. */
 int index_row_single(const store_row *row, uint16_t *material);

@@ -99,7 +99,7 @@ strata_status query_block(strata_world *w, int level, const uint64_t c[3], block
         return STRATA_OK;
     }
     const lod_pyramid *p;
-    st = index_row_pyramid(w, &row, &p);
+    st = index_row_pyramid(w, &row, level, &p);
     if (st)
         return st;
     const uint64_t mask = ((uint64_t)1 << up) - 1;

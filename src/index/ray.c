@@ -132,7 +132,7 @@ static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3
     c->material = 0;
     if (r && !index_row_single(r, &c->material)) {
         c->single = 0;
-        strata_status st = index_row_pyramid(w, r, &c->p);
+        strata_status st = index_row_pyramid(w, r, c->level > 0 ? c->level : 1, &c->p);
         if (st)
             return st;
     }

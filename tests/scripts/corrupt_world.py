@@ -9,6 +9,10 @@
   corrupt_world.py summary WORLD        change a row's dominant material, fix row_crc
   corrupt_world.py pyramid WORLD        point a row at another chunk's LOD pyramid
                                         (valid CRCs everywhere); prints the key
+  corrupt_world.py packbyte WORLD       flip a byte in the pyramid pack of a chunk (a
+                                        compacted world); prints the key
+  corrupt_world.py packswap WORLD       point a row at another pyramid pack (valid CRCs
+                                        everywhere; a compacted world); prints the key
   corrupt_world.py length WORLD         give a row a payload length beyond any chunk's
                                         (the whole /payload), fix row_crc; prints the key
   corrupt_world.py segpath WORLD        name a segment "../x" in MANIFEST, fix checksum
@@ -166,6 +170,20 @@ def main(argv):
                 rows[i]["payload_length"] = f["payload"].shape[0]
                 rows[i]["row_crc"] = row_crc(rows[i])
                 f["rows"][i] = rows[i]
+                print(int(rows[i]["key"]))
+        elif cmd in ("packbyte", "packswap"):
+            with h5py.File(path, "r+") as f:
+                rows = f["rows"][:]
+                multi = [i for i, r in enumerate(rows) if r["lod_length"] > 0 and not r["flags"] & 1]
+                i = multi[0]
+                if cmd == "packbyte":
+                    flip(path, payload_at + int(rows[i]["lod_offset"]) + int(rows[i]["lod_length"]) // 2)
+                else:
+                    j = next(j for j in multi if rows[j]["lod_offset"] != rows[i]["lod_offset"])
+                    for n in ("lod_segment", "lod_offset", "lod_length", "lod_crc"):
+                        rows[i][n] = rows[j][n]
+                    rows[i]["row_crc"] = row_crc(rows[i])
+                    f["rows"][i] = rows[i]
                 print(int(rows[i]["key"]))
         elif cmd in ("summary", "pyramid"):
             with h5py.File(path, "r+") as f:

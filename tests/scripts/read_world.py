@@ -111,9 +111,20 @@ def pyramid(C, row, files):
     blob = f["payload"][off:off + n].tobytes()
     assert zlib.crc32(blob) == row["lod_crc"], "pyramid checksum"
     raw = zstandard.ZstdDecompressor().decompress(blob)
+    if raw[:4] == b"SLPK":               # a pack: the row's key in its directory
+        n = int(np.frombuffer(raw, "<u4", 1, 4)[0])
+        keys = np.frombuffer(raw, "<u8", n, 8)
+        ends = np.frombuffer(raw, "<u4", n, 8 + 8 * n).astype(np.int64)
+        assert np.all(np.diff(keys.astype(np.float64)) > 0) and np.all(np.diff(ends) > 0)
+        i = int(np.searchsorted(keys, np.uint64(row["key"])))
+        assert i < n and int(keys[i]) == int(row["key"]), "pyramid pack lacks the chunk"
+        area = 8 + 12 * n
+        assert area + int(ends[-1]) == len(raw), "pyramid pack length"
+        raw = raw[area + (int(ends[i - 1]) if i else 0):area + int(ends[i])]
     assert raw[:4] == b"SLOD", "pyramid magic"
     version, L, H = raw[4], raw[5], int(np.frombuffer(raw, "<u4", 1, 8)[0])
-    assert version in (1, 2) and 1 << L == C
+    low = raw[6] if version >= 3 else 1  # version 3: the lowest level stored
+    assert version in (1, 2, 3) and 1 << L == C and 1 <= low <= L
     material = np.frombuffer(raw, "<u2", H, 16)
     hist = dict(zip(material.tolist(), np.frombuffer(raw, "<u4", H, 16 + 2 * H).tolist()))
     ext = [b + 1 for b in raw[12:15]]
@@ -135,7 +146,7 @@ def pyramid(C, row, files):
         return material[np.stack([b & 15, b >> 4], 1).reshape(-1)[:m]], (m + 1) // 2
 
     mode, count = {}, {}
-    for l in range(L, 0, -1):
+    for l in range(L, low - 1, -1):
         n = C >> l
         mode[l] = np.zeros((n, n, n), "<u2")
         count[l] = np.zeros((n, n, n), "<u4")

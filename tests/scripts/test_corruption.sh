@@ -137,6 +137,18 @@ grep -q "note: superseded row.*chunk key $key: index pyramid disagrees" out.txt 
 grep -q "clean, 0 problems" err.txt || { cat err.txt; fail "fsck after reindex: not clean"; }
 echo "ok fsck: damage in a superseded row noted, world clean"
 
+# ---- pyramid packs (a compacted world: the coarse levels of many chunks in one frame) ----
+rm -rf packed && cp -a good packed && run compact packed -q || fail "compacting"
+run fsck packed -q || fail "fsck of the compacted world"
+rm -rf d && cp -a packed d
+key=$($damage packbyte d) || fail "damaging a pyramid pack"
+must_fail "fsck: pyramid pack damaged" "chunk key $key LOD:.*checksum" run fsck d
+must_fail "get --lod: pyramid pack damaged" "chunk key $key" run get d $($damage chunk_of d $key) --lod 3
+rm -rf d && cp -a packed d
+key=$($damage packswap d) || fail "pointing a row at another pack"
+must_fail "fsck: row names a pack without its chunk" "holds none of chunk key $key" run fsck d
+must_fail "get --lod: row names a pack without its chunk" "holds none of chunk key $key" run get d $($damage chunk_of d $key) --lod 3
+
 # ---- several kinds at once: fsck lists every one ----
 fresh
 $damage payload d 2 > damaged.txt

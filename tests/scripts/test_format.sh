@@ -44,4 +44,12 @@ for np in $RANKS; do
   [ -f reference.txt ] || cp strata.txt reference.txt
   cmp strata.txt reference.txt || { echo "$np ranks differ from 1 rank"; exit 1; }
 done
+# A compacted world: pyramids in packs (docs/index.md, "Pyramid packs")
+np=${RANKS##* }
+mpirun -np $np "$STRATA" compact w$np -q
+mpirun -np $np "$STRATA" get w$np --points points.txt -q > strata.txt
+$py "$SRC/tests/scripts/read_world.py" w$np points.txt > python.txt
+cmp strata.txt python.txt || { echo "reader disagrees after compaction"; exit 1; }
+cmp strata.txt reference.txt || { echo "compaction changed values"; exit 1; }
+$py "$SRC/tests/scripts/read_world.py" w$np --pyramids
 echo "format reader agrees with strata get ($(wc -l < points.txt) points, ranks: $RANKS)"

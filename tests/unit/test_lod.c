@@ -83,7 +83,7 @@ static void brute(const uint16_t *v, int C, const int ext[3], int l, int cx, int
 
 static void check_pyramid(const lod_pyramid *p, const uint16_t *v, int C, const int ext[3])
 {
-    for (int l = 1; l <= p->levels; l++) {
+    for (int l = p->lowest; l <= p->levels; l++) {
         int n = C >> l;
         for (int cz = 0; cz < n; cz++)
             for (int cy = 0; cy < n; cy++)
@@ -212,6 +212,128 @@ static const uint8_t version1_payload[] = {
     0xc7, 0x51, 0x7b, 0xb4, 0x73, 0xde, 0xf8, 0x7e, 0xcf, 0xff, 0x32, 0xa0, 0x0a, 0x25, 0x28, 0xe1,
     0x4d,
 };
+
+/* The decompressed content of a frame (test helper). */
+static uint8_t *frame_content(const uint8_t *frame, size_t length, size_t *size)
+{
+    *size = (size_t)ZSTD_getFrameContentSize(frame, length);
+    uint8_t *raw = malloc(*size);
+    ck_assert_ptr_nonnull(raw);
+    ck_assert_uint_eq(ZSTD_decompress(raw, *size, frame, length), *size);
+    return raw;
+}
+
+static size_t compress_into(uint8_t *out, size_t cap, const uint8_t *raw, size_t size)
+{
+    size_t n = ZSTD_compress(out, cap, raw, size, 1);
+    ck_assert(!ZSTD_isError(n));
+    return n;
+}
+
+/* Version 3: only levels >= lowest stored; a full entry cut to the same bytes;
+ * packs of many entries found by key; malformed packs and entries refused. */
+START_TEST(coarse_levels_and_packs)
+{
+    const int C = 32, kinds[3] = {0, 4, 2};
+    const int exts[3][3] = {{32, 32, 32}, {17, 32, 5}, {32, 9, 32}};
+    uint16_t *v = malloc((size_t)C * C * C * sizeof *v);
+    ck_assert_ptr_nonnull(v);
+    lod_work *wk;
+    ck_assert_int_eq(lod_work_create(C, &wk, NULL), STRATA_OK);
+    ck_assert_int_eq(lod_stored_lowest(16), 4);
+    ck_assert_int_eq(lod_stored_lowest(32), 4);
+    uint8_t *entries[3];
+    size_t sizes[3];
+    const uint64_t keys[3] = {5, 9, 1000000007};
+    for (int k = 0; k < 3; k++) {
+        make_chunk(v, C, kinds[k], 40 + (uint64_t)k);
+        const lod_pyramid *p;
+        const lod_count *hist;
+        size_t n;
+        ck_assert_int_eq(lod_build(wk, v, exts[k], &p, &hist, &n, NULL), STRATA_OK);
+        const uint8_t *out;
+        size_t len;
+        ck_assert_int_eq(lod_encode_levels(wk, 3, 0, &out, &len, NULL), STRATA_ERR_ARG);
+        /* the full pyramid, its content cut to levels 4..5 */
+        ck_assert_int_eq(lod_encode(wk, 3, &out, &len, NULL), STRATA_OK);
+        size_t full_size;
+        uint8_t *full = frame_content(out, len, &full_size);
+        uint8_t *cut;
+        size_t cut_size;
+        ck_assert_int_eq(lod_entry_cut(full, full_size, C, 4, &cut, &cut_size, NULL), STRATA_OK);
+        /* the coarse levels encoded directly: the same bytes */
+        ck_assert_int_eq(lod_encode_levels(wk, 3, 4, &out, &len, NULL), STRATA_OK);
+        uint8_t *coarse = frame_content(out, len, &sizes[k]);
+        ck_assert_uint_lt(sizes[k], full_size);
+        ck_assert_uint_eq(cut_size, sizes[k]);
+        ck_assert(!memcmp(cut, coarse, cut_size));
+        lod_pyramid back;
+        lod_count *h2;
+        size_t n2;
+        ck_assert_int_eq(lod_decode(out, len, C, &back, &h2, &n2, NULL), STRATA_OK);
+        ck_assert_int_eq(back.lowest, 4);
+        check_pyramid(&back, v, C, exts[k]);
+        ck_assert_uint_eq(n2, n);
+        lod_pyramid_free(&back);
+        free(h2);
+        /* a lowest level beyond the chunk's, or a version-2 entry naming one: corrupt */
+        coarse[6] = 6;
+        ck_assert_int_eq(lod_parse(coarse, sizes[k], C, &back, NULL, NULL, NULL),
+                         STRATA_ERR_CORRUPT);
+        coarse[6] = 4;
+        coarse[4] = 2;
+        ck_assert_int_eq(lod_parse(coarse, sizes[k], C, &back, NULL, NULL, NULL),
+                         STRATA_ERR_CORRUPT);
+        coarse[4] = 3;
+        entries[k] = coarse;
+        free(full);
+        free(cut);
+    }
+    uint8_t *pack;
+    size_t pack_len;
+    ck_assert_int_eq(
+        lod_pack(keys, (const uint8_t *const *)entries, sizes, 3, 19, &pack, &pack_len, NULL),
+        STRATA_OK);
+    for (int k = 0; k < 3; k++) {
+        make_chunk(v, C, kinds[k], 40 + (uint64_t)k);
+        lod_pyramid back;
+        ck_assert_int_eq(lod_decode_key(pack, pack_len, C, keys[k], &back, NULL, NULL, NULL),
+                         STRATA_OK);
+        check_pyramid(&back, v, C, exts[k]);
+        lod_pyramid_free(&back);
+    }
+    lod_pyramid bad;
+    ck_assert_int_eq(lod_decode_key(pack, pack_len, C, 7, &bad, NULL, NULL, NULL),
+                     STRATA_ERR_CORRUPT);
+    ck_assert_int_eq(lod_decode(pack, pack_len, C, &bad, NULL, NULL, NULL), STRATA_ERR_CORRUPT);
+    /* a damaged directory: keys out of order, an end beyond the content */
+    size_t size;
+    uint8_t *raw = frame_content(pack, pack_len, &size);
+    uint8_t *re = malloc(ZSTD_compressBound(size));
+    ck_assert_ptr_nonnull(re);
+    for (int damage = 0; damage < 3; damage++) {
+        uint8_t *copy = malloc(size);
+        memcpy(copy, raw, size);
+        if (damage == 0)
+            memcpy(copy + 8 + 8, &keys[0], 8); /* key 1 = key 0 */
+        else if (damage == 1)
+            copy[8 + 24 + 8] ^= 0x40; /* the last end */
+        else
+            copy[4] = 4; /* four entries claimed */
+        size_t n = compress_into(re, ZSTD_compressBound(size), copy, size);
+        ck_assert_int_eq(lod_decode_key(re, n, C, keys[2], &bad, NULL, NULL, NULL),
+                         STRATA_ERR_CORRUPT);
+        free(copy);
+    }
+    free(re);
+    free(raw);
+    free(pack);
+    for (int k = 0; k < 3; k++)
+        free(entries[k]);
+    lod_work_free(wk);
+    free(v);
+}
+END_TEST
 
 START_TEST(version1_payload_still_reads)
 {
@@ -502,6 +624,7 @@ int main(void)
     tcase_add_test(t, palette_indices_give_the_same_payload);
     tcase_add_test(t, palette_unused_id_and_scratch_reuse);
     tcase_add_test(t, version1_payload_still_reads);
+    tcase_add_test(t, coarse_levels_and_packs);
     tcase_add_test(t, partial_edge_chunks);
     tcase_add_test(t, scratch_reused_across_kinds);
     tcase_add_test(t, ties_go_to_the_smallest_id);
