@@ -156,10 +156,19 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
         }
         lo[2] = b[2];
         hi[2] = b[5] + SIM_DROP_MAX - 1 < s->dims[2] ? b[5] + SIM_DROP_MAX - 1 : s->dims[2];
-        for (int64_t z = lo[2]; z < hi[2]; z++)
-            for (int64_t y = lo[1]; y < hi[1]; y++)
-                for (int64_t x = lo[0]; x < hi[0]; x++)
-                    erode_at(s, r, step, x, y, z);
+        /* Only an erodible voxel with air or water above can erode: rows are
+         * scanned for those first (both rows lie inside the read box). */
+        const int64_t *bx = r->box, nx = bx[3] - bx[0], ny = bx[4] - bx[1];
+        for (int64_t z = lo[2]; z + 1 < hi[2] + 1 && z + 1 < s->dims[2]; z++)
+            for (int64_t y = lo[1]; y < hi[1]; y++) {
+                const uint16_t *row = r->in + ((z - bx[2]) * ny + (y - bx[1])) * nx - bx[0];
+                const uint16_t *up = row + ny * nx;
+                for (int64_t x = lo[0]; x < hi[0]; x++) {
+                    uint16_t m = row[x];
+                    if ((m == SOIL || m == SAND || m == SEDIMENT) && !is_ground(up[x]))
+                        erode_at(s, r, step, x, y, z);
+                }
+            }
         return;
     }
     for (int64_t z = b[2]; z < b[5]; z++)
