@@ -16,6 +16,7 @@ static atomic_long counted;
 static long fail_at;      /* 0: count only */
 static int rank_matches;  /* this rank is the one armed */
 static atomic_int failed; /* the armed failure happened */
+static _Atomic(const char *) failed_site;
 static char site_filter[128];
 static pthread_mutex_t sites_lock = PTHREAD_MUTEX_INITIALIZER;
 static const char *sites[SITES_MAX];
@@ -40,6 +41,7 @@ static void arm(long nth, int rank, const char *site)
         strcpy(site_filter, site);
     atomic_store(&counted, 0);
     atomic_store(&failed, 0);
+    atomic_store(&failed_site, NULL);
     pthread_mutex_lock(&sites_lock);
     site_count = 0;
     pthread_mutex_unlock(&sites_lock);
@@ -108,6 +110,7 @@ static int fail_now(const char *site)
     long n = atomic_fetch_add(&counted, 1) + 1;
     if (fail_at <= 0 || n != fail_at)
         return 0;
+    atomic_store(&failed_site, site);
     atomic_store(&failed, 1);
     return 1;
 }
@@ -150,6 +153,11 @@ long strata_alloc_count(void)
 int strata_alloc_failed(void)
 {
     return atomic_load(&failed);
+}
+
+const char *strata_alloc_failed_site(void)
+{
+    return atomic_load(&failed_site);
 }
 
 size_t strata_alloc_sites(const char **out, size_t max)

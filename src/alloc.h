@@ -44,6 +44,8 @@ void strata_alloc_disarm(void);
 long strata_alloc_count(void);
 /** 1 once the armed failure has happened. */
 int strata_alloc_failed(void);
+/** The "file:line" of the allocation made to fail, or NULL before it happened. */
+const char *strata_alloc_failed_site(void);
 /** Distinct allocation sites counted since strata_alloc_fail (at most 4096 kept);
  *  sites[i] receives up to max of their "file:line" names. */
 size_t strata_alloc_sites(const char **sites, size_t max);

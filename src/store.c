@@ -1044,6 +1044,18 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
     if (st)
         return st;
     rebase_rows(rows, n, epoch, layout.payload_first);
+    /* An earlier write of this epoch that was never published (its commit,
+     * reindex or compaction failed after step 3) is still open here: close it
+     * before the file is rewritten, or its cached extents would be read (and
+     * HDF5 would hand them to any reader of the path in this process). */
+    size_t kept = 0;
+    for (size_t i = 0; i < s->count; i++) {
+        if (s->segments[i].epoch == epoch)
+            segment_close(&s->segments[i]);
+        else
+            s->segments[kept++] = s->segments[i];
+    }
+    s->count = kept;
     hid_t fapl = parallel_access(s->comm);
     /* A leftover file of a commit that died before its manifest is truncated. */
     hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);

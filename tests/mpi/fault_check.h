@@ -128,6 +128,14 @@ static inline int fc_agreed(strata_status st, const strata_world *w)
     return all;
 }
 
+/* fsck's problems, the first few printed with the case. */
+static inline void fc_problem(const char *problem, void *ctx)
+{
+    int *shown = ctx;
+    if ((*shown)++ < 4)
+        fprintf(stderr, "rank %d: %s: fsck: %s\n", mt_rank, fc_case, problem);
+}
+
 /* A fresh reader of path sees version a or b, whole, and fsck is clean.
  * Returns the version seen (-1: neither). Collective. */
 static inline int fc_check_world(const char *path, int a, int b)
@@ -140,7 +148,8 @@ static inline int fc_check_world(const char *path, int a, int b)
     int v = fc_version(r, a, b);
     MT_CHECK(v >= 0, "%s: the world is neither at version %d nor %d", fc_case, a, b);
     uint64_t problems = 1;
-    st = strata_fsck(r, NULL, NULL, &problems);
+    int shown = 0;
+    st = strata_fsck(r, fc_problem, &shown, &problems);
     MT_CHECK(!st && problems == 0, "%s: fsck: %s, %llu problems", fc_case,
              st ? strata_last_error(r) : "ok", (unsigned long long)problems);
     strata_world_close(r);

@@ -3,14 +3,17 @@
  * allocation site each operation reaches: open, flush, commit, reindex,
  * compaction, extraction, point / LOD / region queries and raw import.
  *
- * For each operation a first, unarmed run lists the sites it reaches on each
- * rank (strata_alloc_fail with n = 0 counts); then, for every site, the
- * operation runs again with the first allocation at that site failing on one
- * rank that reaches it (rotating over those ranks). Each case checks (see
+ * For each operation a first, unarmed run counts the allocations and lists the
+ * sites it reaches on each rank (strata_alloc_fail with n = 0 counts); then the
+ * operation runs again once per N = 1, 2, ... up to the most allocations one rank
+ * makes, the Nth allocation failing on one rank (rotating over the ranks that
+ * make N), as SQLite's malloc tests loop; last, every site that loop did not
+ * fail (one reached only by a rank the rotation did not pick at that N) fails
+ * at its first allocation on one rank that reaches it. Each case checks (see
  * fault_check.h): every rank returns the same status and message; no hang; the
  * world is at the previous or the new version, whole, and fsck is clean; the
  * handle stays usable. Leaks are caught by the sanitized build's LeakSanitizer.
- * Rank 0 prints how many distinct sites each operation reached.
+ * Rank 0 prints, per operation, its sites, its N and the sites added after the loop.
  */
 #include "alloc.h"
 #include "fault_check.h"
@@ -292,7 +295,9 @@ static char *gather_sites(size_t *count, uint64_t **owners)
     return unique;
 }
 
-static size_t sites_total;
+static size_t cases_total;
+static const char *failed_sites[4096]; /* this rank's, in the operation's loop over N */
+static size_t failed_count;
 static char *distinct[1024]; /* every site reached by some operation */
 static size_t distinct_count;
 
@@ -305,27 +310,84 @@ static void note_distinct(const char *site)
         distinct[distinct_count++] = strdup(site);
 }
 
+/* One armed run: the nth allocation counted on `rank` (of those at `site`, or
+ * of all when site is NULL) fails. Checks the agreed status, then op->check. */
+static void run_case(world_case *c, const operation *op, long nth, int rank, const char *site)
+{
+    strata_status st = op->prepare ? op->prepare(c) : STRATA_OK;
+    MT_CHECK(!st, "%s: prepare: %s", fc_case, strata_last_error(c->w));
+    strata_alloc_fail(nth, rank, site);
+    st = op->run(c);
+    int failed = strata_alloc_failed();
+    const char *where = strata_alloc_failed_site();
+    strata_alloc_disarm();
+    if (where && !site && failed_count < 4096)
+        failed_sites[failed_count++] = where;
+    if (op->run != run_open && op->run != run_import)
+        fc_agreed(st, c->w);
+    int any = 0;
+    MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    /* A failed allocation that an operation absorbs (a cache it does without)
+     * may still succeed; one that it reports must be NOMEM. */
+    MT_CHECK(!st || st == STRATA_ERR_NOMEM, "%s: status %s: %s", fc_case, strata_strerror(st),
+             strata_last_error(op->run == run_open || op->run == run_import ? NULL : c->w));
+    MT_CHECK(any || !st, "%s: failed (%s) with no allocation failing", fc_case,
+             strata_strerror(st));
+    op->check(c, st);
+}
+
+/* 1 when some rank's loop over N already failed an allocation at `site`. */
+static int site_covered(const char *site)
+{
+    int mine = 0, any = 0;
+    for (size_t i = 0; i < failed_count && !mine; i++)
+        mine = !strcmp(short_site(failed_sites[i]), site);
+    MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
+    return any;
+}
+
+/*
+ * The operation's cases: first, for N = 1, 2, ... up to the most allocations a
+ * rank makes, the Nth allocation fails on one rank (rotating over the ranks that
+ * make that many); then, for every site that loop did not fail on any rank, the
+ * first allocation at that site fails on one rank that reaches it.
+ */
 static void run_operation(world_case *c, const operation *op)
 {
-    /* Unarmed: which sites does it reach? */
-    fc_begin("%s: listing its allocation sites at %d ranks", op->name, mt_size);
+    /* Unarmed: how many allocations, at which sites? */
+    fc_begin("%s: listing its allocations at %d ranks", op->name, mt_size);
     strata_status st = op->prepare ? op->prepare(c) : STRATA_OK;
     MT_CHECK(!st, "%s: prepare: %s", fc_case, strata_last_error(c->w));
     strata_alloc_fail(0, -1, NULL);
     st = op->run(c);
+    long made = strata_alloc_count(), *counts = malloc(sizeof(long) * (size_t)mt_size), most = 0;
     strata_alloc_disarm();
     MT_CHECK(!st, "%s: unarmed: %s", fc_case, strata_last_error(c->w));
+    MPI_Allgather(&made, 1, MPI_LONG, counts, 1, MPI_LONG, MPI_COMM_WORLD);
+    for (int r = 0; r < mt_size; r++)
+        most = counts[r] > most ? counts[r] : most;
     size_t count;
     uint64_t *owners;
     char *sites = gather_sites(&count, &owners);
     op->check(c, st);
-    sites_total += count;
-    if (mt_rank == 0)
-        fprintf(stderr, "mpi_alloc: %s reaches %zu allocation sites at %d ranks\n", op->name, count,
-                mt_size);
+
+    failed_count = 0;
+    for (long n = 1; n <= most; n++) {
+        int rank = -1;
+        for (int t = 0; t < mt_size && rank < 0; t++) {
+            int r = (int)((n - 1 + t) % mt_size);
+            if (counts[r] >= n)
+                rank = r;
+        }
+        fc_begin("%s: allocation %ld fails on rank %d of %d", op->name, n, rank, mt_size);
+        run_case(c, op, n, rank, NULL);
+    }
+    size_t extra = 0;
     const char *site = sites;
     for (size_t i = 0; i < count; i++, site += strlen(site) + 1) {
         note_distinct(site);
+        if (site_covered(site))
+            continue;
         /* One rank that reaches the site, rotating. */
         int rank = -1;
         for (int t = 0; t < mt_size && rank < 0; t++) {
@@ -335,26 +397,18 @@ static void run_operation(world_case *c, const operation *op)
         }
         fc_begin("%s: first allocation at %s fails on rank %d of %d", op->name, site, rank,
                  mt_size);
-        st = op->prepare ? op->prepare(c) : STRATA_OK;
-        MT_CHECK(!st, "%s: prepare: %s", fc_case, strata_last_error(c->w));
-        strata_alloc_fail(1, rank, site);
-        st = op->run(c);
-        int failed = strata_alloc_failed();
-        strata_alloc_disarm();
-        if (op->run != run_open && op->run != run_import)
-            fc_agreed(st, c->w);
-        int any = 0;
-        MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
-        /* A failed allocation that an operation absorbs (a cache it does without)
-         * may still succeed; one that it reports must be NOMEM. */
-        MT_CHECK(!st || st == STRATA_ERR_NOMEM, "%s: status %s: %s", fc_case, strata_strerror(st),
-                 strata_last_error(op->run == run_open || op->run == run_import ? NULL : c->w));
-        MT_CHECK(any || !st, "%s: failed (%s) with no allocation failing", fc_case,
-                 strata_strerror(st));
-        op->check(c, st);
+        run_case(c, op, 1, rank, site);
+        extra++;
     }
+    cases_total += (size_t)most + extra;
+    if (mt_rank == 0)
+        fprintf(stderr,
+                "mpi_alloc: %s reaches %zu allocation sites at %d ranks: allocation N = 1..%ld "
+                "failed, then the first at %zu sites that loop missed\n",
+                op->name, count, mt_size, most, extra);
     free(sites);
     free(owners);
+    free(counts);
     alarm(0);
 }
 
@@ -399,9 +453,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; !st && i < sizeof operations / sizeof operations[0]; i++)
         run_operation(&c, &operations[i]);
     if (mt_rank == 0)
-        fprintf(stderr,
-                "mpi_alloc: %zu (operation, site) pairs failed at %d ranks, %zu distinct sites\n",
-                sites_total, mt_size, distinct_count);
+        fprintf(stderr, "mpi_alloc: %zu failure cases at %d ranks, %zu distinct sites reached\n",
+                cases_total, mt_size, distinct_count);
     for (size_t i = 0; i < distinct_count; i++)
         free(distinct[i]);
     strata_world_close(c.w);
