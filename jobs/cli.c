@@ -32,6 +32,13 @@ int job_fail(const job *j, strata_status st, const strata_world *w)
     return JOB_FAILED;
 }
 
+int job_fail_close(const job *j, strata_status st, strata_world *w)
+{
+    int rc = job_fail(j, st, w);
+    strata_world_close(w);
+    return rc;
+}
+
 int job_usage(const job *j, const char *usage, const char *fmt, ...)
 {
     if (j->help) {
@@ -799,6 +806,17 @@ int box_arg_parse(const job *j, const char *usage, const char *value, box_arg *b
 int box_arg_resolve(const job *j, const char *usage, const strata_world *w, box_arg *b)
 {
     return b->metres ? job_box_metres(j, usage, w, b->metric, b->box) : JOB_OK;
+}
+
+int job_open_box(const job *j, const char *usage, int argc, char **argv, box_arg *b,
+                 strata_world **w)
+{
+    int rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, w);
+    if (!rc && (rc = box_arg_resolve(j, usage, *w, b))) {
+        strata_world_close(*w);
+        *w = NULL;
+    }
+    return rc;
 }
 
 int load_position_slice(const job *j, const char *path, const strata_world *w, int64_t (**out)[3],

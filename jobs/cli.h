@@ -26,6 +26,8 @@ enum { JOB_OK = 0, JOB_FAILED = 1, JOB_USAGE = 2, JOB_HELP = 3 /* exits 0 */ };
 void job_error(const job *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Report a library failure (status and last error of w or of the thread); returns JOB_FAILED. */
 int job_fail(const job *j, strata_status st, const strata_world *w);
+/** job_fail, then strata_world_close(w): a job's last words after a failed call. */
+int job_fail_close(const job *j, strata_status st, strata_world *w);
 /** Usage error on rank 0; returns JOB_USAGE (with j->help: the usage on stdout, JOB_HELP). */
 int job_usage(const job *j, const char *usage, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -139,6 +141,10 @@ typedef struct {
 int box_arg_parse(const job *j, const char *usage, const char *value, box_arg *b);
 /** The voxel box of b (converting metres through the world's voxel size and origin). Local. */
 int box_arg_resolve(const job *j, const char *usage, const strata_world *w, box_arg *b);
+/** job_open of argv[1] for reading, then box_arg_resolve; the world is closed (and *w
+ *  NULL) when the box is refused. Collective. */
+int job_open_box(const job *j, const char *usage, int argc, char **argv, box_arg *b,
+                 strata_world **w);
 /** load_point_slice for a file of x y z positions in metres (floating point). Collective. */
 int load_position_slice(const job *j, const char *path, const strata_world *w, int64_t (**out)[3],
                         size_t *n);

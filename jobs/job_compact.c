@@ -22,11 +22,8 @@ int job_compact(job *j, int argc, char **argv)
     st = strata_world_info(w, &before);
     if (!st)
         st = strata_compact(w, &cs);
-    if (st) {
-        int rc = job_fail(j, st, w);
-        strata_world_close(w);
-        return rc;
-    }
+    if (st)
+        return job_fail_close(j, st, w);
     strata_world_close(w);
     double seconds = MPI_Wtime() - j->start;
     job_summary(j,

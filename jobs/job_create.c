@@ -71,11 +71,8 @@ int job_create(job *j, int argc, char **argv)
     }
     if (!st)
         st = strata_commit(w, &cs);
-    if (st) {
-        int rc = job_fail(j, st, w);
-        strata_world_close(w);
-        return rc;
-    }
+    if (st)
+        return job_fail_close(j, st, w);
     st = strata_world_close(w);
     if (st)
         return job_fail(j, st, NULL);

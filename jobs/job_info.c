@@ -180,11 +180,8 @@ int job_info(job *j, int argc, char **argv)
         st = strata_index_status(w, 0, &ix);
     if (!st)
         st = strata_world_config(w, &cfg);
-    if (st) {
-        int rc = job_fail(j, st, w);
-        strata_world_close(w);
-        return rc;
-    }
+    if (st)
+        return job_fail_close(j, st, w);
     if (j->rank == 0) {
         if (json)
             print_json(&info, &cfg, &ix);

@@ -93,11 +93,8 @@ int job_ray(job *j, int argc, char **argv)
     double start = MPI_Wtime();
     st = strata_ray(w, from, dir, max_dist, &hit);
     double seconds = MPI_Wtime() - start;
-    if (st) {
-        int rc = job_fail(j, st, w);
-        strata_world_close(w);
-        return rc;
-    }
+    if (st)
+        return job_fail_close(j, st, w);
     if (j->rank == 0) {
         if (hit.hit)
             printf("hit %" PRId64 " %" PRId64 " %" PRId64 " %u %.6f\n", hit.voxel[0], hit.voxel[1],

@@ -35,11 +35,8 @@ int job_rebalance(job *j, int argc, char **argv)
         st = strata_commit(w, &cs);
     uint64_t first = 0, last = 0;
     strata_key_range(w, &first, &last);
-    if (st) {
-        int rc = job_fail(j, st, w);
-        strata_world_close(w);
-        return rc;
-    }
+    if (st)
+        return job_fail_close(j, st, w);
     strata_world_close(w);
     job_summary(
         j, "%s: splitters recomputed by %s for %d ranks, recorded at epoch %" PRIu64 " in %.3f s",

@@ -43,25 +43,17 @@ int job_region(job *j, int argc, char **argv)
     if (!box.given || level < 0)
         return job_usage(j, usage, "--box and --lod are required");
     strata_world *w;
-    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
+    int open_rc = job_open_box(j, usage, argc, argv, &box, &w);
     if (open_rc)
         return open_rc;
     strata_status st = STRATA_OK;
-    int brc = box_arg_resolve(j, usage, w, &box);
-    if (brc) {
-        strata_world_close(w);
-        return brc;
-    }
     strata_region *regions = NULL;
     size_t n = 0;
     double start = MPI_Wtime();
     st = strata_query_region(w, box.box, (int)level, threshold, &regions, &n);
     double seconds = MPI_Wtime() - start;
-    if (st) {
-        int rc = job_fail(j, st, w);
-        strata_world_close(w);
-        return rc;
-    }
+    if (st)
+        return job_fail_close(j, st, w);
     if (j->rank == 0) {
         for (size_t i = 0; i < n; i++) {
             const strata_region *r = &regions[i];

@@ -28,11 +28,8 @@ int job_reindex(job *j, int argc, char **argv)
     strata_status st = STRATA_OK;
     strata_reindex_stats rs = {0};
     st = strata_reindex(w, full, &rs);
-    if (st) {
-        int rc = job_fail(j, st, w);
-        strata_world_close(w);
-        return rc;
-    }
+    if (st)
+        return job_fail_close(j, st, w);
     strata_world_close(w);
     double rate = rs.summarize_seconds > 0 ? (double)rs.voxels / rs.summarize_seconds / j->size : 0;
     if (rs.chunks == 0)

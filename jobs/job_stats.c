@@ -33,23 +33,15 @@ int job_stats(job *j, int argc, char **argv)
     if (!box.given)
         return job_usage(j, usage, "--box is required");
     strata_world *w;
-    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
+    int open_rc = job_open_box(j, usage, argc, argv, &box, &w);
     if (open_rc)
         return open_rc;
     strata_status st = STRATA_OK;
-    int brc = box_arg_resolve(j, usage, w, &box);
-    if (brc) {
-        strata_world_close(w);
-        return brc;
-    }
     strata_material_count *counts = NULL;
     size_t n = 0;
     st = strata_box_stats(w, box.box, &counts, &n);
-    if (st) {
-        int rc = job_fail(j, st, w);
-        strata_world_close(w);
-        return rc;
-    }
+    if (st)
+        return job_fail_close(j, st, w);
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += counts[i].count;

@@ -38,11 +38,8 @@ int job_update(job *j, int argc, char **argv)
     free(updates);
     if (!st)
         st = strata_commit(w, &cs);
-    if (st) {
-        int rc = job_fail(j, st, w);
-        strata_world_close(w);
-        return rc;
-    }
+    if (st)
+        return job_fail_close(j, st, w);
     strata_world_close(w);
     double seconds = MPI_Wtime() - j->start;
     job_summary(
