@@ -77,13 +77,14 @@ for k in range(1, 4):
 PY
 
 cases=0
+voxels > ref-after.txt # each case starts from where the last one ended
 # np, the rank whose fsyncs are cut, the command
 while read -r np rank cmd; do
   [ -n "$np" ] || continue
   label="np $np, cut on rank $rank: $cmd"
   rm -rf pre && cp -a w pre
   before=$(epoch)
-  voxels > ref-before.txt
+  cp ref-after.txt ref-before.txt
   # Whole, then the power goes: the acknowledged commit survives.
   snapshot
   LD_PRELOAD=$SHIM POWERLOSS_DIR=w POWERLOSS_STATE=state POWERLOSS_RANK=$rank \
