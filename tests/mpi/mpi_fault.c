@@ -25,6 +25,9 @@ static const struct {
     {"compact-written", OP_COMPACT, -1, STRATA_ERR_IO},
     {"segment-part", OP_REINDEX, -1, STRATA_ERR_HDF5},
     {"manifest-after-rename", OP_REINDEX, 0, STRATA_ERR_UNSYNCED},
+    {"reindex-summarised", OP_REINDEX, -1, STRATA_ERR_IO},
+    {"reindex-written", OP_REINDEX, -1, STRATA_ERR_IO},
+    {"reindex-publish-locked", OP_REINDEX, -1, STRATA_ERR_IO},
 };
 
 static const char *op_name(operation op)
