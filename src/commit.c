@@ -787,6 +787,9 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
          * since the last commit are applied to the rows and stay named, so
          * this commit keeps what the reindex published. */
         st = world_publish_begin(w, NULL);
+        if (!st && strata_fault_point("commit-publish-locked"))
+            st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected while holding the publish lock");
+        st = world_agree(w, st);
         local[3] = st ? 0 : stale_after(w, batch.rows, dirty.count);
         if (!st)
             st = world_agree(
