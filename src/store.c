@@ -407,19 +407,26 @@ static strata_status read_rows(store *s, store_segment *g, uint64_t first, uint6
 }
 
 /* Row range [*begin, *end) of segment g that can hold keys in [first, last). */
-static void fence_range(const store_segment *g, uint64_t first, uint64_t last, uint64_t *begin,
-                        uint64_t *end)
+/* How many of g's fence keys are <= key (the block that may hold key is one less). */
+static size_t fence_after(const store_segment *g, uint64_t key)
 {
     size_t lo = 0, hi = g->fence_count;
-    while (lo < hi) { /* first block whose fence key > first */
+    while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (g->fence[mid] <= first)
+        if (g->fence[mid] <= key)
             lo = mid + 1;
         else
             hi = mid;
     }
-    size_t block_begin = lo ? lo - 1 : 0;
-    lo = block_begin, hi = g->fence_count;
+    return lo;
+}
+
+static void fence_range(const store_segment *g, uint64_t first, uint64_t last, uint64_t *begin,
+                        uint64_t *end)
+{
+    size_t after = fence_after(g, first); /* first block whose fence key > first */
+    size_t block_begin = after ? after - 1 : 0;
+    size_t lo = block_begin, hi = g->fence_count;
     while (lo < hi) { /* first block whose fence key >= last */
         size_t mid = (lo + hi) / 2;
         if (g->fence[mid] < last)
@@ -632,15 +639,7 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
         store_segment *g = &s->segments[i];
         if (store_is_index_segment(g->epoch) || !g->fence_count || key < g->fence[0])
             continue;
-        size_t lo = 0, hi = g->fence_count;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (g->fence[mid] <= key)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        strata_status st = load_block(s, g, lo - 1, err);
+        strata_status st = load_block(s, g, fence_after(g, key) - 1, err);
         if (st)
             return st;
         size_t a = 0, b = g->block_count;
@@ -663,15 +662,7 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
         store_segment *g = &s->segments[i];
         if (!store_is_index_segment(g->epoch) || !g->fence_count || key < g->fence[0])
             continue;
-        size_t lo = 0, hi = g->fence_count;
-        while (lo < hi) {
-            size_t mid = (lo + hi) / 2;
-            if (g->fence[mid] <= key)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        strata_status st = load_block(s, g, lo - 1, err);
+        strata_status st = load_block(s, g, fence_after(g, key) - 1, err);
         if (st)
             return st;
         store_apply_index(row, 1, g->block, g->block_count, g->epoch);
