@@ -5,7 +5,9 @@
 # reindex (nothing left stale), extract (/material agrees with `strata get`),
 # compact (one segment), fsck (clean), an afterok chain (and a child cancelled
 # when its parent fails), the self-resubmitting reindex (runs, then stops by its
-# stop file and by its run count), and SIGTERM to a running simulation, to the
+# stop file and by its run count), the recurring reindex beside a running simulation
+# (both --overcommit: it publishes, the simulation keeps every commit, fsck clean),
+# and SIGTERM to a running simulation, to the
 # ranks (srun) and to the batch shell (mpirun launcher): the world stays at the
 # commit the job names, fsck is clean, and the job says so.
 # Args: strata-binary workdir source-dir build-dir.
@@ -183,6 +185,35 @@ if has_command reindex; then
     grep -q "run 1 of 1: the last one" "$OUT" || { show "$OUT"; fail "max-runs did not stop"; }
     sleep 3
     [ -z "$(squeue -h)" ] || fail "a run was resubmitted past the maximum: $(squeue -h)"
+fi
+
+if has_command reindex; then
+    # Issue 23: the recurring reindex beside a running simulation. Both jobs
+    # --overcommit (one CPU each on this 2-CPU node), so that Slurm runs them at once.
+    step "recurring reindex beside a running simulation"
+    before=$(epoch)
+    start -n 2 --overcommit "$SLURM_DIR/simulate.sbatch" W --steps 100000 --commit-every 1 \
+        --defer-index --seed 6
+    sim=$JID
+    for _ in $(seq 120); do
+        e=$(epoch)
+        [ -n "$e" ] && [ "$e" -gt $((before + 1)) ] && break
+        sleep 0.5
+    done
+    [ "$e" -gt $((before + 1)) ] || fail "the simulation job never committed"
+    STRATA_REINDEX_MAX_RUNS=1 submit -n 2 --overcommit "$SLURM_DIR/reindex-recurring.sbatch" W ||
+        { show "$OUT"; fail "the recurring reindex failed beside the simulation"; }
+    squeue -h -j "$sim" -t RUNNING | grep -q . || fail "the simulation was not running beside the reindex"
+    grep -q "strata reindex: W: incremental reindex of .* published at epoch" "$OUT" ||
+        { show "$OUT"; fail "the reindex beside the simulation published nothing"; }
+    scancel --signal=TERM "$sim" || fail "scancel --signal=TERM $sim"
+    wait_gone "$sim" 120
+    after=$(epoch)
+    [ "$after" -gt $((before + 1)) ] || fail "the simulation's commits were lost (epoch $after)"
+    "$BIN" fsck W -q || fail "fsck after a reindex beside a simulation"
+    "$BIN" reindex W -q || fail "reindex after the simulation"
+    "$BIN" fsck W -q || fail "fsck after the last reindex"
+    echo "reindex beside a simulation: $(grep -o 'of epoch [0-9]*, published.*now)' "$OUT"); simulation kept every commit (epoch $before -> $after)"
 fi
 
 # SIGTERM while a simulation runs. Wait for a commit of this job, signal it, and
