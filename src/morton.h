@@ -44,4 +44,12 @@ uint64_t morton_count_below(uint64_t key, const uint64_t n[3]);
  */
 uint64_t morton_key_end(const uint64_t n[3]);
 
+/** bsearch comparator: a uint64_t key against an element whose first member is its
+ *  uint64_t key (store rows, octree nodes, ... sorted by key). */
+static inline int morton_key_compare(const void *key, const void *element)
+{
+    uint64_t a = *(const uint64_t *)key, b = *(const uint64_t *)element;
+    return (a > b) - (a < b);
+}
+
 #endif

@@ -13,6 +13,7 @@
 #include "fault.h"
 #include "fsutil.h"
 #include "manifest.h"
+#include "morton.h"
 
 /* Collective writes are cut into rounds of at most this many bytes per rank,
  * keeping every MPI-IO count below INT_MAX. */
@@ -642,16 +643,11 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
         strata_status st = load_block(s, g, fence_after(g, key) - 1, err);
         if (st)
             return st;
-        size_t a = 0, b = g->block_count;
-        while (a < b) {
-            size_t mid = (a + b) / 2;
-            if (g->block[mid].key < key)
-                a = mid + 1;
-            else
-                b = mid;
-        }
-        if (a < g->block_count && g->block[a].key == key) {
-            *row = g->block[a];
+        const store_row *hit = g->block_count ? bsearch(&key, g->block, g->block_count,
+                                                        sizeof *g->block, morton_key_compare)
+                                              : NULL;
+        if (hit) {
+            *row = *hit;
             row->home = g->epoch;
             row->index_home = 0;
             *found = 1;

@@ -94,15 +94,8 @@ void world_chunk_bounds(const strata_world *w, uint64_t key, int64_t b[6])
 
 const store_row *world_own_row(const strata_world *w, uint64_t key)
 {
-    size_t lo = 0, hi = w->row_count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (w->rows[mid].key < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < w->row_count && w->rows[lo].key == key ? &w->rows[lo] : NULL;
+    return w->row_count ? bsearch(&key, w->rows, w->row_count, sizeof *w->rows, morton_key_compare)
+                        : NULL;
 }
 
 /* ---- the world's chunks ----------------------------------------------------------- */

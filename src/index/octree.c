@@ -49,15 +49,8 @@ int node_set_append(node_set *s, uint64_t key, const lod_count *hist, size_t n, 
 
 const octree_node *node_set_find(const node_set *s, uint64_t key)
 {
-    size_t lo = 0, hi = s->count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->nodes[mid].key < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < s->count && s->nodes[lo].key == key ? &s->nodes[lo] : NULL;
+    return s->count ? bsearch(&key, s->nodes, s->count, sizeof *s->nodes, morton_key_compare)
+                    : NULL;
 }
 
 void node_set_free(node_set *s)
