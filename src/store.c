@@ -513,11 +513,12 @@ strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row
     }
     for (size_t i = 0; i < kept; i++)
         if (all[i].flags & STORE_ROW_INDEX_ONLY) {
+            const uint64_t key = all[i].key, home = all[i].home;
             free(all);
             return error_set(err, STRATA_ERR_CORRUPT,
                              "%s: chunk key %" PRIu64
                              ": an index-only row in data segment %" PRIu64,
-                             s->dir, all[i].key, all[i].home);
+                             s->dir, key, home);
         }
     for (size_t i = 0; i < s->count && kept; i++) {
         if (!store_is_index_segment(s->segments[i].epoch))
