@@ -2,6 +2,7 @@
 #include "store.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -892,7 +893,10 @@ static strata_status write_part(MPI_Comm comm, hid_t dset, hid_t type, size_t el
             hr = H5Dwrite(dset, type, memory_space, file_space, dxpl,
                           (const char *)data + begin * element);
             /* Read HDF5's error stack now: the next API call clears it. */
-            if (hr < 0)
+            if (hr < 0 && errno == ENOSPC) /* as MPI-IO left it; HDF5 says only "write failed" */
+                st = error_set(err, STRATA_ERR_IO,
+                               "cannot write %s: no space left on device (ENOSPC)", path);
+            else if (hr < 0)
                 st = store_hdf5_error(err, "cannot write", path);
         }
         if (file_space >= 0)
@@ -1018,6 +1022,50 @@ static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, in
     return st ? st : write_fence(s->comm, file, rows, n, l, path, err);
 }
 
+/* Rank 0 makes sure, before HDF5 creates the segment, that its file system has room
+ * for it (an upper bound of its size: rows, payload, fences, and HDF5's metadata):
+ * space runs out inside HDF5's collective writes on some ranks only, and a parallel
+ * HDF5 file whose writes failed cannot always be closed on every rank alike (a hang
+ * between ranks, or a crash at MPI_Finalize). The room is allocated in the file
+ * itself, then released (H5Fcreate truncates it anyway). A file system without
+ * fallocate is not checked. */
+static strata_status check_room(const char *path, uint64_t bytes, strata_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return error_set(err, STRATA_ERR_IO, "cannot create segment %s: %s", path, strerror(errno));
+    int rc = posix_fallocate(fd, 0, (off_t)bytes);
+    if (ftruncate(fd, 0) != 0 && !rc)
+        rc = errno;
+    close(fd);
+    if (rc == ENOSPC)
+        return error_set(err, STRATA_ERR_IO,
+                         "no space left on device (ENOSPC) for segment %s: it needs up to "
+                         "%" PRIu64 " bytes",
+                         path, bytes);
+    if (rc && rc != EOPNOTSUPP && rc != EINVAL)
+        return error_set(err, STRATA_ERR_IO, "cannot allocate segment %s: %s", path, strerror(rc));
+    return STRATA_OK;
+}
+
+/* After a failure agreed by every rank: the half-written segment is emptied first,
+ * so that H5Fclose finds room for HDF5's metadata on a full file system and closes
+ * alike on every rank, then removed (no manifest names it). */
+static void discard_segment(MPI_Comm comm, hid_t file, const char *path)
+{
+    int rank = 0;
+    MPI_Comm_rank(comm, &rank);
+    if (rank == 0 && file >= 0 && truncate(path, 0) != 0) {
+        /* nothing to free: the close below reports nothing either way */
+    }
+    MPI_Barrier(comm);
+    if (file >= 0)
+        H5Fclose(file);
+    MPI_Barrier(comm);
+    if (rank == 0)
+        unlink(path);
+}
+
 strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, store_row *rows,
                                   size_t n, const uint8_t *payload, uint64_t payload_bytes,
                                   strata_error *err)
@@ -1044,6 +1092,19 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
             s->segments[kept++] = s->segments[i];
     }
     s->count = kept;
+    int rank = 0;
+    MPI_Comm_rank(s->comm, &rank);
+    uint64_t fences = (layout.rows_total + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS;
+    uint64_t room = layout.payload_total + layout.rows_total * H5Tget_size(s->row_file_type) +
+                    fences * (8 + 64) + ((uint64_t)1 << 16);
+    if (rank == 0)
+        st = check_room(path, room, err);
+    st = error_agree(s->comm, st, err);
+    if (st) {
+        if (rank == 0)
+            unlink(path);
+        return st;
+    }
     hid_t fapl = parallel_access(s->comm);
     /* A leftover file of a commit that died before its manifest is truncated. */
     hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
@@ -1052,12 +1113,14 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
     if (file < 0)
         st = store_hdf5_error(err, "cannot create segment", path);
     st = error_agree(s->comm, st, err);
+    if (!st)
+        st =
+            write_segment_file(s, file, epoch, ranks_writing, rows, n, payload, &layout, path, err);
+    st = error_agree(s->comm, st, err);
     if (st) {
-        if (file >= 0)
-            H5Fclose(file);
+        discard_segment(s->comm, file, path);
         return st;
     }
-    st = write_segment_file(s, file, epoch, ranks_writing, rows, n, payload, &layout, path, err);
     /* Durable before rank 0 publishes the manifest that names it: the file is
      * closed first (H5Fclose writes the superblock last), then every rank
      * fsyncs it. Each rank's fsync flushes what that rank wrote, aggregators'
@@ -1071,6 +1134,8 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
     if (!st && strata_fault_point("segment-written"))
         st = error_set(err, STRATA_ERR_IO, "fault injected after writing %s", path);
     st = error_agree(s->comm, st, err);
+    if (st && rank == 0)
+        unlink(path); /* no manifest names it */
     if (!st)
         st = store_open_segments(s, &epoch, 1, err);
     return error_agree(s->comm, st, err);
