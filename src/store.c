@@ -197,7 +197,8 @@ static void segment_close(store_segment *g)
     if (g->file > 0)
         H5Fclose(g->file);
     free(g->fence);
-    free(g->block);
+    for (int b = 0; b < STORE_CACHED_BLOCKS; b++)
+        free(g->blocks[b].rows);
     memset(g, 0, sizeof *g);
 }
 
@@ -612,24 +613,39 @@ size_t store_apply_index(store_row *rows, size_t count, const store_row *x, size
     return applied;
 }
 
-static strata_status load_block(store *s, store_segment *g, size_t block, strata_error *err)
+/* Block `block` of segment g's rows: a cached one, else read into the slot
+ * unused or least recently used. */
+static strata_status load_block(store *s, store_segment *g, size_t block,
+                                const store_row_block **out, strata_error *err)
 {
-    if (g->block && g->block_index == block)
-        return STRATA_OK;
-    if (!g->block) {
-        g->block = strata_malloc(STORE_FENCE_ROWS * sizeof *g->block);
-        if (!g->block)
+    store_row_block *slot = &g->blocks[0];
+    g->block_clock++;
+    for (int b = 0; b < STORE_CACHED_BLOCKS; b++) {
+        store_row_block *k = &g->blocks[b];
+        if (k->rows && k->index == block) {
+            k->used = g->block_clock;
+            *out = k;
+            return STRATA_OK;
+        }
+        if (!k->rows ? slot->rows != NULL : slot->rows && k->used < slot->used)
+            slot = k;
+    }
+    if (!slot->rows) {
+        slot->rows = strata_malloc(STORE_FENCE_ROWS * sizeof *slot->rows);
+        if (!slot->rows)
             return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a row block");
     }
     uint64_t begin = (uint64_t)block * STORE_FENCE_ROWS;
     uint64_t count =
         g->row_count - begin < STORE_FENCE_ROWS ? g->row_count - begin : STORE_FENCE_ROWS;
-    g->block_index = (size_t)-1;
-    strata_status st = read_rows(s, g, begin, count, g->block, err);
+    slot->index = (size_t)-1;
+    strata_status st = read_rows(s, g, begin, count, slot->rows, err);
     if (st)
         return st;
-    g->block_index = block;
-    g->block_count = (size_t)count;
+    slot->index = block;
+    slot->count = (size_t)count;
+    slot->used = g->block_clock;
+    *out = slot;
     return STRATA_OK;
 }
 
@@ -642,12 +658,12 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
         store_segment *g = &s->segments[i];
         if (store_is_index_segment(g->epoch) || !g->fence_count || key < g->fence[0])
             continue;
-        strata_status st = load_block(s, g, fence_after(g, key) - 1, err);
+        const store_row_block *k;
+        strata_status st = load_block(s, g, fence_after(g, key) - 1, &k, err);
         if (st)
             return st;
-        const store_row *hit = g->block_count ? bsearch(&key, g->block, g->block_count,
-                                                        sizeof *g->block, morton_key_compare)
-                                              : NULL;
+        const store_row *hit =
+            k->count ? bsearch(&key, k->rows, k->count, sizeof *k->rows, morton_key_compare) : NULL;
         if (hit) {
             *row = *hit;
             row->home = g->epoch;
@@ -660,10 +676,11 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
         store_segment *g = &s->segments[i];
         if (!store_is_index_segment(g->epoch) || !g->fence_count || key < g->fence[0])
             continue;
-        strata_status st = load_block(s, g, fence_after(g, key) - 1, err);
+        const store_row_block *k;
+        strata_status st = load_block(s, g, fence_after(g, key) - 1, &k, err);
         if (st)
             return st;
-        store_apply_index(row, 1, g->block, g->block_count, g->epoch);
+        store_apply_index(row, 1, k->rows, k->count, g->epoch);
     }
     return STRATA_OK;
 }

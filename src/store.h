@@ -21,6 +21,8 @@
 #include "manifest.h"
 
 #define STORE_FENCE_ROWS 1024
+/* Blocks of rows a segment keeps for lookups (store_segment.blocks). */
+#define STORE_CACHED_BLOCKS 8
 
 /* Row flags. STORE_ROW_INDEX_ONLY (format 3) marks a row of an index segment
  * (idx-<serial>.h5, written by a reindex beside the writer): it carries only
@@ -77,6 +79,13 @@ static inline int store_row_uniform(const store_row *row)
     return row->codec == 0 /* CODEC_UNIFORM */ && row->delta_depth == 0;
 }
 
+/** Rows [index * STORE_FENCE_ROWS, + count) of a segment, read once (store_lookup_row). */
+typedef struct {
+    store_row *rows; /**< NULL: slot unused */
+    size_t index, count;
+    uint64_t used; /**< the segment's block_clock at the last lookup */
+} store_row_block;
+
 typedef struct {
     uint64_t epoch;
     int format; /**< the segment's strata_format attribute (rows of format 2 lack the chain) */
@@ -92,9 +101,11 @@ typedef struct {
     uint64_t row_count;
     uint64_t *fence;
     size_t fence_count;
-    /* one cached block of rows for lookups outside the rank's range */
-    store_row *block;
-    size_t block_index, block_count;
+    /* Cached blocks of rows for lookups outside the rank's range, the least
+     * recently used replaced: lookups that alternate among a few blocks (rays
+     * crossing other ranks' chunks) read each once instead of again and again. */
+    store_row_block blocks[STORE_CACHED_BLOCKS];
+    uint64_t block_clock;
 } store_segment;
 
 typedef struct {

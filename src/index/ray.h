@@ -30,8 +30,8 @@ typedef struct {
     const uint16_t *voxels; /* mixed chunk at level 0: its voxels, once read */
     int have_voxels;
     /* Rows of other ranks' chunks looked up (direct-mapped by key): the store
-     * keeps one block of rows per segment, which rays crossing many chunks
-     * would read again and again. */
+     * keeps a few blocks of rows per segment, which rays crossing many chunks
+     * would otherwise look up again and again. */
     struct ray_row_slot *rows;
 } ray_caster;
 
