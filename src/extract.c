@@ -27,6 +27,7 @@
 #include "alloc.h"
 #include "codec.h"
 #include "extract.h"
+#include "fsutil.h"
 #include "store.h"
 #include "world.h"
 
@@ -908,6 +909,13 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
     st = world_agree(w, st);
     output o = {-1, -1, -1};
     int created = 0;
+    /* Room for the output first (store_write_segment says why; reliability.md) */
+    if (!st && w->rank == 0) {
+        uint64_t bytes = (uint64_t)e.g.cells[0] * e.g.cells[1] * e.g.cells[2] * 2 + (1u << 16);
+        st = check_room(partial, bytes, &w->error);
+        unlink(partial);
+    }
+    st = world_agree(w, st);
     if (!st) {
         store_quiet_hdf5();
         st = world_agree(w, output_create(w, partial, &e.g, &o));
@@ -919,6 +927,13 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
         st = world_agree(w, gather_materials(&e));
     if (!st)
         st = world_agree(w, write_metadata(&e, &o, partial));
+    /* After a failure: emptied first, so that the close finds room for HDF5's metadata */
+    if (st && created) {
+        if (w->rank == 0 && truncate(partial, 0) != 0) {
+            /* nothing to free: the close reports nothing either way */
+        }
+        MPI_Barrier(w->comm);
+    }
     output_close(&o);
     if (!st)
         st = publish(w, &e.g, partial, path);

@@ -21,4 +21,9 @@ strata_status path_join(char *out, size_t size, const char *dir, const char *nam
 /** Size of a file in bytes. */
 strata_status file_size(const char *path, uint64_t *size, strata_error *err);
 
+/** Whether the file system holding PATH has room for BYTES more: allocates them in PATH
+ *  (created or truncated) with posix_fallocate, then truncates PATH to 0 bytes. ENOSPC is
+ *  STRATA_ERR_IO naming it and PATH; a file system without fallocate is not checked. */
+strata_status check_room(const char *path, uint64_t bytes, strata_error *err);
+
 #endif

@@ -1043,28 +1043,7 @@ static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, in
  * for it (an upper bound of its size: rows, payload, fences, and HDF5's metadata):
  * space runs out inside HDF5's collective writes on some ranks only, and a parallel
  * HDF5 file whose writes failed cannot always be closed on every rank alike (a hang
- * between ranks, or a crash at MPI_Finalize). The room is allocated in the file
- * itself, then released (H5Fcreate truncates it anyway). A file system without
- * fallocate is not checked. */
-static strata_status check_room(const char *path, uint64_t bytes, strata_error *err)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return error_set(err, STRATA_ERR_IO, "cannot create segment %s: %s", path, strerror(errno));
-    int rc = posix_fallocate(fd, 0, (off_t)bytes);
-    if (ftruncate(fd, 0) != 0 && !rc)
-        rc = errno;
-    close(fd);
-    if (rc == ENOSPC)
-        return error_set(err, STRATA_ERR_IO,
-                         "no space left on device (ENOSPC) for segment %s: it needs up to "
-                         "%" PRIu64 " bytes",
-                         path, bytes);
-    if (rc && rc != EOPNOTSUPP && rc != EINVAL)
-        return error_set(err, STRATA_ERR_IO, "cannot allocate segment %s: %s", path, strerror(rc));
-    return STRATA_OK;
-}
-
+ * between ranks, or a crash at MPI_Finalize). check_room (fsutil.c). */
 /* After a failure agreed by every rank: the half-written segment is emptied first,
  * so that H5Fclose finds room for HDF5's metadata on a full file system and closes
  * alike on every rank, then removed (no manifest names it). */
@@ -1115,7 +1094,7 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
     uint64_t room = layout.payload_total + layout.rows_total * H5Tget_size(s->row_file_type) +
                     fences * (8 + 64) + ((uint64_t)1 << 16);
     if (rank == 0)
-        st = check_room(path, room, err);
+        st = check_room(path, room, err); /* H5Fcreate truncates it */
     st = error_agree(s->comm, st, err);
     if (st) {
         if (rank == 0)

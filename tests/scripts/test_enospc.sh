@@ -1,7 +1,7 @@
 #!/bin/bash
 # test_enospc.sh: a full file system (issue 24, item 1). A commit, a compaction and a
 # create whose segment does not fit on a small tmpfs fail on every rank, exit 1, name
-# ENOSPC and the segment, leave no orphan segment, never hang or crash, and leave the
+# ENOSPC and the segment (an extraction: its output), leave no orphan segment, never hang or crash, and leave the
 # world as it was (fsck clean). Needs mount (root); skips (77) where it cannot mount.
 # Usage: test_enospc.sh STRATA WORKDIR SOURCE_DIR BUILD_DIR
 set -u
@@ -57,3 +57,11 @@ echo "ok compact at 3 ranks"
 run 2 create "$FS/big" --dims 512,512,256 --generate terrain --quiet 2> err.txt; rc=$?
 expect_enospc "create at 2 ranks" "$FS/big" seg-00000000000000000001.h5 $rc
 echo "ok create at 2 ranks"
+
+# extraction: the output does not fit; no partial output is left
+for np in 1 4; do
+    run $np extract W --box 0,0,0,256,256,128 -o "$FS/out.h5" --quiet 2> err.txt; rc=$?
+    expect_enospc "extract at $np ranks" "$FS" out.h5.partial $rc
+    [ -z "$(ls "$FS" | grep out)" ] || fail "extract at $np ranks left $(ls "$FS")"
+done
+echo "ok extract at 1, 4 ranks"
