@@ -241,6 +241,7 @@ static void draw_axes(canvas *c, const png_frame *f, int64_t width, int64_t heig
     fill_rect(c, left - 1, PNG_FRAME_TOP, 1, height * s + 1, ink);
     fill_rect(c, left - 1, bottom, width * s + 1, 1, ink);
     char text[64];
+    int64_t x_end = left + width * s + 12; /* the x axis's name goes past its last label */
     for (int axis = 0; axis < 2; axis++) {
         const double start = axis ? f->y0 : f->x0, per = axis ? f->dy : f->dx;
         const int64_t cells = axis ? height : width;
@@ -267,6 +268,8 @@ static void draw_axes(canvas *c, const png_frame *f, int64_t width, int64_t heig
             if (!axis) {
                 fill_rect(c, left + at, bottom, 1, 6, ink);
                 draw_text(c, left + at - text_width(text) / 2, bottom + 8, text);
+                if (left + at - text_width(text) / 2 + text_width(text) + 12 > x_end)
+                    x_end = left + at - text_width(text) / 2 + text_width(text) + 12;
             } else {
                 fill_rect(c, left - 7, bottom - at, 6, 1, ink);
                 draw_text(c, left - 10 - text_width(text), bottom - at - GLYPH_H / 2, text);
@@ -274,7 +277,7 @@ static void draw_axes(canvas *c, const png_frame *f, int64_t width, int64_t heig
         }
     }
     snprintf(text, sizeof text, "%c", f->x_name);
-    draw_text(c, left + width * s + 40, bottom + 8, text);
+    draw_text(c, x_end, bottom + 8, text);
     snprintf(text, sizeof text, "%c", f->y_name);
     draw_text(c, LEGEND_PAD, PNG_FRAME_TOP, text);
     /* Scale bar: a round length about a fifth of the slice's width. */
