@@ -354,8 +354,10 @@ static strata_status publish(strata_world *w, const reindex_batch *b, uint64_t i
     manifest next = {0};
     if (!st)
         st = world_agree(w, manifest_copy(&w->committed, &next, &w->error));
-    if (st)
+    if (st) {
+        manifest_free(&next); /* copied here, but another rank failed (zeroed if not) */
         return st;
+    }
     next.segments[next.segment_count++].epoch = id; /* the largest id: stays sorted */
     /* Index segments this one superseded whole retire with the publication. */
     st = world_drop_unused_index(w, &next, id);
