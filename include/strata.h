@@ -235,6 +235,11 @@ strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
 /** Close and free. Collective. Staged or flushed updates not committed are discarded. */
 strata_status strata_world_close(strata_world *w);
 
+/** Close, free and remove a world this job created (strata_world_create) whose first
+ *  commit failed, so that nothing of it stays visible: a --force create's staging
+ *  directory goes and the world it would have replaced stays. Collective. Returns st. */
+strata_status strata_world_abandon(strata_world *w, strata_status st);
+
 /** The world's configuration (materials point into the world). Local. */
 strata_status strata_world_config(const strata_world *w, strata_config *cfg);
 /** Look up a material's name and colour (generated for ids not in the table). Local. */

@@ -71,8 +71,8 @@ int job_create(job *j, int argc, char **argv)
     }
     if (!st)
         st = strata_commit(w, &cs);
-    if (st)
-        return job_fail_close(j, st, w);
+    if (st) /* a failed first commit (a full disk) leaves no world */
+        return job_fail(j, strata_world_abandon(w, st), NULL);
     st = strata_world_close(w);
     if (st)
         return job_fail(j, st, NULL);

@@ -91,26 +91,6 @@ uint16_t import_layer_material(const strata_layer *layers, size_t count, int zon
 
 /* ---- world lifetime shared by both imports --------------------------------------- */
 
-/* Drop a world made by a failed import: nothing of it may stay visible. A --force
- * create builds beside the old world, so removing its staging directory keeps the
- * old world; otherwise the directory is ours alone. Collective. */
-static strata_status abandon_world(MPI_Comm comm, strata_world *w, strata_status st)
-{
-    strata_error saved = w->error;
-    char dir[STRATA_PATH_MAX];
-    memcpy(dir, w->dir, sizeof dir);
-    int rank = w->rank;
-    w->replace_pending = 0; /* close must not publish it */
-    strata_world_close(w);
-    if (rank == 0) {
-        strata_error ignored;
-        remove_tree(dir, &ignored);
-    }
-    MPI_Barrier(comm);
-    error_publish(&saved);
-    return st;
-}
-
 typedef strata_status (*import_fill_step)(strata_world *w, void *ctx);
 
 /* Create, fill by step, commit; on any failure abandon the world. Collective. */
@@ -126,7 +106,7 @@ static strata_status build_world(MPI_Comm comm, const char *path, const strata_c
     if (!st)
         st = strata_commit(w, &stats->commit);
     if (st)
-        return abandon_world(comm, w, st);
+        return strata_world_abandon(w, st);
     if (out) {
         *out = w;
         return STRATA_OK;

@@ -1131,6 +1131,31 @@ strata_status world_finish_replace(strata_world *w, strata_error *err)
     return fsync_directory(parent, err);
 }
 
+/* A --force create builds beside the old world, so removing its staging directory
+ * keeps the old world; otherwise the directory is ours alone. */
+strata_status strata_world_abandon(strata_world *w, strata_status st)
+{
+    strata_error saved = w->error;
+    char dir[STRATA_PATH_MAX];
+    memcpy(dir, w->dir, sizeof dir);
+    int rank = w->rank;
+    MPI_Comm comm = w->comm;
+    w->replace_pending = 0; /* close must not publish it */
+    if (MPI_Comm_dup(w->comm, &comm) != MPI_SUCCESS)
+        comm = MPI_COMM_NULL;
+    strata_world_close(w);
+    if (rank == 0) {
+        strata_error ignored;
+        remove_tree(dir, &ignored);
+    }
+    if (comm != MPI_COMM_NULL) {
+        MPI_Barrier(comm);
+        MPI_Comm_free(&comm);
+    }
+    error_publish(&saved);
+    return st;
+}
+
 strata_status strata_world_close(strata_world *w)
 {
     if (!w)

@@ -56,6 +56,7 @@ echo "ok compact at 3 ranks"
 # create: the first segment does not fit
 run 2 create "$FS/big" --dims 512,512,256 --generate terrain --quiet 2> err.txt; rc=$?
 expect_enospc "create at 2 ranks" "$FS/big" seg-00000000000000000001.h5 $rc
+[ ! -e "$FS/big" ] || fail "create at 2 ranks left a world: $(ls "$FS/big")"
 echo "ok create at 2 ranks"
 
 # extraction: the output does not fit; no partial output is left
