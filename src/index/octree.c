@@ -423,6 +423,7 @@ strata_status octree_build(strata_world *w, lod_index *x)
     for (int k = 1; !st && k <= x->max_level; k++) {
         memset(&level, 0, sizeof level);
         if (!sum_level(from, &level, &tmp)) {
+            node_set_free(&level); /* what it appended before failing */
             st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot build index level %d", k);
             break;
         }
