@@ -16,7 +16,7 @@ case $what in
   build) ;;
   demo) pkgs="$pkgs ferret-datasets" ;;
   test|all) pkgs="$pkgs ferret-datasets python3-h5py python3-numpy python3-zstandard
-    clang libclang-rt-14-dev clang-format slurm-wlm munge gnuplot-nox libopenvdb-dev libopenvdb-tools libtbb-dev libboost-dev g++"
+    clang libclang-rt-14-dev clang-format slurm-wlm munge iproute2 gnuplot-nox libopenvdb-dev libopenvdb-tools libtbb-dev libboost-dev g++"
     [ "$what" = all ] && pkgs="$pkgs paraview python3-paraview" ;;
   *) echo "usage: $0 [build|test|demo|all]" >&2; exit 2 ;;
 esac
