@@ -354,20 +354,6 @@ strata_status world_merge_rows(strata_world *w, const store_row *fresh, size_t n
     return STRATA_OK;
 }
 
-/* Index of the committed segment of this epoch, or SIZE_MAX (epoch 0: none). */
-static size_t segment_index(const manifest *m, uint64_t epoch)
-{
-    size_t lo = 0, hi = m->segment_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->segments[mid].epoch < epoch)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < m->segment_count && m->segments[lo].epoch == epoch ? lo : SIZE_MAX;
-}
-
 static void mark_row(const manifest *m, const store_row *row, uint8_t *keep)
 {
     /* index_home: the index segment whose row gave this one its summary */
@@ -375,7 +361,7 @@ static void mark_row(const manifest *m, const store_row *row, uint8_t *keep)
     for (int k = 0; k < 4; k++) {
         if (k && (used[k] == used[0] || used[k] == used[k - 1]))
             continue; /* mostly all three are the one segment the row came from */
-        size_t i = segment_index(m, used[k]);
+        size_t i = manifest_segment_index(m, used[k]);
         if (i != SIZE_MAX)
             keep[i] = 1;
     }
@@ -438,7 +424,7 @@ static void retire_segments(strata_world *w, const manifest *before, int durable
     store_retain(&w->store, live, m->segment_count);
     free(live);
     for (size_t i = 0; durable && w->rank == 0 && i < before->segment_count; i++) {
-        if (segment_index(m, before->segments[i].epoch) != SIZE_MAX)
+        if (manifest_segment_index(m, before->segments[i].epoch) != SIZE_MAX)
             continue;
         char name[64], path[STRATA_PATH_MAX];
         manifest_segment_name(before->segments[i].epoch, name, sizeof name);

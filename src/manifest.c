@@ -24,7 +24,7 @@ void manifest_segment_name(uint64_t epoch, char *buf, size_t size)
         snprintf(buf, size, "seg-%020" PRIu64 ".h5", epoch);
 }
 
-int manifest_has_segment(const manifest *m, uint64_t id)
+size_t manifest_segment_index(const manifest *m, uint64_t id)
 {
     size_t lo = 0, hi = m->segment_count;
     while (lo < hi) {
@@ -34,7 +34,12 @@ int manifest_has_segment(const manifest *m, uint64_t id)
         else
             hi = mid;
     }
-    return lo < m->segment_count && m->segments[lo].epoch == id;
+    return lo < m->segment_count && m->segments[lo].epoch == id ? lo : SIZE_MAX;
+}
+
+int manifest_has_segment(const manifest *m, uint64_t id)
+{
+    return manifest_segment_index(m, id) != SIZE_MAX;
 }
 
 void manifest_free(manifest *m)

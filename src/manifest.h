@@ -79,6 +79,8 @@ strata_status manifest_write(const char *dir, const manifest *m, strata_error *e
 strata_status manifest_write_through(const char *dir, const manifest *m, const char *tmp_name,
                                      strata_error *err);
 /** 1 when m names segment id (data epoch or index segment id). */
+/* Position of segment `id` in m->segments (sorted by id), or SIZE_MAX. */
+size_t manifest_segment_index(const manifest *m, uint64_t id);
 int manifest_has_segment(const manifest *m, uint64_t id);
 /** File name of a segment ("seg-%020llu.h5"; an index segment id:
  *  "idx-%020llu.h5" of its serial) into buf. */
