@@ -34,18 +34,36 @@ static const int EDGE = 16;
 
 /* ---- phases ----------------------------------------------------------------------- */
 
-static double phase_start;
+/* A phase's time is that of its library calls only (not of the brute-force checks):
+ * each call runs between two barriers of its communicator, and rank 0 of
+ * MPI_COMM_WORLD, which is in every communicator, adds up and prints. The
+ * MPI_Pcontrol calls mark the same spans for bench/mpi_calls.so, which counts the
+ * library's collectives when preloaded (and is a no-op otherwise). */
+static double call_start, phase_seconds;
 
-/* End a phase on comm (rank 0 of MPI_COMM_WORLD is in every comm and prints). */
-static void phase(MPI_Comm comm, const char *what)
+static void call_begin(MPI_Comm comm)
+{
+    MPI_Barrier(comm);
+    call_start = MPI_Wtime();
+    MPI_Pcontrol(2);
+}
+
+static void call_end(MPI_Comm comm)
+{
+    MPI_Pcontrol(0);
+    MPI_Barrier(comm);
+    phase_seconds += MPI_Wtime() - call_start;
+}
+
+static void phase(MPI_Comm comm, const char *what, const char *detail)
 {
     int size;
     MPI_Comm_size(comm, &size);
-    MPI_Barrier(comm);
-    double now = MPI_Wtime();
-    if (mt_rank == 0 && what)
-        fprintf(stderr, "many_ranks: %3d ranks: %-36s %7.2f s\n", size, what, now - phase_start);
-    phase_start = now;
+    if (mt_rank == 0)
+        fprintf(stderr, "many_ranks: %3d ranks: %-28s %7.3f s%s%s\n", size, what, phase_seconds,
+                detail ? "  " : "", detail ? detail : "");
+    MPI_Pcontrol(1, what);
+    phase_seconds = 0;
 }
 
 /* ---- brute force ---------------------------------------------------------------- */
@@ -95,7 +113,8 @@ static void block_of(int64_t p, int level, int64_t *lo, int64_t *hi)
  * strata_update_batch; every rank of MPI_COMM_WORLD replays the batches of the
  * `ranks` ranks of comm in (rank, input order).
  */
-static void run_round(strata_world *w, int comm_rank, int ranks, reference *r, uint64_t round)
+static void run_round(strata_world *w, MPI_Comm comm, int comm_rank, int ranks, reference *r,
+                      uint64_t round)
 {
     uint64_t counts[2] = {0, 0};
     strata_update *mine = NULL;
@@ -111,7 +130,9 @@ static void run_round(strata_world *w, int comm_rank, int ranks, reference *r, u
         return;
     strata_batch_stats stats;
     memset(&stats, 0, sizeof stats);
+    call_begin(comm);
     strata_status st = strata_update_batch(w, mine, UPDATES_PER_RANK, &stats);
+    call_end(comm);
     MT_CHECK(st == STRATA_OK, "round %" PRIu64 ": update_batch: %s", round, strata_last_error(w));
     MT_CHECK(stats.submitted == (uint64_t)ranks * UPDATES_PER_RANK && stats.applied == counts[0] &&
                  stats.skipped == counts[1],
@@ -127,20 +148,32 @@ static void commit_reference(reference *r, uint64_t *epoch)
     ref_commit(r, *epoch);
 }
 
-static void commit(strata_world *w, reference *r, uint64_t *epoch, const char *what)
+/* Commit on comm and print its time with the slowest rank's flush, encode and write. */
+static void commit(strata_world *w, MPI_Comm comm, reference *r, uint64_t *epoch, const char *what)
 {
     strata_commit_stats cs;
+    memset(&cs, 0, sizeof cs);
+    call_begin(comm);
     strata_status st = strata_commit(w, &cs);
+    call_end(comm);
     MT_CHECK(st == STRATA_OK && cs.epoch == *epoch + 1 && cs.chunks_written > 0,
              "%s: commit: %s (epoch %" PRIu64 " after %" PRIu64 ", %" PRIu64 " chunks)", what,
              strata_last_error(w), cs.epoch, *epoch, cs.chunks_written);
     commit_reference(r, epoch);
+    double part[3] = {cs.flush_seconds, cs.encode_seconds, cs.write_seconds}, slowest[3];
+    MPI_Reduce(part, slowest, 3, MPI_DOUBLE, MPI_MAX, 0, comm);
+    char detail[160];
+    snprintf(detail, sizeof detail,
+             "(%" PRIu64 " chunks; slowest rank: flush %.3f, encode %.3f, write %.3f s)",
+             cs.chunks_written, slowest[0], slowest[1], slowest[2]);
+    phase(comm, "commit", detail);
 }
 
 /* ---- LOD ------------------------------------------------------------------------- */
 
 /* strata_query_lod at every level up to the root's, at points differing per rank. */
-static void check_lod_points(strata_world *w, const reference *r, uint64_t seed, const char *what)
+static void check_lod_points(strata_world *w, MPI_Comm comm, const reference *r, uint64_t seed,
+                             const char *what)
 {
     enum { N = 40 };
     int64_t pts[N][3];
@@ -152,8 +185,10 @@ static void check_lod_points(strata_world *w, const reference *r, uint64_t seed,
         for (size_t i = 0; i < n; i++)
             ref_random_voxel(r, &seed, pts[i]);
         double threshold = level % 3 == 2 ? 0.6 : -1;
+        call_begin(comm);
         strata_status st =
             strata_query_lod(w, (const int64_t(*)[3])pts, n, level, threshold, out, hom);
+        call_end(comm);
         MT_CHECK(st == STRATA_OK, "%s: query_lod level %d: %s", what, level, strata_last_error(w));
         int bad = 0;
         for (size_t i = 0; !st && i < n; i++) {
@@ -176,12 +211,14 @@ static void check_lod_points(strata_world *w, const reference *r, uint64_t seed,
 
 /* strata_query_region: aligned nodes clipped to the world, sorted, covering the box
  * once, each the brute-force mode, split only while below the threshold. */
-static void check_region(strata_world *w, const reference *r, const int64_t box[6], int level,
-                         double threshold, const char *what)
+static void check_region(strata_world *w, MPI_Comm comm, const reference *r, const int64_t box[6],
+                         int level, double threshold, const char *what)
 {
     strata_region *g = NULL;
     size_t n = 0;
+    call_begin(comm);
     strata_status st = strata_query_region(w, box, level, threshold, &g, &n);
+    call_end(comm);
     MT_CHECK(st == STRATA_OK, "%s: query_region: %s", what, strata_last_error(w));
     if (st)
         return;
@@ -251,7 +288,9 @@ static void check_extract(strata_world *w, MPI_Comm comm, const reference *r, co
     char path[4200];
     snprintf(path, sizeof path, "%s/extract-%d.h5", dir, level);
     strata_extract_stats es;
+    call_begin(comm);
     strata_status st = strata_extract(w, box, level, path, NULL, &es);
+    call_end(comm);
     MT_CHECK(st == STRATA_OK, "%s: extract level %d: %s", what, level, strata_last_error(w));
     if (st || rank != 0)
         return;
@@ -314,19 +353,23 @@ static void report_problem(const char *problem, void *ctx)
     fprintf(stderr, "rank %d: fsck (%s): %s\n", mt_rank, (const char *)ctx, problem);
 }
 
-static void check_fsck(strata_world *w, const char *what)
+static void check_fsck(strata_world *w, MPI_Comm comm, const char *what)
 {
     uint64_t problems = 1;
+    call_begin(comm);
     strata_status st = strata_fsck(w, report_problem, (void *)what, &problems);
+    call_end(comm);
     MT_CHECK(st == STRATA_OK && problems == 0, "%s: fsck: %s, %" PRIu64 " problems", what,
              strata_last_error(w), problems);
 }
 
-static uint64_t index_hash(strata_world *w, const char *what)
+static uint64_t index_hash(strata_world *w, MPI_Comm comm, const char *what)
 {
     strata_index_info info;
     memset(&info, 0, sizeof info);
+    call_begin(comm);
     strata_status st = strata_index_status(w, 1, &info);
+    call_end(comm);
     MT_CHECK(st == STRATA_OK && info.stale_chunks == 0 && info.index_epoch == info.data_epoch,
              "%s: index status: %s, %" PRIu64 " stale, index at %" PRIu64 " of %" PRIu64, what,
              strata_last_error(w), info.stale_chunks, info.index_epoch, info.data_epoch);
@@ -335,20 +378,30 @@ static uint64_t index_hash(strata_world *w, const char *what)
 
 /* ---- the workflow ----------------------------------------------------------------- */
 
+/* Every voxel through routed point queries (each rank asks a slice), timed. */
+static void check_every_voxel(strata_world *w, MPI_Comm comm, const reference *r, const char *what)
+{
+    call_begin(comm);
+    ref_check_query_all(w, comm, r, r->committed, what);
+    call_end(comm);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = mt_init(&argc, &argv);
+    MPI_Pcontrol(0);
+    double started = MPI_Wtime();
     char path[4096];
     snprintf(path, sizeof path, "%s/world", dir);
     if (mt_rank == 0)
         mt_remove_tree(path);
     const int P = mt_size, Q = mt_size / 2 - 1 > 0 ? mt_size / 2 - 1 : 1;
+    const MPI_Comm all = MPI_COMM_WORLD;
     reference r;
     ref_init(&r, DIMS, EDGE);
     strata_options opt;
     strata_options_init(&opt);
     opt.defer_index = 1;
-    phase(MPI_COMM_WORLD, NULL);
 
     /* 1. P ranks: create, routed updates, commit, every voxel. */
     strata_config cfg;
@@ -356,100 +409,121 @@ int main(int argc, char **argv)
     memcpy(cfg.dims, DIMS, sizeof DIMS);
     cfg.chunk_edge = EDGE;
     strata_world *w = NULL;
-    strata_status st = strata_world_create(MPI_COMM_WORLD, path, &cfg, &opt, 0, &w);
+    call_begin(all);
+    strata_status st = strata_world_create(all, path, &cfg, &opt, 0, &w);
+    call_end(all);
     MT_CHECK(st == STRATA_OK, "create at %d ranks: %s", P, strata_last_error(NULL));
     if (st)
         return mt_finish("many_ranks");
-    phase(MPI_COMM_WORLD, "create");
+    phase(all, "create", NULL);
     uint64_t epoch = 0;
     for (uint64_t round = 0; round < ROUNDS; round++)
-        run_round(w, mt_rank, P, &r, round);
-    phase(MPI_COMM_WORLD, "routed updates");
-    commit(w, &r, &epoch, "first commit");
-    phase(MPI_COMM_WORLD, "commit");
-    ref_check_query_all(w, MPI_COMM_WORLD, &r, r.committed, "every voxel after the first commit");
+        run_round(w, all, mt_rank, P, &r, round);
+    phase(all, "routed updates", "(2 batches of 1,500 a rank)");
+    commit(w, all, &r, &epoch, "first commit");
+    check_every_voxel(w, all, &r, "every voxel after the first commit");
+    phase(all, "query every voxel", NULL);
     ref_check_chunks(w, mt_rank, P, &r, epoch, "every chunk after the first commit");
+    call_begin(all);
     MT_CHECK(strata_world_close(w) == STRATA_OK, "close: %s", strata_last_error(NULL));
-    phase(MPI_COMM_WORLD, "check every voxel, close");
+    call_end(all);
+    phase(all, "close", NULL);
 
     /* 2. Q ranks: reopen for writing, update, commit, reindex, LOD, extract, fsck. */
     MPI_Comm sub;
-    MPI_Comm_split(MPI_COMM_WORLD, mt_rank < Q ? 0 : MPI_UNDEFINED, mt_rank, &sub);
+    MPI_Comm_split(all, mt_rank < Q ? 0 : MPI_UNDEFINED, mt_rank, &sub);
     uint64_t hash = 0;
     w = NULL;
     if (sub != MPI_COMM_NULL) {
+        call_begin(sub);
         st = strata_world_open(sub, path, STRATA_WRITE, &opt, &w);
+        call_end(sub);
         MT_CHECK(st == STRATA_OK, "open at %d ranks: %s", Q, strata_last_error(NULL));
         if (st)
             w = NULL;
-        phase(sub, "reopen at another count");
+        phase(sub, "open for writing", NULL);
     }
     if (w) {
-        ref_check_query_all(w, sub, &r, r.committed, "every voxel reopened at another count");
-        phase(sub, "check every voxel");
+        check_every_voxel(w, sub, &r, "every voxel reopened at another count");
+        phase(sub, "query every voxel", NULL);
     }
-    run_round(w, mt_rank, Q, &r, 100);
+    run_round(w, sub, mt_rank, Q, &r, 100);
     if (w) {
-        phase(sub, "routed updates");
-        commit(w, &r, &epoch, "commit at another count");
-        phase(sub, "commit");
+        phase(sub, "routed updates", "(1 batch of 1,500 a rank)");
+        commit(w, sub, &r, &epoch, "commit at another count");
         strata_index_info before;
         strata_reindex_stats rs;
         memset(&rs, 0, sizeof rs);
         MT_CHECK(strata_index_status(w, 0, &before) == STRATA_OK && before.stale_chunks > 0,
                  "deferred commits left no stale chunk: %s", strata_last_error(w));
+        call_begin(sub);
         st = strata_reindex(w, 0, &rs);
+        call_end(sub);
         MT_CHECK(st == STRATA_OK && rs.chunks == before.stale_chunks && rs.stale_after == 0,
                  "reindex: %s (%" PRIu64 " chunks of %" PRIu64 " stale, %" PRIu64 " after)",
                  strata_last_error(w), rs.chunks, before.stale_chunks, rs.stale_after);
-        hash = index_hash(w, "after reindex");
-        phase(sub, "reindex");
-        check_lod_points(w, &r, 0x10d0ULL + (uint64_t)mt_rank, "after reindex");
+        phase(sub, "reindex", NULL);
+        hash = index_hash(w, sub, "after reindex");
+        phase(sub, "build the index", NULL);
+        check_lod_points(w, sub, &r, 0x10d0ULL + (uint64_t)mt_rank, "after reindex");
+        phase(sub, "LOD points", "(9 levels)");
         const int64_t cover_box[6] = {3, 0, 17, 90, 61, 70};
-        check_region(w, &r, cover_box, 1, 0.9, "after reindex");
-        phase(sub, "LOD points and region");
+        check_region(w, sub, &r, cover_box, 1, 0.9, "after reindex");
+        phase(sub, "region cover", NULL);
         const int64_t box0[6] = {5, 3, 9, 83, 70, 61}, box2[6] = {1, 7, 0, 90, 77, 66};
         check_extract(w, sub, &r, dir, box0, 0, "at another count");
-        phase(sub, "extract level 0");
+        phase(sub, "extract level 0", NULL);
         check_extract(w, sub, &r, dir, box2, 2, "at another count");
-        phase(sub, "extract LOD 2");
-        check_fsck(w, "at another count");
-        phase(sub, "fsck");
+        phase(sub, "extract LOD 2", NULL);
+        check_fsck(w, sub, "at another count");
+        phase(sub, "fsck", NULL);
+        call_begin(sub);
         MT_CHECK(strata_world_close(w) == STRATA_OK, "close at %d ranks: %s", Q,
                  strata_last_error(NULL));
+        call_end(sub);
+        phase(sub, "close", NULL);
     } else if (sub == MPI_COMM_NULL) {
         /* the ranks outside sub replayed the round (run_round): commit it too */
         commit_reference(&r, &epoch);
     }
     if (sub != MPI_COMM_NULL)
         MPI_Comm_free(&sub);
-    MPI_Bcast(&hash, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
-    phase(MPI_COMM_WORLD, NULL);
+    MPI_Bcast(&hash, 1, MPI_UINT64_T, 0, all);
 
     /* 3. P ranks: reopen read-only, every voxel, LOD, region, extract, fsck, hash. */
-    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &w);
+    call_begin(all);
+    st = strata_world_open(all, path, STRATA_READ, NULL, &w);
+    call_end(all);
     MT_CHECK(st == STRATA_OK, "reopen at %d ranks: %s", P, strata_last_error(NULL));
     if (st)
         return mt_finish("many_ranks");
-    phase(MPI_COMM_WORLD, "reopen read-only");
-    ref_check_query_all(w, MPI_COMM_WORLD, &r, r.committed, "every voxel back at all ranks");
+    phase(all, "open read-only", NULL);
+    check_every_voxel(w, all, &r, "every voxel back at all ranks");
+    phase(all, "query every voxel", NULL);
     ref_check_chunks(w, mt_rank, P, &r, epoch, "every chunk back at all ranks");
-    phase(MPI_COMM_WORLD, "check every voxel and chunk");
-    check_lod_points(w, &r, 0x20d0ULL + (uint64_t)mt_rank, "back at all ranks");
-    const int64_t cover_box[6] = {0, 11, 0, 64, 77, 45};
-    check_region(w, &r, cover_box, 0, 0.75, "back at all ranks");
-    uint64_t h = index_hash(w, "back at all ranks");
+    uint64_t h = index_hash(w, all, "back at all ranks");
     MT_CHECK(h == hash, "index hash at %d ranks %016" PRIx64 " != at %d ranks %016" PRIx64, P, h, Q,
              hash);
-    phase(MPI_COMM_WORLD, "LOD points, region, index hash");
+    phase(all, "build the index", NULL);
+    check_lod_points(w, all, &r, 0x20d0ULL + (uint64_t)mt_rank, "back at all ranks");
+    phase(all, "LOD points", "(9 levels)");
+    const int64_t cover_box[6] = {0, 11, 0, 64, 77, 45};
+    check_region(w, all, &r, cover_box, 0, 0.75, "back at all ranks");
+    phase(all, "region cover", NULL);
     const int64_t box1[6] = {0, 0, 0, 90, 77, 70};
-    check_extract(w, MPI_COMM_WORLD, &r, dir, box1, 1, "back at all ranks");
-    phase(MPI_COMM_WORLD, "extract LOD 1");
-    check_fsck(w, "back at all ranks");
-    phase(MPI_COMM_WORLD, "fsck");
+    check_extract(w, all, &r, dir, box1, 1, "back at all ranks");
+    phase(all, "extract LOD 1", NULL);
+    check_fsck(w, all, "back at all ranks");
+    phase(all, "fsck", NULL);
+    call_begin(all);
     MT_CHECK(strata_world_close(w) == STRATA_OK, "close: %s", strata_last_error(NULL));
+    call_end(all);
+    phase(all, "close", NULL);
     ref_free(&r);
-    if (mt_rank == 0)
+    if (mt_rank == 0) {
         mt_remove_tree(path);
+        fprintf(stderr, "many_ranks: %3d ranks: the whole test (checks included) %.1f s\n", P,
+                MPI_Wtime() - started);
+    }
     return mt_finish("many_ranks");
 }
