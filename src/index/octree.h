@@ -174,6 +174,18 @@ uint64_t index_count_stale(const store_row *rows, size_t n);
  */
 strata_status index_row_pyramid(struct strata_world *w, const store_row *row, int need,
                                 const lod_pyramid **out);
+/**
+ * 1 when p, returned by index_row_pyramid for chunk `key` with cells `mode`,
+ * is still held by the cache with at least levels need..log2(C) (no call
+ * since has evicted it). Local.
+ */
+static inline int index_pyramid_held(const lod_pyramid *p, const uint16_t *mode, uint64_t key,
+                                     int need)
+{
+    const pyramid_entry *e =
+        (const pyramid_entry *)(const void *)((const char *)p - offsetof(pyramid_entry, pyramid));
+    return e->pyramid.mode == mode && e->key == key && e->pyramid.lowest <= need;
+}
 /** 1 when the row holds a single material inside the world (*material): no pyramid. */
 int index_row_single(const store_row *row, uint16_t *material);
 

@@ -52,11 +52,17 @@ int ray_unit_direction(const double dir[3], double unit[3])
     return 1;
 }
 
-enum { ROW_SLOTS = 8192 };
-struct ray_row_slot {
+enum { CHUNK_SLOTS = 8192 };
+struct ray_chunk_slot {
     uint64_t key;
-    int state; /* 0: empty slot, 1: row absent, 2: row present */
-    store_row row;
+    int state;  /* 0: empty slot, 1: filled */
+    int single; /* one material inside the world (absent chunks: air) */
+    int whole;  /* not cut by the world's edge */
+    int empty_bits;
+    uint16_t material;
+    store_row row;          /* a mixed chunk's row */
+    const lod_pyramid *p;   /* its pyramid when last loaded (index_pyramid_held) */
+    const uint16_t *p_mode; /* and that pyramid's cells */
 };
 
 strata_status ray_caster_init(strata_world *w, int level, const uint16_t *hidden, size_t hidden_n,
@@ -72,7 +78,7 @@ strata_status ray_caster_init(strata_world *w, int level, const uint16_t *hidden
         return WORLD_FAIL(w, STRATA_ERR_ARG, "rays: level %d must be in [0, %d] (the chunk level)",
                           level, w->edge_bits);
     if (!(c->empty = strata_calloc(65536, 1)) ||
-        !(c->rows = strata_calloc(ROW_SLOTS, sizeof *c->rows)))
+        !(c->slots = strata_calloc(CHUNK_SLOTS, sizeof *c->slots)))
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "rays: cannot allocate the material flags");
     c->empty[0] = 1;
     for (size_t i = 0; i < hidden_n; i++)
@@ -85,9 +91,9 @@ strata_status ray_caster_init(strata_world *w, int level, const uint16_t *hidden
 void ray_caster_free(ray_caster *c)
 {
     free(c->empty);
-    free(c->rows);
+    free(c->slots);
     c->empty = NULL;
-    c->rows = NULL;
+    c->slots = NULL;
 }
 
 static uint64_t key_of(const uint64_t c[3])
@@ -95,46 +101,70 @@ static uint64_t key_of(const uint64_t c[3])
     return morton_encode3((uint32_t)c[0], (uint32_t)c[1], (uint32_t)c[2]);
 }
 
+/* What chunk (key, ch) is: its row and whether it is one material. */
+static strata_status learn_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3],
+                                 struct ray_chunk_slot *s)
+{
+    strata_world *w = c->w;
+    s->state = 0;
+    s->key = key;
+    s->whole = 1;
+    for (int a = 0; a < 3; a++)
+        if ((int64_t)((ch[a] + 1) << w->edge_bits) > w->committed.dims[a])
+            s->whole = 0;
+    store_row row;
+    const store_row *r;
+    if (world_owns(w, key)) {
+        r = world_own_row(w, key);
+    } else {
+        int found = 0;
+        strata_status st = store_lookup_row(&w->store, key, &row, &found, &w->error);
+        if (st)
+            return st;
+        r = found ? &row : NULL;
+    }
+    s->single = 1;
+    s->material = 0;
+    s->empty_bits = -1;
+    s->p = NULL;
+    s->p_mode = NULL;
+    if (r && !index_row_single(r, &s->material)) {
+        s->single = 0;
+        s->row = *r;
+    }
+    s->state = 1;
+    return STRATA_OK;
+}
+
 /* Make chunk (key, ch) the caster's current chunk. */
 static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3])
 {
-    strata_world *w = c->w;
     c->have = 0;
     c->key = key;
     memcpy(c->chunk, ch, sizeof c->chunk);
     c->p = NULL;
     c->voxels = NULL;
     c->have_voxels = 0;
-    c->empty_bits = -1;
-    c->whole = 1;
-    for (int a = 0; a < 3; a++)
-        if ((int64_t)((ch[a] + 1) << w->edge_bits) > w->committed.dims[a])
-            c->whole = 0;
-    store_row row;
-    const store_row *r;
-    int found = 0;
-    if (world_owns(w, key)) {
-        r = world_own_row(w, key);
-    } else {
-        struct ray_row_slot *slot = &c->rows[(key * 0x9E3779B97F4A7C15ull) >> 51];
-        if (!slot->state || slot->key != key) {
-            strata_status st = store_lookup_row(&w->store, key, &row, &found, &w->error);
-            if (st)
+    c->mixed_level = c->w->edge_bits + 1;
+    struct ray_chunk_slot *s = &c->slots[(key * 0x9E3779B97F4A7C15ull) >> 51];
+    strata_status st;
+    if ((!s->state || s->key != key) && (st = learn_chunk(c, key, ch, s)))
+        return st;
+    c->slot = s;
+    c->single = s->single;
+    c->material = s->material;
+    c->whole = s->whole;
+    c->empty_bits = s->empty_bits;
+    if (!s->single) {
+        const int need = c->level > 0 ? c->level : 1;
+        if (s->p && index_pyramid_held(s->p, s->p_mode, key, need)) {
+            c->p = s->p;
+        } else {
+            if ((st = index_row_pyramid(c->w, &s->row, need, &c->p)))
                 return st;
-            slot->key = key;
-            slot->state = found ? 2 : 1;
-            if (found)
-                slot->row = row;
+            s->p = c->p;
+            s->p_mode = c->p->mode;
         }
-        r = slot->state == 2 ? &slot->row : NULL;
-    }
-    c->single = 1;
-    c->material = 0;
-    if (r && !index_row_single(r, &c->material)) {
-        c->single = 0;
-        strata_status st = index_row_pyramid(w, r, c->level > 0 ? c->level : 1, &c->p);
-        if (st)
-            return st;
     }
     c->have = 1;
     return STRATA_OK;
@@ -150,10 +180,9 @@ static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, ui
     strata_world *w = c->w;
     const int cb = w->edge_bits, L = c->level, up = cb - L;
     const uint64_t ch[3] = {(uint64_t)v[0] >> up, (uint64_t)v[1] >> up, (uint64_t)v[2] >> up};
-    const uint64_t key = key_of(ch);
     strata_status st;
-    if (!c->have || key != c->key) {
-        if ((st = load_chunk(c, key, ch)))
+    if (!c->have || ch[0] != c->chunk[0] || ch[1] != c->chunk[1] || ch[2] != c->chunk[2]) {
+        if ((st = load_chunk(c, key_of(ch), ch)))
             return st;
     }
     if (c->single) {
@@ -180,29 +209,46 @@ static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, ui
                 break;
             best = up + k;
         }
-        *bits = c->empty_bits = best;
+        *bits = c->empty_bits = c->slot->empty_bits = best;
         return STRATA_OK;
     }
     /* A mixed chunk: down its pyramid to the first homogeneous cell, or to the
-     * level's own cell. */
+     * level's own cell; below the levels known not homogeneous around v. */
     const lod_pyramid *p = c->p;
     const int lowest = L > 0 ? L : 1;
-    for (int l = cb; l >= lowest; l--) {
-        const int shift = l - L;
-        const uint64_t mask = ((uint64_t)1 << (cb - l)) - 1;
-        const uint64_t cc[3] = {(uint64_t)v[0] >> shift, (uint64_t)v[1] >> shift,
-                                (uint64_t)v[2] >> shift};
-        size_t i = lod_cell_index(p, l, (uint32_t)(cc[0] & mask), (uint32_t)(cc[1] & mask),
-                                  (uint32_t)(cc[2] & mask));
-        uint64_t in_world =
-            c->whole ? (uint64_t)1 << (3 * l) : lod_block_voxels(w->committed.dims, l, cc);
+    int top = cb;
+    if (c->mixed_level <= cb) {
+        /* v shares its cells of levels >= shared with mixed_v (same chunk: shared <= cb) */
+        const uint64_t diff =
+            (uint64_t)((v[0] ^ c->mixed_v[0]) | (v[1] ^ c->mixed_v[1]) | (v[2] ^ c->mixed_v[2]));
+        const int shared = L + (diff ? 64 - __builtin_clzll(diff) : 0);
+        top = (shared > c->mixed_level ? shared : c->mixed_level) - 1;
+    }
+    const uint64_t lm = ((uint64_t)1 << up) - 1; /* v within the chunk */
+    const uint64_t lv[3] = {(uint64_t)v[0] & lm, (uint64_t)v[1] & lm, (uint64_t)v[2] & lm};
+    memcpy(c->mixed_v, v, sizeof c->mixed_v);
+    for (int l = top; l >= lowest; l--) {
+        const int shift = l - L, n_bits = cb - l;
+        const size_t i =
+            p->offset[l] + (size_t)((((lv[2] >> shift) << n_bits | (lv[1] >> shift)) << n_bits) |
+                                    (lv[0] >> shift));
+        uint64_t in_world;
+        if (c->whole) {
+            in_world = (uint64_t)1 << (3 * l);
+        } else {
+            const uint64_t cc[3] = {(uint64_t)v[0] >> shift, (uint64_t)v[1] >> shift,
+                                    (uint64_t)v[2] >> shift};
+            in_world = lod_block_voxels(w->committed.dims, l, cc);
+        }
         if (p->count[i] == in_world || l == L) {
             /* homogeneous, or the level's own cell: its mode decides */
+            c->mixed_level = l + 1;
             *bits = c->empty[p->mode[i]] ? shift : -1;
             *material = p->mode[i];
             return STRATA_OK;
         }
     }
+    c->mixed_level = lowest;
     /* Level 0 under a mixed level-1 cell: the voxel. */
     if (!c->have_voxels) {
         chunk *k;
@@ -225,16 +271,21 @@ static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, ui
     return STRATA_OK;
 }
 
-/* The walk: origin and unit direction in cells of the caster's level. */
+/* The walk: origin and direction in cells of the caster's level, the
+ * reciprocal of the direction, and the distance to the next boundary of each
+ * axis (tn[a] = crossing(nb[a]); infinite along an axis the ray does not move). */
 typedef struct {
-    double o[3], d[3];
+    double o[3], d[3], inv[3], tn[3];
     int64_t v[3], nb[3];
     int s[3];
+    int first; /* the first axis the ray moves along */
 } walk_state;
 
+/* Distance (cells) to the boundary b of axis a: (b - o) times the reciprocal
+ * of the direction (docs/render.md; one multiplication, no division). */
 static double crossing(const walk_state *r, int a, int64_t b)
 {
-    return ((double)b - r->o[a]) / r->d[a];
+    return ((double)b - r->o[a]) * r->inv[a];
 }
 
 /* Leave the aligned block of 2^bits cells around v exactly where the cell walk
@@ -248,52 +299,62 @@ static int skip_block(walk_state *r, int bits, double *t)
         eb[a] = r->s[a] > 0 ? lo + ((int64_t)1 << bits) : lo;
         T[a] = r->s[a] ? crossing(r, a, eb[a]) : INFINITY;
     }
-    int e = 0;
-    for (int a = 1; a < 3; a++)
-        if (T[a] < T[e])
+    int e = r->first;
+    for (int a = e + 1; a < 3; a++)
+        if (r->s[a] && T[a] < T[e])
             e = a;
+    const double te = T[e];
+#define CROSSES(x) (a < e ? (x) <= te : (x) < te)
     for (int a = 0; a < 3; a++) {
-        if (a == e || !r->s[a])
+        const int sa = r->s[a];
+        if (a == e || !sa)
             continue;
-            /* Boundaries of axis a the walk crosses before (ties: x, y, z order) leaving through e.
-             */
-#define CROSSES(b) (crossing(r, a, (b)) < T[e] || (crossing(r, a, (b)) == T[e] && a < e))
-        int64_t guess = (int64_t)(r->s[a] > 0 ? floor(r->o[a] + T[e] * r->d[a])
-                                              : ceil(r->o[a] + T[e] * r->d[a]));
-        int64_t last = r->nb[a] - r->s[a]; /* nothing crossed yet */
-        if ((r->s[a] > 0 && guess > last) || (r->s[a] < 0 && guess < last))
-            last = guess;
-        while (last != r->nb[a] - r->s[a] && !CROSSES(last))
-            last -= r->s[a];
-        while (CROSSES(last + r->s[a]))
-            last += r->s[a];
-#undef CROSSES
-        r->nb[a] = last + r->s[a];
-        r->v[a] = r->s[a] > 0 ? last : last - 1;
+        /* Boundaries of axis a the walk crosses before leaving through e (ties: x,
+         * y, z order): a boundary at te is crossed first when a < e. */
+        if (!CROSSES(r->tn[a]))
+            continue; /* not even the next one: v[a], nb[a] and tn[a] stay */
+        /* where the ray leaves, rounded toward the start: a first guess (at >= 0
+         * inside the world; the loops below correct it) */
+        const double at = r->o[a] + te * r->d[a];
+        int64_t guess = (int64_t)at;
+        guess += sa < 0 && (double)guess < at;
+        const int64_t none = r->nb[a] - sa; /* nothing crossed yet */
+        int64_t last = (sa > 0 && guess > none) || (sa < 0 && guess < none) ? guess : none;
+        while (last != none && !CROSSES(crossing(r, a, last)))
+            last -= sa;
+        double next;
+        while (CROSSES(next = crossing(r, a, last + sa)))
+            last += sa;
+        r->nb[a] = last + sa;
+        r->tn[a] = next;
+        r->v[a] = sa > 0 ? last : last - 1;
     }
+#undef CROSSES
     r->v[e] = r->s[e] > 0 ? eb[e] : eb[e] - 1;
     r->nb[e] = r->s[e] > 0 ? r->v[e] + 1 : r->v[e];
-    *t = T[e];
+    r->tn[e] = crossing(r, e, r->nb[e]);
+    *t = te;
     return e;
 }
 
+/* One cell along the axis whose boundary comes first (ties: x, y, z order). */
 static int step_cell(walk_state *r, double *t)
 {
-    int e = -1;
-    double best = INFINITY;
-    for (int a = 0; a < 3; a++)
-        if (r->s[a] && (e < 0 || crossing(r, a, r->nb[a]) < best))
-            e = a, best = crossing(r, a, r->nb[a]);
+    int e = r->first;
+    for (int a = e + 1; a < 3; a++)
+        if (r->s[a] && r->tn[a] < r->tn[e])
+            e = a;
+    *t = r->tn[e];
     r->v[e] += r->s[e];
     r->nb[e] += r->s[e];
-    *t = best;
+    r->tn[e] = crossing(r, e, r->nb[e]);
     return e;
 }
 
 static int inside(const ray_caster *c, const int64_t v[3])
 {
-    return v[0] >= 0 && v[1] >= 0 && v[2] >= 0 && v[0] < c->cells[0] && v[1] < c->cells[1] &&
-           v[2] < c->cells[2];
+    return ((uint64_t)v[0] < (uint64_t)c->cells[0]) & ((uint64_t)v[1] < (uint64_t)c->cells[1]) &
+           ((uint64_t)v[2] < (uint64_t)c->cells[2]);
 }
 
 /*
@@ -346,17 +407,25 @@ strata_status ray_cast(ray_caster *c, const double from[3], const double unit[3]
     memset(hit, 0, sizeof *hit);
     walk_state r;
     const int L = c->level;
+    r.first = -1;
     for (int a = 0; a < 3; a++) {
         r.o[a] = L ? ldexp(from[a], -L) : from[a]; /* exact: cells of 2^L voxels */
-        r.d[a] = unit[a];
+        /* A component below 2^-600 counts as 0: its boundaries lie more than
+         * 2^600 cells away (unless the ray starts on one), and 1 / d is finite. */
+        r.d[a] = fabs(unit[a]) >= 0x1p-600 ? unit[a] : 0;
         r.s[a] = r.d[a] > 0 ? 1 : r.d[a] < 0 ? -1 : 0;
+        r.inv[a] = r.s[a] ? 1 / r.d[a] : 0;
+        if (r.s[a] && r.first < 0)
+            r.first = a;
     }
     double t;
     int axis;
-    if (!enter(c, &r, &t, &axis))
+    if (r.first < 0 || !enter(c, &r, &t, &axis))
         return STRATA_OK;
-    for (int a = 0; a < 3; a++)
+    for (int a = 0; a < 3; a++) {
         r.nb[a] = r.s[a] > 0 ? r.v[a] + 1 : r.v[a];
+        r.tn[a] = r.s[a] ? crossing(&r, a, r.nb[a]) : INFINITY;
+    }
     strata_status st = STRATA_OK;
     const double limit = ldexp(max_dist, -L); /* exact: t <= limit iff t 2^L <= max_dist */
     while (t <= limit && inside(c, r.v)) {
@@ -372,7 +441,7 @@ strata_status ray_cast(ray_caster *c, const double from[3], const double unit[3]
                 hit->normal[a] = a == axis ? -r.s[a] : 0;
             }
             hit->material = material;
-            hit->distance = ldexp(t, L);
+            hit->distance = L ? ldexp(t, L) : t;
             break;
         }
         axis = bits == 0 ? step_cell(&r, &t) : skip_block(&r, bits, &t);

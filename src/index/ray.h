@@ -12,6 +12,8 @@
 #include "index/octree.h"
 #include "strata.h"
 
+struct ray_chunk_slot;
+
 /** One rank's ray walker: the level, the empty materials and the chunk last crossed. */
 typedef struct {
     struct strata_world *w;
@@ -29,10 +31,19 @@ typedef struct {
     const lod_pyramid *p;   /* mixed chunk: its pyramid */
     const uint16_t *voxels; /* mixed chunk at level 0: its voxels, once read */
     int have_voxels;
-    /* Rows of other ranks' chunks looked up (direct-mapped by key): the store
-     * keeps a few blocks of rows per segment, which rays crossing many chunks
-     * would otherwise look up again and again. */
-    struct ray_row_slot *rows;
+    /* Mixed chunk: the cells of levels mixed_level..log2(C) around cell
+     * mixed_v (of the caster's level) are not homogeneous (found by the last
+     * descent of its pyramid; log2(C) + 1: none known). A neighbouring cell
+     * shares them, and its descent starts below. */
+    int mixed_level;
+    int64_t mixed_v[3];
+    /* What was learnt of each chunk crossed (direct-mapped by key): its row,
+     * whether it is one material, the skip above an empty one and its
+     * pyramid while the index's cache holds it. Rays cross the same chunks
+     * again and again; the store keeps a few blocks of rows per segment, and
+     * the own rows are a binary search away. */
+    struct ray_chunk_slot *slots;
+    struct ray_chunk_slot *slot; /* the current chunk's */
 } ray_caster;
 
 /**

@@ -250,7 +250,7 @@ static int plain_ray(dense *r, const double o[3], const double dir[3], double ma
         int e = -1;
         double best = INFINITY;
         for (int a = 0; a < 3; a++) {
-            double c = s[a] ? ((double)nb[a] - o[a]) / d[a] : INFINITY;
+            double c = s[a] ? ((double)nb[a] - o[a]) * (1 / d[a]) : INFINITY;
             if (s[a] && (e < 0 || c < best))
                 e = a, best = c;
         }

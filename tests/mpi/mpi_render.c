@@ -84,10 +84,12 @@ static int walk(const grid *g, const uint8_t *empty, const double o[3], const do
 {
     int64_t nb[3];
     int s[3];
+    double inv[3];
     for (int a = 0; a < 3; a++) {
         v[a] = (int64_t)floor(o[a]);
         s[a] = d[a] > 0 ? 1 : d[a] < 0 ? -1 : 0;
         nb[a] = s[a] > 0 ? v[a] + 1 : v[a];
+        inv[a] = s[a] ? 1 / d[a] : 0; /* docs/render.md: (b - o) times 1 / d */
     }
     double t = 0;
     *axis = -1;
@@ -107,7 +109,7 @@ static int walk(const grid *g, const uint8_t *empty, const double o[3], const do
         int e = -1;
         double best = INFINITY;
         for (int a = 0; a < 3; a++) {
-            double c = s[a] ? ((double)nb[a] - o[a]) / d[a] : INFINITY;
+            double c = s[a] ? ((double)nb[a] - o[a]) * inv[a] : INFINITY;
             if (s[a] && (e < 0 || c < best))
                 e = a, best = c;
         }
