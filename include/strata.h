@@ -180,7 +180,7 @@ typedef struct {
     uint64_t chunks_total;   /**< chunks the world's dims cover (absent ones too) */
     uint64_t metadata_bytes; /**< largest per-rank metadata footprint */
     uint64_t cache_bytes;    /**< resident clean chunk bytes, all ranks */
-    uint64_t dirty_bytes;    /**< resident dirty chunk bytes, all ranks */
+    uint64_t dirty_bytes;    /**< resident dirty chunk bytes and blind-write logs, all ranks */
     uint64_t reserve_bytes;  /**< memory kept for reuse (free chunk buffers in slabs,
                                   routing buffers), all ranks; freed at close */
     int ranks;               /**< ranks of this job */
@@ -188,6 +188,8 @@ typedef struct {
     uint64_t delta_bytes;    /**< their bytes */
     uint64_t delta_chunks;   /**< chunks carrying a delta chain */
     int delta_depth_max;     /**< the deepest chain */
+    uint64_t blind_chunks;   /**< chunks with blind writes (unconditional updates to chunks
+                                  not resident) logged, not yet read or committed, all ranks */
 } strata_info;
 
 /* ---- errors ---------------------------------------------------------------- */

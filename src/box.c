@@ -604,7 +604,7 @@ static strata_status prepare_piece(strata_world *w, box_write *x, const write_pi
 {
     chunk *k = chunk_cache_find(&w->owned, q->p.key);
     strata_status st = STRATA_OK;
-    if (!k && !q->expected && covers_chunk(w, &q->p)) {
+    if (!k && !q->expected && covers_chunk(w, &q->p) && !world_has_blind(w, q->p.key)) {
         if (x->fresh_n == x->fresh_cap) {
             size_t cap = x->fresh_cap ? 2 * x->fresh_cap : 64;
             uint64_t *grown = strata_realloc(x->fresh, cap * sizeof *grown);

@@ -17,6 +17,9 @@ typedef struct chunk {
      * or, when its logged change is small, as a delta record (src/delta.h): log holds
      * its changes since its stored image, delta_log_entry values in the order made. */
     uint8_t whole;
+    /* 1: an entry of the world's blind-write cache (world.h): no voxels, value
+     * meaningless; log holds unconditional changes over the committed image. */
+    uint8_t blind;
     uint32_t log_count, log_capacity;
     uint64_t *log;
     uint64_t stamp; /* the cache's clock at its last use: the LRU order of clean chunks */

@@ -24,10 +24,11 @@ typedef struct {
     int failed;
 } chunk_list;
 
+/* Lists dirty chunks, and blind-write entries (world.h) that hold changes. */
 static void collect_dirty(chunk *k, void *ctx)
 {
     chunk_list *l = ctx;
-    if (!k->dirty || l->failed)
+    if (!(k->blind ? k->log_count > 0 : k->dirty) || l->failed)
         return;
     if (l->count == l->capacity) {
         size_t capacity = l->capacity ? l->capacity * 2 : 256;
@@ -77,7 +78,9 @@ typedef struct {
     uint64_t *size; /* per item: bytes of its blob */
     int *thread;    /* per item: the thread that encoded it */
     encode_kit *kits;
-    int index; /* summarise too (the index is not deferred) */
+    int index;       /* summarise too (the index is not deferred) */
+    uint8_t *reload; /* per item: a blind entry that cannot be a delta (it must be decoded) */
+    size_t *again;   /* the items of the second pass */
 } encode_run;
 
 /* Write chunk k as a delta record chained to its committed row `old` (NULL: never
@@ -92,7 +95,8 @@ static strata_status encode_delta(encode_run *r, encode_kit *t, chunk *k, const 
     const strata_world *w = r->w;
     *done = 0;
     uint16_t depth = old ? old->delta_depth : 0;
-    if (k->whole || !k->log_count || !k->voxels || depth >= DELTA_DEPTH_MAX)
+    /* a uniform chunk (no voxels, not blind) costs less as a uniform row */
+    if (k->whole || !k->log_count || (!k->voxels && !k->blind) || depth >= DELTA_DEPTH_MAX)
         return STRATA_OK;
     size_t n = delta_log_normalize(k->log, k->log_count);
     k->log_count = (uint32_t)n; /* normalized: still the same changes */
@@ -157,6 +161,11 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     strata_status dst = encode_delta(r, t, k, world_own_row(w, k->key), row, &delta, err);
     if (dst)
         return dst;
+    if (!delta && k->blind) {
+        r->reload[i] = 1; /* its voxels are needed: decoded on the main thread, encoded again */
+        r->size[i] = 0;
+        return STRATA_OK;
+    }
     if (delta) {
         /* the row keeps its base image; the summary is rebuilt from the voxels */
     } else if (!k->voxels) {
@@ -209,6 +218,22 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     return STRATA_OK;
 }
 
+/* The second pass over the blind entries the first could not write as deltas. */
+static strata_status encode_again(void *ctx, int thread, size_t j, strata_error *err)
+{
+    encode_run *r = ctx;
+    return encode_item(ctx, thread, r->again[j], err);
+}
+
+/* Replace the blind entry at items[i] by its chunk, loaded and merged (world_own_chunk). */
+static strata_status load_blind(strata_world *w, chunk **item)
+{
+    strata_status st = world_own_chunk(w, (*item)->key, item);
+    if (!st)
+        chunk_collapse_uniform(&w->owned, *item);
+    return st;
+}
+
 static void free_kits(encode_kit *kits, int n)
 {
     for (int i = 0; kits && i < n; i++) {
@@ -246,12 +271,24 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     if (!b->rows)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate %zu rows", n);
     b->raw_bytes = (uint64_t)n * w->chunk_voxels * sizeof(uint16_t);
-    /* A chunk made uniform by its updates goes back to costing one value. */
-    for (size_t i = 0; i < n; i++)
-        chunk_collapse_uniform(&w->owned, dirty->items[i]);
-    lod_index *x = NULL;
     int index = !w->options.defer_index;
-    strata_status st = index ? index_get(w, &x) : STRATA_OK;
+    /* Blind-write entries (world.h) are written as delta records from their logs, not
+     * decoded, unless the commit needs their voxels: for their LOD pyramid when the
+     * index is built here, or when their chain is full (then written whole). The rest
+     * that cannot be deltas (over the chain's bytes) are decoded after the first pass. */
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; i < n && !st; i++) {
+        chunk *k = dirty->items[i];
+        const store_row *old = k->blind ? world_own_row(w, k->key) : NULL;
+        if (k->blind && (index || (old && old->delta_depth >= DELTA_DEPTH_MAX)))
+            st = load_blind(w, &dirty->items[i]);
+        else /* a chunk made uniform by its updates goes back to costing one value */
+            chunk_collapse_uniform(&w->owned, k);
+    }
+    if (st)
+        return st;
+    lod_index *x = NULL;
+    st = index ? index_get(w, &x) : STRATA_OK;
     if (st)
         return st;
     int threads = parallel_threads(w->options.threads, w->ranks_per_node, n);
@@ -260,7 +297,9 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     r.size = strata_malloc((n + 1) * sizeof *r.size);
     r.thread = strata_malloc((n + 1) * sizeof *r.thread);
     r.kits = strata_calloc((size_t)threads, sizeof *r.kits);
-    if (!r.blob || !r.size || !r.thread || !r.kits)
+    r.reload = strata_calloc(n + 1, 1);
+    r.again = strata_malloc((n + 1) * sizeof *r.again);
+    if (!r.blob || !r.size || !r.thread || !r.kits || !r.reload || !r.again)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the encoding state of %zu chunks", n);
     for (int t = 0; !st && t < threads; t++) {
         encode_kit *kit = &r.kits[t];
@@ -283,6 +322,13 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     }
     if (!st)
         st = parallel_for(threads, n, encode_item, &r, &w->error);
+    size_t again = 0;
+    for (size_t i = 0; !st && i < n; i++)
+        if (r.reload[i] && !(st = load_blind(w, &dirty->items[i])))
+            r.again[again++] = i;
+    if (!st && again)
+        st = parallel_for(threads < (int)again ? threads : (int)again, again, encode_again, &r,
+                          &w->error);
     if (!st && index && x->built && threads > 1) {
         node_set sets[PARALLEL_MAX_THREADS];
         for (int t = 0; t < threads; t++) {
@@ -321,6 +367,8 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     free(r.blob);
     free(r.size);
     free(r.thread);
+    free(r.reload);
+    free(r.again);
     free_kits(r.kits, threads);
     return st;
 }
@@ -732,6 +780,7 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     /* Step 2: encode the dirty chunks. */
     chunk_list dirty = {0};
     chunk_cache_each(&w->owned, collect_dirty, &dirty);
+    chunk_cache_each(&w->blind, collect_dirty, &dirty);
     if (dirty.failed)
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list dirty chunks");
     else if (dirty.count) /* qsort(NULL, 0, ...) is undefined */
@@ -804,9 +853,13 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     free(merged);
     if (committed) {
         for (size_t i = 0; i < dirty.count; i++) {
+            if (dirty.items[i]->blind)
+                continue; /* dropped below */
             chunk_set_dirty(&w->owned, dirty.items[i], 0);
             chunk_log_clear(dirty.items[i]); /* its changes are stored now */
         }
+        /* blind writes are stored now too (and empty entries a failed batch left) */
+        chunk_cache_free(&w->blind);
         /* Copies of the previous commit would now read stale: drop them. */
         if (wrote)
             chunk_cache_free(&w->committed_copies);

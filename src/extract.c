@@ -217,6 +217,12 @@ static strata_status chunk_source(extraction *e, uint64_t key, int decode, int *
     chunk *k = chunk_cache_find(&w->owned, key);
     *value = 0;
     *voxels = NULL;
+    if (!k && world_has_blind(w, key)) {
+        /* blind writes pending: load the chunk with them merged */
+        strata_status st = world_own_chunk(w, key, &k);
+        if (st)
+            return st;
+    }
     if (k) {
         *kind = k->voxels ? SOURCE_DENSE : k->value ? SOURCE_UNIFORM : SOURCE_AIR;
         *value = k->value;

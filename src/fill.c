@@ -107,7 +107,8 @@ static strata_status fill_one(fill_job *f, uint64_t key)
     chunk *k = chunk_cache_find(&w->owned, key);
     if (covers(f->box, b)) {
         /* A whole chunk of air where nothing is stored needs no chunk at all. */
-        if (!k && !world_own_row(w, key) && all_air(voxels, w->chunk_voxels)) {
+        if (!k && !world_own_row(w, key) && !world_has_blind(w, key) &&
+            all_air(voxels, w->chunk_voxels)) {
             chunk_buffer_put(&w->owned, voxels);
             return STRATA_OK;
         }
@@ -139,6 +140,9 @@ static strata_status install_filled(fill_job *f)
     strata_status st = STRATA_OK;
     for (size_t i = 0; i < f->count && !st; i++) {
         filled_chunk *d = &f->done[i];
+        chunk *b = w->blind.count ? chunk_cache_find(&w->blind, d->key) : NULL;
+        if (b) /* blind writes before the fill: it replaces the chunk */
+            chunk_cache_remove(&w->blind, b);
         chunk *k = chunk_cache_find(&w->owned, d->key);
         if (!k)
             st = chunk_cache_insert(&w->owned, d->key, d->value, &k, &w->error);

@@ -207,9 +207,17 @@ strata_status strata_world_info(strata_world *w, strata_info *info)
     strata_status st = info ? STRATA_OK : world_null_argument(w, __func__, "info");
     if (info)
         memset(info, 0, sizeof *info);
-    uint64_t local[10] = {
-        0, 0, 0, w->owned.clean_bytes, w->owned.dirty_bytes, metadata_bytes(w), reserve_bytes(w),
-        0, 0, 0};
+    uint64_t local[11] = {0,
+                          0,
+                          0,
+                          w->owned.clean_bytes,
+                          w->owned.dirty_bytes + world_blind_bytes(w),
+                          metadata_bytes(w),
+                          reserve_bytes(w),
+                          0,
+                          0,
+                          0,
+                          w->blind.count};
     uint64_t deepest = 0;
     for (size_t i = 0; i < w->row_count; i++) {
         const store_row *r = &w->rows[i];
@@ -224,8 +232,8 @@ strata_status strata_world_info(strata_world *w, strata_info *info)
         local[9] += r->delta_depth != 0;
         deepest = r->delta_depth > deepest ? r->delta_depth : deepest;
     }
-    uint64_t sum[10] = {0}, max_local[2] = {local[5], deepest}, max[2] = {0, 0};
-    int rc = MPI_Allreduce(local, sum, 10, MPI_UINT64_T, MPI_SUM, w->comm);
+    uint64_t sum[11] = {0}, max_local[2] = {local[5], deepest}, max[2] = {0, 0};
+    int rc = MPI_Allreduce(local, sum, 11, MPI_UINT64_T, MPI_SUM, w->comm);
     if (rc == MPI_SUCCESS)
         rc = MPI_Allreduce(max_local, max, 2, MPI_UINT64_T, MPI_MAX, w->comm);
     uint64_t max_meta = max[0];
@@ -254,6 +262,7 @@ strata_status strata_world_info(strata_world *w, strata_info *info)
     info->delta_bytes = sum[8];
     info->delta_chunks = sum[9];
     info->delta_depth_max = (int)max[1];
+    info->blind_chunks = sum[10];
     info->chunks_total = w->chunks[0] * w->chunks[1] * w->chunks[2];
     info->ranks = w->size;
     if (w->rank == 0) {

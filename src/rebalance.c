@@ -11,7 +11,7 @@
 
 static int has_dirty(strata_world *w)
 {
-    return w->owned.dirty_bytes > 0 || w->staged_count > 0;
+    return w->owned.dirty_bytes > 0 || w->blind.count > 0 || w->staged_count > 0;
 }
 
 strata_status strata_rebalance(strata_world *w, int by, strata_weight_fn fn, void *ctx)

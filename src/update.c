@@ -93,15 +93,40 @@ static int run_changes_uniform(const chunk *k, const route_record *r, const rout
     return 0;
 }
 
-/* Phase one: every chunk the records touch is resident, dense where needed. */
+/* Does the run [r, end) hold a conditional update (which must read the voxel)? */
+static int run_conditional(const route_record *r, const route_record *end)
+{
+    for (; r < end; r++)
+        if (r->flags & ROUTE_CONDITIONAL)
+            return 1;
+    return 0;
+}
+
+/* Phase one: every chunk the records touch is resident, dense where needed, or,
+ * when it is not resident and its run is unconditional, has room in its blind-write
+ * log (world.h: it is not read now; its changes merge when it is next read). */
 static strata_status prepare_chunks(strata_world *w, const route_record *recv, size_t n)
 {
     for (size_t i = 0; i < n;) {
         size_t j = i;
         while (j < n && recv[j].key == recv[i].key)
             j++;
-        chunk *k;
-        strata_status st = world_own_chunk(w, recv[i].key, &k);
+        chunk *k = chunk_cache_find(&w->owned, recv[i].key);
+        strata_status st = STRATA_OK;
+        if (!k && !run_conditional(recv + i, recv + j)) {
+            chunk *b;
+            st = world_blind_reserve(w, recv[i].key, j - i, &b);
+            if (st)
+                return st;
+            if (b) {
+                i = j;
+                continue;
+            }
+        }
+        if (k)
+            chunk_touch(&w->owned, k);
+        else
+            st = world_own_chunk(w, recv[i].key, &k);
         if (!st && !k->voxels && run_changes_uniform(k, recv + i, recv + j))
             st = chunk_make_dense(&w->owned, k, &w->error);
         if (st)
@@ -126,7 +151,13 @@ static void apply_records(strata_world *w, const route_record *recv, size_t n, u
     for (size_t i = 0; i < n;) {
         chunk *k = chunk_cache_find(&w->owned, recv[i].key);
         size_t j = i;
-        if (!k->voxels) {
+        if (!k) {
+            /* blind: unconditional, logged over the committed image */
+            chunk *b = chunk_cache_find(&w->blind, recv[i].key);
+            for (; j < n && recv[j].key == recv[i].key; j++)
+                chunk_log(b, recv[j].voxel, recv[j].material);
+            applied += j - i;
+        } else if (!k->voxels) {
             /* Uniform and unchanged by this run: only conditions can skip. */
             for (; j < n && recv[j].key == recv[i].key; j++) {
                 int skip = (recv[j].flags & ROUTE_CONDITIONAL) && recv[j].expected != k->value;

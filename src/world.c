@@ -176,6 +176,28 @@ strata_status world_load_committed(strata_world *w, chunk_cache *c, uint64_t key
     return STRATA_OK;
 }
 
+/* Apply a blind entry's writes, in the order made, to its chunk k just loaded from the
+ * store; k takes over the log (the change since the stored image: a delta at commit)
+ * and is dirty; the entry is dropped. On failure k is dropped and the entry stays. */
+static strata_status merge_blind(strata_world *w, chunk *k, chunk *b)
+{
+    if (b->log_count) {
+        strata_status st = chunk_make_dense(&w->owned, k, &w->error);
+        if (st) {
+            chunk_cache_remove(&w->owned, k);
+            return st;
+        }
+        for (uint32_t i = 0; i < b->log_count; i++)
+            k->voxels[b->log[i] >> 40] = (uint16_t)b->log[i];
+        chunk_set_dirty(&w->owned, k, 1);
+        chunk_log_clear(k);
+        k->log = b->log, k->log_count = b->log_count, k->log_capacity = b->log_capacity;
+        b->log = NULL, b->log_count = b->log_capacity = 0;
+    }
+    chunk_cache_remove(&w->blind, b);
+    return STRATA_OK;
+}
+
 strata_status world_own_chunk(strata_world *w, uint64_t key, chunk **out)
 {
     chunk *k = chunk_cache_find(&w->owned, key);
@@ -184,7 +206,42 @@ strata_status world_own_chunk(strata_world *w, uint64_t key, chunk **out)
         *out = k;
         return STRATA_OK;
     }
-    return world_load_committed(w, &w->owned, key, world_own_row(w, key), out);
+    strata_status st = world_load_committed(w, &w->owned, key, world_own_row(w, key), out);
+    chunk *b = st || !w->blind.count ? NULL : chunk_cache_find(&w->blind, key);
+    if (b && (st = merge_blind(w, *out, b)))
+        *out = NULL;
+    return st;
+}
+
+strata_status world_blind_reserve(strata_world *w, uint64_t key, size_t more, chunk **out)
+{
+    const size_t limit = delta_log_max(w->chunk_voxels);
+    chunk *b = w->blind.count ? chunk_cache_find(&w->blind, key) : NULL;
+    *out = NULL;
+    if ((b ? b->log_count : 0) + more > limit)
+        return STRATA_OK; /* too many to log: the chunk is loaded and written whole */
+    const store_row *row = b ? NULL : world_own_row(w, key);
+    if (!b && (!row || store_row_uniform(row)))
+        return STRATA_OK; /* uniform (or never stored): loading costs no decode, and a
+                             write of its own value stays no change */
+    strata_status st = b ? STRATA_OK : chunk_cache_insert(&w->blind, key, 0, &b, &w->error);
+    if (st)
+        return st;
+    b->blind = 1;
+    /* an entry left empty by a failed batch is harmless: merges and commits skip it */
+    st = chunk_log_reserve(b, more, limit, &w->error);
+    if (!st)
+        *out = b;
+    return st;
+}
+
+uint64_t world_blind_bytes(const strata_world *w)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < w->blind.capacity; i++)
+        if (w->blind.slots[i].chunk)
+            bytes += sizeof(chunk) + w->blind.slots[i].chunk->log_capacity * sizeof(uint64_t);
+    return bytes;
 }
 
 void world_evict(strata_world *w)
@@ -448,6 +505,7 @@ static void world_free(strata_world *w)
         w->index_free(w);
     store_close(&w->store);
     chunk_cache_free(&w->owned);
+    chunk_cache_free(&w->blind);
     chunk_cache_free(&w->committed_copies);
     manifest_free(&w->committed);
     free(w->unopened);
@@ -749,6 +807,7 @@ static strata_status setup_geometry(strata_world *w, strata_error *err)
     set_splitters(w);
     size_t chunk_bytes = w->chunk_voxels * sizeof(uint16_t);
     chunk_cache_init(&w->owned, chunk_bytes, w->options.cache_bytes);
+    chunk_cache_init(&w->blind, chunk_bytes, 0); /* entries hold no voxels */
     chunk_cache_init(&w->committed_copies, chunk_bytes, w->options.cache_bytes / 8 + chunk_bytes);
     return STRATA_OK;
 }

@@ -39,7 +39,13 @@ struct strata_world {
     store store;
     store_row *rows; /* own range, committed, ascending key */
     size_t row_count;
-    chunk_cache owned;            /* own chunks: dirty ones pinned, clean ones LRU */
+    chunk_cache owned; /* own chunks: dirty ones pinned, clean ones LRU */
+    /* Blind writes: own chunks changed only by unconditional updates while not resident.
+     * Each entry (chunk.blind = 1, no voxels) holds in its log the changes made over
+     * the chunk's committed image, in order; the chunk is decoded only when something
+     * reads it (world_own_chunk merges the log) or a commit needs its voxels. A key is
+     * never in both caches. */
+    chunk_cache blind;
     chunk_cache committed_copies; /* committed chunks read by strata_read_voxel */
     route_record *staged;
     route_scratch route; /* routing buffers kept between batches */
@@ -83,10 +89,26 @@ void world_chunk_bounds(const strata_world *w, uint64_t key, int64_t bounds[6]);
 /** Committed row of an own key (NULL when the chunk was never stored). */
 const store_row *world_own_row(const strata_world *w, uint64_t key);
 /**
- * Own chunk for key, loading it from the store (or as air) if not resident.
- * Local. The chunk stays resident until strata_world_evict runs.
+ * Own chunk for key, loading it from the store (or as air) if not resident, with
+ * its blind writes merged (it is then dirty). Local. The chunk stays resident
+ * until strata_world_evict runs.
  */
 strata_status world_own_chunk(strata_world *w, uint64_t key, chunk **out);
+/**
+ * Room for `more` blind writes to an own chunk that is not resident: *out is its
+ * entry in w->blind (created if needed), or NULL when the chunk is stored uniform
+ * or never was (no decode to spare) or its log would pass delta_log_max: the caller
+ * then loads the chunk with world_own_chunk. Log the
+ * writes with chunk_log. Local.
+ */
+strata_status world_blind_reserve(strata_world *w, uint64_t key, size_t more, chunk **out);
+/** 1 when an own key has blind writes pending. */
+static inline int world_has_blind(strata_world *w, uint64_t key)
+{
+    return w->blind.count && chunk_cache_find(&w->blind, key) != NULL;
+}
+/** Bytes the blind writes' logs hold. */
+uint64_t world_blind_bytes(const strata_world *w);
 /**
  * The committed chunk of key (any rank's): an own clean resident chunk directly,
  * others through the committed-copy cache, decoded from the newest row in the
