@@ -1,8 +1,8 @@
 /* render.c: perspective images of a world through the index's rays.
  *
- * Every rank casts the rays of its band of columns (column_bands) with its
- * own caster (src/index/ray.h): no communication until the rows are gathered on
- * rank 0. A pixel depends only on its ray, so the image is the same at any
+ * Every rank casts the rays of its band of columns (column_bands: about equal
+ * estimated work) with its own caster (src/index/ray.h): no communication until
+ * the rows are gathered on rank 0. A pixel depends only on its ray, so the image is the same at any
  * rank count. The formulas are in docs/render.md (tests/mpi/mpi_render.c
  * recomputes them with a plain voxel walk).
  */
@@ -218,63 +218,6 @@ static void pixel_direction(const camera *cam, int i, int j, int width, int heig
         d[a] = (cam->f[a] + sx * cam->r[a] + sy * cam->u[a]) / cam->scale[a];
 }
 
-/* 1 when the ray from `from` along d meets the box [0, dims). */
-static int meets_box(const double from[3], const double d[3], const int64_t dims[3])
-{
-    double near = 0, far = INFINITY;
-    for (int a = 0; a < 3; a++) {
-        if (d[a] == 0) {
-            if (from[a] < 0 || from[a] >= (double)dims[a])
-                return 0;
-            continue;
-        }
-        double t0 = (0 - from[a]) / d[a], t1 = ((double)dims[a] - from[a]) / d[a];
-        if (t0 > t1) {
-            double swap = t0;
-            t0 = t1, t1 = swap;
-        }
-        near = fmax(near, t0);
-        far = fmin(far, t1);
-    }
-    return near <= far;
-}
-
-/*
- * Columns of each rank: rank r draws columns [first[r], first[r + 1]) of every
- * row. The columns whose rays meet the world's box (probed every 16th row) are
- * cut into equal bands, so that each rank's rays cross about 1/size of the
- * chunks (interleaved rows made every rank read and decode nearly every chunk;
- * bands of rows are unequal, the far rows crossing more chunks each); columns
- * left and right of them go to the first and last rank. Computed alike on every
- * rank.
- */
-static void column_bands(const strata_world *w, const camera *cam, const strata_render_options *o,
-                         int *first)
-{
-    const int P = w->size;
-    int left = -1, right = -1;
-    for (int i = 0; i < o->width; i++) {
-        int meets = 0;
-        for (int j = 0; j < o->height && !meets;
-             j = j + 16 < o->height || j == o->height - 1 ? j + 16 : o->height - 1) {
-            double d[3];
-            pixel_direction(cam, i, j, o->width, o->height, d);
-            meets = meets_box(cam->from, d, w->committed.dims);
-        }
-        if (meets) {
-            left = left < 0 ? i : left;
-            right = i;
-        }
-    }
-    if (left < 0)
-        left = 0, right = o->width - 1;
-    const int64_t n = right - left + 1;
-    for (int r = 0; r <= P; r++)
-        first[r] = (int)(left + n * r / P);
-    first[0] = 0;
-    first[P] = o->width;
-}
-
 /* A material's colour (cached per id). */
 typedef struct {
     const strata_world *w;
@@ -309,6 +252,74 @@ static void shadow_origin(const camera *cam, const double unit[3], const strata_
             p[a] = q < lo ? lo : q > top ? top : q;
         }
     }
+}
+
+/*
+ * Columns of each rank: rank r draws columns [first[r], first[r + 1]) of every
+ * row, in bands of about equal work, so that each rank's rays cross about
+ * 1/size of the chunks (interleaved rows made every rank read and decode nearly
+ * every chunk; bands of rows are unequal, the far rows crossing more chunks
+ * each). The work of each group of PROBE_COLUMNS columns is estimated from one
+ * ray in every PROBE_ROWS-th row, and its shadow ray, cast at the chunk level
+ * (chunks' rows only: no pyramid or voxel is read): 1 + its steps. Bands of
+ * equal columns that meet the world (the first version) left rank 0 1.5 times
+ * rank 1's steps with the default camera. Computed alike on every rank; the
+ * index must be ensured.
+ */
+enum { PROBE_COLUMNS = 4, PROBE_ROWS = 16 };
+static strata_status column_bands(strata_world *w, const camera *cam,
+                                  const strata_render_options *o, int *first)
+{
+    const int P = w->size, groups = (o->width + PROBE_COLUMNS - 1) / PROBE_COLUMNS;
+    uint64_t *work = strata_calloc((size_t)groups, sizeof *work);
+    if (!work)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot estimate the work of %d columns",
+                          o->width);
+    ray_caster c;
+    strata_status st = ray_caster_init(w, w->edge_bits, o->hidden, o->hidden_count, &c);
+    double sun_unit[3];
+    ray_unit_direction(cam->sun_voxel, sun_unit);
+    uint64_t total = 0;
+    for (int g = 0; !st && g < groups; g++) {
+        int i = g * PROBE_COLUMNS + PROBE_COLUMNS / 2;
+        i = i < o->width ? i : o->width - 1;
+        for (int j = PROBE_ROWS / 2 < o->height ? PROBE_ROWS / 2 : 0; !st && j < o->height;
+             j += PROBE_ROWS) {
+            double d[3], unit[3];
+            strata_ray_hit hit, shade;
+            work[g]++;
+            pixel_direction(cam, i, j, o->width, o->height, d);
+            if (!ray_unit_direction(d, unit) ||
+                (st = ray_cast(&c, cam->from, unit, INFINITY, &hit)))
+                continue;
+            work[g] += hit.steps;
+            double lambert = 0;
+            for (int a = 0; a < 3; a++)
+                lambert += hit.normal[a] * cam->sun[a];
+            if (hit.hit && lambert > 0 && o->shadows) {
+                double p[3];
+                shadow_origin(cam, unit, &hit, w->edge_bits, p);
+                if (!(st = ray_cast(&c, p, sun_unit, INFINITY, &shade)))
+                    work[g] += 1 + shade.steps;
+            }
+        }
+        total += work[g];
+    }
+    ray_caster_free(&c);
+    /* rank r starts at the first group before which r / P of the work lies */
+    uint64_t before = 0;
+    int r = 1;
+    first[0] = 0;
+    for (int g = 0; g < groups && r < P; g++) {
+        while (r < P && before * (uint64_t)P >= total * (uint64_t)r)
+            first[r++] = g * PROBE_COLUMNS;
+        before += work[g];
+    }
+    while (r < P)
+        first[r++] = groups * PROBE_COLUMNS < o->width ? groups * PROBE_COLUMNS : o->width;
+    first[P] = o->width;
+    free(work);
+    return st;
 }
 
 /* Render one row into out (3 bytes per pixel) and ids. */
@@ -404,27 +415,25 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
         st = ray_caster_init(w, opt->level, opt->hidden, opt->hidden_count, &c);
     const int P = w->size;
     int *band = strata_malloc(((size_t)P + 1) * sizeof *band);
-    if (!st && !band)
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot split %d rows on rank %d", opt->height,
-                        w->rank);
+    palette pal = {w, NULL};
+    uint16_t *ids = NULL;
+    if (!st && (!band || !(pal.rgb = strata_calloc(65536, sizeof *pal.rgb)) ||
+                !(ids = strata_malloc((size_t)opt->width * sizeof *ids))))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold a row of %d pixels on rank %d",
+                        opt->width, w->rank);
+    st = world_agree(w, st);
     if (!st)
-        column_bands(w, &cam, opt, band);
+        st = index_ensure(w);
+    if (!st)
+        st = world_agree(w, column_bands(w, &cam, opt, band));
     const int columns = st ? 0 : band[w->rank + 1] - band[w->rank];
     const int mine = st ? 0 : opt->height;
     const size_t row_bytes = st ? 0 : (size_t)columns * 5;
     uint8_t *local = NULL;
-    palette pal = {w, NULL};
-    if (!st && (!(local = strata_malloc(mine ? (size_t)mine * row_bytes : 1)) ||
-                !(pal.rgb = strata_calloc(65536, sizeof *pal.rgb))))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold %d rows of %d pixels on rank %d",
-                        mine, opt->width, w->rank);
-    st = world_agree(w, st);
-    if (!st)
-        st = index_ensure(w);
     uint64_t counts[4] = {0, 0, 0, 0};
-    uint16_t *ids = NULL;
-    if (!st && !(ids = strata_malloc((size_t)opt->width * sizeof *ids)))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold a row on rank %d", w->rank);
+    if (!st && !(local = strata_malloc(mine && row_bytes ? (size_t)mine * row_bytes : 1)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold %d rows of %d pixels on rank %d",
+                        mine, columns, w->rank);
     for (int k = 0; !st && k < mine; k++) {
         uint8_t *row = local + (size_t)k * row_bytes;
         st = render_row(&c, &cam, opt, &pal, k, band[w->rank], band[w->rank + 1], row, ids, counts);

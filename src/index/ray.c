@@ -155,7 +155,9 @@ static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3
     c->material = s->material;
     c->whole = s->whole;
     c->empty_bits = s->empty_bits;
-    if (!s->single) {
+    /* A mixed chunk's pyramid, unless the cells are chunks: the row's dominant
+     * material is then the cell's mode (when the row's summary is current). */
+    if (!s->single && (c->level < c->w->edge_bits || (s->row.flags & STORE_ROW_INDEX_STALE))) {
         const int need = c->level > 0 ? c->level : 1;
         if (s->p && index_pyramid_held(s->p, s->p_mode, key, need)) {
             c->p = s->p;
@@ -215,6 +217,11 @@ static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, ui
     /* A mixed chunk: down its pyramid to the first homogeneous cell, or to the
      * level's own cell; below the levels known not homogeneous around v. */
     const lod_pyramid *p = c->p;
+    if (!p) {
+        *material = c->slot->row.dominant;
+        *bits = c->empty[*material] ? 0 : -1;
+        return STRATA_OK;
+    }
     const int lowest = L > 0 ? L : 1;
     int top = cb;
     if (c->mixed_level <= cb) {

@@ -28,7 +28,7 @@ typedef struct {
     uint16_t material;      /* (absent chunks: air) */
     int whole;              /* not cut by the world's edge */
     int empty_bits;         /* wholly empty chunk: the skip found above it (-1: not yet) */
-    const lod_pyramid *p;   /* mixed chunk: its pyramid */
+    const lod_pyramid *p;   /* mixed chunk: its pyramid (NULL at the chunk level: the row) */
     const uint16_t *voxels; /* mixed chunk at level 0: its voxels, once read */
     int have_voxels;
     /* Mixed chunk: the cells of levels mixed_level..log2(C) around cell
