@@ -1,6 +1,8 @@
 /* png.c: slice images through libpng, with a legend drawn in a built-in 5x7 font. */
 #include "png.h"
 
+#include "error.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -328,6 +330,42 @@ static int render(canvas *c, const uint16_t *cells, int64_t width, int64_t heigh
 }
 
 #ifdef STRATA_HAVE_PNG
+/* libpng's default writer says only "Write Error": this one keeps errno (a full
+ * file system is named ENOSPC) and stays quiet, the caller reports. */
+typedef struct {
+    FILE *f;
+    int error;
+} png_sink;
+
+static void sink_write(png_structp png, png_bytep data, size_t length)
+{
+    png_sink *sink = png_get_io_ptr(png);
+    if (fwrite(data, 1, length, sink->f) != length) {
+        sink->error = errno ? errno : EIO;
+        png_error(png, "write failed");
+    }
+}
+
+static void sink_flush(png_structp png)
+{
+    png_sink *sink = png_get_io_ptr(png);
+    if (fflush(sink->f) != 0) {
+        sink->error = errno ? errno : EIO;
+        png_error(png, "write failed");
+    }
+}
+
+static void sink_message(png_structp png, png_const_charp message)
+{
+    (void)png, (void)message;
+}
+
+static void sink_error(png_structp png, png_const_charp message)
+{
+    (void)message;
+    png_longjmp(png, 1);
+}
+
 /* Written to PATH.partial (created afresh: never through a link left at that
  * name) and renamed over PATH when whole, so that a file PATH links to is
  * never truncated and a failure leaves no half-written picture. */
@@ -352,16 +390,22 @@ static int encode(const char *path, const canvas *c, char *error, size_t error_s
         }
         return -1;
     }
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_sink sink = {f, 0};
+    png_structp png =
+        png_create_write_struct(PNG_LIBPNG_VER_STRING, &sink, sink_error, sink_message);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info || setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
         fclose(f);
         unlink(partial);
-        snprintf(error, error_size, "cannot encode %s (libpng failed)", path);
+        if (sink.error)
+            snprintf(error, error_size, "cannot write %s: %s", partial,
+                     error_errno_text(sink.error));
+        else
+            snprintf(error, error_size, "cannot encode %s (libpng failed)", path);
         return -1;
     }
-    png_init_io(png, f);
+    png_set_write_fn(png, &sink, sink_write, sink_flush);
     png_set_IHDR(png, info, (png_uint_32)c->width, (png_uint_32)c->height, 8, PNG_COLOR_TYPE_RGB,
                  PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     /* Slices are flat colour runs: unfiltered rows compress as well and decode simply. */
@@ -372,7 +416,7 @@ static int encode(const char *path, const canvas *c, char *error, size_t error_s
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
     if (fclose(f)) {
-        snprintf(error, error_size, "cannot write %s: %s", partial, strerror(errno));
+        snprintf(error, error_size, "cannot write %s: %s", partial, error_errno_text(errno));
         unlink(partial);
         return -1;
     }

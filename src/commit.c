@@ -801,9 +801,12 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
                        "summing commit sizes");
     int wrote = total[0] > 0;
     /* Step 3: write and fsync the segment. */
-    if (!st && wrote)
+    int segment_written = 0;
+    if (!st && wrote) {
         st = store_write_segment(&w->store, epoch, w->size, batch.rows, dirty.count, batch.payload,
                                  batch.payload_bytes, &w->error);
+        segment_written = !st;
+    }
     /* The merged table is allocated before the commit point: after it nothing fails. */
     store_row *merged = NULL;
     if (!st && wrote &&
@@ -845,6 +848,10 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
     /* Step 7: after the commit point (STRATA_OK, or STRATA_ERR_UNSYNCED: the
      * commit happened); then the commit is acknowledged. Nothing here fails. */
     int committed = !st || st == STRATA_ERR_UNSYNCED;
+    /* Not published (the manifest's write failed: a full disk): the segment goes
+     * too. A pending create --force leaves its whole new world to the caller. */
+    if (!committed && segment_written && !w->replace_pending)
+        store_remove_unpublished(&w->store, epoch);
     if (committed && wrote) {
         merge_rows(w, merged, batch.rows, dirty.count);
         merged = NULL;

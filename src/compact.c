@@ -296,15 +296,20 @@ strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
     st = world_publish_begin(w, NULL);
     if (!st)
         st = world_agree(w, gather_live(w, epoch, &rows, &n, &b));
-    if (!st)
+    int segment_written = 0;
+    if (!st) {
         st = store_write_segment(&w->store, epoch, w->size, rows, n, b.data, b.length, &w->error);
+        segment_written = !st;
+    }
     if (!st && strata_fault_point("compact-written"))
         st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after writing the compacted segment");
     st = world_agree(w, st);
     if (!st)
         st = publish_compaction(w, epoch);
     world_publish_end(w);
-    if (!st || st == STRATA_ERR_UNSYNCED) { /* published */
+    if (st && st != STRATA_ERR_UNSYNCED && segment_written)
+        store_remove_unpublished(&w->store, epoch); /* not published: no orphan */
+    if (!st || st == STRATA_ERR_UNSYNCED) {         /* published */
         free(w->rows);
         w->rows = rows;
         w->row_count = n;

@@ -1,6 +1,7 @@
 /* error.c: error slots, the thread's last error, and agreement across ranks. */
 #include "error.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -104,4 +105,9 @@ strata_status error_agree(MPI_Comm comm, strata_status local, strata_error *err)
     *err = shared;
     error_publish(err);
     return shared.status;
+}
+
+const char *error_errno_text(int e)
+{
+    return e == ENOSPC ? "no space left on device (ENOSPC)" : strerror(e);
 }

@@ -35,4 +35,8 @@ strata_status error_agree(MPI_Comm comm, strata_status local, strata_error *err)
 /** Wrap an MPI return code: STRATA_OK or STRATA_ERR_MPI with the MPI error string. */
 strata_status error_mpi(strata_error *err, int mpi_rc, const char *what);
 
+/** strerror(e), except that a full file system is named by its errno as well:
+ *  "no space left on device (ENOSPC)" (what the full-disk tests look for). */
+const char *error_errno_text(int e);
+
 #endif

@@ -561,7 +561,8 @@ static strata_status write_all(int fd, const char *data, size_t length, const ch
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
-            return error_set(err, STRATA_ERR_IO, "cannot write %s: %s", path, strerror(errno));
+            return error_set(err, STRATA_ERR_IO, "cannot write %s: %s", path,
+                             n < 0 ? error_errno_text(errno) : "nothing written");
         data += n;
         length -= (size_t)n;
     }
@@ -594,14 +595,18 @@ strata_status manifest_write_through(const char *dir, const manifest *m, const c
     /* The new manifest must be on disk before the rename publishes it: otherwise
      * a crash could leave a renamed but empty MANIFEST (the commit point). */
     if (!st && fsync(fd) != 0)
-        st = error_set(err, STRATA_ERR_IO, "cannot fsync %s: %s", tmp, strerror(errno));
+        st = error_set(err, STRATA_ERR_IO, "cannot fsync %s: %s", tmp, error_errno_text(errno));
     if (close(fd) != 0 && !st)
-        st = error_set(err, STRATA_ERR_IO, "cannot close %s: %s", tmp, strerror(errno));
+        st = error_set(err, STRATA_ERR_IO, "cannot close %s: %s", tmp, error_errno_text(errno));
     if (!st && strata_fault_point("manifest-before-rename"))
         st = error_set(err, STRATA_ERR_IO, "fault injected before the manifest rename");
     if (!st && rename(tmp, path) != 0)
-        st =
-            error_set(err, STRATA_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+        st = error_set(err, STRATA_ERR_IO, "cannot rename %s to %s: %s", tmp, path,
+                       error_errno_text(errno));
+    /* Not published: MANIFEST is untouched and the half-written copy goes (a full
+     * file system would otherwise keep it until the next writer's open). */
+    if (st)
+        unlink(tmp);
     /* The rename is the commit point (strata_commit, step 5); fsync the directory
      * so it survives a crash. A failure from here on is after it: UNSYNCED. */
     if (!st && fsync_directory(dir, err) != STRATA_OK)

@@ -1136,3 +1136,13 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
         st = store_open_segments(s, &epoch, 1, err);
     return error_agree(s->comm, st, err);
 }
+
+void store_remove_unpublished(const store *s, uint64_t epoch)
+{
+    char name[64], path[STRATA_PATH_MAX];
+    int rank = 0;
+    MPI_Comm_rank(s->comm, &rank);
+    manifest_segment_name(epoch, name, sizeof name);
+    if (rank == 0 && !path_join(path, sizeof path, s->dir, name, NULL))
+        unlink(path);
+}

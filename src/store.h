@@ -206,6 +206,12 @@ strata_status store_check_payload(const char *dir, uint64_t segment, uint64_t of
 strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, store_row *rows,
                                   size_t n, const uint8_t *payload, uint64_t payload_bytes,
                                   strata_error *err);
+/** A segment store_write_segment wrote whose publication then failed (before the
+ *  commit point): no manifest names it, so rank 0 removes it now instead of leaving
+ *  it to the next writer's open (on a full file system its space is what the next
+ *  job needs). The store keeps it open until the next write of that epoch or
+ *  store_close. Call on every rank; not collective. */
+void store_remove_unpublished(const store *s, uint64_t epoch);
 /** Report an HDF5 failure with the innermost message of HDF5's error stack. */
 strata_status store_hdf5_error(strata_error *err, const char *what, const char *path);
 /** Silence HDF5's automatic error printing (errors come back as statuses). */

@@ -436,9 +436,12 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
         st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after summarising");
     st = world_agree(w, st);
     make_index_only(&b);
-    if (!st && total)
+    int segment_written = 0;
+    if (!st && total) {
         st = store_write_segment(&w->store, id, w->size, b.rows, b.n, b.payload.data,
                                  b.payload.bytes, &w->error);
+        segment_written = !st;
+    }
     if (!st && total && strata_fault_point("reindex-written"))
         st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after writing the index segment");
     st = world_agree(w, st);
@@ -452,6 +455,10 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
         st = publish(w, &b, id, snapshot, total, slowest, &rs);
     world_publish_end(w);
     int published = !st || st == STRATA_ERR_UNSYNCED;
+    /* Not published (its manifest's write failed: a full disk): the index segment
+     * goes now, under the REINDEX lock, instead of at the next reindex. */
+    if (!published && segment_written)
+        store_remove_unpublished(&w->store, id);
     if (published && total) {
         /* The histograms kept while summarising describe the rows only when
          * nothing changed under this reindex; otherwise the nodes are rebuilt

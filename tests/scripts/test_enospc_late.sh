@@ -1,0 +1,68 @@
+#!/bin/bash
+# test_enospc_late.sh: a file system that fills after the room check (issue 24, item 1).
+# The job pauses on rank 0 at a fault point (STRATA_FAULT=POINT:0:pause, src/fault.h),
+# the 1 MiB tmpfs is filled meanwhile, then the job goes on: deterministic, not timed.
+# MANIFEST.tmp (commit-publish-locked: the segment written, PUBLISH held) and
+# MANIFEST.reindex.tmp (reindex-written) cannot be written. Then PNG outputs that do not
+# fit (extract --png, render -o). Each fails on every rank, exits 1, names ENOSPC and the
+# file, leaves no orphan (segment, index segment, temporary manifest, partial picture),
+# never hangs or crashes, and leaves the world at its previous commit (MANIFEST byte for
+# byte, fsck clean). Needs mount (root); skips (77) where it cannot mount.
+# Usage: test_enospc_late.sh STRATA WORKDIR SOURCE_DIR BUILD_DIR
+set -u
+STRATA=$1 WORK=$2
+export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
+export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
+export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
+rm -rf "$WORK" && mkdir -p "$WORK/fs" && cd "$WORK" || exit 1
+. "$3/tests/scripts/enospc_common.sh"
+mount_tmpfs
+
+# late NP POINT JOB ARGS...: the job pauses on rank 0 at POINT, the tmpfs fills, the job
+# goes on; its exit code in $rc, its messages in err.txt. A job that never reaches the
+# point fails the test (bounded wait).
+export STRATA_FAULT_PAUSE=$WORK/paused
+late() {
+    local np=$1 point=$2 pid i
+    shift 2
+    rm -f "$STRATA_FAULT_PAUSE"
+    STRATA_FAULT=$point:0:pause run "$np" "$@" 2> err.txt &
+    pid=$!
+    for i in $(seq 300); do [ -e "$STRATA_FAULT_PAUSE" ] && break; sleep 0.1; done
+    [ -e "$STRATA_FAULT_PAUSE" ] || { kill "$pid"; fail "$* at $np ranks: never reached $point"; }
+    fill_disk
+    rm -f "$STRATA_FAULT_PAUSE"
+    wait "$pid"
+    rc=$?
+    rm -f "$FS/filler"
+}
+
+run 2 create W --dims 256,256,128 --generate terrain --quiet || fail "create W"
+cp -r W "$FS/W"
+/usr/bin/python3 -c 'import random
+r = random.Random(7)
+for _ in range(2000): print(r.randrange(256), r.randrange(256), r.randrange(128), r.randrange(1, 9))' > small.txt
+
+# MANIFEST: the segment is written, MANIFEST.tmp is not: MANIFEST stays, the segment goes
+for np in 1 2 4; do
+    late $np commit-publish-locked update "$FS/W" small.txt --quiet
+    expect_enospc "MANIFEST of an update at $np ranks" "$FS/W" MANIFEST.tmp $rc \
+        seg-00000000000000000002.h5
+    unchanged "MANIFEST of an update at $np ranks"
+done
+for np in 1 3; do
+    late $np reindex-written reindex "$FS/W" --full
+    expect_enospc "MANIFEST of a reindex at $np ranks" "$FS/W" MANIFEST.reindex.tmp $rc \
+        idx-00000000000000000001.h5
+    unchanged "MANIFEST of a reindex at $np ranks"
+done
+echo "ok MANIFEST of an update at 1, 2, 4 ranks, of a reindex at 1, 3 ranks"
+
+# Pictures: no room for the PNG (extract's HDF5 output, written elsewhere, is whole)
+fill_disk 8
+run 2 extract W --box 0,0,0,256,256,128 -o slice.h5 --png "$FS/slice.png" --quiet 2> err.txt
+expect_enospc "extract --png at 2 ranks" "$FS" slice.png.partial $? slice.png
+run 3 render W -o "$FS/view.png" --size 400,300 --quiet 2> err.txt
+expect_enospc "render at 3 ranks" "$FS" view.png.partial $? view.png
+rm -f "$FS/filler"
+echo "ok extract --png at 2 ranks, render at 3 ranks"
