@@ -92,8 +92,12 @@ void ray_caster_free(ray_caster *c)
 {
     free(c->empty);
     free(c->slots);
+    free(c->occ_cells);
+    free(c->occ_keys);
     c->empty = NULL;
     c->slots = NULL;
+    c->occ_cells = NULL;
+    c->occ_keys = NULL;
 }
 
 static uint64_t key_of(const uint64_t c[3])
@@ -136,6 +140,80 @@ static strata_status learn_chunk(ray_caster *c, uint64_t key, const uint64_t ch[
     return STRATA_OK;
 }
 
+/* The empty-cell flags of levels 1..cb of a chunk of 2^cb voxels (value:
+ * every voxel's when voxels is NULL). */
+static void build_occupancy(const uint8_t *empty, const uint16_t *voxels, uint16_t value, int cb,
+                            const size_t *offset, uint8_t *occ)
+{
+    if (!voxels) {
+        memset(occ, empty[value], offset[cb + 1]);
+        return;
+    }
+    const size_t C = (size_t)1 << cb;
+    for (int l = 1; l <= cb; l++) {
+        const size_t n = C >> l, m = 2 * n; /* cells of level l, of l - 1, per axis */
+        uint8_t *out = occ + offset[l];
+        const uint8_t *in = occ + offset[l - 1];
+        for (size_t z = 0; z < n; z++)
+            for (size_t y = 0; y < n; y++)
+                for (size_t x = 0; x < n; x++) {
+                    const size_t at = (2 * z * m + 2 * y) * m + 2 * x, sy = m, sz = m * m;
+                    uint8_t all;
+                    if (l == 1) {
+                        const uint16_t *v = voxels + at;
+                        all = empty[v[0]] & empty[v[1]] & empty[v[sy]] & empty[v[sy + 1]] &
+                              empty[v[sz]] & empty[v[sz + 1]] & empty[v[sz + sy]] &
+                              empty[v[sz + sy + 1]];
+                    } else {
+                        const uint8_t *v = in + at;
+                        all = v[0] & v[1] & v[sy] & v[sy + 1] & v[sz] & v[sz + 1] & v[sz + sy] &
+                              v[sz + sy + 1];
+                    }
+                    out[(z * n + y) * n + x] = all;
+                }
+    }
+}
+
+/* The current (mixed) chunk's empty-cell flags, kept or built from its voxels. */
+static strata_status load_occupancy(ray_caster *c, uint64_t key)
+{
+    strata_world *w = c->w;
+    const int cb = w->edge_bits;
+    if (!c->occ_keys) {
+        c->occ_offset[1] = 0;
+        for (int l = 1; l <= cb; l++)
+            c->occ_offset[l + 1] = c->occ_offset[l] + ((size_t)1 << 3 * (cb - l));
+        c->occ_size = c->occ_offset[cb + 1];
+        c->occ_n = RAY_OCCUPANCY_BYTES / c->occ_size;
+        c->occ_n = c->occ_n ? c->occ_n : 1;
+        free(c->occ_cells);
+        if (!(c->occ_cells = strata_malloc(c->occ_n * c->occ_size)) ||
+            !(c->occ_keys = strata_calloc(c->occ_n, sizeof *c->occ_keys))) {
+            free(c->occ_cells);
+            c->occ_cells = NULL;
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM,
+                              "rays: cannot allocate the empty-cell flags of %zu chunks on rank %d",
+                              c->occ_n, w->rank);
+        }
+    }
+    const size_t e = (size_t)(key % c->occ_n);
+    uint8_t *occ = c->occ_cells + e * c->occ_size;
+    if (c->occ_keys[e] != key + 1) {
+        chunk *k;
+        strata_status st = world_committed_chunk(w, key, &k);
+        if (st)
+            return st;
+        c->voxels = k->voxels;
+        c->material = k->value;
+        c->have_voxels = 1;
+        c->occ_keys[e] = 0;
+        build_occupancy(c->empty, k->voxels, k->value, cb, c->occ_offset, occ);
+        c->occ_keys[e] = key + 1;
+    }
+    c->occ = occ;
+    return STRATA_OK;
+}
+
 /* Make chunk (key, ch) the caster's current chunk. */
 static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3])
 {
@@ -145,6 +223,7 @@ static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3
     c->p = NULL;
     c->voxels = NULL;
     c->have_voxels = 0;
+    c->occ = NULL;
     c->mixed_level = c->w->edge_bits + 1;
     struct ray_chunk_slot *s = &c->slots[(key * 0x9E3779B97F4A7C15ull) >> 51];
     strata_status st;
@@ -157,7 +236,11 @@ static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3
     c->empty_bits = s->empty_bits;
     /* A mixed chunk's pyramid, unless the cells are chunks: the row's dominant
      * material is then the cell's mode (when the row's summary is current). */
-    if (!s->single && (c->level < c->w->edge_bits || (s->row.flags & STORE_ROW_INDEX_STALE))) {
+    if (!s->single && c->level == 0) {
+        if ((st = load_occupancy(c, key)))
+            return st;
+    } else if (!s->single &&
+               (c->level < c->w->edge_bits || (s->row.flags & STORE_ROW_INDEX_STALE))) {
         const int need = c->level > 0 ? c->level : 1;
         if (s->p && index_pyramid_held(s->p, s->p_mode, key, need)) {
             c->p = s->p;
@@ -215,9 +298,11 @@ static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, ui
         return STRATA_OK;
     }
     /* A mixed chunk: down its pyramid to the first homogeneous cell, or to the
-     * level's own cell; below the levels known not homogeneous around v. */
+     * level's own cell (at level 0: down its empty-cell flags to the first
+     * wholly empty cell, or to the voxel); below the levels known not
+     * homogeneous (not empty) around v. */
     const lod_pyramid *p = c->p;
-    if (!p) {
+    if (!p && !c->occ) {
         *material = c->slot->row.dominant;
         *bits = c->empty[*material] ? 0 : -1;
         return STRATA_OK;
@@ -234,6 +319,19 @@ static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, ui
     const uint64_t lm = ((uint64_t)1 << up) - 1; /* v within the chunk */
     const uint64_t lv[3] = {(uint64_t)v[0] & lm, (uint64_t)v[1] & lm, (uint64_t)v[2] & lm};
     memcpy(c->mixed_v, v, sizeof c->mixed_v);
+    if (c->occ) {
+        for (int l = top; l >= 1; l--) {
+            const int n_bits = cb - l;
+            if (c->occ[c->occ_offset[l] +
+                       (size_t)((((lv[2] >> l) << n_bits | (lv[1] >> l)) << n_bits) |
+                                (lv[0] >> l))]) {
+                c->mixed_level = l + 1;
+                *bits = l;
+                return STRATA_OK;
+            }
+        }
+        top = 0; /* the voxel */
+    }
     for (int l = top; l >= lowest; l--) {
         const int shift = l - L, n_bits = cb - l;
         const size_t i =

@@ -14,6 +14,9 @@
 
 struct ray_chunk_slot;
 
+/** Bytes of a caster's empty-cell flags of mixed chunks (level 0). */
+#define RAY_OCCUPANCY_BYTES ((size_t)16 << 20)
+
 /** One rank's ray walker: the level, the empty materials and the chunk last crossed. */
 typedef struct {
     struct strata_world *w;
@@ -37,6 +40,15 @@ typedef struct {
      * shares them, and its descent starts below. */
     int mixed_level;
     int64_t mixed_v[3];
+    /* Level 0, mixed chunk: one flag per cell of levels 1..log2(C), 1 when
+     * every voxel of it is empty (air or hidden; occ_offset[l] the first of
+     * level l), built from its voxels; no pyramid is read. The flags of the
+     * last occ_n such chunks crossed are kept (direct-mapped by key, occ_n x
+     * occ_size bytes at most RAY_OCCUPANCY_BYTES, allocated at first use). */
+    const uint8_t *occ;
+    uint8_t *occ_cells;
+    uint64_t *occ_keys; /* key + 1 of each entry, 0: none */
+    size_t occ_n, occ_size, occ_offset[LOD_MAX_LEVELS + 2];
     /* What was learnt of each chunk crossed (direct-mapped by key): its row,
      * whether it is one material, the skip above an empty one and its
      * pyramid while the index's cache holds it. Rays cross the same chunks
