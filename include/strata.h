@@ -192,6 +192,25 @@ typedef struct {
                                   not resident) logged, not yet read or committed, all ranks */
 } strata_info;
 
+/** Bytes one rank's world holds, by what they are for (strata_world_memory).
+ *  "Replicated" parts are held alike by every rank. */
+typedef struct {
+    uint64_t rows;             /**< the rank's own chunk-table rows */
+    uint64_t segments;         /**< open segments (replicated: every rank opens every live one):
+                                    per-segment state and its fence, 8 bytes per 1024 rows */
+    uint64_t row_blocks;       /**< blocks of other ranks' rows cached for lookups */
+    uint64_t manifest;         /**< the committed manifest's tables and the job's splitters
+                                    (replicated) */
+    uint64_t chunk_cache;      /**< resident chunks: hash slots, chunk records, slab bytes
+                                    (own chunks and committed copies) */
+    uint64_t routing;          /**< staging array and routing buffers kept between batches */
+    uint64_t index_own;        /**< LOD index: own chunks' histograms and local nodes */
+    uint64_t index_replicated; /**< LOD index: nodes straddling a splitter and the top levels */
+    uint64_t index_cache;      /**< LOD index: decoded pyramids, the last frame, scratch */
+    uint64_t fixed;            /**< the world object, codec scratch, encode buffer */
+    uint64_t total;            /**< the sum of the above */
+} strata_memory;
+
 /* ---- errors ---------------------------------------------------------------- */
 
 /** Name of a status code. Never NULL. */
@@ -248,6 +267,9 @@ strata_status strata_world_config(const strata_world *w, strata_config *cfg);
 strata_status strata_material_get(const strata_world *w, uint16_t id, strata_material *out);
 /** Gather a summary of the world. Collective. */
 strata_status strata_world_info(strata_world *w, strata_info *info);
+/** The bytes this rank's world holds, by category (allocations of the library
+ *  only: HDF5's, MPI's and zstd's own are not counted). Local. */
+strata_status strata_world_memory(strata_world *w, strata_memory *out);
 /** This rank and the communicator size. Local. */
 strata_status strata_world_rank(const strata_world *w, int *rank, int *size);
 

@@ -163,3 +163,91 @@ cleanup:
     free(first);
     return st;
 }
+
+/* A change of row density (rows per key) at a key. */
+typedef struct {
+    uint64_t key;
+    double density;
+} density_step;
+
+static int compare_steps(const void *a, const void *b)
+{
+    const density_step *x = a, *y = b;
+    return (x->key > y->key) - (x->key < y->key);
+}
+
+/* The steps of one run: each block of rows spread evenly over its key span. */
+static size_t run_steps(const partition_sample *r, uint64_t block_rows, density_step *out)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        uint64_t rows = i + 1 < r->n ? block_rows : r->rows - (uint64_t)i * block_rows;
+        uint64_t begin = r->keys[i], end;
+        if (i + 1 < r->n)
+            end = r->keys[i + 1];
+        else if (i > 0) /* the last block: the previous block's span, scaled by its rows */
+            end = begin +
+                  (uint64_t)((double)(r->keys[i] - r->keys[i - 1]) * (double)rows /
+                             (double)block_rows) +
+                  1;
+        else
+            end = begin + 1;
+        if (end <= begin) /* past the end of the key space */
+            end = UINT64_MAX;
+        double density = (double)rows / (double)(end - begin);
+        out[k++] = (density_step){begin, density};
+        out[k++] = (density_step){end, -density};
+    }
+    return k;
+}
+
+strata_status partition_by_samples(const partition_sample *runs, size_t count, uint64_t block_rows,
+                                   int ranks, uint64_t *split, int *used, strata_error *err)
+{
+    *used = 0;
+    uint64_t total = 0;
+    size_t blocks = 0;
+    for (size_t i = 0; i < count; i++)
+        if (runs[i].n && runs[i].rows) {
+            total += runs[i].rows;
+            blocks += runs[i].n;
+        }
+    if (ranks < 2 || total / (uint64_t)ranks < 2 * block_rows)
+        return STRATA_OK;
+    density_step *steps = strata_malloc(2 * blocks * sizeof *steps);
+    if (!steps)
+        return error_set(err, STRATA_ERR_NOMEM, "splitters from %zu fence blocks", blocks);
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++)
+        if (runs[i].n && runs[i].rows)
+            n += run_steps(&runs[i], block_rows, steps + n);
+    qsort(steps, n, sizeof *steps, compare_steps);
+    /* Sweep: below steps[j].key lie `below` rows; the density up to the next step is slope. */
+    double below = 0.0, slope = 0.0;
+    uint64_t at = steps[0].key;
+    size_t j = 0;
+    split[0] = 0;
+    for (int m = 1; m < ranks; m++) {
+        double target = (double)total * m / ranks;
+        uint64_t key = UINT64_MAX;
+        for (; j < n; j++) {
+            double gain = slope * (double)(steps[j].key - at);
+            if (slope > 0.0 && below + gain >= target) {
+                double step = ceil((target - below) / slope);
+                key =
+                    at + (step < (double)(steps[j].key - at) ? (uint64_t)step : steps[j].key - at);
+                break;
+            }
+            below += gain;
+            at = steps[j].key;
+            slope += steps[j].density;
+        }
+        if (key < split[m - 1])
+            key = split[m - 1];
+        split[m] = key;
+    }
+    split[ranks] = UINT64_MAX;
+    free(steps);
+    *used = 1;
+    return STRATA_OK;
+}

@@ -44,6 +44,29 @@ int partition_owner(const uint64_t *split, int ranks, uint64_t key);
  */
 void partition_remap(const uint64_t *old_split, int old_ranks, uint64_t key_end, int new_ranks,
                      uint64_t *new_split);
+/** One sorted run of stored keys known by a sample: keys[i] is the key of row
+ *  i * block_rows of `rows` rows in ascending key order (a segment's fence). */
+typedef struct {
+    const uint64_t *keys;
+    size_t n;
+    uint64_t rows;
+} partition_sample;
+
+/**
+ * Splitters that give each of `ranks` ranks about 1/ranks of the rows the
+ * samples describe, without reading them: rows are taken as spread evenly
+ * between consecutive sample keys (the last block of a run over the previous
+ * block's key span scaled by its rows, or on its first key alone when it is
+ * the only block), and rank m's range starts where m/ranks of all rows lie
+ * below. A boundary is off by at most block_rows rows per run (and rows that
+ * several runs hold count once per run). When the share of a rank is below
+ * 2 x block_rows rows (the samples too coarse to balance), nothing is written
+ * and *used = 0. Local.
+ * @param[out] split ranks + 1 splitters (split[0] = 0, split[ranks] = UINT64_MAX)
+ * @return STRATA_ERR_NOMEM (err set) or STRATA_OK
+ */
+strata_status partition_by_samples(const partition_sample *runs, size_t count, uint64_t block_rows,
+                                   int ranks, uint64_t *split, int *used, strata_error *err);
 /**
  * Rebalance by weight, p4est-style. Collective over comm. Each rank passes its
  * own chunks' keys (ascending, all inside its current range, so keys ascend with

@@ -462,21 +462,24 @@ strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row
     size_t total = 0, capacity = 0;
     store_row *all = NULL;
     strata_status st = STRATA_OK;
-    for (size_t i = 0; i < s->count && !st && first < last; i++) {
+    /* One buffer for the candidate rows of every data segment, shrunk to the
+     * rows kept at the end (it was doubled as it grew and kept so: twice the
+     * rows' bytes held for the life of the world). */
+    for (size_t i = 0; i < s->count && first < last; i++) {
+        uint64_t begin, end;
         if (store_is_index_segment(s->segments[i].epoch))
             continue; /* applied below, once the data rows are known */
+        fence_range(&s->segments[i], first, last, &begin, &end);
+        capacity += end - begin;
+    }
+    if (capacity && !(all = strata_malloc(capacity * sizeof *all)))
+        return error_set(err, STRATA_ERR_NOMEM, "cannot hold %zu chunk rows", capacity);
+    for (size_t i = 0; i < s->count && !st && first < last; i++) {
+        if (store_is_index_segment(s->segments[i].epoch))
+            continue;
         uint64_t begin, end;
         fence_range(&s->segments[i], first, last, &begin, &end);
         uint64_t count = end - begin;
-        if (total + count > capacity) {
-            capacity = (total + count) * 2;
-            store_row *grown = strata_realloc(all, capacity * sizeof *all);
-            if (!grown) {
-                st = error_set(err, STRATA_ERR_NOMEM, "cannot hold %zu chunk rows", capacity);
-                break;
-            }
-            all = grown;
-        }
         st = read_rows(s, &s->segments[i], begin, count, all + total, err);
         /* Keep the rows inside [first, last), compacting in place. */
         size_t base = total;
@@ -535,6 +538,13 @@ strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row
         }
         store_apply_index(all, kept, x, nx, s->segments[i].epoch);
         free(x);
+    }
+    if (!kept) {
+        free(all);
+        all = NULL;
+    } else if (kept < capacity) { /* a failed shrink keeps the larger buffer */
+        store_row *fitted = strata_realloc(all, kept * sizeof *all);
+        all = fitted ? fitted : all;
     }
     *rows = all;
     *n = kept;

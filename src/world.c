@@ -897,6 +897,42 @@ static strata_status open_segments_checking(strata_world *w, const uint64_t *epo
     return STRATA_OK;
 }
 
+/*
+ * A world written at another rank count: splitters from the stored chunks
+ * (the data segments' fences, which every rank has read), so that each rank
+ * loads about 1/P of the rows. Remapping the writer's splitters keeps their
+ * balance only where it was by chunks over key space: a sparse world (a
+ * surface band of the Earth) left a few ranks most rows. Too few rows to
+ * balance (partition_by_samples): the remapped splitters stay. Rank 0's are
+ * broadcast, so all ranks agree even if a STRATA_CHECK open left a segment
+ * out on some. Collective.
+ */
+static strata_status balance_splitters(strata_world *w)
+{
+    if (w->committed.split_ranks == w->size)
+        return STRATA_OK;
+    strata_status st = STRATA_OK;
+    if (w->rank == 0) {
+        const store *s = &w->store;
+        partition_sample *runs = strata_malloc((s->count + 1) * sizeof *runs);
+        size_t n = 0;
+        int used = 0;
+        for (size_t i = 0; runs && i < s->count; i++)
+            if (!store_is_index_segment(s->segments[i].epoch))
+                runs[n++] = (partition_sample){s->segments[i].fence, s->segments[i].fence_count,
+                                               s->segments[i].row_count};
+        st = runs ? partition_by_samples(runs, n, STORE_FENCE_ROWS, w->size, w->split, &used,
+                                         &w->error)
+                  : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments for the splitters");
+        free(runs);
+    }
+    st = world_agree(w, st);
+    if (!st)
+        st = error_mpi(&w->error, MPI_Bcast(w->split, w->size + 1, MPI_UINT64_T, 0, w->comm),
+                       "sharing the splitters");
+    return world_agree(w, st);
+}
+
 /* Open the committed manifest's segments and load the rank's rows. Collective. */
 static strata_status open_segments(strata_world *w)
 {
@@ -917,6 +953,8 @@ static strata_status open_segments(strata_world *w)
         st = store_open_segments(&w->store, epochs, w->committed.segment_count, &w->error);
     free(epochs);
     st = world_agree(w, st);
+    if (!st)
+        st = balance_splitters(w);
     if (!st)
         st = store_load_rows(&w->store, w->split[w->rank], w->split[w->rank + 1], &w->rows,
                              &w->row_count, &w->error);

@@ -560,6 +560,33 @@ void index_invalidate(strata_world *w)
         free_levels(w->index);
 }
 
+static uint64_t node_set_bytes(const node_set *s)
+{
+    return (uint64_t)s->capacity * sizeof *s->nodes + (uint64_t)s->pool_capacity * sizeof *s->pool;
+}
+
+void index_memory(const lod_index *x, uint64_t *own, uint64_t *replicated, uint64_t *cache)
+{
+    *own = *replicated = *cache = 0;
+    if (!x)
+        return;
+    *own = sizeof *x + node_set_bytes(&x->chunks) + node_set_bytes(&x->pending);
+    for (int k = 0; k <= OCTREE_MAX_LEVELS; k++) {
+        *own += node_set_bytes(&x->local[k]);
+        *replicated += node_set_bytes(&x->global[k]) +
+                       (x->direct[k] ? x->direct_n[k] : 0) * sizeof *x->direct[k] +
+                       (uint64_t)x->straddle_n[k] * sizeof *x->straddle[k];
+    }
+    *cache = (uint64_t)x->cache_slots * sizeof *x->cache + x->frame_size;
+    for (size_t i = 0; i < x->cache_slots; i++) {
+        const lod_pyramid *p = &x->cache[i].pyramid;
+        if (p->mode)
+            *cache += (uint64_t)p->offset[p->levels + 1] * (sizeof *p->mode + sizeof *p->count);
+    }
+    if (x->voxels)
+        *cache += ((uint64_t)1 << (3 * x->chunk_bits)) * sizeof *x->voxels;
+}
+
 void index_free(strata_world *w)
 {
     lod_index *x = w->index;

@@ -107,6 +107,10 @@ static inline const lod_count *node_hist(const node_set *s, const octree_node *n
 strata_status index_get(struct strata_world *w, lod_index **out);
 /** Forget histograms kept by an unfinished write (call before summarising). Local. */
 void index_begin_write(struct strata_world *w);
+/** Bytes x holds: own (chunk histograms, local nodes, the pending set),
+ *  replicated (global nodes, direct tables, straddle lists) and cache (decoded
+ *  pyramids, the last frame, the voxel scratch). Local. */
+void index_memory(const lod_index *x, uint64_t *own, uint64_t *replicated, uint64_t *cache);
 /** Free w->index. */
 void index_free(struct strata_world *w);
 /** Build the index if it is not current: chunk histograms and nodes. Collective. */

@@ -1,11 +1,15 @@
-/* mpi_partition.c: rebalancing by weight: contiguous, balanced, agreed splitters. */
+/* mpi_partition.c: rebalancing by weight: contiguous, balanced, agreed splitters;
+ * a sparse world written at one rank count and opened at another gives every
+ * rank about an even share of its stored chunks (issue 20). */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "morton.h"
 #include "mpi_common.h"
 #include "partition.h"
+#include "strata.h"
 
 static const uint64_t box[3] = {41, 29, 17};
 
@@ -131,9 +135,151 @@ static void test_bad_weight(const uint64_t *keys, size_t count)
     free(split);
 }
 
+/* ---- opening at another rank count ------------------------------------------- */
+
+/* A sparse world: 4096^3 voxels of chunk 16 (2^24 chunk slots) with chunks
+ * stored only in a 32 x 32 x 16-chunk slab at one corner and a 16 x 16 x 8 block
+ * at the far corner: 16384 + 2048 chunks, uniform, material 1 + (cx + cy + cz) % 5. */
+enum { SPARSE_EDGE = 16, SPARSE_SIDE = 4096 };
+static const int64_t SLABS[2][6] = {{0, 0, 0, 32, 32, 16}, {240, 240, 248, 256, 256, 256}};
+
+static uint16_t sparse_material(int64_t cx, int64_t cy, int64_t cz)
+{
+    return (uint16_t)(1 + (cx + cy + cz) % 5);
+}
+
+static strata_status fill_sparse(const int64_t b[6], int edge, uint16_t *voxels, void *ctx,
+                                 char *message)
+{
+    (void)ctx, (void)message;
+    uint16_t v = sparse_material(b[0] / edge, b[1] / edge, b[2] / edge);
+    for (size_t i = 0; i < (size_t)edge * edge * edge; i++)
+        voxels[i] = v;
+    return STRATA_OK;
+}
+
+static void write_sparse(const char *path, MPI_Comm comm)
+{
+    strata_config cfg;
+    strata_config_init(&cfg);
+    cfg.dims[0] = cfg.dims[1] = cfg.dims[2] = SPARSE_SIDE;
+    cfg.chunk_edge = SPARSE_EDGE;
+    strata_world *w = NULL;
+    strata_status st = strata_world_create(comm, path, &cfg, NULL, STRATA_CREATE_FORCE, &w);
+    for (int i = 0; i < 2 && !st; i++) {
+        int64_t box[6];
+        for (int a = 0; a < 6; a++)
+            box[a] = SLABS[i][a] * SPARSE_EDGE;
+        st = strata_fill(w, box, fill_sparse, NULL);
+        if (!st) /* two commits: two segments, so the samples are two runs */
+            st = strata_commit(w, NULL);
+    }
+    MT_CHECK(st == STRATA_OK, "writing the sparse world: %s", strata_last_error(w));
+    if (w)
+        strata_world_close(w);
+}
+
+/* Open at every rank: each rank's range holds at most twice an even share of the
+ * stored chunks (remapping the writer's splitters over key space gave the
+ * corner slab to the first ranks alone), and every stored chunk reads back. */
+static void check_sparse_open(const char *path, const char *what)
+{
+    strata_world *w = NULL;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &w);
+    MT_CHECK(st == STRATA_OK, "%s: open: %s", what, strata_last_error(NULL));
+    if (st)
+        return;
+    uint64_t first, last, mine = 0, total = 0;
+    strata_key_range(w, &first, &last);
+    int64_t(*points)[3] = malloc(64 * sizeof *points);
+    size_t n = 0;
+    for (int i = 0; i < 2; i++)
+        for (int64_t z = SLABS[i][2]; z < SLABS[i][5]; z++)
+            for (int64_t y = SLABS[i][1]; y < SLABS[i][4]; y++)
+                for (int64_t x = SLABS[i][0]; x < SLABS[i][3]; x++) {
+                    uint64_t key;
+                    strata_chunk_key(w, x, y, z, &key);
+                    mine += key >= first && key < last;
+                    total++;
+                    if (total % 331 == (uint64_t)mt_rank && n < 64) {
+                        points[n][0] = x * SPARSE_EDGE + 3, points[n][1] = y * SPARSE_EDGE + 5;
+                        points[n][2] = z * SPARSE_EDGE + 7;
+                        n++;
+                    }
+                }
+    uint64_t most = 0;
+    MPI_Allreduce(&mine, &most, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+    MT_CHECK((double)most <= 2.0 * (double)total / mt_size,
+             "%s: the largest rank holds %llu of %llu stored chunks at %d ranks", what,
+             (unsigned long long)most, (unsigned long long)total, mt_size);
+    if (mt_size > 1 && mt_rank == 0)
+        printf("%s: the largest rank holds %llu of %llu stored chunks at %d ranks (%.2fx even)\n",
+               what, (unsigned long long)most, (unsigned long long)total, mt_size,
+               (double)most * mt_size / (double)total);
+    uint16_t got[64];
+    st = strata_query_points(w, (const int64_t(*)[3])points, n, got);
+    MT_CHECK(st == STRATA_OK, "%s: query: %s", what, strata_last_error(w));
+    for (size_t i = 0; !st && i < n; i++)
+        MT_CHECK(got[i] == sparse_material(points[i][0] / SPARSE_EDGE, points[i][1] / SPARSE_EDGE,
+                                           points[i][2] / SPARSE_EDGE),
+                 "%s: voxel %lld,%lld,%lld reads %u", what, (long long)points[i][0],
+                 (long long)points[i][1], (long long)points[i][2], got[i]);
+    free(points);
+    strata_world_close(w);
+}
+
+static void test_sparse_reopen(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sparse", dir);
+    if (mt_rank == 0)
+        mt_remove_tree(path);
+    /* Written by rank 0 alone, opened by all. */
+    MPI_Comm one;
+    MPI_Comm_split(MPI_COMM_WORLD, mt_rank == 0 ? 0 : MPI_UNDEFINED, 0, &one);
+    if (one != MPI_COMM_NULL) {
+        write_sparse(path, one);
+        MPI_Comm_free(&one);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    check_sparse_open(path, "written at 1 rank");
+    /* Written by all, opened by all but the last rank (1 rank: again by all). */
+    write_sparse(path, MPI_COMM_WORLD);
+    MPI_Comm fewer;
+    MPI_Comm_split(MPI_COMM_WORLD, mt_rank < mt_size - 1 || mt_size == 1 ? 0 : MPI_UNDEFINED, 0,
+                   &fewer);
+    if (fewer != MPI_COMM_NULL) {
+        strata_world *w = NULL;
+        strata_status st = strata_world_open(fewer, path, STRATA_READ, NULL, &w);
+        MT_CHECK(st == STRATA_OK, "open with fewer ranks: %s", strata_last_error(NULL));
+        uint64_t first, last, mine = 0, most = 0, total = 0;
+        int ranks = 1;
+        MPI_Comm_size(fewer, &ranks);
+        if (!st)
+            strata_key_range(w, &first, &last);
+        for (int i = 0; !st && i < 2; i++)
+            for (int64_t z = SLABS[i][2]; z < SLABS[i][5]; z++)
+                for (int64_t y = SLABS[i][1]; y < SLABS[i][4]; y++)
+                    for (int64_t x = SLABS[i][0]; x < SLABS[i][3]; x++) {
+                        uint64_t key;
+                        strata_chunk_key(w, x, y, z, &key);
+                        mine += key >= first && key < last;
+                        total++;
+                    }
+        MPI_Allreduce(&mine, &most, 1, MPI_UINT64_T, MPI_MAX, fewer);
+        MT_CHECK(st || (double)most <= 2.0 * (double)total / ranks,
+                 "written at %d, opened at %d: the largest rank holds %llu of %llu", mt_size, ranks,
+                 (unsigned long long)most, (unsigned long long)total);
+        if (w)
+            strata_world_close(w);
+        MPI_Comm_free(&fewer);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+}
+
 int main(int argc, char **argv)
 {
-    mt_init(&argc, &argv);
+    const char *dir = mt_init(&argc, &argv);
     size_t count;
     uint64_t *keys = all_keys(&count);
     uint64_t *balanced = malloc(((size_t)mt_size + 1) * sizeof *balanced);
@@ -149,6 +295,7 @@ int main(int argc, char **argv)
     run_case(keys, count, on_rank0, WEIGHT_RANDOM, "all on rank 0");
     run_case(keys, 0, on_rank0, WEIGHT_RANDOM, "no chunks");
     test_bad_weight(keys, count);
+    test_sparse_reopen(dir);
     free(keys);
     free(balanced);
     free(on_rank0);

@@ -218,6 +218,94 @@ START_TEST(remap_interpolates)
 }
 END_TEST
 
+/* Runs of clustered keys (a sparse world's segments): a few dense clusters far
+ * apart in key space, different in each run, some keys in several runs. */
+static uint64_t *clustered_run(uint64_t *state, size_t rows)
+{
+    uint64_t *keys = malloc(rows * sizeof *keys);
+    uint64_t key = splitmix64(state) >> 8;
+    for (size_t i = 0; i < rows; i++) {
+        uint64_t r = splitmix64(state);
+        key += r % 64 == 0 ? (r >> 20) % (UINT64_C(1) << 40) + 1 : r % 3 + 1;
+        keys[i] = key;
+    }
+    return keys;
+}
+
+START_TEST(samples_balance_stored_rows)
+{
+    enum { RUNS_MAX = 5, BLOCK = 1024 };
+    uint64_t state = 20261206;
+    for (int trial = 0; trial < 40; trial++) {
+        size_t runs_n = 1 + trial % RUNS_MAX;
+        int ranks = 2 + (int)(splitmix64(&state) % 63);
+        uint64_t *keys[RUNS_MAX], *fences[RUNS_MAX];
+        partition_sample runs[RUNS_MAX];
+        uint64_t total = 0;
+        for (size_t i = 0; i < runs_n; i++) {
+            size_t rows = 2 * BLOCK * (size_t)ranks / runs_n + splitmix64(&state) % 50000;
+            keys[i] = clustered_run(&state, rows);
+            size_t n = (rows + BLOCK - 1) / BLOCK;
+            fences[i] = malloc(n * sizeof *fences[i]);
+            for (size_t b = 0; b < n; b++)
+                fences[i][b] = keys[i][b * BLOCK];
+            runs[i] = (partition_sample){fences[i], n, rows};
+            total += rows;
+        }
+        uint64_t split[66];
+        int used = 0;
+        strata_error err;
+        ck_assert_int_eq(partition_by_samples(runs, runs_n, BLOCK, ranks, split, &used, &err),
+                         STRATA_OK);
+        ck_assert_int_eq(used, 1);
+        check_splitters(split, ranks);
+        /* Every row counted where it falls (a key in two runs counts twice, as the
+         * samples do): no rank above its share plus one block per run and boundary. */
+        uint64_t counts[65] = {0};
+        for (size_t i = 0; i < runs_n; i++)
+            for (size_t j = 0; j < runs[i].rows; j++)
+                counts[partition_owner(split, ranks, keys[i][j])]++;
+        double share = (double)total / ranks;
+        for (int r = 0; r < ranks; r++) {
+            QUIET_CHECK((double)counts[r] <= share + (2.0 * BLOCK + 2) * (double)runs_n,
+                        "trial %d: rank %d of %d holds %llu rows, share %.0f, %zu runs", trial, r,
+                        ranks, (unsigned long long)counts[r], share, runs_n);
+            QUIET_CHECK(runs_n > 1 || (double)counts[r] <= 2.0 * share,
+                        "trial %d: rank %d holds %llu rows, over twice the share %.0f", trial, r,
+                        (unsigned long long)counts[r], share);
+        }
+        for (size_t i = 0; i < runs_n; i++) {
+            free(keys[i]);
+            free(fences[i]);
+        }
+    }
+}
+END_TEST
+
+START_TEST(samples_too_coarse_leave_splitters)
+{
+    /* 4 ranks, 8191 rows: a share under two blocks; the splitters stay as given. */
+    uint64_t fence[8] = {10, 20, 30, 40, 50, 60, 70, 80};
+    partition_sample run = {fence, 8, 8191};
+    uint64_t split[5] = {0, 1, 2, 3, UINT64_MAX};
+    int used = 1;
+    strata_error err;
+    ck_assert_int_eq(partition_by_samples(&run, 1, 1024, 4, split, &used, &err), STRATA_OK);
+    ck_assert_int_eq(used, 0);
+    ck_assert_uint_eq(split[1], 1);
+    ck_assert_uint_eq(split[3], 3);
+    /* One more row: balanced, each boundary at a quarter of the rows. */
+    run.rows = 8192;
+    ck_assert_int_eq(partition_by_samples(&run, 1, 1024, 4, split, &used, &err), STRATA_OK);
+    ck_assert_int_eq(used, 1);
+    ck_assert_uint_eq(split[0], 0);
+    ck_assert_uint_eq(split[1], 30);
+    ck_assert_uint_eq(split[2], 50);
+    ck_assert_uint_eq(split[3], 70);
+    ck_assert_uint_eq(split[4], UINT64_MAX);
+}
+END_TEST
+
 static Suite *partition_suite(void)
 {
     Suite *s = suite_create("partition");
@@ -235,6 +323,10 @@ static Suite *partition_suite(void)
     tcase_add_test(remap, remap_random_splitters);
     tcase_add_test(remap, remap_interpolates);
     suite_add_tcase(s, remap);
+    TCase *samples = tcase_create("samples");
+    tcase_add_test(samples, samples_balance_stored_rows);
+    tcase_add_test(samples, samples_too_coarse_leave_splitters);
+    suite_add_tcase(s, samples);
     return s;
 }
 
