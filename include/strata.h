@@ -404,7 +404,11 @@ strata_status strata_read_boxes(strata_world *w, const int64_t (*boxes)[6], size
  * voxel is written only where it still holds expected[i]'s value (the running
  * value, after the pieces before it in that order), so codes that race on
  * shared borders keep the other rank's change. The result is flushed, not
- * committed (strata_commit makes it durable). A bad box on any rank (empty, not
+ * committed (strata_commit makes it durable). Only changes are stored: a piece
+ * that changes no voxel of its chunk leaves the chunk as it was (the next
+ * commit does not write it), and a chunk whose changes are few (at most 1/16
+ * of its voxels since its stored image) is committed as a delta record, like
+ * staged updates; a chunk replaced unread is committed whole. A bad box on any rank (empty, not
  * inside the world, NULL data) fails on every rank naming the box and rank,
  * and a failure (memory, reading a chunk) on any rank changes nothing anywhere.
  * @param[in]  boxes    n boxes as for strata_read_boxes (level 0)

@@ -15,6 +15,13 @@
  *   dense first and the ranks agree on that before any voxel changes; a chunk a
  *   non-conditional piece covers whole that is not resident is not read at all:
  *   it starts as a fresh buffer (and is dropped again if the agreement fails).
+ *   Phase one also compares each piece with its chunk: a chunk no piece changes
+ *   stays clean (not written again), and a changed chunk logs its changes
+ *   (phase two) so that a small change is committed as a delta record.
+ * Synchronisation is kept to a few collectives per call, as a rank descheduled
+ * on a loaded node makes every other rank wait at each one: a status travels
+ * with the byte counts of each exchange, and the ranks agree on a message
+ * only when one failed.
  */
 #include <inttypes.h>
 #include <limits.h>
@@ -22,6 +29,7 @@
 #include <string.h>
 
 #include "alloc.h"
+#include "delta.h"
 #include "morton.h"
 #include "partition.h"
 #include "router.h"
@@ -83,16 +91,23 @@ static void copy_piece(const int64_t b[6], int64_t edge, const int64_t c0[3], ui
         }
 }
 
-/* Set piece b of a dense array (origin o, strides sy, sz) to one value. */
+/* Set piece b of a dense array (origin o, strides sy, sz) to one value: the
+ * first row filled, the others copied from it. */
 static void set_piece(const int64_t b[6], uint16_t value, uint16_t *array, const int64_t o[3],
                       int64_t sy, int64_t sz)
 {
     const int64_t width = b[3] - b[0];
+    const uint16_t *first = NULL;
     for (int64_t z = b[2]; z < b[5]; z++)
         for (int64_t y = b[1]; y < b[4]; y++) {
             uint16_t *av = array + (z - o[2]) * sz + (y - o[1]) * sy + (b[0] - o[0]);
+            if (first) {
+                memcpy(av, first, (size_t)width * sizeof *av);
+                continue;
+            }
             for (int64_t i = 0; i < width; i++)
                 av[i] = value;
+            first = av;
         }
 }
 
@@ -154,45 +169,72 @@ static strata_status mpi_counts(strata_world *w, const uint64_t *bytes, int *cou
     return STRATA_OK;
 }
 
+/* Per-call scratch of box I/O, allocated before the call's first agreement
+ * (a rank that cannot allocate it says so there, not inside a collective). */
+typedef struct {
+    uint64_t *bytes; /* 4 per rank: byte counts by role */
+    int *ints;       /* 8 per rank: MPI counts and displacements, (count, failed) pairs */
+} box_scratch;
+
+static strata_status scratch_alloc(strata_world *w, box_scratch *s)
+{
+    s->bytes = strata_calloc((size_t)w->size * 4, sizeof *s->bytes);
+    s->ints = strata_malloc((size_t)w->size * 8 * sizeof *s->ints);
+    if (!s->bytes || !s->ints)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "box I/O: no memory for the counts of %d ranks",
+                          w->size);
+    return STRATA_OK;
+}
+
+static void scratch_free(box_scratch *s)
+{
+    free(s->bytes), free(s->ints);
+}
+
 /* Send send_bytes[r] bytes of send (packed by rank) to every rank r; *recv
- * (the world's buffer `which`) receives recv_bytes[r] from each, in rank order. `local` is this
- * rank's status so far: agreed first, so that a rank that failed still takes
- * part. Collective. */
+ * (the world's buffer `which`) receives recv_bytes[r] from each, in rank order.
+ * `local` is this rank's status so far: it travels with the byte counts (one
+ * MPI_Alltoall of (count, failed) pairs, so every rank sees every rank's flag)
+ * and only when some rank failed do the ranks agree on its message. Returns
+ * the agreed status; an MPI error of the data exchange itself is this rank's
+ * alone, in *late, for the call's next agreement. Collective. */
 static strata_status exchange_bytes(strata_world *w, strata_status local, const uint8_t *send,
                                     const uint64_t *send_bytes, int which, uint8_t **recv,
-                                    uint64_t *recv_bytes)
+                                    uint64_t *recv_bytes, int *ints, strata_status *late)
 {
     const int P = w->size;
-    int *ints = strata_malloc((size_t)P * 4 * sizeof *ints);
     int *sc = ints, *sd = ints + P, *rc = ints + 2 * P, *rd = ints + 3 * P;
+    int *pairs_out = ints + 4 * P, *pairs_in = ints + 6 * P;
     uint64_t total = 0;
     *recv = NULL;
     strata_status st = local;
-    if (!st && !ints)
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box I/O: no memory for %d counts", P);
     if (!st)
         st = mpi_counts(w, send_bytes, sc, sd, &total);
+    for (int r = 0; r < P; r++)
+        pairs_out[2 * r] = st ? 0 : sc[r], pairs_out[2 * r + 1] = st != STRATA_OK;
+    int failed = 0;
+    strata_status mpi =
+        error_mpi(&w->error, MPI_Alltoall(pairs_out, 2, MPI_INT, pairs_in, 2, MPI_INT, w->comm),
+                  "box I/O: MPI_Alltoall");
+    if (!st)
+        st = mpi;
+    for (int r = 0; r < P; r++)
+        failed |= pairs_in[2 * r + 1];
+    if (failed || st)
+        return world_agree(w, st);
+    for (int r = 0; r < P; r++)
+        recv_bytes[r] = (uint64_t)pairs_in[2 * r];
+    st = mpi_counts(w, recv_bytes, rc, rd, &total);
+    if (!st && !(*recv = box_buffer(w, which, total, "box I/O")))
+        st = STRATA_ERR_NOMEM;
     st = world_agree(w, st);
+    *late = STRATA_OK;
     if (!st)
-        st = world_agree(w,
-                         error_mpi(&w->error, MPI_Alltoall(sc, 1, MPI_INT, rc, 1, MPI_INT, w->comm),
-                                   "box I/O: MPI_Alltoall"));
-    if (!st) {
-        for (int r = 0; r < P; r++)
-            recv_bytes[r] = (uint64_t)rc[r];
-        st = mpi_counts(w, recv_bytes, rc, rd, &total);
-        if (!st && !(*recv = box_buffer(w, which, total, "box I/O")))
-            st = STRATA_ERR_NOMEM;
-        st = world_agree(w, st);
-    }
-    if (!st)
-        st = world_agree(
-            w, error_mpi(&w->error,
-                         MPI_Alltoallv(send, sc, sd, MPI_BYTE, *recv, rc, rd, MPI_BYTE, w->comm),
-                         "box I/O: MPI_Alltoallv"));
-    if (st)
+        *late = error_mpi(&w->error,
+                          MPI_Alltoallv(send, sc, sd, MPI_BYTE, *recv, rc, rd, MPI_BYTE, w->comm),
+                          "box I/O: MPI_Alltoallv");
+    if (st || *late)
         *recv = NULL;
-    free(ints);
     return st;
 }
 
@@ -205,18 +247,22 @@ static uint64_t remote_bytes(const strata_world *w, const uint64_t *sent, const 
     return n;
 }
 
-/* Sum the counters of stats over all ranks. Collective. */
+/* Sum the counters of stats over all ranks, with the number of ranks that
+ * failed: when any did (an MPI error of the call's last exchange, or the
+ * call's own failure), the ranks agree on its message. Collective. */
 static strata_status sum_stats(strata_world *w, strata_status st, strata_box_io_stats *stats,
                                double start)
 {
-    uint64_t local[7] = {stats->boxes,  stats->voxels,       stats->written, stats->skipped,
-                         stats->pieces, stats->remote_bytes, stats->replaced};
-    uint64_t total[7];
+    uint64_t local[8] = {stats->boxes,  stats->voxels,       stats->written,  stats->skipped,
+                         stats->pieces, stats->remote_bytes, stats->replaced, st != STRATA_OK};
+    uint64_t total[8] = {0};
     strata_status s2 =
-        error_mpi(&w->error, MPI_Allreduce(local, total, 7, MPI_UINT64_T, MPI_SUM, w->comm),
+        error_mpi(&w->error, MPI_Allreduce(local, total, 8, MPI_UINT64_T, MPI_SUM, w->comm),
                   "box I/O: summing statistics");
     if (!st)
         st = s2;
+    if (total[7])
+        st = world_agree(w, st);
     stats->boxes = total[0], stats->voxels = total[1], stats->written = total[2];
     stats->skipped = total[3], stats->pieces = total[4], stats->remote_bytes = total[5];
     stats->replaced = total[6];
@@ -379,16 +425,15 @@ static strata_status read_answer(strata_world *w, const uint8_t *requests,
     return st;
 }
 
-static strata_status read_voxels(strata_world *w, box_read *r, size_t n)
+/* Level 0. The call's first agreement (arguments, scratch) has passed. Collective. */
+static strata_status read_voxels(strata_world *w, box_read *r, size_t n, box_scratch *sc)
 {
     const int P = w->size;
-    uint64_t *counts = strata_calloc((size_t)P * 4, sizeof *counts);
+    uint64_t *counts = sc->bytes;
     uint64_t *req_bytes = counts + P, *ans_bytes = counts + 2 * P, *got_bytes = counts + 3 * P;
     uint8_t *requests = NULL, *answers = NULL, *replies = NULL;
     double t0 = MPI_Wtime(), copy = 0;
-    if (!counts)
-        return world_agree(w, WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: no memory for counts"));
-    strata_status st = STRATA_OK;
+    strata_status st = STRATA_OK, late = STRATA_OK;
     r->bytes = counts;
     for (size_t i = 0; !st && i < n; i++)
         st = each_piece(w, i, r->boxes[i], read_count, r);
@@ -407,16 +452,18 @@ static strata_status read_voxels(strata_world *w, box_read *r, size_t n)
     } else if (!st) {
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "box read: no memory for cursors");
     }
-    st = exchange_bytes(w, st, r->send, counts, BOX_RECV, &requests, req_bytes);
+    st = exchange_bytes(w, st, r->send, counts, BOX_RECV, &requests, req_bytes, sc->ints, &late);
     double t1 = MPI_Wtime();
     /* The first exchange agreed: a failure there ends the call on every rank alike. */
     if (!st) {
-        strata_status local = read_answer(w, requests, req_bytes, &answers, ans_bytes);
+        strata_status local =
+            late ? late : read_answer(w, requests, req_bytes, &answers, ans_bytes);
         copy += MPI_Wtime() - t1;
-        st = exchange_bytes(w, local, answers, ans_bytes, BOX_REPLIES, &replies, got_bytes);
+        st = exchange_bytes(w, local, answers, ans_bytes, BOX_REPLIES, &replies, got_bytes,
+                            sc->ints, &late);
     }
     double t2 = MPI_Wtime();
-    if (!st) {
+    if (!st && !late) {
         r->replies = replies;
         uint64_t at = 0;
         for (int q = 0; q < P; q++)
@@ -429,9 +476,9 @@ static strata_status read_voxels(strata_world *w, box_read *r, size_t n)
     copy += MPI_Wtime() - t2;
     r->stats->copy_seconds = copy;
     r->stats->route_seconds = MPI_Wtime() - t0 - copy;
-    free(counts), free(r->cursor);
+    free(r->cursor);
     route_scratch_trim(&w->route, ROUTE_KEEP_BYTES);
-    return st;
+    return st ? st : late;
 }
 
 /* Level > 0: one strata_query_lod point per cell (the corner of its block). */
@@ -498,6 +545,9 @@ strata_status strata_read_boxes(strata_world *w, const int64_t (*boxes)[6], size
                             w->rank);
     if (!st && (level < 0 || level > 62))
         st = WORLD_FAIL(w, STRATA_ERR_ARG, "%s: LOD level %d is not in [0, 62]", __func__, level);
+    box_scratch sc = {0};
+    if (!st && level == 0)
+        st = scratch_alloc(w, &sc);
     st = world_agree(w, st);
     box_read r = {.boxes = boxes, .out = out, .stats = &local};
     if (!st && level > 0) {
@@ -505,9 +555,10 @@ strata_status strata_read_boxes(strata_world *w, const int64_t (*boxes)[6], size
     } else if (!st) {
         for (size_t i = 0; i < n; i++)
             local.voxels += piece_voxels(boxes[i]);
-        st = read_voxels(w, &r, n);
+        st = read_voxels(w, &r, n, &sc);
         world_evict(w);
     }
+    scratch_free(&sc);
     st = sum_stats(w, st, &local, start);
     if (stats)
         *stats = local;
@@ -541,6 +592,10 @@ typedef struct {
     /* Applying: */
     uint64_t *fresh; /* keys of chunks inserted unread (dropped if phase one fails) */
     size_t fresh_n, fresh_cap;
+    uint64_t *touched; /* keys of chunks the call changes (sorted after phase one) */
+    size_t touched_n, touched_cap;
+    uint64_t *would; /* per piece in apply order: voxels it writes on the content it found */
+    size_t piece, pieces_cap;
     int phase; /* 1: make resident, 2: apply */
     strata_box_io_stats *stats;
 } box_write;
@@ -598,62 +653,138 @@ static int covers_chunk(const strata_world *w, const box_piece *p)
     return !memcmp(b, p->b, sizeof b);
 }
 
-/* Phase one for a piece: its chunk resident, dense and pinned; a chunk covered
- * whole by a non-conditional piece and not resident starts fresh, unread. */
+/* Append v to a growing array of keys or counts. */
+static strata_status push_u64(strata_world *w, uint64_t **a, size_t *n, size_t *cap, uint64_t v)
+{
+    if (*n == *cap) {
+        size_t grown_cap = *cap ? 2 * *cap : 64;
+        uint64_t *grown = strata_realloc(*a, grown_cap * sizeof *grown);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "box write: cannot track %zu pieces", grown_cap);
+        *a = grown, *cap = grown_cap;
+    }
+    (*a)[(*n)++] = v;
+    return STRATA_OK;
+}
+
+/* Chunk k's voxel under (x, y, z) of piece row pointer arithmetic. */
+static uint16_t *chunk_row(const strata_world *w, const chunk *k, int64_t x, int64_t y, int64_t z)
+{
+    const int64_t edge = w->edge, m = edge - 1;
+    return k->voxels + ((z & m) * edge + (y & m)) * edge + (x & m);
+}
+
+static const uint16_t *piece_row(const write_piece *q, const uint16_t *a, int64_t y, int64_t z)
+{
+    return a + (z - q->origin[2]) * q->sz + (y - q->origin[1]) * q->sy + (q->p.b[0] - q->origin[0]);
+}
+
+/* On chunk k's content (dense or uniform): how many voxels piece q would write
+ * (all, or where the expected value holds) and how many of those it would change. */
+static uint64_t piece_changes(const strata_world *w, const chunk *k, const write_piece *q,
+                              uint64_t *writes)
+{
+    const int64_t *b = q->p.b, width = b[3] - b[0];
+    uint64_t changes = 0, n = 0;
+    for (int64_t z = b[2]; z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++) {
+            const uint16_t *src = piece_row(q, q->data, y, z);
+            const uint16_t *e = q->expected ? piece_row(q, q->expected, y, z) : NULL;
+            const uint16_t *cv = k->voxels ? chunk_row(w, k, b[0], y, z) : NULL;
+            if (!e && cv && !memcmp(cv, src, (size_t)width * 2)) {
+                n += (uint64_t)width;
+                continue;
+            }
+            for (int64_t i = 0; i < width; i++) {
+                uint16_t old = cv ? cv[i] : k->value;
+                int match = !e || e[i] == old;
+                n += (uint64_t)match;
+                changes += (uint64_t)(match && src[i] != old);
+            }
+        }
+    *writes = n;
+    return changes;
+}
+
+/* Phase one for a piece: a piece that changes its chunk makes it resident, dense,
+ * pinned and ready to log the changes (a delta record at commit when they are
+ * few); a chunk covered whole by a non-conditional piece and not resident starts
+ * fresh, unread, and is written whole. A piece that changes nothing leaves its
+ * chunk alone: unchanged chunks are not written again at the next commit. */
 static strata_status prepare_piece(strata_world *w, box_write *x, const write_piece *q)
 {
     chunk *k = chunk_cache_find(&w->owned, q->p.key);
     strata_status st = STRATA_OK;
-    if (!k && !q->expected && covers_chunk(w, &q->p) && !world_has_blind(w, q->p.key)) {
-        if (x->fresh_n == x->fresh_cap) {
-            size_t cap = x->fresh_cap ? 2 * x->fresh_cap : 64;
-            uint64_t *grown = strata_realloc(x->fresh, cap * sizeof *grown);
-            if (!grown)
-                return WORLD_FAIL(w, STRATA_ERR_NOMEM, "box write: cannot track %zu chunks", cap);
-            x->fresh = grown, x->fresh_cap = cap;
-        }
+    uint64_t writes = piece_voxels(q->p.b), changes = 0;
+    int fresh = !k && !q->expected && covers_chunk(w, &q->p) && !world_has_blind(w, q->p.key);
+    if (fresh) {
         st = chunk_cache_insert(&w->owned, q->p.key, 0, &k, &w->error);
-        if (!st)
-            x->fresh[x->fresh_n++] = q->p.key;
+        if (!st && (st = push_u64(w, &x->fresh, &x->fresh_n, &x->fresh_cap, q->p.key)))
+            chunk_cache_remove(&w->owned, k);
         x->stats->replaced += !st;
     } else if (!k) {
         st = world_own_chunk(w, q->p.key, &k);
     }
+    if (!st && !fresh)
+        changes = piece_changes(w, k, q, &writes);
     if (!st)
-        st = chunk_make_dense(&w->owned, k, &w->error);
+        st = push_u64(w, &x->would, &x->piece, &x->pieces_cap, writes);
+    if (st || (!fresh && !changes))
+        return st ? world_chunk_failed(w, "box write", q->p.key, st, &w->error) : STRATA_OK;
+    st = chunk_make_dense(&w->owned, k, &w->error);
+    if (!st && !fresh)
+        st = chunk_log_reserve(k, changes, delta_log_max(w->chunk_voxels), &w->error);
+    if (!st)
+        st = push_u64(w, &x->touched, &x->touched_n, &x->touched_cap, q->p.key);
     if (st)
         return world_chunk_failed(w, "box write", q->p.key, st, &w->error);
     chunk_set_dirty(&w->owned, k, 1);
-    chunk_set_whole(k); /* a box write is bulk: the chunk is committed whole, not as a delta */
+    if (fresh)
+        chunk_set_whole(k); /* nothing of it was read: committed whole */
     return STRATA_OK;
 }
 
-/* Phase two for a piece: write its voxels (where expected matches). Cannot fail. */
+/* Log a change of chunk k (whole past the room phase one reserved). */
+static void log_change(chunk *k, uint32_t voxel, uint16_t material)
+{
+    if (!k->whole && k->log_count == k->log_capacity)
+        chunk_set_whole(k);
+    chunk_log(k, voxel, material);
+}
+
+/* Phase two for a piece: write its voxels (where expected matches) into a chunk
+ * the call changes, logging each change; on a chunk it does not change, only
+ * count. Cannot fail. */
 static void apply_piece(strata_world *w, box_write *x, const write_piece *q)
 {
+    const uint64_t would = x->would[x->piece++];
+    const int64_t edge = w->edge, m = edge - 1, *b = q->p.b, width = b[3] - b[0];
+    if (!bsearch(&q->p.key, x->touched, x->touched_n, sizeof *x->touched, morton_key_compare)) {
+        x->stats->written += would;
+        x->stats->skipped += q->expected ? piece_voxels(b) - would : 0;
+        return;
+    }
     chunk *k = chunk_cache_find(&w->owned, q->p.key);
-    const int64_t edge = w->edge, *b = q->p.b;
-    const int64_t width = b[3] - b[0];
     uint64_t written = 0, skipped = 0;
     for (int64_t z = b[2]; z < b[5]; z++)
         for (int64_t y = b[1]; y < b[4]; y++) {
-            uint16_t *cv = k->voxels + ((z & (edge - 1)) * edge + (y & (edge - 1))) * edge +
-                           (b[0] & (edge - 1));
-            int64_t at =
-                (z - q->origin[2]) * q->sz + (y - q->origin[1]) * q->sy + (b[0] - q->origin[0]);
-            const uint16_t *src = q->data + at;
-            if (!q->expected) {
-                memcpy(cv, src, (size_t)width * 2);
+            uint16_t *cv = chunk_row(w, k, b[0], y, z);
+            const uint32_t at = (uint32_t)((((z & m) * edge + (y & m)) * edge) + (b[0] & m));
+            const uint16_t *src = piece_row(q, q->data, y, z);
+            const uint16_t *e = q->expected ? piece_row(q, q->expected, y, z) : NULL;
+            if (!e && !memcmp(cv, src, (size_t)width * 2)) {
                 written += (uint64_t)width;
                 continue;
             }
-            const uint16_t *e = q->expected + at;
             for (int64_t i = 0; i < width; i++) {
-                int match = cv[i] == e[i];
-                cv[i] = match ? src[i] : cv[i];
+                int match = !e || cv[i] == e[i];
                 written += (uint64_t)match;
+                if (match && cv[i] != src[i]) {
+                    log_change(k, at + (uint32_t)i, src[i]);
+                    cv[i] = src[i];
+                }
             }
-            skipped += (uint64_t)width;
+            skipped += e ? (uint64_t)width : 0;
         }
     x->stats->written += written;
     x->stats->skipped += q->expected ? skipped - written : 0;
@@ -731,16 +862,14 @@ static void drop_fresh(strata_world *w, box_write *x)
     x->fresh_n = 0;
 }
 
-static strata_status write_voxels(strata_world *w, box_write *x, size_t n)
+/* The call's first agreement (arguments, scratch, flush) has passed. Collective. */
+static strata_status write_voxels(strata_world *w, box_write *x, size_t n, box_scratch *sc)
 {
     const int P = w->size;
-    uint64_t *counts = strata_calloc((size_t)P * 3, sizeof *counts);
-    uint64_t *recv_bytes = counts + P;
+    uint64_t *counts = sc->bytes, *recv_bytes = counts + P;
     uint8_t *recv = NULL;
     double t0 = MPI_Wtime();
-    if (!counts)
-        return world_agree(w, WORLD_FAIL(w, STRATA_ERR_NOMEM, "box write: no memory for counts"));
-    strata_status st = STRATA_OK;
+    strata_status st = STRATA_OK, late = STRATA_OK;
     x->bytes = counts;
     x->cursor = counts + 2 * P;
     for (size_t i = 0; !st && i < n; i++)
@@ -752,21 +881,23 @@ static strata_status write_voxels(strata_world *w, box_write *x, size_t n)
         st = STRATA_ERR_NOMEM;
     for (size_t i = 0; !st && i < n; i++)
         st = each_piece(w, i, x->boxes[i], write_pack, x);
-    st = exchange_bytes(w, st, x->send, counts, BOX_RECV, &recv, recv_bytes);
+    st = exchange_bytes(w, st, x->send, counts, BOX_RECV, &recv, recv_bytes, sc->ints, &late);
     double t1 = MPI_Wtime();
     x->phase = 1;
     if (!st)
-        st = world_agree(w, write_all(w, x, n, recv, recv_bytes));
+        st = world_agree(w, late ? late : write_all(w, x, n, recv, recv_bytes));
     if (st) {
         drop_fresh(w, x);
     } else {
+        qsort(x->touched, x->touched_n, sizeof *x->touched, morton_key_compare);
         x->phase = 2;
+        x->piece = 0;
         write_all(w, x, n, recv, recv_bytes);
         x->stats->remote_bytes = remote_bytes(w, counts, recv_bytes);
     }
     x->stats->copy_seconds = MPI_Wtime() - t1;
     x->stats->route_seconds = t1 - t0;
-    free(counts), free(x->fresh);
+    free(x->fresh), free(x->touched), free(x->would);
     route_scratch_trim(&w->route, ROUTE_KEEP_BYTES);
     return st;
 }
@@ -800,17 +931,31 @@ strata_status strata_write_boxes(strata_world *w, const int64_t (*boxes)[6], siz
         return world_null_argument(NULL, __func__, "world");
     double start = MPI_Wtime();
     strata_box_io_stats local = {.boxes = n};
-    strata_status st = world_agree(w, write_refused(w, boxes, n, data));
-    /* Staged updates first: they were made before this write. */
+    box_scratch sc = {0};
+    strata_status st = write_refused(w, boxes, n, data);
     if (!st)
+        st = scratch_alloc(w, &sc);
+    /* Staged updates first, they were made before this write: one agreement
+     * says whether any rank has any (or a refused one, which the flush names). */
+    int pending[2] = {st ? w->rank : w->size, -(w->staged_count > 0 || w->staged_bad)};
+    int first[2] = {w->size, 0};
+    strata_status mpi =
+        error_mpi(&w->error, MPI_Allreduce(pending, first, 2, MPI_INT, MPI_MIN, w->comm),
+                  "box write: agreeing on the staged updates");
+    if (mpi || first[0] < w->size)
+        st = world_agree(w, st ? st : mpi);
+    else
+        w->error.status = STRATA_OK;
+    if (!st && first[1] < 0)
         st = strata_flush(w, NULL);
     if (!st) {
         for (size_t i = 0; i < n; i++)
             local.voxels += piece_voxels(boxes[i]);
         box_write x = {.boxes = boxes, .data = data, .expected = expected, .stats = &local};
-        st = write_voxels(w, &x, n);
+        st = write_voxels(w, &x, n, &sc);
         world_evict(w);
     }
+    scratch_free(&sc);
     st = sum_stats(w, st, &local, start);
     if (stats)
         *stats = local;
