@@ -234,28 +234,45 @@ typedef struct {
     peer_update *u;
 } batch_plan;
 
-static strata_status strata_batches(bench *b, const char *world, batch_plan *bp, int defer_index,
-                                    double *seconds)
+/* Room for this rank's share of a batch as strata updates (agreed: every rank fails when
+ * one cannot allocate), then the world open for writing. Collective. */
+static strata_status updates_start(bench *b, const char *world, const batch_plan *bp,
+                                   int defer_index, strata_update **su, strata_world **w)
 {
     strata_options opt;
     strata_options_init(&opt);
     opt.defer_index = defer_index;
-    strata_update *su = malloc((bp->n ? bp->n : 1) * sizeof *su);
-    strata_world *w = NULL;
+    *w = NULL;
+    *su = malloc((bp->n ? bp->n : 1) * sizeof **su);
     strata_status st = error_agree(
-        b->comm, su ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "updates"), &b->error);
+        b->comm, *su ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "updates"), &b->error);
     if (!st) {
-        st = strata_world_open(b->comm, world, STRATA_WRITE, &opt, &w);
+        st = strata_world_open(b->comm, world, STRATA_WRITE, &opt, w);
         if (st)
             error_set(&b->error, st, "opening %s: %s", world, strata_last_error(NULL));
     }
+    return st;
+}
+
+/* Batch number `batch` of make_batch (this rank's share) as strata updates in su. */
+static void make_updates(const bench *b, int batch, batch_plan *bp, strata_update *su)
+{
+    make_batch(b, batch, bp->n, bp->u);
+    for (size_t i = 0; i < bp->n; i++)
+        su[i] = (strata_update){
+            .x = bp->u[i].x, .y = bp->u[i].y, .z = bp->u[i].z, .material = bp->u[i].material};
+}
+
+static strata_status strata_batches(bench *b, const char *world, batch_plan *bp, int defer_index,
+                                    double *seconds)
+{
+    strata_update *su;
+    strata_world *w;
+    strata_status st = updates_start(b, world, bp, defer_index, &su, &w);
     MPI_Barrier(b->comm);
     double t0 = MPI_Wtime();
     for (int k = 0; k < bp->batches && !st; k++) {
-        make_batch(b, k, bp->n, bp->u);
-        for (size_t i = 0; i < bp->n; i++)
-            su[i] = (strata_update){
-                .x = bp->u[i].x, .y = bp->u[i].y, .z = bp->u[i].z, .material = bp->u[i].material};
+        make_updates(b, k, bp, su);
         st = strata_update_batch(w, su, bp->n, NULL);
     }
     strata_commit_stats cs = {0};
@@ -277,48 +294,79 @@ static strata_status strata_batches(bench *b, const char *world, batch_plan *bp,
     return st;
 }
 
+/* One rank's batch as an HDF5 point selection: coordinates (z, y, x) and values. */
+typedef struct {
+    hsize_t *coords;
+    uint16_t *values;
+} point_buffers;
+
+/* The buffers for bp's batches (agreed: every rank fails when one cannot allocate),
+ * then the peer file opened. Collective. */
+static strata_status points_start(peer *p, const batch_plan *bp, point_buffers *pb)
+{
+    bench *b = p->b;
+    size_t n = bp->n ? bp->n : 1;
+    pb->coords = malloc(n * 3 * sizeof *pb->coords);
+    pb->values = malloc(n * sizeof *pb->values);
+    strata_status st = error_agree(b->comm,
+                                   pb->coords && pb->values
+                                       ? STRATA_OK
+                                       : error_set(&b->error, STRATA_ERR_NOMEM, "point selection"),
+                                   &b->error);
+    return st ? st : peer_open(p, 0);
+}
+
+static void points_free(point_buffers *pb)
+{
+    free(pb->coords);
+    free(pb->values);
+}
+
+/* Write this rank's bp->n updates bp->u by one collective point-selection write (a rank
+ * with none selects nothing), with flush then H5Fflush. Collective; < 0 on failure. */
+static herr_t write_points(peer *p, const batch_plan *bp, point_buffers *pb, int flush)
+{
+    for (size_t i = 0; i < bp->n; i++) {
+        pb->coords[3 * i] = bp->u[i].z, pb->coords[3 * i + 1] = bp->u[i].y,
+                       pb->coords[3 * i + 2] = bp->u[i].x;
+        pb->values[i] = bp->u[i].material;
+    }
+    hsize_t count[1] = {bp->n ? bp->n : 1};
+    hid_t fs = H5Dget_space(p->dset), ms = H5Screate_simple(1, count, NULL);
+    herr_t rc = fs >= 0 && ms >= 0 ? 0 : -1;
+    if (rc >= 0 && bp->n)
+        rc = H5Sselect_elements(fs, H5S_SELECT_SET, bp->n, pb->coords);
+    else if (rc >= 0)
+        rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
+    if (rc >= 0)
+        rc = H5Dwrite(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, pb->values);
+    if (rc >= 0 && flush)
+        rc = H5Fflush(p->file, H5F_SCOPE_GLOBAL);
+    if (fs >= 0)
+        H5Sclose(fs);
+    if (ms >= 0)
+        H5Sclose(ms);
+    return rc;
+}
+
 /* (a): one collective point-selection write per batch. */
 static strata_status hdf5_points(peer *p, batch_plan *bp, double *seconds)
 {
     bench *b = p->b;
-    hsize_t *coords = malloc((bp->n ? bp->n : 1) * 3 * sizeof *coords);
-    uint16_t *values = malloc((bp->n ? bp->n : 1) * sizeof *values);
-    strata_status st = error_agree(
-        b->comm,
-        coords && values ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "point selection"),
-        &b->error);
-    if (!st)
-        st = peer_open(p, 0);
+    point_buffers pb;
+    strata_status st = points_start(p, bp, &pb);
     MPI_Barrier(b->comm);
     double t0 = MPI_Wtime();
     for (int k = 0; k < bp->batches && !st; k++) {
         make_batch(b, k, bp->n, bp->u);
-        for (size_t i = 0; i < bp->n; i++) {
-            coords[3 * i] = bp->u[i].z, coords[3 * i + 1] = bp->u[i].y,
-                       coords[3 * i + 2] = bp->u[i].x;
-            values[i] = bp->u[i].material;
-        }
-        hsize_t count[1] = {bp->n ? bp->n : 1};
-        hid_t fs = H5Dget_space(p->dset), ms = H5Screate_simple(1, count, NULL);
-        herr_t rc = fs >= 0 && ms >= 0 ? 0 : -1;
-        if (rc >= 0 && bp->n)
-            rc = H5Sselect_elements(fs, H5S_SELECT_SET, bp->n, coords);
-        else if (rc >= 0)
-            rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
-        if (rc >= 0)
-            rc = H5Dwrite(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, values);
-        if (fs >= 0)
-            H5Sclose(fs);
-        if (ms >= 0)
-            H5Sclose(ms);
+        herr_t rc = write_points(p, bp, &pb, 0);
         st = error_agree(b->comm,
                          rc < 0 ? h5_failed(b, "point-selection write", p->path) : STRATA_OK,
                          &b->error);
     }
     strata_status closed = peer_close(p, 1);
     *seconds = bench_slowest(b, MPI_Wtime() - t0);
-    free(coords);
-    free(values);
+    points_free(&pb);
     return st ? st : closed;
 }
 
@@ -772,27 +820,15 @@ typedef struct {
 static strata_status strata_checkpoints(bench *b, const char *world, batch_plan *bp, int c,
                                         checkpoint_result *res)
 {
-    strata_options opt;
-    strata_options_init(&opt);
-    opt.defer_index = 1;
-    strata_update *su = malloc((bp->n ? bp->n : 1) * sizeof *su);
-    strata_world *w = NULL;
-    strata_status st = error_agree(
-        b->comm, su ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "updates"), &b->error);
-    if (!st) {
-        st = strata_world_open(b->comm, world, STRATA_WRITE, &opt, &w);
-        if (st)
-            error_set(&b->error, st, "opening %s: %s", world, strata_last_error(NULL));
-    }
+    strata_update *su;
+    strata_world *w;
+    strata_status st = updates_start(b, world, bp, 1, &su, &w);
     memset(res, 0, sizeof *res);
     MPI_Barrier(b->comm);
     uint64_t wrote = bytes_written();
     double t0 = MPI_Wtime();
     for (int k = 0; k < c && !st; k++) {
-        make_batch(b, 1000 + k, bp->n, bp->u);
-        for (size_t i = 0; i < bp->n; i++)
-            su[i] = (strata_update){
-                .x = bp->u[i].x, .y = bp->u[i].y, .z = bp->u[i].z, .material = bp->u[i].material};
+        make_updates(b, 1000 + k, bp, su);
         strata_commit_stats cs = {0};
         st = strata_update_batch(w, su, bp->n, NULL);
         if (!st)
@@ -816,40 +852,15 @@ static strata_status strata_checkpoints(bench *b, const char *world, batch_plan 
 static strata_status hdf5_checkpoints(peer *p, batch_plan *bp, int c, checkpoint_result *res)
 {
     bench *b = p->b;
-    hsize_t *coords = malloc((bp->n ? bp->n : 1) * 3 * sizeof *coords);
-    uint16_t *values = malloc((bp->n ? bp->n : 1) * sizeof *values);
-    strata_status st = error_agree(
-        b->comm,
-        coords && values ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "point selection"),
-        &b->error);
-    if (!st)
-        st = peer_open(p, 0);
+    point_buffers pb;
+    strata_status st = points_start(p, bp, &pb);
     memset(res, 0, sizeof *res);
     MPI_Barrier(b->comm);
     uint64_t wrote = bytes_written();
     double t0 = MPI_Wtime();
     for (int k = 0; k < c && !st; k++) {
         make_batch(b, 1000 + k, bp->n, bp->u);
-        for (size_t i = 0; i < bp->n; i++) {
-            coords[3 * i] = bp->u[i].z, coords[3 * i + 1] = bp->u[i].y,
-                       coords[3 * i + 2] = bp->u[i].x;
-            values[i] = bp->u[i].material;
-        }
-        hsize_t count[1] = {bp->n ? bp->n : 1};
-        hid_t fs = H5Dget_space(p->dset), ms = H5Screate_simple(1, count, NULL);
-        herr_t rc = fs >= 0 && ms >= 0 ? 0 : -1;
-        if (rc >= 0 && bp->n)
-            rc = H5Sselect_elements(fs, H5S_SELECT_SET, bp->n, coords);
-        else if (rc >= 0)
-            rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
-        if (rc >= 0)
-            rc = H5Dwrite(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, values);
-        if (rc >= 0)
-            rc = H5Fflush(p->file, H5F_SCOPE_GLOBAL);
-        if (fs >= 0)
-            H5Sclose(fs);
-        if (ms >= 0)
-            H5Sclose(ms);
+        herr_t rc = write_points(p, bp, &pb, 1);
         st = rc < 0 ? h5_failed(b, "point-selection write and flush", p->path) : STRATA_OK;
         if (!st && b->rank == 0)
             st = fsync_path(p->path, &b->error);
@@ -858,8 +869,7 @@ static strata_status hdf5_checkpoints(peer *p, batch_plan *bp, int c, checkpoint
     strata_status closed = peer_close(p, 1);
     res->seconds = bench_slowest(b, MPI_Wtime() - t0);
     res->bytes = bytes_written_since(b, wrote);
-    free(coords);
-    free(values);
+    points_free(&pb);
     return st ? st : closed;
 }
 

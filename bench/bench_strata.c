@@ -25,6 +25,13 @@ static strata_status world_failed(bench *b, strata_world *w, strata_status st, c
     return error_set(&b->error, st, "%s: %s", what, strata_last_error(w));
 }
 
+/* Close w (when open); a failure to close is the outcome unless st already failed. */
+static strata_status close_world(bench *b, strata_world *w, strata_status st, const char *what)
+{
+    strata_status closed = w ? strata_world_close(w) : STRATA_OK;
+    return !st && closed ? world_failed(b, NULL, closed, what) : st;
+}
+
 #define TRY(call, what)                                                                            \
     do {                                                                                           \
         st = (call);                                                                               \
@@ -71,11 +78,7 @@ static strata_status create_terrain(bench *b, const char *path, int defer_index,
     TRY(strata_commit(w, cs), "committing terrain");
     *seconds = bench_slowest(b, MPI_Wtime() - t0);
 done:
-    if (w) {
-        strata_status closed = strata_world_close(w);
-        if (!st && closed)
-            st = world_failed(b, NULL, closed, "closing the terrain world");
-    }
+    st = close_world(b, w, st, "closing the terrain world");
     return st;
 }
 
@@ -1209,11 +1212,7 @@ static strata_status chain_commits(bench *b, const char *path, int depth, strata
         TRY(strata_world_info(w, info), "world info");
 done:
     free(u);
-    if (w) {
-        strata_status closed = strata_world_close(w);
-        if (!st && closed)
-            st = world_failed(b, NULL, closed, "closing the chained world");
-    }
+    st = close_world(b, w, st, "closing the chained world");
     return st;
 }
 

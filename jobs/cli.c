@@ -264,26 +264,49 @@ int parse_world_option(const job *j, const char *usage, int argc, char **argv, i
     if (option_value(argc, argv, i, "--chunk", &value)) {
         int64_t c;
         if (!value || parse_int64(value, &c) || c <= 0 || c > 4096)
-            return job_usage(j, usage, "--chunk wants a power of two in [16, 256]"), -1;
+            return job_usage(j, usage, "--chunk wants a power of two in [16, 256]");
         cfg->chunk_edge = (int32_t)c;
     } else if (option_value(argc, argv, i, "--voxel-size", &value)) {
         if (value && parse_double_list(value, cfg->voxel_size, 3) == 0)
-            return 1;
+            return JOB_OK;
         if (!value || parse_double_value(value, &cfg->voxel_size[0]))
-            return job_usage(j, usage, "--voxel-size wants M or DX,DY,DZ"), -1;
+            return job_usage(j, usage, "--voxel-size wants M or DX,DY,DZ");
         cfg->voxel_size[1] = cfg->voxel_size[2] = cfg->voxel_size[0];
     } else if (option_value(argc, argv, i, "--origin", &value)) {
         if (!value || parse_double_list(value, cfg->origin, 3))
-            return job_usage(j, usage, "--origin wants X,Y,Z in metres"), -1;
+            return job_usage(j, usage, "--origin wants X,Y,Z in metres");
     } else if (option_value(argc, argv, i, "--materials", &value)) {
         if (!value)
-            return job_usage(j, usage, "--materials wants FILE.csv"), -1;
+            return job_usage(j, usage, "--materials wants FILE.csv");
         o->materials = value;
     } else if (!strcmp(argv[*i], "--force")) {
         o->flags |= STRATA_CREATE_FORCE;
     } else if (!strcmp(argv[*i], "--defer-index")) {
     } else if (!strcmp(argv[*i], "--cache-mb")) {
         ++*i; /* read by job_options */
+    } else {
+        return job_usage(j, usage, "unknown option %s", argv[*i]);
+    }
+    return JOB_OK;
+}
+
+int skip_open_option(int argc, char **argv, int *i)
+{
+    const char *value;
+    return option_value(argc, argv, i, "--cache-mb", &value) ||
+           option_value(argc, argv, i, "--units", &value);
+}
+
+int parse_lod_option(const job *j, const char *usage, int argc, char **argv, int *i, int64_t *level,
+                     double *threshold)
+{
+    const char *value;
+    if (option_value(argc, argv, i, "--lod", &value)) {
+        if (!value || parse_int64(value, level) || *level < 0 || *level > 62)
+            return job_usage(j, usage, "--lod wants a level in [0, 62]"), -1;
+    } else if (option_value(argc, argv, i, "--threshold", &value)) {
+        if (!value || parse_double_value(value, threshold) || !(*threshold >= 0 && *threshold <= 1))
+            return job_usage(j, usage, "--threshold wants a number in [0, 1]"), -1;
     } else {
         return 0;
     }
@@ -425,135 +448,186 @@ static int csv_number(const char *field, int64_t max, int64_t *out)
     return parse_int64(field, out) || *out < 0 || *out > max ? -1 : 0;
 }
 
-int read_materials_csv(const char *path, strata_material **out, size_t *count, char *error,
-                       size_t error_size)
+/* "PATH line N: " and the message, in error. */
+static void csv_fail(const csv_row *r, char *error, size_t error_size, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void csv_fail(const csv_row *r, char *error, size_t error_size, const char *fmt, ...)
+{
+    int at = snprintf(error, error_size, "%s line %zu: ", r->path, r->line);
+    size_t used = at < 0 ? 0 : (size_t)at < error_size ? (size_t)at : error_size - 1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(error + used, error_size - used, fmt, ap);
+    va_end(ap);
+}
+
+/* Split one line [p, end) into r's fields; -1 with error set when a field is malformed. */
+static int csv_split(const char *p, const char *end, csv_row *r, char *error, size_t error_size)
+{
+    int more = 1;
+    for (r->count = 0; more; r->count++) {
+        if (r->count == CSV_FIELDS_MAX) {
+            r->count++; /* more than CSV_FIELDS_MAX */
+            break;
+        }
+        more = csv_field(&p, end, r->field[r->count], sizeof r->field[r->count]);
+        if (more == -1)
+            return csv_fail(r, error, error_size,
+                            "field %d: malformed quotes (quote a name holding commas as \"a, b\", "
+                            "a quote inside it as \"\")",
+                            r->count + 1),
+                   -1;
+        if (more == -2)
+            return csv_fail(r, error, error_size, "field %d is longer than %d bytes", r->count + 1,
+                            CSV_FIELD_SIZE - 2),
+                   -1;
+    }
+    return 0;
+}
+
+int csv_read(const char *path, csv_row_reader row, void *context, char *error, size_t error_size)
 {
     char *text;
     size_t length;
     if (read_file(path, &text, &length, error, error_size))
         return -1;
-    strata_material *table = NULL;
-    size_t *lines = NULL; /* the line of each entry, for duplicate ids */
-    size_t n = 0, line_no = 0;
-    int rc = 0, content = 0;
+    csv_row *r = malloc(sizeof *r);
+    if (!r) {
+        snprintf(error, error_size, "out of memory reading %s", path);
+        free(text);
+        return -1;
+    }
+    r->path = path;
+    r->line = 0;
+    r->first = 1;
+    int rc = 0;
     const char *p = text, *stop = text + length;
     if (length >= 3 && !memcmp(p, "\xef\xbb\xbf", 3))
         p += 3; /* a UTF-8 byte order mark */
-#define CSV_FAIL(...)                                                                              \
-    do {                                                                                           \
-        int at_ = snprintf(error, error_size, "%s line %zu: ", path, line_no);                     \
-        size_t used_ = at_ < 0 ? 0 : (size_t)at_ < error_size ? (size_t)at_ : error_size - 1;      \
-        snprintf(error + used_, error_size - used_, __VA_ARGS__);                                  \
-        rc = -1;                                                                                   \
-    } while (0)
-    while (p < stop && !rc) {
+    for (const char *next; p < stop && !rc; p = next) {
         const char *newline = memchr(p, '\n', (size_t)(stop - p));
         const char *end = newline ? newline : stop;
-        const char *next = newline ? newline + 1 : stop;
-        line_no++;
+        next = newline ? newline + 1 : stop;
+        r->line++;
         if (end > p && end[-1] == '\r')
             end--;
         const char *first = p;
         while (first < end && (*first == ' ' || *first == '\t'))
             first++;
-        if (first == end || *first == '#') {
-            p = next;
+        if (first == end || *first == '#')
             continue;
-        }
-        char f[6][STRATA_MATERIAL_NAME_MAX + 1];
-        int fields = 0, more = 1;
-        const char *c = p;
-        while (more && !rc) {
-            if (fields == 6) {
-                fields++;
-                break;
-            }
-            more = csv_field(&c, end, f[fields], sizeof f[fields]);
-            if (more == -1)
-                CSV_FAIL("field %d: malformed quotes (quote a name holding commas as \"a, b\", "
-                         "a quote inside it as \"\")",
-                         fields + 1);
-            else if (more == -2)
-                CSV_FAIL("field %d is longer than %d bytes", fields + 1,
-                         STRATA_MATERIAL_NAME_MAX - 1);
-            fields++;
-        }
-        if (rc)
-            break;
-        /* The header, on the first line with content: id,name,r,g,b in any case. */
-        if (!content++ && fields == 5 && !strcasecmp(f[0], "id") && !strcasecmp(f[1], "name") &&
-            !strcasecmp(f[2], "r") && !strcasecmp(f[3], "g") && !strcasecmp(f[4], "b")) {
-            p = next;
-            continue;
-        }
-        if (fields != 5) {
-            if (fields > 6)
-                CSV_FAIL("more than 6 fields, expected 5: id,name,r,g,b");
-            else
-                CSV_FAIL("%d fields, expected 5: id,name,r,g,b", fields);
-            break;
-        }
-        int64_t v[4];
-        static const char *const colour[3] = {"r", "g", "b"};
-        if (csv_number(f[0], 65535, &v[0])) {
-            CSV_FAIL("id \"%s\" is not an integer in 0..65535", f[0]);
-            break;
-        }
-        for (int k = 0; k < 3 && !rc; k++)
-            if (csv_number(f[2 + k], 255, &v[1 + k]))
-                CSV_FAIL("colour %s \"%s\" is not an integer in 0..255", colour[k], f[2 + k]);
-        if (rc)
-            break;
-        size_t name_length = strlen(f[1]);
-        if (!name_length) {
-            CSV_FAIL("material %" PRId64 ": the name is empty", v[0]);
-            break;
-        }
-        if (name_length >= STRATA_MATERIAL_NAME_MAX) {
-            CSV_FAIL("material %" PRId64 ": the name is longer than %d bytes", v[0],
-                     STRATA_MATERIAL_NAME_MAX - 1);
-            break;
-        }
-        for (size_t k = 0; k < name_length && !rc; k++)
-            if ((unsigned char)f[1][k] < 0x20)
-                CSV_FAIL("material %" PRId64 ": a control character in the name", v[0]);
-        for (size_t k = 0; k < n && !rc; k++)
-            if (table[k].id == v[0])
-                CSV_FAIL("material %" PRId64 " listed twice (first on line %zu)", v[0], lines[k]);
-        if (rc)
-            break;
-        strata_material *grown = realloc(table, (n + 1) * sizeof *table);
-        if (grown)
-            table = grown;
-        size_t *grown_lines = grown ? realloc(lines, (n + 1) * sizeof *lines) : NULL;
-        if (!grown || !grown_lines) {
-            snprintf(error, error_size, "out of memory reading %s", path);
-            rc = -1;
-            break;
-        }
-        lines = grown_lines;
-        memset(&table[n], 0, sizeof table[n]);
-        table[n].id = (uint16_t)v[0];
-        memcpy(table[n].name, f[1], name_length + 1);
-        table[n].rgb[0] = (uint8_t)v[1], table[n].rgb[1] = (uint8_t)v[2],
-        table[n].rgb[2] = (uint8_t)v[3];
-        lines[n++] = line_no;
-        p = next;
+        rc = csv_split(p, end, r, error, error_size) || row(context, r, error, error_size) ? -1 : 0;
+        r->first = 0;
     }
-#undef CSV_FAIL
+    free(r);
     free(text);
-    free(lines);
-    if (rc) {
-        free(table);
+    return rc;
+}
+
+/* The materials read so far, and the line of each (for a duplicate id). */
+typedef struct {
+    strata_material *table;
+    size_t *lines;
+    size_t n;
+} material_list;
+
+/* One materials line: id,name,r,g,b (the header id,name,r,g,b in any case on the first). */
+static int material_row(void *context, const csv_row *r, char *error, size_t error_size)
+{
+    material_list *m = context;
+    const char(*f)[CSV_FIELD_SIZE] = r->field;
+    if (r->first && r->count == 5 && !strcasecmp(f[0], "id") && !strcasecmp(f[1], "name") &&
+        !strcasecmp(f[2], "r") && !strcasecmp(f[3], "g") && !strcasecmp(f[4], "b"))
+        return 0;
+#define ROW_FAIL(...) return csv_fail(r, error, error_size, __VA_ARGS__), -1
+    if (r->count > CSV_FIELDS_MAX)
+        ROW_FAIL("more than %d fields, expected 5: id,name,r,g,b", CSV_FIELDS_MAX);
+    if (r->count != 5)
+        ROW_FAIL("%d fields, expected 5: id,name,r,g,b", r->count);
+    int64_t v[4];
+    static const char *const colour[3] = {"r", "g", "b"};
+    if (csv_number(f[0], 65535, &v[0]))
+        ROW_FAIL("id \"%s\" is not an integer in 0..65535", f[0]);
+    for (int k = 0; k < 3; k++)
+        if (csv_number(f[2 + k], 255, &v[1 + k]))
+            ROW_FAIL("colour %s \"%s\" is not an integer in 0..255", colour[k], f[2 + k]);
+    size_t name_length = strlen(f[1]);
+    if (!name_length)
+        ROW_FAIL("material %" PRId64 ": the name is empty", v[0]);
+    if (name_length >= STRATA_MATERIAL_NAME_MAX)
+        ROW_FAIL("material %" PRId64 ": the name is longer than %d bytes", v[0],
+                 STRATA_MATERIAL_NAME_MAX - 1);
+    for (size_t k = 0; k < name_length; k++)
+        if ((unsigned char)f[1][k] < 0x20)
+            ROW_FAIL("material %" PRId64 ": a control character in the name", v[0]);
+    for (size_t k = 0; k < m->n; k++)
+        if (m->table[k].id == v[0])
+            ROW_FAIL("material %" PRId64 " listed twice (first on line %zu)", v[0], m->lines[k]);
+#undef ROW_FAIL
+    strata_material *grown = realloc(m->table, (m->n + 1) * sizeof *m->table);
+    if (grown)
+        m->table = grown;
+    size_t *grown_lines = grown ? realloc(m->lines, (m->n + 1) * sizeof *m->lines) : NULL;
+    if (!grown || !grown_lines) {
+        snprintf(error, error_size, "out of memory reading %s", r->path);
         return -1;
     }
-    if (!n) {
-        snprintf(error, error_size, "%s holds no materials", path);
-        return -1;
-    }
-    *out = table;
-    *count = n;
+    m->lines = grown_lines;
+    strata_material *t = &m->table[m->n];
+    memset(t, 0, sizeof *t);
+    t->id = (uint16_t)v[0];
+    memcpy(t->name, f[1], name_length + 1);
+    t->rgb[0] = (uint8_t)v[1], t->rgb[1] = (uint8_t)v[2], t->rgb[2] = (uint8_t)v[3];
+    m->lines[m->n++] = r->line;
     return 0;
+}
+
+int read_materials_csv(const char *path, strata_material **out, size_t *count, char *error,
+                       size_t error_size)
+{
+    material_list m = {NULL, NULL, 0};
+    int rc = csv_read(path, material_row, &m, error, error_size);
+    free(m.lines);
+    if (!rc && !m.n) {
+        snprintf(error, error_size, "%s holds no materials", path);
+        rc = -1;
+    }
+    if (rc) {
+        free(m.table);
+        return -1;
+    }
+    *out = m.table;
+    *count = m.n;
+    return 0;
+}
+
+int job_agree_read(const job *j, int failed, const char *message, const char *path)
+{
+    if (!job_agree(failed))
+        return JOB_OK;
+    if (j->rank == 0) {
+        if (failed)
+            job_error(j, "%s", message);
+        else
+            job_error(j, "%s is unreadable on another rank", path);
+    }
+    return JOB_FAILED;
+}
+
+int job_read_materials(const job *j, const char *path, strata_config *cfg, strata_material **table)
+{
+    *table = NULL;
+    if (!path)
+        return JOB_OK;
+    char message[512] = "";
+    int failed = read_materials_csv(path, table, &cfg->material_count, message, sizeof message);
+    int rc = job_agree_read(j, failed, message, path);
+    if (rc) {
+        free(*table);
+        *table = NULL;
+    }
+    cfg->materials = *table;
+    return rc;
 }
 
 /* ---- collective input ------------------------------------------------------------- */
@@ -581,6 +655,18 @@ static int agree_input(const job *j, int failed, const char *message)
     if (j->rank == 0)
         fprintf(stderr, "strata %s: error: %s\n", j->name, shared);
     return JOB_FAILED;
+}
+
+/* Agree on an input's outcome, the message of a failed parse (every failure but an
+ * I/O one, whose message already names the file) prefixed with the file's path. */
+static int agree_file_input(const job *j, int failed, const char *path, strata_error *err)
+{
+    if (failed && err->status != STRATA_ERR_IO) {
+        char message[STRATA_ERROR_MAX];
+        snprintf(message, sizeof message, "%s: %s", path, err->message);
+        snprintf(err->message, sizeof err->message, "%s", message);
+    }
+    return agree_input(j, failed, err->message);
 }
 
 static int read_slice(const job *j, const char *path, int binary, char **data, uint64_t *length,
@@ -627,14 +713,10 @@ int load_update_slice(const job *j, const char *path, const int64_t dims[3], str
         else
             failed = textio_check_binary_header((const uint8_t *)data, (uint64_t)info.st_size,
                                                 &count, &err) != STRATA_OK;
-        if (failed && err.status != STRATA_ERR_IO) { /* name the file, as parse errors do */
-            snprintf(message, sizeof message, "%s: %s", path, err.message);
-            snprintf(err.message, sizeof err.message, "%s", message);
-        }
         free(data);
         data = NULL;
         if (job_agree(failed))
-            return agree_input(j, failed, err.message);
+            return agree_file_input(j, failed, path, &err);
     }
     failed = read_slice(j, path, binary, &data, &length, &base, &err);
     if (!failed && binary) {
@@ -645,33 +727,33 @@ int load_update_slice(const job *j, const char *path, const int64_t dims[3], str
         failed = textio_parse_updates(data, length, base, dims, out, n, &err) != STRATA_OK;
     }
     free(data);
-    if (failed) {
-        char message[STRATA_ERROR_MAX];
-        snprintf(message, sizeof message, "%s: %s", path, err.message);
-        snprintf(err.message, sizeof err.message, "%s", message);
-    }
-    return agree_input(j, failed, err.message);
+    return agree_file_input(j, failed, path, &err);
+}
+
+/* What loading a point file starts with: no points yet, this rank's slice of the text
+ * read (0), or -1 with err set. Collective (read_slice). */
+static int read_point_slice(const job *j, const char *path, int64_t (**out)[3], size_t *n,
+                            char **data, uint64_t *length, uint64_t *base, strata_error *err)
+{
+    error_clear(err);
+    *out = NULL;
+    *n = 0;
+    *data = NULL;
+    *length = *base = 0;
+    return read_slice(j, path, 0, data, length, base, err);
 }
 
 int load_point_slice(const job *j, const char *path, const int64_t dims[3], int64_t (**out)[3],
                      size_t *n)
 {
     strata_error err;
-    error_clear(&err);
-    *out = NULL;
-    *n = 0;
-    char *data = NULL;
-    uint64_t length = 0, base = 0;
-    int failed = read_slice(j, path, 0, &data, &length, &base, &err);
+    char *data;
+    uint64_t length, base;
+    int failed = read_point_slice(j, path, out, n, &data, &length, &base, &err);
     if (!failed)
         failed = textio_parse_points(data, length, base, dims, out, n, &err) != STRATA_OK;
     free(data);
-    if (failed) {
-        char message[STRATA_ERROR_MAX];
-        snprintf(message, sizeof message, "%s: %s", path, err.message);
-        snprintf(err.message, sizeof err.message, "%s", message);
-    }
-    return agree_input(j, failed, err.message);
+    return agree_file_input(j, failed, path, &err);
 }
 
 int check_points_inside(const job *j, const strata_world *w, const char *path,
@@ -808,62 +890,90 @@ int box_arg_resolve(const job *j, const char *usage, const strata_world *w, box_
     return b->metres ? job_box_metres(j, usage, w, b->metric, b->box) : JOB_OK;
 }
 
-int job_open_box(const job *j, const char *usage, int argc, char **argv, box_arg *b,
-                 strata_world **w)
+/* The arguments of a box query (job_box_query's list); JOB_OK or the usage error. */
+static int parse_box_query(const job *j, const char *usage, int argc, char **argv, box_arg *box,
+                           int64_t *level, double *threshold)
 {
-    int rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, w);
-    if (!rc && (rc = box_arg_resolve(j, usage, *w, b))) {
+    if (argc < 2 || argv[1][0] == '-')
+        return job_usage(j, usage, "missing WORLD");
+    memset(box, 0, sizeof *box);
+    int rc = job_units(j, usage, argc, argv, &box->metres);
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *value;
+        int used = level ? parse_lod_option(j, usage, argc, argv, &i, level, threshold) : 0;
+        if (used < 0)
+            rc = JOB_USAGE;
+        else if (!used && option_value(argc, argv, &i, "--box", &value))
+            rc = box_arg_parse(j, usage, value, box);
+        else if (!used && !skip_open_option(argc, argv, &i))
+            rc = job_usage(j, usage, "unknown option %s", argv[i]);
+    }
+    if (!rc && (!box->given || (level && *level < 0)))
+        rc = job_usage(j, usage, level ? "--box and --lod are required" : "--box is required");
+    return rc;
+}
+
+int job_box_query(const job *j, const char *usage, int argc, char **argv, box_arg *box,
+                  int64_t *level, double *threshold, strata_world **w)
+{
+    *w = NULL;
+    int rc = parse_box_query(j, usage, argc, argv, box, level, threshold);
+    if (!rc)
+        rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, w);
+    if (!rc && (rc = box_arg_resolve(j, usage, *w, box))) {
         strata_world_close(*w);
         *w = NULL;
     }
     return rc;
 }
 
+/* One line [p, p + length) of a positions file: 1 with m set, 0 blank or a comment,
+ * -1 not three finite numbers, -2 longer than POSITION_LINE_MAX bytes. */
+enum { POSITION_LINE_MAX = 511 };
+static int position_line(const char *p, size_t length, double m[3])
+{
+    char text[POSITION_LINE_MAX + 1];
+    if (length > POSITION_LINE_MAX)
+        return -2;
+    memcpy(text, p, length);
+    text[length] = 0;
+    char *hash = strchr(text, '#'), *cursor = text;
+    if (hash)
+        *hash = 0;
+    int fields = 0;
+    for (; fields < 3; fields++) {
+        char *next;
+        m[fields] = strtod(cursor, &next);
+        if (next == cursor)
+            break;
+        cursor = next;
+    }
+    while (*cursor == ' ' || *cursor == '\t' || *cursor == '\r')
+        cursor++;
+    if (fields == 0 && !*cursor)
+        return 0;
+    return fields == 3 && !*cursor && isfinite(m[0]) && isfinite(m[1]) && isfinite(m[2]) ? 1 : -1;
+}
+
 int load_position_slice(const job *j, const char *path, const strata_world *w, int64_t (**out)[3],
                         size_t *n)
 {
     strata_error err;
-    error_clear(&err);
-    *out = NULL;
-    *n = 0;
-    char *data = NULL;
-    uint64_t length = 0, base = 0;
-    int failed = read_slice(j, path, 0, &data, &length, &base, &err);
+    char *data;
+    uint64_t length, base;
+    int failed = read_point_slice(j, path, out, n, &data, &length, &base, &err);
     size_t cap = 0;
     const char *p = data, *end = data ? data + length : NULL;
     for (uint64_t line = base + 1; !failed && p && p < end; line++) {
         const char *stop = memchr(p, '\n', (size_t)(end - p));
         if (!stop)
             stop = end;
-        char text[512];
-        size_t len = (size_t)(stop - p);
-        if (len >= sizeof text) {
-            error_set(&err, STRATA_ERR_PARSE, "%s: line %" PRIu64 ": longer than %zu bytes", path,
-                      line, sizeof text - 1);
-            failed = 1;
-            break;
-        }
-        memcpy(text, p, len);
-        text[len] = 0;
+        double m[3], v[3];
+        int got = position_line(p, (size_t)(stop - p), m);
         p = stop + (stop < end);
-        char *hash = strchr(text, '#'), *cursor = text;
-        if (hash)
-            *hash = 0;
-        double m[3];
-        int fields = 0;
-        for (; fields < 3; fields++) {
-            char *next;
-            m[fields] = strtod(cursor, &next);
-            if (next == cursor)
-                break;
-            cursor = next;
-        }
-        while (*cursor == ' ' || *cursor == '\t' || *cursor == '\r')
-            cursor++;
-        if (fields == 0 && !*cursor)
+        if (got == 0)
             continue; /* blank or comment */
-        int ok = fields == 3 && !*cursor && isfinite(m[0]) && isfinite(m[1]) && isfinite(m[2]);
-        if (ok && *n == cap) {
+        if (got == 1 && *n == cap) {
             cap = cap ? 2 * cap : 1024;
             int64_t(*grown)[3] = realloc(*out, cap * sizeof **out);
             if (!grown) {
@@ -873,17 +983,19 @@ int load_position_slice(const job *j, const char *path, const strata_world *w, i
             }
             *out = grown;
         }
-        double v[3];
-        job_metres_to_voxels(w, m, v);
+        int ok = got == 1;
+        if (ok)
+            job_metres_to_voxels(w, m, v);
         for (int i = 0; ok && i < 3; i++)
             ok = voxel_index(v[i], &(*out)[*n][i]);
-        if (!ok) {
+        if (got == -2)
+            error_set(&err, STRATA_ERR_PARSE, "%s: line %" PRIu64 ": longer than %d bytes", path,
+                      line, POSITION_LINE_MAX);
+        else if (!ok)
             error_set(&err, STRATA_ERR_PARSE, "%s: line %" PRIu64 ": want x y z in metres", path,
                       line);
-            failed = 1;
-            break;
-        }
-        (*n)++;
+        failed = !ok;
+        *n += ok;
     }
     free(data);
     if (failed) {

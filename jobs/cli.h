@@ -83,10 +83,23 @@ typedef struct {
  * Consume argv[*i] (and its value) when it is one of the options every job
  * that makes a world takes: --chunk, --voxel-size, --origin, --materials,
  * --force, and the common --defer-index, --cache-mb (main.c takes --quiet out of argv).
- * @return 1 consumed, 0 not one of these, -1 bad value (usage printed on rank 0)
+ * @return JOB_OK consumed, else the usage error job_usage printed (a bad value, or an
+ *         option that is not one of these)
  */
 int parse_world_option(const job *j, const char *usage, int argc, char **argv, int *i,
                        world_options *o);
+
+/** Step past argv[*i] and its value when it is --cache-mb or --units, the options
+ *  job_options and job_units read from the whole argv. Local.
+ *  @return 1 stepped past, 0 not one of these */
+int skip_open_option(int argc, char **argv, int *i);
+/**
+ * Consume argv[*i] (and its value) when it is one of the LOD query options: --lod L
+ * (0..62) or --threshold T (0..1). Local.
+ * @return 1 consumed, 0 not one of these, -1 bad value (usage printed on rank 0)
+ */
+int parse_lod_option(const job *j, const char *usage, int argc, char **argv, int *i, int64_t *level,
+                     double *threshold);
 
 /** Open options from common flags (--cache-mb, --defer-index). Removes nothing. Local;
  *  a usage error (printed on rank 0) when --cache-mb is not a whole number of MiB >= 1. */
@@ -103,9 +116,37 @@ int read_file(const char *path, char **data, size_t *length, char *error, size_t
 int read_file_range(const char *path, uint64_t begin, uint64_t end, char **data, char *error,
                     size_t error_size);
 
+/** A small CSV file's limits: fields a line, and bytes a field (a material's name). */
+enum { CSV_FIELDS_MAX = 7, CSV_FIELD_SIZE = STRATA_MATERIAL_NAME_MAX + 1 };
+/** One line of a CSV file, as csv_read passes it. */
+typedef struct {
+    const char *path;
+    size_t line; /* numbered from 1 */
+    int first;   /* the first line with content: a header, if the file has one */
+    int count;   /* fields; CSV_FIELDS_MAX + 1 when the line has more */
+    char field[CSV_FIELDS_MAX][CSV_FIELD_SIZE];
+} csv_row;
+/** What csv_read calls for each line: 0, or -1 having written error (stops the read). */
+typedef int (*csv_row_reader)(void *context, const csv_row *row, char *error, size_t error_size);
+/**
+ * Read a small CSV file on the calling rank: a UTF-8 byte order mark, blank lines and
+ * '#' comment lines are skipped, fields are trimmed and may be quoted ("a, b"; "" for
+ * a quote); row is called for every other line in order. Local.
+ * @return 0, or -1 with error set ("PATH line N: ..." for a malformed line)
+ */
+int csv_read(const char *path, csv_row_reader row, void *context, char *error, size_t error_size);
 /** Parse a materials CSV (id,name,r,g,b). *out malloc'ed. */
 int read_materials_csv(const char *path, strata_material **out, size_t *count, char *error,
                        size_t error_size);
+/** Agree on a file every rank read (failed: this rank's read failed, with message):
+ *  JOB_OK, or JOB_FAILED with one message on rank 0 (its own, or "PATH is unreadable on
+ *  another rank"). Collective. */
+int job_agree_read(const job *j, int failed, const char *message, const char *path);
+/** read_materials_csv of path (nothing when NULL) on every rank into cfg (cfg->materials
+ *  is *table, which the caller frees after the call that uses cfg); one message when any
+ *  rank fails. Collective.
+ *  @return JOB_OK, or JOB_FAILED (*table NULL) */
+int job_read_materials(const job *j, const char *path, strata_config *cfg, strata_material **table);
 
 /** Agree on a job-level outcome: the worst rc of all ranks. Collective. */
 int job_agree(int rc);
@@ -141,10 +182,15 @@ typedef struct {
 int box_arg_parse(const job *j, const char *usage, const char *value, box_arg *b);
 /** The voxel box of b (converting metres through the world's voxel size and origin). Local. */
 int box_arg_resolve(const job *j, const char *usage, const strata_world *w, box_arg *b);
-/** job_open of argv[1] for reading, then box_arg_resolve; the world is closed (and *w
- *  NULL) when the box is refused. Collective. */
-int job_open_box(const job *j, const char *usage, int argc, char **argv, box_arg *b,
-                 strata_world **w);
+/**
+ * A box query's arguments and world: WORLD --box ... (required), with level non-NULL
+ * also --lod L (required) and --threshold T (parse_lod_option), and the open options
+ * (skip_open_option); then job_open of WORLD for reading and box_arg_resolve.
+ * Collective.
+ * @return JOB_OK with *w open, else the job's exit code (nothing open, *w NULL)
+ */
+int job_box_query(const job *j, const char *usage, int argc, char **argv, box_arg *box,
+                  int64_t *level, double *threshold, strata_world **w);
 /** load_point_slice for a file of x y z positions in metres (floating point). Collective. */
 int load_position_slice(const job *j, const char *path, const strata_world *w, int64_t (**out)[3],
                         size_t *n);

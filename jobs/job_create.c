@@ -10,79 +10,90 @@ static const char usage[] =
     "strata create WORLD --dims X,Y,Z [--chunk C] [--voxel-size M|DX,DY,DZ] [--origin X,Y,Z]\n"
     "                    [--generate empty|terrain] [--seed S] [--materials FILE.csv] [--force]";
 
+/* What the command line asks for. */
+typedef struct {
+    strata_config cfg;
+    world_options world; /* world.cfg points at cfg */
+    const char *generate;
+    uint64_t seed;
+} create_args;
+
+/* The whole command line into a; JOB_OK or the usage error printed. */
+static int parse_create_args(const job *j, int argc, char **argv, create_args *a)
+{
+    strata_config_init(&a->cfg);
+    a->world = (world_options){&a->cfg, NULL, 0};
+    a->generate = "empty";
+    a->seed = 1;
+    int have_dims = 0, rc = JOB_OK;
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *value;
+        if (option_value(argc, argv, &i, "--dims", &value)) {
+            if (!value || parse_int64_list(value, a->cfg.dims, 3))
+                rc = job_usage(j, usage, "--dims wants X,Y,Z");
+            have_dims = 1;
+        } else if (option_value(argc, argv, &i, "--generate", &value)) {
+            if (!value || (strcmp(value, "empty") && strcmp(value, "terrain")))
+                rc = job_usage(j, usage, "--generate wants empty or terrain");
+            a->generate = value;
+        } else if (option_value(argc, argv, &i, "--seed", &value)) {
+            if (!value || parse_uint64(value, &a->seed))
+                rc = job_usage(j, usage, "--seed wants a non-negative integer");
+        } else {
+            rc = parse_world_option(j, usage, argc, argv, &i, &a->world);
+        }
+    }
+    if (!rc && !have_dims)
+        rc = job_usage(j, usage, "--dims is required");
+    return rc;
+}
+
+/* Create the world, generate its terrain if asked, and commit; a failed first commit
+ * (a full disk) leaves no world. Collective. */
+static strata_status make_world(const job *j, const char *path, const create_args *a,
+                                const strata_options *opt, strata_commit_stats *cs)
+{
+    strata_world *w;
+    strata_status st = strata_world_create(MPI_COMM_WORLD, path, &a->cfg, opt, a->world.flags, &w);
+    if (st)
+        return st;
+    if (!strcmp(a->generate, "terrain")) {
+        job_summary(j, "generating terrain (seed %" PRIu64 ") on %d ranks", a->seed, j->size);
+        st = strata_generate_terrain(w, a->seed);
+    }
+    if (!st)
+        st = strata_commit(w, cs);
+    return st ? strata_world_abandon(w, st) : strata_world_close(w);
+}
+
 int job_create(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
-    const char *path = argv[1], *generate = "empty", *value;
-    strata_config cfg;
-    strata_config_init(&cfg);
-    uint64_t seed = 1;
-    world_options world = {&cfg, NULL, 0};
-    int have_dims = 0;
-    for (int i = 2; i < argc; i++) {
-        if (option_value(argc, argv, &i, "--dims", &value)) {
-            if (!value || parse_int64_list(value, cfg.dims, 3))
-                return job_usage(j, usage, "--dims wants X,Y,Z");
-            have_dims = 1;
-        } else if (option_value(argc, argv, &i, "--generate", &value)) {
-            if (!value || (strcmp(value, "empty") && strcmp(value, "terrain")))
-                return job_usage(j, usage, "--generate wants empty or terrain");
-            generate = value;
-        } else if (option_value(argc, argv, &i, "--seed", &value)) {
-            if (!value || parse_uint64(value, &seed))
-                return job_usage(j, usage, "--seed wants a non-negative integer");
-        } else {
-            int used = parse_world_option(j, usage, argc, argv, &i, &world);
-            if (used < 0)
-                return JOB_USAGE;
-            if (!used)
-                return job_usage(j, usage, "unknown option %s", argv[i]);
-        }
-    }
-    if (!have_dims)
-        return job_usage(j, usage, "--dims is required");
-    strata_material *table = NULL;
-    if (world.materials) {
-        char message[512];
-        int failed = read_materials_csv(world.materials, &table, &cfg.material_count, message,
-                                        sizeof message);
-        if (job_agree(failed)) {
-            if (j->rank == 0)
-                job_error(j, "%s", failed ? message : "materials file unreadable on another rank");
-            free(table);
-            return JOB_FAILED;
-        }
-        cfg.materials = table;
-    }
+    const char *path = argv[1];
+    create_args a;
     strata_options opt;
-    int options_rc = job_options(j, usage, argc, argv, &opt);
-    if (options_rc)
-        return options_rc;
-    strata_world *w;
-    strata_status st = strata_world_create(MPI_COMM_WORLD, path, &cfg, &opt, world.flags, &w);
+    strata_material *table = NULL;
+    int rc = parse_create_args(j, argc, argv, &a);
+    if (!rc)
+        rc = job_options(j, usage, argc, argv, &opt);
+    if (!rc)
+        rc = job_read_materials(j, a.world.materials, &a.cfg, &table);
+    if (rc)
+        return rc;
+    strata_commit_stats cs = {0};
+    strata_status st = make_world(j, path, &a, &opt, &cs);
     free(table);
     if (st)
         return job_fail(j, st, NULL);
-    strata_commit_stats cs = {0};
-    if (!strcmp(generate, "terrain")) {
-        job_summary(j, "generating terrain (seed %" PRIu64 ") on %d ranks", seed, j->size);
-        st = strata_generate_terrain(w, seed);
-    }
-    if (!st)
-        st = strata_commit(w, &cs);
-    if (st) /* a failed first commit (a full disk) leaves no world */
-        return job_fail(j, strata_world_abandon(w, st), NULL);
-    st = strata_world_close(w);
-    if (st)
-        return job_fail(j, st, NULL);
     double seconds = MPI_Wtime() - j->start;
-    double voxels = (double)cfg.dims[0] * (double)cfg.dims[1] * (double)cfg.dims[2];
+    const int64_t *d = a.cfg.dims;
+    double voxels = (double)d[0] * (double)d[1] * (double)d[2];
+    int terrain = !strcmp(a.generate, "terrain");
     job_summary(j,
                 "created %s (%" PRId64 " x %" PRId64 " x %" PRId64 ", chunk %d, %s) in %.3f s: "
                 "%" PRIu64 " chunks stored, %.1f MB raw -> %.1f MB stored, %.3g voxels/s",
-                path, cfg.dims[0], cfg.dims[1], cfg.dims[2], cfg.chunk_edge, generate, seconds,
-                cs.chunks_written, cs.raw_bytes / 1e6, cs.stored_bytes / 1e6,
-                strcmp(generate, "terrain") ? 0.0 : voxels / seconds);
+                path, d[0], d[1], d[2], a.cfg.chunk_edge, a.generate, seconds, cs.chunks_written,
+                cs.raw_bytes / 1e6, cs.stored_bytes / 1e6, terrain ? voxels / seconds : 0.0);
     return JOB_OK;
 }

@@ -53,8 +53,7 @@ static int parse_args(const job *j, int argc, char **argv, extract_args *a)
                 return job_usage(j, usage, "--box wants x0,y0,z0,x1,y1,z1 (%s)",
                                  a->metres ? "metres" : "integers");
             a->have_box = 1;
-        } else if (option_value(argc, argv, &i, "--units", &v) ||
-                   option_value(argc, argv, &i, "--cache-mb", &v)) { /* job_options */
+        } else if (skip_open_option(argc, argv, &i)) {
         } else if (option_value(argc, argv, &i, "--lod", &v)) {
             int64_t level;
             if (!v || parse_int64(v, &level) || level < 0 || level > 40)

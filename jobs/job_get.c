@@ -59,97 +59,114 @@ static int parse_point(const job *j, char *const text[3], int metres, int64_t po
     return JOB_OK;
 }
 
-int job_get(job *j, int argc, char **argv)
+/* What the command line asks for. */
+typedef struct {
+    const char *points_file; /* --points FILE, or NULL: the point X Y Z */
+    int64_t point[3];        /* X Y Z in voxels (once converted, when given in metres) */
+    double metric[3];        /* X Y Z in metres (with metres) */
+    int metres;              /* --units m */
+    int64_t lod;             /* --lod L, or -1 */
+    double threshold;        /* --threshold T, or -1 */
+} get_args;
+
+/* The whole command line into a; JOB_OK or the usage error printed. */
+static int parse_get_args(const job *j, int argc, char **argv, get_args *a)
 {
-    if (argc < 2 || argv[1][0] == '-')
-        return job_usage(j, usage, "missing WORLD");
-    const char *path = argv[1], *points_file = NULL, *value;
     char *coordinates[3];
-    int64_t point[3];
-    double metric[3];
-    int given = 0, metres;
-    int urc = job_units(j, usage, argc, argv, &metres);
-    if (urc)
-        return urc;
-    int64_t lod = -1;
-    double threshold = -1;
-    for (int i = 2; i < argc; i++) {
-        if (option_value(argc, argv, &i, "--lod", &value)) {
-            if (!value || parse_int64(value, &lod) || lod < 0 || lod > 62)
-                return job_usage(j, usage, "--lod wants a level in [0, 62]");
-        } else if (option_value(argc, argv, &i, "--threshold", &value)) {
-            if (!value || parse_double_value(value, &threshold) ||
-                !(threshold >= 0 && threshold <= 1))
-                return job_usage(j, usage, "--threshold wants a number in [0, 1]");
-        } else if (!strcmp(argv[i], "--cache-mb")) {
-            i++;
-        } else if (option_value(argc, argv, &i, "--points", &value)) {
-            if (!value)
-                return job_usage(j, usage, "--points wants FILE");
-            points_file = value;
-        } else if (option_value(argc, argv, &i, "--units", &value)) {
-        } else if (looks_like_option(argv[i]) || given == 3) {
-            return job_usage(j, usage, "unexpected argument %s", argv[i]);
-        } else {
+    int given = 0;
+    *a = (get_args){.lod = -1, .threshold = -1};
+    int rc = job_units(j, usage, argc, argv, &a->metres);
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *value;
+        int used = parse_lod_option(j, usage, argc, argv, &i, &a->lod, &a->threshold);
+        if (used < 0)
+            rc = JOB_USAGE;
+        else if (used || skip_open_option(argc, argv, &i))
+            continue;
+        else if (option_value(argc, argv, &i, "--points", &value))
+            rc = (a->points_file = value) ? JOB_OK : job_usage(j, usage, "--points wants FILE");
+        else if (looks_like_option(argv[i]) || given == 3)
+            rc = job_usage(j, usage, "unexpected argument %s", argv[i]);
+        else
             coordinates[given++] = argv[i];
-        }
     }
+    if (rc)
+        return rc;
     if (given > 0 && given < 3)
         return job_usage(j, usage, "expected X Y Z, got %d coordinate%s (%s%s%s)", given,
                          given == 1 ? "" : "s", coordinates[0], given == 2 ? " " : "",
                          given == 2 ? coordinates[1] : "");
-    int have_point = given == 3;
-    if (have_point == !!points_file)
+    if ((given == 3) == !!a->points_file)
         return job_usage(j, usage, "give either X Y Z or --points FILE");
-    if (have_point && (urc = parse_point(j, coordinates, metres, point, metric)))
-        return urc;
-    if (threshold >= 0 && lod < 0)
-        return job_usage(j, usage, "--threshold needs --lod");
-    strata_world *w;
-    int open_rc = job_open(j, usage, argc, argv, path, STRATA_READ, &w);
-    if (open_rc)
-        return open_rc;
-    strata_status st = STRATA_OK;
-    int64_t(*points)[3] = NULL;
-    size_t n = 0;
-    int rc = have_point && metres ? job_metres_point(j, w, metric, point) : JOB_OK;
-    if (rc) {
-        strata_world_close(w);
+    if (given == 3 && (rc = parse_point(j, coordinates, a->metres, a->point, a->metric)))
         return rc;
-    }
-    if (have_point) {
-        points = malloc(sizeof *points);
-        if (j->rank == 0 && points) {
-            memcpy(points[0], point, sizeof point);
-            n = 1;
-        }
-        rc = check_points_inside(j, w, NULL, (const int64_t(*)[3])points, n);
-    } else {
+    if (a->threshold >= 0 && a->lod < 0)
+        return job_usage(j, usage, "--threshold needs --lod");
+    return JOB_OK;
+}
+
+/* This rank's points, every one checked inside the world: the point X Y Z on rank 0,
+ * or the rank's slice of the points file. Collective. */
+static int load_points(const job *j, strata_world *w, get_args *a, int64_t (**points)[3], size_t *n)
+{
+    int rc = JOB_OK;
+    if (a->points_file) {
         strata_config cfg;
         strata_world_config(w, &cfg);
         /* Voxel coordinates are checked against the world while parsed (naming
          * the line); positions in metres once converted. */
-        rc = metres ? load_position_slice(j, points_file, w, &points, &n)
-                    : load_point_slice(j, points_file, cfg.dims, &points, &n);
-        if (!rc && metres)
-            rc = check_points_inside(j, w, points_file, (const int64_t(*)[3])points, n);
+        rc = a->metres ? load_position_slice(j, a->points_file, w, points, n)
+                       : load_point_slice(j, a->points_file, cfg.dims, points, n);
+        if (rc || !a->metres)
+            return rc;
+    } else {
+        *points = NULL;
+        *n = 0;
+        if (a->metres && (rc = job_metres_point(j, w, a->metric, a->point)))
+            return rc;
+        *points = malloc(sizeof **points);
+        if (j->rank == 0 && *points) {
+            memcpy((*points)[0], a->point, sizeof a->point);
+            *n = 1;
+        }
     }
-    uint16_t *values = NULL;
-    if (!rc) {
-        values = malloc((n ? n : 1) * sizeof *values);
-        if (!values)
-            st = STRATA_ERR_NOMEM;
-        else if (lod >= 0)
-            st = strata_query_lod(w, (const int64_t(*)[3])points, n, (int)lod, threshold, values,
-                                  NULL);
-        else
-            st = strata_query_points(w, (const int64_t(*)[3])points, n, values);
-        rc = st ? job_fail(j, st, w) : print_in_order(j, values, n);
-    }
+    const int64_t(*checked)[3] = (const int64_t(*)[3])(*points);
+    return check_points_inside(j, w, a->points_file, checked, *n);
+}
+
+/* The material (or with --lod, the block mode) at each point; rank 0 prints them. */
+static int query_points(const job *j, strata_world *w, const get_args *a,
+                        const int64_t (*points)[3], size_t n)
+{
+    uint16_t *values = malloc((n ? n : 1) * sizeof *values);
+    strata_status st = !values ? STRATA_ERR_NOMEM
+                       : a->lod >= 0
+                           ? strata_query_lod(w, points, n, (int)a->lod, a->threshold, values, NULL)
+                           : strata_query_points(w, points, n, values);
+    int rc = st ? job_fail(j, st, w) : print_in_order(j, values, n);
+    free(values);
+    return rc;
+}
+
+int job_get(job *j, int argc, char **argv)
+{
+    if (argc < 2 || argv[1][0] == '-')
+        return job_usage(j, usage, "missing WORLD");
+    get_args a;
+    strata_world *w;
+    int rc = parse_get_args(j, argc, argv, &a);
+    if (!rc)
+        rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
+    if (rc)
+        return rc;
+    int64_t(*points)[3];
+    size_t n;
+    rc = load_points(j, w, &a, &points, &n);
+    if (!rc)
+        rc = query_points(j, w, &a, (const int64_t(*)[3])points, n);
     uint64_t total = n, all = 0;
     MPI_Reduce(&total, &all, 1, MPI_UINT64_T, MPI_SUM, 0, MPI_COMM_WORLD);
     free(points);
-    free(values);
     strata_world_close(w);
     if (!rc)
         job_summary(j, "read %" PRIu64 " points in %.3f s", all, MPI_Wtime() - j->start);

@@ -23,75 +23,88 @@ static void scale_direction(double dir[3])
         dir[i] = ldexp(dir[i], -exponent);
 }
 
+/* What the command line asks for. */
+typedef struct {
+    double from[3], dir[3], max_dist;
+    int metres;
+} ray_args;
+
+/* The whole command line into a (dir scaled by scale_direction); JOB_OK or the usage
+ * error printed. */
+static int parse_ray_args(const job *j, int argc, char **argv, ray_args *a)
+{
+    int have_from = 0, have_dir = 0;
+    a->max_dist = INFINITY;
+    int rc = job_units(j, usage, argc, argv, &a->metres);
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *value;
+        if (option_value(argc, argv, &i, "--from", &value)) {
+            rc = job_double_triple(j, usage, "--from", axes, value, a->from);
+            have_from = 1;
+        } else if (option_value(argc, argv, &i, "--dir", &value)) {
+            rc = job_double_triple(j, usage, "--dir", components, value, a->dir);
+            have_dir = 1;
+        } else if (option_value(argc, argv, &i, "--max-dist", &value)) {
+            if (!value || parse_double_value(value, &a->max_dist) || !(a->max_dist >= 0))
+                rc = job_usage(j, usage, "--max-dist wants a distance >= 0");
+        } else if (!skip_open_option(argc, argv, &i)) {
+            rc = job_usage(j, usage, "unknown option %s", argv[i]);
+        }
+    }
+    if (rc)
+        return rc;
+    if (!have_from || !have_dir)
+        return job_usage(j, usage, "--from and --dir are required");
+    if (a->dir[0] == 0 && a->dir[1] == 0 && a->dir[2] == 0)
+        return job_usage(j, usage, "--dir must not be zero");
+    scale_direction(a->dir);
+    return JOB_OK;
+}
+
+/* A ray given in metres in voxel units; returns voxel units per metre along it.
+ * The start goes through the voxel size and origin (the README's rule, as every job
+ * converts metres), the direction is divided by the voxel size; a distance d along the
+ * unit direction u spans d |u / voxel size| voxel units. The limit is the distance to
+ * the end point converted by the same rule, so that a ray ending exactly where a voxel
+ * starts reaches that voxel, as a point there would be in it. Local. */
+static double ray_to_voxels(const strata_world *w, ray_args *a)
+{
+    strata_config cfg;
+    strata_world_config(w, &cfg);
+    double *dir = a->dir, m[3] = {a->from[0], a->from[1], a->from[2]}, end[3], along = 0;
+    double length = sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
+    for (int i = 0; i < 3; i++) {
+        double unit = dir[i] / length;
+        end[i] = m[i] + a->max_dist * unit;
+        dir[i] /= cfg.voxel_size[i];
+        along += (unit / cfg.voxel_size[i]) * (unit / cfg.voxel_size[i]);
+    }
+    job_metres_to_voxels(w, m, a->from);
+    if (isfinite(a->max_dist)) {
+        double v[3], sum = 0;
+        job_metres_to_voxels(w, end, v);
+        for (int i = 0; i < 3; i++)
+            sum += (v[i] - a->from[i]) * (v[i] - a->from[i]);
+        a->max_dist = sqrt(sum);
+    }
+    return sqrt(along);
+}
+
 int job_ray(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
-    double from[3], dir[3], max_dist = INFINITY;
-    int have_from = 0, have_dir = 0, metres;
-    const char *value;
-    int urc = job_units(j, usage, argc, argv, &metres);
-    if (urc)
-        return urc;
-    for (int i = 2; i < argc; i++) {
-        if (option_value(argc, argv, &i, "--from", &value)) {
-            if ((urc = job_double_triple(j, usage, "--from", axes, value, from)))
-                return urc;
-            have_from = 1;
-        } else if (option_value(argc, argv, &i, "--dir", &value)) {
-            if ((urc = job_double_triple(j, usage, "--dir", components, value, dir)))
-                return urc;
-            have_dir = 1;
-        } else if (option_value(argc, argv, &i, "--max-dist", &value)) {
-            if (!value || parse_double_value(value, &max_dist) || !(max_dist >= 0))
-                return job_usage(j, usage, "--max-dist wants a distance >= 0");
-        } else if (!strcmp(argv[i], "--cache-mb")) {
-            i++;
-        } else if (option_value(argc, argv, &i, "--units", &value)) {
-        } else {
-            return job_usage(j, usage, "unknown option %s", argv[i]);
-        }
-    }
-    if (!have_from || !have_dir)
-        return job_usage(j, usage, "--from and --dir are required");
-    if (dir[0] == 0 && dir[1] == 0 && dir[2] == 0)
-        return job_usage(j, usage, "--dir must not be zero");
-    scale_direction(dir);
+    ray_args a;
     strata_world *w;
-    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
-    if (open_rc)
-        return open_rc;
-    strata_status st = STRATA_OK;
-    /* In metres: the start through the voxel size and origin (the README's rule, as
-     * every job converts metres), the direction divided by the voxel size; a distance
-     * d along the unit direction u spans d |u / voxel size| voxel units. The limit is
-     * the distance to the end point converted by the same rule, so that a ray ending
-     * exactly where a voxel starts reaches that voxel, as a point there would be in it. */
-    double per_metre = 1;
-    if (metres) {
-        strata_config cfg;
-        strata_world_config(w, &cfg);
-        double m[3] = {from[0], from[1], from[2]}, end[3], along = 0;
-        double length = sqrt(dir[0] * dir[0] + dir[1] * dir[1] + dir[2] * dir[2]);
-        for (int i = 0; i < 3; i++) {
-            double unit = dir[i] / length;
-            end[i] = m[i] + max_dist * unit;
-            dir[i] /= cfg.voxel_size[i];
-            along += (unit / cfg.voxel_size[i]) * (unit / cfg.voxel_size[i]);
-        }
-        per_metre = sqrt(along);
-        job_metres_to_voxels(w, m, from);
-        if (isfinite(max_dist)) {
-            double v[3], sum = 0;
-            job_metres_to_voxels(w, end, v);
-            for (int i = 0; i < 3; i++)
-                sum += (v[i] - from[i]) * (v[i] - from[i]);
-            max_dist = sqrt(sum);
-        }
-    }
+    int rc = parse_ray_args(j, argc, argv, &a);
+    if (!rc)
+        rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
+    if (rc)
+        return rc;
+    double per_metre = a.metres ? ray_to_voxels(w, &a) : 1;
     strata_ray_hit hit;
     double start = MPI_Wtime();
-    st = strata_ray(w, from, dir, max_dist, &hit);
+    strata_status st = strata_ray(w, a.from, a.dir, a.max_dist, &hit);
     double seconds = MPI_Wtime() - start;
     if (st)
         return job_fail_close(j, st, w);

@@ -12,40 +12,13 @@ static const char usage[] =
 
 int job_region(job *j, int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '-')
-        return job_usage(j, usage, "missing WORLD");
-    box_arg box = {0};
-    int urc = job_units(j, usage, argc, argv, &box.metres);
-    if (urc)
-        return urc;
+    box_arg box;
     int64_t level = -1;
     double threshold = 0.95;
-    const char *value;
-    for (int i = 2; i < argc; i++) {
-        if (option_value(argc, argv, &i, "--box", &value)) {
-            int rc = box_arg_parse(j, usage, value, &box);
-            if (rc)
-                return rc;
-        } else if (option_value(argc, argv, &i, "--lod", &value)) {
-            if (!value || parse_int64(value, &level) || level < 0 || level > 62)
-                return job_usage(j, usage, "--lod wants a level in [0, 62]");
-        } else if (option_value(argc, argv, &i, "--threshold", &value)) {
-            if (!value || parse_double_value(value, &threshold) ||
-                !(threshold >= 0 && threshold <= 1))
-                return job_usage(j, usage, "--threshold wants a number in [0, 1]");
-        } else if (!strcmp(argv[i], "--cache-mb")) {
-            i++;
-        } else if (option_value(argc, argv, &i, "--units", &value)) {
-        } else {
-            return job_usage(j, usage, "unknown option %s", argv[i]);
-        }
-    }
-    if (!box.given || level < 0)
-        return job_usage(j, usage, "--box and --lod are required");
     strata_world *w;
-    int open_rc = job_open_box(j, usage, argc, argv, &box, &w);
-    if (open_rc)
-        return open_rc;
+    int rc = job_box_query(j, usage, argc, argv, &box, &level, &threshold, &w);
+    if (rc)
+        return rc;
     strata_status st = STRATA_OK;
     strata_region *regions = NULL;
     size_t n = 0;

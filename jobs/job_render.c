@@ -134,10 +134,7 @@ int job_render(job *j, int argc, char **argv)
                 return job_usage(j, usage, "--exaggeration wants a number > 0");
         } else if (!strcmp(argv[i], "--no-shadows")) {
             o.shadows = 0;
-        } else if (!strcmp(argv[i], "--cache-mb")) {
-            i++;
-        } else if (option_value(argc, argv, &i, "--units", &value)) {
-        } else {
+        } else if (!skip_open_option(argc, argv, &i)) {
             return job_usage(j, usage, "unknown option %s", argv[i]);
         }
     }

@@ -11,31 +11,11 @@ static const char usage[] = "strata stats WORLD --box x0,y0,z0,x1,y1,z1 [--units
 
 int job_stats(job *j, int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '-')
-        return job_usage(j, usage, "missing WORLD");
-    box_arg box = {0};
-    int urc = job_units(j, usage, argc, argv, &box.metres);
-    if (urc)
-        return urc;
-    const char *value;
-    for (int i = 2; i < argc; i++) {
-        if (option_value(argc, argv, &i, "--box", &value)) {
-            int rc = box_arg_parse(j, usage, value, &box);
-            if (rc)
-                return rc;
-        } else if (!strcmp(argv[i], "--cache-mb")) {
-            i++;
-        } else if (option_value(argc, argv, &i, "--units", &value)) {
-        } else {
-            return job_usage(j, usage, "unknown option %s", argv[i]);
-        }
-    }
-    if (!box.given)
-        return job_usage(j, usage, "--box is required");
+    box_arg box;
     strata_world *w;
-    int open_rc = job_open_box(j, usage, argc, argv, &box, &w);
-    if (open_rc)
-        return open_rc;
+    int rc = job_box_query(j, usage, argc, argv, &box, NULL, NULL, &w);
+    if (rc)
+        return rc;
     strata_status st = STRATA_OK;
     strata_material_count *counts = NULL;
     size_t n = 0;

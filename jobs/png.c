@@ -439,6 +439,20 @@ static int encode(const char *path, const canvas *c, char *error, size_t error_s
 }
 #endif
 
+/* A drawing's last step: the canvas encoded to path unless drawing it failed (rc, out
+ * of memory), then the canvas and the legend freed. */
+static int finish(const char *path, int rc, canvas *c, legend_entry *legend, char *error,
+                  size_t error_size)
+{
+    if (rc)
+        snprintf(error, error_size, "cannot draw %s: out of memory", path);
+    else
+        rc = encode(path, c, error, error_size);
+    free(c->pixels);
+    free(legend);
+    return rc;
+}
+
 int png_write_slice(const char *path, const uint16_t *cells, int64_t width, int64_t height,
                     const png_frame *frame, const strata_world *w, char *error, size_t error_size)
 {
@@ -456,13 +470,7 @@ int png_write_slice(const char *path, const uint16_t *cells, int64_t width, int6
     int rc = collect_legend(cells, (size_t)(width * height), w, &legend, &entries);
     if (!rc)
         rc = render(&c, cells, width, height, frame, legend, entries);
-    if (rc)
-        snprintf(error, error_size, "cannot draw %s: out of memory", path);
-    else
-        rc = encode(path, &c, error, error_size);
-    free(c.pixels);
-    free(legend);
-    return rc;
+    return finish(path, rc, &c, legend, error, error_size);
 }
 
 int png_write_picture(const char *path, const uint8_t *rgb, const uint16_t *ids, int64_t width,
@@ -496,11 +504,5 @@ int png_write_picture(const char *path, const uint8_t *rgb, const uint16_t *ids,
             memcpy(c.pixels + 3 * y * c.width, rgb + 3 * y * width, (size_t)(3 * width));
         draw_legend(&c, width, 0, shown, entries);
     }
-    if (rc)
-        snprintf(error, error_size, "cannot draw %s: out of memory", path);
-    else
-        rc = encode(path, &c, error, error_size);
-    free(c.pixels);
-    free(legend);
-    return rc;
+    return finish(path, rc, &c, legend, error, error_size);
 }

@@ -906,14 +906,9 @@ static strata_status write_voxels(strata_world *w, box_write *x, size_t n, box_s
 static strata_status write_refused(strata_world *w, const int64_t (*boxes)[6], size_t n,
                                    const uint16_t *const *data)
 {
-    if (!w->writable)
-        return WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
-    if (strata_signal_pending)
-        return WORLD_FAIL(w, STRATA_ERR_INTERRUPTED,
-                          "stopped by signal %d before a box write; the world "
-                          "stays at its last commit (epoch %" PRIu64 ")",
-                          (int)strata_signal_pending, w->committed.epoch);
-    strata_status st = check_boxes(w, "strata_write_boxes", boxes, n);
+    strata_status st = world_write_refused(w, "a box write");
+    if (!st)
+        st = check_boxes(w, "strata_write_boxes", boxes, n);
     if (!st && n && !data)
         st = world_null_argument(w, "strata_write_boxes", "data");
     for (size_t i = 0; !st && i < n; i++)

@@ -278,10 +278,9 @@ static strata_status publish_compaction(strata_world *w, uint64_t epoch)
 
 strata_status strata_compact(strata_world *w, strata_commit_stats *stats)
 {
-    if (!w)
-        return world_null_argument(NULL, __func__, "world");
     double start = MPI_Wtime();
-    strata_status st = strata_commit(w, NULL);
+    /* Pending updates first: the compacted segment holds the world as committed. */
+    strata_status st = w ? strata_commit(w, NULL) : world_null_argument(NULL, __func__, "world");
     if (st)
         return st;
     uint64_t epoch = w->committed.epoch + 1;

@@ -94,6 +94,28 @@ uint16_t import_layer_material(const strata_layer *layers, size_t count, int zon
 typedef strata_status (*import_fill_step)(strata_world *w, void *ctx);
 
 /* Create, fill by step, commit; on any failure abandon the world. Collective. */
+/* What each import starts with: no world yet, no error, and statistics zeroed (in
+ * *local when the caller wants none) but for seconds, the start time until import_end.
+ * Returns the statistics to fill. */
+static strata_import_stats *import_start(strata_import_stats *stats, strata_import_stats *local,
+                                         strata_world **out, strata_error *err)
+{
+    stats = stats ? stats : local;
+    memset(stats, 0, sizeof *stats);
+    stats->seconds = MPI_Wtime();
+    if (out)
+        *out = NULL;
+    error_clear(err);
+    return stats;
+}
+
+/* The import's last step: seconds becomes its duration. Returns st. */
+static strata_status import_end(strata_import_stats *stats, strata_status st)
+{
+    stats->seconds = MPI_Wtime() - stats->seconds;
+    return st;
+}
+
 static strata_status build_world(MPI_Comm comm, const char *path, const strata_config *cfg,
                                  const strata_options *opt, unsigned flags, import_fill_step step,
                                  void *ctx, strata_import_stats *stats, strata_world **out)
@@ -316,17 +338,12 @@ strata_status strata_import_raw(MPI_Comm comm, const char *path, const char *raw
                                 const strata_options *opt, unsigned flags,
                                 strata_import_stats *stats, strata_world **out)
 {
-    double start = MPI_Wtime();
-    strata_import_stats local_stats;
-    stats = stats ? stats : &local_stats;
-    memset(stats, 0, sizeof *stats);
-    if (out)
-        *out = NULL;
     int rank, size;
     MPI_Comm_rank(comm, &rank);
     MPI_Comm_size(comm, &size);
+    strata_import_stats local_stats;
     strata_error err;
-    error_clear(&err);
+    stats = import_start(stats, &local_stats, out, &err);
     raw_import r = {raw, raw_file, -1, 0, NULL, 0};
     strata_status st = cfg ? raw_check(raw_file, raw, &r, &err)
                            : error_set(&err, STRATA_ERR_ARG, "strata_import_raw: NULL config");
@@ -355,8 +372,7 @@ strata_status strata_import_raw(MPI_Comm comm, const char *path, const char *raw
     if (r.fd >= 0)
         close(r.fd);
     free(r.row);
-    stats->seconds = MPI_Wtime() - start;
-    return st;
+    return import_end(stats, st);
 }
 
 /* ---- DEM ------------------------------------------------------------------------ */
@@ -910,21 +926,16 @@ strata_status strata_import_dem(MPI_Comm comm, const char *path, const char *dem
                                 const strata_options *opt, unsigned flags,
                                 strata_import_stats *stats, strata_world **out)
 {
-    double start = MPI_Wtime();
     strata_import_stats local_stats;
-    stats = stats ? stats : &local_stats;
-    memset(stats, 0, sizeof *stats);
-    if (out)
-        *out = NULL;
     strata_error err;
-    error_clear(&err);
+    stats = import_start(stats, &local_stats, out, &err);
     if (!path || !dem_file || !cfg) {
         /* Fail at dem_prepare's first agreement, where the other ranks are. */
         error_set(&err, STRATA_ERR_ARG, "strata_import_dem: NULL %s",
                   !path       ? "path"
                   : !dem_file ? "dem_file"
                               : "cfg");
-        return error_agree(comm, STRATA_ERR_ARG, &err);
+        return import_end(stats, error_agree(comm, STRATA_ERR_ARG, &err));
     }
     strata_dem_options d;
     if (dem)
@@ -974,8 +985,7 @@ strata_status strata_import_dem(MPI_Comm comm, const char *path, const char *dem
     free(table);
     if (g.ncid >= 0 && g.file)
         nc_close(g.ncid);
-    stats->seconds = MPI_Wtime() - start;
-    return st;
+    return import_end(stats, st);
 }
 
 #endif

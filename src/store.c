@@ -372,27 +372,35 @@ void store_retain(store *s, const uint64_t *epochs, size_t n)
 
 /* ---- reading ------------------------------------------------------------------- */
 
+/* Read elements [first, first + count) of the 1-D dataset into out (of memory_type). */
+static herr_t read_range(hid_t dataset, hid_t memory_type, uint64_t first, uint64_t count,
+                         void *out)
+{
+    hsize_t start = first, n = count;
+    hid_t file_space = H5Dget_space(dataset);
+    hid_t memory_space = H5Screate_simple(1, &n, NULL);
+    herr_t rc = file_space < 0 || memory_space < 0
+                    ? -1
+                    : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &n, NULL);
+    if (rc >= 0)
+        rc = H5Dread(dataset, memory_type, memory_space, file_space, H5P_DEFAULT, out);
+    if (file_space >= 0)
+        H5Sclose(file_space);
+    if (memory_space >= 0)
+        H5Sclose(memory_space);
+    return rc;
+}
+
 static strata_status read_rows(store *s, store_segment *g, uint64_t first, uint64_t count,
                                store_row *out, strata_error *err)
 {
     if (count == 0)
         return STRATA_OK;
-    hsize_t start = first, n = count;
-    hid_t file_space = H5Dget_space(g->rows);
-    hid_t memory_space = H5Screate_simple(1, &n, NULL);
-    herr_t rc = file_space < 0 || memory_space < 0
-                    ? -1
-                    : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &n, NULL);
     /* A format-2 segment's rows have no chain: those fields read as 0. */
     if (g->format < 3)
         memset(out, 0, (size_t)count * sizeof *out);
-    if (rc >= 0)
-        rc = H5Dread(g->rows, g->format < 3 ? s->row_memory_type_v2 : s->row_memory_type,
-                     memory_space, file_space, H5P_DEFAULT, out);
-    if (file_space >= 0)
-        H5Sclose(file_space);
-    if (memory_space >= 0)
-        H5Sclose(memory_space);
+    herr_t rc = read_range(g->rows, g->format < 3 ? s->row_memory_type_v2 : s->row_memory_type,
+                           first, count, out);
     char name[64];
     manifest_segment_name(g->epoch, name, sizeof name);
     if (rc < 0)
@@ -695,17 +703,18 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
     return STRATA_OK;
 }
 
+static int compare_segment_epoch(const void *epoch, const void *segment)
+{
+    uint64_t a = *(const uint64_t *)epoch, b = ((const store_segment *)segment)->epoch;
+    return a < b ? -1 : a > b;
+}
+
+/* The open segment of that epoch (s->segments ascends by epoch), or NULL. */
 static store_segment *find_segment(store *s, uint64_t epoch)
 {
-    size_t lo = 0, hi = s->count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (s->segments[mid].epoch < epoch)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < s->count && s->segments[lo].epoch == epoch ? &s->segments[lo] : NULL;
+    return s->count
+               ? bsearch(&epoch, s->segments, s->count, sizeof *s->segments, compare_segment_epoch)
+               : NULL;
 }
 
 strata_status store_read_span(store *s, uint64_t segment, uint64_t offset, uint64_t length,
@@ -741,18 +750,7 @@ strata_status store_read_span(store *s, uint64_t segment, uint64_t offset, uint6
         }
         return STRATA_OK;
     }
-    hsize_t start = offset, n = length;
-    hid_t file_space = H5Dget_space(g->payload);
-    hid_t memory_space = H5Screate_simple(1, &n, NULL);
-    herr_t rc = file_space < 0 || memory_space < 0
-                    ? -1
-                    : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, NULL, &n, NULL);
-    if (rc >= 0)
-        rc = H5Dread(g->payload, H5T_NATIVE_UINT8, memory_space, file_space, H5P_DEFAULT, out);
-    if (file_space >= 0)
-        H5Sclose(file_space);
-    if (memory_space >= 0)
-        H5Sclose(memory_space);
+    herr_t rc = read_range(g->payload, H5T_NATIVE_UINT8, offset, length, out);
     return rc < 0 ? store_hdf5_error(err, "cannot read a payload of", s->dir) : STRATA_OK;
 }
 

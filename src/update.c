@@ -187,13 +187,9 @@ static void apply_records(strata_world *w, const route_record *recv, size_t n, u
  * staged voxel), or STRATA_OK. Local: the caller agrees on it once. */
 static strata_status flush_refused(strata_world *w)
 {
-    if (!w->writable)
-        return WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
-    if (strata_signal_pending)
-        return WORLD_FAIL(w, STRATA_ERR_INTERRUPTED,
-                          "stopped by signal %d before a batch; the world "
-                          "stays at its last commit (epoch %" PRIu64 ")",
-                          (int)strata_signal_pending, w->committed.epoch);
+    strata_status st = world_write_refused(w, "a batch");
+    if (st)
+        return st;
     if (w->staged_bad)
         return WORLD_FAIL(w, STRATA_ERR_RANGE,
                           "update of voxel (%" PRId64 ", %" PRId64 ", %" PRId64

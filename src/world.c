@@ -67,6 +67,18 @@ strata_status world_null_argument(const strata_world *w, const char *fn, const c
     return error_set(err, STRATA_ERR_ARG, "%s: NULL %s", fn, what);
 }
 
+strata_status world_write_refused(strata_world *w, const char *before)
+{
+    if (!w->writable)
+        return WORLD_FAIL(w, STRATA_ERR_READ_ONLY, "%s is open read-only", w->final_dir);
+    if (strata_signal_pending)
+        return WORLD_FAIL(w, STRATA_ERR_INTERRUPTED,
+                          "stopped by signal %d before %s; the world "
+                          "stays at its last commit (epoch %" PRIu64 ")",
+                          (int)strata_signal_pending, before, w->committed.epoch);
+    return STRATA_OK;
+}
+
 /* ---- geometry ------------------------------------------------------------------ */
 
 strata_status world_chunk_failed(const strata_world *w, const char *what, uint64_t key,
@@ -1035,6 +1047,20 @@ strata_status world_publish_begin(strata_world *w, int *changed)
     return st;
 }
 
+/* What open and create start with, after checking their arguments (st): the check
+ * agreed (a bad argument on one rank must not leave the others waiting), then the
+ * world's memory. Collective. */
+static strata_status world_start(MPI_Comm comm, const char *path, const strata_options *opt,
+                                 strata_status st, strata_error *err, strata_world **w)
+{
+    st = error_agree(comm, st, err);
+    if (!st)
+        st = world_alloc(comm, path, opt, w, err);
+    if (!st)
+        store_quiet_hdf5();
+    return st;
+}
+
 strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
                                 const strata_options *opt, strata_world **out)
 {
@@ -1051,15 +1077,10 @@ strata_status strata_world_open(MPI_Comm comm, const char *path, int mode,
                        "strata_world_open: mode %d is not STRATA_READ, STRATA_WRITE, "
                        "STRATA_CHECK or STRATA_INDEX",
                        mode);
-    /* Agreed: a bad argument on one rank must not leave the others waiting. */
-    st = error_agree(comm, st, &err);
-    if (st)
-        return st;
     strata_world *w;
-    st = world_alloc(comm, path, opt, &w, &err);
+    st = world_start(comm, path, opt, st, &err, &w);
     if (st)
         return st;
-    store_quiet_hdf5();
     w->writable = mode == STRATA_WRITE;
     w->checking = mode == STRATA_CHECK;
     w->index_mode = mode == STRATA_INDEX;
@@ -1133,15 +1154,10 @@ strata_status strata_world_create(MPI_Comm comm, const char *path, const strata_
                        !path  ? "path"
                        : !cfg ? "configuration"
                               : "out");
-    /* Agreed: a bad argument on one rank must not leave the others waiting. */
-    st = error_agree(comm, st, &err);
-    if (st)
-        return st;
     strata_world *w;
-    st = world_alloc(comm, path, opt, &w, &err);
+    st = world_start(comm, path, opt, st, &err, &w);
     if (st)
         return st;
-    store_quiet_hdf5();
     w->writable = 1;
     st = check_config(cfg, &w->error);
     if (!st)
@@ -1293,16 +1309,13 @@ strata_status strata_material_get(const strata_world *w, uint16_t id, strata_mat
     if (!w || !out)
         return world_null_argument(w, __func__, w ? "out" : "world");
     const manifest *m = &w->committed;
-    size_t lo = 0, hi = m->material_count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (m->materials[mid].id < id)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    if (lo < m->material_count && m->materials[lo].id == id) {
-        *out = m->materials[lo];
+    strata_material key = {.id = id};
+    const strata_material *found = m->material_count
+                                       ? bsearch(&key, m->materials, m->material_count,
+                                                 sizeof *m->materials, compare_materials)
+                                       : NULL;
+    if (found) {
+        *out = *found;
         return STRATA_OK;
     }
     memset(out, 0, sizeof *out);

@@ -142,6 +142,10 @@ strata_status world_agree(strata_world *w, strata_status local);
  * world (no communicator to agree over).
  */
 strata_status world_null_argument(const strata_world *w, const char *fn, const char *what);
+/** Why w takes no write now: STRATA_ERR_READ_ONLY (not open for writing) or
+ *  STRATA_ERR_INTERRUPTED (a signal is pending; the message says it stopped "before"
+ *  the step named, e.g. "a batch"), else STRATA_OK. Local: the caller agrees on it. */
+strata_status world_write_refused(strata_world *w, const char *before);
 
 /** A reindex's next manifest (w->committed plus its index segment `own`, last):
  *  leave out the index segments no live row takes its summary from any more

@@ -124,8 +124,7 @@ void lod_pyramid_free(lod_pyramid *p)
 {
     free(p->mode);
     free(p->count);
-    p->mode = NULL;
-    p->count = NULL;
+    memset(p, 0, sizeof *p); /* holds nothing: freeing it again is harmless */
 }
 
 void lod_work_free(lod_work *wk)

@@ -500,18 +500,20 @@ strata_status strata_index_status(strata_world *w, int build, strata_index_info 
     if (st)
         return st;
     const manifest *m = &w->committed;
-    info->data_epoch = m->epoch;
-    info->index_epoch = m->index_epoch;
-    info->stale_chunks = m->stale_chunks;
-    info->rebuild_chunks = m->rebuild_chunks;
-    info->rebuild_seconds = m->rebuild_seconds;
-    info->rebuilt_at = m->rebuilt_at;
+    *info = (strata_index_info){
+        .data_epoch = m->epoch,
+        .index_epoch = m->index_epoch,
+        .stale_chunks = m->stale_chunks,
+        .rebuild_chunks = m->rebuild_chunks,
+        .rebuild_seconds = m->rebuild_seconds,
+        .rebuilt_at = m->rebuilt_at,
+        .chunk_level = w->edge_bits,
+        .max_level = w->edge_bits + x->max_level,
+        .replicated_level =
+            w->edge_bits + (x->top_level <= x->max_level ? x->top_level : x->max_level + 1),
+    };
     for (size_t i = 0; i < m->segment_count; i++)
         info->index_segments += store_is_index_segment(m->segments[i].epoch);
-    info->chunk_level = w->edge_bits;
-    info->max_level = w->edge_bits + x->max_level;
-    info->replicated_level =
-        w->edge_bits + (x->top_level <= x->max_level ? x->top_level : x->max_level + 1);
     if (!build)
         return STRATA_OK;
     uint64_t local = 0, most = 0;

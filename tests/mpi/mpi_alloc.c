@@ -458,6 +458,14 @@ int main(int argc, char **argv)
     if (mt_rank == 0)
         fprintf(stderr, "mpi_alloc: %zu failure cases at %d ranks, %zu distinct sites reached\n",
                 cases_total, mt_size, distinct_count);
+    /* The sites reached, one a line, for scripts/alloc-sites-missed.sh. */
+    char list[4200];
+    snprintf(list, sizeof list, "%s/sites_reached.txt", dir);
+    FILE *f = mt_rank == 0 ? fopen(list, "w") : NULL;
+    for (size_t i = 0; f && i < distinct_count; i++)
+        fprintf(f, "%s\n", distinct[i]);
+    if (f)
+        fclose(f);
     for (size_t i = 0; i < distinct_count; i++)
         free(distinct[i]);
     strata_world_close(c.w);
