@@ -721,9 +721,11 @@ strata_status commit_publish(strata_world *w, manifest *next)
  *         index is deferred. Memory only; the ranks agree on the outcome.
  * Step 3. Write seg-<E>.h5, E = MANIFEST's epoch + 1 (store_write_segment):
  *         collectively through MPI-IO, each rank's rows and payloads placed by
- *         MPI_Exscan; H5Fclose (which writes the superblock last); then every
- *         rank fsyncs the file, since each rank's fsync flushes its own writes
- *         on a parallel file system [segment-written]. A crash up to here leaves
+ *         MPI_Exscan; H5Fclose (which writes the superblock last); then, once
+ *         the ranks of each node have closed it, one rank per node fsyncs the
+ *         file: a node's ranks share its page cache, and an fsync writes back
+ *         the file's dirty pages whoever wrote them, on a parallel file system's
+ *         client as on a local one [segment-written]. A crash up to here leaves
  *         the previous commit plus an orphan segment (epoch above MANIFEST's):
  *         readers never open it, the next writer's open removes it
  *         (remove_leftovers, src/world.c).

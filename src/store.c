@@ -339,8 +339,17 @@ strata_status store_open_segments(store *s, const uint64_t *epochs, size_t n, st
     return st;
 }
 
+void store_set_node(store *s, MPI_Comm node)
+{
+    s->node = node;
+    s->has_node = 1;
+}
+
 void store_close(store *s)
 {
+    if (s->has_node)
+        MPI_Comm_free(&s->node);
+    s->has_node = 0;
     for (size_t i = 0; i < s->count; i++)
         segment_close(&s->segments[i]);
     free(s->segments);
@@ -1130,10 +1139,20 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
      * fsyncs it. Each rank's fsync flushes what that rank wrote, aggregators'
      * collective-buffering writes included, on a parallel file system (where
      * one client's fsync does not flush another's) as on a local one; it
-     * replaces MPI_File_sync, which would have to come before the close. */
+     * replaces MPI_File_sync, which would have to come before the close.
+     * A node's ranks share its page cache (one kernel, one file system
+     * client), and fsync flushes the file's dirty pages whoever wrote them:
+     * once every rank of the node has closed the file (a barrier of the
+     * node's ranks), one of them fsyncs it for all. P fsyncs of one file per
+     * commit were P synchronous round trips to a parallel file system's
+     * storage servers; they are now one per node (docs/scaling.md). */
     if (H5Fclose(file) < 0 && !st)
         st = store_hdf5_error(err, "cannot close segment", path);
-    if (!st)
+    int node_rank = 0;
+    if (s->has_node &&
+        (MPI_Barrier(s->node) != MPI_SUCCESS || MPI_Comm_rank(s->node, &node_rank) != MPI_SUCCESS))
+        node_rank = 0; /* a failed barrier: this rank fsyncs itself */
+    if (!st && node_rank == 0)
         st = fsync_path(path, err);
     if (!st && strata_fault_point("segment-written"))
         st = error_set(err, STRATA_ERR_IO, "fault injected after writing %s", path);

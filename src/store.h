@@ -115,6 +115,10 @@ typedef struct {
     store_segment *segments; /**< ascending epoch */
     hid_t row_memory_type, row_file_type;
     hid_t row_memory_type_v2; /**< the fields a format-2 segment's rows hold */
+    /* The ranks of comm on this node (MPI_COMM_TYPE_SHARED), when has_node: one
+     * of them fsyncs a written segment for all (store_write_segment). */
+    MPI_Comm node;
+    int has_node;
 } store;
 
 /** CRC-32 of a row's fields other than row_crc, serialized little-endian (format 3). */
@@ -128,6 +132,10 @@ strata_status store_init(store *s, MPI_Comm comm, const char *dir, strata_error 
  *  sorted by id in the store, read-only with HDF5's POSIX driver. Local: every
  *  rank opens every segment; the caller agrees on the outcome. */
 strata_status store_open_segments(store *s, const uint64_t *epochs, size_t n, strata_error *err);
+/** Keep node (the ranks of the store's comm on this node, from
+ *  MPI_Comm_split_type): one rank of each node fsyncs a written segment.
+ *  store_close frees it. Local. */
+void store_set_node(store *s, MPI_Comm node);
 /** Close every segment and free. Local: published segments are open with the POSIX
  *  driver (only store_write_segment uses MPI-IO, and it closes its file itself). */
 void store_close(store *s);
@@ -199,8 +207,9 @@ strata_status store_check_payload(const char *dir, uint64_t segment, uint64_t of
  * segment id) with this rank's rows (ascending key, inside its
  * range) and payload bytes. Row offsets are relative to this rank's payload; the
  * function rebases them and sets payload/lod segment fields that equal
- * `epoch` accordingly, fills row_crc, writes, flushes and fsyncs, and opens the
- * new segment into the store. Collective.
+ * `epoch` accordingly, fills row_crc, writes, flushes and fsyncs (one rank per
+ * node when store_set_node gave the node's ranks, else every rank), and opens
+ * the new segment into the store. Collective.
  * @param[in,out] rows rows to write; on return their offsets are global
  */
 strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, store_row *rows,

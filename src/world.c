@@ -866,15 +866,20 @@ static int manifest_moved(strata_world *w)
 static strata_status attach(strata_world *w)
 {
     strata_status st = setup_geometry(w, &w->error);
-    MPI_Comm node; /* collective on every rank, whatever st: learns ranks per node for threads */
-    if (MPI_Comm_split_type(w->comm, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node) ==
-        MPI_SUCCESS) {
-        if (MPI_Comm_size(node, &w->ranks_per_node) != MPI_SUCCESS)
-            w->ranks_per_node = 1;
-        MPI_Comm_free(&node);
-    }
+    /* Collective on every rank, whatever st: the ranks of this node, for the
+     * number of threads and for the store's one fsync per node. */
+    MPI_Comm node = MPI_COMM_NULL;
+    if (MPI_Comm_split_type(w->comm, MPI_COMM_TYPE_SHARED, w->rank, MPI_INFO_NULL, &node) !=
+        MPI_SUCCESS)
+        node = MPI_COMM_NULL;
+    if (node != MPI_COMM_NULL && MPI_Comm_size(node, &w->ranks_per_node) != MPI_SUCCESS)
+        w->ranks_per_node = 1;
     if (!st)
         st = store_init(&w->store, w->comm, w->dir, &w->error);
+    if (!st && node != MPI_COMM_NULL)
+        store_set_node(&w->store, node);
+    else if (node != MPI_COMM_NULL)
+        MPI_Comm_free(&node);
     st = world_agree(w, st);
     if (st)
         return st;
