@@ -242,7 +242,7 @@ static void shadow_origin(const camera *cam, const double unit[3], const strata_
                           int level, double p[3])
 {
     for (int a = 0; a < 3; a++) {
-        double lo = (double)hit->voxel[a], hi = lo + ldexp(1, level);
+        double lo = (double)hit->voxel[a], hi = lo + (double)((int64_t)1 << level);
         if (hit->normal[a] > 0) {
             p[a] = hi;
         } else if (hit->normal[a] < 0) {

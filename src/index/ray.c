@@ -383,7 +383,7 @@ typedef struct {
     double o[3], d[3], inv[3], tn[3];
     int64_t v[3], nb[3];
     int s[3];
-    int first; /* the first axis the ray moves along */
+    int n, ax[3]; /* the axes the ray moves along, in x, y, z order */
 } walk_state;
 
 /* Distance (cells) to the boundary b of axis a: (b - o) times the reciprocal
@@ -397,22 +397,22 @@ static double crossing(const walk_state *r, int a, int64_t b)
  * would; returns the axis crossed last. */
 static int skip_block(walk_state *r, int bits, double *t)
 {
-    double T[3];
+    const int64_t size = (int64_t)1 << bits;
     int64_t eb[3];
-    for (int a = 0; a < 3; a++) {
-        int64_t lo = (r->v[a] >> bits) << bits;
-        eb[a] = r->s[a] > 0 ? lo + ((int64_t)1 << bits) : lo;
-        T[a] = r->s[a] ? crossing(r, a, eb[a]) : INFINITY;
+    int e = r->ax[0];
+    double te = INFINITY;
+    for (int k = 0; k < r->n; k++) {
+        const int a = r->ax[k];
+        const int64_t lo = r->v[a] & -size; /* v >= 0 inside the world */
+        eb[a] = r->s[a] > 0 ? lo + size : lo;
+        const double T = crossing(r, a, eb[a]);
+        if (k == 0 || T < te)
+            e = a, te = T;
     }
-    int e = r->first;
-    for (int a = e + 1; a < 3; a++)
-        if (r->s[a] && T[a] < T[e])
-            e = a;
-    const double te = T[e];
-#define CROSSES(x) (a < e ? (x) <= te : (x) < te)
-    for (int a = 0; a < 3; a++) {
-        const int sa = r->s[a];
-        if (a == e || !sa)
+#define CROSSES(x) ((x) < te || (tie && (x) == te))
+    for (int k = 0; k < r->n; k++) {
+        const int a = r->ax[k], sa = r->s[a], tie = a < e;
+        if (a == e)
             continue;
         /* Boundaries of axis a the walk crosses before leaving through e (ties: x,
          * y, z order): a boundary at te is crossed first when a < e. */
@@ -445,10 +445,10 @@ static int skip_block(walk_state *r, int bits, double *t)
 /* One cell along the axis whose boundary comes first (ties: x, y, z order). */
 static int step_cell(walk_state *r, double *t)
 {
-    int e = r->first;
-    for (int a = e + 1; a < 3; a++)
-        if (r->s[a] && r->tn[a] < r->tn[e])
-            e = a;
+    int e = r->ax[0];
+    for (int k = 1; k < r->n; k++)
+        if (r->tn[r->ax[k]] < r->tn[e])
+            e = r->ax[k];
     *t = r->tn[e];
     r->v[e] += r->s[e];
     r->nb[e] += r->s[e];
@@ -512,7 +512,7 @@ strata_status ray_cast(ray_caster *c, const double from[3], const double unit[3]
     memset(hit, 0, sizeof *hit);
     walk_state r;
     const int L = c->level;
-    r.first = -1;
+    r.n = 0;
     for (int a = 0; a < 3; a++) {
         r.o[a] = L ? ldexp(from[a], -L) : from[a]; /* exact: cells of 2^L voxels */
         /* A component below 2^-600 counts as 0: its boundaries lie more than
@@ -520,19 +520,20 @@ strata_status ray_cast(ray_caster *c, const double from[3], const double unit[3]
         r.d[a] = fabs(unit[a]) >= 0x1p-600 ? unit[a] : 0;
         r.s[a] = r.d[a] > 0 ? 1 : r.d[a] < 0 ? -1 : 0;
         r.inv[a] = r.s[a] ? 1 / r.d[a] : 0;
-        if (r.s[a] && r.first < 0)
-            r.first = a;
+        if (r.s[a])
+            r.ax[r.n++] = a;
     }
     double t;
     int axis;
-    if (r.first < 0 || !enter(c, &r, &t, &axis))
+    if (!r.n || !enter(c, &r, &t, &axis))
         return STRATA_OK;
     for (int a = 0; a < 3; a++) {
         r.nb[a] = r.s[a] > 0 ? r.v[a] + 1 : r.v[a];
         r.tn[a] = r.s[a] ? crossing(&r, a, r.nb[a]) : INFINITY;
     }
     strata_status st = STRATA_OK;
-    const double limit = ldexp(max_dist, -L); /* exact: t <= limit iff t 2^L <= max_dist */
+    /* exact: t <= limit iff t 2^L <= max_dist */
+    const double limit = L ? ldexp(max_dist, -L) : max_dist;
     while (t <= limit && inside(c, r.v)) {
         int bits;
         uint16_t material = 0;
