@@ -31,6 +31,9 @@
 #define LOD_VERSION 3 /* 1 and 2 are still read */
 /** A pyramid frame's content holding the pyramids of many chunks (format 3). */
 #define LOD_PACK_MAGIC "SLPK"
+/** The same pack written column by column (format 3, issue 18): what compaction
+ * writes; read by expanding it to the SLPK layout (docs/index.md). */
+#define LOD_CPACK_MAGIC "SLPC"
 /** Lowest pyramid level a version-3 payload stores (cells of 2^4 = 16 voxels per
  * axis, or the chunk when it is smaller): the finer levels are derived from the
  * chunk's payload when a query needs them (docs/index.md, issue 18). */

@@ -13,6 +13,10 @@
                                         compacted world); prints the key
   corrupt_world.py packswap WORLD       point a row at another pyramid pack (valid CRCs
                                         everywhere; a compacted world); prints the key
+  corrupt_world.py packstream WORLD     cut the last byte of a compact pyramid pack's last
+                                        non-empty stream (its length too), compress the
+                                        pack again and make every row naming it match
+                                        (valid CRCs everywhere); prints the key
   corrupt_world.py length WORLD         give a row a payload length beyond any chunk's
                                         (the whole /payload), fix row_crc; prints the key
   corrupt_world.py segpath WORLD        name a segment "../x" in MANIFEST, fix checksum
@@ -184,6 +188,30 @@ def main(argv):
                         rows[i][n] = rows[j][n]
                     rows[i]["row_crc"] = row_crc(rows[i])
                     f["rows"][i] = rows[i]
+                print(int(rows[i]["key"]))
+        elif cmd == "packstream":
+            import zstandard
+            with h5py.File(path, "r+") as f:
+                rows = f["rows"][:]
+                i = next(i for i, r in enumerate(rows) if r["lod_length"] > 0 and not r["flags"] & 1)
+                off, n = int(rows[i]["lod_offset"]), int(rows[i]["lod_length"])
+                raw = bytearray(zstandard.ZstdDecompressor().decompress(f["payload"][off:off + n].tobytes()))
+                assert raw[:4] == b"SLPC", "not a compact pack"
+                k = max(k for k in range(10) if struct.unpack_from("<I", raw, 12 + 4 * k)[0])
+                end = 52 + sum(struct.unpack_from("<10I", raw, 12)[:k + 1])
+                struct.pack_into("<I", raw, 12 + 4 * k, struct.unpack_from("<I", raw, 12 + 4 * k)[0] - 1)
+                del raw[end - 1]
+                frame = zstandard.ZstdCompressor(level=19, write_checksum=True,
+                                                 write_content_size=True).compress(bytes(raw))
+                assert len(frame) <= n, "the damaged pack does not fit in place"
+                data = f["payload"]
+                data[off:off + len(frame)] = list(frame)
+                for j, r in enumerate(rows):
+                    if r["lod_length"] and int(r["lod_offset"]) == off and r["lod_segment"] == rows[i]["lod_segment"]:
+                        r["lod_length"] = len(frame)
+                        r["lod_crc"] = zlib.crc32(frame)
+                        r["row_crc"] = row_crc(r)
+                        f["rows"][j] = r
                 print(int(rows[i]["key"]))
         elif cmd in ("summary", "pyramid"):
             with h5py.File(path, "r+") as f:

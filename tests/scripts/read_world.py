@@ -8,6 +8,7 @@ usage: read_world.py WORLD POINTS_FILE   prints one material id per point
                                           smallest id); prints how many agreed
 """
 import sys
+import struct
 import zlib
 
 import h5py
@@ -103,6 +104,79 @@ def base_voxels(C, row, files):
     return ids[idx].astype(np.uint16).reshape(C, C, C)
 
 
+def _varints(b):
+    """The LEB128 values of a stream, in order."""
+    v = shift = 0
+    for c in b:
+        v |= (c & 127) << shift
+        shift += 7
+        if not c & 128:
+            yield v
+            v = shift = 0
+    assert shift == 0, "compact pack: cut varint"
+
+
+def expand_compact_pack(raw):
+    """An SLPC content (docs/index.md, "Compact packs") back to the SLPK content
+    it rearranges: per entry the SLOD header, histogram (the last count is the
+    voxels inside minus the others), the top level derived from the histogram,
+    then the levels below from the bitmap, mode and count-plane streams."""
+    n, L, low = int(np.frombuffer(raw, "<u4", 1, 4)[0]), raw[8], raw[9]
+    lens = np.frombuffer(raw, "<u4", 10, 12).tolist()
+    streams, at = [], 52
+    for ln in lens:
+        streams.append(raw[at:at + ln])
+        at += ln
+    assert at == len(raw), "compact pack length"
+    keys, hs, mats, hists = (_varints(streams[k]) for k in (0, 1, 3, 4))
+    pos = [0] * 10
+
+    def take(k, m):
+        b = streams[k][pos[k]:pos[k] + m]
+        assert len(b) == m, "compact pack: stream %d truncated" % k
+        pos[k] += m
+        return b
+    key, dir_keys, ends, body = 0, [], [], bytearray()
+    for _ in range(n):
+        key += next(keys)
+        H = next(hs)
+        ext = take(2, 3)
+        inside = (ext[0] + 1) * (ext[1] + 1) * (ext[2] + 1)
+        m_ids, mat = [], 0
+        for _ in range(H):
+            mat += next(mats)
+            m_ids.append(mat)
+        counts = [next(hists) for _ in range(H - 1)]
+        counts.append(inside - sum(counts))
+        assert counts[-1] > 0, "compact pack: histogram"
+        body += b"SLOD" + bytes([3, L, low, 0]) + struct.pack("<I", H) + bytes(ext) + b"\0"
+        body += struct.pack("<%dH" % H, *m_ids) + struct.pack("<%dI" % H, *counts)
+        best = max(range(H), key=lambda i: (counts[i], -i))
+        mb = 4 if H <= 16 else 8 if H <= 256 else 16
+        top = bytearray([1 if H > 1 else 0]) + bytearray(2 if mb == 16 else 1)
+        top[1] = best & 255
+        if mb == 16:
+            top[2] = best >> 8
+        if H > 1:
+            top += counts[best].to_bytes((3 * L + 7) // 8, "little")
+        body += top
+        m = 8 if H > 1 else 0
+        for l in range(L - 1, low - 1, -1):
+            bm = take(5, (m + 7) // 8)
+            body += bm + take(6, (m + 1) // 2 if mb == 4 else m * mb // 8)
+            mixed = sum(bin(x).count("1") for x in bm)
+            for k in range((3 * l + 7) // 8):
+                body += take(7 + k, mixed)
+            m = 8 * mixed
+        dir_keys.append(key)
+        ends.append(len(body))
+    assert all(pos[k] == lens[k] for k in (2, 5, 6, 7, 8, 9)), "compact pack: bytes left"
+    for it in (keys, hs, mats, hists):
+        assert next(it, None) is None, "compact pack: values left"
+    return (b"SLPK" + struct.pack("<I", n) + struct.pack("<%dQ" % n, *dir_keys)
+            + struct.pack("<%dI" % n, *ends) + bytes(body))
+
+
 def pyramid(C, row, files):
     """The pyramid payload of a row, decoded as docs/index.md describes it:
     ({level: mode[z][y][x]}, {level: count[z][y][x]}, histogram, extent)."""
@@ -111,6 +185,8 @@ def pyramid(C, row, files):
     blob = f["payload"][off:off + n].tobytes()
     assert zlib.crc32(blob) == row["lod_crc"], "pyramid checksum"
     raw = zstandard.ZstdDecompressor().decompress(blob)
+    if raw[:4] == b"SLPC":               # a compact pack: the same pack column by column
+        raw = expand_compact_pack(raw)
     if raw[:4] == b"SLPK":               # a pack: the row's key in its directory
         n = int(np.frombuffer(raw, "<u4", 1, 4)[0])
         keys = np.frombuffer(raw, "<u8", n, 8)

@@ -148,6 +148,10 @@ rm -rf d && cp -a packed d
 key=$($damage packswap d) || fail "pointing a row at another pack"
 must_fail "fsck: row names a pack without its chunk" "holds none of chunk key $key" run fsck d
 must_fail "get --lod: row names a pack without its chunk" "holds none of chunk key $key" run get d $($damage chunk_of d $key) --lod 3
+rm -rf d && cp -a packed d
+key=$($damage packstream d) || fail "cutting a compact pack's stream"
+must_fail "fsck: compact pack's stream cut" "chunk key $key.*LOD compact pack: entry" run fsck d
+must_fail "get --lod: compact pack's stream cut" "LOD compact pack: entry" run get d $($damage chunk_of d $key) --lod 3
 
 # ---- several kinds at once: fsck lists every one ----
 fresh

@@ -234,8 +234,9 @@ static size_t compress_into(uint8_t *out, size_t cap, const uint8_t *raw, size_t
  * packs of many entries found by key; malformed packs and entries refused. */
 START_TEST(coarse_levels_and_packs)
 {
-    const int C = 32, kinds[3] = {0, 4, 2};
-    const int exts[3][3] = {{32, 32, 32}, {17, 32, 5}, {32, 9, 32}};
+    /* 3 materials (4-bit modes), 17 (8-bit), thousands (16-bit) */
+    const int C = 32, kinds[3] = {0, 5, 2};
+    const int exts[3][3] = {{32, 32, 32}, {32, 32, 32}, {32, 9, 32}};
     uint16_t *v = malloc((size_t)C * C * C * sizeof *v);
     ck_assert_ptr_nonnull(v);
     lod_work *wk;
@@ -306,25 +307,108 @@ START_TEST(coarse_levels_and_packs)
     ck_assert_int_eq(lod_decode_key(pack, pack_len, C, 7, &bad, NULL, NULL, NULL),
                      STRATA_ERR_CORRUPT);
     ck_assert_int_eq(lod_decode(pack, pack_len, C, &bad, NULL, NULL, NULL), STRATA_ERR_CORRUPT);
-    /* a damaged directory: keys out of order, an end beyond the content */
+    /* compaction's packs are compact (SLPC); the SLPK layout is still read */
     size_t size;
     uint8_t *raw = frame_content(pack, pack_len, &size);
-    uint8_t *re = malloc(ZSTD_compressBound(size));
-    ck_assert_ptr_nonnull(re);
+    ck_assert_mem_eq(raw, LOD_CPACK_MAGIC, 4);
+    size_t slpk_size = 8 + 12 * 3;
+    for (int k = 0; k < 3; k++)
+        slpk_size += sizes[k];
+    uint8_t *slpk = malloc(slpk_size), *re = malloc(ZSTD_compressBound(slpk_size));
+    ck_assert(slpk && re);
+    uint32_t three = 3, end = 0;
+    memcpy(slpk, LOD_PACK_MAGIC, 4);
+    memcpy(slpk + 4, &three, 4);
+    for (int k = 0; k < 3; k++) {
+        memcpy(slpk + 8 + 8 * k, &keys[k], 8);
+        memcpy(slpk + 8 + 36 + end, entries[k], sizes[k]);
+        end += (uint32_t)sizes[k];
+        memcpy(slpk + 8 + 24 + 4 * k, &end, 4);
+    }
+    size_t n = compress_into(re, ZSTD_compressBound(slpk_size), slpk, slpk_size);
+    for (int k = 0; k < 3; k++) {
+        make_chunk(v, C, kinds[k], 40 + (uint64_t)k);
+        lod_pyramid back;
+        ck_assert_int_eq(lod_decode_key(re, n, C, keys[k], &back, NULL, NULL, NULL), STRATA_OK);
+        check_pyramid(&back, v, C, exts[k]);
+        lod_pyramid_free(&back);
+    }
+    /* a damaged directory: keys out of order, an end beyond the content */
     for (int damage = 0; damage < 3; damage++) {
-        uint8_t *copy = malloc(size);
-        memcpy(copy, raw, size);
+        uint8_t *copy = malloc(slpk_size);
+        memcpy(copy, slpk, slpk_size);
         if (damage == 0)
             memcpy(copy + 8 + 8, &keys[0], 8); /* key 1 = key 0 */
         else if (damage == 1)
             copy[8 + 24 + 8] ^= 0x40; /* the last end */
         else
             copy[4] = 4; /* four entries claimed */
-        size_t n = compress_into(re, ZSTD_compressBound(size), copy, size);
+        n = compress_into(re, ZSTD_compressBound(slpk_size), copy, slpk_size);
         ck_assert_int_eq(lod_decode_key(re, n, C, keys[2], &bad, NULL, NULL, NULL),
                          STRATA_ERR_CORRUPT);
         free(copy);
     }
+    /* a damaged compact pack: entries claimed, levels, a stream's length, a cut
+     * stream (the whole content shorter), every byte of the header */
+    for (int damage = 0; damage < 5 + 52; damage++) {
+        uint8_t *copy = malloc(size);
+        memcpy(copy, raw, size);
+        size_t len = size;
+        if (damage == 0)
+            copy[4] = 4;
+        else if (damage == 1)
+            copy[8] = 6; /* levels */
+        else if (damage == 2)
+            copy[12 + 4 * 4] += 1; /* the histogram stream one byte longer */
+        else if (damage == 3)
+            copy[12 + 4 * 9] = 1; /* a third count plane where levels 4 have two */
+        else if (damage == 4)
+            len -= 1;
+        else
+            copy[damage - 5] ^= 0x5a;
+        if (damage == 3)
+            len += 1; /* the plane's byte */
+        uint8_t *grown = realloc(copy, len + 1);
+        ck_assert_ptr_nonnull(grown);
+        copy = grown;
+        copy[len - (damage == 3)] = 0; /* damage 3's extra byte (or a spare one) */
+        n = compress_into(re, ZSTD_compressBound(slpk_size), copy, len);
+        strata_status st = lod_decode_key(re, n, C, keys[2], &bad, NULL, NULL, NULL);
+        ck_assert_msg(st == STRATA_ERR_CORRUPT, "damage %d: status %d", damage, st);
+        free(copy);
+    }
+    /* entries of other levels (a whole version-3 pyramid beside cut ones): SLPK */
+    const uint8_t *whole;
+    size_t whole_len;
+    make_chunk(v, C, 0, 40);
+    {
+        const lod_pyramid *p;
+        const lod_count *hist;
+        size_t hn;
+        ck_assert_int_eq(lod_build(wk, v, exts[0], &p, &hist, &hn, NULL), STRATA_OK);
+    }
+    ck_assert_int_eq(lod_encode_levels(wk, 3, 2, &whole, &whole_len, NULL), STRATA_OK);
+    size_t whole_size;
+    uint8_t *whole_entry = frame_content(whole, whole_len, &whole_size);
+    const uint8_t *mixed_entries[2] = {whole_entry, entries[1]};
+    size_t mixed_sizes[2] = {whole_size, sizes[1]};
+    uint8_t *mixed_pack;
+    size_t mixed_len, mixed_size;
+    ck_assert_int_eq(
+        lod_pack(keys, mixed_entries, mixed_sizes, 2, 19, &mixed_pack, &mixed_len, NULL),
+        STRATA_OK);
+    uint8_t *mixed_raw = frame_content(mixed_pack, mixed_len, &mixed_size);
+    ck_assert_mem_eq(mixed_raw, LOD_PACK_MAGIC, 4);
+    lod_pyramid back;
+    ck_assert_int_eq(lod_decode_key(mixed_pack, mixed_len, C, keys[0], &back, NULL, NULL, NULL),
+                     STRATA_OK);
+    ck_assert_int_eq(back.lowest, 2);
+    check_pyramid(&back, v, C, exts[0]);
+    lod_pyramid_free(&back);
+    free(mixed_raw);
+    free(mixed_pack);
+    free(whole_entry);
+    free(slpk);
     free(re);
     free(raw);
     free(pack);
