@@ -1469,33 +1469,30 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
  * mixed when H > 1. It is the SLPK content of the same entries, rearranged: a
  * reader expands it back to SLPK (cpack_expand) and reads that, and the writer
  * keeps a compact pack only when it expands to exactly the SLPK it replaces.
- * docs/index.md has the layout. */
+ * Each direction makes one allocation (its size found first). docs/index.md
+ * has the layout. */
 enum { CPACK_STREAMS = 10, CPACK_HEADER = 12 + 4 * CPACK_STREAMS, CPACK_PLANES = 3 };
 enum { CS_KEY, CS_H, CS_EXT, CS_MAT, CS_HIST, CS_BITS, CS_MODES, CS_C0 };
 
+/* A write cursor; with b NULL it only counts. */
 typedef struct {
     uint8_t *b;
     size_t n, cap;
-} cpack_buf;
+} cpack_out;
 
-static int cbuf_put(cpack_buf *s, const void *p, size_t n)
+static int cout_put(cpack_out *s, const void *p, size_t n)
 {
-    if (s->n + n > s->cap) {
-        size_t cap = s->cap ? s->cap : 256;
-        while (cap < s->n + n)
-            cap *= 2;
-        uint8_t *b = strata_realloc(s->b, cap);
-        if (!b)
+    if (s->b) {
+        if (n > s->cap - s->n)
             return 0;
-        s->b = b, s->cap = cap;
+        if (n)
+            memcpy(s->b + s->n, p, n);
     }
-    if (n)
-        memcpy(s->b + s->n, p, n);
     s->n += n;
     return 1;
 }
 
-static int cbuf_varint(cpack_buf *s, uint64_t v)
+static int cout_varint(cpack_out *s, uint64_t v)
 {
     uint8_t t[10];
     size_t n = 0;
@@ -1505,7 +1502,7 @@ static int cbuf_varint(cpack_buf *s, uint64_t v)
         t[n] |= v ? 128 : 0;
         n++;
     } while (v);
-    return cbuf_put(s, t, n);
+    return cout_put(s, t, n);
 }
 
 /* A read cursor over one stream. */
@@ -1547,46 +1544,34 @@ static size_t bitmap_mixed(const uint8_t *bits, size_t m)
     return k;
 }
 
-/* The bytes of the top level of an entry of H materials whose histogram is
- * counts[]: what lod_encode writes for the single top cell (levels = L). */
-static size_t top_level(uint8_t *t, uint32_t H, const uint32_t *counts, int L)
+/* The bytes lod_encode writes for the single top cell (level L) of an entry of
+ * H materials whose dominant is histogram index `best` with `count` voxels. */
+static size_t top_level(uint8_t *t, uint32_t H, uint32_t best, uint32_t count, int L)
 {
-    uint32_t best = 0;
-    for (uint32_t i = 1; i < H; i++)
-        if (counts[i] > counts[best])
-            best = i;
     const int bits = mode_bits(H);
     size_t n = 1 + mode_bytes(1, bits);
     memset(t, 0, n);
     t[0] = H > 1;
-    if (bits == 16) {
-        t[1] = (uint8_t)best, t[2] = (uint8_t)(best >> 8);
-    } else {
-        t[1] = (uint8_t)best;
-    }
+    t[1] = (uint8_t)best;
+    if (bits == 16)
+        t[2] = (uint8_t)(best >> 8);
     if (H > 1)
         for (int k = 0; k < count_width(L); k++)
-            t[n++] = (uint8_t)(counts[best] >> (8 * k));
+            t[n++] = (uint8_t)(count >> (8 * k));
     return n;
 }
 
-/* SLPK content -> SLPC content (*out NULL, STRATA_OK: not expressible, keep SLPK:
- * an entry of version 1 or 2, or of other levels than the pack's first). */
-static strata_status cpack_compact(const uint8_t *c, size_t size, uint8_t **out, size_t *out_size,
-                                   strata_error *err)
+/* Write (or, with s[k].b NULL, count) the streams of an SLPK content of n
+ * entries; 0 when it cannot be written compactly (an entry of version 1 or 2,
+ * of other levels than the first entry's, or whose top level is not the derived
+ * one), or a stream is full. */
+static int cpack_columns(const uint8_t *c, uint32_t n, cpack_out *s)
 {
-    *out = NULL;
-    uint32_t n;
-    memcpy(&n, c + 4, 4);
     const uint8_t *keys = c + 8, *ends = keys + 8 * (size_t)n, *area = ends + 4 * (size_t)n;
-    cpack_buf s[CPACK_STREAMS] = {{0}};
-    uint32_t *counts = NULL;
-    size_t counts_cap = 0;
-    uint8_t *b = NULL;
-    int ok = 1, L = 0, low = 0;
+    int L = 0, low = 0;
     uint64_t prev_key = 0;
     uint32_t start = 0;
-    for (uint32_t i = 0; i < n && ok; i++) {
+    for (uint32_t i = 0; i < n; i++) {
         uint64_t key;
         uint32_t end, H;
         memcpy(&key, keys + 8 * (size_t)i, 8);
@@ -1597,93 +1582,90 @@ static strata_status cpack_compact(const uint8_t *c, size_t size, uint8_t **out,
         if (i == 0)
             L = e[5], low = e[6];
         if (e[4] != 3 || e[5] != L || e[6] != low || L > LOD_MAX_LEVELS ||
-            (size_t)(e_end - e) < HEADER_BYTES + 6 * (size_t)H) {
-            ok = 0;
-            break;
-        }
-        if (H > counts_cap) {
-            uint32_t *g = strata_realloc(counts, H * sizeof *g);
-            if (!g)
-                goto nomem;
-            counts = g, counts_cap = H;
-        }
-        ok = cbuf_varint(&s[CS_KEY], key - prev_key) && cbuf_varint(&s[CS_H], H) &&
-             cbuf_put(&s[CS_EXT], e + 12, 3);
+            (size_t)(e_end - e) < HEADER_BYTES + 6 * (size_t)H)
+            return 0;
+        if (!cout_varint(&s[CS_KEY], key - prev_key) || !cout_varint(&s[CS_H], H) ||
+            !cout_put(&s[CS_EXT], e + 12, 3))
+            return 0;
         prev_key = key;
         uint16_t prev_m = 0;
-        for (uint32_t j = 0; j < H && ok; j++) {
+        uint32_t best = 0, best_count = 0;
+        for (uint32_t j = 0; j < H; j++) {
             uint16_t m;
+            uint32_t count;
             memcpy(&m, e + HEADER_BYTES + 2 * (size_t)j, 2);
-            memcpy(&counts[j], e + HEADER_BYTES + 2 * (size_t)H + 4 * (size_t)j, 4);
-            ok = cbuf_varint(&s[CS_MAT], (uint16_t)(m - prev_m)) &&
-                 (j + 1 == H || cbuf_varint(&s[CS_HIST], counts[j]));
+            memcpy(&count, e + HEADER_BYTES + 2 * (size_t)H + 4 * (size_t)j, 4);
+            if (!cout_varint(&s[CS_MAT], (uint16_t)(m - prev_m)) ||
+                (j + 1 < H && !cout_varint(&s[CS_HIST], count)))
+                return 0;
+            if (count > best_count)
+                best = j, best_count = count;
             prev_m = m;
         }
-        if (!ok)
-            goto nomem;
         const uint8_t *at = e + HEADER_BYTES + 6 * (size_t)H;
-        uint8_t top[16];
-        size_t top_n = top_level(top, H, counts, L);
-        if ((size_t)(e_end - at) < top_n || memcmp(at, top, top_n)) {
-            ok = 0; /* not the top level this layout derives */
-            break;
-        }
+        uint8_t top[8];
+        size_t top_n = top_level(top, H, best, best_count, L);
+        if ((size_t)(e_end - at) < top_n || memcmp(at, top, top_n))
+            return 0;
         at += top_n;
         size_t m = H > 1 ? 8 : 0;
         const int bits = mode_bits(H);
-        for (int l = L - 1; l >= low && ok; l--) {
-            size_t bm = (m + 7) / 8, md = mode_bytes(m, bits);
-            if ((size_t)(e_end - at) < bm + md) {
-                ok = 0;
-                break;
-            }
-            size_t mixed = bitmap_mixed(at, m);
+        for (int l = L - 1; l >= low; l--) {
+            const size_t bm = (m + 7) / 8, md = mode_bytes(m, bits);
             const int W = count_width(l);
-            if (W > CPACK_PLANES || (size_t)(e_end - at) < bm + md + W * mixed) {
-                ok = 0;
-                break;
-            }
-            if (!cbuf_put(&s[CS_BITS], at, bm) || !cbuf_put(&s[CS_MODES], at + bm, md))
-                goto nomem;
+            if ((size_t)(e_end - at) < bm + md || W > CPACK_PLANES)
+                return 0;
+            const size_t mixed = bitmap_mixed(at, m);
+            if ((size_t)(e_end - at) < bm + md + (size_t)W * mixed)
+                return 0;
+            if (!cout_put(&s[CS_BITS], at, bm) || !cout_put(&s[CS_MODES], at + bm, md))
+                return 0;
             at += bm + md;
             for (int k = 0; k < W; k++, at += mixed)
-                if (!cbuf_put(&s[CS_C0 + k], at, mixed))
-                    goto nomem;
+                if (!cout_put(&s[CS_C0 + k], at, mixed))
+                    return 0;
             m = 8 * mixed;
         }
         if (at != e_end)
-            ok = 0;
+            return 0;
     }
-    if (ok) {
-        size_t total = CPACK_HEADER;
-        for (int k = 0; k < CPACK_STREAMS; k++)
-            total += s[k].n;
-        if (!(b = strata_malloc(total)))
-            goto nomem;
-        memcpy(b, LOD_CPACK_MAGIC, 4);
-        memcpy(b + 4, &n, 4);
-        b[8] = (uint8_t)L, b[9] = (uint8_t)low, b[10] = b[11] = 0;
-        size_t at = CPACK_HEADER;
-        for (int k = 0; k < CPACK_STREAMS; k++) {
-            uint32_t len = (uint32_t)s[k].n;
-            memcpy(b + 12 + 4 * k, &len, 4);
-            if (len)
-                memcpy(b + at, s[k].b, len);
-            at += len;
-        }
-        *out = b;
-        *out_size = total;
-    }
+    return 1;
+}
+
+/* SLPK content -> SLPC content (*out NULL, STRATA_OK: not expressible, keep SLPK). */
+static strata_status cpack_compact(const uint8_t *c, uint8_t **out, size_t *out_size,
+                                   strata_error *err)
+{
+    *out = NULL;
+    uint32_t n;
+    memcpy(&n, c + 4, 4);
+    const uint8_t *area = c + 8 + 12 * (size_t)n;
+    cpack_out s[CPACK_STREAMS] = {{0}};
+    if (!cpack_columns(c, n, s))
+        return STRATA_OK;
+    size_t total = CPACK_HEADER;
     for (int k = 0; k < CPACK_STREAMS; k++)
-        free(s[k].b);
-    free(counts);
-    (void)size;
+        total += s[k].n;
+    uint8_t *b = strata_malloc(total);
+    if (!b)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a compact LOD pack");
+    memcpy(b, LOD_CPACK_MAGIC, 4);
+    memcpy(b + 4, &n, 4);
+    b[8] = area[5], b[9] = area[6], b[10] = b[11] = 0; /* the first entry's L and low */
+    size_t at = CPACK_HEADER;
+    for (int k = 0; k < CPACK_STREAMS; k++) {
+        uint32_t len = (uint32_t)s[k].n;
+        memcpy(b + 12 + 4 * k, &len, 4);
+        s[k] = (cpack_out){b + at, 0, len};
+        at += len;
+    }
+    if (!cpack_columns(c, n, s)) { /* the same walk as above: cannot happen */
+        free(b);
+        return STRATA_OK;
+    }
+    *out = b;
+    *out_size = total;
     return STRATA_OK;
-nomem:
-    for (int k = 0; k < CPACK_STREAMS; k++)
-        free(s[k].b);
-    free(counts);
-    return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a compact LOD pack");
 }
 
 /* SLPC content -> the SLPK content it rearranges, every length checked (the
@@ -1701,26 +1683,42 @@ static strata_status cpack_expand(const uint8_t *c, size_t size, size_t most, ui
         c[10] || c[11])
         return CORRUPT("LOD compact pack: bad header (%u entries, levels %d..%d)", n, low, L);
     cpack_in in[CPACK_STREAMS];
-    size_t at = CPACK_HEADER;
+    size_t at = CPACK_HEADER, copied = 0;
     for (int k = 0; k < CPACK_STREAMS; k++) {
         memcpy(&len[k], c + 12 + 4 * k, 4);
         if (len[k] > size - at)
             return CORRUPT("LOD compact pack: stream %d of %u bytes beyond the content", k, len[k]);
         in[k] = (cpack_in){c + at, c + at + len[k]};
         at += len[k];
+        copied += k >= CS_BITS ? len[k] : 0;
     }
     if (at != size)
         return CORRUPT("LOD compact pack: %zu bytes after the last stream", size - at);
-    cpack_buf dir = {0}, body = {0};
-    uint32_t *counts = NULL, *ends = NULL;
+    /* At most: per entry a header, a top level (<= 6 bytes) and one derived
+     * count; 2 bytes per material and 4 per count, each at least a byte here;
+     * the level streams as they are. */
+    const size_t dir = 8 + 12 * (size_t)n;
+    size_t cap = dir + (size_t)n * (HEADER_BYTES + 6 + 4) + 2 * (size_t)len[CS_MAT] +
+                 4 * (size_t)len[CS_HIST] + copied;
+    if (cap > most)
+        cap = most;
+    if (cap < dir)
+        return CORRUPT("LOD compact pack: %u entries, more than %zu bytes", n, most);
+    uint8_t *b = strata_malloc(cap);
+    if (!b)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot expand a compact LOD pack");
+    memcpy(b, LOD_PACK_MAGIC, 4);
+    memcpy(b + 4, &n, 4);
+    cpack_out body = {b + dir, 0, cap - dir};
     strata_status st = STRATA_OK;
-    if (!cbuf_put(&dir, LOD_PACK_MAGIC, 4) || !cbuf_put(&dir, &n, 4) ||
-        !(counts = strata_malloc(65536 * sizeof *counts)) ||
-        !(ends = strata_malloc(n * sizeof *ends)))
-        goto nomem;
     uint64_t key = 0;
+#define PUT(p, k)                                                                                  \
+    if (!cout_put(&body, p, k)) {                                                                  \
+        st = CORRUPT("LOD compact pack: more than %zu bytes of pyramids", most);                   \
+        break;                                                                                     \
+    }
     for (uint32_t i = 0; i < n && !st; i++) {
-        uint64_t dk, H64, m64;
+        uint64_t dk, H64, v;
         const uint8_t *ext;
         if (!cin_varint(&in[CS_KEY], &dk) || !cin_varint(&in[CS_H], &H64) || H64 == 0 ||
             H64 > 65536 || !cin_take(&in[CS_EXT], 3, &ext)) {
@@ -1728,85 +1726,76 @@ static strata_status cpack_expand(const uint8_t *c, size_t size, size_t most, ui
             break;
         }
         key += dk;
+        memcpy(b + 8 + 8 * (size_t)i, &key, 8);
         const uint32_t H = (uint32_t)H64;
-        uint64_t inside = (uint64_t)(ext[0] + 1) * (ext[1] + 1) * (ext[2] + 1), sum = 0;
+        const uint64_t inside = (uint64_t)(ext[0] + 1) * (ext[1] + 1) * (ext[2] + 1);
         uint8_t head[HEADER_BYTES] = {'S', 'L', 'O', 'D', 3, (uint8_t)L, (uint8_t)low, 0};
         memcpy(head + 8, &H, 4);
         memcpy(head + 12, ext, 3);
-        if (!cbuf_put(&dir, &key, 8) || !cbuf_put(&body, head, HEADER_BYTES))
-            goto nomem;
+        PUT(head, HEADER_BYTES);
         uint64_t mat = 0;
         for (uint32_t j = 0; j < H && !st; j++) {
-            if (!cin_varint(&in[CS_MAT], &m64) || (mat += m64) > UINT16_MAX) {
+            if (!cin_varint(&in[CS_MAT], &v) || v > UINT16_MAX || (mat += v) > UINT16_MAX) {
                 st = CORRUPT("LOD compact pack: entry %u's materials unreadable", i);
                 break;
             }
             uint16_t m = (uint16_t)mat;
-            if (!cbuf_put(&body, &m, 2))
-                goto nomem;
+            PUT(&m, 2);
         }
-        for (uint32_t j = 0; j + 1 < H && !st; j++) {
-            uint64_t v;
-            if (!cin_varint(&in[CS_HIST], &v) || v > UINT32_MAX || (sum += v) >= inside)
+        uint64_t sum = 0;
+        uint32_t best = 0, best_count = 0;
+        for (uint32_t j = 0; j < H && !st; j++) {
+            if (j + 1 < H &&
+                (!cin_varint(&in[CS_HIST], &v) || v > UINT32_MAX || (sum += v) >= inside)) {
                 st = CORRUPT("LOD compact pack: entry %u's histogram unreadable", i);
-            else
-                counts[j] = (uint32_t)v;
+                break;
+            }
+            uint32_t count = (uint32_t)(j + 1 < H ? v : inside - sum);
+            if (count > best_count)
+                best = j, best_count = count;
+            PUT(&count, 4);
         }
         if (st)
             break;
-        counts[H - 1] = (uint32_t)(inside - sum);
-        if (!cbuf_put(&body, counts, 4 * (size_t)H))
-            goto nomem;
-        uint8_t top[16];
-        if (!cbuf_put(&body, top, top_level(top, H, counts, L)))
-            goto nomem;
+        uint8_t top[8];
+        PUT(top, top_level(top, H, best, best_count, L));
         size_t m = H > 1 ? 8 : 0;
         const int bits = mode_bits(H);
         for (int l = L - 1; l >= low && !st; l--) {
             const uint8_t *bm, *md, *plane;
             const int W = count_width(l);
-            if (!cin_take(&in[CS_BITS], (m + 7) / 8, &bm) ||
+            if (W > CPACK_PLANES || !cin_take(&in[CS_BITS], (m + 7) / 8, &bm) ||
                 !cin_take(&in[CS_MODES], mode_bytes(m, bits), &md)) {
                 st = CORRUPT("LOD compact pack: entry %u's level %d truncated", i, l);
                 break;
             }
-            size_t mixed = bitmap_mixed(bm, m);
-            if (!cbuf_put(&body, bm, (m + 7) / 8) || !cbuf_put(&body, md, mode_bytes(m, bits)))
-                goto nomem;
+            const size_t mixed = bitmap_mixed(bm, m);
+            PUT(bm, (m + 7) / 8);
+            PUT(md, mode_bytes(m, bits));
             for (int k = 0; k < W && !st; k++) {
-                if (W > CPACK_PLANES || !cin_take(&in[CS_C0 + k], mixed, &plane))
+                if (!cin_take(&in[CS_C0 + k], mixed, &plane)) {
                     st = CORRUPT("LOD compact pack: entry %u's level %d truncated", i, l);
-                else if (!cbuf_put(&body, plane, mixed))
-                    goto nomem;
+                    break;
+                }
+                PUT(plane, mixed);
             }
             m = 8 * mixed;
         }
-        if (!st && (body.n > UINT32_MAX || dir.n + 4 * (size_t)n + body.n > most))
-            st = CORRUPT("LOD compact pack: more than %zu bytes of pyramids", most);
-        ends[i] = (uint32_t)body.n;
+        const uint32_t end = (uint32_t)body.n;
+        memcpy(b + 8 + 8 * (size_t)n + 4 * (size_t)i, &end, 4);
     }
+#undef PUT
     for (int k = 0; !st && k < CPACK_STREAMS; k++)
         if (in[k].p != in[k].end)
             st = CORRUPT("LOD compact pack: %zu bytes left in stream %d",
                          (size_t)(in[k].end - in[k].p), k);
-    if (!st && (!cbuf_put(&dir, ends, 4 * (size_t)n) || !cbuf_put(&dir, body.b, body.n)))
-        goto nomem;
-    free(ends);
-    free(counts);
-    free(body.b);
     if (st) {
-        free(dir.b);
+        free(b);
         return st;
     }
-    *out = dir.b;
-    *out_size = dir.n;
+    *out = b;
+    *out_size = dir + body.n;
     return STRATA_OK;
-nomem:
-    free(ends);
-    free(counts);
-    free(dir.b);
-    free(body.b);
-    return error_set(err, STRATA_ERR_NOMEM, "cannot expand a compact LOD pack");
 }
 
 /* Largest content of a pyramid frame this library accepts: one pyramid of the
@@ -2046,7 +2035,7 @@ strata_status lod_pack(const uint64_t *keys, const uint8_t *const *entries, cons
      * this pack (checked here, so a reader's expansion is the pack written) */
     uint8_t *compact = NULL, *back = NULL;
     size_t compact_size = 0, back_size = 0;
-    strata_status st = cpack_compact(raw, size, &compact, &compact_size, err);
+    strata_status st = cpack_compact(raw, &compact, &compact_size, err);
     if (!st && compact)
         st = cpack_expand(compact, compact_size, SIZE_MAX, &back, &back_size, err);
     if (st) {
