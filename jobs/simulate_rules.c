@@ -16,6 +16,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Materials of the default table (src/terrain.c). */
 enum { AIR = 0, WATER = 1, SOIL = 2, SAND = 3, SEDIMENT = 4, BASALT = 9, LAVA = 14 };
@@ -132,7 +135,83 @@ static int lava_site(const simulation *s, const sim_region *r, uint64_t step, in
            (voxel_hash(s, step, x, y, z) & 1) == 0;
 }
 
-/* New values of the block's voxels from the old state. Local. */
+/* Which voxels of a row may change: the rules are looked at only there. */
+typedef enum {
+    ERODES,     /* soil, sand or sediment with air or water above (up) */
+    SURFACE_AT, /* air or water with ground below (below; NULL: the world's floor) */
+    LAVA_COOLS  /* lava with air or water above (up; NULL: above the world, never) */
+} candidate;
+
+static int scalar_candidate(candidate c, const uint16_t *below, const uint16_t *row,
+                            const uint16_t *up, int i)
+{
+    if (c == ERODES)
+        return (uint16_t)(row[i] - SOIL) <= SEDIMENT - SOIL && !is_ground(up[i]);
+    if (c == SURFACE_AT)
+        return !is_ground(row[i]) && (!below || is_ground(below[i]));
+    return row[i] == LAVA && up && !is_ground(up[i]);
+}
+
+/* Bit i set where voxel i of row[0..n) (n <= 8) is a candidate. */
+static unsigned candidates8(candidate c, const uint16_t *below, const uint16_t *row,
+                            const uint16_t *up, int n)
+{
+#ifdef __SSE2__
+    if (n == 8) {
+        const __m128i not_one = _mm_set1_epi16((short)0xfffe), zero = _mm_setzero_si128();
+        __m128i v = _mm_loadu_si128((const __m128i *)row), m;
+#define SIM_AIRY(p)                                                                                \
+    _mm_cmpeq_epi16(_mm_and_si128(_mm_loadu_si128((const __m128i *)(p)), not_one), zero)
+        if (c == ERODES)
+            m = _mm_and_si128(_mm_cmpeq_epi16(_mm_subs_epu16(_mm_sub_epi16(v, _mm_set1_epi16(SOIL)),
+                                                             _mm_set1_epi16(SEDIMENT - SOIL)),
+                                              zero),
+                              SIM_AIRY(up));
+        else if (c == SURFACE_AT)
+            m = below ? _mm_andnot_si128(SIM_AIRY(below), SIM_AIRY(row)) : SIM_AIRY(row);
+        else if (up)
+            m = _mm_and_si128(_mm_cmpeq_epi16(v, _mm_set1_epi16(LAVA)), SIM_AIRY(up));
+        else
+            return 0;
+#undef SIM_AIRY
+        return (unsigned)_mm_movemask_epi8(_mm_packs_epi16(m, zero));
+    }
+#endif
+    unsigned bits = 0;
+    for (int i = 0; i < n; i++)
+        bits |= (unsigned)scalar_candidate(c, below, row, up, i) << i;
+    return bits;
+}
+
+/* Erosion's sources along a row (x0..x1 at y, z; row and up point at x0): 16
+ * voxels per step, the rule looked at only where a voxel is a candidate. */
+static void erode_row(const simulation *s, sim_region *r, uint64_t step, const uint16_t *row,
+                      const uint16_t *up, int64_t x0, int64_t x1, int64_t y, int64_t z)
+{
+    int64_t x = x0;
+#ifdef __SSE2__
+    const __m128i not_one = _mm_set1_epi16((short)0xfffe), zero = _mm_setzero_si128();
+    const __m128i soil = _mm_set1_epi16(SOIL), span = _mm_set1_epi16(SEDIMENT - SOIL);
+    for (; x + 16 <= x1; x += 16) {
+        const __m128i *v = (const __m128i *)(row + (x - x0)), *u = (const __m128i *)(up + (x - x0));
+        __m128i m[2];
+        for (int h = 0; h < 2; h++)
+            m[h] = _mm_and_si128(
+                _mm_cmpeq_epi16(_mm_subs_epu16(_mm_sub_epi16(_mm_loadu_si128(v + h), soil), span),
+                                zero),
+                _mm_cmpeq_epi16(_mm_and_si128(_mm_loadu_si128(u + h), not_one), zero));
+        for (unsigned bits = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(m[0], m[1])); bits;
+             bits &= bits - 1)
+            erode_at(s, r, step, x + __builtin_ctz(bits), y, z);
+    }
+#endif
+    for (; x < x1; x++)
+        if (scalar_candidate(ERODES, NULL, row, up, (int)(x - x0)))
+            erode_at(s, r, step, x, y, z);
+}
+
+/* New values of the block's voxels from the old state. Local. Rows are scanned
+ * 8 voxels at a time for the only voxels a rule can change (see candidate). */
 void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
 {
     const int64_t *b = r->block;
@@ -147,6 +226,9 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
                    (size_t)nx * 2);
     if (s->process == SIM_NONE)
         return;
+    const int64_t *bx = r->box, rnx = bx[3] - bx[0], plane = rnx * (bx[4] - bx[1]);
+    /* Voxel (x, y, z) of the read box; z inside it. */
+#define SIM_ROW(x, y, z) (r->in + ((z)-bx[2]) * plane + ((y)-bx[1]) * rnx + ((x)-bx[0]))
     if (s->process == SIM_EROSION) {
         /* Sources one column across and up to SIM_DROP_MAX - 1 voxels above may land here. */
         int64_t lo[3], hi[3];
@@ -156,33 +238,40 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
         }
         lo[2] = b[2];
         hi[2] = b[5] + SIM_DROP_MAX - 1 < s->dims[2] ? b[5] + SIM_DROP_MAX - 1 : s->dims[2];
-        /* Only an erodible voxel with air or water above can erode: rows are
-         * scanned for those first (both rows lie inside the read box). */
-        const int64_t *bx = r->box, nx = bx[3] - bx[0], ny = bx[4] - bx[1];
-        for (int64_t z = lo[2]; z + 1 < hi[2] + 1 && z + 1 < s->dims[2]; z++)
+        /* Both rows lie inside the read box. */
+        for (int64_t z = lo[2]; z < hi[2] && z + 1 < s->dims[2]; z++)
             for (int64_t y = lo[1]; y < hi[1]; y++) {
-                const uint16_t *row = r->in + ((z - bx[2]) * ny + (y - bx[1])) * nx - bx[0];
-                const uint16_t *up = row + ny * nx;
-                for (int64_t x = lo[0]; x < hi[0]; x++) {
-                    uint16_t m = row[x];
-                    if ((m == SOIL || m == SAND || m == SEDIMENT) && !is_ground(up[x]))
-                        erode_at(s, r, step, x, y, z);
-                }
+                const uint16_t *row = SIM_ROW(lo[0], y, z);
+                erode_row(s, r, step, row, row + plane, lo[0], hi[0], y, z);
             }
         return;
     }
     for (int64_t z = b[2]; z < b[5]; z++)
-        for (int64_t y = b[1]; y < b[4]; y++)
-            for (int64_t x = b[0]; x < b[3]; x++) {
-                if (s->process == SIM_DEPOSITION) {
-                    if (above_surface(s, r, x, y, z) && (voxel_hash(s, step, x, y, z) & 7) == 0)
-                        set_new(r, x, y, z, old_at(s, r, x, y, z) == WATER ? SEDIMENT : SAND);
-                } else if (lava_site(s, r, step, x, y, z)) {
-                    set_new(r, x, y, z, LAVA);
-                } else if (old_at(s, r, x, y, z) == LAVA && lava_site(s, r, step, x, y, z + 1)) {
-                    set_new(r, x, y, z, BASALT);
+        for (int64_t y = b[1]; y < b[4]; y++) {
+            const uint16_t *row = SIM_ROW(b[0], y, z);
+            const uint16_t *below = z > 0 ? row - plane : NULL;
+            const uint16_t *up = z + 1 < s->dims[2] ? row + plane : NULL;
+            for (int64_t x0 = b[0]; x0 < b[3]; x0 += 8) {
+                int n = b[3] - x0 < 8 ? (int)(b[3] - x0) : 8;
+                const int64_t o = x0 - b[0];
+                unsigned m = candidates8(SURFACE_AT, below ? below + o : NULL, row + o, NULL, n);
+                if (s->process == SIM_VOLCANIC)
+                    m |= candidates8(LAVA_COOLS, NULL, row + o, up ? up + o : NULL, n);
+                for (; m; m &= m - 1) {
+                    const int64_t x = x0 + __builtin_ctz(m);
+                    if (s->process == SIM_DEPOSITION) {
+                        if (above_surface(s, r, x, y, z) && (voxel_hash(s, step, x, y, z) & 7) == 0)
+                            set_new(r, x, y, z, old_at(s, r, x, y, z) == WATER ? SEDIMENT : SAND);
+                    } else if (lava_site(s, r, step, x, y, z)) {
+                        set_new(r, x, y, z, LAVA);
+                    } else if (old_at(s, r, x, y, z) == LAVA &&
+                               lava_site(s, r, step, x, y, z + 1)) {
+                        set_new(r, x, y, z, BASALT);
+                    }
                 }
             }
+        }
+#undef SIM_ROW
 }
 
 void sim_place_vents(simulation *s)
