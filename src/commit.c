@@ -98,9 +98,14 @@ static strata_status encode_delta(encode_run *r, encode_kit *t, chunk *k, const 
     /* a uniform chunk (no voxels, not blind) costs less as a uniform row */
     if (k->whole || !k->log_count || (!k->voxels && !k->blind) || depth >= DELTA_DEPTH_MAX)
         return STRATA_OK;
-    size_t n = delta_log_normalize(k->log, k->log_count);
+    size_t n = delta_log_normalize(k->log, k->log_count, (uint64_t *)t->scratch);
     k->log_count = (uint32_t)n; /* normalized: still the same changes */
     store_row base = old ? *old : (store_row){0};
+    /* the size check before encoding: a record that cannot fit the chain's bytes is not
+     * encoded to be thrown away */
+    if ((depth ? (uint64_t)base.delta_bytes : 0) + delta_size_floor(k->log, n, w->edge) >
+        delta_chain_budget(&base))
+        return STRATA_OK;
     delta_header h = {.depth = (uint16_t)(depth + 1),
                       .key = k->key,
                       .epoch = r->epoch,

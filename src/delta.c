@@ -16,28 +16,56 @@ static int index_bytes(int edge)
     return n <= ((size_t)1 << 16) ? 2 : 3;
 }
 
+/* Bits of a voxel index (3 log2 edge). */
+static int voxel_bits(int edge)
+{
+    int b = 0;
+    while ((1 << b) < edge)
+        b++;
+    return 3 * b;
+}
+
+/* Bytes of a version-2 body before any zstd: flags, k, material mode, palette size
+ * (varint), the bit stream (docs/format.md, "Delta records"). */
+static size_t raw_bound(int edge, size_t count)
+{
+    const size_t vb = (size_t)voxel_bits(edge);
+    size_t bits = vb + (count ? count - 1 : 0) * (1 + vb) + 32 * count;
+    return 3 + 5 + (bits + 7) / 8;
+}
+
 size_t delta_record_bound(int edge, size_t count)
 {
-    size_t body = count * (size_t)(index_bytes(edge) + 2);
-    return DELTA_HEADER_BYTES + ZSTD_COMPRESSBOUND(body);
+    size_t raw = raw_bound(edge, count);
+    return DELTA_HEADER_BYTES + 1 + (raw > ZSTD_COMPRESSBOUND(raw) ? raw : ZSTD_COMPRESSBOUND(raw));
 }
 
-static int compare_u64(const void *a, const void *b)
+size_t delta_log_normalize(uint64_t *log, size_t n, uint64_t *tmp)
 {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
-size_t delta_log_normalize(uint64_t *log, size_t n)
-{
-    if (n > 1)
-        qsort(log, n, sizeof *log, compare_u64);
+    /* Stable LSD radix sort by voxel (the log is in the order the changes were made,
+     * so each voxel's entries stay in that order), 8 bits a pass, then keep each
+     * voxel's last entry. */
+    uint64_t top = 0;
+    for (size_t i = 0; i < n; i++)
+        top |= log[i] >> 40;
+    uint64_t *from = log, *to = tmp;
+    for (int shift = 40; n > 1 && top >> (shift - 40); shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++)
+            count[((from[i] >> shift) & 0xff) + 1]++;
+        for (int b = 0; b < 256; b++)
+            count[b + 1] += count[b];
+        for (size_t i = 0; i < n; i++)
+            to[count[(from[i] >> shift) & 0xff]++] = from[i];
+        uint64_t *swap = from;
+        from = to, to = swap;
+    }
     size_t kept = 0;
     for (size_t i = 0; i < n; i++) {
-        /* the last entry of a voxel (highest sequence number) wins */
-        if (i + 1 < n && log[i + 1] >> 40 == log[i] >> 40)
+        /* the last entry of a voxel (the change made last) wins */
+        if (i + 1 < n && from[i + 1] >> 40 == from[i] >> 40)
             continue;
-        log[kept++] = (log[i] >> 40) << 40 | (log[i] & 0xffff);
+        log[kept++] = (from[i] >> 40) << 40 | (from[i] & 0xffff);
     }
     return kept;
 }
@@ -56,27 +84,106 @@ static uint64_t get(const uint8_t *p, int bytes)
     return v;
 }
 
+/* A little-endian bit stream: bit i of the stream is bit i % 8 of byte i / 8. */
+typedef struct {
+    uint8_t *p;
+    uint64_t acc;
+    int bits;
+} bit_writer;
+
+static void bits_put(bit_writer *b, uint64_t v, int n) /* n <= 32 */
+{
+    b->acc |= v << b->bits;
+    b->bits += n;
+    while (b->bits >= 8) {
+        *b->p++ = (uint8_t)b->acc;
+        b->acc >>= 8;
+        b->bits -= 8;
+    }
+}
+
+static uint8_t *bits_end(bit_writer *b)
+{
+    if (b->bits)
+        *b->p++ = (uint8_t)b->acc;
+    return b->p;
+}
+
+typedef struct {
+    const uint8_t *p, *end;
+    uint64_t acc;
+    int bits;
+} bit_reader;
+
+/* n <= 32 bits; 0 when the stream ends first */
+static int bits_get(bit_reader *b, int n, uint32_t *v)
+{
+    while (b->bits < n) {
+        if (b->p == b->end)
+            return 0;
+        b->acc |= (uint64_t)*b->p++ << b->bits;
+        b->bits += 8;
+    }
+    *v = (uint32_t)(b->acc & (((uint64_t)1 << n) - 1));
+    b->acc >>= n;
+    b->bits -= n;
+    return 1;
+}
+
+/* Rice bits of gaps (each gap - 1 >= 0) with parameter k. */
+static uint64_t rice_cost(const uint64_t *changes, size_t n, int k)
+{
+    uint64_t bits = 0;
+    for (size_t i = 1; i < n; i++)
+        bits += 1 + (uint64_t)k + (((changes[i] >> 40) - (changes[i - 1] >> 40) - 1) >> k);
+    return bits;
+}
+
+/* The Rice parameter for the gaps: the cheapest around log2 of the mean gap, or vb when
+ * none is cheaper than vb bits per gap (what raw_bound assumes); *bits: its cost. */
+static int rice_parameter(const uint64_t *changes, size_t n, int vb, uint64_t *bits)
+{
+    uint64_t span = n > 1 ? (changes[n - 1] >> 40) - (changes[0] >> 40) : 0;
+    int k0 = 0;
+    while (n > 1 && k0 < vb && ((uint64_t)2 << k0) * (n - 1) <= span)
+        k0++;
+    int k = vb;
+    *bits = (uint64_t)(n ? n - 1 : 0) * (uint64_t)(1 + vb);
+    for (int c = k0 > 0 ? k0 - 1 : 0; c <= k0 + 1 && c < vb; c++) {
+        uint64_t cost = rice_cost(changes, n, c);
+        if (cost < *bits)
+            *bits = cost, k = c;
+    }
+    return k;
+}
+
+size_t delta_size_floor(const uint64_t *changes, size_t n, int edge)
+{
+    uint64_t bits;
+    int vb = voxel_bits(edge);
+    rice_parameter(changes, n, vb, &bits);
+    /* header, flags, k, material mode, the first index and the gaps; materials >= 0 */
+    return DELTA_HEADER_BYTES + 3 + (size_t)((bits + (uint64_t)vb + 7) / 8);
+}
+
+/* Slot of material m in an open-addressing table of mask + 1 slots: keys[slot] the
+ * material, index[slot] its palette index + 1 (0: empty). */
+static uint32_t palette_slot(const uint16_t *keys, const uint32_t *index, uint32_t mask, uint16_t m)
+{
+    uint32_t i = ((uint32_t)m * 0x9E3779B1u) >> 16 & mask;
+    while (index[i] && keys[i] != m)
+        i = (i + 1) & mask;
+    return i;
+}
+
 strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_t n, int edge,
                            int level, uint8_t *scratch, uint8_t *out, size_t capacity,
                            size_t *length, strata_error *err)
 {
-    const int ib = index_bytes(edge);
-    const size_t width = (size_t)ib + 2;
-    if (capacity < delta_record_bound(edge, n))
+    const int vb = voxel_bits(edge);
+    if (capacity < delta_record_bound(edge, n) || n == 0)
         return error_set(err, STRATA_ERR_ARG, "delta encode: %zu bytes cannot hold %zu changes",
                          capacity, n);
-    /* Body: index first differences as ib byte planes, then materials as 2 planes. */
-    uint32_t last = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t voxel = (uint32_t)(changes[i] >> 40);
-        uint32_t gap = i ? voxel - last : voxel;
-        last = voxel;
-        for (int b = 0; b < ib; b++)
-            scratch[(size_t)b * n + i] = (uint8_t)(gap >> (8 * b));
-        uint16_t m = (uint16_t)changes[i];
-        scratch[(size_t)ib * n + i] = (uint8_t)m;
-        scratch[(size_t)(ib + 1) * n + i] = (uint8_t)(m >> 8);
-    }
     uint8_t *p = out;
     memcpy(p, DELTA_MAGIC, 4);
     p[4] = DELTA_VERSION;
@@ -92,12 +199,80 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
     put(p + 56, h->prev_offset, 8);
     put(p + 64, h->prev_length, 4);
     put(p + 68, h->prev_crc, 4);
-    size_t frame = 0;
-    strata_status st = codec_compress_frame(scratch, n * width, level, out + DELTA_HEADER_BYTES,
-                                            capacity - DELTA_HEADER_BYTES, &frame, err);
-    if (st)
-        return st;
-    *length = DELTA_HEADER_BYTES + frame;
+    uint64_t best;
+    int k = rice_parameter(changes, n, vb, &best);
+    /* Materials: a palette (ids in order of first appearance, then an index per change)
+     * or each id as is, in w bits (the widest id's), whichever is smaller.
+     * scratch: slot indices (4 bytes), slot keys (2 bytes), the palette (2 bytes each). */
+    uint32_t slots = 16;
+    while (slots < 2 * n)
+        slots *= 2;
+    uint32_t *index = (uint32_t *)scratch, mask = slots - 1;
+    uint16_t *keys = (uint16_t *)(scratch + (size_t)slots * 4);
+    uint16_t *ids = (uint16_t *)(scratch + (size_t)slots * 6);
+    memset(index, 0, (size_t)slots * sizeof *index);
+    uint32_t palette = 0;
+    uint16_t widest = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint16_t m = (uint16_t)changes[i];
+        uint32_t slot = palette_slot(keys, index, mask, m);
+        if (!index[slot]) {
+            ids[palette] = keys[slot] = m;
+            index[slot] = ++palette;
+        }
+        widest |= m;
+    }
+    int wb = 1, mb = 0;
+    while (wb < 16 && (widest >> wb))
+        wb++;
+    while ((1u << mb) < palette)
+        mb++;
+    int use_palette =
+        (uint64_t)palette * (uint64_t)wb + (uint64_t)n * (uint64_t)mb < (uint64_t)n * (uint64_t)wb;
+    uint8_t *body = out + DELTA_HEADER_BYTES + 1, *q = body;
+    *q++ = (uint8_t)k;
+    *q++ = (uint8_t)(wb | (use_palette ? 0x80 : 0));
+    for (uint32_t v = palette; use_palette; v >>= 7) { /* varint */
+        *q++ = (uint8_t)((v & 0x7f) | (v > 0x7f ? 0x80 : 0));
+        if (v <= 0x7f)
+            break;
+    }
+    bit_writer bw = {q, 0, 0};
+    bits_put(&bw, changes[0] >> 40, vb);
+    for (size_t i = 1; i < n; i++) {
+        uint64_t g = (changes[i] >> 40) - (changes[i - 1] >> 40) - 1;
+        for (uint64_t quotient = g >> k; quotient; quotient -= quotient > 24 ? 24 : quotient)
+            bits_put(&bw, ((uint64_t)1 << (quotient > 24 ? 24 : quotient)) - 1,
+                     quotient > 24 ? 24 : (int)quotient);
+        bits_put(&bw, 0, 1);
+        if (k)
+            bits_put(&bw, g & (((uint64_t)1 << k) - 1), k);
+    }
+    if (use_palette) {
+        for (uint32_t i = 0; i < palette; i++)
+            bits_put(&bw, ids[i], wb);
+        for (size_t i = 0; mb && i < n; i++)
+            bits_put(&bw, index[palette_slot(keys, index, mask, (uint16_t)changes[i])] - 1, mb);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            bits_put(&bw, (uint16_t)changes[i], wb);
+    }
+    size_t raw = (size_t)(bits_end(&bw) - body);
+    out[DELTA_HEADER_BYTES] = 0; /* the body as is */
+    /* Large records may compress further (runs of one material, clustered indices). */
+    if (n >= DELTA_ZSTD_MIN) {
+        size_t frame = 0;
+        strata_status st =
+            codec_compress_frame(body, raw, level, scratch, chunk_scratch_size(edge), &frame, err);
+        if (st)
+            return st;
+        if (frame < raw) {
+            memcpy(body, scratch, frame);
+            raw = frame;
+            out[DELTA_HEADER_BYTES] = 1; /* one zstd frame of the body */
+        }
+    }
+    *length = DELTA_HEADER_BYTES + 1 + raw;
     return STRATA_OK;
 }
 
@@ -107,9 +282,10 @@ strata_status delta_parse(const uint8_t *record, size_t length, int edge, delta_
     if (length < DELTA_HEADER_BYTES || memcmp(record, DELTA_MAGIC, 4) != 0)
         return error_set(err, STRATA_ERR_CORRUPT, "not a delta record (%zu bytes, no %s header)",
                          length, DELTA_MAGIC);
-    if (record[4] != DELTA_VERSION)
-        return error_set(err, STRATA_ERR_VERSION, "delta record version %u is not %d", record[4],
-                         DELTA_VERSION);
+    if (record[4] != 1 && record[4] != DELTA_VERSION)
+        return error_set(err, STRATA_ERR_VERSION, "delta record version %u is not 1 or %d",
+                         record[4], DELTA_VERSION);
+    h->version = record[4];
     h->depth = (uint16_t)get(record + 6, 2);
     h->key = get(record + 8, 8);
     h->epoch = get(record + 16, 8);
@@ -132,18 +308,16 @@ strata_status delta_parse(const uint8_t *record, size_t length, int edge, delta_
     return STRATA_OK;
 }
 
-strata_status delta_apply(const uint8_t *record, size_t length, int edge, uint8_t *scratch,
-                          uint16_t *voxels, strata_error *err)
+/* A version-1 body: one zstd frame of index first differences and materials in byte
+ * planes. */
+static strata_status apply_v1(const uint8_t *record, size_t length, const delta_header *h, int edge,
+                              uint8_t *scratch, uint16_t *voxels, strata_error *err)
 {
-    delta_header h;
-    strata_status st = delta_parse(record, length, edge, &h, err);
-    if (st)
-        return st;
     const int ib = index_bytes(edge);
-    const size_t n = h.count, body = n * ((size_t)ib + 2), limit = (size_t)edge * edge * edge;
+    const size_t n = h->count, body = n * ((size_t)ib + 2), limit = (size_t)edge * edge * edge;
     size_t got = 0;
-    st = codec_decompress_frame(record + DELTA_HEADER_BYTES, length - DELTA_HEADER_BYTES, body,
-                                body, scratch, &got, err);
+    strata_status st = codec_decompress_frame(
+        record + DELTA_HEADER_BYTES, length - DELTA_HEADER_BYTES, body, body, scratch, &got, err);
     if (st)
         return st;
     uint64_t voxel = 0;
@@ -164,6 +338,107 @@ strata_status delta_apply(const uint8_t *record, size_t length, int edge, uint8_
     return STRATA_OK;
 }
 
+strata_status delta_apply(const uint8_t *record, size_t length, int edge, uint8_t *scratch,
+                          uint16_t *voxels, strata_error *err)
+{
+    delta_header h;
+    strata_status st = delta_parse(record, length, edge, &h, err);
+    if (st)
+        return st;
+    if (h.version == 1)
+        return apply_v1(record, length, &h, edge, scratch, voxels, err);
+    const int vb = voxel_bits(edge);
+    const size_t n = h.count, limit = (size_t)edge * edge * edge;
+    if (length < DELTA_HEADER_BYTES + 1)
+        return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated (%zu bytes)", length);
+    const uint8_t *body = record + DELTA_HEADER_BYTES + 1, *end = record + length;
+    uint8_t flags = record[DELTA_HEADER_BYTES];
+    if (flags > 1)
+        return error_set(err, STRATA_ERR_CORRUPT, "delta record: unknown body encoding %u", flags);
+    if (flags == 1) { /* one zstd frame of the body; the scratch's upper half receives it */
+        size_t got = 0, half = chunk_scratch_size(edge) / 2;
+        st = codec_decompress_frame(body, (size_t)(end - body), 1,
+                                    raw_bound(edge, n) < half ? raw_bound(edge, n) : half,
+                                    scratch + half, &got, err);
+        if (st)
+            return st;
+        body = scratch + half, end = body + got;
+    }
+    const uint8_t *q = body;
+    if (end - q < 2)
+        return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated in its body");
+    int k = *q++, wb = *q & 0x1f, use_palette = *q & 0x80;
+    if (*q++ & 0x60 || wb < 1 || wb > 16 || k > vb)
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "delta record: bad body (Rice parameter %d, material byte %u)", k, q[-1]);
+    uint32_t palette = 0;
+    for (int shift = 0; use_palette; shift += 7) {
+        if (q == end || shift > 28)
+            return error_set(err, STRATA_ERR_CORRUPT, "delta record: bad palette size");
+        palette |= (uint32_t)(*q & 0x7f) << shift;
+        if (!(*q++ & 0x80))
+            break;
+    }
+    if (use_palette && (palette == 0 || palette > n || palette > ((uint32_t)1 << wb)))
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "delta record: palette of %u materials for %zu changes", palette, n);
+    int mb = 0;
+    while ((1u << mb) < palette)
+        mb++;
+    /* The indices first (checked), then the materials. scratch: n indices, then the
+     * palette; a zstd body lies in its upper half. */
+    uint32_t *at = (uint32_t *)scratch;
+    uint16_t *ids = (uint16_t *)(scratch + 4 * n);
+    bit_reader br = {q, end, 0, 0};
+    uint32_t first = 0;
+    if (!bits_get(&br, vb, &first) || first >= limit)
+        return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated in its first index");
+    uint64_t voxel = first;
+    at[0] = first;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t quotient = 0;
+        uint32_t bit;
+        for (;;) {
+            if (!bits_get(&br, 1, &bit))
+                return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated at change %zu",
+                                 i);
+            if (!bit)
+                break;
+            if (++quotient > (limit >> k))
+                return error_set(err, STRATA_ERR_CORRUPT,
+                                 "delta record: voxel index outside the chunk at change %zu", i);
+        }
+        uint32_t low = 0;
+        if (k && !bits_get(&br, k, &low))
+            return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated at change %zu", i);
+        voxel += (quotient << k | low) + 1;
+        if (voxel >= limit)
+            return error_set(err, STRATA_ERR_CORRUPT,
+                             "delta record: voxel index %" PRIu64 " outside the chunk", voxel);
+        at[i] = (uint32_t)voxel;
+    }
+    for (uint32_t i = 0; i < palette; i++) {
+        uint32_t id;
+        if (!bits_get(&br, wb, &id))
+            return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated in its palette");
+        ids[i] = (uint16_t)id;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t m = 0;
+        if ((use_palette ? mb : wb) && !bits_get(&br, use_palette ? mb : wb, &m))
+            return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated at material %zu", i);
+        if (use_palette && m >= palette)
+            return error_set(err, STRATA_ERR_CORRUPT,
+                             "delta record: material %u of a palette of %u", m, palette);
+        voxels[at[i]] = use_palette ? ids[m] : (uint16_t)m;
+    }
+    /* the stream ends at its last byte, padded with zero bits */
+    if (br.p != end || (br.bits && (br.acc & (((uint64_t)1 << br.bits) - 1))))
+        return error_set(err, STRATA_ERR_CORRUPT, "delta record: %zu bytes after its changes",
+                         (size_t)(end - br.p));
+    return STRATA_OK;
+}
+
 strata_status delta_chain_read(store *s, const store_row *row, int edge, byte_buffer *out,
                                strata_error *err)
 {
@@ -181,6 +456,9 @@ strata_status delta_chain_read(store *s, const store_row *row, int edge, byte_bu
                              "chunk key %" PRIu64 ": delta record %d of %u is missing "
                              "(segment %" PRIu64 ", %u bytes)",
                              row->key, depth, row->delta_depth, segment, length);
+        /* each record goes to out after its length (u32): delta_chain_apply finds it */
+        if (!byte_buffer_append(out, &length, sizeof length))
+            return error_set(err, STRATA_ERR_NOMEM, "cannot hold a delta chain");
         uint64_t at = out->bytes;
         if (!byte_buffer_append(out, NULL, length))
             return error_set(err, STRATA_ERR_NOMEM, "cannot hold a delta chain");
@@ -233,27 +511,26 @@ strata_status delta_chain_read(store *s, const store_row *row, int edge, byte_bu
 strata_status delta_chain_apply(const uint8_t *chain, uint64_t bytes, int depth, int edge,
                                 uint8_t *scratch, uint16_t *voxels, strata_error *err)
 {
-    /* Records are newest first: find their bounds, then apply from the last. */
+    /* Records are newest first, each after its length: find them, then apply from the last. */
     uint64_t start[DELTA_DEPTH_MAX + 1];
+    uint32_t length[DELTA_DEPTH_MAX + 1];
     uint64_t at = 0;
     if (depth > DELTA_DEPTH_MAX)
         return error_set(err, STRATA_ERR_CORRUPT, "delta chain of %d records", depth);
     for (int i = 0; i < depth; i++) {
-        if (bytes - at < DELTA_HEADER_BYTES)
+        if (bytes - at < sizeof length[i])
             return error_set(err, STRATA_ERR_CORRUPT, "delta chain truncated at record %d of %d",
                              depth - i, depth); /* records are numbered by depth, oldest 1 */
-        start[i] = at;
-        size_t frame = ZSTD_findFrameCompressedSize(chain + at + DELTA_HEADER_BYTES,
-                                                    bytes - at - DELTA_HEADER_BYTES);
-        if (ZSTD_isError(frame))
-            return error_set(err, STRATA_ERR_CORRUPT, "delta record %d of %d: no zstd frame",
+        memcpy(&length[i], chain + at, sizeof length[i]);
+        at += sizeof length[i];
+        if (bytes - at < length[i])
+            return error_set(err, STRATA_ERR_CORRUPT, "delta chain truncated at record %d of %d",
                              depth - i, depth);
-        at += DELTA_HEADER_BYTES + frame;
+        start[i] = at;
+        at += length[i];
     }
-    start[depth] = at;
     for (int i = depth; i-- > 0;) {
-        strata_status st =
-            delta_apply(chain + start[i], start[i + 1] - start[i], edge, scratch, voxels, err);
+        strata_status st = delta_apply(chain + start[i], length[i], edge, scratch, voxels, err);
         if (st)
             return st;
     }

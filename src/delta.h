@@ -2,9 +2,10 @@
  *
  * A dirty chunk whose change since its stored image is small is committed as a
  * delta record in the commit's segment /payload instead of a re-encoded chunk
- * (docs/format.md, "Delta records"): a 72-byte header, then one zstd frame of
- * the changed voxels (indices inside the chunk, ascending and unique, as
- * first differences, byte planes; then the new materials, byte planes). Each
+ * (docs/format.md, "Delta records"): a 72-byte header, then the changed voxels
+ * (indices inside the chunk, ascending and unique: the first, then the gaps
+ * Rice-coded; the new materials as indices into a palette, bit-packed), the
+ * body replaced by one zstd frame of it when that is smaller. Each
  * record names the previous record of its chunk (segment, offset, length,
  * CRC-32) and the chunk's base image, so a chain of records hangs from a row:
  * the chunk's voxels are the base image with the records applied oldest first.
@@ -21,8 +22,10 @@
 #include "parallel.h"
 #include "store.h"
 
-#define DELTA_MAGIC        "SDLT"
-#define DELTA_VERSION      1
+#define DELTA_MAGIC   "SDLT"
+#define DELTA_VERSION 2 /* 1: zstd byte planes (still read); 2: Rice-coded gaps, palette */
+/** Records of at least this many changes also try zstd on their body (kept if smaller). */
+#define DELTA_ZSTD_MIN     128
 #define DELTA_HEADER_BYTES 72
 /** Most records in a chain (docs/benchmarks.md, "Delta commits": reads of chunks carrying
  *  the longest chain against the same world compacted). */
@@ -30,6 +33,7 @@
 
 /** A record's header (docs/format.md lists the bytes). */
 typedef struct {
+    uint8_t version;       /**< 1 or 2 (delta_parse) */
     uint16_t depth;        /**< place in the chain: 1 for the oldest record */
     uint64_t key;          /**< the chunk */
     uint64_t epoch;        /**< the commit that wrote it (its segment) */
@@ -48,11 +52,13 @@ static inline size_t delta_log_max(size_t chunk_voxels)
 {
     return chunk_voxels / 16;
 }
-/** Bytes a chain may hold: half the base payload, at least 1024. */
+/** Bytes a chain may hold: as many as its base payload, at least DELTA_CHAIN_MIN_BYTES
+ *  (docs/benchmarks.md, "Delta commits": the rule and what measures it). */
+#define DELTA_CHAIN_MIN_BYTES 4096
 static inline uint64_t delta_chain_budget(const store_row *base)
 {
-    uint64_t half = base->payload_length / 2;
-    return half > 1024 ? half : 1024;
+    uint64_t bytes = base->payload_length;
+    return bytes > DELTA_CHAIN_MIN_BYTES ? bytes : DELTA_CHAIN_MIN_BYTES;
 }
 /** What a record records of its base: the payload's CRC-32, or a uniform base's value. */
 static inline uint32_t delta_base_tag(const store_row *row)
@@ -67,10 +73,17 @@ static inline uint64_t delta_log_entry(uint32_t voxel, uint32_t seq, uint16_t ma
 /** Largest record for count changes of an edge^3 chunk. */
 size_t delta_record_bound(int edge, size_t count);
 /**
- * Sort a log (delta_log_entry values) by voxel and keep each voxel's last change, in
- * place; returns the changes left (sequence numbers cleared). Thread-safe.
+ * Sort a log (delta_log_entry values, in the order the changes were made) by voxel and
+ * keep each voxel's last change, in place; returns the changes left (sequence numbers
+ * cleared). tmp: room for n entries. Thread-safe.
  */
-size_t delta_log_normalize(uint64_t *log, size_t n);
+size_t delta_log_normalize(uint64_t *log, size_t n, uint64_t *tmp);
+/**
+ * Fewest bytes a record of the n normalized changes can take (its header and index
+ * stream exactly, nothing for the materials, no zstd gain counted): the size check
+ * before encoding. Thread-safe.
+ */
+size_t delta_size_floor(const uint64_t *changes, size_t n, int edge);
 /**
  * Write a record of the n normalized changes with header h (count is set from n) into
  * out (capacity bytes, at least delta_record_bound). scratch: chunk_scratch_size(edge)

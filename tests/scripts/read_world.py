@@ -64,7 +64,7 @@ def apply_chain(C, row, files, v):
     for depth in range(int(row["delta_depth"]), 0, -1):
         blob = files[seg]["payload"][off:off + n].tobytes()
         assert zlib.crc32(blob) == crc, "delta checksum"
-        assert blob[:4] == b"SDLT" and blob[4] == 1, "delta magic"
+        assert blob[:4] == b"SDLT" and blob[4] in (1, 2), "delta magic"
         h = np.frombuffer(blob, "<u2", 1, 6)[0]
         key, epoch, bseg, boff = np.frombuffer(blob, "<u8", 4, 8)
         btag, count = np.frombuffer(blob, "<u4", 2, 40)
@@ -72,15 +72,58 @@ def apply_chain(C, row, files, v):
         plen, pcrc = np.frombuffer(blob, "<u4", 2, 64)
         assert h == depth and key == row["key"] and epoch == seg, "delta chain order"
         assert bseg == row["payload_segment"] and boff == row["payload_offset"], "delta base"
-        records.append((int(count), blob[72:]))
+        records.append((int(blob[4]), int(count), blob[72:]))
         seg, off, n, crc = int(pseg), int(poff), int(plen), int(pcrc)
     flat = v.reshape(-1)
     ib = 2 if C ** 3 <= 1 << 16 else 3
-    for count, frame in reversed(records):
-        raw = np.frombuffer(zstandard.ZstdDecompressor().decompress(frame), np.uint8)
-        planes = raw.reshape(ib + 2, count).astype(np.uint32)
-        gaps = sum(planes[b] << (8 * b) for b in range(ib))
-        flat[np.cumsum(gaps)] = (planes[ib] | planes[ib + 1] << 8).astype(np.uint16)
+    for version, count, body in reversed(records):
+        if version == 1:  # one zstd frame of byte planes
+            raw = np.frombuffer(zstandard.ZstdDecompressor().decompress(body), np.uint8)
+            planes = raw.reshape(ib + 2, count).astype(np.uint32)
+            gaps = sum(planes[b] << (8 * b) for b in range(ib))
+            flat[np.cumsum(gaps)] = (planes[ib] | planes[ib + 1] << 8).astype(np.uint16)
+            continue
+        at, materials = delta_v2(body, count, C)
+        flat[at] = materials
+
+
+def delta_v2(body, count, C):
+    """A version-2 record's body: flags (1: the rest is one zstd frame of it), Rice
+    parameter k, material byte (bits 0-4: width w of a material id, bit 7: palette),
+    with a palette its size P (varint); then a little-endian bit stream: the first
+    index (3 log2 C bits), count - 1 Rice codes of gap - 1 (ones, a zero, k low bits),
+    then with a palette P ids and count indices of ceil(log2 P) bits, else count ids,
+    all ids w bits."""
+    raw = body[1:] if body[0] == 0 else zstandard.ZstdDecompressor().decompress(body[1:])
+    k, w, palette = raw[0], raw[1] & 0x1F, raw[1] & 0x80
+    q, P, shift = 2, 0, 0
+    while palette:
+        P |= (raw[q] & 0x7F) << shift
+        shift += 7
+        q += 1
+        if not raw[q - 1] & 0x80:
+            break
+    bits = np.unpackbits(np.frombuffer(raw, np.uint8, offset=q), bitorder="little")
+    pos = 0
+
+    def take(n):
+        nonlocal pos
+        v = int(bits[pos:pos + n] @ (1 << np.arange(n))) if n else 0
+        pos += n
+        return v
+
+    at = [take(3 * (C.bit_length() - 1))]
+    for _ in range(count - 1):
+        ones = int(np.argmin(bits[pos:]))  # the unary quotient ends at the first zero bit
+        pos += ones + 1
+        at.append(at[-1] + (ones << k | take(k)) + 1)
+    if palette:
+        ids = [take(w) for _ in range(P)]
+        mb = (P - 1).bit_length()
+        materials = [ids[take(mb)] for _ in range(count)]
+    else:
+        materials = [take(w) for _ in range(count)]
+    return np.array(at, np.int64), np.array(materials, np.uint16)
 
 
 def base_voxels(C, row, files):
