@@ -412,8 +412,14 @@ static strata_status read_answer(strata_world *w, const uint8_t *requests,
         o += sizeof header;
         if (!k->voxels)
             continue;
-        const int64_t edge = w->edge, width = p.b[3] - p.b[0];
+        const int64_t edge = w->edge, width = p.b[3] - p.b[0], height = p.b[4] - p.b[1];
         const size_t row = (size_t)width * 2;
+        if (width == edge && height == edge) { /* whole planes of the chunk: one run */
+            const size_t bytes = (size_t)(p.b[5] - p.b[2]) * (size_t)(edge * edge) * 2;
+            memcpy(o, k->voxels + (p.b[2] & (edge - 1)) * edge * edge, bytes);
+            o += bytes;
+            continue;
+        }
         for (int64_t z = p.b[2]; z < p.b[5]; z++)
             for (int64_t y = p.b[1]; y < p.b[4]; y++, o += row)
                 memcpy(o,
