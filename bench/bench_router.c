@@ -39,8 +39,8 @@ int main(int argc, char **argv)
         strata_error err;
         MPI_Barrier(MPI_COMM_WORLD);
         double t0 = MPI_Wtime();
-        strata_status st =
-            route_records(MPI_COMM_WORLD, split, send, n, NULL, &recv, &recv_n, &from, &err);
+        strata_status st = route_records(MPI_COMM_WORLD, STRATA_OK, split, send, n, NULL, &recv,
+                                         &recv_n, &from, &err);
         double t = MPI_Wtime() - t0, slowest;
         MPI_Allreduce(&t, &slowest, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
         if (st != STRATA_OK && rank == 0)

@@ -40,13 +40,13 @@ strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], s
             .voxel = (uint32_t)(((uint64_t)x & mask) | ((uint64_t)y & mask) << b |
                                 ((uint64_t)z & mask) << 2 * b)};
     }
-    st = world_agree(w, st);
+    /* Four agreements in all, each riding with an exchange's own (the collectives,
+     * not the data, take the time at many ranks): these checks with the routing's
+     * packing, the answers with the replies' packing. */
     route_record *recv = NULL;
     int *from = NULL;
     size_t recv_n = 0;
-    if (!st)
-        st = world_agree(w, route_records(w->comm, w->split, send, n, &w->route, &recv, &recv_n,
-                                          &from, &w->error));
+    st = route_records(w->comm, st, w->split, send, n, &w->route, &recv, &recv_n, &from, &w->error);
     uint16_t *reply = NULL;
     if (!st && !(reply = strata_malloc((recv_n ? recv_n : 1) * sizeof *reply)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer %zu points", recv_n);
@@ -56,9 +56,7 @@ strata_status strata_query_points(strata_world *w, const int64_t (*points)[3], s
         if (!st)
             reply[i] = k->voxels ? k->voxels[recv[i].voxel] : k->value;
     }
-    st = world_agree(w, st);
-    if (!st)
-        st = world_agree(w, route_replies(w->comm, recv, from, reply, recv_n, out, n, &w->error));
+    st = route_replies(w->comm, st, recv, from, reply, recv_n, out, n, &w->error);
     world_evict(w);
     route_scratch_trim(&w->route, ROUTE_KEEP_BYTES);
     free(send);

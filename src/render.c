@@ -421,9 +421,7 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
                 !(ids = strata_malloc((size_t)opt->width * sizeof *ids))))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold a row of %d pixels on rank %d",
                         opt->width, w->rank);
-    st = world_agree(w, st);
-    if (!st)
-        st = index_ensure(w);
+    st = index_ensure(w, st, 1);
     if (!st)
         st = world_agree(w, column_bands(w, &cam, opt, band));
     const int columns = st ? 0 : band[w->rank + 1] - band[w->rank];

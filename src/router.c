@@ -336,18 +336,21 @@ static void fill_sources(const exchange_plan *plan, int *from)
  * rank agrees before each exchange, so a local failure (memory, overflow) on any
  * rank stops all of them before an exchange some rank would not join.
  */
-strata_status route_records(MPI_Comm comm, const uint64_t *split, route_record *send, size_t n,
-                            route_scratch *keep, route_record **recv, size_t *recv_n,
-                            int **recv_from, strata_error *err)
+strata_status route_records(MPI_Comm comm, strata_status prior, const uint64_t *split,
+                            route_record *send, size_t n, route_scratch *keep, route_record **recv,
+                            size_t *recv_n, int **recv_from, strata_error *err)
 {
     exchange_plan plan;
+    memset(&plan, 0, sizeof plan);
     route_scratch own = {0}, *s = keep ? keep : &own;
     route_record *packed = NULL;
     *recv = NULL;
     *recv_n = 0;
     if (recv_from)
         *recv_from = NULL;
-    strata_status st = plan_alloc(comm, &plan, err);
+    strata_status st = prior;
+    if (st == STRATA_OK)
+        st = plan_alloc(comm, &plan, err);
     if (st == STRATA_OK)
         st = pack_records(split, &plan, send, n, s, &packed, err);
     st = error_agree(comm, st, err);
@@ -423,13 +426,16 @@ static strata_status scatter_replies(const route_reply *got, size_t n, uint16_t 
     return STRATA_OK;
 }
 
-strata_status route_replies(MPI_Comm comm, const route_record *recv, const int *recv_from,
-                            const uint16_t *reply, size_t recv_n, uint16_t *out, size_t out_n,
-                            strata_error *err)
+strata_status route_replies(MPI_Comm comm, strata_status prior, const route_record *recv,
+                            const int *recv_from, const uint16_t *reply, size_t recv_n,
+                            uint16_t *out, size_t out_n, strata_error *err)
 {
     exchange_plan plan;
+    memset(&plan, 0, sizeof plan);
     route_reply *packed = NULL, *got = NULL;
-    strata_status st = plan_alloc(comm, &plan, err);
+    strata_status st = prior;
+    if (st == STRATA_OK)
+        st = plan_alloc(comm, &plan, err);
     if (st == STRATA_OK)
         st = pack_replies(&plan, recv, recv_from, reply, recv_n, &packed, err);
     st = error_agree(comm, st, err);

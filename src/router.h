@@ -56,8 +56,13 @@ size_t route_scratch_bytes(const route_scratch *s);
  * Records are bucketed stably by destination; the received array is ordered by
  * (source rank, send order) and then sorted stably by key, so applying it in
  * order gives "last write wins in (rank, input order)".
- * A failure on any rank (memory, or more than INT_MAX bytes to or from one peer:
- * STRATA_ERR_OVERFLOW) is agreed on by all ranks before any exchange.
+ * A failure on any rank (the caller's `prior`, memory, or more than INT_MAX bytes
+ * to or from one peer: STRATA_ERR_OVERFLOW) is agreed on by all ranks before any
+ * exchange, in the agreement the packing needs anyway (at many ranks the number of
+ * collectives, not the data, takes the time). A failure of the record exchange
+ * itself is returned by the ranks that see it, not agreed: the caller's next
+ * agreement (route_replies's, for one) covers it.
+ * @param[in]     prior     this rank's status so far (its message in err)
  * @param[in]     split     comm-size + 1 splitters
  * @param[in,out] send      n records of this rank (origin is filled with the index;
  *                          n must fit in 32 bits)
@@ -70,21 +75,24 @@ size_t route_scratch_bytes(const route_scratch *s);
  *                          like recv)
  * @param[out]    err       the agreed error (not NULL)
  */
-strata_status route_records(MPI_Comm comm, const uint64_t *split, route_record *send, size_t n,
-                            route_scratch *keep, route_record **recv, size_t *recv_n,
-                            int **recv_from, strata_error *err);
+strata_status route_records(MPI_Comm comm, strata_status prior, const uint64_t *split,
+                            route_record *send, size_t n, route_scratch *keep, route_record **recv,
+                            size_t *recv_n, int **recv_from, strata_error *err);
 /**
  * Send replies back: reply[i] answers recv[i], which came from recv_from[i] with
- * recv[i].origin. out[origin] receives it at the sender. Collective.
+ * recv[i].origin. out[origin] receives it at the sender. Collective. A failure
+ * on any rank (`prior` included) is agreed before any exchange; the status
+ * returned is agreed.
+ * @param[in]  prior   this rank's status so far (its message in err)
  * @param[in]  recv, recv_from, recv_n  as returned by route_records
  * @param[in]  reply   recv_n answers
  * @param[out] out     out_n slots (out_n = the n this rank passed to route_records);
  *                     slots nobody answered are left unchanged
  * @param[out] err     the agreed error (not NULL)
  */
-strata_status route_replies(MPI_Comm comm, const route_record *recv, const int *recv_from,
-                            const uint16_t *reply, size_t recv_n, uint16_t *out, size_t out_n,
-                            strata_error *err);
+strata_status route_replies(MPI_Comm comm, strata_status prior, const route_record *recv,
+                            const int *recv_from, const uint16_t *reply, size_t recv_n,
+                            uint16_t *out, size_t out_n, strata_error *err);
 /**
  * Stable sort by key (LSD radix on the bytes where keys differ). Local.
  * @return STRATA_OK, or STRATA_ERR_NOMEM for the n-record scratch buffer

@@ -200,27 +200,24 @@ static strata_status flush_refused(strata_world *w)
     return STRATA_OK;
 }
 
-strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
+/* The flush, failing on every rank when prior (this rank's status) failed on any. */
+static strata_status flush_batch(strata_world *w, strata_status prior, strata_batch_stats *stats)
 {
-    if (!w)
-        return world_null_argument(NULL, __func__, "world");
     double start = MPI_Wtime();
-    strata_status st = world_agree(w, flush_refused(w));
+    /* A refusal is agreed with the routing's packing (one agreement fewer). */
     route_record *recv = NULL;
     size_t recv_n = 0;
     uint64_t local[3] = {w->staged_count, 0, 0}, total[3] = {0, 0, 0};
-    if (!st)
-        st = world_agree(w, route_records(w->comm, w->split, w->staged, w->staged_count, &w->route,
-                                          &recv, &recv_n, NULL, &w->error));
+    strata_status st = route_records(w->comm, prior ? prior : flush_refused(w), w->split, w->staged,
+                                     w->staged_count, &w->route, &recv, &recv_n, NULL, &w->error);
     clear_staged(w);
-    if (!st) {
-        /* Phase one's outcome, an injected fault included, is agreed before any
-         * rank applies: every rank applies the batch or none does. */
+    /* Phase one's outcome (the exchange, preparing the chunks, an injected fault)
+     * is agreed before any rank applies: every rank applies the batch or none does. */
+    if (!st)
         st = prepare_chunks(w, recv, recv_n);
-        if (!st && strata_fault_point("update-batch"))
-            st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected in a batch");
-        st = world_agree(w, st);
-    }
+    if (!st && strata_fault_point("update-batch"))
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected in a batch");
+    st = world_agree(w, st);
     if (!st) {
         apply_records(w, recv, recv_n, &local[1]);
         world_evict(w);
@@ -239,6 +236,13 @@ strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
     return st;
 }
 
+strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
+{
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    return flush_batch(w, STRATA_OK, stats);
+}
+
 strata_status strata_update_batch(strata_world *w, const strata_update *updates, size_t n,
                                   strata_batch_stats *stats)
 {
@@ -252,11 +256,7 @@ strata_status strata_update_batch(strata_world *w, const strata_update *updates,
                          u->has_expected ? ROUTE_CONDITIONAL : 0) == STRATA_ERR_NOMEM)
             st = STRATA_ERR_NOMEM;
     }
-    if (st) {
-        /* Fail at the flush's first agreement, where the other ranks are; like
-         * them, drop what was staged. */
+    if (st) /* fail in the flush, where the other ranks are; like them, drop what was staged */
         clear_staged(w);
-        return world_agree(w, st);
-    }
-    return strata_flush(w, stats);
+    return flush_batch(w, st, stats);
 }

@@ -483,7 +483,7 @@ static uint64_t hash_set(const node_set *s, int k)
 
 strata_status octree_hash(strata_world *w, uint64_t *hash)
 {
-    strata_status st = index_ensure(w);
+    strata_status st = index_ensure(w, STRATA_OK, 1);
     if (st)
         return st;
     lod_index *x = w->index;
@@ -1026,15 +1026,22 @@ static strata_status load_histograms(strata_world *w, lod_index *x)
     return st;
 }
 
-strata_status index_ensure(strata_world *w)
+strata_status index_ensure(strata_world *w, strata_status st, int need)
 {
     lod_index *x = NULL;
-    strata_status st = index_get(w, &x);
-    int built = !st && x->built, all_built = 0;
-    int rc = MPI_Allreduce(&built, &all_built, 1, MPI_INT, MPI_LAND, w->comm);
-    st = world_agree(w, st ? st : error_mpi(&w->error, rc, "checking the index"));
-    if (st || all_built)
-        return st;
+    if (!st)
+        st = index_get(w, &x);
+    /* One reduction: the lowest failing rank (as error_agree), and whether no rank
+     * needs a build (each either does not need the index or has it built). */
+    int mine[2] = {st ? w->rank : w->size, !need || (!st && x->built)}, all[2] = {w->size, 0};
+    int rc = MPI_Allreduce(mine, all, 2, MPI_INT, MPI_MIN, w->comm);
+    if (rc != MPI_SUCCESS)
+        return error_mpi(&w->error, rc, "agreeing on a collective status");
+    if (all[0] < w->size) /* some rank failed: every rank shares its message */
+        return world_agree(w, st);
+    w->error.status = STRATA_OK;
+    if (all[1])
+        return STRATA_OK;
     double start = MPI_Wtime();
     free_levels(x);
     st = load_histograms(w, x);

@@ -113,8 +113,12 @@ void index_begin_write(struct strata_world *w);
 void index_memory(const lod_index *x, uint64_t *own, uint64_t *replicated, uint64_t *cache);
 /** Free w->index. */
 void index_free(struct strata_world *w);
-/** Build the index if it is not current: chunk histograms and nodes. Collective. */
-strata_status index_ensure(struct strata_world *w);
+/** Agree on st (this rank's status so far) and, if any rank needs the index (need)
+ *  and it is not current on all, build it (chunk histograms and nodes) on all: one
+ *  MPI_Allreduce when nothing is to be built, instead of an agreement and a check
+ *  (collectives dominate at many ranks). Every rank takes the same path whatever
+ *  its st and need. Collective; returns the agreed status. */
+strata_status index_ensure(struct strata_world *w, strata_status st, int need);
 /** Forget the nodes (rebuilt by the next index_ensure). Local, but call it on every rank. */
 void index_invalidate(struct strata_world *w);
 /** Rebuild the node levels from the chunk histograms (local + global merge). Collective. */

@@ -155,77 +155,98 @@ static strata_status answer_request(strata_world *w, lod_index *x, int L, uint64
     return st;
 }
 
-/* Ask the owners of blocks at level L for their summaries. Collective. */
-static strata_status route_nodes(strata_world *w, lod_index *x, int L, const node_requests *q,
-                                 uint16_t *material, uint64_t *count)
+/* The exchange of node_requests with their owners: four arrays of P counts and
+ * displacements in one block, the requests sent and received, the answers. */
+typedef struct {
+    int *scount, *rcount, *sdispl, *rdispl;
+    uint64_t *send, *recv, *reply, *back;
+    size_t *order; /* request index of each sent pair */
+    size_t total;  /* uint64 words received: two per request, and two per answer */
+} node_route;
+
+static void route_free(node_route *r)
+{
+    free(r->scount), free(r->send), free(r->recv), free(r->reply), free(r->back), free(r->order);
+}
+
+/* Sort the requests by owner. Local. */
+static strata_status route_prepare(strata_world *w, int L, const node_requests *q, node_route *r)
 {
     const int P = w->size;
-    int *scount = strata_calloc((size_t)P * 4, sizeof *scount);
-    uint64_t *send = strata_malloc((q->n ? q->n : 1) * 2 * sizeof *send);
-    size_t *order = strata_malloc((q->n ? q->n : 1) * sizeof *order);
+    r->scount = strata_calloc((size_t)P * 4, sizeof *r->scount);
+    r->send = strata_malloc((q->n ? q->n : 1) * 2 * sizeof *r->send);
+    r->order = strata_malloc((q->n ? q->n : 1) * sizeof *r->order);
     int *dest = strata_malloc((q->n ? q->n : 1) * sizeof *dest);
-    strata_status st = STRATA_OK;
-    if (!scount || !send || !order || !dest)
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route %zu block queries", q->n);
-    st = world_agree(w, st);
-    if (st) {
-        free(scount), free(send), free(order), free(dest);
-        return st;
+    int *fill = strata_malloc((size_t)P * sizeof *fill);
+    if (!r->scount || !r->send || !r->order || !dest || !fill) {
+        free(dest), free(fill);
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route %zu block queries", q->n);
     }
-    int *rcount = scount + P, *sdispl = scount + 2 * P, *rdispl = scount + 3 * P;
+    r->rcount = r->scount + P, r->sdispl = r->scount + 2 * P, r->rdispl = r->scount + 3 * P;
     for (size_t i = 0; i < q->n; i++) {
         dest[i] = request_owner(w, L, q->key[i]);
-        scount[dest[i]] += 2;
+        r->scount[dest[i]] += 2;
     }
-    for (int r = 1; r < P; r++)
-        sdispl[r] = sdispl[r - 1] + scount[r - 1];
-    int *fill = strata_malloc((size_t)P * sizeof *fill);
-    if (fill) {
-        memcpy(fill, sdispl, (size_t)P * sizeof *fill);
-        for (size_t i = 0; i < q->n; i++) {
-            size_t at = (size_t)fill[dest[i]];
-            fill[dest[i]] += 2;
-            send[at] = q->key[i];
-            send[at + 1] = q->sub[i];
-            order[at / 2] = i;
-        }
+    for (int p = 1; p < P; p++)
+        r->sdispl[p] = r->sdispl[p - 1] + r->scount[p - 1];
+    memcpy(fill, r->sdispl, (size_t)P * sizeof *fill);
+    for (size_t i = 0; i < q->n; i++) {
+        size_t at = (size_t)fill[dest[i]];
+        fill[dest[i]] += 2;
+        r->send[at] = q->key[i];
+        r->send[at + 1] = q->sub[i];
+        r->order[at / 2] = i;
     }
-    st = world_agree(w, fill ? STRATA_OK
-                             : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot route block queries"));
-    free(fill);
-    int rc = st ? MPI_SUCCESS : MPI_Alltoall(scount, 1, MPI_INT, rcount, 1, MPI_INT, w->comm);
+    free(dest), free(fill);
+    return STRATA_OK;
+}
+
+/*
+ * Ask the owners of blocks at level L for their summaries. Collective. st is this
+ * rank's status so far, agreed here together with the routing's own preparation;
+ * the status returned is NOT agreed (the caller's next agreement covers it). At
+ * many ranks the collectives, not the data, take the time: each agreement rides
+ * with the step before it (4 MPI_Allreduce, 1 MPI_Alltoall, 2 MPI_Alltoallv).
+ */
+static strata_status route_nodes(strata_world *w, lod_index *x, int L, const node_requests *q,
+                                 strata_status st, uint16_t *material, uint64_t *count)
+{
+    node_route r;
+    memset(&r, 0, sizeof r);
     if (!st)
-        st = world_agree(w, error_mpi(&w->error, rc, "routing block queries"));
-    size_t total = 0;
-    for (int r = 0; !st && r < P; r++)
-        rdispl[r] = (int)total, total += (size_t)rcount[r];
-    /* total counts uint64 words: two per request, and two per answer */
-    uint64_t *recv = st ? NULL : strata_malloc((total ? total : 1) * sizeof *recv);
-    uint64_t *reply = st ? NULL : strata_malloc((total ? total : 1) * sizeof *reply);
-    uint64_t *back = st ? NULL : strata_malloc((q->n ? q->n : 1) * 2 * sizeof *back);
-    if (!st && (!recv || !reply || !back))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer block queries");
+        st = route_prepare(w, L, q, &r);
     st = world_agree(w, st);
     if (!st)
-        st = world_agree(w, error_mpi(&w->error,
-                                      MPI_Alltoallv(send, scount, sdispl, MPI_UINT64_T, recv,
-                                                    rcount, rdispl, MPI_UINT64_T, w->comm),
-                                      "routing block queries"));
-    strata_status local = STRATA_OK;
-    for (size_t i = 0; !st && !local && i < total; i += 2)
-        local = answer_request(w, x, L, recv[i], recv[i + 1], &reply[i]);
-    if (!st)
-        st = world_agree(w, local);
-    if (!st)
-        st = world_agree(w, error_mpi(&w->error,
-                                      MPI_Alltoallv(reply, rcount, rdispl, MPI_UINT64_T, back,
-                                                    scount, sdispl, MPI_UINT64_T, w->comm),
-                                      "answering block queries"));
-    for (size_t i = 0; !st && i < q->n; i++) {
-        material[q->index[order[i]]] = (uint16_t)back[2 * i];
-        count[q->index[order[i]]] = back[2 * i + 1];
+        st = error_mpi(&w->error, MPI_Alltoall(r.scount, 1, MPI_INT, r.rcount, 1, MPI_INT, w->comm),
+                       "routing block queries");
+    for (int p = 0; !st && p < w->size; p++)
+        r.rdispl[p] = (int)r.total, r.total += (size_t)r.rcount[p];
+    if (!st) {
+        r.recv = strata_malloc((r.total ? r.total : 1) * sizeof *r.recv);
+        r.reply = strata_malloc((r.total ? r.total : 1) * sizeof *r.reply);
+        r.back = strata_malloc((q->n ? q->n : 1) * 2 * sizeof *r.back);
+        if (!r.recv || !r.reply || !r.back)
+            st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer block queries");
     }
-    free(scount), free(send), free(order), free(dest), free(recv), free(reply), free(back);
+    st = world_agree(w, st);
+    if (!st)
+        st = error_mpi(&w->error,
+                       MPI_Alltoallv(r.send, r.scount, r.sdispl, MPI_UINT64_T, r.recv, r.rcount,
+                                     r.rdispl, MPI_UINT64_T, w->comm),
+                       "routing block queries");
+    for (size_t i = 0; !st && i < r.total; i += 2)
+        st = answer_request(w, x, L, r.recv[i], r.recv[i + 1], &r.reply[i]);
+    st = world_agree(w, st);
+    if (!st)
+        st = error_mpi(&w->error,
+                       MPI_Alltoallv(r.reply, r.rcount, r.rdispl, MPI_UINT64_T, r.back, r.scount,
+                                     r.sdispl, MPI_UINT64_T, w->comm),
+                       "answering block queries");
+    for (size_t i = 0; !st && i < q->n; i++) {
+        material[q->index[r.order[i]]] = (uint16_t)r.back[2 * i];
+        count[q->index[r.order[i]]] = r.back[2 * i + 1];
+    }
+    route_free(&r);
     return st;
 }
 
@@ -284,9 +305,7 @@ strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size
                 WORLD_FAIL(w, STRATA_ERR_RANGE,
                            "point %zu (%" PRId64 ", %" PRId64 ", %" PRId64 ") is outside the world",
                            i, points[i][0], points[i][1], points[i][2]);
-    st = world_agree(w, st);
-    if (!st && L > w->edge_bits)
-        st = index_ensure(w);
+    st = index_ensure(w, st, L > w->edge_bits);
     if (st)
         return st;
     node_requests q = {strata_malloc((n ? n : 1) * sizeof *q.key),
@@ -326,9 +345,7 @@ strata_status strata_query_lod(strata_world *w, const int64_t (*points)[3], size
             q.index[q.n++] = i;
         }
     }
-    st = world_agree(w, st);
-    if (!st)
-        st = route_nodes(w, x, L, &q, out, count);
+    st = route_nodes(w, x, L, &q, st, out, count);
     for (size_t i = 0; !st && i < n; i++) {
         double h = voxels[i] ? (double)count[i] / (double)voxels[i] : 1.0;
         if (homogeneity)
@@ -539,9 +556,7 @@ strata_status strata_query_region(strata_world *w, const int64_t box[6], int lev
                         "region query: level %d must be in [0, 62] and threshold "
                         "in [0, 1] (%g)",
                         level, threshold);
-    st = world_agree(w, st);
-    if (!st)
-        st = index_ensure(w);
+    st = index_ensure(w, st, 1);
     if (st)
         return st;
     walk_root(&r, visit_region);
@@ -642,9 +657,7 @@ strata_status strata_box_stats(strata_world *w, const int64_t box[6],
     if (!st && (!(r.counts = strata_calloc(65536, sizeof *r.counts)) ||
                 !(sum = strata_malloc(65536 * sizeof *sum))))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot count materials");
-    st = world_agree(w, st);
-    if (!st)
-        st = index_ensure(w);
+    st = index_ensure(w, st, 1);
     if (!st) {
         walk_root(&r, visit_stats);
         st = world_agree(w, r.st);

@@ -581,9 +581,7 @@ strata_status strata_ray(strata_world *w, const double from[3], const double dir
     ray_caster c = {0};
     if (!st)
         st = ray_caster_init(w, 0, NULL, 0, &c);
-    st = world_agree(w, st);
-    if (!st)
-        st = index_ensure(w);
+    st = index_ensure(w, st, 1);
     if (!st)
         st = world_agree(w, ray_cast(&c, from, unit, max_dist, hit));
     ray_caster_free(&c);
@@ -629,9 +627,7 @@ strata_status strata_cast_rays(strata_world *w, const double (*from)[3], const d
     ray_caster c = {0};
     if (!st)
         st = ray_caster_init(w, opt->level, opt->hidden, opt->hidden_count, &c);
-    st = world_agree(w, st);
-    if (!st)
-        st = index_ensure(w);
+    st = index_ensure(w, st, 1);
     for (size_t i = 0; !st && i < n; i++) {
         double unit[3];
         ray_unit_direction(dir[i], unit);

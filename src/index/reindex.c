@@ -491,12 +491,11 @@ strata_status strata_index_status(strata_world *w, int build, strata_index_info 
     if (!w)
         return world_null_argument(NULL, __func__, "world");
     if (!info) /* fails at the agreement below, where the other ranks are */
-        return world_agree(w, world_null_argument(w, __func__, "info"));
+        return index_ensure(w, world_null_argument(w, __func__, "info"), build);
     memset(info, 0, sizeof *info);
     lod_index *x = NULL;
-    strata_status st = world_agree(w, index_get(w, &x));
-    if (!st && build)
-        st = index_ensure(w);
+    strata_status st = index_get(w, &x);
+    st = index_ensure(w, st, build);
     if (st)
         return st;
     const manifest *m = &w->committed;

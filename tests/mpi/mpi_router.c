@@ -113,7 +113,8 @@ static void check_replies(const uint64_t *split, const route_record *send, size_
     error_clear(&err);
     for (size_t j = 0; j < recv_n; j++)
         reply[j] = reply_value(recv[j].origin, mt_rank, from[j]);
-    strata_status st = route_replies(MPI_COMM_WORLD, recv, from, reply, recv_n, out, n, &err);
+    strata_status st =
+        route_replies(MPI_COMM_WORLD, STRATA_OK, recv, from, reply, recv_n, out, n, &err);
     MT_CHECK(st == STRATA_OK, "route_replies: %s", err.message);
     size_t bad = 0;
     for (size_t i = 0; i < n && st == STRATA_OK; i++)
@@ -132,8 +133,8 @@ static void test_round(int round, const uint64_t *split)
     strata_error err;
     error_clear(&err);
     /* Ranks with nothing to send pass NULL: allowed when n is 0. */
-    strata_status st =
-        route_records(MPI_COMM_WORLD, split, n ? send : NULL, n, NULL, &recv, &recv_n, &from, &err);
+    strata_status st = route_records(MPI_COMM_WORLD, STRATA_OK, split, n ? send : NULL, n, NULL,
+                                     &recv, &recv_n, &from, &err);
     MT_CHECK(st == STRATA_OK, "route_records: %s", err.message);
     if (st != STRATA_OK)
         return;
@@ -160,20 +161,21 @@ static void test_without_sources_and_bad_reply(const uint64_t *split)
         route_record *r = NULL;
         size_t r_n = 0;
         strata_status st =
-            route_records(MPI_COMM_WORLD, split, send, n, &kept, &r, &r_n, NULL, &err);
+            route_records(MPI_COMM_WORLD, STRATA_OK, split, send, n, &kept, &r, &r_n, NULL, &err);
         MT_CHECK(st == STRATA_OK && r && route_scratch_bytes(&kept) > 0, "kept route %d: %s", again,
                  err.message);
     }
     strata_status st =
-        route_records(MPI_COMM_WORLD, split, send, n, NULL, &recv, &recv_n, NULL, &err);
+        route_records(MPI_COMM_WORLD, STRATA_OK, split, send, n, NULL, &recv, &recv_n, NULL, &err);
     MT_CHECK(st == STRATA_OK, "route_records without sources: %s", err.message);
-    st = route_records(MPI_COMM_WORLD, split, send, n, &kept, &recv2, &recv2_n, &from, &err);
+    st = route_records(MPI_COMM_WORLD, STRATA_OK, split, send, n, &kept, &recv2, &recv2_n, &from,
+                       &err);
     MT_CHECK(st == STRATA_OK && recv_n == recv2_n, "second route: %s", err.message);
     MT_CHECK(recv && recv2 && memcmp(recv, recv2, recv_n * sizeof *recv) == 0, "routes differ");
     uint16_t *reply = calloc(recv2_n ? recv2_n : 1, sizeof *reply), *out = calloc(n, sizeof *out);
     /* Rank 0 claims it sent nothing: its replies have nowhere to go. */
-    st =
-        route_replies(MPI_COMM_WORLD, recv2, from, reply, recv2_n, out, mt_rank == 0 ? 0 : n, &err);
+    st = route_replies(MPI_COMM_WORLD, STRATA_OK, recv2, from, reply, recv2_n, out,
+                       mt_rank == 0 ? 0 : n, &err);
     MT_CHECK(st == STRATA_ERR_ARG, "short reply array: status %d (%s)", st, err.message);
     free(reply);
     free(out);
@@ -181,6 +183,33 @@ static void test_without_sources_and_bad_reply(const uint64_t *split)
     free(recv);
     route_scratch_free(&kept); /* recv2 and from lived in it */
     MT_CHECK(route_scratch_bytes(&kept) == 0, "scratch not freed");
+}
+
+/* A caller's failure on the last rank alone (prior) fails both routings on every
+ * rank with its message, before any exchange: nothing is received. */
+static void test_prior_failure(const uint64_t *split)
+{
+    size_t n, recv_n = 7;
+    route_record *send = make_records(mt_rank, 2, &n), *recv = NULL;
+    int *from = NULL;
+    const int last = mt_rank == mt_size - 1;
+    strata_error err;
+    error_clear(&err);
+    strata_status prior =
+        last ? error_set(&err, STRATA_ERR_RANGE, "voxel (1, 2, 3) is outside") : STRATA_OK;
+    strata_status st =
+        route_records(MPI_COMM_WORLD, prior, split, send, n, NULL, &recv, &recv_n, &from, &err);
+    MT_CHECK(
+        st == STRATA_ERR_RANGE && strstr(err.message, "(1, 2, 3)") && !recv && recv_n == 0 && !from,
+        "route_records after a failure on rank %d: status %d (%s)", mt_size - 1, st, err.message);
+    uint16_t reply[1] = {0}, out[1] = {0};
+    error_clear(&err);
+    prior = last ? error_set(&err, STRATA_ERR_NOMEM, "no room for answers") : STRATA_OK;
+    st = route_replies(MPI_COMM_WORLD, prior, NULL, NULL, reply, 0, out, 0, &err);
+    MT_CHECK(st == STRATA_ERR_NOMEM && strstr(err.message, "no room for answers"),
+             "route_replies after a failure on rank %d: status %d (%s)", mt_size - 1, st,
+             err.message);
+    free(send);
 }
 
 static int compare_by_key_then_origin(const void *pa, const void *pb)
@@ -231,6 +260,7 @@ int main(int argc, char **argv)
     test_round(0, split);
     test_round(1, split);
     test_without_sources_and_bad_reply(split);
+    test_prior_failure(split);
     test_sort();
     free(split);
     return mt_finish("mpi_router");
