@@ -4,7 +4,8 @@
  * RANK (default any) of MPI_COMM_WORLD: ACTION "kill" (default) raises SIGKILL,
  * "error" makes the point report a failure, "pause" stops there once (its pid
  * written to the file STRATA_FAULT_PAUSE, default strata-fault.paused) until
- * that file is removed. Points: segment-part (a segment dataset's collective
+ * that file is removed. Points: segment-created (a segment's file created, its
+ * space not yet reserved), segment-part (a segment dataset's collective
  * write, before its transfer), segment-written, manifest-before-rename,
  * manifest-after-rename, compact-written, update-batch, commit-publish-locked
  * (a commit holding the PUBLISH lock, its segment written), reindex-summarised,

@@ -64,6 +64,17 @@ strata_status file_size(const char *path, uint64_t *size, strata_error *err)
     return STRATA_OK;
 }
 
+static strata_status room_error(const char *path, uint64_t bytes, int rc, strata_error *err)
+{
+    if (rc == ENOSPC)
+        return error_set(err, STRATA_ERR_IO,
+                         "no space left on device (ENOSPC) for %s: it needs up to %llu bytes", path,
+                         (unsigned long long)bytes);
+    if (rc && rc != EOPNOTSUPP && rc != EINVAL)
+        return error_set(err, STRATA_ERR_IO, "cannot allocate %s: %s", path, strerror(rc));
+    return STRATA_OK;
+}
+
 strata_status check_room(const char *path, uint64_t bytes, strata_error *err)
 {
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -73,11 +84,25 @@ strata_status check_room(const char *path, uint64_t bytes, strata_error *err)
     if (ftruncate(fd, 0) != 0 && !rc)
         rc = errno;
     close(fd);
-    if (rc == ENOSPC)
-        return error_set(err, STRATA_ERR_IO,
-                         "no space left on device (ENOSPC) for %s: it needs up to %llu bytes", path,
-                         (unsigned long long)bytes);
-    if (rc && rc != EOPNOTSUPP && rc != EINVAL)
-        return error_set(err, STRATA_ERR_IO, "cannot allocate %s: %s", path, strerror(rc));
-    return STRATA_OK;
+    return room_error(path, bytes, rc, err);
+}
+
+strata_status hold_room(const char *path, uint64_t bytes, strata_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return error_set(err, STRATA_ERR_IO, "cannot create %s: %s", path, strerror(errno));
+    int rc = posix_fallocate(fd, 0, (off_t)bytes);
+    close(fd);
+    return room_error(path, bytes, rc, err);
+}
+
+strata_status reserve_room(const char *path, uint64_t bytes, strata_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return error_set(err, STRATA_ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    int rc = fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)bytes) ? errno : 0;
+    close(fd);
+    return room_error(path, bytes, rc, err);
 }

@@ -25,5 +25,11 @@ strata_status file_size(const char *path, uint64_t *size, strata_error *err);
  *  (created or truncated) with posix_fallocate, then truncates PATH to 0 bytes. ENOSPC is
  *  STRATA_ERR_IO naming it and PATH; a file system without fallocate is not checked. */
 strata_status check_room(const char *path, uint64_t bytes, strata_error *err);
+/** check_room, but PATH keeps the BYTES allocated (a reserve to free when space runs out). */
+strata_status hold_room(const char *path, uint64_t bytes, strata_error *err);
+/** Allocate the first BYTES of the existing file PATH without changing its size
+ *  (fallocate, FALLOC_FL_KEEP_SIZE): writes within them cannot run out of space.
+ *  Truncating the file releases what lies past its end. Errors as check_room's. */
+strata_status reserve_room(const char *path, uint64_t bytes, strata_error *err);
 
 #endif

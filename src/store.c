@@ -1056,20 +1056,27 @@ static strata_status write_segment_file(store *s, hid_t file, uint64_t epoch, in
     return st ? st : write_fence(s->comm, file, rows, n, l, path, err);
 }
 
-/* Rank 0 makes sure, before HDF5 creates the segment, that its file system has room
- * for it (an upper bound of its size: rows, payload, fences, and HDF5's metadata):
- * space runs out inside HDF5's collective writes on some ranks only, and a parallel
- * HDF5 file whose writes failed cannot always be closed on every rank alike (a hang
- * between ranks, or a crash at MPI_Finalize). check_room (fsutil.c). */
-/* After a failure agreed by every rank: the half-written segment is emptied first,
- * so that H5Fclose finds room for HDF5's metadata on a full file system and closes
- * alike on every rank, then removed (no manifest names it). */
-static void discard_segment(MPI_Comm comm, hid_t file, const char *path)
+/* A full file system. Space running out inside HDF5's collective writes fails on
+ * some ranks only, and a parallel HDF5 file whose writes failed cannot always be
+ * closed alike on every rank (a hang between ranks, or a crash at MPI_Finalize on
+ * the file left open). So rank 0 makes sure the segment fits before HDF5 creates
+ * it (check_room: an upper bound of its size, rows, payload, fences and HDF5's
+ * metadata), then, the file created, allocates that bound in it (reserve_room):
+ * a disk that fills meanwhile no longer fails the writes. Beside it, rank 0 holds
+ * a reserve (PATH.reserve, hold_room) for a file system where writes still fail
+ * (one without fallocate): after a failure agreed by every rank, rank 0 empties
+ * the half-written segment and frees the reserve, so that H5Fclose finds room
+ * for HDF5's metadata and closes alike on every rank; then it removes the file
+ * (no manifest names it). fsutil.c; docs/reliability.md. */
+static void discard_segment(MPI_Comm comm, hid_t file, const char *path, const char *reserve)
 {
     int rank = 0;
     MPI_Comm_rank(comm, &rank);
-    if (rank == 0 && file >= 0 && truncate(path, 0) != 0) {
-        /* nothing to free: the close below reports nothing either way */
+    if (rank == 0) {
+        if (file >= 0 && truncate(path, 0) != 0) {
+            /* nothing to free: the close below reports nothing either way */
+        }
+        unlink(reserve);
     }
     MPI_Barrier(comm);
     if (file >= 0)
@@ -1110,12 +1117,19 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
     uint64_t fences = (layout.rows_total + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS;
     uint64_t room = layout.payload_total + layout.rows_total * H5Tget_size(s->row_file_type) +
                     fences * (8 + 64) + ((uint64_t)1 << 16);
+    /* The reserve for the close: HDF5's metadata (removed with the segment's
+     * MPI-IO leftovers, seg-E.h5.*, by the next writer if this job dies) */
+    const uint64_t reserve_bytes = fences * (8 + 64) + ((uint64_t)1 << 16);
+    char reserve[STRATA_PATH_MAX + 16];
+    snprintf(reserve, sizeof reserve, "%s.reserve", path);
     if (rank == 0)
-        st = check_room(path, room, err); /* H5Fcreate truncates it */
+        st = check_room(path, room + reserve_bytes, err); /* H5Fcreate truncates it */
+    if (rank == 0 && !st)
+        st = hold_room(reserve, reserve_bytes, err);
     st = error_agree(s->comm, st, err);
     if (st) {
         if (rank == 0)
-            unlink(path);
+            unlink(path), unlink(reserve);
         return st;
     }
     hid_t fapl = parallel_access(s->comm);
@@ -1125,13 +1139,17 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
         H5Pclose(fapl);
     if (file < 0)
         st = store_hdf5_error(err, "cannot create segment", path);
+    if (!st && strata_fault_point("segment-created"))
+        st = error_set(err, STRATA_ERR_IO, "fault injected after creating %s", path);
+    if (!st && rank == 0)
+        st = reserve_room(path, room, err);
     st = error_agree(s->comm, st, err);
     if (!st)
         st =
             write_segment_file(s, file, epoch, ranks_writing, rows, n, payload, &layout, path, err);
     st = error_agree(s->comm, st, err);
     if (st) {
-        discard_segment(s->comm, file, path);
+        discard_segment(s->comm, file, path, reserve);
         return st;
     }
     /* Durable before rank 0 publishes the manifest that names it: the file is
@@ -1148,6 +1166,16 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
      * storage servers; they are now one per node (docs/scaling.md). */
     if (H5Fclose(file) < 0 && !st)
         st = store_hdf5_error(err, "cannot close segment", path);
+    /* What the reservation held past the segment's end, and the reserve, go. */
+    if (rank == 0) {
+        uint64_t size = 0;
+        if (!st)
+            st = file_size(path, &size, err);
+        if (!st && truncate(path, (off_t)size) != 0)
+            st = error_set(err, STRATA_ERR_IO, "cannot truncate %s: %s", path,
+                           error_errno_text(errno));
+        unlink(reserve);
+    }
     int node_rank = 0;
     if (s->has_node &&
         (MPI_Barrier(s->node) != MPI_SUCCESS || MPI_Comm_rank(s->node, &node_rank) != MPI_SUCCESS))

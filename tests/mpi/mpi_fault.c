@@ -18,6 +18,7 @@ static const struct {
     strata_status expected;
 } points[] = {
     {"update-batch", OP_UPDATE, -1, STRATA_ERR_IO},
+    {"segment-created", OP_COMMIT, -1, STRATA_ERR_IO},
     {"segment-part", OP_COMMIT, -1, STRATA_ERR_HDF5},
     {"segment-written", OP_COMMIT, -1, STRATA_ERR_IO},
     {"manifest-before-rename", OP_COMMIT, 0, STRATA_ERR_IO},

@@ -131,7 +131,8 @@ for i in $(seq $kills); do
   # a hang ends in timeout's TERM (124) or, if mpirun ignores it, KILL (137, as the victim's)
   [ $rc = 124 ] || [ $(($(date +%s) - started)) -ge 60 ] &&
     fail "random kill $i: the job hung after rank $victim died"
-  check_leftovers "random kill $i" 2
+  # during a segment's write: the segment, its reserve and rarely Open MPI's lock-test file
+  check_leftovers "random kill $i" 3
   if [ $rc = 0 ]; then
     check_world "random kill $i (acknowledged)" ref$k.txt     # acknowledged: never lost
     what=acknowledged

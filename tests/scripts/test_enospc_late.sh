@@ -43,6 +43,37 @@ cp -r W "$FS/W"
 r = random.Random(7)
 for _ in range(2000): print(r.randrange(256), r.randrange(256), r.randrange(128), r.randrange(1, 9))' > small.txt
 
+# The disk fills once the segment's file is created, before rank 0 reserves its space
+# (segment-created): the reservation fails, every rank closes the open HDF5 file (rank
+# 0 freed the reserve for it) and the file goes
+S2=seg-00000000000000000002.h5
+for np in 1 2 4; do
+    late $np segment-created update "$FS/W" small.txt --quiet
+    expect_enospc "segment of an update at $np ranks" "$FS/W" $S2 $rc $S2.reserve
+    unchanged "segment of an update at $np ranks"
+done
+late 3 segment-created compact "$FS/W" --quiet
+expect_enospc "segment of a compaction at 3 ranks" "$FS/W" $S2 $rc $S2.reserve
+unchanged "segment of a compaction at 3 ranks"
+late 2 segment-created reindex "$FS/W" --full
+expect_enospc "segment of a reindex at 2 ranks" "$FS/W" idx-00000000000000000001.h5 $rc \
+    idx-00000000000000000001.h5.reserve
+unchanged "segment of a reindex at 2 ranks"
+echo "ok segment created, then the disk full: update at 1, 2, 4 ranks, compact at 3, reindex at 2"
+
+# The disk fills during the segment's writes (segment-part): its space is reserved, so
+# the commit succeeds (what the reservation held past the segment's end is freed after
+# its close, and MANIFEST.tmp fits there)
+for np in 2 3; do
+    late $np segment-part update "$FS/W" small.txt --quiet
+    [ "$rc" = 0 ] || fail "update at $np ranks filling the disk as it writes: exit $rc: $(cat err.txt)"
+    grep -q "^epoch 2$" "$FS/W/MANIFEST" || fail "update at $np ranks: not committed: $(head -3 "$FS/W/MANIFEST")"
+    [ ! -e "$FS/W/$S2.reserve" ] || fail "update at $np ranks: $S2.reserve left"
+    run 1 fsck "$FS/W" --quiet > /dev/null 2>&1 || fail "update at $np ranks: fsck"
+    rm -rf "$FS/W" && cp -r W "$FS/W"
+done
+echo "ok the disk filled during the segment's writes: update at 2, 3 ranks committed"
+
 # MANIFEST: the segment is written, MANIFEST.tmp is not: MANIFEST stays, the segment goes
 for np in 1 2 4; do
     late $np commit-publish-locked update "$FS/W" small.txt --quiet
