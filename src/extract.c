@@ -526,10 +526,14 @@ static strata_status output_create(strata_world *w, const char *path, const extr
 {
     o->file = o->dataset = o->dxpl = -1;
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), dcpl = -1, space = -1;
-    strata_status st = STRATA_OK;
-    if (fapl < 0 || H5Pset_fapl_mpio(fapl, w->comm, MPI_INFO_NULL) < 0 ||
-        (o->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl)) < 0)
+    MPI_Info hints = MPI_INFO_NULL;
+    /* Agreed before H5Fcreate, which is collective. */
+    strata_status st = world_agree(w, store_mpiio_hints(&hints, &w->error));
+    if (!st && (fapl < 0 || H5Pset_fapl_mpio(fapl, w->comm, hints) < 0 ||
+                (o->file = H5Fcreate(path, H5F_ACC_EXCL, H5P_DEFAULT, fapl)) < 0))
         st = hdf5_fail(w, "cannot create", path);
+    if (hints != MPI_INFO_NULL)
+        MPI_Info_free(&hints);
     hsize_t dims[3] = {(hsize_t)g->cells[2], (hsize_t)g->cells[1], (hsize_t)g->cells[0]};
     if (!st &&
         ((dcpl = H5Pcreate(H5P_DATASET_CREATE)) < 0 || H5Pset_layout(dcpl, H5D_CONTIGUOUS) < 0 ||

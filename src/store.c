@@ -158,10 +158,51 @@ strata_status store_init(store *s, MPI_Comm comm, const char *dir, strata_error 
     return make_row_types(s, err);
 }
 
-static hid_t parallel_access(MPI_Comm comm)
+strata_status store_mpiio_hints(MPI_Info *info, strata_error *err)
+{
+    *info = MPI_INFO_NULL;
+    const char *spec = getenv("STRATA_MPIIO_HINTS");
+    if (!spec || !*spec)
+        return STRATA_OK;
+    char copy[4096];
+    if (strlen(spec) >= sizeof copy)
+        return error_set(err, STRATA_ERR_ARG, "STRATA_MPIIO_HINTS: longer than %zu bytes",
+                         sizeof copy - 1);
+    strcpy(copy, spec);
+    if (MPI_Info_create(info) != MPI_SUCCESS) {
+        *info = MPI_INFO_NULL;
+        return error_set(err, STRATA_ERR_MPI, "STRATA_MPIIO_HINTS: MPI_Info_create failed");
+    }
+    strata_status st = STRATA_OK;
+    char *save = NULL;
+    for (char *pair = strtok_r(copy, ",", &save); pair && !st; pair = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(pair, '=');
+        if (!eq || eq == pair || !eq[1] || eq - pair >= MPI_MAX_INFO_KEY ||
+            strlen(eq + 1) >= MPI_MAX_INFO_VAL)
+            st = error_set(err, STRATA_ERR_ARG,
+                           "STRATA_MPIIO_HINTS: \"%s\" is not key=value (pairs separated by "
+                           "commas, as in romio_cb_write=enable,cb_nodes=8)",
+                           pair);
+        else {
+            *eq = '\0';
+            if (MPI_Info_set(*info, pair, eq + 1) != MPI_SUCCESS)
+                st = error_set(err, STRATA_ERR_MPI, "STRATA_MPIIO_HINTS: cannot set %s", pair);
+        }
+    }
+    if (st)
+        MPI_Info_free(info);
+    return st;
+}
+
+/* The segment being written: MPI-IO with the user's hints, and HDF5's
+ * metadata written collectively at the file's flush (one collective write of
+ * the metadata cache instead of rank 0's many small independent ones; HDF5's
+ * own advice for parallel file systems). */
+static hid_t parallel_access(MPI_Comm comm, MPI_Info hints)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0 && H5Pset_fapl_mpio(fapl, comm, MPI_INFO_NULL) < 0) {
+    if (fapl >= 0 &&
+        (H5Pset_fapl_mpio(fapl, comm, hints) < 0 || H5Pset_coll_metadata_write(fapl, 1) < 0)) {
         H5Pclose(fapl);
         return -1;
     }
@@ -1132,7 +1173,16 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
             unlink(path), unlink(reserve);
         return st;
     }
-    hid_t fapl = parallel_access(s->comm);
+    MPI_Info hints = MPI_INFO_NULL;
+    st = error_agree(s->comm, store_mpiio_hints(&hints, err), err);
+    hid_t fapl = st ? -1 : parallel_access(s->comm, hints);
+    if (hints != MPI_INFO_NULL)
+        MPI_Info_free(&hints); /* H5Pset_fapl_mpio keeps its own copy */
+    if (st) {
+        if (rank == 0)
+            unlink(path);
+        return st;
+    }
     /* A leftover file of a commit that died before its manifest is truncated. */
     hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (fapl >= 0)

@@ -221,6 +221,15 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
  *  job needs). The store keeps it open until the next write of that epoch or
  *  store_close. Call on every rank; not collective. */
 void store_remove_unpublished(const store *s, uint64_t epoch);
+/**
+ * MPI-IO hints for the files written collectively (segments, extraction
+ * outputs): the environment variable STRATA_MPIIO_HINTS, "key=value" pairs
+ * separated by commas ("romio_cb_write=enable,cb_nodes=8,striping_factor=16"),
+ * read at each such write; *info is MPI_INFO_NULL when it is unset or empty
+ * (MPI's defaults). A malformed pair is STRATA_ERR_ARG naming it. Free a
+ * non-null *info with MPI_Info_free. Local.
+ */
+strata_status store_mpiio_hints(MPI_Info *info, strata_error *err);
 /** Report an HDF5 failure with the innermost message of HDF5's error stack. */
 strata_status store_hdf5_error(strata_error *err, const char *what, const char *path);
 /** Silence HDF5's automatic error printing (errors come back as statuses). */

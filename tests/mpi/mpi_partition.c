@@ -1,6 +1,8 @@
 /* mpi_partition.c: rebalancing by weight: contiguous, balanced, agreed splitters;
  * a sparse world written at one rank count and opened at another gives every
- * rank about an even share of its stored chunks (issue 20). */
+ * rank about an even share of its stored chunks; the MPI-IO hints of
+ * STRATA_MPIIO_HINTS reach the segment write, a malformed list fails the
+ * commit on every rank and changes nothing (issue 20). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -277,6 +279,65 @@ static void test_sparse_reopen(const char *dir)
     MPI_Barrier(MPI_COMM_WORLD);
 }
 
+/* A commit under STRATA_MPIIO_HINTS: malformed, it fails everywhere naming the
+ * variable and the world keeps its epoch and voxel; well formed, it commits. */
+static void test_mpiio_hints(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sparse", dir);
+    strata_world *w = NULL;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &w);
+    MT_CHECK(st == STRATA_OK, "open for hints: %s", strata_last_error(NULL));
+    if (st)
+        return;
+    strata_info before;
+    strata_world_info(w, &before);
+    const int64_t at[3] = {3, 5, 7}; /* chunk 0,0,0: material 1 */
+    st = strata_stage(w, at[0], at[1], at[2], 9);
+    if (!st)
+        st = strata_flush(w, NULL);
+    setenv("STRATA_MPIIO_HINTS", "romio_cb_write=enable,cb_nodes", 1);
+    if (!st)
+        st = strata_commit(w, NULL);
+    MT_CHECK(st == STRATA_ERR_ARG && strstr(strata_last_error(w), "STRATA_MPIIO_HINTS") &&
+                 strstr(strata_last_error(w), "cb_nodes"),
+             "malformed hints: status %d: %s", st, strata_last_error(w));
+    strata_world_close(w);
+    w = NULL;
+    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_WRITE, NULL, &w);
+    strata_info after;
+    uint16_t v = 0;
+    if (!st)
+        st = strata_world_info(w, &after);
+    if (!st)
+        st = strata_read_voxel(w, at[0], at[1], at[2], &v);
+    MT_CHECK(st == STRATA_OK && after.epoch == before.epoch && v == 1,
+             "after the refused commit: status %d, epoch %llu (was %llu), voxel %u", st,
+             (unsigned long long)after.epoch, (unsigned long long)before.epoch, v);
+    setenv("STRATA_MPIIO_HINTS", "romio_cb_write=enable,cb_buffer_size=1048576,cb_nodes=1", 1);
+    if (!st)
+        st = strata_stage(w, at[0], at[1], at[2], 9);
+    if (!st)
+        st = strata_flush(w, NULL);
+    if (!st)
+        st = strata_commit(w, NULL);
+    MT_CHECK(st == STRATA_OK, "commit with hints: %s", strata_last_error(w));
+    unsetenv("STRATA_MPIIO_HINTS");
+    if (w)
+        strata_world_close(w);
+    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &w);
+    v = 0;
+    if (!st)
+        st = strata_world_info(w, &after);
+    if (!st)
+        st = strata_read_voxel(w, at[0], at[1], at[2], &v);
+    MT_CHECK(st == STRATA_OK && after.epoch == before.epoch + 1 && v == 9,
+             "after the commit with hints: status %d, epoch %llu, voxel %u", st,
+             (unsigned long long)after.epoch, v);
+    if (w)
+        strata_world_close(w);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = mt_init(&argc, &argv);
@@ -296,6 +357,7 @@ int main(int argc, char **argv)
     run_case(keys, 0, on_rank0, WEIGHT_RANDOM, "no chunks");
     test_bad_weight(keys, count);
     test_sparse_reopen(dir);
+    test_mpiio_hints(dir);
     free(keys);
     free(balanced);
     free(on_rank0);
