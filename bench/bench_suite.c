@@ -187,6 +187,8 @@ strata_status bench_run(bench *b, const char *out_path)
         st = bench_strata(b);
     if (!st && (bench_wants(b, "hdf5") || bench_wants(b, "box") || bench_wants(b, "checkpoint")))
         st = bench_hdf5_peer(b, world);
+    if (!st && bench_wants(b, "volumes"))
+        st = bench_volumes(b);
     st = error_agree(b->comm, st, &b->error);
     if (!st) {
         strata_status local = STRATA_OK;

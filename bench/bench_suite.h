@@ -21,6 +21,11 @@ strata_status bench_strata(bench *b);
  */
 strata_status bench_hdf5_peer(bench *b, const char *world);
 
+/** Each volume (terrain, the demo's Andes import, a raw import) compacted, its
+ * directory's bytes beside plain zstd-3 64^3 chunks and an HDF5 file with the
+ * zstd filter (issue 18): rows storage_*_VOLUME, group "volumes". Collective. */
+strata_status bench_volumes(bench *b);
+
 /** Run the whole suite and write the JSON file (rank 0). Collective. */
 strata_status bench_run(bench *b, const char *out_path);
 

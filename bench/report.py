@@ -19,6 +19,7 @@ GROUPS = [
     ("updates", "Batch updates (in memory, not committed)"),
     ("commit", "Commit (durable)"),
     ("storage", "Stored bytes"),
+    ("volumes", "Stored bytes per volume, compacted, vs plain zstd-3 64^3 and HDF5 + zstd"),
     ("reads", "Point reads and queries"),
     ("regions", "Region reads vs HDF5 hyperslabs"),
     ("index", "Index: region queries, rays, reindex"),

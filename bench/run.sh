@@ -17,11 +17,17 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/strata-run-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 for np in 1 2 4; do
   echo "== strata bench at $np ranks" >&2
-  mpirun -np $np "$BUILD/strata" bench "${quick[@]}" --out "$work/strata_np$np.json" --dir "$work/scratch$np"
+  keep=()
+  [ $np = 1 ] && keep=(--keep) # its volume-* worlds: the .vdb files of the same volumes below
+  mpirun -np $np "$BUILD/strata" bench "${quick[@]}" "${keep[@]}" --out "$work/strata_np$np.json" --dir "$work/scratch$np"
+done
+worlds=()
+for v in terrain andes raw; do
+  [ -d "$work/scratch1/volume-$v" ] && worlds+=(--world "$v=$work/scratch1/volume-$v")
 done
 if [ -x "$BUILD/bench/vdb_peer" ]; then
   echo "== OpenVDB peer" >&2
-  mpirun -np 1 "$BUILD/bench/vdb_peer" "${quick[@]}" --dir "$work/vdb" --out "$work/vdb.json"
+  mpirun -np 1 "$BUILD/bench/vdb_peer" "${quick[@]}" "${worlds[@]}" --dir "$work/vdb" --out "$work/vdb.json"
 else
   echo "== vdb_peer not built (apt install libopenvdb-dev libtbb-dev libboost-dev, re-run cmake)" >&2
 fi

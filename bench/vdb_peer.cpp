@@ -21,6 +21,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "strata.h"
@@ -137,6 +138,53 @@ uint64_t file_bytes(const std::string &path)
 
 } // namespace
 
+// The .vdb file of a stored world (issue 18's per-volume storage rows): every
+// non-air voxel set through an accessor, the tree pruned, written with OpenVDB's
+// default compression to DIR/NAME.vdb; its size.
+static double world_vdb_bytes(const std::string &name, const std::string &path,
+                              const std::string &dir, std::string *volume)
+{
+    strata_world *w = nullptr;
+    strata_info info;
+    if (strata_world_open(MPI_COMM_SELF, path.c_str(), STRATA_READ, nullptr, &w) ||
+        strata_world_info(w, &info))
+        fail(("opening " + path).c_str(), w);
+    const int c = info.chunk_edge;
+    const int64_t *d = info.dims;
+    std::vector<uint16_t> chunk(static_cast<size_t>(c) * c * c);
+    UInt16Grid::Ptr grid = UInt16Grid::create(0);
+    UInt16Grid::Accessor acc = grid->getAccessor();
+    for (int64_t cz = 0; cz * c < d[2]; cz++)
+        for (int64_t cy = 0; cy * c < d[1]; cy++)
+            for (int64_t cx = 0; cx * c < d[0]; cx++) {
+                if (strata_load_chunk(w, cx, cy, cz, chunk.data()))
+                    fail("loading a chunk", w);
+                for (int z = 0; z < c && cz * c + z < d[2]; z++)
+                    for (int y = 0; y < c && cy * c + y < d[1]; y++)
+                        for (int x = 0; x < c && cx * c + x < d[0]; x++) {
+                            uint16_t v = chunk[(static_cast<size_t>(z) * c + y) * c + x];
+                            if (v)
+                                acc.setValue(openvdb::Coord(static_cast<int>(cx * c + x),
+                                                            static_cast<int>(cy * c + y),
+                                                            static_cast<int>(cz * c + z)),
+                                             v);
+                        }
+            }
+    strata_world_close(w);
+    grid->tree().prune();
+    grid->setName("material");
+    std::string vdb_path = dir + "/" + name + ".vdb";
+    openvdb::io::File file(vdb_path);
+    file.write({grid});
+    file.close();
+    char text[256];
+    std::snprintf(text, sizeof text, "%s: %ld x %ld x %ld (the world %s, chunk %d)", name.c_str(),
+                  static_cast<long>(d[0]), static_cast<long>(d[1]), static_cast<long>(d[2]),
+                  path.c_str(), c);
+    *volume = text;
+    return static_cast<double>(file_bytes(vdb_path));
+}
+
 int main(int argc, char **argv)
 {
     MPI_Init(&argc, &argv);
@@ -152,10 +200,15 @@ int main(int argc, char **argv)
     int64_t dims[3] = {512, 512, 256};
     std::string dir = "/tmp/strata-vdb-peer-" + std::to_string(getpid()), out = "vdb_peer.json";
     std::string command = "vdb_peer";
+    std::vector<std::pair<std::string, std::string>> worlds; // --world NAME=PATH
     for (int i = 1; i < argc; i++) {
         std::string a = argv[i];
         command += " " + a;
-        if (a == "--quick") {
+        if (a == "--world" && i + 1 < argc && std::strchr(argv[i + 1], '=')) {
+            std::string v = argv[++i];
+            command += " " + v;
+            worlds.emplace_back(v.substr(0, v.find('=')), v.substr(v.find('=') + 1));
+        } else if (a == "--quick") {
             quick = true;
             dims[0] = 192, dims[1] = 192, dims[2] = 128;
         } else if ((a == "--dims" || a == "--dir" || a == "--out") && i + 1 < argc) {
@@ -172,7 +225,8 @@ int main(int argc, char **argv)
         } else {
             std::fprintf(
                 stderr,
-                "usage: vdb_peer [--quick] [--dims X,Y,Z] [--dir SCRATCH] [--out FILE.json]\n");
+                "usage: vdb_peer [--quick] [--dims X,Y,Z] [--dir SCRATCH] [--out FILE.json]\n"
+                "                [--world NAME=PATH]...\n");
             MPI_Abort(MPI_COMM_WORLD, 2);
         }
     }
@@ -358,6 +412,18 @@ int main(int argc, char **argv)
         row.count = n;
 
     strata_world_close(w);
+    for (auto &nw : worlds) {
+        std::string vol;
+        double bytes = world_vdb_bytes(nw.first, nw.second, dir, &vol);
+        r = make_row(("vdb_file_bytes_" + nw.first).c_str(), "openvdb", "bytes", true, {bytes},
+                     vol);
+        r.what = ".vdb file of a stored world's voxels (io::File::write, OpenVDB's default "
+                 "compression; air is the background)";
+        r.pattern = "every non-air voxel set once, then pruned";
+        r.limit = "OpenVDB's leaf compression (zip/blosc of active values)";
+        rows.push_back(r);
+        std::printf("%-8s .vdb file %14.0f bytes\n", nw.first.c_str(), bytes);
+    }
     write_rows(out.c_str(), rows, command);
     std::string cleanup = "rm -rf '" + dir + "'";
     if (std::system(cleanup.c_str()) != 0)

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """What each byte of a stored world is (docs/benchmarks.md, "What a world's bytes are").
 
-usage: world_bytes.py WORLD [--peers] [--options]
+usage: world_bytes.py WORLD [--peers] [--options] [--index-classes]
 
 Prints, for the world directory: every file's bytes, split for segments into
 chunk payloads, LOD pyramid payloads, bytes of /payload no live row points at,
@@ -14,6 +14,9 @@ with the zstd filter (id 32015, HDF5_PLUGIN_PATH must name the build directory
 holding libh5zstd), one uint16 dataset chunked 64^3. With --options it prints
 what the LOD pyramids would take if only their coarse levels were stored, one
 zstd frame per chunk or one frame for all chunks (issue 18's measurements).
+With --index-classes it splits the pyramid packs into byte classes: each class's
+bytes in the entry-by-entry layout (SLPK, before zstd) and in the column-by-column
+layout (SLPC streams, before zstd, and each stream alone at zstd 19).
 """
 import os
 import sys
@@ -177,6 +180,62 @@ def peers(v):
     return plain, h5
 
 
+SLPC_STREAMS = ["keys", "H", "extents", "materials", "histogram counts", "mixed bitmaps",
+                "modes", "count plane 0", "count plane 1", "count plane 2"]
+
+
+def index_classes(rows, files):
+    """Byte classes of every pack frame, as SLPK (entry by entry) and SLPC."""
+    import struct
+    frames = {}
+    for r in rows.values():
+        if r["lod_length"]:
+            frames[(int(r["lod_segment"]), int(r["lod_offset"]))] = int(r["lod_length"])
+    before = dict.fromkeys(["directory (key + end per entry)", "entry headers (16 bytes)",
+                            "materials (u16)", "histogram counts (u32)", "top level",
+                            "levels below the top"], 0)
+    after = {k: [0, 0] for k in SLPC_STREAMS}
+    after["header"] = [0, 0]
+    stored = 0
+    for (seg, off), n in frames.items():
+        blob = files[seg]["payload"][off:off + n].tobytes()
+        stored += n
+        raw = zstandard.ZstdDecompressor().decompress(blob)
+        if raw[:4] == b"SLPC":
+            lens = struct.unpack_from("<10I", raw, 12)
+            at = 52
+            after["header"][0] += 52
+            for k, ln in zip(SLPC_STREAMS, lens):
+                after[k][0] += ln
+                after[k][1] += len(zstandard.ZstdCompressor(level=19).compress(raw[at:at + ln]))
+                at += ln
+            raw = read_world.expand_compact_pack(raw)
+        if raw[:4] != b"SLPK":
+            continue
+        cnt = struct.unpack_from("<I", raw, 4)[0]
+        ends = struct.unpack_from("<%dI" % cnt, raw, 8 + 8 * cnt)
+        area, start = 8 + 12 * cnt, 0
+        before["directory (key + end per entry)"] += 8 + 12 * cnt
+        for e in ends:
+            ent = raw[area + start:area + e]
+            H, L = struct.unpack_from("<I", ent, 8)[0], ent[5]
+            top = 1 + (1 if H <= 256 else 2) + ((3 * L + 7) // 8 if H > 1 else 0)
+            before["entry headers (16 bytes)"] += 16
+            before["materials (u16)"] += 2 * H
+            before["histogram counts (u32)"] += 4 * H
+            before["top level"] += top
+            before["levels below the top"] += len(ent) - 16 - 6 * H - top
+            start = e
+    print(f"  pyramid frames: {len(frames)}, {stored:,d} bytes stored")
+    print("  SLPK layout (entry by entry), bytes before zstd:")
+    for k, v in before.items():
+        print(f"    {k:34s} {v:10,d}")
+    if after["header"][0]:
+        print("  SLPC layout (column by column): bytes before zstd / that stream alone at zstd 19:")
+        for k, (a, c) in after.items():
+            print(f"    {k:34s} {a:10,d} {c:10,d}")
+
+
 def main():
     path = sys.argv[1]
     C, rows, files, parts, total = breakdown(path)
@@ -192,6 +251,8 @@ def main():
     if "--options" in sys.argv:
         options(C, rows, files)
         payload_options(C, rows, files)
+    if "--index-classes" in sys.argv:
+        index_classes(rows, files)
     if "--peers" in sys.argv:
         plain, h5 = peers(volume(path, C, rows, files))
         print(f"  plain zstd-3 64^3      {plain:12,d}  ({plain / total:.3f}x the world's size)")

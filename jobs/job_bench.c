@@ -25,7 +25,8 @@ static const char usage[] =
     "           removed at the end unless --keep\n"
     "  --dims   terrain size (default 512,512,256; --quick 192,192,128)\n"
     "  --only   run only these groups (comma-separated): storage, updates, reads, index,\n"
-    "           extract, hdf5, box, checkpoint, chains; the commit group always runs\n"
+    "           extract, hdf5, box, checkpoint, chains, volumes (each volume compacted\n"
+    "           beside plain zstd-3 64^3 and HDF5 + zstd); the commit group always runs\n"
     "           (it writes the terrain world)";
 
 /* The default results file: a name no file has yet in the working directory, from

@@ -8,7 +8,7 @@ set -eu
 STRATA=$1 WORK=$2 SRC=$3 BUILD=$4
 rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
 py=/usr/bin/python3
-mpirun -np 2 "$STRATA" bench --quick --out results.json --dir "$WORK/scratch" -q
+mpirun -np 2 "$STRATA" bench --quick --keep --out results.json --dir "$WORK/scratch" -q
 $py - results.json <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))
@@ -28,7 +28,17 @@ expected += ["checkpoint_strata_commits", "checkpoint_hdf5_commits",
              "checkpoint_strata_delta_bytes_per_voxel", "checkpoint_strata_delta_headers_per_commit"]
 expected += [f"chain_{c}{r}" for c in ("", "compacted_")
              for r in ("read_voxel_hot", "read_voxel_cold", "extract_whole_L0")]
+expected += [f"storage_{k}_{v}" for v in ("terrain", "raw")
+             for k in ("world_total", "payload", "index", "zstd3_chunks64", "hdf5_zstd3_file")]
 missing = [e for e in expected if e not in rows]
+# issue 18, byte counts (not timings): the compacted world beside plain zstd-3 64^3
+# and the HDF5 file with the zstd filter, the LOD index <= 10 % of the payloads
+for v in ("terrain", "raw"):
+    world, index = rows[f"storage_world_total_{v}"]["value"], rows[f"storage_index_{v}"]["value"]
+    payload = rows[f"storage_payload_{v}"]["value"]
+    assert index <= 0.10 * payload, f"{v}: index {index} bytes > 10 % of payloads {payload}"
+    assert 1.25 * world <= rows[f"storage_zstd3_chunks64_{v}"]["value"], f"{v}: world {world} bytes"
+    assert world < rows[f"storage_hdf5_zstd3_file_{v}"]["value"], f"{v}: world {world} vs HDF5 file"
 assert not missing, f"missing rows: {missing}"
 # every file of the world's directory: at least its live segments, at most a few KB more
 total, files = rows["storage_world_total"]["value"], rows["storage_strata_files"]["value"]
@@ -43,8 +53,9 @@ for row in r["rows"]:
 print(f"results.json: {len(rows)} rows, all expected present")
 PY
 if [ -x "$BUILD/bench/vdb_peer" ]; then
-  mpirun -np 1 "$BUILD/bench/vdb_peer" --dims 128,128,64 --dir "$WORK/vdb" --out vdb.json
-  $py -c 'import json,sys; r=json.load(open("vdb.json")); ids={x["id"] for x in r["rows"]}; need={"vdb_read_hot","vdb_peer_strata_read_hot","vdb_file_bytes","vdb_build"}; assert need<=ids, need-ids; print("vdb.json:", len(ids), "rows")'
+  mpirun -np 1 "$BUILD/bench/vdb_peer" --dims 128,128,64 --dir "$WORK/vdb" --out vdb.json \
+    --world raw="$WORK/scratch/volume-raw"
+  $py -c 'import json,sys; r=json.load(open("vdb.json")); ids={x["id"] for x in r["rows"]}; need={"vdb_read_hot","vdb_peer_strata_read_hot","vdb_file_bytes","vdb_build","vdb_file_bytes_raw"}; assert need<=ids, need-ids; print("vdb.json:", len(ids), "rows")'
 else
   echo "vdb_peer not built (no OpenVDB): its rows are skipped"
 fi
