@@ -12,9 +12,12 @@
  * MPI_Pcontrol does nothing. Used for the figures of tests/mpi/many_ranks.c
  * (docs/benchmarks.md, "Many ranks").
  */
+#define _GNU_SOURCE /* dladdr */
+#include <dlfcn.h>
 #include <mpi.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 enum {
     ALLREDUCE,
@@ -42,9 +45,20 @@ static const char *const names[KINDS] = {
     "Scatterv",  "Exscan",    "Comm_new",   "File_open", "File_*_all/sync/set_size",
     "File_close"};
 
-static unsigned long calls[KINDS];
+static unsigned long calls[KINDS], from_hdf5;
 static double seconds[KINDS];
 static int paused;
+
+/* Was the wrapper called from HDF5 (a shared library named libhdf5...) or from
+ * the program (Strata is linked in statically)? */
+static int called_by_hdf5(void *return_address)
+{
+    Dl_info info;
+    if (!dladdr(return_address, &info) || !info.dli_fname)
+        return 0;
+    const char *base = strrchr(info.dli_fname, '/');
+    return strncmp(base ? base + 1 : info.dli_fname, "libhdf5", 7) == 0;
+}
 
 #define TIMED(kind, call)                                                                          \
     do {                                                                                           \
@@ -53,6 +67,7 @@ static int paused;
         if (!paused) {                                                                             \
             seconds[kind] += PMPI_Wtime() - t0_;                                                   \
             calls[kind]++;                                                                         \
+            from_hdf5 += called_by_hdf5(__builtin_return_address(0));                              \
         }                                                                                          \
         return rc_;                                                                                \
     } while (0)
@@ -205,10 +220,11 @@ int MPI_Pcontrol(const int level, ...)
                 at += snprintf(line + at, sizeof line - (size_t)at, " %s %lu (%.3f s)", names[k],
                                calls[k], seconds[k]);
         }
-        fprintf(stderr, "mpi_calls: %-28s %4lu collectives, %.3f s in them:%s\n", what, total,
-                waited, at ? line : " none");
+        fprintf(stderr, "mpi_calls: %-28s %4lu collectives (%lu by HDF5), %.3f s in them:%s\n",
+                what, total, from_hdf5, waited, at ? line : " none");
     }
     for (int k = 0; k < KINDS; k++)
         calls[k] = 0, seconds[k] = 0;
+    from_hdf5 = 0;
     return MPI_SUCCESS;
 }
