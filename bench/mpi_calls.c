@@ -10,7 +10,7 @@
  * the counters; MPI_Pcontrol(0) pauses counting (the program's own calls between
  * the ones it measures), MPI_Pcontrol(2) resumes it. Without the shim
  * MPI_Pcontrol does nothing. Used for the figures of tests/mpi/many_ranks.c
- * (docs/benchmarks.md, "Many ranks").
+ * (docs/scaling.md, "Many ranks, measured").
  */
 #define _GNU_SOURCE /* dladdr */
 #include <dlfcn.h>
