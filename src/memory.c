@@ -25,8 +25,8 @@ strata_status strata_world_memory(strata_world *w, strata_memory *out)
         const store_segment *g = &s->segments[i];
         out->segments += (uint64_t)g->fence_count * sizeof *g->fence;
         for (int b = 0; b < STORE_CACHED_BLOCKS; b++)
-            if (g->blocks[b].rows)
-                out->row_blocks += (uint64_t)g->blocks[b].count * sizeof(store_row);
+            if (g->blocks[b].rows) /* each buffer holds a whole block */
+                out->row_blocks += (uint64_t)STORE_FENCE_ROWS * sizeof(store_row);
     }
     const manifest *m = &w->committed;
     out->manifest = ((uint64_t)w->size + 1) * sizeof *w->split +

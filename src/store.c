@@ -687,16 +687,35 @@ static strata_status load_block(store *s, store_segment *g, size_t block,
                                 const store_row_block **out, strata_error *err)
 {
     store_row_block *slot = &g->blocks[0];
-    g->block_clock++;
+    s->block_clock++;
     for (int b = 0; b < STORE_CACHED_BLOCKS; b++) {
         store_row_block *k = &g->blocks[b];
         if (k->rows && k->index == block) {
-            k->used = g->block_clock;
+            k->used = s->block_clock;
             *out = k;
             return STRATA_OK;
         }
         if (!k->rows ? slot->rows != NULL : slot->rows && k->used < slot->used)
             slot = k;
+    }
+    if (!slot->rows) {
+        /* A free slot of g: take the buffer of the store's least recently used
+         * block instead of a new one when the store holds its bound already. */
+        size_t held = 0;
+        store_row_block *oldest = NULL;
+        for (size_t i = 0; i < s->count; i++)
+            for (int b = 0; b < STORE_CACHED_BLOCKS; b++) {
+                store_row_block *k = &s->segments[i].blocks[b];
+                if (!k->rows)
+                    continue;
+                held++;
+                if (!oldest || k->used < oldest->used)
+                    oldest = k;
+            }
+        if (held >= STORE_CACHED_BLOCKS_ALL && oldest) {
+            slot->rows = oldest->rows;
+            oldest->rows = NULL;
+        }
     }
     if (!slot->rows) {
         slot->rows = strata_malloc(STORE_FENCE_ROWS * sizeof *slot->rows);
@@ -712,7 +731,7 @@ static strata_status load_block(store *s, store_segment *g, size_t block,
         return st;
     slot->index = block;
     slot->count = (size_t)count;
-    slot->used = g->block_clock;
+    slot->used = s->block_clock;
     *out = slot;
     return STRATA_OK;
 }

@@ -2,7 +2,8 @@
  * a sparse world written at one rank count and opened at another gives every
  * rank about an even share of its stored chunks; the MPI-IO hints of
  * STRATA_MPIIO_HINTS reach the segment write, a malformed list fails the
- * commit on every rank and changes nothing (issue 20). */
+ * commit on every rank and changes nothing; the row blocks cached for reads of
+ * other ranks' chunks stay within a bound whatever the live segments (issue 20). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include "morton.h"
 #include "mpi_common.h"
 #include "partition.h"
+#include "store.h"
 #include "strata.h"
 
 static const uint64_t box[3] = {41, 29, 17};
@@ -338,6 +340,67 @@ static void test_mpiio_hints(const char *dir)
         strata_world_close(w);
 }
 
+/* 24 commits, each changing one voxel of a chunk the last rank owns (each a
+ * live segment): every rank reads all 24 voxels (other ranks' chunks through
+ * the segments' row blocks), and holds at most STORE_CACHED_BLOCKS_ALL blocks. */
+static void test_row_blocks_bounded(const char *dir)
+{
+    enum { COMMITS = 24, SIDE = 256, EDGE = 16 };
+    const uint64_t bound = (uint64_t)STORE_CACHED_BLOCKS_ALL * STORE_FENCE_ROWS * sizeof(store_row);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/blocks", dir);
+    strata_config cfg;
+    strata_config_init(&cfg);
+    cfg.dims[0] = cfg.dims[1] = cfg.dims[2] = SIDE;
+    cfg.chunk_edge = EDGE;
+    strata_world *w = NULL;
+    strata_status st =
+        strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w);
+    int64_t at[COMMITS][3];
+    int n = 0;
+    /* The last rank's chunks, every 7th along the grid, so that 24 exist at 4 ranks. */
+    for (int64_t c = 0; !st && n < COMMITS && c < (SIDE / EDGE) * (SIDE / EDGE) * (SIDE / EDGE);
+         c += 7) {
+        int64_t x = c % (SIDE / EDGE) * EDGE + 1, y = c / (SIDE / EDGE) % (SIDE / EDGE) * EDGE + 2,
+                z = c / ((SIDE / EDGE) * (SIDE / EDGE)) * EDGE + 3;
+        int owner = -1;
+        strata_owner(w, x, y, z, &owner);
+        if (owner == mt_size - 1)
+            at[n][0] = x, at[n][1] = y, at[n][2] = z, n++;
+    }
+    for (int i = 0; !st && i < n; i++) {
+        st = strata_stage(w, at[i][0], at[i][1], at[i][2], (uint16_t)(10 + i));
+        if (!st)
+            st = strata_flush(w, NULL);
+        if (!st)
+            st = strata_commit(w, NULL);
+    }
+    MT_CHECK(st == STRATA_OK && n == COMMITS, "writing %d commits: %s", n, strata_last_error(w));
+    if (w)
+        strata_world_close(w);
+    st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &w);
+    MT_CHECK(st == STRATA_OK, "reopening: %s", strata_last_error(NULL));
+    strata_info info;
+    if (!st)
+        st = strata_world_info(w, &info);
+    MT_CHECK(st || info.segments >= COMMITS, "%llu live segments, expected at least %d",
+             (unsigned long long)info.segments, COMMITS);
+    for (int round = 0; !st && round < 2; round++)
+        for (int i = 0; !st && i < n; i++) {
+            uint16_t v = 0;
+            st = strata_read_voxel(w, at[i][0], at[i][1], at[i][2], &v);
+            MT_CHECK(st == STRATA_OK && v == 10 + i, "voxel %d reads %u: %s", i, v,
+                     strata_last_error(w));
+        }
+    strata_memory m;
+    if (!st && strata_world_memory(w, &m) == STRATA_OK)
+        MT_CHECK(m.row_blocks <= bound && (mt_rank == mt_size - 1 || m.row_blocks == bound),
+                 "%llu bytes of row blocks with %llu segments", (unsigned long long)m.row_blocks,
+                 (unsigned long long)info.segments);
+    if (w)
+        strata_world_close(w);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = mt_init(&argc, &argv);
@@ -358,6 +421,7 @@ int main(int argc, char **argv)
     test_bad_weight(keys, count);
     test_sparse_reopen(dir);
     test_mpiio_hints(dir);
+    test_row_blocks_bounded(dir);
     free(keys);
     free(balanced);
     free(on_rank0);
