@@ -95,17 +95,20 @@ static void bits_put(bit_writer *b, uint64_t v, int n) /* n <= 32 */
 {
     b->acc |= v << b->bits;
     b->bits += n;
-    while (b->bits >= 8) {
-        *b->p++ = (uint8_t)b->acc;
-        b->acc >>= 8;
-        b->bits -= 8;
+    if (b->bits >= 32) { /* four bytes at a time */
+        for (int i = 0; i < 4; i++)
+            b->p[i] = (uint8_t)(b->acc >> (8 * i));
+        b->p += 4;
+        b->acc >>= 32;
+        b->bits -= 32;
     }
 }
 
 static uint8_t *bits_end(bit_writer *b)
 {
-    if (b->bits)
+    for (; b->bits > 0; b->bits -= 8, b->acc >>= 8)
         *b->p++ = (uint8_t)b->acc;
+    b->bits = 0;
     return b->p;
 }
 
@@ -130,29 +133,27 @@ static int bits_get(bit_reader *b, int n, uint32_t *v)
     return 1;
 }
 
-/* Rice bits of gaps (each gap - 1 >= 0) with parameter k. */
-static uint64_t rice_cost(const uint64_t *changes, size_t n, int k)
-{
-    uint64_t bits = 0;
-    for (size_t i = 1; i < n; i++)
-        bits += 1 + (uint64_t)k + (((changes[i] >> 40) - (changes[i - 1] >> 40) - 1) >> k);
-    return bits;
-}
-
-/* The Rice parameter for the gaps: the cheapest around log2 of the mean gap, or vb when
- * none is cheaper than vb bits per gap (what raw_bound assumes); *bits: its cost. */
+/* The Rice parameter for the gaps (each gap - 1 >= 0 is coded): the cheapest of three
+ * around log2 of the mean gap (costs summed in one pass), or vb when none is cheaper
+ * than vb bits per gap (what raw_bound assumes); *bits: its cost. */
 static int rice_parameter(const uint64_t *changes, size_t n, int vb, uint64_t *bits)
 {
     uint64_t span = n > 1 ? (changes[n - 1] >> 40) - (changes[0] >> 40) : 0;
     int k0 = 0;
     while (n > 1 && k0 < vb && ((uint64_t)2 << k0) * (n - 1) <= span)
         k0++;
+    int lo = k0 > 0 ? k0 - 1 : 0;
+    uint64_t sum[3] = {0, 0, 0};
+    for (size_t i = 1; i < n; i++) {
+        uint64_t q = ((changes[i] >> 40) - (changes[i - 1] >> 40) - 1) >> lo;
+        sum[0] += q, sum[1] += q >> 1, sum[2] += q >> 2;
+    }
     int k = vb;
     *bits = (uint64_t)(n ? n - 1 : 0) * (uint64_t)(1 + vb);
-    for (int c = k0 > 0 ? k0 - 1 : 0; c <= k0 + 1 && c < vb; c++) {
-        uint64_t cost = rice_cost(changes, n, c);
+    for (int c = 0; c < 3 && lo + c < vb; c++) {
+        uint64_t cost = (uint64_t)(n - 1) * (uint64_t)(1 + lo + c) + sum[c];
         if (cost < *bits)
-            *bits = cost, k = c;
+            *bits = cost, k = lo + c;
     }
     return k;
 }
@@ -203,13 +204,15 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
     int k = rice_parameter(changes, n, vb, &best);
     /* Materials: a palette (ids in order of first appearance, then an index per change)
      * or each id as is, in w bits (the widest id's), whichever is smaller.
-     * scratch: slot indices (4 bytes), slot keys (2 bytes), the palette (2 bytes each). */
+     * scratch: slot indices (4 bytes), slot keys (2 bytes), the palette (2 bytes each),
+     * each change's palette index (2 bytes). */
     uint32_t slots = 16;
     while (slots < 2 * n)
         slots *= 2;
     uint32_t *index = (uint32_t *)scratch, mask = slots - 1;
     uint16_t *keys = (uint16_t *)(scratch + (size_t)slots * 4);
     uint16_t *ids = (uint16_t *)(scratch + (size_t)slots * 6);
+    uint16_t *which = ids + n;
     memset(index, 0, (size_t)slots * sizeof *index);
     uint32_t palette = 0;
     uint16_t widest = 0;
@@ -220,6 +223,7 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
             ids[palette] = keys[slot] = m;
             index[slot] = ++palette;
         }
+        which[i] = (uint16_t)(index[slot] - 1);
         widest |= m;
     }
     int wb = 1, mb = 0;
@@ -252,7 +256,7 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
         for (uint32_t i = 0; i < palette; i++)
             bits_put(&bw, ids[i], wb);
         for (size_t i = 0; mb && i < n; i++)
-            bits_put(&bw, index[palette_slot(keys, index, mask, (uint16_t)changes[i])] - 1, mb);
+            bits_put(&bw, which[i], mb);
     } else {
         for (size_t i = 0; i < n; i++)
             bits_put(&bw, (uint16_t)changes[i], wb);

@@ -24,8 +24,9 @@
 
 #define DELTA_MAGIC   "SDLT"
 #define DELTA_VERSION 2 /* 1: zstd byte planes (still read); 2: Rice-coded gaps, palette */
-/** Records of at least this many changes also try zstd on their body (kept if smaller). */
-#define DELTA_ZSTD_MIN     128
+/** Records of at least this many changes also try zstd on their body (kept if smaller):
+ *  below, random changes never gained and the attempt cost a third of a commit's encoding. */
+#define DELTA_ZSTD_MIN     1024
 #define DELTA_HEADER_BYTES 72
 /** Most records in a chain (docs/benchmarks.md, "Delta commits": reads of chunks carrying
  *  the longest chain against the same world compacted). */

@@ -23,7 +23,7 @@ with open("updates.txt", "w") as f:
                 f.write(f"{x} {y} {z} {random.randrange(2000)}\n")
     for _ in range(3000):
         f.write(f"{random.randrange(80)} {random.randrange(70)} {random.randrange(50)} {random.randrange(20)}\n")
-    # a regular pattern in one chunk: a delta record whose body zstd shrinks (flags 1)
+    # a regular pattern in one chunk: a delta record of equal Rice codes and 3 materials
     for i in range(250):
         v = 3 * i
         f.write(f"{48 + v % 16} {v // 16 % 16} {v // 256} {1 + i % 3}\n")
