@@ -276,7 +276,8 @@ static strata_status column_bands(strata_world *w, const camera *cam,
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot estimate the work of %d columns",
                           o->width);
     ray_caster c;
-    strata_status st = ray_caster_init(w, w->edge_bits, o->hidden, o->hidden_count, &c);
+    strata_status st = ray_caster_init(w, w->edge_bits, o->hidden, o->hidden_count,
+                                       (size_t)groups * (size_t)o->height / PROBE_ROWS, &c);
     double sun_unit[3];
     ray_unit_direction(cam->sun_voxel, sun_unit);
     uint64_t total = 0;
@@ -412,7 +413,8 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
         st = setup_camera(w, opt, &used, &cam);
     ray_caster c = {0};
     if (!st)
-        st = ray_caster_init(w, opt->level, opt->hidden, opt->hidden_count, &c);
+        st = ray_caster_init(w, opt->level, opt->hidden, opt->hidden_count,
+                             (size_t)opt->width * (size_t)opt->height, &c);
     const int P = w->size;
     int *band = strata_malloc(((size_t)P + 1) * sizeof *band);
     palette pal = {w, NULL};

@@ -52,7 +52,6 @@ int ray_unit_direction(const double dir[3], double unit[3])
     return 1;
 }
 
-enum { CHUNK_SLOTS = 8192 };
 struct ray_chunk_slot {
     uint64_t key;
     int state;  /* 0: empty slot, 1: filled */
@@ -66,11 +65,16 @@ struct ray_chunk_slot {
 };
 
 strata_status ray_caster_init(strata_world *w, int level, const uint16_t *hidden, size_t hidden_n,
-                              ray_caster *c)
+                              size_t rays, ray_caster *c)
 {
     memset(c, 0, sizeof *c);
     c->w = w;
     c->level = level;
+    /* Many rays: 8192 chunks kept, and at level 0 a mixed chunk's empty-cell
+     * flags built. A few (strata_ray): 256 chunks, and pyramids, which the
+     * index keeps across calls (building the flags of the chunk a ray ends in
+     * took strata_ray from 13 to 72 us). */
+    c->slot_bits = rays >= 1024 ? 13 : 8;
     strata_status st = index_get(w, &c->x);
     if (st)
         return st;
@@ -78,7 +82,7 @@ strata_status ray_caster_init(strata_world *w, int level, const uint16_t *hidden
         return WORLD_FAIL(w, STRATA_ERR_ARG, "rays: level %d must be in [0, %d] (the chunk level)",
                           level, w->edge_bits);
     if (!(c->empty = strata_calloc(65536, 1)) ||
-        !(c->slots = strata_calloc(CHUNK_SLOTS, sizeof *c->slots)))
+        !(c->slots = strata_calloc((size_t)1 << c->slot_bits, sizeof *c->slots)))
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "rays: cannot allocate the material flags");
     c->empty[0] = 1;
     for (size_t i = 0; i < hidden_n; i++)
@@ -225,7 +229,7 @@ static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3
     c->have_voxels = 0;
     c->occ = NULL;
     c->mixed_level = c->w->edge_bits + 1;
-    struct ray_chunk_slot *s = &c->slots[(key * 0x9E3779B97F4A7C15ull) >> 51];
+    struct ray_chunk_slot *s = &c->slots[(key * 0x9E3779B97F4A7C15ull) >> (64 - c->slot_bits)];
     strata_status st;
     if ((!s->state || s->key != key) && (st = learn_chunk(c, key, ch, s)))
         return st;
@@ -236,7 +240,7 @@ static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3
     c->empty_bits = s->empty_bits;
     /* A mixed chunk's pyramid, unless the cells are chunks: the row's dominant
      * material is then the cell's mode (when the row's summary is current). */
-    if (!s->single && c->level == 0) {
+    if (!s->single && c->level == 0 && c->slot_bits == 13) {
         if ((st = load_occupancy(c, key)))
             return st;
     } else if (!s->single &&
@@ -580,7 +584,7 @@ strata_status strata_ray(strata_world *w, const double from[3], const double dir
     }
     ray_caster c = {0};
     if (!st)
-        st = ray_caster_init(w, 0, NULL, 0, &c);
+        st = ray_caster_init(w, 0, NULL, 0, 1, &c);
     st = index_ensure(w, st, 1);
     if (!st)
         st = world_agree(w, ray_cast(&c, from, unit, max_dist, hit));
@@ -626,7 +630,7 @@ strata_status strata_cast_rays(strata_world *w, const double (*from)[3], const d
     }
     ray_caster c = {0};
     if (!st)
-        st = ray_caster_init(w, opt->level, opt->hidden, opt->hidden_count, &c);
+        st = ray_caster_init(w, opt->level, opt->hidden, opt->hidden_count, n, &c);
     st = index_ensure(w, st, 1);
     for (size_t i = 0; !st && i < n; i++) {
         double unit[3];

@@ -14,7 +14,7 @@
 
 struct ray_chunk_slot;
 
-/** Bytes of a caster's empty-cell flags of mixed chunks (level 0). */
+/** Bytes of a caster's empty-cell flags of mixed chunks (level 0, many rays). */
 #define RAY_OCCUPANCY_BYTES ((size_t)16 << 20)
 
 /** One rank's ray walker: the level, the empty materials and the chunk last crossed. */
@@ -40,11 +40,12 @@ typedef struct {
      * shares them, and its descent starts below. */
     int mixed_level;
     int64_t mixed_v[3];
-    /* Level 0, mixed chunk: one flag per cell of levels 1..log2(C), 1 when
+    /* Level 0, many rays, mixed chunk: one flag per cell of levels 1..log2(C), 1 when
      * every voxel of it is empty (air or hidden; occ_offset[l] the first of
      * level l), built from its voxels; no pyramid is read. The flags of the
      * last occ_n such chunks crossed are kept (direct-mapped by key, occ_n x
-     * occ_size bytes at most RAY_OCCUPANCY_BYTES, allocated at first use). */
+     * occ_size bytes at most RAY_OCCUPANCY_BYTES, allocated at first use;
+     * at least one chunk). */
     const uint8_t *occ;
     uint8_t *occ_cells;
     uint64_t *occ_keys; /* key + 1 of each entry, 0: none */
@@ -55,16 +56,18 @@ typedef struct {
      * again and again; the store keeps a few blocks of rows per segment, and
      * the own rows are a binary search away. */
     struct ray_chunk_slot *slots;
+    int slot_bits;               /* 2^slot_bits slots */
     struct ray_chunk_slot *slot; /* the current chunk's */
 } ray_caster;
 
 /**
  * A caster of cells of `level` (0..log2(C)), passing through air and the
  * `hidden_n` materials of `hidden`. The index must have been ensured
- * (index_ensure, collective) before casting. Local.
+ * (index_ensure, collective) before casting. `rays`: about how many rays it
+ * will cast (sizes what it keeps). Local.
  */
 strata_status ray_caster_init(struct strata_world *w, int level, const uint16_t *hidden,
-                              size_t hidden_n, ray_caster *c);
+                              size_t hidden_n, size_t rays, ray_caster *c);
 void ray_caster_free(ray_caster *c);
 /**
  * Cast one ray (strata_cast_rays' rules: a start outside the world enters it
