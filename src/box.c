@@ -765,7 +765,8 @@ static void apply_piece(strata_world *w, box_write *x, const write_piece *q)
 {
     const uint64_t would = x->would[x->piece++];
     const int64_t edge = w->edge, m = edge - 1, *b = q->p.b, width = b[3] - b[0];
-    if (!bsearch(&q->p.key, x->touched, x->touched_n, sizeof *x->touched, morton_key_compare)) {
+    if (!x->touched_n ||
+        !bsearch(&q->p.key, x->touched, x->touched_n, sizeof *x->touched, morton_key_compare)) {
         x->stats->written += would;
         x->stats->skipped += q->expected ? piece_voxels(b) - would : 0;
         return;
@@ -895,7 +896,8 @@ static strata_status write_voxels(strata_world *w, box_write *x, size_t n, box_s
     if (st) {
         drop_fresh(w, x);
     } else {
-        qsort(x->touched, x->touched_n, sizeof *x->touched, morton_key_compare);
+        if (x->touched_n) /* the C library wants a base even for no element */
+            qsort(x->touched, x->touched_n, sizeof *x->touched, morton_key_compare);
         x->phase = 2;
         x->piece = 0;
         write_all(w, x, n, recv, recv_bytes);
