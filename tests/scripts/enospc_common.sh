@@ -1,14 +1,12 @@
-# enospc_common.sh: sourced by test_enospc.sh and test_enospc_late.sh (a full file
+# enospc_common.sh: sourced by test_enospc.sh and test_enospc_late.sh after common.sh (a full file
 # system, issue 24 item 1): a 1 MiB tmpfs at $WORK/fs and the checks every case makes.
 FS=$WORK/fs
-fail() { echo "FAIL: $*" >&2; exit 1; }
-# A hang is a failure: every job runs under a timeout (exit 124).
-run() { local np=$1; shift; timeout -k 10 40 mpirun -np "$np" "$STRATA" "$@" < /dev/null; }
+# A hang is a failure: every job runs under a timeout (common.sh's run: exit 124).
+RUN_TIMEOUT=40
 
 mount_tmpfs() {
     if ! mount -t tmpfs -o size=1m strata-enospc "$FS" 2> mount.err; then
-        echo "SKIP: cannot mount a tmpfs here: $(cat mount.err)"
-        exit 77
+        skip "cannot mount a tmpfs here: $(cat mount.err)"
     fi
     trap 'umount "$FS" 2> /dev/null' EXIT
 }

@@ -4,7 +4,7 @@
 # tests (tests/mpi/mpi_alloc.c) reach it. Not alloc.c itself, nor h5zstd_filter.h,
 # whose buffers HDF5 owns. scripts/use-strata-alloc.py rewrites raw calls.
 set -euo pipefail
-SRC=$3
+. "$(dirname "$0")/common.sh" "$@"
 raw=$(grep -rnP '(?<![\w.>])(malloc|calloc|realloc|posix_memalign)\(' "$SRC/src" \
   --include='*.c' --include='*.h' | grep -v -e '/alloc\.c:' -e '/h5zstd_filter\.h:' || true)
 if [ -n "$raw" ]; then

@@ -5,15 +5,9 @@
 # what is wrong (line, record, coordinate, path), and must leave the world's
 # files byte for byte as they were.
 set -u
-STRATA=$1 WORK=$2 SRC=$3
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
-py=/usr/bin/python3
+. "$(dirname "$0")/common.sh" "$@"
 NP=2
-fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout -k 10 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
+run() { mpirun_strata "$NP" "$@"; }
 snapshot() { (cd w && for f in $(ls | grep -v '^LOCK$'); do echo "$f $(md5sum < "$f")"; done); }
 cases=0
 # expect_fail LABEL PATTERN COMMAND...: non-zero exit (not a hang), PATTERN in

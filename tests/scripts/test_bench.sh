@@ -5,9 +5,7 @@
 # every voxel it reads (it aborts otherwise). Figures are not checked: this is
 # not a timed test.
 set -eu
-STRATA=$1 WORK=$2 SRC=$3 BUILD=$4
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-py=/usr/bin/python3
+. "$(dirname "$0")/common.sh" "$@"
 mpirun -np 2 "$STRATA" bench --quick --keep --out results.json --dir "$WORK/scratch" -q
 $py - results.json <<'PY'
 import json, sys

@@ -5,18 +5,12 @@
 #   and the one-writer lock.
 # Usage: test_cli_core.sh STRATA WORKDIR SOURCE_DIR BUILD_DIR
 set -eu
-STRATA=$1
-WORK=$2
-PY=/usr/bin/python3
-rm -rf "$WORK"
-mkdir -p "$WORK"
-cd "$WORK"
+. "$(dirname "$0")/common.sh" "$@"
 W=$WORK/world
 
-fail() { echo "FAIL: $*" >&2; exit 1; }
 run() { local np=$1; shift; mpirun -np "$np" "$STRATA" "$@"; }
 json() { # json WORLD EXPR: evaluate EXPR on info --json (as `d`)
-    run 1 info "$1" --json --quiet | $PY -c "import json,sys; d=json.load(sys.stdin); print($2)"
+    run 1 info "$1" --json --quiet | $py -c "import json,sys; d=json.load(sys.stdin); print($2)"
 }
 
 # ---- create with generated terrain at 2 ranks --------------------------------------
@@ -72,7 +66,7 @@ cat > upd.txt <<EOF
 EOF
 run 2 update "$W" upd.txt --quiet
 [ "$(json "$W" 'd["epoch"]')" = 2 ] || fail "epoch after the text update"
-$PY - <<'EOF'
+$py - <<'EOF'
 import struct
 recs = [(1, 2, 3, 1000, 0, 0), (98, 68, 43, 1001, 0, 0), (1, 2, 3, 1002, 1000, 1), (1, 2, 4, 1003, 7, 1)]
 with open("upd.bin", "wb") as f:
@@ -135,7 +129,7 @@ printf '1 1 1 5\n' > probe.txt
 
 # ---- fsck: clean, then a flipped payload byte ---------------------------------------------
 run 2 fsck "$W" --quiet > fsck.txt || fail "fsck of a clean world: $(cat fsck.txt)"
-$PY - "$W" > corrupt.txt <<'EOF'
+$py - "$W" > corrupt.txt <<'EOF'
 import glob, sys
 import h5py
 world = sys.argv[1]
@@ -181,7 +175,7 @@ done
 # ---- one writer at a time -----------------------------------------------------------------
 W2=$WORK/world2
 run 1 create "$W2" --dims 40,40,40 --chunk 16 --quiet
-$PY - "$W2/LOCK" <<'EOF' &
+$py - "$W2/LOCK" <<'EOF' &
 import fcntl, os, sys, time
 fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)
 fcntl.lockf(fd, fcntl.LOCK_EX)
@@ -275,13 +269,13 @@ printf '10 20 8\n10 20 8\n19 0 0\n' > voxels.txt
   "$(run 2 region "$W3" --box 10,20,8,15,25,12 --lod 1 --quiet)" ] || fail "region --units m"
 run 2 extract "$W3" --box 120,240,-6,130,250,-4 --units m -o em.h5 --quiet
 run 2 extract "$W3" --box 10,20,8,15,25,12 -o ev.h5 --quiet
-$PY -c "import h5py,sys,numpy; sys.exit(not numpy.array_equal(h5py.File('em.h5')['material'][()], h5py.File('ev.h5')['material'][()]))" ||
+$py -c "import h5py,sys,numpy; sys.exit(not numpy.array_equal(h5py.File('em.h5')['material'][()], h5py.File('ev.h5')['material'][()]))" ||
     fail "extract --units m"
 # a ray down z through 0.5 m voxels: the same voxel, the distance in metres
 hv=$(run 1 ray "$W3" --from 10.5,20.5,32.5 --dir 0,0,-1 --quiet)
 hm=$(run 1 ray "$W3" --from 121,241,6.25 --dir 0,0,-1 --units m --quiet)
 [ "${hv% *}" = "${hm% *}" ] || fail "ray --units m hit: $hv / $hm"
-$PY -c "import sys; v=float('${hv##* }'); m=float('${hm##* }'); sys.exit(abs(v*0.5-m)>1e-6)" ||
+$py -c "import sys; v=float('${hv##* }'); m=float('${hm##* }'); sys.exit(abs(v*0.5-m)>1e-6)" ||
     fail "ray --units m distance: $hv / $hm"
 if run 1 get "$W3" 1 2 3 --units km --quiet 2>/dev/null; then fail "--units km accepted"; fi
 # A long, thin world: its index levels are searched, not laid out by Morton key range

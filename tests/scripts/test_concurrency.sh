@@ -9,16 +9,10 @@
 # those voxels in a loop meanwhile. Every read must hold one value only (a mix
 # would be two commits at once), and values never go back in time.
 set -u
-STRATA=$1 WORK=$2 SRC=$3
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
-py=/usr/bin/python3
+. "$(dirname "$0")/common.sh" "$@"
 ref="$py $SRC/tests/scripts/crash_reference.py"
 NP=2 K=16
-fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout -k 10 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
+run() { mpirun_strata "$NP" "$@"; }
 
 run create w --dims 64,64,32 --chunk 16 -q || fail create
 $ref points pts.txt 64 64 32 4

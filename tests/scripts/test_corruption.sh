@@ -6,17 +6,11 @@
 # with a message naming the file and chunk, never print a value from damaged
 # data. A hang (timeout 124) or a signal (exit >= 128) is a failure.
 set -u
-STRATA=$1 WORK=$2 SRC=$3
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
-py=/usr/bin/python3
-$py -c 'import h5py' 2>/dev/null || { echo "SKIP: python3-h5py missing"; exit 77; }
+. "$(dirname "$0")/common.sh" "$@"
+need_python "h5py"
 damage="$py $SRC/tests/scripts/corrupt_world.py"
 NP=2
-fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout -k 10 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }
+run() { mpirun_strata "$NP" "$@"; }
 cases=0
 fresh() { rm -rf d && cp -a good d; }
 # must_fail LABEL PATTERN COMMAND...: non-zero, no hang/crash, PATTERN in stdout+stderr.

@@ -13,16 +13,10 @@
 # files. Leftovers of a dead commit are ignored by readers, removed by the next
 # writer, and never more than one orphan segment plus MANIFEST.tmp.
 set -u
-STRATA=$1 WORK=$2 SRC=$3
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
-py=/usr/bin/python3
+. "$(dirname "$0")/common.sh" "$@"
 ref="$py $SRC/tests/scripts/crash_reference.py"
 NP=2
-fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout -k 10 60 mpirun -np $NP "$STRATA" "$@" < /dev/null; }   # a hang is exit 124: a failure
+run() { mpirun_strata "$NP" "$@"; }
 
 live_files() {   # the files a world at rest must hold: MANIFEST, LOCK (and the PUBLISH
                  # and REINDEX lock files once made), live data and index segments

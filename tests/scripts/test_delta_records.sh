@@ -8,16 +8,10 @@
 # damage keeps every CRC valid except for the flipped byte, so the chain checks
 # themselves are what is tested (tests/scripts/corrupt_world.py delta).
 set -u
-STRATA=$1 WORK=$2 SRC=$3
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
-py=/usr/bin/python3
+. "$(dirname "$0")/common.sh" "$@"
 ref="$py $SRC/tests/scripts/crash_reference.py"
 damage="$py $SRC/tests/scripts/corrupt_world.py"
-fail() { echo "FAIL: $*"; exit 1; }
-run() { timeout -k 10 60 mpirun -np 2 "$STRATA" "$@" < /dev/null; }
+run() { mpirun_strata 2 "$@"; }
 deltas() { run info "$1" --json | $py -c 'import json, sys; d = json.load(sys.stdin)["deltas"]; print(d["records"], d["deepest_chain"])'; }
 
 run create w --dims 64,64,32 --chunk 16 --generate terrain --seed 4 -q || fail create

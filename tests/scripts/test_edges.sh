@@ -4,13 +4,7 @@
 # boundaries, worlds that create must refuse, strict --cache-mb, and messages.
 # Usage: test_edges.sh STRATA WORKDIR SOURCE_DIR BUILD_DIR
 set -u
-STRATA=$1 WORK=$2
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
-fail() { echo "FAIL: $*" >&2; exit 1; }
-run() { local np=$1; shift; timeout -k 10 60 mpirun -np "$np" "$STRATA" "$@" < /dev/null; }
+. "$(dirname "$0")/common.sh" "$@"
 
 # ---- --threshold 1 on blocks of more than 2^53 voxels ---------------------------------------
 # (N-1)/N rounds to 1.0 in a double once N passes 2^53: a block of 2^54 voxels with

@@ -8,11 +8,8 @@
 # check. Needs mount (root); skips (77) where it cannot mount.
 # Usage: test_enospc.sh STRATA WORKDIR SOURCE_DIR BUILD_DIR
 set -u
-STRATA=$1 WORK=$2
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
-rm -rf "$WORK" && mkdir -p "$WORK/fs" && cd "$WORK" || exit 1
+. "$(dirname "$0")/common.sh" "$@"
+mkdir -p "$WORK/fs"
 . "$3/tests/scripts/enospc_common.sh"
 mount_tmpfs
 

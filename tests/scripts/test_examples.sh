@@ -3,9 +3,7 @@
 # examples/ against it with find_package(strata) (CMake) and with pkg-config (make),
 # run both under mpirun, and check the world they made with the installed strata.
 set -euo pipefail
-STRATA=$1 WORK=$2 SRC=$3 BUILD=$4
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "test_examples: FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh" "$@"
 PREFIX=$WORK/prefix
 cmake --install "$BUILD" --prefix "$PREFIX" > install.log || fail "install: $(cat install.log)"
 [ -f "$PREFIX/include/strata.h" ] && [ -f "$PREFIX/lib/cmake/strata/strataConfig.cmake" ] &&

@@ -10,17 +10,14 @@ set -euo pipefail
 # MPI tests still run at 1, 2 and 4 ranks).
 RANKS="1 2 4"
 [ "${STRATA_SANITIZED:-0}" = 1 ] && RANKS="2"
-STRATA=$1 WORK=$2 SRC=$3
-PY=/usr/bin/python3
-CHECK="$PY $SRC/tests/scripts/check_extract.py"
+. "$(dirname "$0")/common.sh" "$@"
+CHECK="$py $SRC/tests/scripts/check_extract.py"
 MPIRUN="mpirun --oversubscribe"
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "test_extract: FAIL: $*" >&2; exit 1; }
 
 # 72 x 60 x 40 with 16-voxel chunks: partial chunks at every far edge.
 $STRATA create w --dims 72,60,40 --chunk 16 --generate terrain --seed 7 --quiet
 # Some updates on top, so that extraction sees more than the generator's layers.
-$PY - <<'PY' > upd.txt
+$py - <<'PY' > upd.txt
 import random
 r = random.Random(11)
 for _ in range(3000):
@@ -46,7 +43,7 @@ for spec in "${BOXES[@]}"; do
     $MPIRUN -np $np $STRATA extract w --box "$box" -o "$name.$np.h5" --png "$name.$np.png" --quiet
     $CHECK h5 "$name.$np.h5" "$clipped" 0 "$name.ref"
     first=${RANKS%% *}
-    cmp "$name.$first.h5" "$name.$np.h5" > /dev/null 2>&1 || $PY - "$name.$first.h5" "$name.$np.h5" <<'PY'
+    cmp "$name.$first.h5" "$name.$np.h5" > /dev/null 2>&1 || $py - "$name.$first.h5" "$name.$np.h5" <<'PY'
 import sys, h5py, numpy as np
 a, b = (h5py.File(p, "r")["material"][...] for p in sys.argv[1:3])
 assert np.array_equal(a, b), "extractions differ between rank counts"
@@ -134,7 +131,7 @@ ln -sfn w/MANIFEST planted.h5.partial
 ln -sfn w/MANIFEST planted.xmf.partial
 $MPIRUN -np 2 $STRATA extract w --box 5,7,3,41,33,29 -o planted.h5 --png hard.png --quiet
 snapshot | cmp -s - world.before || fail "an extraction through links changed the world"
-$PY -c 'import sys; assert open("hard.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"' ||
+$py -c 'import sys; assert open("hard.png", "rb").read(8) == b"\x89PNG\r\n\x1a\n"' ||
   fail "hard.png is not a PNG"
 [ ! -e planted.h5.partial ] && [ ! -e planted.xmf.partial ] && [ ! -e hard.png.partial ] ||
   fail "partial files left"
@@ -145,7 +142,7 @@ $CHECK h5 planted.h5 5,7,3,41,33,29 0 inner.ref
 for spec in "1 5,7,3,41,33,29 4,6,2,42,34,30" "2 -5,-3,10,100,70,45 0,0,8,72,60,40" \
               "4 16,16,16,48,48,32 16,16,16,48,48,32" "3 70,59,0,71,60,40 64,56,0,72,60,40"; do
     read -r level box aligned <<< "$spec"
-    clipped=$($PY -c "b=[int(v) for v in '$box'.split(',')]; d=[72,60,40]
+    clipped=$($py -c "b=[int(v) for v in '$box'.split(',')]; d=[72,60,40]
 print(','.join(str(v) for v in [max(0,b[0]),max(0,b[1]),max(0,b[2]),min(d[0],b[3]),min(d[1],b[4]),min(d[2],b[5])]))")
     $STRATA extract w --box "$aligned" -o "full$level.h5" --quiet
     for np in $RANKS; do
@@ -162,7 +159,7 @@ done
 # (1000, 300 and 65535 from the updates) named and coloured as strata_material_get
 # does, sorted by id; in every extraction above, at every level and rank count.
 $STRATA info w --json --quiet > info.json
-$PY - info.json "inner.$first.h5" ./*.[0-9].h5 <<'PY'
+$py - info.json "inner.$first.h5" ./*.[0-9].h5 <<'PY'
 import json, sys, h5py, numpy as np
 table = {m["id"]: (m["name"], tuple(m["rgb"])) for m in json.load(open(sys.argv[1]))["materials"]}
 def generated(i):  # src/world.c strata_material_get for an id not in the table

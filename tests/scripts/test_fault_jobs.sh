@@ -6,10 +6,7 @@
 # a rank other than 0 in `strata simulate` (STRATA_ALLOC_FAIL) is printed by that
 # rank. Every run is bounded: a hang is a failure.
 set -euo pipefail
-STRATA=$1 WORK=$2
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "test_fault_jobs: FAIL: $*" >&2; exit 1; }
-run() { local np=$1; shift; timeout -k 10 60 mpirun --oversubscribe -np "$np" "$STRATA" "$@" < /dev/null; }
+. "$(dirname "$0")/common.sh" "$@"
 epoch() { $STRATA info "$1" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["epoch"])'; }
 
 $STRATA create w --dims 64,48,32 --chunk 16 --generate terrain --seed 5 --quiet

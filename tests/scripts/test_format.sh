@@ -8,10 +8,8 @@ set -eu
 # MPI tests still run at 1, 2 and 4 ranks).
 RANKS="1 2 4"
 [ "${STRATA_SANITIZED:-0}" = 1 ] && RANKS="2"
-STRATA=$1 WORK=$2 SRC=$3
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-py=/usr/bin/python3
-$py -c 'import h5py, zstandard' 2>/dev/null || { echo "SKIP: python3-h5py/zstandard missing"; exit 77; }
+. "$(dirname "$0")/common.sh" "$@"
+need_python "h5py, zstandard"
 # Updates: a noisy block (> 256 distinct ids: shuffle codec) and scattered ones.
 $py - <<'PY'
 import random

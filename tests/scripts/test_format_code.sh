@@ -1,8 +1,8 @@
 #!/bin/bash
 # The code follows the one .clang-format at the root: CI checks it.
 set -eu
-SRC=$3
-command -v clang-format >/dev/null || { echo "SKIP: clang-format missing"; exit 77; }
+. "$(dirname "$0")/common.sh" "$@"
+command -v clang-format >/dev/null || skip "clang-format missing"
 cd "$SRC"
 files=$(git ls-files 'src/*.[ch]' 'jobs/*.[ch]' 'include/*.h' 'tests/*.[ch]' 'bench/*.[ch]' \
   'bench/*.cpp' 'examples/*.c' 'fuzz/*.c' 2>/dev/null || true)

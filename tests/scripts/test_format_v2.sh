@@ -6,10 +6,8 @@
 # reader agrees; a commit then writes format 3 (delta records) and both still agree.
 # A world of a newer format than the library's is refused with STRATA_ERR_VERSION.
 set -eu
-STRATA=$1 WORK=$2 SRC=$3
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-py=/usr/bin/python3
-$py -c 'import h5py, zstandard' 2>/dev/null || { echo "SKIP: python3-h5py/zstandard missing"; exit 77; }
+. "$(dirname "$0")/common.sh" "$@"
+need_python "h5py, zstandard"
 cp -r "$SRC/tests/data/world-v2" w
 grep -q '^strata-manifest 2$' w/MANIFEST
 $py -c '

@@ -4,8 +4,7 @@
 # Exit 77 (CTest: skipped) when clang's fuzzer runtime is missing. The long runs
 # are recorded in docs/reliability.md.
 set -u
-STRATA=$1 WORK=$2 SRC=$3
-rm -rf "$WORK" && mkdir -p "$WORK"
+. "$(dirname "$0")/common.sh" "$@"
 FUZZ_BUILD="$WORK" timeout 300 bash "$SRC/fuzz/run.sh" codec manifest textio "${FUZZ_SECONDS:-4}"
 rc=$?
 case $rc in

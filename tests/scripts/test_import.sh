@@ -9,28 +9,18 @@ set -euo pipefail
 # MPI tests still run at 1, 2 and 4 ranks).
 RANKS="1 2 4"
 [ "${STRATA_SANITIZED:-0}" = 1 ] && RANKS="2"
-STRATA=$1
-WORK=$2
+. "$(dirname "$0")/common.sh" "$@"
 DATA=/usr/share/ferret-vis/data
-PY=/usr/bin/python3
 MPIRUN=(mpirun --oversubscribe)
 
 if [ ! -r "$DATA/etopo20.cdf" ] || [ ! -r "$DATA/etopo60.cdf" ]; then
-    echo "SKIP: $DATA/etopo20.cdf missing (apt-get install --no-install-recommends ferret-datasets)"
-    exit 0
+    skip "$DATA/etopo20.cdf missing (apt-get install --no-install-recommends ferret-datasets)"
 fi
-if ! $PY -c 'import numpy' 2>/dev/null; then
-    echo "SKIP: $PY has no numpy (apt-get install python3-numpy)"
-    exit 0
-fi
-rm -rf "$WORK"
-mkdir -p "$WORK"
-cd "$WORK"
+need_python numpy
 
 if "$STRATA" import probe --dem /dev/null --quiet 2>probe.err; then :; fi
 if grep -q "without netCDF" probe.err; then
-    echo "SKIP: strata built without netCDF: $(cat probe.err)"
-    exit 0
+    skip "strata built without netCDF: $(cat probe.err)"
 fi
 
 # check.py FILE NX NY CROP M SEA SCALE WORLD MODE: MODE "points" writes the sample
@@ -119,14 +109,14 @@ EOF
 run_case() { # name file nx ny crop m sea scale [extra import options]
     local name=$1 file=$2 nx=$3 ny=$4 crop=$5 m=$6 sea=$7 scale=$8
     shift 8
-    $PY check.py "$file" "$nx" "$ny" "$crop" "$m" "$sea" "$scale" points
+    $py check.py "$file" "$nx" "$ny" "$crop" "$m" "$sea" "$scale" points
     for np in $RANKS; do
         local world="$name.np$np"
         "${MPIRUN[@]}" -np $np "$STRATA" import "$world" --dem "$file" --crop "$crop" --vertical-res "$m" \
             --sea-level "$sea" --scale "$scale" --chunk 16 --quiet "$@"
         "${MPIRUN[@]}" -np $np "$STRATA" get "$world" --points points.txt > ids.txt
         "$STRATA" info "$world" --json > info.json
-        $PY check.py "$file" "$nx" "$ny" "$crop" "$m" "$sea" "$scale" verify
+        $py check.py "$file" "$nx" "$ny" "$crop" "$m" "$sea" "$scale" verify
         cp ids.txt "ids.$name.np$np"
     done
     for np in $RANKS; do cmp "ids.$name.np${RANKS%% *}" "ids.$name.np$np"; done
@@ -141,7 +131,7 @@ run_case feet20 "$DATA/etopo20.cdf" 1081 540 780,170,828,210 50 100 0.3048
 run_case asia60 "$DATA/etopo60.cdf" 360 180 60,100,80,125 250 0 1 --var ROSE
 
 # A raw volume through the command: uint16 big-endian, compared voxel for voxel.
-$PY - <<'EOF'
+$py - <<'EOF'
 import numpy as np
 rng = np.random.default_rng(3)
 v = rng.integers(0, 65536, size=(13, 21, 35), dtype=np.uint64).astype(np.uint16)  # [z][y][x]

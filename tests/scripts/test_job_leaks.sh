@@ -11,12 +11,10 @@
 # checked by every unit and MPI test; this script checks the jobs' code (jobs/*.c)
 # once per path. Outside a sanitized build it has nothing to check and is skipped.
 set -euo pipefail
-STRATA=$1 WORK=$2 SRC=$3
-[ "${STRATA_SANITIZED:-0}" = 1 ] || { echo "test_job_leaks: not a sanitized build, skipped"; exit 77; }
+. "$(dirname "$0")/common.sh" "$@"
+[ "${STRATA_SANITIZED:-0}" = 1 ] || skip "not a sanitized build"
 export ASAN_OPTIONS=fast_unwind_on_malloc=0:abort_on_error=0:detect_leaks=1
 export LSAN_OPTIONS=suppressions=$SRC/tests/lsan.supp:print_suppressions=0
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "test_job_leaks: FAIL: $*" >&2; exit 1; }
 # ok NP ARGS...: must succeed with no leak report. bad NP ARGS...: must fail with a
 # message from strata and no leak report.
 ok() {

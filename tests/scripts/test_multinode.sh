@@ -8,16 +8,10 @@
 # node, at fault points of the commit, must leave the world at the commit the
 # protocol predicts, fsck clean. Skipped (77) where namespaces cannot be made.
 set -u
-STRATA=$1 WORK=$2 SRC=$3 BUILD=$4
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
+. "$(dirname "$0")/common.sh" "$@"
 source "$SRC/tests/scripts/multinode.sh"
-fail() { echo "FAIL: $*"; exit 1; }
 nodes_up 3; rc=$?
 [ $rc = 0 ] || exit $rc
-py=/usr/bin/python3
 ref="$py $SRC/tests/scripts/crash_reference.py"
 # Uneven placements: 2+1+1 ranks and 1+2 ranks.
 SPREAD4=1:2,2:1,3:1

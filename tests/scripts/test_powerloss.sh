@@ -11,11 +11,8 @@
 # before each fsync the chosen rank makes in turn: the world must be at the
 # previous commit or the one in flight, voxel for voxel, and fsck clean.
 set -euo pipefail
-STRATA=$1 WORK=$2 BUILD=$4
+. "$(dirname "$0")/common.sh" "$@"
 SHIM=$BUILD/tests/powerloss.so
-PY=/usr/bin/python3
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "test_powerloss: FAIL: $*" >&2; exit 1; }
 [ -f "$SHIM" ] || fail "no shim at $SHIM"
 # A sanitized build preloads its runtime first; the shim follows it.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
@@ -26,7 +23,7 @@ voxels() { $STRATA get w --points pts.txt -q; }
 # snapshot: everything in w is durable now. revert: w as the last fsyncs left it.
 snapshot() {
   rm -rf state && mkdir state
-  $PY - <<'PY'
+  $py - <<'PY'
 import os, shutil
 with open("state/dir.list", "w") as f:
     for e in os.scandir("w"):
@@ -35,7 +32,7 @@ with open("state/dir.list", "w") as f:
 PY
 }
 revert() {
-  $PY - <<'PY'
+  $py - <<'PY'
 import os, shutil
 for e in os.scandir("w"):
     os.unlink(e.path)
@@ -64,7 +61,7 @@ check() { # label, then allowed "epoch:reference" pairs
 }
 
 $STRATA create w --dims 64,48,32 --chunk 16 --generate terrain --seed 5 --quiet
-$PY - <<'PY'
+$py - <<'PY'
 import random
 r = random.Random(21)
 with open("pts.txt", "w") as f:

@@ -17,14 +17,7 @@
 # 2-rank writer. Each case ends with fsck clean, and the last with a full
 # reindex finding no stale chunk left.
 set -u
-STRATA=$1 WORK=$2
-export OMPI_ALLOW_RUN_AS_ROOT=${OMPI_ALLOW_RUN_AS_ROOT:-1}
-export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=${OMPI_ALLOW_RUN_AS_ROOT_CONFIRM:-1}
-export OMPI_MCA_rmaps_base_oversubscribe=${OMPI_MCA_rmaps_base_oversubscribe:-1}
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
-py=/usr/bin/python3
-fail() { echo "FAIL: $*"; exit 1; }
-run() { local np=$1; shift; timeout -k 10 60 mpirun -np "$np" "$STRATA" "$@" < /dev/null; }
+. "$(dirname "$0")/common.sh" "$@"
 info() { run 1 info w --json | $py -c "import json, sys; d = json.load(sys.stdin); print($1)"; }
 stale() { awk '/^index /{print $3}' w/MANIFEST; }   # index INDEX_EPOCH STALE_CHUNKS ...
 epoch() { sed -n 's/^epoch //p' w/MANIFEST; }

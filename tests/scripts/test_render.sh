@@ -3,9 +3,7 @@
 # the same PNG at 1, 2 and 3 ranks, byte for byte; --hide by name and id, --lod,
 # --units m, --exaggeration; bad cameras and options fail with clear messages.
 set -euo pipefail
-STRATA=$1 WORK=$2
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "test_render: FAIL: $*" >&2; exit 1; }
+. "$(dirname "$0")/common.sh" "$@"
 run() { local np=$1; shift; mpirun --oversubscribe -np "$np" "$STRATA" "$@"; }
 run 2 create w --dims 96,80,48 --chunk 16 --voxel-size 4,4,1 --generate terrain --seed 4 --quiet
 for np in 1 2 3; do

@@ -6,11 +6,9 @@
 # written with plain parallel HDF5 (bench/sim_hdf5, the bench's peer) on the
 # extracted world make the same world and the same changed-voxel count.
 set -euo pipefail
-STRATA=$1 WORK=$2 BUILD=$4
+. "$(dirname "$0")/common.sh" "$@"
 PEER=$BUILD/bench/sim_hdf5
 MPIRUN="mpirun --oversubscribe"
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK"
-fail() { echo "test_simulate: FAIL: $*" >&2; exit 1; }
 epoch() { $STRATA info "$1" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["epoch"])'; }
 
 $STRATA create base --dims 64,48,40 --chunk 16 --generate terrain --seed 5 --quiet

@@ -12,20 +12,18 @@
 # commit the job names, fsck is clean, and the job says so.
 # Args: strata-binary workdir source-dir build-dir.
 set -u
-BIN=$(readlink -f "$1") WORK=$2 SRC=$3
+BIN=$(readlink -f "$1")
+. "$(dirname "$0")/common.sh" "$@"
 if ! command -v slurmctld >/dev/null || ! command -v slurmd >/dev/null; then
-    echo "SKIP: slurmctld/slurmd not installed (apt-get install slurm-wlm munge)"
-    exit 77
+    skip "slurmctld/slurmd not installed (apt-get install slurm-wlm munge)"
 fi
 T0=$(date +%s)
-rm -rf "$WORK" && mkdir -p "$WORK" && cd "$WORK" || exit 1
 STATE=$WORK/state
 SLURM_DIR=$SRC/slurm
 PATH="$(dirname "$BIN"):$PATH"
 export PATH STRATA_BIN=$BIN
 unset STRATA_LAUNCHER STRATA_REINDEX_INTERVAL STRATA_REINDEX_MAX_RUNS STRATA_REINDEX_STOP STRATA
 export SLURM_CONF=$STATE/slurm.conf
-PY=/usr/bin/python3
 
 fail() {
     echo "FAIL: $*"
@@ -105,7 +103,7 @@ if has_command extract; then
         { show "$OUT"; fail "extract job failed"; }
     [ -s box.h5 ] || fail "extract: no box.h5"
     # Compare /material with strata get on a sample of the box.
-    $PY - <<'PY' || fail "extract: /material disagrees with strata get"
+    $py - <<'PY' || fail "extract: /material disagrees with strata get"
 import subprocess, sys, random, os, h5py
 random.seed(3)
 with h5py.File("box.h5", "r") as f:
