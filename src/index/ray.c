@@ -429,7 +429,9 @@ static int skip_block(walk_state *r, int bits, double *t)
         guess += sa < 0 && (double)guess < at;
         const int64_t none = r->nb[a] - sa; /* nothing crossed yet */
         int64_t last = (sa > 0 && guess > none) || (sa < 0 && guess < none) ? guess : none;
-        while (last != none && !CROSSES(crossing(r, a, last)))
+        /* back to the last boundary crossed (nb[a], whose crossing tn[a] is, at
+         * least) */
+        while (last != none && last != r->nb[a] && !CROSSES(crossing(r, a, last)))
             last -= sa;
         double next;
         while (CROSSES(next = crossing(r, a, last + sa)))
