@@ -1,7 +1,7 @@
 #!/bin/bash
 # fuzz/run.sh: build the libFuzzer harnesses and run them.
 #
-#   fuzz/run.sh [NAME...] [SECONDS]     NAME: codec, manifest, textio (default: all)
+#   fuzz/run.sh [NAME...] [SECONDS]     NAME: codec, manifest, textio, lod (default: all)
 #
 # Each harness is built with clang -fsanitize=fuzzer,address,undefined into
 # $FUZZ_BUILD (default /tmp/strata-fuzz) and run for SECONDS (default 60) on a
@@ -21,7 +21,7 @@ for a in "$@"; do
     *) seconds=$a ;;
   esac
 done
-[ ${#names[@]} -gt 0 ] || names=(codec manifest textio)
+[ ${#names[@]} -gt 0 ] || names=(codec manifest textio lod)
 
 command -v "$CC" >/dev/null || { echo "fuzz: $CC not found (apt install clang libclang-rt-14-dev)"; exit 77; }
 mkdir -p "$build"
@@ -41,6 +41,7 @@ sources() {
     codec) echo "$root/src/codec.c $root/src/error.c $root/src/alloc.c" ;;
     manifest) echo "$root/src/manifest.c $root/src/codec.c $root/src/error.c $root/src/fsutil.c $root/src/fault.c $root/src/alloc.c" ;;
     textio) echo "$root/src/textio.c $root/src/error.c $root/src/alloc.c" ;;
+    lod) echo "$root/src/index/lod.c $root/src/error.c $root/src/alloc.c" ;;
     *) return 1 ;;
   esac
 }

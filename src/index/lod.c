@@ -1308,8 +1308,9 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
     lod_pyramid layout;
     pyramid_layout(edge, &layout);
     const int L = layout.levels;
-    uint32_t h;
-    memcpy(&h, b + 8, 4);
+    uint32_t h = 0;
+    if (size >= HEADER_BYTES) /* a shorter entry is refused below, its header unread */
+        memcpy(&h, b + 8, 4);
     const int version = size >= HEADER_BYTES ? b[4] : 0;
     if (size >= HEADER_BYTES && !memcmp(b, LOD_MAGIC, 4) && version > LOD_VERSION)
         return error_set(err, STRATA_ERR_VERSION,
@@ -1578,6 +1579,8 @@ static int cpack_columns(const uint8_t *c, uint32_t n, cpack_out *s)
         memcpy(&end, ends + 4 * (size_t)i, 4);
         const uint8_t *e = area + start, *e_end = area + end;
         start = end;
+        if ((size_t)(e_end - e) < HEADER_BYTES)
+            return 0;
         memcpy(&H, e + 8, 4);
         if (i == 0)
             L = e[5], low = e[6];
