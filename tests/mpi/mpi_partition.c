@@ -142,10 +142,11 @@ static void test_bad_weight(const uint64_t *keys, size_t count)
 /* ---- opening at another rank count ------------------------------------------- */
 
 /* A sparse world: 4096^3 voxels of chunk 16 (2^24 chunk slots) with chunks
- * stored only in a 32 x 32 x 16-chunk slab at one corner and a 16 x 16 x 8 block
- * at the far corner: 16384 + 2048 chunks, uniform, material 1 + (cx + cy + cz) % 5. */
+ * stored only in a 32 x 16 x 16-chunk slab at one corner and a 16 x 16 x 8 block
+ * at the far corner: 8192 + 2048 chunks (enough for the fences to balance 4
+ * ranks: 2 x 1,024 rows each), uniform, material 1 + (cx + cy + cz) % 5. */
 enum { SPARSE_EDGE = 16, SPARSE_SIDE = 4096 };
-static const int64_t SLABS[2][6] = {{0, 0, 0, 32, 32, 16}, {240, 240, 248, 256, 256, 256}};
+static const int64_t SLABS[2][6] = {{0, 0, 0, 32, 16, 16}, {240, 240, 248, 256, 256, 256}};
 
 static uint16_t sparse_material(int64_t cx, int64_t cy, int64_t cz)
 {
@@ -340,12 +341,12 @@ static void test_mpiio_hints(const char *dir)
         strata_world_close(w);
 }
 
-/* 24 commits, each changing one voxel of a chunk the last rank owns (each a
- * live segment): every rank reads all 24 voxels (other ranks' chunks through
+/* 20 commits, each changing one voxel of a chunk the last rank owns (each a
+ * live segment): every rank reads all 20 voxels (other ranks' chunks through
  * the segments' row blocks), and holds at most STORE_CACHED_BLOCKS_ALL blocks. */
 static void test_row_blocks_bounded(const char *dir)
 {
-    enum { COMMITS = 24, SIDE = 256, EDGE = 16 };
+    enum { COMMITS = 20, SIDE = 256, EDGE = 16 };
     const uint64_t bound = (uint64_t)STORE_CACHED_BLOCKS_ALL * STORE_FENCE_ROWS * sizeof(store_row);
     char path[4096];
     snprintf(path, sizeof path, "%s/blocks", dir);
@@ -358,7 +359,7 @@ static void test_row_blocks_bounded(const char *dir)
         strata_world_create(MPI_COMM_WORLD, path, &cfg, NULL, STRATA_CREATE_FORCE, &w);
     int64_t at[COMMITS][3];
     int n = 0;
-    /* The last rank's chunks, every 7th along the grid, so that 24 exist at 4 ranks. */
+    /* The last rank's chunks, every 7th along the grid, so that 20 exist at 4 ranks. */
     for (int64_t c = 0; !st && n < COMMITS && c < (SIDE / EDGE) * (SIDE / EDGE) * (SIDE / EDGE);
          c += 7) {
         int64_t x = c % (SIDE / EDGE) * EDGE + 1, y = c / (SIDE / EDGE) % (SIDE / EDGE) * EDGE + 2,
