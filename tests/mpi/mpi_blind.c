@@ -8,7 +8,7 @@
  * chunk is evicted between batches and most updates arrive blind. Rounds of random
  * batches (unconditional updates, some chunks hit past the log's bound, conditional
  * updates reading the running value) are interleaved with every kind of read:
- * routed point reads and box reads (the flushed state), strata_read_voxel and
+ * routed point reads, box reads and an extraction (the flushed state), strata_read_voxel and
  * strata_load_chunk (the last commit), and commits with the index built in the
  * commit and deferred (the world reopened between them, its cache empty). Then a
  * full reindex equals the index of a world rebuilt from the same voxels, fsck is
@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <hdf5.h>
 
 #include "mpi_common.h"
 #include "world_reference.h"
@@ -157,6 +159,33 @@ static void check_committed_points(strata_world *w, const reference *r, uint64_t
     ref_check_read_voxels(w, r, (const int64_t(*)[3])pts, 64, "committed points");
 }
 
+/* strata_extract of the whole world (the flushed state, blind writes merged as chunks
+ * are read) against the reference, read back by rank 0. */
+static void check_extract(strata_world *w, const reference *r, const char *dir)
+{
+    char out[4200];
+    snprintf(out, sizeof out, "%s/blind-extract.h5", dir);
+    const int64_t box[6] = {0, 0, 0, r->dims[0], r->dims[1], r->dims[2]};
+    strata_status st = strata_extract(w, box, 0, out, NULL, NULL);
+    MT_CHECK(st == STRATA_OK, "extract: %s", strata_last_error(w));
+    if (st || mt_rank != 0)
+        return;
+    uint16_t *v = malloc(r->voxels * sizeof *v);
+    hid_t f = H5Fopen(out, H5F_ACC_RDONLY, H5P_DEFAULT);
+    hid_t d = f < 0 ? -1 : H5Dopen2(f, "material", H5P_DEFAULT);
+    herr_t rc = d < 0 || !v ? -1 : H5Dread(d, H5T_NATIVE_UINT16, H5S_ALL, H5S_ALL, H5P_DEFAULT, v);
+    MT_CHECK(rc >= 0, "reading %s", out);
+    size_t bad = 0;
+    for (size_t i = 0; rc >= 0 && i < r->voxels; i++)
+        bad += v[i] != r->current[i];
+    MT_CHECK(bad == 0, "extraction: %zu voxels differ from the flushed state", bad);
+    if (d >= 0)
+        H5Dclose(d);
+    if (f >= 0)
+        H5Fclose(f);
+    free(v);
+}
+
 static strata_world *open_world(const char *path, int defer_index)
 {
     strata_options opt;
@@ -236,6 +265,8 @@ int main(int argc, char **argv)
          * from their logs) */
         if (round % 6 == 1)
             ref_check_query_all(w, MPI_COMM_WORLD, &r, r.current, "routed reads of all voxels");
+        if (round == 9) /* blind writes pending on most chunks: extraction merges them */
+            check_extract(w, &r, dir);
         check_box(w, &r, round);
         check_committed_points(w, &r, round);
         if (round % 3 != 2)
