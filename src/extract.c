@@ -27,6 +27,7 @@
 #include "alloc.h"
 #include "codec.h"
 #include "extract.h"
+#include "fault.h"
 #include "fsutil.h"
 #include "store.h"
 #include "world.h"
@@ -913,17 +914,25 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
     /* A leftover partial output (a killed extraction's, or a link planted at
      * that name) is removed, not written through; the file is then created
      * exclusively. */
+    char reserve[STRATA_PATH_MAX + 24];
+    snprintf(reserve, sizeof reserve, "%s.reserve", partial);
     if (!st && w->rank == 0 && unlink(partial) != 0 && errno != ENOENT)
         st = WORLD_FAIL(w, STRATA_ERR_IO, "cannot remove the leftover %s: %s", partial,
                         strerror(errno));
+    if (!st && w->rank == 0)
+        unlink(reserve);
     st = world_agree(w, st);
     output o = {-1, -1, -1};
     int created = 0;
-    /* Room for the output first (store_write_segment says why; reliability.md) */
+    /* Room for the output first, a reserve for its close beside it, then the output's
+     * space reserved once created (store_write_segment says why; reliability.md) */
+    const uint64_t metadata = 1u << 16,
+                   bytes = (uint64_t)e.g.cells[0] * e.g.cells[1] * e.g.cells[2] * 2 + metadata;
     if (!st && w->rank == 0) {
-        uint64_t bytes = (uint64_t)e.g.cells[0] * e.g.cells[1] * e.g.cells[2] * 2 + (1u << 16);
-        st = check_room(partial, bytes, &w->error);
+        st = check_room(partial, bytes + metadata, &w->error);
         unlink(partial);
+        if (!st)
+            st = hold_room(reserve, metadata, &w->error);
     }
     st = world_agree(w, st);
     if (!st) {
@@ -931,20 +940,40 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
         st = world_agree(w, output_create(w, partial, &e.g, &o));
         created = 1;
     }
+    if (!st && strata_fault_point("extract-created"))
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after creating %s", partial);
+    if (!st && w->rank == 0)
+        st = reserve_room(partial, bytes, &w->error);
+    st = world_agree(w, st);
     if (!st)
         st = run_rounds(&e, &o, opt, partial);
     if (!st)
         st = world_agree(w, gather_materials(&e));
     if (!st)
         st = world_agree(w, write_metadata(&e, &o, partial));
-    /* After a failure: emptied first, so that the close finds room for HDF5's metadata */
+    /* After a failure: emptied first and the reserve freed, so that the close finds
+     * room for HDF5's metadata */
     if (st && created) {
         if (w->rank == 0 && truncate(partial, 0) != 0) {
             /* nothing to free: the close reports nothing either way */
         }
+        if (w->rank == 0)
+            unlink(reserve);
         MPI_Barrier(w->comm);
     }
     output_close(&o);
+    /* What the reservation held past the output's end, and the reserve, go. */
+    if (w->rank == 0 && created) {
+        uint64_t size = 0;
+        if (!st)
+            st = file_size(partial, &size, &w->error);
+        if (!st && truncate(partial, (off_t)size) != 0)
+            st = WORLD_FAIL(w, STRATA_ERR_IO, "cannot truncate %s: %s", partial,
+                            error_errno_text(errno));
+        unlink(reserve);
+    }
+    if (created)
+        st = world_agree(w, st);
     if (!st)
         st = publish(w, &e.g, partial, path);
     if (st && created) {

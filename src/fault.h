@@ -5,7 +5,8 @@
  * "error" makes the point report a failure, "pause" stops there once (its pid
  * written to the file STRATA_FAULT_PAUSE, default strata-fault.paused) until
  * that file is removed. Points: segment-created (a segment's file created, its
- * space not yet reserved), segment-part (a segment dataset's collective
+ * space not yet reserved; extract-created: the same for an extraction's output),
+ * segment-part (a segment dataset's collective
  * write, before its transfer), segment-written, manifest-before-rename,
  * manifest-after-rename, compact-written, update-batch, commit-publish-locked
  * (a commit holding the PUBLISH lock, its segment written), reindex-summarised,

@@ -2,12 +2,15 @@
 # test_enospc_late.sh: a file system that fills after the room check (issue 24, item 1).
 # The job pauses on rank 0 at a fault point (STRATA_FAULT=POINT:0:pause, src/fault.h),
 # the 1 MiB tmpfs is filled meanwhile, then the job goes on: deterministic, not timed.
-# MANIFEST.tmp (commit-publish-locked: the segment written, PUBLISH held) and
-# MANIFEST.reindex.tmp (reindex-written) cannot be written. Then PNG outputs that do not
-# fit (extract --png, render -o). Each fails on every rank, exits 1, names ENOSPC and the
-# file, leaves no orphan (segment, index segment, temporary manifest, partial picture),
-# never hangs or crashes, and leaves the world at its previous commit (MANIFEST byte for
-# byte, fsck clean). Needs mount (root); skips (77) where it cannot mount.
+# A segment's (an extraction's output's) file created but its space not yet reserved
+# (segment-created, extract-created); the space reserved and the writes under way
+# (segment-part: the commit succeeds); MANIFEST.tmp (commit-publish-locked: the segment
+# written, PUBLISH held) and MANIFEST.reindex.tmp (reindex-written); then PNG outputs
+# that do not fit (extract --png, render -o). Each failure is on every rank: exit 1, the
+# message names ENOSPC and the file, no orphan (segment, its reserve, index segment,
+# temporary manifest, partial output or picture), no hang or crash, the world at its
+# previous commit (MANIFEST byte for byte after each case, fsck clean after each group).
+# Needs mount (root); skips (77) where it cannot mount.
 # Usage: test_enospc_late.sh STRATA WORKDIR SOURCE_DIR BUILD_DIR
 set -u
 . "$(dirname "$0")/common.sh" "$@"
@@ -47,16 +50,24 @@ S2=seg-00000000000000000002.h5
 for np in 1 2 4; do
     late $np segment-created update "$FS/W" small.txt --quiet
     expect_enospc "segment of an update at $np ranks" "$FS/W" $S2 $rc $S2.reserve
-    unchanged "segment of an update at $np ranks"
+    same_manifest "segment of an update at $np ranks"
 done
 late 3 segment-created compact "$FS/W" --quiet
 expect_enospc "segment of a compaction at 3 ranks" "$FS/W" $S2 $rc $S2.reserve
-unchanged "segment of a compaction at 3 ranks"
+same_manifest "segment of a compaction at 3 ranks"
 late 2 segment-created reindex "$FS/W" --full
 expect_enospc "segment of a reindex at 2 ranks" "$FS/W" idx-00000000000000000001.h5 $rc \
     idx-00000000000000000001.h5.reserve
-unchanged "segment of a reindex at 2 ranks"
+unchanged "segment of an update, a compaction and a reindex"
 echo "ok segment created, then the disk full: update at 1, 2, 4 ranks, compact at 3, reindex at 2"
+
+# The same for an extraction's output (extract-created): no partial output is left
+for np in 1 4; do
+    late $np extract-created extract W --box 0,0,0,64,64,32 -o "$FS/out.h5" --quiet
+    expect_enospc "extract at $np ranks" "$FS" out.h5.partial $rc out.h5.partial.reserve out.h5
+    [ -z "$(ls "$FS" | grep out)" ] || fail "extract at $np ranks left $(ls "$FS")"
+done
+echo "ok output created, then the disk full: extract at 1, 4 ranks"
 
 # The disk fills during the segment's writes (segment-part): its space is reserved, so
 # the commit succeeds (what the reservation held past the segment's end is freed after
@@ -76,14 +87,16 @@ for np in 1 2 4; do
     late $np commit-publish-locked update "$FS/W" small.txt --quiet
     expect_enospc "MANIFEST of an update at $np ranks" "$FS/W" MANIFEST.tmp $rc \
         seg-00000000000000000002.h5
-    unchanged "MANIFEST of an update at $np ranks"
+    same_manifest "MANIFEST of an update at $np ranks"
 done
+unchanged "MANIFEST of an update"
 for np in 1 3; do
     late $np reindex-written reindex "$FS/W" --full
     expect_enospc "MANIFEST of a reindex at $np ranks" "$FS/W" MANIFEST.reindex.tmp $rc \
         idx-00000000000000000001.h5
-    unchanged "MANIFEST of a reindex at $np ranks"
+    same_manifest "MANIFEST of a reindex at $np ranks"
 done
+unchanged "MANIFEST of a reindex"
 echo "ok MANIFEST of an update at 1, 2, 4 ranks, of a reindex at 1, 3 ranks"
 
 # Pictures: no room for the PNG (extract's HDF5 output, written elsewhere, is whole)
