@@ -1,4 +1,7 @@
-/* cli.c: shared job plumbing. stdout carries results only; everything else goes to stderr. */
+/* cli.c: what every job shares (cli.h): option parsing (the world argument, open, box,
+ * LOD, units and world-making options), input files (CSV tables, update and point
+ * files sliced across ranks), agreement on a job's outcome, errors, usage, progress and
+ * summaries. stdout carries results only; everything else goes to stderr. */
 #include "cli.h"
 
 #include <errno.h>
@@ -311,6 +314,26 @@ int parse_lod_option(const job *j, const char *usage, int argc, char **argv, int
         return 0;
     }
     return 1;
+}
+
+int job_parse(const job *j, const char *usage, int argc, char **argv, job_parser parse, void *args,
+              strata_options *opt)
+{
+    if (argc < 2 || argv[1][0] == '-')
+        return job_usage(j, usage, "missing WORLD");
+    int rc = parse(j, argc, argv, args);
+    return rc ? rc : job_options(j, usage, argc, argv, opt);
+}
+
+int job_parse_open(const job *j, const char *usage, int argc, char **argv, job_parser parse,
+                   void *args, int mode, strata_world **w)
+{
+    strata_options opt;
+    int rc = job_parse(j, usage, argc, argv, parse, args, &opt);
+    if (rc)
+        return rc;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, argv[1], mode, &opt, w);
+    return st ? job_fail(j, st, NULL) : JOB_OK;
 }
 
 int job_open(const job *j, const char *usage, int argc, char **argv, const char *path, int mode,

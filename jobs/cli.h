@@ -101,6 +101,21 @@ int skip_open_option(int argc, char **argv, int *i);
 int parse_lod_option(const job *j, const char *usage, int argc, char **argv, int *i, int64_t *level,
                      double *threshold);
 
+/** Parses a job's own options into args: JOB_OK or the usage error job_usage printed. */
+typedef int (*job_parser)(const job *j, int argc, char **argv, void *args);
+/**
+ * A job's command line: argv[1] is the world's path (else the usage error "missing
+ * WORLD"), parse reads the job's options into args, job_options the open options into
+ * opt. Local.
+ * @return JOB_OK, or the usage error printed
+ */
+int job_parse(const job *j, const char *usage, int argc, char **argv, job_parser parse, void *args,
+              strata_options *opt);
+/** job_parse, then the world argv[1] opened with mode. Collective.
+ *  @return JOB_OK with *w open, else the job's exit code (nothing open) */
+int job_parse_open(const job *j, const char *usage, int argc, char **argv, job_parser parse,
+                   void *args, int mode, strata_world **w);
+
 /** Open options from common flags (--cache-mb, --defer-index). Removes nothing. Local;
  *  a usage error (printed on rank 0) when --cache-mb is not a whole number of MiB >= 1. */
 int job_options(const job *j, const char *usage, int argc, char **argv, strata_options *opt);

@@ -19,8 +19,9 @@ typedef struct {
 } create_args;
 
 /* The whole command line into a; JOB_OK or the usage error printed. */
-static int parse_create_args(const job *j, int argc, char **argv, create_args *a)
+static int parse_create_args(const job *j, int argc, char **argv, void *args)
 {
+    create_args *a = args;
     strata_config_init(&a->cfg);
     a->world = (world_options){&a->cfg, NULL, 0};
     a->generate = "empty";
@@ -68,15 +69,11 @@ static strata_status make_world(const job *j, const char *path, const create_arg
 
 int job_create(job *j, int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '-')
-        return job_usage(j, usage, "missing WORLD");
-    const char *path = argv[1];
     create_args a;
     strata_options opt;
     strata_material *table = NULL;
-    int rc = parse_create_args(j, argc, argv, &a);
-    if (!rc)
-        rc = job_options(j, usage, argc, argv, &opt);
+    int rc = job_parse(j, usage, argc, argv, parse_create_args, &a, &opt);
+    const char *path = argv[1];
     if (!rc)
         rc = job_read_materials(j, a.world.materials, &a.cfg, &table);
     if (rc)

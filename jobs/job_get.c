@@ -70,8 +70,9 @@ typedef struct {
 } get_args;
 
 /* The whole command line into a; JOB_OK or the usage error printed. */
-static int parse_get_args(const job *j, int argc, char **argv, get_args *a)
+static int parse_get_args(const job *j, int argc, char **argv, void *args)
 {
+    get_args *a = args;
     char *coordinates[3];
     int given = 0;
     *a = (get_args){.lod = -1, .threshold = -1};
@@ -150,13 +151,9 @@ static int query_points(const job *j, strata_world *w, const get_args *a,
 
 int job_get(job *j, int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '-')
-        return job_usage(j, usage, "missing WORLD");
-    get_args a;
     strata_world *w;
-    int rc = parse_get_args(j, argc, argv, &a);
-    if (!rc)
-        rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
+    get_args a;
+    int rc = job_parse_open(j, usage, argc, argv, parse_get_args, &a, STRATA_READ, &w);
     if (rc)
         return rc;
     int64_t(*points)[3];

@@ -226,8 +226,9 @@ static int raw_option(const job *j, int argc, char **argv, int *i, import_args *
 
 /* The whole command line into a (a->world.cfg points at a->cfg); JOB_OK or the usage
  * error printed. */
-static int parse_import_args(const job *j, int argc, char **argv, import_args *a)
+static int parse_import_args(const job *j, int argc, char **argv, void *args)
 {
+    import_args *a = args;
     memset(a, 0, sizeof *a);
     strata_config_init(&a->cfg);
     strata_dem_options_init(&a->dem);
@@ -252,16 +253,12 @@ static int parse_import_args(const job *j, int argc, char **argv, import_args *a
 
 int job_import(job *j, int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '-')
-        return job_usage(j, usage, "missing WORLD");
-    const char *path = argv[1];
     import_args a;
     strata_options opt;
-    int rc = parse_import_args(j, argc, argv, &a);
-    if (!rc)
-        rc = job_options(j, usage, argc, argv, &opt);
+    int rc = job_parse(j, usage, argc, argv, parse_import_args, &a, &opt);
     if (rc)
         return rc;
+    const char *path = argv[1];
     strata_material *table = NULL;
     strata_layer *layer_table = NULL;
     rc = load_tables(j, &a, &table, &layer_table);

@@ -31,8 +31,9 @@ typedef struct {
 
 /* The whole command line into a (dir scaled by scale_direction); JOB_OK or the usage
  * error printed. */
-static int parse_ray_args(const job *j, int argc, char **argv, ray_args *a)
+static int parse_ray_args(const job *j, int argc, char **argv, void *args)
 {
+    ray_args *a = args;
     int have_from = 0, have_dir = 0;
     a->max_dist = INFINITY;
     int rc = job_units(j, usage, argc, argv, &a->metres);
@@ -92,13 +93,9 @@ static double ray_to_voxels(const strata_world *w, ray_args *a)
 
 int job_ray(job *j, int argc, char **argv)
 {
-    if (argc < 2 || argv[1][0] == '-')
-        return job_usage(j, usage, "missing WORLD");
     ray_args a;
     strata_world *w;
-    int rc = parse_ray_args(j, argc, argv, &a);
-    if (!rc)
-        rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
+    int rc = job_parse_open(j, usage, argc, argv, parse_ray_args, &a, STRATA_READ, &w);
     if (rc)
         return rc;
     double per_metre = a.metres ? ray_to_voxels(w, &a) : 1;

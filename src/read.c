@@ -1,4 +1,6 @@
-/* read.c: point reads (routed and committed), chunk metadata, info. */
+/* read.c: the library's read calls that need no index: point reads (routed to the
+ * owner, or of the committed state by any rank), whole-chunk loads, chunk metadata and
+ * strata_world_info. It owns no state: it reads the world through world.h. */
 #include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>

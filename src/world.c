@@ -1,4 +1,8 @@
-/* world.c: creating, opening and closing worlds; configuration and partition queries. */
+/* world.c: the world object and its lifetime. It owns strata_world (world.h): create,
+ * open, close and abandon; the writer (LOCK) and REINDEX locks; the committed rows and
+ * the chunks resident on this rank (load, decode, evict); the checks every call makes
+ * first (NULL arguments, a read-only world, a pending signal); configuration and
+ * partition queries. Every world_* function is defined here. */
 #include "world.h"
 
 #include <dirent.h>

@@ -1301,43 +1301,72 @@ strata_status lod_encode_levels(lod_work *wk, int level, int lowest, const uint8
 
 #define CORRUPT(...) error_set(err, STRATA_ERR_CORRUPT, __VA_ARGS__)
 
-/* Decode one pyramid entry; ends[l] (when given) receives the byte after level l. */
-static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyramid *pyr,
-                               lod_count **hist, size_t *hist_n, size_t *ends, strata_error *err)
+/* Fields of payloads and packs: unaligned, in the machine's byte order (docs/index.md). */
+static uint16_t load_u16(const uint8_t *p)
 {
-    lod_pyramid layout;
-    pyramid_layout(edge, &layout);
-    const int L = layout.levels;
-    uint32_t h = 0;
-    if (size >= HEADER_BYTES) /* a shorter entry is refused below, its header unread */
-        memcpy(&h, b + 8, 4);
-    const int version = size >= HEADER_BYTES ? b[4] : 0;
-    if (size >= HEADER_BYTES && !memcmp(b, LOD_MAGIC, 4) && version > LOD_VERSION)
+    uint16_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static uint32_t load_u32(const uint8_t *p)
+{
+    uint32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static uint64_t load_u64(const uint8_t *p)
+{
+    uint64_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* A pyramid entry's header: h materials in its histogram, its payload version, the
+ * lowest level it stores and the chunk's extents inside the world. */
+typedef struct {
+    uint32_t h;
+    int version, low, ext[3];
+} raw_header;
+
+static strata_status parse_header(const uint8_t *b, size_t size, int edge, int L, raw_header *r,
+                                  strata_error *err)
+{
+    /* a shorter entry is refused below, its header unread */
+    r->h = size >= HEADER_BYTES ? load_u32(b + 8) : 0;
+    r->version = size >= HEADER_BYTES ? b[4] : 0;
+    if (size >= HEADER_BYTES && !memcmp(b, LOD_MAGIC, 4) && r->version > LOD_VERSION)
         return error_set(err, STRATA_ERR_VERSION,
-                         "LOD payload version %d is newer than this library reads (%d)", version,
+                         "LOD payload version %d is newer than this library reads (%d)", r->version,
                          LOD_VERSION);
     /* version 3 names the lowest level it stores (byte 6); earlier ones store all */
-    const int low = size >= HEADER_BYTES && version >= 3 ? b[6] : 1;
-    if (size < HEADER_BYTES || memcmp(b, LOD_MAGIC, 4) || version < 1 || b[5] != L ||
-        (version < 3 && b[6]) || low < 1 || low > L || b[7] || b[15] || h == 0 || h > 65536 ||
-        size < HEADER_BYTES + (size_t)h * 6)
+    r->low = size >= HEADER_BYTES && r->version >= 3 ? b[6] : 1;
+    if (size < HEADER_BYTES || memcmp(b, LOD_MAGIC, 4) || r->version < 1 || b[5] != L ||
+        (r->version < 3 && b[6]) || r->low < 1 || r->low > L || b[7] || b[15] || r->h == 0 ||
+        r->h > 65536 || size < HEADER_BYTES + (size_t)r->h * 6)
         return CORRUPT("LOD payload: bad header or size (%zu bytes)", size);
-    int ext[3];
     for (int i = 0; i < 3; i++) {
-        ext[i] = b[12 + i] + 1;
-        if (ext[i] > edge)
-            return CORRUPT("LOD payload: extent %d beyond the chunk edge %d", ext[i], edge);
+        r->ext[i] = b[12 + i] + 1;
+        if (r->ext[i] > edge)
+            return CORRUPT("LOD payload: extent %d beyond the chunk edge %d", r->ext[i], edge);
     }
-    lod_count *list = strata_malloc(h * sizeof *list);
+    return STRATA_OK;
+}
+
+/* The entry's histogram into *out (malloc'ed): h (material, count) pairs, materials
+ * ascending, counts summing to the voxels inside the world. */
+static strata_status parse_histogram(const uint8_t *b, const raw_header *r, lod_count **out,
+                                     strata_error *err)
+{
+    lod_count *list = strata_malloc(r->h * sizeof *list);
     if (!list)
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a LOD histogram");
-    const uint8_t *m = b + HEADER_BYTES, *c = m + (size_t)h * 2;
+    const uint8_t *m = b + HEADER_BYTES, *c = m + (size_t)r->h * 2;
     uint64_t total = 0;
-    for (uint32_t i = 0; i < h; i++) {
-        uint16_t id;
-        uint32_t n;
-        memcpy(&id, m + 2 * (size_t)i, 2);
-        memcpy(&n, c + 4 * (size_t)i, 4);
+    for (uint32_t i = 0; i < r->h; i++) {
+        uint16_t id = load_u16(m + 2 * (size_t)i);
+        uint32_t n = load_u32(c + 4 * (size_t)i);
         list[i] = (lod_count){id, n};
         total += n;
         if (n == 0 || (i && id <= list[i - 1].material)) {
@@ -1345,94 +1374,112 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
             return CORRUPT("LOD payload: histogram not ascending");
         }
     }
-    if (total != (uint64_t)ext[0] * (uint64_t)ext[1] * (uint64_t)ext[2]) {
+    if (total != (uint64_t)r->ext[0] * (uint64_t)r->ext[1] * (uint64_t)r->ext[2]) {
         free(list);
         return CORRUPT("LOD payload: histogram counts %llu voxels, not the chunk's",
                        (unsigned long long)total);
     }
+    *out = list;
+    return STRATA_OK;
+}
+
+/* Level l of the entry, read from *at (moved past it, not beyond end) into pyr, whose
+ * level l + 1 is decoded: the listed cells (the top cell, or the 8 children of each
+ * mixed parent) take a mode and, when mixed, a count; the others follow their parent. */
+static strata_status parse_level(const uint8_t **at, const uint8_t *end, int l,
+                                 const lod_pyramid *layout, int edge, const raw_header *r,
+                                 const lod_count *list, lod_pyramid *pyr, strata_error *err)
+{
+    const int L = layout->levels;
+    const size_t n = (size_t)edge >> l, no = layout->offset[l];
+    const size_t np = n / 2, po = l < L ? layout->offset[l + 1] : 0;
+    const size_t parents = l == L ? 1 : np * np * np;
+    size_t listed = 0;
+    for (size_t q = 0; q < parents; q++)
+        listed += l == L ? 1 : pyr->count[po + q] != cell_inside(r->ext, l + 1, np, q) ? 8 : 0;
+    const size_t bitmap = (listed + 7) / 8;
+    /* version 1: materials as low and high byte planes; 2: histogram indices */
+    const int bits_per_mode = r->version == 1 ? 16 : mode_bits(r->h);
+    const size_t modes = mode_bytes(listed, bits_per_mode);
+    if ((size_t)(end - *at) < bitmap + modes)
+        return CORRUPT("LOD payload: level %d truncated", l);
+    const uint8_t *bits = *at, *md = bits + bitmap;
+    size_t mixed = 0;
+    for (size_t i = 0; i < listed; i++)
+        mixed += bits[i / 8] >> (i % 8) & 1;
+    const int W = count_width(l);
+    const uint8_t *cnt = md + modes;
+    if ((size_t)(end - cnt) < (size_t)W * mixed)
+        return CORRUPT("LOD payload: level %d truncated", l);
+    size_t i = 0, j = 0;
+    for (size_t q = 0; q < parents; q++) {
+        const size_t first = l == L ? no : no + child_base(n, q);
+        const int kids = l == L ? 1 : 8;
+        const int is_listed = l == L || pyr->count[po + q] != cell_inside(r->ext, l + 1, np, q);
+        for (int d = 0; d < kids; d++) {
+            size_t cell = first + child_step(n, d);
+            uint32_t in = cell_inside(r->ext, l, n, cell - no);
+            if (!is_listed) {
+                pyr->mode[cell] = in ? pyr->mode[po + q] : 0;
+                pyr->count[cell] = in;
+                continue;
+            }
+            uint32_t mode = bits_per_mode == 4   ? (uint32_t)md[i / 2] >> (4 * (i & 1)) & 15
+                            : bits_per_mode == 8 ? md[i]
+                                                 : (uint32_t)md[i] | (uint32_t)md[listed + i] << 8;
+            if (r->version > 1) {
+                if (mode >= r->h)
+                    return CORRUPT("LOD payload: level %d mode index %u of %u materials", l, mode,
+                                   r->h);
+                /* a cell outside the world is air (index 0 written) */
+                mode = in ? list[mode].material : 0;
+            }
+            pyr->mode[cell] = (uint16_t)mode;
+            pyr->count[cell] = in;
+            if (bits[i / 8] >> (i % 8) & 1) {
+                uint32_t v = 0;
+                for (int k = 0; k < W; k++)
+                    v |= (uint32_t)cnt[k * mixed + j] << (8 * k);
+                j++;
+                if (v == 0 || v >= in)
+                    return CORRUPT("LOD payload: level %d cell count %u outside (0, %u)", l, v, in);
+                pyr->count[cell] = v;
+            }
+            i++;
+        }
+    }
+    *at = cnt + (size_t)W * mixed;
+    return STRATA_OK;
+}
+
+/* Decode one pyramid entry; ends[l] (when given) receives the byte after level l. */
+static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyramid *pyr,
+                               lod_count **hist, size_t *hist_n, size_t *ends, strata_error *err)
+{
+    lod_pyramid layout;
+    pyramid_layout(edge, &layout);
+    const int L = layout.levels;
+    raw_header r = {0};
+    lod_count *list = NULL;
+    strata_status st = parse_header(b, size, edge, L, &r, err);
+    if (!st)
+        st = parse_histogram(b, &r, &list, err);
+    if (st)
+        return st;
     if (!pyr) { /* the histogram only (lod_decode_histogram) */
         *hist = list;
-        *hist_n = h;
+        *hist_n = r.h;
         return STRATA_OK;
     }
-    strata_status st = lod_pyramid_alloc(edge, pyr, err);
+    st = lod_pyramid_alloc(edge, pyr, err);
     if (st) {
         free(list);
         return st;
     }
-    pyr->lowest = low;
-    const uint8_t *at = c + (size_t)h * 4, *end = b + size;
-    for (int l = L; l >= low && !st; l--) {
-        const size_t n = (size_t)edge >> l, no = layout.offset[l];
-        const size_t np = n / 2, po = l < L ? layout.offset[l + 1] : 0;
-        /* listed cells: the top cell, or the 8 children of each mixed parent */
-        const size_t parents = l == L ? 1 : np * np * np;
-        size_t listed = 0;
-        for (size_t q = 0; q < parents; q++)
-            listed += l == L ? 1 : pyr->count[po + q] != cell_inside(ext, l + 1, np, q) ? 8 : 0;
-        const size_t bitmap = (listed + 7) / 8;
-        /* version 1: materials as low and high byte planes; 2: histogram indices */
-        const int bits_per_mode = version == 1 ? 16 : mode_bits(h);
-        const size_t modes = mode_bytes(listed, bits_per_mode);
-        if ((size_t)(end - at) < bitmap + modes) {
-            st = CORRUPT("LOD payload: level %d truncated", l);
-            break;
-        }
-        const uint8_t *bits = at, *md = bits + bitmap;
-        size_t mixed = 0;
-        for (size_t i = 0; i < listed; i++)
-            mixed += bits[i / 8] >> (i % 8) & 1;
-        const int W = count_width(l);
-        const uint8_t *cnt = md + modes;
-        if ((size_t)(end - cnt) < (size_t)W * mixed) {
-            st = CORRUPT("LOD payload: level %d truncated", l);
-            break;
-        }
-        size_t i = 0, j = 0;
-        for (size_t q = 0; q < parents && !st; q++) {
-            const size_t first = l == L ? no : no + child_base(n, q);
-            const int kids = l == L ? 1 : 8;
-            const int is_listed = l == L || pyr->count[po + q] != cell_inside(ext, l + 1, np, q);
-            for (int d = 0; d < kids; d++) {
-                size_t cell = first + child_step(n, d);
-                uint32_t in = cell_inside(ext, l, n, cell - no);
-                if (!is_listed) {
-                    pyr->mode[cell] = in ? pyr->mode[po + q] : 0;
-                    pyr->count[cell] = in;
-                    continue;
-                }
-                uint32_t mode = bits_per_mode == 4 ? (uint32_t)md[i / 2] >> (4 * (i & 1)) & 15
-                                : bits_per_mode == 8
-                                    ? md[i]
-                                    : (uint32_t)md[i] | (uint32_t)md[listed + i] << 8;
-                if (version > 1) {
-                    if (mode >= h) {
-                        st = CORRUPT("LOD payload: level %d mode index %u of %u materials", l, mode,
-                                     h);
-                        break;
-                    }
-                    /* a cell outside the world is air (index 0 written) */
-                    mode = in ? list[mode].material : 0;
-                }
-                pyr->mode[cell] = (uint16_t)mode;
-                if (bits[i / 8] >> (i % 8) & 1) {
-                    uint32_t v = 0;
-                    for (int k = 0; k < W; k++)
-                        v |= (uint32_t)cnt[k * mixed + j] << (8 * k);
-                    j++;
-                    if (v == 0 || v >= in) {
-                        st = CORRUPT("LOD payload: level %d cell count %u outside (0, %u)", l, v,
-                                     in);
-                        break;
-                    }
-                    pyr->count[cell] = v;
-                } else {
-                    pyr->count[cell] = in;
-                }
-                i++;
-            }
-        }
-        at = cnt + (size_t)W * mixed;
+    pyr->lowest = r.low;
+    const uint8_t *at = b + HEADER_BYTES + (size_t)r.h * 6, *end = b + size;
+    for (int l = L; l >= r.low && !st; l--) {
+        st = parse_level(&at, end, l, &layout, edge, &r, list, pyr, err);
         if (ends)
             ends[l] = (size_t)(at - b);
     }
@@ -1441,7 +1488,7 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
     if (!st) {
         uint16_t dm;
         uint64_t dc;
-        lod_dominant(list, h, &dm, &dc);
+        lod_dominant(list, r.h, &dm, &dc);
         size_t top = layout.offset[L];
         if (pyr->mode[top] != dm || pyr->count[top] != dc)
             st = CORRUPT("LOD payload: top cell disagrees with the histogram");
@@ -1453,7 +1500,7 @@ static strata_status parse_raw(const uint8_t *b, size_t size, int edge, lod_pyra
     }
     if (hist) {
         *hist = list;
-        *hist_n = h;
+        *hist_n = r.h;
     } else {
         free(list);
     }
@@ -1573,15 +1620,13 @@ static int cpack_columns(const uint8_t *c, uint32_t n, cpack_out *s)
     uint64_t prev_key = 0;
     uint32_t start = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t key;
-        uint32_t end, H;
-        memcpy(&key, keys + 8 * (size_t)i, 8);
-        memcpy(&end, ends + 4 * (size_t)i, 4);
+        uint64_t key = load_u64(keys + 8 * (size_t)i);
+        uint32_t end = load_u32(ends + 4 * (size_t)i);
         const uint8_t *e = area + start, *e_end = area + end;
         start = end;
         if ((size_t)(e_end - e) < HEADER_BYTES)
             return 0;
-        memcpy(&H, e + 8, 4);
+        uint32_t H = load_u32(e + 8);
         if (i == 0)
             L = e[5], low = e[6];
         if (e[4] != 3 || e[5] != L || e[6] != low || L > LOD_MAX_LEVELS ||
@@ -1594,10 +1639,8 @@ static int cpack_columns(const uint8_t *c, uint32_t n, cpack_out *s)
         uint16_t prev_m = 0;
         uint32_t best = 0, best_count = 0;
         for (uint32_t j = 0; j < H; j++) {
-            uint16_t m;
-            uint32_t count;
-            memcpy(&m, e + HEADER_BYTES + 2 * (size_t)j, 2);
-            memcpy(&count, e + HEADER_BYTES + 2 * (size_t)H + 4 * (size_t)j, 4);
+            uint16_t m = load_u16(e + HEADER_BYTES + 2 * (size_t)j);
+            uint32_t count = load_u32(e + HEADER_BYTES + 2 * (size_t)H + 4 * (size_t)j);
             if (!cout_varint(&s[CS_MAT], (uint16_t)(m - prev_m)) ||
                 (j + 1 < H && !cout_varint(&s[CS_HIST], count)))
                 return 0;
@@ -1640,8 +1683,7 @@ static strata_status cpack_compact(const uint8_t *c, uint8_t **out, size_t *out_
                                    strata_error *err)
 {
     *out = NULL;
-    uint32_t n;
-    memcpy(&n, c + 4, 4);
+    uint32_t n = load_u32(c + 4);
     const uint8_t *area = c + 8 + 12 * (size_t)n;
     cpack_out s[CPACK_STREAMS] = {{0}};
     if (!cpack_columns(c, n, s))
@@ -1680,7 +1722,7 @@ static strata_status cpack_expand(const uint8_t *c, size_t size, size_t most, ui
     uint32_t n, len[CPACK_STREAMS];
     if (size < CPACK_HEADER)
         return CORRUPT("LOD compact pack: %zu bytes, no header", size);
-    memcpy(&n, c + 4, 4);
+    n = load_u32(c + 4);
     const int L = c[8], low = c[9];
     if (n == 0 || n > LOD_PACK_ENTRIES || L < 1 || L > LOD_MAX_LEVELS || low < 1 || low > L ||
         c[10] || c[11])
@@ -1688,7 +1730,7 @@ static strata_status cpack_expand(const uint8_t *c, size_t size, size_t most, ui
     cpack_in in[CPACK_STREAMS];
     size_t at = CPACK_HEADER, copied = 0;
     for (int k = 0; k < CPACK_STREAMS; k++) {
-        memcpy(&len[k], c + 12 + 4 * k, 4);
+        len[k] = load_u32(c + 12 + 4 * k);
         if (len[k] > size - at)
             return CORRUPT("LOD compact pack: stream %d of %u bytes beyond the content", k, len[k]);
         in[k] = (cpack_in){c + at, c + at + len[k]};
@@ -1818,7 +1860,7 @@ static strata_status check_pack(const uint8_t *c, size_t size, strata_error *err
     uint32_t n;
     if (size < 8)
         return CORRUPT("LOD pack: %zu bytes, no directory", size);
-    memcpy(&n, c + 4, 4);
+    n = load_u32(c + 4);
     if (n == 0 || n > LOD_PACK_ENTRIES || (size - 8) / 12 < n)
         return CORRUPT("LOD pack: %u entries in %zu bytes", n, size);
     const uint8_t *keys = c + 8, *ends = keys + 8 * (size_t)n;
@@ -1826,10 +1868,8 @@ static strata_status check_pack(const uint8_t *c, size_t size, strata_error *err
     uint64_t prev_key = 0;
     uint32_t prev_end = 0;
     for (uint32_t i = 0; i < n; i++) {
-        uint64_t k;
-        uint32_t e;
-        memcpy(&k, keys + 8 * (size_t)i, 8);
-        memcpy(&e, ends + 4 * (size_t)i, 4);
+        uint64_t k = load_u64(keys + 8 * (size_t)i);
+        uint32_t e = load_u32(ends + 4 * (size_t)i);
         if ((i && k <= prev_key) || e <= prev_end || e > area)
             return CORRUPT("LOD pack: directory entry %u (key %" PRIu64 ", end %u) out of order", i,
                            k, e);
@@ -1883,6 +1923,13 @@ strata_status lod_frame_content(const uint8_t *frame, size_t length, int edge, u
     return STRATA_OK;
 }
 
+/* bsearch's order for a pack's directory: a chunk key against a stored 8-byte key. */
+static int compare_packed_key(const void *key, const void *stored)
+{
+    uint64_t a = *(const uint64_t *)key, b = load_u64(stored);
+    return a < b ? -1 : a > b;
+}
+
 strata_status lod_content_entry(const uint8_t *content, size_t size, uint64_t key,
                                 const uint8_t **entry, size_t *entry_size, strata_error *err)
 {
@@ -1891,28 +1938,13 @@ strata_status lod_content_entry(const uint8_t *content, size_t size, uint64_t ke
         *entry_size = size;
         return STRATA_OK;
     }
-    uint32_t n;
-    memcpy(&n, content + 4, 4);
+    uint32_t n = load_u32(content + 4);
     const uint8_t *keys = content + 8, *ends = keys + 8 * (size_t)n, *area = ends + 4 * (size_t)n;
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        uint64_t k;
-        memcpy(&k, keys + 8 * mid, 8);
-        if (k < key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    uint64_t k = 0;
-    if (lo < n)
-        memcpy(&k, keys + 8 * lo, 8);
-    if (lo == n || k != key)
+    const uint8_t *found = n ? bsearch(&key, keys, n, 8, compare_packed_key) : NULL;
+    if (!found)
         return CORRUPT("LOD pack of %u pyramids holds none of chunk key %" PRIu64, n, key);
-    uint32_t first = 0, last;
-    if (lo)
-        memcpy(&first, ends + 4 * (lo - 1), 4);
-    memcpy(&last, ends + 4 * lo, 4);
+    size_t i = (size_t)(found - keys) / 8;
+    uint32_t first = i ? load_u32(ends + 4 * (i - 1)) : 0, last = load_u32(ends + 4 * i);
     *entry = area + first;
     *entry_size = last - first;
     return STRATA_OK;

@@ -201,6 +201,22 @@ static strata_status route_prepare(strata_world *w, int L, const node_requests *
     return STRATA_OK;
 }
 
+/* Once every rank agrees on st: one MPI_Alltoallv of 64-bit words, its failure named by
+ * what. Collective. */
+static strata_status exchange_words(strata_world *w, strata_status st, const uint64_t *send,
+                                    const int *send_counts, const int *send_displs, uint64_t *recv,
+                                    const int *recv_counts, const int *recv_displs,
+                                    const char *what)
+{
+    st = world_agree(w, st);
+    if (!st)
+        st = error_mpi(&w->error,
+                       MPI_Alltoallv(send, send_counts, send_displs, MPI_UINT64_T, recv,
+                                     recv_counts, recv_displs, MPI_UINT64_T, w->comm),
+                       what);
+    return st;
+}
+
 /*
  * Ask the owners of blocks at level L for their summaries. Collective. st is this
  * rank's status so far, agreed here together with the routing's own preparation;
@@ -228,20 +244,12 @@ static strata_status route_nodes(strata_world *w, lod_index *x, int L, const nod
         if (!r.recv || !r.reply || !r.back)
             st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot answer block queries");
     }
-    st = world_agree(w, st);
-    if (!st)
-        st = error_mpi(&w->error,
-                       MPI_Alltoallv(r.send, r.scount, r.sdispl, MPI_UINT64_T, r.recv, r.rcount,
-                                     r.rdispl, MPI_UINT64_T, w->comm),
-                       "routing block queries");
+    st = exchange_words(w, st, r.send, r.scount, r.sdispl, r.recv, r.rcount, r.rdispl,
+                        "routing block queries");
     for (size_t i = 0; !st && i < r.total; i += 2)
         st = answer_request(w, x, L, r.recv[i], r.recv[i + 1], &r.reply[i]);
-    st = world_agree(w, st);
-    if (!st)
-        st = error_mpi(&w->error,
-                       MPI_Alltoallv(r.reply, r.rcount, r.rdispl, MPI_UINT64_T, r.back, r.scount,
-                                     r.sdispl, MPI_UINT64_T, w->comm),
-                       "answering block queries");
+    st = exchange_words(w, st, r.reply, r.rcount, r.rdispl, r.back, r.scount, r.sdispl,
+                        "answering block queries");
     for (size_t i = 0; !st && i < q->n; i++) {
         material[q->index[r.order[i]]] = (uint16_t)r.back[2 * i];
         count[q->index[r.order[i]]] = r.back[2 * i + 1];

@@ -145,58 +145,60 @@ static strata_status summarize_item(void *ctx, int thread, size_t i, strata_erro
     return STRATA_OK;
 }
 
-/* One round: rows sel[0, n) of w->rows into b->rows[b->n ...]. */
-static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run *r, int threads,
-                                     const size_t *sel, size_t n, reindex_batch *b,
-                                     uint8_t **payloads, uint64_t *payload_capacity)
+/* How row i of the round (old, the committed row) is summarised: from resident voxels,
+ * a delta chain read now, or its payload (r->read[i] = 0: to be read). */
+static strata_status plan_row(strata_world *w, lod_index *x, reindex_run *r, size_t i,
+                              const store_row *old)
 {
-    r->rows = b->rows + b->n;
-    r->chains.bytes = 0;
-    for (size_t i = 0; i < n; i++) {
-        const store_row *old = &w->rows[sel[i]];
-        store_row *row = &r->rows[i];
-        *row = *old;
-        row->lod_segment = row->lod_offset = 0;
-        row->lod_length = row->lod_crc = 0;
-        r->resident[i] = NULL;
-        r->read[i] = NOT_READ;
-        r->chain_bytes[i] = 0;
-        if (store_row_uniform(old))
-            continue;
-        /* A resident clean chunk holds exactly the committed voxels: no decode,
-         * except of a palette payload, whose 4-bit indices the LOD build reads
-         * faster than the voxels (the palette path of lod.h; measured in
-         * docs/benchmarks.md). */
-        chunk *k = chunk_cache_find(&w->owned, old->key);
-        if (k && !k->dirty && k->voxels && old->delta_depth)
-            r->resident[i] = k->voxels; /* base and chain merged already */
-        if (r->resident[i])
-            continue;
-        if (old->delta_depth) {
-            /* the chain is read here (HDF5 stays on the main thread), applied by a thread */
-            r->chain_at[i] = r->chains.bytes;
-            strata_status st = delta_chain_read(&w->store, old, w->edge, &r->chains, &w->error);
-            if (st)
-                return world_chunk_failed(w, "reindex", old->key, st, &w->error);
-            r->chain_bytes[i] = r->chains.bytes - r->chain_at[i];
-            if (old->codec == CODEC_UNIFORM)
-                continue;
-        } else if (k && !k->dirty && k->voxels) {
-            r->resident[i] = k->voxels;
-            /* the palette path takes any count up to 16: 1 tests the rest */
-            if (old->codec != CODEC_PALETTE || !index_palette_serves(w, x->work, old->key, 1))
-                continue;
-        }
-        /* A size read from a file is checked before it sizes an allocation. */
-        if (old->payload_length > chunk_encode_bound(w->edge))
-            return WORLD_FAIL(w, STRATA_ERR_CORRUPT,
-                              "chunk key %" PRIu64 ": payload length %u exceeds the "
-                              "largest possible (%zu)",
-                              old->key, old->payload_length, chunk_encode_bound(w->edge));
-        r->read[i] = 0; /* to be read: set to its offset below */
+    store_row *row = &r->rows[i];
+    *row = *old;
+    row->lod_segment = row->lod_offset = 0;
+    row->lod_length = row->lod_crc = 0;
+    r->resident[i] = NULL;
+    r->read[i] = NOT_READ;
+    r->chain_bytes[i] = 0;
+    if (store_row_uniform(old))
+        return STRATA_OK;
+    /* A resident clean chunk holds exactly the committed voxels: no decode,
+     * except of a palette payload, whose 4-bit indices the LOD build reads
+     * faster than the voxels (the palette path of lod.h; measured in
+     * docs/benchmarks.md). */
+    chunk *k = chunk_cache_find(&w->owned, old->key);
+    if (k && !k->dirty && k->voxels && old->delta_depth) {
+        r->resident[i] = k->voxels; /* base and chain merged already */
+        return STRATA_OK;
     }
-    /* A commit writes a rank's payloads back to back: a full reindex reads a
-     * few spans per segment instead of making one HDF5 call per chunk. */
+    if (old->delta_depth) {
+        /* the chain is read here (HDF5 stays on the main thread), applied by a thread */
+        r->chain_at[i] = r->chains.bytes;
+        strata_status st = delta_chain_read(&w->store, old, w->edge, &r->chains, &w->error);
+        if (st)
+            return world_chunk_failed(w, "reindex", old->key, st, &w->error);
+        r->chain_bytes[i] = r->chains.bytes - r->chain_at[i];
+        if (old->codec == CODEC_UNIFORM)
+            return STRATA_OK;
+    } else if (k && !k->dirty && k->voxels) {
+        r->resident[i] = k->voxels;
+        /* the palette path takes any count up to 16: 1 tests the rest */
+        if (old->codec != CODEC_PALETTE || !index_palette_serves(w, x->work, old->key, 1))
+            return STRATA_OK;
+    }
+    /* A size read from a file is checked before it sizes an allocation. */
+    if (old->payload_length > chunk_encode_bound(w->edge))
+        return WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                          "chunk key %" PRIu64 ": payload length %u exceeds the "
+                          "largest possible (%zu)",
+                          old->key, old->payload_length, chunk_encode_bound(w->edge));
+    r->read[i] = 0; /* to be read: set to its offset below */
+    return STRATA_OK;
+}
+
+/* The payloads plan_row asked for, into *payloads; r->read[i] becomes each one's offset.
+ * A commit writes a rank's payloads back to back: a full reindex reads a few spans per
+ * segment instead of making one HDF5 call per chunk. */
+static strata_status read_payloads(strata_world *w, reindex_run *r, const size_t *sel, size_t n,
+                                   uint8_t **payloads, uint64_t *payload_capacity)
+{
     size_t wanted = 0;
     for (size_t i = 0; i < n; i++) {
         const store_row *old = &w->rows[sel[i]];
@@ -214,6 +216,23 @@ static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run 
     for (size_t k = 0; k < wanted; k++)
         r->read[r->refs[k].item] = r->refs[k].at;
     r->payloads = *payloads;
+    return STRATA_OK;
+}
+
+/* One round: rows sel[0, n) of w->rows into b->rows[b->n ...]. */
+static strata_status summarize_round(strata_world *w, lod_index *x, reindex_run *r, int threads,
+                                     const size_t *sel, size_t n, reindex_batch *b,
+                                     uint8_t **payloads, uint64_t *payload_capacity)
+{
+    r->rows = b->rows + b->n;
+    r->chains.bytes = 0;
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; !st && i < n; i++)
+        st = plan_row(w, x, r, i, &w->rows[sel[i]]);
+    if (!st)
+        st = read_payloads(w, r, sel, n, payloads, payload_capacity);
+    if (st)
+        return st;
     for (int t = 0; t < threads; t++)
         r->kits[t].arena.bytes = 0;
     st = parallel_for(threads, n, summarize_item, r, &w->error);
@@ -381,13 +400,12 @@ static strata_status publish(strata_world *w, const reindex_batch *b, uint64_t i
     return commit_publish(w, &next);
 }
 
-strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *stats)
+/* What a reindex needs before it summarises: a world it may index, its index, room
+ * for its rows in b, and (rank 0 holding REINDEX) the serial of its index segment.
+ * Collective; on failure nothing is held. */
+static strata_status reindex_start(strata_world *w, lod_index **x, reindex_batch *b,
+                                   uint64_t *serial)
 {
-    if (!w)
-        return world_null_argument(NULL, __func__, "world");
-    double start = MPI_Wtime();
-    reindex_batch b = {0};
-    lod_index *x = NULL;
     strata_status st = w->writable || w->index_mode
                            ? STRATA_OK
                            : WORLD_FAIL(w, STRATA_ERR_READ_ONLY,
@@ -395,29 +413,42 @@ strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *st
                                         "STRATA_INDEX to reindex beside a writer)",
                                         w->dir);
     if (!st)
-        st = index_get(w, &x);
-    if (!st && !(b.rows = strata_malloc((w->row_count + 1) * sizeof *b.rows)))
+        st = index_get(w, x);
+    if (!st && !(b->rows = strata_malloc((w->row_count + 1) * sizeof *b->rows)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate %zu rows", w->row_count);
     /* One reindex at a time (rank 0 holds REINDEX: a STRATA_INDEX world since
      * its open, a writer for this call); its serial comes from the MANIFEST read
      * under that lock, which no other reindex can change meanwhile. */
-    uint64_t serial = 0;
     if (!st && w->rank == 0) {
         manifest disk;
         st = world_reindex_claim(w, &disk);
-        serial = disk.index_serial + 1;
+        *serial = disk.index_serial + 1;
         manifest_free(&disk);
     }
     st = world_agree(w, st);
     if (!st)
-        st = world_agree(w, error_mpi(&w->error, MPI_Bcast(&serial, 1, MPI_UINT64_T, 0, w->comm),
+        st = world_agree(w, error_mpi(&w->error, MPI_Bcast(serial, 1, MPI_UINT64_T, 0, w->comm),
                                       "sharing the index serial"));
     if (st) {
-        free(b.rows);
+        free(b->rows);
+        b->rows = NULL;
         if (w->writable)
             world_reindex_release(w);
-        return st;
     }
+    return st;
+}
+
+strata_status strata_reindex(strata_world *w, int full, strata_reindex_stats *stats)
+{
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    double start = MPI_Wtime();
+    reindex_batch b = {0};
+    lod_index *x = NULL;
+    uint64_t serial = 0;
+    strata_status st = reindex_start(w, &x, &b, &serial);
+    if (st)
+        return st;
     const uint64_t id = STORE_INDEX_SEGMENT | serial, snapshot = w->committed.epoch;
     index_begin_write(w);
     double summarize_start = MPI_Wtime();

@@ -1,7 +1,8 @@
 /*
  * mpi_alloc.c: allocation failures (src/alloc.h), one rank at a time, at every
  * allocation site each operation reaches: open, flush, commit, reindex,
- * compaction, extraction, point / LOD / region queries and raw import.
+ * compaction, extraction, point / LOD / region queries, box statistics, dense box
+ * reads, rays, and raw and DEM import.
  *
  * For each operation a first, unarmed run counts the allocations and lists the
  * sites it reaches on each rank (strata_alloc_fail with n = 0 counts); then the
@@ -16,16 +17,20 @@
  * Rank 0 prints, per operation, its sites, its N and the sites added after the loop.
  */
 #include "alloc.h"
+#include "cdf_writer.h"
 #include "fault_check.h"
 
+#include <math.h>
 #include <sys/stat.h>
 
 typedef struct {
-    char path[4096], extract[4200], import[4200], raw[4200];
+    char path[4096], extract[4200], import[4200], raw[4200], dem[4200];
     strata_world *w;
     int version;          /* committed, and what the handle's routed reads see */
     uint16_t *lod;        /* unarmed answers of the LOD query */
     size_t regions;       /* unarmed answer of the region query */
+    uint64_t stats[2];    /* unarmed answer of the box statistics: materials, weighted sum */
+    strata_ray_hit *hits; /* unarmed answers of this rank's rays */
     int64_t (*points)[3]; /* this rank's share of the voxels */
     size_t n;
 } world_case;
@@ -189,22 +194,196 @@ static strata_status run_region(world_case *c)
     return st;
 }
 
-static strata_status run_import(world_case *c)
+/* A box cutting chunks at every side: whole chunks answer from summaries, cut ones
+ * from their voxels. */
+static const int64_t stats_box[6] = {3, 5, 2, FC_X - 4, FC_Y - 1, FC_Z - 3};
+
+static strata_status stats_query(world_case *c, uint64_t answer[2])
 {
-    strata_raw_options raw = {.dims = {FC_X, FC_Y, FC_Z}, .type = STRATA_RAW_UINT8};
-    strata_config cfg;
-    strata_config_init(&cfg);
-    cfg.chunk_edge = FC_EDGE;
-    strata_options opt;
-    strata_options_init(&opt);
-    opt.threads = 1;
-    strata_world *r = NULL;
-    strata_status st =
-        strata_import_raw(MPI_COMM_WORLD, c->import, c->raw, &raw, &cfg, &opt, 0, NULL, &r);
+    strata_material_count *counts = NULL;
+    size_t n = 0;
+    strata_status st = strata_box_stats(c->w, stats_box, &counts, &n);
+    answer[0] = n, answer[1] = 0;
+    for (size_t i = 0; !st && i < n; i++)
+        answer[1] += counts[i].count * (counts[i].material + 1u);
+    free(counts);
+    return st;
+}
+
+static strata_status prepare_stats(world_case *c)
+{
+    return stats_query(c, c->stats);
+}
+
+static strata_status run_stats(world_case *c)
+{
+    uint64_t got[2];
+    strata_status st = stats_query(c, got);
+    MT_CHECK(st || (got[0] == c->stats[0] && got[1] == c->stats[1]), "%s: box statistics differ",
+             fc_case);
+    return st;
+}
+
+/* One box per rank (a different one on each), read dense and compared voxel by voxel. */
+static strata_status run_read_boxes(world_case *c)
+{
+    const int64_t box[1][6] = {{mt_rank % 3, 1, 2, FC_X - 1, FC_Y - mt_rank % 4, FC_Z - 1}};
+    const int64_t *b = box[0], nx = b[3] - b[0], ny = b[4] - b[1];
+    uint16_t *got = malloc((size_t)(nx * ny * (b[5] - b[2])) * sizeof *got);
+    uint16_t *const out[1] = {got};
+    strata_status st = strata_read_boxes(c->w, box, 1, 0, out, NULL);
+    for (int64_t z = b[2]; !st && z < b[5]; z++)
+        for (int64_t y = b[1]; y < b[4]; y++)
+            for (int64_t x = b[0]; x < b[3]; x++)
+                if (got[((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0])] !=
+                    fc_pattern(c->version, x, y, z)) {
+                    MT_CHECK(0, "%s: box voxel (%ld, %ld, %ld) differs", fc_case, (long)x, (long)y,
+                             (long)z);
+                    free(got);
+                    return st;
+                }
+    free(got);
+    return st;
+}
+
+/* Rays straight down from above this rank's columns (every 5th x, 3rd y), and one
+ * slanted: different rays on different ranks, each walked by its own rank. */
+enum { RAYS_MAX = (FC_X / 5 + 1) * (FC_Y / 3 + 1) + 1 };
+
+static size_t ray_set(double (*from)[3], double (*dir)[3])
+{
+    size_t n = 0;
+    for (int y = mt_rank; y < FC_Y; y += 3 * mt_size)
+        for (int x = 0; x < FC_X; x += 5, n++) {
+            from[n][0] = x + 0.5, from[n][1] = y + 0.5, from[n][2] = FC_Z + 4.0;
+            dir[n][0] = 0, dir[n][1] = 0, dir[n][2] = -1;
+        }
+    from[n][0] = -3.0, from[n][1] = 2.5 + mt_rank, from[n][2] = FC_Z - 1.5;
+    dir[n][0] = 1, dir[n][1] = 0.3, dir[n][2] = -0.2;
+    return n + 1;
+}
+
+static strata_status cast(world_case *c, strata_ray_hit *hits)
+{
+    double from[RAYS_MAX][3], dir[RAYS_MAX][3];
+    size_t n = ray_set(from, dir);
+    return strata_cast_rays(c->w, (const double(*)[3])from, (const double(*)[3])dir, n, NULL, hits);
+}
+
+static strata_status prepare_rays(world_case *c)
+{
+    return cast(c, c->hits);
+}
+
+static strata_status run_rays(world_case *c)
+{
+    strata_ray_hit got[RAYS_MAX];
+    double from[RAYS_MAX][3], dir[RAYS_MAX][3];
+    size_t n = ray_set(from, dir);
+    strata_status st = cast(c, got);
+    for (size_t i = 0; !st && i < n; i++)
+        if (got[i].hit != c->hits[i].hit ||
+            (got[i].hit && memcmp(got[i].voxel, c->hits[i].voxel, sizeof got[i].voxel))) {
+            MT_CHECK(0, "%s: ray %zu differs", fc_case, i);
+            break;
+        }
+    return st;
+}
+
+/* The configuration and options of both imports: the test's chunk edge, one thread. */
+static void import_setup(strata_config *cfg, strata_options *opt)
+{
+    strata_config_init(cfg);
+    cfg->chunk_edge = FC_EDGE;
+    strata_options_init(opt);
+    opt->threads = 1;
+}
+
+/* An import's end: its status agreed on every rank, the new world (if any) closed. */
+static strata_status import_end(strata_status st, strata_world *r)
+{
     fc_agreed(st, NULL);
     if (r)
         strata_world_close(r);
     return st;
+}
+
+static strata_status run_import(world_case *c)
+{
+    strata_raw_options raw = {.dims = {FC_X, FC_Y, FC_Z}, .type = STRATA_RAW_UINT8};
+    strata_config cfg;
+    strata_options opt;
+    import_setup(&cfg, &opt);
+    strata_world *r = NULL;
+    strata_status st =
+        strata_import_raw(MPI_COMM_WORLD, c->import, c->raw, &raw, &cfg, &opt, 0, NULL, &r);
+    return import_end(st, r);
+}
+
+/* A DEM of 24 x 18 cells (netCDF, rows south to north) with sea, coast and land. */
+enum { DEM_X = 24, DEM_Y = 18 };
+
+static void write_dem(const char *path)
+{
+    float elevation[DEM_X * DEM_Y];
+    for (int j = 0; j < DEM_Y; j++)
+        for (int i = 0; i < DEM_X; i++)
+            elevation[j * DEM_X + i] = (float)(1500 * sin(i * 0.3) * cos(j * 0.2) + 40 * i - 400);
+    write_cdf(path, DEM_X, DEM_Y, 280, 0.25, -40, 0.25, elevation);
+}
+
+/* DEM options: 200 m voxels vertically (the relief spans about 4 km). */
+static const strata_dem_options *dem_options(strata_dem_options *d)
+{
+    strata_dem_options_init(d);
+    d->vertical_res = 200;
+    return d;
+}
+
+static strata_status run_import_dem(world_case *c)
+{
+    strata_config cfg;
+    strata_options opt;
+    import_setup(&cfg, &opt);
+    strata_dem_options d;
+    strata_world *r = NULL;
+    strata_status st = strata_import_dem(MPI_COMM_WORLD, c->import, c->dem, dem_options(&d), &cfg,
+                                         &opt, 0, NULL, &r);
+    return import_end(st, r);
+}
+
+/* 0 when strata was built without netCDF (its DEM import then always refuses). */
+static int dem_supported(void)
+{
+    strata_config cfg;
+    strata_config_init(&cfg);
+    strata_status st = strata_import_dem(MPI_COMM_WORLD, "/nonexistent/w", "/nonexistent.nc", NULL,
+                                         &cfg, NULL, 0, NULL, NULL);
+    return !(st && strstr(strata_last_error(NULL), "without netCDF"));
+}
+
+/* Imported (and then a world fsck finds clean) or not there at all. */
+static void check_import_dem(world_case *c, strata_status st)
+{
+    struct stat sb;
+    int exists = stat(c->import, &sb) == 0;
+    MT_CHECK(exists == !st, "%s: %s %s after status %d", fc_case, c->import,
+             exists ? "exists" : "is missing", st);
+    strata_world *r = NULL;
+    if (!st && !strata_world_open(MPI_COMM_WORLD, c->import, STRATA_READ, NULL, &r)) {
+        uint64_t problems = 1;
+        int shown = 0;
+        strata_status checked = strata_fsck(r, fc_problem, &shown, &problems);
+        MT_CHECK(!checked && problems == 0, "%s: fsck of the imported world: %s", fc_case,
+                 checked ? strata_last_error(r) : "problems");
+        strata_world_close(r);
+    } else if (!st) {
+        MT_CHECK(0, "%s: reopening the imported world: %s", fc_case, strata_last_error(NULL));
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    if (mt_rank == 0)
+        mt_remove_tree(c->import);
+    MPI_Barrier(MPI_COMM_WORLD);
 }
 
 static void check_import(world_case *c, strata_status st)
@@ -231,7 +410,11 @@ static const operation operations[] = {
     {"query_points", NULL, run_points, check_nothing},
     {"query_lod", prepare_lod, run_lod, check_nothing},
     {"query_region", prepare_region, run_region, check_nothing},
+    {"box_stats", prepare_stats, run_stats, check_nothing},
+    {"read_boxes", NULL, run_read_boxes, check_nothing},
+    {"cast_rays", prepare_rays, run_rays, check_nothing},
     {"import", NULL, run_import, check_import},
+    {"import (DEM)", NULL, run_import_dem, check_import_dem},
     /* Again, now that the queries built the index: commits and compaction update it. */
     {"commit (index built)", prepare_commit, run_commit, check_commit},
     {"compact (index built)", NULL, run_compact, check_same},
@@ -323,14 +506,15 @@ static void run_case(world_case *c, const operation *op, long nth, int rank, con
     strata_alloc_disarm();
     if (where && !site && failed_count < 4096)
         failed_sites[failed_count++] = where;
-    if (op->run != run_open && op->run != run_import)
+    int imports = op->run == run_import || op->run == run_import_dem;
+    if (op->run != run_open && !imports)
         fc_agreed(st, c->w);
     int any = 0;
     MPI_Allreduce(&failed, &any, 1, MPI_INT, MPI_LOR, MPI_COMM_WORLD);
     /* A failed allocation that an operation absorbs (a cache it does without)
      * may still succeed; one that it reports must be NOMEM. */
     MT_CHECK(!st || st == STRATA_ERR_NOMEM, "%s: status %s: %s", fc_case, strata_strerror(st),
-             strata_last_error(op->run == run_open || op->run == run_import ? NULL : c->w));
+             strata_last_error(op->run == run_open || imports ? NULL : c->w));
     MT_CHECK(any || !st, "%s: failed (%s) with no allocation failing", fc_case,
              strata_strerror(st));
     op->check(c, st);
@@ -423,6 +607,7 @@ int main(int argc, char **argv)
     snprintf(c.extract, sizeof c.extract, "%s/out.h5", dir);
     snprintf(c.import, sizeof c.import, "%s/imported", dir);
     snprintf(c.raw, sizeof c.raw, "%s/volume.raw", dir);
+    snprintf(c.dem, sizeof c.dem, "%s/relief.nc", dir);
     if (mt_rank == 0) {
         mt_remove_tree(c.import);
         remove(c.extract);
@@ -435,6 +620,7 @@ int main(int argc, char **argv)
         }
         if (!f || fclose(f) != 0)
             MT_CHECK(0, "cannot write %s", c.raw);
+        write_dem(c.dem);
     }
     MPI_Barrier(MPI_COMM_WORLD);
     fc_begin("create at %d ranks", mt_size);
@@ -451,10 +637,17 @@ int main(int argc, char **argv)
     c.n = (size_t)FC_VOXELS * (mt_rank + 1) / mt_size - first;
     c.points = malloc((c.n + 1) * sizeof *c.points);
     c.lod = malloc((c.n + 1) * sizeof *c.lod);
+    c.hits = malloc(RAYS_MAX * sizeof *c.hits);
     for (size_t i = 0; i < c.n; i++)
         fc_voxel(first + i, c.points[i]);
-    for (size_t i = 0; !st && i < sizeof operations / sizeof operations[0]; i++)
+    for (size_t i = 0; !st && i < sizeof operations / sizeof operations[0]; i++) {
+        if (operations[i].run == run_import_dem && !dem_supported()) {
+            if (mt_rank == 0)
+                fprintf(stderr, "mpi_alloc: import (DEM) skipped: strata built without netCDF\n");
+            continue;
+        }
         run_operation(&c, &operations[i]);
+    }
     if (mt_rank == 0)
         fprintf(stderr, "mpi_alloc: %zu failure cases at %d ranks, %zu distinct sites reached\n",
                 cases_total, mt_size, distinct_count);
@@ -471,6 +664,7 @@ int main(int argc, char **argv)
     strata_world_close(c.w);
     free(c.points);
     free(c.lod);
+    free(c.hits);
     alarm(0);
     return mt_finish("mpi_alloc");
 }
