@@ -46,7 +46,7 @@ for _ in range(2000): print(r.randrange(256), r.randrange(256), r.randrange(128)
 # The disk fills once the segment's file is created, before rank 0 reserves its space
 # (segment-created): the reservation fails, every rank closes the open HDF5 file (rank
 # 0 freed the reserve for it) and the file goes
-S2=seg-00000000000000000002.h5
+S1=seg-00000000000000000001.h5 S2=seg-00000000000000000002.h5
 for np in 1 2 4; do
     late $np segment-created update "$FS/W" small.txt --quiet
     expect_enospc "segment of an update at $np ranks" "$FS/W" $S2 $rc $S2.reserve
@@ -59,7 +59,11 @@ late 2 segment-created reindex "$FS/W" --full
 expect_enospc "segment of a reindex at 2 ranks" "$FS/W" idx-00000000000000000001.h5 $rc \
     idx-00000000000000000001.h5.reserve
 unchanged "segment of an update, a compaction and a reindex"
-echo "ok segment created, then the disk full: update at 1, 2, 4 ranks, compact at 3, reindex at 2"
+head -c 65536 /dev/urandom > labels.raw
+late 3 segment-created import "$FS/imp" --raw labels.raw --dims 64,64,16 --type uint8 --quiet
+expect_enospc "segment of an import at 3 ranks" "$FS/imp" $S1 $rc
+[ ! -e "$FS/imp" ] || fail "import at 3 ranks left a world: $(ls "$FS/imp")"
+echo "ok segment created, then the disk full: update at 1, 2, 4 ranks, compact at 3, reindex at 2, import at 3"
 
 # The same for an extraction's output (extract-created): no partial output is left
 for np in 1 4; do
@@ -97,7 +101,10 @@ for np in 1 3; do
     same_manifest "MANIFEST of a reindex at $np ranks"
 done
 unchanged "MANIFEST of a reindex"
-echo "ok MANIFEST of an update at 1, 4 ranks, of a reindex at 1, 3 ranks"
+late 2 commit-publish-locked create "$FS/new" --dims 128,128,64 --generate terrain --quiet
+expect_enospc "MANIFEST of a create at 2 ranks" "$FS/new" MANIFEST.tmp $rc
+[ ! -e "$FS/new" ] || fail "create at 2 ranks left a world: $(ls "$FS/new")"
+echo "ok MANIFEST of an update at 1, 4 ranks, of a reindex at 1, 3 ranks, of a create at 2 ranks"
 
 # Pictures: no room for the PNG (extract's HDF5 output, written elsewhere, is whole)
 fill_disk 8
