@@ -88,111 +88,151 @@ static int parse_hidden(const job *j, const strata_world *w, const char *value, 
     return JOB_OK;
 }
 
-int job_render(job *j, int argc, char **argv)
-{
-    if (argc < 2 || argv[1][0] == '-')
-        return job_usage(j, usage, "missing WORLD");
+/* What the command line asks for. */
+typedef struct {
     strata_render_options o;
-    strata_render_options_init(&o);
-    const char *out = NULL, *value, *hide = NULL;
-    double from[3], at[3];
-    int metres, rc = job_units(j, usage, argc, argv, &metres);
+    const char *out, *hide;
+    double from[3], at[3]; /* --camera's FROM and LOOK-AT as given (metres with metres) */
+    int metres;
+} render_args;
+
+/* The options of the picture itself: --size, --sun, --lod, --exaggeration,
+ * --no-shadows. 1 consumed, 0 not one of these, -1 bad value (usage printed). */
+static int picture_option(const job *j, int argc, char **argv, int *i, strata_render_options *o)
+{
+    const char *value;
+    if (option_value(argc, argv, i, "--size", &value)) {
+        int64_t s[2];
+        if (!value || parse_int64_list(value, s, 2) || s[0] < 1 || s[1] < 1 || s[0] > 8192 ||
+            s[1] > 8192)
+            return job_usage(j, usage, "--size wants W,H, each 1..8192"), -1;
+        o->width = (int)s[0], o->height = (int)s[1];
+    } else if (option_value(argc, argv, i, "--sun", &value)) {
+        double s[2];
+        if (!value || parse_double_list(value, s, 2) || !(s[1] >= -90 && s[1] <= 90))
+            return job_usage(j, usage,
+                             "--sun wants AZIMUTH,ELEVATION in degrees (elevation -90..90)"),
+                   -1;
+        o->sun_azimuth = s[0], o->sun_elevation = s[1];
+    } else if (option_value(argc, argv, i, "--lod", &value)) {
+        int64_t l;
+        if (!value || parse_int64(value, &l) || l < 0 || l > 8)
+            return job_usage(j, usage, "--lod wants a level 0..log2(chunk edge)"), -1;
+        o->level = (int)l;
+    } else if (option_value(argc, argv, i, "--exaggeration", &value)) {
+        if (!value || parse_double_value(value, &o->exaggeration) || !(o->exaggeration > 0))
+            return job_usage(j, usage, "--exaggeration wants a number > 0"), -1;
+    } else if (!strcmp(argv[*i], "--no-shadows")) {
+        o->shadows = 0;
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+/* The whole command line into a; JOB_OK or the usage error printed. */
+static int parse_render_args(const job *j, int argc, char **argv, void *args)
+{
+    render_args *a = args;
+    memset(a, 0, sizeof *a);
+    strata_render_options_init(&a->o);
+    int rc = job_units(j, usage, argc, argv, &a->metres);
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *value;
+        int used = picture_option(j, argc, argv, &i, &a->o);
+        if (used < 0)
+            rc = JOB_USAGE;
+        else if (used || skip_open_option(argc, argv, &i))
+            continue;
+        else if (option_value(argc, argv, &i, "-o", &value) ||
+                 option_value(argc, argv, &i, "--out", &value))
+            rc = (a->out = value) ? JOB_OK : job_usage(j, usage, "-o wants a file name");
+        else if (option_value(argc, argv, &i, "--camera", &value))
+            rc = parse_camera(j, value, &a->o, a->from, a->at);
+        else if (option_value(argc, argv, &i, "--hide", &value))
+            rc = (a->hide = value) ? JOB_OK
+                                   : job_usage(j, usage, "--hide wants material ids or names");
+        else
+            rc = job_usage(j, usage, "unknown option %s", argv[i]);
+    }
+    if (!rc && !a->out)
+        rc = job_usage(j, usage, "-o OUT.png is required");
+    return rc;
+}
+
+/* The options that need the open world: hidden materials by name, the camera in voxels.
+ * *hidden: the ids (malloc'ed). Local; JOB_OK or the usage error printed. */
+static int resolve_render_args(const job *j, const strata_world *w, render_args *a,
+                               uint16_t **hidden)
+{
+    *hidden = NULL;
+    int rc = a->hide ? parse_hidden(j, w, a->hide, hidden, &a->o.hidden_count) : JOB_OK;
     if (rc)
         return rc;
-    for (int i = 2; i < argc; i++) {
-        if (option_value(argc, argv, &i, "-o", &value) ||
-            option_value(argc, argv, &i, "--out", &value)) {
-            if (!value)
-                return job_usage(j, usage, "-o wants a file name");
-            out = value;
-        } else if (option_value(argc, argv, &i, "--size", &value)) {
-            int64_t s[2];
-            if (!value || parse_int64_list(value, s, 2) || s[0] < 1 || s[1] < 1 || s[0] > 8192 ||
-                s[1] > 8192)
-                return job_usage(j, usage, "--size wants W,H, each 1..8192");
-            o.width = (int)s[0], o.height = (int)s[1];
-        } else if (option_value(argc, argv, &i, "--camera", &value)) {
-            if ((rc = parse_camera(j, value, &o, from, at)))
-                return rc;
-        } else if (option_value(argc, argv, &i, "--sun", &value)) {
-            double s[2];
-            if (!value || parse_double_list(value, s, 2) || !(s[1] >= -90 && s[1] <= 90))
-                return job_usage(j, usage,
-                                 "--sun wants AZIMUTH,ELEVATION in degrees (elevation -90..90)");
-            o.sun_azimuth = s[0], o.sun_elevation = s[1];
-        } else if (option_value(argc, argv, &i, "--lod", &value)) {
-            int64_t l;
-            if (!value || parse_int64(value, &l) || l < 0 || l > 8)
-                return job_usage(j, usage, "--lod wants a level 0..log2(chunk edge)");
-            o.level = (int)l;
-        } else if (option_value(argc, argv, &i, "--hide", &value)) {
-            if (!value)
-                return job_usage(j, usage, "--hide wants material ids or names");
-            hide = value;
-        } else if (option_value(argc, argv, &i, "--exaggeration", &value)) {
-            if (!value || parse_double_value(value, &o.exaggeration) || !(o.exaggeration > 0))
-                return job_usage(j, usage, "--exaggeration wants a number > 0");
-        } else if (!strcmp(argv[i], "--no-shadows")) {
-            o.shadows = 0;
-        } else if (!skip_open_option(argc, argv, &i)) {
-            return job_usage(j, usage, "unknown option %s", argv[i]);
-        }
+    a->o.hidden = *hidden;
+    if (a->o.has_camera && a->metres) {
+        job_metres_to_voxels(w, a->from, a->o.from);
+        job_metres_to_voxels(w, a->at, a->o.look_at);
+    } else if (a->o.has_camera) {
+        memcpy(a->o.from, a->from, sizeof a->from);
+        memcpy(a->o.look_at, a->at, sizeof a->at);
     }
-    if (!out)
-        return job_usage(j, usage, "-o OUT.png is required");
-    strata_world *w;
-    int open_rc = job_open(j, usage, argc, argv, argv[1], STRATA_READ, &w);
-    if (open_rc)
-        return open_rc;
-    strata_status st = STRATA_OK;
-    uint16_t *hidden = NULL;
-    if (hide && (rc = parse_hidden(j, w, hide, &hidden, &o.hidden_count))) {
-        strata_world_close(w);
-        return rc;
-    }
-    o.hidden = hidden;
-    if (o.has_camera) {
-        if (metres) {
-            job_metres_to_voxels(w, from, o.from);
-            job_metres_to_voxels(w, at, o.look_at);
-        } else {
-            memcpy(o.from, from, sizeof from);
-            memcpy(o.look_at, at, sizeof at);
-        }
-    }
-    size_t pixels = (size_t)o.width * (size_t)o.height;
+    return JOB_OK;
+}
+
+/* Draw the picture and write it on rank 0. Collective; JOB_OK or JOB_FAILED everywhere. */
+static int draw(const job *j, strata_world *w, const render_args *a, strata_render_stats *stats)
+{
+    size_t pixels = (size_t)a->o.width * (size_t)a->o.height;
     uint8_t *rgb = j->rank == 0 ? malloc(pixels * 3) : NULL;
     uint16_t *ids = j->rank == 0 ? malloc(pixels * sizeof *ids) : NULL;
     if (j->rank == 0 && (!rgb || !ids)) {
         free(rgb), free(ids);
         rgb = NULL, ids = NULL; /* strata_render reports the NULL image on every rank */
     }
-    strata_render_stats stats;
-    st = strata_render(w, &o, rgb, ids, &stats);
+    strata_status st = strata_render(w, &a->o, rgb, ids, stats);
+    int rc;
     if (st) {
         rc = job_fail(j, st, w);
     } else {
         char error[1024];
         int wrote = 0;
         if (j->rank == 0)
-            wrote = png_write_picture(out, rgb, ids, o.width, o.height, w, error, sizeof error);
+            wrote = png_write_picture(a->out, rgb, ids, a->o.width, a->o.height, w, error,
+                                      sizeof error);
         if (wrote)
             job_error(j, "%s", error);
         rc = job_agree(wrote ? JOB_FAILED : JOB_OK);
     }
-    if (!rc) {
+    free(rgb), free(ids);
+    return rc;
+}
+
+int job_render(job *j, int argc, char **argv)
+{
+    uint16_t *hidden = NULL; /* --hide's ids */
+    render_args a;
+    strata_world *w;
+    int rc = job_parse_open(j, usage, argc, argv, parse_render_args, &a, STRATA_READ, &w);
+    if (rc)
+        return rc;
+    strata_render_stats stats;
+    rc = resolve_render_args(j, w, &a, &hidden);
+    if (!rc)
+        rc = draw(j, w, &a, &stats);
+    const strata_render_options *o = &a.o;
+    if (!rc)
         job_summary(j,
                     "render: %s, %d x %d at LOD %d, vertical exaggeration %gx (%s), camera from "
                     "(%.1f, %.1f, %.1f) at (%.1f, %.1f, %.1f) up (%g, %g, %g) fov %g (voxels): "
                     "%" PRIu64 " rays (%" PRIu64 " steps), %" PRIu64
                     " pixels show the world, %.3f s render, %.3f s total",
-                    out, o.width, o.height, o.level, stats.exaggeration,
-                    o.exaggeration > 0 ? "--exaggeration" : "automatic", stats.from[0],
+                    a.out, o->width, o->height, o->level, stats.exaggeration,
+                    o->exaggeration > 0 ? "--exaggeration" : "automatic", stats.from[0],
                     stats.from[1], stats.from[2], stats.look_at[0], stats.look_at[1],
                     stats.look_at[2], stats.up[0], stats.up[1], stats.up[2], stats.fov, stats.rays,
                     stats.steps, stats.hits, stats.seconds, MPI_Wtime() - j->start);
-    }
-    free(rgb), free(ids), free(hidden);
+    free(hidden);
     strata_world_close(w);
     return rc;
 }

@@ -380,102 +380,101 @@ static strata_status render_row(ray_caster *c, const camera *cam, const strata_r
     return STRATA_OK;
 }
 
-strata_status strata_render(strata_world *w, const strata_render_options *opt, uint8_t *rgb,
-                            uint16_t *materials, strata_render_stats *stats)
+/* Why opt cannot be drawn (a NULL argument, a size, exaggeration or sun out of range),
+ * or STRATA_OK. Local: the caller agrees. */
+static strata_status render_refused(strata_world *w, const strata_render_options *opt,
+                                    const uint8_t *rgb)
 {
-    if (!w)
-        return world_null_argument(NULL, __func__, "world");
-    double start = MPI_Wtime();
-    strata_render_stats used;
-    memset(&used, 0, sizeof used);
-    strata_status st = STRATA_OK;
     if (!opt)
-        st = world_null_argument(w, __func__, "options");
-    else if (w->rank == 0 && !rgb)
-        st = world_null_argument(w, __func__, "rgb");
-    else if (opt->hidden_count && !opt->hidden)
-        st = world_null_argument(w, __func__, "options.hidden");
-    else if (opt->width < 1 || opt->height < 1 || opt->width > RENDER_SIDE_MAX ||
-             opt->height > RENDER_SIDE_MAX)
-        st = WORLD_FAIL(w, STRATA_ERR_ARG, "render: image size %d x %d: each side must be 1..%d",
-                        opt->width, opt->height, RENDER_SIDE_MAX);
-    else if (!(opt->exaggeration >= 0) || !isfinite(opt->exaggeration))
-        st = WORLD_FAIL(w, STRATA_ERR_ARG,
-                        "render: exaggeration %g must be a finite number > 0 (0: automatic)",
-                        opt->exaggeration);
-    else if (!(opt->sun_elevation >= -90 && opt->sun_elevation <= 90) ||
-             !isfinite(opt->sun_azimuth))
-        st = WORLD_FAIL(w, STRATA_ERR_ARG,
-                        "render: sun azimuth %g must be finite and elevation %g in [-90, 90]",
-                        opt->sun_azimuth, opt->sun_elevation);
-    camera cam;
-    if (!st)
-        st = setup_camera(w, opt, &used, &cam);
-    ray_caster c = {0};
-    if (!st)
-        st = ray_caster_init(w, opt->level, opt->hidden, opt->hidden_count,
-                             (size_t)opt->width * (size_t)opt->height, &c);
-    const int P = w->size;
-    int *band = strata_malloc(((size_t)P + 1) * sizeof *band);
-    palette pal = {w, NULL};
-    uint16_t *ids = NULL;
-    if (!st && (!band || !(pal.rgb = strata_calloc(65536, sizeof *pal.rgb)) ||
-                !(ids = strata_malloc((size_t)opt->width * sizeof *ids))))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold a row of %d pixels on rank %d",
-                        opt->width, w->rank);
-    st = index_ensure(w, st, 1);
-    if (!st)
-        st = world_agree(w, column_bands(w, &cam, opt, band));
-    const int columns = st ? 0 : band[w->rank + 1] - band[w->rank];
-    const int mine = st ? 0 : opt->height;
-    const size_t row_bytes = st ? 0 : (size_t)columns * 5;
-    uint8_t *local = NULL;
-    uint64_t counts[4] = {0, 0, 0, 0};
-    if (!st && !(local = strata_malloc(mine && row_bytes ? (size_t)mine * row_bytes : 1)))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold %d rows of %d pixels on rank %d",
-                        mine, columns, w->rank);
-    for (int k = 0; !st && k < mine; k++) {
-        uint8_t *row = local + (size_t)k * row_bytes;
-        st = render_row(&c, &cam, opt, &pal, k, band[w->rank], band[w->rank + 1], row, ids, counts);
+        return world_null_argument(w, "strata_render", "options");
+    if (w->rank == 0 && !rgb)
+        return world_null_argument(w, "strata_render", "rgb");
+    if (opt->hidden_count && !opt->hidden)
+        return world_null_argument(w, "strata_render", "options.hidden");
+    if (opt->width < 1 || opt->height < 1 || opt->width > RENDER_SIDE_MAX ||
+        opt->height > RENDER_SIDE_MAX)
+        return WORLD_FAIL(w, STRATA_ERR_ARG, "render: image size %d x %d: each side must be 1..%d",
+                          opt->width, opt->height, RENDER_SIDE_MAX);
+    if (!(opt->exaggeration >= 0) || !isfinite(opt->exaggeration))
+        return WORLD_FAIL(w, STRATA_ERR_ARG,
+                          "render: exaggeration %g must be a finite number > 0 (0: automatic)",
+                          opt->exaggeration);
+    if (!(opt->sun_elevation >= -90 && opt->sun_elevation <= 90) || !isfinite(opt->sun_azimuth))
+        return WORLD_FAIL(w, STRATA_ERR_ARG,
+                          "render: sun azimuth %g must be finite and elevation %g in [-90, 90]",
+                          opt->sun_azimuth, opt->sun_elevation);
+    return STRATA_OK;
+}
+
+/* This rank's columns [band[rank], band[rank + 1]) of every row into *local (malloc'ed):
+ * per row the columns' RGB, then their material ids (5 bytes a column). ids: room for a
+ * row of ids; counts as render_row adds them. Local. */
+static strata_status render_columns(ray_caster *c, const camera *cam,
+                                    const strata_render_options *opt, palette *pal, const int *band,
+                                    uint16_t *ids, uint8_t **local, uint64_t counts[4])
+{
+    strata_world *w = c->w;
+    const int columns = band[w->rank + 1] - band[w->rank];
+    const size_t row_bytes = (size_t)columns * 5;
+    if (!(*local = strata_malloc(row_bytes ? (size_t)opt->height * row_bytes : 1)))
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM,
+                          "render: cannot hold %d rows of %d pixels on rank %d", opt->height,
+                          columns, w->rank);
+    strata_status st = STRATA_OK;
+    for (int k = 0; !st && k < opt->height; k++) {
+        uint8_t *row = *local + (size_t)k * row_bytes;
+        st = render_row(c, cam, opt, pal, k, band[w->rank], band[w->rank + 1], row, ids, counts);
         memcpy(row + (size_t)columns * 3, ids, (size_t)columns * sizeof *ids);
     }
-    free(ids);
-    free(pal.rgb);
-    ray_caster_free(&c);
-    st = world_agree(w, st);
-    uint64_t total[4] = {0, 0, 0, 0};
-    if (!st)
-        st = world_agree(
-            w, error_mpi(&w->error, MPI_Allreduce(counts, total, 4, MPI_UINT64_T, MPI_SUM, w->comm),
-                         "render: summing ray counts"));
+    return st;
+}
+
+/* The rays of every rank summed into total (shadow rays, their steps, hits, pixels that
+ * see the world); a camera that sees none of the world is an error. Collective. */
+static strata_status sum_rays(strata_world *w, const strata_render_stats *used,
+                              const uint64_t counts[4], uint64_t total[4])
+{
+    strata_status st = world_agree(
+        w, error_mpi(&w->error, MPI_Allreduce(counts, total, 4, MPI_UINT64_T, MPI_SUM, w->comm),
+                     "render: summing ray counts"));
     if (!st && total[3] == 0)
         st = WORLD_FAIL(w, STRATA_ERR_ARG,
                         "render: the camera at (%g, %g, %g) looking at (%g, %g, %g) with a fov "
                         "of %g degrees sees none of the world (no pixel's ray meets its box "
                         "0..%" PRId64 " x 0..%" PRId64 " x 0..%" PRId64 ")",
-                        used.from[0], used.from[1], used.from[2], used.look_at[0], used.look_at[1],
-                        used.look_at[2], used.fov, w->committed.dims[0], w->committed.dims[1],
-                        w->committed.dims[2]);
-    /* Gather the columns on rank 0: rank r's rows of its columns, one after another. */
-    int *counts_of = NULL, *displs = NULL;
+                        used->from[0], used->from[1], used->from[2], used->look_at[0],
+                        used->look_at[1], used->look_at[2], used->fov, w->committed.dims[0],
+                        w->committed.dims[1], w->committed.dims[2]);
+    return st;
+}
+
+/* Every rank's columns (render_columns' local) gathered on rank 0 into rgb and, when
+ * not NULL, materials: rank r's rows of its columns, one after another. Collective. */
+static strata_status gather_picture(strata_world *w, const strata_render_options *opt,
+                                    const int *band, const uint8_t *local, uint8_t *rgb,
+                                    uint16_t *materials)
+{
+    const int P = w->size;
+    int *counts = NULL, *displs = NULL;
     uint8_t *all = NULL;
-    if (!st && w->rank == 0) {
-        counts_of = strata_malloc((size_t)P * 2 * sizeof *counts_of);
+    strata_status st = STRATA_OK;
+    if (w->rank == 0) {
+        counts = strata_malloc((size_t)P * 2 * sizeof *counts);
         all = strata_malloc((size_t)opt->height * (size_t)opt->width * 5);
-        if (!counts_of || !all)
+        if (!counts || !all)
             st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold the %d x %d image",
                             opt->width, opt->height);
         for (int r = 0; !st && r < P; r++) {
-            counts_of[r] = (int)((size_t)opt->height * (size_t)(band[r + 1] - band[r]) * 5);
-            displs = counts_of + P;
-            displs[r] = r ? displs[r - 1] + counts_of[r - 1] : 0;
+            counts[r] = (int)((size_t)opt->height * (size_t)(band[r + 1] - band[r]) * 5);
+            displs = counts + P;
+            displs[r] = r ? displs[r - 1] + counts[r - 1] : 0;
         }
     }
     st = world_agree(w, st);
+    const int mine = (int)((size_t)opt->height * (size_t)(band[w->rank + 1] - band[w->rank]) * 5);
     if (!st)
         st = world_agree(w, error_mpi(&w->error,
-                                      MPI_Gatherv(local, (int)((size_t)mine * row_bytes), MPI_BYTE,
-                                                  all, counts_of, counts_of ? counts_of + P : NULL,
+                                      MPI_Gatherv(local, mine, MPI_BYTE, all, counts, displs,
                                                   MPI_BYTE, 0, w->comm),
                                       "render: gathering the image"));
     if (!st && w->rank == 0) {
@@ -490,10 +489,51 @@ strata_status strata_render(strata_world *w, const strata_render_options *opt, u
             }
         }
     }
+    free(all);
+    free(counts);
+    return st;
+}
+
+strata_status strata_render(strata_world *w, const strata_render_options *opt, uint8_t *rgb,
+                            uint16_t *materials, strata_render_stats *stats)
+{
+    if (!w)
+        return world_null_argument(NULL, __func__, "world");
+    double start = MPI_Wtime();
+    strata_render_stats used;
+    memset(&used, 0, sizeof used);
+    strata_status st = render_refused(w, opt, rgb);
+    camera cam;
+    if (!st)
+        st = setup_camera(w, opt, &used, &cam);
+    ray_caster c = {0};
+    if (!st)
+        st = ray_caster_init(w, opt->level, opt->hidden, opt->hidden_count,
+                             (size_t)opt->width * (size_t)opt->height, &c);
+    int *band = strata_malloc(((size_t)w->size + 1) * sizeof *band);
+    palette pal = {w, NULL};
+    uint16_t *ids = NULL;
+    if (!st && (!band || !(pal.rgb = strata_calloc(65536, sizeof *pal.rgb)) ||
+                !(ids = strata_malloc((size_t)opt->width * sizeof *ids))))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "render: cannot hold a row of %d pixels on rank %d",
+                        opt->width, w->rank);
+    st = index_ensure(w, st, 1);
+    if (!st)
+        st = world_agree(w, column_bands(w, &cam, opt, band));
+    uint8_t *local = NULL;
+    uint64_t counts[4] = {0, 0, 0, 0}, total[4] = {0, 0, 0, 0};
+    if (!st)
+        st = render_columns(&c, &cam, opt, &pal, band, ids, &local, counts);
+    free(ids);
+    free(pal.rgb);
+    ray_caster_free(&c);
+    st = world_agree(w, st);
+    if (!st)
+        st = sum_rays(w, &used, counts, total);
+    if (!st)
+        st = gather_picture(w, opt, band, local, rgb, materials);
     free(local);
     free(band);
-    free(all);
-    free(counts_of);
     if (!st && stats) {
         used.rays = total[0];
         used.steps = total[1];
