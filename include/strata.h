@@ -41,7 +41,7 @@ extern "C" {
 #define STRATA_VERSION_MAJOR 0
 #define STRATA_VERSION_MINOR 1
 /** On-disk format version written by this library; newer worlds are refused. */
-#define STRATA_FORMAT_VERSION 3
+#define STRATA_FORMAT_VERSION 4
 
 #define STRATA_CHUNK_EDGE_MIN 16
 #define STRATA_CHUNK_EDGE_MAX 256

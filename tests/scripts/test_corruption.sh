@@ -105,16 +105,16 @@ rm d/MANIFEST
 must_fail "fsck: missing MANIFEST" "not a Strata world (no MANIFEST)" run fsck d
 must_fail "update: missing MANIFEST" "not a Strata world" run update d u.txt
 fresh
-$damage version d 4
-must_fail "fsck: format version 4" "format version 4 is newer than this library's 3" run fsck d
-must_fail "update: format version 4" "newer" run update d u.txt
-grep -q "^strata-manifest 4" d/MANIFEST || fail "a newer world was modified"
+$damage version d 5
+must_fail "fsck: format version 5" "format version 5 is newer than this library's 4" run fsck d
+must_fail "update: format version 5" "newer" run update d u.txt
+grep -q "^strata-manifest 5" d/MANIFEST || fail "a newer world was modified"
 # an older format (1: version-1 pyramid payloads) is read, and relabelled by its next commit
 fresh
 $damage version d 1
 run fsck d >/dev/null || fail "a format-1 world does not pass fsck"
 run update d u.txt || fail "a format-1 world does not take updates"
-grep -q "^strata-manifest 3" d/MANIFEST || fail "a committed format-1 world is not relabelled 3"
+grep -q "^strata-manifest 4" d/MANIFEST || fail "a committed format-1 world is not relabelled 4"
 
 # ---- an index that disagrees with the data (valid checksums everywhere) ----
 fresh
