@@ -264,6 +264,97 @@ static uint64_t stale_after(const strata_world *w, const store_row *fresh, size_
     return stale;
 }
 
+/* Before encoding: blind-write entries (world.h) are written as delta records from
+ * their logs, not decoded, unless the commit needs their voxels: for their LOD pyramid
+ * when the index is built here, or when their chain is full (then written whole). The
+ * rest that cannot be deltas (over the chain's bytes) are decoded after the first pass.
+ * A chunk made uniform by its updates goes back to costing one value. */
+static strata_status prepare_dirty(strata_world *w, const chunk_list *dirty, int index)
+{
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; i < dirty->count && !st; i++) {
+        chunk *k = dirty->items[i];
+        const store_row *old = k->blind ? world_own_row(w, k->key) : NULL;
+        if (k->blind && (index || (old && old->delta_depth >= DELTA_DEPTH_MAX)))
+            st = load_blind(w, &dirty->items[i]);
+        else
+            chunk_collapse_uniform(&w->owned, k);
+    }
+    return st;
+}
+
+/* The encoding state of n chunks on `threads` threads: per chunk its blob, size and
+ * thread, per thread its buffers (thread 0 the world's own). Local. */
+static strata_status encode_run_start(strata_world *w, lod_index *x, size_t n, int threads,
+                                      encode_run *r)
+{
+    r->blob = strata_malloc((n + 1) * sizeof *r->blob);
+    r->size = strata_malloc((n + 1) * sizeof *r->size);
+    r->thread = strata_malloc((n + 1) * sizeof *r->thread);
+    r->kits = strata_calloc((size_t)threads, sizeof *r->kits);
+    r->reload = strata_calloc(n + 1, 1);
+    r->again = strata_malloc((n + 1) * sizeof *r->again);
+    if (!r->blob || !r->size || !r->thread || !r->kits || !r->reload || !r->again)
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the encoding state of %zu chunks",
+                          n);
+    strata_status st = STRATA_OK;
+    for (int t = 0; !st && t < threads; t++) {
+        encode_kit *kit = &r->kits[t];
+        if (t == 0) {
+            kit->scratch = w->scratch, kit->out = w->encode_buffer,
+            kit->work = r->index ? x->work : NULL;
+        } else {
+            kit->owned = 1;
+            kit->scratch = strata_malloc(chunk_scratch_size(w->edge));
+            kit->out = strata_malloc(chunk_encode_bound(w->edge));
+            if (!kit->scratch || !kit->out)
+                st = WORLD_FAIL(w, STRATA_ERR_NOMEM,
+                                "cannot allocate encoding buffers for thread %d", t);
+            else if (r->index)
+                st = lod_work_create(w->edge, &kit->work, &w->error);
+        }
+        /* One thread keeps histograms straight in the index; several merge theirs after. */
+        if (r->index && x->built)
+            kit->keep = threads == 1 ? &x->pending : &kit->pending;
+    }
+    return st;
+}
+
+/* Phase 2: the threads' blobs concatenated in key order into b->payload, and the rows'
+ * offsets into this commit's segment rebased. Local. */
+static strata_status concat_payloads(strata_world *w, const encode_run *r, size_t n, uint64_t epoch,
+                                     encoded_batch *b)
+{
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += r->size[i];
+    if (!(b->payload = strata_malloc(total + 1)))
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " payload bytes", total);
+    b->payload_capacity = total + 1;
+    for (size_t i = 0; i < n; i++) {
+        store_row *row = &b->rows[i];
+        uint64_t base = b->payload_bytes, length = r->size[i];
+        if (length)
+            memcpy(b->payload + base, r->kits[r->thread[i]].arena.data + r->blob[i], length);
+        /* only what this commit wrote moves: a delta row's base lies in an older segment */
+        if (row->payload_length && row->payload_segment == epoch)
+            row->payload_offset += base;
+        if (row->lod_length && row->lod_segment == epoch)
+            row->lod_offset += base;
+        if (row->delta_depth && row->delta_segment == epoch) {
+            row->delta_offset += base;
+            b->deltas++;
+            b->delta_bytes += row->delta_length;
+            delta_header h;
+            if (delta_parse(b->payload + row->delta_offset, row->delta_length, w->edge, &h,
+                            &w->error) == STRATA_OK) /* it was just encoded: it parses */
+                b->delta_voxels += h.count;
+        }
+        b->payload_bytes += length;
+    }
+    return STRATA_OK;
+}
+
 /* Phase 1 (threads): encode every dirty chunk into its thread's arena.
  * Phase 2 (main thread, key order): concatenate the blobs into the batch
  * payload and rebase the offsets, so the segment is byte-identical to a
@@ -277,54 +368,15 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate %zu rows", n);
     b->raw_bytes = (uint64_t)n * w->chunk_voxels * sizeof(uint16_t);
     int index = !w->options.defer_index;
-    /* Blind-write entries (world.h) are written as delta records from their logs, not
-     * decoded, unless the commit needs their voxels: for their LOD pyramid when the
-     * index is built here, or when their chain is full (then written whole). The rest
-     * that cannot be deltas (over the chain's bytes) are decoded after the first pass. */
-    strata_status st = STRATA_OK;
-    for (size_t i = 0; i < n && !st; i++) {
-        chunk *k = dirty->items[i];
-        const store_row *old = k->blind ? world_own_row(w, k->key) : NULL;
-        if (k->blind && (index || (old && old->delta_depth >= DELTA_DEPTH_MAX)))
-            st = load_blind(w, &dirty->items[i]);
-        else /* a chunk made uniform by its updates goes back to costing one value */
-            chunk_collapse_uniform(&w->owned, k);
-    }
-    if (st)
-        return st;
     lod_index *x = NULL;
-    st = index ? index_get(w, &x) : STRATA_OK;
+    strata_status st = prepare_dirty(w, dirty, index);
+    if (!st && index)
+        st = index_get(w, &x);
     if (st)
         return st;
     int threads = parallel_threads(w->options.threads, w->ranks_per_node, n);
     encode_run r = {.w = w, .items = dirty->items, .epoch = epoch, .rows = b->rows, .index = index};
-    r.blob = strata_malloc((n + 1) * sizeof *r.blob);
-    r.size = strata_malloc((n + 1) * sizeof *r.size);
-    r.thread = strata_malloc((n + 1) * sizeof *r.thread);
-    r.kits = strata_calloc((size_t)threads, sizeof *r.kits);
-    r.reload = strata_calloc(n + 1, 1);
-    r.again = strata_malloc((n + 1) * sizeof *r.again);
-    if (!r.blob || !r.size || !r.thread || !r.kits || !r.reload || !r.again)
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the encoding state of %zu chunks", n);
-    for (int t = 0; !st && t < threads; t++) {
-        encode_kit *kit = &r.kits[t];
-        if (t == 0) {
-            kit->scratch = w->scratch, kit->out = w->encode_buffer,
-            kit->work = index ? x->work : NULL;
-        } else {
-            kit->owned = 1;
-            kit->scratch = strata_malloc(chunk_scratch_size(w->edge));
-            kit->out = strata_malloc(chunk_encode_bound(w->edge));
-            if (!kit->scratch || !kit->out)
-                st = WORLD_FAIL(w, STRATA_ERR_NOMEM,
-                                "cannot allocate encoding buffers for thread %d", t);
-            else if (index)
-                st = lod_work_create(w->edge, &kit->work, &w->error);
-        }
-        /* One thread keeps histograms straight in the index; several merge theirs after. */
-        if (index && x->built)
-            kit->keep = threads == 1 ? &x->pending : &kit->pending;
-    }
+    st = encode_run_start(w, x, n, threads, &r);
     if (!st)
         st = parallel_for(threads, n, encode_item, &r, &w->error);
     size_t again = 0;
@@ -342,33 +394,8 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
         }
         st = index_pending_merge(w, sets, threads);
     }
-    uint64_t total = 0;
-    for (size_t i = 0; !st && i < n; i++)
-        total += r.size[i];
-    if (!st && !(b->payload = strata_malloc(total + 1)))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " payload bytes", total);
-    for (size_t i = 0; !st && i < n; i++) {
-        store_row *row = &b->rows[i];
-        uint64_t base = b->payload_bytes, length = r.size[i];
-        if (length)
-            memcpy(b->payload + base, r.kits[r.thread[i]].arena.data + r.blob[i], length);
-        /* only what this commit wrote moves: a delta row's base lies in an older segment */
-        if (row->payload_length && row->payload_segment == epoch)
-            row->payload_offset += base;
-        if (row->lod_length && row->lod_segment == epoch)
-            row->lod_offset += base;
-        if (row->delta_depth && row->delta_segment == epoch) {
-            row->delta_offset += base;
-            b->deltas++;
-            b->delta_bytes += row->delta_length;
-            delta_header h;
-            if (delta_parse(b->payload + row->delta_offset, row->delta_length, w->edge, &h,
-                            &w->error) == STRATA_OK) /* it was just encoded: it parses */
-                b->delta_voxels += h.count;
-        }
-        b->payload_bytes += length;
-    }
-    b->payload_capacity = total + 1;
+    if (!st)
+        st = concat_payloads(w, &r, n, epoch, b);
     free(r.blob);
     free(r.size);
     free(r.thread);

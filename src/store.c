@@ -1146,24 +1146,12 @@ static void discard_segment(MPI_Comm comm, hid_t file, const char *path, const c
         unlink(path);
 }
 
-strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, store_row *rows,
-                                  size_t n, const uint8_t *payload, uint64_t payload_bytes,
-                                  strata_error *err)
+/* An earlier write of this epoch that was never published (its commit, reindex or
+ * compaction failed after step 3) is still open here: closed before the file is
+ * rewritten, or its cached extents would be read (and HDF5 would hand them to any
+ * reader of the path in this process). */
+static void close_unpublished(store *s, uint64_t epoch)
 {
-    char name[64], path[STRATA_PATH_MAX];
-    manifest_segment_name(epoch, name, sizeof name);
-    strata_status st = path_join(path, sizeof path, s->dir, name, err);
-    segment_layout layout = {0, 0, 0, 0, 0};
-    if (!st)
-        st = plan_layout(s->comm, n, payload_bytes, &layout, err);
-    st = error_agree(s->comm, st, err);
-    if (st)
-        return st;
-    rebase_rows(rows, n, epoch, layout.payload_first);
-    /* An earlier write of this epoch that was never published (its commit,
-     * reindex or compaction failed after step 3) is still open here: close it
-     * before the file is rewritten, or its cached extents would be read (and
-     * HDF5 would hand them to any reader of the path in this process). */
     size_t kept = 0;
     for (size_t i = 0; i < s->count; i++) {
         if (s->segments[i].epoch == epoch)
@@ -1172,68 +1160,79 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
             s->segments[kept++] = s->segments[i];
     }
     s->count = kept;
+}
+
+/* Rank 0 checks that the segment fits (an upper bound of its rows, payload, fences and
+ * HDF5's metadata: *room) and holds the reserve for its close beside it. Collective:
+ * on failure every rank returns it and nothing is left. */
+static strata_status make_room(store *s, const segment_layout *l, const char *path,
+                               const char *reserve, uint64_t *room, strata_error *err)
+{
     int rank = 0;
     MPI_Comm_rank(s->comm, &rank);
-    uint64_t fences = (layout.rows_total + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS;
-    uint64_t room = layout.payload_total + layout.rows_total * H5Tget_size(s->row_file_type) +
-                    fences * (8 + 64) + ((uint64_t)1 << 16);
+    uint64_t fences = (l->rows_total + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS;
+    *room = l->payload_total + l->rows_total * H5Tget_size(s->row_file_type) + fences * (8 + 64) +
+            ((uint64_t)1 << 16);
     /* The reserve for the close: HDF5's metadata (removed with the segment's
      * MPI-IO leftovers, seg-E.h5.*, by the next writer if this job dies) */
     const uint64_t reserve_bytes = fences * (8 + 64) + ((uint64_t)1 << 16);
-    char reserve[STRATA_PATH_MAX + 16];
-    snprintf(reserve, sizeof reserve, "%s.reserve", path);
+    strata_status st = STRATA_OK;
     if (rank == 0)
-        st = check_room(path, room + reserve_bytes, err); /* H5Fcreate truncates it */
+        st = check_room(path, *room + reserve_bytes, err); /* H5Fcreate truncates it */
     if (rank == 0 && !st)
         st = hold_room(reserve, reserve_bytes, err);
     st = error_agree(s->comm, st, err);
-    if (st) {
-        if (rank == 0)
-            unlink(path), unlink(reserve);
-        return st;
-    }
+    if (st && rank == 0)
+        unlink(path), unlink(reserve);
+    return st;
+}
+
+/* The segment's file created for parallel writes (a leftover of a commit that died
+ * before its manifest is truncated) and, on rank 0, room bytes allocated in it.
+ * Collective; *file is the file or -1. */
+static strata_status create_segment(store *s, const char *path, uint64_t room, hid_t *file,
+                                    strata_error *err)
+{
+    int rank = 0;
+    MPI_Comm_rank(s->comm, &rank);
+    *file = -1;
     MPI_Info hints = MPI_INFO_NULL;
-    st = error_agree(s->comm, store_mpiio_hints(&hints, err), err);
+    strata_status st = error_agree(s->comm, store_mpiio_hints(&hints, err), err);
     hid_t fapl = st ? -1 : parallel_access(s->comm, hints);
     if (hints != MPI_INFO_NULL)
         MPI_Info_free(&hints); /* H5Pset_fapl_mpio keeps its own copy */
-    if (st) {
-        if (rank == 0)
-            unlink(path);
+    if (st)
         return st;
-    }
-    /* A leftover file of a commit that died before its manifest is truncated. */
-    hid_t file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    *file = fapl < 0 ? -1 : H5Fcreate(path, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (fapl >= 0)
         H5Pclose(fapl);
-    if (file < 0)
+    if (*file < 0)
         st = store_hdf5_error(err, "cannot create segment", path);
     if (!st && strata_fault_point("segment-created"))
         st = error_set(err, STRATA_ERR_IO, "fault injected after creating %s", path);
     if (!st && rank == 0)
         st = reserve_room(path, room, err);
-    st = error_agree(s->comm, st, err);
-    if (!st)
-        st =
-            write_segment_file(s, file, epoch, ranks_writing, rows, n, payload, &layout, path, err);
-    st = error_agree(s->comm, st, err);
-    if (st) {
-        discard_segment(s->comm, file, path, reserve);
-        return st;
-    }
-    /* Durable before rank 0 publishes the manifest that names it: the file is
-     * closed first (H5Fclose writes the superblock last), then every rank
-     * fsyncs it. Each rank's fsync flushes what that rank wrote, aggregators'
-     * collective-buffering writes included, on a parallel file system (where
-     * one client's fsync does not flush another's) as on a local one; it
-     * replaces MPI_File_sync, which would have to come before the close.
-     * A node's ranks share its page cache (one kernel, one file system
-     * client), and fsync flushes the file's dirty pages whoever wrote them:
-     * once every rank of the node has closed the file (a barrier of the
-     * node's ranks), one of them fsyncs it for all. P fsyncs of one file per
-     * commit were P synchronous round trips to a parallel file system's
-     * storage servers; they are now one per node (docs/scaling.md). */
-    if (H5Fclose(file) < 0 && !st)
+    return error_agree(s->comm, st, err);
+}
+
+/* The written segment closed and made durable before rank 0 publishes the manifest
+ * that names it: the file is closed first (H5Fclose writes the superblock last), then
+ * it is fsynced. Each rank's fsync flushes what that rank wrote, aggregators'
+ * collective-buffering writes included, on a parallel file system (where one client's
+ * fsync does not flush another's) as on a local one; it replaces MPI_File_sync, which
+ * would have to come before the close. A node's ranks share its page cache (one
+ * kernel, one file system client), and fsync flushes the file's dirty pages whoever
+ * wrote them: once every rank of the node has closed the file (a barrier of the
+ * node's ranks), one of them fsyncs it for all. P fsyncs of one file per commit were
+ * P synchronous round trips to a parallel file system's storage servers; they are now
+ * one per node (docs/scaling.md). Collective. */
+static strata_status finish_segment(store *s, hid_t file, const char *path, const char *reserve,
+                                    strata_error *err)
+{
+    int rank = 0;
+    MPI_Comm_rank(s->comm, &rank);
+    strata_status st = STRATA_OK;
+    if (H5Fclose(file) < 0)
         st = store_hdf5_error(err, "cannot close segment", path);
     /* What the reservation held past the segment's end, and the reserve, go. */
     if (rank == 0) {
@@ -1256,6 +1255,40 @@ strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, s
     st = error_agree(s->comm, st, err);
     if (st && rank == 0)
         unlink(path); /* no manifest names it */
+    return st;
+}
+
+strata_status store_write_segment(store *s, uint64_t epoch, int ranks_writing, store_row *rows,
+                                  size_t n, const uint8_t *payload, uint64_t payload_bytes,
+                                  strata_error *err)
+{
+    char name[64], path[STRATA_PATH_MAX], reserve[STRATA_PATH_MAX + 16];
+    manifest_segment_name(epoch, name, sizeof name);
+    strata_status st = path_join(path, sizeof path, s->dir, name, err);
+    snprintf(reserve, sizeof reserve, "%s.reserve", path);
+    segment_layout layout = {0, 0, 0, 0, 0};
+    if (!st)
+        st = plan_layout(s->comm, n, payload_bytes, &layout, err);
+    st = error_agree(s->comm, st, err);
+    if (st)
+        return st;
+    rebase_rows(rows, n, epoch, layout.payload_first);
+    close_unpublished(s, epoch);
+    uint64_t room;
+    hid_t file = -1;
+    st = make_room(s, &layout, path, reserve, &room, err);
+    if (st)
+        return st;
+    st = create_segment(s, path, room, &file, err);
+    if (!st)
+        st =
+            write_segment_file(s, file, epoch, ranks_writing, rows, n, payload, &layout, path, err);
+    st = error_agree(s->comm, st, err);
+    if (st) {
+        discard_segment(s->comm, file, path, reserve);
+        return st;
+    }
+    st = finish_segment(s, file, path, reserve, err);
     if (!st)
         st = store_open_segments(s, &epoch, 1, err);
     return error_agree(s->comm, st, err);
