@@ -883,6 +883,95 @@ static strata_status publish(strata_world *w, const extract_grid *g, const char 
     return world_agree(w, st);
 }
 
+/* An extraction's arguments checked and its grid made; partial and reserve receive the
+ * names of the output being written and of the reserve beside it, and a leftover
+ * partial output (a killed extraction's, or a link planted at that name) is removed,
+ * not written through (the file is then created exclusively). Collective. */
+static strata_status extract_start(extraction *e, const int64_t box[6], int level, const char *path,
+                                   char *partial, char *reserve)
+{
+    strata_world *w = e->w;
+    strata_config cfg;
+    strata_world_config(w, &cfg);
+    strata_status st = STRATA_OK;
+    if (!box || !path || !*path)
+        st = WORLD_FAIL(w, STRATA_ERR_ARG, "extraction needs a box and an output path");
+    else if ((size_t)snprintf(partial, STRATA_PATH_MAX, "%s.partial", path) >= STRATA_PATH_MAX)
+        st = WORLD_FAIL(w, STRATA_ERR_ARG, "output path too long: %s", path);
+    else
+        st = extract_check_output_path(w->dir, path, &w->error);
+    /* A forced create not yet committed still has the world it replaces there. */
+    if (!st && w->replace_pending)
+        st = extract_check_output_path(w->final_dir, path, &w->error);
+    if (!st)
+        st = extract_grid_make(cfg.dims, box, level, &e->g, &w->error);
+    if (!st && !level && !(e->scratch = strata_malloc(w->chunk_voxels * sizeof *e->scratch)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "extraction: cannot allocate a chunk buffer");
+    snprintf(reserve, STRATA_PATH_MAX + 24, "%s.reserve", partial);
+    if (!st && w->rank == 0 && unlink(partial) != 0 && errno != ENOENT)
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "cannot remove the leftover %s: %s", partial,
+                        strerror(errno));
+    if (!st && w->rank == 0)
+        unlink(reserve);
+    return world_agree(w, st);
+}
+
+/* The output created with room for it: rank 0 checks that it fits, holds a reserve for
+ * its close beside it, and reserves its space once created (store_write_segment says
+ * why; reliability.md). *created: the file exists. Collective. */
+static strata_status extract_create(extraction *e, const char *partial, const char *reserve,
+                                    output *o, int *created)
+{
+    strata_world *w = e->w;
+    const uint64_t metadata = 1u << 16,
+                   bytes = (uint64_t)e->g.cells[0] * e->g.cells[1] * e->g.cells[2] * 2 + metadata;
+    strata_status st = STRATA_OK;
+    if (w->rank == 0) {
+        st = check_room(partial, bytes + metadata, &w->error);
+        unlink(partial);
+        if (!st)
+            st = hold_room(reserve, metadata, &w->error);
+    }
+    st = world_agree(w, st);
+    if (!st) {
+        store_quiet_hdf5();
+        st = world_agree(w, output_create(w, partial, &e->g, o));
+        *created = 1;
+    }
+    if (!st && strata_fault_point("extract-created"))
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after creating %s", partial);
+    if (!st && w->rank == 0)
+        st = reserve_room(partial, bytes, &w->error);
+    return world_agree(w, st);
+}
+
+/* The output closed: after a failure (st) emptied first and the reserve freed, so that
+ * the close finds room for HDF5's metadata; after success what the reservation held
+ * past its end, and the reserve, go. Collective. */
+static strata_status extract_close(strata_world *w, strata_status st, output *o,
+                                   const char *partial, const char *reserve)
+{
+    if (st) {
+        if (w->rank == 0 && truncate(partial, 0) != 0) {
+            /* nothing to free: the close reports nothing either way */
+        }
+        if (w->rank == 0)
+            unlink(reserve);
+        MPI_Barrier(w->comm);
+    }
+    output_close(o);
+    if (w->rank == 0) {
+        uint64_t size = 0;
+        if (!st)
+            st = file_size(partial, &size, &w->error);
+        if (!st && truncate(partial, (off_t)size) != 0)
+            st = WORLD_FAIL(w, STRATA_ERR_IO, "cannot truncate %s: %s", partial,
+                            error_errno_text(errno));
+        unlink(reserve);
+    }
+    return world_agree(w, st);
+}
+
 strata_status strata_extract(strata_world *w, const int64_t box[6], int level, const char *path,
                              const strata_extract_options *opt, strata_extract_stats *stats)
 {
@@ -894,86 +983,20 @@ strata_status strata_extract(strata_world *w, const int64_t box[6], int level, c
     if (!opt)
         opt = &defaults;
     extraction e = {.w = w};
-    char partial[STRATA_PATH_MAX];
-    strata_config cfg;
-    strata_world_config(w, &cfg);
-    strata_status st = STRATA_OK;
-    if (!box || !path || !*path)
-        st = WORLD_FAIL(w, STRATA_ERR_ARG, "extraction needs a box and an output path");
-    else if ((size_t)snprintf(partial, sizeof partial, "%s.partial", path) >= sizeof partial)
-        st = WORLD_FAIL(w, STRATA_ERR_ARG, "output path too long: %s", path);
-    else
-        st = extract_check_output_path(w->dir, path, &w->error);
-    /* A forced create not yet committed still has the world it replaces there. */
-    if (!st && w->replace_pending)
-        st = extract_check_output_path(w->final_dir, path, &w->error);
-    if (!st)
-        st = extract_grid_make(cfg.dims, box, level, &e.g, &w->error);
-    if (!st && !level && !(e.scratch = strata_malloc(w->chunk_voxels * sizeof *e.scratch)))
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "extraction: cannot allocate a chunk buffer");
-    /* A leftover partial output (a killed extraction's, or a link planted at
-     * that name) is removed, not written through; the file is then created
-     * exclusively. */
-    char reserve[STRATA_PATH_MAX + 24];
-    snprintf(reserve, sizeof reserve, "%s.reserve", partial);
-    if (!st && w->rank == 0 && unlink(partial) != 0 && errno != ENOENT)
-        st = WORLD_FAIL(w, STRATA_ERR_IO, "cannot remove the leftover %s: %s", partial,
-                        strerror(errno));
-    if (!st && w->rank == 0)
-        unlink(reserve);
-    st = world_agree(w, st);
+    char partial[STRATA_PATH_MAX], reserve[STRATA_PATH_MAX + 24];
     output o = {-1, -1, -1};
     int created = 0;
-    /* Room for the output first, a reserve for its close beside it, then the output's
-     * space reserved once created (store_write_segment says why; reliability.md) */
-    const uint64_t metadata = 1u << 16,
-                   bytes = (uint64_t)e.g.cells[0] * e.g.cells[1] * e.g.cells[2] * 2 + metadata;
-    if (!st && w->rank == 0) {
-        st = check_room(partial, bytes + metadata, &w->error);
-        unlink(partial);
-        if (!st)
-            st = hold_room(reserve, metadata, &w->error);
-    }
-    st = world_agree(w, st);
-    if (!st) {
-        store_quiet_hdf5();
-        st = world_agree(w, output_create(w, partial, &e.g, &o));
-        created = 1;
-    }
-    if (!st && strata_fault_point("extract-created"))
-        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected after creating %s", partial);
-    if (!st && w->rank == 0)
-        st = reserve_room(partial, bytes, &w->error);
-    st = world_agree(w, st);
+    strata_status st = extract_start(&e, box, level, path, partial, reserve);
+    if (!st)
+        st = extract_create(&e, partial, reserve, &o, &created);
     if (!st)
         st = run_rounds(&e, &o, opt, partial);
     if (!st)
         st = world_agree(w, gather_materials(&e));
     if (!st)
         st = world_agree(w, write_metadata(&e, &o, partial));
-    /* After a failure: emptied first and the reserve freed, so that the close finds
-     * room for HDF5's metadata */
-    if (st && created) {
-        if (w->rank == 0 && truncate(partial, 0) != 0) {
-            /* nothing to free: the close reports nothing either way */
-        }
-        if (w->rank == 0)
-            unlink(reserve);
-        MPI_Barrier(w->comm);
-    }
-    output_close(&o);
-    /* What the reservation held past the output's end, and the reserve, go. */
-    if (w->rank == 0 && created) {
-        uint64_t size = 0;
-        if (!st)
-            st = file_size(partial, &size, &w->error);
-        if (!st && truncate(partial, (off_t)size) != 0)
-            st = WORLD_FAIL(w, STRATA_ERR_IO, "cannot truncate %s: %s", partial,
-                            error_errno_text(errno));
-        unlink(reserve);
-    }
     if (created)
-        st = world_agree(w, st);
+        st = extract_close(w, st, &o, partial, reserve);
     if (!st)
         st = publish(w, &e.g, partial, path);
     if (st && created) {
