@@ -512,95 +512,114 @@ static int compare_rows(const void *a, const void *b)
     return x->payload_segment < y->payload_segment ? -1 : x->payload_segment > y->payload_segment;
 }
 
-strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row **rows, size_t *n,
-                              strata_error *err)
+/* The rows of every data segment with keys in [first, last), oldest segment first, in
+ * *all (one buffer sized by the fences: *capacity rows; *total kept), each with its
+ * home segment. */
+static strata_status read_candidates(store *s, uint64_t first, uint64_t last, store_row **all,
+                                     size_t *total, size_t *capacity, strata_error *err)
 {
-    *rows = NULL;
-    *n = 0;
-    size_t total = 0, capacity = 0;
-    store_row *all = NULL;
-    strata_status st = STRATA_OK;
-    /* One buffer for the candidate rows of every data segment, shrunk to the
-     * rows kept at the end (it was doubled as it grew and kept so: twice the
-     * rows' bytes held for the life of the world). */
+    *all = NULL;
+    *total = *capacity = 0;
     for (size_t i = 0; i < s->count && first < last; i++) {
         uint64_t begin, end;
         if (store_is_index_segment(s->segments[i].epoch))
             continue; /* applied below, once the data rows are known */
         fence_range(&s->segments[i], first, last, &begin, &end);
-        capacity += end - begin;
+        *capacity += end - begin;
     }
-    if (capacity && !(all = strata_malloc(capacity * sizeof *all)))
-        return error_set(err, STRATA_ERR_NOMEM, "cannot hold %zu chunk rows", capacity);
+    if (*capacity && !(*all = strata_malloc(*capacity * sizeof **all)))
+        return error_set(err, STRATA_ERR_NOMEM, "cannot hold %zu chunk rows", *capacity);
+    strata_status st = STRATA_OK;
     for (size_t i = 0; i < s->count && !st && first < last; i++) {
         if (store_is_index_segment(s->segments[i].epoch))
             continue;
         uint64_t begin, end;
         fence_range(&s->segments[i], first, last, &begin, &end);
         uint64_t count = end - begin;
-        st = read_rows(s, &s->segments[i], begin, count, all + total, err);
+        store_row *got = *all + *total;
+        st = read_rows(s, &s->segments[i], begin, count, got, err);
         /* Keep the rows inside [first, last), compacting in place. */
-        size_t base = total;
         for (uint64_t j = 0; !st && j < count; j++)
-            if (all[base + j].key >= first && all[base + j].key < last) {
-                all[base + j].home = s->segments[i].epoch;
-                all[base + j].index_home = 0;
-                all[total++] = all[base + j];
+            if (got[j].key >= first && got[j].key < last) {
+                got[j].home = s->segments[i].epoch;
+                got[j].index_home = 0;
+                (*all)[(*total)++] = got[j];
             }
     }
-    if (st) {
-        free(all);
-        return st;
+    return st;
+}
+
+/* Rows appended oldest segment first, sorted by key keeping the last of equal keys (a
+ * stable merge: the append position is the tie-break); *kept rows remain. */
+static strata_status keep_newest(store_row *all, size_t total, size_t *kept, strata_error *err)
+{
+    *kept = 0;
+    if (!total)
+        return STRATA_OK;
+    uint64_t *order = strata_malloc(total * sizeof *order);
+    if (!order)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot merge %zu rows", total);
+    /* Sort by (key, append position) using the order array as a tag. */
+    for (size_t i = 0; i < total; i++)
+        order[i] = all[i].payload_segment, all[i].payload_segment = i;
+    qsort(all, total, sizeof *all, compare_rows);
+    for (size_t i = 0; i < total; i++) {
+        all[i].payload_segment = order[all[i].payload_segment];
+        if (*kept && all[*kept - 1].key == all[i].key)
+            all[*kept - 1] = all[i];
+        else
+            all[(*kept)++] = all[i];
     }
-    /* Rows were appended oldest segment first; a stable merge keeps the last. */
-    size_t kept = 0;
-    if (total) {
-        uint64_t *order = strata_malloc(total * sizeof *order);
-        if (!order) {
-            free(all);
-            return error_set(err, STRATA_ERR_NOMEM, "cannot merge %zu rows", total);
-        }
-        /* Sort by (key, append position) using the order array as a tag. */
-        store_row *tagged = all;
-        for (size_t i = 0; i < total; i++)
-            order[i] = tagged[i].payload_segment, tagged[i].payload_segment = i;
-        qsort(tagged, total, sizeof *tagged, compare_rows);
-        for (size_t i = 0; i < total; i++) {
-            tagged[i].payload_segment = order[tagged[i].payload_segment];
-            if (kept && all[kept - 1].key == tagged[i].key)
-                all[kept - 1] = tagged[i];
-            else
-                all[kept++] = tagged[i];
-        }
-        free(order);
-    }
+    free(order);
+    return STRATA_OK;
+}
+
+/* The index segments' rows applied to the data rows (an index-only row in a data
+ * segment is damage). */
+static strata_status apply_index_segments(store *s, uint64_t first, uint64_t last, store_row *all,
+                                          size_t kept, strata_error *err)
+{
     for (size_t i = 0; i < kept; i++)
-        if (all[i].flags & STORE_ROW_INDEX_ONLY) {
-            const uint64_t key = all[i].key, home = all[i].home;
-            free(all);
+        if (all[i].flags & STORE_ROW_INDEX_ONLY)
             return error_set(err, STRATA_ERR_CORRUPT,
                              "%s: chunk key %" PRIu64
                              ": an index-only row in data segment %" PRIu64,
-                             s->dir, key, home);
-        }
+                             s->dir, all[i].key, all[i].home);
     for (size_t i = 0; i < s->count && kept; i++) {
         if (!store_is_index_segment(s->segments[i].epoch))
             continue;
         store_row *x = NULL;
         size_t nx = 0;
-        strata_status st2 =
+        strata_status st =
             store_load_index_rows(s, s->segments[i].epoch, first, last, &x, &nx, err);
-        if (st2) {
-            free(all);
-            return st2;
-        }
+        if (st)
+            return st;
         store_apply_index(all, kept, x, nx, s->segments[i].epoch);
         free(x);
     }
-    if (!kept) {
+    return STRATA_OK;
+}
+
+strata_status store_load_rows(store *s, uint64_t first, uint64_t last, store_row **rows, size_t *n,
+                              strata_error *err)
+{
+    *rows = NULL;
+    *n = 0;
+    /* One buffer for the candidate rows of every data segment, shrunk to the
+     * rows kept at the end (it was doubled as it grew and kept so: twice the
+     * rows' bytes held for the life of the world). */
+    store_row *all;
+    size_t total, capacity, kept = 0;
+    strata_status st = read_candidates(s, first, last, &all, &total, &capacity, err);
+    if (!st)
+        st = keep_newest(all, total, &kept, err);
+    if (!st)
+        st = apply_index_segments(s, first, last, all, kept, err);
+    if (st || !kept) {
         free(all);
-        all = NULL;
-    } else if (kept < capacity) { /* a failed shrink keeps the larger buffer */
+        return st;
+    }
+    if (kept < capacity) { /* a failed shrink keeps the larger buffer */
         store_row *fitted = strata_realloc(all, kept * sizeof *all);
         all = fitted ? fitted : all;
     }
