@@ -197,7 +197,8 @@ typedef struct {
 typedef struct {
     uint64_t rows;             /**< the rank's own chunk-table rows */
     uint64_t segments;         /**< open segments (replicated: every rank opens every live one):
-                                    per-segment state and its fence, 8 bytes per 1024 rows */
+                                    per-segment state and a sample of its fence, 8 bytes per
+                                    1024 x 1024 rows, and a few fence blocks cached (64 KB) */
     uint64_t row_blocks;       /**< blocks of other ranks' rows cached for lookups */
     uint64_t manifest;         /**< the committed manifest's tables and the job's splitters
                                     (replicated) */

@@ -20,10 +20,9 @@ strata_status strata_world_memory(strata_world *w, strata_memory *out)
     memset(out, 0, sizeof *out);
     out->rows = (uint64_t)w->row_count * sizeof *w->rows;
     const store *s = &w->store;
-    out->segments = (uint64_t)s->count * sizeof *s->segments;
+    out->segments = (uint64_t)s->count * sizeof *s->segments + store_fence_bytes(s);
     for (size_t i = 0; i < s->count; i++) {
         const store_segment *g = &s->segments[i];
-        out->segments += (uint64_t)g->fence_count * sizeof *g->fence;
         for (int b = 0; b < STORE_CACHED_BLOCKS; b++)
             if (g->blocks[b].rows) /* each buffer holds a whole block */
                 out->row_blocks += (uint64_t)STORE_FENCE_ROWS * sizeof(store_row);

@@ -182,8 +182,7 @@ static uint64_t metadata_bytes(const strata_world *w)
         w->owned.capacity * sizeof(chunk_slot) + w->owned.count * sizeof(chunk) +
         m->material_count * sizeof *m->materials +
         ((uint64_t)m->split_ranks + 1) * sizeof *m->split + m->segment_count * sizeof *m->segments;
-    for (size_t i = 0; i < w->store.count; i++)
-        bytes += sizeof(store_segment) + w->store.segments[i].fence_count * sizeof(uint64_t);
+    bytes += w->store.count * sizeof(store_segment) + store_fence_bytes(&w->store);
     return bytes;
 }
 

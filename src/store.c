@@ -147,6 +147,13 @@ uint32_t store_row_checksum_format(const store_row *row, int format)
 
 /* ---- opening ------------------------------------------------------------------- */
 
+static size_t fence_stride = STORE_FENCE_SAMPLE;
+
+void store_set_fence_stride(size_t stride)
+{
+    fence_stride = stride ? stride : STORE_FENCE_SAMPLE;
+}
+
 strata_status store_init(store *s, MPI_Comm comm, const char *dir, strata_error *err)
 {
     memset(s, 0, sizeof *s);
@@ -155,6 +162,7 @@ strata_status store_init(store *s, MPI_Comm comm, const char *dir, strata_error 
     if (strlen(dir) >= sizeof s->dir)
         return error_set(err, STRATA_ERR_ARG, "path too long: %s", dir);
     strcpy(s->dir, dir);
+    s->fence_stride = fence_stride;
     return make_row_types(s, err);
 }
 
@@ -235,9 +243,11 @@ static void segment_close(store_segment *g)
         H5Dclose(g->rows);
     if (g->payload > 0)
         H5Dclose(g->payload);
+    if (g->fence > 0)
+        H5Dclose(g->fence);
     if (g->file > 0)
         H5Fclose(g->file);
-    free(g->fence);
+    free(g->sample);
     for (int b = 0; b < STORE_CACHED_BLOCKS; b++)
         free(g->blocks[b].rows);
     memset(g, 0, sizeof *g);
@@ -259,30 +269,46 @@ static strata_status dataset_length(hid_t dset, uint64_t *length, const char *pa
     return STRATA_OK;
 }
 
-static strata_status read_fence(store_segment *g, const char *path, strata_error *err)
+/* Open /fence and read its sample: every stride-th entry (a strided hyperslab), ascending. */
+static strata_status read_fence(store_segment *g, size_t stride, const char *path,
+                                strata_error *err)
 {
-    hid_t dset = H5Dopen2(g->file, "fence", H5P_DEFAULT);
-    if (dset < 0)
+    g->fence = H5Dopen2(g->file, "fence", H5P_DEFAULT);
+    if (g->fence < 0)
         return store_hdf5_error(err, "no /fence in", path);
     uint64_t n = 0;
-    strata_status st = dataset_length(dset, &n, path, err);
+    strata_status st = dataset_length(g->fence, &n, path, err);
     if (!st && n != (g->row_count + STORE_FENCE_ROWS - 1) / STORE_FENCE_ROWS)
         st = error_set(err, STRATA_ERR_CORRUPT,
                        "%s: /fence has %" PRIu64 " entries for %" PRIu64 " rows", path, n,
                        g->row_count);
-    if (!st) {
-        g->fence = strata_malloc((size_t)(n ? n : 1) * sizeof *g->fence);
-        g->fence_count = (size_t)n;
-        if (!g->fence)
-            st = error_set(err, STRATA_ERR_NOMEM, "cannot allocate the fence of %s", path);
-    }
-    if (!st && n && H5Dread(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, g->fence) < 0)
-        st = store_hdf5_error(err, "cannot read /fence of", path);
-    for (size_t i = 1; !st && i < g->fence_count; i++)
-        if (g->fence[i] <= g->fence[i - 1])
-            st = error_set(err, STRATA_ERR_CORRUPT, "%s: /fence is not ascending", path);
-    H5Dclose(dset);
-    return st;
+    if (st)
+        return st;
+    g->fence_count = n;
+    g->sample_count = (size_t)((n + stride - 1) / stride);
+    g->sample = strata_malloc((g->sample_count ? g->sample_count : 1) * sizeof *g->sample);
+    if (!g->sample)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate the fence sample of %s", path);
+    if (!n)
+        return STRATA_OK;
+    hsize_t start = 0, step = stride, count = g->sample_count;
+    hid_t file_space = H5Dget_space(g->fence);
+    hid_t memory_space = H5Screate_simple(1, &count, NULL);
+    herr_t rc = file_space < 0 || memory_space < 0
+                    ? -1
+                    : H5Sselect_hyperslab(file_space, H5S_SELECT_SET, &start, &step, &count, NULL);
+    if (rc >= 0)
+        rc = H5Dread(g->fence, H5T_NATIVE_UINT64, memory_space, file_space, H5P_DEFAULT, g->sample);
+    if (file_space >= 0)
+        H5Sclose(file_space);
+    if (memory_space >= 0)
+        H5Sclose(memory_space);
+    if (rc < 0)
+        return store_hdf5_error(err, "cannot read /fence of", path);
+    for (size_t i = 1; i < g->sample_count; i++)
+        if (g->sample[i] <= g->sample[i - 1])
+            return error_set(err, STRATA_ERR_CORRUPT, "%s: /fence is not ascending", path);
+    return STRATA_OK;
 }
 
 /* A data segment holds attribute epoch = its id; an index segment attribute
@@ -321,7 +347,11 @@ static strata_status segment_open(store *s, store_segment *g, uint64_t epoch, st
         return st;
     memset(g, 0, sizeof *g);
     g->epoch = epoch;
-    g->file = g->rows = g->payload = -1;
+    g->file = g->rows = g->payload = g->fence = -1;
+    /* A segment of this id opened again (rewritten after a failed commit): forget its blocks. */
+    for (int b = 0; b < STORE_CACHED_FENCES; b++)
+        if (s->fences[b].epoch == epoch)
+            s->fences[b].index = SIZE_MAX;
     g->fd = -1;
     hid_t fapl = reading_access();
     if (fapl < 0)
@@ -349,7 +379,7 @@ static strata_status segment_open(store *s, store_segment *g, uint64_t epoch, st
     if (address != HADDR_UNDEF && H5Fget_vfd_handle(g->file, H5P_DEFAULT, (void **)&handle) >= 0 &&
         handle && *handle >= 0)
         g->fd = *handle, g->payload_address = (uint64_t)address;
-    return read_fence(g, path, err);
+    return read_fence(g, s->fence_stride, path, err);
 }
 
 static int compare_segments(const void *a, const void *b)
@@ -396,6 +426,9 @@ void store_close(store *s)
     free(s->segments);
     s->segments = NULL;
     s->count = 0;
+    for (int b = 0; b < STORE_CACHED_FENCES; b++)
+        free(s->fences[b].keys);
+    memset(s->fences, 0, sizeof s->fences);
     if (s->row_memory_type >= 0)
         H5Tclose(s->row_memory_type);
     if (s->row_file_type >= 0)
@@ -467,40 +500,136 @@ static strata_status read_rows(store *s, store_segment *g, uint64_t first, uint6
     return STRATA_OK;
 }
 
-/* Row range [*begin, *end) of segment g that can hold keys in [first, last). */
-/* How many of g's fence keys are <= key (the block that may hold key is one less). */
-static size_t fence_after(const store_segment *g, uint64_t key)
+static void segment_path(const store *s, const store_segment *g, char *path, size_t size)
 {
-    size_t lo = 0, hi = g->fence_count;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        if (g->fence[mid] <= key)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo;
+    char name[64];
+    manifest_segment_name(g->epoch, name, sizeof name);
+    snprintf(path, size, "%s/%s", s->dir, name);
 }
 
-static void fence_range(const store_segment *g, uint64_t first, uint64_t last, uint64_t *begin,
-                        uint64_t *end)
+/* Block `index` of g's fence (entries [index * stride, + stride)): a cached one, else read
+ * into the store's slot unused or least recently used, checked against the sample. */
+static strata_status fence_block(store *s, store_segment *g, size_t index,
+                                 const store_fence_block **out, strata_error *err)
 {
-    size_t after = fence_after(g, first); /* first block whose fence key > first */
-    size_t block_begin = after ? after - 1 : 0;
-    size_t lo = block_begin, hi = g->fence_count;
-    while (lo < hi) { /* first block whose fence key >= last */
+    const size_t stride = s->fence_stride;
+    store_fence_block *slot = &s->fences[0];
+    s->block_clock++;
+    for (int b = 0; b < STORE_CACHED_FENCES; b++) {
+        store_fence_block *k = &s->fences[b];
+        if (k->keys && k->index == index && k->epoch == g->epoch) {
+            k->used = s->block_clock;
+            *out = k;
+            return STRATA_OK;
+        }
+        if (!k->keys ? slot->keys != NULL : slot->keys && k->used < slot->used)
+            slot = k;
+    }
+    if (!slot->keys && !(slot->keys = strata_malloc(stride * sizeof *slot->keys)))
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate a fence block");
+    uint64_t first = (uint64_t)index * stride;
+    size_t count = (size_t)(g->fence_count - first < stride ? g->fence_count - first : stride);
+    char path[STRATA_PATH_MAX + 64];
+    segment_path(s, g, path, sizeof path);
+    slot->index = SIZE_MAX;
+    if (read_range(g->fence, H5T_NATIVE_UINT64, first, count, slot->keys) < 0)
+        return store_hdf5_error(err, "cannot read /fence of", path);
+    int ascending = slot->keys[0] == g->sample[index] &&
+                    (index + 1 >= g->sample_count || slot->keys[count - 1] < g->sample[index + 1]);
+    for (size_t i = 1; ascending && i < count; i++)
+        ascending = slot->keys[i] > slot->keys[i - 1];
+    if (!ascending)
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "%s: /fence is not ascending (entries %" PRIu64 " to %" PRIu64 ")", path,
+                         first, first + count - 1);
+    slot->epoch = g->epoch;
+    slot->index = index;
+    slot->count = count;
+    slot->used = s->block_clock;
+    *out = slot;
+    return STRATA_OK;
+}
+
+/* How many of g's fence keys are <= key (strict: < key), from the sample and one block. */
+static strata_status fence_count(store *s, store_segment *g, uint64_t key, int strict, size_t *out,
+                                 strata_error *err)
+{
+    size_t lo = 0, hi = g->sample_count;
+    while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (g->fence[mid] < last)
+        if (strict ? g->sample[mid] < key : g->sample[mid] <= key)
             lo = mid + 1;
         else
             hi = mid;
     }
-    *begin = (uint64_t)block_begin * STORE_FENCE_ROWS;
-    *end = (uint64_t)lo * STORE_FENCE_ROWS;
+    *out = 0;
+    if (lo == 0)
+        return STRATA_OK;
+    const store_fence_block *k;
+    strata_status st = fence_block(s, g, lo - 1, &k, err);
+    if (st)
+        return st;
+    size_t in = 1, top = k->count; /* keys[0] (the sample entry) counts already */
+    while (in < top) {
+        size_t mid = (in + top) / 2;
+        if (strict ? k->keys[mid] < key : k->keys[mid] <= key)
+            in = mid + 1;
+        else
+            top = mid;
+    }
+    *out = (lo - 1) * s->fence_stride + in;
+    return STRATA_OK;
+}
+
+/* Row range [*begin, *end) of segment g that can hold keys in [first, last). */
+static strata_status fence_range(store *s, store_segment *g, uint64_t first, uint64_t last,
+                                 uint64_t *begin, uint64_t *end, strata_error *err)
+{
+    size_t after = 0, below = 0; /* blocks with fence key <= first; with fence key < last */
+    strata_status st = fence_count(s, g, first, 0, &after, err);
+    if (!st)
+        st = fence_count(s, g, last, 1, &below, err);
+    if (st)
+        return st;
+    *begin = (uint64_t)(after ? after - 1 : 0) * STORE_FENCE_ROWS;
+    *end = (uint64_t)below * STORE_FENCE_ROWS;
     if (*end > g->row_count)
         *end = g->row_count;
     if (*begin > *end)
         *begin = *end;
+    return STRATA_OK;
+}
+
+uint64_t store_fence_bytes(const store *s)
+{
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < s->count; i++)
+        bytes += (uint64_t)s->segments[i].sample_count * sizeof(uint64_t);
+    for (int b = 0; b < STORE_CACHED_FENCES; b++)
+        if (s->fences[b].keys)
+            bytes += (uint64_t)s->fence_stride * sizeof(uint64_t);
+    return bytes;
+}
+
+strata_status store_read_fence(store *s, size_t i, uint64_t **keys, strata_error *err)
+{
+    store_segment *g = &s->segments[i];
+    char path[STRATA_PATH_MAX + 64];
+    segment_path(s, g, path, sizeof path);
+    *keys = strata_malloc((size_t)(g->fence_count ? g->fence_count : 1) * sizeof **keys);
+    if (!*keys)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate the fence of %s", path);
+    strata_status st = STRATA_OK;
+    if (g->fence_count && read_range(g->fence, H5T_NATIVE_UINT64, 0, g->fence_count, *keys) < 0)
+        st = store_hdf5_error(err, "cannot read /fence of", path);
+    for (uint64_t j = 1; !st && j < g->fence_count; j++)
+        if ((*keys)[j] <= (*keys)[j - 1])
+            st = error_set(err, STRATA_ERR_CORRUPT, "%s: /fence is not ascending", path);
+    if (st) {
+        free(*keys);
+        *keys = NULL;
+    }
+    return st;
 }
 
 static int compare_rows(const void *a, const void *b)
@@ -524,7 +653,9 @@ static strata_status read_candidates(store *s, uint64_t first, uint64_t last, st
         uint64_t begin, end;
         if (store_is_index_segment(s->segments[i].epoch))
             continue; /* applied below, once the data rows are known */
-        fence_range(&s->segments[i], first, last, &begin, &end);
+        strata_status st = fence_range(s, &s->segments[i], first, last, &begin, &end, err);
+        if (st)
+            return st;
         *capacity += end - begin;
     }
     if (*capacity && !(*all = strata_malloc(*capacity * sizeof **all)))
@@ -533,11 +664,12 @@ static strata_status read_candidates(store *s, uint64_t first, uint64_t last, st
     for (size_t i = 0; i < s->count && !st && first < last; i++) {
         if (store_is_index_segment(s->segments[i].epoch))
             continue;
-        uint64_t begin, end;
-        fence_range(&s->segments[i], first, last, &begin, &end);
+        uint64_t begin = 0, end = 0;
+        st = fence_range(s, &s->segments[i], first, last, &begin, &end, err);
         uint64_t count = end - begin;
         store_row *got = *all + *total;
-        st = read_rows(s, &s->segments[i], begin, count, got, err);
+        if (!st)
+            st = read_rows(s, &s->segments[i], begin, count, got, err);
         /* Keep the rows inside [first, last), compacting in place. */
         for (uint64_t j = 0; !st && j < count; j++)
             if (got[j].key >= first && got[j].key < last) {
@@ -642,11 +774,13 @@ strata_status store_load_index_rows(store *s, uint64_t id, uint64_t first, uint6
     if (!g)
         return error_set(err, STRATA_ERR_CORRUPT, "%s: index segment %s is not open", s->dir, name);
     uint64_t begin, end;
-    fence_range(g, first, last, &begin, &end);
+    strata_status st = fence_range(s, g, first, last, &begin, &end, err);
+    if (st)
+        return st;
     store_row *all = strata_malloc((size_t)(end - begin + 1) * sizeof *all);
     if (!all)
         return error_set(err, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " index rows", end - begin);
-    strata_status st = read_rows(s, g, begin, end - begin, all, err);
+    st = read_rows(s, g, begin, end - begin, all, err);
     size_t kept = 0;
     for (uint64_t j = 0; !st && j < end - begin; j++) {
         if (!(all[j].flags & STORE_ROW_INDEX_ONLY))
@@ -762,10 +896,13 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
     /* The newest data row, then every index segment (ascending id) applied to it. */
     for (size_t i = s->count; i-- > 0;) {
         store_segment *g = &s->segments[i];
-        if (store_is_index_segment(g->epoch) || !g->fence_count || key < g->fence[0])
+        if (store_is_index_segment(g->epoch) || !g->sample_count || key < g->sample[0])
             continue;
         const store_row_block *k;
-        strata_status st = load_block(s, g, fence_after(g, key) - 1, &k, err);
+        size_t after = 0;
+        strata_status st = fence_count(s, g, key, 0, &after, err);
+        if (!st)
+            st = load_block(s, g, after - 1, &k, err);
         if (st)
             return st;
         const store_row *hit =
@@ -780,10 +917,13 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
     }
     for (size_t i = 0; *found && i < s->count; i++) {
         store_segment *g = &s->segments[i];
-        if (!store_is_index_segment(g->epoch) || !g->fence_count || key < g->fence[0])
+        if (!store_is_index_segment(g->epoch) || !g->sample_count || key < g->sample[0])
             continue;
         const store_row_block *k;
-        strata_status st = load_block(s, g, fence_after(g, key) - 1, &k, err);
+        size_t after = 0;
+        strata_status st = fence_count(s, g, key, 0, &after, err);
+        if (!st)
+            st = load_block(s, g, after - 1, &k, err);
         if (st)
             return st;
         store_apply_index(row, 1, k->rows, k->count, g->epoch);

@@ -5,7 +5,10 @@
  *   /payload  uint8, the encoded chunk and LOD payloads, each rank's bytes placed
  *             after the previous ranks' (MPI_Exscan of sizes)
  *   /fence    uint64, the key of every STORE_FENCE_ROWS-th row, so that a rank
- *             finds its key range without reading the whole table
+ *             finds its key range without reading the whole table. A rank holds
+ *             only every STORE_FENCE_SAMPLE-th entry of it (store_segment.sample)
+ *             and reads the block of the fence it needs on demand, a few blocks
+ *             cached per store (store.fences)
  * Rows of newer segments supersede rows of older ones with the same key. A row
  * may point at a payload in an older segment (a reindex only rewrites summaries).
  */
@@ -26,6 +29,11 @@
  * multiply them (16 blocks of 1,024 rows: 2.2 MB per rank). */
 #define STORE_CACHED_BLOCKS     8
 #define STORE_CACHED_BLOCKS_ALL 16
+/* A segment keeps in memory every STORE_FENCE_SAMPLE-th /fence entry (8 bytes
+ * per 1,048,576 rows); the store caches STORE_CACHED_FENCES blocks of
+ * STORE_FENCE_SAMPLE entries read on demand (8 KB each), whatever the segments. */
+#define STORE_FENCE_SAMPLE  1024
+#define STORE_CACHED_FENCES 8
 
 /* Row flags. STORE_ROW_INDEX_ONLY (format 3) marks a row of an index segment
  * (idx-<serial>.h5, written by a reindex beside the writer): it carries only
@@ -89,6 +97,15 @@ typedef struct {
     uint64_t used; /**< the store's block_clock at the last lookup */
 } store_row_block;
 
+/** Entries [index * store.fence_stride, + count) of the /fence of segment
+ *  `epoch`, read on demand (fence_block in store.c). */
+typedef struct {
+    uint64_t *keys; /**< NULL: slot unused */
+    uint64_t epoch;
+    size_t index, count; /**< index SIZE_MAX: holds nothing valid */
+    uint64_t used;       /**< the store's block_clock at the last lookup */
+} store_fence_block;
+
 typedef struct {
     uint64_t epoch;
     int format; /**< the segment's strata_format attribute (rows of format 2 lack the chain) */
@@ -102,8 +119,10 @@ typedef struct {
     int fd;
     uint64_t payload_address;
     uint64_t row_count;
-    uint64_t *fence;
-    size_t fence_count;
+    hid_t fence;          /**< /fence, read a block at a time */
+    uint64_t fence_count; /**< entries of /fence: one per STORE_FENCE_ROWS rows */
+    uint64_t *sample;     /**< /fence entries 0, stride, 2 x stride... (store.fence_stride) */
+    size_t sample_count;
     /* Cached blocks of rows for lookups outside the rank's range, the least
      * recently used replaced: lookups that alternate among a few blocks (rays
      * crossing other ranks' chunks) read each once instead of again and again. */
@@ -117,12 +136,23 @@ typedef struct {
     store_segment *segments; /**< ascending epoch */
     hid_t row_memory_type, row_file_type;
     hid_t row_memory_type_v2; /**< the fields a format-2 segment's rows hold */
-    uint64_t block_clock;     /**< lookups made: the recency of cached row blocks */
+    uint64_t block_clock;     /**< lookups made: the recency of cached row and fence blocks */
+    size_t fence_stride;      /**< /fence entries per sample entry (STORE_FENCE_SAMPLE) */
+    store_fence_block fences[STORE_CACHED_FENCES];
     /* The ranks of comm on this node (MPI_COMM_TYPE_SHARED), when has_node: one
      * of them fsyncs a written segment for all (store_write_segment). */
     MPI_Comm node;
     int has_node;
 } store;
+
+/** Tests only: the fence stride of stores initialized from now on (0: STORE_FENCE_SAMPLE),
+ *  so that a small world takes the on-demand path. Local, not thread-safe. */
+void store_set_fence_stride(size_t stride);
+/** Bytes of s's fences in memory: the segments' samples and the cached blocks. Local. */
+uint64_t store_fence_bytes(const store *s);
+/** The whole /fence of s->segments[i] (ascending checked), which the caller frees: rank 0
+ *  choosing splitters from stored keys, transiently. Local. */
+strata_status store_read_fence(store *s, size_t i, uint64_t **keys, strata_error *err);
 
 /** CRC-32 of a row's fields other than row_crc, serialized little-endian (format 3). */
 uint32_t store_row_checksum(const store_row *row);

@@ -918,9 +918,48 @@ static strata_status open_segments_checking(strata_world *w, const uint64_t *epo
     return STRATA_OK;
 }
 
+/* Rank 0: splitters from the data segments' fence samples when they are fine enough
+ * (each rank's share at least 2 sample blocks per segment: a boundary is off by at most
+ * one block per segment, so the largest rank holds at most 1.5x an even share), else from their
+ * whole fences, read for this and freed. */
+static strata_status splitters_from_fences(strata_world *w)
+{
+    store *s = &w->store;
+    partition_sample *runs = strata_malloc((s->count + 1) * sizeof *runs);
+    uint64_t **whole = strata_calloc(s->count + 1, sizeof *whole);
+    size_t n = 0;
+    uint64_t rows = 0, block_rows = (uint64_t)STORE_FENCE_ROWS * s->fence_stride;
+    strata_status st =
+        runs && whole ? STRATA_OK
+                      : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments for the splitters");
+    for (size_t i = 0; !st && i < s->count; i++)
+        if (!store_is_index_segment(s->segments[i].epoch))
+            runs[n++] = (partition_sample){s->segments[i].sample, s->segments[i].sample_count,
+                                           s->segments[i].row_count},
+            rows += s->segments[i].row_count;
+    if (!st && rows / (uint64_t)w->size < 2 * block_rows * n) {
+        block_rows = STORE_FENCE_ROWS;
+        for (size_t i = 0, r = 0; !st && i < s->count; i++)
+            if (!store_is_index_segment(s->segments[i].epoch)) {
+                st = store_read_fence(s, i, &whole[i], &w->error);
+                if (!st)
+                    runs[r].keys = whole[i], runs[r].n = (size_t)s->segments[i].fence_count;
+                r++;
+            }
+    }
+    int used = 0;
+    if (!st)
+        st = partition_by_samples(runs, n, block_rows, w->size, w->split, &used, &w->error);
+    for (size_t i = 0; whole && i < s->count; i++)
+        free(whole[i]);
+    free(whole);
+    free(runs);
+    return st;
+}
+
 /*
  * A world written at another rank count: splitters from the stored chunks
- * (the data segments' fences, which every rank has read), so that each rank
+ * (the data segments' fences, read by rank 0), so that each rank
  * loads about 1/P of the rows. Remapping the writer's splitters keeps their
  * balance only where it was by chunks over key space: a sparse world (a
  * surface band of the Earth) left a few ranks most rows. Too few rows to
@@ -933,20 +972,8 @@ static strata_status balance_splitters(strata_world *w)
     if (w->committed.split_ranks == w->size)
         return STRATA_OK;
     strata_status st = STRATA_OK;
-    if (w->rank == 0) {
-        const store *s = &w->store;
-        partition_sample *runs = strata_malloc((s->count + 1) * sizeof *runs);
-        size_t n = 0;
-        int used = 0;
-        for (size_t i = 0; runs && i < s->count; i++)
-            if (!store_is_index_segment(s->segments[i].epoch))
-                runs[n++] = (partition_sample){s->segments[i].fence, s->segments[i].fence_count,
-                                               s->segments[i].row_count};
-        st = runs ? partition_by_samples(runs, n, STORE_FENCE_ROWS, w->size, w->split, &used,
-                                         &w->error)
-                  : WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list segments for the splitters");
-        free(runs);
-    }
+    if (w->rank == 0)
+        st = splitters_from_fences(w);
     st = world_agree(w, st);
     if (!st)
         st = error_mpi(&w->error, MPI_Bcast(w->split, w->size + 1, MPI_UINT64_T, 0, w->comm),

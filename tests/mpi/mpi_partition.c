@@ -402,6 +402,70 @@ static void test_row_blocks_bounded(const char *dir)
         strata_world_close(w);
 }
 
+/* The fence read on demand: with the sample stride lowered (stride 3 leaves a
+ * partial last block; stride 1 gives 10 blocks, more than the store caches, so
+ * blocks are evicted and read again), the sparse world written at 1 rank opens
+ * balanced (check_sparse_open), every rank reads one voxel of every stored chunk
+ * (point lookups of other ranks' chunks: the sample, a fence block, a row block)
+ * and of the empty chunk beside it (the dense reference: materials or 0), and the
+ * fences held stay within the sample and STORE_CACHED_FENCES blocks. */
+static void test_fence_on_demand(const char *dir)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/sampled", dir);
+    if (mt_rank == 0)
+        mt_remove_tree(path);
+    MPI_Comm one;
+    MPI_Comm_split(MPI_COMM_WORLD, mt_rank == 0 ? 0 : MPI_UNDEFINED, 0, &one);
+    if (one != MPI_COMM_NULL) {
+        write_sparse(path, one);
+        MPI_Comm_free(&one);
+    }
+    MPI_Barrier(MPI_COMM_WORLD);
+    const size_t strides[2] = {3, 1};
+    for (int t = 0; t < 2; t++) {
+        char what[64];
+        snprintf(what, sizeof what, "fence sample stride %zu", strides[t]);
+        store_set_fence_stride(strides[t]);
+        check_sparse_open(path, what);
+        strata_world *w = NULL;
+        strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &w);
+        MT_CHECK(st == STRATA_OK, "%s: open: %s", what, strata_last_error(NULL));
+        size_t wrong = 0, read = 0;
+        for (int i = 0; !st && i < 2; i++)
+            for (int64_t z = SLABS[i][2]; !st && z < SLABS[i][5]; z++)
+                for (int64_t y = SLABS[i][1]; !st && y < SLABS[i][4]; y++)
+                    for (int64_t x = SLABS[i][0]; !st && x < SLABS[i][3]; x++) {
+                        /* the stored chunk, then the chunk beyond the slab's x edge */
+                        int64_t xs[2] = {x, SLABS[i][3] - 1 == x ? x + 1 : -1};
+                        for (int j = 0; j < 2 && !st; j++) {
+                            if (xs[j] < 0 || xs[j] >= SPARSE_SIDE / SPARSE_EDGE)
+                                continue;
+                            uint16_t v = 0xffff;
+                            st = strata_read_voxel(w, xs[j] * SPARSE_EDGE + 3, y * SPARSE_EDGE + 5,
+                                                   z * SPARSE_EDGE + 7, &v);
+                            wrong += v != (j ? 0 : sparse_material(xs[j], y, z));
+                            read++;
+                        }
+                    }
+        MT_CHECK(st == STRATA_OK && wrong == 0 && read > 10240,
+                 "%s: %zu of %zu voxels wrong (status %d: %s)", what, wrong, read, st,
+                 w ? strata_last_error(w) : "");
+        strata_memory mem;
+        if (w && strata_world_memory(w, &mem) == STRATA_OK) {
+            /* two segments of 8 and 2 fence entries */
+            uint64_t bound = 2 * sizeof(store_segment) + (8 + 2) * sizeof(uint64_t) +
+                             STORE_CACHED_FENCES * strides[t] * sizeof(uint64_t);
+            MT_CHECK(mem.segments <= bound, "%s: segments + fence %llu bytes, bound %llu", what,
+                     (unsigned long long)mem.segments, (unsigned long long)bound);
+        } else
+            MT_CHECK(0, "%s: no memory figures", what);
+        if (w)
+            strata_world_close(w);
+    }
+    store_set_fence_stride(0);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = mt_init(&argc, &argv);
@@ -423,6 +487,7 @@ int main(int argc, char **argv)
     test_sparse_reopen(dir);
     test_mpiio_hints(dir);
     test_row_blocks_bounded(dir);
+    test_fence_on_demand(dir);
     free(keys);
     free(balanced);
     free(on_rank0);
