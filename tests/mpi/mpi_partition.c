@@ -4,6 +4,7 @@
  * STRATA_MPIIO_HINTS reach the segment write, a malformed list fails the
  * commit on every rank and changes nothing; the row blocks cached for reads of
  * other ranks' chunks stay within a bound whatever the live segments (issue 20). */
+#include <dirent.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -402,6 +403,58 @@ static void test_row_blocks_bounded(const char *dir)
         strata_world_close(w);
 }
 
+/* Rank 0 lowers entry 4 of the 8-entry /fence below entry 3: with stride 3 the sample
+ * (entries 0, 3, 6) stays ascending, the block of entries 3-5 does not. Opening at 2
+ * or more ranks must refuse the world on every rank (each loads its own rows, and the
+ * rank whose range meets that block reads it), naming the segment file. */
+static void test_fence_corrupt(const char *path)
+{
+    char name[300] = "";
+    if (mt_rank == 0) {
+        DIR *d = opendir(path);
+        struct dirent *e;
+        int done = 0;
+        while (d && !done && (e = readdir(d))) {
+            if (strncmp(e->d_name, "seg-", 4) != 0)
+                continue;
+            char file[4400];
+            snprintf(file, sizeof file, "%s/%s", path, e->d_name);
+            hid_t f = H5Fopen(file, H5F_ACC_RDWR, H5P_DEFAULT);
+            hid_t dset = f < 0 ? -1 : H5Dopen2(f, "fence", H5P_DEFAULT);
+            hid_t space = dset < 0 ? -1 : H5Dget_space(dset);
+            uint64_t keys[8];
+            if (space >= 0 && H5Sget_simple_extent_npoints(space) == 8 &&
+                H5Dread(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, keys) >= 0) {
+                keys[4] = keys[2];
+                done = H5Dwrite(dset, H5T_NATIVE_UINT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, keys) >= 0;
+                snprintf(name, sizeof name, "%s", e->d_name);
+            }
+            if (space >= 0)
+                H5Sclose(space);
+            if (dset >= 0)
+                H5Dclose(dset);
+            if (f >= 0)
+                H5Fclose(f);
+        }
+        if (d)
+            closedir(d);
+        MT_CHECK(done, "no segment with an 8-entry /fence in %s", path);
+    }
+    MPI_Bcast(name, (int)sizeof name, MPI_CHAR, 0, MPI_COMM_WORLD);
+    store_set_fence_stride(3);
+    strata_world *w = NULL;
+    strata_status st = strata_world_open(MPI_COMM_WORLD, path, STRATA_READ, NULL, &w);
+    const char *message = strata_last_error(NULL);
+    if (mt_size > 1)
+        MT_CHECK(st == STRATA_ERR_CORRUPT && strstr(message, name) && strstr(message, "/fence"),
+                 "a non-ascending fence block: status %d, %s", st, message);
+    else /* one rank loads all rows: only the first and last blocks are read (and rows are
+            checked ascending as read) */
+        MT_CHECK(st == STRATA_OK, "one rank, a fence block not read: status %d, %s", st, message);
+    if (w)
+        strata_world_close(w);
+}
+
 /* The fence read on demand: with the sample stride lowered (stride 3 leaves a
  * partial last block; stride 1 gives 10 blocks, more than the store caches, so
  * blocks are evicted and read again), the sparse world written at 1 rank opens
@@ -463,6 +516,7 @@ static void test_fence_on_demand(const char *dir)
         if (w)
             strata_world_close(w);
     }
+    test_fence_corrupt(path);
     store_set_fence_stride(0);
 }
 
