@@ -640,7 +640,20 @@ int main(int argc, char **argv)
     c.hits = malloc(RAYS_MAX * sizeof *c.hits);
     for (size_t i = 0; i < c.n; i++)
         fc_voxel(first + i, c.points[i]);
-    for (size_t i = 0; !st && i < sizeof operations / sizeof operations[0]; i++) {
+    /* STRATA_ALLOC_PART=K/M runs the K-th of M contiguous shares of the operations
+     * (tests/CMakeLists.txt registers the shares as separate tests, so that they run
+     * side by side); unset, every operation. */
+    const size_t ops = sizeof operations / sizeof operations[0];
+    size_t from = 0, to = ops;
+    const char *part = getenv("STRATA_ALLOC_PART");
+    unsigned k = 0, m = 1;
+    if (part && (sscanf(part, "%u/%u", &k, &m) != 2 || m == 0 || k >= m)) {
+        MT_CHECK(0, "STRATA_ALLOC_PART=%s: expected K/M with K < M", part);
+        return mt_finish("mpi_alloc");
+    }
+    from = ops * k / m;
+    to = ops * (k + 1) / m;
+    for (size_t i = from; !st && i < to; i++) {
         if (operations[i].run == run_import_dem && !dem_supported()) {
             if (mt_rank == 0)
                 fprintf(stderr, "mpi_alloc: import (DEM) skipped: strata built without netCDF\n");
