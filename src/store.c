@@ -889,6 +889,20 @@ static strata_status load_block(store *s, store_segment *g, size_t block,
     return STRATA_OK;
 }
 
+/* The block of g's rows that may hold key, in *k; NULL when g is not of the kind
+ * asked for (index segments or data segments) or holds no key that low. */
+static strata_status key_block(store *s, store_segment *g, uint64_t key, int index_segment,
+                               const store_row_block **k, strata_error *err)
+{
+    *k = NULL;
+    if (!store_is_index_segment(g->epoch) != !index_segment || !g->sample_count ||
+        key < g->sample[0])
+        return STRATA_OK;
+    size_t after = 0;
+    strata_status st = fence_count(s, g, key, 0, &after, err);
+    return st ? st : load_block(s, g, after - 1, k, err);
+}
+
 strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *found,
                                strata_error *err)
 {
@@ -896,15 +910,12 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
     /* The newest data row, then every index segment (ascending id) applied to it. */
     for (size_t i = s->count; i-- > 0;) {
         store_segment *g = &s->segments[i];
-        if (store_is_index_segment(g->epoch) || !g->sample_count || key < g->sample[0])
-            continue;
         const store_row_block *k;
-        size_t after = 0;
-        strata_status st = fence_count(s, g, key, 0, &after, err);
-        if (!st)
-            st = load_block(s, g, after - 1, &k, err);
+        strata_status st = key_block(s, g, key, 0, &k, err);
         if (st)
             return st;
+        if (!k)
+            continue;
         const store_row *hit =
             k->count ? bsearch(&key, k->rows, k->count, sizeof *k->rows, morton_key_compare) : NULL;
         if (hit) {
@@ -917,16 +928,12 @@ strata_status store_lookup_row(store *s, uint64_t key, store_row *row, int *foun
     }
     for (size_t i = 0; *found && i < s->count; i++) {
         store_segment *g = &s->segments[i];
-        if (!store_is_index_segment(g->epoch) || !g->sample_count || key < g->sample[0])
-            continue;
         const store_row_block *k;
-        size_t after = 0;
-        strata_status st = fence_count(s, g, key, 0, &after, err);
-        if (!st)
-            st = load_block(s, g, after - 1, &k, err);
+        strata_status st = key_block(s, g, key, 1, &k, err);
         if (st)
             return st;
-        store_apply_index(row, 1, k->rows, k->count, g->epoch);
+        if (k)
+            store_apply_index(row, 1, k->rows, k->count, g->epoch);
     }
     return STRATA_OK;
 }
