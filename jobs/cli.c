@@ -665,7 +665,7 @@ int job_agree(int rc)
 }
 
 /* Share the first failing rank's message so that exactly one copy is printed. */
-static int agree_input(const job *j, int failed, const char *message)
+int job_agree_message(const job *j, int failed, const char *message)
 {
     int first = failed ? j->rank : j->size, lowest = j->size;
     MPI_Allreduce(&first, &lowest, 1, MPI_INT, MPI_MIN, MPI_COMM_WORLD);
@@ -689,7 +689,7 @@ static int agree_file_input(const job *j, int failed, const char *path, strata_e
         snprintf(message, sizeof message, "%s: %s", path, err->message);
         snprintf(err->message, sizeof err->message, "%s", message);
     }
-    return agree_input(j, failed, err->message);
+    return job_agree_message(j, failed, err->message);
 }
 
 static int read_slice(const job *j, const char *path, int binary, char **data, uint64_t *length,
@@ -722,7 +722,7 @@ int load_update_slice(const job *j, const char *path, const int64_t dims[3], str
     *n = 0;
     int binary = 0, failed = textio_is_binary(path, &binary, &err) != STRATA_OK;
     if (job_agree(failed))
-        return agree_input(j, failed, err.message);
+        return job_agree_message(j, failed, err.message);
     char *data = NULL;
     uint64_t length = 0, base = 0;
     if (binary) {
@@ -805,7 +805,7 @@ int check_points_inside(const job *j, const strata_world *w, const char *path,
                      p[0], p[1], p[2], cfg.dims[0], cfg.dims[1], cfg.dims[2]);
         }
     }
-    return agree_input(j, failed, message);
+    return job_agree_message(j, failed, message);
 }
 
 int job_units(const job *j, const char *usage, int argc, char **argv, int *metres)
@@ -1026,7 +1026,7 @@ int load_position_slice(const job *j, const char *path, const strata_world *w, i
         *out = NULL;
         *n = 0;
     }
-    return agree_input(j, failed, err.message);
+    return job_agree_message(j, failed, err.message);
 }
 
 int job_box(const job *j, const char *usage, const char *value, int64_t box[6])

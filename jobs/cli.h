@@ -165,6 +165,10 @@ int job_read_materials(const job *j, const char *path, strata_config *cfg, strat
 
 /** Agree on a job-level outcome: the worst rc of all ranks. Collective. */
 int job_agree(int rc);
+/** Agree on a local failure (failed: this rank's, with message): JOB_OK when no rank
+ *  failed, else JOB_FAILED with the lowest failing rank's message printed once by rank 0.
+ *  Collective. */
+int job_agree_message(const job *j, int failed, const char *message);
 /**
  * Read this rank's contiguous slice of an update file (text or binary, detected
  * by its magic) so that (rank, order) is file order. Collective: parse errors on

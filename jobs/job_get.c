@@ -11,29 +11,37 @@
 static const char usage[] = "strata get WORLD X Y Z | strata get WORLD --points FILE   [--lod L "
                             "[--threshold T]] [--units m]";
 
-/* Rank 0 prints every rank's answers in rank order, which is file order. */
+/* Rank 0 prints every rank's answers in rank order, which is file order. Rank 0's
+ * buffers are agreed on before each gather (a failed allocation fails every rank). */
 static int print_in_order(const job *j, const uint16_t *values, size_t n)
 {
     int count = (int)n;
     int *counts = j->rank == 0 ? malloc((size_t)j->size * sizeof *counts) : NULL;
     int *displs = j->rank == 0 ? malloc((size_t)j->size * sizeof *displs) : NULL;
-    MPI_Gather(&count, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
     uint16_t *all = NULL;
+    int rc = job_agree_message(j, j->rank == 0 && (!counts || !displs),
+                               "rank 0: out of memory for the answer counts");
+    if (!rc)
+        MPI_Gather(&count, 1, MPI_INT, counts, 1, MPI_INT, 0, MPI_COMM_WORLD);
     size_t total = 0;
-    if (j->rank == 0) {
+    if (!rc && j->rank == 0) {
         for (int r = 0; r < j->size; r++)
             displs[r] = (int)total, total += (size_t)counts[r];
         all = malloc((total ? total : 1) * sizeof *all);
     }
-    MPI_Gatherv(values, count, MPI_UINT16_T, all, counts, displs, MPI_UINT16_T, 0, MPI_COMM_WORLD);
-    if (j->rank == 0)
+    if (!rc)
+        rc = job_agree_message(j, j->rank == 0 && !all, "rank 0: out of memory for the answers");
+    if (!rc)
+        MPI_Gatherv(values, count, MPI_UINT16_T, all, counts, displs, MPI_UINT16_T, 0,
+                    MPI_COMM_WORLD);
+    if (!rc && j->rank == 0)
         for (size_t i = 0; i < total; i++)
             printf("%u\n", all[i]);
     fflush(stdout);
     free(all);
     free(counts);
     free(displs);
-    return JOB_OK;
+    return rc;
 }
 
 /* A command-line argument that is an option, not a coordinate (-5 and -.5 are coordinates). */
@@ -126,7 +134,11 @@ static int load_points(const job *j, strata_world *w, get_args *a, int64_t (**po
         if (a->metres && (rc = job_metres_point(j, w, a->metric, a->point)))
             return rc;
         *points = malloc(sizeof **points);
-        if (j->rank == 0 && *points) {
+        char message[64];
+        snprintf(message, sizeof message, "rank %d: out of memory for the point", j->rank);
+        if ((rc = job_agree_message(j, !*points, message)))
+            return rc;
+        if (j->rank == 0) {
             memcpy((*points)[0], a->point, sizeof a->point);
             *n = 1;
         }
@@ -140,11 +152,17 @@ static int query_points(const job *j, strata_world *w, const get_args *a,
                         const int64_t (*points)[3], size_t n)
 {
     uint16_t *values = malloc((n ? n : 1) * sizeof *values);
-    strata_status st = !values ? STRATA_ERR_NOMEM
-                       : a->lod >= 0
+    char message[96];
+    snprintf(message, sizeof message, "rank %d: out of memory for %zu answers", j->rank, n);
+    int rc = job_agree_message(j, !values, message);
+    if (rc) {
+        free(values);
+        return rc;
+    }
+    strata_status st = a->lod >= 0
                            ? strata_query_lod(w, points, n, (int)a->lod, a->threshold, values, NULL)
                            : strata_query_points(w, points, n, values);
-    int rc = st ? job_fail(j, st, w) : print_in_order(j, values, n);
+    rc = st ? job_fail(j, st, w) : print_in_order(j, values, n);
     free(values);
     return rc;
 }
