@@ -611,6 +611,7 @@ static strata_status catch_up_data(strata_world *w, const uint64_t *new_ids, siz
     size_t count = 0;
     strata_status st =
         store_load_rows(&view, w->split[w->rank], w->split[w->rank + 1], &rows, &count, &w->error);
+    store_view_end(&w->store, &view);
     free(view.segments); /* shared handles: the store keeps and closes them */
     for (size_t i = 0; !st && i < w->store.count; i++) {
         uint64_t id = w->store.segments[i].epoch;

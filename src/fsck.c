@@ -219,8 +219,10 @@ static void check_segments(fsck_state *f)
         size_t n = 0;
         char name[64];
         manifest_segment_name(w->store.segments[i].epoch, name, sizeof name);
-        if (store_load_rows(&single, w->split[w->rank], w->split[w->rank + 1], &rows, &n,
-                            &w->error)) {
+        strata_status loaded = store_load_rows(&single, w->split[w->rank], w->split[w->rank + 1],
+                                               &rows, &n, &w->error);
+        store_view_end(&w->store, &single);
+        if (loaded) {
             report(f, "%s: %s", name, w->error.message);
             continue;
         }

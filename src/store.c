@@ -416,6 +416,12 @@ void store_set_node(store *s, MPI_Comm node)
     s->has_node = 1;
 }
 
+void store_view_end(store *s, const store *view)
+{
+    memcpy(s->fences, view->fences, sizeof s->fences);
+    s->block_clock = view->block_clock;
+}
+
 void store_close(store *s)
 {
     if (s->has_node)

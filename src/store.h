@@ -145,6 +145,11 @@ typedef struct {
     int has_node;
 } store;
 
+/** End a view of s (a copy of s naming some of its segments, for store_load_rows):
+ *  s takes back the store-wide fence blocks the view cached (and their recency), which
+ *  it then frees at store_close. Local. */
+void store_view_end(store *s, const store *view);
+
 /** Tests only: the fence stride of stores initialized from now on (0: STORE_FENCE_SAMPLE),
  *  so that a small world takes the on-demand path. Local, not thread-safe. */
 void store_set_fence_stride(size_t stride);
