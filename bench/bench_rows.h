@@ -81,4 +81,7 @@ static inline int64_t bench_random_below(uint64_t *state, int64_t n)
 
 /** 1 when group (commit, storage, updates, reads, index, extract, hdf5) is to run. */
 int bench_wants(const bench *b, const char *group);
+/** Bytes of every file in a directory (a world's: segments, MANIFEST, locks). Rank 0. */
+strata_status bench_directory_bytes(bench *b, const char *path, uint64_t *bytes);
+
 #endif

@@ -241,30 +241,6 @@ done:
     return st;
 }
 
-/* Bytes of every file in the world's directory (segments, MANIFEST, LOCK). Rank 0. */
-static strata_status storage_directory(bench *b, const char *path, uint64_t *bytes)
-{
-    DIR *d = opendir(path);
-    if (!d)
-        return error_set(&b->error, STRATA_ERR_IO, "listing %s: %s", path, strerror(errno));
-    strata_status st = STRATA_OK;
-    struct dirent *e;
-    *bytes = 0;
-    while (!st && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-            continue;
-        char file[STRATA_PATH_MAX];
-        struct stat sb;
-        st = path_join(file, sizeof file, path, e->d_name, &b->error);
-        if (!st && stat(file, &sb))
-            st = error_set(&b->error, STRATA_ERR_IO, "stat %s: %s", file, strerror(errno));
-        if (!st)
-            *bytes += (uint64_t)sb.st_size;
-    }
-    closedir(d);
-    return st;
-}
-
 /* Rank 0 walks every chunk: strata's payload bytes and plain zstd-3 of the same chunks. */
 static strata_status storage_walk(bench *b, strata_world *w, storage_sums *s)
 {
@@ -390,7 +366,7 @@ static strata_status bench_storage(bench *b, const char *path)
     if (b->rank == 0 && !local)
         local = storage_plain64(b, w, &s);
     if (b->rank == 0 && !local)
-        local = storage_directory(b, path, &s.world_total);
+        local = bench_directory_bytes(b, path, &s.world_total);
     st = error_agree(b->comm, local, &b->error);
     if (st)
         goto done;

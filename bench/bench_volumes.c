@@ -43,8 +43,7 @@ typedef struct {
     uint64_t world_total, payload, index, zstd3_64, hdf5_file;
 } volume_bytes;
 
-/* Bytes of every file in a directory. Rank 0. */
-static strata_status directory_bytes(bench *b, const char *path, uint64_t *bytes)
+strata_status bench_directory_bytes(bench *b, const char *path, uint64_t *bytes)
 {
     DIR *d = opendir(path);
     if (!d)
@@ -440,7 +439,7 @@ strata_status bench_volumes(bench *b)
         strata_status local = STRATA_OK;
         if (b->rank == 0) {
             snprintf(h5, sizeof h5, "%s.zstd.h5", path);
-            local = directory_bytes(b, path, &v.world_total);
+            local = bench_directory_bytes(b, path, &v.world_total);
             if (!local)
                 local = segment_bytes(b, path, &v);
         }

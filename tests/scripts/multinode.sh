@@ -48,7 +48,7 @@ nodes_up() {  # N
   done
   # The rsh agent: mpirun calls it as AGENT HOST COMMAND...; HOST is a node's
   # address, and the daemon starts inside that node's namespace.
-  nodes_agent=$(mktemp "${TMPDIR:-/tmp}/strata-rsh-XXXXXX")
+  nodes_agent=$(mktemp) # in $TMPDIR, else /tmp
   cat > "$nodes_agent" <<AGENT
 #!/bin/sh
 host=\$1; shift
