@@ -259,6 +259,95 @@ static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3
     return STRATA_OK;
 }
 
+/* A uniform chunk: its material, or, wholly empty, up through the nodes while
+ * they are wholly empty (nodes held only by another rank are passed over). */
+static strata_status uniform_chunk_state(ray_caster *c, const uint64_t ch[3], int *bits,
+                                         uint16_t *material)
+{
+    strata_world *w = c->w;
+    const int cb = w->edge_bits, up = cb - c->level;
+    if (!c->empty[c->material]) {
+        *bits = -1;
+        *material = c->material;
+        return STRATA_OK;
+    }
+    if (c->empty_bits >= 0) {
+        *bits = c->empty_bits;
+        return STRATA_OK;
+    }
+    int best = up;
+    for (int k = 1; k <= c->x->max_level; k++) {
+        const uint64_t nc[3] = {ch[0] >> k, ch[1] >> k, ch[2] >> k};
+        block_summary b;
+        strata_status st = query_block(w, cb + k, nc, &b);
+        if (st)
+            return st;
+        if (!b.known)
+            continue;
+        if (b.count != b.voxels || !c->empty[b.material])
+            break;
+        best = up + k;
+    }
+    *bits = c->empty_bits = c->slot->empty_bits = best;
+    return STRATA_OK;
+}
+
+/* Level 0 under a mixed level-1 cell: the voxel v itself. */
+static strata_status voxel_state(ray_caster *c, const int64_t v[3], int *bits, uint16_t *material)
+{
+    strata_world *w = c->w;
+    const int cb = w->edge_bits;
+    if (!c->have_voxels) {
+        chunk *k;
+        strata_status st = world_committed_chunk(w, c->key, &k);
+        if (st)
+            return st;
+        c->voxels = k->voxels;
+        c->material = k->value;
+        c->have_voxels = 1;
+    }
+    const uint64_t m = (uint64_t)w->edge - 1;
+    uint16_t value = c->voxels ? c->voxels[((uint64_t)v[0] & m) | ((uint64_t)v[1] & m) << cb |
+                                           ((uint64_t)v[2] & m) << 2 * cb]
+                               : c->material;
+    *bits = c->empty[value] ? 0 : -1;
+    if (*bits)
+        *material = value;
+    return STRATA_OK;
+}
+
+/* The first homogeneous pyramid cell above v at levels top..lowest, or the
+ * level's own cell: 1 with *bits and *material set, 0 when every level down to
+ * lowest is mixed. lv is v within the chunk. */
+static int pyramid_state(ray_caster *c, const int64_t v[3], const uint64_t lv[3], int top,
+                         int lowest, int *bits, uint16_t *material)
+{
+    const lod_pyramid *p = c->p;
+    const int cb = c->w->edge_bits, L = c->level;
+    for (int l = top; l >= lowest; l--) {
+        const int shift = l - L, n_bits = cb - l;
+        const size_t i =
+            p->offset[l] + (size_t)((((lv[2] >> shift) << n_bits | (lv[1] >> shift)) << n_bits) |
+                                    (lv[0] >> shift));
+        uint64_t in_world;
+        if (c->whole) {
+            in_world = (uint64_t)1 << (3 * l);
+        } else {
+            const uint64_t cc[3] = {(uint64_t)v[0] >> shift, (uint64_t)v[1] >> shift,
+                                    (uint64_t)v[2] >> shift};
+            in_world = lod_block_voxels(c->w->committed.dims, l, cc);
+        }
+        if (p->count[i] == in_world || l == L) {
+            /* homogeneous, or the level's own cell: its mode decides */
+            c->mixed_level = l + 1;
+            *bits = c->empty[p->mode[i]] ? shift : -1;
+            *material = p->mode[i];
+            return 1;
+        }
+    }
+    return 0;
+}
+
 /*
  * The state of cell v (of the caster's level): *bits = -1 when the cell is not
  * empty (*material its LOD value), else the relative level (0 = the cell) of the
@@ -266,47 +355,20 @@ static strata_status load_chunk(ray_caster *c, uint64_t key, const uint64_t ch[3
  */
 static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, uint16_t *material)
 {
-    strata_world *w = c->w;
-    const int cb = w->edge_bits, L = c->level, up = cb - L;
+    const int cb = c->w->edge_bits, L = c->level, up = cb - L;
     const uint64_t ch[3] = {(uint64_t)v[0] >> up, (uint64_t)v[1] >> up, (uint64_t)v[2] >> up};
-    strata_status st;
     if (!c->have || ch[0] != c->chunk[0] || ch[1] != c->chunk[1] || ch[2] != c->chunk[2]) {
-        if ((st = load_chunk(c, key_of(ch), ch)))
+        strata_status st = load_chunk(c, key_of(ch), ch);
+        if (st)
             return st;
     }
-    if (c->single) {
-        if (!c->empty[c->material]) {
-            *bits = -1;
-            *material = c->material;
-            return STRATA_OK;
-        }
-        /* A wholly empty chunk: up through the nodes while they are wholly empty
-         * (nodes held only by another rank are passed over). */
-        if (c->empty_bits >= 0) {
-            *bits = c->empty_bits;
-            return STRATA_OK;
-        }
-        int best = up;
-        for (int k = 1; k <= c->x->max_level; k++) {
-            const uint64_t nc[3] = {ch[0] >> k, ch[1] >> k, ch[2] >> k};
-            block_summary b;
-            if ((st = query_block(w, cb + k, nc, &b)))
-                return st;
-            if (!b.known)
-                continue;
-            if (b.count != b.voxels || !c->empty[b.material])
-                break;
-            best = up + k;
-        }
-        *bits = c->empty_bits = c->slot->empty_bits = best;
-        return STRATA_OK;
-    }
+    if (c->single)
+        return uniform_chunk_state(c, ch, bits, material);
     /* A mixed chunk: down its pyramid to the first homogeneous cell, or to the
      * level's own cell (at level 0: down its empty-cell flags to the first
      * wholly empty cell, or to the voxel); below the levels known not
      * homogeneous (not empty) around v. */
-    const lod_pyramid *p = c->p;
-    if (!p && !c->occ) {
+    if (!c->p && !c->occ) {
         *material = c->slot->row.dominant;
         *bits = c->empty[*material] ? 0 : -1;
         return STRATA_OK;
@@ -336,48 +398,10 @@ static strata_status cell_state(ray_caster *c, const int64_t v[3], int *bits, ui
         }
         top = 0; /* the voxel */
     }
-    for (int l = top; l >= lowest; l--) {
-        const int shift = l - L, n_bits = cb - l;
-        const size_t i =
-            p->offset[l] + (size_t)((((lv[2] >> shift) << n_bits | (lv[1] >> shift)) << n_bits) |
-                                    (lv[0] >> shift));
-        uint64_t in_world;
-        if (c->whole) {
-            in_world = (uint64_t)1 << (3 * l);
-        } else {
-            const uint64_t cc[3] = {(uint64_t)v[0] >> shift, (uint64_t)v[1] >> shift,
-                                    (uint64_t)v[2] >> shift};
-            in_world = lod_block_voxels(w->committed.dims, l, cc);
-        }
-        if (p->count[i] == in_world || l == L) {
-            /* homogeneous, or the level's own cell: its mode decides */
-            c->mixed_level = l + 1;
-            *bits = c->empty[p->mode[i]] ? shift : -1;
-            *material = p->mode[i];
-            return STRATA_OK;
-        }
-    }
-    c->mixed_level = lowest;
-    /* Level 0 under a mixed level-1 cell: the voxel. */
-    if (!c->have_voxels) {
-        chunk *k;
-        if ((st = world_committed_chunk(w, c->key, &k)))
-            return st;
-        c->voxels = k->voxels;
-        c->material = k->value;
-        c->have_voxels = 1;
-    }
-    const uint64_t m = (uint64_t)w->edge - 1;
-    uint16_t value = c->voxels ? c->voxels[((uint64_t)v[0] & m) | ((uint64_t)v[1] & m) << cb |
-                                           ((uint64_t)v[2] & m) << 2 * cb]
-                               : c->material;
-    if (c->empty[value]) {
-        *bits = 0;
+    if (pyramid_state(c, v, lv, top, lowest, bits, material))
         return STRATA_OK;
-    }
-    *bits = -1;
-    *material = value;
-    return STRATA_OK;
+    c->mixed_level = lowest;
+    return voxel_state(c, v, bits, material);
 }
 
 /* The walk: origin and direction in cells of the caster's level, the
