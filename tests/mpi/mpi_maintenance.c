@@ -212,15 +212,8 @@ static void some_commits(strata_world *w, reference *r, uint64_t *epoch, uint64_
 {
     for (int c = 0; c < count; c++) {
         uint64_t counts[2] = {0, 0};
-        strata_update *mine = NULL;
-        for (int q = 0; q < mt_size; q++) {
-            strata_update *u = ref_batch(r, round0 + (uint64_t)c, q, per_rank);
-            ref_apply(r, u, per_rank, counts);
-            if (q == mt_rank)
-                mine = u;
-            else
-                free(u);
-        }
+        strata_update *mine =
+            ref_round(r, round0 + (uint64_t)c, mt_size, mt_rank, per_rank, counts);
         strata_batch_stats stats;
         MT_CHECK(strata_update_batch(w, mine, per_rank, &stats) == STRATA_OK &&
                      stats.applied == counts[0],

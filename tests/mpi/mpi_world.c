@@ -86,15 +86,7 @@ static void run_round(strata_world *w, int comm_rank, int ranks, reference *r, u
                       int staged)
 {
     uint64_t counts[2] = {0, 0};
-    strata_update *mine = NULL;
-    for (int q = 0; q < ranks; q++) {
-        strata_update *u = ref_batch(r, round, q, UPDATES_PER_RANK);
-        ref_apply(r, u, UPDATES_PER_RANK, counts);
-        if (w && q == comm_rank)
-            mine = u;
-        else
-            free(u);
-    }
+    strata_update *mine = ref_round(r, round, ranks, w ? comm_rank : -1, UPDATES_PER_RANK, counts);
     if (!w)
         return;
     strata_batch_stats stats;

@@ -153,6 +153,26 @@ static inline strata_update *ref_batch(const reference *r, uint64_t round, int r
     return u;
 }
 
+/**
+ * One round of `ranks` ranks: each rank's batch of n updates (ref_batch), replayed
+ * into r in (rank, input order) with their counts added to counts[2]. Returns
+ * rank `mine`'s batch (free() it), or NULL when mine < 0 (a rank that only replays).
+ */
+static inline strata_update *ref_round(reference *r, uint64_t round, int ranks, int mine, size_t n,
+                                       uint64_t counts[2])
+{
+    strata_update *kept = NULL;
+    for (int q = 0; q < ranks; q++) {
+        strata_update *u = ref_batch(r, round, q, n);
+        ref_apply(r, u, n, counts);
+        if (q == mine)
+            kept = u;
+        else
+            free(u);
+    }
+    return kept;
+}
+
 /** Position-weighted checksum of voxels [first, first + n) of the flat array. */
 static inline uint64_t ref_checksum_part(const uint16_t *v, size_t first, size_t n)
 {
