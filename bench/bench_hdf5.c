@@ -227,54 +227,74 @@ static void make_batch(const bench *b, int batch, size_t n, peer_update *u)
     }
 }
 
+/*
+ * A plan of batches, all generated before any timer starts, for every peer alike:
+ * generating random voxels is not storage, and inside the timed loops it was a large
+ * part of the Strata rows' time (docs/benchmarks.md, "Delta commits").
+ * u holds batch k of this rank at u + k * n; su the same batches as strata updates.
+ */
 typedef struct {
     int batches;
     uint64_t per_batch; /* updates in all ranks */
-    size_t n;           /* this rank's share */
-    peer_update *u;
+    size_t n;           /* this rank's share of one batch */
+    peer_update *u;     /* batches * n */
+    strata_update *su;  /* batches * n */
 } batch_plan;
 
-/* Room for this rank's share of a batch as strata updates (agreed: every rank fails when
- * one cannot allocate), then the world open for writing. Collective. */
-static strata_status updates_start(bench *b, const char *world, const batch_plan *bp,
-                                   int defer_index, strata_update **su, strata_world **w)
+/* The plan's batches first, first + 1, ... of make_batch, in both forms. Collective:
+ * every rank fails when one cannot allocate. */
+static strata_status plan_batches(bench *b, batch_plan *bp, int first)
+{
+    size_t n = (size_t)bp->batches * bp->n;
+    bp->u = malloc((n ? n : 1) * sizeof *bp->u);
+    bp->su = malloc((n ? n : 1) * sizeof *bp->su);
+    strata_status st = error_agree(
+        b->comm, bp->u && bp->su ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "batches"),
+        &b->error);
+    for (int k = 0; !st && k < bp->batches; k++)
+        make_batch(b, first + k, bp->n, bp->u + (size_t)k * bp->n);
+    for (size_t i = 0; !st && i < n; i++)
+        bp->su[i] = (strata_update){
+            .x = bp->u[i].x, .y = bp->u[i].y, .z = bp->u[i].z, .material = bp->u[i].material};
+    return st;
+}
+
+static void plan_free(batch_plan *bp)
+{
+    free(bp->u);
+    free(bp->su);
+    bp->u = NULL;
+    bp->su = NULL;
+}
+
+/* This rank's updates of batch k. */
+static const peer_update *batch_updates(const batch_plan *bp, int k)
+{
+    return bp->u + (size_t)k * bp->n;
+}
+
+/* The world open for writing. Collective. */
+static strata_status updates_start(bench *b, const char *world, int defer_index, strata_world **w)
 {
     strata_options opt;
     strata_options_init(&opt);
     opt.defer_index = defer_index;
     *w = NULL;
-    *su = malloc((bp->n ? bp->n : 1) * sizeof **su);
-    strata_status st = error_agree(
-        b->comm, *su ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "updates"), &b->error);
-    if (!st) {
-        st = strata_world_open(b->comm, world, STRATA_WRITE, &opt, w);
-        if (st)
-            error_set(&b->error, st, "opening %s: %s", world, strata_last_error(NULL));
-    }
+    strata_status st = strata_world_open(b->comm, world, STRATA_WRITE, &opt, w);
+    if (st)
+        error_set(&b->error, st, "opening %s: %s", world, strata_last_error(NULL));
     return st;
 }
 
-/* Batch number `batch` of make_batch (this rank's share) as strata updates in su. */
-static void make_updates(const bench *b, int batch, batch_plan *bp, strata_update *su)
+static strata_status strata_batches(bench *b, const char *world, const batch_plan *bp,
+                                    int defer_index, double *seconds)
 {
-    make_batch(b, batch, bp->n, bp->u);
-    for (size_t i = 0; i < bp->n; i++)
-        su[i] = (strata_update){
-            .x = bp->u[i].x, .y = bp->u[i].y, .z = bp->u[i].z, .material = bp->u[i].material};
-}
-
-static strata_status strata_batches(bench *b, const char *world, batch_plan *bp, int defer_index,
-                                    double *seconds)
-{
-    strata_update *su;
     strata_world *w;
-    strata_status st = updates_start(b, world, bp, defer_index, &su, &w);
+    strata_status st = updates_start(b, world, defer_index, &w);
     MPI_Barrier(b->comm);
     double t0 = MPI_Wtime();
-    for (int k = 0; k < bp->batches && !st; k++) {
-        make_updates(b, k, bp, su);
-        st = strata_update_batch(w, su, bp->n, NULL);
-    }
+    for (int k = 0; k < bp->batches && !st; k++)
+        st = strata_update_batch(w, bp->su + (size_t)k * bp->n, bp->n, NULL);
     strata_commit_stats cs = {0};
     double t1 = MPI_Wtime();
     if (!st)
@@ -290,29 +310,35 @@ static strata_status strata_batches(bench *b, const char *world, batch_plan *bp,
     *seconds = bench_slowest(b, MPI_Wtime() - t0);
     if (w)
         strata_world_close(w);
-    free(su);
     return st;
 }
 
-/* One rank's batch as an HDF5 point selection: coordinates (z, y, x) and values. */
+/* This rank's batches as HDF5 point selections: coordinates (z, y, x) and values,
+ * batch k at coords + 3 k n and values + k n. */
 typedef struct {
     hsize_t *coords;
     uint16_t *values;
 } point_buffers;
 
-/* The buffers for bp's batches (agreed: every rank fails when one cannot allocate),
- * then the peer file opened. Collective. */
+/* bp's batches as point selections, made before the timer like the strata updates
+ * (agreed: every rank fails when one cannot allocate), then the peer file opened.
+ * Collective. */
 static strata_status points_start(peer *p, const batch_plan *bp, point_buffers *pb)
 {
     bench *b = p->b;
-    size_t n = bp->n ? bp->n : 1;
-    pb->coords = malloc(n * 3 * sizeof *pb->coords);
-    pb->values = malloc(n * sizeof *pb->values);
+    size_t n = (size_t)bp->batches * bp->n;
+    pb->coords = malloc((n ? n : 1) * 3 * sizeof *pb->coords);
+    pb->values = malloc((n ? n : 1) * sizeof *pb->values);
     strata_status st = error_agree(b->comm,
                                    pb->coords && pb->values
                                        ? STRATA_OK
                                        : error_set(&b->error, STRATA_ERR_NOMEM, "point selection"),
                                    &b->error);
+    for (size_t i = 0; !st && i < n; i++) {
+        pb->coords[3 * i] = bp->u[i].z, pb->coords[3 * i + 1] = bp->u[i].y,
+                       pb->coords[3 * i + 2] = bp->u[i].x;
+        pb->values[i] = bp->u[i].material;
+    }
     return st ? st : peer_open(p, 0);
 }
 
@@ -322,24 +348,20 @@ static void points_free(point_buffers *pb)
     free(pb->values);
 }
 
-/* Write this rank's bp->n updates bp->u by one collective point-selection write (a rank
- * with none selects nothing), with flush then H5Fflush. Collective; < 0 on failure. */
-static herr_t write_points(peer *p, const batch_plan *bp, point_buffers *pb, int flush)
+/* Write this rank's bp->n updates of batch k by one collective point-selection write (a
+ * rank with none selects nothing), with flush then H5Fflush. Collective; < 0 on failure. */
+static herr_t write_points(peer *p, const batch_plan *bp, const point_buffers *pb, int k, int flush)
 {
-    for (size_t i = 0; i < bp->n; i++) {
-        pb->coords[3 * i] = bp->u[i].z, pb->coords[3 * i + 1] = bp->u[i].y,
-                       pb->coords[3 * i + 2] = bp->u[i].x;
-        pb->values[i] = bp->u[i].material;
-    }
+    const hsize_t *coords = pb->coords + (size_t)k * bp->n * 3;
     hsize_t count[1] = {bp->n ? bp->n : 1};
     hid_t fs = H5Dget_space(p->dset), ms = H5Screate_simple(1, count, NULL);
     herr_t rc = fs >= 0 && ms >= 0 ? 0 : -1;
     if (rc >= 0 && bp->n)
-        rc = H5Sselect_elements(fs, H5S_SELECT_SET, bp->n, pb->coords);
+        rc = H5Sselect_elements(fs, H5S_SELECT_SET, bp->n, coords);
     else if (rc >= 0)
         rc = H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0;
     if (rc >= 0)
-        rc = H5Dwrite(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, pb->values);
+        rc = H5Dwrite(p->dset, H5T_NATIVE_UINT16, ms, fs, p->dxpl, pb->values + (size_t)k * bp->n);
     if (rc >= 0 && flush)
         rc = H5Fflush(p->file, H5F_SCOPE_GLOBAL);
     if (fs >= 0)
@@ -350,7 +372,7 @@ static herr_t write_points(peer *p, const batch_plan *bp, point_buffers *pb, int
 }
 
 /* (a): one collective point-selection write per batch. */
-static strata_status hdf5_points(peer *p, batch_plan *bp, double *seconds)
+static strata_status hdf5_points(peer *p, const batch_plan *bp, double *seconds)
 {
     bench *b = p->b;
     point_buffers pb;
@@ -358,8 +380,7 @@ static strata_status hdf5_points(peer *p, batch_plan *bp, double *seconds)
     MPI_Barrier(b->comm);
     double t0 = MPI_Wtime();
     for (int k = 0; k < bp->batches && !st; k++) {
-        make_batch(b, k, bp->n, bp->u);
-        herr_t rc = write_points(p, bp, &pb, 0);
+        herr_t rc = write_points(p, bp, &pb, k, 0);
         st = error_agree(b->comm,
                          rc < 0 ? h5_failed(b, "point-selection write", p->path) : STRATA_OK,
                          &b->error);
@@ -370,17 +391,17 @@ static strata_status hdf5_points(peer *p, batch_plan *bp, double *seconds)
     return st ? st : closed;
 }
 
-/* Gather every rank's batch on every rank, in (rank, order) order. Collective. */
-static strata_status gather_batch(bench *b, const batch_plan *bp, peer_update *all, int *counts,
-                                  int *displs)
+/* Gather every rank's batch k on every rank, in (rank, order) order. Collective. */
+static strata_status gather_batch(bench *b, const batch_plan *bp, int k, peer_update *all,
+                                  int *counts, int *displs)
 {
     int mine = (int)(bp->n * sizeof(peer_update));
     if (MPI_Allgather(&mine, 1, MPI_INT, counts, 1, MPI_INT, b->comm) != MPI_SUCCESS)
         return error_set(&b->error, STRATA_ERR_MPI, "plain HDF5 peer: gathering counts");
     for (int r = 0, at = 0; r < b->size; r++)
         displs[r] = at, at += counts[r];
-    if (MPI_Allgatherv(bp->u, mine, MPI_BYTE, all, counts, displs, MPI_BYTE, b->comm) !=
-        MPI_SUCCESS)
+    if (MPI_Allgatherv(batch_updates(bp, k), mine, MPI_BYTE, all, counts, displs, MPI_BYTE,
+                       b->comm) != MPI_SUCCESS)
         return error_set(&b->error, STRATA_ERR_MPI, "plain HDF5 peer: gathering a batch");
     return STRATA_OK;
 }
@@ -410,8 +431,8 @@ static size_t chunk_index(const peer *p, const hsize_t grid[3], const peer_updat
            u->x / p->chunk[2];
 }
 
-/* One batch of (b): gather, mark touched own chunks, read, apply, write. */
-static strata_status rmw_batch(peer *p, const batch_plan *bp, peer_update *all, int *counts,
+/* Batch k of (b): gather, mark touched own chunks, read, apply, write. */
+static strata_status rmw_batch(peer *p, const batch_plan *bp, int k, peer_update *all, int *counts,
                                int *displs, unsigned char *touched, uint16_t *full)
 {
     bench *b = p->b;
@@ -421,7 +442,7 @@ static strata_status rmw_batch(peer *p, const batch_plan *bp, peer_update *all, 
     size_t nchunks = (size_t)(grid[0] * grid[1] * grid[2]);
     size_t first = nchunks * (size_t)b->rank / (size_t)b->size;
     size_t last = nchunks * (size_t)(b->rank + 1) / (size_t)b->size;
-    strata_status st = gather_batch(b, bp, all, counts, displs);
+    strata_status st = gather_batch(b, bp, k, all, counts, displs);
     if (st)
         return st;
     size_t total = (size_t)(displs[b->size - 1] + counts[b->size - 1]) / sizeof(peer_update);
@@ -449,7 +470,7 @@ static strata_status rmw_batch(peer *p, const batch_plan *bp, peer_update *all, 
     return rc < 0 ? h5_failed(b, "read-modify-write of touched chunks", p->path) : STRATA_OK;
 }
 
-static strata_status hdf5_rmw(peer *p, batch_plan *bp, double *seconds)
+static strata_status hdf5_rmw(peer *p, const batch_plan *bp, double *seconds)
 {
     bench *b = p->b;
     size_t voxels = (size_t)(p->dims[0] * p->dims[1] * p->dims[2]);
@@ -470,11 +491,9 @@ static strata_status hdf5_rmw(peer *p, batch_plan *bp, double *seconds)
         st = peer_open(p, 0);
     MPI_Barrier(b->comm);
     double t0 = MPI_Wtime();
-    for (int k = 0; k < bp->batches && !st; k++) {
-        make_batch(b, k, bp->n, bp->u);
-        st = error_agree(b->comm, rmw_batch(p, bp, all, counts, counts + b->size, touched, full),
+    for (int k = 0; k < bp->batches && !st; k++)
+        st = error_agree(b->comm, rmw_batch(p, bp, k, all, counts, counts + b->size, touched, full),
                          &b->error);
-    }
     strata_status closed = peer_close(p, 1);
     *seconds = bench_slowest(b, MPI_Wtime() - t0);
     free(all);
@@ -494,14 +513,15 @@ static strata_status add_batch_rows(bench *b, const batch_plan *bp, double secon
                                               "sim_hdf5_points", "sim_hdf5_chunk_rmw"};
     static const char *const peers[SIM_ROWS] = {"strata", "strata", "hdf5", "hdf5"};
     static const char *const whats[SIM_ROWS] = {
-        "strata_update_batch per batch, then one strata_commit (fsync'ed) that also brings the "
+        "strata_update_batch per batch (its strata_update array made before the timer), then "
+        "one strata_commit (fsync'ed) that also brings the "
         "LOD index up to date; world reopened first, so touched chunks are read and decoded "
         "from disk",
         "the same with the index deferred (strata_options.defer_index, the jobs' "
         "--defer-index): the commit encodes and writes the chunks and marks their summaries "
         "stale for a later strata reindex, as plain HDF5 keeps no index at all",
-        "one collective H5Dwrite of an H5Sselect_elements selection per batch; H5Fclose + fsync at "
-        "the end",
+        "one collective H5Dwrite of an H5Sselect_elements selection per batch (its coordinates "
+        "made before the timer); H5Fclose + fsync at the end",
         "per batch: MPI_Allgatherv of the batch, collective read of the touched chunks this rank "
         "owns (union of chunk hyperslabs), apply, collective write back; H5Fclose + fsync at the "
         "end",
@@ -525,7 +545,7 @@ static strata_status add_batch_rows(bench *b, const batch_plan *bp, double secon
         snprintf(row.what, sizeof row.what, "%s", whats[i]);
         snprintf(row.pattern, sizeof row.pattern,
                  "%d batches of %" PRIu64 " uniform random updates in all (1/ranks per rank), "
-                 "the same voxels on both sides",
+                 "the same voxels on both sides, all generated before the timer starts",
                  bp->batches, bp->per_batch);
         snprintf(row.limit, sizeof row.limit, "%s", limits[i]);
         if (i < 2) {
@@ -815,22 +835,20 @@ typedef struct {
     uint64_t delta_voxels;   /* Strata: changed voxels the delta records hold */
 } checkpoint_result;
 
-/* c commits of bp->per_batch scattered updates each (batches 1000 + k of make_batch),
- * each made durable: a strata_commit with the index deferred. */
-static strata_status strata_checkpoints(bench *b, const char *world, batch_plan *bp, int c,
+/* c commits of bp->per_batch scattered updates each (the plan's batches, 1000 + k of
+ * make_batch), each made durable: a strata_commit with the index deferred. */
+static strata_status strata_checkpoints(bench *b, const char *world, const batch_plan *bp, int c,
                                         checkpoint_result *res)
 {
-    strata_update *su;
     strata_world *w;
-    strata_status st = updates_start(b, world, bp, 1, &su, &w);
+    strata_status st = updates_start(b, world, 1, &w);
     memset(res, 0, sizeof *res);
     MPI_Barrier(b->comm);
     uint64_t wrote = bytes_written();
     double t0 = MPI_Wtime();
     for (int k = 0; k < c && !st; k++) {
-        make_updates(b, 1000 + k, bp, su);
         strata_commit_stats cs = {0};
-        st = strata_update_batch(w, su, bp->n, NULL);
+        st = strata_update_batch(w, bp->su + (size_t)k * bp->n, bp->n, NULL);
         if (!st)
             st = strata_commit(w, &cs);
         res->chunks += cs.chunks_written, res->deltas += cs.delta_chunks;
@@ -843,13 +861,12 @@ static strata_status strata_checkpoints(bench *b, const char *world, batch_plan 
     res->bytes = bytes_written_since(b, wrote);
     if (w)
         strata_world_close(w);
-    free(su);
     return st;
 }
 
 /* The same commits as point-selection writes of the plain HDF5 file, each followed by
  * H5Fflush and an fsync of the file (rank 0). */
-static strata_status hdf5_checkpoints(peer *p, batch_plan *bp, int c, checkpoint_result *res)
+static strata_status hdf5_checkpoints(peer *p, const batch_plan *bp, int c, checkpoint_result *res)
 {
     bench *b = p->b;
     point_buffers pb;
@@ -859,8 +876,7 @@ static strata_status hdf5_checkpoints(peer *p, batch_plan *bp, int c, checkpoint
     uint64_t wrote = bytes_written();
     double t0 = MPI_Wtime();
     for (int k = 0; k < c && !st; k++) {
-        make_batch(b, 1000 + k, bp->n, bp->u);
-        herr_t rc = write_points(p, bp, &pb, 1);
+        herr_t rc = write_points(p, bp, &pb, k, 1);
         st = rc < 0 ? h5_failed(b, "point-selection write and flush", p->path) : STRATA_OK;
         if (!st && b->rank == 0)
             st = fsync_path(p->path, &b->error);
@@ -898,24 +914,22 @@ static strata_status checkpoint_rows(peer *p, const char *world)
 {
     bench *b = p->b;
     const int commits = b->quick ? 10 : 100, hdf5_commits = b->quick ? 5 : 20;
-    batch_plan bp = {.batches = 1, .per_batch = b->quick ? 1000 : 10000};
+    batch_plan bp = {.batches = commits, .per_batch = b->quick ? 1000 : 10000};
     bp.n = (size_t)(bp.per_batch / (uint64_t)b->size +
                     ((uint64_t)b->rank < bp.per_batch % (uint64_t)b->size));
-    bp.u = malloc((bp.n ? bp.n : 1) * sizeof *bp.u);
-    strata_status st = error_agree(
-        b->comm, bp.u ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "batch"), &b->error);
+    strata_status st = plan_batches(b, &bp, 1000);
     checkpoint_result s = {0}, h = {0};
     if (!st)
         st = hdf5_checkpoints(p, &bp, hdf5_commits, &h);
     if (!st)
         st = strata_checkpoints(b, world, &bp, commits, &s);
-    free(bp.u);
+    plan_free(&bp);
     if (st)
         return st;
     char pattern[BENCH_TEXT_MAX], what[BENCH_TEXT_MAX];
     snprintf(pattern, sizeof pattern,
              "%d commits (HDF5: %d) of %" PRIu64 " uniform random updates in all each, the same "
-             "voxels on both sides",
+             "voxels on both sides, all generated before the timer starts",
              commits, hdf5_commits, bp.per_batch);
     double v[1];
     v[0] = commits / s.seconds;
@@ -1000,10 +1014,8 @@ strata_status bench_hdf5_peer(bench *b, const char *world)
     batch_plan bp = {.batches = 10, .per_batch = b->quick ? 10000 : 100000};
     bp.n = (size_t)(bp.per_batch / (uint64_t)b->size +
                     ((uint64_t)b->rank < bp.per_batch % (uint64_t)b->size));
-    bp.u = malloc((bp.n ? bp.n : 1) * sizeof *bp.u);
     if (!st)
-        st = error_agree(
-            b->comm, bp.u ? STRATA_OK : error_set(&b->error, STRATA_ERR_NOMEM, "batch"), &b->error);
+        st = plan_batches(b, &bp, 0);
     /* Each repetition runs all four on the same batches, alternating, so that a
      * noisy moment of the shared machine hits every side alike; each Strata run
      * follows an HDF5 run and each HDF5 run a Strata run (measured: whichever
@@ -1022,7 +1034,7 @@ strata_status bench_hdf5_peer(bench *b, const char *world)
     }
     if (!st)
         st = add_batch_rows(b, &bp, seconds, reps);
-    free(bp.u);
+    plan_free(&bp);
     /* after the rows above, which measure the world as the terrain left it */
     if (!st && bench_wants(b, "checkpoint"))
         st = checkpoint_rows(&p, world);
