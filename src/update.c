@@ -115,7 +115,7 @@ static strata_status prepare_chunks(strata_world *w, const route_record *recv, s
         strata_status st = STRATA_OK;
         if (!k && !run_conditional(recv + i, recv + j)) {
             chunk *b;
-            st = world_blind_reserve(w, recv[i].key, j - i, &b);
+            st = world_blind_reserve(w, recv[i].key, recv + i, j - i, &b);
             if (st)
                 return st;
             if (b) {

@@ -229,7 +229,8 @@ strata_status world_own_chunk(strata_world *w, uint64_t key, chunk **out)
     return st;
 }
 
-strata_status world_blind_reserve(strata_world *w, uint64_t key, size_t more, chunk **out)
+strata_status world_blind_reserve(strata_world *w, uint64_t key, const route_record *run,
+                                  size_t more, chunk **out)
 {
     const size_t limit = delta_log_max(w->chunk_voxels);
     chunk *b = w->blind.count ? chunk_cache_find(&w->blind, key) : NULL;
@@ -237,9 +238,18 @@ strata_status world_blind_reserve(strata_world *w, uint64_t key, size_t more, ch
     if ((b ? b->log_count : 0) + more > limit)
         return STRATA_OK; /* too many to log: the chunk is loaded and written whole */
     const store_row *row = b ? NULL : world_own_row(w, key);
-    if (!b && (!row || store_row_uniform(row)))
-        return STRATA_OK; /* uniform (or never stored): loading costs no decode, and a
-                             write of its own value stays no change */
+    if (!b && (!row || store_row_uniform(row))) {
+        /* Uniform (or never stored: air). Loading it costs no decode, but a change makes
+         * it dense: a 2 C^3-byte buffer filled, its pages first touched, for a few
+         * changes. Logged instead, unless no record changes its value (then it stays
+         * clean, as a uniform chunk loaded is). */
+        uint16_t value = row ? row->value : 0;
+        size_t i = 0;
+        while (i < more && run[i].material == value)
+            i++;
+        if (i == more)
+            return STRATA_OK;
+    }
     strata_status st = b ? STRATA_OK : chunk_cache_insert(&w->blind, key, 0, &b, &w->error);
     if (st)
         return st;

@@ -95,13 +95,14 @@ const store_row *world_own_row(const strata_world *w, uint64_t key);
  */
 strata_status world_own_chunk(strata_world *w, uint64_t key, chunk **out);
 /**
- * Room for `more` blind writes to an own chunk that is not resident: *out is its
- * entry in w->blind (created if needed), or NULL when the chunk is stored uniform
- * or never was (no decode to spare) or its log would pass delta_log_max: the caller
- * then loads the chunk with world_own_chunk. Log the
- * writes with chunk_log. Local.
+ * Room for the `more` unconditional records `run` (all of key) as blind writes to an
+ * own chunk that is not resident: *out is its entry in w->blind (created if needed),
+ * or NULL when its log would pass delta_log_max or the chunk is stored uniform (or
+ * never was: air) and no record of the run changes its value: the caller then loads
+ * the chunk with world_own_chunk. Log the writes with chunk_log. Local.
  */
-strata_status world_blind_reserve(strata_world *w, uint64_t key, size_t more, chunk **out);
+strata_status world_blind_reserve(strata_world *w, uint64_t key, const route_record *run,
+                                  size_t more, chunk **out);
 /** 1 when an own key has blind writes pending. */
 static inline int world_has_blind(strata_world *w, uint64_t key)
 {
