@@ -205,8 +205,21 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     }
     const uint8_t *pyramid;
     size_t length;
-    strata_status st = index_summarize_chunk_in(w, t->work, t->keep, k->voxels, indices, k->value,
-                                                row, &pyramid, &length, err);
+    int served = 0;
+    strata_status st = STRATA_OK;
+    if (delta && !k->blind) {
+        /* a delta over a uniform image: its summary from the image and the log alone */
+        const store_row *old = world_own_row(w, k->key);
+        if (!old || store_row_uniform(old)) {
+            const index_change c = {
+                .value = old ? old->value : 0, .log = k->log, .log_count = k->log_count};
+            st = index_summarize_changes(w, t->work, t->keep, &c, row, &pyramid, &length, &served,
+                                         err);
+        }
+    }
+    if (!st && !served)
+        st = index_summarize_chunk_in(w, t->work, t->keep, k->voxels, indices, k->value, row,
+                                      &pyramid, &length, err);
     if (st)
         return world_chunk_failed(w, "commit", k->key, st, err);
     if (length) {

@@ -24,6 +24,8 @@
 #ifdef __SSE2__
 /* A cell's counts in the dense path: lanes 0-7 and 8-15, one uint16 per lane. */
 enum { DENSE_LANES = 16, NO_LANE = 0xff, DENSE_MAX_EDGE = 32, DENSE_MAX_LEVEL = 5 };
+/* Cells of the stored levels of a chunk of edge <= DENSE_MAX_EDGE (8 + 1 at edge 32). */
+enum { LANE_CELLS = 16 };
 typedef struct {
     __m128i lo, hi;
 } dense_counts;
@@ -66,6 +68,10 @@ struct lod_work {
     int lane_space; /* the last build was by lanes: lod_encode reads lmode and lmixed */
     uint16_t lane_material[DENSE_LANES];
     int lanes;
+    /* Change path (lod_lanes_*): per cell of the stored levels, one count per lane
+     * (lanes in order of appearance, not by material); nibbles hold the voxels. */
+    uint32_t lane_cells[LANE_CELLS][DENSE_LANES];
+    int lane_build; /* lod_lanes_begin succeeded and no change failed since */
 #endif
 };
 
@@ -719,6 +725,7 @@ static int dense_level(lod_work *wk, int l, const uint16_t *cm, const uint32_t *
  * has more than 16 materials (nothing usable is left; the caller starts over). */
 static int dense_build(lod_work *wk, const uint16_t *voxels)
 {
+    dense_reset(wk); /* an abandoned lane build (lod_lanes_*) may have left lanes */
     int ok = dense_level(wk, 1, voxels, NULL);
     for (int l = 2; ok && l <= wk->levels; l++)
         ok = dense_level(wk, l, wk->pyr.mode + wk->pyr.offset[l - 1],
@@ -941,6 +948,255 @@ strata_status lod_summarize_palette(lod_work *wk, const uint16_t *ids, int count
     return STRATA_ERR_ARG;
 #endif
 }
+
+#ifdef __SSE2__
+/*
+ * The change path (lod_lanes_*): a whole chunk of edge 16 or 32 as one 4-bit lane
+ * per voxel (wk->nibbles, lanes numbered in order of appearance: the stored image's
+ * palette first, then the materials the changes bring), and the counts per lane of
+ * each cell of the lowest stored level (16^3 voxels). The stored image is counted
+ * once, 16 voxels (one 8-byte word, inside one cell) at a time: a word of one lane
+ * is one add, a mixed word's fields come from nibble_pair; each change then moves
+ * one voxel between two lanes of its cell. Levels below the stored ones are never
+ * built: nothing reads them after a commit (docs/index.md).
+ */
+
+/* The cell of the lowest stored level (lowest = 4: edge 16 or 32) holding voxel v. */
+static inline size_t lane_cell_of(const lod_work *wk, uint32_t v)
+{
+    const int e = wk->levels, nb = e - LOD_STORED_LOWEST;
+    const uint32_t mask = (uint32_t)wk->edge - 1;
+    const uint32_t x = v & mask, y = v >> e & mask, z = v >> 2 * e;
+    return (size_t)(z >> LOD_STORED_LOWEST) << (2 * nb) | (size_t)(y >> LOD_STORED_LOWEST) << nb |
+           (x >> LOD_STORED_LOWEST);
+}
+
+/* Add the 8-bit fields of even and odd lanes into a cell's counts. */
+static inline void lane_flush(uint32_t *c, uint64_t *even, uint64_t *odd)
+{
+    for (int k = 0; k < 8; k++) {
+        c[2 * k] += (uint32_t)(*even >> (8 * k) & 0xff);
+        c[2 * k + 1] += (uint32_t)(*odd >> (8 * k) & 0xff);
+    }
+    *even = *odd = 0;
+}
+
+/* Count wk->nibbles into the cells of the lowest stored level. A row of the chunk is
+ * C / 16 words, word w in cell column w; a mixed word adds at most 15 to a lane, kept
+ * in 8-bit fields flushed every 16 rows (at most 240). */
+static void lane_count(lod_work *wk)
+{
+    const size_t C = (size_t)wk->edge, words = C / 16, nb = (size_t)wk->levels - 4;
+    const uint8_t *nib = wk->nibbles;
+    const uint64_t ones = 0x1111111111111111u, low = 0x0f0f0f0f0f0f0f0fu;
+    uint64_t even[2] = {0, 0}, odd[2] = {0, 0};
+    memset(wk->lane_cells, 0, sizeof wk->lane_cells);
+    for (size_t z = 0; z < C; z++)
+        for (size_t y = 0; y < C; y++, nib += C / 2) {
+            const size_t cell = (z >> 4) << (2 * nb) | (y >> 4) << nb;
+            for (size_t w = 0; w < words; w++) {
+                uint64_t word;
+                memcpy(&word, nib + 8 * w, 8);
+                const uint64_t lane = word & 15;
+                if (word == lane * ones) {
+                    wk->lane_cells[cell + w][lane] += 16;
+                    continue;
+                }
+                uint64_t f = 0;
+                for (int b = 0; b < 8; b++)
+                    f += wk->nibble_pair[word >> (8 * b) & 0xff];
+                even[w] += f & low;
+                odd[w] += f >> 4 & low;
+            }
+            if ((y & 15) == 15)
+                for (size_t w = 0; w < words; w++)
+                    lane_flush(wk->lane_cells[cell + w], &even[w], &odd[w]);
+        }
+}
+
+strata_status lod_lanes_begin(lod_work *wk, const uint16_t *ids, int count, int bits,
+                              const uint8_t *packed, const int extent[3], int *served,
+                              strata_error *err)
+{
+    *served = 0;
+    wk->lane_build = 0;
+    if (!lod_can_summarize_palette(wk, count, extent) ||
+        (packed && bits != 1 && bits != 2 && bits != 4) || (packed && (1 << bits) < count) ||
+        (!packed && count != 1))
+        return STRATA_OK;
+    dense_reset(wk);
+    for (int i = 0; i < count; i++)
+        if (dense_lane(wk, ids[i]) != i) { /* not ascending: a caller's slip */
+            dense_reset(wk);
+            return error_set(err, STRATA_ERR_ARG, "LOD build: palette ids repeat");
+        }
+    const size_t n = (size_t)wk->edge * (size_t)wk->edge * (size_t)wk->edge;
+    const size_t cells = (size_t)1 << (3 * (wk->levels - LOD_STORED_LOWEST));
+    if (!packed) { /* one id: every cell whole in lane 0 */
+        memset(wk->nibbles, 0, n / 2);
+        memset(wk->lane_cells, 0, sizeof wk->lane_cells);
+        for (size_t c = 0; c < cells; c++)
+            wk->lane_cells[c][0] = (uint32_t)1 << (3 * LOD_STORED_LOWEST);
+        wk->lane_build = 1;
+        *served = 1;
+        return STRATA_OK;
+    }
+    if (bits == 4)
+        memcpy(wk->nibbles, packed, n / 2);
+    else
+        widen_to_nibbles(wk, packed, n, bits, wk->nibbles);
+    lane_count(wk);
+    for (size_t c = 0; c < cells; c++)
+        for (int lane = count; lane < DENSE_LANES; lane++)
+            if (wk->lane_cells[c][lane]) {
+                dense_reset(wk);
+                return error_set(err, STRATA_ERR_CORRUPT, "chunk decode: palette index >= count %d",
+                                 count);
+            }
+    wk->lane_build = 1;
+    *served = 1;
+    return STRATA_OK;
+}
+
+/* Voxel v becomes material m; 0 (the build abandoned) on a 17th material or a voxel
+ * outside the chunk. */
+static inline int lane_change(lod_work *wk, uint64_t v, uint16_t m, uint64_t voxels)
+{
+    const int lane = dense_lane(wk, m);
+    if (lane < 0 || v >= voxels)
+        return 0;
+    uint8_t *p = wk->nibbles + v / 2;
+    const unsigned shift = (unsigned)(v & 1) * 4, old = *p >> shift & 15;
+    if (old == (unsigned)lane)
+        return 1;
+    uint32_t *c = wk->lane_cells[lane_cell_of(wk, (uint32_t)v)];
+    c[old]--;
+    c[lane]++;
+    *p = (uint8_t)((*p & ~(15u << shift)) | (unsigned)lane << shift);
+    return 1;
+}
+
+int lod_lanes_apply(lod_work *wk, const uint32_t *voxel, const uint16_t *material, size_t n)
+{
+    const uint64_t voxels = (uint64_t)wk->edge * (uint64_t)wk->edge * (uint64_t)wk->edge;
+    for (size_t i = 0; wk->lane_build && i < n; i++)
+        if (!lane_change(wk, voxel[i], material[i], voxels)) {
+            dense_reset(wk);
+            wk->lane_build = 0;
+        }
+    return wk->lane_build;
+}
+
+int lod_lanes_log(lod_work *wk, const uint64_t *log, size_t n)
+{
+    const uint64_t voxels = (uint64_t)wk->edge * (uint64_t)wk->edge * (uint64_t)wk->edge;
+    for (size_t i = 0; wk->lane_build && i < n; i++)
+        if (!lane_change(wk, log[i] >> 40, (uint16_t)log[i], voxels)) {
+            dense_reset(wk);
+            wk->lane_build = 0;
+        }
+    return wk->lane_build;
+}
+
+/* Mode lane of counts c (ties to the smallest material) and its count. */
+static inline int lane_cell_mode(const lod_work *wk, const uint32_t *c, uint32_t *count)
+{
+    int best = -1;
+    uint32_t most = 0;
+    for (int lane = 0; lane < wk->lanes; lane++)
+        if (c[lane] > most ||
+            (c[lane] && c[lane] == most && wk->lane_material[lane] < wk->lane_material[best]))
+            best = lane, most = c[lane];
+    *count = most;
+    return best;
+}
+
+strata_status lod_lanes_end(lod_work *wk, const lod_count **hist, size_t *hist_n, strata_error *err)
+{
+    if (!wk->lane_build)
+        return error_set(err, STRATA_ERR_ARG, "LOD build: no lane build to finish");
+    /* the stored levels, cells of level l at lane_cells[first[l]...] */
+    size_t first = 0;
+    for (int l = LOD_STORED_LOWEST; l <= wk->levels; l++) {
+        const size_t n = (size_t)wk->edge >> l, cells = n * n * n;
+        if (l > LOD_STORED_LOWEST) {
+            const size_t below = first - 8 * cells, m = 2 * n; /* children's level, edge m */
+            for (size_t q = 0; q < cells; q++) {
+                const size_t x = q % n, y = q / n % n, z = q / n / n;
+                uint32_t *c = wk->lane_cells[first + q];
+                memset(c, 0, DENSE_LANES * sizeof *c);
+                for (int d = 0; d < 8; d++) {
+                    const size_t k =
+                        below +
+                        ((2 * z + (size_t)(d >> 2)) * m + 2 * y + (size_t)(d >> 1 & 1)) * m +
+                        2 * x + (size_t)(d & 1);
+                    for (int lane = 0; lane < DENSE_LANES; lane++)
+                        c[lane] += wk->lane_cells[k][lane];
+                }
+            }
+        }
+        const uint32_t whole = (uint32_t)1 << (3 * l);
+        for (size_t q = 0; q < cells; q++) {
+            const size_t at = wk->pyr.offset[l] + q;
+            const int mode = lane_cell_mode(wk, wk->lane_cells[first + q], &wk->pyr.count[at]);
+            wk->lmode[at] = (uint8_t)mode;
+            wk->lmixed[at] = wk->pyr.count[at] != whole;
+        }
+        first += cells;
+    }
+    /* the top cell's counts are the chunk's histogram: ascending by material */
+    const uint32_t *top = wk->lane_cells[first - 1];
+    size_t h = 0;
+    uint8_t lane_of_entry[DENSE_LANES];
+    for (int lane = 0; lane < wk->lanes; lane++) {
+        if (!top[lane])
+            continue;
+        const lod_count e = {wk->lane_material[lane], top[lane]};
+        size_t at = h++;
+        for (; at > 0 && wk->hist[at - 1].material > e.material; at--) {
+            wk->hist[at] = wk->hist[at - 1];
+            lane_of_entry[at] = lane_of_entry[at - 1];
+        }
+        wk->hist[at] = e;
+        lane_of_entry[at] = (uint8_t)lane;
+    }
+    for (size_t i = 0; i < h; i++)
+        wk->lane_rank[lane_of_entry[i]] = (uint8_t)i;
+    wk->hist_n = h;
+    for (int i = 0; i < 3; i++)
+        wk->extent[i] = wk->edge;
+    wk->lane_space = 1;
+    wk->lane_build = 0;
+    dense_reset(wk);
+    *hist = wk->hist;
+    *hist_n = h;
+    return STRATA_OK;
+}
+#else
+strata_status lod_lanes_begin(lod_work *wk, const uint16_t *ids, int count, int bits,
+                              const uint8_t *packed, const int extent[3], int *served,
+                              strata_error *err)
+{
+    (void)wk, (void)ids, (void)count, (void)bits, (void)packed, (void)extent, (void)err;
+    *served = 0;
+    return STRATA_OK;
+}
+int lod_lanes_apply(lod_work *wk, const uint32_t *voxel, const uint16_t *material, size_t n)
+{
+    (void)wk, (void)voxel, (void)material, (void)n;
+    return 0;
+}
+int lod_lanes_log(lod_work *wk, const uint64_t *log, size_t n)
+{
+    (void)wk, (void)log, (void)n;
+    return 0;
+}
+strata_status lod_lanes_end(lod_work *wk, const lod_count **hist, size_t *hist_n, strata_error *err)
+{
+    (void)wk, (void)hist, (void)hist_n;
+    return error_set(err, STRATA_ERR_ARG, "LOD build: no lane build to finish");
+}
+#endif
 
 int lod_count_compare(const void *a, const void *b)
 {

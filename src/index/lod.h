@@ -100,6 +100,29 @@ strata_status lod_summarize_palette(lod_work *wk, const uint16_t *ids, int count
                                     const uint8_t *packed, const lod_count **hist, size_t *hist_n,
                                     strata_error *err);
 /**
+ * The change path: the summary of a whole chunk given as its stored image (a
+ * palette form as lod_summarize_palette takes, or with packed NULL the single id
+ * ids[0]) and changes applied to it in order, without its voxels (a commit's delta
+ * record, issue 17). Only the stored levels (>= lod_stored_lowest) are built: for
+ * lod_encode_levels at that lowest level, which then writes the same payload as
+ * after lod_build of the changed voxels. Serves what lod_can_summarize_palette
+ * serves (and 1, 2 or 4-bit indices). Local.
+ * lod_lanes_begin: *served = 0 when not served (nothing to finish); an index >=
+ * count is STRATA_ERR_CORRUPT.
+ * lod_lanes_apply and lod_lanes_log (entries as delta_log_entry: voxel << 40,
+ * material in the low 16 bits): voxel i becomes material i, in order; 0 when
+ * the build is abandoned (a 17th material, a voxel outside the chunk): the
+ * caller summarises the voxels instead.
+ * lod_lanes_end: the histogram (held by wk, ascending material).
+ */
+strata_status lod_lanes_begin(lod_work *wk, const uint16_t *ids, int count, int bits,
+                              const uint8_t *packed, const int extent[3], int *served,
+                              strata_error *err);
+int lod_lanes_apply(lod_work *wk, const uint32_t *voxel, const uint16_t *material, size_t n);
+int lod_lanes_log(lod_work *wk, const uint64_t *log, size_t n);
+strata_status lod_lanes_end(lod_work *wk, const lod_count **hist, size_t *hist_n,
+                            strata_error *err);
+/**
  * Encode the last build of wk as a pyramid payload (zstd level `level`). Local.
  * @param[out] payload held by wk; *length bytes
  */

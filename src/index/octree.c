@@ -675,6 +675,30 @@ static strata_status summarize(const strata_world *w, lod_work *wk, uint64_t key
     return lod_build(wk, voxels, extent, pyr, hist, hist_n, err);
 }
 
+/* The row's summary from a chunk's histogram; its pyramid payload from wk's last build
+ * (stored levels); the histogram kept in pending. */
+static strata_status summary_tail(const strata_world *w, lod_work *wk, node_set *pending,
+                                  const lod_count *hist, size_t n, store_row *row,
+                                  const uint8_t **pyramid, size_t *length, strata_error *err)
+{
+    uint64_t count;
+    lod_dominant(hist, n, &row->dominant, &count);
+    row->dominant_count = (uint32_t)count;
+    row->distinct = n > UINT16_MAX ? UINT16_MAX : (uint16_t)n;
+    row->flags &= (uint8_t)~STORE_ROW_INDEX_STALE;
+    *length = 0;
+    if (n > 1) {
+        strata_status st =
+            lod_encode_levels(wk, LOD_ZSTD_LEVEL, lod_stored_lowest(w->edge), pyramid, length, err);
+        if (st)
+            return st;
+    }
+    if (pending && !node_set_append(pending, row->key, hist, n, chunk_voxels_inside(w, row->key)))
+        return error_set(err, STRATA_ERR_NOMEM, "cannot keep the histogram of chunk key %" PRIu64,
+                         row->key);
+    return STRATA_OK;
+}
+
 strata_status index_summarize_chunk_in(const strata_world *w, lod_work *wk, node_set *pending,
                                        const uint16_t *voxels, const chunk_palette *palette,
                                        uint16_t value, store_row *row, const uint8_t **pyramid,
@@ -686,24 +710,30 @@ strata_status index_summarize_chunk_in(const strata_world *w, lod_work *wk, node
     lod_count single;
     strata_status st =
         summarize(w, wk, row->key, voxels, palette, value, &pyr, &hist, &n, &single, err);
-    if (st)
+    return st ? st : summary_tail(w, wk, pending, hist, n, row, pyramid, length, err);
+}
+
+strata_status index_summarize_changes(const strata_world *w, lod_work *wk, node_set *pending,
+                                      const index_change *c, store_row *row,
+                                      const uint8_t **pyramid, size_t *length, int *served,
+                                      strata_error *err)
+{
+    int extent[3];
+    chunk_extent(w, row->key, extent);
+    const chunk_palette *b = c->base;
+    strata_status st =
+        b ? lod_lanes_begin(wk, b->ids, b->count, b->bits, b->packed, extent, served, err)
+          : lod_lanes_begin(wk, &c->value, 1, 0, NULL, extent, served, err);
+    if (st || !*served)
         return st;
-    uint64_t count;
-    lod_dominant(hist, n, &row->dominant, &count);
-    row->dominant_count = (uint32_t)count;
-    row->distinct = n > UINT16_MAX ? UINT16_MAX : (uint16_t)n;
-    row->flags &= (uint8_t)~STORE_ROW_INDEX_STALE;
-    *length = 0;
-    if (n > 1) {
-        st =
-            lod_encode_levels(wk, LOD_ZSTD_LEVEL, lod_stored_lowest(w->edge), pyramid, length, err);
-        if (st)
-            return st;
+    if (!lod_lanes_log(wk, c->log, c->log_count)) {
+        *served = 0; /* a 17th material: the caller summarises the voxels */
+        return STRATA_OK;
     }
-    if (pending && !node_set_append(pending, row->key, hist, n, chunk_voxels_inside(w, row->key)))
-        return error_set(err, STRATA_ERR_NOMEM, "cannot keep the histogram of chunk key %" PRIu64,
-                         row->key);
-    return STRATA_OK;
+    const lod_count *hist;
+    size_t n;
+    st = lod_lanes_end(wk, &hist, &n, err);
+    return st ? st : summary_tail(w, wk, pending, hist, n, row, pyramid, length, err);
 }
 
 strata_status index_summarize_chunk(strata_world *w, const uint16_t *voxels, uint16_t value,

@@ -155,6 +155,24 @@ strata_status index_summarize_chunk_in(const struct strata_world *w, lod_work *w
                                        node_set *pending, const uint16_t *voxels,
                                        const chunk_palette *palette, uint16_t value, store_row *row,
                                        const uint8_t **pyramid, size_t *length, strata_error *err);
+/** A chunk given as its stored image and the changes made since (index_summarize_changes). */
+typedef struct {
+    const chunk_palette *base; /**< the stored image's palette form, or NULL: uniform `value` */
+    uint16_t value;
+    const uint64_t *log; /**< the changes since, in order (delta_log_entry values) */
+    size_t log_count;
+} index_change;
+/**
+ * index_summarize_chunk_in for a chunk given as its stored image and changes (a
+ * delta commit: no voxels decoded; lod_lanes_begin). *served = 0 when that path
+ * cannot serve the chunk (more than 16 materials, a chunk cut by the world's
+ * edge, edge 64 and up): nothing is written, the caller summarises the voxels.
+ * Thread-safe as index_summarize_chunk_in.
+ */
+strata_status index_summarize_changes(const struct strata_world *w, lod_work *wk, node_set *pending,
+                                      const index_change *c, store_row *row,
+                                      const uint8_t **pyramid, size_t *length, int *served,
+                                      strata_error *err);
 /** Whether the pyramid of chunk `key` with a palette of `count` ids is built
  *  from its palette form (a whole chunk of at most 16 ids:
  *  lod_can_summarize_palette) rather than from voxels. Local. */

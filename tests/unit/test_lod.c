@@ -538,6 +538,127 @@ START_TEST(palette_indices_give_the_same_payload)
 }
 END_TEST
 
+/* The change path (lod_lanes_*): a stored image (palette form at 1, 2 or 4 bits, or
+ * uniform) and random changes in order (some voxels changed twice, new materials, ties
+ * made on purpose) give the payload and histogram of lod_build of the changed voxels
+ * encoded at the lowest stored level, byte for byte; a 17th material abandons the
+ * build, and the same scratch then builds from voxels as a fresh one. Fixed seeds. */
+START_TEST(changes_give_the_payload_of_a_rebuild)
+{
+    const int edges[] = {16, 32};
+    uint64_t seed = 1717;
+    for (int e = 0; e < 2; e++) {
+        const int C = edges[e], lowest = lod_stored_lowest(C);
+        const size_t n = (size_t)C * C * C;
+        const int ext[3] = {C, C, C};
+        uint16_t *v = malloc(n * sizeof *v), ids[16];
+        uint8_t *packed = malloc(n / 2), *first = NULL;
+        uint32_t *at = malloc(4000 * sizeof *at);
+        uint16_t *to = malloc(4000 * sizeof *to);
+        uint64_t *log = malloc(4000 * sizeof *log);
+        ck_assert(v && packed && at && to && log);
+        lod_work *wk, *fresh;
+        ck_assert_int_eq(lod_work_create(C, &wk, NULL), STRATA_OK);
+        ck_assert_int_eq(lod_work_create(C, &fresh, NULL), STRATA_OK);
+        for (int trial = 0; trial < 48; trial++) {
+            const int kind = trial % 4, materials = 1 + (int)(splitmix64(&seed) % 12);
+            const int k = 1 + (int)(splitmix64(&seed) % 3);
+            for (size_t i = 0; i < n; i++) {
+                const size_t x = i % (size_t)C, y = i / (size_t)C % (size_t)C,
+                             z = i / ((size_t)C * C);
+                uint64_t b = seed ^ ((x >> k) + 131 * (y >> k) + 7919 * (z >> k));
+                v[i] = kind == 0   ? spread[3]                                     /* uniform */
+                       : kind == 1 ? spread[(x + y + z) & 1]                       /* ties */
+                                   : spread[splitmix64(&b) % (uint64_t)materials]; /* blocks */
+            }
+            int count = kind == 0 ? 1 : pack_palette(v, n, 4, ids, packed);
+            if (kind == 0)
+                ids[0] = v[0];
+            const int bits = count <= 2 ? 1 : count <= 4 ? 2 : 4;
+            if (kind)
+                pack_palette(v, n, bits, ids, packed);
+            /* changes: half as arrays, half as a log; in ties chunks swap pairs (exact ties) */
+            const size_t changes = (size_t)(splitmix64(&seed) % 4000), half = changes / 2;
+            const int extra = (int)(splitmix64(&seed) % 6); /* new materials past the palette */
+            for (size_t i = 0; i < changes; i++) {
+                const uint32_t voxel =
+                    (uint32_t)(i && i % 7 == 0 ? (i < half ? at[i - 1] : log[i - 1] >> 40)
+                                               : splitmix64(&seed) % n);
+                uint16_t m = spread[splitmix64(&seed) % (uint64_t)(materials + extra)];
+                if (kind == 1)
+                    m = spread[splitmix64(&seed) % 2];
+                if (i < half)
+                    at[i] = voxel, to[i] = m;
+                else
+                    log[i] = (uint64_t)voxel << 40 | (uint64_t)(i & 0xffffff) << 16 | m;
+                v[voxel] = m;
+            }
+            /* expected: a fresh scratch's build of the changed voxels */
+            const lod_pyramid *p;
+            const lod_count *h1, *h2;
+            size_t n1, n2, len1, len2;
+            const uint8_t *out;
+            ck_assert_int_eq(lod_build(fresh, v, ext, &p, &h1, &n1, NULL), STRATA_OK);
+            ck_assert_int_eq(lod_encode_levels(fresh, 3, lowest, &out, &len1, NULL), STRATA_OK);
+            free(first);
+            first = malloc(len1);
+            memcpy(first, out, len1);
+            int served = 0;
+            ck_assert_int_eq(
+                lod_lanes_begin(wk, ids, count, bits, kind ? packed : NULL, ext, &served, NULL),
+                STRATA_OK);
+            ck_assert(served);
+            int ok =
+                lod_lanes_apply(wk, at, to, half) && lod_lanes_log(wk, log + half, changes - half);
+            if (!ok) { /* more than 16 materials: the voxels then build as from fresh scratch */
+                ck_assert_uint_gt(n1, 16);
+                ck_assert_int_eq(lod_build(wk, v, ext, &p, &h2, &n2, NULL), STRATA_OK);
+            } else {
+                ck_assert_int_eq(lod_lanes_end(wk, &h2, &n2, NULL), STRATA_OK);
+            }
+            ck_assert_uint_eq(n2, n1);
+            for (size_t i = 0; i < n1; i++) {
+                ck_assert_uint_eq(h2[i].material, h1[i].material);
+                ck_assert_uint_eq(h2[i].count, h1[i].count);
+            }
+            ck_assert_int_eq(lod_encode_levels(wk, 3, lowest, &out, &len2, NULL), STRATA_OK);
+            ck_assert_uint_eq(len2, len1);
+            QUIET_CHECK(memcmp(out, first, len1) == 0, "C=%d trial %d: payloads differ", C, trial);
+            /* the scratch builds from voxels after a lane build as a fresh one does */
+            if (trial % 5 == 0) {
+                ck_assert_int_eq(lod_build(wk, v, ext, &p, &h2, &n2, NULL), STRATA_OK);
+                ck_assert_int_eq(lod_encode_levels(wk, 3, lowest, &out, &len2, NULL), STRATA_OK);
+                ck_assert(len2 == len1 && memcmp(out, first, len1) == 0);
+            }
+        }
+        /* an index past the palette is corrupt; a cut chunk or edge 8 is not served */
+        for (size_t i = 0; i < n; i++)
+            v[i] = spread[i % 3];
+        int count = pack_palette(v, n, 2, ids, packed), served = 1;
+        packed[n / 4 / 3] |= 0x3;
+        ck_assert_int_eq(lod_lanes_begin(wk, ids, count, 2, packed, ext, &served, NULL),
+                         STRATA_ERR_CORRUPT);
+        const int cut[3] = {C, C - 1, C};
+        ck_assert_int_eq(lod_lanes_begin(wk, ids, count, 2, packed, cut, &served, NULL), STRATA_OK);
+        ck_assert(!served);
+        {
+            const lod_count *h_unused;
+            size_t n_unused;
+            ck_assert_int_eq(lod_lanes_end(wk, &h_unused, &n_unused, NULL), STRATA_ERR_ARG);
+        }
+        free(first);
+        first = NULL;
+        lod_work_free(wk);
+        lod_work_free(fresh);
+        free(v);
+        free(packed);
+        free(at);
+        free(to);
+        free(log);
+    }
+}
+END_TEST
+
 /* A palette may list an id no voxel uses (the histogram then skips it), and a
  * scratch that built from a palette then builds from voxels (sparse path) and
  * again from a palette gives the payloads of fresh scratches; edge 8 is not
@@ -707,6 +828,7 @@ int main(void)
     tcase_add_test(t, full_chunks_all_kinds);
     tcase_add_test(t, palette_indices_give_the_same_payload);
     tcase_add_test(t, palette_unused_id_and_scratch_reuse);
+    tcase_add_test(t, changes_give_the_payload_of_a_rebuild);
     tcase_add_test(t, version1_payload_still_reads);
     tcase_add_test(t, coarse_levels_and_packs);
     tcase_add_test(t, partial_edge_chunks);
