@@ -207,7 +207,7 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     size_t length;
     int served = 0;
     strata_status st = STRATA_OK;
-    if (delta && !k->blind) {
+    if (delta) {
         /* a delta over a uniform image: its summary from the image and the log alone */
         const store_row *old = world_own_row(w, k->key);
         if (!old || store_row_uniform(old)) {
@@ -216,6 +216,14 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
             st = index_summarize_changes(w, t->work, t->keep, &c, row, &pyramid, &length, &served,
                                          err);
         }
+    }
+    if (!st && !served && k->blind) {
+        /* not served (a 17th material, a chunk cut by the world's edge): decoded on the
+         * main thread and encoded again, like a blind entry that is no delta */
+        t->arena.bytes = r->blob[i];
+        r->reload[i] = 1;
+        r->size[i] = 0;
+        return STRATA_OK;
     }
     if (!st && !served)
         st = index_summarize_chunk_in(w, t->work, t->keep, k->voxels, indices, k->value, row,
@@ -288,7 +296,9 @@ static strata_status prepare_dirty(strata_world *w, const chunk_list *dirty, int
     for (size_t i = 0; i < dirty->count && !st; i++) {
         chunk *k = dirty->items[i];
         const store_row *old = k->blind ? world_own_row(w, k->key) : NULL;
-        if (k->blind && (index || (old && old->delta_depth >= DELTA_DEPTH_MAX)))
+        /* over a uniform or absent image the index needs no voxels (index_summarize_changes) */
+        if (k->blind && ((index && old && !store_row_uniform(old)) ||
+                         (old && old->delta_depth >= DELTA_DEPTH_MAX)))
             st = load_blind(w, &dirty->items[i]);
         else
             chunk_collapse_uniform(&w->owned, k);
