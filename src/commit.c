@@ -98,12 +98,14 @@ static strata_status encode_delta(encode_run *r, encode_kit *t, chunk *k, const 
     /* a uniform chunk (no voxels, not blind) costs less as a uniform row */
     if (k->whole || !k->log_count || (!k->voxels && !k->blind) || depth >= DELTA_DEPTH_MAX)
         return STRATA_OK;
-    size_t n = delta_log_normalize(k->log, k->log_count, (uint64_t *)t->scratch);
+    size_t n = delta_log_normalize(k->log, k->log_count, w->chunk_voxels, t->scratch,
+                                   chunk_scratch_size(w->edge));
     k->log_count = (uint32_t)n; /* normalized: still the same changes */
     store_row base = old ? *old : (store_row){0};
     /* the size check before encoding: a record that cannot fit the chain's bytes is not
      * encoded to be thrown away */
-    if ((depth ? (uint64_t)base.delta_bytes : 0) + delta_size_floor(k->log, n, w->edge) >
+    int rice;
+    if ((depth ? (uint64_t)base.delta_bytes : 0) + delta_size_floor(k->log, n, w->edge, &rice) >
         delta_chain_budget(&base))
         return STRATA_OK;
     delta_header h = {.depth = (uint16_t)(depth + 1),
@@ -117,7 +119,7 @@ static strata_status encode_delta(encode_run *r, encode_kit *t, chunk *k, const 
         h.prev_length = base.delta_length, h.prev_crc = base.delta_crc;
     }
     size_t length = 0;
-    strata_status st = delta_encode(&h, k->log, n, w->edge, w->options.zstd_level, t->scratch,
+    strata_status st = delta_encode(&h, k->log, n, w->edge, rice, w->options.zstd_level, t->scratch,
                                     t->out, chunk_encode_bound(w->edge), &length, err);
     if (st)
         return world_chunk_failed(w, "commit (delta)", k->key, st, err);

@@ -40,8 +40,46 @@ size_t delta_record_bound(int edge, size_t count)
     return DELTA_HEADER_BYTES + 1 + (raw > ZSTD_COMPRESSBOUND(raw) ? raw : ZSTD_COMPRESSBOUND(raw));
 }
 
-size_t delta_log_normalize(uint64_t *log, size_t n, uint64_t *tmp)
+/* Bytes before the dense normalization's bitmap in tmp: the materials, 8-aligned. */
+static size_t dense_bitmap_at(size_t voxels)
 {
+    return (voxels * sizeof(uint16_t) + 7) & ~(size_t)7;
+}
+
+/* Each voxel's last change by one pass over the log into a material per voxel and a bit
+ * per voxel, then the set bits in voxel order: no sort. */
+static size_t normalize_dense(uint64_t *log, size_t n, size_t voxels, void *tmp)
+{
+    uint16_t *material = tmp;
+    uint64_t *seen = (uint64_t *)((uint8_t *)tmp + dense_bitmap_at(voxels));
+    const size_t words = (voxels + 63) / 64;
+    memset(seen, 0, words * sizeof *seen);
+    for (size_t i = 0; i < n; i++) {
+        /* in the order made: the last change of a voxel is the one left */
+        const uint64_t v = log[i] >> 40;
+        seen[v >> 6] |= (uint64_t)1 << (v & 63);
+        material[v] = (uint16_t)log[i];
+    }
+    size_t kept = 0;
+    for (size_t w = 0; w < words; w++)
+        for (uint64_t bits = seen[w]; bits; bits &= bits - 1) {
+            const uint64_t v = (uint64_t)w * 64 + (uint64_t)__builtin_ctzll(bits);
+            log[kept++] = v << 40 | material[v];
+        }
+    return kept;
+}
+
+size_t delta_normalize_dense_bytes(size_t voxels)
+{
+    return dense_bitmap_at(voxels) + (voxels + 63) / 64 * sizeof(uint64_t);
+}
+
+size_t delta_log_normalize(uint64_t *log, size_t n, size_t voxels, void *tmp, size_t tmp_bytes)
+{
+    /* Dense when the bitmap's scan (voxels / 64 words) costs less than sorting n
+     * entries, and tmp holds a material per voxel and the bitmap. */
+    if (n >= voxels / 512 && tmp_bytes >= delta_normalize_dense_bytes(voxels))
+        return normalize_dense(log, n, voxels, tmp);
     /* Stable LSD radix sort by voxel (the log is in the order the changes were made,
      * so each voxel's entries stay in that order), 8 bits a pass, then keep each
      * voxel's last entry. */
@@ -91,7 +129,7 @@ typedef struct {
     int bits;
 } bit_writer;
 
-static void bits_put(bit_writer *b, uint64_t v, int n) /* n <= 32 */
+static inline void bits_put(bit_writer *b, uint64_t v, int n) /* n <= 32 */
 {
     b->acc |= v << b->bits;
     b->bits += n;
@@ -158,11 +196,13 @@ static int rice_parameter(const uint64_t *changes, size_t n, int vb, uint64_t *b
     return k;
 }
 
-size_t delta_size_floor(const uint64_t *changes, size_t n, int edge)
+size_t delta_size_floor(const uint64_t *changes, size_t n, int edge, int *rice)
 {
     uint64_t bits;
     int vb = voxel_bits(edge);
-    rice_parameter(changes, n, vb, &bits);
+    int k = rice_parameter(changes, n, vb, &bits);
+    if (rice)
+        *rice = k;
     /* header, flags, k, material mode, the first index and the gaps; materials >= 0 */
     return DELTA_HEADER_BYTES + 3 + (size_t)((bits + (uint64_t)vb + 7) / 8);
 }
@@ -178,7 +218,7 @@ static uint32_t palette_slot(const uint16_t *keys, const uint32_t *index, uint32
 }
 
 strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_t n, int edge,
-                           int level, uint8_t *scratch, uint8_t *out, size_t capacity,
+                           int rice, int level, uint8_t *scratch, uint8_t *out, size_t capacity,
                            size_t *length, strata_error *err)
 {
     const int vb = voxel_bits(edge);
@@ -201,7 +241,7 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
     put(p + 64, h->prev_length, 4);
     put(p + 68, h->prev_crc, 4);
     uint64_t best;
-    int k = rice_parameter(changes, n, vb, &best);
+    int k = rice >= 0 && rice <= vb ? rice : rice_parameter(changes, n, vb, &best);
     /* Materials: a palette (ids in order of first appearance, then an index per change)
      * or each id as is, in w bits (the widest id's), whichever is smaller.
      * scratch: slot indices (4 bytes), slot keys (2 bytes), the palette (2 bytes each),
@@ -216,14 +256,23 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
     memset(index, 0, (size_t)slots * sizeof *index);
     uint32_t palette = 0;
     uint16_t widest = 0;
+    /* ids below 256 (most worlds' every id) by a direct table, the rest hashed */
+    uint32_t small[256] = {0};
     for (size_t i = 0; i < n; i++) {
         uint16_t m = (uint16_t)changes[i];
-        uint32_t slot = palette_slot(keys, index, mask, m);
-        if (!index[slot]) {
-            ids[palette] = keys[slot] = m;
-            index[slot] = ++palette;
+        uint32_t *at;
+        if (m < 256) {
+            at = &small[m];
+        } else {
+            uint32_t slot = palette_slot(keys, index, mask, m);
+            keys[slot] = m;
+            at = &index[slot];
         }
-        which[i] = (uint16_t)(index[slot] - 1);
+        if (!*at) {
+            ids[palette] = m;
+            *at = ++palette;
+        }
+        which[i] = (uint16_t)(*at - 1);
         widest |= m;
     }
     int wb = 1, mb = 0;
@@ -243,14 +292,22 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
     }
     bit_writer bw = {q, 0, 0};
     bits_put(&bw, changes[0] >> 40, vb);
+    const uint64_t low = ((uint64_t)1 << k) - 1;
     for (size_t i = 1; i < n; i++) {
         uint64_t g = (changes[i] >> 40) - (changes[i - 1] >> 40) - 1;
-        for (uint64_t quotient = g >> k; quotient; quotient -= quotient > 24 ? 24 : quotient)
+        uint64_t quotient = g >> k;
+        if (quotient + 1 + (uint64_t)k <= 32) {
+            /* the usual gap in one put: quotient ones, the stop bit 0, k low bits */
+            bits_put(&bw, (((uint64_t)1 << quotient) - 1) | (g & low) << (quotient + 1),
+                     (int)quotient + 1 + k);
+            continue;
+        }
+        for (; quotient; quotient -= quotient > 24 ? 24 : quotient)
             bits_put(&bw, ((uint64_t)1 << (quotient > 24 ? 24 : quotient)) - 1,
                      quotient > 24 ? 24 : (int)quotient);
         bits_put(&bw, 0, 1);
         if (k)
-            bits_put(&bw, g & (((uint64_t)1 << k) - 1), k);
+            bits_put(&bw, g & low, k);
     }
     if (use_palette) {
         for (uint32_t i = 0; i < palette; i++)

@@ -74,24 +74,31 @@ static inline uint64_t delta_log_entry(uint32_t voxel, uint32_t seq, uint16_t ma
 /** Largest record for count changes of an edge^3 chunk. */
 size_t delta_record_bound(int edge, size_t count);
 /**
- * Sort a log (delta_log_entry values, in the order the changes were made) by voxel and
- * keep each voxel's last change, in place; returns the changes left (sequence numbers
- * cleared). tmp: room for n entries. Thread-safe.
+ * Sort a log (delta_log_entry values of voxels below `voxels`, in the order the changes
+ * were made) by voxel and keep each voxel's last change, in place; returns the changes
+ * left (sequence numbers cleared). tmp: tmp_bytes, at least 8 n, aligned like malloc
+ * memory; with delta_normalize_dense_bytes(voxels) or more and n not tiny, one pass
+ * through a bitmap replaces the sort. Thread-safe.
  */
-size_t delta_log_normalize(uint64_t *log, size_t n, uint64_t *tmp);
+size_t delta_log_normalize(uint64_t *log, size_t n, size_t voxels, void *tmp, size_t tmp_bytes);
+/** Bytes of tmp delta_log_normalize needs for its pass without a sort (a material and a
+ *  bit per voxel): within chunk_scratch_size(edge) up to edge 64. */
+size_t delta_normalize_dense_bytes(size_t voxels);
 /**
  * Fewest bytes a record of the n normalized changes can take (its header and index
  * stream exactly, nothing for the materials, no zstd gain counted): the size check
- * before encoding. Thread-safe.
+ * before encoding. *rice (when not NULL): the index stream's Rice parameter, for
+ * delta_encode. Thread-safe.
  */
-size_t delta_size_floor(const uint64_t *changes, size_t n, int edge);
+size_t delta_size_floor(const uint64_t *changes, size_t n, int edge, int *rice);
 /**
  * Write a record of the n normalized changes with header h (count is set from n) into
- * out (capacity bytes, at least delta_record_bound). scratch: chunk_scratch_size(edge)
- * bytes. Thread-safe.
+ * out (capacity bytes, at least delta_record_bound). rice: the Rice parameter
+ * delta_size_floor gave for these changes, or -1 to compute it. scratch:
+ * chunk_scratch_size(edge) bytes. Thread-safe.
  */
 strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_t n, int edge,
-                           int level, uint8_t *scratch, uint8_t *out, size_t capacity,
+                           int rice, int level, uint8_t *scratch, uint8_t *out, size_t capacity,
                            size_t *length, strata_error *err);
 /** Parse and check a record's header (magic, version, sizes). Thread-safe. */
 strata_status delta_parse(const uint8_t *record, size_t length, int edge, delta_header *h,

@@ -243,19 +243,54 @@ strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
     return flush_batch(w, STRATA_OK, stats);
 }
 
+/* Stage n updates: stage_record's work for a whole array, with the room made once and
+ * the world's box and key layout in registers. An out-of-range voxel goes through
+ * stage_record, which remembers it (the flush fails on every rank, naming it). */
+static strata_status stage_updates(strata_world *w, const strata_update *updates, size_t n)
+{
+    if (n > w->staged_capacity - w->staged_count) {
+        size_t capacity = w->staged_capacity * 2 > w->staged_count + n ? w->staged_capacity * 2
+                                                                       : w->staged_count + n;
+        route_record *grown = strata_realloc(w->staged, capacity * sizeof *grown);
+        if (!grown)
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot stage %zu updates", capacity);
+        w->staged = grown;
+        w->staged_capacity = capacity;
+    }
+    const uint64_t d0 = (uint64_t)w->committed.dims[0], d1 = (uint64_t)w->committed.dims[1],
+                   d2 = (uint64_t)w->committed.dims[2];
+    const int b = w->edge_bits;
+    const uint64_t mask = (uint64_t)w->edge - 1;
+    route_record *out = w->staged + w->staged_count;
+    for (size_t i = 0; i < n; i++) {
+        const strata_update *u = &updates[i];
+        /* negative coordinates wrap to huge unsigned values: one compare per axis */
+        const uint64_t x = (uint64_t)u->x, y = (uint64_t)u->y, z = (uint64_t)u->z;
+        if ((x >= d0) | (y >= d1) | (z >= d2)) {
+            w->staged_count = (size_t)(out - w->staged);
+            (void)stage_record(w, u->x, u->y, u->z, u->material, u->expected, 0);
+            continue;
+        }
+        out->key = world_key(w, x >> b, y >> b, z >> b);
+        out->voxel = (uint32_t)((x & mask) | (y & mask) << b | (z & mask) << 2 * b);
+        out->material = u->material;
+        out->expected = u->expected;
+        out->flags = u->has_expected ? ROUTE_CONDITIONAL : 0;
+        out++;
+    }
+    w->staged_count = (size_t)(out - w->staged);
+    return STRATA_OK;
+}
+
 strata_status strata_update_batch(strata_world *w, const strata_update *updates, size_t n,
                                   strata_batch_stats *stats)
 {
     if (!w)
         return world_null_argument(NULL, __func__, "world");
     strata_status st = n && !updates ? world_null_argument(w, __func__, "updates") : STRATA_OK;
-    for (size_t i = 0; !st && i < n; i++) {
-        const strata_update *u = &updates[i];
-        /* Out-of-range records are remembered and fail the flush on every rank. */
-        if (stage_record(w, u->x, u->y, u->z, u->material, u->expected,
-                         u->has_expected ? ROUTE_CONDITIONAL : 0) == STRATA_ERR_NOMEM)
-            st = STRATA_ERR_NOMEM;
-    }
+    /* Out-of-range records are remembered and fail the flush on every rank. */
+    if (!st)
+        st = stage_updates(w, updates, n);
     if (st) /* fail in the flush, where the other ranks are; like them, drop what was staged */
         clear_staged(w);
     return flush_batch(w, st, stats);

@@ -58,18 +58,20 @@ static size_t round_trip(fixture *f, size_t n, uint64_t seed, int shape)
         f->want[voxel] = material;
         f->log[i] = delta_log_entry(voxel, (uint32_t)i, material);
     }
-    size_t kept = delta_log_normalize(f->log, n, f->tmp);
+    size_t kept = delta_log_normalize(f->log, n, f->voxels, f->tmp, f->voxels * sizeof *f->tmp);
     ck_assert_uint_le(kept, n);
     for (size_t i = 1; i < kept; i++)
         ck_assert_uint_lt(f->log[i - 1] >> 40, f->log[i] >> 40);
     delta_header h = {.depth = 1, .key = 99, .epoch = 5};
     size_t length = 0;
-    ck_assert_int_eq(delta_encode(&h, f->log, kept, f->edge, 3, f->scratch, f->record,
+    int rice = -1;
+    size_t floor = delta_size_floor(f->log, kept, f->edge, seed % 2 ? &rice : NULL);
+    ck_assert_int_eq(delta_encode(&h, f->log, kept, f->edge, rice, 3, f->scratch, f->record,
                                   chunk_encode_bound(f->edge), &length, NULL),
                      STRATA_OK);
     ck_assert_uint_le(length, delta_record_bound(f->edge, kept));
     if (f->record[DELTA_HEADER_BYTES] == 0) /* the floor counts no zstd gain */
-        ck_assert_uint_ge(length, delta_size_floor(f->log, kept, f->edge));
+        ck_assert_uint_ge(length, floor);
     delta_header parsed;
     ck_assert_int_eq(delta_parse(f->record, length, f->edge, &parsed, NULL), STRATA_OK);
     ck_assert_uint_eq(parsed.count, kept);
@@ -123,12 +125,38 @@ START_TEST(test_normalize_last_wins)
         f.log[i] = delta_log_entry((uint32_t)(r % 40), (uint32_t)i, (uint16_t)(r >> 48));
         f.want[r % 40] = (uint16_t)(r >> 48);
     }
-    size_t kept = delta_log_normalize(f.log, n, f.tmp);
+    size_t kept = delta_log_normalize(f.log, n, f.voxels, f.tmp, f.voxels * sizeof *f.tmp);
     ck_assert_uint_eq(kept, 40);
     for (size_t i = 0; i < kept; i++) {
         ck_assert_uint_eq(f.log[i] >> 40, i);
         ck_assert_uint_eq((uint16_t)f.log[i], f.want[i]);
     }
+    close_fixture(&f);
+}
+END_TEST
+
+/* The pass through a bitmap (tmp large enough) and the radix sort (tmp of n entries only)
+ * give the same changes, for logs from one change to past the log's bound. */
+START_TEST(test_normalize_paths_agree)
+{
+    fixture f = open_fixture(32);
+    uint64_t *copy = malloc(f.voxels * sizeof *copy);
+    ck_assert(copy);
+    uint64_t s = 17;
+    const size_t sizes[] = {1, 2, 63, 64, 65, 490, 2048, 5000};
+    for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++) {
+        size_t n = sizes[t];
+        for (size_t i = 0; i < n; i++) {
+            uint64_t r = splitmix64(&s);
+            uint32_t voxel = (uint32_t)(t % 2 ? r % f.voxels : r % 300);
+            copy[i] = f.log[i] = delta_log_entry(voxel, (uint32_t)i, (uint16_t)(r >> 48));
+        }
+        size_t dense = delta_log_normalize(f.log, n, f.voxels, f.tmp, f.voxels * sizeof *f.tmp);
+        size_t sorted = delta_log_normalize(copy, n, f.voxels, f.tmp, n * sizeof *f.tmp);
+        ck_assert_uint_eq(dense, sorted);
+        ck_assert_int_eq(memcmp(f.log, copy, dense * sizeof *copy), 0);
+    }
+    free(copy);
     close_fixture(&f);
 }
 END_TEST
@@ -174,7 +202,7 @@ START_TEST(test_random_bodies)
         size_t n = 1 + splitmix64(&s) % 300, length = 0;
         for (size_t i = 0; i < n; i++)
             f.log[i] = delta_log_entry((uint32_t)i, 0, 1);
-        ck_assert_int_eq(delta_encode(&h, f.log, n, 16, 1, f.scratch, f.record,
+        ck_assert_int_eq(delta_encode(&h, f.log, n, 16, -1, 1, f.scratch, f.record,
                                       chunk_encode_bound(16), &length, NULL),
                          STRATA_OK);
         size_t body = splitmix64(&s) % 64;
@@ -200,6 +228,7 @@ static Suite *delta_suite(void)
     tcase_add_test(tc, test_shapes);
     tcase_add_test(tc, test_sizes);
     tcase_add_test(tc, test_normalize_last_wins);
+    tcase_add_test(tc, test_normalize_paths_agree);
     tcase_add_test(tc, test_damaged_records);
     tcase_add_test(tc, test_random_bodies);
     suite_add_tcase(s, tc);
