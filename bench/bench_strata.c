@@ -553,11 +553,11 @@ static strata_status route_apply_row(bench *b, strata_world *w)
     bench_volume_text(b, row.volume, sizeof row.volume);
     snprintf(row.what, sizeof row.what,
              "strata_flush of 1,000,000 staged updates in all: route (Alltoall counts, Alltoallv "
-             "payloads, radix sort) and apply; staging not timed");
+             "payloads, counting or radix sort) and apply; staging not timed");
     snprintf(row.pattern, sizeof row.pattern, "%s", pattern_text[PATTERN_UNIFORM]);
     snprintf(row.target, sizeof row.target, "< 0.1 s at 2 ranks");
     snprintf(row.limit, sizeof row.limit,
-             "memory traffic: 24-byte records copied by packing, Alltoallv and 3-4 radix passes");
+             "memory traffic: 16-byte records copied by packing, Alltoallv and the sort by key");
     row.count = total;
     st = bench_add(b, &row, samples, reps);
 done:
@@ -604,7 +604,7 @@ static strata_status stage_row(bench *b, strata_world *w)
     snprintf(row.pattern, sizeof row.pattern, "uniform random voxels, coordinates precomputed");
     snprintf(row.target, sizeof row.target, "<= 50 ns");
     snprintf(row.limit, sizeof row.limit,
-             "the Morton key computation and the store of a 24-byte record");
+             "the Morton key computation and the store of a 16-byte record");
     row.count = n;
     st = bench_add(b, &row, samples, reps);
 done:

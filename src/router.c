@@ -9,7 +9,7 @@
 #include "alloc.h"
 #include "partition.h"
 
-_Static_assert(sizeof(route_record) == 24, "route_record is sent as raw bytes; keep it packed");
+_Static_assert(sizeof(route_record) == 16, "route_record is sent as raw bytes; keep it packed");
 
 /* One answer on its way back to the record's sender. */
 typedef struct {
@@ -332,9 +332,10 @@ strata_status route_sort_by_key(route_record *records, size_t n, strata_error *e
     return STRATA_OK;
 }
 
-/* Fill origins, bucket the records by owner and pack them in send order. Local. */
+/* Fill origins (when replies are wanted), bucket the records by owner and pack them in
+ * send order. Local. */
 static strata_status pack_records(const uint64_t *split, exchange_plan *plan, route_record *send,
-                                  size_t n, route_scratch *s, route_record **packed,
+                                  size_t n, int origins, route_scratch *s, route_record **packed,
                                   strata_error *err)
 {
     if (n > UINT32_MAX)
@@ -343,10 +344,10 @@ static strata_status pack_records(const uint64_t *split, exchange_plan *plan, ro
     *packed = scratch_get(s, BUF_PACKED, n, sizeof **packed);
     if (!slot || !*packed)
         return error_set(err, STRATA_ERR_NOMEM, "route: send buffer for %zu records", n);
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; origins && i < n; i++)
         send[i].origin = (uint32_t)i;
+    for (size_t i = 0; i < n; i++)
         slot[i] = (size_t)partition_owner(split, plan->size, send[i].key);
-    }
     bucket_by_dest(plan, slot, n);
     for (size_t i = 0; i < n; i++)
         (*packed)[slot[i]] = send[i];
@@ -395,7 +396,7 @@ strata_status route_records(MPI_Comm comm, strata_status prior, const uint64_t *
     if (st == STRATA_OK)
         st = plan_alloc(comm, &plan, err);
     if (st == STRATA_OK)
-        st = pack_records(split, &plan, send, n, s, &packed, err);
+        st = pack_records(split, &plan, send, n, recv_from != NULL, s, &packed, err);
     st = error_agree(comm, st, err);
     if (st != STRATA_OK)
         goto cleanup;

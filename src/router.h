@@ -10,19 +10,28 @@
 
 /**
  * A routed voxel update: chunk key, voxel index inside the chunk
- * (x + y*C + z*C*C) and the new material. flags bit 0: conditional on `expected`.
- * Sent as raw bytes (24, no padding), so keep every field fixed-size.
+ * (x + y*C + z*C*C, below 2^24 for chunk edges up to 256) with ROUTE_CONDITIONAL in
+ * its top bit (conditional on `expected`), and the new material. A routed read
+ * (replies wanted) needs neither material nor expected: origin, the record's index
+ * at its sending rank, takes their place. Sent as raw bytes (16, no padding: every
+ * byte routed is copied four times, by the staging, the packing, the exchange and
+ * the sort), so keep every field fixed-size.
  */
 typedef struct {
     uint64_t key;
     uint32_t voxel;
-    uint16_t material;
-    uint16_t expected;
-    uint32_t flags;
-    uint32_t origin; /**< index of the record at its sending rank (for replies) */
+    union {
+        struct {
+            uint16_t material;
+            uint16_t expected;
+        };
+        uint32_t origin; /**< index of the record at its sending rank (for replies) */
+    };
 } route_record;
 
-enum { ROUTE_CONDITIONAL = 1 };
+/** The conditional flag in route_record.voxel, and the voxel index under it. */
+#define ROUTE_CONDITIONAL ((uint32_t)1 << 31)
+#define ROUTE_VOXEL       (ROUTE_CONDITIONAL - 1)
 
 /**
  * Buffers route_records keeps between calls (send slots, packed records, received
@@ -37,8 +46,8 @@ typedef struct {
     size_t cap[6]; /* bytes */
 } route_scratch;
 
-/* What a world keeps between batches, per buffer: 64 MiB (2.8 million 24-byte records;
- * at most 384 MiB over the six buffers, about 240 MB for a balanced batch). */
+/* What a world keeps between batches, per buffer: 64 MiB (4.2 million 16-byte records;
+ * at most 384 MiB over the six buffers, about 160 MB for a balanced batch). */
 #define ROUTE_KEEP_BYTES ((size_t)64 << 20)
 
 void route_scratch_free(route_scratch *s);
@@ -64,8 +73,9 @@ size_t route_scratch_bytes(const route_scratch *s);
  * agreement (route_replies's, for one) covers it.
  * @param[in]     prior     this rank's status so far (its message in err)
  * @param[in]     split     comm-size + 1 splitters
- * @param[in,out] send      n records of this rank (origin is filled with the index;
- *                          n must fit in 32 bits)
+ * @param[in,out] send      n records of this rank (n must fit in 32 bits); with recv_from
+ *                          (replies wanted) origin is filled with the index, in place
+ *                          of material and expected
  * @param[in,out] keep      buffers to reuse, or NULL
  * @param[out]    recv      received records, sorted by key (NULL on failure). With
  *                          keep, they live in keep until its next use (do not free);

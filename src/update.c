@@ -44,10 +44,10 @@ static strata_status stage_record(strata_world *w, int64_t x, int64_t y, int64_t
     route_record *r = &w->staged[w->staged_count++];
     r->key = world_key(w, (uint64_t)x >> b, (uint64_t)y >> b, (uint64_t)z >> b);
     r->voxel = (uint32_t)(((uint64_t)x & mask) | ((uint64_t)y & mask) << b |
-                          ((uint64_t)z & mask) << 2 * b);
+                          ((uint64_t)z & mask) << 2 * b) |
+               flags;
     r->material = material;
     r->expected = expected;
-    r->flags = flags;
     return STRATA_OK;
 }
 
@@ -97,7 +97,7 @@ static int run_changes_uniform(const chunk *k, const route_record *r, const rout
 static int run_conditional(const route_record *r, const route_record *end)
 {
     for (; r < end; r++)
-        if (r->flags & ROUTE_CONDITIONAL)
+        if (r->voxel & ROUTE_CONDITIONAL)
             return 1;
     return 0;
 }
@@ -155,12 +155,12 @@ static void apply_records(strata_world *w, const route_record *recv, size_t n, u
             /* blind: unconditional, logged over the committed image */
             chunk *b = chunk_cache_find(&w->blind, recv[i].key);
             for (; j < n && recv[j].key == recv[i].key; j++)
-                chunk_log(b, recv[j].voxel, recv[j].material);
+                chunk_log(b, recv[j].voxel, recv[j].material); /* unconditional: no flag */
             applied += j - i;
         } else if (!k->voxels) {
             /* Uniform and unchanged by this run: only conditions can skip. */
             for (; j < n && recv[j].key == recv[i].key; j++) {
-                int skip = (recv[j].flags & ROUTE_CONDITIONAL) && recv[j].expected != k->value;
+                int skip = (recv[j].voxel & ROUTE_CONDITIONAL) && recv[j].expected != k->value;
                 skipped += (uint64_t)skip;
                 applied += (uint64_t)!skip;
             }
@@ -168,12 +168,13 @@ static void apply_records(strata_world *w, const route_record *recv, size_t n, u
             uint16_t *v = k->voxels;
             for (; j < n && recv[j].key == recv[i].key; j++) {
                 const route_record *r = &recv[j];
-                if ((r->flags & ROUTE_CONDITIONAL) && v[r->voxel] != r->expected) {
+                const uint32_t at = r->voxel & ROUTE_VOXEL;
+                if ((r->voxel & ROUTE_CONDITIONAL) && v[at] != r->expected) {
                     skipped++;
                     continue;
                 }
-                v[r->voxel] = r->material;
-                chunk_log(k, r->voxel, r->material);
+                v[at] = r->material;
+                chunk_log(k, at, r->material);
                 applied++;
             }
         }
@@ -272,10 +273,10 @@ static strata_status stage_updates(strata_world *w, const strata_update *updates
             continue;
         }
         out->key = world_key(w, x >> b, y >> b, z >> b);
-        out->voxel = (uint32_t)((x & mask) | (y & mask) << b | (z & mask) << 2 * b);
+        out->voxel = (uint32_t)((x & mask) | (y & mask) << b | (z & mask) << 2 * b) |
+                     (u->has_expected ? ROUTE_CONDITIONAL : 0);
         out->material = u->material;
         out->expected = u->expected;
-        out->flags = u->has_expected ? ROUTE_CONDITIONAL : 0;
         out++;
     }
     w->staged_count = (size_t)(out - w->staged);
