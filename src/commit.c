@@ -81,6 +81,11 @@ typedef struct {
     int index;       /* summarise too (the index is not deferred) */
     uint8_t *reload; /* per item: a blind entry that cannot be a delta (it must be decoded) */
     size_t *again;   /* the items of the second pass */
+    /* Blind entries over a stored payload or chain, when the index is built: their
+     * payload then chain (fetch_sources), read on the main thread for the workers. */
+    byte_buffer source;
+    uint64_t *source_at;   /* per item: offset in source, UINT64_MAX: none */
+    uint64_t *chain_bytes; /* per item: bytes of its chain after the payload */
 } encode_run;
 
 /* Write chunk k as a delta record chained to its committed row `old` (NULL: never
@@ -143,6 +148,39 @@ static strata_status encode_delta(encode_run *r, encode_kit *t, chunk *k, const 
                                   error_set(err, STRATA_ERR_NOMEM, "cannot hold its delta"), err);
     *done = 1;
     return STRATA_OK;
+}
+
+/* The summary of item i, written as a delta record, from its stored image (uniform,
+ * absent, or fetched with its chain by fetch_sources) and its log (index_summarize_changes);
+ * *served = 0 when it needs its voxels. */
+static strata_status summarize_delta(encode_run *r, encode_kit *t, size_t i, store_row *row,
+                                     const uint8_t **pyramid, size_t *length, int *served,
+                                     strata_error *err)
+{
+    const strata_world *w = r->w;
+    const chunk *k = r->items[i];
+    const store_row *old = world_own_row(w, k->key);
+    index_change c = {.value = old ? old->value : 0, .log = k->log, .log_count = k->log_count};
+    chunk_palette base;
+    if (old && !store_row_uniform(old)) {
+        if (!k->blind || r->source_at[i] == UINT64_MAX)
+            return STRATA_OK; /* its voxels are at hand */
+        const uint8_t *source = r->source.data + r->source_at[i];
+        if (old->codec == CODEC_PALETTE) {
+            strata_status st =
+                chunk_decode_palette(source, old->payload_length, w->edge, t->scratch, &base, err);
+            if (st)
+                return world_chunk_failed(w, "commit (its stored image)", k->key, st, err);
+            c.base = &base;
+        } else if (old->codec != CODEC_UNIFORM) {
+            return STRATA_OK; /* a shuffled payload: decoded */
+        }
+        c.chain = source + old->payload_length;
+        c.chain_bytes = r->chain_bytes[i];
+        c.depth = old->delta_depth;
+        c.scratch = t->scratch; /* the image's indices are copied out before the chain */
+    }
+    return index_summarize_changes(w, t->work, t->keep, &c, row, pyramid, length, served, err);
 }
 
 /* Encode one chunk into a row and its thread's arena, with offsets relative to
@@ -209,16 +247,8 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     size_t length;
     int served = 0;
     strata_status st = STRATA_OK;
-    if (delta) {
-        /* a delta over a uniform image: its summary from the image and the log alone */
-        const store_row *old = world_own_row(w, k->key);
-        if (!old || store_row_uniform(old)) {
-            const index_change c = {
-                .value = old ? old->value : 0, .log = k->log, .log_count = k->log_count};
-            st = index_summarize_changes(w, t->work, t->keep, &c, row, &pyramid, &length, &served,
-                                         err);
-        }
-    }
+    if (delta) /* the summary from the stored image and the log: no voxels */
+        st = summarize_delta(r, t, i, row, &pyramid, &length, &served, err);
     if (!st && !served && k->blind) {
         /* not served (a 17th material, a chunk cut by the world's edge): decoded on the
          * main thread and encoded again, like a blind entry that is no delta */
@@ -298,9 +328,11 @@ static strata_status prepare_dirty(strata_world *w, const chunk_list *dirty, int
     for (size_t i = 0; i < dirty->count && !st; i++) {
         chunk *k = dirty->items[i];
         const store_row *old = k->blind ? world_own_row(w, k->key) : NULL;
-        /* over a uniform or absent image the index needs no voxels (index_summarize_changes) */
-        if (k->blind && ((index && old && !store_row_uniform(old)) ||
-                         (old && old->delta_depth >= DELTA_DEPTH_MAX)))
+        /* the index needs no voxels of an image that is uniform, absent or a palette
+         * (index_summarize_changes; fetch_sources reads a palette and a chain) */
+        if (k->blind &&
+            ((index && old && old->codec != CODEC_UNIFORM && old->codec != CODEC_PALETTE) ||
+             (old && old->delta_depth >= DELTA_DEPTH_MAX)))
             st = load_blind(w, &dirty->items[i]);
         else
             chunk_collapse_uniform(&w->owned, k);
@@ -319,7 +351,10 @@ static strata_status encode_run_start(strata_world *w, lod_index *x, size_t n, i
     r->kits = strata_calloc((size_t)threads, sizeof *r->kits);
     r->reload = strata_calloc(n + 1, 1);
     r->again = strata_malloc((n + 1) * sizeof *r->again);
-    if (!r->blob || !r->size || !r->thread || !r->kits || !r->reload || !r->again)
+    r->source_at = strata_malloc((n + 1) * sizeof *r->source_at);
+    r->chain_bytes = strata_malloc((n + 1) * sizeof *r->chain_bytes);
+    if (!r->blob || !r->size || !r->thread || !r->kits || !r->reload || !r->again ||
+        !r->source_at || !r->chain_bytes)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the encoding state of %zu chunks",
                           n);
     strata_status st = STRATA_OK;
@@ -341,6 +376,39 @@ static strata_status encode_run_start(strata_world *w, lod_index *x, size_t n, i
         /* One thread keeps histograms straight in the index; several merge theirs after. */
         if (r->index && x->built)
             kit->keep = threads == 1 ? &x->pending : &kit->pending;
+    }
+    return st;
+}
+
+/* The stored payload and chain of every blind entry the index summarises from them
+ * (summarize_delta), read here on the main thread (the store is not thread-safe). */
+static strata_status fetch_sources(strata_world *w, const chunk_list *dirty, encode_run *r)
+{
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; i < dirty->count && !st; i++) {
+        const chunk *k = dirty->items[i];
+        const store_row *old = k->blind && r->index ? world_own_row(w, k->key) : NULL;
+        r->source_at[i] = UINT64_MAX;
+        r->chain_bytes[i] = 0;
+        if (!old || store_row_uniform(old) || old->delta_depth >= DELTA_DEPTH_MAX)
+            continue;
+        /* a size read from a file is checked before it sizes an allocation */
+        if (old->payload_length > chunk_encode_bound(w->edge))
+            return WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                              "chunk key %" PRIu64 ": payload length %u exceeds the largest "
+                              "possible (%zu)",
+                              k->key, old->payload_length, chunk_encode_bound(w->edge));
+        const uint64_t at = r->source.bytes;
+        if (!byte_buffer_append(&r->source, NULL, old->payload_length))
+            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read chunk key %" PRIu64, k->key);
+        if (old->payload_length)
+            st = store_read_payload(&w->store, old->payload_segment, old->payload_offset,
+                                    old->payload_length, old->payload_crc, k->key,
+                                    r->source.data + at, &w->error);
+        if (!st && old->delta_depth)
+            st = delta_chain_read(&w->store, old, w->edge, &r->source, &w->error);
+        r->source_at[i] = at;
+        r->chain_bytes[i] = r->source.bytes - at - old->payload_length;
     }
     return st;
 }
@@ -403,6 +471,8 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     encode_run r = {.w = w, .items = dirty->items, .epoch = epoch, .rows = b->rows, .index = index};
     st = encode_run_start(w, x, n, threads, &r);
     if (!st)
+        st = fetch_sources(w, dirty, &r);
+    if (!st)
         st = parallel_for(threads, n, encode_item, &r, &w->error);
     size_t again = 0;
     for (size_t i = 0; !st && i < n; i++)
@@ -411,6 +481,9 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     if (!st && again)
         st = parallel_for(threads < (int)again ? threads : (int)again, again, encode_again, &r,
                           &w->error);
+    /* the second pass kept its histograms after the first's: back in key order */
+    for (int t = 0; !st && again && index && x->built && t < threads; t++)
+        node_set_sort(r.kits[t].keep);
     if (!st && index && x->built && threads > 1) {
         node_set sets[PARALLEL_MAX_THREADS];
         for (int t = 0; t < threads; t++) {
@@ -426,6 +499,9 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     free(r.thread);
     free(r.reload);
     free(r.again);
+    free(r.source_at);
+    free(r.chain_bytes);
+    free(r.source.data);
     free_kits(r.kits, threads);
     return st;
 }

@@ -399,15 +399,14 @@ static strata_status apply_v1(const uint8_t *record, size_t length, const delta_
     return STRATA_OK;
 }
 
-strata_status delta_apply(const uint8_t *record, size_t length, int edge, uint8_t *scratch,
-                          uint16_t *voxels, strata_error *err)
+/* A version-2 record's changes (header h parsed): into voxels, or when voxels is NULL
+ * the n new materials into materials[] (the indices are scratch's first 4 n bytes). */
+static strata_status decode_v2(const uint8_t *record, size_t length, const delta_header *hp,
+                               int edge, uint8_t *scratch, uint16_t *voxels, uint16_t *materials,
+                               strata_error *err)
 {
-    delta_header h;
-    strata_status st = delta_parse(record, length, edge, &h, err);
-    if (st)
-        return st;
-    if (h.version == 1)
-        return apply_v1(record, length, &h, edge, scratch, voxels, err);
+    const delta_header h = *hp;
+    strata_status st;
     const int vb = voxel_bits(edge);
     const size_t n = h.count, limit = (size_t)edge * edge * edge;
     if (length < DELTA_HEADER_BYTES + 1)
@@ -491,12 +490,49 @@ strata_status delta_apply(const uint8_t *record, size_t length, int edge, uint8_
         if (use_palette && m >= palette)
             return error_set(err, STRATA_ERR_CORRUPT,
                              "delta record: material %u of a palette of %u", m, palette);
-        voxels[at[i]] = use_palette ? ids[m] : (uint16_t)m;
+        const uint16_t value = use_palette ? ids[m] : (uint16_t)m;
+        if (voxels)
+            voxels[at[i]] = value;
+        else
+            materials[i] = value;
     }
     /* the stream ends at its last byte, padded with zero bits */
     if (br.p != end || (br.bits && (br.acc & (((uint64_t)1 << br.bits) - 1))))
         return error_set(err, STRATA_ERR_CORRUPT, "delta record: %zu bytes after its changes",
                          (size_t)(end - br.p));
+    return STRATA_OK;
+}
+
+strata_status delta_apply(const uint8_t *record, size_t length, int edge, uint8_t *scratch,
+                          uint16_t *voxels, strata_error *err)
+{
+    delta_header h;
+    strata_status st = delta_parse(record, length, edge, &h, err);
+    if (st)
+        return st;
+    if (h.version == 1)
+        return apply_v1(record, length, &h, edge, scratch, voxels, err);
+    return decode_v2(record, length, &h, edge, scratch, voxels, NULL, err);
+}
+
+strata_status delta_changes(const uint8_t *record, size_t length, int edge, uint8_t *scratch,
+                            const uint32_t **voxel, const uint16_t **material, size_t *n,
+                            strata_error *err)
+{
+    delta_header h;
+    strata_status st = delta_parse(record, length, edge, &h, err);
+    if (st)
+        return st;
+    if (h.version == 1)
+        return error_set(err, STRATA_ERR_ARG, "delta record of version 1: apply it to voxels");
+    /* scratch: indices (4 n bytes), the record's palette (at most 2 n), then the materials */
+    uint16_t *materials = (uint16_t *)(void *)(scratch + 6 * (size_t)h.count);
+    st = decode_v2(record, length, &h, edge, scratch, NULL, materials, err);
+    if (st)
+        return st;
+    *voxel = (const uint32_t *)(const void *)scratch;
+    *material = materials;
+    *n = h.count;
     return STRATA_OK;
 }
 
@@ -569,12 +605,10 @@ strata_status delta_chain_read(store *s, const store_row *row, int edge, byte_bu
     return STRATA_OK;
 }
 
-strata_status delta_chain_apply(const uint8_t *chain, uint64_t bytes, int depth, int edge,
-                                uint8_t *scratch, uint16_t *voxels, strata_error *err)
+/* The records of a chain read by delta_chain_read: newest first, each after its length. */
+static strata_status chain_records(const uint8_t *chain, uint64_t bytes, int depth,
+                                   uint64_t start[], uint32_t length[], strata_error *err)
 {
-    /* Records are newest first, each after its length: find them, then apply from the last. */
-    uint64_t start[DELTA_DEPTH_MAX + 1];
-    uint32_t length[DELTA_DEPTH_MAX + 1];
     uint64_t at = 0;
     if (depth > DELTA_DEPTH_MAX)
         return error_set(err, STRATA_ERR_CORRUPT, "delta chain of %d records", depth);
@@ -590,10 +624,35 @@ strata_status delta_chain_apply(const uint8_t *chain, uint64_t bytes, int depth,
         start[i] = at;
         at += length[i];
     }
-    for (int i = depth; i-- > 0;) {
-        strata_status st = delta_apply(chain + start[i], length[i], edge, scratch, voxels, err);
-        if (st)
-            return st;
-    }
     return STRATA_OK;
+}
+
+strata_status delta_chain_apply(const uint8_t *chain, uint64_t bytes, int depth, int edge,
+                                uint8_t *scratch, uint16_t *voxels, strata_error *err)
+{
+    uint64_t start[DELTA_DEPTH_MAX + 1];
+    uint32_t length[DELTA_DEPTH_MAX + 1];
+    strata_status st = chain_records(chain, bytes, depth, start, length, err);
+    for (int i = depth; !st && i-- > 0;)
+        st = delta_apply(chain + start[i], length[i], edge, scratch, voxels, err);
+    return st;
+}
+
+strata_status delta_chain_changes(const uint8_t *chain, uint64_t bytes, int depth, int edge,
+                                  uint8_t *scratch, delta_changes_fn fn, void *ctx, int *stopped,
+                                  strata_error *err)
+{
+    uint64_t start[DELTA_DEPTH_MAX + 1];
+    uint32_t length[DELTA_DEPTH_MAX + 1];
+    *stopped = 0;
+    strata_status st = chain_records(chain, bytes, depth, start, length, err);
+    for (int i = depth; !st && !*stopped && i-- > 0;) {
+        const uint32_t *voxel;
+        const uint16_t *material;
+        size_t n;
+        st = delta_changes(chain + start[i], length[i], edge, scratch, &voxel, &material, &n, err);
+        if (!st)
+            *stopped = !fn(ctx, voxel, material, n);
+    }
+    return st;
 }

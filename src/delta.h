@@ -103,6 +103,24 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
 /** Parse and check a record's header (magic, version, sizes). Thread-safe. */
 strata_status delta_parse(const uint8_t *record, size_t length, int edge, delta_header *h,
                           strata_error *err);
+/**
+ * One record's changes without voxels (version 2; a version-1 record is STRATA_ERR_ARG:
+ * apply it to voxels): *n voxel indices (checked, ascending) and their new materials,
+ * both in scratch (chunk_scratch_size(edge) bytes) until it is used again. Thread-safe.
+ */
+strata_status delta_changes(const uint8_t *record, size_t length, int edge, uint8_t *scratch,
+                            const uint32_t **voxel, const uint16_t **material, size_t *n,
+                            strata_error *err);
+/** Receives one record's changes (delta_chain_changes); returns 0 to stop. */
+typedef int (*delta_changes_fn)(void *ctx, const uint32_t *voxel, const uint16_t *material,
+                                size_t n);
+/**
+ * Hand each record of a chain read by delta_chain_read to fn, oldest first (as
+ * delta_changes gives it); *stopped = 1 when fn returned 0. Thread-safe.
+ */
+strata_status delta_chain_changes(const uint8_t *chain, uint64_t bytes, int depth, int edge,
+                                  uint8_t *scratch, delta_changes_fn fn, void *ctx, int *stopped,
+                                  strata_error *err);
 /** Apply one record's changes to edge^3 voxels (indices checked). Thread-safe. */
 strata_status delta_apply(const uint8_t *record, size_t length, int edge, uint8_t *scratch,
                           uint16_t *voxels, strata_error *err);

@@ -7,6 +7,7 @@
 
 #include "alloc.h"
 #include "codec.h"
+#include "delta.h"
 #include "morton.h"
 #include "partition.h"
 #include "world.h"
@@ -15,6 +16,18 @@
 #define LOD_PYRAMID_DAMAGED "LOD pyramid (index data; the chunk's voxel data is separate)"
 
 /* ---- node sets ----------------------------------------------------------------- */
+
+static int compare_node_keys(const void *a, const void *b)
+{
+    const uint64_t x = ((const octree_node *)a)->key, y = ((const octree_node *)b)->key;
+    return x < y ? -1 : x > y;
+}
+
+void node_set_sort(node_set *s)
+{
+    if (s->count > 1)
+        qsort(s->nodes, s->count, sizeof *s->nodes, compare_node_keys);
+}
 
 int node_set_append(node_set *s, uint64_t key, const lod_count *hist, size_t n, uint64_t voxels)
 {
@@ -713,6 +726,11 @@ strata_status index_summarize_chunk_in(const strata_world *w, lod_work *wk, node
     return st ? st : summary_tail(w, wk, pending, hist, n, row, pyramid, length, err);
 }
 
+static int lanes_apply(void *wk, const uint32_t *voxel, const uint16_t *material, size_t n)
+{
+    return lod_lanes_apply(wk, voxel, material, n);
+}
+
 strata_status index_summarize_changes(const strata_world *w, lod_work *wk, node_set *pending,
                                       const index_change *c, store_row *row,
                                       const uint8_t **pyramid, size_t *length, int *served,
@@ -726,6 +744,18 @@ strata_status index_summarize_changes(const strata_world *w, lod_work *wk, node_
           : lod_lanes_begin(wk, &c->value, 1, 0, NULL, extent, served, err);
     if (st || !*served)
         return st;
+    if (c->depth) {
+        int stopped = 0;
+        st = delta_chain_changes(c->chain, c->chain_bytes, c->depth, w->edge, c->scratch,
+                                 lanes_apply, wk, &stopped, err);
+        if (st == STRATA_ERR_ARG || stopped) { /* a version-1 record, a 17th material */
+            *served = 0;
+            return STRATA_OK;
+        }
+        if (st)
+            return error_set(err, st, "chunk key %" PRIu64 ": delta chain: %s", row->key,
+                             err->message);
+    }
     if (!lod_lanes_log(wk, c->log, c->log_count)) {
         *served = 0; /* a 17th material: the caller summarises the voxels */
         return STRATA_OK;

@@ -93,6 +93,8 @@ typedef struct lod_index {
 
 /** Append a node (keys must ascend) with its histogram; fills the summary. */
 int node_set_append(node_set *s, uint64_t key, const lod_count *hist, size_t n, uint64_t voxels);
+/** Sort a set's nodes by key (unique keys: appended out of order). */
+void node_set_sort(node_set *s);
 /** The node with key, or NULL. */
 const octree_node *node_set_find(const node_set *s, uint64_t key);
 void node_set_free(node_set *s);
@@ -159,14 +161,19 @@ strata_status index_summarize_chunk_in(const struct strata_world *w, lod_work *w
 typedef struct {
     const chunk_palette *base; /**< the stored image's palette form, or NULL: uniform `value` */
     uint16_t value;
+    const uint8_t *chain; /**< the image's delta chain as delta_chain_read gives it, or NULL */
+    uint64_t chain_bytes;
+    int depth;           /**< its records */
+    uint8_t *scratch;    /**< chunk_scratch_size bytes, for the chain's records */
     const uint64_t *log; /**< the changes since, in order (delta_log_entry values) */
     size_t log_count;
 } index_change;
 /**
  * index_summarize_chunk_in for a chunk given as its stored image and changes (a
- * delta commit: no voxels decoded; lod_lanes_begin). *served = 0 when that path
- * cannot serve the chunk (more than 16 materials, a chunk cut by the world's
- * edge, edge 64 and up): nothing is written, the caller summarises the voxels.
+ * delta commit: no voxels decoded; lod_lanes_begin): the image, its chain's records
+ * oldest first, then the log. *served = 0 when that path cannot serve the chunk (more
+ * than 16 materials, a chunk cut by the world's edge, edge 64 and up, a version-1
+ * record): nothing is written, the caller summarises the voxels.
  * Thread-safe as index_summarize_chunk_in.
  */
 strata_status index_summarize_changes(const struct strata_world *w, lod_work *wk, node_set *pending,

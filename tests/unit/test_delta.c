@@ -78,6 +78,21 @@ static size_t round_trip(fixture *f, size_t n, uint64_t seed, int shape)
     ck_assert_uint_eq(parsed.version, DELTA_VERSION);
     ck_assert_int_eq(delta_apply(f->record, length, f->edge, f->scratch, f->got, NULL), STRATA_OK);
     ck_assert_int_eq(memcmp(f->got, f->want, f->voxels * sizeof *f->got), 0);
+    /* the same changes without voxels (delta_changes: the index's change path) */
+    const uint32_t *voxel;
+    const uint16_t *material;
+    size_t count = 0;
+    for (size_t v = 0; v < f->voxels; v++)
+        f->got[v] = (uint16_t)(v % 7);
+    ck_assert_int_eq(
+        delta_changes(f->record, length, f->edge, f->scratch, &voxel, &material, &count, NULL),
+        STRATA_OK);
+    ck_assert_uint_eq(count, kept);
+    for (size_t i = 0; i < count; i++) {
+        ck_assert(i == 0 || voxel[i - 1] < voxel[i]);
+        f->got[voxel[i]] = material[i];
+    }
+    ck_assert_int_eq(memcmp(f->got, f->want, f->voxels * sizeof *f->got), 0);
     return length;
 }
 
