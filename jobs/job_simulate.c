@@ -1,37 +1,50 @@
 /* job_simulate.c: `strata simulate WORLD --steps N [--process P] [--seed S] [--commit-every K]`.
  *
  * The example a simulation code copies: a domain-decomposed, owner-computes
- * simulation on the box API. Each rank's domain is the aligned blocks of
- * chunks its key range covers (strata_domain_boxes). Every step, every rank
- * reads each of its blocks plus a halo (strata_read_boxes: its own chunks are
- * copied locally, the halo comes from the neighbours' owners), computes the new
- * value of every voxel of the block from the old state alone, and writes the
- * chunks that changed back whole (strata_write_boxes). All reads of a step come
- * before any write, and every voxel is computed and written only by its owner,
- * so a run's result depends on the seed, never on the rank count. Every K
- * steps, and at the end, it commits.
+ * simulation on the box API. Each rank's domain is the chunks its key range
+ * covers (strata_domain_boxes). Every step, every rank reads blocks of its
+ * domain plus a halo (strata_read_boxes: its own chunks are copied locally, the
+ * halo comes from the neighbours' owners), computes the new value of every
+ * voxel of each block from the old state alone, and writes what changed back
+ * (strata_write_boxes). All reads of a step come before any write, and every
+ * voxel is computed and written only by its owner, so a run's result depends on
+ * the seed, never on the rank count. Every K steps, and at the end, it commits.
+ *
+ * Which blocks: the rules act only at candidates (simulate_rules.c), so a
+ * voxel far from every candidate keeps its value. Step 0 computes the whole
+ * domain in blocks of BLOCK_CHUNKS^3 chunks and learns, per tile of T x T
+ * columns of each own chunk, the z range where a voxel may change; later steps
+ * compute only those ranges (simulate_active.c), each rank widening them by
+ * every change of the step, its own and the others' (exchanged as boxes, in
+ * proportion to the change). `--all-blocks` computes every block every step:
+ * the reference the tests compare with. The result is the same world.
  *
  * The processes (erosion, deposition, volcanic) are in simulate_rules.c, shared
  * with the plain parallel HDF5 version of the same step in the bench
  * (bench/sim_hdf5.c). `--process none` applies no rule and writes every block
- * back unchanged: the box I/O of a step alone, against which a real step's
- * time is measured.
+ * back unchanged, every step: the box I/O of a whole step alone, against which
+ * a real step's time is measured.
  */
 #include <inttypes.h>
+#include <limits.h>
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "jobs.h"
+#include "simulate_active.h"
 #include "simulate_rules.h"
 
 static const char usage[] =
     "strata simulate WORLD --steps N [--process erosion|deposition|volcanic|none] [--seed S]\n"
-    "                      [--commit-every K] [--defer-index] [--cache-mb M] [--quiet]\n"
-    "  every rank processes every surface voxel of the chunks it owns each step, reading\n"
-    "  its blocks plus a halo and writing back the chunks that changed; the result\n"
-    "  depends on the seed S only, not on the number of ranks; `none` applies no rule and\n"
+    "                      [--commit-every K] [--all-blocks] [--tile T] [--defer-index]\n"
+    "                      [--cache-mb M] [--quiet]\n"
+    "  every rank computes the voxels of the chunks it owns that may change this step (the\n"
+    "  tiles of T x T columns, default 8, near a candidate of the process; all at step 0),\n"
+    "  reading them plus a halo and writing back what changed; the result depends on the\n"
+    "  seed S only, not on the number of ranks nor on T; --all-blocks computes every voxel\n"
+    "  every step (the reference: the same world); `none` applies no rule and reads and\n"
     "  writes every block back: the box I/O of a step alone";
 
 /* Domain blocks are at most this many chunks along an axis; a round of reads
@@ -42,7 +55,10 @@ static const char usage[] =
 /* Measured per rank over the run. */
 typedef struct {
     uint64_t read, changed, written;
+    uint64_t tiles, blocks; /* active runs: tiles and blocks computed, over the steps */
+    uint64_t tiles_all;     /* active runs: this rank's tiles */
     double read_s, write_s, route_s, compute_s, commit_s;
+    double plan_s; /* active runs: choosing the blocks and exchanging the changes */
 } sim_totals;
 
 /* The changed chunks of a computed block, as whole-chunk boxes to write. */
@@ -114,15 +130,16 @@ static void free_changes(changes *c)
     c->n = 0;
 }
 
-/* The domain cut into rounds of reads: [round_start[i], round_start[i + 1]). */
+/* The blocks of a step cut into rounds of reads: [round_start[i], round_start[i + 1]). */
 typedef struct {
     int64_t (*blocks)[6];
-    size_t n;
+    size_t n, cap;        /* blocks; room in blocks, boxes, in, out */
     int64_t (*boxes)[6];  /* block + halo */
     uint16_t **in, **out; /* per block, in the arena while its round runs */
     uint16_t *arena;      /* the largest round's arrays, kept for every step */
-    size_t *round_start;
-    uint64_t rounds; /* agreed: the most any rank needs */
+    uint64_t arena_cap;
+    size_t *round_start, round_cap;
+    uint64_t mine, rounds; /* this rank's rounds; agreed: the most any rank needs */
 } domain;
 
 static uint64_t box_size(const int64_t b[6])
@@ -130,13 +147,41 @@ static uint64_t box_size(const int64_t b[6])
     return (uint64_t)((b[3] - b[0]) * (b[4] - b[1]) * (b[5] - b[2]));
 }
 
+/* Room for n blocks (their boxes and arrays) and n + 2 round starts. */
+static int domain_grow(domain *d, size_t n)
+{
+    n = n ? n : 1; /* never NULL arrays: boxes + first stays defined */
+    if (n + 2 > d->round_cap) {
+        size_t *r = realloc(d->round_start, (n + 2) * sizeof *r);
+        if (!r)
+            return -1;
+        d->round_start = r, d->round_cap = n + 2;
+    }
+    if (n <= d->cap && d->blocks)
+        return 0;
+    size_t cap = n > 2 * d->cap ? n : 2 * d->cap;
+    int64_t(*blocks)[6] = realloc(d->blocks, cap * sizeof *blocks);
+    if (blocks)
+        d->blocks = blocks;
+    int64_t(*boxes)[6] = realloc(d->boxes, cap * sizeof *boxes);
+    if (boxes)
+        d->boxes = boxes;
+    uint16_t **in = realloc(d->in, cap * sizeof *in);
+    if (in)
+        d->in = in;
+    uint16_t **out = realloc(d->out, cap * sizeof *out);
+    if (out)
+        d->out = out;
+    if (!blocks || !boxes || !in || !out)
+        return -1;
+    d->cap = cap;
+    return 0;
+}
+
+/* The halo boxes and rounds of d's n blocks, and an arena for the largest round. */
 static int domain_plan(const simulation *s, domain *d)
 {
-    d->boxes = calloc(d->n ? d->n : 1, sizeof *d->boxes);
-    d->in = calloc(d->n ? d->n : 1, sizeof *d->in);
-    d->out = calloc(d->n ? d->n : 1, sizeof *d->out);
-    d->round_start = calloc(d->n + 2, sizeof *d->round_start);
-    if (!d->boxes || !d->in || !d->out || !d->round_start)
+    if (domain_grow(d, d->n))
         return -1;
     uint64_t held = 0, rounds = 0, arrays = 0, most = 0;
     for (size_t i = 0; i < d->n; i++) {
@@ -148,26 +193,24 @@ static int domain_plan(const simulation *s, domain *d)
         arrays += v + box_size(d->blocks[i]);
         most = arrays > most ? arrays : most;
     }
-    d->rounds = rounds;
-    /* Allocated once: fresh memory's page faults would cost every step more than
-     * the box reads that fill it. */
-    d->arena = malloc((most ? most : 1) * sizeof *d->arena);
+    d->mine = rounds;
+    d->round_start[rounds] = d->n;
+    /* Kept from step to step: fresh memory's page faults would cost every step
+     * more than the box reads that fill it. */
+    if (most > d->arena_cap || !d->arena) {
+        free(d->arena);
+        d->arena_cap = most ? most : 1;
+        if (!(d->arena = malloc(d->arena_cap * sizeof *d->arena)))
+            d->arena_cap = 0;
+    }
     return d->arena ? 0 : -1;
 }
 
-/* Every rank runs as many rounds as the rank that needs most (some empty).
- * Collective; nonzero when memory is out (then every rank is told by job_agree). */
-static int domain_agree_rounds(domain *d)
+/* Every rank runs as many rounds as the rank that needs most (those past its
+ * own read nothing). Collective. */
+static void domain_agree_rounds(domain *d)
 {
-    uint64_t mine = d->rounds;
-    MPI_Allreduce(&mine, &d->rounds, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
-    size_t *grown = realloc(d->round_start, (d->rounds + 1) * sizeof *grown);
-    int ok = grown != NULL;
-    if (grown)
-        d->round_start = grown;
-    for (uint64_t r = mine; ok && r <= d->rounds; r++)
-        d->round_start[r] = d->n;
-    return job_agree(ok ? JOB_OK : JOB_FAILED);
+    MPI_Allreduce(&d->mine, &d->rounds, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
 }
 
 static void domain_free(domain *d)
@@ -176,46 +219,148 @@ static void domain_free(domain *d)
     free(d->arena);
 }
 
+/* The changes of an active step: boxes and their voxels, kept from step to step. */
+typedef struct {
+    int64_t (*boxes)[6];
+    size_t *at; /* where box i's voxels start in pool */
+    const uint16_t **data;
+    size_t n, cap;
+    uint16_t *pool;
+    size_t used, pool_cap;
+} change_pool;
+
+/* Keep the changed box of a computed region: its new voxels, copied out of the
+ * round's arena. 0, or -1 when out of memory. */
+static int pool_keep(change_pool *c, const sim_region *r)
+{
+    const int64_t *k = r->changed_box, *b = r->block;
+    const size_t v = (size_t)box_size(k);
+    if (c->n == c->cap) {
+        size_t cap = c->cap ? 2 * c->cap : 256;
+        int64_t(*boxes)[6] = realloc(c->boxes, cap * sizeof *boxes);
+        if (boxes)
+            c->boxes = boxes;
+        size_t *at = realloc(c->at, cap * sizeof *at);
+        if (at)
+            c->at = at;
+        const uint16_t **data = realloc(c->data, cap * sizeof *data);
+        if (data)
+            c->data = data;
+        if (!boxes || !at || !data)
+            return -1;
+        c->cap = cap;
+    }
+    if (c->used + v > c->pool_cap) {
+        size_t cap = c->used + v > 2 * c->pool_cap ? c->used + v : 2 * c->pool_cap;
+        uint16_t *pool = realloc(c->pool, cap * sizeof *pool);
+        if (!pool)
+            return -1;
+        c->pool = pool, c->pool_cap = cap;
+    }
+    const int64_t nx = b[3] - b[0], ny = b[4] - b[1], row = k[3] - k[0];
+    uint16_t *d = c->pool + c->used;
+    for (int64_t z = k[2]; z < k[5]; z++)
+        for (int64_t y = k[1]; y < k[4]; y++, d += row)
+            memcpy(d, r->out + ((z - b[2]) * ny + (y - b[1])) * nx + (k[0] - b[0]),
+                   (size_t)row * sizeof *d);
+    memcpy(c->boxes[c->n], k, sizeof c->boxes[0]);
+    c->at[c->n++] = c->used;
+    c->used += v;
+    return 0;
+}
+
+static void pool_free(change_pool *c)
+{
+    free(c->boxes), free(c->at), free(c->data), free(c->pool);
+}
+
+/* Where a step computes: every block of the domain (a), or the active tiles. */
+typedef struct {
+    sim_activity *activity; /* NULL: every block */
+    int64_t (*domain)[6];   /* the domain's blocks (step 0 computes them all) */
+    size_t domain_n;
+    uint8_t *may_change; /* sim_region.may_change of the step's largest block */
+    size_t may_change_cap;
+    change_pool changes;
+    int *counts, *displs; /* per rank: the exchange of changed boxes (int64 words) */
+    int64_t *all;         /* every rank's changed boxes */
+    uint64_t all_cap;
+} step_plan;
+
+/* Read round `round`'s blocks with their halos. Collective. */
+static strata_status read_round(strata_world *w, domain *d, uint64_t round, int failed,
+                                sim_totals *t)
+{
+    size_t first = round < d->mine ? d->round_start[round] : d->n;
+    size_t n = round < d->mine ? d->round_start[round + 1] - first : 0;
+    uint16_t *at = d->arena;
+    for (size_t i = first; i < first + n; i++) {
+        d->in[i] = at;
+        at += box_size(d->boxes[i]);
+        d->out[i] = at;
+        at += box_size(d->blocks[i]);
+    }
+    strata_box_io_stats rs;
+    /* A rank out of memory reads nothing; the write's agreement stops all. */
+    strata_status st = strata_read_boxes(w, (const int64_t(*)[6])d->boxes + first, failed ? 0 : n,
+                                         0, d->in + first, &rs);
+    t->read_s += rs.seconds;
+    t->route_s += rs.route_seconds;
+    t->read += rs.voxels;
+    return st;
+}
+
+/* Compute block i of the step and keep what changed. 0, or -1 when out of memory. */
+static int compute_block(const simulation *s, domain *d, size_t i, uint64_t step, step_plan *p,
+                         changes *c, sim_totals *t)
+{
+    sim_region r = {.in = d->in[i], .out = d->out[i]};
+    memcpy(r.block, d->blocks[i], sizeof r.block);
+    memcpy(r.box, d->boxes[i], sizeof r.box);
+    if (!p->activity) {
+        sim_compute_block(s, &r, step);
+        return keep_changed_chunks(s, &r, c, &t->changed);
+    }
+    r.may_change = p->may_change;
+    r.tile = p->activity->tile;
+    sim_compute_block(s, &r, step);
+    sim_activity_tighten(p->activity, r.block, r.may_change);
+    t->changed += r.changed;
+    return r.changed ? pool_keep(&p->changes, &r) : 0;
+}
+
 /* One step: every round reads its blocks with halos and computes them; then the
- * changed chunks of the whole step are written at once. Collective. */
+ * changes of the whole step are written at once (all reads of a step see the
+ * old state). Collective. */
 static strata_status step_once(strata_world *w, const simulation *s, domain *d, uint64_t step,
-                               sim_totals *t)
+                               step_plan *p, int failed, sim_totals *t)
 {
     changes c = {0};
     strata_status st = STRATA_OK;
-    int failed = 0;
+    p->changes.n = p->changes.used = 0;
     for (uint64_t round = 0; round < d->rounds && !st; round++) {
-        size_t first = d->round_start[round], n = d->round_start[round + 1] - first;
-        uint16_t *at = d->arena;
-        for (size_t i = first; i < first + n; i++) {
-            d->in[i] = at;
-            at += box_size(d->boxes[i]);
-            d->out[i] = at;
-            at += box_size(d->blocks[i]);
-        }
-        strata_box_io_stats rs;
-        /* A rank out of memory reads nothing; the write's agreement stops all. */
-        st = strata_read_boxes(w, (const int64_t(*)[6])d->boxes + first, failed ? 0 : n, 0,
-                               d->in + first, &rs);
-        t->read_s += rs.seconds;
-        t->route_s += rs.route_seconds;
-        t->read += rs.voxels;
+        st = read_round(w, d, round, failed, t);
         double t0 = MPI_Wtime();
-        for (size_t i = first; !st && !failed && i < first + n; i++) {
-            sim_region r = {.in = d->in[i], .out = d->out[i]};
-            memcpy(r.block, d->blocks[i], sizeof r.block);
-            memcpy(r.box, d->boxes[i], sizeof r.box);
-            sim_compute_block(s, &r, step);
-            failed = keep_changed_chunks(s, &r, &c, &t->changed) != 0;
-        }
+        const size_t first = round < d->mine ? d->round_start[round] : d->n;
+        const size_t end = round < d->mine ? d->round_start[round + 1] : d->n;
+        for (size_t i = first; !st && !failed && i < end; i++)
+            failed = compute_block(s, d, i, step, p, &c, t) != 0;
         t->compute_s += MPI_Wtime() - t0;
     }
     if (!st) {
+        const change_pool *q = &p->changes;
+        for (size_t i = 0; p->activity && i < q->n; i++)
+            q->data[i] = q->pool + q->at[i];
+        const int64_t(*boxes)[6] = (const int64_t(*)[6])(p->activity ? q->boxes : c.boxes);
+        const uint16_t *const *data =
+            p->activity ? (const uint16_t *const *)q->data : (const uint16_t *const *)c.data;
+        size_t n = p->activity ? q->n : c.n;
         /* NULL data for a rank out of memory: every rank then fails naming it. */
         strata_box_io_stats ws;
-        uint16_t *none[1] = {NULL};
-        st = strata_write_boxes(w, (const int64_t(*)[6])c.boxes, failed ? 1 : c.n,
-                                (const uint16_t *const *)(failed ? none : c.data), NULL, &ws);
+        const uint16_t *none[1] = {NULL};
+        const int64_t voxel[1][6] = {{0, 0, 0, 1, 1, 1}};
+        st = strata_write_boxes(w, failed ? voxel : boxes, failed ? 1 : n, failed ? none : data,
+                                NULL, &ws);
         t->write_s += ws.seconds;
         t->route_s += ws.route_seconds;
         t->written += ws.voxels;
@@ -225,7 +370,8 @@ static strata_status step_once(strata_world *w, const simulation *s, domain *d, 
     return st;
 }
 
-static int parse_args(const job *j, int argc, char **argv, simulation *s)
+static int parse_args(const job *j, int argc, char **argv, simulation *s, int *all_blocks,
+                      uint64_t *tile)
 {
     memset(s, 0, sizeof *s);
     s->commit_every = 1;
@@ -246,6 +392,11 @@ static int parse_args(const job *j, int argc, char **argv, simulation *s)
         } else if (option_value(argc, argv, &i, "--process", &v)) {
             if ((s->process = sim_process_named(v)) < 0)
                 return job_usage(j, usage, "--process wants erosion, deposition, volcanic or none");
+        } else if (!strcmp(argv[i], "--all-blocks")) {
+            *all_blocks = 1;
+        } else if (option_value(argc, argv, &i, "--tile", &v)) {
+            if (!v || parse_uint64(v, tile) || !*tile || (*tile & (*tile - 1)) || *tile > 1024)
+                return job_usage(j, usage, "--tile wants a power of two from 1 to 1024");
         } else if (!strcmp(argv[i], "--defer-index")) {
         } else if (option_value(argc, argv, &i, "--cache-mb", &v)) {
         } else {
@@ -265,27 +416,152 @@ static double slowest(double v)
 }
 
 static void print_summary(const job *j, const char *world, const simulation *s, sim_totals *t,
-                          uint64_t commits, uint64_t epoch)
+                          uint64_t commits, uint64_t epoch, int64_t tile)
 {
-    uint64_t sums[3] = {t->read, t->changed, t->written};
-    MPI_Allreduce(MPI_IN_PLACE, sums + 1, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    /* The box statistics are totals already; the rest are this rank's. */
+    uint64_t sums[5] = {t->read, t->changed, t->tiles, t->blocks, t->tiles_all};
+    MPI_Allreduce(MPI_IN_PLACE, sums + 1, 4, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
     double read_s = slowest(t->read_s), write_s = slowest(t->write_s),
            route_s = slowest(t->route_s), compute_s = slowest(t->compute_s),
-           commit_s = slowest(t->commit_s);
+           commit_s = slowest(t->commit_s), plan_s = slowest(t->plan_s);
     double seconds = MPI_Wtime() - j->start, per_rank = (double)sums[0] / (double)j->size;
     double steps = (double)s->steps;
+    char where[256] = "; every block of the domain, every step";
+    if (tile)
+        snprintf(where, sizeof where,
+                 "; active tiles %.1f of %" PRIu64 " per step (%" PRId64 "x%" PRId64
+                 " columns of a chunk), in %.1f blocks; choosing them and exchanging the "
+                 "changes %.3f s",
+                 (double)sums[2] / steps, sums[4], tile, tile, (double)sums[3] / steps,
+                 plan_s / steps);
     job_summary(j,
                 "%s: %s, %" PRIu64 " steps on %d ranks, %" PRIu64 " commits, epoch %" PRIu64
                 ": %.3g voxels read, %" PRIu64 " changed; per step %.3f s: box read %.3f s "
                 "(%.3g voxels/s per rank), compute %.3f s (%.3g voxels/s per rank), box write "
-                "%.3f s (%.3g changed voxels/s), routing %.3f s of the box I/O, commit %.3f s; "
+                "%.3f s (%.3g changed voxels/s), routing %.3f s of the box I/O, commit %.3f s%s; "
                 "%.3f s in all",
                 world, sim_process_name(s->process), s->steps, j->size, commits, epoch,
-                (double)sums[0], sums[1], (read_s + compute_s + write_s + commit_s) / steps,
-                read_s / steps, read_s > 0 ? per_rank / read_s : 0.0, compute_s / steps,
+                (double)sums[0], sums[1],
+                (read_s + compute_s + write_s + commit_s + plan_s) / steps, read_s / steps,
+                read_s > 0 ? per_rank / read_s : 0.0, compute_s / steps,
                 compute_s > 0 ? per_rank / compute_s : 0.0, write_s / steps,
                 write_s > 0 ? (double)sums[1] / write_s : 0.0, route_s / steps, commit_s / steps,
-                seconds);
+                where, seconds);
+}
+
+/* This step's blocks: at step 0 the whole domain (every tile is active, and
+ * the domain's large blocks read fewer halo voxels), then the active tiles'.
+ * 0, or -1 when out of memory (then this rank has no blocks). */
+static int plan_active_step(const simulation *s, domain *d, step_plan *p, uint64_t step,
+                            sim_totals *t)
+{
+    int64_t(*blocks)[6] = NULL;
+    size_t n = p->domain_n;
+    uint64_t tiles = t->tiles_all;
+    int failed = step > 0 && sim_activity_targets(p->activity, &blocks, &n, &tiles);
+    failed = failed || domain_grow(d, n);
+    size_t most = 1;
+    for (size_t i = 0; !failed && i < n; i++) {
+        memcpy(d->blocks[i], step ? blocks[i] : p->domain[i], sizeof d->blocks[i]);
+        sim_region r = {.tile = p->activity->tile};
+        memcpy(r.block, d->blocks[i], sizeof r.block);
+        size_t flags = sim_may_change_size(&r);
+        most = flags > most ? flags : most;
+    }
+    free(blocks);
+    if (!failed && most > p->may_change_cap) {
+        free(p->may_change);
+        p->may_change_cap = (p->may_change = malloc(most)) ? most : 0;
+        failed = !p->may_change;
+    }
+    d->n = failed ? 0 : n;
+    failed = failed || domain_plan(s, d);
+    if (failed)
+        d->n = d->mine = 0;
+    t->tiles += tiles;
+    t->blocks += d->n;
+    return failed ? -1 : 0;
+}
+
+/* Every rank learns the boxes every rank changed this step and widens its
+ * activity by them: one MPI_Allgather of counts and one MPI_Allgatherv of the
+ * boxes (48 bytes per changed block, in proportion to the change, not to the
+ * world). Collective; JOB_OK, or JOB_FAILED (agreed, one message). */
+static int exchange_changes(const job *j, step_plan *p)
+{
+    const change_pool *c = &p->changes;
+    int mine = c->n > (size_t)(INT_MAX / 6) ? -1 : (int)c->n * 6;
+    MPI_Allgather(&mine, 1, MPI_INT, p->counts, 1, MPI_INT, MPI_COMM_WORLD);
+    uint64_t total = 0;
+    int failed = 0;
+    char message[256] = "";
+    for (int r = 0; r < j->size; r++) {
+        failed |= p->counts[r] < 0 || total + (uint64_t)p->counts[r] > INT_MAX;
+        p->displs[r] = (int)total;
+        total += p->counts[r] < 0 ? 0 : (uint64_t)p->counts[r];
+    }
+    if (failed) {
+        snprintf(message, sizeof message,
+                 "more changed blocks in one step than one exchange holds");
+    } else if (total > p->all_cap) {
+        int64_t *all = realloc(p->all, total * sizeof *all);
+        if (all)
+            p->all = all, p->all_cap = total;
+        else
+            failed = 1,
+            snprintf(message, sizeof message,
+                     "rank %d: cannot allocate the %" PRIu64 " changed blocks of a step", j->rank,
+                     total / 6);
+    }
+    if (job_agree_message(j, failed, message))
+        return JOB_FAILED;
+    MPI_Allgatherv(c->boxes, mine, MPI_INT64_T, p->all, p->counts, p->displs, MPI_INT64_T,
+                   MPI_COMM_WORLD);
+    for (uint64_t i = 0; i < total; i += 6)
+        sim_activity_changed(p->activity, p->all + i);
+    return JOB_OK;
+}
+
+/* The run's plan: every block of the domain (all_blocks, or no process: the
+ * box I/O floor), or the activity of every own chunk. 0, or -1 (message in why). */
+static int plan_run(strata_world *w, const job *j, const simulation *s, int all_blocks,
+                    int64_t tile, domain *d, step_plan *p, sim_activity *a, uint64_t *tiles_all,
+                    const char **why)
+{
+    strata_status st;
+    *why = "out of memory";
+    if (all_blocks || s->process == SIM_NONE) {
+        st = strata_domain_boxes(w, BLOCK_CHUNKS, &d->blocks, &d->n);
+        if (st)
+            *why = strata_last_error(w);
+        return st || domain_plan(s, d) ? -1 : 0;
+    }
+    int64_t(*chunks)[6] = NULL;
+    size_t n = 0;
+    if ((st = strata_domain_boxes(w, 1, &chunks, &n)) != STRATA_OK ||
+        (st = strata_domain_boxes(w, BLOCK_CHUNKS, &p->domain, &p->domain_n)) != STRATA_OK) {
+        free(chunks);
+        *why = strata_last_error(w);
+        return -1;
+    }
+    p->activity = a;
+    int failed = sim_activity_init(a, s, tile, (const int64_t(*)[6])chunks, n);
+    free(chunks);
+    int64_t(*blocks)[6] = NULL;
+    failed = failed || sim_activity_targets(a, &blocks, &n, tiles_all); /* every tile, at first */
+    free(blocks);
+    p->counts = malloc(2 * (size_t)j->size * sizeof *p->counts);
+    p->displs = p->counts ? p->counts + j->size : NULL;
+    return failed || !p->counts ? -1 : 0;
+}
+
+static void plan_free(step_plan *p, domain *d)
+{
+    if (p->activity)
+        sim_activity_free(p->activity);
+    free(p->domain), free(p->may_change), free(p->counts), free(p->all);
+    pool_free(&p->changes);
+    domain_free(d);
 }
 
 int job_simulate(job *j, int argc, char **argv)
@@ -293,7 +569,9 @@ int job_simulate(job *j, int argc, char **argv)
     if (argc < 2 || argv[1][0] == '-')
         return job_usage(j, usage, "missing WORLD");
     simulation s;
-    int rc = parse_args(j, argc, argv, &s);
+    int all_blocks = 0;
+    uint64_t tile = SIM_TILE;
+    int rc = parse_args(j, argc, argv, &s, &all_blocks, &tile);
     if (rc)
         return rc;
     strata_world *w;
@@ -307,14 +585,17 @@ int job_simulate(job *j, int argc, char **argv)
     s.edge = cfg.chunk_edge;
     sim_place_vents(&s);
     domain d = {0};
-    st = strata_domain_boxes(w, BLOCK_CHUNKS, &d.blocks, &d.n);
-    int planned = !st && !domain_plan(&s, &d);
+    step_plan plan = {0};
+    sim_activity activity;
+    const char *why;
+    sim_totals t = {0};
+    int planned =
+        !plan_run(w, j, &s, all_blocks, (int64_t)tile, &d, &plan, &activity, &t.tiles_all, &why);
     if (!planned) /* only this rank knows why: it speaks, whatever its rank */
-        job_error(j, "cannot plan this rank's domain: %s",
-                  st ? strata_last_error(w) : "out of memory");
+        job_error(j, "cannot plan this rank's domain: %s", why);
     rc = job_agree(planned ? JOB_OK : JOB_FAILED);
-    if (!rc)
-        rc = domain_agree_rounds(&d);
+    if (!rc && !plan.activity)
+        domain_agree_rounds(&d);
     /* Commits are counted by the epochs they made: a step that changed nothing
      * commits nothing. */
     strata_info info;
@@ -322,21 +603,33 @@ int job_simulate(job *j, int argc, char **argv)
         rc = job_fail(j, st, w);
     progress p;
     progress_start(&p, j, "steps", s.steps);
-    sim_totals t = {0};
     strata_commit_stats cs = {.epoch = rc ? 0 : info.epoch};
     uint64_t commits = 0, step = 0;
     for (; !rc && step < s.steps; step++) {
-        st = step_once(w, &s, &d, step, &t);
-        if (!st && ((step + 1) % s.commit_every == 0 || step + 1 == s.steps)) {
+        int failed = 0;
+        if (plan.activity) {
+            double t0 = MPI_Wtime();
+            failed = plan_active_step(&s, &d, &plan, step, &t);
+            domain_agree_rounds(&d);
+            t.plan_s += MPI_Wtime() - t0;
+        }
+        st = step_once(w, &s, &d, step, &plan, failed, &t);
+        if (!st && plan.activity) {
+            double t0 = MPI_Wtime();
+            rc = exchange_changes(j, &plan);
+            t.plan_s += MPI_Wtime() - t0;
+        }
+        if (!st && !rc && ((step + 1) % s.commit_every == 0 || step + 1 == s.steps)) {
             uint64_t before = cs.epoch;
             double t0 = MPI_Wtime();
             st = strata_commit(w, &cs);
             t.commit_s += MPI_Wtime() - t0;
             commits += !st && cs.epoch != before;
         }
-        if (st) {
-            /* Box I/O and commits agree on errors: every rank stops here together. */
-            rc = job_fail(j, st, w);
+        if (st || rc) {
+            /* Box I/O, commits and the exchange agree on errors: every rank stops here together. */
+            if (st)
+                rc = job_fail(j, st, w);
             job_error(j, "stopped at step %" PRIu64 "; the world is at its last commit (%s)", step,
                       commits ? "made by this run" : "before this run");
             break;
@@ -345,9 +638,10 @@ int job_simulate(job *j, int argc, char **argv)
     }
     if (!rc)
         progress_finish(&p);
-    domain_free(&d);
+    const int64_t tile_used = plan.activity ? plan.activity->tile : 0;
+    plan_free(&plan, &d);
     strata_world_close(w);
     if (!rc)
-        print_summary(j, argv[1], &s, &t, commits, cs.epoch);
+        print_summary(j, argv[1], &s, &t, commits, cs.epoch, tile_used);
     return rc;
 }

@@ -71,13 +71,50 @@ static uint16_t old_at(const simulation *s, const sim_region *r, int64_t x, int6
     return r->in[((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0])];
 }
 
-static void set_new(sim_region *r, int64_t x, int64_t y, int64_t z, uint16_t m)
+/* New value m at (x, y, z) if it lies in the block, counted as a change when
+ * it differs from the old value (rules may set one voxel twice, to one value). */
+static void set_new(const simulation *s, sim_region *r, int64_t x, int64_t y, int64_t z, uint16_t m)
 {
     const int64_t *b = r->block;
     if (x < b[0] || y < b[1] || z < b[2] || x >= b[3] || y >= b[4] || z >= b[5])
         return;
     const int64_t nx = b[3] - b[0], ny = b[4] - b[1];
-    r->out[((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0])] = m;
+    uint16_t *o = r->out + ((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0]);
+    const uint16_t old = old_at(s, r, x, y, z);
+    if (*o == m)
+        return;
+    if (*o == old) { /* a first change */
+        const int64_t p[3] = {x, y, z};
+        for (int a = 0; a < 3; a++) {
+            if (!r->changed || p[a] < r->changed_box[a])
+                r->changed_box[a] = p[a];
+            if (!r->changed || p[a] + 1 > r->changed_box[a + 3])
+                r->changed_box[a + 3] = p[a] + 1;
+        }
+        r->changed++;
+    } else if (m == old) { /* changed back (the box stays: it only bounds) */
+        r->changed--;
+    }
+    *o = m;
+}
+
+/* Voxels of columns x - across .. x + across from z - below to z may change:
+ * flag them (per tile of the block and z). */
+static void mark_may_change(sim_region *r, int64_t x, int64_t y, int64_t z, int64_t across,
+                            int64_t below)
+{
+    if (!r->may_change)
+        return;
+    const int64_t *b = r->block, t = r->tile;
+    const int64_t tx = (b[3] - b[0] + t - 1) / t, ty = (b[4] - b[1] + t - 1) / t;
+    const int64_t x0 = x - across > b[0] ? x - across : b[0],
+                  x1 = x + across < b[3] - 1 ? x + across : b[3] - 1;
+    const int64_t y0 = y - across > b[1] ? y - across : b[1],
+                  y1 = y + across < b[4] - 1 ? y + across : b[4] - 1;
+    for (int64_t k = z - below > b[2] ? z - below : b[2]; k <= z && k < b[5]; k++)
+        for (int64_t j = (y0 - b[1]) / t; j <= (y1 - b[1]) / t; j++)
+            for (int64_t i = (x0 - b[0]) / t; i <= (x1 - b[0]) / t; i++)
+                r->may_change[((k - b[2]) * ty + j) * tx + i] = 1;
 }
 
 /* Erosion at p = (x, y, z), if it erodes: the value above it moves in and
@@ -90,7 +127,12 @@ static void erode_at(const simulation *s, sim_region *r, uint64_t step, int64_t 
     if ((m != SOIL && m != SAND && m != SEDIMENT) || z + 1 >= s->dims[2])
         return;
     uint16_t above = old_at(s, r, x, y, z + 1);
-    if (is_ground(above) || (voxel_hash(s, step, x, y, z) & 3))
+    if (is_ground(above))
+        return;
+    /* A candidate: it may erode, and sediment may land one column across, up to
+     * SIM_DROP_MAX - 1 voxels below. */
+    mark_may_change(r, x, y, z, 1, SIM_DROP_MAX - 1);
+    if (voxel_hash(s, step, x, y, z) & 3)
         return;
     int64_t land = -1, best = -1;
     for (int d = 0; d < 4; d++) {
@@ -107,8 +149,8 @@ static void erode_at(const simulation *s, sim_region *r, uint64_t step, int64_t 
     }
     if (land < 0)
         return;
-    set_new(r, x, y, z, above);
-    set_new(r, x + dx[land], y + dy[land], z - best + 1, SEDIMENT);
+    set_new(s, r, x, y, z, above);
+    set_new(s, r, x + dx[land], y + dy[land], z - best + 1, SEDIMENT);
 }
 
 /* The voxel above a surface: not ground, ground below. */
@@ -224,6 +266,9 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
                            (r->box[3] - r->box[0]) +
                        (b[0] - r->box[0]),
                    (size_t)nx * 2);
+    r->changed = 0;
+    if (r->may_change)
+        memset(r->may_change, 0, sim_may_change_size(r));
     if (s->process == SIM_NONE)
         return;
     const int64_t *bx = r->box, rnx = bx[3] - bx[0], plane = rnx * (bx[4] - bx[1]);
@@ -259,14 +304,16 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
                     m |= candidates8(LAVA_COOLS, NULL, row + o, up ? up + o : NULL, n);
                 for (; m; m &= m - 1) {
                     const int64_t x = x0 + __builtin_ctz(m);
+                    mark_may_change(r, x, y, z, 0, 0);
                     if (s->process == SIM_DEPOSITION) {
                         if (above_surface(s, r, x, y, z) && (voxel_hash(s, step, x, y, z) & 7) == 0)
-                            set_new(r, x, y, z, old_at(s, r, x, y, z) == WATER ? SEDIMENT : SAND);
+                            set_new(s, r, x, y, z,
+                                    old_at(s, r, x, y, z) == WATER ? SEDIMENT : SAND);
                     } else if (lava_site(s, r, step, x, y, z)) {
-                        set_new(r, x, y, z, LAVA);
+                        set_new(s, r, x, y, z, LAVA);
                     } else if (old_at(s, r, x, y, z) == LAVA &&
                                lava_site(s, r, step, x, y, z + 1)) {
-                        set_new(r, x, y, z, BASALT);
+                        set_new(s, r, x, y, z, BASALT);
                     }
                 }
             }
@@ -293,4 +340,21 @@ void sim_halo_box(const simulation *s, const int64_t block[6], int64_t box[6])
         int64_t hi = block[a + 3] + halo[a];
         box[a + 3] = hi < s->dims[a] ? hi : s->dims[a];
     }
+}
+
+size_t sim_may_change_size(const sim_region *r)
+{
+    const int64_t *b = r->block, t = r->tile;
+    return (size_t)((b[3] - b[0] + t - 1) / t * ((b[4] - b[1] + t - 1) / t) * (b[5] - b[2]));
+}
+
+void sim_candidate_reach(int process, int64_t reach[3])
+{
+    /* Erosion: q may change when q erodes (q and the voxel above) or sediment
+     * from a candidate one column across and 1 to SIM_DROP_MAX - 1 voxels up
+     * lands on it (that candidate and the voxel above it). Deposition: q and the
+     * voxel below. Volcanic: q, below (surface) and above (lava cooling). */
+    reach[0] = process == SIM_EROSION ? 1 : 0;
+    reach[1] = process == SIM_EROSION ? SIM_DROP_MAX : process == SIM_VOLCANIC ? 1 : 0;
+    reach[2] = process == SIM_EROSION ? 0 : 1;
 }

@@ -9,6 +9,7 @@
 #ifndef STRATA_SIMULATE_RULES_H
 #define STRATA_SIMULATE_RULES_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* SIM_NONE: no rule; every block is read and written back unchanged (the box
@@ -34,6 +35,16 @@ typedef struct {
     int64_t block[6], box[6]; /* the block; block + halo clipped to the world */
     uint16_t *in;             /* old values of box, [z][y][x] */
     uint16_t *out;            /* new values of block, [z][y][x] */
+    /* Optional (NULL: not kept): flags [z][ty][tx] per z and tile (tile x tile
+     * columns from the block's corner) of the block, sim_may_change_size of
+     * them, set by sim_compute_block where some voxel may change at this step
+     * (near a candidate; whether it changes depends on the step's random bits). */
+    uint8_t *may_change;
+    int64_t tile;
+    /* Set by sim_compute_block: voxels of the block whose new value differs from
+     * the old, and their bounding box (valid when changed > 0). */
+    uint64_t changed;
+    int64_t changed_box[6];
 } sim_region;
 
 /* The process called `name` (erosion, deposition, volcanic, none), or -1. */
@@ -46,7 +57,19 @@ void sim_place_vents(simulation *s);
 /* The block + halo box of a block: the halo clipped to the world. */
 void sim_halo_box(const simulation *s, const int64_t block[6], int64_t box[6]);
 
-/* New values of r's block at `step` from the old state r->in. */
+/* New values of r's block at `step` from the old state r->in; r->changed and
+ * r->changed_box count them; r->may_change, when not NULL, marks where a voxel
+ * may change. */
 void sim_compute_block(const simulation *s, sim_region *r, uint64_t step);
+
+/* Whether voxel q may change at some step depends on the old values of voxels
+ * q + d for d in a fixed stencil D (independent of the step: the rules act only
+ * at candidates, whose definition never names the step). So a change at c can
+ * alter that for q = c - d only: q in columns c.x - reach[0] .. c.x + reach[0],
+ * c.y - reach[0] .. c.y + reach[0], and z in c.z - reach[1] .. c.z + reach[2]. */
+void sim_candidate_reach(int process, int64_t reach[3]);
+
+/* Flags r->may_change holds for r's block and tile. */
+size_t sim_may_change_size(const sim_region *r);
 
 #endif
