@@ -222,10 +222,7 @@ int main(int argc, char **argv)
 {
     const char *dir = mt_init(&argc, &argv);
     char path[4096];
-    snprintf(path, sizeof path, "%s/blind", dir);
-    if (mt_rank == 0)
-        mt_remove_tree(path);
-    MPI_Barrier(MPI_COMM_WORLD);
+    mt_fresh_path(dir, "blind", path, sizeof path);
 
     strata_config cfg;
     strata_config_init(&cfg);

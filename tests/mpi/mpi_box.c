@@ -367,10 +367,7 @@ int main(int argc, char **argv)
 {
     const char *dir = mt_init(&argc, &argv);
     char path[512];
-    snprintf(path, sizeof path, "%s/box_world", dir);
-    if (mt_rank == 0)
-        mt_remove_tree(path);
-    MPI_Barrier(MPI_COMM_WORLD);
+    mt_fresh_path(dir, "box_world", path, sizeof path);
     strata_config cfg;
     strata_config_init(&cfg);
     memcpy(cfg.dims, DIMS, sizeof cfg.dims);

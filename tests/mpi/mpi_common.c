@@ -51,3 +51,11 @@ void mt_remove_tree(const char *path)
 {
     nftw(path, remove_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
+
+void mt_fresh_path(const char *dir, const char *name, char *path, size_t size)
+{
+    snprintf(path, size, "%s/%s", dir, name);
+    if (mt_rank == 0)
+        mt_remove_tree(path);
+    MPI_Barrier(MPI_COMM_WORLD);
+}

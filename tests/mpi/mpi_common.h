@@ -28,5 +28,8 @@ int mt_finish(const char *name);
 uint64_t mt_random(uint64_t *state);
 /** Remove a directory tree (rank 0 only; used to reset a test world). */
 void mt_remove_tree(const char *path);
+/** path = dir/name, removed by rank 0 before every rank goes on: a fresh place for a
+ *  test world. Collective over MPI_COMM_WORLD. */
+void mt_fresh_path(const char *dir, const char *name, char *path, size_t size);
 
 #endif

@@ -480,18 +480,14 @@ int main(int argc, char **argv)
     char path[4096];
     strata_config cfg;
     /* Random world with partial edge chunks. */
-    snprintf(path, sizeof path, "%s/random", dir);
-    if (mt_rank == 0)
-        mt_remove_tree(path);
+    mt_fresh_path(dir, "random", path, sizeof path);
     strata_world *w = filled_world(path, random_voxel);
     check_world(w, 4 + 3, 11);
     strata_world_close(w);
     check_hash_across_ranks(path);
     check_reindex(path, 99);
     /* Terrain. */
-    snprintf(path, sizeof path, "%s/terrain", dir);
-    if (mt_rank == 0)
-        mt_remove_tree(path);
+    mt_fresh_path(dir, "terrain", path, sizeof path);
     strata_config_init(&cfg);
     cfg.dims[0] = 96, cfg.dims[1] = 80, cfg.dims[2] = 64;
     cfg.chunk_edge = 16;
@@ -504,9 +500,7 @@ int main(int argc, char **argv)
     strata_world_close(w);
     check_hash_across_ranks(path);
     /* Chunks of many materials, reindexed while resident. */
-    snprintf(path, sizeof path, "%s/many", dir);
-    if (mt_rank == 0)
-        mt_remove_tree(path);
+    mt_fresh_path(dir, "many", path, sizeof path);
     check_resident_reindex(path);
     return mt_finish("mpi_index");
 }

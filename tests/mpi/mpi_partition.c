@@ -234,13 +234,10 @@ static void check_sparse_open(const char *path, const char *what)
     strata_world_close(w);
 }
 
-static void test_sparse_reopen(const char *dir)
+/* The sparse world at dir/name, fresh, written by rank 0 alone. Collective. */
+static void write_sparse_alone(const char *dir, const char *name, char *path, size_t size)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/sparse", dir);
-    if (mt_rank == 0)
-        mt_remove_tree(path);
-    /* Written by rank 0 alone, opened by all. */
+    mt_fresh_path(dir, name, path, size);
     MPI_Comm one;
     MPI_Comm_split(MPI_COMM_WORLD, mt_rank == 0 ? 0 : MPI_UNDEFINED, 0, &one);
     if (one != MPI_COMM_NULL) {
@@ -248,6 +245,13 @@ static void test_sparse_reopen(const char *dir)
         MPI_Comm_free(&one);
     }
     MPI_Barrier(MPI_COMM_WORLD);
+}
+
+static void test_sparse_reopen(const char *dir)
+{
+    char path[4096];
+    /* Written by rank 0 alone, opened by all. */
+    write_sparse_alone(dir, "sparse", path, sizeof path);
     check_sparse_open(path, "written at 1 rank");
     /* Written by all, opened by all but the last rank (1 rank: again by all). */
     write_sparse(path, MPI_COMM_WORLD);
@@ -465,16 +469,7 @@ static void test_fence_corrupt(const char *path)
 static void test_fence_on_demand(const char *dir)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/sampled", dir);
-    if (mt_rank == 0)
-        mt_remove_tree(path);
-    MPI_Comm one;
-    MPI_Comm_split(MPI_COMM_WORLD, mt_rank == 0 ? 0 : MPI_UNDEFINED, 0, &one);
-    if (one != MPI_COMM_NULL) {
-        write_sparse(path, one);
-        MPI_Comm_free(&one);
-    }
-    MPI_Barrier(MPI_COMM_WORLD);
+    write_sparse_alone(dir, "sampled", path, sizeof path);
     const size_t strides[2] = {3, 1};
     for (int t = 0; t < 2; t++) {
         char what[64];
