@@ -157,7 +157,7 @@ typedef struct {
 } bit_reader;
 
 /* n <= 32 bits; 0 when the stream ends first */
-static int bits_get(bit_reader *b, int n, uint32_t *v)
+static inline int bits_get(bit_reader *b, int n, uint32_t *v)
 {
     while (b->bits < n) {
         if (b->p == b->end)
@@ -169,6 +169,37 @@ static int bits_get(bit_reader *b, int n, uint32_t *v)
     b->acc >>= n;
     b->bits -= n;
     return 1;
+}
+
+/* A Rice quotient: the 1 bits before the next 0, consumed with it, counted a word at a
+ * time. 1 with *q, 0 when the stream ends first, -1 past `most` ones (as soon as the
+ * stream holds them, as a bit-by-bit read would find). */
+static inline int bits_unary(bit_reader *b, uint64_t most, uint64_t *q)
+{
+    uint64_t n = 0;
+    for (;;) {
+        while (b->bits <= 56 && b->p != b->end) {
+            b->acc |= (uint64_t)*b->p++ << b->bits;
+            b->bits += 8;
+        }
+        if (!b->bits)
+            return 0;
+        const uint64_t zeros =
+            ~b->acc & (b->bits == 64 ? ~(uint64_t)0 : ((uint64_t)1 << b->bits) - 1);
+        if (zeros) {
+            const int t = __builtin_ctzll(zeros);
+            n += (uint64_t)t;
+            b->acc = t + 1 < 64 ? b->acc >> (t + 1) : 0;
+            b->bits -= t + 1;
+            *q = n;
+            return n > most ? -1 : 1;
+        }
+        n += (uint64_t)b->bits;
+        b->acc = 0;
+        b->bits = 0;
+        if (n > most)
+            return -1;
+    }
 }
 
 /* The Rice parameter for the gaps (each gap - 1 >= 0 is coded): the cheapest of three
@@ -457,17 +488,12 @@ static strata_status decode_v2(const uint8_t *record, size_t length, const delta
     at[0] = first;
     for (size_t i = 1; i < n; i++) {
         uint64_t quotient = 0;
-        uint32_t bit;
-        for (;;) {
-            if (!bits_get(&br, 1, &bit))
-                return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated at change %zu",
-                                 i);
-            if (!bit)
-                break;
-            if (++quotient > (limit >> k))
-                return error_set(err, STRATA_ERR_CORRUPT,
-                                 "delta record: voxel index outside the chunk at change %zu", i);
-        }
+        const int got = bits_unary(&br, limit >> k, &quotient);
+        if (got == 0)
+            return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated at change %zu", i);
+        if (got < 0)
+            return error_set(err, STRATA_ERR_CORRUPT,
+                             "delta record: voxel index outside the chunk at change %zu", i);
         uint32_t low = 0;
         if (k && !bits_get(&br, k, &low))
             return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated at change %zu", i);
@@ -496,10 +522,11 @@ static strata_status decode_v2(const uint8_t *record, size_t length, const delta
         else
             materials[i] = value;
     }
-    /* the stream ends at its last byte, padded with zero bits */
-    if (br.p != end || (br.bits && (br.acc & (((uint64_t)1 << br.bits) - 1))))
+    /* the stream ends at its last byte, padded with zero bits (bits_unary reads ahead:
+     * a whole byte left in the reader is a byte after the changes) */
+    if (br.p != end || br.bits >= 8 || (br.bits && (br.acc & (((uint64_t)1 << br.bits) - 1))))
         return error_set(err, STRATA_ERR_CORRUPT, "delta record: %zu bytes after its changes",
-                         (size_t)(end - br.p));
+                         (size_t)(end - br.p) + (size_t)br.bits / 8);
     return STRATA_OK;
 }
 

@@ -981,37 +981,50 @@ static inline void lane_flush(uint32_t *c, uint64_t *even, uint64_t *odd)
     *even = *odd = 0;
 }
 
-/* Count wk->nibbles into the cells of the lowest stored level. A row of the chunk is
- * C / 16 words, word w in cell column w; a mixed word adds at most 15 to a lane, kept
- * in 8-bit fields flushed every 16 rows (at most 240). */
-static void lane_count(lod_work *wk)
+/* Copy 4-bit lanes `src` to wk->nibbles, counting them into the cells of the lowest
+ * stored level (edge C of 16 or 32, a constant where inlined): a row of the chunk is
+ * C / 16 words, word w in cell column w. A word of one lane (its nibbles equal to the
+ * word rotated by one nibble) adds 16; a mixed word adds at most 15 to a lane, kept in
+ * 8-bit fields (even and odd lanes) flushed every 16 rows (at most 240). */
+static inline __attribute__((always_inline)) void lane_count_edge(lod_work *wk, const uint8_t *src,
+                                                                  const size_t C)
 {
-    const size_t C = (size_t)wk->edge, words = C / 16, nb = (size_t)wk->levels - 4;
-    const uint8_t *nib = wk->nibbles;
-    const uint64_t ones = 0x1111111111111111u, low = 0x0f0f0f0f0f0f0f0fu;
-    uint64_t even[2] = {0, 0}, odd[2] = {0, 0};
+    const size_t words = C / 16, nb = C / 16 - 1, row = C / 2;
+    const uint64_t low = 0x0f0f0f0f0f0f0f0fu;
+    uint8_t *dst = wk->nibbles;
     memset(wk->lane_cells, 0, sizeof wk->lane_cells);
     for (size_t z = 0; z < C; z++)
-        for (size_t y = 0; y < C; y++, nib += C / 2) {
-            const size_t cell = (z >> 4) << (2 * nb) | (y >> 4) << nb;
-            for (size_t w = 0; w < words; w++) {
-                uint64_t word;
-                memcpy(&word, nib + 8 * w, 8);
-                const uint64_t lane = word & 15;
-                if (word == lane * ones) {
-                    wk->lane_cells[cell + w][lane] += 16;
-                    continue;
+        for (size_t yc = 0; yc < C / 16; yc++) {
+            uint32_t *cell[2];
+            for (size_t w = 0; w < words; w++)
+                cell[w] = wk->lane_cells[(z >> 4) << (2 * nb) | yc << nb | w];
+            uint64_t even[2] = {0, 0}, odd[2] = {0, 0};
+            for (size_t y = 0; y < 16; y++, src += row, dst += row)
+                for (size_t w = 0; w < words; w++) {
+                    uint64_t word;
+                    memcpy(&word, src + 8 * w, 8);
+                    memcpy(dst + 8 * w, &word, 8);
+                    if (word == (word >> 4 | word << 60)) {
+                        cell[w][word & 15] += 16;
+                        continue;
+                    }
+                    uint64_t f = 0;
+                    for (int b = 0; b < 8; b++)
+                        f += wk->nibble_pair[word >> (8 * b) & 0xff];
+                    even[w] += f & low;
+                    odd[w] += f >> 4 & low;
                 }
-                uint64_t f = 0;
-                for (int b = 0; b < 8; b++)
-                    f += wk->nibble_pair[word >> (8 * b) & 0xff];
-                even[w] += f & low;
-                odd[w] += f >> 4 & low;
-            }
-            if ((y & 15) == 15)
-                for (size_t w = 0; w < words; w++)
-                    lane_flush(wk->lane_cells[cell + w], &even[w], &odd[w]);
+            for (size_t w = 0; w < words; w++)
+                lane_flush(cell[w], &even[w], &odd[w]);
         }
+}
+
+static void lane_count(lod_work *wk, const uint8_t *src)
+{
+    if (wk->edge == 32)
+        lane_count_edge(wk, src, 32);
+    else
+        lane_count_edge(wk, src, 16);
 }
 
 strata_status lod_lanes_begin(lod_work *wk, const uint16_t *ids, int count, int bits,
@@ -1041,11 +1054,11 @@ strata_status lod_lanes_begin(lod_work *wk, const uint16_t *ids, int count, int 
         *served = 1;
         return STRATA_OK;
     }
-    if (bits == 4)
-        memcpy(wk->nibbles, packed, n / 2);
-    else
+    if (bits < 4) { /* widened in place: counted from there */
         widen_to_nibbles(wk, packed, n, bits, wk->nibbles);
-    lane_count(wk);
+        packed = wk->nibbles;
+    }
+    lane_count(wk, packed);
     for (size_t c = 0; c < cells; c++)
         for (int lane = count; lane < DENSE_LANES; lane++)
             if (wk->lane_cells[c][lane]) {

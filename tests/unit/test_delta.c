@@ -201,6 +201,18 @@ START_TEST(test_damaged_records)
                      STRATA_ERR_CORRUPT);
     free(longer);
     free(copy);
+    /* also when the last gaps lie in the last bytes (a reader that reads ahead must not
+     * take a zero byte after them for padding) */
+    for (int shape = 0; shape < 4; shape++)
+        for (size_t n = 1; n <= 9; n += 4) {
+            size_t size = round_trip(&f, n, 40 + n, shape);
+            uint8_t *more = malloc(size + 1);
+            memcpy(more, f.record, size);
+            more[size] = 0;
+            ck_assert_int_eq(delta_apply(more, size + 1, 32, f.scratch, f.got, NULL),
+                             STRATA_ERR_CORRUPT);
+            free(more);
+        }
     close_fixture(&f);
 }
 END_TEST
