@@ -106,12 +106,18 @@ static void mark_may_change(sim_region *r, int64_t x, int64_t y, int64_t z, int6
     if (!r->may_change)
         return;
     const int64_t *b = r->block, t = r->tile;
+    const int64_t k0 = z - below > b[2] ? z - below : b[2], k1 = z < b[5] - 1 ? z : b[5] - 1;
+    if (b[3] - b[0] <= t && b[4] - b[1] <= t) { /* one tile: flags per z */
+        for (int64_t k = k0; k <= k1; k++)
+            r->may_change[k - b[2]] = 1;
+        return;
+    }
     const int64_t tx = (b[3] - b[0] + t - 1) / t, ty = (b[4] - b[1] + t - 1) / t;
     const int64_t x0 = x - across > b[0] ? x - across : b[0],
                   x1 = x + across < b[3] - 1 ? x + across : b[3] - 1;
     const int64_t y0 = y - across > b[1] ? y - across : b[1],
                   y1 = y + across < b[4] - 1 ? y + across : b[4] - 1;
-    for (int64_t k = z - below > b[2] ? z - below : b[2]; k <= z && k < b[5]; k++)
+    for (int64_t k = k0; k <= k1; k++)
         for (int64_t j = (y0 - b[1]) / t; j <= (y1 - b[1]) / t; j++)
             for (int64_t i = (x0 - b[0]) / t; i <= (x1 - b[0]) / t; i++)
                 r->may_change[((k - b[2]) * ty + j) * tx + i] = 1;
@@ -247,6 +253,17 @@ static void erode_row(const simulation *s, sim_region *r, uint64_t step, const u
             erode_at(s, r, step, x + __builtin_ctz(bits), y, z);
     }
 #endif
+    for (; x + 8 <= x1; x += 8)
+        for (unsigned m = candidates8(ERODES, NULL, row + (x - x0), up + (x - x0), 8); m;
+             m &= m - 1)
+            erode_at(s, r, step, x + __builtin_ctz(m), y, z);
+    if (x < x1 && x1 - x0 >= 8) { /* the tail as the row's last 8, those seen dropped */
+        const int64_t last = x1 - 8;
+        unsigned m = candidates8(ERODES, NULL, row + (last - x0), up + (last - x0), 8);
+        for (m = m >> (x - last) << (x - last); m; m &= m - 1)
+            erode_at(s, r, step, last + __builtin_ctz(m), y, z);
+        x = x1;
+    }
     for (; x < x1; x++)
         if (scalar_candidate(ERODES, NULL, row, up, (int)(x - x0)))
             erode_at(s, r, step, x, y, z);

@@ -18,9 +18,11 @@ enum { SIM_EROSION, SIM_DEPOSITION, SIM_VOLCANIC, SIM_NONE };
 enum { SIM_VENTS = 4 };
 /* Erosion looks this far down a neighbour column for its ground. */
 #define SIM_DROP_MAX 4
-/* Halo around a block: neighbours' neighbours across, the drop search up and down. */
+/* Halo around a block: neighbours' neighbours across; down, the drop search
+ * (SIM_DROP_MAX below a source in the block); up, the voxel above the highest
+ * source whose sediment can land in the block (SIM_DROP_MAX - 1 above it). */
 #define SIM_HALO_XY 2
-#define SIM_HALO_Z  (SIM_DROP_MAX + 1)
+#define SIM_HALO_Z  SIM_DROP_MAX
 
 typedef struct {
     int process;

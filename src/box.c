@@ -74,21 +74,40 @@ static uint64_t piece_voxels(const int64_t b[6])
     return (uint64_t)(b[3] - b[0]) * (uint64_t)(b[4] - b[1]) * (uint64_t)(b[5] - b[2]);
 }
 
+/* Copy a row of n bytes. Rows of small boxes (a few dozen bytes) are the usual
+ * case of a simulation's halos: they are copied as two overlapping words
+ * instead of through a call to memcpy, whose cost is then most of the row's. */
+static inline void copy_row(uint8_t *to, const uint8_t *from, size_t n)
+{
+    if (n >= 16 && n <= 32) {
+        uint64_t w[4];
+        memcpy(w, from, 16), memcpy(w + 2, from + n - 16, 16);
+        memcpy(to, w, 16), memcpy(to + n - 16, w + 2, 16);
+    } else if (n >= 8 && n < 16) {
+        uint64_t w[2];
+        memcpy(w, from, 8), memcpy(w + 1, from + n - 8, 8);
+        memcpy(to, w, 8), memcpy(to + n - 8, w + 1, 8);
+    } else {
+        memcpy(to, from, n);
+    }
+}
+
 /* Copy piece b between a chunk's C^3 voxels (chunk corner c0) and a dense array
  * with origin o[3] and row/plane strides sy, sz, in either direction. */
 static void copy_piece(const int64_t b[6], int64_t edge, const int64_t c0[3], uint16_t *chunk_v,
                        uint16_t *array, const int64_t o[3], int64_t sy, int64_t sz, int to_array)
 {
     const size_t row = (size_t)(b[3] - b[0]) * sizeof *array;
-    for (int64_t z = b[2]; z < b[5]; z++)
-        for (int64_t y = b[1]; y < b[4]; y++) {
-            uint16_t *cv = chunk_v + ((z - c0[2]) * edge + (y - c0[1])) * edge + (b[0] - c0[0]);
-            uint16_t *av = array + (z - o[2]) * sz + (y - o[1]) * sy + (b[0] - o[0]);
+    const int64_t rows = b[4] - b[1];
+    for (int64_t z = b[2]; z < b[5]; z++) {
+        uint16_t *cv = chunk_v + ((z - c0[2]) * edge + (b[1] - c0[1])) * edge + (b[0] - c0[0]);
+        uint16_t *av = array + (z - o[2]) * sz + (b[1] - o[1]) * sy + (b[0] - o[0]);
+        for (int64_t y = 0; y < rows; y++, cv += edge, av += sy)
             if (to_array)
-                memcpy(av, cv, row);
+                copy_row((uint8_t *)av, (const uint8_t *)cv, row);
             else
-                memcpy(cv, av, row);
-        }
+                copy_row((uint8_t *)cv, (const uint8_t *)av, row);
+    }
 }
 
 /* Set piece b of a dense array (origin o, strides sy, sz) to one value: the
