@@ -59,6 +59,11 @@ void route_scratch_trim(route_scratch *s, size_t max_bytes);
 void *route_scratch_get(route_scratch *s, int which, size_t bytes);
 /** Bytes held. */
 size_t route_scratch_bytes(const route_scratch *s);
+/** Room for count elements of elem bytes, on transparent huge pages when it is large
+ *  (first-touch page faults of fresh buffers cost more than routing); *bytes: the
+ *  usable bytes (at least count * elem). NULL when memory is out. Free with free(),
+ *  grow with strata_realloc. */
+void *route_alloc_records(size_t count, size_t elem, size_t *bytes);
 
 /**
  * Send every record to partition_owner(split, ranks, rec.key). Collective.

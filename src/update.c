@@ -252,11 +252,16 @@ static strata_status stage_updates(strata_world *w, const strata_update *updates
     if (n > w->staged_capacity - w->staged_count) {
         size_t capacity = w->staged_capacity * 2 > w->staged_count + n ? w->staged_capacity * 2
                                                                        : w->staged_count + n;
-        route_record *grown = strata_realloc(w->staged, capacity * sizeof *grown);
+        size_t bytes;
+        /* a new array (on huge pages when large), what is staged already copied in */
+        route_record *grown = route_alloc_records(capacity, sizeof *grown, &bytes);
         if (!grown)
             return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot stage %zu updates", capacity);
+        if (w->staged_count)
+            memcpy(grown, w->staged, w->staged_count * sizeof *grown);
+        free(w->staged);
         w->staged = grown;
-        w->staged_capacity = capacity;
+        w->staged_capacity = bytes / sizeof *grown;
     }
     const uint64_t d0 = (uint64_t)w->committed.dims[0], d1 = (uint64_t)w->committed.dims[1],
                    d2 = (uint64_t)w->committed.dims[2];
