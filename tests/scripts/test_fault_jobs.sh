@@ -24,9 +24,11 @@ for spec in "2 1" "4 3" "3 0" "2 0"; do
 done
 run 2 fsck w --quiet || fail "fsck after the failed updates"
 
-# The first allocation of box.c (listing the domain), then the second (the first
-# box read's counts), fails on rank 1 only: every rank stops, rank 1 says why.
-for case in "1 cannot plan this rank's domain: cannot list" "2 box I/O: no memory"; do
+# The first allocation of box.c (listing the domain's chunks), the second (its
+# blocks), then the third (the first box read's counts), fails on rank 1 only:
+# every rank stops, rank 1 says why.
+for case in "1 cannot plan this rank's domain: cannot list" \
+  "2 cannot plan this rank's domain: cannot list" "3 box I/O: no memory"; do
   read -r nth text <<< "$case"
   rc=0
   STRATA_ALLOC_FAIL=$nth:1:box.c run 2 simulate w --steps 2 --seed 3 2> err.txt || rc=$?
