@@ -284,17 +284,20 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
     uint16_t *keys = (uint16_t *)(scratch + (size_t)slots * 4);
     uint16_t *ids = (uint16_t *)(scratch + (size_t)slots * 6);
     uint16_t *which = ids + n;
-    memset(index, 0, (size_t)slots * sizeof *index);
     uint32_t palette = 0;
     uint16_t widest = 0;
-    /* ids below 256 (most worlds' every id) by a direct table, the rest hashed */
+    /* ids below 256 (most worlds' every id) by a direct table, the rest hashed (the
+     * table cleared at the first such id) */
     uint32_t small[256] = {0};
+    int hashed = 0;
     for (size_t i = 0; i < n; i++) {
         uint16_t m = (uint16_t)changes[i];
         uint32_t *at;
         if (m < 256) {
             at = &small[m];
         } else {
+            if (!hashed)
+                memset(index, 0, (size_t)slots * sizeof *index), hashed = 1;
             uint32_t slot = palette_slot(keys, index, mask, m);
             keys[slot] = m;
             at = &index[slot];
