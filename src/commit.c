@@ -83,9 +83,10 @@ typedef struct {
     size_t *again;   /* the items of the second pass */
     /* Blind entries over a stored payload or chain, when the index is built: their
      * payload then chain (fetch_sources), read on the main thread for the workers. */
-    byte_buffer source;
-    uint64_t *source_at;   /* per item: offset in source, UINT64_MAX: none */
-    uint64_t *chain_bytes; /* per item: bytes of its chain after the payload */
+    uint8_t *payloads, *chains; /* the payloads (read with their neighbours), the chains */
+    uint64_t payloads_capacity;
+    uint64_t *source_at; /* per item: offset of its payload in payloads, UINT64_MAX: none */
+    uint64_t *chain_at;  /* per item: offset of its chain (delta_chain_bytes) in chains */
 } encode_run;
 
 /* Write chunk k as a delta record chained to its committed row `old` (NULL: never
@@ -165,18 +166,22 @@ static strata_status summarize_delta(encode_run *r, encode_kit *t, size_t i, sto
     if (old && !store_row_uniform(old)) {
         if (!k->blind || r->source_at[i] == UINT64_MAX)
             return STRATA_OK; /* its voxels are at hand */
-        const uint8_t *source = r->source.data + r->source_at[i];
         if (old->codec == CODEC_PALETTE) {
+            const uint8_t *source = r->payloads + r->source_at[i];
             strata_status st =
-                chunk_decode_palette(source, old->payload_length, w->edge, t->scratch, &base, err);
+                store_check_payload(w->store.dir, old->payload_segment, old->payload_offset,
+                                    old->payload_length, old->payload_crc, k->key, source, err);
+            if (!st)
+                st = chunk_decode_palette(source, old->payload_length, w->edge, t->scratch, &base,
+                                          err);
             if (st)
                 return world_chunk_failed(w, "commit (its stored image)", k->key, st, err);
             c.base = &base;
         } else if (old->codec != CODEC_UNIFORM) {
             return STRATA_OK; /* a shuffled payload: decoded */
         }
-        c.chain = source + old->payload_length;
-        c.chain_bytes = r->chain_bytes[i];
+        c.chain = old->delta_depth ? r->chains + r->chain_at[i] : NULL;
+        c.chain_bytes = delta_chain_bytes(old);
         c.depth = old->delta_depth;
         c.scratch = t->scratch; /* the image's indices are copied out before the chain */
     }
@@ -352,9 +357,9 @@ static strata_status encode_run_start(strata_world *w, lod_index *x, size_t n, i
     r->reload = strata_calloc(n + 1, 1);
     r->again = strata_malloc((n + 1) * sizeof *r->again);
     r->source_at = strata_malloc((n + 1) * sizeof *r->source_at);
-    r->chain_bytes = strata_malloc((n + 1) * sizeof *r->chain_bytes);
+    r->chain_at = strata_malloc((n + 1) * sizeof *r->chain_at);
     if (!r->blob || !r->size || !r->thread || !r->kits || !r->reload || !r->again ||
-        !r->source_at || !r->chain_bytes)
+        !r->source_at || !r->chain_at)
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot allocate the encoding state of %zu chunks",
                           n);
     strata_status st = STRATA_OK;
@@ -380,36 +385,65 @@ static strata_status encode_run_start(strata_world *w, lod_index *x, size_t n, i
     return st;
 }
 
+/* Reads of stored payloads closer than this are one read (as the index build's). */
+#define SOURCE_READ_GAP ((uint64_t)4096)
+
 /* The stored payload and chain of every blind entry the index summarises from them
- * (summarize_delta), read here on the main thread (the store is not thread-safe). */
+ * (summarize_delta), read here on the main thread (the store is not thread-safe), the
+ * payloads with one read per run of neighbours (their checksums are the encoding
+ * threads'), the chains one round per depth (delta_chains_read). */
 static strata_status fetch_sources(strata_world *w, const chunk_list *dirty, encode_run *r)
 {
+    const size_t n = dirty->count;
+    const store_row **rows = strata_calloc(n + 1, sizeof *rows);
+    store_ref *refs = strata_malloc((n + 1) * sizeof *refs);
+    if (!rows || !refs) {
+        free(rows);
+        free(refs);
+        return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot plan the reads of %zu chunks", n);
+    }
+    size_t m = 0;
+    uint64_t chains = 0;
     strata_status st = STRATA_OK;
-    for (size_t i = 0; i < dirty->count && !st; i++) {
+    for (size_t i = 0; i < n && !st; i++) {
         const chunk *k = dirty->items[i];
         const store_row *old = k->blind && r->index ? world_own_row(w, k->key) : NULL;
         r->source_at[i] = UINT64_MAX;
-        r->chain_bytes[i] = 0;
+        r->chain_at[i] = 0;
         if (!old || store_row_uniform(old) || old->delta_depth >= DELTA_DEPTH_MAX)
             continue;
         /* a size read from a file is checked before it sizes an allocation */
         if (old->payload_length > chunk_encode_bound(w->edge))
-            return WORLD_FAIL(w, STRATA_ERR_CORRUPT,
-                              "chunk key %" PRIu64 ": payload length %u exceeds the largest "
-                              "possible (%zu)",
-                              k->key, old->payload_length, chunk_encode_bound(w->edge));
-        const uint64_t at = r->source.bytes;
-        if (!byte_buffer_append(&r->source, NULL, old->payload_length))
-            return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot read chunk key %" PRIu64, k->key);
+            st = WORLD_FAIL(w, STRATA_ERR_CORRUPT,
+                            "chunk key %" PRIu64 ": payload length %u exceeds the largest "
+                            "possible (%zu)",
+                            k->key, old->payload_length, chunk_encode_bound(w->edge));
+        r->source_at[i] = 0;
         if (old->payload_length)
-            st = store_read_payload(&w->store, old->payload_segment, old->payload_offset,
-                                    old->payload_length, old->payload_crc, k->key,
-                                    r->source.data + at, &w->error);
-        if (!st && old->delta_depth)
-            st = delta_chain_read(&w->store, old, w->edge, &r->source, &w->error);
-        r->source_at[i] = at;
-        r->chain_bytes[i] = r->source.bytes - at - old->payload_length;
+            refs[m++] = (store_ref){.segment = old->payload_segment,
+                                    .offset = old->payload_offset,
+                                    .length = old->payload_length,
+                                    .key = k->key,
+                                    .item = i};
+        if (old->delta_depth) {
+            rows[i] = old;
+            r->chain_at[i] = chains;
+            chains += delta_chain_bytes(old);
+        }
     }
+    size_t failed = m;
+    if (!st && m)
+        st = store_read_many(&w->store, refs, m, SOURCE_READ_GAP, &r->payloads,
+                             &r->payloads_capacity, &failed, &w->error);
+    for (size_t k = 0; !st && k < m; k++)
+        r->source_at[refs[k].item] = refs[k].at;
+    if (!st && chains && !(r->chains = strata_malloc(chains)))
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " bytes of delta chains",
+                        chains);
+    if (!st && chains)
+        st = delta_chains_read(&w->store, rows, n, w->edge, r->chains, r->chain_at, &w->error);
+    free(rows);
+    free(refs);
     return st;
 }
 
@@ -500,8 +534,9 @@ static strata_status encode_dirty(strata_world *w, const chunk_list *dirty, uint
     free(r.reload);
     free(r.again);
     free(r.source_at);
-    free(r.chain_bytes);
-    free(r.source.data);
+    free(r.chain_at);
+    free(r.payloads);
+    free(r.chains);
     free_kits(r.kits, threads);
     return st;
 }

@@ -7,6 +7,7 @@
 
 #include <zstd.h>
 
+#include "alloc.h"
 #include "codec.h"
 
 /* Bytes of a voxel index of an edge^3 chunk (2 up to edge 32, 3 above). */
@@ -566,73 +567,176 @@ strata_status delta_changes(const uint8_t *record, size_t length, int edge, uint
     return STRATA_OK;
 }
 
-strata_status delta_chain_read(store *s, const store_row *row, int edge, byte_buffer *out,
-                               strata_error *err)
+/* Where a chain's read stands: the next (older) record, and what the newer ones said. */
+typedef struct {
+    uint64_t segment, offset, total, newer_epoch;
+    uint32_t length, crc;
+    int depth; /* of the next record; 0: the chain is read */
+} chain_cursor;
+
+static strata_status chain_start(const store_row *row, chain_cursor *c, strata_error *err)
 {
-    uint64_t segment = row->delta_segment, offset = row->delta_offset, total = 0;
-    uint32_t length = row->delta_length, crc = row->delta_crc;
-    uint64_t newer_epoch = UINT64_MAX;
+    *c = (chain_cursor){.segment = row->delta_segment,
+                        .offset = row->delta_offset,
+                        .newer_epoch = UINT64_MAX,
+                        .length = row->delta_length,
+                        .crc = row->delta_crc,
+                        .depth = row->delta_depth};
     if (row->delta_depth > DELTA_DEPTH_MAX)
         return error_set(err, STRATA_ERR_CORRUPT,
                          "chunk key %" PRIu64 ": delta chain of %u records (at most %d)", row->key,
                          row->delta_depth, DELTA_DEPTH_MAX);
-    for (int depth = row->delta_depth; depth >= 1; depth--) {
-        const size_t voxels = (size_t)edge * edge * edge;
-        if (segment == 0 || length > delta_record_bound(edge, 2 * delta_log_max(voxels)))
-            return error_set(err, STRATA_ERR_CORRUPT,
-                             "chunk key %" PRIu64 ": delta record %d of %u is missing "
-                             "(segment %" PRIu64 ", %u bytes)",
-                             row->key, depth, row->delta_depth, segment, length);
+    return STRATA_OK;
+}
+
+/* The next record can be read: it is named, not longer than a record can be, and within
+ * the bytes the row gives the chain (which sizes the reader's room). */
+static strata_status chain_where(const store_row *row, int edge, const chain_cursor *c,
+                                 strata_error *err)
+{
+    const size_t voxels = (size_t)edge * edge * edge;
+    if (c->segment == 0 || c->length > delta_record_bound(edge, 2 * delta_log_max(voxels)))
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "chunk key %" PRIu64 ": delta record %d of %u is missing "
+                         "(segment %" PRIu64 ", %u bytes)",
+                         row->key, c->depth, row->delta_depth, c->segment, c->length);
+    if (c->total + c->length > row->delta_bytes)
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "chunk key %" PRIu64 ": delta chain of more than %" PRIu64
+                         " bytes, the row says %u",
+                         row->key, c->total, row->delta_bytes);
+    return STRATA_OK;
+}
+
+/* Check the record just read at the cursor (checksum, header, place in the chain) and
+ * move to the one before it. */
+static strata_status chain_took(const store *s, const store_row *row, int edge, chain_cursor *c,
+                                const uint8_t *record, strata_error *err)
+{
+    const int depth = c->depth;
+    const uint64_t segment = c->segment, offset = c->offset;
+    strata_status st =
+        store_check_payload(s->dir, segment, offset, c->length, c->crc, row->key, record, err);
+    if (st)
+        return error_set(err, st, "delta record %d of %u: %s", depth, row->delta_depth,
+                         err->message);
+    delta_header h;
+    st = delta_parse(record, c->length, edge, &h, err);
+    if (st)
+        return error_set(err, st,
+                         "chunk key %" PRIu64 ": delta record %d (segment %" PRIu64
+                         ", offset %" PRIu64 "): %s",
+                         row->key, depth, segment, offset, err->message);
+    const char *wrong = h.key != row->key           ? "names another chunk"
+                        : h.depth != depth          ? "is out of order (its depth differs)"
+                        : h.epoch != segment        ? "is not in the segment of its commit"
+                        : h.epoch >= c->newer_epoch ? "is out of order (not older than the "
+                                                      "record after it)"
+                        : h.base_segment != row->payload_segment ||
+                                h.base_offset != row->payload_offset ||
+                                h.base_tag != delta_base_tag(row)
+                            ? "has a base that is missing (it names another base image)"
+                        : (depth == 1) != (h.prev_segment == 0)
+                            ? "is out of order (its link to the previous record is wrong)"
+                            : NULL;
+    if (wrong)
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "chunk key %" PRIu64 ": delta record %d of %u (segment %" PRIu64
+                         ", offset %" PRIu64 ") %s",
+                         row->key, depth, row->delta_depth, segment, offset, wrong);
+    c->total += c->length;
+    c->newer_epoch = h.epoch;
+    if (depth == 1 && segment != row->delta_first)
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "chunk key %" PRIu64 ": oldest delta record in segment %" PRIu64
+                         ", the row says %" PRIu64,
+                         row->key, segment, row->delta_first);
+    c->segment = h.prev_segment, c->offset = h.prev_offset;
+    c->length = h.prev_length, c->crc = h.prev_crc;
+    c->depth--;
+    if (!c->depth && c->total != row->delta_bytes)
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "chunk key %" PRIu64 ": delta chain of %" PRIu64 " bytes, the row says %u",
+                         row->key, c->total, row->delta_bytes);
+    return STRATA_OK;
+}
+
+strata_status delta_chain_read(store *s, const store_row *row, int edge, byte_buffer *out,
+                               strata_error *err)
+{
+    chain_cursor c;
+    strata_status st = chain_start(row, &c, err);
+    while (!st && c.depth) {
+        if ((st = chain_where(row, edge, &c, err)))
+            break;
         /* each record goes to out after its length (u32): delta_chain_apply finds it */
+        const uint32_t length = c.length;
         if (!byte_buffer_append(out, &length, sizeof length))
             return error_set(err, STRATA_ERR_NOMEM, "cannot hold a delta chain");
         uint64_t at = out->bytes;
         if (!byte_buffer_append(out, NULL, length))
             return error_set(err, STRATA_ERR_NOMEM, "cannot hold a delta chain");
-        strata_status st =
-            store_read_payload(s, segment, offset, length, crc, row->key, out->data + at, err);
+        st = store_read_span(s, c.segment, c.offset, length, row->key, out->data + at, err);
         if (st)
-            return error_set(err, st, "delta record %d of %u: %s", depth, row->delta_depth,
+            return error_set(err, st, "delta record %d of %u: %s", c.depth, row->delta_depth,
                              err->message);
-        delta_header h;
-        st = delta_parse(out->data + at, length, edge, &h, err);
-        if (st)
-            return error_set(err, st,
-                             "chunk key %" PRIu64 ": delta record %d (segment %" PRIu64
-                             ", offset %" PRIu64 "): %s",
-                             row->key, depth, segment, offset, err->message);
-        const char *wrong = h.key != row->key        ? "names another chunk"
-                            : h.depth != depth       ? "is out of order (its depth differs)"
-                            : h.epoch != segment     ? "is not in the segment of its commit"
-                            : h.epoch >= newer_epoch ? "is out of order (not older than the "
-                                                       "record after it)"
-                            : h.base_segment != row->payload_segment ||
-                                    h.base_offset != row->payload_offset ||
-                                    h.base_tag != delta_base_tag(row)
-                                ? "has a base that is missing (it names another base image)"
-                            : (depth == 1) != (h.prev_segment == 0)
-                                ? "is out of order (its link to the previous record is wrong)"
-                                : NULL;
-        if (wrong)
-            return error_set(err, STRATA_ERR_CORRUPT,
-                             "chunk key %" PRIu64 ": delta record %d of %u (segment %" PRIu64
-                             ", offset %" PRIu64 ") %s",
-                             row->key, depth, row->delta_depth, segment, offset, wrong);
-        total += length;
-        newer_epoch = h.epoch;
-        if (depth == 1 && segment != row->delta_first)
-            return error_set(err, STRATA_ERR_CORRUPT,
-                             "chunk key %" PRIu64 ": oldest delta record in segment %" PRIu64
-                             ", the row says %" PRIu64,
-                             row->key, segment, row->delta_first);
-        segment = h.prev_segment, offset = h.prev_offset;
-        length = h.prev_length, crc = h.prev_crc;
+        st = chain_took(s, row, edge, &c, out->data + at, err);
     }
-    if (total != row->delta_bytes)
-        return error_set(err, STRATA_ERR_CORRUPT,
-                         "chunk key %" PRIu64 ": delta chain of %" PRIu64 " bytes, the row says %u",
-                         row->key, total, row->delta_bytes);
-    return STRATA_OK;
+    return st;
+}
+
+/* Reads of chain records closer than this are one read (as the index build's). */
+#define CHAIN_READ_GAP ((uint64_t)4096)
+
+strata_status delta_chains_read(store *s, const store_row *const *rows, size_t n, int edge,
+                                uint8_t *out, const uint64_t *at, strata_error *err)
+{
+    chain_cursor *c = strata_malloc((n + 1) * sizeof *c);
+    uint64_t *written = strata_calloc(n + 1, sizeof *written);
+    store_ref *refs = strata_malloc((n + 1) * sizeof *refs);
+    uint8_t *buffer = NULL;
+    uint64_t capacity = 0;
+    strata_status st = c && written && refs ? STRATA_OK
+                                            : error_set(err, STRATA_ERR_NOMEM,
+                                                        "cannot read the delta chains of %zu "
+                                                        "chunks",
+                                                        n);
+    for (size_t i = 0; !st && i < n; i++) {
+        c[i].depth = 0;
+        if (rows[i] && rows[i]->delta_depth)
+            st = chain_start(rows[i], &c[i], err);
+    }
+    /* one round per depth: every chain's next record, read together */
+    for (size_t m = 1; !st && m;) {
+        m = 0;
+        for (size_t i = 0; !st && i < n; i++)
+            if (c[i].depth && !(st = chain_where(rows[i], edge, &c[i], err)))
+                refs[m++] = (store_ref){.segment = c[i].segment,
+                                        .offset = c[i].offset,
+                                        .length = c[i].length,
+                                        .key = rows[i]->key,
+                                        .item = i};
+        size_t failed = m;
+        if (!st && m)
+            st = store_read_many(s, refs, m, CHAIN_READ_GAP, &buffer, &capacity, &failed, err);
+        if (st && failed < m)
+            error_set(err, st, "delta record %d of %u: %s", c[refs[failed].item].depth,
+                      rows[refs[failed].item]->delta_depth, err->message);
+        for (size_t k = 0; !st && k < m; k++) {
+            const size_t i = refs[k].item;
+            const uint32_t length = c[i].length;
+            uint8_t *to = out + at[i] + written[i];
+            memcpy(to, &length, sizeof length);
+            memcpy(to + sizeof length, buffer + refs[k].at, length);
+            written[i] += sizeof length + length;
+            st = chain_took(s, rows[i], edge, &c[i], to + sizeof length, err);
+        }
+    }
+    free(buffer);
+    free(refs);
+    free(written);
+    free(c);
+    return st;
 }
 
 /* The records of a chain read by delta_chain_read: newest first, each after its length. */

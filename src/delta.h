@@ -133,6 +133,20 @@ strata_status delta_apply(const uint8_t *record, size_t length, int edge, uint8_
  */
 strata_status delta_chain_read(store *s, const store_row *row, int edge, byte_buffer *out,
                                strata_error *err);
+/**
+ * delta_chain_read for many rows at once, with few reads (one store_read_many per
+ * depth: the records of chains written by the same commits lie side by side). The chain
+ * of rows[i] (NULL or no chain: skipped) goes to out + at[i], which has room for
+ * delta_chain_bytes(rows[i]), laid out as delta_chain_read appends it; each record is
+ * checked as by delta_chain_read. Local (main thread: HDF5).
+ */
+strata_status delta_chains_read(store *s, const store_row *const *rows, size_t n, int edge,
+                                uint8_t *out, const uint64_t *at, strata_error *err);
+/** Bytes delta_chain_read appends for a row's chain (its records and their lengths). */
+static inline uint64_t delta_chain_bytes(const store_row *row)
+{
+    return (uint64_t)row->delta_bytes + sizeof(uint32_t) * row->delta_depth;
+}
 /** Apply a chain read by delta_chain_read (bytes from its start) to the base voxels, oldest
  *  record first. Thread-safe. */
 strata_status delta_chain_apply(const uint8_t *chain, uint64_t bytes, int depth, int edge,
