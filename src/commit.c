@@ -447,21 +447,43 @@ static strata_status fetch_sources(strata_world *w, const chunk_list *dirty, enc
     return st;
 }
 
-/* Phase 2: the threads' blobs concatenated in key order into b->payload, and the rows'
- * offsets into this commit's segment rebased. Local. */
-static strata_status concat_payloads(strata_world *w, const encode_run *r, size_t n, uint64_t epoch,
+/* 1 when every blob lies in thread 0's arena, in key order, one after the other: the
+ * arena is then the payload as it is (one thread, no second pass). */
+static int blobs_in_order(const encode_run *r, size_t n)
+{
+    uint64_t at = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (r->size[i] && (r->thread[i] != 0 || r->blob[i] != at))
+            return 0;
+        at += r->size[i];
+    }
+    return at > 0;
+}
+
+/* Phase 2: the threads' blobs concatenated in key order into b->payload (thread 0's
+ * arena taken as it is when it holds them in order: no copy of a fresh buffer, whose
+ * first-touch page faults cost more than the copy), and the rows' offsets into this
+ * commit's segment rebased. Local. */
+static strata_status concat_payloads(strata_world *w, encode_run *r, size_t n, uint64_t epoch,
                                      encoded_batch *b)
 {
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++)
         total += r->size[i];
-    if (!(b->payload = strata_malloc(total + 1)))
+    const int in_order = blobs_in_order(r, n);
+    if (in_order) {
+        byte_buffer *arena = &r->kits[0].arena;
+        b->payload = arena->data, b->payload_capacity = arena->capacity;
+        arena->data = NULL, arena->bytes = arena->capacity = 0;
+    } else if (!(b->payload = strata_malloc(total + 1))) {
         return WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot hold %" PRIu64 " payload bytes", total);
-    b->payload_capacity = total + 1;
+    } else {
+        b->payload_capacity = total + 1;
+    }
     for (size_t i = 0; i < n; i++) {
         store_row *row = &b->rows[i];
         uint64_t base = b->payload_bytes, length = r->size[i];
-        if (length)
+        if (length && !in_order)
             memcpy(b->payload + base, r->kits[r->thread[i]].arena.data + r->blob[i], length);
         /* only what this commit wrote moves: a delta row's base lies in an older segment */
         if (row->payload_length && row->payload_segment == epoch)
