@@ -500,20 +500,23 @@ static int exchange_changes(const job *j, step_plan *p)
         p->displs[r] = (int)total;
         total += p->counts[r] < 0 ? 0 : (uint64_t)p->counts[r];
     }
+    /* Every rank saw the same counts, and the room grows alike on every rank:
+     * they agree only when it grows (the one local failure), not every step. */
+    const int grows = !failed && total > p->all_cap;
     if (failed) {
         snprintf(message, sizeof message,
                  "more changed blocks in one step than one exchange holds");
-    } else if (total > p->all_cap) {
-        int64_t *all = realloc(p->all, total * sizeof *all);
+    } else if (grows) {
+        int64_t *all = realloc(p->all, 2 * total * sizeof *all);
         if (all)
-            p->all = all, p->all_cap = total;
+            p->all = all, p->all_cap = 2 * total;
         else
             failed = 1,
             snprintf(message, sizeof message,
                      "rank %d: cannot allocate the %" PRIu64 " changed blocks of a step", j->rank,
                      total / 6);
     }
-    if (job_agree_message(j, failed, message))
+    if ((failed || grows) && job_agree_message(j, failed, message))
         return JOB_FAILED;
     MPI_Allgatherv(c->boxes, mine, MPI_INT64_T, p->all, p->counts, p->displs, MPI_INT64_T,
                    MPI_COMM_WORLD);

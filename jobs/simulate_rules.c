@@ -351,7 +351,11 @@ void sim_place_vents(simulation *s)
 
 void sim_halo_box(const simulation *s, const int64_t block[6], int64_t box[6])
 {
-    const int64_t halo[3] = {SIM_HALO_XY, SIM_HALO_XY, SIM_HALO_Z};
+    /* Deposition and volcanic look at a voxel's own column only, one voxel down
+     * (the surface) and up (lava cooling); `none` reads erosion's halo (the box
+     * I/O of the bench's step, measured alone). */
+    const int wide = s->process == SIM_EROSION || s->process == SIM_NONE;
+    const int64_t halo[3] = {wide ? SIM_HALO_XY : 0, wide ? SIM_HALO_XY : 0, wide ? SIM_HALO_Z : 1};
     for (int a = 0; a < 3; a++) {
         box[a] = block[a] - halo[a] > 0 ? block[a] - halo[a] : 0;
         int64_t hi = block[a + 3] + halo[a];

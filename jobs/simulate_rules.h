@@ -18,7 +18,7 @@ enum { SIM_EROSION, SIM_DEPOSITION, SIM_VOLCANIC, SIM_NONE };
 enum { SIM_VENTS = 4 };
 /* Erosion looks this far down a neighbour column for its ground. */
 #define SIM_DROP_MAX 4
-/* Halo around a block: neighbours' neighbours across; down, the drop search
+/* Erosion's halo around a block: neighbours' neighbours across; down, the drop search
  * (SIM_DROP_MAX below a source in the block); up, the voxel above the highest
  * source whose sediment can land in the block (SIM_DROP_MAX - 1 above it). */
 #define SIM_HALO_XY 2
@@ -56,7 +56,7 @@ const char *sim_process_name(int process);
 /* The volcanic vents of s->seed inside s->dims. */
 void sim_place_vents(simulation *s);
 
-/* The block + halo box of a block: the halo clipped to the world. */
+/* The block + halo box of a block for s's process: the halo clipped to the world. */
 void sim_halo_box(const simulation *s, const int64_t block[6], int64_t box[6]);
 
 /* New values of r's block at `step` from the old state r->in; r->changed and
