@@ -998,6 +998,23 @@ static inline __attribute__((always_inline)) void lane_count_edge(lod_work *wk, 
             uint32_t *cell[2];
             for (size_t w = 0; w < words; w++)
                 cell[w] = wk->lane_cells[(z >> 4) << (2 * nb) | yc << nb | w];
+            /* 16 rows of one lane (most groups of layered terrain): one add per cell */
+            const __m128i first = _mm_set1_epi8((char)src[0]);
+            __m128i same = _mm_set1_epi8(-1);
+            for (size_t y = 0; y < 16; y++) {
+                const __m128i r =
+                    C == 32 ? _mm_loadu_si128((const __m128i *)(const void *)(src + y * row))
+                            : _mm_loadl_epi64((const __m128i *)(const void *)(src + y * row));
+                same = _mm_and_si128(same, _mm_cmpeq_epi8(r, first));
+            }
+            if (_mm_movemask_epi8(same) == 0xffff && (src[0] >> 4) == (src[0] & 15)) {
+                for (size_t w = 0; w < words; w++)
+                    cell[w][src[0] & 15] += 256;
+                if (dst != src)
+                    memcpy(dst, src, 16 * row);
+                src += 16 * row, dst += 16 * row;
+                continue;
+            }
             uint64_t even[2] = {0, 0}, odd[2] = {0, 0};
             for (size_t y = 0; y < 16; y++, src += row, dst += row)
                 for (size_t w = 0; w < words; w++) {

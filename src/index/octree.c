@@ -668,7 +668,16 @@ static strata_status summarize(const strata_world *w, lod_work *wk, uint64_t key
                                lod_count *single, strata_error *err)
 {
     if (palette && index_palette_serves(w, wk, key, palette->count)) {
+        /* only the stored levels: the change path with no change (lod_lanes_begin) */
+        int extent[3], served = 0;
+        chunk_extent(w, key, extent);
         *pyr = NULL;
+        strata_status st = lod_lanes_begin(wk, palette->ids, palette->count, palette->bits,
+                                           palette->packed, extent, &served, err);
+        if (!st && served)
+            return lod_lanes_end(wk, hist, hist_n, err);
+        if (st)
+            return st;
         return lod_summarize_palette(wk, palette->ids, palette->count, palette->bits,
                                      palette->packed, hist, hist_n, err);
     }
