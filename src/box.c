@@ -74,7 +74,7 @@ static uint64_t piece_voxels(const int64_t b[6])
     return (uint64_t)(b[3] - b[0]) * (uint64_t)(b[4] - b[1]) * (uint64_t)(b[5] - b[2]);
 }
 
-/* Copy a row of n bytes. Rows of small boxes (a few dozen bytes) are the usual
+/* Copy a row of n bytes. Rows of small boxes (2 to 32 bytes) are the usual
  * case of a simulation's halos: they are copied as two overlapping words
  * instead of through a call to memcpy, whose cost is then most of the row's. */
 static inline void copy_row(uint8_t *to, const uint8_t *from, size_t n)
@@ -87,6 +87,12 @@ static inline void copy_row(uint8_t *to, const uint8_t *from, size_t n)
         uint64_t w[2];
         memcpy(w, from, 8), memcpy(w + 1, from + n - 8, 8);
         memcpy(to, w, 8), memcpy(to + n - 8, w + 1, 8);
+    } else if (n >= 4 && n < 8) { /* a halo's 2 or 3 voxels from the next chunk */
+        uint32_t w[2];
+        memcpy(w, from, 4), memcpy(w + 1, from + n - 4, 4);
+        memcpy(to, w, 4), memcpy(to + n - 4, w + 1, 4);
+    } else if (n == 2) {
+        memcpy(to, from, 2);
     } else {
         memcpy(to, from, n);
     }
