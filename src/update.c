@@ -244,9 +244,68 @@ strata_status strata_flush(strata_world *w, strata_batch_stats *stats)
     return flush_batch(w, STRATA_OK, stats);
 }
 
-/* Stage n updates: stage_record's work for a whole array, with the room made once and
- * the world's box and key layout in registers. An out-of-range voxel goes through
- * stage_record, which remembers it (the flush fails on every rank, naming it). */
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define STAGE_BMI2 1 /* Morton keys by parallel bit deposits, chosen at run time */
+/* morton_encode3 by three bit deposits (BMI2): 5 instructions, not the ~27 of the
+ * table lookups, a fifth of staging's. */
+__attribute__((target("bmi2"))) static inline uint64_t key_bmi2(uint64_t cx, uint64_t cy,
+                                                                uint64_t cz)
+{
+    const uint64_t m = 0x1249249249249249ULL; /* bits 3i, i < 21 */
+    return _pdep_u64(cx, m) | _pdep_u64(cy, m << 1) | _pdep_u64(cz, m << 2);
+}
+#endif
+
+/* The staging loop over n updates (room made), the world's box and key layout in
+ * registers; bmi2: keys by key_bmi2. An out-of-range voxel goes through stage_record,
+ * which remembers it (the flush fails on every rank, naming it). */
+static inline __attribute__((always_inline)) void
+stage_loop(strata_world *w, const strata_update *updates, size_t n, int bmi2)
+{
+    const uint64_t d0 = (uint64_t)w->committed.dims[0], d1 = (uint64_t)w->committed.dims[1],
+                   d2 = (uint64_t)w->committed.dims[2];
+    const int b = w->edge_bits;
+    const uint64_t mask = (uint64_t)w->edge - 1;
+    route_record *out = w->staged + w->staged_count;
+    for (size_t i = 0; i < n; i++) {
+        const strata_update *u = &updates[i];
+        /* negative coordinates wrap to huge unsigned values: one compare per axis */
+        const uint64_t x = (uint64_t)u->x, y = (uint64_t)u->y, z = (uint64_t)u->z;
+        if ((x >= d0) | (y >= d1) | (z >= d2)) {
+            w->staged_count = (size_t)(out - w->staged);
+            (void)stage_record(w, u->x, u->y, u->z, u->material, u->expected, 0);
+            continue;
+        }
+#ifdef STAGE_BMI2
+        out->key = bmi2 ? key_bmi2(x >> b, y >> b, z >> b) : world_key(w, x >> b, y >> b, z >> b);
+#else
+        (void)bmi2;
+        out->key = world_key(w, x >> b, y >> b, z >> b);
+#endif
+        out->voxel = (uint32_t)((x & mask) | (y & mask) << b | (z & mask) << 2 * b) |
+                     (u->has_expected ? ROUTE_CONDITIONAL : 0);
+        out->material = u->material;
+        out->expected = u->expected;
+        out++;
+    }
+    w->staged_count = (size_t)(out - w->staged);
+}
+
+static void stage_loop_plain(strata_world *w, const strata_update *updates, size_t n)
+{
+    stage_loop(w, updates, n, 0);
+}
+
+#ifdef STAGE_BMI2
+__attribute__((target("bmi2"))) static void stage_loop_bmi2(strata_world *w,
+                                                            const strata_update *updates, size_t n)
+{
+    stage_loop(w, updates, n, 1);
+}
+#endif
+
+/* Stage n updates: stage_record's work for a whole array, with the room made once. */
 static strata_status stage_updates(strata_world *w, const strata_update *updates, size_t n)
 {
     if (n > w->staged_capacity - w->staged_count) {
@@ -263,28 +322,13 @@ static strata_status stage_updates(strata_world *w, const strata_update *updates
         w->staged = grown;
         w->staged_capacity = bytes / sizeof *grown;
     }
-    const uint64_t d0 = (uint64_t)w->committed.dims[0], d1 = (uint64_t)w->committed.dims[1],
-                   d2 = (uint64_t)w->committed.dims[2];
-    const int b = w->edge_bits;
-    const uint64_t mask = (uint64_t)w->edge - 1;
-    route_record *out = w->staged + w->staged_count;
-    for (size_t i = 0; i < n; i++) {
-        const strata_update *u = &updates[i];
-        /* negative coordinates wrap to huge unsigned values: one compare per axis */
-        const uint64_t x = (uint64_t)u->x, y = (uint64_t)u->y, z = (uint64_t)u->z;
-        if ((x >= d0) | (y >= d1) | (z >= d2)) {
-            w->staged_count = (size_t)(out - w->staged);
-            (void)stage_record(w, u->x, u->y, u->z, u->material, u->expected, 0);
-            continue;
-        }
-        out->key = world_key(w, x >> b, y >> b, z >> b);
-        out->voxel = (uint32_t)((x & mask) | (y & mask) << b | (z & mask) << 2 * b) |
-                     (u->has_expected ? ROUTE_CONDITIONAL : 0);
-        out->material = u->material;
-        out->expected = u->expected;
-        out++;
+#ifdef STAGE_BMI2
+    if (__builtin_cpu_supports("bmi2")) {
+        stage_loop_bmi2(w, updates, n);
+        return STRATA_OK;
     }
-    w->staged_count = (size_t)(out - w->staged);
+#endif
+    stage_loop_plain(w, updates, n);
     return STRATA_OK;
 }
 
