@@ -528,7 +528,10 @@ static strata_status add_batch_rows(bench *b, const batch_plan *bp, double secon
     };
     static const char *const limits[SIM_ROWS] = {
         "the commit: every touched chunk is encoded, summarised (LOD pyramid) and written once",
-        "the commit: every touched chunk is encoded and written once",
+        "the commit's segment write (HDF5 through MPI-IO: create, collective writes, close, "
+        "fsync; a fixed ~5-7 ms), encoding a delta record per touched chunk, and the 10 "
+        "batches' memory traffic (16 bytes an update, copied by staging, packing, the "
+        "exchange and the sort)",
         "HDF5 decompresses and recompresses every touched 64^3 chunk at each collective write",
         "every batch touches nearly every 64^3 chunk: the whole dataset is read, "
         "decompressed, recompressed and written per batch",
@@ -551,8 +554,9 @@ static strata_status add_batch_rows(bench *b, const batch_plan *bp, double secon
         if (i < 2) {
             snprintf(row.compare[0], sizeof row.compare[0], "sim_hdf5_chunk_rmw");
             snprintf(row.compare[1], sizeof row.compare[1], "sim_hdf5_points");
-            snprintf(row.target, sizeof row.target,
-                     ">= 10x chunk read-modify-write, >= 100x points");
+            snprintf(row.target, sizeof row.target, "%s",
+                     i ? ">= 50x chunk read-modify-write, >= 100x points (issue 17)"
+                       : ">= 30x points (issue 17)");
         }
         row.durable = 1;
         row.count = (uint64_t)bp->batches * bp->per_batch;
