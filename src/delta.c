@@ -157,14 +157,34 @@ typedef struct {
     int bits;
 } bit_reader;
 
+/* Fill the reader to at least 57 bits, or to the stream's end: eight bytes at a time
+ * (the bytes the word holds past 63 bits are read again next time) where eight remain
+ * on a little-endian machine, else byte by byte. */
+static inline void bits_refill(bit_reader *b)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (b->end - b->p >= 8) {
+        uint64_t word;
+        memcpy(&word, b->p, 8);
+        b->acc |= word << b->bits;
+        b->p += (63 - b->bits) >> 3;
+        b->bits |= 56;
+        return;
+    }
+#endif
+    while (b->bits <= 56 && b->p != b->end) {
+        b->acc |= (uint64_t)*b->p++ << b->bits;
+        b->bits += 8;
+    }
+}
+
 /* n <= 32 bits; 0 when the stream ends first */
 static inline int bits_get(bit_reader *b, int n, uint32_t *v)
 {
-    while (b->bits < n) {
-        if (b->p == b->end)
+    if (b->bits < n) {
+        bits_refill(b);
+        if (b->bits < n)
             return 0;
-        b->acc |= (uint64_t)*b->p++ << b->bits;
-        b->bits += 8;
     }
     *v = (uint32_t)(b->acc & (((uint64_t)1 << n) - 1));
     b->acc >>= n;
@@ -179,10 +199,7 @@ static inline int bits_unary(bit_reader *b, uint64_t most, uint64_t *q)
 {
     uint64_t n = 0;
     for (;;) {
-        while (b->bits <= 56 && b->p != b->end) {
-            b->acc |= (uint64_t)*b->p++ << b->bits;
-            b->bits += 8;
-        }
+        bits_refill(b);
         if (!b->bits)
             return 0;
         const uint64_t zeros =
