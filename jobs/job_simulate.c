@@ -54,9 +54,10 @@ static const char usage[] =
 
 /* Measured per rank over the run. */
 typedef struct {
-    uint64_t read, changed, written;
-    uint64_t tiles, blocks; /* active runs: tiles and blocks computed, over the steps */
-    uint64_t tiles_all;     /* active runs: this rank's tiles */
+    uint64_t read, changed, written; /* voxels: box statistics, totals over the ranks */
+    uint64_t read_first;             /* voxels read at step 0 */
+    uint64_t tiles, blocks;          /* active runs: tiles and blocks computed, over the steps */
+    uint64_t tiles_all;              /* active runs: this rank's tiles */
     double read_s, write_s, route_s, compute_s, commit_s;
     double plan_s; /* active runs: choosing the blocks and exchanging the changes */
 } sim_totals;
@@ -288,8 +289,8 @@ typedef struct {
 } step_plan;
 
 /* Read round `round`'s blocks with their halos. Collective. */
-static strata_status read_round(strata_world *w, domain *d, uint64_t round, int failed,
-                                sim_totals *t)
+static strata_status read_round(strata_world *w, domain *d, uint64_t round, uint64_t step,
+                                int failed, sim_totals *t)
 {
     size_t first = round < d->mine ? d->round_start[round] : d->n;
     size_t n = round < d->mine ? d->round_start[round + 1] - first : 0;
@@ -307,6 +308,8 @@ static strata_status read_round(strata_world *w, domain *d, uint64_t round, int 
     t->read_s += rs.seconds;
     t->route_s += rs.route_seconds;
     t->read += rs.voxels;
+    if (step == 0)
+        t->read_first += rs.voxels;
     return st;
 }
 
@@ -339,7 +342,7 @@ static strata_status step_once(strata_world *w, const simulation *s, domain *d, 
     strata_status st = STRATA_OK;
     p->changes.n = p->changes.used = 0;
     for (uint64_t round = 0; round < d->rounds && !st; round++) {
-        st = read_round(w, d, round, failed, t);
+        st = read_round(w, d, round, step, failed, t);
         double t0 = MPI_Wtime();
         const size_t first = round < d->mine ? d->round_start[round] : d->n;
         const size_t end = round < d->mine ? d->round_start[round + 1] : d->n;
@@ -426,14 +429,15 @@ static void print_summary(const job *j, const char *world, const simulation *s, 
            commit_s = slowest(t->commit_s), plan_s = slowest(t->plan_s);
     double seconds = MPI_Wtime() - j->start, per_rank = (double)sums[0] / (double)j->size;
     double steps = (double)s->steps;
-    char where[256] = "; every block of the domain, every step";
+    char where[384] = "; every block of the domain, every step";
     if (tile)
         snprintf(where, sizeof where,
                  "; active tiles %.1f of %" PRIu64 " per step (%" PRId64 "x%" PRId64
-                 " columns of a chunk), in %.1f blocks; choosing them and exchanging the "
-                 "changes %.3f s",
+                 " columns of a chunk), in %.1f blocks; voxels read at step 0 %.3g, then "
+                 "%.3g per step; choosing the tiles and exchanging the changes %.3f s",
                  (double)sums[2] / steps, sums[4], tile, tile, (double)sums[3] / steps,
-                 plan_s / steps);
+                 (double)t->read_first,
+                 steps > 1 ? (double)(sums[0] - t->read_first) / (steps - 1) : 0.0, plan_s / steps);
     job_summary(j,
                 "%s: %s, %" PRIu64 " steps on %d ranks, %" PRIu64 " commits, epoch %" PRIu64
                 ": %.3g voxels read, %" PRIu64 " changed; per step %.3f s: box read %.3f s "
