@@ -82,12 +82,21 @@ void chunk_buffer_put(chunk_cache *c, uint16_t *voxels)
     c->free_list = voxels;
 }
 
+/* A chunk's log given back: to the cache's pool, or free(). */
+static void drop_log(chunk_cache *c, chunk *k)
+{
+    if (c->logs)
+        chunk_log_pool_release(c->logs, k);
+    else
+        free(k->log);
+}
+
 void chunk_cache_free(chunk_cache *c)
 {
     for (size_t i = 0; i < c->capacity; i++) {
         if (c->slots[i].chunk) {
             chunk_buffer_put(c, c->slots[i].chunk->voxels);
-            free(c->slots[i].chunk->log);
+            drop_log(c, c->slots[i].chunk);
             free(c->slots[i].chunk);
         }
     }
@@ -96,7 +105,9 @@ void chunk_cache_free(chunk_cache *c)
         free(c->slabs[i]);
     free(c->slabs);
     size_t chunk_bytes = c->chunk_bytes, budget = c->budget;
+    chunk_log_pool *logs = c->logs;
     chunk_cache_init(c, chunk_bytes, budget);
+    c->logs = logs;
 }
 
 static strata_status grow_table(chunk_cache *c, strata_error *err)
@@ -202,7 +213,7 @@ void chunk_cache_remove(chunk_cache *c, chunk *k)
     if (c->last == k)
         c->last = NULL;
     chunk_buffer_put(c, k->voxels);
-    free(k->log);
+    drop_log(c, k);
     free(k);
 }
 
@@ -228,6 +239,104 @@ strata_status chunk_log_reserve(chunk *k, size_t more, size_t limit, strata_erro
     k->log = grown;
     k->log_capacity = (uint32_t)capacity;
     return STRATA_OK;
+}
+
+/* The pool's class serving a log of capacity entries, or CHUNK_LOG_CLASSES (malloc). */
+static int log_class(size_t capacity)
+{
+    int c = 0;
+    while (c < CHUNK_LOG_CLASSES && ((size_t)16 << c) < capacity)
+        c++;
+    return c;
+}
+
+/* A block of class c's size from p: its free list, else carved from a slab. */
+static uint64_t *pool_get(chunk_log_pool *p, int c)
+{
+    const size_t bytes = ((size_t)16 << c) * sizeof(uint64_t);
+    if (p->free_list[c]) {
+        void *b = p->free_list[c];
+        memcpy(&p->free_list[c], b, sizeof(void *));
+        return b;
+    }
+    if (p->carve_left < bytes) {
+        /* the slab's rest is too small for this class: left unused until the pool goes */
+        if (p->slab_count == p->slab_capacity) {
+            size_t capacity = p->slab_capacity ? 2 * p->slab_capacity : 16;
+            void **grown = strata_realloc(p->slabs, capacity * sizeof *grown);
+            if (!grown)
+                return NULL;
+            p->slabs = grown, p->slab_capacity = capacity;
+        }
+        void *slab = NULL;
+        if (strata_posix_memalign(&slab, SLAB_BYTES, SLAB_BYTES) != 0)
+            return NULL;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(slab, SLAB_BYTES, MADV_HUGEPAGE); /* advice only: may be refused */
+#endif
+        p->slabs[p->slab_count++] = slab;
+        p->bytes += SLAB_BYTES;
+        p->carve = slab, p->carve_left = SLAB_BYTES;
+    }
+    void *b = p->carve;
+    p->carve += bytes, p->carve_left -= bytes;
+    return b;
+}
+
+void chunk_log_pool_release(chunk_log_pool *p, chunk *k)
+{
+    if (k->log) {
+        int c = log_class(k->log_capacity);
+        if (c < CHUNK_LOG_CLASSES) {
+            memcpy(k->log, &p->free_list[c], sizeof(void *));
+            p->free_list[c] = k->log;
+        } else {
+            free(k->log);
+        }
+    }
+    k->log = NULL;
+    k->log_count = k->log_capacity = 0;
+}
+
+strata_status chunk_log_pool_reserve(chunk_log_pool *p, chunk *k, size_t more, size_t limit,
+                                     strata_error *err)
+{
+    if (k->whole)
+        return STRATA_OK;
+    if (k->log_count + more > limit) {
+        chunk_log_pool_release(p, k);
+        k->whole = 1;
+        return STRATA_OK;
+    }
+    if (k->log_count + more <= k->log_capacity)
+        return STRATA_OK;
+    size_t capacity = k->log_capacity ? 2 * (size_t)k->log_capacity : 16;
+    while (capacity < k->log_count + more)
+        capacity *= 2;
+    if (capacity > limit)
+        capacity = limit;
+    int c = log_class(capacity);
+    uint64_t *grown =
+        c < CHUNK_LOG_CLASSES ? pool_get(p, c) : strata_malloc(capacity * sizeof *grown);
+    if (!grown)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot log %zu changes of chunk key %llu",
+                         capacity, (unsigned long long)k->key);
+    uint32_t count = k->log_count;
+    if (count)
+        memcpy(grown, k->log, count * sizeof *grown);
+    chunk_log_pool_release(p, k);
+    k->log = grown;
+    k->log_count = count;
+    k->log_capacity = (uint32_t)(c < CHUNK_LOG_CLASSES ? (size_t)16 << c : capacity);
+    return STRATA_OK;
+}
+
+void chunk_log_pool_free(chunk_log_pool *p)
+{
+    for (size_t i = 0; i < p->slab_count; i++)
+        free(p->slabs[i]);
+    free(p->slabs);
+    memset(p, 0, sizeof *p);
 }
 
 void chunk_log_clear(chunk *k)

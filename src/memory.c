@@ -32,7 +32,9 @@ strata_status strata_world_memory(strata_world *w, strata_memory *out)
                     ((uint64_t)m->split_ranks + 1) * sizeof *m->split +
                     m->segment_count * sizeof *m->segments +
                     m->material_count * sizeof *m->materials;
-    out->chunk_cache = cache_bytes(&w->owned) + cache_bytes(&w->committed_copies);
+    out->chunk_cache = cache_bytes(&w->owned) + cache_bytes(&w->committed_copies) +
+                       cache_bytes(&w->blind) + w->blind_logs.bytes +
+                       w->blind_logs.slab_capacity * sizeof *w->blind_logs.slabs;
     out->routing = route_scratch_bytes(&w->route) + w->staged_capacity * sizeof *w->staged;
     index_memory(w->index, &out->index_own, &out->index_replicated, &out->index_cache);
     out->fixed = sizeof *w + chunk_scratch_size(w->edge) + chunk_encode_bound(w->edge);

@@ -193,12 +193,17 @@ strata_status world_load_committed(strata_world *w, chunk_cache *c, uint64_t key
 }
 
 /* Apply a blind entry's writes, in the order made, to its chunk k just loaded from the
- * store; k takes over the log (the change since the stored image: a delta at commit)
- * and is dirty; the entry is dropped. On failure k is dropped and the entry stays. */
+ * store; k takes a copy of the log (the change since the stored image: a delta at
+ * commit; the entry's log goes back to the blind entries' pool) and is dirty; the entry
+ * is dropped. On failure k is dropped and the entry stays. */
 static strata_status merge_blind(strata_world *w, chunk *k, chunk *b)
 {
     if (b->log_count) {
         strata_status st = chunk_make_dense(&w->owned, k, &w->error);
+        if (!st) {
+            chunk_log_clear(k);
+            st = chunk_log_reserve(k, b->log_count, delta_log_max(w->chunk_voxels), &w->error);
+        }
         if (st) {
             chunk_cache_remove(&w->owned, k);
             return st;
@@ -206,9 +211,8 @@ static strata_status merge_blind(strata_world *w, chunk *k, chunk *b)
         for (uint32_t i = 0; i < b->log_count; i++)
             k->voxels[b->log[i] >> 40] = (uint16_t)b->log[i];
         chunk_set_dirty(&w->owned, k, 1);
-        chunk_log_clear(k);
-        k->log = b->log, k->log_count = b->log_count, k->log_capacity = b->log_capacity;
-        b->log = NULL, b->log_count = b->log_capacity = 0;
+        memcpy(k->log, b->log, b->log_count * sizeof *k->log);
+        k->log_count = b->log_count;
     }
     chunk_cache_remove(&w->blind, b);
     return STRATA_OK;
@@ -255,7 +259,7 @@ strata_status world_blind_reserve(strata_world *w, uint64_t key, const route_rec
         return st;
     b->blind = 1;
     /* an entry left empty by a failed batch is harmless: merges and commits skip it */
-    st = chunk_log_reserve(b, more, limit, &w->error);
+    st = chunk_log_pool_reserve(&w->blind_logs, b, more, limit, &w->error);
     if (!st)
         *out = b;
     return st;
@@ -532,6 +536,7 @@ static void world_free(strata_world *w)
     store_close(&w->store);
     chunk_cache_free(&w->owned);
     chunk_cache_free(&w->blind);
+    chunk_log_pool_free(&w->blind_logs);
     chunk_cache_free(&w->committed_copies);
     manifest_free(&w->committed);
     free(w->unopened);
@@ -834,6 +839,7 @@ static strata_status setup_geometry(strata_world *w, strata_error *err)
     size_t chunk_bytes = w->chunk_voxels * sizeof(uint16_t);
     chunk_cache_init(&w->owned, chunk_bytes, w->options.cache_bytes);
     chunk_cache_init(&w->blind, chunk_bytes, 0); /* entries hold no voxels */
+    w->blind.logs = &w->blind_logs;
     chunk_cache_init(&w->committed_copies, chunk_bytes, w->options.cache_bytes / 8 + chunk_bytes);
     return STRATA_OK;
 }

@@ -46,6 +46,7 @@ struct strata_world {
      * reads it (world_own_chunk merges the log) or a commit needs its voxels. A key is
      * never in both caches. */
     chunk_cache blind;
+    chunk_log_pool blind_logs;    /* the blind entries' logs (kept between commits) */
     chunk_cache committed_copies; /* committed chunks read by strata_read_voxel */
     route_record *staged;
     route_scratch route; /* routing buffers kept between batches */

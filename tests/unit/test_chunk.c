@@ -375,6 +375,47 @@ START_TEST(buffer_pool_reuse)
 }
 END_TEST
 
+/* Logs from a chunk_log_pool: growing keeps every entry, a log given back is handed out
+ * again, past the limit the chunk is whole, logs past the pool's classes use malloc, and
+ * a cache with the pool gives its chunks' logs back when they go. */
+START_TEST(log_pool_grow_release_reuse)
+{
+    chunk_log_pool pool = {0};
+    chunk_cache c;
+    chunk_cache_init(&c, CHUNK_BYTES, 0);
+    c.logs = &pool;
+    chunk *a, *b;
+    ck_assert_int_eq(chunk_cache_insert(&c, 1, 0, &a, NULL), STRATA_OK);
+    ck_assert_int_eq(chunk_cache_insert(&c, 2, 0, &b, NULL), STRATA_OK);
+    const size_t limit = 20000;
+    for (uint32_t i = 0; i < 10000; i += 50) { /* grows 16 -> ... -> 16384 (malloc) */
+        ck_assert_int_eq(chunk_log_pool_reserve(&pool, a, 50, limit, NULL), STRATA_OK);
+        for (uint32_t j = i; j < i + 50; j++)
+            chunk_log(a, j, (uint16_t)(j * 7));
+    }
+    ck_assert_uint_eq(a->log_count, 10000);
+    ck_assert_uint_ge(a->log_capacity, 10000);
+    for (uint32_t j = 0; j < 10000; j++)
+        ck_assert_uint_eq(a->log[j], (uint64_t)j << 40 | (uint64_t)j << 16 | (uint16_t)(j * 7));
+    ck_assert_uint_gt(pool.bytes, 0);
+    /* a small log given back is the next of its size */
+    ck_assert_int_eq(chunk_log_pool_reserve(&pool, b, 10, limit, NULL), STRATA_OK);
+    uint64_t *first = b->log;
+    chunk_log_pool_release(&pool, b);
+    ck_assert_ptr_null(b->log);
+    ck_assert_int_eq(chunk_log_pool_reserve(&pool, b, 10, limit, NULL), STRATA_OK);
+    ck_assert_ptr_eq(b->log, first);
+    /* past the limit: whole, no log */
+    ck_assert_int_eq(chunk_log_pool_reserve(&pool, b, limit + 1, limit, NULL), STRATA_OK);
+    ck_assert(b->whole && !b->log && !b->log_count);
+    chunk_cache_remove(&c, a); /* its malloc'ed log freed (ASan: no leak, no bad free) */
+    chunk_cache_free(&c);
+    ck_assert_ptr_eq(c.logs, &pool);
+    chunk_log_pool_free(&pool);
+    ck_assert_uint_eq(pool.bytes, 0);
+}
+END_TEST
+
 START_TEST(each_visits_all)
 {
     chunk_cache c;
@@ -402,6 +443,7 @@ int main(void)
     tcase_add_test(tc, dense_uniform_and_accounting);
     tcase_add_test(tc, each_visits_all);
     tcase_add_test(tc, buffer_pool_reuse);
+    tcase_add_test(tc, log_pool_grow_release_reuse);
     suite_add_tcase(s, tc);
     SRunner *sr = srunner_create(s);
     srunner_run_all(sr, CK_NORMAL);
