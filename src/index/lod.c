@@ -72,6 +72,10 @@ struct lod_work {
      * (lanes in order of appearance, not by material); nibbles hold the voxels. */
     uint32_t lane_cells[LANE_CELLS][DENSE_LANES];
     int lane_build; /* lod_lanes_begin succeeded and no change failed since */
+    /* After a uniform image: the 16-voxel words of nibbles written so far (the others
+     * are lane 0, zeroed when a change first reaches them instead of all at begin). */
+    uint64_t lane_words[DENSE_MAX_EDGE * DENSE_MAX_EDGE * DENSE_MAX_EDGE / 16 / 64];
+    int lane_lazy;
 #endif
 };
 
@@ -1063,7 +1067,8 @@ strata_status lod_lanes_begin(lod_work *wk, const uint16_t *ids, int count, int 
     const size_t n = (size_t)wk->edge * (size_t)wk->edge * (size_t)wk->edge;
     const size_t cells = (size_t)1 << (3 * (wk->levels - LOD_STORED_LOWEST));
     if (!packed) { /* one id: every cell whole in lane 0 */
-        memset(wk->nibbles, 0, n / 2);
+        memset(wk->lane_words, 0, (n / 16 + 63) / 64 * sizeof(uint64_t));
+        wk->lane_lazy = 1;
         memset(wk->lane_cells, 0, sizeof wk->lane_cells);
         for (size_t c = 0; c < cells; c++)
             wk->lane_cells[c][0] = (uint32_t)1 << (3 * LOD_STORED_LOWEST);
@@ -1071,6 +1076,7 @@ strata_status lod_lanes_begin(lod_work *wk, const uint16_t *ids, int count, int 
         *served = 1;
         return STRATA_OK;
     }
+    wk->lane_lazy = 0;
     if (bits < 4) { /* widened in place: counted from there */
         widen_to_nibbles(wk, packed, n, bits, wk->nibbles);
         packed = wk->nibbles;
@@ -1095,6 +1101,10 @@ static inline int lane_change(lod_work *wk, uint64_t v, uint16_t m, uint64_t vox
     const int lane = dense_lane(wk, m);
     if (lane < 0 || v >= voxels)
         return 0;
+    if (wk->lane_lazy && !(wk->lane_words[v / 1024] >> (v / 16 % 64) & 1)) {
+        memset(wk->nibbles + v / 16 * 8, 0, 8); /* lane 0, the image's */
+        wk->lane_words[v / 1024] |= (uint64_t)1 << (v / 16 % 64);
+    }
     uint8_t *p = wk->nibbles + v / 2;
     const unsigned shift = (unsigned)(v & 1) * 4, old = *p >> shift & 15;
     if (old == (unsigned)lane)
