@@ -3,8 +3,10 @@
  *
  *   mpirun -np P sim_hdf5 FILE.h5 --steps N [--process P] [--seed S] [--commit-every K]
  *
- * FILE.h5 holds the world as `strata extract` writes it: one contiguous uint16
- * dataset /material [z][y][x]; it is updated in place. As a simulation code
+ * FILE.h5 holds the world as one uint16 dataset /material [z][y][x], in any
+ * layout HDF5 writes in parallel: contiguous as `strata extract` writes it, or
+ * repacked into 64^3 chunks with the zstd filter (simulate_bench.sh runs both;
+ * the filter then comes from HDF5_PLUGIN_PATH); it is updated in place. As a simulation code
  * without Strata would, each rank owns a slab of whole y rows (equal parts of
  * the y extent), and every step it reads its slab plus the halo the rules need
  * with one collective hyperslab read, computes the slab with the same rules as
