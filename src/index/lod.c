@@ -965,14 +965,11 @@ strata_status lod_summarize_palette(lod_work *wk, const uint16_t *ids, int count
  * built: nothing reads them after a commit (docs/index.md).
  */
 
-/* The cell of the lowest stored level (lowest = 4: edge 16 or 32) holding voxel v. */
+/* The cell of the lowest stored level (lowest = 4: edge 16 or 32) holding voxel v: at
+ * edge 32 bit 4 of x, y and z (voxel bits 4, 9 and 14), at edge 16 the chunk's one cell. */
 static inline size_t lane_cell_of(const lod_work *wk, uint32_t v)
 {
-    const int e = wk->levels, nb = e - LOD_STORED_LOWEST;
-    const uint32_t mask = (uint32_t)wk->edge - 1;
-    const uint32_t x = v & mask, y = v >> e & mask, z = v >> 2 * e;
-    return (size_t)(z >> LOD_STORED_LOWEST) << (2 * nb) | (size_t)(y >> LOD_STORED_LOWEST) << nb |
-           (x >> LOD_STORED_LOWEST);
+    return wk->edge == 32 ? (v >> 4 & 1) | (v >> 8 & 2) | (v >> 12 & 4) : 0;
 }
 
 /* Add the 8-bit fields of even and odd lanes into a cell's counts. */
@@ -1102,7 +1099,8 @@ static inline int lane_change(lod_work *wk, uint64_t v, uint16_t m, uint64_t vox
     if (lane < 0 || v >= voxels)
         return 0;
     if (wk->lane_lazy && !(wk->lane_words[v / 1024] >> (v / 16 % 64) & 1)) {
-        memset(wk->nibbles + v / 16 * 8, 0, 8); /* lane 0, the image's */
+        const uint64_t zero = 0; /* lane 0, the image's */
+        memcpy(wk->nibbles + v / 16 * 8, &zero, 8);
         wk->lane_words[v / 1024] |= (uint64_t)1 << (v / 16 % 64);
     }
     uint8_t *p = wk->nibbles + v / 2;
