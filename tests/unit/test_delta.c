@@ -178,6 +178,18 @@ END_TEST
 
 /* Every cut of a record and a flip of each body byte is refused or decodes within the
  * chunk; no read past the record (ASan checks that in the sanitized build). */
+/* The fixture's record of `length` bytes with a zero byte after it is refused. */
+static void refuses_a_byte_more(fixture *f, size_t length)
+{
+    uint8_t *longer = malloc(length + 1);
+    ck_assert(longer);
+    memcpy(longer, f->record, length);
+    longer[length] = 0;
+    ck_assert_int_eq(delta_apply(longer, length + 1, f->edge, f->scratch, f->got, NULL),
+                     STRATA_ERR_CORRUPT);
+    free(longer);
+}
+
 START_TEST(test_damaged_records)
 {
     fixture f = open_fixture(32);
@@ -194,25 +206,13 @@ START_TEST(test_damaged_records)
         ck_assert(st == STRATA_OK || st == STRATA_ERR_CORRUPT);
     }
     /* trailing bytes are refused */
-    uint8_t *longer = malloc(length + 1);
-    memcpy(longer, f.record, length);
-    longer[length] = 0;
-    ck_assert_int_eq(delta_apply(longer, length + 1, 32, f.scratch, f.got, NULL),
-                     STRATA_ERR_CORRUPT);
-    free(longer);
+    refuses_a_byte_more(&f, length);
     free(copy);
     /* also when the last gaps lie in the last bytes (a reader that reads ahead must not
      * take a zero byte after them for padding) */
     for (int shape = 0; shape < 4; shape++)
-        for (size_t n = 1; n <= 9; n += 4) {
-            size_t size = round_trip(&f, n, 40 + n, shape);
-            uint8_t *more = malloc(size + 1);
-            memcpy(more, f.record, size);
-            more[size] = 0;
-            ck_assert_int_eq(delta_apply(more, size + 1, 32, f.scratch, f.got, NULL),
-                             STRATA_ERR_CORRUPT);
-            free(more);
-        }
+        for (size_t n = 1; n <= 9; n += 4)
+            refuses_a_byte_more(&f, round_trip(&f, n, 40 + n, shape));
     close_fixture(&f);
 }
 END_TEST
