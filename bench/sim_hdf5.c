@@ -123,7 +123,7 @@ int main(int argc, char **argv)
     sim_place_vents(&s);
 
     /* This rank's slab of y rows and its halo box. */
-    sim_region r;
+    sim_region r = {0};
     const int64_t y0 = s.dims[1] * rank / size, y1 = s.dims[1] * (rank + 1) / size;
     const int64_t block[6] = {0, y0, 0, s.dims[0], y1, s.dims[2]};
     memcpy(r.block, block, sizeof block);

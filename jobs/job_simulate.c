@@ -141,6 +141,7 @@ typedef struct {
     uint64_t arena_cap;
     size_t *round_start, round_cap;
     uint64_t mine, rounds; /* this rank's rounds; agreed: the most any rank needs */
+    int scatter;           /* simulation.scatter: out holds the whole box */
 } domain;
 
 static uint64_t box_size(const int64_t b[6])
@@ -191,7 +192,7 @@ static int domain_plan(const simulation *s, domain *d)
         if (i == 0 || held + v > ROUND_VOXELS)
             d->round_start[rounds++] = i, held = 0, arrays = 0;
         held += v;
-        arrays += v + box_size(d->blocks[i]);
+        arrays += v + (d->scatter ? v : box_size(d->blocks[i]));
         most = arrays > most ? arrays : most;
     }
     d->mine = rounds;
@@ -220,21 +221,24 @@ static void domain_free(domain *d)
     free(d->arena);
 }
 
-/* The changes of an active step: boxes and their voxels, kept from step to step. */
+/* The changes of an active step: boxes, their new voxels and the old ones they
+ * are written over (each box is written conditionally: sediment from another
+ * block's source may have landed in it), kept from step to step. */
 typedef struct {
     int64_t (*boxes)[6];
-    size_t *at; /* where box i's voxels start in pool */
-    const uint16_t **data;
+    size_t *at; /* where box i's new voxels start in pool (its old ones follow) */
+    const uint16_t **data, **expected;
     size_t n, cap;
     uint16_t *pool;
     size_t used, pool_cap;
 } change_pool;
 
-/* Keep the changed box of a computed region: its new voxels, copied out of the
- * round's arena. 0, or -1 when out of memory. */
+/* Keep the changed box of a computed region (scatter: out is the read box):
+ * its new and old voxels, copied out of the round's arena. 0, or -1 when out of
+ * memory. */
 static int pool_keep(change_pool *c, const sim_region *r)
 {
-    const int64_t *k = r->changed_box, *b = r->block;
+    const int64_t *k = r->changed_box, *b = r->box;
     const size_t v = (size_t)box_size(k);
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 256;
@@ -247,32 +251,37 @@ static int pool_keep(change_pool *c, const sim_region *r)
         const uint16_t **data = realloc(c->data, cap * sizeof *data);
         if (data)
             c->data = data;
-        if (!boxes || !at || !data)
+        const uint16_t **expected = realloc(c->expected, cap * sizeof *expected);
+        if (expected)
+            c->expected = expected;
+        if (!boxes || !at || !data || !expected)
             return -1;
         c->cap = cap;
     }
-    if (c->used + v > c->pool_cap) {
-        size_t cap = c->used + v > 2 * c->pool_cap ? c->used + v : 2 * c->pool_cap;
+    if (c->used + 2 * v > c->pool_cap) {
+        size_t cap = c->used + 2 * v > 2 * c->pool_cap ? c->used + 2 * v : 2 * c->pool_cap;
         uint16_t *pool = realloc(c->pool, cap * sizeof *pool);
         if (!pool)
             return -1;
         c->pool = pool, c->pool_cap = cap;
     }
     const int64_t nx = b[3] - b[0], ny = b[4] - b[1], row = k[3] - k[0];
-    uint16_t *d = c->pool + c->used;
+    uint16_t *d = c->pool + c->used, *e = d + v;
     for (int64_t z = k[2]; z < k[5]; z++)
-        for (int64_t y = k[1]; y < k[4]; y++, d += row)
-            memcpy(d, r->out + ((z - b[2]) * ny + (y - b[1])) * nx + (k[0] - b[0]),
-                   (size_t)row * sizeof *d);
+        for (int64_t y = k[1]; y < k[4]; y++, d += row, e += row) {
+            const size_t from = (size_t)(((z - b[2]) * ny + (y - b[1])) * nx + (k[0] - b[0]));
+            memcpy(d, r->out + from, (size_t)row * sizeof *d);
+            memcpy(e, r->in + from, (size_t)row * sizeof *e);
+        }
     memcpy(c->boxes[c->n], k, sizeof c->boxes[0]);
     c->at[c->n++] = c->used;
-    c->used += v;
+    c->used += 2 * v;
     return 0;
 }
 
 static void pool_free(change_pool *c)
 {
-    free(c->boxes), free(c->at), free(c->data), free(c->pool);
+    free(c->boxes), free(c->at), free(c->data), free(c->expected), free(c->pool);
 }
 
 /* Where a step computes: every block of the domain (a), or the active tiles. */
@@ -283,9 +292,16 @@ typedef struct {
     uint8_t *may_change; /* sim_region.may_change of the step's largest block */
     size_t may_change_cap;
     change_pool changes;
-    int *counts, *displs; /* per rank: the exchange of changed boxes (int64 words) */
-    int64_t *all;         /* every rank's changed boxes */
+    int *
+        counts; /* per rank (6 x ranks): the exchange of changed boxes (int64 words) and landings */
+    int64_t *all; /* every rank's changed boxes */
     uint64_t all_cap;
+    uint64_t *landed_all;    /* rank 0: every rank's landings of the step */
+    uint64_t landed_all_cap; /* followed by every rank */
+    /* Scatter: the voxels sediment landed on this step (sim_region.landed of
+     * each block, then of every rank at rank 0, which counts them once). */
+    uint64_t *landed, *block_landed;
+    size_t landed_n, landed_cap, block_landed_cap;
 } step_plan;
 
 /* Read round `round`'s blocks with their halos. Collective. */
@@ -299,7 +315,7 @@ static strata_status read_round(strata_world *w, domain *d, uint64_t round, uint
         d->in[i] = at;
         at += box_size(d->boxes[i]);
         d->out[i] = at;
-        at += box_size(d->blocks[i]);
+        at += box_size(d->scatter ? d->boxes[i] : d->blocks[i]);
     }
     strata_box_io_stats rs;
     /* A rank out of memory reads nothing; the write's agreement stops all. */
@@ -326,10 +342,25 @@ static int compute_block(const simulation *s, domain *d, size_t i, uint64_t step
     }
     r.may_change = p->may_change;
     r.tile = p->activity->tile;
+    r.landed = p->block_landed, r.landed_cap = p->block_landed_cap;
     sim_compute_block(s, &r, step);
+    p->block_landed = r.landed, p->block_landed_cap = r.landed_cap;
+    if (r.landed_failed)
+        return -1;
     sim_activity_tighten(p->activity, r.block, r.may_change);
     t->changed += r.changed;
-    return r.changed ? pool_keep(&p->changes, &r) : 0;
+    if (r.landed_n) {
+        if (p->landed_n + r.landed_n > p->landed_cap) {
+            size_t cap = 2 * (p->landed_n + r.landed_n);
+            uint64_t *l = realloc(p->landed, cap * sizeof *l);
+            if (!l)
+                return -1;
+            p->landed = l, p->landed_cap = cap;
+        }
+        memcpy(p->landed + p->landed_n, r.landed, r.landed_n * sizeof *r.landed);
+        p->landed_n += r.landed_n;
+    }
+    return r.changed || r.landed_n ? pool_keep(&p->changes, &r) : 0;
 }
 
 /* One step: every round reads its blocks with halos and computes them; then the
@@ -341,6 +372,7 @@ static strata_status step_once(strata_world *w, const simulation *s, domain *d, 
     changes c = {0};
     strata_status st = STRATA_OK;
     p->changes.n = p->changes.used = 0;
+    p->landed_n = 0;
     for (uint64_t round = 0; round < d->rounds && !st; round++) {
         st = read_round(w, d, round, step, failed, t);
         double t0 = MPI_Wtime();
@@ -352,8 +384,10 @@ static strata_status step_once(strata_world *w, const simulation *s, domain *d, 
     }
     if (!st) {
         const change_pool *q = &p->changes;
-        for (size_t i = 0; p->activity && i < q->n; i++)
+        for (size_t i = 0; p->activity && i < q->n; i++) {
             q->data[i] = q->pool + q->at[i];
+            q->expected[i] = q->data[i] + box_size(q->boxes[i]);
+        }
         const int64_t(*boxes)[6] = (const int64_t(*)[6])(p->activity ? q->boxes : c.boxes);
         const uint16_t *const *data =
             p->activity ? (const uint16_t *const *)q->data : (const uint16_t *const *)c.data;
@@ -362,8 +396,10 @@ static strata_status step_once(strata_world *w, const simulation *s, domain *d, 
         strata_box_io_stats ws;
         const uint16_t *none[1] = {NULL};
         const int64_t voxel[1][6] = {{0, 0, 0, 1, 1, 1}};
+        const uint16_t *const *expected =
+            p->activity && !failed ? (const uint16_t *const *)q->expected : NULL;
         st = strata_write_boxes(w, failed ? voxel : boxes, failed ? 1 : n, failed ? none : data,
-                                NULL, &ws);
+                                expected, &ws);
         t->write_s += ws.seconds;
         t->route_s += ws.route_seconds;
         t->written += ws.voxels;
@@ -487,45 +523,81 @@ static int plan_active_step(const simulation *s, domain *d, step_plan *p, uint64
     return failed ? -1 : 0;
 }
 
+static int compare_u64(const void *x, const void *y)
+{
+    uint64_t p = *(const uint64_t *)x, q = *(const uint64_t *)y;
+    return (p > q) - (p < q);
+}
+
 /* Every rank learns the boxes every rank changed this step and widens its
  * activity by them: one MPI_Allgather of counts and one MPI_Allgatherv of the
  * boxes (48 bytes per changed block, in proportion to the change, not to the
- * world). Collective; JOB_OK, or JOB_FAILED (agreed, one message). */
-static int exchange_changes(const job *j, step_plan *p)
+ * world). Scatter: rank 0 also gathers every voxel sediment landed on this
+ * step (MPI_Gatherv, 8 bytes each) and counts each once into *changed (two
+ * sources, of two blocks or ranks, may land on one voxel). Collective; JOB_OK,
+ * or JOB_FAILED (agreed, one message). */
+static int exchange_changes(const job *j, step_plan *p, uint64_t *changed)
 {
     const change_pool *c = &p->changes;
-    int mine = c->n > (size_t)(INT_MAX / 6) ? -1 : (int)c->n * 6;
-    MPI_Allgather(&mine, 1, MPI_INT, p->counts, 1, MPI_INT, MPI_COMM_WORLD);
-    uint64_t total = 0;
+    int *counts = p->counts, *displs = counts + j->size, *lcounts = displs + j->size,
+        *ldispls = lcounts + j->size, *pairs = ldispls + j->size;
+    int mine[2] = {c->n > (size_t)(INT_MAX / 6) ? -1 : (int)c->n * 6,
+                   p->landed_n > (size_t)INT_MAX ? -1 : (int)p->landed_n};
+    MPI_Allgather(mine, 2, MPI_INT, pairs, 2, MPI_INT, MPI_COMM_WORLD);
+    uint64_t total = 0, landed = 0;
     int failed = 0;
     char message[256] = "";
     for (int r = 0; r < j->size; r++) {
-        failed |= p->counts[r] < 0 || total + (uint64_t)p->counts[r] > INT_MAX;
-        p->displs[r] = (int)total;
-        total += p->counts[r] < 0 ? 0 : (uint64_t)p->counts[r];
+        counts[r] = pairs[2 * r], lcounts[r] = pairs[2 * r + 1];
+        failed |= counts[r] < 0 || total + (uint64_t)counts[r] > INT_MAX;
+        failed |= lcounts[r] < 0 || landed + (uint64_t)lcounts[r] > INT_MAX;
+        displs[r] = (int)total, ldispls[r] = (int)landed;
+        total += counts[r] < 0 ? 0 : (uint64_t)counts[r];
+        landed += lcounts[r] < 0 ? 0 : (uint64_t)lcounts[r];
     }
-    /* Every rank saw the same counts, and the room grows alike on every rank:
-     * they agree only when it grows (the one local failure), not every step. */
-    const int grows = !failed && total > p->all_cap;
+    /* Every rank saw the same counts, and the room grows alike on every rank
+     * (rank 0's landings' room is followed by all): they agree only when it
+     * grows (the one local failure), not every step. */
+    const int grows = !failed && (total > p->all_cap || landed > p->landed_all_cap);
     if (failed) {
         snprintf(message, sizeof message,
-                 "more changed blocks in one step than one exchange holds");
+                 "more changed blocks or landings in one step than one exchange holds");
     } else if (grows) {
-        int64_t *all = realloc(p->all, 2 * total * sizeof *all);
-        if (all)
-            p->all = all, p->all_cap = 2 * total;
-        else
-            failed = 1,
+        if (total > p->all_cap) {
+            int64_t *all = realloc(p->all, 2 * total * sizeof *all);
+            if (all)
+                p->all = all, p->all_cap = 2 * total;
+            else
+                failed = 1;
+        }
+        if (!failed && landed > p->landed_all_cap) {
+            uint64_t *all = j->rank ? NULL : realloc(p->landed_all, 2 * landed * sizeof *all);
+            if (all)
+                p->landed_all = all;
+            failed = !j->rank && !all;
+            p->landed_all_cap = 2 * landed;
+        }
+        if (failed)
             snprintf(message, sizeof message,
-                     "rank %d: cannot allocate the %" PRIu64 " changed blocks of a step", j->rank,
-                     total / 6);
+                     "rank %d: cannot allocate the %" PRIu64 " changed blocks and %" PRIu64
+                     " landings of a step",
+                     j->rank, total / 6, landed);
     }
     if ((failed || grows) && job_agree_message(j, failed, message))
         return JOB_FAILED;
-    MPI_Allgatherv(c->boxes, mine, MPI_INT64_T, p->all, p->counts, p->displs, MPI_INT64_T,
+    MPI_Allgatherv(c->boxes, mine[0], MPI_INT64_T, p->all, counts, displs, MPI_INT64_T,
                    MPI_COMM_WORLD);
     for (uint64_t i = 0; i < total; i += 6)
         sim_activity_changed(p->activity, p->all + i);
+    if (landed) {
+        MPI_Gatherv(p->landed, mine[1], MPI_UINT64_T, p->landed_all, lcounts, ldispls, MPI_UINT64_T,
+                    0, MPI_COMM_WORLD);
+        if (!j->rank) {
+            qsort(p->landed_all, landed, sizeof *p->landed_all, compare_u64);
+            for (uint64_t i = 0; i < landed; i++)
+                *changed += !i || p->landed_all[i] != p->landed_all[i - 1];
+        }
+    }
     return JOB_OK;
 }
 
@@ -557,8 +629,7 @@ static int plan_run(strata_world *w, const job *j, const simulation *s, int all_
     int64_t(*blocks)[6] = NULL;
     failed = failed || sim_activity_targets(a, &blocks, &n, tiles_all); /* every tile, at first */
     free(blocks);
-    p->counts = malloc(2 * (size_t)j->size * sizeof *p->counts);
-    p->displs = p->counts ? p->counts + j->size : NULL;
+    p->counts = malloc(6 * (size_t)j->size * sizeof *p->counts);
     return failed || !p->counts ? -1 : 0;
 }
 
@@ -567,6 +638,7 @@ static void plan_free(step_plan *p, domain *d)
     if (p->activity)
         sim_activity_free(p->activity);
     free(p->domain), free(p->may_change), free(p->counts), free(p->all);
+    free(p->landed), free(p->block_landed), free(p->landed_all);
     pool_free(&p->changes);
     domain_free(d);
 }
@@ -596,6 +668,8 @@ int job_simulate(job *j, int argc, char **argv)
     sim_activity activity;
     const char *why;
     sim_totals t = {0};
+    /* Active tiles: each block computes its own sources only (simulation.scatter). */
+    s.scatter = d.scatter = !all_blocks && s.process != SIM_NONE;
     int planned =
         !plan_run(w, j, &s, all_blocks, (int64_t)tile, &d, &plan, &activity, &t.tiles_all, &why);
     if (!planned) /* only this rank knows why: it speaks, whatever its rank */
@@ -623,7 +697,7 @@ int job_simulate(job *j, int argc, char **argv)
         st = step_once(w, &s, &d, step, &plan, failed, &t);
         if (!st && plan.activity) {
             double t0 = MPI_Wtime();
-            rc = exchange_changes(j, &plan);
+            rc = exchange_changes(j, &plan, &t.changed);
             t.plan_s += MPI_Wtime() - t0;
         }
         if (!st && !rc && ((step + 1) % s.commit_every == 0 || step + 1 == s.steps)) {

@@ -59,7 +59,7 @@ int sim_activity_init(sim_activity *a, const simulation *s, int64_t tile,
         a->dims[i] = s->dims[i];
         a->chunks[i] = (s->dims[i] + a->edge - 1) / a->edge;
     }
-    sim_candidate_reach(s->process, a->reach);
+    sim_candidate_reach(s, a->reach);
     const size_t per = (size_t)(a->tiles * a->tiles);
     a->keys = malloc((n ? n : 1) * sizeof *a->keys);
     a->range = malloc((n ? n * per : 1) * sizeof *a->range);

@@ -15,6 +15,7 @@
 #include "simulate_rules.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -71,31 +72,61 @@ static uint16_t old_at(const simulation *s, const sim_region *r, int64_t x, int6
     return r->in[((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0])];
 }
 
-/* New value m at (x, y, z) if it lies in the block, counted as a change when
- * it differs from the old value (rules may set one voxel twice, to one value). */
-static void set_new(const simulation *s, sim_region *r, int64_t x, int64_t y, int64_t z, uint16_t m)
+/* The voxels r->out holds: the block, or (scatter) the read box. */
+static const int64_t *out_region(const simulation *s, const sim_region *r)
 {
-    const int64_t *b = r->block;
+    return s->scatter ? r->box : r->block;
+}
+
+/* New value m at (x, y, z) if r->out holds it, counted as a change when it
+ * differs from the old value (rules may set one voxel twice, to one value).
+ * Returns 1 for a first change. */
+static int set_new(const simulation *s, sim_region *r, int64_t x, int64_t y, int64_t z, uint16_t m,
+                   int count)
+{
+    const int64_t *b = out_region(s, r);
     if (x < b[0] || y < b[1] || z < b[2] || x >= b[3] || y >= b[4] || z >= b[5])
-        return;
+        return 0;
     const int64_t nx = b[3] - b[0], ny = b[4] - b[1];
     uint16_t *o = r->out + ((z - b[2]) * ny + (y - b[1])) * nx + (x - b[0]);
     const uint16_t old = old_at(s, r, x, y, z);
     if (*o == m)
-        return;
+        return 0;
+    int first = 0;
     if (*o == old) { /* a first change */
         const int64_t p[3] = {x, y, z};
+        const int any = r->changed || r->landed_n;
         for (int a = 0; a < 3; a++) {
-            if (!r->changed || p[a] < r->changed_box[a])
+            if (!any || p[a] < r->changed_box[a])
                 r->changed_box[a] = p[a];
-            if (!r->changed || p[a] + 1 > r->changed_box[a + 3])
+            if (!any || p[a] + 1 > r->changed_box[a + 3])
                 r->changed_box[a + 3] = p[a] + 1;
         }
-        r->changed++;
+        r->changed += (uint64_t)count;
+        first = 1;
     } else if (m == old) { /* changed back (the box stays: it only bounds) */
-        r->changed--;
+        r->changed -= (uint64_t)count;
     }
     *o = m;
+    return first;
+}
+
+/* Scatter: sediment lands at (x, y, z), in the read box; listed once. */
+static void land(const simulation *s, sim_region *r, int64_t x, int64_t y, int64_t z)
+{
+    if (!set_new(s, r, x, y, z, SEDIMENT, 0))
+        return;
+    if (r->landed_n == r->landed_cap) {
+        size_t cap = r->landed_cap ? 2 * r->landed_cap : 64;
+        uint64_t *l = realloc(r->landed, cap * sizeof *l);
+        if (!l) {
+            r->landed_failed = 1;
+            return;
+        }
+        r->landed = l, r->landed_cap = cap;
+    }
+    r->landed[r->landed_n++] =
+        ((uint64_t)z * (uint64_t)s->dims[1] + (uint64_t)y) * (uint64_t)s->dims[0] + (uint64_t)x;
 }
 
 /* Voxels of columns x - across .. x + across from z - below to z may change:
@@ -136,11 +167,14 @@ static void erode_at(const simulation *s, sim_region *r, uint64_t step, int64_t 
     if (is_ground(above))
         return;
     /* A candidate: it may erode, and sediment may land one column across, up to
-     * SIM_DROP_MAX - 1 voxels below. */
-    mark_may_change(r, x, y, z, 1, SIM_DROP_MAX - 1);
+     * SIM_DROP_MAX - 1 voxels below (scatter: computed here, by its owner). */
+    if (s->scatter)
+        mark_may_change(r, x, y, z, 0, 0);
+    else
+        mark_may_change(r, x, y, z, 1, SIM_DROP_MAX - 1);
     if (voxel_hash(s, step, x, y, z) & 3)
         return;
-    int64_t land = -1, best = -1;
+    int64_t to = -1, best = -1;
     for (int d = 0; d < 4; d++) {
         int64_t qx = x + dx[d], qy = y + dy[d];
         if (qx < 0 || qy < 0 || qx >= s->dims[0] || qy >= s->dims[1] ||
@@ -149,14 +183,17 @@ static void erode_at(const simulation *s, sim_region *r, uint64_t step, int64_t 
         for (int64_t k = 2; k <= SIM_DROP_MAX; k++)
             if (is_ground(old_at(s, r, qx, qy, z - k))) {
                 if (k > best)
-                    best = k, land = d;
+                    best = k, to = d;
                 break;
             }
     }
-    if (land < 0)
+    if (to < 0)
         return;
-    set_new(s, r, x, y, z, above);
-    set_new(s, r, x + dx[land], y + dy[land], z - best + 1, SEDIMENT);
+    set_new(s, r, x, y, z, above, 1);
+    if (s->scatter)
+        land(s, r, x + dx[to], y + dy[to], z - best + 1);
+    else
+        set_new(s, r, x + dx[to], y + dy[to], z - best + 1, SEDIMENT, 1);
 }
 
 /* The voxel above a surface: not ground, ground below. */
@@ -275,7 +312,12 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
 {
     const int64_t *b = r->block;
     const int64_t nx = b[3] - b[0], ny = b[4] - b[1];
-    {
+    if (s->scatter) { /* out is the read box */
+        memcpy(
+            r->out, r->in,
+            (size_t)((r->box[3] - r->box[0]) * (r->box[4] - r->box[1]) * (r->box[5] - r->box[2])) *
+                sizeof *r->out);
+    } else {
         const int64_t bnx = r->box[3] - r->box[0], bplane = bnx * (r->box[4] - r->box[1]);
         const uint16_t *from =
             r->in + (b[2] - r->box[2]) * bplane + (b[1] - r->box[1]) * bnx + (b[0] - r->box[0]);
@@ -288,6 +330,7 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
                     memcpy(to, from + y * bnx, (size_t)nx * 2);
     }
     r->changed = 0;
+    r->landed_n = 0;
     if (r->may_change)
         memset(r->may_change, 0, sim_may_change_size(r));
     if (s->process == SIM_NONE)
@@ -296,14 +339,16 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
     /* Voxel (x, y, z) of the read box; z inside it. */
 #define SIM_ROW(x, y, z) (r->in + ((z)-bx[2]) * plane + ((y)-bx[1]) * rnx + ((x)-bx[0]))
     if (s->process == SIM_EROSION) {
-        /* Sources one column across and up to SIM_DROP_MAX - 1 voxels above may land here. */
+        /* Sources one column across and up to SIM_DROP_MAX - 1 voxels above may
+         * land here (scatter: the block's own sources only). */
+        const int64_t wide = s->scatter ? 0 : 1, up = s->scatter ? 0 : SIM_DROP_MAX - 1;
         int64_t lo[3], hi[3];
         for (int a = 0; a < 2; a++) {
-            lo[a] = b[a] - 1 > 0 ? b[a] - 1 : 0;
-            hi[a] = b[a + 3] + 1 < s->dims[a] ? b[a + 3] + 1 : s->dims[a];
+            lo[a] = b[a] - wide > 0 ? b[a] - wide : 0;
+            hi[a] = b[a + 3] + wide < s->dims[a] ? b[a + 3] + wide : s->dims[a];
         }
         lo[2] = b[2];
-        hi[2] = b[5] + SIM_DROP_MAX - 1 < s->dims[2] ? b[5] + SIM_DROP_MAX - 1 : s->dims[2];
+        hi[2] = b[5] + up < s->dims[2] ? b[5] + up : s->dims[2];
         /* Both rows lie inside the read box. */
         for (int64_t z = lo[2]; z < hi[2] && z + 1 < s->dims[2]; z++) {
             const uint16_t *row = SIM_ROW(lo[0], lo[1], z);
@@ -328,13 +373,13 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
                     mark_may_change(r, x, y, z, 0, 0);
                     if (s->process == SIM_DEPOSITION) {
                         if (above_surface(s, r, x, y, z) && (voxel_hash(s, step, x, y, z) & 7) == 0)
-                            set_new(s, r, x, y, z,
-                                    old_at(s, r, x, y, z) == WATER ? SEDIMENT : SAND);
+                            set_new(s, r, x, y, z, old_at(s, r, x, y, z) == WATER ? SEDIMENT : SAND,
+                                    1);
                     } else if (lava_site(s, r, step, x, y, z)) {
-                        set_new(s, r, x, y, z, LAVA);
+                        set_new(s, r, x, y, z, LAVA, 1);
                     } else if (old_at(s, r, x, y, z) == LAVA &&
                                lava_site(s, r, step, x, y, z + 1)) {
-                        set_new(s, r, x, y, z, BASALT);
+                        set_new(s, r, x, y, z, BASALT, 1);
                     }
                 }
             }
@@ -357,13 +402,19 @@ void sim_halo_box(const simulation *s, const int64_t block[6], int64_t box[6])
 {
     /* Deposition and volcanic look at a voxel's own column only, one voxel down
      * (the surface) and up (lava cooling); `none` reads erosion's halo (the box
-     * I/O of the bench's step, measured alone). */
+     * I/O of the bench's step, measured alone). Erosion, scatter: the block's
+     * sources' neighbour columns down to the drop search, and the voxel above. */
     const int wide = s->process == SIM_EROSION || s->process == SIM_NONE;
-    const int64_t halo[3] = {wide ? SIM_HALO_XY : 0, wide ? SIM_HALO_XY : 0, wide ? SIM_HALO_Z : 1};
+    const int scatter = wide && s->scatter;
+    const int64_t across = scatter ? 1 : wide ? SIM_HALO_XY : 0;
+    const int64_t lo[3] = {across, across, wide ? SIM_HALO_Z : 1}, hi[3] = {across, across,
+                                                                            scatter ? 1
+                                                                            : wide  ? SIM_HALO_Z
+                                                                                    : 1};
     for (int a = 0; a < 3; a++) {
-        box[a] = block[a] - halo[a] > 0 ? block[a] - halo[a] : 0;
-        int64_t hi = block[a + 3] + halo[a];
-        box[a + 3] = hi < s->dims[a] ? hi : s->dims[a];
+        box[a] = block[a] - lo[a] > 0 ? block[a] - lo[a] : 0;
+        int64_t top = block[a + 3] + hi[a];
+        box[a + 3] = top < s->dims[a] ? top : s->dims[a];
     }
 }
 
@@ -373,13 +424,16 @@ size_t sim_may_change_size(const sim_region *r)
     return (size_t)((b[3] - b[0] + t - 1) / t * ((b[4] - b[1] + t - 1) / t) * (b[5] - b[2]));
 }
 
-void sim_candidate_reach(int process, int64_t reach[3])
+void sim_candidate_reach(const simulation *s, int64_t reach[3])
 {
     /* Erosion: q may change when q erodes (q and the voxel above) or sediment
      * from a candidate one column across and 1 to SIM_DROP_MAX - 1 voxels up
-     * lands on it (that candidate and the voxel above it). Deposition: q and the
-     * voxel below. Volcanic: q, below (surface) and above (lava cooling). */
-    reach[0] = process == SIM_EROSION ? 1 : 0;
-    reach[1] = process == SIM_EROSION ? SIM_DROP_MAX : process == SIM_VOLCANIC ? 1 : 0;
-    reach[2] = process == SIM_EROSION ? 0 : 1;
+     * lands on it (that candidate and the voxel above it); scatter: only
+     * candidates are computed (their owner lands their sediment), q and the
+     * voxel above. Deposition: q and the voxel below. Volcanic: q, below
+     * (surface) and above (lava cooling). */
+    const int process = s->process, erosion = process == SIM_EROSION;
+    reach[0] = erosion && !s->scatter ? 1 : 0;
+    reach[1] = erosion ? (s->scatter ? 1 : SIM_DROP_MAX) : process == SIM_VOLCANIC ? 1 : 0;
+    reach[2] = erosion ? 0 : 1;
 }

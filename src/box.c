@@ -722,7 +722,11 @@ static uint64_t piece_changes(const strata_world *w, const chunk *k, const write
             const uint16_t *src = piece_row(q, q->data, y, z);
             const uint16_t *e = q->expected ? piece_row(q, q->expected, y, z) : NULL;
             const uint16_t *cv = k->voxels ? chunk_row(w, k, b[0], y, z) : NULL;
-            if (!e && cv && !memcmp(cv, src, (size_t)width * 2)) {
+            /* A row equal to the chunk's (unconditional), or a conditional row that
+             * writes back what it expects, where the chunk holds it: all match,
+             * nothing changes. */
+            if (cv && !memcmp(cv, src, (size_t)width * 2) &&
+                (!e || !memcmp(e, src, (size_t)width * 2))) {
                 n += (uint64_t)width;
                 continue;
             }
@@ -804,8 +808,9 @@ static void apply_piece(strata_world *w, box_write *x, const write_piece *q)
             const uint32_t at = (uint32_t)((((z & m) * edge + (y & m)) * edge) + (b[0] & m));
             const uint16_t *src = piece_row(q, q->data, y, z);
             const uint16_t *e = q->expected ? piece_row(q, q->expected, y, z) : NULL;
-            if (!e && !memcmp(cv, src, (size_t)width * 2)) {
-                written += (uint64_t)width;
+            if (!memcmp(cv, src, (size_t)width * 2) && (!e || !memcmp(e, src, (size_t)width * 2))) {
+                written += (uint64_t)width; /* all match, nothing changes (piece_changes) */
+                skipped += e ? (uint64_t)width : 0;
                 continue;
             }
             for (int64_t i = 0; i < width; i++) {
