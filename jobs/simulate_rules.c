@@ -350,6 +350,26 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
         lo[2] = b[2];
         hi[2] = b[5] + up < s->dims[2] ? b[5] + up : s->dims[2];
         /* Both rows lie inside the read box. */
+#ifdef __SSE2__
+        if (hi[0] - lo[0] == 8) { /* a tile's rows: one compare each, inline */
+            const __m128i not_one = _mm_set1_epi16((short)0xfffe), zero = _mm_setzero_si128();
+            const __m128i soil = _mm_set1_epi16(SOIL), span = _mm_set1_epi16(SEDIMENT - SOIL);
+            for (int64_t z = lo[2]; z < hi[2] && z + 1 < s->dims[2]; z++) {
+                const uint16_t *row = SIM_ROW(lo[0], lo[1], z);
+                for (int64_t y = lo[1]; y < hi[1]; y++, row += rnx) {
+                    const __m128i v = _mm_loadu_si128((const __m128i *)row),
+                                  u = _mm_loadu_si128((const __m128i *)(row + plane));
+                    const __m128i m = _mm_and_si128(
+                        _mm_cmpeq_epi16(_mm_subs_epu16(_mm_sub_epi16(v, soil), span), zero),
+                        _mm_cmpeq_epi16(_mm_and_si128(u, not_one), zero));
+                    for (unsigned bits = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(m, zero));
+                         bits; bits &= bits - 1)
+                        erode_at(s, r, step, lo[0] + __builtin_ctz(bits), y, z);
+                }
+            }
+            return;
+        }
+#endif
         for (int64_t z = lo[2]; z < hi[2] && z + 1 < s->dims[2]; z++) {
             const uint16_t *row = SIM_ROW(lo[0], lo[1], z);
             for (int64_t y = lo[1]; y < hi[1]; y++, row += rnx)
