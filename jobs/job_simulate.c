@@ -221,10 +221,14 @@ static void domain_free(domain *d)
     free(d->arena);
 }
 
-/* The changes of an active step: boxes, their new voxels and the old ones they
- * are written over (each box is written conditionally: sediment from another
- * block's source may have landed in it), kept from step to step. */
+/* The changes of an active step, kept from step to step: each computed block's
+ * changed box (bounds, exchanged between the ranks), and the runs of changed
+ * voxels along x in it as boxes to write (boxes), with their new voxels and
+ * the old ones they are written over: each run is written conditionally, as
+ * sediment from another block's source may have landed beside it. */
 typedef struct {
+    int64_t (*bounds)[6];
+    size_t bn, bcap;
     int64_t (*boxes)[6];
     size_t *at; /* where box i's new voxels start in pool (its old ones follow) */
     const uint16_t **data, **expected;
@@ -233,13 +237,9 @@ typedef struct {
     size_t used, pool_cap;
 } change_pool;
 
-/* Keep the changed box of a computed region (scatter: out is the read box):
- * its new and old voxels, copied out of the round's arena. 0, or -1 when out of
- * memory. */
-static int pool_keep(change_pool *c, const sim_region *r)
+/* Room for one more box to write of v voxels. 0, or -1 when out of memory. */
+static int pool_room(change_pool *c, size_t v)
 {
-    const int64_t *k = r->changed_box, *b = r->box;
-    const size_t v = (size_t)box_size(k);
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 256;
         int64_t(*boxes)[6] = realloc(c->boxes, cap * sizeof *boxes);
@@ -265,23 +265,56 @@ static int pool_keep(change_pool *c, const sim_region *r)
             return -1;
         c->pool = pool, c->pool_cap = cap;
     }
+    return 0;
+}
+
+/* Keep the changes of a computed region (scatter: out is the read box): its
+ * changed box, and each run of changed voxels along x with its new and old
+ * voxels, copied out of the round's arena. 0, or -1 when out of memory. */
+static int pool_keep(change_pool *c, const sim_region *r)
+{
+    const int64_t *k = r->changed_box, *b = r->box;
+    if (c->bn == c->bcap) {
+        size_t cap = c->bcap ? 2 * c->bcap : 256;
+        int64_t(*bounds)[6] = realloc(c->bounds, cap * sizeof *bounds);
+        if (!bounds)
+            return -1;
+        c->bounds = bounds, c->bcap = cap;
+    }
+    memcpy(c->bounds[c->bn++], k, sizeof c->bounds[0]);
     const int64_t nx = b[3] - b[0], ny = b[4] - b[1], row = k[3] - k[0];
-    uint16_t *d = c->pool + c->used, *e = d + v;
     for (int64_t z = k[2]; z < k[5]; z++)
-        for (int64_t y = k[1]; y < k[4]; y++, d += row, e += row) {
+        for (int64_t y = k[1]; y < k[4]; y++) {
             const size_t from = (size_t)(((z - b[2]) * ny + (y - b[1])) * nx + (k[0] - b[0]));
-            memcpy(d, r->out + from, (size_t)row * sizeof *d);
-            memcpy(e, r->in + from, (size_t)row * sizeof *e);
+            const uint16_t *o = r->out + from, *i = r->in + from;
+            if (!memcmp(o, i, (size_t)row * sizeof *o))
+                continue;
+            for (int64_t x = 0; x < row;) {
+                if (o[x] == i[x]) {
+                    x++;
+                    continue;
+                }
+                int64_t end = x + 1;
+                while (end < row && o[end] != i[end])
+                    end++;
+                const size_t v = (size_t)(end - x);
+                if (pool_room(c, v))
+                    return -1;
+                const int64_t run[6] = {k[0] + x, y, z, k[0] + end, y + 1, z + 1};
+                memcpy(c->boxes[c->n], run, sizeof run);
+                memcpy(c->pool + c->used, o + x, v * sizeof *o);
+                memcpy(c->pool + c->used + v, i + x, v * sizeof *i);
+                c->at[c->n++] = c->used;
+                c->used += 2 * v;
+                x = end;
+            }
         }
-    memcpy(c->boxes[c->n], k, sizeof c->boxes[0]);
-    c->at[c->n++] = c->used;
-    c->used += 2 * v;
     return 0;
 }
 
 static void pool_free(change_pool *c)
 {
-    free(c->boxes), free(c->at), free(c->data), free(c->expected), free(c->pool);
+    free(c->bounds), free(c->boxes), free(c->at), free(c->data), free(c->expected), free(c->pool);
 }
 
 /* Where a step computes: every block of the domain (a), or the active tiles. */
@@ -371,7 +404,7 @@ static strata_status step_once(strata_world *w, const simulation *s, domain *d, 
 {
     changes c = {0};
     strata_status st = STRATA_OK;
-    p->changes.n = p->changes.used = 0;
+    p->changes.n = p->changes.bn = p->changes.used = 0;
     p->landed_n = 0;
     for (uint64_t round = 0; round < d->rounds && !st; round++) {
         st = read_round(w, d, round, step, failed, t);
@@ -541,7 +574,7 @@ static int exchange_changes(const job *j, step_plan *p, uint64_t *changed)
     const change_pool *c = &p->changes;
     int *counts = p->counts, *displs = counts + j->size, *lcounts = displs + j->size,
         *ldispls = lcounts + j->size, *pairs = ldispls + j->size;
-    int mine[2] = {c->n > (size_t)(INT_MAX / 6) ? -1 : (int)c->n * 6,
+    int mine[2] = {c->bn > (size_t)(INT_MAX / 6) ? -1 : (int)c->bn * 6,
                    p->landed_n > (size_t)INT_MAX ? -1 : (int)p->landed_n};
     MPI_Allgather(mine, 2, MPI_INT, pairs, 2, MPI_INT, MPI_COMM_WORLD);
     uint64_t total = 0, landed = 0;
@@ -585,7 +618,7 @@ static int exchange_changes(const job *j, step_plan *p, uint64_t *changed)
     }
     if ((failed || grows) && job_agree_message(j, failed, message))
         return JOB_FAILED;
-    MPI_Allgatherv(c->boxes, mine[0], MPI_INT64_T, p->all, counts, displs, MPI_INT64_T,
+    MPI_Allgatherv(c->bounds, mine[0], MPI_INT64_T, p->all, counts, displs, MPI_INT64_T,
                    MPI_COMM_WORLD);
     for (uint64_t i = 0; i < total; i += 6)
         sim_activity_changed(p->activity, p->all + i);
