@@ -156,10 +156,12 @@ static void mark_may_change(sim_region *r, int64_t x, int64_t y, int64_t z, int6
 
 /* Erosion at p = (x, y, z), if it erodes: the value above it moves in and
  * sediment lands on the lowest neighbour. */
+static void erode_source(const simulation *s, sim_region *r, uint64_t step, int64_t x, int64_t y,
+                         int64_t z, uint16_t above);
+
 static void erode_at(const simulation *s, sim_region *r, uint64_t step, int64_t x, int64_t y,
                      int64_t z)
 {
-    static const int dx[4] = {1, -1, 0, 0}, dy[4] = {0, 0, 1, -1};
     uint16_t m = old_at(s, r, x, y, z);
     if ((m != SOIL && m != SAND && m != SEDIMENT) || z + 1 >= s->dims[2])
         return;
@@ -172,6 +174,14 @@ static void erode_at(const simulation *s, sim_region *r, uint64_t step, int64_t 
         mark_may_change(r, x, y, z, 0, 0);
     else
         mark_may_change(r, x, y, z, 1, SIM_DROP_MAX - 1);
+    erode_source(s, r, step, x, y, z, above);
+}
+
+/* Candidate p = (x, y, z), already flagged, with `above` above it. */
+static void erode_source(const simulation *s, sim_region *r, uint64_t step, int64_t x, int64_t y,
+                         int64_t z, uint16_t above)
+{
+    static const int dx[4] = {1, -1, 0, 0}, dy[4] = {0, 0, 1, -1};
     if (voxel_hash(s, step, x, y, z) & 3)
         return;
     int64_t to = -1, best = -1;
@@ -354,6 +364,7 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
         if (hi[0] - lo[0] == 8) { /* a tile's rows: one compare each, inline */
             const __m128i not_one = _mm_set1_epi16((short)0xfffe), zero = _mm_setzero_si128();
             const __m128i soil = _mm_set1_epi16(SOIL), span = _mm_set1_epi16(SEDIMENT - SOIL);
+            const int one_tile = s->scatter && r->may_change && nx <= r->tile && ny <= r->tile;
             for (int64_t z = lo[2]; z < hi[2] && z + 1 < s->dims[2]; z++) {
                 const uint16_t *row = SIM_ROW(lo[0], lo[1], z);
                 for (int64_t y = lo[1]; y < hi[1]; y++, row += rnx) {
@@ -362,9 +373,20 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
                     const __m128i m = _mm_and_si128(
                         _mm_cmpeq_epi16(_mm_subs_epu16(_mm_sub_epi16(v, soil), span), zero),
                         _mm_cmpeq_epi16(_mm_and_si128(u, not_one), zero));
-                    for (unsigned bits = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(m, zero));
-                         bits; bits &= bits - 1)
-                        erode_at(s, r, step, lo[0] + __builtin_ctz(bits), y, z);
+                    unsigned bits = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(m, zero));
+                    if (!bits)
+                        continue;
+                    if (!one_tile) {
+                        for (; bits; bits &= bits - 1)
+                            erode_at(s, r, step, lo[0] + __builtin_ctz(bits), y, z);
+                        continue;
+                    }
+                    /* One tile: its flags are one per z, for every candidate of the row. */
+                    r->may_change[z - b[2]] = 1;
+                    for (; bits; bits &= bits - 1) {
+                        const int i = __builtin_ctz(bits);
+                        erode_source(s, r, step, lo[0] + i, y, z, row[plane + i]);
+                    }
                 }
             }
             return;
