@@ -418,6 +418,8 @@ static strata_status fetch_sources(strata_world *w, const chunk_list *dirty, enc
                             "chunk key %" PRIu64 ": payload length %u exceeds the largest "
                             "possible (%zu)",
                             k->key, old->payload_length, chunk_encode_bound(w->edge));
+        if (!st) /* and the chain's sizes, before they size the chains' buffer */
+            st = delta_chain_check(old, w->edge, &w->error);
         r->source_at[i] = 0;
         if (old->payload_length)
             refs[m++] = (store_ref){.segment = old->payload_segment,

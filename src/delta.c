@@ -591,7 +591,28 @@ typedef struct {
     int depth; /* of the next record; 0: the chain is read */
 } chain_cursor;
 
-static strata_status chain_start(const store_row *row, chain_cursor *c, strata_error *err)
+/* The longest record a reader takes for an edge^3 chunk (twice what a writer logs). */
+static size_t record_max(int edge)
+{
+    return delta_record_bound(edge, 2 * delta_log_max((size_t)edge * edge * edge));
+}
+
+strata_status delta_chain_check(const store_row *row, int edge, strata_error *err)
+{
+    if (row->delta_depth > DELTA_DEPTH_MAX)
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "chunk key %" PRIu64 ": delta chain of %u records (at most %d)", row->key,
+                         row->delta_depth, DELTA_DEPTH_MAX);
+    if (row->delta_bytes > (uint64_t)row->delta_depth * record_max(edge))
+        return error_set(err, STRATA_ERR_CORRUPT,
+                         "chunk key %" PRIu64
+                         ": delta chain of %u bytes in %u records (at most %zu "
+                         "bytes a record)",
+                         row->key, row->delta_bytes, row->delta_depth, record_max(edge));
+    return STRATA_OK;
+}
+
+static strata_status chain_start(const store_row *row, int edge, chain_cursor *c, strata_error *err)
 {
     *c = (chain_cursor){.segment = row->delta_segment,
                         .offset = row->delta_offset,
@@ -599,11 +620,7 @@ static strata_status chain_start(const store_row *row, chain_cursor *c, strata_e
                         .length = row->delta_length,
                         .crc = row->delta_crc,
                         .depth = row->delta_depth};
-    if (row->delta_depth > DELTA_DEPTH_MAX)
-        return error_set(err, STRATA_ERR_CORRUPT,
-                         "chunk key %" PRIu64 ": delta chain of %u records (at most %d)", row->key,
-                         row->delta_depth, DELTA_DEPTH_MAX);
-    return STRATA_OK;
+    return delta_chain_check(row, edge, err);
 }
 
 /* The next record can be read: it is named, not longer than a record can be, and within
@@ -611,8 +628,7 @@ static strata_status chain_start(const store_row *row, chain_cursor *c, strata_e
 static strata_status chain_where(const store_row *row, int edge, const chain_cursor *c,
                                  strata_error *err)
 {
-    const size_t voxels = (size_t)edge * edge * edge;
-    if (c->segment == 0 || c->length > delta_record_bound(edge, 2 * delta_log_max(voxels)))
+    if (c->segment == 0 || c->length > record_max(edge))
         return error_set(err, STRATA_ERR_CORRUPT,
                          "chunk key %" PRIu64 ": delta record %d of %u is missing "
                          "(segment %" PRIu64 ", %u bytes)",
@@ -682,7 +698,7 @@ strata_status delta_chain_read(store *s, const store_row *row, int edge, byte_bu
                                strata_error *err)
 {
     chain_cursor c;
-    strata_status st = chain_start(row, &c, err);
+    strata_status st = chain_start(row, edge, &c, err);
     while (!st && c.depth) {
         if ((st = chain_where(row, edge, &c, err)))
             break;
@@ -721,7 +737,7 @@ strata_status delta_chains_read(store *s, const store_row *const *rows, size_t n
     for (size_t i = 0; !st && i < n; i++) {
         c[i].depth = 0;
         if (rows[i] && rows[i]->delta_depth)
-            st = chain_start(rows[i], &c[i], err);
+            st = chain_start(rows[i], edge, &c[i], err);
     }
     /* one round per depth: every chain's next record, read together */
     for (size_t m = 1; !st && m;) {

@@ -142,7 +142,15 @@ strata_status delta_chain_read(store *s, const store_row *row, int edge, byte_bu
  */
 strata_status delta_chains_read(store *s, const store_row *const *rows, size_t n, int edge,
                                 uint8_t *out, const uint64_t *at, strata_error *err);
-/** Bytes delta_chain_read appends for a row's chain (its records and their lengths). */
+/**
+ * Check a row's chain sizes, read from disk, before they size anything: at most
+ * DELTA_DEPTH_MAX records and no more bytes than that many records can take
+ * (STRATA_ERR_CORRUPT naming the chunk key). delta_chain_read and delta_chains_read
+ * check it first. Thread-safe.
+ */
+strata_status delta_chain_check(const store_row *row, int edge, strata_error *err);
+/** Bytes delta_chain_read appends for a row's chain (its records and their lengths;
+ *  delta_chain_check bounds them). */
 static inline uint64_t delta_chain_bytes(const store_row *row)
 {
     return (uint64_t)row->delta_bytes + sizeof(uint32_t) * row->delta_depth;

@@ -30,6 +30,9 @@
                                         names another base image), order (its depth is
                                         not its place in the chain), flip (a byte
                                         flipped, the CRC left stale); prints "key x y z"
+  corrupt_world.py chainbytes WORLD     give every row with a delta chain (newest segment)
+                                        delta_bytes 0xffffffff, fix row_crc; prints "key x y z"
+                                        per row
 Uses h5py to find dataset offsets; rewrites bytes with plain file I/O.
 """
 import struct
@@ -157,6 +160,18 @@ def main(argv):
                     f["rows"][i] = r
             C = chunk_edge(world)
             print(int(r["key"]), *(v * C + 1 for v in unmorton(int(r["key"]))))
+        elif cmd == "chainbytes":
+            with h5py.File(path, "r+") as f:
+                rows = f["rows"][:]
+                picked = [i for i, r in enumerate(rows) if r["delta_depth"] > 0]
+                assert picked, "no delta chain in the newest segment"
+                C = chunk_edge(world)
+                for i in picked:
+                    r = rows[i]
+                    r["delta_bytes"] = 0xFFFFFFFF
+                    r["row_crc"] = row_crc(r)
+                    f["rows"][i] = r
+                    print(int(r["key"]), *(v * C + 1 for v in unmorton(int(r["key"]))))
         elif cmd == "lodbyte":
             picked = [r for r in rows if r["lod_length"] > 0 and r["lod_segment"] == e]
             assert picked, "no LOD pyramid in the newest segment"

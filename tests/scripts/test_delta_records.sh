@@ -47,3 +47,14 @@ for how in truncate base order flip; do
   echo "ok $how: fsck: $(grep -m1 "chunk key $key" fsck.txt | cut -c1-160)"
   echo "   read: $(grep -m1 "key $key" get.err | cut -c1-160)"
 done
+
+# A row's chain size (delta_bytes, from disk) is checked before it sizes anything: a
+# commit over chains with the index built reads them in one buffer (fetch_sources),
+# which a bad size must not make huge (it reported 64 GiB out of memory).
+rm -rf d && cp -r w d
+$damage chainbytes d > keys.txt || fail "chainbytes: no chain to damage"
+$ref updates pts.txt u4.txt 600 4
+run update d u4.txt -q > /dev/null 2> up.err && fail "chainbytes: an update over bad chain sizes committed"
+grep -q "chunk key [0-9]*: delta chain of 4294967295 bytes" up.err || { cat up.err; fail "chainbytes: the update's error does not name the chain's size"; }
+! grep -q "out of memory" up.err || { cat up.err; fail "chainbytes: a size read from disk sized an allocation"; }
+echo "ok chainbytes: update: $(grep -m1 "chunk key" up.err | cut -c1-160)"
