@@ -266,15 +266,9 @@ static uint32_t palette_slot(const uint16_t *keys, const uint32_t *index, uint32
     return i;
 }
 
-strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_t n, int edge,
-                           int rice, int level, uint8_t *scratch, uint8_t *out, size_t capacity,
-                           size_t *length, strata_error *err)
+/* The record's fixed header (count: n). */
+static void write_header(uint8_t *p, const delta_header *h, size_t n)
 {
-    const int vb = voxel_bits(edge);
-    if (capacity < delta_record_bound(edge, n) || n == 0)
-        return error_set(err, STRATA_ERR_ARG, "delta encode: %zu bytes cannot hold %zu changes",
-                         capacity, n);
-    uint8_t *p = out;
     memcpy(p, DELTA_MAGIC, 4);
     p[4] = DELTA_VERSION;
     p[5] = 0;
@@ -289,6 +283,64 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
     put(p + 56, h->prev_offset, 8);
     put(p + 64, h->prev_length, 4);
     put(p + 68, h->prev_crc, 4);
+}
+
+/* The voxel indices: the first in vb bits, then each gap - 1 Rice-coded with parameter k. */
+static inline __attribute__((always_inline)) void
+write_indices(bit_writer *bw, const uint64_t *changes, size_t n, int vb, int k)
+{
+    bits_put(bw, changes[0] >> 40, vb);
+    const uint64_t low = ((uint64_t)1 << k) - 1;
+    for (size_t i = 1; i < n; i++) {
+        uint64_t g = (changes[i] >> 40) - (changes[i - 1] >> 40) - 1;
+        uint64_t quotient = g >> k;
+        if (quotient + 1 + (uint64_t)k <= 32) {
+            /* the usual gap in one put: quotient ones, the stop bit 0, k low bits */
+            bits_put(bw, (((uint64_t)1 << quotient) - 1) | (g & low) << (quotient + 1),
+                     (int)quotient + 1 + k);
+            continue;
+        }
+        for (; quotient; quotient -= quotient > 24 ? 24 : quotient)
+            bits_put(bw, ((uint64_t)1 << (quotient > 24 ? 24 : quotient)) - 1,
+                     quotient > 24 ? 24 : (int)quotient);
+        bits_put(bw, 0, 1);
+        if (k)
+            bits_put(bw, g & low, k);
+    }
+}
+
+/* Large records may compress further (runs of one material, clustered indices): the
+ * body of raw bytes replaced by one zstd frame when that is smaller. *raw: the body's
+ * bytes after. */
+static strata_status compress_body(uint8_t *out, size_t *raw, size_t n, int edge, int level,
+                                   uint8_t *scratch, strata_error *err)
+{
+    uint8_t *body = out + DELTA_HEADER_BYTES + 1;
+    out[DELTA_HEADER_BYTES] = 0; /* the body as is */
+    if (n < DELTA_ZSTD_MIN)
+        return STRATA_OK;
+    size_t frame = 0;
+    strata_status st =
+        codec_compress_frame(body, *raw, level, scratch, chunk_scratch_size(edge), &frame, err);
+    if (st)
+        return st;
+    if (frame < *raw) {
+        memcpy(body, scratch, frame);
+        *raw = frame;
+        out[DELTA_HEADER_BYTES] = 1; /* one zstd frame of the body */
+    }
+    return STRATA_OK;
+}
+
+strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_t n, int edge,
+                           int rice, int level, uint8_t *scratch, uint8_t *out, size_t capacity,
+                           size_t *length, strata_error *err)
+{
+    const int vb = voxel_bits(edge);
+    if (capacity < delta_record_bound(edge, n) || n == 0)
+        return error_set(err, STRATA_ERR_ARG, "delta encode: %zu bytes cannot hold %zu changes",
+                         capacity, n);
+    write_header(out, h, n);
     uint64_t best;
     int k = rice >= 0 && rice <= vb ? rice : rice_parameter(changes, n, vb, &best);
     /* Materials: a palette (ids in order of first appearance, then an index per change)
@@ -343,24 +395,7 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
             break;
     }
     bit_writer bw = {q, 0, 0};
-    bits_put(&bw, changes[0] >> 40, vb);
-    const uint64_t low = ((uint64_t)1 << k) - 1;
-    for (size_t i = 1; i < n; i++) {
-        uint64_t g = (changes[i] >> 40) - (changes[i - 1] >> 40) - 1;
-        uint64_t quotient = g >> k;
-        if (quotient + 1 + (uint64_t)k <= 32) {
-            /* the usual gap in one put: quotient ones, the stop bit 0, k low bits */
-            bits_put(&bw, (((uint64_t)1 << quotient) - 1) | (g & low) << (quotient + 1),
-                     (int)quotient + 1 + k);
-            continue;
-        }
-        for (; quotient; quotient -= quotient > 24 ? 24 : quotient)
-            bits_put(&bw, ((uint64_t)1 << (quotient > 24 ? 24 : quotient)) - 1,
-                     quotient > 24 ? 24 : (int)quotient);
-        bits_put(&bw, 0, 1);
-        if (k)
-            bits_put(&bw, g & low, k);
-    }
+    write_indices(&bw, changes, n, vb, k);
     if (use_palette) {
         for (uint32_t i = 0; i < palette; i++)
             bits_put(&bw, ids[i], wb);
@@ -371,20 +406,9 @@ strata_status delta_encode(const delta_header *h, const uint64_t *changes, size_
             bits_put(&bw, (uint16_t)changes[i], wb);
     }
     size_t raw = (size_t)(bits_end(&bw) - body);
-    out[DELTA_HEADER_BYTES] = 0; /* the body as is */
-    /* Large records may compress further (runs of one material, clustered indices). */
-    if (n >= DELTA_ZSTD_MIN) {
-        size_t frame = 0;
-        strata_status st =
-            codec_compress_frame(body, raw, level, scratch, chunk_scratch_size(edge), &frame, err);
-        if (st)
-            return st;
-        if (frame < raw) {
-            memcpy(body, scratch, frame);
-            raw = frame;
-            out[DELTA_HEADER_BYTES] = 1; /* one zstd frame of the body */
-        }
-    }
+    strata_status st = compress_body(out, &raw, n, edge, level, scratch, err);
+    if (st)
+        return st;
     *length = DELTA_HEADER_BYTES + 1 + raw;
     return STRATA_OK;
 }
