@@ -962,30 +962,122 @@ strata_status commit_publish(strata_world *w, manifest *next)
  * the acknowledgement comes after the commit point; one writer at a time (the
  * fcntl lock on LOCK) is the only one creating segments.
  */
+/* Step 2: this rank's dirty chunks (and blind entries holding changes) listed in key
+ * order into *dirty and encoded into *batch. Local; the caller agrees. */
+static strata_status encode_step(strata_world *w, uint64_t epoch, chunk_list *dirty,
+                                 encoded_batch *batch)
+{
+    strata_status st = STRATA_OK;
+    chunk_cache_each(&w->owned, collect_dirty, dirty);
+    chunk_cache_each(&w->blind, collect_dirty, dirty);
+    if (dirty->failed)
+        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list dirty chunks");
+    else if (dirty->count) /* qsort(NULL, 0, ...) is undefined */
+        qsort(dirty->items, dirty->count, sizeof *dirty->items, compare_chunk_keys);
+    index_begin_write(w);
+    if (!st)
+        st = encode_dirty(w, dirty, epoch, batch);
+    return st;
+}
+
+/* Steps 3b to 6: the next manifest built and published (the COMMIT POINT is in
+ * commit_publish). *stale_local and *stale_total: this rank's and all ranks' chunks
+ * whose summary is stale after the commit. Collective. */
+static strata_status publish_step(strata_world *w, uint64_t epoch, int wrote,
+                                  const encoded_batch *batch, size_t count, uint64_t *stale_local,
+                                  uint64_t *stale_total)
+{
+    manifest next = {0};
+    /* Step 4: every rank builds the same next manifest. Segments no live
+     * row uses any more (every chunk they held was rewritten since) leave
+     * it, so a world rewritten commit after commit stays small.
+     * Steps 5 and 6 (commit_publish): rank 0 replaces MANIFEST, the COMMIT
+     * POINT; the ranks agree and retire the unused segments. */
+    /* Step 3b (world_publish_begin): rank 0 takes the PUBLISH lock and
+     * every rank reads MANIFEST: the index segments a reindex published
+     * since the last commit are applied to the rows and stay named, so
+     * this commit keeps what the reindex published. */
+    strata_status st = world_publish_begin(w, NULL);
+    if (!st && strata_fault_point("commit-publish-locked"))
+        st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected while holding the publish lock");
+    st = world_agree(w, st);
+    *stale_local = st ? 0 : stale_after(w, batch->rows, count);
+    if (!st)
+        st = world_agree(
+            w, error_mpi(&w->error,
+                         MPI_Allreduce(stale_local, stale_total, 1, MPI_UINT64_T, MPI_SUM, w->comm),
+                         "counting stale chunks"));
+    if (!st)
+        st = commit_next_manifest(w, epoch, wrote, batch->rows, wrote ? count : 0, &next);
+    if (!st) {
+        next.stale_chunks = *stale_total;
+        if (*stale_total == 0)
+            next.index_epoch = epoch;
+        st = commit_publish(w, &next); /* releases the PUBLISH lock */
+    }
+    world_publish_end(w);
+    return st;
+}
+
+/* Step 7 on a commit that happened: the new rows merged (taking `merged`), the
+ * chunks marked clean, the blind entries and copies of the previous commit dropped.
+ * Cannot fail. */
+static void acknowledge_step(strata_world *w, int wrote, store_row *merged,
+                             const encoded_batch *batch, const chunk_list *dirty)
+{
+    if (wrote) {
+        merge_rows(w, merged, batch->rows, dirty->count);
+        index_after_write(w, w->options.defer_index);
+    } else {
+        free(merged);
+    }
+    for (size_t i = 0; i < dirty->count; i++) {
+        if (dirty->items[i]->blind)
+            continue; /* dropped below */
+        chunk_set_dirty(&w->owned, dirty->items[i], 0);
+        chunk_log_clear(dirty->items[i]); /* its changes are stored now */
+    }
+    /* blind writes are stored now too (and empty entries a failed batch left) */
+    chunk_cache_free(&w->blind);
+    /* Copies of the previous commit would now read stale: drop them. */
+    if (wrote)
+        chunk_cache_free(&w->committed_copies);
+    world_evict(w);
+}
+
+/* The commit's figures: total[] as strata_commit sums it, the steps' clock readings. */
+static void fill_stats(const strata_world *w, const uint64_t total[7], const double at[4],
+                       strata_commit_stats *stats)
+{
+    stats->epoch = w->committed.epoch;
+    stats->chunks_written = total[0];
+    stats->raw_bytes = total[1];
+    stats->stored_bytes = total[2];
+    stats->seconds = MPI_Wtime() - at[0];
+    stats->flush_seconds = at[1] - at[0];
+    stats->encode_seconds = at[2] - at[1];
+    stats->write_seconds = at[3] - at[2];
+    stats->delta_chunks = total[4];
+    stats->delta_bytes = total[5];
+    stats->delta_voxels = total[6];
+}
+
 strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
 {
     if (!w)
         return world_null_argument(NULL, __func__, "world");
-    double start = MPI_Wtime();
+    double at[4] = {MPI_Wtime(), 0, 0, 0}; /* start, flushed, encoded, written */
     /* Step 1: flush. */
     strata_status st = strata_flush(w, NULL);
     if (st)
         return st;
-    double flushed = MPI_Wtime();
+    at[1] = MPI_Wtime();
     /* Step 2: encode the dirty chunks. */
     chunk_list dirty = {0};
-    chunk_cache_each(&w->owned, collect_dirty, &dirty);
-    chunk_cache_each(&w->blind, collect_dirty, &dirty);
-    if (dirty.failed)
-        st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot list dirty chunks");
-    else if (dirty.count) /* qsort(NULL, 0, ...) is undefined */
-        qsort(dirty.items, dirty.count, sizeof *dirty.items, compare_chunk_keys);
     uint64_t epoch = w->committed.epoch + 1;
     encoded_batch batch = {0};
-    index_begin_write(w);
-    if (!st)
-        st = encode_dirty(w, &dirty, epoch, &batch);
-    double encoded = MPI_Wtime();
+    st = encode_step(w, epoch, &dirty, &batch);
+    at[2] = MPI_Wtime();
     st = world_agree(w, st);
     /* total[3] (stale chunks) is counted under the PUBLISH lock (step 3b). */
     uint64_t local[7] = {dirty.count,  batch.raw_bytes,   batch.payload_bytes, 0,
@@ -1008,38 +1100,9 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
         !(merged = strata_malloc((w->row_count + dirty.count + 1) * sizeof *merged)))
         st = WORLD_FAIL(w, STRATA_ERR_NOMEM, "cannot grow the chunk table");
     st = world_agree(w, st);
-    manifest next = {0};
-    if (!st && (wrote || w->manifest_dirty || w->replace_pending)) {
-        /* Step 4: every rank builds the same next manifest. Segments no live
-         * row uses any more (every chunk they held was rewritten since) leave
-         * it, so a world rewritten commit after commit stays small.
-         * Steps 5 and 6 (commit_publish): rank 0 replaces MANIFEST, the COMMIT
-         * POINT; the ranks agree and retire the unused segments. */
-        /* Step 3b (world_publish_begin): rank 0 takes the PUBLISH lock and
-         * every rank reads MANIFEST: the index segments a reindex published
-         * since the last commit are applied to the rows and stay named, so
-         * this commit keeps what the reindex published. */
-        st = world_publish_begin(w, NULL);
-        if (!st && strata_fault_point("commit-publish-locked"))
-            st = WORLD_FAIL(w, STRATA_ERR_IO, "fault injected while holding the publish lock");
-        st = world_agree(w, st);
-        local[3] = st ? 0 : stale_after(w, batch.rows, dirty.count);
-        if (!st)
-            st = world_agree(
-                w, error_mpi(&w->error,
-                             MPI_Allreduce(&local[3], &total[3], 1, MPI_UINT64_T, MPI_SUM, w->comm),
-                             "counting stale chunks"));
-        if (!st)
-            st = commit_next_manifest(w, epoch, wrote, batch.rows, wrote ? dirty.count : 0, &next);
-        if (!st) {
-            next.stale_chunks = total[3];
-            if (total[3] == 0)
-                next.index_epoch = epoch;
-            st = commit_publish(w, &next); /* releases the PUBLISH lock */
-        }
-        world_publish_end(w);
-    }
-    double written = MPI_Wtime();
+    if (!st && (wrote || w->manifest_dirty || w->replace_pending))
+        st = publish_step(w, epoch, wrote, &batch, dirty.count, &local[3], &total[3]);
+    at[3] = MPI_Wtime();
     /* Step 7: after the commit point (STRATA_OK, or STRATA_ERR_UNSYNCED: the
      * commit happened); then the commit is acknowledged. Nothing here fails. */
     int committed = !st || st == STRATA_ERR_UNSYNCED;
@@ -1047,41 +1110,14 @@ strata_status strata_commit(strata_world *w, strata_commit_stats *stats)
      * too. A pending create --force leaves its whole new world to the caller. */
     if (!committed && segment_written && !w->replace_pending)
         store_remove_unpublished(&w->store, epoch);
-    if (committed && wrote) {
-        merge_rows(w, merged, batch.rows, dirty.count);
-        merged = NULL;
-        index_after_write(w, w->options.defer_index);
-    }
-    free(merged);
-    if (committed) {
-        for (size_t i = 0; i < dirty.count; i++) {
-            if (dirty.items[i]->blind)
-                continue; /* dropped below */
-            chunk_set_dirty(&w->owned, dirty.items[i], 0);
-            chunk_log_clear(dirty.items[i]); /* its changes are stored now */
-        }
-        /* blind writes are stored now too (and empty entries a failed batch left) */
-        chunk_cache_free(&w->blind);
-        /* Copies of the previous commit would now read stale: drop them. */
-        if (wrote)
-            chunk_cache_free(&w->committed_copies);
-        world_evict(w);
-    }
+    if (committed)
+        acknowledge_step(w, wrote, merged, &batch, &dirty);
+    else
+        free(merged);
     free(dirty.items);
     free(batch.rows);
     free(batch.payload);
-    if (stats) {
-        stats->epoch = w->committed.epoch;
-        stats->chunks_written = total[0];
-        stats->raw_bytes = total[1];
-        stats->stored_bytes = total[2];
-        stats->seconds = MPI_Wtime() - start;
-        stats->flush_seconds = flushed - start;
-        stats->encode_seconds = encoded - flushed;
-        stats->write_seconds = written - encoded;
-        stats->delta_chunks = total[4];
-        stats->delta_bytes = total[5];
-        stats->delta_voxels = total[6];
-    }
+    if (stats)
+        fill_stats(w, total, at, stats);
     return st;
 }
