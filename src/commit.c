@@ -192,62 +192,52 @@ static strata_status summarize_delta(encode_run *r, encode_kit *t, size_t i, sto
  * the chunk's own blob (payload at 0, pyramid after it); unless the index is
  * deferred, its LOD summary and pyramid too. Runs on worker threads: reads the
  * chunk and the world, writes only its row and its thread's kit. */
-static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *err)
+/* A chunk written whole: its row as a uniform value or its payload encoded into the
+ * thread's arena; *indices: the palette form the encoder wrote (into *palette), for the
+ * LOD build when the index is built (no second pass over the voxels), else NULL. */
+static strata_status encode_image(const encode_run *r, encode_kit *t, const chunk *k,
+                                  store_row *row, chunk_palette *palette,
+                                  const chunk_palette **indices, strata_error *err)
 {
-    encode_run *r = ctx;
     const strata_world *w = r->w;
-    encode_kit *t = &r->kits[thread];
-    chunk *k = r->items[i];
-    store_row *row = &r->rows[i];
-    memset(row, 0, sizeof *row);
-    row->key = k->key;
-    row->epoch = r->epoch;
-    r->thread[i] = thread;
-    r->blob[i] = t->arena.bytes;
-    /* the palette form the encoder wrote feeds the LOD build (no second pass over the voxels) */
-    chunk_palette palette;
-    const chunk_palette *indices = NULL;
-    int delta = 0;
-    strata_status dst = encode_delta(r, t, k, world_own_row(w, k->key), row, &delta, err);
-    if (dst)
-        return dst;
-    if (!delta && k->blind) {
-        r->reload[i] = 1; /* its voxels are needed: decoded on the main thread, encoded again */
-        r->size[i] = 0;
-        return STRATA_OK;
-    }
-    if (delta) {
-        /* the row keeps its base image; the summary is rebuilt from the voxels */
-    } else if (!k->voxels) {
+    if (!k->voxels) {
         row->codec = CODEC_UNIFORM;
         row->value = k->value;
-    } else {
-        chunk_encoding enc;
-        strata_status st =
-            chunk_encode(k->voxels, w->edge, w->options.zstd_level, t->scratch, t->out, &enc, err);
-        if (st)
-            return world_chunk_failed(w, "commit", k->key, st, err);
-        row->codec = (uint8_t)enc.codec;
-        row->value = enc.uniform_value;
-        if (enc.codec == CODEC_PALETTE && r->index) {
-            chunk_encoded_palette(t->scratch, w->edge, &palette);
-            indices = &palette;
-        }
-        if (enc.length) {
-            row->payload_segment = r->epoch;
-            row->payload_length = (uint32_t)enc.length;
-            row->payload_crc = checksum_update(0, t->out, enc.length);
-            if (!byte_buffer_append(&t->arena, t->out, enc.length))
-                return world_chunk_failed(
-                    w, "commit", k->key,
-                    error_set(err, STRATA_ERR_NOMEM, "cannot hold its payload"), err);
-        }
-    }
-    row->flags = STORE_ROW_INDEX_STALE;
-    if (!r->index) {
-        r->size[i] = t->arena.bytes - r->blob[i];
         return STRATA_OK;
     }
+    chunk_encoding enc;
+    strata_status st =
+        chunk_encode(k->voxels, w->edge, w->options.zstd_level, t->scratch, t->out, &enc, err);
+    if (st)
+        return world_chunk_failed(w, "commit", k->key, st, err);
+    row->codec = (uint8_t)enc.codec;
+    row->value = enc.uniform_value;
+    if (enc.codec == CODEC_PALETTE && r->index) {
+        chunk_encoded_palette(t->scratch, w->edge, palette);
+        *indices = palette;
+    }
+    if (enc.length) {
+        row->payload_segment = r->epoch;
+        row->payload_length = (uint32_t)enc.length;
+        row->payload_crc = checksum_update(0, t->out, enc.length);
+        if (!byte_buffer_append(&t->arena, t->out, enc.length))
+            return world_chunk_failed(w, "commit", k->key,
+                                      error_set(err, STRATA_ERR_NOMEM, "cannot hold its payload"),
+                                      err);
+    }
+    return STRATA_OK;
+}
+
+/* Item i's LOD summary and pyramid (after its payload or delta in the thread's arena):
+ * from its stored image and log when it was written as a delta (summarize_delta), else
+ * from its voxels or palette form `indices`. A blind entry the first cannot serve is
+ * left to the second pass (reload). */
+static strata_status summarize_item(encode_run *r, encode_kit *t, size_t i, int delta,
+                                    const chunk_palette *indices, strata_error *err)
+{
+    const strata_world *w = r->w;
+    const chunk *k = r->items[i];
+    store_row *row = &r->rows[i];
     const uint8_t *pyramid;
     size_t length;
     int served = 0;
@@ -279,6 +269,40 @@ static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *
     }
     r->size[i] = t->arena.bytes - r->blob[i];
     return STRATA_OK;
+}
+
+static strata_status encode_item(void *ctx, int thread, size_t i, strata_error *err)
+{
+    encode_run *r = ctx;
+    const strata_world *w = r->w;
+    encode_kit *t = &r->kits[thread];
+    chunk *k = r->items[i];
+    store_row *row = &r->rows[i];
+    memset(row, 0, sizeof *row);
+    row->key = k->key;
+    row->epoch = r->epoch;
+    r->thread[i] = thread;
+    r->blob[i] = t->arena.bytes;
+    chunk_palette palette;
+    const chunk_palette *indices = NULL;
+    int delta = 0;
+    strata_status st = encode_delta(r, t, k, world_own_row(w, k->key), row, &delta, err);
+    if (st)
+        return st;
+    if (!delta && k->blind) {
+        r->reload[i] = 1; /* its voxels are needed: decoded on the main thread, encoded again */
+        r->size[i] = 0;
+        return STRATA_OK;
+    }
+    /* a delta row keeps its base image; its summary is rebuilt from image and log */
+    if (!delta && (st = encode_image(r, t, k, row, &palette, &indices, err)))
+        return st;
+    row->flags = STORE_ROW_INDEX_STALE;
+    if (!r->index) {
+        r->size[i] = t->arena.bytes - r->blob[i];
+        return STRATA_OK;
+    }
+    return summarize_item(r, t, i, delta, indices, err);
 }
 
 /* The second pass over the blind entries the first could not write as deltas. */
