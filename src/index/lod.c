@@ -1499,19 +1499,10 @@ strata_status lod_encode(lod_work *wk, int level, const uint8_t **payload, size_
     return lod_encode_levels(wk, level, 1, payload, length, err);
 }
 
-strata_status lod_encode_levels(lod_work *wk, int level, int lowest, const uint8_t **payload,
-                                size_t *length, strata_error *err)
+/* The payload's header and histogram (materials, then counts) at b; returns the byte
+ * after them. */
+static uint8_t *write_head(const lod_work *wk, uint8_t *b, int L, int lowest)
 {
-    const lod_pyramid *p = &wk->pyr;
-    const int L = p->levels;
-    if (lowest < 1 || lowest > L)
-        return error_set(err, STRATA_ERR_ARG, "LOD encode: lowest level %d outside 1..%d", lowest,
-                         L);
-    size_t cells = p->offset[L + 1];
-    size_t bound = raw_bound(wk->hist_n, cells, L);
-    if (!grow(&wk->raw, &wk->raw_cap, bound))
-        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu LOD bytes", bound);
-    uint8_t *b = wk->raw;
     memcpy(b, LOD_MAGIC, 4);
     b[4] = LOD_VERSION;
     b[5] = (uint8_t)L;
@@ -1529,21 +1520,18 @@ strata_status lod_encode_levels(lod_work *wk, int level, int lowest, const uint8
         uint32_t c = (uint32_t)wk->hist[i].count;
         memcpy(b, &c, 4);
     }
-#ifdef __SSE2__
-    const int lanes = wk->lane_space;
-#else
-    const int lanes = 0;
-#endif
-    /* A build whose modes are materials lists them through the counting array
-     * (zero between uses) mapping each material to its index in the histogram;
-     * reset below. A palette build's modes are lanes already (cell_index). */
-    for (size_t i = 0; !lanes && i < wk->hist_n; i++)
-        wk->counts[wk->hist[i].material] = (uint32_t)i;
-    /* One pass per level: the listed cells are the top cell, or the 8 children
-     * (octant order) of each mixed parent in the parent level's [z][y][x] order,
-     * so their number is 8 x the mixed cells listed a level up. Modes go straight
-     * to their place; mixed counts wait in `mixed_counts` until their number is known. */
-    const int bits = mode_bits(h);
+    return b;
+}
+
+/* Levels L down to lowest at b, one pass per level: the listed cells are the top cell,
+ * or the 8 children (octant order) of each mixed parent in the parent level's
+ * [z][y][x] order, so their number is 8 x the mixed cells listed a level up. Modes go
+ * straight to their place; mixed counts wait in `mixed_counts` until their number is
+ * known. lanes: a palette build (modes are lanes). Returns the byte after them. */
+static uint8_t *write_levels(lod_work *wk, uint8_t *b, int L, int lowest, int lanes)
+{
+    const lod_pyramid *p = &wk->pyr;
+    const int bits = mode_bits((uint32_t)wk->hist_n);
     size_t m = 1;
     for (int l = L; l >= lowest; l--) {
         level_list out = {.bits = b,
@@ -1571,9 +1559,13 @@ strata_status lod_encode_levels(lod_work *wk, int level, int lowest, const uint8
         b = cnt + (size_t)W * out.mixed;
         m = 8 * out.mixed;
     }
-    for (size_t i = 0; !lanes && i < wk->hist_n; i++)
-        wk->counts[wk->hist[i].material] = 0;
-    size_t size = (size_t)(b - wk->raw);
+    return b;
+}
+
+/* wk->raw's first size bytes as one zstd frame at `level` into wk->out. */
+static strata_status compress_raw(lod_work *wk, int level, size_t size, const uint8_t **payload,
+                                  size_t *length, strata_error *err)
+{
     size_t out_bound = ZSTD_compressBound(size);
     if (!grow(&wk->out, &wk->out_cap, out_bound))
         return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu LOD bytes", out_bound);
@@ -1591,6 +1583,34 @@ strata_status lod_encode_levels(lod_work *wk, int level, int lowest, const uint8
     *payload = wk->out;
     *length = rc;
     return STRATA_OK;
+}
+
+strata_status lod_encode_levels(lod_work *wk, int level, int lowest, const uint8_t **payload,
+                                size_t *length, strata_error *err)
+{
+    const int L = wk->pyr.levels;
+    if (lowest < 1 || lowest > L)
+        return error_set(err, STRATA_ERR_ARG, "LOD encode: lowest level %d outside 1..%d", lowest,
+                         L);
+    size_t cells = wk->pyr.offset[L + 1];
+    size_t bound = raw_bound(wk->hist_n, cells, L);
+    if (!grow(&wk->raw, &wk->raw_cap, bound))
+        return error_set(err, STRATA_ERR_NOMEM, "cannot allocate %zu LOD bytes", bound);
+    uint8_t *b = write_head(wk, wk->raw, L, lowest);
+#ifdef __SSE2__
+    const int lanes = wk->lane_space;
+#else
+    const int lanes = 0;
+#endif
+    /* A build whose modes are materials lists them through the counting array
+     * (zero between uses) mapping each material to its index in the histogram;
+     * reset below. A palette build's modes are lanes already (cell_index). */
+    for (size_t i = 0; !lanes && i < wk->hist_n; i++)
+        wk->counts[wk->hist[i].material] = (uint32_t)i;
+    b = write_levels(wk, b, L, lowest, lanes);
+    for (size_t i = 0; !lanes && i < wk->hist_n; i++)
+        wk->counts[wk->hist[i].material] = 0;
+    return compress_raw(wk, level, (size_t)(b - wk->raw), payload, length, err);
 }
 
 #define CORRUPT(...) error_set(err, STRATA_ERR_CORRUPT, __VA_ARGS__)
