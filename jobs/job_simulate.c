@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "jobs.h"
 #include "simulate_active.h"
 #include "simulate_rules.h"
@@ -100,10 +101,10 @@ static int keep_changed_chunks(const simulation *s, const sim_region *r, changes
                 *changed += diff;
                 if (c->n == c->cap) {
                     size_t cap = c->cap ? 2 * c->cap : 64;
-                    int64_t(*boxes)[6] = realloc(c->boxes, cap * sizeof *boxes);
+                    int64_t(*boxes)[6] = strata_realloc(c->boxes, cap * sizeof *boxes);
                     if (boxes)
                         c->boxes = boxes;
-                    uint16_t **data = realloc(c->data, cap * sizeof *data);
+                    uint16_t **data = strata_realloc(c->data, cap * sizeof *data);
                     if (data)
                         c->data = data;
                     if (!boxes || !data)
@@ -111,7 +112,7 @@ static int keep_changed_chunks(const simulation *s, const sim_region *r, changes
                     c->cap = cap;
                 }
                 size_t v = (size_t)((k[3] - k[0]) * (k[4] - k[1]) * (k[5] - k[2])), at = 0;
-                uint16_t *d = malloc(v * sizeof *d);
+                uint16_t *d = strata_malloc(v * sizeof *d);
                 if (!d)
                     return -1;
                 for (int64_t z = k[2]; z < k[5]; z++)
@@ -154,7 +155,7 @@ static int domain_grow(domain *d, size_t n)
 {
     n = n ? n : 1; /* never NULL arrays: boxes + first stays defined */
     if (n + 2 > d->round_cap) {
-        size_t *r = realloc(d->round_start, (n + 2) * sizeof *r);
+        size_t *r = strata_realloc(d->round_start, (n + 2) * sizeof *r);
         if (!r)
             return -1;
         d->round_start = r, d->round_cap = n + 2;
@@ -162,16 +163,16 @@ static int domain_grow(domain *d, size_t n)
     if (n <= d->cap && d->blocks)
         return 0;
     size_t cap = n > 2 * d->cap ? n : 2 * d->cap;
-    int64_t(*blocks)[6] = realloc(d->blocks, cap * sizeof *blocks);
+    int64_t(*blocks)[6] = strata_realloc(d->blocks, cap * sizeof *blocks);
     if (blocks)
         d->blocks = blocks;
-    int64_t(*boxes)[6] = realloc(d->boxes, cap * sizeof *boxes);
+    int64_t(*boxes)[6] = strata_realloc(d->boxes, cap * sizeof *boxes);
     if (boxes)
         d->boxes = boxes;
-    uint16_t **in = realloc(d->in, cap * sizeof *in);
+    uint16_t **in = strata_realloc(d->in, cap * sizeof *in);
     if (in)
         d->in = in;
-    uint16_t **out = realloc(d->out, cap * sizeof *out);
+    uint16_t **out = strata_realloc(d->out, cap * sizeof *out);
     if (out)
         d->out = out;
     if (!blocks || !boxes || !in || !out)
@@ -202,7 +203,7 @@ static int domain_plan(const simulation *s, domain *d)
     if (most > d->arena_cap || !d->arena) {
         free(d->arena);
         d->arena_cap = most ? most : 1;
-        if (!(d->arena = malloc(d->arena_cap * sizeof *d->arena)))
+        if (!(d->arena = strata_malloc(d->arena_cap * sizeof *d->arena)))
             d->arena_cap = 0;
     }
     return d->arena ? 0 : -1;
@@ -242,16 +243,16 @@ static int pool_room(change_pool *c, size_t v)
 {
     if (c->n == c->cap) {
         size_t cap = c->cap ? 2 * c->cap : 256;
-        int64_t(*boxes)[6] = realloc(c->boxes, cap * sizeof *boxes);
+        int64_t(*boxes)[6] = strata_realloc(c->boxes, cap * sizeof *boxes);
         if (boxes)
             c->boxes = boxes;
-        size_t *at = realloc(c->at, cap * sizeof *at);
+        size_t *at = strata_realloc(c->at, cap * sizeof *at);
         if (at)
             c->at = at;
-        const uint16_t **data = realloc(c->data, cap * sizeof *data);
+        const uint16_t **data = strata_realloc(c->data, cap * sizeof *data);
         if (data)
             c->data = data;
-        const uint16_t **expected = realloc(c->expected, cap * sizeof *expected);
+        const uint16_t **expected = strata_realloc(c->expected, cap * sizeof *expected);
         if (expected)
             c->expected = expected;
         if (!boxes || !at || !data || !expected)
@@ -260,7 +261,7 @@ static int pool_room(change_pool *c, size_t v)
     }
     if (c->used + 2 * v > c->pool_cap) {
         size_t cap = c->used + 2 * v > 2 * c->pool_cap ? c->used + 2 * v : 2 * c->pool_cap;
-        uint16_t *pool = realloc(c->pool, cap * sizeof *pool);
+        uint16_t *pool = strata_realloc(c->pool, cap * sizeof *pool);
         if (!pool)
             return -1;
         c->pool = pool, c->pool_cap = cap;
@@ -276,7 +277,7 @@ static int pool_keep(change_pool *c, const sim_region *r)
     const int64_t *k = r->changed_box, *b = r->box;
     if (c->bn == c->bcap) {
         size_t cap = c->bcap ? 2 * c->bcap : 256;
-        int64_t(*bounds)[6] = realloc(c->bounds, cap * sizeof *bounds);
+        int64_t(*bounds)[6] = strata_realloc(c->bounds, cap * sizeof *bounds);
         if (!bounds)
             return -1;
         c->bounds = bounds, c->bcap = cap;
@@ -385,7 +386,7 @@ static int compute_block(const simulation *s, domain *d, size_t i, uint64_t step
     if (r.landed_n) {
         if (p->landed_n + r.landed_n > p->landed_cap) {
             size_t cap = 2 * (p->landed_n + r.landed_n);
-            uint64_t *l = realloc(p->landed, cap * sizeof *l);
+            uint64_t *l = strata_realloc(p->landed, cap * sizeof *l);
             if (!l)
                 return -1;
             p->landed = l, p->landed_cap = cap;
@@ -398,10 +399,13 @@ static int compute_block(const simulation *s, domain *d, size_t i, uint64_t step
 
 /* One step: every round reads its blocks with halos and computes them; then the
  * changes of the whole step are written at once (all reads of a step see the
- * old state). Collective. */
+ * old state). *failed: this rank is out of memory (set when computing a block
+ * fails); it then writes NULL data, so that the write fails on every rank.
+ * Collective. */
 static strata_status step_once(strata_world *w, const simulation *s, domain *d, uint64_t step,
-                               step_plan *p, int failed, sim_totals *t)
+                               step_plan *p, int *out_of_memory, sim_totals *t)
 {
+    int failed = *out_of_memory;
     changes c = {0};
     strata_status st = STRATA_OK;
     p->changes.n = p->changes.bn = p->changes.used = 0;
@@ -439,6 +443,7 @@ static strata_status step_once(strata_world *w, const simulation *s, domain *d, 
     }
     free_changes(&c);
     free(c.boxes), free(c.data);
+    *out_of_memory = failed;
     return st;
 }
 
@@ -544,7 +549,7 @@ static int plan_active_step(const simulation *s, domain *d, step_plan *p, uint64
     free(blocks);
     if (!failed && most > p->may_change_cap) {
         free(p->may_change);
-        p->may_change_cap = (p->may_change = malloc(most)) ? most : 0;
+        p->may_change_cap = (p->may_change = strata_malloc(most)) ? most : 0;
         failed = !p->may_change;
     }
     d->n = failed ? 0 : n;
@@ -597,14 +602,15 @@ static int exchange_changes(const job *j, step_plan *p, uint64_t *changed)
                  "more changed blocks or landings in one step than one exchange holds");
     } else if (grows) {
         if (total > p->all_cap) {
-            int64_t *all = realloc(p->all, 2 * total * sizeof *all);
+            int64_t *all = strata_realloc(p->all, 2 * total * sizeof *all);
             if (all)
                 p->all = all, p->all_cap = 2 * total;
             else
                 failed = 1;
         }
         if (!failed && landed > p->landed_all_cap) {
-            uint64_t *all = j->rank ? NULL : realloc(p->landed_all, 2 * landed * sizeof *all);
+            uint64_t *all =
+                j->rank ? NULL : strata_realloc(p->landed_all, 2 * landed * sizeof *all);
             if (all)
                 p->landed_all = all;
             failed = !j->rank && !all;
@@ -612,7 +618,7 @@ static int exchange_changes(const job *j, step_plan *p, uint64_t *changed)
         }
         if (failed)
             snprintf(message, sizeof message,
-                     "rank %d: cannot allocate the %" PRIu64 " changed blocks and %" PRIu64
+                     "rank %d: out of memory for the %" PRIu64 " changed blocks and %" PRIu64
                      " landings of a step",
                      j->rank, total / 6, landed);
     }
@@ -662,7 +668,7 @@ static int plan_run(strata_world *w, const job *j, const simulation *s, int all_
     int64_t(*blocks)[6] = NULL;
     failed = failed || sim_activity_targets(a, &blocks, &n, tiles_all); /* every tile, at first */
     free(blocks);
-    p->counts = malloc(6 * (size_t)j->size * sizeof *p->counts);
+    p->counts = strata_malloc(6 * (size_t)j->size * sizeof *p->counts);
     return failed || !p->counts ? -1 : 0;
 }
 
@@ -727,7 +733,10 @@ int job_simulate(job *j, int argc, char **argv)
             domain_agree_rounds(&d);
             t.plan_s += MPI_Wtime() - t0;
         }
-        st = step_once(w, &s, &d, step, &plan, failed, &t);
+        st = step_once(w, &s, &d, step, &plan, &failed, &t);
+        if (failed) /* only this rank knows why the write below failed */
+            job_error(j, "out of memory at step %" PRIu64 " (choosing or computing its blocks)",
+                      step);
         if (!st && plan.activity) {
             double t0 = MPI_Wtime();
             rc = exchange_changes(j, &plan, &t.changed);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 static uint64_t column_key(const sim_activity *a, int64_t cx, int64_t cy, int64_t cz)
 {
     return ((uint64_t)cy * (uint64_t)a->chunks[0] + (uint64_t)cx) * (uint64_t)a->chunks[2] +
@@ -61,8 +63,8 @@ int sim_activity_init(sim_activity *a, const simulation *s, int64_t tile,
     }
     sim_candidate_reach(s, a->reach);
     const size_t per = (size_t)(a->tiles * a->tiles);
-    a->keys = malloc((n ? n : 1) * sizeof *a->keys);
-    a->range = malloc((n ? n * per : 1) * sizeof *a->range);
+    a->keys = strata_malloc((n ? n : 1) * sizeof *a->keys);
+    a->range = strata_malloc((n ? n * per : 1) * sizeof *a->range);
     if (!a->keys || !a->range)
         return -1;
     for (size_t i = 0; i < n; i++)
@@ -108,7 +110,7 @@ static int push_block(int64_t (**blocks)[6], size_t *n, size_t *cap, const int64
 {
     if (*n == *cap) {
         *cap = *cap ? 2 * *cap : 256;
-        int64_t(*grown)[6] = realloc(*blocks, *cap * sizeof *grown);
+        int64_t(*grown)[6] = strata_realloc(*blocks, *cap * sizeof *grown);
         if (!grown) {
             free(*blocks);
             *blocks = NULL, *n = 0;
