@@ -2029,30 +2029,125 @@ static strata_status cpack_compact(const uint8_t *c, uint8_t **out, size_t *out_
 
 /* SLPC content -> the SLPK content it rearranges, every length checked (the
  * entries themselves are checked when parsed); at most `most` bytes. */
-static strata_status cpack_expand(const uint8_t *c, size_t size, size_t most, uint8_t **out,
-                                  size_t *out_size, strata_error *err)
+/* A compact pack's header (n entries, levels low..L) and its streams into in[] (each
+ * within the content, none after the last); *copied: the bytes of the streams copied
+ * as they are (the level streams). */
+static strata_status cpack_open(const uint8_t *c, size_t size, uint32_t *n, int *L, int *low,
+                                cpack_in in[CPACK_STREAMS], uint32_t len[CPACK_STREAMS],
+                                size_t *copied, strata_error *err)
 {
-    *out = NULL;
-    uint32_t n, len[CPACK_STREAMS];
     if (size < CPACK_HEADER)
         return CORRUPT("LOD compact pack: %zu bytes, no header", size);
-    n = load_u32(c + 4);
-    const int L = c[8], low = c[9];
-    if (n == 0 || n > LOD_PACK_ENTRIES || L < 1 || L > LOD_MAX_LEVELS || low < 1 || low > L ||
-        c[10] || c[11])
-        return CORRUPT("LOD compact pack: bad header (%u entries, levels %d..%d)", n, low, L);
-    cpack_in in[CPACK_STREAMS];
-    size_t at = CPACK_HEADER, copied = 0;
+    *n = load_u32(c + 4);
+    *L = c[8], *low = c[9];
+    if (*n == 0 || *n > LOD_PACK_ENTRIES || *L < 1 || *L > LOD_MAX_LEVELS || *low < 1 ||
+        *low > *L || c[10] || c[11])
+        return CORRUPT("LOD compact pack: bad header (%u entries, levels %d..%d)", *n, *low, *L);
+    size_t at = CPACK_HEADER;
+    *copied = 0;
     for (int k = 0; k < CPACK_STREAMS; k++) {
         len[k] = load_u32(c + 12 + 4 * k);
         if (len[k] > size - at)
             return CORRUPT("LOD compact pack: stream %d of %u bytes beyond the content", k, len[k]);
         in[k] = (cpack_in){c + at, c + at + len[k]};
         at += len[k];
-        copied += k >= CS_BITS ? len[k] : 0;
+        *copied += k >= CS_BITS ? len[k] : 0;
     }
     if (at != size)
         return CORRUPT("LOD compact pack: %zu bytes after the last stream", size - at);
+    return STRATA_OK;
+}
+
+/* Put n bytes to the expanded pack, or fail: more than `most` bytes. */
+#define PUT(p, k)                                                                                  \
+    if (!cout_put(body, p, k))                                                                     \
+        return CORRUPT("LOD compact pack: more than %zu bytes of pyramids", most);
+
+/* Entry i's histogram of H materials (the last count derived from the `inside` voxels)
+ * and its top level, expanded into body. */
+static strata_status cpack_histogram(cpack_in *in, cpack_out *body, uint32_t i, uint32_t H,
+                                     uint64_t inside, int L, size_t most, strata_error *err)
+{
+    uint64_t mat = 0, v;
+    for (uint32_t j = 0; j < H; j++) {
+        if (!cin_varint(&in[CS_MAT], &v) || v > UINT16_MAX || (mat += v) > UINT16_MAX)
+            return CORRUPT("LOD compact pack: entry %u's materials unreadable", i);
+        uint16_t m = (uint16_t)mat;
+        PUT(&m, 2);
+    }
+    uint64_t sum = 0;
+    uint32_t best = 0, best_count = 0;
+    for (uint32_t j = 0; j < H; j++) {
+        if (j + 1 < H && (!cin_varint(&in[CS_HIST], &v) || v > UINT32_MAX || (sum += v) >= inside))
+            return CORRUPT("LOD compact pack: entry %u's histogram unreadable", i);
+        uint32_t count = (uint32_t)(j + 1 < H ? v : inside - sum);
+        if (count > best_count)
+            best = j, best_count = count;
+        PUT(&count, 4);
+    }
+    uint8_t top[8];
+    PUT(top, top_level(top, H, best, best_count, L));
+    return STRATA_OK;
+}
+
+/* Entry i's levels L - 1 down to low (H materials) expanded into body: each level's
+ * bitmap and modes, then its count planes, from the level streams. */
+static strata_status cpack_levels(cpack_in *in, cpack_out *body, uint32_t i, uint32_t H, int L,
+                                  int low, size_t most, strata_error *err)
+{
+    size_t m = H > 1 ? 8 : 0;
+    const int bits = mode_bits(H);
+    for (int l = L - 1; l >= low; l--) {
+        const uint8_t *bm, *md, *plane;
+        const int W = count_width(l);
+        if (W > CPACK_PLANES || !cin_take(&in[CS_BITS], (m + 7) / 8, &bm) ||
+            !cin_take(&in[CS_MODES], mode_bytes(m, bits), &md))
+            return CORRUPT("LOD compact pack: entry %u's level %d truncated", i, l);
+        const size_t mixed = bitmap_mixed(bm, m);
+        PUT(bm, (m + 7) / 8);
+        PUT(md, mode_bytes(m, bits));
+        for (int k = 0; k < W; k++) {
+            if (!cin_take(&in[CS_C0 + k], mixed, &plane))
+                return CORRUPT("LOD compact pack: entry %u's level %d truncated", i, l);
+            PUT(plane, mixed);
+        }
+        m = 8 * mixed;
+    }
+    return STRATA_OK;
+}
+
+/* Entry i (levels low..L) expanded into body; *key advanced to its key. */
+static strata_status cpack_entry(cpack_in *in, cpack_out *body, uint32_t i, int L, int low,
+                                 size_t most, uint64_t *key, strata_error *err)
+{
+    uint64_t dk, H64;
+    const uint8_t *ext;
+    if (!cin_varint(&in[CS_KEY], &dk) || !cin_varint(&in[CS_H], &H64) || H64 == 0 || H64 > 65536 ||
+        !cin_take(&in[CS_EXT], 3, &ext))
+        return CORRUPT("LOD compact pack: entry %u's key, H or extent unreadable", i);
+    *key += dk;
+    const uint32_t H = (uint32_t)H64;
+    const uint64_t inside = (uint64_t)(ext[0] + 1) * (ext[1] + 1) * (ext[2] + 1);
+    uint8_t head[HEADER_BYTES] = {'S', 'L', 'O', 'D', 3, (uint8_t)L, (uint8_t)low, 0};
+    memcpy(head + 8, &H, 4);
+    memcpy(head + 12, ext, 3);
+    PUT(head, HEADER_BYTES);
+    strata_status st = cpack_histogram(in, body, i, H, inside, L, most, err);
+    return st ? st : cpack_levels(in, body, i, H, L, low, most, err);
+}
+#undef PUT
+
+static strata_status cpack_expand(const uint8_t *c, size_t size, size_t most, uint8_t **out,
+                                  size_t *out_size, strata_error *err)
+{
+    *out = NULL;
+    uint32_t n = 0, len[CPACK_STREAMS];
+    int L = 0, low = 0;
+    cpack_in in[CPACK_STREAMS];
+    size_t copied = 0;
+    strata_status st = cpack_open(c, size, &n, &L, &low, in, len, &copied, err);
+    if (st)
+        return st;
     /* At most: per entry a header, a top level (<= 6 bytes) and one derived
      * count; 2 bytes per material and 4 per count, each at least a byte here;
      * the level streams as they are. */
@@ -2069,81 +2164,14 @@ static strata_status cpack_expand(const uint8_t *c, size_t size, size_t most, ui
     memcpy(b, LOD_PACK_MAGIC, 4);
     memcpy(b + 4, &n, 4);
     cpack_out body = {b + dir, 0, cap - dir};
-    strata_status st = STRATA_OK;
     uint64_t key = 0;
-#define PUT(p, k)                                                                                  \
-    if (!cout_put(&body, p, k)) {                                                                  \
-        st = CORRUPT("LOD compact pack: more than %zu bytes of pyramids", most);                   \
-        break;                                                                                     \
-    }
     for (uint32_t i = 0; i < n && !st; i++) {
-        uint64_t dk, H64, v;
-        const uint8_t *ext;
-        if (!cin_varint(&in[CS_KEY], &dk) || !cin_varint(&in[CS_H], &H64) || H64 == 0 ||
-            H64 > 65536 || !cin_take(&in[CS_EXT], 3, &ext)) {
-            st = CORRUPT("LOD compact pack: entry %u's key, H or extent unreadable", i);
+        if ((st = cpack_entry(in, &body, i, L, low, most, &key, err)))
             break;
-        }
-        key += dk;
         memcpy(b + 8 + 8 * (size_t)i, &key, 8);
-        const uint32_t H = (uint32_t)H64;
-        const uint64_t inside = (uint64_t)(ext[0] + 1) * (ext[1] + 1) * (ext[2] + 1);
-        uint8_t head[HEADER_BYTES] = {'S', 'L', 'O', 'D', 3, (uint8_t)L, (uint8_t)low, 0};
-        memcpy(head + 8, &H, 4);
-        memcpy(head + 12, ext, 3);
-        PUT(head, HEADER_BYTES);
-        uint64_t mat = 0;
-        for (uint32_t j = 0; j < H && !st; j++) {
-            if (!cin_varint(&in[CS_MAT], &v) || v > UINT16_MAX || (mat += v) > UINT16_MAX) {
-                st = CORRUPT("LOD compact pack: entry %u's materials unreadable", i);
-                break;
-            }
-            uint16_t m = (uint16_t)mat;
-            PUT(&m, 2);
-        }
-        uint64_t sum = 0;
-        uint32_t best = 0, best_count = 0;
-        for (uint32_t j = 0; j < H && !st; j++) {
-            if (j + 1 < H &&
-                (!cin_varint(&in[CS_HIST], &v) || v > UINT32_MAX || (sum += v) >= inside)) {
-                st = CORRUPT("LOD compact pack: entry %u's histogram unreadable", i);
-                break;
-            }
-            uint32_t count = (uint32_t)(j + 1 < H ? v : inside - sum);
-            if (count > best_count)
-                best = j, best_count = count;
-            PUT(&count, 4);
-        }
-        if (st)
-            break;
-        uint8_t top[8];
-        PUT(top, top_level(top, H, best, best_count, L));
-        size_t m = H > 1 ? 8 : 0;
-        const int bits = mode_bits(H);
-        for (int l = L - 1; l >= low && !st; l--) {
-            const uint8_t *bm, *md, *plane;
-            const int W = count_width(l);
-            if (W > CPACK_PLANES || !cin_take(&in[CS_BITS], (m + 7) / 8, &bm) ||
-                !cin_take(&in[CS_MODES], mode_bytes(m, bits), &md)) {
-                st = CORRUPT("LOD compact pack: entry %u's level %d truncated", i, l);
-                break;
-            }
-            const size_t mixed = bitmap_mixed(bm, m);
-            PUT(bm, (m + 7) / 8);
-            PUT(md, mode_bytes(m, bits));
-            for (int k = 0; k < W && !st; k++) {
-                if (!cin_take(&in[CS_C0 + k], mixed, &plane)) {
-                    st = CORRUPT("LOD compact pack: entry %u's level %d truncated", i, l);
-                    break;
-                }
-                PUT(plane, mixed);
-            }
-            m = 8 * mixed;
-        }
         const uint32_t end = (uint32_t)body.n;
         memcpy(b + 8 + 8 * (size_t)n + 4 * (size_t)i, &end, 4);
     }
-#undef PUT
     for (int k = 0; !st && k < CPACK_STREAMS; k++)
         if (in[k].p != in[k].end)
             st = CORRUPT("LOD compact pack: %zu bytes left in stream %d",
