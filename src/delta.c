@@ -475,6 +475,44 @@ static strata_status apply_v1(const uint8_t *record, size_t length, const delta_
     return STRATA_OK;
 }
 
+/* After the indices at[]: the palette (`palette` ids, 0: none) and the n materials,
+ * into voxels (at at[i]) or when voxels is NULL into materials[]; the stream must end
+ * there, padded with zero bits. */
+static inline __attribute__((always_inline)) strata_status
+read_materials(bit_reader *b, const uint8_t *end, size_t n, int wb, uint32_t palette, uint16_t *ids,
+               const uint32_t *at, uint16_t *voxels, uint16_t *materials, strata_error *err)
+{
+    const int use_palette = palette > 0;
+    int mb = 0;
+    while ((1u << mb) < palette)
+        mb++;
+    for (uint32_t i = 0; i < palette; i++) {
+        uint32_t id;
+        if (!bits_get(b, wb, &id))
+            return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated in its palette");
+        ids[i] = (uint16_t)id;
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t m = 0;
+        if ((use_palette ? mb : wb) && !bits_get(b, use_palette ? mb : wb, &m))
+            return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated at material %zu", i);
+        if (use_palette && m >= palette)
+            return error_set(err, STRATA_ERR_CORRUPT,
+                             "delta record: material %u of a palette of %u", m, palette);
+        const uint16_t value = use_palette ? ids[m] : (uint16_t)m;
+        if (voxels)
+            voxels[at[i]] = value;
+        else
+            materials[i] = value;
+    }
+    /* the stream ends at its last byte, padded with zero bits (bits_unary reads ahead:
+     * a whole byte left in the reader is a byte after the changes) */
+    if (b->p != end || b->bits >= 8 || (b->bits && (b->acc & (((uint64_t)1 << b->bits) - 1))))
+        return error_set(err, STRATA_ERR_CORRUPT, "delta record: %zu bytes after its changes",
+                         (size_t)(end - b->p) + (size_t)b->bits / 8);
+    return STRATA_OK;
+}
+
 /* A version-2 record's changes (header h parsed): into voxels, or when voxels is NULL
  * the n new materials into materials[] (the indices are scratch's first 4 n bytes). */
 static strata_status decode_v2(const uint8_t *record, size_t length, const delta_header *hp,
@@ -518,9 +556,6 @@ static strata_status decode_v2(const uint8_t *record, size_t length, const delta
     if (use_palette && (palette == 0 || palette > n || palette > ((uint32_t)1 << wb)))
         return error_set(err, STRATA_ERR_CORRUPT,
                          "delta record: palette of %u materials for %zu changes", palette, n);
-    int mb = 0;
-    while ((1u << mb) < palette)
-        mb++;
     /* The indices first (checked), then the materials. scratch: n indices, then the
      * palette; a zstd body lies in its upper half. */
     uint32_t *at = (uint32_t *)scratch;
@@ -548,31 +583,7 @@ static strata_status decode_v2(const uint8_t *record, size_t length, const delta
                              "delta record: voxel index %" PRIu64 " outside the chunk", voxel);
         at[i] = (uint32_t)voxel;
     }
-    for (uint32_t i = 0; i < palette; i++) {
-        uint32_t id;
-        if (!bits_get(&br, wb, &id))
-            return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated in its palette");
-        ids[i] = (uint16_t)id;
-    }
-    for (size_t i = 0; i < n; i++) {
-        uint32_t m = 0;
-        if ((use_palette ? mb : wb) && !bits_get(&br, use_palette ? mb : wb, &m))
-            return error_set(err, STRATA_ERR_CORRUPT, "delta record truncated at material %zu", i);
-        if (use_palette && m >= palette)
-            return error_set(err, STRATA_ERR_CORRUPT,
-                             "delta record: material %u of a palette of %u", m, palette);
-        const uint16_t value = use_palette ? ids[m] : (uint16_t)m;
-        if (voxels)
-            voxels[at[i]] = value;
-        else
-            materials[i] = value;
-    }
-    /* the stream ends at its last byte, padded with zero bits (bits_unary reads ahead:
-     * a whole byte left in the reader is a byte after the changes) */
-    if (br.p != end || br.bits >= 8 || (br.bits && (br.acc & (((uint64_t)1 << br.bits) - 1))))
-        return error_set(err, STRATA_ERR_CORRUPT, "delta record: %zu bytes after its changes",
-                         (size_t)(end - br.p) + (size_t)br.bits / 8);
-    return STRATA_OK;
+    return read_materials(&br, end, n, wb, palette, ids, at, voxels, materials, err);
 }
 
 strata_status delta_apply(const uint8_t *record, size_t length, int edge, uint8_t *scratch,
