@@ -1,7 +1,7 @@
 #!/bin/bash
 # fuzz/run.sh: build the libFuzzer harnesses and run them.
 #
-#   fuzz/run.sh [NAME...] [SECONDS]     NAME: codec, manifest, textio, lod (default: all)
+#   fuzz/run.sh [NAME...] [SECONDS]     NAME: codec, manifest, textio, lod, delta (default: all)
 #
 # Each harness is built with clang -fsanitize=fuzzer,address,undefined into
 # $FUZZ_BUILD (default /tmp/strata-fuzz) and run for SECONDS (default 60) on a
@@ -21,7 +21,7 @@ for a in "$@"; do
     *) seconds=$a ;;
   esac
 done
-[ ${#names[@]} -gt 0 ] || names=(codec manifest textio lod)
+[ ${#names[@]} -gt 0 ] || names=(codec manifest textio lod delta)
 
 command -v "$CC" >/dev/null || { echo "fuzz: $CC not found (apt install clang libclang-rt-14-dev)"; exit 77; }
 mkdir -p "$build"
@@ -35,6 +35,9 @@ fi
 
 mpi_cflags=$(mpicc -showme:compile 2>/dev/null)
 mpi_libs=$(mpicc -showme:link 2>/dev/null)
+# HDF5 (parallel, as the library's build): only the delta harness links it
+h5_cflags=$(pkg-config --cflags hdf5-openmpi 2>/dev/null)
+h5_libs=$(pkg-config --libs hdf5-openmpi 2>/dev/null)
 flags="-g -O1 -std=c11 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -I$root/include -I$root/src"
 sources() {
   case $1 in
@@ -42,6 +45,8 @@ sources() {
     manifest) echo "$root/src/manifest.c $root/src/codec.c $root/src/error.c $root/src/fsutil.c $root/src/fault.c $root/src/alloc.c" ;;
     textio) echo "$root/src/textio.c $root/src/error.c $root/src/alloc.c" ;;
     lod) echo "$root/src/index/lod.c $root/src/error.c $root/src/alloc.c" ;;
+    # delta.c reads chains through the store (HDF5): its real dependencies, linked
+    delta) echo "$root/src/delta.c $root/src/codec.c $root/src/error.c $root/src/alloc.c $root/src/store.c $root/src/parallel.c $root/src/fsutil.c $root/src/fault.c $root/src/manifest.c" ;;
     *) return 1 ;;
   esac
 }
@@ -50,8 +55,10 @@ status=0
 for name in "${names[@]}"; do
   src=$(sources "$name") || { echo "fuzz: unknown harness $name"; exit 2; }
   bin="$build/fuzz_$name"
+  extra_cflags= extra_libs=
+  [ "$name" = delta ] && extra_cflags=$h5_cflags extra_libs="$h5_libs -lpthread"
   # shellcheck disable=SC2086
-  if ! "$CC" $flags $mpi_cflags "$root/fuzz/fuzz_$name.c" $src -o "$bin" $mpi_libs -lzstd -lz \
+  if ! "$CC" $flags $mpi_cflags $extra_cflags "$root/fuzz/fuzz_$name.c" $src -o "$bin" $mpi_libs $extra_libs -lzstd -lz \
        2>"$build/$name.build.log"; then
     echo "fuzz: building $name failed:"; cat "$build/$name.build.log"; exit 1
   fi
