@@ -12,7 +12,7 @@
  *
  * Which blocks: the rules act only at candidates (simulate_rules.c), so a
  * voxel far from every candidate keeps its value. Step 0 computes the whole
- * domain in blocks of BLOCK_CHUNKS^3 chunks and learns, per tile of T x T
+ * domain in blocks of up to BLOCK_CHUNKS^3 chunks and learns, per tile of T x T
  * columns of each own chunk, the z range where a voxel may change; later steps
  * compute only those ranges (simulate_active.c), each rank widening them by
  * every change of the step, its own and the others' (exchanged as boxes, in
@@ -52,6 +52,19 @@ static const char usage[] =
  * holds at most this many voxels per rank. */
 #define BLOCK_CHUNKS 4
 #define ROUND_VOXELS ((uint64_t)32 << 20)
+
+/* The domain blocks' edge in chunks: BLOCK_CHUNKS, halved while a block would
+ * hold more than a round's voxels (chunks of 128 or 256), since a block is
+ * read and computed whole: 4^3 chunks of 256 are 2^30 voxels, 4 GiB in and
+ * out per rank. */
+static int64_t block_chunks(int64_t edge)
+{
+    int64_t k = BLOCK_CHUNKS;
+    while (k > 1 &&
+           (uint64_t)(k * edge) * (uint64_t)(k * edge) * (uint64_t)(k * edge) > ROUND_VOXELS)
+        k /= 2;
+    return k;
+}
 
 /* Measured per rank over the run. */
 typedef struct {
@@ -649,7 +662,7 @@ static int plan_run(strata_world *w, const job *j, const simulation *s, int all_
     strata_status st;
     *why = "out of memory";
     if (all_blocks || s->process == SIM_NONE) {
-        st = strata_domain_boxes(w, BLOCK_CHUNKS, &d->blocks, &d->n);
+        st = strata_domain_boxes(w, block_chunks(s->edge), &d->blocks, &d->n);
         if (st)
             *why = strata_last_error(w);
         return st || domain_plan(s, d) ? -1 : 0;
@@ -657,7 +670,8 @@ static int plan_run(strata_world *w, const job *j, const simulation *s, int all_
     int64_t(*chunks)[6] = NULL;
     size_t n = 0;
     if ((st = strata_domain_boxes(w, 1, &chunks, &n)) != STRATA_OK ||
-        (st = strata_domain_boxes(w, BLOCK_CHUNKS, &p->domain, &p->domain_n)) != STRATA_OK) {
+        (st = strata_domain_boxes(w, block_chunks(s->edge), &p->domain, &p->domain_n)) !=
+            STRATA_OK) {
         free(chunks);
         *why = strata_last_error(w);
         return -1;
