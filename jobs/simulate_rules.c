@@ -316,89 +316,103 @@ static void erode_row(const simulation *s, sim_region *r, uint64_t step, const u
             erode_at(s, r, step, x, y, z);
 }
 
-/* New values of the block's voxels from the old state. Local. Rows are scanned
- * 8 voxels at a time for the only voxels a rule can change (see candidate). */
-void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
+/* The old values into r->out: the read box (scatter), or the block. */
+static void copy_old(const simulation *s, sim_region *r)
 {
     const int64_t *b = r->block;
     const int64_t nx = b[3] - b[0], ny = b[4] - b[1];
-    if (s->scatter) { /* out is the read box */
+    if (s->scatter) {
         memcpy(
             r->out, r->in,
             (size_t)((r->box[3] - r->box[0]) * (r->box[4] - r->box[1]) * (r->box[5] - r->box[2])) *
                 sizeof *r->out);
-    } else {
-        const int64_t bnx = r->box[3] - r->box[0], bplane = bnx * (r->box[4] - r->box[1]);
-        const uint16_t *from =
-            r->in + (b[2] - r->box[2]) * bplane + (b[1] - r->box[1]) * bnx + (b[0] - r->box[0]);
-        uint16_t *to = r->out;
-        for (int64_t z = b[2]; z < b[5]; z++, from += bplane)
-            for (int64_t y = 0; y < ny; y++, to += nx)
-                if (nx == 8) /* a tile's row: one 16-byte copy, not a call */
-                    memcpy(to, from + y * bnx, 16);
-                else
-                    memcpy(to, from + y * bnx, (size_t)nx * 2);
-    }
-    r->changed = 0;
-    r->landed_n = 0;
-    if (r->may_change)
-        memset(r->may_change, 0, sim_may_change_size(r));
-    if (s->process == SIM_NONE)
         return;
-    const int64_t *bx = r->box, rnx = bx[3] - bx[0], plane = rnx * (bx[4] - bx[1]);
-    /* Voxel (x, y, z) of the read box; z inside it. */
-#define SIM_ROW(x, y, z) (r->in + ((z)-bx[2]) * plane + ((y)-bx[1]) * rnx + ((x)-bx[0]))
-    if (s->process == SIM_EROSION) {
-        /* Sources one column across and up to SIM_DROP_MAX - 1 voxels above may
-         * land here (scatter: the block's own sources only). */
-        const int64_t wide = s->scatter ? 0 : 1, up = s->scatter ? 0 : SIM_DROP_MAX - 1;
-        int64_t lo[3], hi[3];
-        for (int a = 0; a < 2; a++) {
-            lo[a] = b[a] - wide > 0 ? b[a] - wide : 0;
-            hi[a] = b[a + 3] + wide < s->dims[a] ? b[a + 3] + wide : s->dims[a];
-        }
-        lo[2] = b[2];
-        hi[2] = b[5] + up < s->dims[2] ? b[5] + up : s->dims[2];
-        /* Both rows lie inside the read box. */
+    }
+    const int64_t bnx = r->box[3] - r->box[0], bplane = bnx * (r->box[4] - r->box[1]);
+    const uint16_t *from =
+        r->in + (b[2] - r->box[2]) * bplane + (b[1] - r->box[1]) * bnx + (b[0] - r->box[0]);
+    uint16_t *to = r->out;
+    for (int64_t z = b[2]; z < b[5]; z++, from += bplane)
+        for (int64_t y = 0; y < ny; y++, to += nx)
+            if (nx == 8) /* a tile's row: one 16-byte copy, not a call */
+                memcpy(to, from + y * bnx, 16);
+            else
+                memcpy(to, from + y * bnx, (size_t)nx * 2);
+}
+
+/* Voxel (x, y, z) of r's read box; z inside it. */
+#define SIM_ROW(x, y, z) (r->in + ((z)-r->box[2]) * plane + ((y)-r->box[1]) * rnx + ((x)-r->box[0]))
+
 #ifdef __SSE2__
-        if (hi[0] - lo[0] == 8) { /* a tile's rows: one compare each, inline */
-            const __m128i not_one = _mm_set1_epi16((short)0xfffe), zero = _mm_setzero_si128();
-            const __m128i soil = _mm_set1_epi16(SOIL), span = _mm_set1_epi16(SEDIMENT - SOIL);
-            const int one_tile = s->scatter && r->may_change && nx <= r->tile && ny <= r->tile;
-            for (int64_t z = lo[2]; z < hi[2] && z + 1 < s->dims[2]; z++) {
-                const uint16_t *row = SIM_ROW(lo[0], lo[1], z);
-                for (int64_t y = lo[1]; y < hi[1]; y++, row += rnx) {
-                    const __m128i v = _mm_loadu_si128((const __m128i *)row),
-                                  u = _mm_loadu_si128((const __m128i *)(row + plane));
-                    const __m128i m = _mm_and_si128(
-                        _mm_cmpeq_epi16(_mm_subs_epu16(_mm_sub_epi16(v, soil), span), zero),
-                        _mm_cmpeq_epi16(_mm_and_si128(u, not_one), zero));
-                    unsigned bits = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(m, zero));
-                    if (!bits)
-                        continue;
-                    if (!one_tile) {
-                        for (; bits; bits &= bits - 1)
-                            erode_at(s, r, step, lo[0] + __builtin_ctz(bits), y, z);
-                        continue;
-                    }
-                    /* One tile: its flags are one per z, for every candidate of the row. */
-                    r->may_change[z - b[2]] = 1;
-                    for (; bits; bits &= bits - 1) {
-                        const int i = __builtin_ctz(bits);
-                        erode_source(s, r, step, lo[0] + i, y, z, row[plane + i]);
-                    }
-                }
+/* Erosion over rows of 8 voxels from lo to hi (a tile's, or a block 6 wide and
+ * its columns across): one SSE2 compare per row, inline. */
+static void erode_rows8(const simulation *s, sim_region *r, uint64_t step, const int64_t lo[3],
+                        const int64_t hi[3])
+{
+    const int64_t *b = r->block, rnx = r->box[3] - r->box[0], plane = rnx * (r->box[4] - r->box[1]);
+    const __m128i not_one = _mm_set1_epi16((short)0xfffe), zero = _mm_setzero_si128();
+    const __m128i soil = _mm_set1_epi16(SOIL), span = _mm_set1_epi16(SEDIMENT - SOIL);
+    const int one_tile =
+        s->scatter && r->may_change && b[3] - b[0] <= r->tile && b[4] - b[1] <= r->tile;
+    for (int64_t z = lo[2]; z < hi[2] && z + 1 < s->dims[2]; z++) {
+        const uint16_t *row = SIM_ROW(lo[0], lo[1], z);
+        for (int64_t y = lo[1]; y < hi[1]; y++, row += rnx) {
+            const __m128i v = _mm_loadu_si128((const __m128i *)row),
+                          u = _mm_loadu_si128((const __m128i *)(row + plane));
+            const __m128i m =
+                _mm_and_si128(_mm_cmpeq_epi16(_mm_subs_epu16(_mm_sub_epi16(v, soil), span), zero),
+                              _mm_cmpeq_epi16(_mm_and_si128(u, not_one), zero));
+            unsigned bits = (unsigned)_mm_movemask_epi8(_mm_packs_epi16(m, zero));
+            if (!bits)
+                continue;
+            if (!one_tile) {
+                for (; bits; bits &= bits - 1)
+                    erode_at(s, r, step, lo[0] + __builtin_ctz(bits), y, z);
+                continue;
             }
-            return;
+            /* One tile: its flags are one per z, for every candidate of the row. */
+            r->may_change[z - b[2]] = 1;
+            for (; bits; bits &= bits - 1) {
+                const int i = __builtin_ctz(bits);
+                erode_source(s, r, step, lo[0] + i, y, z, row[plane + i]);
+            }
         }
+    }
+}
 #endif
-        for (int64_t z = lo[2]; z < hi[2] && z + 1 < s->dims[2]; z++) {
-            const uint16_t *row = SIM_ROW(lo[0], lo[1], z);
-            for (int64_t y = lo[1]; y < hi[1]; y++, row += rnx)
-                erode_row(s, r, step, row, row + plane, lo[0], hi[0], y, z);
-        }
+
+/* Erosion: the sources of the block and, unless scatter, those one column
+ * across and up to SIM_DROP_MAX - 1 voxels above whose sediment may land in it. */
+static void erode_block(const simulation *s, sim_region *r, uint64_t step)
+{
+    const int64_t *b = r->block, rnx = r->box[3] - r->box[0], plane = rnx * (r->box[4] - r->box[1]);
+    const int64_t wide = s->scatter ? 0 : 1, up = s->scatter ? 0 : SIM_DROP_MAX - 1;
+    int64_t lo[3], hi[3];
+    for (int a = 0; a < 2; a++) {
+        lo[a] = b[a] - wide > 0 ? b[a] - wide : 0;
+        hi[a] = b[a + 3] + wide < s->dims[a] ? b[a + 3] + wide : s->dims[a];
+    }
+    lo[2] = b[2];
+    hi[2] = b[5] + up < s->dims[2] ? b[5] + up : s->dims[2];
+    /* Both rows (z and z + 1) lie inside the read box. */
+#ifdef __SSE2__
+    if (hi[0] - lo[0] == 8) {
+        erode_rows8(s, r, step, lo, hi);
         return;
     }
+#endif
+    for (int64_t z = lo[2]; z < hi[2] && z + 1 < s->dims[2]; z++) {
+        const uint16_t *row = SIM_ROW(lo[0], lo[1], z);
+        for (int64_t y = lo[1]; y < hi[1]; y++, row += rnx)
+            erode_row(s, r, step, row, row + plane, lo[0], hi[0], y, z);
+    }
+}
+
+/* Deposition and volcanic: the rules at the block's candidates (surfaces, and
+ * lava under air or water), 8 voxels of a row at a time. */
+static void surface_block(const simulation *s, sim_region *r, uint64_t step)
+{
+    const int64_t *b = r->block, rnx = r->box[3] - r->box[0], plane = rnx * (r->box[4] - r->box[1]);
     for (int64_t z = b[2]; z < b[5]; z++)
         for (int64_t y = b[1]; y < b[4]; y++) {
             const uint16_t *row = SIM_ROW(b[0], y, z);
@@ -426,7 +440,22 @@ void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
                 }
             }
         }
+}
 #undef SIM_ROW
+
+/* New values of the block's voxels from the old state. Local. Rows are scanned
+ * 8 voxels at a time for the only voxels a rule can change (see candidate). */
+void sim_compute_block(const simulation *s, sim_region *r, uint64_t step)
+{
+    copy_old(s, r);
+    r->changed = 0;
+    r->landed_n = 0;
+    if (r->may_change)
+        memset(r->may_change, 0, sim_may_change_size(r));
+    if (s->process == SIM_EROSION)
+        erode_block(s, r, step);
+    else if (s->process != SIM_NONE)
+        surface_block(s, r, step);
 }
 
 void sim_place_vents(simulation *s)
