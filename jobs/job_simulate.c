@@ -696,6 +696,39 @@ static void plan_free(step_plan *p, domain *d)
     domain_free(d);
 }
 
+/* Step `step`: choose its blocks (active runs), read, compute and write them,
+ * exchange the changes (active runs), and commit when due (*commits counts the
+ * commits that made an epoch). Collective: box I/O, commits and the exchange
+ * agree on errors, so every rank fails here together. JOB_OK, or JOB_FAILED
+ * with the message printed. */
+static int run_step(const job *j, strata_world *w, const simulation *s, domain *d, step_plan *plan,
+                    uint64_t step, sim_totals *t, strata_commit_stats *cs, uint64_t *commits)
+{
+    int failed = 0, rc = JOB_OK;
+    if (plan->activity) {
+        double t0 = MPI_Wtime();
+        failed = plan_active_step(s, d, plan, step, t);
+        domain_agree_rounds(d);
+        t->plan_s += MPI_Wtime() - t0;
+    }
+    strata_status st = step_once(w, s, d, step, plan, &failed, t);
+    if (failed) /* only this rank knows why the write failed */
+        job_error(j, "out of memory at step %" PRIu64 " (choosing or computing its blocks)", step);
+    if (!st && plan->activity) {
+        double t0 = MPI_Wtime();
+        rc = exchange_changes(j, plan, &t->changed);
+        t->plan_s += MPI_Wtime() - t0;
+    }
+    if (!st && !rc && ((step + 1) % s->commit_every == 0 || step + 1 == s->steps)) {
+        uint64_t before = cs->epoch;
+        double t0 = MPI_Wtime();
+        st = strata_commit(w, cs);
+        t->commit_s += MPI_Wtime() - t0;
+        *commits += !st && cs->epoch != before;
+    }
+    return st ? job_fail(j, st, w) : rc;
+}
+
 int job_simulate(job *j, int argc, char **argv)
 {
     if (argc < 2 || argv[1][0] == '-')
@@ -738,35 +771,9 @@ int job_simulate(job *j, int argc, char **argv)
     progress p;
     progress_start(&p, j, "steps", s.steps);
     strata_commit_stats cs = {.epoch = rc ? 0 : info.epoch};
-    uint64_t commits = 0, step = 0;
-    for (; !rc && step < s.steps; step++) {
-        int failed = 0;
-        if (plan.activity) {
-            double t0 = MPI_Wtime();
-            failed = plan_active_step(&s, &d, &plan, step, &t);
-            domain_agree_rounds(&d);
-            t.plan_s += MPI_Wtime() - t0;
-        }
-        st = step_once(w, &s, &d, step, &plan, &failed, &t);
-        if (failed) /* only this rank knows why the write below failed */
-            job_error(j, "out of memory at step %" PRIu64 " (choosing or computing its blocks)",
-                      step);
-        if (!st && plan.activity) {
-            double t0 = MPI_Wtime();
-            rc = exchange_changes(j, &plan, &t.changed);
-            t.plan_s += MPI_Wtime() - t0;
-        }
-        if (!st && !rc && ((step + 1) % s.commit_every == 0 || step + 1 == s.steps)) {
-            uint64_t before = cs.epoch;
-            double t0 = MPI_Wtime();
-            st = strata_commit(w, &cs);
-            t.commit_s += MPI_Wtime() - t0;
-            commits += !st && cs.epoch != before;
-        }
-        if (st || rc) {
-            /* Box I/O, commits and the exchange agree on errors: every rank stops here together. */
-            if (st)
-                rc = job_fail(j, st, w);
+    uint64_t commits = 0;
+    for (uint64_t step = 0; !rc && step < s.steps; step++) {
+        if ((rc = run_step(j, w, &s, &d, &plan, step, &t, &cs, &commits)) != JOB_OK) {
             job_error(j, "stopped at step %" PRIu64 "; the world is at its last commit (%s)", step,
                       commits ? "made by this run" : "before this run");
             break;
