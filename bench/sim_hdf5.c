@@ -79,12 +79,9 @@ static double slowest(double v)
     return v;
 }
 
-int main(int argc, char **argv)
+/* The options after FILE.h5; dies on a bad one. */
+static simulation parse_args(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
-    int size;
-    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-    MPI_Comm_size(MPI_COMM_WORLD, &size);
     if (argc < 2)
         die("usage: sim_hdf5 FILE.h5 --steps N [--process P] [--seed S] [--commit-every K]");
     simulation s = {.process = SIM_EROSION, .seed = 1, .commit_every = 1};
@@ -103,6 +100,64 @@ int main(int argc, char **argv)
         i++;
     }
     check(s.steps > 0 && s.commit_every > 0, "--steps and --commit-every want positive numbers");
+    return s;
+}
+
+/* The voxels of r's block (whole x rows of the world) the step changed,
+ * counted as strata simulate counts them. */
+static uint64_t count_changed(const simulation *s, const sim_region *r)
+{
+    const int64_t nx = r->box[3] - r->box[0], ny = r->box[4] - r->box[1];
+    uint64_t at = 0, changed = 0;
+    for (int64_t z = 0; z < s->dims[2]; z++)
+        for (int64_t y = r->block[1]; y < r->block[4]; y++) {
+            const uint16_t *old = r->in + ((z - r->box[2]) * ny + (y - r->box[1])) * nx - r->box[0];
+            if (!memcmp(r->out + at, old, (size_t)s->dims[0] * 2)) {
+                at += (uint64_t)s->dims[0];
+                continue;
+            }
+            for (int64_t x = 0; x < s->dims[0]; x++, at++)
+                changed += r->out[at] != old[x];
+        }
+    return changed;
+}
+
+/* The commit a code without Strata makes: HDF5's flush, then MPI_File_sync. */
+static void commit_file(hid_t file, hid_t fapl)
+{
+    MPI_File *fh = NULL;
+    check(H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0, "H5Fflush");
+    check(H5Fget_vfd_handle(file, fapl, (void **)&fh) >= 0 && fh, "the MPI file handle");
+    check(MPI_File_sync(*fh) == MPI_SUCCESS, "MPI_File_sync");
+}
+
+/* Rank 0 prints the run's line: totals over the ranks, the slowest rank's times
+ * (read, compute, write, flush + fsync, in all). Collective. */
+static void report(const simulation *s, int size, uint64_t read, uint64_t changed,
+                   const double seconds[5])
+{
+    MPI_Allreduce(MPI_IN_PLACE, &changed, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &read, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+    const double read_s = slowest(seconds[0]), compute_s = slowest(seconds[1]),
+                 write_s = slowest(seconds[2]), sync_s = slowest(seconds[3]),
+                 all_s = slowest(seconds[4]);
+    const double n = (double)s->steps;
+    if (rank == 0)
+        printf("sim_hdf5: %s, %" PRIu64 " steps on %d ranks: %.3g voxels read, %" PRIu64
+               " changed; per step %.3f s: hyperslab read %.3f s (%.3g voxels/s per rank), "
+               "compute %.3f s, hyperslab write %.3f s, flush + fsync %.3f s\n",
+               sim_process_name(s->process), s->steps, size, (double)read, changed, all_s / n,
+               read_s / n, read_s > 0 ? (double)read / size / read_s : 0.0, compute_s / n,
+               write_s / n, sync_s / n);
+}
+
+int main(int argc, char **argv)
+{
+    MPI_Init(&argc, &argv);
+    int size;
+    MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &size);
+    simulation s = parse_args(argc, argv);
 
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     check(fapl >= 0 && H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL) >= 0,
@@ -149,47 +204,19 @@ int main(int argc, char **argv)
         read += mine ? in_n : 0;
         if (mine) {
             sim_compute_block(&s, &r, step);
-            /* The changed voxels, counted as strata simulate counts them. */
-            const int64_t nx = r.box[3] - r.box[0], ny = r.box[4] - r.box[1];
-            uint64_t at = 0;
-            for (int64_t z = 0; z < s.dims[2]; z++)
-                for (int64_t y = y0; y < y1; y++) {
-                    const uint16_t *old =
-                        r.in + ((z - r.box[2]) * ny + (y - r.box[1])) * nx - r.box[0];
-                    if (!memcmp(r.out + at, old, (size_t)s.dims[0] * 2)) {
-                        at += (uint64_t)s.dims[0];
-                        continue;
-                    }
-                    for (int64_t x = 0; x < s.dims[0]; x++, at++)
-                        changed += r.out[at] != old[x];
-                }
+            changed += count_changed(&s, &r);
         }
         double t2 = MPI_Wtime();
         check(H5Dwrite(dset, H5T_NATIVE_UINT16, out_mem, out_file, dxpl, r.out) >= 0,
               "hyperslab write");
         double t3 = MPI_Wtime();
-        if ((step + 1) % s.commit_every == 0 || step + 1 == s.steps) {
-            MPI_File *fh = NULL;
-            check(H5Fflush(file, H5F_SCOPE_GLOBAL) >= 0, "H5Fflush");
-            check(H5Fget_vfd_handle(file, fapl, (void **)&fh) >= 0 && fh, "the MPI file handle");
-            check(MPI_File_sync(*fh) == MPI_SUCCESS, "MPI_File_sync");
-        }
+        if ((step + 1) % s.commit_every == 0 || step + 1 == s.steps)
+            commit_file(file, fapl);
         double t4 = MPI_Wtime();
         read_s += t1 - t0, compute_s += t2 - t1, write_s += t3 - t2, sync_s += t4 - t3;
     }
-    double all_s = MPI_Wtime() - start;
-    MPI_Allreduce(MPI_IN_PLACE, &changed, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
-    MPI_Allreduce(MPI_IN_PLACE, &read, 1, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
-    read_s = slowest(read_s), compute_s = slowest(compute_s), write_s = slowest(write_s);
-    sync_s = slowest(sync_s), all_s = slowest(all_s);
-    const double n = (double)s.steps;
-    if (rank == 0)
-        printf("sim_hdf5: %s, %" PRIu64 " steps on %d ranks: %.3g voxels read, %" PRIu64
-               " changed; per step %.3f s: hyperslab read %.3f s (%.3g voxels/s per rank), "
-               "compute %.3f s, hyperslab write %.3f s, flush + fsync %.3f s\n",
-               sim_process_name(s.process), s.steps, size, (double)read, changed, all_s / n,
-               read_s / n, read_s > 0 ? (double)read / size / read_s : 0.0, compute_s / n,
-               write_s / n, sync_s / n);
+    const double seconds[5] = {read_s, compute_s, write_s, sync_s, MPI_Wtime() - start};
+    report(&s, size, read, changed, seconds);
     H5Sclose(in_file), H5Sclose(in_mem), H5Sclose(out_file), H5Sclose(out_mem);
     H5Pclose(dxpl), H5Pclose(fapl);
     H5Dclose(dset);
