@@ -137,6 +137,48 @@ static strata_status segment_bytes(bench *b, const char *path, volume_bytes *v)
 /* Plain zstd-3 of the world's box in 64^3 blocks of raw uint16 (edge blocks padded
  * with air, all-air blocks too), and the same blocks written through HDF5's zstd
  * filter into OUT (its file size). Rank 0. */
+/* The BLOCK^3 block at corner (x, y, z) from the world's chunks of edge C
+ * (zero past the world's end). */
+static strata_status gather_block(bench *b, strata_world *w, const int64_t dims[3], int C,
+                                  const int64_t corner[3], uint16_t *chunk, uint16_t *block)
+{
+    const int64_t x0 = corner[0], y0 = corner[1], z0 = corner[2], step = C < BLOCK ? C : BLOCK;
+    memset(block, 0, (size_t)BLOCK * BLOCK * BLOCK * 2);
+    for (int64_t z = z0; z < z0 + BLOCK && z < dims[2]; z += step)
+        for (int64_t y = y0; y < y0 + BLOCK && y < dims[1]; y += step)
+            for (int64_t x = x0; x < x0 + BLOCK && x < dims[0]; x += step) {
+                strata_status st = strata_load_chunk(w, x / C, y / C, z / C, chunk);
+                if (st)
+                    return error_set(&b->error, st, "loading a chunk: %s", strata_last_error(w));
+                for (int64_t vz = z; vz < z + step && vz < dims[2]; vz++)
+                    for (int64_t vy = y; vy < y + step && vy < dims[1]; vy++)
+                        for (int64_t vx = x; vx < x + step && vx < dims[0]; vx++)
+                            block[((vz - z0) * BLOCK + (vy - y0)) * BLOCK + (vx - x0)] =
+                                chunk[((vz % C) * C + vy % C) * C + vx % C];
+            }
+    return STRATA_OK;
+}
+
+/* The part of the padded block at corner (x, y, z) inside the world, written to
+ * dset (file space `space`). 1, or 0 when HDF5 fails. */
+static int write_block(hid_t dset, hid_t space, const int64_t dims[3], const int64_t corner[3],
+                       const uint16_t *block)
+{
+    hsize_t start[3] = {(hsize_t)corner[2], (hsize_t)corner[1], (hsize_t)corner[0]}, count[3],
+            mdims[3] = {BLOCK, BLOCK, BLOCK}, zero[3] = {0, 0, 0};
+    for (int a = 0; a < 3; a++) {
+        int64_t lo = corner[2 - a], d = dims[2 - a];
+        count[a] = (hsize_t)(d - lo < BLOCK ? d - lo : BLOCK);
+    }
+    hid_t ms = H5Screate_simple(3, mdims, NULL);
+    int ok = ms >= 0 && H5Sselect_hyperslab(ms, H5S_SELECT_SET, zero, NULL, count, NULL) >= 0 &&
+             H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
+             H5Dwrite(dset, H5T_NATIVE_UINT16, ms, space, H5P_DEFAULT, block) >= 0;
+    if (ms >= 0)
+        H5Sclose(ms);
+    return ok;
+}
+
 static strata_status plain_peers(bench *b, strata_world *w, const int64_t dims[3], int C,
                                  const char *out, volume_bytes *v)
 {
@@ -166,27 +208,11 @@ static strata_status plain_peers(bench *b, strata_world *w, const int64_t dims[3
         if (dset < 0)
             st = error_set(&b->error, STRATA_ERR_IO, "creating %s with the zstd filter", out);
     }
-    const int64_t step = C < BLOCK ? C : BLOCK;
     for (int64_t z0 = 0; z0 < dims[2] && !st; z0 += BLOCK)
         for (int64_t y0 = 0; y0 < dims[1] && !st; y0 += BLOCK)
             for (int64_t x0 = 0; x0 < dims[0] && !st; x0 += BLOCK) {
-                memset(block, 0, block_voxels * 2);
-                for (int64_t z = z0; z < z0 + BLOCK && z < dims[2] && !st; z += step)
-                    for (int64_t y = y0; y < y0 + BLOCK && y < dims[1] && !st; y += step)
-                        for (int64_t x = x0; x < x0 + BLOCK && x < dims[0] && !st; x += step) {
-                            st = strata_load_chunk(w, x / C, y / C, z / C, chunk);
-                            if (st) {
-                                error_set(&b->error, st, "loading a chunk: %s",
-                                          strata_last_error(w));
-                                break;
-                            }
-                            for (int64_t vz = z; vz < z + step && vz < dims[2]; vz++)
-                                for (int64_t vy = y; vy < y + step && vy < dims[1]; vy++)
-                                    for (int64_t vx = x; vx < x + step && vx < dims[0]; vx++)
-                                        block[((vz - z0) * BLOCK + (vy - y0)) * BLOCK + (vx - x0)] =
-                                            chunk[((vz % C) * C + vy % C) * C + vx % C];
-                        }
-                if (st)
+                const int64_t corner[3] = {x0, y0, z0};
+                if ((st = gather_block(b, w, dims, C, corner, chunk, block)) != STRATA_OK)
                     break;
                 size_t n = ZSTD_compressCCtx(cctx, frame, bound, block, block_voxels * 2, 3);
                 if (ZSTD_isError(n)) {
@@ -194,23 +220,7 @@ static strata_status plain_peers(bench *b, strata_world *w, const int64_t dims[3
                     break;
                 }
                 v->zstd3_64 += n;
-                /* the part of the block inside the world, from the padded block */
-                hsize_t start[3] = {(hsize_t)z0, (hsize_t)y0, (hsize_t)x0}, count[3],
-                        mdims[3] = {BLOCK, BLOCK, BLOCK};
-                hsize_t zero[3] = {0, 0, 0};
-                for (int a = 0; a < 3; a++) {
-                    int64_t lo = a == 0 ? z0 : a == 1 ? y0 : x0, d = dims[2 - a];
-                    count[a] = (hsize_t)(d - lo < BLOCK ? d - lo : BLOCK);
-                }
-                hid_t ms = H5Screate_simple(3, mdims, NULL);
-                int ok =
-                    ms >= 0 &&
-                    H5Sselect_hyperslab(ms, H5S_SELECT_SET, zero, NULL, count, NULL) >= 0 &&
-                    H5Sselect_hyperslab(space, H5S_SELECT_SET, start, NULL, count, NULL) >= 0 &&
-                    H5Dwrite(dset, H5T_NATIVE_UINT16, ms, space, H5P_DEFAULT, block) >= 0;
-                if (ms >= 0)
-                    H5Sclose(ms);
-                if (!ok)
+                if (!write_block(dset, space, dims, corner, block))
                     st = error_set(&b->error, STRATA_ERR_IO, "writing %s", out);
             }
     if (dset >= 0 && H5Dclose(dset) < 0 && !st)
