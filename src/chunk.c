@@ -38,6 +38,39 @@ static int pooled(const chunk_cache *c)
     return c->chunk_bytes >= sizeof(void *) && c->chunk_bytes <= SLAB_BYTES / 2;
 }
 
+void *chunk_slabs_carve(chunk_slabs *s, size_t bytes)
+{
+    if (s->left < bytes) {
+        if (s->count == s->capacity) {
+            size_t capacity = s->capacity ? 2 * s->capacity : 16;
+            void **grown = strata_realloc(s->slabs, capacity * sizeof *grown);
+            if (!grown)
+                return NULL;
+            s->slabs = grown, s->capacity = capacity;
+        }
+        void *slab = NULL;
+        if (strata_posix_memalign(&slab, SLAB_BYTES, SLAB_BYTES) != 0)
+            return NULL;
+#ifdef MADV_HUGEPAGE
+        (void)madvise(slab, SLAB_BYTES, MADV_HUGEPAGE); /* advice only: may be refused */
+#endif
+        s->slabs[s->count++] = slab;
+        s->bytes += SLAB_BYTES;
+        s->carve = slab, s->left = SLAB_BYTES;
+    }
+    void *b = s->carve;
+    s->carve += bytes, s->left -= bytes;
+    return b;
+}
+
+void chunk_slabs_free(chunk_slabs *s)
+{
+    for (size_t i = 0; i < s->count; i++)
+        free(s->slabs[i]);
+    free(s->slabs);
+    memset(s, 0, sizeof *s);
+}
+
 uint16_t *chunk_buffer_get(chunk_cache *c)
 {
     if (!pooled(c))
@@ -47,27 +80,7 @@ uint16_t *chunk_buffer_get(chunk_cache *c)
         memcpy(&c->free_list, p, sizeof(void *));
         return p;
     }
-    if (c->carve_left < c->chunk_bytes) {
-        if (c->slab_count == c->slab_capacity) {
-            size_t capacity = c->slab_capacity ? 2 * c->slab_capacity : 16;
-            void **grown = strata_realloc(c->slabs, capacity * sizeof *grown);
-            if (!grown)
-                return NULL;
-            c->slabs = grown, c->slab_capacity = capacity;
-        }
-        void *slab = NULL;
-        if (strata_posix_memalign(&slab, SLAB_BYTES, SLAB_BYTES) != 0)
-            return NULL;
-#ifdef MADV_HUGEPAGE
-        (void)madvise(slab, SLAB_BYTES, MADV_HUGEPAGE); /* advice only: may be refused */
-#endif
-        c->slabs[c->slab_count++] = slab;
-        c->pool_bytes += SLAB_BYTES;
-        c->carve = slab, c->carve_left = SLAB_BYTES;
-    }
-    void *p = c->carve;
-    c->carve += c->chunk_bytes, c->carve_left -= c->chunk_bytes;
-    return p;
+    return chunk_slabs_carve(&c->slabs, c->chunk_bytes);
 }
 
 void chunk_buffer_put(chunk_cache *c, uint16_t *voxels)
@@ -101,9 +114,7 @@ void chunk_cache_free(chunk_cache *c)
         }
     }
     free(c->slots);
-    for (size_t i = 0; i < c->slab_count; i++)
-        free(c->slabs[i]);
-    free(c->slabs);
+    chunk_slabs_free(&c->slabs);
     size_t chunk_bytes = c->chunk_bytes, budget = c->budget;
     chunk_log_pool *logs = c->logs;
     chunk_cache_init(c, chunk_bytes, budget);
@@ -259,28 +270,7 @@ static uint64_t *pool_get(chunk_log_pool *p, int c)
         memcpy(&p->free_list[c], b, sizeof(void *));
         return b;
     }
-    if (p->carve_left < bytes) {
-        /* the slab's rest is too small for this class: left unused until the pool goes */
-        if (p->slab_count == p->slab_capacity) {
-            size_t capacity = p->slab_capacity ? 2 * p->slab_capacity : 16;
-            void **grown = strata_realloc(p->slabs, capacity * sizeof *grown);
-            if (!grown)
-                return NULL;
-            p->slabs = grown, p->slab_capacity = capacity;
-        }
-        void *slab = NULL;
-        if (strata_posix_memalign(&slab, SLAB_BYTES, SLAB_BYTES) != 0)
-            return NULL;
-#ifdef MADV_HUGEPAGE
-        (void)madvise(slab, SLAB_BYTES, MADV_HUGEPAGE); /* advice only: may be refused */
-#endif
-        p->slabs[p->slab_count++] = slab;
-        p->bytes += SLAB_BYTES;
-        p->carve = slab, p->carve_left = SLAB_BYTES;
-    }
-    void *b = p->carve;
-    p->carve += bytes, p->carve_left -= bytes;
-    return b;
+    return chunk_slabs_carve(&p->slabs, bytes);
 }
 
 void chunk_log_pool_release(chunk_log_pool *p, chunk *k)
@@ -333,9 +323,7 @@ strata_status chunk_log_pool_reserve(chunk_log_pool *p, chunk *k, size_t more, s
 
 void chunk_log_pool_free(chunk_log_pool *p)
 {
-    for (size_t i = 0; i < p->slab_count; i++)
-        free(p->slabs[i]);
-    free(p->slabs);
+    chunk_slabs_free(&p->slabs);
     memset(p, 0, sizeof *p);
 }
 

@@ -25,6 +25,26 @@ typedef struct chunk {
     uint64_t stamp; /* the cache's clock at its last use: the LRU order of clean chunks */
 } chunk;
 
+/**
+ * Blocks carved from 2 MiB slabs (huge pages where the kernel allows), for the
+ * cache's dense buffers and the log pool's logs: first-touch page faults of many
+ * small mallocs cost more than the work they hold. A block is never given back to
+ * the slab (its owner keeps free lists); the slabs go with chunk_slabs_free.
+ */
+typedef struct {
+    void **slabs;
+    size_t count, capacity;
+    uint8_t *carve; /* unused rest of the newest slab */
+    size_t left;
+    size_t bytes; /* slab bytes held */
+} chunk_slabs;
+
+/** A block of `bytes` (at most a slab) from the newest slab, or from a new one (the
+ *  old slab's rest stays unused); NULL when out of memory. */
+void *chunk_slabs_carve(chunk_slabs *s, size_t bytes);
+/** Free every slab (no block of them in use any more) and reset s. */
+void chunk_slabs_free(chunk_slabs *s);
+
 /** Log capacities a chunk_log_pool serves: 16 << class entries, classes below this. */
 #define CHUNK_LOG_CLASSES 9
 
@@ -36,12 +56,8 @@ typedef struct chunk {
  * machine. Blocks go back to their free list; slabs are freed with the pool.
  */
 typedef struct {
-    void **slabs;
-    size_t slab_count, slab_capacity;
-    uint8_t *carve; /* unused rest of the newest slab */
-    size_t carve_left;
+    chunk_slabs slabs;
     void *free_list[CHUNK_LOG_CLASSES];
-    size_t bytes; /* slab bytes held */
 } chunk_log_pool;
 
 /** A hash slot: the key beside the pointer, so probing never touches a chunk. */
@@ -68,12 +84,8 @@ typedef struct {
      * first-touch page faults of one 64 KiB malloc per chunk cost more than
      * decoding the chunk on a VM. Released buffers are reused, slabs freed with
      * the cache; chunks larger than half a slab use malloc. */
-    void **slabs;
-    size_t slab_count, slab_capacity;
-    uint8_t *carve; /* unused rest of the newest slab */
-    size_t carve_left;
-    void *free_list;   /* released buffers, linked through their first bytes */
-    size_t pool_bytes; /* slab bytes held */
+    chunk_slabs slabs;
+    void *free_list; /* released buffers, linked through their first bytes */
     /* Where the chunks' logs come from (chunk_log_pool_reserve) and go back to when a
      * chunk is removed or the cache freed; NULL: malloc (chunk_log_reserve). Kept by
      * chunk_cache_free. */

@@ -5,10 +5,15 @@
 #include "index/octree.h"
 #include "world.h"
 
+static uint64_t slabs_bytes(const chunk_slabs *s)
+{
+    return s->capacity * sizeof *s->slabs + s->bytes;
+}
+
 static uint64_t cache_bytes(const chunk_cache *c)
 {
     return (uint64_t)c->capacity * sizeof *c->slots + (uint64_t)c->count * sizeof(chunk) +
-           c->slab_capacity * sizeof *c->slabs + c->pool_bytes;
+           slabs_bytes(&c->slabs);
 }
 
 strata_status strata_world_memory(strata_world *w, strata_memory *out)
@@ -33,8 +38,7 @@ strata_status strata_world_memory(strata_world *w, strata_memory *out)
                     m->segment_count * sizeof *m->segments +
                     m->material_count * sizeof *m->materials;
     out->chunk_cache = cache_bytes(&w->owned) + cache_bytes(&w->committed_copies) +
-                       cache_bytes(&w->blind) + w->blind_logs.bytes +
-                       w->blind_logs.slab_capacity * sizeof *w->blind_logs.slabs;
+                       cache_bytes(&w->blind) + slabs_bytes(&w->blind_logs.slabs);
     out->routing = route_scratch_bytes(&w->route) + w->staged_capacity * sizeof *w->staged;
     index_memory(w->index, &out->index_own, &out->index_replicated, &out->index_cache);
     out->fixed = sizeof *w + chunk_scratch_size(w->edge) + chunk_encode_bound(w->edge);

@@ -193,7 +193,7 @@ static uint64_t reserve_bytes(const strata_world *w)
     uint64_t free_bytes = route_scratch_bytes(&w->route);
     for (int i = 0; i < 2; i++) {
         uint64_t used = c[i]->clean_bytes + c[i]->dirty_bytes;
-        free_bytes += c[i]->pool_bytes > used ? c[i]->pool_bytes - used : 0;
+        free_bytes += c[i]->slabs.bytes > used ? c[i]->slabs.bytes - used : 0;
     }
     return free_bytes;
 }

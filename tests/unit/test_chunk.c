@@ -357,9 +357,9 @@ START_TEST(buffer_pool_reuse)
                 ck_assert_ptr_ne(held[i], held[j]);
         }
         if (sizes[s] <= ((size_t)1 << 20))
-            ck_assert_uint_ge(c.pool_bytes, N * sizes[s]);
+            ck_assert_uint_ge(c.slabs.bytes, N * sizes[s]);
         else
-            ck_assert_uint_eq(c.pool_bytes, 0);
+            ck_assert_uint_eq(c.slabs.bytes, 0);
         uint16_t *released = held[7];
         chunk_buffer_put(&c, released);
         uint16_t *again = chunk_buffer_get(&c);
@@ -370,7 +370,7 @@ START_TEST(buffer_pool_reuse)
             chunk_buffer_put(&c, held[i]);
         chunk_buffer_put(&c, NULL);
         chunk_cache_free(&c);
-        ck_assert_uint_eq(c.pool_bytes, 0);
+        ck_assert_uint_eq(c.slabs.bytes, 0);
     }
 }
 END_TEST
@@ -397,7 +397,7 @@ START_TEST(log_pool_grow_release_reuse)
     ck_assert_uint_ge(a->log_capacity, 10000);
     for (uint32_t j = 0; j < 10000; j++)
         ck_assert_uint_eq(a->log[j], (uint64_t)j << 40 | (uint64_t)j << 16 | (uint16_t)(j * 7));
-    ck_assert_uint_gt(pool.bytes, 0);
+    ck_assert_uint_gt(pool.slabs.bytes, 0);
     /* a small log given back is the next of its size */
     ck_assert_int_eq(chunk_log_pool_reserve(&pool, b, 10, limit, NULL), STRATA_OK);
     uint64_t *first = b->log;
@@ -412,7 +412,7 @@ START_TEST(log_pool_grow_release_reuse)
     chunk_cache_free(&c);
     ck_assert_ptr_eq(c.logs, &pool);
     chunk_log_pool_free(&pool);
-    ck_assert_uint_eq(pool.bytes, 0);
+    ck_assert_uint_eq(pool.slabs.bytes, 0);
 }
 END_TEST
 
