@@ -95,15 +95,7 @@ static strata_update *make_batch(const reference *r, uint64_t round, int q, size
 static void run_round(strata_world *w, reference *r, uint64_t round)
 {
     uint64_t counts[2] = {0, 0};
-    strata_update *mine = NULL;
-    for (int q = 0; q < mt_size; q++) {
-        strata_update *u = make_batch(r, round, q, PER_RANK);
-        ref_apply(r, u, PER_RANK, counts);
-        if (q == mt_rank)
-            mine = u;
-        else
-            free(u);
-    }
+    strata_update *mine = ref_round_of(make_batch, r, round, mt_size, mt_rank, PER_RANK, counts);
     strata_batch_stats stats = {0};
     strata_status st = strata_update_batch(w, mine, PER_RANK, &stats);
     MT_CHECK(st == STRATA_OK, "round %" PRIu64 ": batch: %s", round, strata_last_error(w));

@@ -153,17 +153,21 @@ static inline strata_update *ref_batch(const reference *r, uint64_t round, int r
     return u;
 }
 
+/** A test's batch of n updates for rank `rank` in round `round` (as ref_batch). */
+typedef strata_update *(*ref_batch_fn)(const reference *r, uint64_t round, int rank, size_t n);
+
 /**
- * One round of `ranks` ranks: each rank's batch of n updates (ref_batch), replayed
- * into r in (rank, input order) with their counts added to counts[2]. Returns
- * rank `mine`'s batch (free() it), or NULL when mine < 0 (a rank that only replays).
+ * One round of `ranks` ranks: each rank's batch of n updates (made by `make`),
+ * replayed into r in (rank, input order) with their counts added to counts[2].
+ * Returns rank `mine`'s batch (free() it), or NULL when mine < 0 (a rank that only
+ * replays).
  */
-static inline strata_update *ref_round(reference *r, uint64_t round, int ranks, int mine, size_t n,
-                                       uint64_t counts[2])
+static inline strata_update *ref_round_of(ref_batch_fn make, reference *r, uint64_t round,
+                                          int ranks, int mine, size_t n, uint64_t counts[2])
 {
     strata_update *kept = NULL;
     for (int q = 0; q < ranks; q++) {
-        strata_update *u = ref_batch(r, round, q, n);
+        strata_update *u = make(r, round, q, n);
         ref_apply(r, u, n, counts);
         if (q == mine)
             kept = u;
@@ -171,6 +175,13 @@ static inline strata_update *ref_round(reference *r, uint64_t round, int ranks, 
             free(u);
     }
     return kept;
+}
+
+/** ref_round_of with ref_batch's batches. */
+static inline strata_update *ref_round(reference *r, uint64_t round, int ranks, int mine, size_t n,
+                                       uint64_t counts[2])
+{
+    return ref_round_of(ref_batch, r, round, ranks, mine, n, counts);
 }
 
 /** Position-weighted checksum of voxels [first, first + n) of the flat array. */
