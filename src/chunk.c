@@ -228,30 +228,6 @@ void chunk_cache_remove(chunk_cache *c, chunk *k)
     free(k);
 }
 
-strata_status chunk_log_reserve(chunk *k, size_t more, size_t limit, strata_error *err)
-{
-    if (k->whole)
-        return STRATA_OK;
-    if (k->log_count + more > limit) {
-        chunk_set_whole(k);
-        return STRATA_OK;
-    }
-    if (k->log_count + more <= k->log_capacity)
-        return STRATA_OK;
-    size_t capacity = k->log_capacity ? 2 * (size_t)k->log_capacity : 16;
-    while (capacity < k->log_count + more)
-        capacity *= 2;
-    if (capacity > limit)
-        capacity = limit;
-    uint64_t *grown = strata_realloc(k->log, capacity * sizeof *grown);
-    if (!grown)
-        return error_set(err, STRATA_ERR_NOMEM, "cannot log %zu changes of chunk key %llu",
-                         capacity, (unsigned long long)k->key);
-    k->log = grown;
-    k->log_capacity = (uint32_t)capacity;
-    return STRATA_OK;
-}
-
 /* The pool's class serving a log of capacity entries, or CHUNK_LOG_CLASSES (malloc). */
 static int log_class(size_t capacity)
 {
@@ -294,8 +270,16 @@ strata_status chunk_log_pool_reserve(chunk_log_pool *p, chunk *k, size_t more, s
     if (k->whole)
         return STRATA_OK;
     if (k->log_count + more > limit) {
-        chunk_log_pool_release(p, k);
-        k->whole = 1;
+        /* A blind entry has no voxels to be written whole: its callers load the chunk
+         * instead (world_blind_reserve), so reaching here is a caller's bug, refused
+         * rather than dropping the changes logged. */
+        if (k->blind)
+            return error_set(err, STRATA_ERR_ARG,
+                             "cannot log %zu more changes of blind chunk key %llu (%u logged)",
+                             more, (unsigned long long)k->key, k->log_count);
+        if (p)
+            chunk_log_pool_release(p, k);
+        chunk_set_whole(k);
         return STRATA_OK;
     }
     if (k->log_count + more <= k->log_capacity)
@@ -305,20 +289,28 @@ strata_status chunk_log_pool_reserve(chunk_log_pool *p, chunk *k, size_t more, s
         capacity *= 2;
     if (capacity > limit)
         capacity = limit;
-    int c = log_class(capacity);
-    uint64_t *grown =
-        c < CHUNK_LOG_CLASSES ? pool_get(p, c) : strata_malloc(capacity * sizeof *grown);
+    int c = p ? log_class(capacity) : CHUNK_LOG_CLASSES;
+    uint64_t *grown = c < CHUNK_LOG_CLASSES ? pool_get(p, c)
+                      : p                   ? strata_malloc(capacity * sizeof *grown)
+                                            : strata_realloc(k->log, capacity * sizeof *grown);
     if (!grown)
         return error_set(err, STRATA_ERR_NOMEM, "cannot log %zu changes of chunk key %llu",
                          capacity, (unsigned long long)k->key);
-    uint32_t count = k->log_count;
-    if (count)
-        memcpy(grown, k->log, count * sizeof *grown);
-    chunk_log_pool_release(p, k);
+    if (p) {
+        uint32_t count = k->log_count;
+        if (count)
+            memcpy(grown, k->log, count * sizeof *grown);
+        chunk_log_pool_release(p, k);
+        k->log_count = count;
+    }
     k->log = grown;
-    k->log_count = count;
     k->log_capacity = (uint32_t)(c < CHUNK_LOG_CLASSES ? (size_t)16 << c : capacity);
     return STRATA_OK;
+}
+
+strata_status chunk_log_reserve(chunk *k, size_t more, size_t limit, strata_error *err)
+{
+    return chunk_log_pool_reserve(NULL, k, more, limit, err);
 }
 
 void chunk_log_pool_free(chunk_log_pool *p)

@@ -151,7 +151,9 @@ static inline void chunk_log(chunk *k, uint32_t voxel, uint16_t material)
 }
 /** Forget k's changes (committed): no log, not whole. */
 void chunk_log_clear(chunk *k);
-/** chunk_log_reserve for a chunk whose log comes from pool p (its cache's `logs`). */
+/** chunk_log_reserve for a chunk whose log comes from pool p (its cache's `logs`; NULL:
+ *  malloc, as chunk_log_reserve). A blind entry (no voxels) past `limit` is refused
+ *  with STRATA_ERR_ARG, never marked whole: its changes would be lost. */
 strata_status chunk_log_pool_reserve(chunk_log_pool *p, chunk *k, size_t more, size_t limit,
                                      strata_error *err);
 /** Give k's log back to pool p: no log. */
