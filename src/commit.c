@@ -1061,8 +1061,10 @@ static void acknowledge_step(strata_world *w, int wrote, store_row *merged,
         chunk_set_dirty(&w->owned, dirty->items[i], 0);
         chunk_log_clear(dirty->items[i]); /* its changes are stored now */
     }
-    /* blind writes are stored now too (and empty entries a failed batch left) */
+    /* blind writes are stored now too (and empty entries a failed batch left); their
+     * logs' slabs go back to the system, so one large batch does not pin its peak */
     chunk_cache_free(&w->blind);
+    chunk_log_pool_free(&w->blind_logs);
     /* Copies of the previous commit would now read stale: drop them. */
     if (wrote)
         chunk_cache_free(&w->committed_copies);
