@@ -155,7 +155,6 @@ typedef struct {
     uint64_t arena_cap;
     size_t *round_start, round_cap;
     uint64_t mine, rounds; /* this rank's rounds; agreed: the most any rank needs */
-    int scatter;           /* simulation.scatter: out holds the whole box */
 } domain;
 
 static uint64_t box_size(const int64_t b[6])
@@ -206,7 +205,7 @@ static int domain_plan(const simulation *s, domain *d)
         if (i == 0 || held + v > ROUND_VOXELS)
             d->round_start[rounds++] = i, held = 0, arrays = 0;
         held += v;
-        arrays += v + (d->scatter ? v : box_size(d->blocks[i]));
+        arrays += v + (s->scatter ? v : box_size(d->blocks[i]));
         most = arrays > most ? arrays : most;
     }
     d->mine = rounds;
@@ -352,8 +351,8 @@ typedef struct {
 } step_plan;
 
 /* Read round `round`'s blocks with their halos. Collective. */
-static strata_status read_round(strata_world *w, domain *d, uint64_t round, uint64_t step,
-                                int failed, sim_totals *t)
+static strata_status read_round(strata_world *w, const simulation *s, domain *d, uint64_t round,
+                                uint64_t step, int failed, sim_totals *t)
 {
     size_t first = round < d->mine ? d->round_start[round] : d->n;
     size_t n = round < d->mine ? d->round_start[round + 1] - first : 0;
@@ -362,7 +361,7 @@ static strata_status read_round(strata_world *w, domain *d, uint64_t round, uint
         d->in[i] = at;
         at += box_size(d->boxes[i]);
         d->out[i] = at;
-        at += box_size(d->scatter ? d->boxes[i] : d->blocks[i]);
+        at += box_size(s->scatter ? d->boxes[i] : d->blocks[i]); /* scatter: out is the box */
     }
     strata_box_io_stats rs;
     /* A rank out of memory reads nothing; the write's agreement stops all. */
@@ -424,7 +423,7 @@ static strata_status step_once(strata_world *w, const simulation *s, domain *d, 
     p->changes.n = p->changes.bn = p->changes.used = 0;
     p->landed_n = 0;
     for (uint64_t round = 0; round < d->rounds && !st; round++) {
-        st = read_round(w, d, round, step, failed, t);
+        st = read_round(w, s, d, round, step, failed, t);
         double t0 = MPI_Wtime();
         const size_t first = round < d->mine ? d->round_start[round] : d->n;
         const size_t end = round < d->mine ? d->round_start[round + 1] : d->n;
@@ -755,7 +754,7 @@ int job_simulate(job *j, int argc, char **argv)
     const char *why;
     sim_totals t = {0};
     /* Active tiles: each block computes its own sources only (simulation.scatter). */
-    s.scatter = d.scatter = !all_blocks && s.process != SIM_NONE;
+    s.scatter = !all_blocks && s.process != SIM_NONE;
     int planned =
         !plan_run(w, j, &s, all_blocks, (int64_t)tile, &d, &plan, &activity, &t.tiles_all, &why);
     if (!planned) /* only this rank knows why: it speaks, whatever its rank */
