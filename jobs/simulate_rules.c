@@ -14,6 +14,8 @@
  */
 #include "simulate_rules.h"
 
+#include "alloc.h" /* STRATA_ALLOC_FAIL reaches the landings too */
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,7 +120,7 @@ static void land(const simulation *s, sim_region *r, int64_t x, int64_t y, int64
         return;
     if (r->landed_n == r->landed_cap) {
         size_t cap = r->landed_cap ? 2 * r->landed_cap : 64;
-        uint64_t *l = realloc(r->landed, cap * sizeof *l);
+        uint64_t *l = strata_realloc(r->landed, cap * sizeof *l);
         if (!l) {
             r->landed_failed = 1;
             return;
