@@ -655,26 +655,27 @@ static strata_status read_candidates(store *s, uint64_t first, uint64_t last, st
 {
     *all = NULL;
     *total = *capacity = 0;
-    for (size_t i = 0; i < s->count && first < last; i++) {
-        uint64_t begin, end;
+    if (first >= last || !s->count)
+        return STRATA_OK;
+    /* Each segment's row range, found once: a second search would read its fence
+     * blocks again, and the cache of STORE_CACHED_FENCES blocks cannot hold them all. */
+    uint64_t *range = strata_calloc(2 * s->count, sizeof *range);
+    if (!range)
+        return error_set(err, STRATA_ERR_NOMEM, "cannot hold the row ranges of %zu segments",
+                         s->count);
+    strata_status st = STRATA_OK;
+    for (size_t i = 0; i < s->count && !st; i++) {
         if (store_is_index_segment(s->segments[i].epoch))
             continue; /* applied below, once the data rows are known */
-        strata_status st = fence_range(s, &s->segments[i], first, last, &begin, &end, err);
-        if (st)
-            return st;
-        *capacity += end - begin;
+        st = fence_range(s, &s->segments[i], first, last, &range[2 * i], &range[2 * i + 1], err);
+        *capacity += range[2 * i + 1] - range[2 * i];
     }
-    if (*capacity && !(*all = strata_malloc(*capacity * sizeof **all)))
-        return error_set(err, STRATA_ERR_NOMEM, "cannot hold %zu chunk rows", *capacity);
-    strata_status st = STRATA_OK;
-    for (size_t i = 0; i < s->count && !st && first < last; i++) {
-        if (store_is_index_segment(s->segments[i].epoch))
-            continue;
-        uint64_t begin = 0, end = 0;
-        st = fence_range(s, &s->segments[i], first, last, &begin, &end, err);
-        uint64_t count = end - begin;
+    if (!st && *capacity && !(*all = strata_malloc(*capacity * sizeof **all)))
+        st = error_set(err, STRATA_ERR_NOMEM, "cannot hold %zu chunk rows", *capacity);
+    for (size_t i = 0; i < s->count && !st; i++) {
+        uint64_t begin = range[2 * i], count = range[2 * i + 1] - begin;
         store_row *got = *all + *total;
-        if (!st)
+        if (count) /* index segments and segments without rows in range: none */
             st = read_rows(s, &s->segments[i], begin, count, got, err);
         /* Keep the rows inside [first, last), compacting in place. */
         for (uint64_t j = 0; !st && j < count; j++)
@@ -684,6 +685,7 @@ static strata_status read_candidates(store *s, uint64_t first, uint64_t last, st
                 (*all)[(*total)++] = got[j];
             }
     }
+    free(range);
     return st;
 }
 
